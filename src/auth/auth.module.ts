@@ -1,0 +1,36 @@
+import { Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { AppConfig, APP_CONFIG } from '../config';
+import { AuthGuard } from './auth.guard';
+import { DevIssuer } from './dev-issuer';
+import { JwksController } from './jwks.controller';
+import { TokenVerifier } from './token-verifier';
+
+@Module({
+  controllers: [JwksController],
+  providers: [
+    {
+      provide: DevIssuer,
+      inject: [APP_CONFIG],
+      useFactory: async (config: AppConfig) =>
+        config.auth.mode === 'dev'
+          ? DevIssuer.open(config.dataDir, config.auth.issuer, config.auth.audience)
+          : null,
+    },
+    {
+      provide: TokenVerifier,
+      inject: [APP_CONFIG, DevIssuer],
+      useFactory: (config: AppConfig, dev: DevIssuer | null) =>
+        config.auth.mode === 'jwks'
+          ? TokenVerifier.forRemoteJwks(
+              config.auth.jwksUrl,
+              config.auth.issuer,
+              config.auth.audience,
+            )
+          : TokenVerifier.forJwks(dev!.jwks, dev!.issuer, dev!.audience),
+    },
+    { provide: APP_GUARD, useClass: AuthGuard },
+  ],
+  exports: [TokenVerifier],
+})
+export class AuthModule {}

@@ -1,0 +1,32 @@
+import { createParamDecorator, ExecutionContext, SetMetadata } from '@nestjs/common';
+import { GqlExecutionContext } from '@nestjs/graphql';
+import { Actor } from './actor';
+import { Role } from './roles';
+
+export const ROLES_KEY = 'custodia:roles';
+export const PUBLIC_KEY = 'custodia:public';
+
+/** The roles admitted to an operation; without it any authenticated caller is. */
+export const Roles = (...roles: Role[]) => SetMetadata(ROLES_KEY, roles);
+
+/** An operation that needs no token. */
+export const Public = () => SetMetadata(PUBLIC_KEY, true);
+
+export interface RequestWithActor {
+  headers: Record<string, string | string[] | undefined>;
+  actor?: Actor;
+}
+
+export function requestOf(context: ExecutionContext): RequestWithActor {
+  if (context.getType<string>() === 'graphql') {
+    return GqlExecutionContext.create(context).getContext<{ req: RequestWithActor }>().req;
+  }
+  return context.switchToHttp().getRequest<RequestWithActor>();
+}
+
+/** The verified caller of the current request (set by the AuthGuard). */
+export const CurrentActor = createParamDecorator((_data: unknown, context: ExecutionContext) => {
+  const actor = requestOf(context).actor;
+  if (!actor) throw new Error('CurrentActor used on an operation without authentication');
+  return actor;
+});

@@ -1,0 +1,107 @@
+// The `custodia` command line. Each command prints what a person needs and nothing else
+// (`token` prints only the token, so that `$(npx custodia token ...)` works).
+import { Command, InvalidArgumentError } from 'commander';
+import { DevIssuer, isRole, Role, ROLES } from './auth';
+import { AppConfig, ConfigError, loadConfig } from './config';
+import { startServer } from './server';
+
+function config(): AppConfig {
+  try {
+    return loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) fail(e.message);
+    throw e;
+  }
+}
+
+function fail(message: string): never {
+  process.stderr.write(`custodia: ${message}\n`);
+  process.exit(1);
+}
+
+async function serve(): Promise<void> {
+  const c = config();
+  const server = await startServer(c).catch((e: Error) => fail(`could not start: ${e.message}`));
+  const where = server.embeddedDatabase ? `embedded PostgreSQL in ${c.dataDir}` : 'DATABASE_URL';
+  console.log(
+    `Custodia API listening on ${server.url} (organisation ${c.orgId}, database: ${where})`,
+  );
+  console.log(`  GraphQL:  POST ${server.url}/graphql`);
+  console.log(`  Health:   ${server.url}/health    Metrics: ${server.url}/metrics`);
+  if (c.auth.mode === 'dev') {
+    console.log(`  Token:    npx custodia token --sub alice --role PATIENT`);
+    console.log(`            (dev issuer; its keys at ${server.url}/.well-known/jwks.json)`);
+  }
+  console.log('Press Ctrl-C to stop.');
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    console.log(`\n${signal}: stopping the API and the database…`);
+    server.stop().then(
+      () => process.exit(0),
+      (e: Error) => fail(`stopped with an error: ${e.message}`),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function token(opts: {
+  sub: string;
+  role: Role[];
+  org?: string;
+  ttl: string;
+}): Promise<void> {
+  const c = config();
+  if (c.auth.mode !== 'dev') {
+    fail(
+      'tokens come from your identity provider: AUTH_JWKS_URL is set, so the dev issuer is off.',
+    );
+  }
+  if (opts.role.length === 0) fail(`give at least one --role (${ROLES.join(', ')})`);
+  const issuer = await DevIssuer.open(c.dataDir, c.auth.issuer, c.auth.audience);
+  const jwt = await issuer
+    .sign({ sub: opts.sub, roles: opts.role, org: opts.org, ttl: opts.ttl })
+    .catch(() => fail(`--ttl ${JSON.stringify(opts.ttl)} is not a duration like 30m, 1h or 7d`));
+  process.stdout.write(jwt + '\n');
+}
+
+function role(value: string, previous: Role[]): Role[] {
+  const r = value.toUpperCase();
+  if (!isRole(r)) throw new InvalidArgumentError(`must be one of ${ROLES.join(', ')}`);
+  return [...previous, r];
+}
+
+function subject(value: string): string {
+  if (!/^\S{1,255}$/.test(value))
+    throw new InvalidArgumentError('must be 1–255 non-space characters');
+  return value;
+}
+
+export function program(): Command {
+  const cli = new Command('custodia').description(
+    'Custodia: patient-controlled health records with consent on a ledger',
+  );
+  cli
+    .command('serve')
+    .description('start the API (embedded PostgreSQL and ledger unless configured otherwise)')
+    .action(serve);
+  cli
+    .command('token')
+    .description('print a signed development JWT (embedded mode only)')
+    .requiredOption('--sub <id>', "the token's subject (user id)", subject)
+    .option('--role <role>', `a role, repeatable: ${ROLES.join(', ')}`, role, [] as Role[])
+    .option('--org <org>', 'organisation id claim')
+    .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d', '1h')
+    .action(token);
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  await program().parseAsync(argv);
+}
+
+if (require.main === module) {
+  main(process.argv).catch((e: Error) => fail(e.message));
+}

@@ -1,0 +1,83 @@
+// Maps every error leaving GraphQL to the contract's codes, in one place. Our own errors
+// keep their message; malformed queries become BAD_USER_INPUT; anything unexpected becomes
+// INTERNAL with a reference id, and its details go to the log (without the message, which
+// might quote data) rather than to the client.
+import { unwrapResolverError } from '@apollo/server/errors';
+import { HttpException } from '@nestjs/common';
+import { GraphQLError, GraphQLFormattedError } from 'graphql';
+import { randomUUID } from 'node:crypto';
+import { CustodiaError, ErrorCode } from './errors';
+
+const CLIENT_ERROR_CODES = new Set([
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_USER_INPUT',
+  'BAD_REQUEST',
+  'OPERATION_RESOLUTION_FAILURE',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'PERSISTED_QUERY_NOT_FOUND',
+]);
+
+const HTTP_STATUS_CODES: Record<number, ErrorCode> = {
+  400: 'BAD_USER_INPUT',
+  401: 'UNAUTHENTICATED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  413: 'BAD_USER_INPUT',
+};
+
+export interface ErrorLog {
+  error(obj: object, msg: string): void;
+}
+
+export function formatGraphQLError(log: ErrorLog) {
+  return (formatted: GraphQLFormattedError, error: unknown): GraphQLFormattedError => {
+    const original = unwrapResolverError(error);
+    const where = { path: formatted.path, locations: formatted.locations };
+    if (original instanceof CustodiaError) {
+      if (original.code === 'INTERNAL') log.error(describe(original), 'internal error');
+      return {
+        message: original.message,
+        ...where,
+        extensions: { code: original.code, ...original.details },
+      };
+    }
+    if (original instanceof HttpException && HTTP_STATUS_CODES[original.getStatus()]) {
+      return {
+        message: original.message,
+        ...where,
+        extensions: { code: HTTP_STATUS_CODES[original.getStatus()] },
+      };
+    }
+    const code = formatted.extensions?.code;
+    if (
+      typeof code === 'string' &&
+      CLIENT_ERROR_CODES.has(code) &&
+      original instanceof GraphQLError
+    ) {
+      return { message: formatted.message, ...where, extensions: { code: 'BAD_USER_INPUT' } };
+    }
+    const reference = randomUUID();
+    log.error({ ...describe(original), reference }, 'unexpected error');
+    return {
+      message: `Internal error (reference ${reference}); nothing was changed. Try again, and report the reference if it persists.`,
+      ...where,
+      extensions: { code: 'INTERNAL', reference },
+    };
+  };
+}
+
+/** A log entry for an error that keeps its kind and where it happened, not its message. */
+export function describe(e: unknown): Record<string, unknown> {
+  if (!(e instanceof Error)) return { errorType: typeof e };
+  const safeMessage = e instanceof CustodiaError ? e.message : undefined;
+  const extra = e as { code?: unknown; constraint?: unknown; routine?: unknown };
+  return {
+    errorType: e.name,
+    ...(safeMessage ? { errorMessage: safeMessage } : {}),
+    ...(typeof extra.code === 'string' ? { errorCode: extra.code } : {}),
+    ...(typeof extra.constraint === 'string' ? { constraint: extra.constraint } : {}),
+    stack: e.stack?.split('\n').slice(1, 8).join('\n'),
+  };
+}

@@ -1,0 +1,42 @@
+// Opaque keyset cursors over (createdAt, id): stable while rows are added, no OFFSET scans.
+import { BadUserInputError } from './errors';
+
+export const DEFAULT_PAGE_SIZE = 20;
+export const MAX_PAGE_SIZE = 100;
+
+export interface PagePosition {
+  createdAt: Date;
+  id: string;
+}
+
+export function pageSize(first: number | null | undefined): number {
+  if (first === undefined || first === null) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
+    throw new BadUserInputError(`first must be between 1 and ${MAX_PAGE_SIZE}`, 'first');
+  }
+  return first;
+}
+
+export function encodeCursor(p: PagePosition): string {
+  return Buffer.from(JSON.stringify([p.createdAt.getTime(), p.id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string | null | undefined): PagePosition | undefined {
+  if (cursor === undefined || cursor === null) return undefined;
+  try {
+    const [ms, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if (
+      Number.isSafeInteger(ms) &&
+      typeof id === 'string' &&
+      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)
+    ) {
+      return { createdAt: new Date(ms as number), id };
+    }
+  } catch {
+    // fall through
+  }
+  throw new BadUserInputError(
+    'after is not a cursor this API issued; pass the nextCursor of the previous page',
+    'after',
+  );
+}

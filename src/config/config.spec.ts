@@ -1,0 +1,60 @@
+import { ConfigError, DEV_AUDIENCE, DEV_ISSUER, loadConfig } from './config';
+
+const KEK = Buffer.alloc(32, 1).toString('base64');
+
+describe('configuration', () => {
+  it('defaults to embedded mode with the dev issuer', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({ port: 3000, databaseUrl: undefined, orgId: 'org1', kek: undefined });
+    expect(c.auth).toEqual({ mode: 'dev', issuer: DEV_ISSUER, audience: DEV_AUDIENCE });
+    expect(c.dataDir).toMatch(/\.data$/);
+  });
+
+  it('switches to an external database and JWKS when configured', () => {
+    const c = loadConfig({
+      DATABASE_URL: 'postgres://u:p@db:5432/custodia',
+      CUSTODIA_KEK: KEK,
+      AUTH_JWKS_URL: 'https://idp.example/jwks',
+      AUTH_ISSUER: 'https://idp.example/',
+      AUTH_AUDIENCE: 'custodia-api',
+      PORT: '8080',
+    });
+    expect(c.databaseUrl).toBe('postgres://u:p@db:5432/custodia');
+    expect(c.auth).toEqual({
+      mode: 'jwks',
+      jwksUrl: 'https://idp.example/jwks',
+      issuer: 'https://idp.example/',
+      audience: 'custodia-api',
+    });
+    expect(c.port).toBe(8080);
+  });
+
+  it.each([
+    [{ PORT: 'abc' }, 'Invalid configuration: PORT must be a port number'],
+    [{ PORT: '70000' }, 'Invalid configuration: PORT must be 0–65535'],
+    [
+      { DATABASE_URL: 'mysql://x@y/z', CUSTODIA_KEK: KEK },
+      'DATABASE_URL must be a postgres:// URL',
+    ],
+    [{ DATABASE_URL: 'postgres://u@h/db' }, 'CUSTODIA_KEK is required when DATABASE_URL is set'],
+    [{ AUTH_JWKS_URL: 'https://idp/jwks' }, 'AUTH_ISSUER is required when AUTH_JWKS_URL is set'],
+    [{ AUTH_JWKS_URL: 'not a url' }, 'AUTH_JWKS_URL must be a URL'],
+    [{ ORG_ID: 'has space' }, 'ORG_ID must be'],
+    [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+  ])('stops on a bad value with one line naming the variable: %j', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('never echoes a malformed key', () => {
+    const secret = 'c2VjcmV0LWtleS1tYXRlcmlhbA==';
+    try {
+      loadConfig({ CUSTODIA_KEK: secret });
+      throw new Error('expected a ConfigError');
+    } catch (e) {
+      expect(String(e)).toContain('CUSTODIA_KEK must be 32 bytes');
+      expect(String(e)).not.toContain(secret);
+      expect(String(e).split('\n')).toHaveLength(1);
+    }
+  });
+});

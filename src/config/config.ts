@@ -1,0 +1,125 @@
+// The typed, validated environment. Embedded mode is what you get with no configuration:
+// an embedded PostgreSQL and dev token issuer under CUSTODIA_DATA_DIR. A bad value stops
+// start-up with one line naming the variable (and never echoing a secret).
+import { resolve } from 'node:path';
+import { z } from 'zod';
+
+const optional = (schema: z.ZodString) =>
+  z.preprocess(
+    (v) => (typeof v === 'string' && v.trim() === '' ? undefined : v),
+    schema.optional(),
+  );
+
+const url = (what: string) =>
+  z.string().refine((v) => URL.canParse(v), { message: `must be a URL (${what})` });
+
+const envSchema = z
+  .object({
+    PORT: z.coerce
+      .number({ message: 'must be a port number' })
+      .int('must be a whole number')
+      .min(0, 'must be 0–65535')
+      .max(65535, 'must be 0–65535')
+      .default(3000),
+    HOST: z.string().default('0.0.0.0'),
+    CUSTODIA_DATA_DIR: z.string().min(1).default('./.data'),
+    DATABASE_URL: optional(
+      url('postgres://user:password@host:5432/db').refine(
+        (v) => /^postgres(ql)?:$/.test(new URL(v).protocol),
+        {
+          message: 'must be a postgres:// URL',
+        },
+      ),
+    ),
+    AUTH_JWKS_URL: optional(url('the identity provider JWKS endpoint')),
+    AUTH_ISSUER: optional(z.string()),
+    AUTH_AUDIENCE: optional(z.string()),
+    CUSTODIA_KEK: optional(
+      z.string().regex(/^([A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, {
+        message: 'must be 32 bytes, base64- or hex-encoded (e.g. `openssl rand -base64 32`)',
+      }),
+    ),
+    ORG_ID: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 letters, digits, dot, dash or underscore')
+      .default('org1'),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
+    NODE_ENV: z.string().optional(),
+  })
+  .superRefine((env, ctx) => {
+    if (env.DATABASE_URL && !env.CUSTODIA_KEK) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['CUSTODIA_KEK'],
+        message:
+          'is required when DATABASE_URL is set (the embedded KEK file is for embedded mode only)',
+      });
+    }
+    if (env.AUTH_JWKS_URL && (!env.AUTH_ISSUER || !env.AUTH_AUDIENCE)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.AUTH_ISSUER ? 'AUTH_AUDIENCE' : 'AUTH_ISSUER'],
+        message: 'is required when AUTH_JWKS_URL is set',
+      });
+    }
+  });
+
+export interface AppConfig {
+  port: number;
+  host: string;
+  dataDir: string;
+  /** External PostgreSQL; absent means the embedded one under dataDir. */
+  databaseUrl?: string;
+  auth:
+    | { mode: 'dev'; issuer: string; audience: string }
+    | { mode: 'jwks'; jwksUrl: string; issuer: string; audience: string };
+  /** The KEK as configured (base64/hex); absent in embedded mode means the data-dir file. */
+  kek?: string;
+  orgId: string;
+  logLevel: string;
+  production: boolean;
+}
+
+export const DEV_ISSUER = 'urn:custodia:dev-issuer';
+export const DEV_AUDIENCE = 'custodia';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const parsed = envSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`Invalid configuration: ${variable} ${issue.message}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    host: e.HOST,
+    dataDir: resolve(e.CUSTODIA_DATA_DIR),
+    databaseUrl: e.DATABASE_URL,
+    auth: e.AUTH_JWKS_URL
+      ? {
+          mode: 'jwks',
+          jwksUrl: e.AUTH_JWKS_URL,
+          issuer: e.AUTH_ISSUER!,
+          audience: e.AUTH_AUDIENCE!,
+        }
+      : {
+          mode: 'dev',
+          issuer: e.AUTH_ISSUER ?? DEV_ISSUER,
+          audience: e.AUTH_AUDIENCE ?? DEV_AUDIENCE,
+        },
+    kek: e.CUSTODIA_KEK,
+    orgId: e.ORG_ID,
+    logLevel: e.LOG_LEVEL,
+    production: e.NODE_ENV === 'production',
+  };
+}

@@ -1,0 +1,2 @@
+export * from './config';
+export { APP_CONFIG, ConfigModule, InjectConfig } from './config.module';

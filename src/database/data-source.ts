@@ -1,0 +1,26 @@
+import { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
+import { MIGRATIONS } from '../../migrations';
+import { OrganizationEntity, PatientEntity, UserEntity } from '../patients/patient.entity';
+import { DataKeyEntity } from '../records/crypto/data-key.entity';
+import { RecordEntity } from '../records/record.entity';
+
+export const ENTITIES = [
+  OrganizationEntity,
+  PatientEntity,
+  UserEntity,
+  DataKeyEntity,
+  RecordEntity,
+];
+
+export function dataSourceOptions(url: string): PostgresConnectionOptions {
+  return {
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTransactionMode: 'each',
+    synchronize: false,
+    logging: false,
+    extra: { max: 10, application_name: 'custodia' },
+  };
+}

@@ -1,0 +1,3 @@
+export { DatabaseModule } from './database.module';
+export { dataSourceOptions, ENTITIES } from './data-source';
+export { EmbeddedPostgresServer, freePort } from './embedded-postgres';

@@ -1,0 +1,3 @@
+export { loggingParams, REDACT_PATHS } from './logging';
+export { Metrics } from './metrics';
+export { ObservabilityModule } from './observability.module';

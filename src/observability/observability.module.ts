@@ -1,0 +1,16 @@
+import { MiddlewareConsumer, Module, NestModule } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { HttpMetricsMiddleware, Metrics } from './metrics';
+import { ObservabilityController } from './observability.controller';
+
+@Module({
+  imports: [TerminusModule.forRoot({ logger: false })],
+  controllers: [ObservabilityController],
+  providers: [Metrics],
+  exports: [Metrics],
+})
+export class ObservabilityModule implements NestModule {
+  configure(consumer: MiddlewareConsumer): void {
+    consumer.apply(HttpMetricsMiddleware).forRoutes('*path');
+  }
+}

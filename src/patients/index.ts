@@ -1,0 +1,3 @@
+export { OrganizationEntity, PatientEntity, UserEntity } from './patient.entity';
+export { PatientsModule } from './patients.module';
+export { PatientsService } from './patients.service';

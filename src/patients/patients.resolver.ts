@@ -1,0 +1,45 @@
+import { Args, ID, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { Actor, CurrentActor, Roles } from '../auth';
+import { ActorModel, PatientModel } from './patient.model';
+import { PatientsService } from './patients.service';
+
+@Resolver(() => PatientModel)
+export class PatientsResolver {
+  constructor(private readonly patients: PatientsService) {}
+
+  @Query(() => ActorModel, { description: 'The caller, as their token and profile say.' })
+  async me(@CurrentActor() actor: Actor): Promise<ActorModel> {
+    return {
+      id: actor.id,
+      roles: actor.roles,
+      organizationId: actor.organizationId ?? null,
+      patientId: await this.patients.patientIdOf(actor),
+    };
+  }
+
+  @Query(() => PatientModel, { nullable: true })
+  patient(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
+    return this.patients.get(actor, id);
+  }
+
+  @Roles('PATIENT')
+  @Mutation(() => PatientModel, {
+    description:
+      "The calling PATIENT user's own profile, linked to the token's subject; idempotent.",
+  })
+  registerPatient(
+    @CurrentActor() actor: Actor,
+    @Args('displayName', { type: () => String, nullable: true }) displayName?: string | null,
+    @Args('organizationId', { type: () => ID, nullable: true }) organizationId?: string | null,
+  ) {
+    return this.patients.register(actor, displayName, organizationId);
+  }
+
+  @Roles('PATIENT')
+  @Mutation(() => PatientModel, {
+    description: 'Allow or refuse emergency (break-glass) access to your records.',
+  })
+  setEmergencyAccess(@CurrentActor() actor: Actor, @Args('allow') allow: boolean) {
+    return this.patients.setEmergencyAccess(actor, allow);
+  }
+}

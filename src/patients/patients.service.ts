@@ -1,0 +1,168 @@
+import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { DataSource, EntityManager } from 'typeorm';
+import { Actor } from '../auth';
+import { BadUserInputError, InternalError, NotFoundError } from '../common/errors';
+import { AppConfig, InjectConfig } from '../config';
+import { DataKeyRing, openField, sealField } from '../records/crypto';
+import { OrganizationEntity, PatientEntity, UserEntity } from './patient.entity';
+import { PatientModel } from './patient.model';
+
+const DISPLAY_NAME = 'patient.displayName';
+const MAX_DISPLAY_NAME = 200;
+
+@Injectable()
+export class PatientsService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(PatientsService.name);
+  /** subject → patient id; only links that exist are cached (they never change but by erasure). */
+  private readonly links = new Map<string, string>();
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly keys: DataKeyRing,
+    @InjectConfig() private readonly config: AppConfig,
+  ) {}
+
+  /** This instance's own organisation always exists. */
+  async onApplicationBootstrap(): Promise<void> {
+    await this.db
+      .createQueryBuilder()
+      .insert()
+      .into(OrganizationEntity)
+      .values({ id: this.config.orgId, name: this.config.orgId })
+      .orIgnore()
+      .execute();
+  }
+
+  /** The patient profile linked to the caller's identity, if any. */
+  async patientIdOf(actor: Actor): Promise<string | null> {
+    const cached = this.links.get(actor.id);
+    if (cached) return cached;
+    const user = await this.db.getRepository(UserEntity).findOneBy({ subject: actor.id });
+    if (user?.patientId) this.links.set(actor.id, user.patientId);
+    return user?.patientId ?? null;
+  }
+
+  /** Like patientIdOf, for operations that need a registered patient. */
+  async requirePatientId(actor: Actor): Promise<string> {
+    const id = await this.patientIdOf(actor);
+    if (!id) {
+      throw new NotFoundError(
+        'No patient profile is linked to this account yet; call registerPatient first.',
+      );
+    }
+    return id;
+  }
+
+  /** Creates the caller's patient profile, or returns (and updates) the existing one. */
+  async register(
+    actor: Actor,
+    displayName: string | null | undefined,
+    organizationId: string | null | undefined,
+  ): Promise<PatientModel> {
+    const name =
+      displayName === undefined || displayName === null ? undefined : checkName(displayName);
+    const existingId = await this.patientIdOf(actor);
+    if (existingId) return this.updateExisting(existingId, name, organizationId);
+    const orgId = organizationId ?? actor.organizationId ?? this.config.orgId;
+    try {
+      const id = await this.db.transaction(async (m) => {
+        await this.requireOrganization(m, orgId);
+        const id = randomUUID();
+        await m
+          .getRepository(PatientEntity)
+          .insert({ id, organizationId: orgId, allowEmergencyAccess: true });
+        if (name !== undefined) await this.storeName(m, id, name);
+        await m.getRepository(UserEntity).insert({ subject: actor.id, patientId: id });
+        return id;
+      });
+      this.links.set(actor.id, id);
+      return this.load(id);
+    } catch (e) {
+      // A concurrent call for the same subject registered first: answer with its profile.
+      if ((e as { code?: string }).code === '23505' && (await this.patientIdOf(actor))) {
+        return this.register(actor, displayName, organizationId);
+      }
+      throw e;
+    }
+  }
+
+  async get(actor: Actor, id: string): Promise<PatientModel> {
+    // Only the patient sees their profile for now; a missing and a foreign id look the same.
+    if ((await this.patientIdOf(actor)) !== id) throw new NotFoundError('No patient with that id.');
+    return this.load(id);
+  }
+
+  async setEmergencyAccess(actor: Actor, allow: boolean): Promise<PatientModel> {
+    const id = await this.requirePatientId(actor);
+    await this.db.getRepository(PatientEntity).update({ id }, { allowEmergencyAccess: allow });
+    return this.load(id);
+  }
+
+  private async updateExisting(
+    id: string,
+    name: string | undefined,
+    organizationId: string | null | undefined,
+  ): Promise<PatientModel> {
+    const current = await this.db.getRepository(PatientEntity).findOneByOrFail({ id });
+    if (organizationId && organizationId !== current.organizationId) {
+      throw new BadUserInputError(
+        'This patient is already registered with another organisation; organizationId cannot change.',
+        'organizationId',
+      );
+    }
+    if (name !== undefined) await this.db.transaction((m) => this.storeName(m, id, name));
+    return this.load(id);
+  }
+
+  private async requireOrganization(m: EntityManager, id: string): Promise<void> {
+    if (!(await m.getRepository(OrganizationEntity).existsBy({ id }))) {
+      throw new BadUserInputError(`Unknown organisation ${JSON.stringify(id)}.`, 'organizationId');
+    }
+  }
+
+  private async storeName(m: EntityManager, id: string, name: string): Promise<void> {
+    const dek = await this.keys.liveKey(id, m);
+    await m
+      .getRepository(PatientEntity)
+      .update({ id }, { displayNameSealed: sealField(dek.key, DISPLAY_NAME, id, name) });
+  }
+
+  private async load(id: string): Promise<PatientModel> {
+    const row = await this.db.getRepository(PatientEntity).findOneByOrFail({ id });
+    return {
+      id: row.id,
+      organizationId: row.organizationId,
+      allowEmergencyAccess: row.allowEmergencyAccess,
+      createdAt: row.createdAt,
+      displayName: row.displayNameSealed ? await this.openName(row) : null,
+    };
+  }
+
+  private async openName(row: PatientEntity): Promise<string> {
+    try {
+      const dek = await this.keys.liveKey(row.id);
+      return openField(dek.key, DISPLAY_NAME, row.id, row.displayNameSealed!);
+    } catch (e) {
+      this.logger.error(
+        { patientId: row.id, errorType: (e as Error).name },
+        'display name unreadable',
+      );
+      throw new InternalError(
+        'This patient profile failed its integrity check and was not returned. Report this to your administrator.',
+      );
+    }
+  }
+}
+
+function checkName(value: string): string {
+  const name = value.trim();
+  if (name.length === 0 || name.length > MAX_DISPLAY_NAME) {
+    throw new BadUserInputError(
+      `displayName must be 1–${MAX_DISPLAY_NAME} characters`,
+      'displayName',
+    );
+  }
+  return name;
+}

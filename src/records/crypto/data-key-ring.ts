@@ -1,0 +1,97 @@
+// Holds each patient's data key: created on first use, stored wrapped by the KEK, unwrapped
+// on demand and kept in a bounded in-memory cache (unwrapping is cheap; the row read is not).
+// Destroying a patient's keys (crypto-shredding) makes every ciphertext of theirs unreadable.
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { createSecretKey, KeyObject, randomUUID } from 'node:crypto';
+import { DataSource, EntityManager, IsNull } from 'typeorm';
+import { DataKeyEntity } from './data-key.entity';
+import { newDataKey, unwrapDataKey, wrapDataKey } from './key-wrap';
+
+export interface DataKey {
+  id: string;
+  key: KeyObject;
+}
+
+/** Thrown when a key is missing or destroyed: the data it protected is gone for good. */
+export class DataKeyUnavailableError extends Error {
+  constructor(readonly keyId: string) {
+    super(`data key ${keyId} is missing or destroyed`);
+    this.name = 'DataKeyUnavailableError';
+  }
+}
+
+/** The key-encryption key, as a KeyObject (see records/crypto/key-wrap). */
+export const KEK = Symbol('KEK');
+
+const CACHE_LIMIT = 10_000;
+
+@Injectable()
+export class DataKeyRing {
+  private readonly cache = new Map<string, { patientId: string; key: KeyObject }>();
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(KEK) private readonly kek: KeyObject,
+  ) {}
+
+  /** The patient's live key, created (inside `manager`'s transaction, if given) when absent. */
+  async liveKey(patientId: string, manager: EntityManager = this.db.manager): Promise<DataKey> {
+    const repo = manager.getRepository(DataKeyEntity);
+    const existing = await repo.findOneBy({ patientId, destroyedAt: IsNull() });
+    if (existing) return { id: existing.id, key: this.unwrap(existing) };
+    const id = randomUUID();
+    const raw = newDataKey();
+    try {
+      // One live key per patient (a partial unique index): a concurrent creator wins.
+      const rows: unknown[] = await manager.query(
+        `INSERT INTO data_keys (id, patient_id, wrapped_key) VALUES ($1, $2, $3)
+         ON CONFLICT DO NOTHING RETURNING id`,
+        [id, patientId, wrapDataKey(this.kek, raw, id, patientId)],
+      );
+      if (rows.length === 0) return this.liveKey(patientId, manager);
+      const key = createSecretKey(raw);
+      this.remember(id, patientId, key);
+      return { id, key };
+    } finally {
+      raw.fill(0);
+    }
+  }
+
+  /** The key that sealed a record, checked to belong to `patientId`. */
+  async key(keyId: string, patientId: string): Promise<KeyObject> {
+    const cached = this.cache.get(keyId);
+    if (cached) {
+      if (cached.patientId !== patientId) throw new DataKeyUnavailableError(keyId);
+      return cached.key;
+    }
+    const row = await this.db.getRepository(DataKeyEntity).findOneBy({ id: keyId });
+    if (!row || row.patientId !== patientId) throw new DataKeyUnavailableError(keyId);
+    return this.unwrap(row);
+  }
+
+  /** Crypto-shredding: the wrapped keys are overwritten and forgotten. */
+  async destroyPatientKeys(
+    patientId: string,
+    manager: EntityManager = this.db.manager,
+  ): Promise<void> {
+    await manager
+      .getRepository(DataKeyEntity)
+      .update({ patientId, destroyedAt: IsNull() }, { wrappedKey: null, destroyedAt: new Date() });
+    for (const [id, entry] of this.cache) if (entry.patientId === patientId) this.cache.delete(id);
+  }
+
+  private unwrap(row: DataKeyEntity): KeyObject {
+    const cached = this.cache.get(row.id);
+    if (cached && cached.patientId === row.patientId) return cached.key;
+    if (!row.wrappedKey) throw new DataKeyUnavailableError(row.id);
+    const key = unwrapDataKey(this.kek, row.wrappedKey, row.id, row.patientId);
+    this.remember(row.id, row.patientId, key);
+    return key;
+  }
+
+  private remember(id: string, patientId: string, key: KeyObject): void {
+    if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(id, { patientId, key });
+  }
+}

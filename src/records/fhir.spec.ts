@@ -1,0 +1,125 @@
+import { BadUserInputError } from '../common/errors';
+import { deriveCategory, labelledRestricted, validatePatientResource } from './fhir';
+
+const P = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
+const glucose = {
+  resourceType: 'Observation',
+  status: 'final',
+  category: [
+    {
+      coding: [
+        {
+          system: 'http://terminology.hl7.org/CodeSystem/observation-category',
+          code: 'laboratory',
+        },
+      ],
+    },
+  ],
+  code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+  valueQuantity: { value: 5.4, unit: 'mmol/L' },
+};
+
+function inputError(fn: () => unknown): BadUserInputError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(BadUserInputError);
+    return e as BadUserInputError;
+  }
+  throw new Error('expected BAD_USER_INPUT');
+}
+
+describe('FHIR resources', () => {
+  it('accepts a valid Observation and sets its subject to the owner', () => {
+    const r = validatePatientResource(glucose, P);
+    expect(r.subject).toEqual({ reference: `Patient/${P}` });
+    expect(glucose).not.toHaveProperty('subject');
+  });
+
+  it('accepts a subject that already names the owner', () => {
+    const r = validatePatientResource({ ...glucose, subject: { reference: `Patient/${P}` } }, P);
+    expect(r.subject).toEqual({ reference: `Patient/${P}` });
+  });
+
+  it('rejects a subject naming another patient', () => {
+    const e = inputError(() =>
+      validatePatientResource({ ...glucose, subject: { reference: 'Patient/someone-else' } }, P),
+    );
+    expect(e.details.field).toBe('input.resource.subject');
+  });
+
+  it('binds resources whose owner element is `patient`', () => {
+    const allergy = validatePatientResource(
+      {
+        resourceType: 'AllergyIntolerance',
+        clinicalStatus: {
+          coding: [
+            {
+              system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical',
+              code: 'active',
+            },
+          ],
+        },
+        code: { text: 'penicillin' },
+      },
+      P,
+    );
+    expect(allergy.patient).toEqual({ reference: `Patient/${P}` });
+  });
+
+  it('gives a Patient resource the owner id', () => {
+    expect(
+      validatePatientResource({ resourceType: 'Patient', birthDate: '1970-01-01' }, P).id,
+    ).toBe(P);
+    inputError(() => validatePatientResource({ resourceType: 'Patient', id: 'other' }, P));
+  });
+
+  it('rejects an unknown resource type', () => {
+    const e = inputError(() => validatePatientResource({ resourceType: 'Spaceship' }, P));
+    expect(e.details.field).toBe('input.resource.resourceType');
+  });
+
+  it('rejects types that cannot belong to a patient', () => {
+    inputError(() => validatePatientResource({ resourceType: 'Organization', name: 'x' }, P));
+  });
+
+  it('rejects invalid FHIR and names the path without echoing values', () => {
+    const secret = 'Jane Q. Public';
+    const e = inputError(() =>
+      validatePatientResource(
+        { ...glucose, status: undefined, valueQuantity: { value: secret } },
+        P,
+      ),
+    );
+    expect(e.message).toContain('Observation.status');
+    expect(e.message).not.toContain(secret);
+    expect(e.details.field).toBe('input.resource.status');
+  });
+
+  it('rejects properties FHIR does not define', () => {
+    const e = inputError(() => validatePatientResource({ ...glucose, nickname: 'x' }, P));
+    expect(e.message).toContain('nickname');
+  });
+
+  it.each([[null], [[]], ['Observation'], [42]])('rejects a non-object resource %j', (v) => {
+    inputError(() => validatePatientResource(v, P));
+  });
+
+  it('derives the category from the first coded category', () => {
+    expect(deriveCategory(glucose as never)).toBe('laboratory');
+    expect(deriveCategory({ resourceType: 'Patient' })).toBeNull();
+  });
+
+  it('reads R and V confidentiality labels as restricted', () => {
+    const label = (code: string) => ({
+      resourceType: 'Condition',
+      meta: {
+        security: [{ system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code }],
+      },
+    });
+    expect(labelledRestricted(label('R'))).toBe(true);
+    expect(labelledRestricted(label('V'))).toBe(true);
+    expect(labelledRestricted(label('N'))).toBe(false);
+    expect(labelledRestricted({ resourceType: 'Condition' })).toBe(false);
+  });
+});

@@ -1,0 +1,3 @@
+export { RecordEntity } from './record.entity';
+export { RecordsModule } from './records.module';
+export { RecordsService } from './records.service';

@@ -1,0 +1,57 @@
+import { Column, Entity, PrimaryColumn } from 'typeorm';
+
+export type Sensitivity = 'NORMAL' | 'RESTRICTED';
+export type AnchorState = 'PENDING' | 'ANCHORED';
+
+/** One encrypted FHIR resource of a patient; the plaintext exists only in memory. */
+@Entity('records')
+export class RecordEntity {
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Column('uuid', { name: 'patient_id' })
+  patientId!: string;
+
+  @Column('integer')
+  version!: number;
+
+  @Column('text', { name: 'resource_type' })
+  resourceType!: string;
+
+  @Column('text', { nullable: true })
+  category!: string | null;
+
+  @Column('text')
+  sensitivity!: Sensitivity;
+
+  @Column('uuid', { name: 'key_id' })
+  keyId!: string;
+
+  @Column('bytea')
+  iv!: Buffer;
+
+  @Column('bytea', { name: 'auth_tag' })
+  authTag!: Buffer;
+
+  @Column('bytea')
+  ciphertext!: Buffer;
+
+  @Column('char', { name: 'content_hash', length: 64 })
+  contentHash!: string;
+
+  @Column('text', { name: 'anchor_state', default: 'PENDING' })
+  anchorState!: AnchorState;
+
+  @Column('char', { name: 'anchored_hash', length: 64, nullable: true })
+  anchoredHash!: string | null;
+
+  @Column('text', { name: 'ledger_tx_id', nullable: true })
+  ledgerTxId!: string | null;
+
+  // Set by the service in whole milliseconds, so that page cursors round-trip exactly.
+  @Column('timestamptz', { name: 'created_at' })
+  createdAt!: Date;
+
+  @Column('timestamptz', { name: 'updated_at' })
+  updatedAt!: Date;
+}

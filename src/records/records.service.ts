@@ -1,0 +1,192 @@
+// Encrypted FHIR records: validated, sealed with the patient's data key, listed in keyset
+// pages, opened and checked on the way out. Who may read is decided before any row is
+// loaded; until the consent issue lands, a patient reads and writes only their own records.
+import { Injectable, Logger } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { Brackets, DataSource } from 'typeorm';
+import { Actor, hasRole } from '../auth';
+import {
+  BadUserInputError,
+  ConsentRequiredError,
+  InternalError,
+  NotFoundError,
+} from '../common/errors';
+import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
+import { PatientsService } from '../patients';
+import { contentHash, DataKeyRing, openRecord, sealRecord } from './crypto';
+import { deriveCategory, labelledRestricted, validatePatientResource } from './fhir';
+import { RecordEntity } from './record.entity';
+import {
+  CreateRecordInput,
+  HealthRecordModel,
+  IntegrityStatus,
+  RecordPageModel,
+  SensitivityEnum,
+} from './record.model';
+
+export interface RecordFilter {
+  resourceType?: string | null;
+  category?: string | null;
+  first?: number | null;
+  after?: string | null;
+}
+
+const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+@Injectable()
+export class RecordsService {
+  private readonly logger = new Logger(RecordsService.name);
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly patients: PatientsService,
+    private readonly keys: DataKeyRing,
+  ) {}
+
+  async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
+    const own = await this.patients.requirePatientId(actor);
+    if (input.patientId && input.patientId !== own) {
+      throw new ConsentRequiredError(
+        "You may only add records to your own patient profile; writing to another patient's record needs their consent.",
+      );
+    }
+    const resource = validatePatientResource(input.resource, own);
+    const category = input.category ?? deriveCategory(resource);
+    if (category !== null && !CATEGORY.test(category)) {
+      throw new BadUserInputError(
+        'category must be a code of 1–64 letters, digits or . _ : / -',
+        'input.category',
+      );
+    }
+    const restricted =
+      labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
+    const now = new Date();
+    const row = await this.db.transaction(async (m) => {
+      const dek = await this.keys.liveKey(own, m);
+      const id = randomUUID();
+      const version = 1;
+      const sealed = sealRecord(dek.key, { recordId: id, patientId: own, version }, resource);
+      const entity: RecordEntity = {
+        id,
+        patientId: own,
+        version,
+        resourceType: resource.resourceType,
+        category,
+        sensitivity: restricted ? 'RESTRICTED' : 'NORMAL',
+        keyId: dek.id,
+        iv: sealed.iv,
+        authTag: sealed.tag,
+        ciphertext: sealed.ciphertext,
+        contentHash: sealed.contentHash,
+        anchorState: 'PENDING',
+        anchoredHash: null,
+        ledgerTxId: null,
+        createdAt: now,
+        updatedAt: now,
+      };
+      await m.getRepository(RecordEntity).insert(entity);
+      return entity;
+    });
+    return this.toModel(row, resource, IntegrityStatus.PENDING);
+  }
+
+  async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<RecordPageModel> {
+    const size = pageSize(filter.first);
+    const after = decodeCursor(filter.after);
+    await this.authorizeRead(actor, patientId);
+    const q = this.db
+      .getRepository(RecordEntity)
+      .createQueryBuilder('r')
+      .where('r.patient_id = :patientId', { patientId })
+      .orderBy('r.created_at', 'DESC')
+      .addOrderBy('r.id', 'DESC')
+      .limit(size + 1);
+    if (filter.resourceType) q.andWhere('r.resource_type = :type', { type: filter.resourceType });
+    if (filter.category) q.andWhere('r.category = :category', { category: filter.category });
+    if (after) {
+      q.andWhere(
+        new Brackets((w) =>
+          w
+            .where('r.created_at < :at', { at: after.createdAt })
+            .orWhere('r.created_at = :at AND r.id < :id', { id: after.id }),
+        ),
+      );
+    }
+    const rows = await q.getMany();
+    const page = rows.slice(0, size);
+    const items = await Promise.all(page.map((r) => this.open(r)));
+    const last = page[page.length - 1];
+    return { items, nextCursor: rows.length > size && last ? encodeCursor(last) : null };
+  }
+
+  async get(actor: Actor, id: string): Promise<HealthRecordModel> {
+    const notFound = new NotFoundError('No record with that id.');
+    if (!UUID.test(id)) throw notFound;
+    const row = await this.db.getRepository(RecordEntity).findOneBy({ id });
+    // A record the caller may not read answers exactly as one that does not exist.
+    if (!row || !(await this.mayRead(actor, row.patientId))) throw notFound;
+    return this.open(row);
+  }
+
+  private async authorizeRead(actor: Actor, patientId: string): Promise<void> {
+    if (!(await this.mayRead(actor, patientId))) {
+      throw new ConsentRequiredError(
+        "No active consent lets you read this patient's records. Ask the patient to grant access.",
+      );
+    }
+  }
+
+  private async mayRead(actor: Actor, patientId: string): Promise<boolean> {
+    return hasRole(actor, 'PATIENT') && (await this.patients.patientIdOf(actor)) === patientId;
+  }
+
+  /** Decrypts and checks a row; an altered row fails loudly instead of returning wrong data. */
+  private async open(row: RecordEntity): Promise<HealthRecordModel> {
+    let opened;
+    try {
+      const dek = await this.keys.key(row.keyId, row.patientId);
+      opened = openRecord(
+        dek,
+        { recordId: row.id, patientId: row.patientId, version: row.version },
+        { iv: row.iv, tag: row.authTag, ciphertext: row.ciphertext },
+      );
+    } catch (e) {
+      this.logger.error({ recordId: row.id, errorType: (e as Error).name }, 'record unreadable');
+      throw new InternalError(
+        `Record ${row.id} failed its integrity check and was not returned: its stored ciphertext or binding was altered. Report this to your administrator.`,
+      );
+    }
+    let integrity = IntegrityStatus.PENDING;
+    if (row.anchorState === 'ANCHORED') {
+      const actual = contentHash(opened.salt, opened.resource);
+      integrity =
+        actual === row.anchoredHash && actual === row.contentHash
+          ? IntegrityStatus.VERIFIED
+          : IntegrityStatus.MISMATCH;
+    }
+    return this.toModel(row, opened.resource, integrity);
+  }
+
+  private toModel(
+    row: RecordEntity,
+    resource: Record<string, unknown>,
+    integrity: IntegrityStatus,
+  ): HealthRecordModel {
+    return {
+      id: row.id,
+      patientId: row.patientId,
+      resourceType: row.resourceType,
+      category: row.category,
+      sensitivity: row.sensitivity as SensitivityEnum,
+      resource,
+      version: row.version,
+      contentHash: row.contentHash,
+      integrity,
+      ledgerTxId: row.ledgerTxId,
+      createdAt: row.createdAt,
+      updatedAt: row.updatedAt,
+    };
+  }
+}

@@ -1,0 +1,100 @@
+// Starts the API: the database (embedded unless DATABASE_URL is set, migrations applied),
+// then Nest on PORT. `stop()` closes both, the database last.
+import { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NextFunction, Request, Response } from 'express';
+import { json } from 'express';
+import { Logger } from 'nestjs-pino';
+import { AddressInfo } from 'node:net';
+import { Client } from 'pg';
+import { AppModule } from './app.module';
+import { AppConfig } from './config';
+import { EmbeddedPostgresServer } from './database';
+
+/** The largest request body accepted (a FHIR resource with room to spare). */
+export const MAX_BODY = '1mb';
+
+export interface RunningServer {
+  app: INestApplication;
+  url: string;
+  port: number;
+  embeddedDatabase: boolean;
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: AppConfig): Promise<RunningServer> {
+  let embedded: EmbeddedPostgresServer | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = new EmbeddedPostgresServer({ dir: config.dataDir });
+    await embedded.start();
+    databaseUrl = await ensureDatabase(embedded, 'custodia');
+  }
+  try {
+    const app = await NestFactory.create(AppModule.forRoot({ config, databaseUrl }), {
+      // Nest's own start-up chatter stays out of the log; warnings and errors do not.
+      logger: ['fatal', 'error', 'warn'],
+      bodyParser: false,
+      abortOnError: false,
+    });
+    app.useLogger(app.get(Logger));
+    app.use(json({ limit: MAX_BODY }));
+    app.use(bodyErrors);
+    await app.listen(config.port, config.host);
+    const { port } = app.getHttpServer().address() as AddressInfo;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+    return {
+      app,
+      port,
+      url: `http://${host}:${port}`,
+      embeddedDatabase: !!embedded,
+      stop: async () => {
+        try {
+          await app.close();
+        } finally {
+          await embedded?.stop();
+        }
+      },
+    };
+  } catch (e) {
+    await embedded?.stop();
+    throw e;
+  }
+}
+
+async function ensureDatabase(server: EmbeddedPostgresServer, name: string): Promise<string> {
+  const client = new Client({ connectionString: server.url });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) await client.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await client.end();
+  }
+  return server.urlFor(name);
+}
+
+/** Body-parser failures answered in GraphQL's error shape, with the contract's code. */
+function bodyErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
+  const e = err as { type?: string; status?: number };
+  if (e?.type === 'entity.too.large') {
+    res.status(413).json({
+      errors: [
+        {
+          message: `Request body exceeds ${MAX_BODY.toUpperCase()}; send smaller resources, one per request.`,
+          extensions: { code: 'BAD_USER_INPUT' },
+        },
+      ],
+    });
+    return;
+  }
+  if (e?.status === 400 || e?.type === 'entity.parse.failed') {
+    res.status(400).json({
+      errors: [
+        { message: 'Request body is not valid JSON.', extensions: { code: 'BAD_USER_INPUT' } },
+      ],
+    });
+    return;
+  }
+  next(err);
+}
