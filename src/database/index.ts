@@ -1,3 +1,2 @@
 export { DatabaseModule } from './database.module';
 export { dataSourceOptions, ENTITIES } from './data-source';
-export { EmbeddedPostgresServer, freePort } from './embedded-postgres';

@@ -1,0 +1,112 @@
+// Runs the real API for an e2e suite: its own fresh database on the run's PostgreSQL, its
+// own data dir (dev issuer keys) under /tmp, a random port. Talks GraphQL over HTTP.
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { DevIssuer, Role } from '../../src/auth';
+import { AppConfig, DEV_AUDIENCE, DEV_ISSUER, loadConfig } from '../../src/config';
+import { RunningServer, startServer } from '../../src/server';
+
+export interface GraphQLResponse<T = Record<string, unknown>> {
+  status: number;
+  data?: T | null;
+  errors?: {
+    message: string;
+    path?: string[];
+    extensions: { code: string; [k: string]: unknown };
+  }[];
+}
+
+export class TestApi {
+  private constructor(
+    readonly server: RunningServer,
+    readonly config: AppConfig,
+    readonly issuer: DevIssuer,
+    /** Direct access to this suite's database, for checking storage and tampering. */
+    readonly db: Client,
+    private readonly dataDir: string,
+    private readonly dbName: string,
+  ) {}
+
+  static async start(env: NodeJS.ProcessEnv = {}): Promise<TestApi> {
+    const adminUrl = process.env.CUSTODIA_TEST_PG_URL;
+    if (!adminUrl) throw new Error('CUSTODIA_TEST_PG_URL is unset: run e2e suites through jest');
+    const dbName = `t_${randomBytes(6).toString('hex')}`;
+    const admin = new Client({ connectionString: adminUrl });
+    await admin.connect();
+    await admin.query(`CREATE DATABASE ${dbName}`);
+    await admin.end();
+    const databaseUrl = adminUrl.replace(/\/postgres$/, `/${dbName}`);
+    const dataDir = await mkdtemp(join(tmpdir(), 'custodia-e2e-'));
+    const config = loadConfig({
+      DATABASE_URL: databaseUrl,
+      CUSTODIA_KEK: randomBytes(32).toString('base64'),
+      CUSTODIA_DATA_DIR: dataDir,
+      PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'silent',
+      ...env,
+    });
+    const server = await startServer(config);
+    const issuer = await DevIssuer.open(dataDir, DEV_ISSUER, DEV_AUDIENCE);
+    const db = new Client({ connectionString: databaseUrl });
+    await db.connect();
+    return new TestApi(server, config, issuer, db, dataDir, dbName);
+  }
+
+  get url(): string {
+    return this.server.url;
+  }
+
+  token(sub: string, roles: Role | Role[], org?: string): Promise<string> {
+    return this.issuer.sign({ sub, roles: Array.isArray(roles) ? roles : [roles], org });
+  }
+
+  async gql<T = Record<string, unknown>>(
+    query: string,
+    variables: Record<string, unknown> = {},
+    token?: string,
+  ): Promise<GraphQLResponse<T>> {
+    const res = await this.post(JSON.stringify({ query, variables }), token);
+    return { status: res.status, ...((await res.json()) as object) };
+  }
+
+  post(body: string, token?: string): Promise<Response> {
+    return fetch(`${this.url}/graphql`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body,
+    });
+  }
+
+  /** Data of a successful call; fails the test with the errors otherwise. */
+  async ok<T = Record<string, unknown>>(
+    query: string,
+    variables: Record<string, unknown>,
+    token: string,
+  ): Promise<T> {
+    const res = await this.gql<T>(query, variables, token);
+    if (res.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(res.errors)}`);
+    return res.data as T;
+  }
+
+  async stop(): Promise<void> {
+    await this.db.end();
+    await this.server.stop();
+    await rm(this.dataDir, { recursive: true, force: true });
+    const admin = new Client({ connectionString: process.env.CUSTODIA_TEST_PG_URL });
+    await admin.connect();
+    await admin.query(`DROP DATABASE IF EXISTS ${this.dbName} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+/** The error codes of a response, in order. */
+export function codes(res: GraphQLResponse): string[] {
+  return (res.errors ?? []).map((e) => e.extensions.code);
+}
