@@ -9,6 +9,11 @@ const shared = {
   testEnvironment: 'node',
   transform: { '^.+\\.ts$': swc, [`node_modules/(${esmPackages.join('|')})/.+\\.js$`]: swc },
   transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
+  // The chaincode workspace is tested and imported from its sources, without a build.
+  moduleNameMapper: {
+    '^@custodia/chaincode$': '<rootDir>/chaincode/src/index.ts',
+    '^@custodia/chaincode/(policy|errors)$': '<rootDir>/chaincode/src/$1.ts',
+  },
 };
 
 /** @type {import('jest').Config} */
@@ -17,7 +22,7 @@ module.exports = {
     {
       ...shared,
       displayName: 'unit',
-      roots: ['<rootDir>/src'],
+      roots: ['<rootDir>/src', '<rootDir>/chaincode/src'],
       testMatch: ['**/*.spec.ts'],
     },
     {

@@ -1,4 +1,5 @@
 // Every migration, in order. Listed explicitly so that compiled and test runs load the same set.
 import { Foundation1764388800000 } from './1764388800000-foundation';
+import { EmbeddedLedger1764392400000 } from './1764392400000-embedded-ledger';
 
-export const MIGRATIONS = [Foundation1764388800000];
+export const MIGRATIONS = [Foundation1764388800000, EmbeddedLedger1764392400000];

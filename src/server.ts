@@ -9,9 +9,8 @@ import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { AppModule } from './app.module';
 import { AppConfig } from './config';
+import { embeddedPostgres } from './database/embedded-loader';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
-
-type EmbeddedModule = typeof import('./database/embedded-postgres');
 
 /** The largest request body accepted (a FHIR resource with room to spare). */
 export const MAX_BODY = '1mb';
@@ -28,9 +27,7 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
   let embedded: EmbeddedPostgresServer | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    // Loaded only in embedded mode: the package is ESM and brings a PostgreSQL binary.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { EmbeddedPostgresServer } = require('./database/embedded-postgres') as EmbeddedModule;
+    const { EmbeddedPostgresServer } = embeddedPostgres();
     const server = new EmbeddedPostgresServer({ dir: config.dataDir });
     embedded = server;
     await server.start();

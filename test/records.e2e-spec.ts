@@ -118,9 +118,9 @@ describe('patient records over GraphQL', () => {
         category: 'laboratory',
         sensitivity: 'NORMAL',
         version: 1,
-        integrity: 'PENDING',
-        ledgerTxId: null,
+        integrity: 'VERIFIED',
       });
+      expect(r.ledgerTxId).toMatch(/^[0-9a-f]{64}$/);
       expect(r.resource).toMatchObject({ subject: { reference: `Patient/${aliceId}` } });
       expect(r.contentHash).toMatch(/^[0-9a-f]{64}$/);
     });
@@ -277,7 +277,7 @@ describe('patient records over GraphQL', () => {
         { id: first.id },
         alice,
       );
-      expect(one.record).toMatchObject({ id: first.id, integrity: 'PENDING' });
+      expect(one.record).toMatchObject({ id: first.id, integrity: 'VERIFIED' });
     });
 
     it("answers CONSENT_REQUIRED to a patient listing another patient's records", async () => {

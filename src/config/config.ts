@@ -43,6 +43,15 @@ const envSchema = z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 letters, digits, dot, dash or underscore')
       .default('org1'),
+    LEDGER: z
+      .enum(['embedded', 'fabric'], { message: 'must be embedded or fabric' })
+      .default('embedded'),
+    /** First retry delay of the record-anchoring outbox; it doubles up to 30 s while failing. */
+    ANCHOR_RETRY_MS: z.coerce
+      .number({ message: 'must be a number of milliseconds' })
+      .int('must be a whole number')
+      .min(10, 'must be at least 10')
+      .default(1000),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
@@ -78,6 +87,8 @@ export interface AppConfig {
   /** The KEK as configured (base64/hex); absent in embedded mode means the data-dir file. */
   kek?: string;
   orgId: string;
+  ledger: 'embedded' | 'fabric';
+  anchorRetryMs: number;
   logLevel: string;
   production: boolean;
 }
@@ -119,6 +130,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
         },
     kek: e.CUSTODIA_KEK,
     orgId: e.ORG_ID,
+    ledger: e.LEDGER,
+    anchorRetryMs: e.ANCHOR_RETRY_MS,
     logLevel: e.LOG_LEVEL,
     production: e.NODE_ENV === 'production',
   };

@@ -77,6 +77,21 @@ export class EmbeddedPostgresServer {
     }
   }
 
+  /**
+   * The URL of a cluster in `dir` that another process is running right now, if any (for
+   * commands such as verify-ledger that run beside the server).
+   */
+  static async runningUrl(dir: string, database: string): Promise<string | undefined> {
+    const pidFile = join(dir, 'pg', 'postmaster.pid');
+    if (!existsSync(pidFile)) return undefined;
+    const lines = (await readFile(pidFile, 'utf8')).split('\n');
+    const pid = Number(lines[0]);
+    const port = Number(lines[3]);
+    if (!processAlive(pid) || !Number.isInteger(port)) return undefined;
+    const password = encodeURIComponent((await readFile(join(dir, 'pg-password'), 'utf8')).trim());
+    return `postgres://postgres:${password}@127.0.0.1:${port}/${database}`;
+  }
+
   /** Creates an empty database on this cluster and returns its URL. */
   async createDatabase(name: string): Promise<string> {
     if (!this.server) throw new Error('embedded PostgreSQL is not running');

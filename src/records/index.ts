@@ -1,3 +1,4 @@
 export { RecordEntity } from './record.entity';
 export { RecordsModule } from './records.module';
 export { RecordsService } from './records.service';
+export { RecordAnchoring } from './record-anchoring';

@@ -85,3 +85,21 @@ export class CreateRecordInput {
   })
   sensitivity?: SensitivityEnum | null;
 }
+
+@ObjectType('IntegrityReport')
+export class IntegrityReportModel {
+  @Field(() => ID)
+  recordId!: string;
+
+  @Field(() => IntegrityStatus)
+  status!: IntegrityStatus;
+
+  @Field({ description: 'Recomputed from the stored (decrypted) record.' })
+  storedHash!: string;
+
+  @Field(() => String, { nullable: true, description: 'What the ledger holds for this version.' })
+  ledgerHash!: string | null;
+
+  @Field(() => String, { nullable: true })
+  ledgerTxId!: string | null;
+}

@@ -1,14 +1,16 @@
 import { Module, OnModuleInit } from '@nestjs/common';
+import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
 import { RecordCryptoModule } from './crypto';
 import { loadFhirDefinitions } from './fhir';
+import { RecordAnchoring } from './record-anchoring';
 import { RecordsResolver } from './records.resolver';
 import { RecordsService } from './records.service';
 
 @Module({
-  imports: [PatientsModule, RecordCryptoModule],
-  providers: [RecordsService, RecordsResolver],
-  exports: [RecordsService],
+  imports: [PatientsModule, RecordCryptoModule, LedgerModule],
+  providers: [RecordsService, RecordsResolver, RecordAnchoring],
+  exports: [RecordsService, RecordAnchoring],
 })
 export class RecordsModule implements OnModuleInit {
   /** Index the FHIR definitions at start-up rather than on the first write. */

@@ -1,6 +1,11 @@
 import { Args, ID, Int, Mutation, Query, Resolver } from '@nestjs/graphql';
 import { Actor, CurrentActor, Roles } from '../auth';
-import { CreateRecordInput, HealthRecordModel, RecordPageModel } from './record.model';
+import {
+  CreateRecordInput,
+  HealthRecordModel,
+  IntegrityReportModel,
+  RecordPageModel,
+} from './record.model';
 import { RecordsService } from './records.service';
 
 @Resolver(() => HealthRecordModel)
@@ -24,6 +29,15 @@ export class RecordsResolver {
   @Query(() => HealthRecordModel, { nullable: true })
   record(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
     return this.service.get(actor, id);
+  }
+
+  @Roles('PATIENT', 'CLINICIAN')
+  @Query(() => IntegrityReportModel, {
+    description:
+      'Checks a record against its anchor on the ledger itself, and reports both hashes.',
+  })
+  verifyRecord(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
+    return this.service.verify(actor, id);
   }
 
   @Roles('PATIENT')

@@ -1,7 +1,8 @@
-// Encrypted FHIR records: validated, sealed with the patient's data key, listed in keyset
-// pages, opened and checked on the way out. Who may read is decided before any row is
+// Encrypted FHIR records: validated, sealed with the patient's data key, anchored on the
+// ledger, listed in keyset pages, opened and checked on the way out. Who may read is decided before any row is
 // loaded; until the consent issue lands, a patient reads and writes only their own records.
-import { Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import type { RecordAnchor } from '@custodia/chaincode';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Brackets, DataSource } from 'typeorm';
@@ -13,13 +14,16 @@ import {
   NotFoundError,
 } from '../common/errors';
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
+import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { contentHash, DataKeyRing, openRecord, sealRecord } from './crypto';
 import { deriveCategory, labelledRestricted, validatePatientResource } from './fhir';
+import { RecordAnchoring } from './record-anchoring';
 import { RecordEntity } from './record.entity';
 import {
   CreateRecordInput,
   HealthRecordModel,
+  IntegrityReportModel,
   IntegrityStatus,
   RecordPageModel,
   SensitivityEnum,
@@ -43,6 +47,8 @@ export class RecordsService {
     @InjectDataSource() private readonly db: DataSource,
     private readonly patients: PatientsService,
     private readonly keys: DataKeyRing,
+    private readonly anchoring: RecordAnchoring,
+    @Inject(LEDGER) private readonly ledger: Ledger,
   ) {}
 
   async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
@@ -89,7 +95,55 @@ export class RecordsService {
       await m.getRepository(RecordEntity).insert(entity);
       return entity;
     });
-    return this.toModel(row, resource, IntegrityStatus.PENDING);
+    // Saved first, anchored second: if the ledger is down the record stays PENDING and the
+    // outbox anchors it later; the caller still gets their record.
+    const anchored = await this.anchoring.anchorNow({
+      id: row.id,
+      version: row.version,
+      patientId: row.patientId,
+      contentHash: row.contentHash,
+    });
+    if (anchored) {
+      Object.assign(row, {
+        anchorState: 'ANCHORED',
+        anchoredHash: anchored.ledgerHash,
+        ledgerTxId: anchored.txId,
+      });
+    }
+    return this.toModel(row, resource, integrityOf(row, row.contentHash));
+  }
+
+  /** Asks the ledger itself whether the stored record matches its anchor. */
+  async verify(actor: Actor, id: string): Promise<IntegrityReportModel> {
+    const notFound = new NotFoundError('No record with that id.');
+    if (!UUID.test(id)) throw notFound;
+    const row = await this.db.getRepository(RecordEntity).findOneBy({ id });
+    if (!row || !(await this.mayRead(actor, row.patientId))) throw notFound;
+    const opened = await this.decrypt(row);
+    const storedHash = contentHash(opened.salt, opened.resource);
+    try {
+      const anchor = await this.ledger.evaluate<RecordAnchor & { matches: boolean }>(
+        'records',
+        'VerifyRecord',
+        [row.id, String(row.version), storedHash],
+      );
+      return {
+        recordId: row.id,
+        status: anchor.matches ? IntegrityStatus.VERIFIED : IntegrityStatus.MISMATCH,
+        storedHash,
+        ledgerHash: anchor.contentHash,
+        ledgerTxId: anchor.txId,
+      };
+    } catch (e) {
+      if (!(e instanceof NotFoundError)) throw e;
+      return {
+        recordId: row.id,
+        status: IntegrityStatus.PENDING,
+        storedHash,
+        ledgerHash: null,
+        ledgerTxId: null,
+      };
+    }
   }
 
   async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<RecordPageModel> {
@@ -144,10 +198,17 @@ export class RecordsService {
 
   /** Decrypts and checks a row; an altered row fails loudly instead of returning wrong data. */
   private async open(row: RecordEntity): Promise<HealthRecordModel> {
-    let opened;
+    const opened = await this.decrypt(row);
+    // Against the anchored hash kept in Postgres: no ledger round trip per read.
+    const actual =
+      row.anchorState === 'ANCHORED' ? contentHash(opened.salt, opened.resource) : null;
+    return this.toModel(row, opened.resource, integrityOf(row, actual));
+  }
+
+  private async decrypt(row: RecordEntity) {
     try {
       const dek = await this.keys.key(row.keyId, row.patientId);
-      opened = openRecord(
+      return openRecord(
         dek,
         { recordId: row.id, patientId: row.patientId, version: row.version },
         { iv: row.iv, tag: row.authTag, ciphertext: row.ciphertext },
@@ -158,15 +219,6 @@ export class RecordsService {
         `Record ${row.id} failed its integrity check and was not returned: its stored ciphertext or binding was altered. Report this to your administrator.`,
       );
     }
-    let integrity = IntegrityStatus.PENDING;
-    if (row.anchorState === 'ANCHORED') {
-      const actual = contentHash(opened.salt, opened.resource);
-      integrity =
-        actual === row.anchoredHash && actual === row.contentHash
-          ? IntegrityStatus.VERIFIED
-          : IntegrityStatus.MISMATCH;
-    }
-    return this.toModel(row, opened.resource, integrity);
   }
 
   private toModel(
@@ -189,4 +241,15 @@ export class RecordsService {
       updatedAt: row.updatedAt,
     };
   }
+}
+
+/**
+ * VERIFIED when the hash recomputed from the decrypted record equals the anchored one (and
+ * the stored one); MISMATCH when not; PENDING until anchored.
+ */
+function integrityOf(row: RecordEntity, actualHash: string | null): IntegrityStatus {
+  if (row.anchorState !== 'ANCHORED') return IntegrityStatus.PENDING;
+  return actualHash === row.anchoredHash && actualHash === row.contentHash
+    ? IntegrityStatus.VERIFIED
+    : IntegrityStatus.MISMATCH;
 }

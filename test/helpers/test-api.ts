@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Client } from 'pg';
 import { DevIssuer, Role } from '../../src/auth';
 import { AppConfig, DEV_AUDIENCE, DEV_ISSUER, loadConfig } from '../../src/config';
+import { freshDatabase, TestDatabase } from './database';
 import { RunningServer, startServer } from '../../src/server';
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
@@ -27,18 +28,12 @@ export class TestApi {
     /** Direct access to this suite's database, for checking storage and tampering. */
     readonly db: Client,
     private readonly dataDir: string,
-    private readonly dbName: string,
+    private readonly database: TestDatabase,
   ) {}
 
   static async start(env: NodeJS.ProcessEnv = {}): Promise<TestApi> {
-    const adminUrl = process.env.CUSTODIA_TEST_PG_URL;
-    if (!adminUrl) throw new Error('CUSTODIA_TEST_PG_URL is unset: run e2e suites through jest');
-    const dbName = `t_${randomBytes(6).toString('hex')}`;
-    const admin = new Client({ connectionString: adminUrl });
-    await admin.connect();
-    await admin.query(`CREATE DATABASE ${dbName}`);
-    await admin.end();
-    const databaseUrl = adminUrl.replace(/\/postgres$/, `/${dbName}`);
+    const database = await freshDatabase();
+    const databaseUrl = database.url;
     const dataDir = await mkdtemp(join(tmpdir(), 'custodia-e2e-'));
     const config = loadConfig({
       DATABASE_URL: databaseUrl,
@@ -53,7 +48,7 @@ export class TestApi {
     const issuer = await DevIssuer.open(dataDir, DEV_ISSUER, DEV_AUDIENCE);
     const db = new Client({ connectionString: databaseUrl });
     await db.connect();
-    return new TestApi(server, config, issuer, db, dataDir, dbName);
+    return new TestApi(server, config, issuer, db, dataDir, database);
   }
 
   get url(): string {
@@ -99,10 +94,7 @@ export class TestApi {
     await this.db.end();
     await this.server.stop();
     await rm(this.dataDir, { recursive: true, force: true });
-    const admin = new Client({ connectionString: process.env.CUSTODIA_TEST_PG_URL });
-    await admin.connect();
-    await admin.query(`DROP DATABASE IF EXISTS ${this.dbName} WITH (FORCE)`);
-    await admin.end();
+    await this.database.drop();
   }
 }
 

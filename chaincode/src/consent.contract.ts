@@ -1,0 +1,248 @@
+// Consent grants: the ledger is their source of truth. Every API organisation writes and
+// reads them through this contract, so a grant made anywhere is enforced everywhere.
+import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
+import {
+  ACTIONS,
+  Action,
+  ConsentGrant,
+  decide,
+  effectiveStatus,
+  GRANTEE_TYPES,
+  GranteeType,
+  PURPOSES,
+  Purpose,
+  SENSITIVITIES,
+} from './policy';
+import { caller, emit, getJson, indexKeys, key, KEYS, putIndex, putJson, txTime } from './state';
+import * as v from './validation';
+import { ChaincodeError } from './validation';
+
+/** A grant as stored on the ledger: the rule's fields plus who wrote it, and when. */
+export interface GrantRecord extends ConsentGrant {
+  createdAt: string;
+  txId: string;
+  writtenBy: string;
+  revokedTxId?: string | null;
+}
+
+export const CONSENT_EVENTS = { granted: 'ConsentGranted', revoked: 'ConsentRevoked' } as const;
+
+const GRANT_FIELDS = [
+  'id',
+  'patientId',
+  'grantee',
+  'purpose',
+  'actions',
+  'resourceTypes',
+  'categories',
+  'includeRestricted',
+  'validFrom',
+  'validUntil',
+] as const;
+
+/** Validates a grant's terms, including which purpose/action/grantee combinations make sense. */
+export function parseGrant(json: string, now: string): ConsentGrant {
+  const g = v.parseJson(json, 'grant');
+  v.only(g, 'grant', GRANT_FIELDS);
+  const granteeObj = g.grantee;
+  if (typeof granteeObj !== 'object' || granteeObj === null || Array.isArray(granteeObj)) {
+    throw new ChaincodeError('INVALID_ARGUMENT', 'grant.grantee must be an object {type, id}');
+  }
+  const grantee = granteeObj as Record<string, unknown>;
+  v.only(grantee, 'grant.grantee', ['type', 'id']);
+  const granteeType: GranteeType = v.oneOf(grantee.type, GRANTEE_TYPES, 'grant.grantee.type');
+  const purpose: Purpose = v.oneOf(g.purpose, PURPOSES, 'grant.purpose');
+  const actions: Action[] = v.list(g.actions, 'grant.actions', (a, f) => v.oneOf(a, ACTIONS, f), {
+    min: 1,
+    max: ACTIONS.length,
+  });
+  if (actions.includes('TRAIN') && (purpose !== 'RESEARCH' || granteeType !== 'STUDY')) {
+    throw new ChaincodeError(
+      'INVALID_ARGUMENT',
+      'grant.actions: TRAIN is granted only for purpose RESEARCH to a STUDY grantee',
+    );
+  }
+  if (actions.some((a) => a !== 'TRAIN') && purpose !== 'TREATMENT') {
+    throw new ChaincodeError(
+      'INVALID_ARGUMENT',
+      'grant.actions: READ and WRITE are granted only for purpose TREATMENT',
+    );
+  }
+  const validFrom =
+    g.validFrom === undefined || g.validFrom === null
+      ? now
+      : v.instant(g.validFrom, 'grant.validFrom');
+  const validUntil =
+    g.validUntil === undefined || g.validUntil === null
+      ? null
+      : v.instant(g.validUntil, 'grant.validUntil');
+  if (validUntil && Date.parse(validUntil) <= Date.parse(validFrom)) {
+    throw new ChaincodeError('INVALID_ARGUMENT', 'grant.validUntil must be after grant.validFrom');
+  }
+  return {
+    id: v.id(g.id, 'grant.id'),
+    patientId: v.id(g.patientId, 'grant.patientId'),
+    grantee: { type: granteeType, id: v.id(grantee.id, 'grant.grantee.id') },
+    purpose,
+    actions,
+    resourceTypes: v.list(g.resourceTypes, 'grant.resourceTypes', v.code),
+    categories: v.list(g.categories, 'grant.categories', v.code),
+    includeRestricted:
+      g.includeRestricted === undefined
+        ? false
+        : v.bool(g.includeRestricted, 'grant.includeRestricted'),
+    validFrom,
+    validUntil,
+    status: 'ACTIVE',
+    revokedAt: null,
+  };
+}
+
+@Info({ title: 'consent', description: 'Patient consent grants and access checks' })
+export class ConsentContract extends Contract {
+  constructor() {
+    super('consent');
+  }
+
+  @Transaction()
+  @Returns('string')
+  async GrantConsent(ctx: Context, grantJson: string): Promise<string> {
+    const now = txTime(ctx);
+    const grant = parseGrant(grantJson, now);
+    const k = key(ctx, KEYS.grant, [grant.id]);
+    if (await getJson(ctx, k)) {
+      throw new ChaincodeError('CONFLICT', `grant ${grant.id} already exists`);
+    }
+    const record: GrantRecord = {
+      ...grant,
+      createdAt: now,
+      txId: ctx.stub.getTxID(),
+      writtenBy: caller(ctx),
+      revokedTxId: null,
+    };
+    await putJson(ctx, k, record);
+    await putIndex(ctx, KEYS.grantByPatient, [grant.patientId, grant.id]);
+    await putIndex(ctx, KEYS.grantByGrantee, [grant.grantee.type, grant.grantee.id, grant.id]);
+    emit(ctx, CONSENT_EVENTS.granted, record);
+    return JSON.stringify(record);
+  }
+
+  @Transaction()
+  @Returns('string')
+  async RevokeConsent(ctx: Context, grantId: string): Promise<string> {
+    const id = v.id(grantId, 'grantId');
+    const k = key(ctx, KEYS.grant, [id]);
+    const grant = await getJson<GrantRecord>(ctx, k);
+    if (!grant) throw new ChaincodeError('NOT_FOUND', `grant ${id} does not exist`);
+    if (grant.status === 'REVOKED') {
+      throw new ChaincodeError('CONFLICT', `grant ${id} was already revoked at ${grant.revokedAt}`);
+    }
+    const revoked: GrantRecord = {
+      ...grant,
+      status: 'REVOKED',
+      revokedAt: txTime(ctx),
+      revokedTxId: ctx.stub.getTxID(),
+    };
+    await putJson(ctx, k, revoked);
+    emit(ctx, CONSENT_EVENTS.revoked, revoked);
+    return JSON.stringify(revoked);
+  }
+
+  @Transaction(false)
+  @Returns('string')
+  async GetConsent(ctx: Context, grantId: string): Promise<string> {
+    const id = v.id(grantId, 'grantId');
+    const grant = await getJson<GrantRecord>(ctx, key(ctx, KEYS.grant, [id]));
+    if (!grant) throw new ChaincodeError('NOT_FOUND', `grant ${id} does not exist`);
+    return JSON.stringify(withStatus(grant, txTime(ctx)));
+  }
+
+  @Transaction(false)
+  @Returns('string')
+  async ListConsentsByPatient(ctx: Context, patientId: string): Promise<string> {
+    const pid = v.id(patientId, 'patientId');
+    return JSON.stringify(await this.grantsOfPatient(ctx, pid, txTime(ctx)));
+  }
+
+  @Transaction(false)
+  @Returns('string')
+  async ListConsentsByGrantee(
+    ctx: Context,
+    granteeType: string,
+    granteeId: string,
+  ): Promise<string> {
+    const type = v.oneOf(granteeType, GRANTEE_TYPES, 'granteeType');
+    const gid = v.id(granteeId, 'granteeId');
+    const now = txTime(ctx);
+    const ids = (await indexKeys(ctx, KEYS.grantByGrantee, [type, gid])).map((a) => a[2]);
+    return JSON.stringify(await this.load(ctx, ids, now));
+  }
+
+  /** Decides a request with the one consent rule, at the transaction's time. */
+  @Transaction(false)
+  @Returns('string')
+  async CheckAccess(ctx: Context, requestJson: string): Promise<string> {
+    const r = v.parseJson(requestJson, 'request');
+    v.only(r, 'request', ['actor', 'patientId', 'action', 'purpose', 'record']);
+    const actorObj = r.actor;
+    if (typeof actorObj !== 'object' || actorObj === null) {
+      throw new ChaincodeError('INVALID_ARGUMENT', 'request.actor must be an object');
+    }
+    const a = actorObj as Record<string, unknown>;
+    v.only(a, 'request.actor', ['id', 'organizationId', 'studyId']);
+    const optionalId = (x: unknown, f: string) =>
+      x === undefined || x === null ? null : v.id(x, f);
+    let record;
+    if (r.record !== undefined && r.record !== null) {
+      const rec = r.record as Record<string, unknown>;
+      v.only(rec, 'request.record', ['resourceType', 'category', 'sensitivity']);
+      record = {
+        resourceType: v.code(rec.resourceType, 'request.record.resourceType'),
+        category:
+          rec.category === undefined || rec.category === null
+            ? null
+            : v.code(rec.category, 'request.record.category'),
+        sensitivity: v.oneOf(rec.sensitivity, SENSITIVITIES, 'request.record.sensitivity'),
+      };
+    }
+    const at = txTime(ctx);
+    const request = {
+      actor: {
+        id: v.id(a.id, 'request.actor.id'),
+        organizationId: optionalId(a.organizationId, 'request.actor.organizationId'),
+        studyId: optionalId(a.studyId, 'request.actor.studyId'),
+      },
+      patientId: v.id(r.patientId, 'request.patientId'),
+      action: v.oneOf(r.action, ACTIONS, 'request.action'),
+      purpose: v.oneOf(r.purpose, PURPOSES, 'request.purpose'),
+      at,
+      record,
+    };
+    const grants = await this.grantsOfPatient(ctx, request.patientId, at);
+    return JSON.stringify({ ...decide(grants, request), at });
+  }
+
+  private async grantsOfPatient(
+    ctx: Context,
+    patientId: string,
+    now: string,
+  ): Promise<GrantRecord[]> {
+    const ids = (await indexKeys(ctx, KEYS.grantByPatient, [patientId])).map((a) => a[1]);
+    return this.load(ctx, ids, now);
+  }
+
+  private async load(ctx: Context, ids: string[], now: string): Promise<GrantRecord[]> {
+    const out: GrantRecord[] = [];
+    for (const id of ids) {
+      const g = await getJson<GrantRecord>(ctx, key(ctx, KEYS.grant, [id]));
+      if (g) out.push(withStatus(g, now));
+    }
+    return out;
+  }
+}
+
+/** The grant as read at `now`: an ACTIVE grant past its validUntil reads as EXPIRED. */
+function withStatus(grant: GrantRecord, now: string): GrantRecord {
+  const status = effectiveStatus(grant, now);
+  return status === grant.status ? grant : { ...grant, status };
+}

@@ -1,0 +1,16 @@
+// The custodia chaincode package: the contracts a Fabric peer runs (as an external service:
+// `fabric-chaincode-node server`), and the pure consent rule the API imports.
+import { AuditContract } from './audit.contract';
+import { ConsentContract } from './consent.contract';
+import { RecordsContract } from './records.contract';
+import { TrainingContract } from './training.contract';
+
+export { AuditContract, AuditHead, AUDIT_EVENTS } from './audit.contract';
+export { ConsentContract, CONSENT_EVENTS, GrantRecord, parseGrant } from './consent.contract';
+export * from './policy';
+export { RecordAnchor, RecordsContract, RECORD_EVENTS } from './records.contract';
+export { TrainingContract, TrainingRound, TRAINING_EVENTS } from './training.contract';
+export { ChaincodeError, ChaincodeErrorCode, parseChaincodeError } from './errors';
+
+/** Read by fabric-chaincode-node: the contracts of this chaincode. */
+export const contracts = [ConsentContract, RecordsContract, TrainingContract, AuditContract];

@@ -1,0 +1,130 @@
+// The consent rule of ARCHITECTURE section 5, as pure functions with no Fabric import.
+// The chaincode's CheckAccess and the API's policy decision point both use these; there is
+// never a second copy of the rule.
+
+export const GRANTEE_TYPES = ['CLINICIAN', 'ORGANIZATION', 'STUDY'] as const;
+export const PURPOSES = ['TREATMENT', 'RESEARCH'] as const;
+export const ACTIONS = ['READ', 'WRITE', 'TRAIN'] as const;
+export const SENSITIVITIES = ['NORMAL', 'RESTRICTED'] as const;
+
+export type GranteeType = (typeof GRANTEE_TYPES)[number];
+export type Purpose = (typeof PURPOSES)[number];
+export type Action = (typeof ACTIONS)[number];
+export type Sensitivity = (typeof SENSITIVITIES)[number];
+/** Stored as ACTIVE or REVOKED; a grant read after its `validUntil` reads as EXPIRED. */
+export type GrantStatus = 'ACTIVE' | 'REVOKED' | 'EXPIRED';
+
+export interface Grantee {
+  type: GranteeType;
+  id: string;
+}
+
+export interface ConsentGrant {
+  id: string;
+  patientId: string;
+  grantee: Grantee;
+  purpose: Purpose;
+  actions: Action[];
+  /** Empty means every resource type. */
+  resourceTypes: string[];
+  /** Empty means every category. */
+  categories: string[];
+  includeRestricted: boolean;
+  /** ISO-8601 instants. */
+  validFrom: string;
+  validUntil?: string | null;
+  status: GrantStatus;
+  revokedAt?: string | null;
+}
+
+export interface RequestActor {
+  id: string;
+  organizationId?: string | null;
+  /** The study on whose behalf a training node acts. */
+  studyId?: string | null;
+}
+
+export interface RecordFacts {
+  resourceType: string;
+  category?: string | null;
+  sensitivity: Sensitivity;
+}
+
+export interface AccessRequest {
+  actor: RequestActor;
+  patientId: string;
+  action: Action;
+  purpose: Purpose;
+  /** ISO-8601 instant or a Date. */
+  at: string | Date;
+  record?: RecordFacts;
+}
+
+export interface AccessDecision {
+  decision: 'PERMIT' | 'DENY';
+  /** The first grant (by id) that permits the request. */
+  grantId?: string;
+}
+
+function ms(t: string | Date): number {
+  return typeof t === 'string' ? Date.parse(t) : t.getTime();
+}
+
+/** ACTIVE, REVOKED, or EXPIRED once `at` has reached `validUntil`. */
+export function effectiveStatus(grant: ConsentGrant, at: string | Date): GrantStatus {
+  if (grant.status !== 'ACTIVE') return grant.status;
+  if (grant.validUntil && ms(at) >= ms(grant.validUntil)) return 'EXPIRED';
+  return 'ACTIVE';
+}
+
+export function granteeMatches(grantee: Grantee, actor: RequestActor): boolean {
+  switch (grantee.type) {
+    case 'CLINICIAN':
+      return grantee.id === actor.id;
+    case 'ORGANIZATION':
+      return !!actor.organizationId && grantee.id === actor.organizationId;
+    case 'STUDY':
+      return !!actor.studyId && grantee.id === actor.studyId;
+  }
+}
+
+/**
+ * True when the grant covers who asks, for whom, what, why and when — whatever its record
+ * filters. No such grant at all means CONSENT_REQUIRED.
+ */
+export function grantApplies(grant: ConsentGrant, request: AccessRequest): boolean {
+  const at = ms(request.at);
+  return (
+    grant.patientId === request.patientId &&
+    grant.status === 'ACTIVE' &&
+    ms(grant.validFrom) <= at &&
+    (!grant.validUntil || at < ms(grant.validUntil)) &&
+    granteeMatches(grant.grantee, request.actor) &&
+    grant.actions.includes(request.action) &&
+    grant.purpose === request.purpose
+  );
+}
+
+/** The grant's record filters: resource type, category, sensitivity. */
+export function recordAllowed(grant: ConsentGrant, record: RecordFacts): boolean {
+  return (
+    (grant.resourceTypes.length === 0 || grant.resourceTypes.includes(record.resourceType)) &&
+    (grant.categories.length === 0 ||
+      (record.category != null && grant.categories.includes(record.category))) &&
+    (record.sensitivity === 'NORMAL' || grant.includeRestricted)
+  );
+}
+
+/** permits(grant, request) of ARCHITECTURE section 5. */
+export function permits(grant: ConsentGrant, request: AccessRequest): boolean {
+  return grantApplies(grant, request) && (!request.record || recordAllowed(grant, request.record));
+}
+
+/** A request is permitted iff some grant permits it. */
+export function decide(grants: readonly ConsentGrant[], request: AccessRequest): AccessDecision {
+  const permitting = grants
+    .filter((g) => permits(g, request))
+    .map((g) => g.id)
+    .sort();
+  return permitting.length ? { decision: 'PERMIT', grantId: permitting[0] } : { decision: 'DENY' };
+}

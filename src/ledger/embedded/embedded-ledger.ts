@@ -1,0 +1,351 @@
+// The embedded ledger: the custodia chaincode executed in-process over PostgreSQL. Submits
+// queue up and are cut into blocks; a block's transactions run one after another (so two
+// transactions on the same keys are serialised), and the block, the world state it produces
+// and every key's history commit in one database transaction. A transaction that throws
+// leaves no trace; the others in its block commit. Committed events reach subscribers in
+// order, from any checkpoint.
+import { Logger } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import { Pool, PoolClient } from 'pg';
+import { LedgerUnavailableError } from '../../common/errors';
+import {
+  Checkpoint,
+  ContractName,
+  EventSubscription,
+  Ledger,
+  ledgerError,
+  LedgerEvent,
+  SubmitResult,
+} from '../ledger.port';
+import { argsHash, Block, BlockTx, encodeBlock, GENESIS_PREV_HASH } from './block';
+import {
+  compareKeys,
+  execute,
+  StateReader,
+  toBlockTx,
+  TxInput,
+  UnknownTransactionError,
+} from './chaincode-host';
+
+/** Most transactions in one block. */
+const MAX_BLOCK_TXS = 500;
+/** Serialises writers across processes sharing one database (a single chain). */
+const WRITER_LOCK = 0x637573746f646961n; // "custodia"
+
+interface Pending {
+  input: TxInput;
+  resolve(r: SubmitResult<unknown>): void;
+  reject(e: unknown): void;
+}
+
+export interface EmbeddedLedgerOptions {
+  /** The MSP-like identity of this organisation, recorded as each transaction's creator. */
+  organization: string;
+}
+
+export class EmbeddedLedger implements Ledger {
+  private readonly logger = new Logger('EmbeddedLedger');
+  private readonly queue: Pending[] = [];
+  private draining = false;
+  private readonly committed = new EventEmitter();
+  private outage = false;
+  private closed = false;
+
+  constructor(
+    private readonly pool: Pool,
+    private readonly options: EmbeddedLedgerOptions,
+  ) {
+    this.committed.setMaxListeners(0);
+  }
+
+  submit<T>(contract: ContractName, fn: string, args: string[]): Promise<SubmitResult<T>> {
+    if (this.outage || this.closed) return Promise.reject(unavailable());
+    return new Promise<SubmitResult<unknown>>((resolve, reject) => {
+      this.queue.push({
+        input: {
+          txId: randomBytes(32).toString('hex'),
+          contract,
+          fn,
+          args,
+          creator: this.options.organization,
+          timestamp: new Date(),
+        },
+        resolve,
+        reject,
+      });
+      if (!this.draining) void this.drain();
+    }) as Promise<SubmitResult<T>>;
+  }
+
+  async evaluate<T>(contract: ContractName, fn: string, args: string[]): Promise<T> {
+    if (this.outage || this.closed) throw unavailable();
+    const input: TxInput = {
+      txId: randomBytes(32).toString('hex'),
+      contract,
+      fn,
+      args,
+      creator: this.options.organization,
+      timestamp: new Date(),
+    };
+    let outcome;
+    try {
+      outcome = await execute(input, this.reader(this.pool), 'evaluate');
+    } catch (e) {
+      throw this.mapError(e);
+    }
+    return JSON.parse(outcome.result) as T;
+  }
+
+  subscribe(
+    after: Checkpoint | null,
+    handler: (event: LedgerEvent) => Promise<void>,
+  ): EventSubscription {
+    let cursor: Checkpoint = after ?? { blockNumber: -1, txIndex: Number.MAX_SAFE_INTEGER };
+    let open = true;
+    let wake: (() => void) | undefined;
+    const onCommit = () => wake?.();
+    this.committed.on('block', onCommit);
+    const done = (async () => {
+      while (open) {
+        const blocks = await this.pool.query<{ number: string; body: string }>(
+          `SELECT number, body FROM ledger_blocks
+           WHERE number >= $1 ORDER BY number LIMIT 100`,
+          [Math.max(cursor.blockNumber, 0)],
+        );
+        let progressed = false;
+        for (const row of blocks.rows) {
+          const block = JSON.parse(row.body) as Block;
+          for (const [txIndex, tx] of block.txs.entries()) {
+            if (!open) return;
+            const beyond =
+              block.number > cursor.blockNumber ||
+              (block.number === cursor.blockNumber && txIndex > cursor.txIndex);
+            if (!beyond) continue;
+            if (tx.event) await handler(toEvent(block.number, txIndex, tx));
+            cursor = { blockNumber: block.number, txIndex };
+            progressed = true;
+          }
+        }
+        if (!progressed && open) {
+          // Nothing new: wait for the next commit (or close), re-checking after the promise is set.
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            void this.pool
+              .query<{ n: string | null }>('SELECT max(number) AS n FROM ledger_blocks')
+              .then((r) => {
+                const head = r.rows[0].n === null ? -1 : Number(r.rows[0].n);
+                if (head > cursor.blockNumber) resolve();
+              }, resolve);
+          });
+          wake = undefined;
+        }
+      }
+    })().catch((e: unknown) => {
+      if (open) this.logger.error({ errorType: (e as Error).name }, 'event subscription stopped');
+    });
+    return {
+      close: async () => {
+        open = false;
+        this.committed.off('block', onCommit);
+        wake?.();
+        await done;
+      },
+    };
+  }
+
+  async ping(): Promise<void> {
+    if (this.outage) throw unavailable();
+    await this.pool.query('SELECT 1 FROM ledger_blocks LIMIT 1');
+  }
+
+  /**
+   * Makes the ledger refuse every call, as a peer outage would (for failure drills and tests:
+   * records stay PENDING and the outbox retries).
+   */
+  simulateOutage(down: boolean): void {
+    this.outage = down;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.draining) await new Promise((r) => this.committed.once('idle', r));
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length) {
+        const batch = this.queue.splice(0, MAX_BLOCK_TXS);
+        await this.cutBlock(batch);
+      }
+    } finally {
+      this.draining = false;
+      this.committed.emit('idle');
+    }
+  }
+
+  private async cutBlock(batch: Pending[]): Promise<void> {
+    let client: PoolClient | undefined;
+    const accepted: { pending: Pending; tx: BlockTx; result: string }[] = [];
+    const failed: { pending: Pending; error: unknown }[] = [];
+    try {
+      client = await this.pool.connect();
+      await client.query('BEGIN');
+      await client.query('SELECT pg_advisory_xact_lock($1)', [WRITER_LOCK.toString()]);
+      const head = await client.query<{ number: string; hash: string }>(
+        'SELECT number, hash FROM ledger_blocks ORDER BY number DESC LIMIT 1',
+      );
+      const number = head.rows.length ? Number(head.rows[0].number) + 1 : 0;
+      const prevHash = head.rows.length ? head.rows[0].hash : GENESIS_PREV_HASH;
+      // Writes of earlier transactions in this block, visible to later ones.
+      const overlay = new Map<string, Buffer | null>();
+      const reader = this.reader(client, overlay);
+      for (const pending of batch) {
+        try {
+          const outcome = await execute(pending.input, reader, 'submit');
+          for (const [k, v] of outcome.writes) overlay.set(k, v);
+          const tx = toBlockTx(pending.input, argsHash(pending.input.args), outcome);
+          accepted.push({ pending, tx, result: outcome.result });
+        } catch (error) {
+          failed.push({ pending, error });
+        }
+      }
+      if (accepted.length) {
+        const block: Block = {
+          number,
+          prevHash,
+          timestamp: new Date().toISOString(),
+          txs: accepted.map((a) => a.tx),
+        };
+        await this.persist(client, block);
+      }
+      await client.query('COMMIT');
+      for (const a of accepted) {
+        let result: unknown;
+        try {
+          result = JSON.parse(a.result);
+        } catch {
+          result = a.result;
+        }
+        a.pending.resolve({ txId: a.tx.txId, blockNumber: number, result });
+      }
+      for (const f of failed) f.pending.reject(this.mapError(f.error));
+      if (accepted.length) this.committed.emit('block', number);
+    } catch (e) {
+      await client?.query('ROLLBACK').catch(() => undefined);
+      this.logger.error({ errorType: (e as Error).name }, 'block commit failed');
+      for (const p of batch) p.reject(unavailable());
+    } finally {
+      client?.release();
+    }
+  }
+
+  private async persist(client: PoolClient, block: Block): Promise<void> {
+    const { body, hash } = encodeBlock(block);
+    await client.query(
+      `INSERT INTO ledger_blocks (number, prev_hash, hash, body, committed_at) VALUES ($1, $2, $3, $4, $5)`,
+      [block.number, block.prevHash, hash, body, block.timestamp],
+    );
+    const finalState = new Map<string, { value: string | null; txId: string }>();
+    const history: unknown[][] = [];
+    block.txs.forEach((tx, txIndex) => {
+      for (const w of tx.writes) {
+        finalState.set(w.key, { value: w.value, txId: tx.txId });
+        history.push([
+          Buffer.from(w.key, 'utf8'),
+          block.number,
+          txIndex,
+          tx.txId,
+          w.value === null ? null : Buffer.from(w.value, 'base64'),
+          w.value === null,
+          tx.timestamp,
+        ]);
+      }
+    });
+    const upserts = [...finalState].filter(([, s]) => s.value !== null);
+    const deletes = [...finalState].filter(([, s]) => s.value === null);
+    if (upserts.length) {
+      await client.query(
+        `INSERT INTO ledger_world_state (key, value, block_number, tx_id)
+         SELECT k, v, $3, t FROM unnest($1::bytea[], $2::bytea[], $4::text[]) AS u(k, v, t)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,
+           block_number = EXCLUDED.block_number, tx_id = EXCLUDED.tx_id`,
+        [
+          upserts.map(([k]) => Buffer.from(k, 'utf8')),
+          upserts.map(([, s]) => Buffer.from(s.value!, 'base64')),
+          block.number,
+          upserts.map(([, s]) => s.txId),
+        ],
+      );
+    }
+    if (deletes.length) {
+      await client.query(`DELETE FROM ledger_world_state WHERE key = ANY($1::bytea[])`, [
+        deletes.map(([k]) => Buffer.from(k, 'utf8')),
+      ]);
+    }
+    if (history.length) {
+      const col = (i: number) => history.map((h) => h[i]);
+      await client.query(
+        `INSERT INTO ledger_history (key, block_number, tx_index, tx_id, value, is_delete, tx_timestamp)
+         SELECT * FROM unnest($1::bytea[], $2::bigint[], $3::int[], $4::text[], $5::bytea[],
+                              $6::boolean[], $7::timestamptz[])`,
+        [col(0), col(1), col(2), col(3), col(4), col(5), col(6)],
+      );
+    }
+  }
+
+  /** Committed state through `db`, with this block's earlier writes laid over it. */
+  private reader(db: Pool | PoolClient, overlay?: Map<string, Buffer | null>): StateReader {
+    return {
+      get: async (key) => {
+        if (overlay?.has(key)) return overlay.get(key) ?? undefined;
+        const r = await db.query<{ value: Buffer }>(
+          'SELECT value FROM ledger_world_state WHERE key = $1',
+          [Buffer.from(key, 'utf8')],
+        );
+        return r.rows[0]?.value;
+      },
+      range: async (start, end) => {
+        const r = await db.query<{ key: Buffer; value: Buffer }>(
+          `SELECT key, value FROM ledger_world_state WHERE key >= $1 AND key < $2 ORDER BY key`,
+          [Buffer.from(start, 'utf8'), Buffer.from(end, 'utf8')],
+        );
+        const merged = new Map(r.rows.map((row) => [row.key.toString('utf8'), row.value]));
+        for (const [k, v] of overlay ?? []) {
+          if (compareKeys(k, start) < 0 || compareKeys(k, end) >= 0) continue;
+          if (v === null) merged.delete(k);
+          else merged.set(k, v);
+        }
+        return [...merged]
+          .sort(([a], [b]) => compareKeys(a, b))
+          .map(([key, value]) => ({ key, value }));
+      },
+    };
+  }
+
+  private mapError(e: unknown) {
+    if (e instanceof UnknownTransactionError) return ledgerError(`[INVALID_ARGUMENT] ${e.message}`);
+    const mapped = ledgerError(e instanceof Error ? e.message : String(e));
+    if (mapped instanceof LedgerUnavailableError) {
+      this.logger.error({ errorType: (e as Error)?.name }, 'chaincode failed unexpectedly');
+    }
+    return mapped;
+  }
+}
+
+function toEvent(blockNumber: number, txIndex: number, tx: BlockTx): LedgerEvent {
+  return {
+    blockNumber,
+    txIndex,
+    txId: tx.txId,
+    name: tx.event!.name,
+    payload: JSON.parse(Buffer.from(tx.event!.payload, 'base64').toString('utf8')),
+  };
+}
+
+function unavailable(): LedgerUnavailableError {
+  return new LedgerUnavailableError(
+    'The ledger is unavailable; nothing was committed. Try again shortly.',
+  );
+}

@@ -1,0 +1,37 @@
+import { Inject, Module, OnApplicationShutdown } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { Pool } from 'pg';
+import { DataSource } from 'typeorm';
+import { AppConfig, APP_CONFIG } from '../config';
+import { EmbeddedLedger } from './embedded/embedded-ledger';
+import { Ledger, LEDGER } from './ledger.port';
+import { LedgerHealthIndicator } from './ledger.health';
+
+@Module({
+  imports: [TerminusModule],
+  providers: [
+    {
+      provide: LEDGER,
+      inject: [APP_CONFIG, DataSource],
+      useFactory: (config: AppConfig, db: DataSource): Ledger => {
+        if (config.ledger === 'fabric') {
+          throw new Error(
+            'LEDGER=fabric: the Fabric adapter is not part of this build yet; use LEDGER=embedded',
+          );
+        }
+        // The embedded ledger shares the API's connection pool and database.
+        const pool = (db.driver as unknown as { master: Pool }).master;
+        return new EmbeddedLedger(pool, { organization: config.orgId });
+      },
+    },
+    LedgerHealthIndicator,
+  ],
+  exports: [LEDGER, LedgerHealthIndicator],
+})
+export class LedgerModule implements OnApplicationShutdown {
+  constructor(@Inject(LEDGER) private readonly ledger: Ledger) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    if (this.ledger instanceof EmbeddedLedger) await this.ledger.close();
+  }
+}

@@ -1,0 +1,49 @@
+// A fresh, empty database on the run's PostgreSQL (started by the global setup).
+import { randomBytes } from 'node:crypto';
+import { Client, Pool } from 'pg';
+import { DataSource } from 'typeorm';
+import { dataSourceOptions } from '../../src/database';
+
+export interface TestDatabase {
+  url: string;
+  /** With `migrate`: a pool on the migrated database. */
+  pool: Pool;
+  drop(): Promise<void>;
+}
+
+function adminUrl(): string {
+  const url = process.env.CUSTODIA_TEST_PG_URL;
+  if (!url) throw new Error('CUSTODIA_TEST_PG_URL is unset: run e2e suites through jest');
+  return url;
+}
+
+async function admin(sql: string): Promise<void> {
+  const client = new Client({ connectionString: adminUrl() });
+  await client.connect();
+  try {
+    await client.query(sql);
+  } finally {
+    await client.end();
+  }
+}
+
+export async function freshDatabase({ migrate = false } = {}): Promise<TestDatabase> {
+  const name = `t_${randomBytes(6).toString('hex')}`;
+  await admin(`CREATE DATABASE ${name}`);
+  const url = adminUrl().replace(/\/postgres$/, `/${name}`);
+  if (migrate) {
+    const ds = new DataSource(dataSourceOptions(url));
+    await ds.initialize();
+    await ds.runMigrations();
+    await ds.destroy();
+  }
+  const pool = new Pool({ connectionString: url, max: 10 });
+  return {
+    url,
+    pool,
+    drop: async () => {
+      await pool.end();
+      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
