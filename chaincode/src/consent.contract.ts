@@ -124,7 +124,8 @@ export class ConsentContract extends Contract {
     await putIndex(ctx, KEYS.grantByPatient, [grant.patientId, grant.id]);
     await putIndex(ctx, KEYS.grantByGrantee, [grant.grantee.type, grant.grantee.id, grant.id]);
     emit(ctx, CONSENT_EVENTS.granted, record);
-    return JSON.stringify(record);
+    // As read now: a grant whose window has already closed reads as EXPIRED.
+    return JSON.stringify(withStatus(record, now));
   }
 
   @Transaction()
@@ -184,17 +185,13 @@ export class ConsentContract extends Contract {
   async CheckAccess(ctx: Context, requestJson: string): Promise<string> {
     const r = v.parseJson(requestJson, 'request');
     v.only(r, 'request', ['actor', 'patientId', 'action', 'purpose', 'record']);
-    const actorObj = r.actor;
-    if (typeof actorObj !== 'object' || actorObj === null) {
-      throw new ChaincodeError('INVALID_ARGUMENT', 'request.actor must be an object');
-    }
-    const a = actorObj as Record<string, unknown>;
+    const a = v.object(r.actor, 'request.actor');
     v.only(a, 'request.actor', ['id', 'organizationId', 'studyId']);
     const optionalId = (x: unknown, f: string) =>
       x === undefined || x === null ? null : v.id(x, f);
     let record;
     if (r.record !== undefined && r.record !== null) {
-      const rec = r.record as Record<string, unknown>;
+      const rec = v.object(r.record, 'request.record');
       v.only(rec, 'request.record', ['resourceType', 'category', 'sensitivity']);
       record = {
         resourceType: v.code(rec.resourceType, 'request.record.resourceType'),

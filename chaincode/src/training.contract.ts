@@ -90,6 +90,12 @@ export class TrainingContract extends Contract {
           `round ${round - 1} of run ${runId} is not recorded yet`,
         );
       }
+      if (previous.recordedBy !== entry.recordedBy) {
+        throw new ChaincodeError(
+          'FORBIDDEN',
+          `run ${runId} is coordinated by another organisation`,
+        );
+      }
       if (previous.studyId !== entry.studyId) {
         throw new ChaincodeError('CONFLICT', `run ${runId} belongs to another study`);
       }

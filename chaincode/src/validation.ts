@@ -59,12 +59,28 @@ export function sha256(value: unknown, field: string): string {
   return value;
 }
 
-/** An ISO-8601 instant with a time zone, normalised to UTC milliseconds. */
+/**
+ * An ISO-8601 instant with a time zone, normalised to UTC milliseconds. Impossible dates
+ * (30 February, hour 24) are refused rather than rolled over into another day.
+ */
 export function instant(value: unknown, field: string): string {
-  if (typeof value !== 'string' || !ISO_INSTANT.test(value) || Number.isNaN(Date.parse(value))) {
+  const m = typeof value === 'string' ? ISO_INSTANT.exec(value) : null;
+  const millis = m ? Date.parse(value as string) : NaN;
+  if (!m || Number.isNaN(millis))
     throw invalid(field, 'must be an ISO-8601 date-time with a time zone');
+  const [y, mo, d, h, mi, sec] = (value as string).slice(0, 19).split(/[-T:]/).map(Number);
+  const wall = new Date(Date.UTC(y, mo - 1, d, h, mi, sec));
+  if (
+    wall.getUTCFullYear() !== y ||
+    wall.getUTCMonth() !== mo - 1 ||
+    wall.getUTCDate() !== d ||
+    wall.getUTCHours() !== h ||
+    wall.getUTCMinutes() !== mi ||
+    wall.getUTCSeconds() !== sec
+  ) {
+    throw invalid(field, 'is not a real date and time');
   }
-  return new Date(Date.parse(value)).toISOString();
+  return new Date(millis).toISOString();
 }
 
 export function bool(value: unknown, field: string): boolean {
@@ -103,6 +119,14 @@ export function list<T>(
     throw invalid(field, 'must not repeat an item');
   }
   return items;
+}
+
+/** A JSON object (not an array, not null) under `field`. */
+export function object(value: unknown, field: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid(field, 'must be an object');
+  }
+  return value as Record<string, unknown>;
 }
 
 /** Rejects properties the transaction does not know, so typos fail loudly. */
