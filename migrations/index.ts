@@ -1,5 +1,10 @@
 // Every migration, in order. Listed explicitly so that compiled and test runs load the same set.
 import { Foundation1764388800000 } from './1764388800000-foundation';
 import { EmbeddedLedger1764392400000 } from './1764392400000-embedded-ledger';
+import { ConsentAndAudit1764396000000 } from './1764396000000-consent-and-audit';
 
-export const MIGRATIONS = [Foundation1764388800000, EmbeddedLedger1764392400000];
+export const MIGRATIONS = [
+  Foundation1764388800000,
+  EmbeddedLedger1764392400000,
+  ConsentAndAudit1764396000000,
+];

@@ -1,10 +1,15 @@
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Logger, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
+import { ErrorFilter } from './common/error.filter';
 import { GraphQLModule } from '@nestjs/graphql';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { LoggerModule } from 'nestjs-pino';
 import { join } from 'node:path';
+import { AuditModule } from './audit';
 import { AuthModule } from './auth';
+import { ConsentModule } from './consent';
+import { ErasureModule } from './erasure';
 import { formatGraphQLError } from './common/graphql-errors';
 import { PROJECT_ROOT } from './common/paths';
 import { AppConfig, ConfigModule } from './config';
@@ -63,7 +68,11 @@ export class AppModule {
         AuthModule,
         PatientsModule,
         RecordsModule,
+        ConsentModule,
+        AuditModule,
+        ErasureModule,
       ],
+      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };
   }
 }

@@ -40,3 +40,22 @@ export function decodeCursor(cursor: string | null | undefined): PagePosition | 
     'after',
   );
 }
+
+/** Cursors over an append-only sequence (newest first): the last seq seen. */
+export function encodeSeqCursor(seq: number): string {
+  return Buffer.from(JSON.stringify(['s', seq])).toString('base64url');
+}
+
+export function decodeSeqCursor(cursor: string | null | undefined): number | undefined {
+  if (cursor === undefined || cursor === null) return undefined;
+  try {
+    const [tag, seq] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if (tag === 's' && Number.isSafeInteger(seq) && (seq as number) > 0) return seq as number;
+  } catch {
+    // fall through
+  }
+  throw new BadUserInputError(
+    'after is not a cursor this API issued; pass the nextCursor of the previous page',
+    'after',
+  );
+}

@@ -1,5 +1,6 @@
 import { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
 import { MIGRATIONS } from '../../migrations';
+import { ConsentGrantEntity, EmergencyAccessEntity } from '../consent/consent-grant.entity';
 import { OrganizationEntity, PatientEntity, UserEntity } from '../patients/patient.entity';
 import { DataKeyEntity } from '../records/crypto/data-key.entity';
 import { RecordEntity } from '../records/record.entity';
@@ -10,6 +11,8 @@ export const ENTITIES = [
   UserEntity,
   DataKeyEntity,
   RecordEntity,
+  ConsentGrantEntity,
+  EmergencyAccessEntity,
 ];
 
 export function dataSourceOptions(url: string): PostgresConnectionOptions {

@@ -3,6 +3,7 @@
 // redaction is the second line of defence for anything logged by hand.
 import { Params } from 'nestjs-pino';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describe } from '../common/graphql-errors';
 
 export const REDACT_PATHS = [
   'req.headers.authorization',
@@ -31,6 +32,9 @@ export function loggingParams(level: string): Params {
           path: req.url?.split('?')[0],
         }),
         res: (res: ServerResponse) => ({ statusCode: res.statusCode }),
+        // An error's message may quote input (a database error echoing a value, say): log
+        // its kind and where it happened, never its message.
+        err: describe,
       },
     },
   };

@@ -26,6 +26,10 @@ export class PatientEntity {
   @Column('boolean', { name: 'allow_emergency_access', default: true })
   allowEmergencyAccess!: boolean;
 
+  /** Set when the patient erased their data (their keys are destroyed, records deleted). */
+  @Column('timestamptz', { name: 'erased_at', nullable: true })
+  erasedAt!: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

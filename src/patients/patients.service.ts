@@ -44,6 +44,15 @@ export class PatientsService implements OnApplicationBootstrap {
     return user?.patientId ?? null;
   }
 
+  /** Drops a cached identity link (after erasure unlinked it). */
+  forget(subject: string): void {
+    this.links.delete(subject);
+  }
+
+  async exists(patientId: string): Promise<boolean> {
+    return this.db.getRepository(PatientEntity).existsBy({ id: patientId });
+  }
+
   /** Like patientIdOf, for operations that need a registered patient. */
   async requirePatientId(actor: Actor): Promise<string> {
     const id = await this.patientIdOf(actor);

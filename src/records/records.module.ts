@@ -1,4 +1,6 @@
 import { Module, OnModuleInit } from '@nestjs/common';
+import { AuditModule } from '../audit';
+import { ConsentModule } from '../consent';
 import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
 import { RecordCryptoModule } from './crypto';
@@ -8,7 +10,7 @@ import { RecordsResolver } from './records.resolver';
 import { RecordsService } from './records.service';
 
 @Module({
-  imports: [PatientsModule, RecordCryptoModule, LedgerModule],
+  imports: [PatientsModule, RecordCryptoModule, LedgerModule, ConsentModule, AuditModule],
   providers: [RecordsService, RecordsResolver, RecordAnchoring],
   exports: [RecordsService, RecordAnchoring],
 })

@@ -1,8 +1,9 @@
 // Encrypted FHIR records: validated, sealed with the patient's data key, anchored on the
-// ledger, listed in keyset pages, opened and checked on the way out. Who may read is decided before any row is
-// loaded; until the consent issue lands, a patient reads and writes only their own records.
+// ledger, listed in keyset pages, opened and checked on the way out. Who may read what is
+// decided by the policy decision point before any row is loaded, and every read is logged.
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import type { RecordAnchor } from '@custodia/chaincode';
+import type { RecordFacts } from '@custodia/chaincode/policy';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { Brackets, DataSource } from 'typeorm';
@@ -14,6 +15,8 @@ import {
   NotFoundError,
 } from '../common/errors';
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
+import { AccessLog } from '../audit';
+import { Decision, PolicyDecisionPoint } from '../consent';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { contentHash, DataKeyRing, openRecord, sealRecord } from './crypto';
@@ -49,6 +52,8 @@ export class RecordsService {
     private readonly keys: DataKeyRing,
     private readonly anchoring: RecordAnchoring,
     @Inject(LEDGER) private readonly ledger: Ledger,
+    private readonly pdp: PolicyDecisionPoint,
+    private readonly log: AccessLog,
   ) {}
 
   async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
@@ -115,10 +120,7 @@ export class RecordsService {
 
   /** Asks the ledger itself whether the stored record matches its anchor. */
   async verify(actor: Actor, id: string): Promise<IntegrityReportModel> {
-    const notFound = new NotFoundError('No record with that id.');
-    if (!UUID.test(id)) throw notFound;
-    const row = await this.db.getRepository(RecordEntity).findOneBy({ id });
-    if (!row || !(await this.mayRead(actor, row.patientId))) throw notFound;
+    const row = await this.readableRow(actor, id);
     const opened = await this.decrypt(row);
     const storedHash = contentHash(opened.salt, opened.resource);
     try {
@@ -149,7 +151,13 @@ export class RecordsService {
   async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<RecordPageModel> {
     const size = pageSize(filter.first);
     const after = decodeCursor(filter.after);
-    await this.authorizeRead(actor, patientId);
+    const decision = await this.decide(actor, patientId);
+    if (decision.basis.kind === 'none') {
+      await this.logDenied(actor, decision, patientId, []);
+      throw new ConsentRequiredError(
+        "No active consent lets you read this patient's records. Ask the patient to grant access.",
+      );
+    }
     const q = this.db
       .getRepository(RecordEntity)
       .createQueryBuilder('r')
@@ -168,32 +176,89 @@ export class RecordsService {
         ),
       );
     }
-    const rows = await q.getMany();
+    // Only what the grants permit is loaded: one query for the whole page, none per record.
+    const permitted = this.pdp.recordFilterSql(decision, 'r');
+    if (permitted) q.andWhere(permitted.sql, permitted.params);
+    const rows = (await q.getMany()).filter((r) => this.pdp.admits(decision, factsOf(r)));
     const page = rows.slice(0, size);
     const items = await Promise.all(page.map((r) => this.open(r)));
+    await this.logPermitted(actor, decision, patientId, page);
     const last = page[page.length - 1];
     return { items, nextCursor: rows.length > size && last ? encodeCursor(last) : null };
   }
 
   async get(actor: Actor, id: string): Promise<HealthRecordModel> {
+    return this.open(await this.readableRow(actor, id));
+  }
+
+  /**
+   * The row of a record the caller may read, logged as read; a record they may not read
+   * answers NOT_FOUND exactly as one that does not exist, so ids leak nothing.
+   */
+  private async readableRow(actor: Actor, id: string): Promise<RecordEntity> {
     const notFound = new NotFoundError('No record with that id.');
     if (!UUID.test(id)) throw notFound;
     const row = await this.db.getRepository(RecordEntity).findOneBy({ id });
-    // A record the caller may not read answers exactly as one that does not exist.
-    if (!row || !(await this.mayRead(actor, row.patientId))) throw notFound;
-    return this.open(row);
-  }
-
-  private async authorizeRead(actor: Actor, patientId: string): Promise<void> {
-    if (!(await this.mayRead(actor, patientId))) {
-      throw new ConsentRequiredError(
-        "No active consent lets you read this patient's records. Ask the patient to grant access.",
-      );
+    if (!row) throw notFound;
+    const decision = await this.decide(actor, row.patientId);
+    if (!this.pdp.admits(decision, factsOf(row))) {
+      await this.logDenied(actor, decision, row.patientId, [row.id]);
+      throw notFound;
     }
+    await this.logPermitted(actor, decision, row.patientId, [row]);
+    return row;
   }
 
-  private async mayRead(actor: Actor, patientId: string): Promise<boolean> {
-    return hasRole(actor, 'PATIENT') && (await this.patients.patientIdOf(actor)) === patientId;
+  private async decide(actor: Actor, patientId: string): Promise<Decision> {
+    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+    return this.pdp.decide(actor, own, patientId, 'READ', 'TREATMENT');
+  }
+
+  /** One access event per record-reading call: the records returned and on what basis. */
+  private async logPermitted(
+    actor: Actor,
+    decision: Decision,
+    patientId: string,
+    rows: RecordEntity[],
+  ): Promise<void> {
+    const basis = decision.basis;
+    const consentId =
+      basis.kind === 'grants'
+        ? (rows.map((r) => this.pdp.permittingGrant(decision, factsOf(r))).find(Boolean) ??
+          basis.grants[0].id)
+        : null;
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds: rows.map((r) => r.id),
+      action: 'READ',
+      purpose: basis.kind === 'self' ? 'SELF' : 'TREATMENT',
+      decision: 'PERMIT',
+      consentId,
+      breakGlass: basis.kind === 'emergency',
+      reason: basis.kind === 'emergency' ? basis.reason : null,
+    });
+  }
+
+  private async logDenied(
+    actor: Actor,
+    decision: Decision,
+    patientId: string,
+    recordIds: string[],
+  ): Promise<void> {
+    // Only attempts on a real patient are theirs to see.
+    if (!UUID.test(patientId) || !(await this.patients.exists(patientId))) return;
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds,
+      action: 'READ',
+      purpose: decision.basis.kind === 'self' ? 'SELF' : 'TREATMENT',
+      decision: 'DENY',
+      consentId: null,
+      breakGlass: false,
+      reason: null,
+    });
   }
 
   /** Decrypts and checks a row; an altered row fails loudly instead of returning wrong data. */
@@ -241,6 +306,10 @@ export class RecordsService {
       updatedAt: row.updatedAt,
     };
   }
+}
+
+function factsOf(row: RecordEntity): RecordFacts {
+  return { resourceType: row.resourceType, category: row.category, sensitivity: row.sensitivity };
 }
 
 /**

@@ -41,7 +41,7 @@ export class TestApi {
       CUSTODIA_DATA_DIR: dataDir,
       PORT: '0',
       HOST: '127.0.0.1',
-      LOG_LEVEL: 'silent',
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       ...env,
     });
     const server = await startServer(config);

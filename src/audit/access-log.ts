@@ -1,0 +1,204 @@
+// The access log: one event per record-reading call, appended to a hash chain in PostgreSQL
+// (a trigger refuses UPDATE and DELETE). Concurrent appends are grouped into one transaction,
+// so logging costs one commit per group rather than per read; a call returns only once its
+// event is durable. The chain head is anchored on the ledger every 100 events or 60 s.
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { decodeSeqCursor, encodeSeqCursor, pageSize } from '../common/pagination';
+import { Ledger, LEDGER } from '../ledger';
+import { AccessEventContent, AUDIT_GENESIS, eventHash } from './audit-chain';
+import { AccessEventModel, AccessEventPageModel } from './access-event.model';
+
+export type NewAccessEvent = Omit<AccessEventContent, 'seq' | 'id' | 'at'>;
+
+/** Serialises appenders across processes sharing the database (one chain). */
+const CHAIN_LOCK = 0x61756469746c6f67n; // "auditlog"
+export const AUDIT_CHAIN_ID = 'access-log';
+const ANCHOR_EVERY_EVENTS = 100;
+const ANCHOR_EVERY_MS = 60_000;
+
+interface Queued {
+  event: NewAccessEvent;
+  resolve(): void;
+  reject(e: unknown): void;
+}
+
+@Injectable()
+export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(AccessLog.name);
+  private queue: Queued[] = [];
+  private writing?: Promise<void>;
+  private timer?: NodeJS.Timeout;
+  private anchoring?: Promise<void>;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(LEDGER) private readonly ledger: Ledger,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    this.timer = setInterval(() => void this.anchorHead(), ANCHOR_EVERY_MS);
+    this.timer.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.timer);
+    while (this.writing) await this.writing;
+    await this.anchoring;
+  }
+
+  /** Appends an event; resolves once it is committed. */
+  record(event: NewAccessEvent): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ event, resolve, reject });
+      if (!this.writing) this.writing = this.drain();
+    });
+  }
+
+  async page(
+    patientId: string,
+    first?: number | null,
+    after?: string | null,
+  ): Promise<AccessEventPageModel> {
+    const size = pageSize(first);
+    const before = decodeSeqCursor(after);
+    const rows: Record<string, unknown>[] = await this.db.query(
+      `SELECT * FROM access_events WHERE patient_id = $1 AND ($2::bigint IS NULL OR seq < $2)
+       ORDER BY seq DESC LIMIT $3`,
+      [patientId, before ?? null, size + 1],
+    );
+    const items = rows.slice(0, size).map(toModel);
+    const last = rows[size - 1];
+    return {
+      items,
+      nextCursor: rows.length > size && last ? encodeSeqCursor(Number(last.seq)) : null,
+    };
+  }
+
+  /** Anchors the current chain head on the ledger, if it moved since the last anchor. */
+  async anchorHead(): Promise<void> {
+    if (this.anchoring) return this.anchoring;
+    this.anchoring = (async () => {
+      try {
+        const [head] = await this.db.query(
+          `SELECT e.seq, e.hash FROM access_events e ORDER BY e.seq DESC LIMIT 1`,
+        );
+        if (!head) return;
+        const [last] = await this.db.query(`SELECT max(seq) AS seq FROM audit_anchors`);
+        if (last?.seq !== null && last?.seq !== undefined && Number(last.seq) >= Number(head.seq))
+          return;
+        const { txId } = await this.ledger.submit('audit', 'AnchorAuditHead', [
+          AUDIT_CHAIN_ID,
+          String(head.seq),
+          head.hash,
+        ]);
+        await this.db.query(
+          `INSERT INTO audit_anchors (seq, head_hash, ledger_tx_id, anchored_at)
+           VALUES ($1, $2, $3, now()) ON CONFLICT (seq) DO NOTHING`,
+          [head.seq, head.hash, txId],
+        );
+      } catch (e) {
+        this.logger.warn({ errorType: (e as Error).name }, 'audit head not anchored; will retry');
+      } finally {
+        this.anchoring = undefined;
+      }
+    })();
+    return this.anchoring;
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length) {
+        const batch = this.queue;
+        this.queue = [];
+        let crossed = false;
+        try {
+          crossed = await this.append(batch.map((q) => q.event));
+          batch.forEach((q) => q.resolve());
+        } catch (e) {
+          this.logger.error({ errorType: (e as Error).name }, 'access events not written');
+          batch.forEach((q) => q.reject(e));
+        }
+        if (crossed) void this.anchorHead();
+      }
+    } finally {
+      this.writing = undefined;
+    }
+  }
+
+  /** Writes a group of events in one transaction; true when it crossed an anchoring mark. */
+  private async append(events: NewAccessEvent[]): Promise<boolean> {
+    return this.db.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock($1)', [CHAIN_LOCK.toString()]);
+      const [head] = await m.query('SELECT seq, hash FROM access_events ORDER BY seq DESC LIMIT 1');
+      let seq = head ? Number(head.seq) : 0;
+      let prev: string = head ? head.hash : AUDIT_GENESIS;
+      const firstSeq = seq + 1;
+      const at = new Date().toISOString();
+      const rows = events.map((e) => {
+        const content: AccessEventContent = { ...e, seq: ++seq, id: randomUUID(), at };
+        const hash = eventHash(prev, content);
+        const row = { ...content, prevHash: prev, hash };
+        prev = hash;
+        return row;
+      });
+      const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
+      await m.query(
+        `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose,
+           decision, consent_id, break_glass, reason, at, prev_hash, hash)
+         SELECT u.seq, u.id, u.actor_id, u.patient_id, string_to_array(u.record_ids, ',')::uuid[],
+                u.action, u.purpose, u.decision, u.consent_id, u.break_glass, u.reason, u.at,
+                u.prev_hash, u.hash
+         FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
+                     $7::text[], $8::text[], $9::text[], $10::boolean[], $11::text[],
+                     $12::timestamptz[], $13::text[], $14::text[])
+           AS u(seq, id, actor_id, patient_id, record_ids, action, purpose, decision, consent_id,
+                break_glass, reason, at, prev_hash, hash)`,
+        [
+          col('seq'),
+          col('id'),
+          col('actorId'),
+          col('patientId'),
+          rows.map((r) => r.recordIds.join(',')),
+          col('action'),
+          col('purpose'),
+          col('decision'),
+          col('consentId'),
+          col('breakGlass'),
+          col('reason'),
+          col('at'),
+          col('prevHash'),
+          col('hash'),
+        ],
+      );
+      return (
+        Math.floor((firstSeq - 1) / ANCHOR_EVERY_EVENTS) !== Math.floor(seq / ANCHOR_EVERY_EVENTS)
+      );
+    });
+  }
+}
+
+function toModel(r: Record<string, unknown>): AccessEventModel {
+  return {
+    id: r.id as string,
+    actorId: r.actor_id as string,
+    patientId: r.patient_id as string,
+    recordIds: r.record_ids as string[],
+    action: r.action as AccessEventModel['action'],
+    purpose: r.purpose as string,
+    decision: r.decision as AccessEventModel['decision'],
+    consentId: (r.consent_id as string | null) ?? null,
+    breakGlass: r.break_glass as boolean,
+    reason: (r.reason as string | null) ?? null,
+    at: r.at as Date,
+    hash: r.hash as string,
+  };
+}

@@ -1,0 +1,55 @@
+// The access log's hash chain, as pure functions: each event's hash covers the previous
+// event's hash and the event's own canonical content, so no event can be changed, removed
+// or inserted without breaking every hash after it.
+import canonicalize from 'canonicalize';
+import { createHash } from 'node:crypto';
+
+export const AUDIT_GENESIS = '0'.repeat(64);
+
+export interface AccessEventContent {
+  seq: number;
+  id: string;
+  actorId: string;
+  patientId: string;
+  recordIds: string[];
+  action: string;
+  purpose: string;
+  decision: 'PERMIT' | 'DENY';
+  consentId: string | null;
+  breakGlass: boolean;
+  reason: string | null;
+  /** ISO instant, millisecond precision. */
+  at: string;
+}
+
+export function eventHash(prevHash: string, event: AccessEventContent): string {
+  return createHash('sha256')
+    .update('custodia/access-event/v1')
+    .update(prevHash)
+    .update(canonicalize(event)!)
+    .digest('hex');
+}
+
+export interface ChainedEvent extends AccessEventContent {
+  prevHash: string;
+  hash: string;
+}
+
+/** The first break in a run of events that should continue `prevHash`, or null. */
+export function findBreak(prevHash: string, events: ChainedEvent[]): string | null {
+  let expectedPrev = prevHash;
+  let expectedSeq: number | undefined;
+  for (const e of events) {
+    if (expectedSeq !== undefined && e.seq !== expectedSeq) {
+      return `access event ${expectedSeq} is missing (found ${e.seq} next)`;
+    }
+    if (e.prevHash !== expectedPrev)
+      return `access event ${e.seq} does not link to its predecessor`;
+    const { prevHash: _p, hash, ...content } = e;
+    if (eventHash(e.prevHash, content) !== hash)
+      return `access event ${e.seq}: its content does not match its hash`;
+    expectedPrev = hash;
+    expectedSeq = e.seq + 1;
+  }
+  return null;
+}

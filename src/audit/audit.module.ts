@@ -1,0 +1,12 @@
+import { Module } from '@nestjs/common';
+import { LedgerModule } from '../ledger';
+import { PatientsModule } from '../patients';
+import { AccessLog } from './access-log';
+import { AuditResolver } from './audit.resolver';
+
+@Module({
+  imports: [LedgerModule, PatientsModule],
+  providers: [AccessLog, AuditResolver],
+  exports: [AccessLog],
+})
+export class AuditModule {}

@@ -1,0 +1,126 @@
+import { Field, ID, InputType, ObjectType, registerEnumType } from '@nestjs/graphql';
+import {
+  ACTIONS,
+  Action,
+  GRANTEE_TYPES,
+  GranteeType,
+  GrantStatus,
+  PURPOSES,
+  Purpose,
+} from '@custodia/chaincode/policy';
+
+const enumOf = <T extends string>(values: readonly T[]) =>
+  Object.fromEntries(values.map((v) => [v, v])) as { [K in T]: K };
+
+export const GranteeTypeEnum = enumOf(GRANTEE_TYPES);
+export const ConsentPurposeEnum = enumOf(PURPOSES);
+export const ConsentActionEnum = enumOf(ACTIONS);
+export const ConsentStatusEnum = enumOf<GrantStatus>(['ACTIVE', 'REVOKED', 'EXPIRED']);
+export const AccessDecisionEnum = enumOf(['PERMIT', 'DENY'] as const);
+registerEnumType(GranteeTypeEnum, { name: 'GranteeType' });
+registerEnumType(ConsentPurposeEnum, { name: 'ConsentPurpose' });
+registerEnumType(ConsentActionEnum, { name: 'ConsentAction' });
+registerEnumType(ConsentStatusEnum, { name: 'ConsentStatus' });
+registerEnumType(AccessDecisionEnum, { name: 'AccessDecision' });
+
+@ObjectType('Grantee')
+export class GranteeModel {
+  @Field(() => GranteeTypeEnum)
+  type!: GranteeType;
+
+  @Field(() => ID)
+  id!: string;
+}
+
+@ObjectType('ConsentGrant')
+export class ConsentGrantModel {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => ID)
+  patientId!: string;
+
+  @Field(() => GranteeModel)
+  grantee!: GranteeModel;
+
+  @Field(() => ConsentPurposeEnum)
+  purpose!: Purpose;
+
+  @Field(() => [ConsentActionEnum])
+  actions!: Action[];
+
+  @Field(() => [String])
+  resourceTypes!: string[];
+
+  @Field(() => [String])
+  categories!: string[];
+
+  @Field()
+  includeRestricted!: boolean;
+
+  @Field()
+  validFrom!: Date;
+
+  @Field(() => Date, { nullable: true })
+  validUntil!: Date | null;
+
+  @Field(() => ConsentStatusEnum)
+  status!: GrantStatus;
+
+  @Field(() => Date, { nullable: true })
+  revokedAt!: Date | null;
+
+  @Field({ description: 'The ledger transaction that recorded the grant.' })
+  ledgerTxId!: string;
+
+  @Field()
+  createdAt!: Date;
+}
+
+@InputType('GrantConsentInput')
+export class GrantConsentInput {
+  @Field(() => GranteeTypeEnum)
+  granteeType!: GranteeType;
+
+  @Field(() => ID)
+  granteeId!: string;
+
+  @Field(() => ConsentPurposeEnum)
+  purpose!: Purpose;
+
+  @Field(() => [ConsentActionEnum])
+  actions!: Action[];
+
+  @Field(() => [String], { nullable: true, description: 'Empty or absent: every resource type.' })
+  resourceTypes?: string[] | null;
+
+  @Field(() => [String], { nullable: true, description: 'Empty or absent: every category.' })
+  categories?: string[] | null;
+
+  @Field(() => Boolean, { nullable: true, description: 'Also RESTRICTED records (default false).' })
+  includeRestricted?: boolean | null;
+
+  @Field(() => Date, { nullable: true, description: 'Default: now.' })
+  validFrom?: Date | null;
+
+  @Field(() => Date, { nullable: true, description: 'Default: until revoked.' })
+  validUntil?: Date | null;
+}
+
+@ObjectType('EmergencyAccess')
+export class EmergencyAccessModel {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => ID)
+  patientId!: string;
+
+  @Field(() => ID)
+  clinicianId!: string;
+
+  @Field()
+  reason!: string;
+
+  @Field()
+  expiresAt!: Date;
+}

@@ -1,0 +1,24 @@
+import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit';
+import { LedgerModule } from '../ledger';
+import { PatientsModule } from '../patients';
+import { ConsentProjection } from './consent-projection';
+import { ConsentProjector } from './consent.projector';
+import { ConsentResolver } from './consent.resolver';
+import { ConsentService } from './consent.service';
+import { EmergencyService } from './emergency.service';
+import { PolicyDecisionPoint } from './policy-decision-point';
+
+@Module({
+  imports: [LedgerModule, PatientsModule, AuditModule],
+  providers: [
+    ConsentProjection,
+    ConsentProjector,
+    ConsentService,
+    EmergencyService,
+    PolicyDecisionPoint,
+    ConsentResolver,
+  ],
+  exports: [PolicyDecisionPoint, ConsentService, ConsentProjector],
+})
+export class ConsentModule {}

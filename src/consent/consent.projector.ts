@@ -1,0 +1,84 @@
+// Keeps the consent projection in step with the ledger: applies committed consent events
+// from a persisted checkpoint, so grants written through any organisation's API appear here,
+// and a restarted API resumes where it stopped. Safe to replay (see ConsentProjection).
+import {
+  Inject,
+  Injectable,
+  Logger,
+  OnApplicationBootstrap,
+  OnApplicationShutdown,
+} from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { GrantRecord } from '@custodia/chaincode';
+import { EventEmitter } from 'node:events';
+import { DataSource } from 'typeorm';
+import { Checkpoint, EventSubscription, Ledger, LEDGER, LedgerEvent } from '../ledger';
+import { ConsentProjection } from './consent-projection';
+
+const CONSUMER = 'consent-projection';
+const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked']);
+
+@Injectable()
+export class ConsentProjector implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(ConsentProjector.name);
+  /** Emits 'applied' (LedgerEvent) after each consent event is in the projection. */
+  readonly events = new EventEmitter();
+  private subscription?: EventSubscription;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(LEDGER) private readonly ledger: Ledger,
+    private readonly projection: ConsentProjection,
+  ) {
+    this.events.setMaxListeners(0);
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.start();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.subscription?.close();
+  }
+
+  /** Forgets the projection and its checkpoint, and rebuilds both from the ledger. */
+  async rebuild(): Promise<void> {
+    await this.subscription?.close();
+    await this.db.transaction(async (m) => {
+      await m.query('DELETE FROM consent_grants');
+      await m.query('DELETE FROM ledger_checkpoints WHERE consumer = $1', [CONSUMER]);
+    });
+    await this.start();
+  }
+
+  private async start(): Promise<void> {
+    const rows: { block_number: string; tx_index: number }[] = await this.db.query(
+      'SELECT block_number, tx_index FROM ledger_checkpoints WHERE consumer = $1',
+      [CONSUMER],
+    );
+    const from: Checkpoint | null = rows.length
+      ? { blockNumber: Number(rows[0].block_number), txIndex: rows[0].tx_index }
+      : null;
+    this.subscription = this.ledger.subscribe(from, (e) => this.handle(e));
+  }
+
+  private async handle(event: LedgerEvent): Promise<void> {
+    if (!CONSENT_EVENTS.has(event.name)) return;
+    try {
+      await this.db.transaction(async (m) => {
+        await this.projection.apply(event.payload as GrantRecord, m);
+        await m.query(
+          `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
+           VALUES ($1, $2, $3, now())
+           ON CONFLICT (consumer) DO UPDATE SET block_number = EXCLUDED.block_number,
+             tx_index = EXCLUDED.tx_index, updated_at = now()`,
+          [CONSUMER, event.blockNumber, event.txIndex],
+        );
+      });
+    } catch (e) {
+      this.logger.error({ txId: event.txId, errorType: (e as Error).name }, 'projection failed');
+      throw e;
+    }
+    this.events.emit('applied', event);
+  }
+}

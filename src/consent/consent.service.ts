@@ -1,0 +1,145 @@
+// Grants and revocations: validated here (field by field, for a clear answer), written to the
+// ledger (the source of truth, which validates again), and applied to the projection as soon
+// as the transaction commits, so the very next request sees them.
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { GrantRecord } from '@custodia/chaincode';
+import { GrantStatus } from '@custodia/chaincode/policy';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { Actor, hasRole } from '../auth';
+import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors';
+import { Ledger, LEDGER } from '../ledger';
+import { PatientsService } from '../patients';
+import { ConsentGrantEntity } from './consent-grant.entity';
+import { ConsentProjection, toGrantModel } from './consent-projection';
+import { ConsentGrantModel, GrantConsentInput } from './consent.model';
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+const CODE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/;
+const MAX_FILTERS = 64;
+
+@Injectable()
+export class ConsentService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(LEDGER) private readonly ledger: Ledger,
+    private readonly projection: ConsentProjection,
+    private readonly patients: PatientsService,
+  ) {}
+
+  async grant(actor: Actor, input: GrantConsentInput): Promise<ConsentGrantModel> {
+    const patientId = await this.patients.requirePatientId(actor);
+    const terms = validateGrant(input);
+    const { result } = await this.ledger.submit<GrantRecord>('consent', 'GrantConsent', [
+      JSON.stringify({ id: randomUUID(), patientId, ...terms }),
+    ]);
+    await this.projection.apply(result);
+    return this.load(result.id);
+  }
+
+  async revoke(actor: Actor, id: string): Promise<ConsentGrantModel> {
+    const patientId = await this.patients.requirePatientId(actor);
+    const row = ID.test(id)
+      ? await this.db.getRepository(ConsentGrantEntity).findOneBy({ id })
+      : null;
+    // Another patient's grant answers exactly as one that does not exist.
+    if (!row || row.patientId !== patientId)
+      throw new NotFoundError('No consent grant with that id.');
+    if (row.status === 'REVOKED') {
+      throw new ConflictError('This grant is already revoked.');
+    }
+    await this.revokeOnLedger(id);
+    return this.load(id);
+  }
+
+  /** Revokes on the ledger and applies the revocation before returning (read-your-writes). */
+  async revokeOnLedger(id: string): Promise<void> {
+    const { result } = await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
+    await this.projection.apply(result);
+  }
+
+  /**
+   * A patient lists their own grants; a clinician lists those made to them or to their
+   * organisation (optionally for one patient).
+   */
+  async list(
+    actor: Actor,
+    patientId: string | null | undefined,
+    status: GrantStatus | null | undefined,
+  ) {
+    const q = this.db.getRepository(ConsentGrantEntity).createQueryBuilder('g');
+    if (hasRole(actor, 'PATIENT')) {
+      const own = await this.patients.requirePatientId(actor);
+      if (patientId && patientId !== own) {
+        throw new ForbiddenError('A patient lists only their own consents.');
+      }
+      q.where('g.patient_id = :own', { own });
+    } else if (hasRole(actor, 'CLINICIAN')) {
+      q.where(
+        `((g.grantee_type = 'CLINICIAN' AND g.grantee_id = :actorId)
+          OR (g.grantee_type = 'ORGANIZATION' AND g.grantee_id = :orgId))`,
+        { actorId: actor.id, orgId: actor.organizationId ?? '' },
+      );
+      if (patientId) q.andWhere('g.patient_id = :patientId', { patientId });
+    } else {
+      throw new ForbiddenError(
+        'Consents are listed for patients and for the clinicians they name.',
+      );
+    }
+    const now = new Date();
+    const rows = await q.orderBy('g.created_at', 'DESC').addOrderBy('g.id').getMany();
+    return rows.map((r) => toGrantModel(r, now)).filter((g) => !status || g.status === status);
+  }
+
+  private async load(id: string): Promise<ConsentGrantModel> {
+    return toGrantModel(await this.db.getRepository(ConsentGrantEntity).findOneByOrFail({ id }));
+  }
+}
+
+/** The terms of a grant, checked field by field; the ledger checks the same again. */
+export function validateGrant(input: GrantConsentInput) {
+  const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
+  if (!ID.test(input.granteeId)) {
+    throw bad('granteeId', 'granteeId must be an id of 1–128 letters, digits, . _ : or -');
+  }
+  const actions = input.actions;
+  if (actions.length === 0)
+    throw bad('actions', 'actions must name at least one of READ, WRITE, TRAIN');
+  if (new Set(actions).size !== actions.length) throw bad('actions', 'actions must not repeat');
+  if (
+    actions.includes('TRAIN') &&
+    (input.purpose !== 'RESEARCH' || input.granteeType !== 'STUDY')
+  ) {
+    throw bad('actions', 'TRAIN is granted only for purpose RESEARCH to a STUDY');
+  }
+  if (actions.some((a) => a !== 'TRAIN') && input.purpose !== 'TREATMENT') {
+    throw bad('actions', 'READ and WRITE are granted only for purpose TREATMENT');
+  }
+  if (input.purpose === 'RESEARCH' && input.granteeType !== 'STUDY') {
+    throw bad('granteeType', 'research consent is granted to a STUDY');
+  }
+  const codes = (field: 'resourceTypes' | 'categories') => {
+    const list = input[field] ?? [];
+    if (list.length > MAX_FILTERS)
+      throw bad(field, `${field} may hold at most ${MAX_FILTERS} codes`);
+    if (new Set(list).size !== list.length) throw bad(field, `${field} must not repeat`);
+    for (const c of list) if (!CODE.test(c)) throw bad(field, `${field} holds an invalid code`);
+    return list;
+  };
+  const validFrom = input.validFrom ?? null;
+  const validUntil = input.validUntil ?? null;
+  if (validUntil && validUntil.getTime() <= (validFrom ?? new Date()).getTime()) {
+    throw bad('validUntil', 'validUntil must be after validFrom (or after now)');
+  }
+  return {
+    grantee: { type: input.granteeType, id: input.granteeId },
+    purpose: input.purpose,
+    actions,
+    resourceTypes: codes('resourceTypes'),
+    categories: codes('categories'),
+    includeRestricted: input.includeRestricted ?? false,
+    validFrom: validFrom?.toISOString() ?? null,
+    validUntil: validUntil?.toISOString() ?? null,
+  };
+}

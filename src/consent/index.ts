@@ -1,0 +1,6 @@
+export { ConsentGrantEntity, EmergencyAccessEntity } from './consent-grant.entity';
+export * from './consent.model';
+export { ConsentModule } from './consent.module';
+export { ConsentProjector } from './consent.projector';
+export { ConsentService } from './consent.service';
+export { AccessBasis, Decision, PolicyDecisionPoint } from './policy-decision-point';

@@ -1,0 +1,56 @@
+// Erasure ("right to be forgotten") by crypto-shredding: every grant of the patient is
+// revoked on the ledger, their data keys are destroyed and their records deleted. What the
+// ledger keeps are salted hashes whose salts are gone with the ciphertexts, so they reveal
+// nothing; the access log keeps its chain, which holds ids only.
+import { Inject, Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { GrantRecord } from '@custodia/chaincode';
+import { DataSource } from 'typeorm';
+import { Actor } from '../auth';
+import { BadUserInputError } from '../common/errors';
+import { ConsentService } from '../consent';
+import { Ledger, LEDGER } from '../ledger';
+import { PatientsService } from '../patients';
+import { DataKeyRing } from '../records/crypto';
+
+@Injectable()
+export class ErasureService {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    @Inject(LEDGER) private readonly ledger: Ledger,
+    private readonly patients: PatientsService,
+    private readonly consents: ConsentService,
+    private readonly keys: DataKeyRing,
+  ) {}
+
+  async eraseMyData(actor: Actor, confirm: boolean): Promise<boolean> {
+    if (!confirm) {
+      throw new BadUserInputError(
+        'Erasure cannot be undone: pass confirm: true to erase all your records and consents.',
+        'confirm',
+      );
+    }
+    const patientId = await this.patients.requirePatientId(actor);
+    // Consents first, on the ledger (the source of truth). If the ledger fails half-way,
+    // nothing else has changed and a retry revokes the rest.
+    const grants = await this.ledger.evaluate<GrantRecord[]>('consent', 'ListConsentsByPatient', [
+      patientId,
+    ]);
+    for (const g of grants.filter((x) => x.status !== 'REVOKED')) {
+      await this.consents.revokeOnLedger(g.id);
+    }
+    await this.db.transaction(async (m) => {
+      await this.keys.destroyPatientKeys(patientId, m);
+      await m.query('DELETE FROM records WHERE patient_id = $1', [patientId]);
+      await m.query(
+        `UPDATE patients SET display_name_sealed = NULL, allow_emergency_access = false,
+           erased_at = now(), updated_at = now() WHERE id = $1`,
+        [patientId],
+      );
+      await m.query('DELETE FROM emergency_accesses WHERE patient_id = $1', [patientId]);
+      await m.query('UPDATE users SET patient_id = NULL WHERE patient_id = $1', [patientId]);
+    });
+    this.patients.forget(actor.id);
+    return true;
+  }
+}
