@@ -18,6 +18,8 @@ const shared = {
 
 /** @type {import('jest').Config} */
 module.exports = {
+  // Per test; the e2e suites start servers and run property tests over a real database.
+  testTimeout: 60000,
   projects: [
     {
       ...shared,
@@ -32,7 +34,6 @@ module.exports = {
       testMatch: ['**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/helpers/global-setup.ts',
       globalTeardown: '<rootDir>/test/helpers/global-teardown.ts',
-      testTimeout: 60000,
     },
   ],
 };

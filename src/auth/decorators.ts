@@ -9,6 +9,11 @@ export const PUBLIC_KEY = 'custodia:public';
 /** The roles admitted to an operation; without it any authenticated caller is. */
 export const Roles = (...roles: Role[]) => SetMetadata(ROLES_KEY, roles);
 
+export const CONSENT_CHECK_KEY = 'custodia:consent-check';
+
+/** Marks an operation whose answer passes through the policy decision point. */
+export const ConsentChecked = () => SetMetadata(CONSENT_CHECK_KEY, true);
+
 /** An operation that needs no token. */
 export const Public = () => SetMetadata(PUBLIC_KEY, true);
 

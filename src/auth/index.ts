@@ -1,6 +1,14 @@
 export { Actor, hasRole } from './actor';
 export { AuthModule } from './auth.module';
-export { CurrentActor, Public, Roles, ROLES_KEY, PUBLIC_KEY } from './decorators';
+export {
+  CONSENT_CHECK_KEY,
+  ConsentChecked,
+  CurrentActor,
+  Public,
+  PUBLIC_KEY,
+  Roles,
+  ROLES_KEY,
+} from './decorators';
 export { DevIssuer, DevTokenRequest } from './dev-issuer';
 export { Role, ROLES, RoleEnum, isRole } from './roles';
 export { TokenVerifier } from './token-verifier';

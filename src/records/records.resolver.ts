@@ -1,5 +1,5 @@
 import { Args, ID, Int, Mutation, Query, Resolver } from '@nestjs/graphql';
-import { Actor, CurrentActor, Roles } from '../auth';
+import { Actor, ConsentChecked, CurrentActor, Roles } from '../auth';
 import {
   CreateRecordInput,
   HealthRecordModel,
@@ -13,6 +13,7 @@ export class RecordsResolver {
   constructor(private readonly service: RecordsService) {}
 
   @Roles('PATIENT', 'CLINICIAN')
+  @ConsentChecked()
   @Query(() => RecordPageModel, { description: "A page of a patient's records, newest first." })
   records(
     @CurrentActor() actor: Actor,
@@ -26,12 +27,14 @@ export class RecordsResolver {
   }
 
   @Roles('PATIENT', 'CLINICIAN')
+  @ConsentChecked()
   @Query(() => HealthRecordModel, { nullable: true })
   record(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
     return this.service.get(actor, id);
   }
 
   @Roles('PATIENT', 'CLINICIAN')
+  @ConsentChecked()
   @Query(() => IntegrityReportModel, {
     description:
       'Checks a record against its anchor on the ledger itself, and reports both hashes.',
