@@ -8,8 +8,8 @@ import { DevIssuer, isRole, Role, ROLES } from './auth';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { embeddedPostgres } from './database/embedded-loader';
-import { verifyEmbeddedLedger } from './ledger/embedded/verify';
 import { startServer } from './server';
+import { verifyAll } from './verification';
 
 function config(): AppConfig {
   try {
@@ -91,25 +91,15 @@ async function verifyLedger(): Promise<void> {
     }
   }
   const pool = new Pool({ connectionString: url, max: 2 });
-  let report;
+  let result;
   try {
-    report = await verifyEmbeddedLedger(pool);
+    result = await verifyAll(pool, c.orgId);
   } finally {
     await pool.end();
     await embedded?.stop();
   }
-  console.log(
-    `Blocks: ${report.blocks} (${report.transactions} transactions) walked; hash chain checked.`,
-  );
-  console.log(
-    `World state: ${report.stateKeys} keys; history: ${report.historyRows} rows; both replayed from the blocks and compared.`,
-  );
-  if (report.problems.length) {
-    for (const p of report.problems) console.log(`  BROKEN: ${p}`);
-    console.log(`Ledger verification FAILED: ${report.problems.length} problem(s).`);
-    process.exit(1);
-  }
-  console.log('Ledger verified: no breaks.');
+  for (const line of result.lines) console.log(line);
+  if (!result.ok) process.exit(1);
 }
 
 function role(value: string, previous: Role[]): Role[] {

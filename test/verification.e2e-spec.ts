@@ -1,0 +1,113 @@
+import { Pool } from 'pg';
+import { AccessLog } from '../src/audit';
+import { verifyAll } from '../src/verification';
+import { observation } from './helpers/fhir';
+import { TestApi } from './helpers/test-api';
+
+describe('verify-ledger', () => {
+  let api: TestApi;
+  let pool: Pool;
+
+  beforeAll(async () => {
+    api = await TestApi.start();
+    pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
+    const patient = await api.token('vera', 'PATIENT');
+    const { registerPatient } = await api.ok<{ registerPatient: { id: string } }>(
+      'mutation { registerPatient { id } }',
+      {},
+      patient,
+    );
+    await api.ok(
+      'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
+      { r: observation() },
+      patient,
+    );
+    for (let i = 0; i < 3; i++) {
+      await api.ok(
+        'query($p: ID!) { records(patientId: $p) { items { id } } }',
+        { p: registerPatient.id },
+        patient,
+      );
+    }
+    await api.server.app.get(AccessLog).anchorHead();
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await api?.stop();
+  });
+
+  it('reports what it checked and passes on an untouched ledger and access log', async () => {
+    const result = await verifyAll(pool, 'org1');
+    expect(result.ok).toBe(true);
+    expect(result.lines.join('\n')).toMatch(/Blocks: \d+ \(\d+ transactions\) walked/);
+    expect(result.lines.join('\n')).toMatch(
+      /Access log: 3 events walked along their hash chain; 1 anchored heads/,
+    );
+  });
+
+  it('fails on an access event rewritten behind the trigger', async () => {
+    await api.db.query('ALTER TABLE access_events DISABLE TRIGGER access_events_append_only');
+    try {
+      await api.db.query(`UPDATE access_events SET decision = 'DENY' WHERE seq = 2`);
+      const result = await verifyAll(pool, 'org1');
+      expect(result.ok).toBe(false);
+      expect(result.lines.join('\n')).toMatch(
+        /BROKEN: access event 2: its content does not match its hash/,
+      );
+      await api.db.query(`UPDATE access_events SET decision = 'PERMIT' WHERE seq = 2`);
+    } finally {
+      await api.db.query('ALTER TABLE access_events ENABLE TRIGGER access_events_append_only');
+    }
+    expect((await verifyAll(pool, 'org1')).ok).toBe(true);
+  });
+
+  it('fails on a rewritten log re-hashed to look whole, by the anchored head', async () => {
+    await api.db.query('ALTER TABLE access_events DISABLE TRIGGER access_events_append_only');
+    const original = (await api.db.query('SELECT * FROM access_events ORDER BY seq')).rows;
+    try {
+      // Drop the last event: the chain itself still links, but the ledger anchored it.
+      await api.db.query('DELETE FROM access_events WHERE seq = 3');
+      const result = await verifyAll(pool, 'org1');
+      expect(result.ok).toBe(false);
+      expect(result.lines.join('\n')).toMatch(
+        /BROKEN: access event 3 was anchored on the ledger but is gone/,
+      );
+    } finally {
+      const last = original[2];
+      await api.db.query(
+        `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose, decision,
+           consent_id, break_glass, reason, at, prev_hash, hash)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT DO NOTHING`,
+        [
+          last.seq,
+          last.id,
+          last.actor_id,
+          last.patient_id,
+          last.record_ids,
+          last.action,
+          last.purpose,
+          last.decision,
+          last.consent_id,
+          last.break_glass,
+          last.reason,
+          last.at,
+          last.prev_hash,
+          last.hash,
+        ],
+      );
+      await api.db.query('ALTER TABLE access_events ENABLE TRIGGER access_events_append_only');
+    }
+    expect((await verifyAll(pool, 'org1')).ok).toBe(true);
+  });
+
+  it('fails on a changed block', async () => {
+    await api.db.query(`UPDATE ledger_blocks SET body = body || ' ' WHERE number = 0`);
+    try {
+      const result = await verifyAll(pool, 'org1');
+      expect(result.ok).toBe(false);
+      expect(result.lines.join('\n')).toMatch(/BROKEN: block 0/);
+    } finally {
+      await api.db.query(`UPDATE ledger_blocks SET body = rtrim(body, ' ') WHERE number = 0`);
+    }
+  });
+});
