@@ -19,18 +19,24 @@ function newest(dir) {
   return latest;
 }
 
-const sources = ['src', 'migrations'].map((d) => join(root, d)).filter(existsSync);
+// The chaincode workspace first: the API imports its compiled consent rule.
+const chaincode = join(root, 'chaincode');
+const chaincodeBuilt = join(chaincode, 'dist', 'index.js');
+const sources = ['src', 'migrations', 'chaincode/src'].map((d) => join(root, d)).filter(existsSync);
 const stale =
   !existsSync(cli) ||
   !existsSync(buildInfo) ||
+  (existsSync(chaincode) && !existsSync(chaincodeBuilt)) ||
   Math.max(...sources.map(newest)) > statSync(buildInfo).mtimeMs;
 if (stale && sources.length > 0) {
   process.stderr.write('custodia: compiling the sources (first run or after a change)…\n');
-  execFileSync(
-    process.execPath,
-    [require.resolve('typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')],
-    { stdio: ['ignore', 'inherit', 'inherit'], cwd: root },
-  );
+  const tsc = (project) =>
+    execFileSync(process.execPath, [require.resolve('typescript/bin/tsc'), '-p', project], {
+      stdio: ['ignore', 'inherit', 'inherit'],
+      cwd: root,
+    });
+  if (existsSync(chaincode)) tsc(join(chaincode, 'tsconfig.json'));
+  tsc(join(root, 'tsconfig.build.json'));
 }
 require(cli)
   .main(process.argv)

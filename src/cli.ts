@@ -7,7 +7,7 @@ import { Pool } from 'pg';
 import { DevIssuer, isRole, Role, ROLES } from './auth';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
-import { embeddedPostgres } from './database/embedded-loader';
+import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
 import { startServer } from './server';
 import { verifyAll } from './verification';
 
@@ -39,6 +39,7 @@ async function serve(): Promise<void> {
     console.log(`            (dev issuer; its keys at ${server.url}/.well-known/jwks.json)`);
   }
   console.log('Press Ctrl-C to stop.');
+  if (server.embeddedDatabase) takeOverShutdownSignals();
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) process.exit(130);
@@ -51,6 +52,7 @@ async function serve(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGHUP', () => stop('SIGHUP'));
 }
 
 async function token(opts: {

@@ -35,15 +35,16 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
   }
   try {
     const app = await NestFactory.create(AppModule.forRoot({ config, databaseUrl }), {
-      // Nest's own start-up chatter stays out of the log; warnings and errors do not.
+      // Nest's own start-up chatter (modules, routes) stays out of the log; warnings and
+      // errors do not. The structured logger takes over once the server listens.
       logger: ['fatal', 'error', 'warn'],
       bodyParser: false,
       abortOnError: false,
     });
-    app.useLogger(app.get(Logger));
     app.use(json({ limit: MAX_BODY }));
     app.use(bodyErrors);
     await app.listen(config.port, config.host);
+    app.useLogger(app.get(Logger));
     const { port } = app.getHttpServer().address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
     return {
