@@ -1,5 +1,6 @@
 import { Pool } from 'pg';
 import { AccessLog } from '../src/audit';
+import { Ledger, LEDGER } from '../src/ledger';
 import { verifyAll } from '../src/verification';
 import { observation } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
@@ -109,5 +110,45 @@ describe('verify-ledger', () => {
     } finally {
       await api.db.query(`UPDATE ledger_blocks SET body = rtrim(body, ' ') WHERE number = 0`);
     }
+  });
+});
+
+describe('access log anchoring', () => {
+  let api: TestApi;
+
+  beforeAll(async () => {
+    api = await TestApi.start();
+  });
+  afterAll(() => api?.stop());
+
+  it('anchors the chain head on the ledger by itself once 100 events are logged', async () => {
+    const patient = await api.token('hundred', 'PATIENT');
+    const { registerPatient } = await api.ok<{ registerPatient: { id: string } }>(
+      'mutation { registerPatient { id } }',
+      {},
+      patient,
+    );
+    const log = api.server.app.get(AccessLog);
+    const anchored = new Promise<{ seq: number; headHash: string }>((resolve) =>
+      log.events.once('anchored', resolve),
+    );
+    await Promise.all(
+      Array.from({ length: 100 }, () =>
+        api.ok(
+          'query($p: ID!) { records(patientId: $p) { items { id } } }',
+          { p: registerPatient.id },
+          patient,
+        ),
+      ),
+    );
+    const head = await anchored;
+    expect(head.seq).toBeGreaterThanOrEqual(100);
+    const row = (await api.db.query('SELECT hash FROM access_events WHERE seq = $1', [head.seq]))
+      .rows[0];
+    expect(row.hash).toBe(head.headHash);
+    const onLedger = await api.server.app
+      .get<Ledger>(LEDGER)
+      .evaluate<{ seq: number }>('audit', 'GetAuditHead', ['org1', 'access-log']);
+    expect(onLedger.seq).toBe(head.seq);
   });
 });

@@ -11,6 +11,7 @@ import {
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
 import { decodeSeqCursor, encodeSeqCursor, pageSize } from '../common/pagination';
 import { Ledger, LEDGER } from '../ledger';
@@ -38,6 +39,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   private writing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private anchoring?: Promise<void>;
+  /** Emits 'anchored' ({seq, headHash, txId}) after each head anchored on the ledger. */
+  readonly events = new EventEmitter();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -105,6 +108,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
            VALUES ($1, $2, $3, now()) ON CONFLICT (seq) DO NOTHING`,
           [head.seq, head.hash, txId],
         );
+        this.events.emit('anchored', { seq: Number(head.seq), headHash: head.hash, txId });
       } catch (e) {
         this.logger.warn({ errorType: (e as Error).name }, 'audit head not anchored; will retry');
       } finally {

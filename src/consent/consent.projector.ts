@@ -24,6 +24,7 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
   /** Emits 'applied' (LedgerEvent) after each consent event is in the projection. */
   readonly events = new EventEmitter();
   private subscription?: EventSubscription;
+  private stopped = false;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -38,6 +39,7 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
     await this.subscription?.close();
   }
 
@@ -62,23 +64,36 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     this.subscription = this.ledger.subscribe(from, (e) => this.handle(e));
   }
 
+  /** Applies one event, retrying with backoff while the database is unavailable. */
   private async handle(event: LedgerEvent): Promise<void> {
     if (!CONSENT_EVENTS.has(event.name)) return;
-    try {
-      await this.db.transaction(async (m) => {
-        await this.projection.apply(event.payload as GrantRecord, m);
-        await m.query(
-          `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
-           VALUES ($1, $2, $3, now())
-           ON CONFLICT (consumer) DO UPDATE SET block_number = EXCLUDED.block_number,
-             tx_index = EXCLUDED.tx_index, updated_at = now()`,
-          [CONSUMER, event.blockNumber, event.txIndex],
+    for (let delay = 100; ; delay = Math.min(delay * 2, 10_000)) {
+      try {
+        await this.apply(event);
+        break;
+      } catch (e) {
+        if (this.stopped) throw e;
+        this.logger.error(
+          { txId: event.txId, errorType: (e as Error).name, retryInMs: delay },
+          'projection failed; retrying',
         );
-      });
-    } catch (e) {
-      this.logger.error({ txId: event.txId, errorType: (e as Error).name }, 'projection failed');
-      throw e;
+        await new Promise((r) => setTimeout(r, delay).unref());
+      }
     }
     this.events.emit('applied', event);
+  }
+
+  /** The grant and the checkpoint move together, so a restart neither skips nor repeats. */
+  private async apply(event: LedgerEvent): Promise<void> {
+    await this.db.transaction(async (m) => {
+      await this.projection.apply(event.payload as GrantRecord, m);
+      await m.query(
+        `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
+         VALUES ($1, $2, $3, now())
+         ON CONFLICT (consumer) DO UPDATE SET block_number = EXCLUDED.block_number,
+           tx_index = EXCLUDED.tx_index, updated_at = now()`,
+        [CONSUMER, event.blockNumber, event.txIndex],
+      );
+    });
   }
 }
