@@ -8,6 +8,7 @@ import { DevIssuer, isRole, Role, ROLES } from './auth';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
+import { DEFAULT_ALPHA, MAX_PATIENTS, MAX_SITES, runSeed } from './federated/synthetic';
 import { startServer } from './server';
 import { verifyAll } from './verification';
 
@@ -104,6 +105,42 @@ async function verifyLedger(): Promise<void> {
   if (!result.ok) process.exit(1);
 }
 
+async function seed(opts: {
+  synthetic: true;
+  patients: number;
+  sites: number;
+  seed: number;
+  alpha: number;
+}): Promise<void> {
+  if (opts.sites > opts.patients) fail('--sites must not exceed --patients');
+  const c = config();
+  const summary = await runSeed(
+    c,
+    { patients: opts.patients, sites: opts.sites, seed: opts.seed, alpha: opts.alpha },
+    (line) => process.stderr.write(`${line}\n`),
+  ).catch((e: Error) => fail(`seeding failed: ${e.message}`));
+  // The one line on stdout, so that `$(npx custodia seed ...)` can be piped to jq.
+  process.stdout.write(JSON.stringify(summary) + '\n');
+}
+
+function wholeNumber(min: number, max: number): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!/^\d+$/.test(value) || n < min || n > max) {
+      throw new InvalidArgumentError(`must be a whole number from ${min} to ${max}`);
+    }
+    return n;
+  };
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n) || n <= 0) {
+    throw new InvalidArgumentError('must be a positive number, e.g. 0.5');
+  }
+  return n;
+}
+
 function role(value: string, previous: Role[]): Role[] {
   const r = value.toUpperCase();
   if (!isRole(r)) throw new InvalidArgumentError(`must be one of ${ROLES.join(', ')}`);
@@ -135,9 +172,36 @@ export function program(): Command {
   cli
     .command('verify-ledger')
     .description(
-      "re-walk the embedded ledger's hash chain, world state and history; exit 1 on any break",
+      "re-walk the embedded ledger's hash chain, world state and history, and the access log's chain; exit 1 on any break",
     )
     .action(verifyLedger);
+  cli
+    .command('seed')
+    .description(
+      'create K organisations and N synthetic patients with FHIR records, split non-IID across ' +
+        'them; prints {"organizations":[...],"patients":[...]} as JSON',
+    )
+    .requiredOption('--synthetic', 'generate a synthetic cohort (the only kind of seed so far)')
+    .option('--patients <n>', 'number of patients', wholeNumber(1, MAX_PATIENTS), 100)
+    .option(
+      '--sites <k>',
+      'number of organisations (site-1 … site-K)',
+      wholeNumber(1, MAX_SITES),
+      3,
+    )
+    .option(
+      '--seed <s>',
+      'random seed: the same seed gives the same data',
+      wholeNumber(0, 2 ** 32 - 1),
+      42,
+    )
+    .option(
+      '--alpha <a>',
+      'Dirichlet concentration of the label split across sites (smaller: more skewed)',
+      positiveNumber,
+      DEFAULT_ALPHA,
+    )
+    .action(seed);
   return cli;
 }
 

@@ -1,4 +1,5 @@
 export { RecordEntity } from './record.entity';
+export { IntegrityStatus } from './record.model';
 export { RecordsModule } from './records.module';
 export { RecordsService } from './records.service';
 export { RecordAnchoring } from './record-anchoring';
