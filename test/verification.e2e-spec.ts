@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import { Pool } from 'pg';
+import { DataSource } from 'typeorm';
 import { AccessLog } from '../src/audit';
 import { Ledger, LEDGER } from '../src/ledger';
 import { verifyAll } from '../src/verification';
@@ -120,6 +122,38 @@ describe('access log anchoring', () => {
     api = await TestApi.start();
   });
   afterAll(() => api?.stop());
+
+  it('keeps one unbroken chain when two writers share the database', async () => {
+    const first = api.server.app.get(AccessLog);
+    const second = new AccessLog(
+      api.server.app.get(DataSource),
+      api.server.app.get<Ledger>(LEDGER),
+    );
+    const event = {
+      actorId: 'dr-two',
+      patientId: randomUUID(),
+      recordIds: [],
+      action: 'READ',
+      purpose: 'TREATMENT',
+      decision: 'DENY' as const,
+      consentId: null,
+      breakGlass: false,
+      reason: null,
+    };
+    for (let i = 0; i < 5; i++) {
+      await first.record(event);
+      await second.record(event);
+    }
+    await Promise.all([first.record(event), second.record(event), first.record(event)]);
+    const pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
+    try {
+      const result = await verifyAll(pool, 'org1');
+      expect(result.lines.join('\n')).toContain('Access log: 13 events walked');
+      expect(result.ok).toBe(true);
+    } finally {
+      await pool.end();
+    }
+  });
 
   it('anchors the chain head on the ledger by itself once 100 events are logged', async () => {
     const patient = await api.token('hundred', 'PATIENT');

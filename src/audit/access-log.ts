@@ -1,5 +1,5 @@
 // The access log: one event per record-reading call, appended to a hash chain in PostgreSQL
-// (a trigger refuses UPDATE and DELETE). Concurrent appends are grouped into one transaction,
+// (a trigger refuses UPDATE and DELETE). Concurrent appends are grouped into one INSERT,
 // so logging costs one commit per group rather than per read; a call returns only once its
 // event is durable. The chain head is anchored on the ledger every 100 events or 60 s.
 import {
@@ -20,8 +20,6 @@ import { AccessEventModel, AccessEventPageModel } from './access-event.model';
 
 export type NewAccessEvent = Omit<AccessEventContent, 'seq' | 'id' | 'at'>;
 
-/** Serialises appenders across processes sharing the database (one chain). */
-const CHAIN_LOCK = 0x61756469746c6f67n; // "auditlog"
 export const AUDIT_CHAIN_ID = 'access-log';
 const ANCHOR_EVERY_EVENTS = 100;
 const ANCHOR_EVERY_MS = 60_000;
@@ -39,6 +37,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   private writing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private anchoring?: Promise<void>;
+  /** The last event written by this process (re-read when another process got ahead). */
+  private head?: { seq: number; hash: string };
   /** Emits 'anchored' ({seq, headHash, txId}) after each head anchored on the ledger. */
   readonly events = new EventEmitter();
 
@@ -138,14 +138,17 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     }
   }
 
-  /** Writes a group of events in one transaction; true when it crossed an anchoring mark. */
+  /**
+   * Writes a group of events as one INSERT (atomic on its own); true when it crossed an
+   * anchoring mark. The chain head is kept in memory: if another process appended since,
+   * the sequence number collides, and the head is re-read and the group chained again.
+   */
   private async append(events: NewAccessEvent[]): Promise<boolean> {
-    return this.db.transaction(async (m) => {
-      await m.query('SELECT pg_advisory_xact_lock($1)', [CHAIN_LOCK.toString()]);
-      const [head] = await m.query('SELECT seq, hash FROM access_events ORDER BY seq DESC LIMIT 1');
-      let seq = head ? Number(head.seq) : 0;
-      let prev: string = head ? head.hash : AUDIT_GENESIS;
-      const firstSeq = seq + 1;
+    for (let attempt = 0; ; attempt++) {
+      this.head ??= await this.readHead();
+      const head = this.head;
+      let seq = head.seq;
+      let prev = head.hash;
       const at = new Date().toISOString();
       const rows = events.map((e) => {
         const content: AccessEventContent = { ...e, seq: ++seq, id: randomUUID(), at };
@@ -154,39 +157,55 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         prev = hash;
         return row;
       });
-      const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
-      await m.query(
-        `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose,
-           decision, consent_id, break_glass, reason, at, prev_hash, hash)
-         SELECT u.seq, u.id, u.actor_id, u.patient_id, string_to_array(u.record_ids, ',')::uuid[],
-                u.action, u.purpose, u.decision, u.consent_id, u.break_glass, u.reason, u.at,
-                u.prev_hash, u.hash
-         FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::boolean[], $11::text[],
-                     $12::timestamptz[], $13::text[], $14::text[])
-           AS u(seq, id, actor_id, patient_id, record_ids, action, purpose, decision, consent_id,
-                break_glass, reason, at, prev_hash, hash)`,
-        [
-          col('seq'),
-          col('id'),
-          col('actorId'),
-          col('patientId'),
-          rows.map((r) => r.recordIds.join(',')),
-          col('action'),
-          col('purpose'),
-          col('decision'),
-          col('consentId'),
-          col('breakGlass'),
-          col('reason'),
-          col('at'),
-          col('prevHash'),
-          col('hash'),
-        ],
-      );
-      return (
-        Math.floor((firstSeq - 1) / ANCHOR_EVERY_EVENTS) !== Math.floor(seq / ANCHOR_EVERY_EVENTS)
-      );
-    });
+      try {
+        await this.insert(rows);
+      } catch (e) {
+        this.head = undefined;
+        if ((e as { code?: string }).code === '23505' && attempt < 5) continue;
+        throw e;
+      }
+      this.head = { seq, hash: prev };
+      return Math.floor(head.seq / ANCHOR_EVERY_EVENTS) !== Math.floor(seq / ANCHOR_EVERY_EVENTS);
+    }
+  }
+
+  private async readHead(): Promise<{ seq: number; hash: string }> {
+    const [head] = await this.db.query(
+      'SELECT seq, hash FROM access_events ORDER BY seq DESC LIMIT 1',
+    );
+    return head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: AUDIT_GENESIS };
+  }
+
+  private async insert(rows: (AccessEventContent & { prevHash: string; hash: string })[]) {
+    const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
+    await this.db.query(
+      `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose,
+         decision, consent_id, break_glass, reason, at, prev_hash, hash)
+       SELECT u.seq, u.id, u.actor_id, u.patient_id, string_to_array(u.record_ids, ',')::uuid[],
+              u.action, u.purpose, u.decision, u.consent_id, u.break_glass, u.reason, u.at,
+              u.prev_hash, u.hash
+       FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
+                   $7::text[], $8::text[], $9::text[], $10::boolean[], $11::text[],
+                   $12::timestamptz[], $13::text[], $14::text[])
+         AS u(seq, id, actor_id, patient_id, record_ids, action, purpose, decision, consent_id,
+              break_glass, reason, at, prev_hash, hash)`,
+      [
+        col('seq'),
+        col('id'),
+        col('actorId'),
+        col('patientId'),
+        rows.map((r) => r.recordIds.join(',')),
+        col('action'),
+        col('purpose'),
+        col('decision'),
+        col('consentId'),
+        col('breakGlass'),
+        col('reason'),
+        col('at'),
+        col('prevHash'),
+        col('hash'),
+      ],
+    );
   }
 }
 

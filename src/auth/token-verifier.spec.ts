@@ -54,6 +54,18 @@ describe('token verification', () => {
 
   it('rejects a garbled token', () => rejects('not.a.jwt', /malformed/));
 
+  it('stops admitting a remembered token once it expires', async () => {
+    const token = await issuer.sign({ sub: 'a', roles: ['PATIENT'], ttl: '2s' });
+    await expect(verifier.verify(token)).resolves.toMatchObject({ id: 'a' });
+    // Forty seconds on: past exp and the 30 s of tolerated skew.
+    jest.useFakeTimers({ now: Date.now() + 40_000, doNotFake: ['nextTick', 'setImmediate'] });
+    try {
+      await rejects(token, /expired/);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
   it('rejects an expired token', async () => {
     const token = await issuer.sign({ sub: 'a', roles: ['PATIENT'], ttl: '-31s' });
     await rejects(token, /expired/);

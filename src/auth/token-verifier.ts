@@ -15,6 +15,8 @@ import { isRole } from './roles';
 
 export const ACCEPTED_ALGORITHMS = ['ES256', 'RS256'];
 const CLOCK_SKEW_SECONDS = 30;
+/** Verified tokens remembered (until they expire), so a client's next call skips ECDSA. */
+const CACHE_LIMIT = 10_000;
 
 export interface TokenVerifierOptions {
   keys: JWTVerifyGetKey;
@@ -23,6 +25,8 @@ export interface TokenVerifierOptions {
 }
 
 export class TokenVerifier {
+  private readonly verified = new Map<string, { actor: Actor; expiresAt: number }>();
+
   constructor(private readonly options: TokenVerifierOptions) {}
 
   static forJwks(jwks: { keys: object[] }, issuer: string, audience: string): TokenVerifier {
@@ -34,6 +38,17 @@ export class TokenVerifier {
   }
 
   async verify(token: string): Promise<Actor> {
+    const known = this.verified.get(token);
+    if (known && Date.now() < known.expiresAt) return known.actor;
+    if (known) this.verified.delete(token);
+    const { actor, exp } = await this.verifyOnce(token);
+    if (this.verified.size >= CACHE_LIMIT) this.verified.delete(this.verified.keys().next().value!);
+    // Same tolerance as jose's exp check, so a cached token lapses exactly when a fresh check would fail.
+    this.verified.set(token, { actor, expiresAt: (exp + CLOCK_SKEW_SECONDS) * 1000 });
+    return actor;
+  }
+
+  private async verifyOnce(token: string): Promise<{ actor: Actor; exp: number }> {
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, this.options.keys, {
@@ -48,7 +63,7 @@ export class TokenVerifier {
         `Invalid token: ${reason(e)}. Sign in again for a fresh token.`,
       );
     }
-    return actorFrom(payload);
+    return { actor: actorFrom(payload), exp: payload.exp! };
   }
 }
 

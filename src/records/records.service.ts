@@ -39,12 +39,14 @@ export interface RecordFilter {
   after?: string | null;
 }
 
+const HASH_CACHE_LIMIT = 50_000;
 const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 @Injectable()
 export class RecordsService {
   private readonly logger = new Logger(RecordsService.name);
+  private readonly hashes = new Map<string, string>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -265,9 +267,25 @@ export class RecordsService {
   private async open(row: RecordEntity): Promise<HealthRecordModel> {
     const opened = await this.decrypt(row);
     // Against the anchored hash kept in Postgres: no ledger round trip per read.
-    const actual =
-      row.anchorState === 'ANCHORED' ? contentHash(opened.salt, opened.resource) : null;
+    const actual = row.anchorState === 'ANCHORED' ? this.hashOf(row, opened) : null;
     return this.toModel(row, opened.resource, integrityOf(row, actual));
+  }
+
+  /**
+   * The content hash of a decrypted record. Remembered per record version and GCM tag: a
+   * ciphertext that decrypts under the same tag is the same plaintext, so the hash (never
+   * the plaintext, which is not cached) can be reused.
+   */
+  private hashOf(row: RecordEntity, opened: { salt: Buffer; resource: unknown }): string {
+    const key = `${row.id}:${row.version}:${row.authTag.toString('base64')}`;
+    let hash = this.hashes.get(key);
+    if (hash === undefined) {
+      hash = contentHash(opened.salt, opened.resource);
+      if (this.hashes.size >= HASH_CACHE_LIMIT)
+        this.hashes.delete(this.hashes.keys().next().value!);
+      this.hashes.set(key, hash);
+    }
+    return hash;
   }
 
   private async decrypt(row: RecordEntity) {
