@@ -41,9 +41,34 @@ describe('configuration', () => {
     [{ AUTH_JWKS_URL: 'not a url' }, 'AUTH_JWKS_URL must be a URL'],
     [{ ORG_ID: 'has space' }, 'ORG_ID must be'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
+    [{ LEDGER: 'fabric' }, 'FABRIC_PEER_ENDPOINT is required with LEDGER=fabric'],
+    [
+      {
+        LEDGER: 'fabric',
+        FABRIC_PEER_ENDPOINT: '127.0.0.1:7151',
+        FABRIC_TLS_CA: '/ca.pem',
+        FABRIC_MSP_ID: 'Org1MSP',
+        FABRIC_CERT: '/cert.pem',
+        FABRIC_KEY: '/key.pem',
+        ORG_ID: 'org1',
+      },
+      'ORG_ID must equal FABRIC_MSP_ID',
+    ],
   ])('stops on a bad value with one line naming the variable: %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  it('names the organisation by its MSP id on Fabric', () => {
+    const c = loadConfig({
+      LEDGER: 'fabric',
+      FABRIC_PEER_ENDPOINT: '127.0.0.1:7151',
+      FABRIC_TLS_CA: '/ca.pem',
+      FABRIC_MSP_ID: 'Org1MSP',
+      FABRIC_CERT: '/cert.pem',
+      FABRIC_KEY: '/key.pem',
+    });
+    expect(c).toMatchObject({ ledger: 'fabric', orgId: 'Org1MSP' });
   });
 
   it('never echoes a malformed key', () => {

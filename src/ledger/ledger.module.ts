@@ -4,6 +4,7 @@ import { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppConfig, APP_CONFIG } from '../config';
 import { EmbeddedLedger } from './embedded/embedded-ledger';
+import { fabricConfigFromEnv, FabricLedger } from './fabric';
 import { Ledger, LEDGER } from './ledger.port';
 import { LedgerHealthIndicator } from './ledger.health';
 
@@ -14,11 +15,7 @@ import { LedgerHealthIndicator } from './ledger.health';
       provide: LEDGER,
       inject: [APP_CONFIG, DataSource],
       useFactory: (config: AppConfig, db: DataSource): Ledger => {
-        if (config.ledger === 'fabric') {
-          throw new Error(
-            'LEDGER=fabric: the Fabric adapter is not part of this build yet; use LEDGER=embedded',
-          );
-        }
+        if (config.ledger === 'fabric') return new FabricLedger(fabricConfigFromEnv());
         // The embedded ledger shares the API's connection pool and database.
         const pool = (db.driver as unknown as { master: Pool }).master;
         return new EmbeddedLedger(pool, { organization: config.orgId });
@@ -32,6 +29,8 @@ export class LedgerModule implements OnApplicationShutdown {
   constructor(@Inject(LEDGER) private readonly ledger: Ledger) {}
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.ledger instanceof EmbeddedLedger) await this.ledger.close();
+    if (this.ledger instanceof EmbeddedLedger || this.ledger instanceof FabricLedger) {
+      await this.ledger.close();
+    }
   }
 }

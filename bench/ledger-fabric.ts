@@ -1,0 +1,208 @@
+// `npm run bench:fabric`: throughput (grants/s) and commit latency (p50/p99) of the Fabric
+// ledger adapter against the native test network (fabric-network/network.sh) at concurrency
+// 1, 16 and 64. As bench:ledger does for the embedded ledger: per concurrency a short warm-up,
+// then a closed loop of c workers each submitting `consent.GrantConsent` back to back through
+// Org1's peer for a fixed time; a submit's latency runs from the call to its commit status
+// (endorsed by both orgs' peers, ordered by Raft, validated and committed). The network runs
+// with the test settings (batch timeout 200 ms, at most 10 transactions a block), which bound
+// what it can do: at concurrency 1 every transaction waits for the batch timeout. A network
+// that is already up is used and left up; otherwise the bench brings one up and takes it down.
+// Results go to bench/results/ledger-fabric.json.
+//   options: --duration 8 --warmup 2 --concurrency 1,16,64
+import 'reflect-metadata';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { fabricConfigFromEnv, FabricLedger } from '../src/ledger/fabric';
+
+const ROOT = resolve(__dirname, '..', '..');
+const NETWORK_SH = join(ROOT, 'fabric-network', 'network.sh');
+const RESULTS_FILE = join(ROOT, 'bench', 'results', 'ledger-fabric.json');
+
+interface PhaseResult {
+  concurrency: number;
+  txPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanBlockSize: number;
+  total: number;
+  blocks: number;
+  failures: number;
+  elapsedSeconds: number;
+}
+
+function settings() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '8' },
+      warmup: { type: 'string', default: '2' },
+      concurrency: { type: 'string', default: '1,16,64' },
+    },
+  });
+  const positive = (name: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
+    return n;
+  };
+  const concurrencies = values.concurrency.split(',').map((c) => positive('concurrency', c));
+  if (concurrencies.some((c) => !Number.isInteger(c))) {
+    throw new Error('--concurrency must be a comma-separated list of positive integers');
+  }
+  return {
+    durationSeconds: positive('duration', values.duration),
+    warmupSeconds: positive('warmup', values.warmup),
+    concurrencies,
+  };
+}
+
+/** Nearest-rank percentile of an ascending array. */
+function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+function network(command: 'up' | 'down' | 'status'): boolean {
+  try {
+    execFileSync('bash', [NETWORK_SH, command], { stdio: ['ignore', 'ignore', 'inherit'] });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The FABRIC_* variables that `network.sh up` wrote for Org1's client user. */
+function networkEnv(): Record<string, string> {
+  const dir = readFileSync(join(ROOT, 'fabric-network', '.state'), 'utf8').trim();
+  return Object.fromEntries(
+    readFileSync(join(dir, 'fabric.env'), 'utf8')
+      .split('\n')
+      .filter((line) => line.includes('='))
+      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+  );
+}
+
+class GrantLoad {
+  private next = 0;
+  private readonly run0 = Date.now().toString(36);
+
+  constructor(private readonly ledger: FabricLedger) {}
+
+  async run(concurrency: number, seconds: number) {
+    const latencies: number[] = [];
+    const blocks = new Set<number>();
+    let failures = 0;
+    let firstError: unknown;
+    const start = process.hrtime.bigint();
+    const deadline = start + BigInt(Math.round(seconds * 1e9));
+    const worker = async () => {
+      while (process.hrtime.bigint() < deadline) {
+        const n = this.next++;
+        const grant = {
+          id: `bench-${this.run0}-${n}`,
+          patientId: `bench-patient-${n % 1000}`,
+          grantee: { type: 'CLINICIAN', id: 'dr-1' },
+          purpose: 'TREATMENT',
+          actions: ['READ'],
+        };
+        const t0 = process.hrtime.bigint();
+        try {
+          const r = await this.ledger.submit('consent', 'GrantConsent', [JSON.stringify(grant)]);
+          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          blocks.add(r.blockNumber);
+        } catch (e) {
+          failures++;
+          firstError ??= e;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const elapsedSeconds = Number(process.hrtime.bigint() - start) / 1e9;
+    if (firstError) {
+      console.error(`  ${failures} submits failed; first: ${(firstError as Error).message}`);
+    }
+    return { latencies, blocks: blocks.size, failures, elapsedSeconds };
+  }
+}
+
+async function main(): Promise<void> {
+  const s = settings();
+  const wasUp = existsSync(join(ROOT, 'fabric-network', '.state')) && network('status');
+  const t0 = Date.now();
+  if (!wasUp && !network('up')) throw new Error('the Fabric network did not come up');
+  console.log(
+    wasUp
+      ? 'using the running Fabric network'
+      : `Fabric network up in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  const ledger = new FabricLedger(fabricConfigFromEnv(networkEnv()));
+  try {
+    const load = new GrantLoad(ledger);
+    const results: PhaseResult[] = [];
+    for (const c of s.concurrencies) {
+      await load.run(c, s.warmupSeconds);
+      const { latencies, blocks, failures, elapsedSeconds } = await load.run(c, s.durationSeconds);
+      latencies.sort((a, b) => a - b);
+      const result: PhaseResult = {
+        concurrency: c,
+        txPerSec: round(latencies.length / elapsedSeconds, 1),
+        p50Ms: round(percentile(latencies, 50)),
+        p99Ms: round(percentile(latencies, 99)),
+        meanBlockSize: round(latencies.length / Math.max(blocks, 1)),
+        total: latencies.length,
+        blocks,
+        failures,
+        elapsedSeconds: round(elapsedSeconds, 3),
+      };
+      results.push(result);
+      console.log(
+        `  c=${c}: ${result.txPerSec} tx/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, ` +
+          `${result.meanBlockSize} tx/block, ${failures} failures`,
+      );
+    }
+    console.log(
+      '\nFabric ledger (2 orgs, 1 Raft orderer, native), consent.GrantConsent, closed loop',
+    );
+    console.table(
+      results.map((r) => ({
+        concurrency: r.concurrency,
+        'tx/s': r.txPerSec,
+        'p50 ms': r.p50Ms,
+        'p99 ms': r.p99Ms,
+        'tx/block': r.meanBlockSize,
+        total: r.total,
+        failures: r.failures,
+      })),
+    );
+    const cpu = cpus();
+    const out = {
+      date: new Date().toISOString(),
+      machine: { cpus: cpu.length, cpuModel: cpu[0]?.model ?? 'unknown', node: process.version },
+      fabric: {
+        version: '3.1.5',
+        topology: 'Org1 and Org2 with one peer each, one Raft orderer, all on 127.0.0.1',
+        endorsementPolicy: 'MAJORITY Endorsement (both orgs)',
+        batchTimeout: '200ms',
+        maxMessageCount: 10,
+      },
+      settings: { durationSeconds: s.durationSeconds, warmupSeconds: s.warmupSeconds },
+      results,
+    };
+    await mkdir(resolve(RESULTS_FILE, '..'), { recursive: true });
+    await writeFile(RESULTS_FILE, JSON.stringify(out, null, 2) + '\n');
+    console.log(`results written to ${RESULTS_FILE}`);
+    if (results.some((r) => r.failures > 0)) process.exitCode = 1;
+  } finally {
+    await ledger.close();
+    if (!wasUp) network('down');
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});

@@ -1,0 +1,23 @@
+// The Fabric suites (`npm run test:fabric`): the Fabric adapter against a real network of
+// native processes that the global setup brings up with fabric-network/network.sh and the
+// global teardown always takes down. Kept apart from `npm test`, which needs no Go or Fabric.
+const swc = ['@swc/jest', { swcrc: true }];
+
+/** @type {import('jest').Config} */
+module.exports = {
+  displayName: 'fabric',
+  testEnvironment: 'node',
+  transform: { '^.+\\.ts$': swc },
+  moduleNameMapper: {
+    '^@custodia/chaincode$': '<rootDir>/chaincode/src/index.ts',
+    '^@custodia/chaincode/(policy|errors)$': '<rootDir>/chaincode/src/$1.ts',
+  },
+  roots: ['<rootDir>/test/fabric'],
+  testMatch: ['**/*.fabric-spec.ts'],
+  globalSetup: '<rootDir>/test/fabric/global-setup.ts',
+  globalTeardown: '<rootDir>/test/fabric/global-teardown.ts',
+  // One network for the run: suites share its ledger, so they run one after another.
+  maxWorkers: 1,
+  // Per test: a submit waits for a block (batch timeout 200 ms) and endorsement by two peers.
+  testTimeout: 60000,
+};
