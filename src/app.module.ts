@@ -1,3 +1,4 @@
+import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
 import { DynamicModule, Logger, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
@@ -58,7 +59,12 @@ export class AppModule {
               playground: false,
               introspection: !config.production,
               ...armor,
-              plugins: [...armor.plugins, metrics.graphqlPlugin()],
+              plugins: [
+                ...armor.plugins,
+                metrics.graphqlPlugin(),
+                // No HTTP caching of PHI; and its per-field hooks cost every read.
+                ApolloServerPluginCacheControlDisabled(),
+              ],
               validationRules: armor.validationRules,
               context: ({ req }: { req: unknown }) => ({ req }),
               formatError: formatGraphQLError(new Logger('GraphQL')),

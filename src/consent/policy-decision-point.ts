@@ -96,29 +96,26 @@ export class PolicyDecisionPoint {
 
   /**
    * A SQL condition over `records` (alias `alias`) equal to the grants' record filters, so
-   * that a page holds exactly the permitted records. Rows are checked with the rule again
-   * after loading; this only keeps pages full.
+   * that a page holds exactly the permitted records; its values are appended to `params`
+   * ($n placeholders). Rows are checked with the rule again after loading; this only keeps
+   * pages full.
    */
-  recordFilterSql(
-    decision: Decision,
-    alias: string,
-  ): { sql: string; params: Record<string, unknown> } | null {
+  recordFilterSql(decision: Decision, alias: string, params: unknown[]): string | null {
     if (decision.basis.kind !== 'grants') return null;
-    const params: Record<string, unknown> = {};
-    const clauses = decision.basis.grants.map((g, i) => {
+    const clauses = decision.basis.grants.map((g) => {
       const parts: string[] = [];
       if (g.resourceTypes.length) {
-        params[`rt${i}`] = g.resourceTypes;
-        parts.push(`${alias}.resource_type = ANY(:rt${i})`);
+        params.push(g.resourceTypes);
+        parts.push(`${alias}.resource_type = ANY($${params.length}::text[])`);
       }
       if (g.categories.length) {
-        params[`cat${i}`] = g.categories;
-        parts.push(`${alias}.category = ANY(:cat${i})`);
+        params.push(g.categories);
+        parts.push(`${alias}.category = ANY($${params.length}::text[])`);
       }
       if (!g.includeRestricted) parts.push(`${alias}.sensitivity = 'NORMAL'`);
       return parts.length ? `(${parts.join(' AND ')})` : 'TRUE';
     });
-    return { sql: `(${clauses.join(' OR ')})`, params };
+    return `(${clauses.join(' OR ')})`;
   }
 
   private async candidateGrants(request: AccessRequest): Promise<ConsentGrant[]> {

@@ -6,7 +6,7 @@ import type { RecordAnchor } from '@custodia/chaincode';
 import type { RecordFacts } from '@custodia/chaincode/policy';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { Brackets, DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
 import {
   BadUserInputError,
@@ -160,28 +160,30 @@ export class RecordsService {
         "No active consent lets you read this patient's records. Ask the patient to grant access.",
       );
     }
-    const q = this.db
-      .getRepository(RecordEntity)
-      .createQueryBuilder('r')
-      .where('r.patient_id = :patientId', { patientId })
-      .orderBy('r.created_at', 'DESC')
-      .addOrderBy('r.id', 'DESC')
-      .limit(size + 1);
-    if (filter.resourceType) q.andWhere('r.resource_type = :type', { type: filter.resourceType });
-    if (filter.category) q.andWhere('r.category = :category', { category: filter.category });
-    if (after) {
-      q.andWhere(
-        new Brackets((w) =>
-          w
-            .where('r.created_at < :at', { at: after.createdAt })
-            .orWhere('r.created_at = :at AND r.id < :id', { id: after.id }),
-        ),
-      );
-    }
     // Only what the grants permit is loaded: one query for the whole page, none per record.
-    const permitted = this.pdp.recordFilterSql(decision, 'r');
-    if (permitted) q.andWhere(permitted.sql, permitted.params);
-    const rows = (await q.getMany()).filter((r) => this.pdp.admits(decision, factsOf(r)));
+    const params: unknown[] = [patientId];
+    const where = ['r.patient_id = $1'];
+    if (filter.resourceType) {
+      params.push(filter.resourceType);
+      where.push(`r.resource_type = $${params.length}`);
+    }
+    if (filter.category) {
+      params.push(filter.category);
+      where.push(`r.category = $${params.length}`);
+    }
+    if (after) {
+      params.push(after.createdAt, after.id);
+      where.push(`(r.created_at, r.id) < ($${params.length - 1}, $${params.length})`);
+    }
+    const permitted = this.pdp.recordFilterSql(decision, 'r', params);
+    if (permitted) where.push(permitted);
+    params.push(size + 1);
+    const found: RecordRow[] = await this.db.query(
+      `SELECT ${RECORD_COLUMNS} FROM records r WHERE ${where.join(' AND ')}
+       ORDER BY r.created_at DESC, r.id DESC LIMIT $${params.length}`,
+      params,
+    );
+    const rows = found.map(toEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
     const page = rows.slice(0, size);
     const items = await Promise.all(page.map((r) => this.open(r)));
     await this.logPermitted(actor, decision, patientId, page);
@@ -324,6 +326,51 @@ export class RecordsService {
       updatedAt: row.updatedAt,
     };
   }
+}
+
+/** The page query reads rows raw: TypeORM's query building and hydration cost every read. */
+const RECORD_COLUMNS = `r.id, r.patient_id, r.version, r.resource_type, r.category, r.sensitivity,
+  r.key_id, r.iv, r.auth_tag, r.ciphertext, r.content_hash, r.anchor_state, r.anchored_hash,
+  r.ledger_tx_id, r.created_at, r.updated_at`;
+
+interface RecordRow {
+  id: string;
+  patient_id: string;
+  version: number;
+  resource_type: string;
+  category: string | null;
+  sensitivity: RecordEntity['sensitivity'];
+  key_id: string;
+  iv: Buffer;
+  auth_tag: Buffer;
+  ciphertext: Buffer;
+  content_hash: string;
+  anchor_state: RecordEntity['anchorState'];
+  anchored_hash: string | null;
+  ledger_tx_id: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+function toEntity(r: RecordRow): RecordEntity {
+  return {
+    id: r.id,
+    patientId: r.patient_id,
+    version: r.version,
+    resourceType: r.resource_type,
+    category: r.category,
+    sensitivity: r.sensitivity,
+    keyId: r.key_id,
+    iv: r.iv,
+    authTag: r.auth_tag,
+    ciphertext: r.ciphertext,
+    contentHash: r.content_hash,
+    anchorState: r.anchor_state,
+    anchoredHash: r.anchored_hash,
+    ledgerTxId: r.ledger_tx_id,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
 }
 
 function factsOf(row: RecordEntity): RecordFacts {
