@@ -1,0 +1,291 @@
+// `npm run bench:records`: throughput and latency of `records(patientId, first: 20)` read by
+// the patient over 1,000 encrypted records, against a baseline of the same Nest + Apollo
+// stack answering a same-shaped page from memory. Both servers run as child processes, one
+// after the other, so each one's peak RSS is its own. Results go to
+// bench/results/records-read.json.
+//   options: --connections 10 --warmup 5 --duration 12 --records 1000
+//            --profile  (CPU-profile each server during the measured run; writes no results)
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { DevIssuer } from '../src/auth';
+import { DEV_AUDIENCE, DEV_ISSUER } from '../src/config';
+import { summariseProfile } from './lib/cpu-profile';
+import { GraphQLRequest, LoadResult, round, runLoad } from './lib/load';
+import { PAGE_SIZE, RECORDS_QUERY, sampleResource } from './lib/sample-records';
+import { machineBusySeconds, ServerProcess } from './lib/server-process';
+
+const TARGET_RATIO = 0.7;
+const TARGET_P99_MS = 25;
+const SEED_CONCURRENCY = 8;
+const OTHER_LOAD_WARNING = 0.2;
+const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'records-read.json');
+
+interface Settings {
+  connections: number;
+  warmupSeconds: number;
+  durationSeconds: number;
+  records: number;
+  profileDir?: string;
+}
+
+interface Measurement extends LoadResult {
+  peakRssMb: number;
+  responseBytes: number;
+  /** Average cores busy during the measured run, per party. */
+  cpu: {
+    serverCores: number;
+    databaseCores: number;
+    loadGeneratorCores: number;
+    otherCores: number;
+  };
+}
+
+function ownCpuSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
+function settings(): Settings {
+  const { values } = parseArgs({
+    options: {
+      connections: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '5' },
+      duration: { type: 'string', default: '12' },
+      records: { type: 'string', default: '1000' },
+      profile: { type: 'boolean', default: false },
+    },
+  });
+  const int = (name: string, v: string) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+    return n;
+  };
+  return {
+    connections: int('connections', values.connections),
+    warmupSeconds: int('warmup', values.warmup),
+    durationSeconds: int('duration', values.duration),
+    records: int('records', values.records),
+    profileDir: values.profile
+      ? join(tmpdir(), `custodia-bench-profiles-${Date.now()}`)
+      : undefined,
+  };
+}
+
+async function gql<T>(url: string, query: string, variables: object, token?: string) {
+  const res = await fetch(`${url}/graphql`, {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  const text = await res.text();
+  const body = JSON.parse(text) as { data?: T; errors?: { message: string }[] };
+  if (!res.ok || body.errors?.length || !body.data) {
+    throw new Error(`GraphQL call failed (${res.status}): ${text.slice(0, 500)}`);
+  }
+  return { data: body.data, bytes: Buffer.byteLength(text) };
+}
+
+/** Warm-up, then the measured run (optionally profiled); peak RSS covers both. */
+async function measure(
+  name: string,
+  server: ServerProcess,
+  patientId: string,
+  s: Settings,
+  token?: string,
+): Promise<Measurement> {
+  const variables = { p: patientId };
+  // The page must be complete before its speed means anything.
+  const check = await gql<{ records: { items: unknown[] } }>(
+    server.url,
+    RECORDS_QUERY,
+    variables,
+    token,
+  );
+  if (check.data.records.items.length !== PAGE_SIZE) {
+    throw new Error(`${name}: expected ${PAGE_SIZE} items, got ${check.data.records.items.length}`);
+  }
+  const request: GraphQLRequest = {
+    url: `${server.url}/graphql`,
+    body: JSON.stringify({ query: RECORDS_QUERY, variables }),
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  };
+  const rssReset = server.resetPeakRss();
+  let sampledPeak = server.rssMb();
+  const sampler = setInterval(() => (sampledPeak = Math.max(sampledPeak, server.rssMb())), 100);
+  process.stdout.write(`${name}: warm-up ${s.warmupSeconds} s… `);
+  await runLoad(request, { connections: s.connections, seconds: s.warmupSeconds });
+  process.stdout.write(`measuring ${s.durationSeconds} s… `);
+  if (s.profileDir) await server.startProfile();
+  const before = { ...server.cpuSeconds(), self: ownCpuSeconds(), machine: machineBusySeconds() };
+  const load = await runLoad(request, { connections: s.connections, seconds: s.durationSeconds });
+  const after = { ...server.cpuSeconds(), self: ownCpuSeconds(), machine: machineBusySeconds() };
+  if (s.profileDir) await server.stopProfile(join(s.profileDir, `${name}.cpuprofile`));
+  const cores = (k: keyof typeof before) => (after[k] - before[k]) / load.seconds;
+  const cpu = {
+    serverCores: round(cores('server'), 2),
+    databaseCores: round(cores('descendants'), 2),
+    loadGeneratorCores: round(cores('self'), 2),
+    // Anything else running on the machine skews the result; it is reported, not hidden.
+    otherCores: round(
+      Math.max(0, cores('machine') - cores('server') - cores('descendants') - cores('self')),
+      2,
+    ),
+  };
+  clearInterval(sampler);
+  // Let the requests autocannon abandoned at the deadline finish before the server stops.
+  await new Promise((r) => setTimeout(r, 300));
+  const peakRssMb = rssReset ? Math.max(server.peakRssMb(), sampledPeak) : sampledPeak;
+  console.log(`${load.reqPerSec} req/s (server ${cpu.serverCores} cores busy)`);
+  if (cpu.otherCores > OTHER_LOAD_WARNING) {
+    console.warn(
+      `  warning: other processes used ${cpu.otherCores} cores during the run; the figures are skewed`,
+    );
+  }
+  if (load.non2xx || load.errors) {
+    throw new Error(`${name}: ${load.non2xx} non-2xx responses and ${load.errors} errors`);
+  }
+  return { ...load, peakRssMb: round(peakRssMb, 1), responseBytes: check.bytes, cpu };
+}
+
+async function runBaseline(s: Settings): Promise<Measurement> {
+  const server = await ServerProcess.spawn(join(__dirname, 'servers', 'baseline-server.js'));
+  try {
+    return await measure('baseline', server, '00000000-0000-4000-8000-000000000000', s);
+  } finally {
+    await server.stop();
+  }
+}
+
+async function runApp(s: Settings): Promise<Measurement> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'custodia-bench-'));
+  try {
+    const started = Date.now();
+    const server = await ServerProcess.spawn(join(__dirname, 'servers', 'app-server.js'), {
+      BENCH_DATA_DIR: dataDir,
+    });
+    try {
+      console.log(`app: started with embedded PostgreSQL in ${(Date.now() - started) / 1000} s`);
+      const issuer = await DevIssuer.open(dataDir, DEV_ISSUER, DEV_AUDIENCE);
+      const token = await issuer.sign({ sub: 'bench-patient', roles: ['PATIENT'], ttl: '2h' });
+      const { data } = await gql<{ registerPatient: { id: string } }>(
+        server.url,
+        'mutation { registerPatient(displayName: "Bench") { id } }',
+        {},
+        token,
+      );
+      const patientId = data.registerPatient.id;
+      await seed(server.url, token, s.records);
+      return await measure('app', server, patientId, s, token);
+    } finally {
+      await server.stop();
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+async function seed(url: string, token: string, count: number): Promise<void> {
+  const started = Date.now();
+  const mutation = 'mutation($r: JSON!) { createRecord(input: { resource: $r }) { id } }';
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      await gql(url, mutation, { r: sampleResource(i) }, token);
+    }
+  };
+  await Promise.all(Array.from({ length: SEED_CONCURRENCY }, worker));
+  console.log(`app: ${count} records created in ${(Date.now() - started) / 1000} s`);
+}
+
+function summary(m: Measurement) {
+  const { reqPerSec, p50Ms, p99Ms, peakRssMb, requests, responseBytes, cpu } = m;
+  return { reqPerSec, p50Ms, p99Ms, peakRssMb, requests, responseBytes, cpu };
+}
+
+function printTable(rows: (string | number)[][]): void {
+  console.log();
+  for (const [first, ...rest] of rows) {
+    console.log(String(first).padEnd(10) + rest.map((c) => String(c).padStart(14)).join(''));
+  }
+}
+
+async function main(): Promise<void> {
+  const s = settings();
+  if (s.profileDir) await mkdir(s.profileDir, { recursive: true });
+  const baseline = await runBaseline(s);
+  const app = await runApp(s);
+  const ratio = round(app.reqPerSec / baseline.reqPerSec, 3);
+  const meetsTarget = ratio >= TARGET_RATIO && app.p99Ms <= TARGET_P99_MS;
+
+  printTable([
+    ['', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'server cores', 'db cores'],
+    ...(
+      [
+        ['baseline', baseline],
+        ['app', app],
+      ] as const
+    ).map(([name, m]) => [
+      name,
+      m.reqPerSec,
+      m.p50Ms,
+      m.p99Ms,
+      m.peakRssMb,
+      m.cpu.serverCores,
+      m.cpu.databaseCores,
+    ]),
+  ]);
+  console.log(
+    `\nratio app/baseline ${ratio} (target ≥ ${TARGET_RATIO} with app p99 ≤ ${TARGET_P99_MS} ms): ` +
+      (meetsTarget ? 'met' : 'NOT met'),
+  );
+
+  if (s.profileDir) {
+    for (const [name, m] of [
+      ['baseline', baseline],
+      ['app', app],
+    ] as const) {
+      const file = join(s.profileDir, `${name}.cpuprofile`);
+      console.log(`\n== ${name}: CPU profile of the measured run (${file}) ==`);
+      console.log(summariseProfile(JSON.parse(await readFile(file, 'utf8')), m.requests));
+    }
+    console.log('\n(profiled run: results file not written)');
+    return;
+  }
+
+  const results = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
+    settings: {
+      records: s.records,
+      connections: s.connections,
+      pipelining: 1,
+      warmupSeconds: s.warmupSeconds,
+      durationSeconds: s.durationSeconds,
+      query: RECORDS_QUERY.replace(/\s+/g, ' '),
+    },
+    app: summary(app),
+    baseline: summary(baseline),
+    ratio,
+    target: TARGET_RATIO,
+    targetP99Ms: TARGET_P99_MS,
+    meetsTarget,
+    notes:
+      'req/s = responses / measured seconds; p50/p99 from every response; peak RSS = VmHWM of ' +
+      'the Node server process over warm-up and measured run (the embedded PostgreSQL is ' +
+      'separate processes: see cpu.databaseCores). Each server runs alone in its own child ' +
+      'process; cpu.otherCores > 0.2 means something else on the machine skewed the run.',
+  };
+  await mkdir(resolve(RESULTS_FILE, '..'), { recursive: true });
+  await writeFile(RESULTS_FILE, JSON.stringify(results, null, 2) + '\n');
+  console.log(`written to ${RESULTS_FILE}`);
+}
+
+main().catch((e: Error) => {
+  console.error(`bench:records failed: ${e.stack ?? e.message}`);
+  process.exit(1);
+});
