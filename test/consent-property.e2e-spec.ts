@@ -14,6 +14,7 @@ import {
 } from '../chaincode/src/policy';
 import { Actor } from '../src/auth';
 import { ConsentRequiredError } from '../src/common/errors';
+import { ConsentProjection } from '../src/consent';
 import { RecordsService } from '../src/records';
 import { condition, observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
@@ -149,27 +150,15 @@ describe('the decision point, against the consent rule', () => {
         revokedAt: s.revoked ? new Date(now).toISOString() : null,
       }));
     await api.db.query('DELETE FROM consent_grants WHERE patient_id = $1', [patientId]);
+    const projection = api.server.app.get(ConsentProjection);
     for (const g of grants) {
-      await api.db.query(
-        `INSERT INTO consent_grants (id, patient_id, grantee_type, grantee_id, purpose, actions, resource_types,
-           categories, include_restricted, valid_from, valid_until, status, revoked_at, ledger_tx_id, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'property-test', now())`,
-        [
-          g.id,
-          g.patientId,
-          g.grantee.type,
-          g.grantee.id,
-          g.purpose,
-          g.actions,
-          g.resourceTypes,
-          g.categories,
-          g.includeRestricted,
-          g.validFrom,
-          g.validUntil,
-          g.status,
-          g.revokedAt,
-        ],
-      );
+      await projection.apply({
+        ...g,
+        createdAt: new Date(now).toISOString(),
+        txId: 'property-test',
+        writtenBy: 'org1',
+        revokedTxId: null,
+      });
     }
     return grants;
   }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { findBreak } from '../src/audit';
+import { chainedEventFromRow, findBreak } from '../src/audit';
 import { ConsentProjector } from '../src/consent';
 import { LEDGER, Ledger } from '../src/ledger';
 import { condition, observation } from './helpers/fhir';
@@ -132,7 +132,7 @@ describe('patient consent, end to end', () => {
     expect(log[1].recordIds.sort()).toEqual([...ids.obs].sort());
 
     const { rows } = await api.db.query('SELECT * FROM access_events ORDER BY seq');
-    expect(findBreak('0'.repeat(64), rows.map(chained))).toBeNull();
+    expect(findBreak('0'.repeat(64), rows.map(chainedEventFromRow))).toBeNull();
   });
 
   it('admits RESTRICTED records and other types only when the grant says so', async () => {
@@ -350,22 +350,3 @@ describe('patient consent, end to end', () => {
     });
   });
 });
-
-function chained(r: Record<string, unknown>) {
-  return {
-    seq: Number(r.seq),
-    id: r.id as string,
-    actorId: r.actor_id as string,
-    patientId: r.patient_id as string,
-    recordIds: r.record_ids as string[],
-    action: r.action as string,
-    purpose: r.purpose as string,
-    decision: r.decision as 'PERMIT' | 'DENY',
-    consentId: (r.consent_id as string | null) ?? null,
-    breakGlass: r.break_glass as boolean,
-    reason: (r.reason as string | null) ?? null,
-    at: (r.at as Date).toISOString(),
-    prevHash: r.prev_hash as string,
-    hash: r.hash as string,
-  };
-}

@@ -53,3 +53,23 @@ export function findBreak(prevHash: string, events: ChainedEvent[]): string | nu
   }
   return null;
 }
+
+/** An access_events row as the chain functions see it. */
+export function chainedEventFromRow(r: Record<string, unknown>): ChainedEvent {
+  return {
+    seq: Number(r.seq),
+    id: r.id as string,
+    actorId: r.actor_id as string,
+    patientId: r.patient_id as string,
+    recordIds: r.record_ids as string[],
+    action: r.action as string,
+    purpose: r.purpose as string,
+    decision: r.decision as ChainedEvent['decision'],
+    consentId: (r.consent_id as string | null) ?? null,
+    breakGlass: r.break_glass as boolean,
+    reason: (r.reason as string | null) ?? null,
+    at: (r.at as Date).toISOString(),
+    prevHash: r.prev_hash as string,
+    hash: r.hash as string,
+  };
+}

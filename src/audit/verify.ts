@@ -4,7 +4,7 @@ import type { AuditHead } from '@custodia/chaincode';
 import { Pool } from 'pg';
 import type { Ledger } from '../ledger';
 import { AUDIT_CHAIN_ID } from './access-log';
-import { AUDIT_GENESIS, ChainedEvent, findBreak } from './audit-chain';
+import { AUDIT_GENESIS, ChainedEvent, chainedEventFromRow, findBreak } from './audit-chain';
 
 export interface AuditReport {
   events: number;
@@ -29,22 +29,7 @@ export async function verifyAuditChain(
       [nextSeq, PAGE],
     );
     if (rows.length === 0) break;
-    const events: ChainedEvent[] = rows.map((r) => ({
-      seq: Number(r.seq),
-      id: r.id,
-      actorId: r.actor_id,
-      patientId: r.patient_id,
-      recordIds: r.record_ids,
-      action: r.action,
-      purpose: r.purpose,
-      decision: r.decision,
-      consentId: r.consent_id,
-      breakGlass: r.break_glass,
-      reason: r.reason,
-      at: (r.at as Date).toISOString(),
-      prevHash: r.prev_hash,
-      hash: r.hash,
-    }));
+    const events: ChainedEvent[] = rows.map(chainedEventFromRow);
     if (events[0].seq !== nextSeq) {
       report.problems.push(`access event ${nextSeq} is missing`);
       break;

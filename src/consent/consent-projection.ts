@@ -64,18 +64,12 @@ export function toRuleGrant(row: ConsentGrantEntity): ConsentGrant {
 }
 
 export function toGrantModel(row: ConsentGrantEntity, now = new Date()): ConsentGrantModel {
+  const grant = toRuleGrant(row);
   return {
-    id: row.id,
-    patientId: row.patientId,
-    grantee: { type: row.granteeType as ConsentGrant['grantee']['type'], id: row.granteeId },
-    purpose: row.purpose as ConsentGrant['purpose'],
-    actions: row.actions as ConsentGrant['actions'],
-    resourceTypes: row.resourceTypes,
-    categories: row.categories,
-    includeRestricted: row.includeRestricted,
+    ...grant,
     validFrom: row.validFrom,
     validUntil: row.validUntil,
-    status: effectiveStatus(toRuleGrant(row), now),
+    status: effectiveStatus(grant, now),
     revokedAt: row.revokedAt,
     ledgerTxId: row.ledgerTxId,
     createdAt: row.createdAt,

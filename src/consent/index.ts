@@ -1,5 +1,6 @@
 export { ConsentGrantEntity, EmergencyAccessEntity } from './consent-grant.entity';
 export * from './consent.model';
+export { ConsentProjection } from './consent-projection';
 export { ConsentModule } from './consent.module';
 export { ConsentProjector } from './consent.projector';
 export { ConsentService } from './consent.service';

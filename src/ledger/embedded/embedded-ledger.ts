@@ -62,32 +62,14 @@ export class EmbeddedLedger implements Ledger {
   submit<T>(contract: ContractName, fn: string, args: string[]): Promise<SubmitResult<T>> {
     if (this.outage || this.closed) return Promise.reject(unavailable());
     return new Promise<SubmitResult<unknown>>((resolve, reject) => {
-      this.queue.push({
-        input: {
-          txId: randomBytes(32).toString('hex'),
-          contract,
-          fn,
-          args,
-          creator: this.options.organization,
-          timestamp: new Date(),
-        },
-        resolve,
-        reject,
-      });
+      this.queue.push({ input: this.proposal(contract, fn, args), resolve, reject });
       if (!this.draining) void this.drain();
     }) as Promise<SubmitResult<T>>;
   }
 
   async evaluate<T>(contract: ContractName, fn: string, args: string[]): Promise<T> {
     if (this.outage || this.closed) throw unavailable();
-    const input: TxInput = {
-      txId: randomBytes(32).toString('hex'),
-      contract,
-      fn,
-      args,
-      creator: this.options.organization,
-      timestamp: new Date(),
-    };
+    const input = this.proposal(contract, fn, args);
     let outcome;
     try {
       outcome = await execute(input, this.reader(this.pool), 'evaluate');
@@ -321,6 +303,18 @@ export class EmbeddedLedger implements Ledger {
           .sort(([a], [b]) => compareKeys(a, b))
           .map(([key, value]) => ({ key, value }));
       },
+    };
+  }
+
+  /** A transaction as this organisation proposes it: a fresh id, now. */
+  private proposal(contract: ContractName, fn: string, args: string[]): TxInput {
+    return {
+      txId: randomBytes(32).toString('hex'),
+      contract,
+      fn,
+      args,
+      creator: this.options.organization,
+      timestamp: new Date(),
     };
   }
 
