@@ -1,0 +1,18 @@
+export { clipDelta, clipScale, deltaNorm, l2Norm, type Vector } from './clipping';
+export { addGaussianNoise, secureRandomBytes, type RandomBytes } from './gaussian';
+export {
+  aggregateNoiseStd,
+  contributionWeight,
+  DEFAULT_DELTA,
+  validatePrivacyConfig,
+  type PrivacyConfig,
+} from './private-aggregate';
+export {
+  computeRdp,
+  DEFAULT_ORDERS,
+  RdpAccountant,
+  rdpToEpsilon,
+  type AccountantState,
+  type PrivacySpent,
+  type RdpConversion,
+} from './rdp';

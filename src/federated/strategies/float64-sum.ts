@@ -1,0 +1,104 @@
+// A float64 running sum of float32 vectors that turns into a float32 vector in place.
+//
+// Float64, because a float32 sum of 50 updates measured up to 5e-3 relative error on
+// coordinates that nearly cancel; in float64 the only rounding that shows is the final one.
+//
+// Two parts, because a FedAvg round ends by turning its sums into a float32 model, and a
+// model allocated beside the accumulator would put the round's peak at 3 models (2 for the
+// float64 sums, 1 for the result) where writing it into the accumulator's own memory keeps
+// it at 2. The first part is a float64 view of a buffer of exactly 4n bytes — the size of
+// the float32 model — and holds the first ⌊n/2⌋ coordinates; the second part holds the rest.
+// Narrowing the first part in place (in ascending order every float32 lands on float64s
+// already read), then writing the second part's values after it, leaves the model in the
+// first buffer, compact, and the second part to the garbage collector.
+export class Float64Sum {
+  /** The two parts and the coordinate at which each starts. */
+  readonly parts: readonly [Float64Array, Float64Array];
+  readonly offsets: readonly [number, number];
+  private readonly modelBuffer: ArrayBuffer;
+  private spent = false;
+
+  constructor(readonly size: number) {
+    const half = Math.floor(size / 2);
+    this.modelBuffer = new ArrayBuffer(size * 4);
+    this.parts = [new Float64Array(this.modelBuffer, 0, half), new Float64Array(size - half)];
+    this.offsets = [0, half];
+  }
+
+  /** sum += w·x */
+  addScaled(x: Float32Array, w: number): void {
+    const half = this.offsets[1];
+    accumulate(this.parts[0], x.subarray(0, half), w);
+    accumulate(this.parts[1], x.subarray(half), w);
+  }
+
+  /** sum += w·(x − g) */
+  addScaledDifference(x: Float32Array, g: Float32Array, w: number): void {
+    const half = this.offsets[1];
+    accumulateDifference(this.parts[0], x.subarray(0, half), g.subarray(0, half), w);
+    accumulateDifference(this.parts[1], x.subarray(half), g.subarray(half), w);
+  }
+
+  /** The sums rounded to float32, in this accumulator's memory; the accumulator is spent. */
+  toFloat32(): Float32Array {
+    if (this.spent) throw new Error('this sum has already been turned into a model');
+    this.spent = true;
+    const out = new Float32Array(this.modelBuffer);
+    const [first, second] = this.parts;
+    for (let i = 0; i < first.length; i++) out[i] = first[i];
+    out.set(second, first.length);
+    return out;
+  }
+}
+
+// The hot loops, unrolled by hand: V8 does not vectorise, and on 1M parameters unrolling
+// the fold by 16 measured about twice as fast as the plain loop (0.7 ms against 1.4 ms).
+
+/** sum += w·x */
+function accumulate(sum: Float64Array, x: Float32Array, w: number): void {
+  const n = sum.length;
+  const end = n - (n % 16);
+  let i = 0;
+  for (; i < end; i += 16) {
+    sum[i] += w * x[i];
+    sum[i + 1] += w * x[i + 1];
+    sum[i + 2] += w * x[i + 2];
+    sum[i + 3] += w * x[i + 3];
+    sum[i + 4] += w * x[i + 4];
+    sum[i + 5] += w * x[i + 5];
+    sum[i + 6] += w * x[i + 6];
+    sum[i + 7] += w * x[i + 7];
+    sum[i + 8] += w * x[i + 8];
+    sum[i + 9] += w * x[i + 9];
+    sum[i + 10] += w * x[i + 10];
+    sum[i + 11] += w * x[i + 11];
+    sum[i + 12] += w * x[i + 12];
+    sum[i + 13] += w * x[i + 13];
+    sum[i + 14] += w * x[i + 14];
+    sum[i + 15] += w * x[i + 15];
+  }
+  for (; i < n; i++) sum[i] += w * x[i];
+}
+
+/** sum += w·(x − g) */
+function accumulateDifference(
+  sum: Float64Array,
+  x: Float32Array,
+  g: Float32Array,
+  w: number,
+): void {
+  const n = sum.length;
+  const end = n - (n % 8);
+  let i = 0;
+  for (; i < end; i += 8) {
+    sum[i] += w * (x[i] - g[i]);
+    sum[i + 1] += w * (x[i + 1] - g[i + 1]);
+    sum[i + 2] += w * (x[i + 2] - g[i + 2]);
+    sum[i + 3] += w * (x[i + 3] - g[i + 3]);
+    sum[i + 4] += w * (x[i + 4] - g[i + 4]);
+    sum[i + 5] += w * (x[i + 5] - g[i + 5]);
+    sum[i + 6] += w * (x[i + 6] - g[i + 6]);
+    sum[i + 7] += w * (x[i + 7] - g[i + 7]);
+  }
+  for (; i < n; i++) sum[i] += w * (x[i] - g[i]);
+}
