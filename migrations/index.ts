@@ -2,9 +2,11 @@
 import { Foundation1764388800000 } from './1764388800000-foundation';
 import { EmbeddedLedger1764392400000 } from './1764392400000-embedded-ledger';
 import { ConsentAndAudit1764396000000 } from './1764396000000-consent-and-audit';
+import { FederatedStudies1764399600000 } from './1764399600000-federated-studies';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
   EmbeddedLedger1764392400000,
   ConsentAndAudit1764396000000,
+  FederatedStudies1764399600000,
 ];

@@ -11,6 +11,7 @@ import { AuditModule } from './audit';
 import { AuthModule } from './auth';
 import { ConsentModule } from './consent';
 import { ErasureModule } from './erasure';
+import { FederatedModule } from './federated/federated.module';
 import { formatGraphQLError } from './common/graphql-errors';
 import { PROJECT_ROOT } from './common/paths';
 import { AppConfig, ConfigModule } from './config';
@@ -77,6 +78,7 @@ export class AppModule {
         ConsentModule,
         AuditModule,
         ErasureModule,
+        FederatedModule,
       ],
       providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
     };

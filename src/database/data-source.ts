@@ -1,6 +1,7 @@
 import { PostgresConnectionOptions } from 'typeorm/driver/postgres/PostgresConnectionOptions';
 import { MIGRATIONS } from '../../migrations';
 import { ConsentGrantEntity, EmergencyAccessEntity } from '../consent/consent-grant.entity';
+import { StudyEntity, TrainingNodeEntity } from '../federated/studies/study.entity';
 import { OrganizationEntity, PatientEntity, UserEntity } from '../patients/patient.entity';
 import { DataKeyEntity } from '../records/crypto/data-key.entity';
 import { RecordEntity } from '../records/record.entity';
@@ -13,6 +14,8 @@ export const ENTITIES = [
   RecordEntity,
   ConsentGrantEntity,
   EmergencyAccessEntity,
+  StudyEntity,
+  TrainingNodeEntity,
 ];
 
 export function dataSourceOptions(url: string): PostgresConnectionOptions {

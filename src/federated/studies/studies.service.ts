@@ -1,0 +1,172 @@
+// Studies (what to learn, from which features, with which strategy and privacy) and the
+// training nodes that may take part (registered by an administrator with their public key).
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { calculateJwkThumbprint, importJWK, JWK } from 'jose';
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
+import { Actor } from '../../auth';
+import { BadUserInputError, ConflictError } from '../../common/errors';
+import { OrganizationEntity } from '../../patients';
+import { StudyEntity, TrainingNodeEntity } from './study.entity';
+import {
+  CreateStudyInput,
+  ModelPresetEnum,
+  RegisterTrainingNodeInput,
+  StrategyEnum,
+  StudyModel,
+  TrainingNodeModel,
+} from './study.model';
+
+/** LOINC codes: digits, a hyphen and a check digit (e.g. 2345-7). */
+const LOINC = /^\d{1,7}-\d$/;
+/** SNOMED CT concept ids: 6 to 18 digits. */
+const SNOMED = /^\d{6,18}$/;
+const MAX_FEATURES = 64;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+@Injectable()
+export class StudiesService {
+  constructor(@InjectDataSource() private readonly db: DataSource) {}
+
+  async create(actor: Actor, input: CreateStudyInput): Promise<StudyModel> {
+    const row: StudyEntity = {
+      id: randomUUID(),
+      ownerId: actor.id,
+      createdAt: new Date(),
+      ...validateStudy(input),
+    };
+    await this.db.getRepository(StudyEntity).insert(row);
+    return row;
+  }
+
+  /** Studies are a public catalogue: patients need them to consent, researchers to run them. */
+  async list(): Promise<StudyModel[]> {
+    return this.db.getRepository(StudyEntity).find({ order: { createdAt: 'DESC', id: 'ASC' } });
+  }
+
+  async get(id: string): Promise<StudyModel | null> {
+    if (!UUID.test(id)) return null;
+    return this.db.getRepository(StudyEntity).findOneBy({ id });
+  }
+
+  async registerNode(actor: Actor, input: RegisterTrainingNodeInput): Promise<TrainingNodeModel> {
+    const name = input.name.trim();
+    if (name.length < 1 || name.length > 100) {
+      throw new BadUserInputError('name must be 1–100 characters', 'input.name');
+    }
+    if (!(await this.db.getRepository(OrganizationEntity).existsBy({ id: input.organizationId }))) {
+      throw new BadUserInputError(
+        'organizationId names no known organisation',
+        'input.organizationId',
+      );
+    }
+    const jwk = await publicSigningKey(input.publicKeyJwk);
+    const keyThumbprint = await calculateJwkThumbprint(jwk, 'sha256');
+    const row: TrainingNodeEntity = {
+      id: randomUUID(),
+      organizationId: input.organizationId,
+      name,
+      publicKey: { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y },
+      keyThumbprint,
+      registeredBy: actor.id,
+      createdAt: new Date(),
+      revokedAt: null,
+    };
+    try {
+      await this.db.getRepository(TrainingNodeEntity).insert(row);
+    } catch (e) {
+      if ((e as { code?: string }).code === '23505') {
+        throw new ConflictError('A training node with this public key is already registered.');
+      }
+      throw e;
+    }
+    return row;
+  }
+}
+
+/** A study's settings, checked field by field, with the defaults filled in. */
+export function validateStudy(input: CreateStudyInput) {
+  const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
+  const title = input.title.trim();
+  if (title.length < 1 || title.length > 200) throw bad('title', 'title must be 1–200 characters');
+  const features = input.features;
+  if (features.length < 1 || features.length > MAX_FEATURES) {
+    throw bad('features', `features must list 1–${MAX_FEATURES} LOINC codes`);
+  }
+  if (features.some((f) => !LOINC.test(f))) {
+    throw bad('features', 'features must be LOINC codes such as 2345-7');
+  }
+  if (new Set(features).size !== features.length) throw bad('features', 'features must not repeat');
+  if (!SNOMED.test(input.label)) {
+    throw bad('label', 'label must be a SNOMED CT concept id such as 44054006');
+  }
+  const int = (
+    field: string,
+    value: number | null | undefined,
+    dflt: number,
+    min: number,
+    max: number,
+  ) => {
+    const v = value ?? dflt;
+    if (!Number.isInteger(v) || v < min || v > max)
+      throw bad(field, `${field} must be a whole number from ${min} to ${max}`);
+    return v;
+  };
+  const learningRate = input.learningRate ?? 0.1;
+  if (!(learningRate > 0 && learningRate <= 10)) {
+    throw bad('learningRate', 'learningRate must be above 0 and at most 10');
+  }
+  const strategy = input.strategy ?? StrategyEnum.FEDAVG;
+  const clipNorm = input.clipNorm ?? null;
+  const noiseMultiplier = input.noiseMultiplier ?? null;
+  if (clipNorm !== null && !(clipNorm > 0 && Number.isFinite(clipNorm))) {
+    throw bad('clipNorm', 'clipNorm must be a positive number');
+  }
+  if (noiseMultiplier !== null) {
+    if (!(noiseMultiplier >= 0 && Number.isFinite(noiseMultiplier))) {
+      throw bad('noiseMultiplier', 'noiseMultiplier must be a number of at least 0');
+    }
+    if (noiseMultiplier > 0 && clipNorm === null) {
+      throw bad('clipNorm', 'differential privacy needs a clipNorm to bound each update');
+    }
+    if (noiseMultiplier > 0 && strategy === StrategyEnum.TRIMMED_MEAN) {
+      throw bad(
+        'strategy',
+        "TRIMMED_MEAN cannot be made differentially private (its sensitivity isn't a mean's)",
+      );
+    }
+  }
+  return {
+    title,
+    features: [...features],
+    label: input.label,
+    strategy,
+    model: input.model ?? ModelPresetEnum.LOGISTIC,
+    localEpochs: int('localEpochs', input.localEpochs, 1, 1, 100),
+    learningRate,
+    batchSize: int('batchSize', input.batchSize, 32, 1, 4096),
+    minNodes: int('minNodes', input.minNodes, 2, 1, 100),
+    roundDeadlineMs: int('roundDeadlineMs', input.roundDeadlineMs, 60_000, 1_000, 86_400_000),
+    clipNorm,
+    noiseMultiplier,
+  };
+}
+
+/** An EC P-256 public key (no private part), as the node's manifests are ES256-signed. */
+async function publicSigningKey(value: unknown): Promise<JWK> {
+  const bad = (m: string) => new BadUserInputError(m, 'input.publicKeyJwk');
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw bad('publicKeyJwk must be a JWK object');
+  }
+  const jwk = value as JWK;
+  if ('d' in jwk) throw bad('publicKeyJwk holds a private key: send the public key only');
+  if (jwk.kty !== 'EC' || jwk.crv !== 'P-256')
+    throw bad('publicKeyJwk must be an EC P-256 key (ES256)');
+  try {
+    await importJWK(jwk, 'ES256');
+  } catch {
+    throw bad('publicKeyJwk is not a valid EC P-256 public key');
+  }
+  return { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
+}
