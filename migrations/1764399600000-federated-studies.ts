@@ -50,7 +50,9 @@ export class FederatedStudies1764399600000 implements MigrationInterface {
         created_at         timestamptz NOT NULL,
         updated_at         timestamptz NOT NULL
       )`);
-    await q.query(`CREATE INDEX training_runs_by_study ON training_runs (study_id, created_at DESC)`);
+    await q.query(
+      `CREATE INDEX training_runs_by_study ON training_runs (study_id, created_at DESC)`,
+    );
   }
 
   async down(q: QueryRunner): Promise<void> {
