@@ -1,6 +1,6 @@
 // `npm run bench:records`: throughput and latency of `records(patientId, first: 20)` read by
-// the patient over 1,000 encrypted records, against a baseline of the same Nest + Apollo
-// stack answering a same-shaped page from memory. Both servers run as child processes, one
+// the patient over 1,000 encrypted records, and by a clinician under the patient's grant,
+// against a baseline of the same Nest + Apollo stack answering a same-shaped page from memory. Both servers run as child processes, one
 // after the other, so each one's peak RSS is its own. Results go to
 // bench/results/records-read.json.
 //   options: --connections 10 --warmup 5 --duration 12 --records 1000
@@ -18,6 +18,8 @@ import { machineBusySeconds, ServerProcess } from './lib/server-process';
 
 const TARGET_RATIO = 0.7;
 const TARGET_P99_MS = 25;
+/** Clinician-under-grant latency over patient-self latency (the consent check's cost). */
+const TARGET_CLINICIAN_RATIO = 1.1;
 const SEED_CONCURRENCY = 8;
 const OTHER_LOAD_WARNING = 0.2;
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'records-read.json');
@@ -161,7 +163,7 @@ async function runBaseline(s: Settings): Promise<Measurement> {
   }
 }
 
-async function runApp(s: Settings): Promise<Measurement> {
+async function runApp(s: Settings): Promise<{ patient: Measurement; clinician: Measurement }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'custodia-bench-'));
   try {
     const started = Date.now();
@@ -180,7 +182,23 @@ async function runApp(s: Settings): Promise<Measurement> {
       );
       const patientId = data.registerPatient.id;
       await seed(server.url, token, s.records);
-      return await measure('app', server, patientId, s, token);
+      const patient = await measure('app', server, patientId, s, token);
+      // The same page read by a clinician under the patient's treatment grant.
+      await gql(
+        server.url,
+        `mutation { grantConsent(input: { granteeType: CLINICIAN, granteeId: "bench-clinician",
+           purpose: TREATMENT, actions: [READ], includeRestricted: true }) { id } }`,
+        {},
+        token,
+      );
+      const clinicianToken = await issuer.sign({
+        sub: 'bench-clinician',
+        roles: ['CLINICIAN'],
+        org: 'org1',
+        ttl: '2h',
+      });
+      const clinician = await measure('clinician', server, patientId, s, clinicianToken);
+      return { patient, clinician };
     } finally {
       await server.stop();
     }
@@ -218,9 +236,11 @@ async function main(): Promise<void> {
   const s = settings();
   if (s.profileDir) await mkdir(s.profileDir, { recursive: true });
   const baseline = await runBaseline(s);
-  const app = await runApp(s);
+  const { patient: app, clinician } = await runApp(s);
   const ratio = round(app.reqPerSec / baseline.reqPerSec, 3);
   const meetsTarget = ratio >= TARGET_RATIO && app.p99Ms <= TARGET_P99_MS;
+  const clinicianRatio = round(clinician.p50Ms / app.p50Ms, 3);
+  const clinicianMeetsTarget = clinicianRatio <= TARGET_CLINICIAN_RATIO;
 
   printTable([
     ['', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'server cores', 'db cores'],
@@ -228,6 +248,7 @@ async function main(): Promise<void> {
       [
         ['baseline', baseline],
         ['app', app],
+        ['clinician', clinician],
       ] as const
     ).map(([name, m]) => [
       name,
@@ -243,11 +264,16 @@ async function main(): Promise<void> {
     `\nratio app/baseline ${ratio} (target ≥ ${TARGET_RATIO} with app p99 ≤ ${TARGET_P99_MS} ms): ` +
       (meetsTarget ? 'met' : 'NOT met'),
   );
+  console.log(
+    `clinician under grant ÷ patient self, p50 latency ${clinicianRatio} ` +
+      `(target ≤ ${TARGET_CLINICIAN_RATIO}): ${clinicianMeetsTarget ? 'met' : 'NOT met'}`,
+  );
 
   if (s.profileDir) {
     for (const [name, m] of [
       ['baseline', baseline],
       ['app', app],
+      ['clinician', clinician],
     ] as const) {
       const file = join(s.profileDir, `${name}.cpuprofile`);
       console.log(`\n== ${name}: CPU profile of the measured run (${file}) ==`);
@@ -269,11 +295,15 @@ async function main(): Promise<void> {
       query: RECORDS_QUERY.replace(/\s+/g, ' '),
     },
     app: summary(app),
+    clinician: summary(clinician),
     baseline: summary(baseline),
     ratio,
     target: TARGET_RATIO,
     targetP99Ms: TARGET_P99_MS,
     meetsTarget,
+    clinicianToPatientLatency: clinicianRatio,
+    clinicianTarget: TARGET_CLINICIAN_RATIO,
+    clinicianMeetsTarget,
     notes:
       'req/s = responses / measured seconds; p50/p99 from every response; peak RSS = VmHWM of ' +
       'the Node server process over warm-up and measured run (the embedded PostgreSQL is ' +

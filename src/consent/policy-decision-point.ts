@@ -118,18 +118,20 @@ export class PolicyDecisionPoint {
     return `(${clauses.join(' OR ')})`;
   }
 
+  /** One raw query on every clinician read: the grants naming this actor or their organisation. */
   private async candidateGrants(request: AccessRequest): Promise<ConsentGrant[]> {
-    const rows = await this.db
-      .getRepository(ConsentGrantEntity)
-      .createQueryBuilder('g')
-      .where('g.patient_id = :patientId', { patientId: request.patientId })
-      .andWhere("g.status = 'ACTIVE'")
-      .andWhere(
-        `((g.grantee_type = 'CLINICIAN' AND g.grantee_id = :actorId)
-          OR (g.grantee_type = 'ORGANIZATION' AND g.grantee_id = :orgId))`,
-        { actorId: request.actor.id, orgId: request.actor.organizationId ?? '' },
-      )
-      .getMany();
+    // Columns aliased to the entity's property names, so the projection's one mapping applies.
+    const rows: ConsentGrantEntity[] = await this.db.query(
+      `SELECT id, patient_id AS "patientId", grantee_type AS "granteeType",
+              grantee_id AS "granteeId", purpose, actions, resource_types AS "resourceTypes",
+              categories, include_restricted AS "includeRestricted", valid_from AS "validFrom",
+              valid_until AS "validUntil", status, revoked_at AS "revokedAt"
+       FROM consent_grants
+       WHERE patient_id = $1 AND status = 'ACTIVE'
+         AND ((grantee_type = 'CLINICIAN' AND grantee_id = $2)
+           OR (grantee_type = 'ORGANIZATION' AND grantee_id = $3))`,
+      [request.patientId, request.actor.id, request.actor.organizationId ?? ''],
+    );
     return rows.map(toRuleGrant);
   }
 }
