@@ -3,10 +3,12 @@ import { Foundation1764388800000 } from './1764388800000-foundation';
 import { EmbeddedLedger1764392400000 } from './1764392400000-embedded-ledger';
 import { ConsentAndAudit1764396000000 } from './1764396000000-consent-and-audit';
 import { FederatedStudies1764399600000 } from './1764399600000-federated-studies';
+import { FederatedRounds1764403200000 } from './1764403200000-federated-rounds';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
   EmbeddedLedger1764392400000,
   ConsentAndAudit1764396000000,
   FederatedStudies1764399600000,
+  FederatedRounds1764403200000,
 ];

@@ -3,7 +3,7 @@
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
-import { json } from 'express';
+import { json, raw } from 'express';
 import { Logger } from 'nestjs-pino';
 import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
@@ -14,6 +14,7 @@ import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 
 /** The largest request body accepted (a FHIR resource with room to spare). */
 export const MAX_BODY = '1mb';
+export const MAX_MODEL_BODY = '64mb';
 
 export interface RunningServer {
   app: INestApplication;
@@ -42,6 +43,8 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
       abortOnError: false,
     });
     app.use(json({ limit: MAX_BODY }));
+    // Model updates are binary (float32 little-endian); a 16M-parameter model fits.
+    app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY }));
     app.use(bodyErrors);
     await app.listen(config.port, config.host);
     app.useLogger(app.get(Logger));

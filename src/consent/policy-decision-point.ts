@@ -19,6 +19,12 @@ import { ConsentGrantEntity } from './consent-grant.entity';
 import { toRuleGrant } from './consent-projection';
 import { EmergencyService } from './emergency.service';
 
+/** Projection columns named as the entity's properties, so the projection's mapping applies. */
+const GRANT_COLUMNS = `id, patient_id AS "patientId", grantee_type AS "granteeType",
+  grantee_id AS "granteeId", purpose, actions, resource_types AS "resourceTypes", categories,
+  include_restricted AS "includeRestricted", valid_from AS "validFrom",
+  valid_until AS "validUntil", status, revoked_at AS "revokedAt"`;
+
 export type AccessBasis =
   | { kind: 'self' }
   | { kind: 'grants'; grants: ConsentGrant[] }
@@ -118,15 +124,43 @@ export class PolicyDecisionPoint {
     return `(${clauses.join(' OR ')})`;
   }
 
+  /**
+   * For each patient, the grant (first by id) under which `nodeId` may train on them for
+   * `studyId` now — one query for all of them, decided by the rule. Patients without one
+   * are absent from the map.
+   */
+  async trainingGrants(
+    studyId: string,
+    patientIds: readonly string[],
+    nodeId: string,
+  ): Promise<Map<string, string>> {
+    const rows: ConsentGrantEntity[] = await this.db.query(
+      `SELECT ${GRANT_COLUMNS} FROM consent_grants
+       WHERE grantee_type = 'STUDY' AND grantee_id = $1 AND status = 'ACTIVE'
+         AND patient_id = ANY($2::text[])
+       ORDER BY id`,
+      [studyId, patientIds],
+    );
+    const at = new Date();
+    const found = new Map<string, string>();
+    for (const grant of rows.map(toRuleGrant)) {
+      if (found.has(grant.patientId)) continue;
+      const request: AccessRequest = {
+        actor: { id: nodeId, studyId },
+        patientId: grant.patientId,
+        action: 'TRAIN',
+        purpose: 'RESEARCH',
+        at,
+      };
+      if (grantApplies(grant, request)) found.set(grant.patientId, grant.id);
+    }
+    return found;
+  }
+
   /** One raw query on every clinician read: the grants naming this actor or their organisation. */
   private async candidateGrants(request: AccessRequest): Promise<ConsentGrant[]> {
-    // Columns aliased to the entity's property names, so the projection's one mapping applies.
     const rows: ConsentGrantEntity[] = await this.db.query(
-      `SELECT id, patient_id AS "patientId", grantee_type AS "granteeType",
-              grantee_id AS "granteeId", purpose, actions, resource_types AS "resourceTypes",
-              categories, include_restricted AS "includeRestricted", valid_from AS "validFrom",
-              valid_until AS "validUntil", status, revoked_at AS "revokedAt"
-       FROM consent_grants
+      `SELECT ${GRANT_COLUMNS} FROM consent_grants
        WHERE patient_id = $1 AND status = 'ACTIVE'
          AND ((grantee_type = 'CLINICIAN' AND grantee_id = $2)
            OR (grantee_type = 'ORGANIZATION' AND grantee_id = $3))`,

@@ -22,7 +22,7 @@ export interface GraphQLResponse<T = Record<string, unknown>> {
 
 export class TestApi {
   private constructor(
-    readonly server: RunningServer,
+    public server: RunningServer,
     readonly config: AppConfig,
     readonly issuer: DevIssuer,
     /** Direct access to this suite's database, for checking storage and tampering. */
@@ -88,6 +88,12 @@ export class TestApi {
     const res = await this.gql<T>(query, variables, token);
     if (res.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(res.errors)}`);
     return res.data as T;
+  }
+
+  /** Stops the API and starts it again on the same database and data dir (a crash drill). */
+  async restart(): Promise<void> {
+    await this.server.stop();
+    this.server = await startServer(this.config);
   }
 
   async stop(): Promise<void> {

@@ -48,6 +48,11 @@ describe('round provenance', () => {
     });
   });
 
+  it('records byte-identical updates from two nodes once, as the ledger takes a set', () => {
+    const record = roundRecord(provenance({ updateHashes: [h('c'), h('b'), h('c')] }));
+    expect(record.updateHashes).toEqual([h('b'), h('c')]);
+  });
+
   it('records null ε and δ without differential privacy, and no parent for the first round', () => {
     const record = roundRecord(provenance({ round: 1, parentHash: null, privacy: null }));
     expect(record).toMatchObject({ round: 1, parentHash: null, epsilon: null, delta: null });

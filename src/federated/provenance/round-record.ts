@@ -55,8 +55,9 @@ export function roundRecord(p: RoundProvenance): RoundRecord {
     round: p.round,
     modelHash: modelHash(p.model),
     parentHash: p.parentHash,
-    // A set, not an arrival order: sorted, so every replay of a round records the same list.
-    updateHashes: [...p.updateHashes].sort(),
+    // A set, not an arrival order: sorted, so every replay of a round records the same list,
+    // and once each (two nodes may send byte-identical models; the ledger refuses repeats).
+    updateHashes: [...new Set(p.updateHashes)].sort(),
     contributorsRoot: merkleRoot(leaves),
     numContributors: new Set(p.contributors.map((c) => c.contributorId)).size,
     epsilon: p.privacy?.epsilon ?? null,

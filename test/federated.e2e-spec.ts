@@ -1,0 +1,346 @@
+// The coordinator's protocol end to end, with nodes simulated by signing real manifests
+// (the TensorFlow.js training nodes are tested on their own): rounds close on their quorum,
+// every bad update is rejected with its reason while the round goes on, consent is checked
+// again at aggregation, provenance lands on the ledger, and a restarted API resumes the run.
+import { CompactSign, exportJWK, generateKeyPair } from 'jose';
+import { createHash } from 'node:crypto';
+import { Coordinator } from '../src/federated/coordinator/coordinator.service';
+import { LEDGER, Ledger } from '../src/ledger';
+import { codes, TestApi } from './helpers/test-api';
+
+const FEATURES = ['2345-7', '4548-4'];
+/** LOGISTIC over two features: two kernel weights and a bias. */
+const PARAMS = FEATURES.length + 1;
+
+type SigningKey = Parameters<CompactSign['sign']>[0];
+
+interface Node {
+  id: string;
+  key: SigningKey;
+  token: string;
+}
+
+const RUN_FIELDS = `id studyId status rounds currentRound modelHash provenanceTxIds failure
+  metrics { round loss accuracy auc numContributors numUpdates epsilon }
+  updates { id nodeId round status reason numExamples }`;
+
+describe('federated training, coordinated', () => {
+  let api: TestApi;
+  let researcher: string;
+  let studyId: string;
+  let nodes: Node[];
+  const patients: { token: string; id: string; grantId?: string }[] = [];
+
+  beforeAll(async () => {
+    api = await TestApi.start();
+    researcher = await api.token('rosa', 'RESEARCHER');
+    studyId = (
+      await api.ok<{ createStudy: { id: string } }>(
+        `mutation($f: [String!]!) { createStudy(input: { title: "Diabetes", features: $f,
+           label: "44054006", minNodes: 2 }) { id } }`,
+        { f: FEATURES },
+        researcher,
+      )
+    ).createStudy.id;
+    const admin = await api.token('root', 'ADMIN');
+    nodes = [];
+    for (const name of ['node-a', 'node-b', 'node-c']) {
+      const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+      const registered = await api.ok<{ registerTrainingNode: { id: string } }>(
+        `mutation($jwk: JSON!, $name: String!) { registerTrainingNode(input: {
+           organizationId: "org1", name: $name, publicKeyJwk: $jwk }) { id } }`,
+        { jwk: await exportJWK(publicKey), name },
+        admin,
+      );
+      const id = registered.registerTrainingNode.id;
+      nodes.push({ id, key: privateKey, token: await api.token(id, 'NODE', 'org1') });
+    }
+    for (let i = 0; i < 4; i++) {
+      const token = await api.token(`fl-patient-${i}`, 'PATIENT');
+      const { registerPatient } = await api.ok<{ registerPatient: { id: string } }>(
+        'mutation { registerPatient { id } }',
+        {},
+        token,
+      );
+      const patient: (typeof patients)[number] = { token, id: registerPatient.id };
+      if (i < 3) {
+        patient.grantId = (
+          await api.ok<{ grantConsent: { id: string } }>(
+            `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+               purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
+            { s: studyId },
+            token,
+          )
+        ).grantConsent.id;
+      }
+      patients.push(patient);
+    }
+  });
+  afterAll(() => api?.stop());
+
+  const weights = (...v: number[]) => Buffer.from(new Float32Array(v).buffer);
+
+  async function sign(node: Node, manifest: Record<string, unknown>, key = node.key) {
+    return new CompactSign(Buffer.from(JSON.stringify(manifest)))
+      .setProtectedHeader({ alg: 'ES256' })
+      .sign(key);
+  }
+
+  async function post(
+    node: Node,
+    runId: string,
+    round: number,
+    body: Buffer,
+    manifest: Partial<Record<string, unknown>> = {},
+    opts: { key?: SigningKey; token?: string } = {},
+  ) {
+    const full = {
+      runId,
+      round,
+      nodeId: node.id,
+      numExamples: 10,
+      contributors: [patients[0].id],
+      updateSha256: createHash('sha256').update(body).digest('hex'),
+      metrics: { loss: 0.5, accuracy: 0.8, auc: 0.85 },
+      ...manifest,
+    };
+    const res = await fetch(`${api.url}/fl/runs/${runId}/rounds/${round}/updates`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/octet-stream',
+        authorization: `Bearer ${opts.token ?? node.token}`,
+        'x-custodia-manifest': await sign(node, full, opts.key),
+      },
+      body,
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as { status: string; reason: string | null },
+    };
+  }
+
+  const run = async (id: string) =>
+    (
+      await api.ok<{
+        trainingRun: Record<string, unknown> & { updates: { reason: string | null }[] };
+      }>(`query($id: ID!) { trainingRun(id: $id) { ${RUN_FIELDS} } }`, { id }, researcher)
+    ).trainingRun;
+
+  async function start(rounds: number): Promise<string> {
+    return (
+      await api.ok<{ startTraining: { id: string; status: string; currentRound: number } }>(
+        'mutation($s: ID!, $r: Int!) { startTraining(studyId: $s, rounds: $r) { id status currentRound } }',
+        { s: studyId, r: rounds },
+        researcher,
+      )
+    ).startTraining.id;
+  }
+
+  it('runs rounds to completion, aggregating accepted updates and recording provenance', async () => {
+    const runId = await start(2);
+    const model = await fetch(`${api.url}/fl/runs/${runId}/rounds/1/model`, {
+      headers: { authorization: `Bearer ${nodes[0].token}` },
+    });
+    expect(model.status).toBe(200);
+    expect(model.headers.get('content-type')).toBe('application/octet-stream');
+    expect((await model.arrayBuffer()).byteLength).toBe(4 * PARAMS);
+
+    expect(
+      (await post(nodes[0], runId, 1, weights(1, 2, 3), { numExamples: 10 })).body.status,
+    ).toBe('ACCEPTED');
+    expect((await run(runId)).currentRound).toBe(1);
+    expect(
+      (
+        await post(nodes[1], runId, 1, weights(3, 4, 5), {
+          numExamples: 30,
+          contributors: [patients[1].id],
+        })
+      ).body.status,
+    ).toBe('ACCEPTED');
+
+    // Quorum reached: FedAvg weighted by examples → (1·10 + 3·30)/40 = 2.5, and so on.
+    const afterOne = await run(runId);
+    expect(afterOne).toMatchObject({ status: 'RUNNING', currentRound: 2 });
+    const global = new Float32Array(
+      await (
+        await fetch(`${api.url}/fl/runs/${runId}/rounds/2/model`, {
+          headers: { authorization: `Bearer ${nodes[0].token}` },
+        })
+      ).arrayBuffer(),
+    );
+    expect([...global]).toEqual([2.5, 3.5, 4.5]);
+    const onLedger = await api.server.app
+      .get<Ledger>(LEDGER)
+      .evaluate<{ modelHash: string; numContributors: number; updateHashes: string[] }>(
+        'training',
+        'GetRound',
+        [runId, '1'],
+      );
+    expect(onLedger.modelHash).toBe(afterOne.modelHash);
+    expect(onLedger.numContributors).toBe(2);
+    expect(onLedger.updateHashes).toHaveLength(2);
+
+    await post(nodes[0], runId, 2, weights(1, 1, 1));
+    await post(nodes[2], runId, 2, weights(3, 3, 3), { contributors: [patients[2].id] });
+    const done = await run(runId);
+    expect(done).toMatchObject({ status: 'COMPLETED', currentRound: 2 });
+    expect(done.provenanceTxIds).toHaveLength(2);
+    expect(done.metrics).toEqual([
+      {
+        round: 1,
+        loss: 0.5,
+        accuracy: 0.8,
+        auc: 0.85,
+        numContributors: 2,
+        numUpdates: 2,
+        epsilon: null,
+      },
+      {
+        round: 2,
+        loss: 0.5,
+        accuracy: 0.8,
+        auc: 0.85,
+        numContributors: 2,
+        numUpdates: 2,
+        epsilon: null,
+      },
+    ]);
+    const study = await api.ok<{ study: { runs: { id: string }[] } }>(
+      'query($id: ID!) { study(id: $id) { runs { id } } }',
+      { id: studyId },
+      researcher,
+    );
+    expect(study.study.runs.map((r) => r.id)).toContain(runId);
+    expect(
+      codes(
+        await api.gql(
+          'mutation($r: ID!) { cancelTraining(runId: $r) { id } }',
+          { r: runId },
+          researcher,
+        ),
+      ),
+    ).toEqual(['CONFLICT']);
+  });
+
+  it('rejects every bad update with its reason, and the round goes on', async () => {
+    const runId = await start(1);
+    const good = weights(0.1, 0.2, 0.3);
+    const { privateKey: stranger } = await generateKeyPair('ES256');
+    const unregistered: Node = { ...nodes[0], id: '00000000-0000-4000-8000-000000000000' };
+    const nan = weights(0.1, Number.NaN, 0.3);
+    const cases: [
+      string,
+      Promise<{ status: number; body: { status: string; reason: string | null } }>,
+    ][] = [
+      ['manifest signature does not verify', post(nodes[0], runId, 1, good, {}, { key: stranger })],
+      ['node is not registered', post(unregistered, runId, 1, good)],
+      ['manifest names another run or round', post(nodes[0], runId, 1, good, { round: 2 })],
+      [
+        'body does not match its hash',
+        post(nodes[0], runId, 1, good, { updateSha256: 'a'.repeat(64) }),
+      ],
+      ['wrong shape', post(nodes[0], runId, 1, weights(1, 2))],
+      ['non-finite values', post(nodes[0], runId, 1, nan)],
+      [
+        'holds no active TRAIN consent',
+        post(nodes[0], runId, 1, good, { contributors: [patients[3].id] }),
+      ],
+    ];
+    for (const [reason, pending] of cases) {
+      const { status, body } = await pending;
+      expect(status).toBe(422);
+      expect(body).toMatchObject({ status: 'REJECTED' });
+      expect(body.reason).toContain(reason);
+    }
+    expect((await post(nodes[0], runId, 1, good)).body.status).toBe('ACCEPTED');
+    const dup = await post(nodes[0], runId, 1, good);
+    expect(dup.body.reason).toContain('duplicate');
+    const state = await run(runId);
+    expect(state).toMatchObject({ status: 'RUNNING', currentRound: 1 });
+    expect(state.updates.filter((u) => u.reason !== null)).toHaveLength(cases.length + 1);
+    // The round still closes once a second node reports.
+    await post(nodes[1], runId, 1, good, { contributors: [patients[1].id] });
+    expect((await run(runId)).status).toBe('COMPLETED');
+  });
+
+  it('drops an update whose contributor revoked before aggregation, and rejects new ones listing them', async () => {
+    const runId = await start(1);
+    const victim = patients[2];
+    expect(
+      (await post(nodes[0], runId, 1, weights(1, 1, 1), { contributors: [victim.id] })).body.status,
+    ).toBe('ACCEPTED');
+    await api.ok(
+      'mutation($id: ID!) { revokeConsent(id: $id) { id } }',
+      { id: victim.grantId },
+      victim.token,
+    );
+    const listing = await post(nodes[1], runId, 1, weights(2, 2, 2), { contributors: [victim.id] });
+    expect(listing.body.reason).toContain(`contributor ${victim.id} holds no active TRAIN consent`);
+    await post(nodes[1], runId, 1, weights(2, 2, 2), { contributors: [patients[1].id] });
+    await post(nodes[2], runId, 1, weights(4, 4, 4), { contributors: [patients[0].id] });
+    const state = await run(runId);
+    expect(state.status).toBe('COMPLETED');
+    expect(state.updates.map((u) => u.reason)).toContainEqual(
+      `contributor ${victim.id} revoked TRAIN consent before aggregation`,
+    );
+  });
+
+  it('resumes a run after the API restarts', async () => {
+    const runId = await start(1);
+    expect((await post(nodes[0], runId, 1, weights(1, 1, 1))).body.status).toBe('ACCEPTED');
+    await api.restart();
+    nodes = await Promise.all(
+      nodes.map(async (n) => ({ ...n, token: await api.token(n.id, 'NODE', 'org1') })),
+    );
+    researcher = await api.token('rosa', 'RESEARCHER');
+    expect(
+      (await post(nodes[1], runId, 1, weights(3, 3, 3), { contributors: [patients[1].id] })).body
+        .status,
+    ).toBe('ACCEPTED');
+    expect(await run(runId)).toMatchObject({ status: 'COMPLETED' });
+  });
+
+  it('fails a round whose deadline passes short of its quorum, clearly', async () => {
+    const quick = (
+      await api.ok<{ createStudy: { id: string } }>(
+        `mutation($f: [String!]!) { createStudy(input: { title: "Quick", features: $f,
+           label: "44054006", minNodes: 2, roundDeadlineMs: 1000 }) { id } }`,
+        { f: FEATURES },
+        researcher,
+      )
+    ).createStudy.id;
+    const coordinator = api.server.app.get(Coordinator);
+    const runId = (
+      await api.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 3) { id } }',
+        { s: quick },
+        researcher,
+      )
+    ).startTraining.id;
+    const failed = new Promise<void>((resolve) =>
+      coordinator.events.on('round', (e: { runId: string; status: string }) => {
+        if (e.runId === runId && e.status === 'FAILED') resolve();
+      }),
+    );
+    await failed;
+    expect(await run(runId)).toMatchObject({
+      status: 'FAILED',
+      failure: 'round 1 closed at its deadline with 0 of the 2 updates needed',
+    });
+  });
+
+  it('shows researchers models and metrics, never records', async () => {
+    const res = await api.gql(
+      'query($p: ID!) { records(patientId: $p) { items { id } } }',
+      { p: patients[0].id },
+      researcher,
+    );
+    expect(codes(res)).toEqual(['FORBIDDEN']);
+    const patientView = await api.gql(
+      'query { trainingRun(id: "x") { id } }',
+      {},
+      patients[0].token,
+    );
+    expect(codes(patientView)).toEqual(['FORBIDDEN']);
+  });
+});
