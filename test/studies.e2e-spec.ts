@@ -87,6 +87,7 @@ describe('studies and training nodes', () => {
     [{ features: [] }, 'input.features'],
     [{ features: ['glucose'] }, 'input.features'],
     [{ features: ['2345-7', '2345-7'] }, 'input.features'],
+    [{ features: ['1234-5'] }, 'input.features'],
     [{ label: 'diabetes' }, 'input.label'],
     [{ learningRate: 0 }, 'input.learningRate'],
     [{ localEpochs: 0 }, 'input.localEpochs'],

@@ -8,6 +8,7 @@ import { DataSource } from 'typeorm';
 import { Actor } from '../../auth';
 import { BadUserInputError, ConflictError } from '../../common/errors';
 import { OrganizationEntity } from '../../patients';
+import { SUPPORTED_FEATURES } from '../model/features';
 import { StudyEntity, TrainingNodeEntity } from './study.entity';
 import {
   CreateStudyInput,
@@ -96,6 +97,14 @@ export function validateStudy(input: CreateStudyInput) {
   }
   if (features.some((f) => !LOINC.test(f))) {
     throw bad('features', 'features must be LOINC codes such as 2345-7');
+  }
+  const unsupported = features.find((f) => !SUPPORTED_FEATURES.includes(f));
+  if (unsupported) {
+    // Nodes standardise each feature on a fixed clinical scale; one without a scale cannot train.
+    throw bad(
+      'features',
+      `feature ${unsupported} has no reference scale; supported: ${SUPPORTED_FEATURES.join(', ')}`,
+    );
   }
   if (new Set(features).size !== features.length) throw bad('features', 'features must not repeat');
   if (!SNOMED.test(input.label)) {
