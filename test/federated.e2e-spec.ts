@@ -32,7 +32,8 @@ describe('federated training, coordinated', () => {
   const patients: { token: string; id: string; grantId?: string }[] = [];
 
   beforeAll(async () => {
-    api = await TestApi.start();
+    // Nodes are simulated here; the in-process ones have their own suite.
+    api = await TestApi.start({ TRAINING_NODES: 'off' });
     researcher = await api.token('rosa', 'RESEARCHER');
     studyId = (
       await api.ok<{ createStudy: { id: string } }>(

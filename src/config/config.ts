@@ -59,6 +59,10 @@ const envSchema = z
       .int('must be a whole number')
       .min(10, 'must be at least 10')
       .default(1000),
+    /** In-process training nodes (one per organisation): on with the embedded ledger. */
+    TRAINING_NODES: z
+      .enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' })
+      .default('auto'),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
@@ -115,6 +119,8 @@ export interface AppConfig {
   kek?: string;
   orgId: string;
   ledger: 'embedded' | 'fabric';
+  /** Whether this process runs a training node per organisation. */
+  trainingNodes: boolean;
   anchorRetryMs: number;
   logLevel: string;
   production: boolean;
@@ -159,6 +165,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     // On Fabric the ledger names an organisation by its MSP id; embedded, by ORG_ID.
     orgId: e.ORG_ID ?? (e.LEDGER === 'fabric' ? e.FABRIC_MSP_ID! : 'org1'),
     ledger: e.LEDGER,
+    trainingNodes:
+      e.TRAINING_NODES === 'on' || (e.TRAINING_NODES === 'auto' && e.LEDGER === 'embedded'),
     anchorRetryMs: e.ANCHOR_RETRY_MS,
     logLevel: e.LOG_LEVEL,
     production: e.NODE_ENV === 'production',

@@ -1,17 +1,27 @@
 import { Module } from '@nestjs/common';
+import { AuditModule } from '../audit';
 import { ConsentModule } from '../consent';
+import { RecordsModule } from '../records';
 import { LedgerModule } from '../ledger';
 import { Coordinator } from './coordinator/coordinator.service';
 import { FlController } from './coordinator/fl.controller';
 import { RunsResolver, StudyRunsResolver } from './coordinator/runs.resolver';
+import { LocalTrainingNodes } from './node/local-nodes';
 import { StudiesResolver } from './studies/studies.resolver';
 import { StudiesService } from './studies/studies.service';
 
 /** Federated learning: studies, training nodes, and the coordinator of their runs. */
 @Module({
-  imports: [ConsentModule, LedgerModule],
+  imports: [ConsentModule, LedgerModule, RecordsModule, AuditModule],
   controllers: [FlController],
-  providers: [StudiesService, StudiesResolver, Coordinator, RunsResolver, StudyRunsResolver],
+  providers: [
+    StudiesService,
+    StudiesResolver,
+    Coordinator,
+    RunsResolver,
+    StudyRunsResolver,
+    LocalTrainingNodes,
+  ],
   exports: [StudiesService, Coordinator],
 })
 export class FederatedModule {}

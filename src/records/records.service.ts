@@ -191,6 +191,50 @@ export class RecordsService {
     return { items, nextCursor: rows.length > size && last ? encodeCursor(last) : null };
   }
 
+  /**
+   * The decrypted resources of patients a training node may train on (the caller has checked
+   * each one's TRAIN grant), one query for all of them; each patient's access log shows the
+   * read, under the grant it used.
+   */
+  async resourcesForTraining(
+    nodeId: string,
+    grants: ReadonlyMap<string, string>,
+  ): Promise<Map<string, Record<string, unknown>[]>> {
+    const patientIds = [...grants.keys()];
+    const found: RecordRow[] = await this.db.query(
+      `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.patient_id = ANY($1::uuid[])
+       ORDER BY r.patient_id, r.created_at, r.id`,
+      [patientIds],
+    );
+    const byPatient = new Map<
+      string,
+      { rows: RecordEntity[]; resources: Record<string, unknown>[] }
+    >();
+    for (const row of found.map(toEntity)) {
+      const opened = await this.decrypt(row);
+      const entry = byPatient.get(row.patientId) ?? { rows: [], resources: [] };
+      entry.rows.push(row);
+      entry.resources.push(opened.resource);
+      byPatient.set(row.patientId, entry);
+    }
+    await Promise.all(
+      [...byPatient].map(([patientId, entry]) =>
+        this.log.record({
+          actorId: nodeId,
+          patientId,
+          recordIds: entry.rows.map((r) => r.id),
+          action: 'TRAIN',
+          purpose: 'RESEARCH',
+          decision: 'PERMIT',
+          consentId: grants.get(patientId) ?? null,
+          breakGlass: false,
+          reason: null,
+        }),
+      ),
+    );
+    return new Map([...byPatient].map(([id, entry]) => [id, entry.resources]));
+  }
+
   async get(actor: Actor, id: string): Promise<HealthRecordModel> {
     return this.open(await this.readableRow(actor, id));
   }

@@ -70,7 +70,10 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
   /** Rounds being closed, so two closers in this process never race. */
   private readonly closing = new Map<string, Promise<void>>();
   private sweeper?: NodeJS.Timeout;
-  /** Emits 'round' ({runId, round, status: 'CLOSED' | 'FAILED'}) as rounds end. */
+  /**
+   * Emits 'open' ({runId, round, studyId}) as rounds open, and 'round' ({runId, round,
+   * status: 'CLOSED' | 'FAILED'}) as they end.
+   */
   readonly events = new EventEmitter();
 
   constructor(
@@ -111,6 +114,7 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
       await this.storeVersion(m, runId, 0, weights, hash);
       await this.openRound(m, runId, 1, hash, study);
     });
+    this.events.emit('open', { runId, round: 1, studyId: study.id });
     return this.get(runId) as Promise<TrainingRunModel>;
   }
 
@@ -139,6 +143,25 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
     if (!UUID.test(runId)) return null;
     const [row] = await this.db.query(`SELECT * FROM training_runs WHERE id = $1`, [runId]);
     return row ? toRun(row) : null;
+  }
+
+  /** Rounds open now, for nodes that (re)start while a run is under way. */
+  async openRounds(): Promise<{ runId: string; round: number; studyId: string }[]> {
+    const rows: { run_id: string; round: number; study_id: string }[] = await this.db.query(
+      `SELECT r.run_id, r.round, t.study_id FROM training_rounds r
+       JOIN training_runs t ON t.id = r.run_id
+       WHERE r.status = 'OPEN' AND t.status = 'RUNNING'`,
+    );
+    return rows.map((r) => ({ runId: r.run_id, round: r.round, studyId: r.study_id }));
+  }
+
+  /** Whether `nodeId` already sent an update for this round (accepted or not). */
+  async hasSubmitted(runId: string, round: number, nodeId: string): Promise<boolean> {
+    const [row] = await this.db.query(
+      `SELECT 1 FROM model_updates WHERE run_id = $1 AND round = $2 AND node_id = $3 LIMIT 1`,
+      [runId, round, nodeId],
+    );
+    return !!row;
   }
 
   async runsOfStudy(studyId: string): Promise<TrainingRunModel[]> {
@@ -508,6 +531,7 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
       if (!last) await this.openRound(m, runId, round + 1, record.modelHash, study);
     });
     this.events.emit('round', { runId, round, status: 'CLOSED' });
+    if (!last) this.events.emit('open', { runId, round: round + 1, studyId: study.id });
   }
 
   private async fail(runId: string, round: number, reason: string): Promise<void> {
