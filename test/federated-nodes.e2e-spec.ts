@@ -130,7 +130,7 @@ describe('a federated run with in-process nodes', () => {
     });
     const model = new Float32Array(
       await (
-        await fetch(`${api.url}/fl/runs/${runId}/model`, {
+        await fetch(`${api.url}/fl/runs/${runId}/model?format=float32`, {
           headers: { authorization: `Bearer ${await api.token('fl-researcher', 'RESEARCHER')}` },
         })
       ).arrayBuffer(),
@@ -139,5 +139,23 @@ describe('a federated run with in-process nodes', () => {
     const reference = await evaluate('LOGISTIC', centralised.weights, test);
     expect(reference.auc).toBeGreaterThan(0.75);
     expect(Math.abs(federated.auc - reference.auc)).toBeLessThanOrEqual(0.03);
+  });
+
+  it('serves the final model as a TensorFlow.js model.json with its weights embedded', async () => {
+    const res = await fetch(`${api.url}/fl/runs/${runId}/model`, {
+      headers: { authorization: `Bearer ${await api.token('fl-researcher', 'RESEARCHER')}` },
+    });
+    expect(res.status).toBe(200);
+    const model = (await res.json()) as {
+      format: string;
+      weightsManifest: { weights: { name: string }[] }[];
+      weightData: string;
+      userDefinedMetadata: { features: { code: string }[]; label: string };
+    };
+    expect(model.format).toBe('layers-model');
+    expect(model.weightsManifest[0].weights.map((w) => w.name)).toHaveLength(2);
+    expect(Buffer.from(model.weightData, 'base64')).toHaveLength(4 * (FEATURES.length + 1));
+    expect(model.userDefinedMetadata.features.map((f) => f.code)).toEqual(FEATURES);
+    expect(model.userDefinedMetadata.label).toBe('44054006');
   });
 });

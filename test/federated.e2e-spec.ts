@@ -330,6 +330,40 @@ describe('federated training, coordinated', () => {
     });
   });
 
+  it('adds calibrated noise under differential privacy and reports the privacy spent', async () => {
+    const dpStudy = (
+      await api.ok<{ createStudy: { id: string } }>(
+        `mutation($f: [String!]!) { createStudy(input: { title: "DP", features: $f,
+           label: "44054006", minNodes: 2, clipNorm: 1, noiseMultiplier: 1.1 }) { id } }`,
+        { f: FEATURES },
+        researcher,
+      )
+    ).createStudy.id;
+    await api.ok(
+      `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+         purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
+      { s: dpStudy },
+      patients[0].token,
+    );
+    const dpRun = (
+      await api.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
+        { s: dpStudy },
+        researcher,
+      )
+    ).startTraining.id;
+    await post(nodes[0], dpRun, 1, weights(5, 5, 5));
+    await post(nodes[1], dpRun, 1, weights(-5, -5, -5));
+    const state = await run(dpRun);
+    expect(state.status).toBe('COMPLETED');
+    const [metrics] = state.metrics as { epsilon: number }[];
+    expect(metrics.epsilon).toBeGreaterThan(0);
+    const recorded = await api.server.app
+      .get<Ledger>(LEDGER)
+      .evaluate<{ epsilon: number; delta: number }>('training', 'GetRound', [dpRun, '1']);
+    expect(recorded).toMatchObject({ epsilon: metrics.epsilon, delta: 1e-5 });
+  });
+
   it('shows researchers models and metrics, never records', async () => {
     const res = await api.gql(
       'query($p: ID!) { records(patientId: $p) { items { id } } }',

@@ -213,15 +213,15 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
     return this.version(runId, round - 1);
   }
 
-  /** The latest global model of a run. */
-  async latestModel(runId: string): Promise<Buffer> {
-    if (!UUID.test(runId)) throw new NotFoundError('No training run with that id.');
+  /** The latest global model of a run, with the study that says how to read it. */
+  async latestModel(runId: string): Promise<{ weights: Buffer; study: StudyEntity }> {
+    const run = await this.requireRun(runId);
     const [row] = await this.db.query(
       `SELECT weights FROM model_versions WHERE run_id = $1 ORDER BY round DESC LIMIT 1`,
       [runId],
     );
-    if (!row) throw new NotFoundError('No training run with that id.');
-    return row.weights as Buffer;
+    const study = await this.db.getRepository(StudyEntity).findOneByOrFail({ id: run.studyId });
+    return { weights: row.weights as Buffer, study };
   }
 
   /** Receives one update; rejected ones are recorded with their reason, never silently dropped. */

@@ -9,6 +9,7 @@ import {
   Param,
   ParseIntPipe,
   Post,
+  Query,
   Req,
   Res,
   StreamableFile,
@@ -33,12 +34,33 @@ export class FlController {
     return new StreamableFile(await this.coordinator.roundModel(runId, round));
   }
 
-  /** The latest global model as float32 little-endian weights. */
+  /**
+   * The run's latest global model (its final one once completed): a TensorFlow.js model.json
+   * with the weights embedded, or with `?format=float32` the bare weights.
+   */
   @Roles('NODE', 'RESEARCHER')
   @Get('model')
-  @Header('Content-Type', 'application/octet-stream')
-  async latestModel(@Param('runId') runId: string): Promise<StreamableFile> {
-    return new StreamableFile(await this.coordinator.latestModel(runId));
+  async latestModel(
+    @Param('runId') runId: string,
+    @Query('format') format: string | undefined,
+    @Res({ passthrough: true }) res: Response,
+  ) {
+    const { weights, study } = await this.coordinator.latestModel(runId);
+    if (format === 'float32') {
+      res.type('application/octet-stream');
+      return new StreamableFile(weights);
+    }
+    if (format !== undefined && format !== 'tfjs') {
+      throw new BadUserInputError('format must be tfjs (the default) or float32', 'format');
+    }
+    // Loaded on demand: the model code brings TensorFlow.js.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { exportModel } = require('../model/export') as typeof import('../model/export');
+    const flat = new Float32Array(
+      weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
+    );
+    res.setHeader('Content-Disposition', 'attachment; filename="model.json"');
+    return exportModel(study.model, study.features, study.label, flat);
   }
 
   @Roles('NODE')
