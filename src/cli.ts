@@ -2,12 +2,14 @@
 // (`token` prints only the token, so that `$(npx custodia token ...)` works).
 import { Command, InvalidArgumentError } from 'commander';
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { DevIssuer, isRole, Role, ROLES } from './auth';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
+import { RemoteNode } from './federated/node/remote-node';
 import { DEFAULT_ALPHA, MAX_PATIENTS, MAX_SITES, runSeed } from './federated/synthetic';
 import { startServer } from './server';
 import { verifyAll } from './verification';
@@ -123,6 +125,49 @@ async function seed(opts: {
   process.stdout.write(JSON.stringify(summary) + '\n');
 }
 
+async function trainingNode(opts: {
+  coordinator: string;
+  token: string;
+  key: string;
+  once?: boolean;
+}): Promise<void> {
+  const c = config();
+  let privateJwk;
+  try {
+    privateJwk = JSON.parse(await readFile(opts.key, 'utf8'));
+  } catch {
+    fail(`--key ${opts.key}: not a readable JSON Web Key file`);
+  }
+  // This instance's own database, ledger and records; no API of its own to serve.
+  const server = await startServer({
+    ...c,
+    port: 0,
+    host: '127.0.0.1',
+    trainingNodes: false,
+  }).catch((e: Error) => fail(`could not start: ${e.message}`));
+  if (server.embeddedDatabase) takeOverShutdownSignals();
+  const node = new RemoteNode(server.app, {
+    coordinator: opts.coordinator.replace(/\/+$/, ''),
+    token: opts.token,
+    privateJwk,
+  });
+  try {
+    if (opts.once) {
+      console.log(JSON.stringify(await node.pollOnce()));
+      return;
+    }
+    console.log(
+      `Training node ${node.nodeId} of ${c.orgId} polling ${opts.coordinator}; Ctrl-C to stop.`,
+    );
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort());
+    process.once('SIGTERM', () => stop.abort());
+    await node.run(stop.signal);
+  } finally {
+    await server.stop();
+  }
+}
+
 function wholeNumber(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
@@ -175,6 +220,16 @@ export function program(): Command {
       "re-walk the embedded ledger's hash chain, world state and history, and the access log's chain; exit 1 on any break",
     )
     .action(verifyLedger);
+  cli
+    .command('node')
+    .description(
+      "run this organisation's training node against a remote coordinator (trains on local patients)",
+    )
+    .requiredOption('--coordinator <url>', "the coordinator's base URL")
+    .requiredOption('--token <jwt>', "a NODE token whose subject is this node's registered id")
+    .requiredOption('--key <file>', "this node's private key (JWK, EC P-256)")
+    .option('--once', 'answer the open rounds once, print what was sent, and exit')
+    .action(trainingNode);
   cli
     .command('seed')
     .description(

@@ -4,7 +4,7 @@
 import { ConsentService } from '../src/consent';
 import { Coordinator } from '../src/federated/coordinator/coordinator.service';
 import { buildExamples, evaluate, trainCentralised } from '../src/federated/model';
-import { heldOutOf } from '../src/federated/node/local-nodes';
+import { heldOutOf } from '../src/federated/node/node-work';
 import { generateCohort, toFhir } from '../src/federated/synthetic/cohort';
 import { seedCohort, SeedSummary } from '../src/federated/synthetic/seed';
 import { LEDGER, Ledger } from '../src/ledger';

@@ -5,6 +5,8 @@
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { createHash } from 'node:crypto';
 import { Coordinator } from '../src/federated/coordinator/coordinator.service';
+import { RemoteNode } from '../src/federated/node/remote-node';
+import { generateCohort, toFhir } from '../src/federated/synthetic/cohort';
 import { LEDGER, Ledger } from '../src/ledger';
 import { codes, TestApi } from './helpers/test-api';
 
@@ -362,6 +364,65 @@ describe('federated training, coordinated', () => {
       .get<Ledger>(LEDGER)
       .evaluate<{ epsilon: number; delta: number }>('training', 'GetRound', [dpRun, '1']);
     expect(recorded).toMatchObject({ epsilon: metrics.epsilon, delta: 1e-5 });
+  });
+
+  it("lets another organisation's node train remotely on its own patients", async () => {
+    // Two patients of this instance with real observations, both consenting to the study.
+    const cohort = generateCohort({ patients: 2, sites: 1, seed: 3 });
+    for (const [i, p] of patients.slice(0, 2).entries()) {
+      for (const resource of toFhir(cohort.patients[i], p.id)) {
+        await api.ok(
+          'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
+          { r: resource },
+          p.token,
+        );
+      }
+    }
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const admin = await api.token('root', 'ADMIN');
+    const nodeId = (
+      await api.ok<{ registerTrainingNode: { id: string } }>(
+        `mutation($jwk: JSON!) { registerTrainingNode(input: { organizationId: "org1",
+           name: "remote", publicKeyJwk: $jwk }) { id } }`,
+        { jwk: await exportJWK(publicKey) },
+        admin,
+      )
+    ).registerTrainingNode.id;
+    const soloStudy = (
+      await api.ok<{ createStudy: { id: string } }>(
+        `mutation($f: [String!]!) { createStudy(input: { title: "Solo", features: $f,
+           label: "44054006", minNodes: 1 }) { id } }`,
+        { f: FEATURES },
+        researcher,
+      )
+    ).createStudy.id;
+    for (const p of patients.slice(0, 2)) {
+      await api.ok(
+        `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+           purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
+        { s: soloStudy },
+        p.token,
+      );
+    }
+    const soloRun = (
+      await api.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
+        { s: soloStudy },
+        researcher,
+      )
+    ).startTraining.id;
+    const node = new RemoteNode(api.server.app, {
+      coordinator: api.url,
+      token: await api.token(nodeId, 'NODE', 'org1'),
+      privateJwk: await exportJWK(privateKey),
+    });
+    const polled = await node.pollOnce();
+    expect(polled.submitted).toEqual([
+      { runId: soloRun, round: 1, status: 'ACCEPTED', reason: null },
+    ]);
+    expect(await run(soloRun)).toMatchObject({ status: 'COMPLETED' });
+    // Nothing left to answer.
+    expect((await node.pollOnce()).submitted).toEqual([]);
   });
 
   it('shows researchers models and metrics, never records', async () => {

@@ -32,6 +32,7 @@ import { createStrategy, StrategyState } from '../strategies';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
 import {
   ModelUpdateInfoModel,
+  OpenRoundModel,
   RoundMetricsModel,
   RunStatus,
   TrainingRunModel,
@@ -145,14 +146,27 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
     return row ? toRun(row) : null;
   }
 
-  /** Rounds open now, for nodes that (re)start while a run is under way. */
-  async openRounds(): Promise<{ runId: string; round: number; studyId: string }[]> {
-    const rows: { run_id: string; round: number; study_id: string }[] = await this.db.query(
-      `SELECT r.run_id, r.round, t.study_id FROM training_rounds r
-       JOIN training_runs t ON t.id = r.run_id
-       WHERE r.status = 'OPEN' AND t.status = 'RUNNING'`,
+  /**
+   * Rounds open now (for nodes that start while a run is under way), with whether `nodeId`
+   * has already sent its update.
+   */
+  async openRounds(nodeId?: string): Promise<OpenRoundModel[]> {
+    const rows: Record<string, unknown>[] = await this.db.query(
+      `SELECT r.run_id, r.round, t.study_id, r.deadline_at,
+              EXISTS (SELECT 1 FROM model_updates u WHERE u.run_id = r.run_id
+                        AND u.round = r.round AND u.node_id = $1) AS submitted
+       FROM training_rounds r JOIN training_runs t ON t.id = r.run_id
+       WHERE r.status = 'OPEN' AND t.status = 'RUNNING'
+       ORDER BY r.opened_at`,
+      [nodeId ?? ''],
     );
-    return rows.map((r) => ({ runId: r.run_id, round: r.round, studyId: r.study_id }));
+    return rows.map((r) => ({
+      runId: r.run_id as string,
+      round: r.round as number,
+      studyId: r.study_id as string,
+      deadlineAt: r.deadline_at as Date,
+      submitted: r.submitted as boolean,
+    }));
   }
 
   /** Whether `nodeId` already sent an update for this round (accepted or not). */

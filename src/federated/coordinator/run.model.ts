@@ -92,3 +92,23 @@ export class TrainingRunModel {
   @Field(() => String, { nullable: true, description: 'Why the run failed, if it did.' })
   failure!: string | null;
 }
+
+@ObjectType('OpenRound', {
+  description: 'A round waiting for updates, as a training node sees it.',
+})
+export class OpenRoundModel {
+  @Field(() => ID)
+  runId!: string;
+
+  @Field(() => Int)
+  round!: number;
+
+  @Field(() => ID)
+  studyId!: string;
+
+  @Field()
+  deadlineAt!: Date;
+
+  @Field({ description: 'Whether the calling node has already sent an update for it.' })
+  submitted!: boolean;
+}

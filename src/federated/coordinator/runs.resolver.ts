@@ -2,7 +2,12 @@ import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '
 import { Actor, CurrentActor, Roles } from '../../auth';
 import { StudyModel } from '../studies/study.model';
 import { Coordinator } from './coordinator.service';
-import { ModelUpdateInfoModel, RoundMetricsModel, TrainingRunModel } from './run.model';
+import {
+  ModelUpdateInfoModel,
+  OpenRoundModel,
+  RoundMetricsModel,
+  TrainingRunModel,
+} from './run.model';
 
 @Resolver(() => TrainingRunModel)
 export class RunsResolver {
@@ -29,6 +34,14 @@ export class RunsResolver {
   @Query(() => TrainingRunModel, { nullable: true })
   trainingRun(@Args('id', { type: () => ID }) id: string) {
     return this.coordinator.get(id);
+  }
+
+  @Roles('NODE')
+  @Query(() => [OpenRoundModel], {
+    description: 'Rounds waiting for updates (for training nodes).',
+  })
+  openRounds(@CurrentActor() actor: Actor) {
+    return this.coordinator.openRounds(actor.id);
   }
 
   @ResolveField(() => [RoundMetricsModel])

@@ -6,15 +6,8 @@
 // with a signed manifest — through the same checks as a remote node's.
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import {
-  calculateJwkThumbprint,
-  CompactSign,
-  exportJWK,
-  generateKeyPair,
-  importJWK,
-  JWK,
-} from 'jose';
-import { createHash, randomUUID } from 'node:crypto';
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, JWK } from 'jose';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,22 +15,15 @@ import { DataSource } from 'typeorm';
 import { PolicyDecisionPoint } from '../../consent';
 import { AppConfig, InjectConfig } from '../../config';
 import { RecordsService } from '../../records';
-import type { FhirResource } from '../../records/fhir';
 import { Coordinator } from '../coordinator/coordinator.service';
-import { buildExample, evaluate, Examples, trainLocal } from '../model';
-import { DEFAULT_MU } from '../strategies';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
-
-type SigningKey = Parameters<CompactSign['sign']>[0];
+import { floats, localTrainingData, prepareUpdate, SigningKey } from './node-work';
 
 interface LocalNode {
   id: string;
   organizationId: string;
   key: SigningKey;
 }
-
-/** The instant examples describe: fixed, so a patient's example does not drift with time. */
-const EXAMPLES_AS_OF = '2025-01-01T00:00:00Z';
 
 @Injectable()
 export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -90,67 +76,27 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   }
 
   private async trainAs(node: LocalNode, runId: string, round: number, study: StudyEntity) {
-    const patients: { id: string }[] = await this.db.query(
-      `SELECT id FROM patients WHERE organization_id = $1 AND erased_at IS NULL ORDER BY id`,
-      [node.organizationId],
-    );
-    const grants = await this.pdp.trainingGrants(
+    const resources = await localTrainingData(
+      this.db,
+      this.pdp,
+      this.records,
+      node.organizationId,
       study.id,
-      patients.map((p) => p.id),
       node.id,
     );
-    if (grants.size === 0) return;
-    const resources = await this.records.resourcesForTraining(node.id, grants);
-    const definition = { features: study.features, label: study.label, asOf: EXAMPLES_AS_OF };
-    const train: Examples & { ids: string[] } = { x: [], y: [], ids: [] };
-    const heldOut: Examples = { x: [], y: [] };
-    for (const [patientId, list] of resources) {
-      const example = buildExample(list as FhirResource[], definition);
-      if (!example.included) continue;
-      // A fixed fifth of the patients (by id) is held out for evaluation.
-      const part = heldOutOf(patientId) ? heldOut : train;
-      part.x.push(example.x);
-      part.y.push(example.y);
-      if (part === train) train.ids.push(patientId);
-    }
-    if (train.ids.length === 0) return;
-    const global = await this.coordinator.roundModel(runId, round);
-    const result = await trainLocal({
-      preset: study.model,
-      features: study.features,
-      examples: train,
-      epochs: study.localEpochs,
-      batchSize: study.batchSize,
-      learningRate: study.learningRate,
-      seed: seedOf(`${runId}/${round}/${node.id}`),
-      globalWeights: new Float32Array(
-        global.buffer.slice(global.byteOffset, global.byteOffset + global.byteLength),
-      ),
-      mu: study.strategy === 'FEDPROX' ? DEFAULT_MU : 0,
-    });
-    const metrics: Record<string, number> = {};
-    if (heldOut.y.length > 0) {
-      const e = await evaluate(study.model, result.weights, heldOut);
-      for (const [k, v] of Object.entries(e)) if (Number.isFinite(v)) metrics[k] = v;
-    }
-    const body = Buffer.from(
-      result.weights.buffer,
-      result.weights.byteOffset,
-      result.weights.byteLength,
-    );
-    const manifest = {
+    if (resources.size === 0) return;
+    const global = floats(await this.coordinator.roundModel(runId, round));
+    const update = await prepareUpdate({
+      study,
       runId,
       round,
       nodeId: node.id,
-      numExamples: result.numExamples,
-      contributors: train.ids,
-      updateSha256: createHash('sha256').update(body).digest('hex'),
-      metrics,
-    };
-    const jws = await new CompactSign(Buffer.from(JSON.stringify(manifest)))
-      .setProtectedHeader({ alg: 'ES256' })
-      .sign(node.key);
-    const outcome = await this.coordinator.submit(runId, round, jws, body);
+      key: node.key,
+      resources,
+      global,
+    });
+    if (!update) return;
+    const outcome = await this.coordinator.submit(runId, round, update.manifest, update.body);
     if (outcome.reason) {
       this.logger.warn(
         { runId, round, nodeId: node.id, reason: outcome.reason },
@@ -204,13 +150,4 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       .execute();
     return { id: nodeId, organizationId, key: (await importJWK(jwk, 'ES256')) as SigningKey };
   }
-}
-
-/** A fixed fifth of the patients (by a hash of their id), held out for evaluation. */
-export function heldOutOf(patientId: string): boolean {
-  return createHash('sha256').update(patientId).digest()[0] % 5 === 0;
-}
-
-function seedOf(text: string): number {
-  return createHash('sha256').update(text).digest().readUInt32LE(0) & 0x7fffffff;
 }
