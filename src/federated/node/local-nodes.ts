@@ -8,6 +8,7 @@ import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { InjectDataSource } from '@nestjs/typeorm';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, JWK } from 'jose';
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,6 +30,8 @@ interface LocalNode {
 export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(LocalTrainingNodes.name);
   private readonly working = new Set<Promise<void>>();
+  /** Emits 'update' with the time each node spent reading, fetching, training, submitting. */
+  readonly events = new EventEmitter();
   private stopped = false;
   private readonly onOpen = (e: { runId: string; round: number; studyId: string }) =>
     this.track(this.trainRound(e.runId, e.round, e.studyId));
@@ -76,6 +79,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   }
 
   private async trainAs(node: LocalNode, runId: string, round: number, study: StudyEntity) {
+    const started = performance.now();
     const resources = await localTrainingData(
       this.db,
       this.pdp,
@@ -85,7 +89,9 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       node.id,
     );
     if (resources.size === 0) return;
+    const read = performance.now();
     const global = floats(await this.coordinator.roundModel(runId, round));
+    const fetched = performance.now();
     const update = await prepareUpdate({
       study,
       runId,
@@ -96,7 +102,19 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       global,
     });
     if (!update) return;
+    const trained = performance.now();
     const outcome = await this.coordinator.submit(runId, round, update.manifest, update.body);
+    // Where a round's time goes, for bench:fl-round (submitting includes any aggregation).
+    this.events.emit('update', {
+      runId,
+      round,
+      nodeId: node.id,
+      readMs: read - started,
+      transferMs: fetched - read,
+      trainMs: trained - fetched,
+      submitMs: performance.now() - trained,
+      status: outcome.status,
+    });
     if (outcome.reason) {
       this.logger.warn(
         { runId, round, nodeId: node.id, reason: outcome.reason },
