@@ -2,19 +2,8 @@
 // in. A seed always yields the same numbers on every machine; nothing reads Math.random.
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
-import { xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
+import { fmix32, streamFromKey } from '../../common/seeded-stream';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
-
-/** murmur3's 32-bit finaliser: spreads nearby seeds (1, 2, …) over the whole range. */
-function fmix32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 export function checkSeed(seed: number): void {
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
@@ -22,15 +11,10 @@ export function checkSeed(seed: number): void {
   }
 }
 
-/**
- * The xoroshiro128+ stream for (`seed`, `purpose`), with all 128 state bits from the hash:
- * pure-rand's own 32-bit seeding starts from a mostly constant, poorly mixed state.
- */
+/** The xoroshiro128+ stream for (`seed`, `purpose`). */
 export function seededGenerator(seed: number, purpose: number): RandomGenerator {
   checkSeed(seed);
-  const key = fmix32(fmix32(seed) ^ purpose);
-  const state = [1, 2, 3, 4].map((i) => fmix32(key + Math.imul(i, 0x9e3779b9)) | 0);
-  return xoroshiro128plusFromState(state);
+  return streamFromKey(fmix32(fmix32(seed) ^ purpose));
 }
 
 /** Uniform on [0, 1) with 53 random bits. */

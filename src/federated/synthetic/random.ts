@@ -3,19 +3,8 @@
 // or Math.random, so a seed always yields the same numbers on every machine.
 import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
 import { uniformInt } from 'pure-rand/distribution/uniformInt';
-import { xoroshiro128plusFromState } from 'pure-rand/generator/xoroshiro128plus';
+import { fmix32, streamFromKey } from '../../common/seeded-stream';
 import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
-
-/** murmur3's 32-bit finaliser: spreads nearby inputs (seed 1, seed 2) over the whole range. */
-function fmix32(x: number): number {
-  let h = x >>> 0;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * A draw-by-draw sampler over one xoroshiro128+ stream (pure-rand's recommended generator).
@@ -33,11 +22,7 @@ export class Sampler {
    * not depend on the number of sites or on α.
    */
   static stream(seed: number, purpose: number, index = 0): Sampler {
-    const key = fmix32(fmix32(fmix32(seed) ^ purpose) + index);
-    // All 128 state bits from the hash, as the xoroshiro authors advise, rather than
-    // pure-rand's 32-bit seeding, whose mostly constant state starts out poorly mixed.
-    const state = [1, 2, 3, 4].map((i) => fmix32(key + Math.imul(i, 0x9e3779b9)) | 0);
-    return new Sampler(xoroshiro128plusFromState(state));
+    return new Sampler(streamFromKey(fmix32(fmix32(fmix32(seed) ^ purpose) + index)));
   }
 
   /** Uniform on [0, 1) with 53 random bits. */
