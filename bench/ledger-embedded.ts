@@ -20,6 +20,7 @@ import { EmbeddedLedger } from '../src/ledger/embedded/embedded-ledger';
 import { LedgerReport, verifyEmbeddedLedger } from '../src/ledger/embedded/verify';
 import { QueryTimer } from './ledger/query-timing';
 import { measureRoundTrips } from './ledger/round-trips';
+import { GrantLoad, PhaseResult, round } from './lib/grant-load';
 
 const TARGET = { concurrency: 64, txPerSec: 1000 };
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'ledger-embedded.json');
@@ -30,18 +31,6 @@ interface Settings {
   concurrencies: number[];
   patients: number;
   queryTiming: boolean;
-}
-
-interface PhaseResult {
-  concurrency: number;
-  txPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  meanBlockSize: number;
-  total: number;
-  blocks: number;
-  failures: number;
-  elapsedSeconds: number;
 }
 
 function settings(): Settings {
@@ -70,67 +59,6 @@ function settings(): Settings {
     patients: Math.floor(positive('patients', values.patients)),
     queryTiming: values['query-timing'],
   };
-}
-
-/** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
-const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
-
-async function blockCount(pool: Pool): Promise<number> {
-  const r = await pool.query<{ n: string }>(
-    'SELECT coalesce(max(number), -1) + 1 AS n FROM ledger_blocks',
-  );
-  return Number(r.rows[0].n);
-}
-
-class GrantLoad {
-  private next = 0;
-  committed = 0;
-
-  constructor(
-    private readonly ledger: EmbeddedLedger,
-    private readonly patients: number,
-  ) {}
-
-  /** c workers submitting grants back to back until `seconds` have passed. */
-  async run(concurrency: number, seconds: number) {
-    const latencies: number[] = [];
-    let failures = 0;
-    let firstError: unknown;
-    const start = process.hrtime.bigint();
-    const deadline = start + BigInt(Math.round(seconds * 1e9));
-    const worker = async () => {
-      while (process.hrtime.bigint() < deadline) {
-        const n = this.next++;
-        const grant = {
-          id: `bench-grant-${n}`,
-          patientId: `bench-patient-${n % this.patients}`,
-          grantee: { type: 'CLINICIAN', id: 'dr-1' },
-          purpose: 'TREATMENT',
-          actions: ['READ'],
-        };
-        const t0 = process.hrtime.bigint();
-        try {
-          await this.ledger.submit('consent', 'GrantConsent', [JSON.stringify(grant)]);
-          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-          this.committed++;
-        } catch (e) {
-          failures++;
-          firstError ??= e;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    const elapsedSeconds = Number(process.hrtime.bigint() - start) / 1e9;
-    if (firstError) {
-      console.error(`  ${failures} submits failed; first: ${(firstError as Error).message}`);
-    }
-    return { latencies, failures, elapsedSeconds };
-  }
 }
 
 async function main(): Promise<void> {
@@ -164,21 +92,7 @@ async function main(): Promise<void> {
     for (const c of s.concurrencies) {
       await load.run(c, s.warmupSeconds);
       timer?.reset();
-      const blocksBefore = await blockCount(pool);
-      const { latencies, failures, elapsedSeconds } = await load.run(c, s.durationSeconds);
-      const blocks = (await blockCount(pool)) - blocksBefore;
-      latencies.sort((a, b) => a - b);
-      const result: PhaseResult = {
-        concurrency: c,
-        txPerSec: round(latencies.length / elapsedSeconds, 1),
-        p50Ms: round(percentile(latencies, 50)),
-        p99Ms: round(percentile(latencies, 99)),
-        meanBlockSize: round(latencies.length / Math.max(blocks, 1)),
-        total: latencies.length,
-        blocks,
-        failures,
-        elapsedSeconds: round(elapsedSeconds, 3),
-      };
+      const result = await load.run(c, s.durationSeconds);
       results.push(result);
       console.log(
         `  c=${c}: ${result.txPerSec} tx/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, ` +

@@ -17,22 +17,11 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fabricConfigFromEnv, FabricLedger } from '../src/ledger/fabric';
+import { GrantLoad, PhaseResult } from './lib/grant-load';
 
 const ROOT = resolve(__dirname, '..', '..');
 const NETWORK_SH = join(ROOT, 'fabric-network', 'network.sh');
 const RESULTS_FILE = join(ROOT, 'bench', 'results', 'ledger-fabric.json');
-
-interface PhaseResult {
-  concurrency: number;
-  txPerSec: number;
-  p50Ms: number;
-  p99Ms: number;
-  meanBlockSize: number;
-  total: number;
-  blocks: number;
-  failures: number;
-  elapsedSeconds: number;
-}
 
 function settings() {
   const { values } = parseArgs({
@@ -59,13 +48,6 @@ function settings() {
 }
 
 /** Nearest-rank percentile of an ascending array. */
-function percentile(sorted: number[], p: number): number {
-  if (!sorted.length) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
-}
-
-const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
-
 function network(command: 'up' | 'down' | 'status'): boolean {
   try {
     execFileSync('bash', [NETWORK_SH, command], { stdio: ['ignore', 'ignore', 'inherit'] });
@@ -86,49 +68,6 @@ function networkEnv(): Record<string, string> {
   );
 }
 
-class GrantLoad {
-  private next = 0;
-  private readonly run0 = Date.now().toString(36);
-
-  constructor(private readonly ledger: FabricLedger) {}
-
-  async run(concurrency: number, seconds: number) {
-    const latencies: number[] = [];
-    const blocks = new Set<number>();
-    let failures = 0;
-    let firstError: unknown;
-    const start = process.hrtime.bigint();
-    const deadline = start + BigInt(Math.round(seconds * 1e9));
-    const worker = async () => {
-      while (process.hrtime.bigint() < deadline) {
-        const n = this.next++;
-        const grant = {
-          id: `bench-${this.run0}-${n}`,
-          patientId: `bench-patient-${n % 1000}`,
-          grantee: { type: 'CLINICIAN', id: 'dr-1' },
-          purpose: 'TREATMENT',
-          actions: ['READ'],
-        };
-        const t0 = process.hrtime.bigint();
-        try {
-          const r = await this.ledger.submit('consent', 'GrantConsent', [JSON.stringify(grant)]);
-          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
-          blocks.add(r.blockNumber);
-        } catch (e) {
-          failures++;
-          firstError ??= e;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
-    const elapsedSeconds = Number(process.hrtime.bigint() - start) / 1e9;
-    if (firstError) {
-      console.error(`  ${failures} submits failed; first: ${(firstError as Error).message}`);
-    }
-    return { latencies, blocks: blocks.size, failures, elapsedSeconds };
-  }
-}
-
 async function main(): Promise<void> {
   const s = settings();
   const wasUp = existsSync(join(ROOT, 'fabric-network', '.state')) && network('status');
@@ -145,23 +84,11 @@ async function main(): Promise<void> {
     const results: PhaseResult[] = [];
     for (const c of s.concurrencies) {
       await load.run(c, s.warmupSeconds);
-      const { latencies, blocks, failures, elapsedSeconds } = await load.run(c, s.durationSeconds);
-      latencies.sort((a, b) => a - b);
-      const result: PhaseResult = {
-        concurrency: c,
-        txPerSec: round(latencies.length / elapsedSeconds, 1),
-        p50Ms: round(percentile(latencies, 50)),
-        p99Ms: round(percentile(latencies, 99)),
-        meanBlockSize: round(latencies.length / Math.max(blocks, 1)),
-        total: latencies.length,
-        blocks,
-        failures,
-        elapsedSeconds: round(elapsedSeconds, 3),
-      };
+      const result = await load.run(c, s.durationSeconds);
       results.push(result);
       console.log(
         `  c=${c}: ${result.txPerSec} tx/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, ` +
-          `${result.meanBlockSize} tx/block, ${failures} failures`,
+          `${result.meanBlockSize} tx/block, ${result.failures} failures`,
       );
     }
     console.log(

@@ -1,0 +1,84 @@
+// A closed loop of consent grants against any Ledger: c workers submitting back to back for
+// a fixed time, with each commit's latency and block, for bench:ledger and bench:fabric.
+import type { Ledger } from '../../src/ledger';
+
+export interface PhaseResult {
+  concurrency: number;
+  txPerSec: number;
+  p50Ms: number;
+  p99Ms: number;
+  meanBlockSize: number;
+  total: number;
+  blocks: number;
+  failures: number;
+  elapsedSeconds: number;
+}
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+export function percentile(sorted: number[], p: number): number {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+
+export class GrantLoad {
+  private next = 0;
+  /** Grants committed by every run so far (warm-ups included). */
+  committed = 0;
+  /** Distinct per process, so runs against a ledger that persists never collide on ids. */
+  private readonly prefix = `bench-${Date.now().toString(36)}`;
+
+  constructor(
+    private readonly ledger: Ledger,
+    private readonly patients = 1000,
+  ) {}
+
+  /** `concurrency` workers submitting grants back to back until `seconds` have passed. */
+  async run(concurrency: number, seconds: number): Promise<PhaseResult> {
+    const latencies: number[] = [];
+    const blocks = new Set<number>();
+    let failures = 0;
+    let firstError: unknown;
+    const start = process.hrtime.bigint();
+    const deadline = start + BigInt(Math.round(seconds * 1e9));
+    const worker = async () => {
+      while (process.hrtime.bigint() < deadline) {
+        const n = this.next++;
+        const grant = {
+          id: `${this.prefix}-${n}`,
+          patientId: `bench-patient-${n % this.patients}`,
+          grantee: { type: 'CLINICIAN', id: 'dr-1' },
+          purpose: 'TREATMENT',
+          actions: ['READ'],
+        };
+        const t0 = process.hrtime.bigint();
+        try {
+          const r = await this.ledger.submit('consent', 'GrantConsent', [JSON.stringify(grant)]);
+          latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          blocks.add(r.blockNumber);
+          this.committed++;
+        } catch (e) {
+          failures++;
+          firstError ??= e;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const elapsedSeconds = Number(process.hrtime.bigint() - start) / 1e9;
+    if (firstError) {
+      console.error(`  ${failures} submits failed; first: ${(firstError as Error).message}`);
+    }
+    latencies.sort((a, b) => a - b);
+    return {
+      concurrency,
+      txPerSec: round(latencies.length / elapsedSeconds, 1),
+      p50Ms: round(percentile(latencies, 50)),
+      p99Ms: round(percentile(latencies, 99)),
+      meanBlockSize: round(latencies.length / Math.max(blocks.size, 1)),
+      total: latencies.length,
+      blocks: blocks.size,
+      failures,
+      elapsedSeconds: round(elapsedSeconds, 3),
+    };
+  }
+}
