@@ -425,6 +425,38 @@ describe('federated training, coordinated', () => {
     expect((await node.pollOnce()).submitted).toEqual([]);
   });
 
+  it("sends each open round with its strategy's settings for local training", async () => {
+    const prox = (
+      await api.ok<{ createStudy: { id: string } }>(
+        `mutation($f: [String!]!) { createStudy(input: { title: "Prox", features: $f,
+           label: "44054006", strategy: FEDPROX }) { id } }`,
+        { f: FEATURES },
+        researcher,
+      )
+    ).createStudy.id;
+    const proxRun = (
+      await api.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
+        { s: prox },
+        researcher,
+      )
+    ).startTraining.id;
+    const { openRounds } = await api.ok<{
+      openRounds: { runId: string; round: number; submitted: boolean; clientConfig: unknown }[];
+    }>('{ openRounds { runId round submitted clientConfig } }', {}, nodes[0].token);
+    expect(openRounds.find((r) => r.runId === proxRun)).toEqual({
+      runId: proxRun,
+      round: 1,
+      submitted: false,
+      clientConfig: { mu: 0.01 },
+    });
+    await api.ok(
+      'mutation($r: ID!) { cancelTraining(runId: $r) { id } }',
+      { r: proxRun },
+      researcher,
+    );
+  });
+
   it('shows researchers models and metrics, never records', async () => {
     const res = await api.gql(
       'query($p: ID!) { records(patientId: $p) { items { id } } }',

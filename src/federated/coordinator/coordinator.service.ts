@@ -28,7 +28,7 @@ import { PolicyDecisionPoint } from '../../consent';
 import { Ledger, LEDGER } from '../../ledger';
 import { initialWeights, parameterCount } from '../model/architecture';
 import { modelHash, roundRecord } from '../provenance';
-import { createStrategy, StrategyState } from '../strategies';
+import { createStrategy, StrategyName, StrategyState } from '../strategies';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
 import {
   ModelUpdateInfoModel,
@@ -115,7 +115,12 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
       await this.storeVersion(m, runId, 0, weights, hash);
       await this.openRound(m, runId, 1, hash, study);
     });
-    this.events.emit('open', { runId, round: 1, studyId: study.id });
+    this.events.emit('open', {
+      runId,
+      round: 1,
+      studyId: study.id,
+      clientConfig: createStrategy(study.strategy).clientConfig(),
+    });
     return this.get(runId) as Promise<TrainingRunModel>;
   }
 
@@ -152,10 +157,11 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
    */
   async openRounds(nodeId?: string): Promise<OpenRoundModel[]> {
     const rows: Record<string, unknown>[] = await this.db.query(
-      `SELECT r.run_id, r.round, t.study_id, r.deadline_at,
+      `SELECT r.run_id, r.round, t.study_id, r.deadline_at, s.strategy,
               EXISTS (SELECT 1 FROM model_updates u WHERE u.run_id = r.run_id
                         AND u.round = r.round AND u.node_id = $1) AS submitted
        FROM training_rounds r JOIN training_runs t ON t.id = r.run_id
+       JOIN studies s ON s.id = t.study_id
        WHERE r.status = 'OPEN' AND t.status = 'RUNNING'
        ORDER BY r.opened_at`,
       [nodeId ?? ''],
@@ -166,6 +172,8 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
       studyId: r.study_id as string,
       deadlineAt: r.deadline_at as Date,
       submitted: r.submitted as boolean,
+      // What the strategy asks of local training (FedProx's mu), sent with the round.
+      clientConfig: createStrategy(r.strategy as StrategyName).clientConfig(),
     }));
   }
 
@@ -545,7 +553,14 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
       if (!last) await this.openRound(m, runId, round + 1, record.modelHash, study);
     });
     this.events.emit('round', { runId, round, status: 'CLOSED' });
-    if (!last) this.events.emit('open', { runId, round: round + 1, studyId: study.id });
+    if (!last) {
+      this.events.emit('open', {
+        runId,
+        round: round + 1,
+        studyId: study.id,
+        clientConfig: strategy.clientConfig(),
+      });
+    }
   }
 
   private async fail(runId: string, round: number, reason: string): Promise<void> {

@@ -1,4 +1,5 @@
 import { Field, Float, ID, Int, ObjectType, registerEnumType } from '@nestjs/graphql';
+import { JSONScalar } from '../../common/scalars';
 
 export enum RunStatus {
   PENDING = 'PENDING',
@@ -111,4 +112,9 @@ export class OpenRoundModel {
 
   @Field({ description: 'Whether the calling node has already sent an update for it.' })
   submitted!: boolean;
+
+  @Field(() => JSONScalar, {
+    description: "The strategy's settings for local training, e.g. FedProx's {mu}.",
+  })
+  clientConfig!: Record<string, number>;
 }

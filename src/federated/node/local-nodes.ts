@@ -33,8 +33,12 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   /** Emits 'update' with the time each node spent reading, fetching, training, submitting. */
   readonly events = new EventEmitter();
   private stopped = false;
-  private readonly onOpen = (e: { runId: string; round: number; studyId: string }) =>
-    this.track(this.trainRound(e.runId, e.round, e.studyId));
+  private readonly onOpen = (e: {
+    runId: string;
+    round: number;
+    studyId: string;
+    clientConfig: Record<string, number>;
+  }) => this.track(this.trainRound(e.runId, e.round, e.studyId, e.clientConfig));
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -69,16 +73,27 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     void tracked.finally(() => this.working.delete(tracked));
   }
 
-  private async trainRound(runId: string, round: number, studyId: string): Promise<void> {
+  private async trainRound(
+    runId: string,
+    round: number,
+    studyId: string,
+    clientConfig: Record<string, number>,
+  ): Promise<void> {
     const study = await this.db.getRepository(StudyEntity).findOneByOrFail({ id: studyId });
     for (const node of await this.nodes()) {
       if (this.stopped) return;
       if (await this.coordinator.hasSubmitted(runId, round, node.id)) continue;
-      await this.trainAs(node, runId, round, study);
+      await this.trainAs(node, runId, round, study, clientConfig);
     }
   }
 
-  private async trainAs(node: LocalNode, runId: string, round: number, study: StudyEntity) {
+  private async trainAs(
+    node: LocalNode,
+    runId: string,
+    round: number,
+    study: StudyEntity,
+    clientConfig: Record<string, number>,
+  ) {
     const started = performance.now();
     const resources = await localTrainingData(
       this.db,
@@ -100,6 +115,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       key: node.key,
       resources,
       global,
+      clientConfig,
     });
     if (!update) return;
     const trained = performance.now();

@@ -8,7 +8,6 @@ import { PolicyDecisionPoint } from '../../consent';
 import { RecordsService } from '../../records';
 import type { FhirResource } from '../../records/fhir';
 import { buildExample, evaluate, Examples, ModelPreset, trainLocal } from '../model';
-import { DEFAULT_MU } from '../strategies';
 
 export type SigningKey = Parameters<CompactSign['sign']>[0];
 
@@ -74,6 +73,8 @@ export async function prepareUpdate(args: {
   key: SigningKey;
   resources: Map<string, Record<string, unknown>[]>;
   global: Float32Array;
+  /** What the coordinator's strategy asks of local training, e.g. FedProx's {mu}. */
+  clientConfig: Record<string, number>;
 }): Promise<PreparedUpdate | null> {
   const { study, runId, round, nodeId } = args;
   const definition = { features: study.features, label: study.label, asOf: EXAMPLES_AS_OF };
@@ -97,7 +98,7 @@ export async function prepareUpdate(args: {
     learningRate: study.learningRate,
     seed: seedOf(`${runId}/${round}/${nodeId}`),
     globalWeights: args.global,
-    mu: study.strategy === 'FEDPROX' ? DEFAULT_MU : 0,
+    mu: args.clientConfig.mu ?? 0,
   });
   const metrics: Record<string, number> = {};
   if (heldOut.y.length > 0) {

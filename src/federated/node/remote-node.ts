@@ -43,8 +43,14 @@ export class RemoteNode {
   async pollOnce(): Promise<PollResult> {
     this.key ??= (await importJWK(this.options.privateJwk, 'ES256')) as SigningKey;
     const { openRounds } = await this.graphql<{
-      openRounds: { runId: string; round: number; studyId: string; submitted: boolean }[];
-    }>('{ openRounds { runId round studyId submitted } }');
+      openRounds: {
+        runId: string;
+        round: number;
+        studyId: string;
+        submitted: boolean;
+        clientConfig: Record<string, number>;
+      }[];
+    }>('{ openRounds { runId round studyId submitted clientConfig } }');
     const result: PollResult = { submitted: [] };
     for (const open of openRounds.filter((r) => !r.submitted)) {
       const { study } = await this.graphql<{ study: StudySettings }>(
@@ -72,6 +78,7 @@ export class RemoteNode {
         key: this.key,
         resources,
         global,
+        clientConfig: open.clientConfig,
       });
       if (!update) continue;
       const res = await fetch(
