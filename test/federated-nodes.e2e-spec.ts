@@ -4,7 +4,7 @@
 import { ConsentService } from '../src/consent';
 import { Coordinator } from '../src/federated/coordinator/coordinator.service';
 import { buildExamples, evaluate, trainCentralised } from '../src/federated/model';
-import { heldOutOf } from '../src/federated/node/node-work';
+import { heldOutSet } from '../src/federated/node/node-work';
 import { generateCohort, toFhir } from '../src/federated/synthetic/cohort';
 import { seedCohort, SeedSummary } from '../src/federated/synthetic/seed';
 import { LEDGER, Ledger } from '../src/ledger';
@@ -112,9 +112,15 @@ describe('a federated run with in-process nodes', () => {
       .map((p, i) => ({ p, resources: toFhir(cohort.patients[i], p.id) }))
       .filter(({ p }) => !refusing.has(p.id));
     const definition = { features: FEATURES, label: '44054006', asOf: '2025-01-01T00:00:00Z' };
-    const split = (held: boolean) =>
+    // Each site holds out its own fifth, exactly as its node does.
+    const held = new Set<string>();
+    for (const site of summary.organizations) {
+      const ids = consenting.filter(({ p }) => p.organizationId === site.id).map(({ p }) => p.id);
+      for (const id of heldOutSet(ids)) held.add(id);
+    }
+    const split = (heldOut: boolean) =>
       buildExamples(
-        consenting.filter(({ p }) => heldOutOf(p.id) === held).map(({ resources }) => resources),
+        consenting.filter(({ p }) => held.has(p.id) === heldOut).map(({ resources }) => resources),
         definition,
       );
     const train = split(false);

@@ -425,6 +425,73 @@ describe('federated training, coordinated', () => {
     expect((await node.pollOnce()).submitted).toEqual([]);
   });
 
+  it('leaves a patient out of training from the round after they revoke', async () => {
+    // patients[0] and patients[1] have records (see the test above); both join this study.
+    const study = (
+      await api.ok<{ createStudy: { id: string } }>(
+        `mutation($f: [String!]!) { createStudy(input: { title: "Three", features: $f,
+           label: "44054006", minNodes: 1 }) { id } }`,
+        { f: FEATURES },
+        researcher,
+      )
+    ).createStudy.id;
+    const grants: string[] = [];
+    for (const p of patients.slice(0, 2)) {
+      grants.push(
+        (
+          await api.ok<{ grantConsent: { id: string } }>(
+            `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+               purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
+            { s: study },
+            p.token,
+          )
+        ).grantConsent.id,
+      );
+    }
+    const runId = (
+      await api.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 3) { id } }',
+        { s: study },
+        researcher,
+      )
+    ).startTraining.id;
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const nodeId = (
+      await api.ok<{ registerTrainingNode: { id: string } }>(
+        `mutation($jwk: JSON!) { registerTrainingNode(input: { organizationId: "org1",
+           name: "three", publicKeyJwk: $jwk }) { id } }`,
+        { jwk: await exportJWK(publicKey) },
+        await api.token('root', 'ADMIN'),
+      )
+    ).registerTrainingNode.id;
+    const node = new RemoteNode(api.server.app, {
+      coordinator: api.url,
+      token: await api.token(nodeId, 'NODE', 'org1'),
+      privateJwk: await exportJWK(privateKey),
+    });
+    const contributorsOf = async (round: number) =>
+      (
+        await api.db.query(
+          `SELECT contributors FROM model_updates WHERE run_id = $1 AND round = $2 AND status = 'ACCEPTED'`,
+          [runId, round],
+        )
+      ).rows.flatMap((r) => r.contributors as string[]);
+
+    await node.pollOnce();
+    await node.pollOnce();
+    await api.ok(
+      'mutation($id: ID!) { revokeConsent(id: $id) { id } }',
+      { id: grants[1] },
+      patients[1].token,
+    );
+    await node.pollOnce();
+
+    expect(await contributorsOf(1)).toContain(patients[1].id);
+    expect(await contributorsOf(2)).toContain(patients[1].id);
+    expect(await contributorsOf(3)).toEqual(expect.not.arrayContaining([patients[1].id]));
+    expect(await contributorsOf(3)).toContain(patients[0].id);
+    expect(await run(runId)).toMatchObject({ status: 'COMPLETED' });
+  });
   it("sends each open round with its strategy's settings for local training", async () => {
     const prox = (
       await api.ok<{ createStudy: { id: string } }>(

@@ -31,9 +31,16 @@ export interface PreparedUpdate {
 /** The instant examples describe: fixed, so a patient's example does not drift with time. */
 const EXAMPLES_AS_OF = '2025-01-01T00:00:00Z';
 
-/** A fixed fifth of the patients (by a hash of their id), held out for evaluation. */
-export function heldOutOf(patientId: string): boolean {
-  return createHash('sha256').update(patientId).digest()[0] % 5 === 0;
+/** Below this many complete examples a node evaluates on none: a handful says nothing. */
+export const MIN_EXAMPLES_FOR_EVALUATION = 10;
+
+/**
+ * The patients a node holds out for evaluation: a fixed fifth of them (by a hash of their
+ * id), once it has enough examples for a held-out set to mean anything.
+ */
+export function heldOutSet(patientIds: readonly string[]): Set<string> {
+  if (patientIds.length < MIN_EXAMPLES_FOR_EVALUATION) return new Set();
+  return new Set(patientIds.filter((id) => createHash('sha256').update(id).digest()[0] % 5 === 0));
 }
 
 function seedOf(text: string): number {
@@ -78,15 +85,19 @@ export async function prepareUpdate(args: {
 }): Promise<PreparedUpdate | null> {
   const { study, runId, round, nodeId } = args;
   const definition = { features: study.features, label: study.label, asOf: EXAMPLES_AS_OF };
-  const train: Examples & { ids: string[] } = { x: [], y: [], ids: [] };
-  const heldOut: Examples = { x: [], y: [] };
+  const complete: { id: string; x: number[]; y: number }[] = [];
   for (const [patientId, list] of args.resources) {
     const example = buildExample(list as FhirResource[], definition);
-    if (!example.included) continue;
-    const part = heldOutOf(patientId) ? heldOut : train;
-    part.x.push(example.x);
-    part.y.push(example.y);
-    if (part === train) train.ids.push(patientId);
+    if (example.included) complete.push({ id: patientId, x: example.x, y: example.y });
+  }
+  const held = heldOutSet(complete.map((e) => e.id));
+  const train: Examples & { ids: string[] } = { x: [], y: [], ids: [] };
+  const heldOut: Examples = { x: [], y: [] };
+  for (const e of complete) {
+    const part = held.has(e.id) ? heldOut : train;
+    part.x.push(e.x);
+    part.y.push(e.y);
+    if (part === train) train.ids.push(e.id);
   }
   if (train.ids.length === 0) return null;
   const result = await trainLocal({
