@@ -37,26 +37,11 @@ describe('federated training, coordinated', () => {
     // Nodes are simulated here; the in-process ones have their own suite.
     api = await TestApi.start({ TRAINING_NODES: 'off' });
     researcher = await api.token('rosa', 'RESEARCHER');
-    studyId = (
-      await api.ok<{ createStudy: { id: string } }>(
-        `mutation($f: [String!]!) { createStudy(input: { title: "Diabetes", features: $f,
-           label: "44054006", minNodes: 2 }) { id } }`,
-        { f: FEATURES },
-        researcher,
-      )
-    ).createStudy.id;
-    const admin = await api.token('root', 'ADMIN');
+    studyId = await createStudy('Diabetes', 'minNodes: 2');
     nodes = [];
     for (const name of ['node-a', 'node-b', 'node-c']) {
-      const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-      const registered = await api.ok<{ registerTrainingNode: { id: string } }>(
-        `mutation($jwk: JSON!, $name: String!) { registerTrainingNode(input: {
-           organizationId: "org1", name: $name, publicKeyJwk: $jwk }) { id } }`,
-        { jwk: await exportJWK(publicKey), name },
-        admin,
-      );
-      const id = registered.registerTrainingNode.id;
-      nodes.push({ id, key: privateKey, token: await api.token(id, 'NODE', 'org1') });
+      const { id, key } = await registerNode(name);
+      nodes.push({ id, key, token: await api.token(id, 'NODE', 'org1') });
     }
     for (let i = 0; i < 4; i++) {
       const token = await api.token(`fl-patient-${i}`, 'PATIENT');
@@ -66,19 +51,58 @@ describe('federated training, coordinated', () => {
         token,
       );
       const patient: (typeof patients)[number] = { token, id: registerPatient.id };
-      if (i < 3) {
-        patient.grantId = (
-          await api.ok<{ grantConsent: { id: string } }>(
-            `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
-               purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
-            { s: studyId },
-            token,
-          )
-        ).grantConsent.id;
-      }
+      if (i < 3) patient.grantId = await joinStudy(token, studyId);
       patients.push(patient);
     }
   });
+
+  /** A study of FEATURES predicting type 2 diabetes; `settings` is more CreateStudyInput. */
+  async function createStudy(title: string, settings = ''): Promise<string> {
+    const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+      `mutation($f: [String!]!, $t: String!) { createStudy(input: { title: $t, features: $f,
+         label: "44054006" ${settings} }) { id } }`,
+      { f: FEATURES, t: title },
+      researcher,
+    );
+    return createStudy.id;
+  }
+
+  /** The patient's TRAIN grant to the study; returns the grant id. */
+  async function joinStudy(patientToken: string, study: string): Promise<string> {
+    const { grantConsent } = await api.ok<{ grantConsent: { id: string } }>(
+      `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+         purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
+      { s: study },
+      patientToken,
+    );
+    return grantConsent.id;
+  }
+
+  async function startRun(study: string, rounds: number): Promise<string> {
+    const { startTraining } = await api.ok<{ startTraining: { id: string } }>(
+      'mutation($s: ID!, $r: Int!) { startTraining(studyId: $s, rounds: $r) { id } }',
+      { s: study, r: rounds },
+      researcher,
+    );
+    return startTraining.id;
+  }
+
+  /** An org1 node registered by an administrator, with its private key as a JWK. */
+  async function registerNode(name: string) {
+    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+    const { registerTrainingNode } = await api.ok<{ registerTrainingNode: { id: string } }>(
+      `mutation($jwk: JSON!, $name: String!) { registerTrainingNode(input: {
+         organizationId: "org1", name: $name, publicKeyJwk: $jwk }) { id } }`,
+      { jwk: await exportJWK(publicKey), name },
+      await api.token('root', 'ADMIN'),
+    );
+    return {
+      id: registerTrainingNode.id,
+      key: privateKey,
+      privateJwk: await exportJWK(privateKey),
+    };
+  }
+
   afterAll(() => api?.stop());
 
   const weights = (...v: number[]) => Buffer.from(new Float32Array(v).buffer);
@@ -129,18 +153,8 @@ describe('federated training, coordinated', () => {
       }>(`query($id: ID!) { trainingRun(id: $id) { ${RUN_FIELDS} } }`, { id }, researcher)
     ).trainingRun;
 
-  async function start(rounds: number): Promise<string> {
-    return (
-      await api.ok<{ startTraining: { id: string; status: string; currentRound: number } }>(
-        'mutation($s: ID!, $r: Int!) { startTraining(studyId: $s, rounds: $r) { id status currentRound } }',
-        { s: studyId, r: rounds },
-        researcher,
-      )
-    ).startTraining.id;
-  }
-
   it('runs rounds to completion, aggregating accepted updates and recording provenance', async () => {
-    const runId = await start(2);
+    const runId = await startRun(studyId, 2);
     const model = await fetch(`${api.url}/fl/runs/${runId}/rounds/1/model`, {
       headers: { authorization: `Bearer ${nodes[0].token}` },
     });
@@ -226,7 +240,7 @@ describe('federated training, coordinated', () => {
   });
 
   it('rejects every bad update with its reason, and the round goes on', async () => {
-    const runId = await start(1);
+    const runId = await startRun(studyId, 1);
     const good = weights(0.1, 0.2, 0.3);
     const { privateKey: stranger } = await generateKeyPair('ES256');
     const unregistered: Node = { ...nodes[0], id: '00000000-0000-4000-8000-000000000000' };
@@ -267,7 +281,7 @@ describe('federated training, coordinated', () => {
   });
 
   it('drops an update whose contributor revoked before aggregation, and rejects new ones listing them', async () => {
-    const runId = await start(1);
+    const runId = await startRun(studyId, 1);
     const victim = patients[2];
     expect(
       (await post(nodes[0], runId, 1, weights(1, 1, 1), { contributors: [victim.id] })).body.status,
@@ -289,7 +303,7 @@ describe('federated training, coordinated', () => {
   });
 
   it('resumes a run after the API restarts', async () => {
-    const runId = await start(1);
+    const runId = await startRun(studyId, 1);
     expect((await post(nodes[0], runId, 1, weights(1, 1, 1))).body.status).toBe('ACCEPTED');
     await api.restart();
     nodes = await Promise.all(
@@ -304,22 +318,9 @@ describe('federated training, coordinated', () => {
   });
 
   it('fails a round whose deadline passes short of its quorum, clearly', async () => {
-    const quick = (
-      await api.ok<{ createStudy: { id: string } }>(
-        `mutation($f: [String!]!) { createStudy(input: { title: "Quick", features: $f,
-           label: "44054006", minNodes: 2, roundDeadlineMs: 1000 }) { id } }`,
-        { f: FEATURES },
-        researcher,
-      )
-    ).createStudy.id;
+    const quick = await createStudy('Quick', 'minNodes: 2, roundDeadlineMs: 1000');
     const coordinator = api.server.app.get(Coordinator);
-    const runId = (
-      await api.ok<{ startTraining: { id: string } }>(
-        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 3) { id } }',
-        { s: quick },
-        researcher,
-      )
-    ).startTraining.id;
+    const runId = await startRun(quick, 3);
     const failed = new Promise<void>((resolve) =>
       coordinator.events.on('round', (e: { runId: string; status: string }) => {
         if (e.runId === runId && e.status === 'FAILED') resolve();
@@ -333,27 +334,9 @@ describe('federated training, coordinated', () => {
   });
 
   it('adds calibrated noise under differential privacy and reports the privacy spent', async () => {
-    const dpStudy = (
-      await api.ok<{ createStudy: { id: string } }>(
-        `mutation($f: [String!]!) { createStudy(input: { title: "DP", features: $f,
-           label: "44054006", minNodes: 2, clipNorm: 1, noiseMultiplier: 1.1 }) { id } }`,
-        { f: FEATURES },
-        researcher,
-      )
-    ).createStudy.id;
-    await api.ok(
-      `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
-         purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
-      { s: dpStudy },
-      patients[0].token,
-    );
-    const dpRun = (
-      await api.ok<{ startTraining: { id: string } }>(
-        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
-        { s: dpStudy },
-        researcher,
-      )
-    ).startTraining.id;
+    const dpStudy = await createStudy('DP', 'minNodes: 2, clipNorm: 1, noiseMultiplier: 1.1');
+    await joinStudy(patients[0].token, dpStudy);
+    const dpRun = await startRun(dpStudy, 1);
     await post(nodes[0], dpRun, 1, weights(5, 5, 5));
     await post(nodes[1], dpRun, 1, weights(-5, -5, -5));
     const state = await run(dpRun);
@@ -378,43 +361,16 @@ describe('federated training, coordinated', () => {
         );
       }
     }
-    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const admin = await api.token('root', 'ADMIN');
-    const nodeId = (
-      await api.ok<{ registerTrainingNode: { id: string } }>(
-        `mutation($jwk: JSON!) { registerTrainingNode(input: { organizationId: "org1",
-           name: "remote", publicKeyJwk: $jwk }) { id } }`,
-        { jwk: await exportJWK(publicKey) },
-        admin,
-      )
-    ).registerTrainingNode.id;
-    const soloStudy = (
-      await api.ok<{ createStudy: { id: string } }>(
-        `mutation($f: [String!]!) { createStudy(input: { title: "Solo", features: $f,
-           label: "44054006", minNodes: 1 }) { id } }`,
-        { f: FEATURES },
-        researcher,
-      )
-    ).createStudy.id;
+    const { id: nodeId, privateJwk } = await registerNode('remote');
+    const soloStudy = await createStudy('Solo', 'minNodes: 1');
     for (const p of patients.slice(0, 2)) {
-      await api.ok(
-        `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
-           purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
-        { s: soloStudy },
-        p.token,
-      );
+      await joinStudy(p.token, soloStudy);
     }
-    const soloRun = (
-      await api.ok<{ startTraining: { id: string } }>(
-        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
-        { s: soloStudy },
-        researcher,
-      )
-    ).startTraining.id;
+    const soloRun = await startRun(soloStudy, 1);
     const node = new RemoteNode(api.server.app, {
       coordinator: api.url,
       token: await api.token(nodeId, 'NODE', 'org1'),
-      privateJwk: await exportJWK(privateKey),
+      privateJwk,
     });
     const polled = await node.pollOnce();
     expect(polled.submitted).toEqual([
@@ -427,47 +383,17 @@ describe('federated training, coordinated', () => {
 
   it('leaves a patient out of training from the round after they revoke', async () => {
     // patients[0] and patients[1] have records (see the test above); both join this study.
-    const study = (
-      await api.ok<{ createStudy: { id: string } }>(
-        `mutation($f: [String!]!) { createStudy(input: { title: "Three", features: $f,
-           label: "44054006", minNodes: 1 }) { id } }`,
-        { f: FEATURES },
-        researcher,
-      )
-    ).createStudy.id;
+    const study = await createStudy('Three', 'minNodes: 1');
     const grants: string[] = [];
     for (const p of patients.slice(0, 2)) {
-      grants.push(
-        (
-          await api.ok<{ grantConsent: { id: string } }>(
-            `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
-               purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
-            { s: study },
-            p.token,
-          )
-        ).grantConsent.id,
-      );
+      grants.push(await joinStudy(p.token, study));
     }
-    const runId = (
-      await api.ok<{ startTraining: { id: string } }>(
-        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 3) { id } }',
-        { s: study },
-        researcher,
-      )
-    ).startTraining.id;
-    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const nodeId = (
-      await api.ok<{ registerTrainingNode: { id: string } }>(
-        `mutation($jwk: JSON!) { registerTrainingNode(input: { organizationId: "org1",
-           name: "three", publicKeyJwk: $jwk }) { id } }`,
-        { jwk: await exportJWK(publicKey) },
-        await api.token('root', 'ADMIN'),
-      )
-    ).registerTrainingNode.id;
+    const runId = await startRun(study, 3);
+    const { id: nodeId, privateJwk } = await registerNode('three');
     const node = new RemoteNode(api.server.app, {
       coordinator: api.url,
       token: await api.token(nodeId, 'NODE', 'org1'),
-      privateJwk: await exportJWK(privateKey),
+      privateJwk,
     });
     const contributorsOf = async (round: number) =>
       (
@@ -493,21 +419,8 @@ describe('federated training, coordinated', () => {
     expect(await run(runId)).toMatchObject({ status: 'COMPLETED' });
   });
   it("sends each open round with its strategy's settings for local training", async () => {
-    const prox = (
-      await api.ok<{ createStudy: { id: string } }>(
-        `mutation($f: [String!]!) { createStudy(input: { title: "Prox", features: $f,
-           label: "44054006", strategy: FEDPROX }) { id } }`,
-        { f: FEATURES },
-        researcher,
-      )
-    ).createStudy.id;
-    const proxRun = (
-      await api.ok<{ startTraining: { id: string } }>(
-        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
-        { s: prox },
-        researcher,
-      )
-    ).startTraining.id;
+    const prox = await createStudy('Prox', 'strategy: FEDPROX');
+    const proxRun = await startRun(prox, 1);
     const { openRounds } = await api.ok<{
       openRounds: { runId: string; round: number; submitted: boolean; clientConfig: unknown }[];
     }>('{ openRounds { runId round submitted clientConfig } }', {}, nodes[0].token);
