@@ -80,6 +80,11 @@ async function token(opts: {
 
 async function verifyLedger(): Promise<void> {
   const c = config();
+  if (c.ledger !== 'embedded') {
+    fail(
+      'verify-ledger walks the embedded ledger; with LEDGER=fabric the chain is kept and validated by the Fabric peers',
+    );
+  }
   let url = c.databaseUrl;
   let embedded: EmbeddedPostgresServer | undefined;
   if (!url) {
