@@ -7,7 +7,18 @@ import { DataSource } from 'typeorm';
 import { PolicyDecisionPoint } from '../../consent';
 import { RecordsService } from '../../records';
 import type { FhirResource } from '../../records/fhir';
-import { buildExample, evaluate, Examples, ModelPreset, trainLocal } from '../model';
+import type { ModelPreset } from '../model/architecture';
+import { buildExample } from '../model/features';
+import type { Examples } from '../model/train';
+
+type TrainModule = typeof import('../model/train');
+let train: TrainModule | undefined;
+/** TensorFlow.js loads with the first round trained, not with every API process. */
+function trainer(): TrainModule {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  train ??= require('../model/train') as TrainModule;
+  return train;
+}
 
 export type SigningKey = Parameters<CompactSign['sign']>[0];
 
@@ -100,6 +111,7 @@ export async function prepareUpdate(args: {
     if (part === train) train.ids.push(e.id);
   }
   if (train.ids.length === 0) return null;
+  const { trainLocal, evaluate } = trainer();
   const result = await trainLocal({
     preset: study.model,
     features: study.features,
