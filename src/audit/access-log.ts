@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
 import { decodeSeqCursor, encodeSeqCursor, pageSize } from '../common/pagination';
+import { preparedQuery } from '../database/prepared';
 import { Ledger, LEDGER } from '../ledger';
 import { AccessEventContent, AUDIT_GENESIS, eventHash } from './audit-chain';
 import { AccessEventModel, AccessEventPageModel } from './access-event.model';
@@ -178,7 +179,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
 
   private async insert(rows: (AccessEventContent & { prevHash: string; hash: string })[]) {
     const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
-    await this.db.query(
+    await preparedQuery(
+      this.db,
       `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose,
          decision, consent_id, break_glass, reason, at, prev_hash, hash)
        SELECT u.seq, u.id, u.actor_id, u.patient_id, string_to_array(u.record_ids, ',')::uuid[],

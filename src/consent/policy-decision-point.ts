@@ -15,6 +15,7 @@ import {
 } from '@custodia/chaincode/policy';
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
+import { preparedQuery } from '../database/prepared';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { toRuleGrant } from './consent-projection';
 import { EmergencyService } from './emergency.service';
@@ -159,7 +160,8 @@ export class PolicyDecisionPoint {
 
   /** One raw query on every clinician read: the grants naming this actor or their organisation. */
   private async candidateGrants(request: AccessRequest): Promise<ConsentGrant[]> {
-    const rows: ConsentGrantEntity[] = await this.db.query(
+    const rows = await preparedQuery<ConsentGrantEntity>(
+      this.db,
       `SELECT ${GRANT_COLUMNS} FROM consent_grants
        WHERE patient_id = $1 AND status = 'ACTIVE'
          AND ((grantee_type = 'CLINICIAN' AND grantee_id = $2)

@@ -1,2 +1,3 @@
 export { DatabaseModule } from './database.module';
 export { dataSourceOptions, ENTITIES } from './data-source';
+export { preparedQuery } from './prepared';

@@ -15,6 +15,7 @@ import {
   NotFoundError,
 } from '../common/errors';
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
+import { preparedQuery } from '../database/prepared';
 import { AccessLog } from '../audit';
 import { Decision, PolicyDecisionPoint } from '../consent';
 import { Ledger, LEDGER } from '../ledger';
@@ -178,11 +179,9 @@ export class RecordsService {
     const permitted = this.pdp.recordFilterSql(decision, 'r', params);
     if (permitted) where.push(permitted);
     params.push(size + 1);
-    const found: RecordRow[] = await this.db.query(
-      `SELECT ${RECORD_COLUMNS} FROM records r WHERE ${where.join(' AND ')}
-       ORDER BY r.created_at DESC, r.id DESC LIMIT $${params.length}`,
-      params,
-    );
+    const text = `SELECT ${RECORD_COLUMNS} FROM records r WHERE ${where.join(' AND ')}
+       ORDER BY r.created_at DESC, r.id DESC LIMIT $${params.length}`;
+    const found = await preparedQuery<RecordRow>(this.db, text, params);
     const rows = found.map(toEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
     const page = rows.slice(0, size);
     const items = await Promise.all(page.map((r) => this.open(r)));
