@@ -269,12 +269,28 @@ describe('federated training, coordinated', () => {
       expect(body).toMatchObject({ status: 'REJECTED' });
       expect(body.reason).toContain(reason);
     }
+    // Signed by the node, but not a manifest at all: rejected with a reason, not a server error.
+    const notJson = await fetch(`${api.url}/fl/runs/${runId}/rounds/1/updates`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/octet-stream',
+        authorization: `Bearer ${nodes[0].token}`,
+        'x-custodia-manifest': await new CompactSign(
+          Buffer.from(JSON.stringify({ nodeId: nodes[0].id }).slice(0, -1)),
+        )
+          .setProtectedHeader({ alg: 'ES256' })
+          .sign(nodes[0].key),
+      },
+      body: good,
+    });
+    expect(notJson.status).toBe(422);
+    expect(((await notJson.json()) as { reason: string }).reason).toMatch(/manifest is/);
     expect((await post(nodes[0], runId, 1, good)).body.status).toBe('ACCEPTED');
     const dup = await post(nodes[0], runId, 1, good);
     expect(dup.body.reason).toContain('duplicate');
     const state = await run(runId);
     expect(state).toMatchObject({ status: 'RUNNING', currentRound: 1 });
-    expect(state.updates.filter((u) => u.reason !== null)).toHaveLength(cases.length + 1);
+    expect(state.updates.filter((u) => u.reason !== null)).toHaveLength(cases.length + 2);
     // The round still closes once a second node reports.
     await post(nodes[1], runId, 1, good, { contributors: [patients[1].id] });
     expect((await run(runId)).status).toBe('COMPLETED');

@@ -300,6 +300,7 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
     } catch {
       throw new Rejection('manifest signature does not verify with the node key');
     }
+    // decodeJwt above already parsed this payload as a JSON object.
     const m = JSON.parse(Buffer.from(payload).toString('utf8')) as Manifest;
     const ok =
       typeof m.runId === 'string' &&
@@ -447,9 +448,14 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
     // Consent at aggregation time: an update whose contributor revoked since is dropped.
     const accepted: typeof updates = [];
     const grantsByUpdate = new Map<string, string[]>();
+    // One query for every contributor of the round (a STUDY grant names the study, not a node).
+    const grants = await this.pdp.trainingGrants(
+      study.id,
+      [...new Set(updates.flatMap((u) => u.contributors as string[]))],
+      'coordinator',
+    );
     for (const u of updates) {
       const contributors = u.contributors as string[];
-      const grants = await this.pdp.trainingGrants(study.id, contributors, u.node_id as string);
       const missing = contributors.find((c) => !grants.has(c));
       if (missing) {
         await this.db.query(
