@@ -11,7 +11,6 @@ import 'reflect-metadata';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../src/database/data-source';
@@ -20,7 +19,7 @@ import { EmbeddedLedger } from '../src/ledger/embedded/embedded-ledger';
 import { LedgerReport, verifyEmbeddedLedger } from '../src/ledger/embedded/verify';
 import { QueryTimer } from './ledger/query-timing';
 import { measureRoundTrips } from './ledger/round-trips';
-import { GrantLoad, PhaseResult, round } from './lib/grant-load';
+import { GrantLoad, PhaseResult, phaseSettings, positive, round } from './lib/grant-load';
 
 const TARGET = { concurrency: 64, txPerSec: 1000 };
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'ledger-embedded.json');
@@ -34,30 +33,14 @@ interface Settings {
 }
 
 function settings(): Settings {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string', default: '8' },
-      warmup: { type: 'string', default: '2' },
-      concurrency: { type: 'string', default: '1,16,64' },
-      patients: { type: 'string', default: '1000' },
-      'query-timing': { type: 'boolean', default: false },
-    },
+  const { phases, values } = phaseSettings({
+    patients: { type: 'string', default: '1000' },
+    'query-timing': { type: 'boolean', default: false },
   });
-  const positive = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
-    return n;
-  };
-  const concurrencies = values.concurrency.split(',').map((c) => positive('concurrency', c));
-  if (concurrencies.some((c) => !Number.isInteger(c))) {
-    throw new Error('--concurrency must be a comma-separated list of positive integers');
-  }
   return {
-    durationSeconds: positive('duration', values.duration),
-    warmupSeconds: positive('warmup', values.warmup),
-    concurrencies,
-    patients: Math.floor(positive('patients', values.patients)),
-    queryTiming: values['query-timing'],
+    ...phases,
+    patients: Math.floor(positive('patients', String(values.patients))),
+    queryTiming: values['query-timing'] === true,
   };
 }
 

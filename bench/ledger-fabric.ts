@@ -15,36 +15,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { fabricConfigFromEnv, FabricLedger } from '../src/ledger/fabric';
-import { GrantLoad, PhaseResult } from './lib/grant-load';
+import { GrantLoad, PhaseResult, phaseSettings } from './lib/grant-load';
 
 const ROOT = resolve(__dirname, '..', '..');
 const NETWORK_SH = join(ROOT, 'fabric-network', 'network.sh');
 const RESULTS_FILE = join(ROOT, 'bench', 'results', 'ledger-fabric.json');
 
 function settings() {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string', default: '8' },
-      warmup: { type: 'string', default: '2' },
-      concurrency: { type: 'string', default: '1,16,64' },
-    },
-  });
-  const positive = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
-    return n;
-  };
-  const concurrencies = values.concurrency.split(',').map((c) => positive('concurrency', c));
-  if (concurrencies.some((c) => !Number.isInteger(c))) {
-    throw new Error('--concurrency must be a comma-separated list of positive integers');
-  }
-  return {
-    durationSeconds: positive('duration', values.duration),
-    warmupSeconds: positive('warmup', values.warmup),
-    concurrencies,
-  };
+  return phaseSettings().phases;
 }
 
 /** Nearest-rank percentile of an ascending array. */

@@ -1,5 +1,6 @@
 // A closed loop of consent grants against any Ledger: c workers submitting back to back for
 // a fixed time, with each commit's latency and block, for bench:ledger and bench:fabric.
+import { parseArgs, ParseArgsConfig } from 'node:util';
 import type { Ledger } from '../../src/ledger';
 
 export interface PhaseResult {
@@ -81,4 +82,43 @@ export class GrantLoad {
       elapsedSeconds: round(elapsedSeconds, 3),
     };
   }
+}
+
+export interface PhaseSettings {
+  durationSeconds: number;
+  warmupSeconds: number;
+  concurrencies: number[];
+}
+
+/**
+ * --duration, --warmup and --concurrency (a comma-separated list), plus any `extra` options
+ * of the calling benchmark, whose raw values come back as `values`.
+ */
+export function phaseSettings(extra: NonNullable<ParseArgsConfig['options']> = {}) {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '8' },
+      warmup: { type: 'string', default: '2' },
+      concurrency: { type: 'string', default: '1,16,64' },
+      ...extra,
+    },
+  });
+  const concurrencies = String(values.concurrency)
+    .split(',')
+    .map((c) => positive('concurrency', c));
+  if (concurrencies.some((c) => !Number.isInteger(c))) {
+    throw new Error('--concurrency must be a comma-separated list of positive integers');
+  }
+  const phases: PhaseSettings = {
+    durationSeconds: positive('duration', String(values.duration)),
+    warmupSeconds: positive('warmup', String(values.warmup)),
+    concurrencies,
+  };
+  return { phases, values: values as Record<string, string | boolean | undefined> };
+}
+
+export function positive(name: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number`);
+  return n;
 }
