@@ -27,6 +27,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly integrityFailures = new Counter({
+    name: 'custodia_integrity_failures_total',
+    help: 'Rows that failed an integrity check (forged, altered or unreadable), by kind.',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }
