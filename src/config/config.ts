@@ -59,6 +59,24 @@ const envSchema = z
       .int('must be a whole number')
       .min(10, 'must be at least 10')
       .default(1000),
+    /** The access log's head is anchored on the ledger after this many events... */
+    AUDIT_ANCHOR_EVERY_EVENTS: z.coerce
+      .number({ message: 'must be a number of events' })
+      .int('must be a whole number')
+      .min(1, 'must be at least 1')
+      .default(100),
+    /** ...or after this long, whichever comes first (and on graceful shutdown). */
+    AUDIT_ANCHOR_INTERVAL_MS: z.coerce
+      .number({ message: 'must be a number of milliseconds' })
+      .int('must be a whole number')
+      .min(100, 'must be at least 100')
+      .default(60_000),
+    /** How often the consent projection is compared with the ledger and repaired (0: only at start-up). */
+    CONSENT_RECONCILE_INTERVAL_MS: z.coerce
+      .number({ message: 'must be a number of milliseconds' })
+      .int('must be a whole number')
+      .min(0, 'must not be negative')
+      .default(300_000),
     /** In-process training nodes (one per organisation): on with the embedded ledger. */
     TRAINING_NODES: z
       .enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' })
@@ -122,6 +140,10 @@ export interface AppConfig {
   /** Whether this process runs a training node per organisation. */
   trainingNodes: boolean;
   anchorRetryMs: number;
+  /** The access log's anchoring: every so many events or so many milliseconds. */
+  auditAnchor: { everyEvents: number; intervalMs: number };
+  /** Milliseconds between reconciliations of the consent projection with the ledger (0: start-up only). */
+  consentReconcileMs: number;
   logLevel: string;
   production: boolean;
 }
@@ -168,6 +190,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     trainingNodes:
       e.TRAINING_NODES === 'on' || (e.TRAINING_NODES === 'auto' && e.LEDGER === 'embedded'),
     anchorRetryMs: e.ANCHOR_RETRY_MS,
+    auditAnchor: {
+      everyEvents: e.AUDIT_ANCHOR_EVERY_EVENTS,
+      intervalMs: e.AUDIT_ANCHOR_INTERVAL_MS,
+    },
+    consentReconcileMs: e.CONSENT_RECONCILE_INTERVAL_MS,
     logLevel: e.LOG_LEVEL,
     production: e.NODE_ENV === 'production',
   };
