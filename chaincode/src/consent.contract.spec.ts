@@ -1,6 +1,6 @@
 import './testing/quiet-logs';
 import * as sinon from 'sinon';
-import { CONSENT_EVENTS, ConsentContract, GrantRecord } from './consent.contract';
+import { CONSENT_EVENTS, ConsentContract, EmergencyRecord, GrantRecord } from './consent.contract';
 import { KEYS } from './state';
 import { compositeKey, eventsOf, FakeLedger } from './testing/fake-ledger';
 import { ChaincodeError } from './errors';
@@ -473,6 +473,104 @@ describe('ConsentContract', () => {
       expect(type.startsWith('[INVALID_ARGUMENT] granteeType ')).toBe(true);
       expect(grantee.startsWith('[INVALID_ARGUMENT] granteeId ')).toBe(true);
       expect(patient.startsWith('[INVALID_ARGUMENT] patientId ')).toBe(true);
+    });
+  });
+
+  describe('ListConsents', () => {
+    async function listAll(pageSize: number): Promise<{ pages: number; ids: string[] }> {
+      const ids: string[] = [];
+      let bookmark = '';
+      let pages = 0;
+      do {
+        const { result, tx } = await ledger.invoke<{ grants: GrantRecord[]; bookmark: string }>(
+          (ctx) => consent.ListConsents(ctx, String(pageSize), bookmark),
+        );
+        sinon.assert.notCalled(tx.stub.putState);
+        ids.push(...result.grants.map((g) => g.id));
+        bookmark = result.bookmark;
+        pages++;
+      } while (bookmark);
+      return { pages, ids };
+    }
+
+    it('pages through every grant exactly once, in key order, whatever the page size', async () => {
+      const ids = ['g-a', 'g-b', 'g-c', 'g-d', 'g-e'];
+      for (const id of ids) await grant(terms({ id, patientId: `pat-${id}` }));
+      for (const size of [1, 2, 5, 6]) {
+        const listed = await listAll(size);
+        expect(listed.ids).toEqual(ids);
+        expect(listed.pages).toBeGreaterThanOrEqual(Math.ceil(ids.length / size));
+      }
+    });
+
+    it('lists grants as stored: revoked ones too, and expired ones still ACTIVE', async () => {
+      await grant(terms({ id: 'g-live' }));
+      await grant(terms({ id: 'g-gone' }));
+      await revoke('g-gone');
+      const { result } = await ledger.invoke<{ grants: GrantRecord[] }>(
+        (ctx) => consent.ListConsents(ctx, '10', ''),
+        { at: '2026-01-01T00:00:00Z' },
+      );
+      expect(result.grants.map((g) => [g.id, g.status])).toEqual([
+        ['g-gone', 'REVOKED'],
+        ['g-live', 'ACTIVE'],
+      ]);
+    });
+
+    it('lists no index entries and nothing for an empty ledger', async () => {
+      expect((await listAll(3)).ids).toEqual([]);
+    });
+
+    it('rejects a page size that is not a positive whole number or is over 1000', async () => {
+      for (const size of ['0', '-1', 'x', '1001']) {
+        expect(await rejection((ctx) => consent.ListConsents(ctx, size, ''))).toMatch(
+          /^\[INVALID_ARGUMENT\] pageSize/,
+        );
+      }
+    });
+  });
+
+  describe('DeclareEmergency and GetEmergency', () => {
+    const declaration = { id: 'em-1', patientId: 'pat-1', clinicianId: 'dr-1' };
+
+    it('records a 60-minute emergency from the transaction time and emits one event', async () => {
+      const { result, tx } = await ledger.invoke<EmergencyRecord>((ctx) =>
+        consent.DeclareEmergency(ctx, JSON.stringify(declaration)),
+      );
+      const expected: EmergencyRecord = {
+        ...declaration,
+        declaredAt: '2025-01-15T09:30:00.000Z',
+        expiresAt: '2025-01-15T10:30:00.000Z',
+        txId: tx.txId,
+        writtenBy: 'Org1MSP',
+      };
+      expect(result).toEqual(expected);
+      expect(eventsOf(tx)).toEqual([{ name: CONSENT_EVENTS.emergency, payload: expected }]);
+      const read = await ledger.invoke<EmergencyRecord>((ctx) => consent.GetEmergency(ctx, 'em-1'));
+      expect(read.result).toEqual(expected);
+    });
+
+    it('takes no reason or window from the caller', async () => {
+      for (const extra of [{ reason: 'x' }, { expiresAt: '2030-01-01T00:00:00Z' }]) {
+        expect(
+          await rejection((ctx) =>
+            consent.DeclareEmergency(ctx, JSON.stringify({ ...declaration, ...extra })),
+          ),
+        ).toMatch(/^\[INVALID_ARGUMENT\]/);
+      }
+    });
+
+    it('rejects a second declaration with the same id', async () => {
+      await ledger.invoke((ctx) => consent.DeclareEmergency(ctx, JSON.stringify(declaration)));
+      expect(
+        await rejection((ctx) => consent.DeclareEmergency(ctx, JSON.stringify(declaration))),
+      ).toMatch(/^\[CONFLICT\]/);
+    });
+
+    it('answers NOT_FOUND for an emergency that was never declared', async () => {
+      expect(await rejection((ctx) => consent.GetEmergency(ctx, 'em-none'))).toMatch(
+        /^\[NOT_FOUND\]/,
+      );
     });
   });
 

@@ -7,13 +7,26 @@ import {
   ConsentGrant,
   decide,
   effectiveStatus,
+  EMERGENCY_MINUTES,
   GRANTEE_TYPES,
   GranteeType,
   PURPOSES,
   Purpose,
   SENSITIVITIES,
 } from './policy';
-import { caller, emit, getJson, indexKeys, key, KEYS, putIndex, putJson, txTime } from './state';
+import {
+  caller,
+  emit,
+  getJson,
+  indexKeys,
+  key,
+  KEYS,
+  MAX_PAGE,
+  putIndex,
+  putJson,
+  txTime,
+  valuesPage,
+} from './state';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -25,7 +38,26 @@ export interface GrantRecord extends ConsentGrant {
   revokedTxId?: string | null;
 }
 
-export const CONSENT_EVENTS = { granted: 'ConsentGranted', revoked: 'ConsentRevoked' } as const;
+/**
+ * A clinician's declared emergency (break-glass) as the ledger holds it: who, for which
+ * patient, and the window, taken from the transaction's time. The reason is free text and
+ * stays off the ledger (it is PHI-prone); the API keeps it encrypted under the patient's key.
+ */
+export interface EmergencyRecord {
+  id: string;
+  patientId: string;
+  clinicianId: string;
+  declaredAt: string;
+  expiresAt: string;
+  txId: string;
+  writtenBy: string;
+}
+
+export const CONSENT_EVENTS = {
+  granted: 'ConsentGranted',
+  revoked: 'ConsentRevoked',
+  emergency: 'EmergencyDeclared',
+} as const;
 
 const GRANT_FIELDS = [
   'id',
@@ -177,6 +209,62 @@ export class ConsentContract extends Contract {
     const now = txTime(ctx);
     const ids = (await indexKeys(ctx, KEYS.grantByGrantee, [type, gid])).map((a) => a[2]);
     return JSON.stringify(await this.load(ctx, ids, now));
+  }
+
+  /**
+   * Every grant as stored (status ACTIVE or REVOKED, whatever its window), a page at a time,
+   * in key order: what an API compares its consent projection with.
+   */
+  @Transaction(false)
+  @Returns('string')
+  async ListConsents(ctx: Context, pageSize: string, bookmark: string): Promise<string> {
+    const size = v.positiveInt(pageSize, 'pageSize');
+    if (size > MAX_PAGE) {
+      throw new ChaincodeError('INVALID_ARGUMENT', `pageSize must be at most ${MAX_PAGE}`);
+    }
+    if (typeof bookmark !== 'string') {
+      throw new ChaincodeError('INVALID_ARGUMENT', 'bookmark must be a string');
+    }
+    const page = await valuesPage<GrantRecord>(ctx, KEYS.grant, size, bookmark);
+    return JSON.stringify({ grants: page.values, bookmark: page.bookmark });
+  }
+
+  /**
+   * Records a clinician's emergency access to a patient: READ for EMERGENCY_MINUTES from the
+   * transaction's time. Each declaration is its own entry, so every read under it can cite it.
+   */
+  @Transaction()
+  @Returns('string')
+  async DeclareEmergency(ctx: Context, emergencyJson: string): Promise<string> {
+    const e = v.parseJson(emergencyJson, 'emergency');
+    v.only(e, 'emergency', ['id', 'patientId', 'clinicianId']);
+    const id = v.id(e.id, 'emergency.id');
+    const k = key(ctx, KEYS.emergency, [id]);
+    if (await getJson(ctx, k)) {
+      throw new ChaincodeError('CONFLICT', `emergency ${id} already exists`);
+    }
+    const declaredAt = txTime(ctx);
+    const record: EmergencyRecord = {
+      id,
+      patientId: v.id(e.patientId, 'emergency.patientId'),
+      clinicianId: v.id(e.clinicianId, 'emergency.clinicianId'),
+      declaredAt,
+      expiresAt: new Date(Date.parse(declaredAt) + EMERGENCY_MINUTES * 60_000).toISOString(),
+      txId: ctx.stub.getTxID(),
+      writtenBy: caller(ctx),
+    };
+    await putJson(ctx, k, record);
+    emit(ctx, CONSENT_EVENTS.emergency, record);
+    return JSON.stringify(record);
+  }
+
+  @Transaction(false)
+  @Returns('string')
+  async GetEmergency(ctx: Context, emergencyId: string): Promise<string> {
+    const id = v.id(emergencyId, 'emergencyId');
+    const record = await getJson<EmergencyRecord>(ctx, key(ctx, KEYS.emergency, [id]));
+    if (!record) throw new ChaincodeError('NOT_FOUND', `emergency ${id} does not exist`);
+    return JSON.stringify(record);
   }
 
   /** Decides a request with the one consent rule, at the transaction's time. */

@@ -6,7 +6,13 @@ import { RecordsContract } from './records.contract';
 import { TrainingContract } from './training.contract';
 
 export { AuditContract, AuditHead, AUDIT_EVENTS } from './audit.contract';
-export { ConsentContract, CONSENT_EVENTS, GrantRecord, parseGrant } from './consent.contract';
+export {
+  ConsentContract,
+  CONSENT_EVENTS,
+  EmergencyRecord,
+  GrantRecord,
+  parseGrant,
+} from './consent.contract';
 export * from './policy';
 export { RecordAnchor, RecordsContract, RECORD_EVENTS } from './records.contract';
 export { TrainingContract, TrainingRound, TRAINING_EVENTS } from './training.contract';

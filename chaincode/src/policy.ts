@@ -6,6 +6,8 @@ export const GRANTEE_TYPES = ['CLINICIAN', 'ORGANIZATION', 'STUDY'] as const;
 export const PURPOSES = ['TREATMENT', 'RESEARCH'] as const;
 export const ACTIONS = ['READ', 'WRITE', 'TRAIN'] as const;
 export const SENSITIVITIES = ['NORMAL', 'RESTRICTED'] as const;
+/** How long a declared emergency (break-glass) lets a clinician read. */
+export const EMERGENCY_MINUTES = 60;
 
 export type GranteeType = (typeof GRANTEE_TYPES)[number];
 export type Purpose = (typeof PURPOSES)[number];

@@ -10,6 +10,7 @@ export const KEYS = {
   anchorVersion: 'custodia.anchor~version',
   round: 'custodia.round',
   auditHead: 'custodia.audit',
+  emergency: 'custodia.emergency',
 } as const;
 
 /** Index entries hold no data: the key is the information. */
@@ -62,6 +63,37 @@ export async function values<T>(ctx: Context, type: string, attributes: string[]
     await iterator.close();
   }
   return out;
+}
+
+/** At most this many values per page of a paged listing. */
+export const MAX_PAGE = 1000;
+
+/**
+ * One page of values under a partial composite key, in key order, and the bookmark to pass
+ * for the next page ('' when this page is the last). Paged queries run in evaluated
+ * (read-only) transactions only, as Fabric requires.
+ */
+export async function valuesPage<T>(
+  ctx: Context,
+  type: string,
+  pageSize: number,
+  bookmark: string,
+): Promise<{ values: T[]; bookmark: string }> {
+  const { iterator, metadata } = await ctx.stub.getStateByPartialCompositeKeyWithPagination(
+    type,
+    [],
+    pageSize,
+    bookmark,
+  );
+  const out: T[] = [];
+  try {
+    for (let r = await iterator.next(); !r.done; r = await iterator.next()) {
+      out.push(JSON.parse(Buffer.from(r.value.value).toString('utf8')) as T);
+    }
+  } finally {
+    await iterator.close();
+  }
+  return { values: out, bookmark: out.length < pageSize ? '' : (metadata?.bookmark ?? '') };
 }
 
 /** The transaction timestamp as an ISO instant: the chaincode has no other clock. */

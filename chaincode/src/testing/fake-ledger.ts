@@ -12,6 +12,7 @@ import * as sinon from 'sinon';
 
 type Timestamp = ReturnType<ChaincodeStub['getTxTimestamp']>;
 type PartialKeyQuery = ReturnType<ChaincodeStub['getStateByPartialCompositeKey']>;
+type PagedKeyQuery = ReturnType<ChaincodeStub['getStateByPartialCompositeKeyWithPagination']>;
 type KV = { namespace: string; key: string; value: Uint8Array };
 
 /** What the contracts call on the stub; calling any other method fails loudly. */
@@ -26,6 +27,7 @@ const STUB_METHODS = [
   'createCompositeKey',
   'splitCompositeKey',
   'getStateByPartialCompositeKey',
+  'getStateByPartialCompositeKeyWithPagination',
   'setEvent',
 ] as const;
 
@@ -103,6 +105,38 @@ function partialKeyQuery(state: Map<string, Uint8Array>, prefix: string): Partia
   }) as PartialKeyQuery;
 }
 
+/**
+ * One page of the keys under a prefix, starting at `bookmark` (a key; '' for the first page),
+ * with the bookmark of the next page: the key after this page's last, as LevelDB peers return.
+ */
+function pagedKeyQuery(
+  state: Map<string, Uint8Array>,
+  prefix: string,
+  pageSize: number,
+  bookmark: string,
+): PagedKeyQuery {
+  const all = [...state.keys()]
+    .filter((k) => k.startsWith(prefix) && (!bookmark || byteOrder(k, bookmark) >= 0))
+    .sort(byteOrder);
+  const rows: KV[] = all
+    .slice(0, pageSize)
+    .map((key) => ({ namespace: 'custodia', key, value: state.get(key)! }));
+  let i = 0;
+  const iterator = {
+    next: async () =>
+      i < rows.length
+        ? { value: rows[i++], done: false }
+        : { value: undefined as unknown as KV, done: true },
+    close: sinon.fake.resolves(undefined),
+  };
+  const metadata = { fetchedRecordsCount: rows.length, bookmark: all[pageSize] ?? '' };
+  return Object.assign(Promise.resolve({ iterator, metadata }), {
+    async *[Symbol.asyncIterator]() {
+      yield* rows;
+    },
+  }) as unknown as PagedKeyQuery;
+}
+
 export class FakeLedger {
   readonly state = new Map<string, Uint8Array>();
   private now = '2025-01-15T09:30:00.000Z';
@@ -164,6 +198,8 @@ export class FakeLedger {
         splitCompositeKey(key) as ReturnType<ChaincodeStub['splitCompositeKey']>,
       getStateByPartialCompositeKey: (objectType, attributes) =>
         partialKeyQuery(state, compositeKey(objectType, attributes)),
+      getStateByPartialCompositeKeyWithPagination: (objectType, attributes, pageSize, bookmark) =>
+        pagedKeyQuery(state, compositeKey(objectType, attributes), pageSize, bookmark ?? ''),
       setEvent: () => undefined,
     };
     const stub = {} as FakeChaincodeStub;

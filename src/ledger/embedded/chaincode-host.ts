@@ -15,8 +15,8 @@ const MAX_RUNE = '\u{10ffff}';
 /** Committed state as seen by one transaction: reads and ordered range scans. */
 export interface StateReader {
   get(key: string): Promise<Buffer | undefined>;
-  /** Entries with start <= key < end, in bytewise key order. */
-  range(start: string, end: string): Promise<{ key: string; value: Buffer }[]>;
+  /** Entries with start <= key < end, in bytewise key order (the first `limit` of them). */
+  range(start: string, end: string, limit?: number): Promise<{ key: string; value: Buffer }[]>;
 }
 
 export interface TxInput {
@@ -112,6 +112,22 @@ export async function execute(
     getStateByPartialCompositeKey: (objectType: string, attributes: string[]) => {
       const start = NS + objectType + MIN_RUNE + attributes.map((a) => a + MIN_RUNE).join('');
       return iterator(reader.range(start, start + MAX_RUNE));
+    },
+    // As a LevelDB peer pages: the bookmark is the key to start the next page at ('' at the end).
+    getStateByPartialCompositeKeyWithPagination: async (
+      objectType: string,
+      attributes: string[],
+      pageSize: number,
+      bookmark?: string,
+    ) => {
+      const prefix = NS + objectType + MIN_RUNE + attributes.map((a) => a + MIN_RUNE).join('');
+      const start = bookmark && compareKeys(bookmark, prefix) > 0 ? bookmark : prefix;
+      const rows = await reader.range(start, prefix + MAX_RUNE, pageSize + 1);
+      const page = rows.slice(0, pageSize);
+      return {
+        iterator: await iterator(Promise.resolve(page)),
+        metadata: { fetchedRecordsCount: page.length, bookmark: rows[pageSize]?.key ?? '' },
+      };
     },
   };
   const ctx = {

@@ -288,10 +288,15 @@ export class EmbeddedLedger implements Ledger {
         );
         return r.rows[0]?.value;
       },
-      range: async (start, end) => {
+      range: async (start, end, limit) => {
+        // With an overlay, a limit could cut off keys it deletes: read the whole range then.
+        const bounded = limit !== undefined && !overlay?.size;
         const r = await db.query<{ key: Buffer; value: Buffer }>(
-          `SELECT key, value FROM ledger_world_state WHERE key >= $1 AND key < $2 ORDER BY key`,
-          [Buffer.from(start, 'utf8'), Buffer.from(end, 'utf8')],
+          `SELECT key, value FROM ledger_world_state WHERE key >= $1 AND key < $2 ORDER BY key
+           ${bounded ? 'LIMIT $3' : ''}`,
+          bounded
+            ? [Buffer.from(start, 'utf8'), Buffer.from(end, 'utf8'), limit]
+            : [Buffer.from(start, 'utf8'), Buffer.from(end, 'utf8')],
         );
         const merged = new Map(r.rows.map((row) => [row.key.toString('utf8'), row.value]));
         for (const [k, v] of overlay ?? []) {
@@ -299,9 +304,10 @@ export class EmbeddedLedger implements Ledger {
           if (v === null) merged.delete(k);
           else merged.set(k, v);
         }
-        return [...merged]
+        const sorted = [...merged]
           .sort(([a], [b]) => compareKeys(a, b))
           .map(([key, value]) => ({ key, value }));
+        return limit === undefined ? sorted : sorted.slice(0, limit);
       },
     };
   }
