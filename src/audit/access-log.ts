@@ -182,15 +182,15 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     await preparedQuery(
       this.db,
       `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose,
-         decision, consent_id, break_glass, reason, at, prev_hash, hash)
+         decision, consent_id, break_glass, reason, at, prev_hash, hash, emergency_id, actor_org)
        SELECT u.seq, u.id, u.actor_id, u.patient_id, string_to_array(u.record_ids, ',')::uuid[],
               u.action, u.purpose, u.decision, u.consent_id, u.break_glass, u.reason, u.at,
-              u.prev_hash, u.hash
+              u.prev_hash, u.hash, u.emergency_id, u.actor_org
        FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                    $7::text[], $8::text[], $9::text[], $10::boolean[], $11::text[],
-                   $12::timestamptz[], $13::text[], $14::text[])
+                   $12::timestamptz[], $13::text[], $14::text[], $15::uuid[], $16::text[])
          AS u(seq, id, actor_id, patient_id, record_ids, action, purpose, decision, consent_id,
-              break_glass, reason, at, prev_hash, hash)`,
+              break_glass, reason, at, prev_hash, hash, emergency_id, actor_org)`,
       [
         col('seq'),
         col('id'),
@@ -206,6 +206,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         col('at'),
         col('prevHash'),
         col('hash'),
+        rows.map((r) => r.emergencyId ?? null),
+        rows.map((r) => r.actorOrganizationId ?? null),
       ],
     );
   }

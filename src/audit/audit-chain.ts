@@ -20,6 +20,10 @@ export interface AccessEventContent {
   reason: string | null;
   /** ISO instant, millisecond precision. */
   at: string;
+  /** The emergency (on the ledger) a break-glass access was made under; absent otherwise. */
+  emergencyId?: string;
+  /** The actor's organisation, which an ORGANIZATION grant names; absent when none. */
+  actorOrganizationId?: string;
 }
 
 export function eventHash(prevHash: string, event: AccessEventContent): string {
@@ -69,6 +73,9 @@ export function chainedEventFromRow(r: Record<string, unknown>): ChainedEvent {
     breakGlass: r.break_glass as boolean,
     reason: (r.reason as string | null) ?? null,
     at: (r.at as Date).toISOString(),
+    // Absent, not null, when unset: events from before these fields hash as they always did.
+    emergencyId: (r.emergency_id as string | null) ?? undefined,
+    actorOrganizationId: (r.actor_org as string | null) ?? undefined,
     prevHash: r.prev_hash as string,
     hash: r.hash as string,
   };

@@ -50,6 +50,10 @@ export class ConsentGrantEntity {
 
   @Column('timestamptz', { name: 'created_at' })
   createdAt!: Date;
+
+  /** Authenticates the row as the ledger's (see GrantAuthenticity); null until reconciled. */
+  @Column('bytea', { nullable: true })
+  mac!: Buffer | null;
 }
 
 @Entity('emergency_accesses')
@@ -71,4 +75,12 @@ export class EmergencyAccessEntity {
 
   @Column('timestamptz', { name: 'expires_at' })
   expiresAt!: Date;
+
+  /** The ledger transaction that declared the emergency. */
+  @Column('text', { name: 'ledger_tx_id', nullable: true })
+  ledgerTxId!: string | null;
+
+  /** Authenticates the row as the ledger's declaration. */
+  @Column('bytea', { nullable: true })
+  mac!: Buffer | null;
 }

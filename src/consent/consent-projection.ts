@@ -1,66 +1,83 @@
-// Applies ledger grants to the consent projection. Idempotent and order-proof: applying the
-// same grant twice changes nothing, and a revocation is never undone by a late copy of the
-// grant (a grant only ever goes from ACTIVE to REVOKED).
+// Applies ledger grants to the consent projection, each row with its MAC. Idempotent and
+// order-proof: applying the same grant twice changes nothing, and a revocation is never
+// undone by a late copy of the grant (a grant only ever goes from ACTIVE to REVOKED). Only
+// `repair`, which the reconciler calls with what the ledger holds now, may overwrite a
+// REVOKED row with an ACTIVE one (a revocation forged in the database).
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { GrantRecord } from '@custodia/chaincode';
-import { ConsentGrant, effectiveStatus } from '@custodia/chaincode/policy';
+import { effectiveStatus } from '@custodia/chaincode/policy';
 import { DataSource, EntityManager } from 'typeorm';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { ConsentGrantModel } from './consent.model';
+import { GrantAuthenticity, projectedGrant, toRuleGrant } from './grant-authenticity';
+
+export { toRuleGrant } from './grant-authenticity';
+
+/** Something that runs SQL and answers rows: a TypeORM DataSource/EntityManager or a pg pool. */
+export interface SqlRunner {
+  query(text: string, params?: unknown[]): Promise<unknown>;
+}
+
+const UPSERT = `INSERT INTO consent_grants (id, patient_id, grantee_type, grantee_id, purpose,
+    actions, resource_types, categories, include_restricted, valid_from, valid_until, status,
+    revoked_at, ledger_tx_id, revoked_tx_id, created_at, mac)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+  ON CONFLICT (id) DO UPDATE SET patient_id = EXCLUDED.patient_id,
+    grantee_type = EXCLUDED.grantee_type, grantee_id = EXCLUDED.grantee_id,
+    purpose = EXCLUDED.purpose, actions = EXCLUDED.actions,
+    resource_types = EXCLUDED.resource_types, categories = EXCLUDED.categories,
+    include_restricted = EXCLUDED.include_restricted, valid_from = EXCLUDED.valid_from,
+    valid_until = EXCLUDED.valid_until, status = EXCLUDED.status,
+    revoked_at = EXCLUDED.revoked_at, ledger_tx_id = EXCLUDED.ledger_tx_id,
+    revoked_tx_id = EXCLUDED.revoked_tx_id, created_at = EXCLUDED.created_at, mac = EXCLUDED.mac`;
+
+/** Writes one ledger grant as a projection row (the statement and its MAC). */
+export async function writeGrant(
+  db: SqlRunner,
+  authenticity: GrantAuthenticity,
+  g: GrantRecord,
+  mode: 'apply' | 'repair',
+): Promise<void> {
+  const grant = projectedGrant(g);
+  if (grant.status === 'REVOKED') authenticity.markRevoked(grant.id);
+  // A copy of the grant from before its revocation: never written back.
+  else if (authenticity.revokedOnLedger(grant.id)) return;
+  const guard =
+    mode === 'apply'
+      ? ` WHERE NOT (consent_grants.status = 'REVOKED' AND EXCLUDED.status = 'ACTIVE')`
+      : '';
+  await db.query(UPSERT + guard, [
+    grant.id,
+    grant.patientId,
+    grant.grantee.type,
+    grant.grantee.id,
+    grant.purpose,
+    grant.actions,
+    grant.resourceTypes,
+    grant.categories,
+    grant.includeRestricted,
+    grant.validFrom,
+    grant.validUntil,
+    grant.status,
+    grant.revokedAt,
+    g.txId,
+    g.revokedTxId ?? null,
+    g.createdAt,
+    authenticity.macOf(grant),
+  ]);
+}
 
 @Injectable()
 export class ConsentProjection {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly authenticity: GrantAuthenticity,
+  ) {}
 
   async apply(g: GrantRecord, manager: EntityManager = this.db.manager): Promise<void> {
-    await manager.query(
-      `INSERT INTO consent_grants (id, patient_id, grantee_type, grantee_id, purpose, actions,
-         resource_types, categories, include_restricted, valid_from, valid_until, status,
-         revoked_at, ledger_tx_id, revoked_tx_id, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-       ON CONFLICT (id) DO UPDATE SET
-         status = CASE WHEN consent_grants.status = 'REVOKED' THEN 'REVOKED' ELSE EXCLUDED.status END,
-         revoked_at = COALESCE(consent_grants.revoked_at, EXCLUDED.revoked_at),
-         revoked_tx_id = COALESCE(consent_grants.revoked_tx_id, EXCLUDED.revoked_tx_id)`,
-      [
-        g.id,
-        g.patientId,
-        g.grantee.type,
-        g.grantee.id,
-        g.purpose,
-        g.actions,
-        g.resourceTypes,
-        g.categories,
-        g.includeRestricted,
-        g.validFrom,
-        g.validUntil ?? null,
-        g.status === 'REVOKED' ? 'REVOKED' : 'ACTIVE',
-        g.revokedAt ?? null,
-        g.txId,
-        g.revokedTxId ?? null,
-        g.createdAt,
-      ],
-    );
+    await writeGrant(manager, this.authenticity, g, 'apply');
   }
-}
-
-/** The rule's view of a projected grant. */
-export function toRuleGrant(row: ConsentGrantEntity): ConsentGrant {
-  return {
-    id: row.id,
-    patientId: row.patientId,
-    grantee: { type: row.granteeType as ConsentGrant['grantee']['type'], id: row.granteeId },
-    purpose: row.purpose as ConsentGrant['purpose'],
-    actions: row.actions as ConsentGrant['actions'],
-    resourceTypes: row.resourceTypes,
-    categories: row.categories,
-    includeRestricted: row.includeRestricted,
-    validFrom: row.validFrom.toISOString(),
-    validUntil: row.validUntil?.toISOString() ?? null,
-    status: row.status as ConsentGrant['status'],
-    revokedAt: row.revokedAt?.toISOString() ?? null,
-  };
 }
 
 export function toGrantModel(row: ConsentGrantEntity, now = new Date()): ConsentGrantModel {

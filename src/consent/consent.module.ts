@@ -2,6 +2,9 @@ import { Module } from '@nestjs/common';
 import { AuditModule } from '../audit';
 import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
+import { RecordCryptoModule, RowAuthenticator } from '../records/crypto';
+import { ConsentReconciliation } from './consent-reconciliation';
+import { GrantAuthenticity } from './grant-authenticity';
 import { ConsentProjection } from './consent-projection';
 import { ConsentProjector } from './consent.projector';
 import { ConsentResolver } from './consent.resolver';
@@ -10,8 +13,14 @@ import { EmergencyService } from './emergency.service';
 import { PolicyDecisionPoint } from './policy-decision-point';
 
 @Module({
-  imports: [LedgerModule, PatientsModule, AuditModule],
+  imports: [LedgerModule, PatientsModule, AuditModule, RecordCryptoModule],
   providers: [
+    {
+      provide: GrantAuthenticity,
+      inject: [RowAuthenticator],
+      useFactory: (rows: RowAuthenticator) => new GrantAuthenticity(rows),
+    },
+    ConsentReconciliation,
     ConsentProjection,
     ConsentProjector,
     ConsentService,
@@ -19,6 +28,6 @@ import { PolicyDecisionPoint } from './policy-decision-point';
     PolicyDecisionPoint,
     ConsentResolver,
   ],
-  exports: [PolicyDecisionPoint, ConsentService, ConsentProjector],
+  exports: [PolicyDecisionPoint, ConsentService, ConsentProjector, ConsentReconciliation],
 })
 export class ConsentModule {}

@@ -14,6 +14,7 @@ import { PatientsService } from '../patients';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { ConsentProjection, toGrantModel } from './consent-projection';
 import { ConsentGrantModel, GrantConsentInput } from './consent.model';
+import { GrantAuthenticity } from './grant-authenticity';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const CODE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/;
@@ -26,6 +27,7 @@ export class ConsentService {
     @Inject(LEDGER) private readonly ledger: Ledger,
     private readonly projection: ConsentProjection,
     private readonly patients: PatientsService,
+    private readonly authenticity: GrantAuthenticity,
   ) {}
 
   async grant(actor: Actor, input: GrantConsentInput): Promise<ConsentGrantModel> {
@@ -89,7 +91,17 @@ export class ConsentService {
     }
     const now = new Date();
     const rows = await q.orderBy('g.created_at', 'DESC').addOrderBy('g.id').getMany();
-    return rows.map((r) => toGrantModel(r, now)).filter((g) => !status || g.status === status);
+    // Only what the ledger wrote is shown (a forged row would mislead the patient too); a
+    // revocation the ledger holds shows even if the row was rolled back.
+    return rows
+      .filter((r) => this.authenticity.authentic(r))
+      .map((r) => {
+        const model = toGrantModel(r, now);
+        return this.authenticity.revokedOnLedger(r.id)
+          ? { ...model, status: 'REVOKED' as const }
+          : model;
+      })
+      .filter((g) => !status || g.status === status);
   }
 
   private async load(id: string): Promise<ConsentGrantModel> {

@@ -1,17 +1,22 @@
 // Break-glass: a clinician declares an emergency, with a reason, and reads the patient's
-// records for 60 minutes unless the patient opted out. Every declaration and every read
+// records for 60 minutes unless the patient opted out. The declaration is written to the
+// ledger first (so every read under it can be checked against the ledger), then kept here as
+// a MAC'd row: a row forged in the database opens nothing. Every declaration and every read
 // under it is in the patient's access log.
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
+import type { EmergencyRecord } from '@custodia/chaincode';
 import { randomUUID } from 'node:crypto';
 import { DataSource, MoreThan } from 'typeorm';
 import { BadUserInputError, ForbiddenError, NotFoundError } from '../common/errors';
 import { AccessLog } from '../audit/access-log';
+import { Ledger, LEDGER } from '../ledger';
+import { IntegrityMonitor } from '../observability';
 import { PatientEntity } from '../patients';
+import { RowAuthenticator } from '../records/crypto';
 import { EmergencyAccessEntity } from './consent-grant.entity';
 import { EmergencyAccessModel } from './consent.model';
 
-export const EMERGENCY_MINUTES = 60;
 const MIN_REASON = 10;
 const MAX_REASON = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -20,7 +25,10 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export class EmergencyService {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
+    @Inject(LEDGER) private readonly ledger: Ledger,
     private readonly log: AccessLog,
+    private readonly rows: RowAuthenticator,
+    private readonly integrity: IntegrityMonitor,
   ) {}
 
   async declare(
@@ -44,15 +52,22 @@ export class EmergencyService {
         'This patient has turned emergency access off; only their consent can grant access.',
       );
     }
-    const declaredAt = new Date();
+    const { result: declared, txId } = await this.ledger.submit<EmergencyRecord>(
+      'consent',
+      'DeclareEmergency',
+      [JSON.stringify({ id: randomUUID(), patientId, clinicianId })],
+    );
     const row: EmergencyAccessEntity = {
-      id: randomUUID(),
+      id: declared.id,
       patientId,
       clinicianId,
       reason: why,
-      declaredAt,
-      expiresAt: new Date(declaredAt.getTime() + EMERGENCY_MINUTES * 60_000),
+      declaredAt: new Date(declared.declaredAt),
+      expiresAt: new Date(declared.expiresAt),
+      ledgerTxId: txId,
+      mac: null,
     };
+    row.mac = this.rows.mac('emergency/v1', emergencyFields(row));
     await this.db.getRepository(EmergencyAccessEntity).insert(row);
     // The declaration itself is in the patient's access log, before any read under it.
     await this.log.record({
@@ -65,19 +80,44 @@ export class EmergencyService {
       consentId: null,
       breakGlass: true,
       reason: why,
+      emergencyId: row.id,
     });
     return { id: row.id, patientId, clinicianId, reason: why, expiresAt: row.expiresAt };
   }
 
-  /** The clinician's live emergency access to the patient at `at`, if any (latest first). */
+  /**
+   * The clinician's live emergency access to the patient at `at`, if any (latest first). Only
+   * rows whose MAC holds count; a forged or altered one is reported and ignored.
+   */
   async active(
     patientId: string,
     clinicianId: string,
     at: Date,
   ): Promise<EmergencyAccessEntity | null> {
-    return this.db.getRepository(EmergencyAccessEntity).findOne({
+    const candidates = await this.db.getRepository(EmergencyAccessEntity).find({
       where: { patientId, clinicianId, expiresAt: MoreThan(at) },
       order: { expiresAt: 'DESC' },
     });
+    for (const row of candidates) {
+      if (this.rows.verify('emergency/v1', emergencyFields(row), row.mac)) {
+        if (row.declaredAt.getTime() <= at.getTime()) return row;
+      } else {
+        this.integrity.report('emergency', 'emergency row failed authentication; ignored', {
+          emergencyId: row.id,
+        });
+      }
+    }
+    return null;
   }
+}
+
+/** What an emergency row's MAC covers: everything that decides access (not the reason). */
+function emergencyFields(row: EmergencyAccessEntity): Record<string, unknown> {
+  return {
+    id: row.id,
+    patientId: row.patientId,
+    clinicianId: row.clinicianId,
+    declaredAt: row.declaredAt.toISOString(),
+    expiresAt: row.expiresAt.toISOString(),
+  };
 }

@@ -16,15 +16,11 @@ import {
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
 import { preparedQuery } from '../database/prepared';
+import { IntegrityMonitor } from '../observability';
 import { ConsentGrantEntity } from './consent-grant.entity';
-import { toRuleGrant } from './consent-projection';
 import { EmergencyService } from './emergency.service';
-
-/** Projection columns named as the entity's properties, so the projection's mapping applies. */
-const GRANT_COLUMNS = `id, patient_id AS "patientId", grantee_type AS "granteeType",
-  grantee_id AS "granteeId", purpose, actions, resource_types AS "resourceTypes", categories,
-  include_restricted AS "includeRestricted", valid_from AS "validFrom",
-  valid_until AS "validUntil", status, revoked_at AS "revokedAt"`;
+import { GrantAuthenticity } from './grant-authenticity';
+import { GRANT_COLUMNS } from './projection-reconciler';
 
 export type AccessBasis =
   | { kind: 'self' }
@@ -42,6 +38,8 @@ export class PolicyDecisionPoint {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly emergencies: EmergencyService,
+    private readonly authenticity: GrantAuthenticity,
+    private readonly integrity: IntegrityMonitor,
   ) {}
 
   /**
@@ -144,7 +142,7 @@ export class PolicyDecisionPoint {
     );
     const at = new Date();
     const found = new Map<string, string>();
-    for (const grant of rows.map(toRuleGrant)) {
+    for (const grant of this.believed(rows)) {
       if (found.has(grant.patientId)) continue;
       const request: AccessRequest = {
         actor: { id: nodeId, studyId },
@@ -168,6 +166,20 @@ export class PolicyDecisionPoint {
            OR (grantee_type = 'ORGANIZATION' AND grantee_id = $3))`,
       [request.patientId, request.actor.id, request.actor.organizationId ?? ''],
     );
-    return rows.map(toRuleGrant);
+    return this.believed(rows);
+  }
+
+  /**
+   * Only rows the ledger stands behind take part in a decision: a forged or altered row is
+   * ignored (and reported), a revoked grant restored from an old copy reads as revoked.
+   */
+  private believed(rows: ConsentGrantEntity[]): ConsentGrant[] {
+    const { grants, forged } = this.authenticity.believed(rows);
+    for (const row of forged) {
+      this.integrity.report('consent_grant', 'consent grant row failed authentication; ignored', {
+        grantId: row.id,
+      });
+    }
+    return grants;
   }
 }

@@ -284,6 +284,8 @@ export class RecordsService {
       consentId,
       breakGlass: basis.kind === 'emergency',
       reason: basis.kind === 'emergency' ? basis.reason : null,
+      emergencyId: basis.kind === 'emergency' ? basis.emergencyId : undefined,
+      actorOrganizationId: actor.organizationId ?? undefined,
     });
   }
 

@@ -54,3 +54,8 @@ export async function loadOrCreateKekFile(dataDir: string): Promise<KeyObject> {
   await chmod(file, 0o600);
   return parseKek(await readFile(file, 'utf8'));
 }
+
+/** The configured KEK: CUSTODIA_KEK when set, else embedded mode's data-dir file. */
+export function kekOf(config: { kek?: string; dataDir: string }): Promise<KeyObject> | KeyObject {
+  return config.kek ? parseKek(config.kek) : loadOrCreateKekFile(config.dataDir);
+}

@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 import { AppConfig, APP_CONFIG } from '../../config';
 import { DataKeyRing, KEK } from './data-key-ring';
-import { loadOrCreateKekFile, parseKek } from './key-wrap';
+import { KeyObject } from 'node:crypto';
+import { kekOf } from './key-wrap';
+import { RowAuthenticator } from './row-authenticator';
 
 /** Key material stays inside this module: the KEK, the data key ring and the ciphers. */
 @Module({
@@ -9,11 +11,15 @@ import { loadOrCreateKekFile, parseKek } from './key-wrap';
     {
       provide: KEK,
       inject: [APP_CONFIG],
-      useFactory: (config: AppConfig) =>
-        config.kek ? parseKek(config.kek) : loadOrCreateKekFile(config.dataDir),
+      useFactory: (config: AppConfig) => kekOf(config),
     },
     DataKeyRing,
+    {
+      provide: RowAuthenticator,
+      inject: [KEK],
+      useFactory: (kek: KeyObject) => new RowAuthenticator(kek),
+    },
   ],
-  exports: [DataKeyRing],
+  exports: [DataKeyRing, RowAuthenticator],
 })
 export class RecordCryptoModule {}

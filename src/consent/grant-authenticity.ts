@@ -1,0 +1,101 @@
+// Which consent-projection rows to believe. A row is believed only when its MAC (under a
+// KEK-derived key that never reaches the database) matches every field the rule reads, and
+// when the ledger has not revoked it: the set of revoked grant ids is learnt from the ledger
+// (revocations made here, ledger events, reconciliation) and held in memory, so restoring an
+// older, correctly MAC'd ACTIVE copy of a revoked grant does not bring it back.
+import type { GrantRecord } from '@custodia/chaincode';
+import type { ConsentGrant } from '@custodia/chaincode/policy';
+import { RowAuthenticator } from '../records/crypto';
+import { ConsentGrantEntity } from './consent-grant.entity';
+
+export class GrantAuthenticity {
+  private readonly revoked = new Set<string>();
+
+  constructor(private readonly rows: RowAuthenticator) {}
+
+  /** The MAC a projection row of this grant carries. */
+  macOf(grant: ConsentGrant): Buffer {
+    return this.rows.mac('consent-grant/v1', ruleFields(grant));
+  }
+
+  /** Whether the row is exactly what the ledger wrote (its MAC covers every rule field). */
+  authentic(row: ConsentGrantEntity): boolean {
+    return this.rows.verify('consent-grant/v1', ruleFields(toRuleGrant(row)), row.mac);
+  }
+
+  markRevoked(grantId: string): void {
+    this.revoked.add(grantId);
+  }
+
+  /** True once this process has learnt from the ledger that the grant is revoked. */
+  revokedOnLedger(grantId: string): boolean {
+    return this.revoked.has(grantId);
+  }
+
+  /** The grants among `rows` that may be believed: authentic, and not revoked on the ledger. */
+  believed(rows: ConsentGrantEntity[]): { grants: ConsentGrant[]; forged: ConsentGrantEntity[] } {
+    const grants: ConsentGrant[] = [];
+    const forged: ConsentGrantEntity[] = [];
+    for (const row of rows) {
+      if (!this.authentic(row)) forged.push(row);
+      else if (row.status !== 'ACTIVE' || !this.revoked.has(row.id)) grants.push(toRuleGrant(row));
+    }
+    return { grants, forged };
+  }
+}
+
+/** The rule's view of a projected grant. */
+export function toRuleGrant(row: ConsentGrantEntity): ConsentGrant {
+  return {
+    id: row.id,
+    patientId: row.patientId,
+    grantee: { type: row.granteeType as ConsentGrant['grantee']['type'], id: row.granteeId },
+    purpose: row.purpose as ConsentGrant['purpose'],
+    actions: row.actions as ConsentGrant['actions'],
+    resourceTypes: row.resourceTypes,
+    categories: row.categories,
+    includeRestricted: row.includeRestricted,
+    validFrom: row.validFrom.toISOString(),
+    validUntil: row.validUntil?.toISOString() ?? null,
+    status: row.status as ConsentGrant['status'],
+    revokedAt: row.revokedAt?.toISOString() ?? null,
+  };
+}
+
+/** A ledger grant as the projection stores it: ACTIVE or REVOKED, instants in ISO form. */
+export function projectedGrant(g: GrantRecord): ConsentGrant {
+  const iso = (t: string | null | undefined) => (t ? new Date(t).toISOString() : null);
+  return {
+    id: g.id,
+    patientId: g.patientId,
+    grantee: { type: g.grantee.type, id: g.grantee.id },
+    purpose: g.purpose,
+    actions: [...g.actions],
+    resourceTypes: [...g.resourceTypes],
+    categories: [...g.categories],
+    includeRestricted: g.includeRestricted,
+    validFrom: iso(g.validFrom)!,
+    validUntil: iso(g.validUntil),
+    status: g.status === 'REVOKED' ? 'REVOKED' : 'ACTIVE',
+    revokedAt: iso(g.revokedAt),
+  };
+}
+
+/** Exactly the fields the consent rule reads, in a fixed shape: what the MAC covers. */
+function ruleFields(g: ConsentGrant): Record<string, unknown> {
+  return {
+    id: g.id,
+    patientId: g.patientId,
+    granteeType: g.grantee.type,
+    granteeId: g.grantee.id,
+    purpose: g.purpose,
+    actions: g.actions,
+    resourceTypes: g.resourceTypes,
+    categories: g.categories,
+    includeRestricted: g.includeRestricted,
+    validFrom: g.validFrom,
+    validUntil: g.validUntil ?? null,
+    status: g.status,
+    revokedAt: g.revokedAt ?? null,
+  };
+}

@@ -1,0 +1,129 @@
+// Compares the consent projection with the grants the ledger holds and repairs it: a grant
+// missing from the projection, a row the ledger never wrote, and a row that differs from the
+// ledger (or whose MAC fails) are each reported and rewritten from the ledger. Used at
+// start-up, periodically, and by `custodia verify-ledger`.
+import type { GrantRecord } from '@custodia/chaincode';
+import canonicalize from 'canonicalize';
+import type { Ledger } from '../ledger';
+import { SqlRunner, writeGrant } from './consent-projection';
+import { ConsentGrantEntity } from './consent-grant.entity';
+import { GrantAuthenticity, projectedGrant, toRuleGrant } from './grant-authenticity';
+
+/** Projection columns named as the entity's properties, so the projection's mapping applies. */
+export const GRANT_COLUMNS = `id, patient_id AS "patientId", grantee_type AS "granteeType",
+  grantee_id AS "granteeId", purpose, actions, resource_types AS "resourceTypes", categories,
+  include_restricted AS "includeRestricted", valid_from AS "validFrom",
+  valid_until AS "validUntil", status, revoked_at AS "revokedAt", mac`;
+
+const LEDGER_PAGE = 500;
+
+export interface ProjectionDrift {
+  /** On the ledger, absent from the projection. */
+  missing: string[];
+  /** In the projection, never written by the ledger. */
+  extra: string[];
+  /** Present in both, but the row's fields or its MAC do not match the ledger's grant. */
+  changed: string[];
+}
+
+export interface ReconcileReport extends ProjectionDrift {
+  ledgerGrants: number;
+  projectedRows: number;
+  repaired: boolean;
+}
+
+/** The drift between what the ledger holds and the projection's rows. */
+export function compareProjection(
+  ledger: readonly GrantRecord[],
+  rows: readonly ConsentGrantEntity[],
+  authenticity: GrantAuthenticity,
+): ProjectionDrift {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const drift: ProjectionDrift = { missing: [], extra: [], changed: [] };
+  for (const g of ledger) {
+    const row = byId.get(g.id);
+    byId.delete(g.id);
+    if (!row) drift.missing.push(g.id);
+    else if (
+      !authenticity.authentic(row) ||
+      canonicalize(toRuleGrant(row)) !== canonicalize(projectedGrant(g))
+    ) {
+      drift.changed.push(g.id);
+    }
+  }
+  drift.extra.push(...byId.keys());
+  return drift;
+}
+
+export function driftCount(d: ProjectionDrift): number {
+  return d.missing.length + d.extra.length + d.changed.length;
+}
+
+export class ProjectionReconciler {
+  constructor(
+    private readonly db: SqlRunner & {
+      query(text: string, params?: unknown[]): Promise<unknown[]>;
+    },
+    private readonly ledger: Ledger,
+    private readonly authenticity: GrantAuthenticity,
+  ) {}
+
+  /** Every grant on the ledger, page by page. */
+  async ledgerGrants(): Promise<GrantRecord[]> {
+    const out: GrantRecord[] = [];
+    let bookmark = '';
+    do {
+      const page = await this.ledger.evaluate<{ grants: GrantRecord[]; bookmark: string }>(
+        'consent',
+        'ListConsents',
+        [String(LEDGER_PAGE), bookmark],
+      );
+      out.push(...page.grants);
+      bookmark = page.bookmark;
+    } while (bookmark);
+    return out;
+  }
+
+  /**
+   * Compares, then (with `repair`) rewrites every drifted grant from the ledger. The projection
+   * is read before the ledger, so a grant committed in between shows as missing (and is
+   * re-checked), never as extra: a row is deleted only if the ledger never held it.
+   */
+  async run(options: { repair: boolean }): Promise<ReconcileReport> {
+    const rows = (await this.db.query(
+      `SELECT ${GRANT_COLUMNS} FROM consent_grants`,
+    )) as ConsentGrantEntity[];
+    const ledger = await this.ledgerGrants();
+    for (const g of ledger) if (g.status === 'REVOKED') this.authenticity.markRevoked(g.id);
+    let drift = compareProjection(ledger, rows, this.authenticity);
+    // What the projector applied meanwhile is not drift: compare those rows again.
+    const suspects = [...drift.missing, ...drift.changed];
+    if (suspects.length) {
+      const fresh = (await this.db.query(
+        `SELECT ${GRANT_COLUMNS} FROM consent_grants WHERE id = ANY($1::text[])`,
+        [suspects],
+      )) as ConsentGrantEntity[];
+      const again = compareProjection(
+        ledger.filter((g) => suspects.includes(g.id)),
+        fresh,
+        this.authenticity,
+      );
+      drift = { ...again, extra: drift.extra };
+    }
+    if (options.repair && driftCount(drift)) {
+      const byId = new Map(ledger.map((g) => [g.id, g]));
+      for (const id of [...drift.missing, ...drift.changed]) {
+        await writeGrant(this.db, this.authenticity, byId.get(id)!, 'repair');
+      }
+      if (drift.extra.length) {
+        await this.db.query('DELETE FROM consent_grants WHERE id = ANY($1::text[])', [drift.extra]);
+      }
+    }
+    return {
+      ...drift,
+      ledgerGrants: ledger.length,
+      projectedRows: rows.length,
+      repaired: options.repair,
+    };
+  }
+}
