@@ -11,6 +11,7 @@ import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
 import { RemoteNode } from './federated/node/remote-node';
 import { DEFAULT_ALPHA, MAX_PATIENTS, MAX_SITES, runSeed } from './federated/synthetic';
+import { kekOf } from './records/crypto';
 import { startServer } from './server';
 import { verifyAll } from './verification';
 
@@ -103,7 +104,7 @@ async function verifyLedger(): Promise<void> {
   const pool = new Pool({ connectionString: url, max: 2 });
   let result;
   try {
-    result = await verifyAll(pool, c.orgId);
+    result = await verifyAll(pool, c.orgId, await kekOf(c));
   } finally {
     await pool.end();
     await embedded?.stop();

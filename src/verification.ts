@@ -1,9 +1,16 @@
 // What `custodia verify-ledger` checks, as one function: the embedded ledger's blocks, world
-// state and history, and the access log's chain with its anchored heads.
+// state and history; the access log's chain with its anchored heads; every PERMIT in the log
+// against the grant or emergency the ledger held; and the consent projection against the
+// ledger's grants (repaired where it drifted: the ledger is the only authority).
+import { KeyObject } from 'node:crypto';
 import { Pool } from 'pg';
 import { verifyAuditChain } from './audit/verify';
+import { verifyPermitsInLog } from './audit/justify';
+import { GrantAuthenticity } from './consent/grant-authenticity';
+import { ProjectionReconciler, ReconcileReport } from './consent/projection-reconciler';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
 import { verifyEmbeddedLedger } from './ledger/embedded/verify';
+import { RowAuthenticator } from './records/crypto';
 
 export interface Verification {
   ok: boolean;
@@ -11,22 +18,79 @@ export interface Verification {
   lines: string[];
 }
 
-export async function verifyAll(pool: Pool, organization: string): Promise<Verification> {
+const MAX_LISTED = 20;
+
+export async function verifyAll(
+  pool: Pool,
+  organization: string,
+  /** With the KEK, the consent projection is checked (and repaired) too. */
+  kek?: KeyObject,
+): Promise<Verification> {
   const ledger = await verifyEmbeddedLedger(pool);
-  const audit = await verifyAuditChain(
-    pool,
-    new EmbeddedLedger(pool, { organization }),
-    organization,
-  );
-  const problems = [...ledger.problems, ...audit.problems];
+  const embedded = new EmbeddedLedger(pool, { organization });
+  const audit = await verifyAuditChain(pool, embedded, organization);
+  const permits = await verifyPermitsInLog(pool, embedded);
+  const projection = kek ? await reconcileProjection(pool, embedded, kek) : null;
+  const problems = [
+    ...ledger.problems,
+    ...audit.problems,
+    ...permits.problems.slice(0, MAX_LISTED),
+    ...(permits.problems.length > MAX_LISTED
+      ? [`…and ${permits.problems.length - MAX_LISTED} more unjustified accesses`]
+      : []),
+    ...(projection ? projectionProblems(projection) : []),
+  ];
   const lines = [
     `Blocks: ${ledger.blocks} (${ledger.transactions} transactions) walked; hash chain checked.`,
     `World state: ${ledger.stateKeys} keys; history: ${ledger.historyRows} rows; both replayed from the blocks and compared.`,
     `Access log: ${audit.events} events walked along their hash chain; ${audit.anchors} anchored heads checked.`,
+    `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account).`,
+    projection
+      ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
+      : 'Consent projection: not compared (no KEK given).',
     ...problems.map((p) => `  BROKEN: ${p}`),
     problems.length
       ? `Verification FAILED: ${problems.length} problem(s).`
       : 'Ledger and access log verified: no breaks.',
   ];
   return { ok: problems.length === 0, lines };
+}
+
+async function reconcileProjection(
+  pool: Pool,
+  ledger: EmbeddedLedger,
+  kek: KeyObject,
+): Promise<ReconcileReport> {
+  const db = {
+    query: async (text: string, params?: unknown[]) => (await pool.query(text, params)).rows,
+  };
+  const reconciler = new ProjectionReconciler(
+    db,
+    ledger,
+    new GrantAuthenticity(new RowAuthenticator(kek)),
+  );
+  return reconciler.run({ repair: true });
+}
+
+function projectionProblems(r: ReconcileReport): string[] {
+  const list = (ids: string[]) =>
+    ids.slice(0, MAX_LISTED).join(', ') + (ids.length > MAX_LISTED ? ', …' : '');
+  const repaired = r.repaired ? '; repaired from the ledger' : '';
+  return [
+    ...(r.missing.length
+      ? [
+          `consent projection lacks ${r.missing.length} grant(s) the ledger holds (${list(r.missing)})${repaired}`,
+        ]
+      : []),
+    ...(r.extra.length
+      ? [
+          `consent projection holds ${r.extra.length} grant(s) the ledger never wrote (${list(r.extra)})${repaired}`,
+        ]
+      : []),
+    ...(r.changed.length
+      ? [
+          `consent projection has ${r.changed.length} grant(s) that differ from the ledger (${list(r.changed)})${repaired}`,
+        ]
+      : []),
+  ];
 }

@@ -5,3 +5,4 @@ export { ConsentModule } from './consent.module';
 export { ConsentProjector } from './consent.projector';
 export { ConsentService } from './consent.service';
 export { AccessBasis, Decision, PolicyDecisionPoint } from './policy-decision-point';
+export { ConsentReconciliation } from './consent-reconciliation';

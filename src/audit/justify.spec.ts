@@ -1,0 +1,132 @@
+import type { EmergencyRecord, GrantRecord } from '@custodia/chaincode';
+import type { AccessEventContent } from './audit-chain';
+import { COMMIT_ALLOWANCE_MS, justifyPermits, LedgerAuthority } from './justify';
+
+const grant: GrantRecord = {
+  id: 'g1',
+  patientId: 'p1',
+  grantee: { type: 'CLINICIAN', id: 'dr-1' },
+  purpose: 'TREATMENT',
+  actions: ['READ'],
+  resourceTypes: [],
+  categories: [],
+  includeRestricted: false,
+  validFrom: '2026-01-01T00:00:00.000Z',
+  validUntil: '2026-02-01T00:00:00.000Z',
+  status: 'ACTIVE',
+  revokedAt: null,
+  createdAt: '2026-01-01T00:00:00.000Z',
+  txId: 't1',
+  writtenBy: 'org1',
+};
+const emergency: EmergencyRecord = {
+  id: 'em1',
+  patientId: 'p1',
+  clinicianId: 'dr-2',
+  declaredAt: '2026-01-10T10:00:00.000Z',
+  expiresAt: '2026-01-10T11:00:00.000Z',
+  txId: 't2',
+  writtenBy: 'org1',
+};
+
+function event(overrides: Partial<AccessEventContent> = {}): AccessEventContent {
+  return {
+    seq: 1,
+    id: 'e1',
+    actorId: 'dr-1',
+    patientId: 'p1',
+    recordIds: [],
+    action: 'READ',
+    purpose: 'TREATMENT',
+    decision: 'PERMIT',
+    consentId: 'g1',
+    breakGlass: false,
+    reason: null,
+    at: '2026-01-15T00:00:00.000Z',
+    ...overrides,
+  };
+}
+
+function authority(grants: GrantRecord[], emergencies: EmergencyRecord[] = []): LedgerAuthority {
+  return {
+    grant: async (id) => grants.find((g) => g.id === id) ?? null,
+    emergency: async (id) => emergencies.find((e) => e.id === id) ?? null,
+  };
+}
+
+const owner = async (actorId: string) => (actorId === 'pat-user' ? 'p1' : null);
+
+async function problemsOf(e: AccessEventContent, grants = [grant], ems = [emergency]) {
+  return (await justifyPermits([e], authority(grants, ems), owner)).problems;
+}
+
+describe('justifyPermits', () => {
+  it('justifies a read under a grant that named the clinician and was in force', async () => {
+    const check = await justifyPermits([event()], authority([grant]), owner);
+    expect(check).toEqual({ permits: 1, justified: 1, problems: [] });
+  });
+
+  it('does not count denials', async () => {
+    const check = await justifyPermits([event({ decision: 'DENY' })], authority([]), owner);
+    expect(check).toEqual({ permits: 0, justified: 0, problems: [] });
+  });
+
+  it('refuses a grant the ledger never held', async () => {
+    expect(await problemsOf(event({ consentId: 'forged' }))).toEqual([
+      'access event 1 (READ by dr-1): grant forged is not on the ledger',
+    ]);
+  });
+
+  it('refuses a grant to another clinician, patient, purpose or action', async () => {
+    expect(await problemsOf(event({ actorId: 'dr-9' }))).toHaveLength(1);
+    expect(await problemsOf(event({ patientId: 'p2' }))).toHaveLength(1);
+    expect(await problemsOf(event({ action: 'WRITE' }))).toHaveLength(1);
+  });
+
+  it('matches an ORGANIZATION grant against the organisation the event records', async () => {
+    const org = { ...grant, grantee: { type: 'ORGANIZATION' as const, id: 'org-a' } };
+    expect(await problemsOf(event({ actorOrganizationId: 'org-a' }), [org])).toEqual([]);
+    expect(await problemsOf(event({ actorOrganizationId: 'org-b' }), [org])).toHaveLength(1);
+    expect(await problemsOf(event(), [org])).toHaveLength(1);
+  });
+
+  it('refuses a read before the grant was written or after its window', async () => {
+    expect(await problemsOf(event({ at: '2025-12-31T00:00:00.000Z' }))).toHaveLength(1);
+    expect(await problemsOf(event({ at: '2026-03-01T00:00:00.000Z' }))).toHaveLength(1);
+  });
+
+  it('allows for commit time after a revocation, and no more', async () => {
+    const revoked = { ...grant, status: 'REVOKED' as const, revokedAt: '2026-01-15T00:00:00.000Z' };
+    const just = new Date(Date.parse(revoked.revokedAt) + COMMIT_ALLOWANCE_MS - 1).toISOString();
+    const late = new Date(Date.parse(revoked.revokedAt) + COMMIT_ALLOWANCE_MS).toISOString();
+    expect(await problemsOf(event({ at: just }), [revoked])).toEqual([]);
+    expect(await problemsOf(event({ at: late }), [revoked])).toEqual([
+      `access event 1 (READ by dr-1): grant g1 had been revoked by ${late}`,
+    ]);
+  });
+
+  it('justifies a break-glass read under an emergency the ledger holds for that clinician', async () => {
+    const read = event({
+      actorId: 'dr-2',
+      consentId: null,
+      breakGlass: true,
+      emergencyId: 'em1',
+      at: '2026-01-10T10:30:00.000Z',
+    });
+    expect(await problemsOf(read)).toEqual([]);
+    expect(await problemsOf({ ...read, actorId: 'dr-1' })).toHaveLength(1);
+    expect(await problemsOf({ ...read, emergencyId: undefined })).toHaveLength(1);
+    expect(await problemsOf({ ...read, emergencyId: 'em-forged' })).toHaveLength(1);
+    expect(await problemsOf({ ...read, at: '2026-01-10T12:00:00.000Z' })).toHaveLength(1);
+  });
+
+  it("justifies a patient's own read only from the patient's own account", async () => {
+    const own = event({ actorId: 'pat-user', purpose: 'SELF', consentId: null });
+    expect(await problemsOf(own)).toEqual([]);
+    expect(await problemsOf({ ...own, actorId: 'dr-1' })).toHaveLength(1);
+  });
+
+  it('refuses a permitted access that cites nothing', async () => {
+    expect(await problemsOf(event({ consentId: null }))).toHaveLength(1);
+  });
+});

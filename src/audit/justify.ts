@@ -1,0 +1,158 @@
+// Checks that each PERMIT in the access log was justified by what the ledger held at that
+// instant: the grant it cites existed, named this actor (or their organisation, or the study),
+// purpose and action, and was in force; or the emergency it cites was declared on the ledger
+// by this clinician for this patient and had not run out. A patient's own reads are justified
+// by their account's link to the patient.
+import type { EmergencyRecord, GrantRecord } from '@custodia/chaincode';
+import { NotFoundError } from '../common/errors';
+import type { Ledger } from '../ledger';
+import { AccessEventContent, chainedEventFromRow } from './audit-chain';
+
+/**
+ * How long after a revocation's (or an expiry's) transaction time a logged read may still be
+ * justified: the decision was made before the revocation committed, and the event is stamped
+ * when it is appended. Ledger commits take milliseconds embedded and seconds on Fabric.
+ */
+export const COMMIT_ALLOWANCE_MS = 10_000;
+
+/** What the ledger holds, as the justification needs it; null when it holds nothing. */
+export interface LedgerAuthority {
+  grant(id: string): Promise<GrantRecord | null>;
+  emergency(id: string): Promise<EmergencyRecord | null>;
+}
+
+/** Reads grants and emergencies from the ledger, each once per verification. */
+export function ledgerAuthority(ledger: Ledger): LedgerAuthority {
+  const cache = new Map<string, Promise<unknown>>();
+  const read = <T>(fn: string, id: string): Promise<T | null> => {
+    const key = `${fn}/${id}`;
+    let hit = cache.get(key) as Promise<T | null> | undefined;
+    if (!hit) {
+      hit = ledger.evaluate<T>('consent', fn, [id]).catch((e: unknown) => {
+        if (e instanceof NotFoundError) return null;
+        throw e;
+      });
+      cache.set(key, hit);
+    }
+    return hit;
+  };
+  return {
+    grant: (id) => read<GrantRecord>('GetConsent', id),
+    emergency: (id) => read<EmergencyRecord>('GetEmergency', id),
+  };
+}
+
+export interface PermitCheck {
+  permits: number;
+  justified: number;
+  problems: string[];
+}
+
+/**
+ * Checks every PERMIT among `events` against the ledger. `ownerOf` answers which patient an
+ * actor's account belongs to (for the patient's own reads), or null.
+ */
+export async function justifyPermits(
+  events: Iterable<AccessEventContent>,
+  authority: LedgerAuthority,
+  ownerOf: (actorId: string) => Promise<string | null>,
+): Promise<PermitCheck> {
+  const check: PermitCheck = { permits: 0, justified: 0, problems: [] };
+  for (const e of events) {
+    if (e.decision !== 'PERMIT') continue;
+    check.permits++;
+    const problem = await unjustified(e, authority, ownerOf);
+    if (problem)
+      check.problems.push(`access event ${e.seq} (${e.action} by ${e.actorId}): ${problem}`);
+    else check.justified++;
+  }
+  return check;
+}
+
+/** Why the event is not justified, or null when it is. */
+async function unjustified(
+  e: AccessEventContent,
+  authority: LedgerAuthority,
+  ownerOf: (actorId: string) => Promise<string | null>,
+): Promise<string | null> {
+  const at = Date.parse(e.at);
+  if (e.purpose === 'SELF') {
+    return (await ownerOf(e.actorId)) === e.patientId
+      ? null
+      : "a read as the patient by an account that is not the patient's";
+  }
+  if (e.breakGlass) {
+    if (!e.emergencyId) return 'a break-glass access that cites no emergency';
+    const em = await authority.emergency(e.emergencyId);
+    if (!em) return `emergency ${e.emergencyId} is not on the ledger`;
+    if (em.patientId !== e.patientId || em.clinicianId !== e.actorId) {
+      return `emergency ${e.emergencyId} was declared for another clinician or patient`;
+    }
+    if (e.action !== 'READ') return `emergency ${e.emergencyId} allows reading only`;
+    if (at < Date.parse(em.declaredAt) || at >= Date.parse(em.expiresAt) + COMMIT_ALLOWANCE_MS) {
+      return `emergency ${e.emergencyId} was not in force at ${e.at}`;
+    }
+    return null;
+  }
+  if (!e.consentId) return 'a permitted access that cites no grant or emergency';
+  const g = await authority.grant(e.consentId);
+  if (!g) return `grant ${e.consentId} is not on the ledger`;
+  if (g.patientId !== e.patientId) return `grant ${e.consentId} is another patient's`;
+  if (g.purpose !== e.purpose || !g.actions.includes(e.action as never)) {
+    return `grant ${e.consentId} does not allow ${e.action} for ${e.purpose}`;
+  }
+  const grantee =
+    g.grantee.type === 'CLINICIAN'
+      ? g.grantee.id === e.actorId
+      : g.grantee.type === 'ORGANIZATION'
+        ? g.grantee.id === e.actorOrganizationId
+        : e.action === 'TRAIN';
+  if (!grantee) return `grant ${e.consentId} names another grantee`;
+  const after = (t: string | null | undefined) =>
+    t !== null && t !== undefined && at >= Date.parse(t) + COMMIT_ALLOWANCE_MS;
+  if (at < Date.parse(g.createdAt) || at < Date.parse(g.validFrom) || after(g.validUntil)) {
+    return `grant ${e.consentId} was not in force at ${e.at}`;
+  }
+  if (after(g.revokedAt)) return `grant ${e.consentId} had been revoked by ${e.at}`;
+  return null;
+}
+
+const PAGE = 1000;
+
+/**
+ * Walks the access log (one patient's events, or all) and checks every PERMIT against the
+ * ledger. The chain itself is checked by verifyAuditChain; this asks whether what it holds
+ * was allowed.
+ */
+export async function verifyPermitsInLog(
+  db: { query(text: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> },
+  ledger: Ledger,
+  patientId?: string,
+): Promise<PermitCheck> {
+  const authority = ledgerAuthority(ledger);
+  const owners = new Map<string, Promise<string | null>>();
+  const ownerOf = (actorId: string) => {
+    let owner = owners.get(actorId);
+    if (!owner) {
+      owner = db
+        .query('SELECT patient_id FROM users WHERE subject = $1', [actorId])
+        .then((r) => (r.rows[0]?.patient_id as string | undefined) ?? null);
+      owners.set(actorId, owner);
+    }
+    return owner;
+  };
+  const total: PermitCheck = { permits: 0, justified: 0, problems: [] };
+  for (let after = 0; ;) {
+    const { rows } = await db.query(
+      `SELECT * FROM access_events WHERE seq > $1 AND decision = 'PERMIT'
+         AND ($2::uuid IS NULL OR patient_id = $2) ORDER BY seq LIMIT $3`,
+      [after, patientId ?? null, PAGE],
+    );
+    const check = await justifyPermits(rows.map(chainedEventFromRow), authority, ownerOf);
+    total.permits += check.permits;
+    total.justified += check.justified;
+    total.problems.push(...check.problems);
+    if (rows.length < PAGE) return total;
+    after = Number(rows[rows.length - 1].seq);
+  }
+}

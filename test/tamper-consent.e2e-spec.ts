@@ -1,0 +1,239 @@
+// Tampering with the consent projection and emergencies through a database superuser, against
+// a live server: no forged, altered or revived row gives access, the server repairs the
+// projection from the ledger, and verify-ledger names what it found.
+import { randomUUID } from 'node:crypto';
+import { Pool } from 'pg';
+import { ConsentReconciliation } from '../src/consent';
+import { kekOf, RowAuthenticator } from '../src/records/crypto';
+import { verifyAll } from '../src/verification';
+import { observation } from './helpers/fhir';
+import { codes, TestApi } from './helpers/test-api';
+
+const LIST = `query($p: ID!) { records(patientId: $p) { items { id } } }`;
+const GRANT = `mutation($input: GrantConsentInput!) { grantConsent(input: $input) { id status } }`;
+const REVOKE = `mutation($id: ID!) { revokeConsent(id: $id) { id status } }`;
+const CONSENTS = `query { consents { id status grantee { id } } }`;
+
+describe('tampering with consent in the database', () => {
+  let api: TestApi;
+  let pool: Pool;
+  let patient: string;
+  let patientId: string;
+  let recordId: string;
+  const clinician = (sub: string) => api.token(sub, 'CLINICIAN', 'org1');
+
+  async function grantTo(sub: string): Promise<string> {
+    const { grantConsent } = await api.ok<{ grantConsent: { id: string } }>(
+      GRANT,
+      {
+        input: {
+          granteeType: 'CLINICIAN',
+          granteeId: sub,
+          purpose: 'TREATMENT',
+          actions: ['READ'],
+        },
+      },
+      patient,
+    );
+    return grantConsent.id;
+  }
+
+  async function reads(sub: string): Promise<string[]> {
+    const res = await api.gql<{ records: { items: { id: string }[] } }>(
+      LIST,
+      { p: patientId },
+      await clinician(sub),
+    );
+    return res.data?.records.items.map((r) => r.id) ?? codes(res);
+  }
+
+  async function failures(kind: string): Promise<number> {
+    const text = await (await fetch(`${api.url}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`custodia_integrity_failures_total{kind="${kind}"}`));
+    return line ? Number(line.split(' ').pop()) : 0;
+  }
+
+  async function verify() {
+    const result = await verifyAll(pool, 'org1', await kekOf(api.config));
+    return { ok: result.ok, text: result.lines.join('\n') };
+  }
+
+  beforeAll(async () => {
+    api = await TestApi.start({ CONSENT_RECONCILE_INTERVAL_MS: '0' });
+    pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
+    patient = await api.token('tess', 'PATIENT');
+    ({
+      registerPatient: { id: patientId },
+    } = await api.ok<{ registerPatient: { id: string } }>(
+      'mutation { registerPatient { id } }',
+      {},
+      patient,
+    ));
+    ({
+      createRecord: { id: recordId },
+    } = await api.ok<{ createRecord: { id: string } }>(
+      'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
+      { r: observation() },
+      patient,
+    ));
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await api?.stop();
+  });
+
+  it('starts clean: verify-ledger passes with the projection compared', async () => {
+    await grantTo('dr-real');
+    expect(await reads('dr-real')).toEqual([recordId]);
+    const result = await verify();
+    expect(result.text).toMatch(/Consent projection: 1 rows compared with 1 grants on the ledger/);
+    expect(result.ok).toBe(true);
+  });
+
+  it('gives a forged grant (a copied row naming another clinician) no access, and removes it', async () => {
+    const forgedId = randomUUID();
+    const before = await failures('consent_grant');
+    await api.db.query(
+      `INSERT INTO consent_grants SELECT $1, patient_id, grantee_type, 'dr-forged', purpose,
+         actions, resource_types, categories, include_restricted, valid_from, valid_until,
+         status, revoked_at, ledger_tx_id, revoked_tx_id, created_at, mac
+       FROM consent_grants WHERE grantee_id = 'dr-real'`,
+      [forgedId],
+    );
+    expect(await reads('dr-forged')).toEqual(['CONSENT_REQUIRED']);
+    expect(await failures('consent_grant')).toBeGreaterThan(before);
+    // The patient is not shown a grant they never made.
+    const { consents } = await api.ok<{ consents: { id: string }[] }>(CONSENTS, {}, patient);
+    expect(consents.map((c) => c.id)).not.toContain(forgedId);
+
+    const report = await api.server.app.get(ConsentReconciliation).reconcile();
+    expect(report?.extra).toEqual([forgedId]);
+    const left = await api.db.query('SELECT 1 FROM consent_grants WHERE id = $1', [forgedId]);
+    expect(left.rowCount).toBe(0);
+  });
+
+  it('gives a grant widened in the database (actions, filters, window) no more than the ledger says', async () => {
+    const id = await grantTo('dr-wide');
+    await api.db.query(
+      `UPDATE consent_grants SET include_restricted = true, valid_until = NULL WHERE id = $1`,
+      [id],
+    );
+    expect(await reads('dr-wide')).toEqual(['CONSENT_REQUIRED']);
+    const report = await api.server.app.get(ConsentReconciliation).reconcile();
+    expect(report?.changed).toEqual([id]);
+    expect(await reads('dr-wide')).toEqual([recordId]);
+  });
+
+  it('believes a row without a MAC (as before this upgrade) only once reconciled from the ledger', async () => {
+    const id = await grantTo('dr-legacy');
+    await api.db.query('UPDATE consent_grants SET mac = NULL WHERE id = $1', [id]);
+    expect(await reads('dr-legacy')).toEqual(['CONSENT_REQUIRED']);
+    await api.server.app.get(ConsentReconciliation).reconcile();
+    expect(await reads('dr-legacy')).toEqual([recordId]);
+  });
+
+  it('keeps a revocation even when the row is set ACTIVE again, with or without its old MAC, and across a restart', async () => {
+    const id = await grantTo('dr-revoked');
+    const [old] = (await api.db.query('SELECT * FROM consent_grants WHERE id = $1', [id])).rows;
+    await api.ok(REVOKE, { id }, patient);
+    expect(await reads('dr-revoked')).toEqual(['CONSENT_REQUIRED']);
+
+    await api.db.query(
+      `UPDATE consent_grants SET status = 'ACTIVE', revoked_at = NULL, revoked_tx_id = NULL WHERE id = $1`,
+      [id],
+    );
+    expect(await reads('dr-revoked')).toEqual(['CONSENT_REQUIRED']);
+
+    // A restored backup: the whole row as it was before the revocation, MAC and all.
+    await api.db.query(
+      `UPDATE consent_grants SET status = $2, revoked_at = NULL, revoked_tx_id = NULL, mac = $3 WHERE id = $1`,
+      [id, old.status, old.mac],
+    );
+    expect(await reads('dr-revoked')).toEqual(['CONSENT_REQUIRED']);
+
+    await api.restart();
+    expect(await reads('dr-revoked')).toEqual(['CONSENT_REQUIRED']);
+    const [row] = (await api.db.query('SELECT status FROM consent_grants WHERE id = $1', [id]))
+      .rows;
+    expect(row.status).toBe('REVOKED');
+  });
+
+  it('reports a changed or extra grant in verify-ledger and repairs it from the ledger', async () => {
+    const id = await grantTo('dr-verify');
+    await api.db.query(`UPDATE consent_grants SET grantee_id = 'dr-other' WHERE id = $1`, [id]);
+    const forgedId = randomUUID();
+    await api.db.query(
+      `INSERT INTO consent_grants SELECT $1, patient_id, grantee_type, 'dr-x', purpose,
+         actions, resource_types, categories, include_restricted, valid_from, valid_until,
+         status, revoked_at, ledger_tx_id, revoked_tx_id, created_at, mac
+       FROM consent_grants WHERE id = $2`,
+      [forgedId, id],
+    );
+    const broken = await verify();
+    expect(broken.ok).toBe(false);
+    expect(broken.text).toMatch(
+      new RegExp(
+        `BROKEN: consent projection holds 1 grant\\(s\\) the ledger never wrote \\(${forgedId}\\); repaired`,
+      ),
+    );
+    expect(broken.text).toMatch(
+      new RegExp(
+        `BROKEN: consent projection has 1 grant\\(s\\) that differ from the ledger \\(${id}\\); repaired`,
+      ),
+    );
+    expect((await verify()).ok).toBe(true);
+    expect(await reads('dr-verify')).toEqual([recordId]);
+  });
+
+  it('gives a forged emergency row no access', async () => {
+    const before = await failures('emergency');
+    await api.db.query(
+      `INSERT INTO emergency_accesses (id, patient_id, clinician_id, reason, declared_at, expires_at)
+       VALUES ($1, $2, 'dr-glass', 'forged in the database', now() - interval '1 minute', now() + interval '1 hour')`,
+      [randomUUID(), patientId],
+    );
+    expect(await reads('dr-glass')).toEqual(['CONSENT_REQUIRED']);
+    expect(await failures('emergency')).toBeGreaterThan(before);
+  });
+
+  it('names an access under a grant the ledger never held, even when the PDP was fooled', async () => {
+    // Only someone holding the KEK could MAC a row: this stands for a bug or bypass in the
+    // decision point. The access log still cannot justify the read against the ledger.
+    const rows = new RowAuthenticator(await kekOf(api.config));
+    const ghost = randomUUID();
+    const [tmpl] = (await api.db.query(`SELECT * FROM consent_grants WHERE grantee_id = 'dr-real'`))
+      .rows;
+    const fields = {
+      id: ghost,
+      patientId: tmpl.patient_id,
+      granteeType: 'CLINICIAN',
+      granteeId: 'dr-ghost',
+      purpose: 'TREATMENT',
+      actions: ['READ'],
+      resourceTypes: [],
+      categories: [],
+      includeRestricted: false,
+      validFrom: tmpl.valid_from.toISOString(),
+      validUntil: null,
+      status: 'ACTIVE',
+      revokedAt: null,
+    };
+    await api.db.query(
+      `INSERT INTO consent_grants SELECT $1, patient_id, grantee_type, 'dr-ghost', purpose,
+         actions, resource_types, categories, include_restricted, valid_from, NULL,
+         'ACTIVE', NULL, ledger_tx_id, NULL, created_at, $2
+       FROM consent_grants WHERE id = $3`,
+      [ghost, rows.mac('consent-grant/v1', fields), tmpl.id],
+    );
+    expect(await reads('dr-ghost')).toEqual([recordId]);
+    const result = await verify();
+    expect(result.ok).toBe(false);
+    expect(result.text).toMatch(
+      new RegExp(
+        `BROKEN: access event \\d+ \\(READ by dr-ghost\\): grant ${ghost} is not on the ledger`,
+      ),
+    );
+  });
+});
