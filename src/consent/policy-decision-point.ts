@@ -107,20 +107,7 @@ export class PolicyDecisionPoint {
    */
   recordFilterSql(decision: Decision, alias: string, params: unknown[]): string | null {
     if (decision.basis.kind !== 'grants') return null;
-    const clauses = decision.basis.grants.map((g) => {
-      const parts: string[] = [];
-      if (g.resourceTypes.length) {
-        params.push(g.resourceTypes);
-        parts.push(`${alias}.resource_type = ANY($${params.length}::text[])`);
-      }
-      if (g.categories.length) {
-        params.push(g.categories);
-        parts.push(`${alias}.category = ANY($${params.length}::text[])`);
-      }
-      if (!g.includeRestricted) parts.push(`${alias}.sensitivity = 'NORMAL'`);
-      return parts.length ? `(${parts.join(' AND ')})` : 'TRUE';
-    });
-    return `(${clauses.join(' OR ')})`;
+    return grantsRecordFilterSql(decision.basis.grants, alias, params);
   }
 
   /**
@@ -182,4 +169,30 @@ export class PolicyDecisionPoint {
     }
     return grants;
   }
+}
+
+/**
+ * The grants' record filters (the rule's `recordAllowed`, OR-ed over the grants) as a SQL
+ * condition over `records` aliased `alias`; values are appended to `params` ($n placeholders).
+ * A second expression of the rule, kept equal to it by a property test.
+ */
+export function grantsRecordFilterSql(
+  grants: readonly ConsentGrant[],
+  alias: string,
+  params: unknown[],
+): string {
+  const clauses = grants.map((g) => {
+    const parts: string[] = [];
+    if (g.resourceTypes.length) {
+      params.push(g.resourceTypes);
+      parts.push(`${alias}.resource_type = ANY($${params.length}::text[])`);
+    }
+    if (g.categories.length) {
+      params.push(g.categories);
+      parts.push(`${alias}.category = ANY($${params.length}::text[])`);
+    }
+    if (!g.includeRestricted) parts.push(`${alias}.sensitivity = 'NORMAL'`);
+    return parts.length ? `(${parts.join(' AND ')})` : 'TRUE';
+  });
+  return clauses.length ? `(${clauses.join(' OR ')})` : 'FALSE';
 }
