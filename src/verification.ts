@@ -1,7 +1,7 @@
 // What `custodia verify-ledger` checks, as one function: the embedded ledger's blocks, world
-// state and history, and the access log's chain with its anchored heads.
+// state and history, and the access log's chain against the head anchored on the ledger.
 import { Pool } from 'pg';
-import { verifyAuditChain } from './audit/verify';
+import { checkAccessLog, poolRows } from './audit/verify';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
 import { verifyEmbeddedLedger } from './ledger/embedded/verify';
 
@@ -13,8 +13,8 @@ export interface Verification {
 
 export async function verifyAll(pool: Pool, organization: string): Promise<Verification> {
   const ledger = await verifyEmbeddedLedger(pool);
-  const audit = await verifyAuditChain(
-    pool,
+  const audit = await checkAccessLog(
+    poolRows(pool),
     new EmbeddedLedger(pool, { organization }),
     organization,
   );
@@ -22,7 +22,11 @@ export async function verifyAll(pool: Pool, organization: string): Promise<Verif
   const lines = [
     `Blocks: ${ledger.blocks} (${ledger.transactions} transactions) walked; hash chain checked.`,
     `World state: ${ledger.stateKeys} keys; history: ${ledger.historyRows} rows; both replayed from the blocks and compared.`,
-    `Access log: ${audit.events} events walked along their hash chain; ${audit.anchors} anchored heads checked.`,
+    `Access log: ${audit.eventsChecked} events walked along their hash chain; ` +
+      (audit.anchoredThrough === null
+        ? 'the ledger holds no anchored head yet'
+        : `anchored on the ledger through event ${audit.anchoredThrough}`) +
+      `; ${audit.unanchoredEvents} event(s) not yet anchored, so not yet provable.`,
     ...problems.map((p) => `  BROKEN: ${p}`),
     problems.length
       ? `Verification FAILED: ${problems.length} problem(s).`

@@ -1,7 +1,8 @@
 // The access log: one event per record-reading call, appended to a hash chain in PostgreSQL
 // (a trigger refuses UPDATE and DELETE). Concurrent appends are grouped into one INSERT,
 // so logging costs one commit per group rather than per read; a call returns only once its
-// event is durable. The chain head is anchored on the ledger every 100 events or 60 s.
+// event is durable. The chain head is anchored on the ledger every N events or T ms
+// (config.auditAnchor) and on graceful shutdown.
 import {
   Inject,
   Injectable,
@@ -14,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
 import { decodeSeqCursor, encodeSeqCursor, pageSize } from '../common/pagination';
+import { AppConfig, APP_CONFIG } from '../config';
 import { preparedQuery } from '../database/prepared';
 import { Ledger, LEDGER } from '../ledger';
 import { AccessEventContent, AUDIT_GENESIS, eventHash } from './audit-chain';
@@ -22,8 +24,8 @@ import { AccessEventModel, AccessEventPageModel } from './access-event.model';
 export type NewAccessEvent = Omit<AccessEventContent, 'seq' | 'id' | 'at'>;
 
 export const AUDIT_CHAIN_ID = 'access-log';
-const ANCHOR_EVERY_EVENTS = 100;
-const ANCHOR_EVERY_MS = 60_000;
+/** Shutdown waits at most this long for the head to be anchored. */
+const SHUTDOWN_ANCHOR_MS = 5_000;
 
 interface Queued {
   event: NewAccessEvent;
@@ -46,17 +48,36 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'auditAnchor'>,
   ) {}
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => void this.anchorHead(), ANCHOR_EVERY_MS);
+    this.timer = setInterval(() => void this.anchorHead(), this.config.auditAnchor.intervalMs);
     this.timer.unref();
   }
 
+  /**
+   * Drains the queue, then anchors the head, so that what this process logged becomes provable
+   * (and a later deletion detectable). Bounded: a slow or broken ledger never hangs shutdown.
+   */
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
     while (this.writing) await this.writing;
-    await this.anchoring;
+    const anchored = (async () => {
+      await this.anchoring;
+      await this.anchorHead();
+    })();
+    let timeout: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timeout = setTimeout(() => resolve('late'), SHUTDOWN_ANCHOR_MS);
+    });
+    try {
+      if ((await Promise.race([anchored, late])) === 'late') {
+        this.logger.warn('audit head not anchored before shutdown; the next anchoring covers it');
+      }
+    } finally {
+      clearTimeout(timeout);
+    }
   }
 
   /** Appends an event; resolves once it is committed. */
@@ -166,7 +187,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         throw e;
       }
       this.head = { seq, hash: prev };
-      return Math.floor(head.seq / ANCHOR_EVERY_EVENTS) !== Math.floor(seq / ANCHOR_EVERY_EVENTS);
+      const every = this.config.auditAnchor.everyEvents;
+      return Math.floor(head.seq / every) !== Math.floor(seq / every);
     }
   }
 
