@@ -3,6 +3,8 @@ import { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { AccessLog } from '../src/audit';
 import { Ledger, LEDGER } from '../src/ledger';
+import { IntegrityMonitor } from '../src/observability';
+import { DataKeyRing } from '../src/records/crypto';
 import { verifyAll } from '../src/verification';
 import { observation } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
@@ -128,6 +130,8 @@ describe('access log anchoring', () => {
     const second = new AccessLog(
       api.server.app.get(DataSource),
       api.server.app.get<Ledger>(LEDGER),
+      api.server.app.get(DataKeyRing),
+      api.server.app.get(IntegrityMonitor),
       api.config,
     );
     const event = {

@@ -67,6 +67,14 @@ describe('access event hash', () => {
       .digest('hex');
     expect(eventHash(AUDIT_GENESIS, c)).toBe(expected);
   });
+
+  it('covers the sealed reason and its key id', () => {
+    const sealed = { ...content(1), reasonSealed: 'AAAA', reasonKeyId: 'k-1' };
+    const base = eventHash(AUDIT_GENESIS, sealed);
+    expect(eventHash(AUDIT_GENESIS, { ...sealed, reasonSealed: 'AAAB' })).not.toBe(base);
+    expect(eventHash(AUDIT_GENESIS, { ...sealed, reasonKeyId: 'k-2' })).not.toBe(base);
+    expect(eventHash(AUDIT_GENESIS, content(1))).not.toBe(base);
+  });
 });
 
 describe('walking the access log against the ledger', () => {

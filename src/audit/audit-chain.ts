@@ -1,6 +1,11 @@
 // The access log's hash chain, as pure functions: each event's hash covers the previous
 // event's hash and the event's own canonical content, so no event can be changed, removed
 // or inserted without breaking every hash after it.
+//
+// Free text (an emergency's reason) is stored sealed under the patient's data key and the
+// hash covers the ciphertext, so crypto-shredding leaves the chain whole and the text gone.
+// Events written before that carry `reason` in plaintext and no `reasonSealed`; as JCS omits
+// absent keys, their v1 hashes are unchanged.
 import canonicalize from 'canonicalize';
 import { createHash } from 'node:crypto';
 
@@ -17,7 +22,12 @@ export interface AccessEventContent {
   decision: 'PERMIT' | 'DENY';
   consentId: string | null;
   breakGlass: boolean;
+  /** Plaintext reason: only in events logged before reasons were sealed; null since. */
   reason: string | null;
+  /** The reason sealed under the patient's data key (base64 of iv ‖ tag ‖ ciphertext). */
+  reasonSealed?: string;
+  /** The id of the data key that sealed `reasonSealed`. */
+  reasonKeyId?: string;
   /** ISO instant, millisecond precision. */
   at: string;
 }
@@ -157,6 +167,7 @@ export class ChainWalk {
 
 /** An access_events row as the chain functions see it. */
 export function chainedEventFromRow(r: Record<string, unknown>): ChainedEvent {
+  const sealed = r.reason_sealed as Buffer | null | undefined;
   return {
     seq: Number(r.seq),
     id: r.id as string,
@@ -169,6 +180,9 @@ export function chainedEventFromRow(r: Record<string, unknown>): ChainedEvent {
     consentId: (r.consent_id as string | null) ?? null,
     breakGlass: r.break_glass as boolean,
     reason: (r.reason as string | null) ?? null,
+    ...(sealed
+      ? { reasonSealed: sealed.toString('base64'), reasonKeyId: r.reason_key_id as string }
+      : {}),
     at: (r.at as Date).toISOString(),
     prevHash: r.prev_hash as string,
     hash: r.hash as string,

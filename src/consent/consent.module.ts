@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AuditModule } from '../audit';
 import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
+import { RecordCryptoModule } from '../records/crypto';
 import { ConsentProjection } from './consent-projection';
 import { ConsentProjector } from './consent.projector';
 import { ConsentResolver } from './consent.resolver';
@@ -10,7 +11,7 @@ import { EmergencyService } from './emergency.service';
 import { PolicyDecisionPoint } from './policy-decision-point';
 
 @Module({
-  imports: [LedgerModule, PatientsModule, AuditModule],
+  imports: [LedgerModule, PatientsModule, AuditModule, RecordCryptoModule],
   providers: [
     ConsentProjection,
     ConsentProjector,

@@ -1,13 +1,17 @@
 // Break-glass: a clinician declares an emergency, with a reason, and reads the patient's
 // records for 60 minutes unless the patient opted out. Every declaration and every read
-// under it is in the patient's access log.
-import { Injectable } from '@nestjs/common';
+// under it is in the patient's access log. The reason is sealed under the patient's data key,
+// bound to the declaration (id, patient, clinician, expiry): erasure makes it unreadable, and
+// a row altered in the database fails to open and grants nothing.
+import { Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, MoreThan } from 'typeorm';
+import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
 import { BadUserInputError, ForbiddenError, NotFoundError } from '../common/errors';
 import { AccessLog } from '../audit/access-log';
+import { IntegrityMonitor } from '../observability';
 import { PatientEntity } from '../patients';
+import { DataKeyRing, openField, sealField } from '../records/crypto';
 import { EmergencyAccessEntity } from './consent-grant.entity';
 import { EmergencyAccessModel } from './consent.model';
 
@@ -15,13 +19,48 @@ export const EMERGENCY_MINUTES = 60;
 const MIN_REASON = 10;
 const MAX_REASON = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const REASON_LABEL = 'emergency.reason';
+
+/** A live emergency, its reason opened. */
+export interface ActiveEmergency {
+  id: string;
+  patientId: string;
+  clinicianId: string;
+  reason: string;
+  expiresAt: Date;
+}
+
+type Declaration = Pick<EmergencyAccessEntity, 'id' | 'patientId' | 'clinicianId' | 'expiresAt'>;
+
+/** What a sealed reason is bound to: the declaration it belongs to. */
+function reasonOwner(d: Declaration): string {
+  return JSON.stringify([d.id, d.patientId, d.clinicianId, d.expiresAt.toISOString()]);
+}
 
 @Injectable()
-export class EmergencyService {
+export class EmergencyService implements OnApplicationBootstrap {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly log: AccessLog,
+    private readonly keys: DataKeyRing,
+    private readonly integrity: IntegrityMonitor,
   ) {}
+
+  /** Seals the plaintext reasons of declarations made before reasons were sealed. */
+  async onApplicationBootstrap(): Promise<void> {
+    const repo = this.db.getRepository(EmergencyAccessEntity);
+    for (const row of await repo.findBy({ reason: Not(IsNull()) })) {
+      const dek = await this.keys.liveKey(row.patientId);
+      await repo.update(
+        { id: row.id },
+        {
+          reason: null,
+          reasonSealed: sealField(dek.key, REASON_LABEL, reasonOwner(row), row.reason!),
+          keyId: dek.id,
+        },
+      );
+    }
+  }
 
   async declare(
     clinicianId: string,
@@ -45,13 +84,19 @@ export class EmergencyService {
       );
     }
     const declaredAt = new Date();
-    const row: EmergencyAccessEntity = {
+    const declaration: Declaration = {
       id: randomUUID(),
       patientId,
       clinicianId,
-      reason: why,
-      declaredAt,
       expiresAt: new Date(declaredAt.getTime() + EMERGENCY_MINUTES * 60_000),
+    };
+    const dek = await this.keys.liveKey(patientId);
+    const row: EmergencyAccessEntity = {
+      ...declaration,
+      reason: null,
+      reasonSealed: sealField(dek.key, REASON_LABEL, reasonOwner(declaration), why),
+      keyId: dek.id,
+      declaredAt,
     };
     await this.db.getRepository(EmergencyAccessEntity).insert(row);
     // The declaration itself is in the patient's access log, before any read under it.
@@ -69,15 +114,34 @@ export class EmergencyService {
     return { id: row.id, patientId, clinicianId, reason: why, expiresAt: row.expiresAt };
   }
 
-  /** The clinician's live emergency access to the patient at `at`, if any (latest first). */
-  async active(
-    patientId: string,
-    clinicianId: string,
-    at: Date,
-  ): Promise<EmergencyAccessEntity | null> {
-    return this.db.getRepository(EmergencyAccessEntity).findOne({
+  /**
+   * The clinician's live emergency access to the patient at `at`, if any (latest first). A
+   * declaration whose sealed reason does not open (altered in the database) is not believed.
+   */
+  async active(patientId: string, clinicianId: string, at: Date): Promise<ActiveEmergency | null> {
+    const rows = await this.db.getRepository(EmergencyAccessEntity).find({
       where: { patientId, clinicianId, expiresAt: MoreThan(at) },
       order: { expiresAt: 'DESC' },
     });
+    for (const row of rows) {
+      const reason = await this.openReason(row);
+      if (reason !== null) return { ...row, reason };
+    }
+    return null;
+  }
+
+  private async openReason(row: EmergencyAccessEntity): Promise<string | null> {
+    // A row from before sealing, not yet sealed by start-up.
+    if (row.reason !== null) return row.reason;
+    try {
+      if (!row.keyId || !row.reasonSealed) throw new TypeError('no sealed reason');
+      const key = await this.keys.key(row.keyId, row.patientId);
+      return openField(key, REASON_LABEL, reasonOwner(row), row.reasonSealed);
+    } catch {
+      this.integrity.report('emergency', 'emergency declaration failed authentication', {
+        emergencyId: row.id,
+      });
+      return null;
+    }
   }
 }
