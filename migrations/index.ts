@@ -5,6 +5,7 @@ import { ConsentAndAudit1764396000000 } from './1764396000000-consent-and-audit'
 import { FederatedStudies1764399600000 } from './1764399600000-federated-studies';
 import { FederatedRounds1764403200000 } from './1764403200000-federated-rounds';
 import { AuthenticatedConsent1764406800000 } from './1764406800000-authenticated-consent';
+import { SealedReasons1764414000000 } from './1764414000000-sealed-reasons';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   FederatedStudies1764399600000,
   FederatedRounds1764403200000,
   AuthenticatedConsent1764406800000,
+  SealedReasons1764414000000,
 ];

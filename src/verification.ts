@@ -1,10 +1,11 @@
 // What `custodia verify-ledger` checks, as one function: the embedded ledger's blocks, world
-// state and history; the access log's chain with its anchored heads; every PERMIT in the log
-// against the grant or emergency the ledger held; and the consent projection against the
-// ledger's grants (repaired where it drifted: the ledger is the only authority).
+// state and history; the access log's chain against the head anchored on the ledger; every
+// PERMIT in the log against the grant or emergency the ledger held; and the consent
+// projection against the ledger's grants (repaired where it drifted: the ledger is the only
+// authority).
 import { KeyObject } from 'node:crypto';
 import { Pool } from 'pg';
-import { verifyAuditChain } from './audit/verify';
+import { checkAccessLog, poolRows } from './audit/verify';
 import { verifyPermitsInLog } from './audit/justify';
 import { GrantAuthenticity } from './consent/grant-authenticity';
 import { ProjectionReconciler, ReconcileReport } from './consent/projection-reconciler';
@@ -28,8 +29,8 @@ export async function verifyAll(
 ): Promise<Verification> {
   const ledger = await verifyEmbeddedLedger(pool);
   const embedded = new EmbeddedLedger(pool, { organization });
-  const audit = await verifyAuditChain(pool, embedded, organization);
-  const permits = await verifyPermitsInLog(pool, embedded);
+  const audit = await checkAccessLog(poolRows(pool), embedded, organization);
+  const permits = await verifyPermitsInLog(poolRows(pool), embedded);
   const projection = kek ? await reconcileProjection(pool, embedded, kek) : null;
   const problems = [
     ...ledger.problems,
@@ -43,7 +44,11 @@ export async function verifyAll(
   const lines = [
     `Blocks: ${ledger.blocks} (${ledger.transactions} transactions) walked; hash chain checked.`,
     `World state: ${ledger.stateKeys} keys; history: ${ledger.historyRows} rows; both replayed from the blocks and compared.`,
-    `Access log: ${audit.events} events walked along their hash chain; ${audit.anchors} anchored heads checked.`,
+    `Access log: ${audit.eventsChecked} events walked along their hash chain; ` +
+      (audit.anchoredThrough === null
+        ? 'the ledger holds no anchored head yet'
+        : `anchored on the ledger through event ${audit.anchoredThrough}`) +
+      `; ${audit.unanchoredEvents} event(s) not yet anchored, so not yet provable.`,
     `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account).`,
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
@@ -61,36 +66,31 @@ async function reconcileProjection(
   ledger: EmbeddedLedger,
   kek: KeyObject,
 ): Promise<ReconcileReport> {
-  const db = {
-    query: async (text: string, params?: unknown[]) => (await pool.query(text, params)).rows,
-  };
-  const reconciler = new ProjectionReconciler(
-    db,
-    ledger,
-    new GrantAuthenticity(new RowAuthenticator(kek)),
-  );
-  return reconciler.run({ repair: true });
+  const rows = poolRows(pool);
+  const db = { query: (text: string, params: unknown[] = []) => rows(text, params) };
+  const authenticity = new GrantAuthenticity(new RowAuthenticator(kek));
+  return new ProjectionReconciler(db, ledger, authenticity).run({ repair: true });
 }
 
 function projectionProblems(r: ReconcileReport): string[] {
   const list = (ids: string[]) =>
     ids.slice(0, MAX_LISTED).join(', ') + (ids.length > MAX_LISTED ? ', …' : '');
   const repaired = r.repaired ? '; repaired from the ledger' : '';
-  return [
-    ...(r.missing.length
-      ? [
-          `consent projection lacks ${r.missing.length} grant(s) the ledger holds (${list(r.missing)})${repaired}`,
-        ]
-      : []),
-    ...(r.extra.length
-      ? [
-          `consent projection holds ${r.extra.length} grant(s) the ledger never wrote (${list(r.extra)})${repaired}`,
-        ]
-      : []),
-    ...(r.changed.length
-      ? [
-          `consent projection has ${r.changed.length} grant(s) that differ from the ledger (${list(r.changed)})${repaired}`,
-        ]
-      : []),
-  ];
+  const lines: string[] = [];
+  if (r.missing.length) {
+    lines.push(
+      `consent projection lacks ${r.missing.length} grant(s) the ledger holds (${list(r.missing)})${repaired}`,
+    );
+  }
+  if (r.extra.length) {
+    lines.push(
+      `consent projection holds ${r.extra.length} grant(s) the ledger never wrote (${list(r.extra)})${repaired}`,
+    );
+  }
+  if (r.changed.length) {
+    lines.push(
+      `consent projection has ${r.changed.length} grant(s) that differ from the ledger (${list(r.changed)})${repaired}`,
+    );
+  }
+  return lines;
 }

@@ -187,13 +187,25 @@ describe('tampering with consent in the database', () => {
     expect(await reads('dr-verify')).toEqual([recordId]);
   });
 
-  it('gives a forged emergency row no access', async () => {
+  it('gives a copied emergency row (another clinician, a later expiry) no access', async () => {
+    await api.ok(
+      'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',
+      { p: patientId, r: 'unconscious on arrival, allergies unknown' },
+      await clinician('dr-glass'),
+    );
+    expect(await reads('dr-glass')).toEqual([recordId]);
     const before = await failures('emergency');
     await api.db.query(
-      `INSERT INTO emergency_accesses (id, patient_id, clinician_id, reason, declared_at, expires_at)
-       VALUES ($1, $2, 'dr-glass', 'forged in the database', now() - interval '1 minute', now() + interval '1 hour')`,
-      [randomUUID(), patientId],
+      `INSERT INTO emergency_accesses SELECT $1, patient_id, 'dr-copycat', reason, declared_at,
+         expires_at, mac, ledger_tx_id, reason_sealed, key_id
+       FROM emergency_accesses WHERE clinician_id = 'dr-glass'`,
+      [randomUUID()],
     );
+    await api.db.query(
+      `UPDATE emergency_accesses SET expires_at = expires_at + interval '1 day'
+       WHERE clinician_id = 'dr-glass'`,
+    );
+    expect(await reads('dr-copycat')).toEqual(['CONSENT_REQUIRED']);
     expect(await reads('dr-glass')).toEqual(['CONSENT_REQUIRED']);
     expect(await failures('emergency')).toBeGreaterThan(before);
   });

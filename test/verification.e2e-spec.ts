@@ -3,6 +3,8 @@ import { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { AccessLog } from '../src/audit';
 import { Ledger, LEDGER } from '../src/ledger';
+import { IntegrityMonitor } from '../src/observability';
+import { DataKeyRing } from '../src/records/crypto';
 import { verifyAll } from '../src/verification';
 import { observation } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
@@ -44,7 +46,7 @@ describe('verify-ledger', () => {
     expect(result.ok).toBe(true);
     expect(result.lines.join('\n')).toMatch(/Blocks: \d+ \(\d+ transactions\) walked/);
     expect(result.lines.join('\n')).toMatch(
-      /Access log: 3 events walked along their hash chain; 1 anchored heads/,
+      /Access log: 3 events walked along their hash chain; anchored on the ledger through event 3; 0 event\(s\) not yet anchored/,
     );
   });
 
@@ -128,6 +130,9 @@ describe('access log anchoring', () => {
     const second = new AccessLog(
       api.server.app.get(DataSource),
       api.server.app.get<Ledger>(LEDGER),
+      api.server.app.get(DataKeyRing),
+      api.server.app.get(IntegrityMonitor),
+      api.config,
     );
     const event = {
       actorId: 'dr-two',

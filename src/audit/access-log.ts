@@ -1,7 +1,9 @@
 // The access log: one event per record-reading call, appended to a hash chain in PostgreSQL
 // (a trigger refuses UPDATE and DELETE). Concurrent appends are grouped into one INSERT,
 // so logging costs one commit per group rather than per read; a call returns only once its
-// event is durable. The chain head is anchored on the ledger every 100 events or 60 s.
+// event is durable. The chain head is anchored on the ledger every N events or T ms
+// (config.auditAnchor) and on graceful shutdown. A reason (free text) is sealed under the
+// patient's data key before it is chained, so erasure leaves the chain whole and the text gone.
 import {
   Inject,
   Injectable,
@@ -14,19 +16,29 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
 import { decodeSeqCursor, encodeSeqCursor, pageSize } from '../common/pagination';
+import { AppConfig, APP_CONFIG } from '../config';
 import { preparedQuery } from '../database/prepared';
 import { Ledger, LEDGER } from '../ledger';
+import { IntegrityMonitor } from '../observability';
+import { DataKeyRing, DataKeyUnavailableError, openField, sealField } from '../records/crypto';
 import { AccessEventContent, AUDIT_GENESIS, eventHash } from './audit-chain';
 import { AccessEventModel, AccessEventPageModel } from './access-event.model';
 
-export type NewAccessEvent = Omit<AccessEventContent, 'seq' | 'id' | 'at'>;
+/** An event as callers give it: `reason` in plaintext (it is sealed before it is stored). */
+export type NewAccessEvent = Omit<
+  AccessEventContent,
+  'seq' | 'id' | 'at' | 'reasonSealed' | 'reasonKeyId'
+>;
+type SealedEvent = Omit<AccessEventContent, 'seq' | 'at'>;
 
 export const AUDIT_CHAIN_ID = 'access-log';
-const ANCHOR_EVERY_EVENTS = 100;
-const ANCHOR_EVERY_MS = 60_000;
+/** The field label a reason is sealed under, bound (with the event id) into its AEAD data. */
+export const REASON_LABEL = 'access-event.reason';
+/** Shutdown waits at most this long for the head to be anchored. */
+const SHUTDOWN_ANCHOR_MS = 5_000;
 
 interface Queued {
-  event: NewAccessEvent;
+  event: SealedEvent;
   resolve(): void;
   reject(e: unknown): void;
 }
@@ -46,23 +58,45 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
+    private readonly keys: DataKeyRing,
+    private readonly integrity: IntegrityMonitor,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'auditAnchor'>,
   ) {}
 
   onApplicationBootstrap(): void {
-    this.timer = setInterval(() => void this.anchorHead(), ANCHOR_EVERY_MS);
+    this.timer = setInterval(() => void this.anchorHead(), this.config.auditAnchor.intervalMs);
     this.timer.unref();
   }
 
+  /**
+   * Drains the queue, then anchors the head, so that what this process logged becomes provable
+   * (and a later deletion detectable). Bounded: a slow or broken ledger never hangs shutdown.
+   */
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
     while (this.writing) await this.writing;
-    await this.anchoring;
+    const anchored = (async () => {
+      await this.anchoring;
+      await this.anchorHead();
+    })();
+    let timeout: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timeout = setTimeout(() => resolve('late'), SHUTDOWN_ANCHOR_MS);
+    });
+    try {
+      if ((await Promise.race([anchored, late])) === 'late') {
+        this.logger.warn('audit head not anchored before shutdown; the next anchoring covers it');
+      }
+    } finally {
+      clearTimeout(timeout);
+    }
   }
 
   /** Appends an event; resolves once it is committed. */
-  record(event: NewAccessEvent): Promise<void> {
+  async record(event: NewAccessEvent): Promise<void> {
+    const sealed = await this.seal(event);
     return new Promise((resolve, reject) => {
-      this.queue.push({ event, resolve, reject });
+      this.queue.push({ event: sealed, resolve, reject });
       if (!this.writing) this.writing = this.drain();
     });
   }
@@ -79,7 +113,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
        ORDER BY seq DESC LIMIT $3`,
       [patientId, before ?? null, size + 1],
     );
-    const items = rows.slice(0, size).map(toModel);
+    const items = await Promise.all(rows.slice(0, size).map((r) => this.toModel(r)));
     const last = rows[size - 1];
     return {
       items,
@@ -119,6 +153,54 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     return this.anchoring;
   }
 
+  /** Gives the event its id and seals its reason, if any, under the patient's data key. */
+  private async seal(event: NewAccessEvent): Promise<SealedEvent> {
+    const id = randomUUID();
+    if (event.reason === null) return { ...event, id };
+    const dek = await this.keys.liveKey(event.patientId);
+    return {
+      ...event,
+      id,
+      reason: null,
+      reasonSealed: sealField(dek.key, REASON_LABEL, id, event.reason).toString('base64'),
+      reasonKeyId: dek.id,
+    };
+  }
+
+  /** A reason for the patient's eyes: null once erased (the key is gone) or if tampered with. */
+  private async openReason(r: Record<string, unknown>): Promise<string | null> {
+    const sealed = r.reason_sealed as Buffer | null;
+    if (!sealed) return (r.reason as string | null) ?? null;
+    try {
+      const key = await this.keys.key(r.reason_key_id as string, r.patient_id as string);
+      return openField(key, REASON_LABEL, r.id as string, sealed);
+    } catch (e) {
+      if (!(e instanceof DataKeyUnavailableError)) {
+        this.integrity.report('access_log', 'access event reason failed to decrypt', {
+          seq: Number(r.seq),
+        });
+      }
+      return null;
+    }
+  }
+
+  private async toModel(r: Record<string, unknown>): Promise<AccessEventModel> {
+    return {
+      id: r.id as string,
+      actorId: r.actor_id as string,
+      patientId: r.patient_id as string,
+      recordIds: r.record_ids as string[],
+      action: r.action as AccessEventModel['action'],
+      purpose: r.purpose as string,
+      decision: r.decision as AccessEventModel['decision'],
+      consentId: (r.consent_id as string | null) ?? null,
+      breakGlass: r.break_glass as boolean,
+      reason: await this.openReason(r),
+      at: r.at as Date,
+      hash: r.hash as string,
+    };
+  }
+
   private async drain(): Promise<void> {
     try {
       while (this.queue.length) {
@@ -144,7 +226,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
    * anchoring mark. The chain head is kept in memory: if another process appended since,
    * the sequence number collides, and the head is re-read and the group chained again.
    */
-  private async append(events: NewAccessEvent[]): Promise<boolean> {
+  private async append(events: SealedEvent[]): Promise<boolean> {
     for (let attempt = 0; ; attempt++) {
       this.head ??= await this.readHead();
       const head = this.head;
@@ -152,7 +234,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
       let prev = head.hash;
       const at = new Date().toISOString();
       const rows = events.map((e) => {
-        const content: AccessEventContent = { ...e, seq: ++seq, id: randomUUID(), at };
+        const content: AccessEventContent = { ...e, seq: ++seq, at };
         const hash = eventHash(prev, content);
         const row = { ...content, prevHash: prev, hash };
         prev = hash;
@@ -166,7 +248,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         throw e;
       }
       this.head = { seq, hash: prev };
-      return Math.floor(head.seq / ANCHOR_EVERY_EVENTS) !== Math.floor(seq / ANCHOR_EVERY_EVENTS);
+      const every = this.config.auditAnchor.everyEvents;
+      return Math.floor(head.seq / every) !== Math.floor(seq / every);
     }
   }
 
@@ -182,15 +265,19 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     await preparedQuery(
       this.db,
       `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose,
-         decision, consent_id, break_glass, reason, at, prev_hash, hash, emergency_id, actor_org)
+         decision, consent_id, break_glass, reason, reason_sealed, reason_key_id, at, prev_hash,
+         hash, emergency_id, actor_org)
        SELECT u.seq, u.id, u.actor_id, u.patient_id, string_to_array(u.record_ids, ',')::uuid[],
-              u.action, u.purpose, u.decision, u.consent_id, u.break_glass, u.reason, u.at,
-              u.prev_hash, u.hash, u.emergency_id, u.actor_org
+              u.action, u.purpose, u.decision, u.consent_id, u.break_glass, u.reason,
+              u.reason_sealed, u.reason_key_id, u.at, u.prev_hash, u.hash, u.emergency_id,
+              u.actor_org
        FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                    $7::text[], $8::text[], $9::text[], $10::boolean[], $11::text[],
-                   $12::timestamptz[], $13::text[], $14::text[], $15::uuid[], $16::text[])
+                   $12::bytea[], $13::uuid[], $14::timestamptz[], $15::text[], $16::text[],
+                   $17::uuid[], $18::text[])
          AS u(seq, id, actor_id, patient_id, record_ids, action, purpose, decision, consent_id,
-              break_glass, reason, at, prev_hash, hash, emergency_id, actor_org)`,
+              break_glass, reason, reason_sealed, reason_key_id, at, prev_hash, hash,
+              emergency_id, actor_org)`,
       [
         col('seq'),
         col('id'),
@@ -203,6 +290,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         col('consentId'),
         col('breakGlass'),
         col('reason'),
+        rows.map((r) => (r.reasonSealed ? Buffer.from(r.reasonSealed, 'base64') : null)),
+        rows.map((r) => r.reasonKeyId ?? null),
         col('at'),
         col('prevHash'),
         col('hash'),
@@ -211,21 +300,4 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
       ],
     );
   }
-}
-
-function toModel(r: Record<string, unknown>): AccessEventModel {
-  return {
-    id: r.id as string,
-    actorId: r.actor_id as string,
-    patientId: r.patient_id as string,
-    recordIds: r.record_ids as string[],
-    action: r.action as AccessEventModel['action'],
-    purpose: r.purpose as string,
-    decision: r.decision as AccessEventModel['decision'],
-    consentId: (r.consent_id as string | null) ?? null,
-    breakGlass: r.break_glass as boolean,
-    reason: (r.reason as string | null) ?? null,
-    at: r.at as Date,
-    hash: r.hash as string,
-  };
 }

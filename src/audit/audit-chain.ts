@@ -1,6 +1,11 @@
 // The access log's hash chain, as pure functions: each event's hash covers the previous
 // event's hash and the event's own canonical content, so no event can be changed, removed
 // or inserted without breaking every hash after it.
+//
+// Free text (an emergency's reason) is stored sealed under the patient's data key and the
+// hash covers the ciphertext, so crypto-shredding leaves the chain whole and the text gone.
+// Events written before that carry `reason` in plaintext and no `reasonSealed`; as JCS omits
+// absent keys, their v1 hashes are unchanged.
 import canonicalize from 'canonicalize';
 import { createHash } from 'node:crypto';
 
@@ -17,7 +22,12 @@ export interface AccessEventContent {
   decision: 'PERMIT' | 'DENY';
   consentId: string | null;
   breakGlass: boolean;
+  /** Plaintext reason: only in events logged before reasons were sealed; null since. */
   reason: string | null;
+  /** The reason sealed under the patient's data key (base64 of iv ‖ tag ‖ ciphertext). */
+  reasonSealed?: string;
+  /** The id of the data key that sealed `reasonSealed`. */
+  reasonKeyId?: string;
   /** ISO instant, millisecond precision. */
   at: string;
   /** The emergency (on the ledger) a break-glass access was made under; absent otherwise. */
@@ -41,25 +51,127 @@ export interface ChainedEvent extends AccessEventContent {
 
 /** The first break in a run of events that should continue `prevHash`, or null. */
 export function findBreak(prevHash: string, events: ChainedEvent[]): string | null {
+  return firstBreak(prevHash, undefined, events)?.problem ?? null;
+}
+
+/** Where (index into `events`) and how a run of events first fails to continue the chain. */
+function firstBreak(
+  prevHash: string,
+  firstSeq: number | undefined,
+  events: ChainedEvent[],
+): { index: number; problem: string } | null {
   let expectedPrev = prevHash;
-  let expectedSeq: number | undefined;
-  for (const e of events) {
+  let expectedSeq = firstSeq;
+  for (const [index, e] of events.entries()) {
     if (expectedSeq !== undefined && e.seq !== expectedSeq) {
-      return `access event ${expectedSeq} is missing (found ${e.seq} next)`;
+      return { index, problem: `access event ${expectedSeq} is missing (found ${e.seq} next)` };
     }
     if (e.prevHash !== expectedPrev)
-      return `access event ${e.seq} does not link to its predecessor`;
+      return { index, problem: `access event ${e.seq} does not link to its predecessor` };
     const { prevHash: _p, hash, ...content } = e;
     if (eventHash(e.prevHash, content) !== hash)
-      return `access event ${e.seq}: its content does not match its hash`;
+      return { index, problem: `access event ${e.seq}: its content does not match its hash` };
     expectedPrev = hash;
     expectedSeq = e.seq + 1;
   }
   return null;
 }
 
+/** The latest head of a chain anchored on the ledger (the only authority on the log). */
+export interface AnchoredHead {
+  seq: number;
+  headHash: string;
+}
+
+/** What a walk of the access log proved, for `verify-ledger` and the patient's own check. */
+export interface AccessLogVerification {
+  /** Events walked with the chain intact (only the patient's, in a per-patient view). */
+  eventsChecked: number;
+  /** The seq of the head the ledger anchored, or null when it holds none. */
+  anchoredThrough: number | null;
+  /** Intact events after the anchored head: whole, but not yet provable against the ledger. */
+  unanchoredEvents: number;
+  /** One line per break; none means the log is whole through the anchored head. */
+  problems: string[];
+}
+
+/**
+ * Walks the one global chain from genesis, page by page, and checks it against the head the
+ * ledger anchored: that event must be in the log with the same hash, and every event before
+ * it must be there and link. Pages go on being fed after a break, so the anchored event is
+ * still looked for. With `patientId`, only that patient's events are counted.
+ */
+export class ChainWalk {
+  private prev = AUDIT_GENESIS;
+  private lastSeq = 0;
+  private broken: string | null = null;
+  private hashAtAnchor?: string;
+  private checked = 0;
+  private unanchored = 0;
+  private fedThrough = 0;
+
+  constructor(
+    private readonly anchored: AnchoredHead | null,
+    private readonly patientId?: string,
+  ) {}
+
+  /** The last seq fed, intact or not: the next page starts after it. */
+  get lastFed(): number {
+    return this.fedThrough;
+  }
+
+  /** The next events, in seq order. */
+  feed(events: ChainedEvent[]): void {
+    for (const e of events) if (e.seq === this.anchored?.seq) this.hashAtAnchor = e.hash;
+    let intact = events;
+    if (!this.broken) {
+      const found = firstBreak(this.prev, this.lastSeq + 1, events);
+      if (found) {
+        this.broken = found.problem;
+        intact = events.slice(0, found.index);
+      }
+      for (const e of intact) {
+        if (this.patientId !== undefined && e.patientId !== this.patientId) continue;
+        this.checked++;
+        if (e.seq > (this.anchored?.seq ?? 0)) this.unanchored++;
+      }
+      const last = intact[intact.length - 1];
+      if (last) {
+        this.prev = last.hash;
+        this.lastSeq = last.seq;
+      }
+    }
+    if (events.length) this.fedThrough = events[events.length - 1].seq;
+  }
+
+  result(): AccessLogVerification {
+    const problems: string[] = [];
+    if (this.broken)
+      problems.push(`${this.broken}; the access log cannot be trusted from there on`);
+    const a = this.anchored;
+    if (a && this.hashAtAnchor === undefined) {
+      const gap =
+        !this.broken && this.lastSeq + 1 < a.seq
+          ? ` (events ${this.lastSeq + 1}–${a.seq} are missing)`
+          : '';
+      problems.push(
+        `access event ${a.seq} was anchored on the ledger but is gone from the log${gap}`,
+      );
+    } else if (a && this.hashAtAnchor !== a.headHash) {
+      problems.push(`access event ${a.seq} differs from the head anchored on the ledger`);
+    }
+    return {
+      eventsChecked: this.checked,
+      anchoredThrough: a?.seq ?? null,
+      unanchoredEvents: this.unanchored,
+      problems,
+    };
+  }
+}
+
 /** An access_events row as the chain functions see it. */
 export function chainedEventFromRow(r: Record<string, unknown>): ChainedEvent {
+  const sealed = r.reason_sealed as Buffer | null | undefined;
   return {
     seq: Number(r.seq),
     id: r.id as string,
@@ -72,6 +184,9 @@ export function chainedEventFromRow(r: Record<string, unknown>): ChainedEvent {
     consentId: (r.consent_id as string | null) ?? null,
     breakGlass: r.break_glass as boolean,
     reason: (r.reason as string | null) ?? null,
+    ...(sealed
+      ? { reasonSealed: sealed.toString('base64'), reasonKeyId: r.reason_key_id as string }
+      : {}),
     at: (r.at as Date).toISOString(),
     // Absent, not null, when unset: events from before these fields hash as they always did.
     emergencyId: (r.emergency_id as string | null) ?? undefined,

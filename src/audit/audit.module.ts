@@ -1,11 +1,12 @@
 import { Module } from '@nestjs/common';
 import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
+import { RecordCryptoModule } from '../records/crypto';
 import { AccessLog } from './access-log';
 import { AuditResolver } from './audit.resolver';
 
 @Module({
-  imports: [LedgerModule, PatientsModule],
+  imports: [LedgerModule, PatientsModule, RecordCryptoModule],
   providers: [AccessLog, AuditResolver],
   exports: [AccessLog],
 })

@@ -2,4 +2,4 @@ export { AccessEventModel, AccessEventPageModel } from './access-event.model';
 export { AccessLog, AUDIT_CHAIN_ID, NewAccessEvent } from './access-log';
 export { AuditModule } from './audit.module';
 export * from './audit-chain';
-export { AuditReport, verifyAuditChain } from './verify';
+export { AccessLogCheckOptions, checkAccessLog, poolRows, QueryRows } from './verify';

@@ -7,6 +7,7 @@ import type { EmergencyRecord, GrantRecord } from '@custodia/chaincode';
 import { NotFoundError } from '../common/errors';
 import type { Ledger } from '../ledger';
 import { AccessEventContent, chainedEventFromRow } from './audit-chain';
+import type { QueryRows } from './verify';
 
 /**
  * How long after a revocation's (or an expiry's) transaction time a logged read may still be
@@ -22,7 +23,7 @@ export interface LedgerAuthority {
 }
 
 /** Reads grants and emergencies from the ledger, each once per verification. */
-export function ledgerAuthority(ledger: Ledger): LedgerAuthority {
+export function ledgerAuthority(ledger: Pick<Ledger, 'evaluate'>): LedgerAuthority {
   const cache = new Map<string, Promise<unknown>>();
   const read = <T>(fn: string, id: string): Promise<T | null> => {
     const key = `${fn}/${id}`;
@@ -121,12 +122,12 @@ const PAGE = 1000;
 
 /**
  * Walks the access log (one patient's events, or all) and checks every PERMIT against the
- * ledger. The chain itself is checked by verifyAuditChain; this asks whether what it holds
+ * ledger. The chain itself is checked by checkAccessLog; this asks whether what it holds
  * was allowed.
  */
 export async function verifyPermitsInLog(
-  db: { query(text: string, params?: unknown[]): Promise<{ rows: Record<string, unknown>[] }> },
-  ledger: Ledger,
+  query: QueryRows,
+  ledger: Pick<Ledger, 'evaluate'>,
   patientId?: string,
 ): Promise<PermitCheck> {
   const authority = ledgerAuthority(ledger);
@@ -134,16 +135,16 @@ export async function verifyPermitsInLog(
   const ownerOf = (actorId: string) => {
     let owner = owners.get(actorId);
     if (!owner) {
-      owner = db
-        .query('SELECT patient_id FROM users WHERE subject = $1', [actorId])
-        .then((r) => (r.rows[0]?.patient_id as string | undefined) ?? null);
+      owner = query('SELECT patient_id FROM users WHERE subject = $1', [actorId]).then(
+        (rows) => (rows[0]?.patient_id as string | undefined) ?? null,
+      );
       owners.set(actorId, owner);
     }
     return owner;
   };
   const total: PermitCheck = { permits: 0, justified: 0, problems: [] };
   for (let after = 0; ;) {
-    const { rows } = await db.query(
+    const rows = await query(
       `SELECT * FROM access_events WHERE seq > $1 AND decision = 'PERMIT'
          AND ($2::uuid IS NULL OR patient_id = $2) ORDER BY seq LIMIT $3`,
       [after, patientId ?? null, PAGE],

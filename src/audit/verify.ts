@@ -1,80 +1,63 @@
-// Walks the access log's hash chain and checks the heads anchored on the ledger against it
-// (so a log cut short after its last anchor is caught too), for `custodia verify-ledger`.
+// Checks the access log against the ledger, not against itself: the ledger's latest anchored
+// head must be in the log with the same hash, and the chain from genesis to it whole. Local
+// copies of anchors prove nothing (whoever can delete events can delete them too).
 import type { AuditHead } from '@custodia/chaincode';
-import { Pool } from 'pg';
+import { NotFoundError } from '../common/errors';
 import type { Ledger } from '../ledger';
 import { AUDIT_CHAIN_ID } from './access-log';
-import { AUDIT_GENESIS, ChainedEvent, chainedEventFromRow, findBreak } from './audit-chain';
+import { AccessLogVerification, AnchoredHead, ChainWalk, chainedEventFromRow } from './audit-chain';
 
-export interface AuditReport {
-  events: number;
-  anchors: number;
-  problems: string[];
+/** Runs one SQL statement and returns its rows: a pg Pool or a TypeORM DataSource behind it. */
+export type QueryRows = (sql: string, params: unknown[]) => Promise<Record<string, unknown>[]>;
+
+export interface AccessLogCheckOptions {
+  /** Count only this patient's events (the whole global chain is walked all the same). */
+  patientId?: string;
 }
 
 const PAGE = 1000;
 
-export async function verifyAuditChain(
-  db: Pool,
-  ledger: Ledger,
+/**
+ * Walks the organisation's access log (one global chain) and checks it against the head the
+ * ledger anchored for it. Events after that head are whole but not yet provable: they are
+ * counted in `unanchoredEvents`, not reported as problems.
+ */
+export async function checkAccessLog(
+  query: QueryRows,
+  ledger: Pick<Ledger, 'evaluate'>,
   organization: string,
-): Promise<AuditReport> {
-  const report: AuditReport = { events: 0, anchors: 0, problems: [] };
-  const hashes = new Map<number, string>();
-  let prev = AUDIT_GENESIS;
-  let nextSeq = 1;
+  options: AccessLogCheckOptions = {},
+): Promise<AccessLogVerification> {
+  const problems: string[] = [];
+  let anchored: AnchoredHead | null = null;
+  try {
+    anchored = await ledger.evaluate<AuditHead>('audit', 'GetAuditHead', [
+      organization,
+      AUDIT_CHAIN_ID,
+    ]);
+  } catch (e) {
+    if (!(e instanceof NotFoundError)) {
+      problems.push(
+        'the ledger could not be asked for the anchored head of the access log; nothing in it is proven',
+      );
+    }
+  }
+  const walk = new ChainWalk(anchored, options.patientId);
   for (;;) {
-    const { rows } = await db.query(
-      'SELECT * FROM access_events WHERE seq >= $1 ORDER BY seq LIMIT $2',
-      [nextSeq, PAGE],
-    );
-    if (rows.length === 0) break;
-    const events: ChainedEvent[] = rows.map(chainedEventFromRow);
-    if (events[0].seq !== nextSeq) {
-      report.problems.push(`access event ${nextSeq} is missing`);
-      break;
-    }
-    const broken = findBreak(prev, events);
-    if (broken) {
-      report.problems.push(`${broken}; the access log cannot be trusted from there on`);
-      break;
-    }
-    for (const e of events) hashes.set(e.seq, e.hash);
-    report.events += events.length;
-    prev = events[events.length - 1].hash;
-    nextSeq = events[events.length - 1].seq + 1;
+    const rows = await query('SELECT * FROM access_events WHERE seq > $1 ORDER BY seq LIMIT $2', [
+      walk.lastFed,
+      PAGE,
+    ]);
+    walk.feed(rows.map(chainedEventFromRow));
     if (rows.length < PAGE) break;
   }
+  const result = walk.result();
+  return { ...result, problems: [...problems, ...result.problems] };
+}
 
-  const anchors = await db.query('SELECT seq, head_hash FROM audit_anchors ORDER BY seq');
-  report.anchors = anchors.rows.length;
-  for (const a of anchors.rows) {
-    const seq = Number(a.seq);
-    if (!hashes.has(seq)) {
-      if (report.problems.length === 0) {
-        report.problems.push(
-          `access event ${seq} was anchored on the ledger but is gone from the log`,
-        );
-      }
-    } else if (hashes.get(seq) !== a.head_hash) {
-      report.problems.push(`access event ${seq} differs from the head anchored on the ledger`);
-    }
-  }
-  const last = anchors.rows[anchors.rows.length - 1];
-  if (last) {
-    try {
-      const head = await ledger.evaluate<AuditHead>('audit', 'GetAuditHead', [
-        organization,
-        AUDIT_CHAIN_ID,
-      ]);
-      if (head.seq !== Number(last.seq) || head.headHash !== last.head_hash) {
-        report.problems.push(
-          `the ledger's anchored head (event ${head.seq}) differs from the local record of it (event ${last.seq})`,
-        );
-      }
-    } catch {
-      report.problems.push(`the ledger holds no anchored head for event ${last.seq}`);
-    }
-  }
-  return report;
+/** `checkAccessLog` over a node-postgres pool, as `verify-ledger` runs it. */
+export function poolRows(pool: {
+  query(sql: string, params: unknown[]): Promise<{ rows: Record<string, unknown>[] }>;
+}): QueryRows {
+  return async (sql, params) => (await pool.query(sql, params)).rows;
 }

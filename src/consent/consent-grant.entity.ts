@@ -67,8 +67,16 @@ export class EmergencyAccessEntity {
   @Column('text', { name: 'clinician_id' })
   clinicianId!: string;
 
-  @Column('text')
-  reason!: string;
+  /** Plaintext: only on rows declared before reasons were sealed, until start-up seals them. */
+  @Column('text', { nullable: true })
+  reason!: string | null;
+
+  /** The reason sealed under the patient's data key `keyId` (see EmergencyService). */
+  @Column('bytea', { name: 'reason_sealed', nullable: true })
+  reasonSealed!: Buffer | null;
+
+  @Column('uuid', { name: 'key_id', nullable: true })
+  keyId!: string | null;
 
   @Column('timestamptz', { name: 'declared_at' })
   declaredAt!: Date;

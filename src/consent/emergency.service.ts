@@ -1,35 +1,74 @@
 // Break-glass: a clinician declares an emergency, with a reason, and reads the patient's
 // records for 60 minutes unless the patient opted out. The declaration is written to the
 // ledger first (so every read under it can be checked against the ledger), then kept here as
-// a MAC'd row: a row forged in the database opens nothing. Every declaration and every read
-// under it is in the patient's access log.
-import { Inject, Injectable } from '@nestjs/common';
+// a MAC'd row: a row forged or altered in the database opens nothing. The reason is sealed
+// under the patient's data key, bound to the declaration, so erasure makes it unreadable.
+// Every declaration and every read under it is in the patient's access log.
+import { Inject, Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { EmergencyRecord } from '@custodia/chaincode';
 import { randomUUID } from 'node:crypto';
-import { DataSource, MoreThan } from 'typeorm';
+import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
 import { BadUserInputError, ForbiddenError, NotFoundError } from '../common/errors';
 import { AccessLog } from '../audit/access-log';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
 import { PatientEntity } from '../patients';
-import { RowAuthenticator } from '../records/crypto';
+import { DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
 import { EmergencyAccessEntity } from './consent-grant.entity';
 import { EmergencyAccessModel } from './consent.model';
 
 const MIN_REASON = 10;
 const MAX_REASON = 500;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const REASON_LABEL = 'emergency.reason';
+
+/** A live emergency, its reason opened. */
+export interface ActiveEmergency {
+  id: string;
+  patientId: string;
+  clinicianId: string;
+  reason: string;
+  expiresAt: Date;
+}
+
+type Declaration = Pick<EmergencyAccessEntity, 'id' | 'patientId' | 'clinicianId' | 'expiresAt'>;
+
+/** What a sealed reason is bound to: the declaration it belongs to. */
+function reasonOwner(d: Declaration): string {
+  return JSON.stringify([d.id, d.patientId, d.clinicianId, d.expiresAt.toISOString()]);
+}
 
 @Injectable()
-export class EmergencyService {
+export class EmergencyService implements OnApplicationBootstrap {
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
     private readonly log: AccessLog,
+    private readonly keys: DataKeyRing,
     private readonly rows: RowAuthenticator,
     private readonly integrity: IntegrityMonitor,
   ) {}
+
+  /**
+   * Seals the plaintext reasons of declarations made before reasons were sealed. Those
+   * declarations were never on the ledger and carry no MAC, so they open nothing any more;
+   * they ran out within an hour of being made anyway.
+   */
+  async onApplicationBootstrap(): Promise<void> {
+    const repo = this.db.getRepository(EmergencyAccessEntity);
+    for (const row of await repo.findBy({ reason: Not(IsNull()) })) {
+      const dek = await this.keys.liveKey(row.patientId);
+      await repo.update(
+        { id: row.id },
+        {
+          reason: null,
+          reasonSealed: sealField(dek.key, REASON_LABEL, reasonOwner(row), row.reason!),
+          keyId: dek.id,
+        },
+      );
+    }
+  }
 
   async declare(
     clinicianId: string,
@@ -57,13 +96,19 @@ export class EmergencyService {
       'DeclareEmergency',
       [JSON.stringify({ id: randomUUID(), patientId, clinicianId })],
     );
-    const row: EmergencyAccessEntity = {
+    const declaration: Declaration = {
       id: declared.id,
       patientId,
       clinicianId,
-      reason: why,
-      declaredAt: new Date(declared.declaredAt),
       expiresAt: new Date(declared.expiresAt),
+    };
+    const dek = await this.keys.liveKey(patientId);
+    const row: EmergencyAccessEntity = {
+      ...declaration,
+      reason: null,
+      reasonSealed: sealField(dek.key, REASON_LABEL, reasonOwner(declaration), why),
+      keyId: dek.id,
+      declaredAt: new Date(declared.declaredAt),
       ledgerTxId: txId,
       mac: null,
     };
@@ -87,27 +132,38 @@ export class EmergencyService {
 
   /**
    * The clinician's live emergency access to the patient at `at`, if any (latest first). Only
-   * rows whose MAC holds count; a forged or altered one is reported and ignored.
+   * a row whose MAC holds and whose sealed reason opens is believed; any other is reported.
    */
-  async active(
-    patientId: string,
-    clinicianId: string,
-    at: Date,
-  ): Promise<EmergencyAccessEntity | null> {
-    const candidates = await this.db.getRepository(EmergencyAccessEntity).find({
+  async active(patientId: string, clinicianId: string, at: Date): Promise<ActiveEmergency | null> {
+    const rows = await this.db.getRepository(EmergencyAccessEntity).find({
       where: { patientId, clinicianId, expiresAt: MoreThan(at) },
       order: { expiresAt: 'DESC' },
     });
-    for (const row of candidates) {
-      if (this.rows.verify('emergency/v1', emergencyFields(row), row.mac)) {
-        if (row.declaredAt.getTime() <= at.getTime()) return row;
-      } else {
+    for (const row of rows) {
+      if (!this.rows.verify('emergency/v1', emergencyFields(row), row.mac)) {
         this.integrity.report('emergency', 'emergency row failed authentication; ignored', {
           emergencyId: row.id,
         });
+        continue;
       }
+      if (row.declaredAt.getTime() > at.getTime()) continue;
+      const reason = await this.openReason(row);
+      if (reason !== null) return { ...row, reason };
     }
     return null;
+  }
+
+  private async openReason(row: EmergencyAccessEntity): Promise<string | null> {
+    try {
+      if (!row.keyId || !row.reasonSealed) throw new TypeError('no sealed reason');
+      const key = await this.keys.key(row.keyId, row.patientId);
+      return openField(key, REASON_LABEL, reasonOwner(row), row.reasonSealed);
+    } catch {
+      this.integrity.report('emergency', 'emergency reason failed to open; ignored', {
+        emergencyId: row.id,
+      });
+      return null;
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // Erasure ("right to be forgotten") by crypto-shredding: every grant of the patient is
 // revoked on the ledger, their data keys are destroyed and their records deleted. What the
 // ledger keeps are salted hashes whose salts are gone with the ciphertexts, so they reveal
-// nothing; the access log keeps its chain, which holds ids only.
+// nothing; the access log keeps its chain, which holds ids and reasons sealed under the
+// destroyed key (the hashes cover the ciphertext, so the chain stays whole).
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { GrantRecord } from '@custodia/chaincode';

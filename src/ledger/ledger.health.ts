@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
+import { LedgerUnavailableError } from '../common/errors';
 import { Ledger, LEDGER } from './ledger.port';
 
 @Injectable()
@@ -14,8 +15,11 @@ export class LedgerHealthIndicator {
     try {
       await this.ledger.ping();
       return indicator.up();
-    } catch {
-      return indicator.down({ message: 'the ledger does not answer' });
+    } catch (e) {
+      // The ledger's own errors say what is wrong without PHI (e.g. a broken chain).
+      const message =
+        e instanceof LedgerUnavailableError ? e.message : 'the ledger does not answer';
+      return indicator.down({ message });
     }
   }
 }

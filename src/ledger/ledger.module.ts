@@ -3,6 +3,8 @@ import { TerminusModule } from '@nestjs/terminus';
 import { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { AppConfig, APP_CONFIG } from '../config';
+// The file, not the module's index: the observability controller imports this module.
+import { IntegrityMonitor } from '../observability/integrity';
 import { EmbeddedLedger } from './embedded/embedded-ledger';
 import { fabricConfigFromEnv, FabricLedger } from './fabric';
 import { Ledger, LEDGER } from './ledger.port';
@@ -13,12 +15,25 @@ import { LedgerHealthIndicator } from './ledger.health';
   providers: [
     {
       provide: LEDGER,
-      inject: [APP_CONFIG, DataSource],
-      useFactory: (config: AppConfig, db: DataSource): Ledger => {
+      inject: [APP_CONFIG, DataSource, IntegrityMonitor],
+      useFactory: async (
+        config: AppConfig,
+        db: DataSource,
+        integrity: IntegrityMonitor,
+      ): Promise<Ledger> => {
         if (config.ledger === 'fabric') return new FabricLedger(fabricConfigFromEnv());
         // The embedded ledger shares the API's connection pool and database.
         const pool = (db.driver as unknown as { master: Pool }).master;
-        return new EmbeddedLedger(pool, { organization: config.orgId });
+        const ledger = new EmbeddedLedger(pool, { organization: config.orgId });
+        // Before anything can be committed: a broken chain is never extended.
+        const broken = await ledger.checkTip();
+        if (broken) {
+          integrity.report(
+            'ledger_chain',
+            `embedded ledger chain broken at its tip (${broken}); writes refused, run verify-ledger`,
+          );
+        }
+        return ledger;
       },
     },
     LedgerHealthIndicator,

@@ -113,6 +113,24 @@ export function checkBlock(row: StoredBlock, expectedNumber: number, prevHash: s
   return block;
 }
 
+/**
+ * The start-up check of the chain's tip: the last block's body hashes to its hash and it links
+ * to the block before it (or to genesis). A full replay is `verify-ledger`'s job. Returns the
+ * break, or null when the tip is sound.
+ */
+export function tipBreak(tip: StoredBlock, predecessor: StoredBlock | null): string | null {
+  if (tip.number > 0 && predecessor?.number !== tip.number - 1) {
+    return `block ${tip.number - 1} is missing`;
+  }
+  try {
+    checkBlock(tip, tip.number, predecessor ? predecessor.hash : GENESIS_PREV_HASH);
+    return null;
+  } catch (e) {
+    if (e instanceof LedgerBreak) return e.message;
+    throw e;
+  }
+}
+
 export class LedgerBreak extends Error {
   constructor(message: string) {
     super(message);

@@ -3,7 +3,8 @@
 // transactions on the same keys are serialised), and the block, the world state it produces
 // and every key's history commit in one database transaction. A transaction that throws
 // leaves no trace; the others in its block commit. Committed events reach subscribers in
-// order, from any checkpoint.
+// order, from any checkpoint. A chain found broken at start-up is never extended: submits
+// fail until someone investigates (`verify-ledger`); reads go on.
 import { Logger } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -18,7 +19,15 @@ import {
   LedgerEvent,
   SubmitResult,
 } from '../ledger.port';
-import { argsHash, Block, BlockTx, encodeBlock, GENESIS_PREV_HASH } from './block';
+import {
+  argsHash,
+  Block,
+  BlockTx,
+  encodeBlock,
+  GENESIS_PREV_HASH,
+  StoredBlock,
+  tipBreak,
+} from './block';
 import {
   compareKeys,
   execute,
@@ -51,6 +60,8 @@ export class EmbeddedLedger implements Ledger {
   private readonly committed = new EventEmitter();
   private outage = false;
   private closed = false;
+  /** Why the chain must not be extended, once its tip was found broken. */
+  private broken?: string;
 
   constructor(
     private readonly pool: Pool,
@@ -60,6 +71,7 @@ export class EmbeddedLedger implements Ledger {
   }
 
   submit<T>(contract: ContractName, fn: string, args: string[]): Promise<SubmitResult<T>> {
+    if (this.broken) return Promise.reject(chainBroken(this.broken));
     if (this.outage || this.closed) return Promise.reject(unavailable());
     return new Promise<SubmitResult<unknown>>((resolve, reject) => {
       this.queue.push({ input: this.proposal(contract, fn, args), resolve, reject });
@@ -136,7 +148,32 @@ export class EmbeddedLedger implements Ledger {
     };
   }
 
+  /**
+   * Checks the chain's tip (its last block hashes to its hash and links to its predecessor),
+   * as start-up does before anything is committed. When broken, every later submit fails and
+   * the break is returned (block numbers only); null when the tip is sound or there is none.
+   */
+  async checkTip(): Promise<string | null> {
+    const { rows } = await this.pool.query<{
+      number: string;
+      prev_hash: string;
+      hash: string;
+      body: string;
+    }>('SELECT number, prev_hash, hash, body FROM ledger_blocks ORDER BY number DESC LIMIT 2');
+    const [tip, predecessor] = rows.map((r): StoredBlock => ({
+      number: Number(r.number),
+      prevHash: r.prev_hash,
+      hash: r.hash,
+      body: r.body,
+    }));
+    if (!tip) return null;
+    const problem = tipBreak(tip, predecessor ?? null);
+    if (problem) this.broken = problem;
+    return problem;
+  }
+
   async ping(): Promise<void> {
+    if (this.broken) throw chainBroken(this.broken);
     if (this.outage) throw unavailable();
     await this.pool.query('SELECT 1 FROM ledger_blocks LIMIT 1');
   }
@@ -342,6 +379,13 @@ function toEvent(blockNumber: number, txIndex: number, tx: BlockTx): LedgerEvent
     name: tx.event!.name,
     payload: JSON.parse(Buffer.from(tx.event!.payload, 'base64').toString('utf8')),
   };
+}
+
+function chainBroken(problem: string): LedgerUnavailableError {
+  return new LedgerUnavailableError(
+    `The embedded ledger's chain is broken (${problem}); no new block will be added to it. ` +
+      'Run `npx custodia verify-ledger` to investigate.',
+  );
 }
 
 function unavailable(): LedgerUnavailableError {
