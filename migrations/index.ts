@@ -4,6 +4,7 @@ import { EmbeddedLedger1764392400000 } from './1764392400000-embedded-ledger';
 import { ConsentAndAudit1764396000000 } from './1764396000000-consent-and-audit';
 import { FederatedStudies1764399600000 } from './1764399600000-federated-studies';
 import { FederatedRounds1764403200000 } from './1764403200000-federated-rounds';
+import { RecordLabelBinding1764410400000 } from './1764410400000-record-label-binding';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   ConsentAndAudit1764396000000,
   FederatedStudies1764399600000,
   FederatedRounds1764403200000,
+  RecordLabelBinding1764410400000,
 ];

@@ -2,5 +2,15 @@ export { DecryptionFailedError } from './aead';
 export { contentHash } from './content-hash';
 export { DataKeyEntity } from './data-key.entity';
 export { DataKey, DataKeyRing, DataKeyUnavailableError } from './data-key-ring';
-export { openField, openRecord, RecordBinding, sealField, sealRecord } from './record-cipher';
+export {
+  openField,
+  openRecord,
+  openRecordV1,
+  OpenedRecord,
+  resealRecord,
+  sealField,
+  sealRecord,
+  sealRecordV1,
+} from './record-cipher';
+export { CURRENT_FORMAT, RecordBinding, RecordFormat, RecordLabels } from './record-labels';
 export { RecordCryptoModule } from './record-crypto.module';
