@@ -7,13 +7,21 @@ import { RecordCryptoModule } from './crypto';
 import { loadFhirDefinitions } from './fhir';
 import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
+import { RecordOpener } from './record-opener';
 import { RecordResealing } from './record-resealing';
 import { RecordsResolver } from './records.resolver';
 import { RecordsService } from './records.service';
 
 @Module({
   imports: [PatientsModule, RecordCryptoModule, LedgerModule, ConsentModule, AuditModule],
-  providers: [RecordsService, RecordsResolver, RecordAnchoring, LedgerAnchors, RecordResealing],
+  providers: [
+    RecordsService,
+    RecordsResolver,
+    RecordAnchoring,
+    LedgerAnchors,
+    RecordOpener,
+    RecordResealing,
+  ],
   exports: [RecordsService, RecordAnchoring, RecordResealing],
 })
 export class RecordsModule implements OnModuleInit {

@@ -15,25 +15,16 @@ import {
   LedgerUnavailableError,
   NotFoundError,
 } from '../common/errors';
-import { BoundedMap } from '../common/bounded-map';
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
 import { preparedQuery } from '../database/prepared';
 import { AccessLog } from '../audit';
 import { Decision, PolicyDecisionPoint } from '../consent';
-import { IntegrityMonitor } from '../observability';
 import { PatientsService } from '../patients';
-import {
-  contentHash,
-  CURRENT_FORMAT,
-  DataKeyRing,
-  OpenedRecord,
-  openRecord,
-  RecordLabels,
-  sealRecord,
-} from './crypto';
+import { CURRENT_FORMAT, DataKeyRing, RecordLabels, sealRecord } from './crypto';
 import { deriveCategory, labelledRestricted, validatePatientResource } from './fhir';
 import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
+import { OpenRow, RecordOpener } from './record-opener';
 import { AnchorLookup, integrityOf } from './record-integrity';
 import { RecordEntity } from './record.entity';
 import {
@@ -49,13 +40,6 @@ export interface ListedRecords extends RecordPageModel {
   withheld: string[];
 }
 
-/** A row that opened, with the hash recomputed from what it holds. */
-interface OpenRow {
-  row: RecordEntity;
-  resource: Record<string, unknown>;
-  hash: string;
-}
-
 export interface RecordFilter {
   resourceType?: string | null;
   category?: string | null;
@@ -63,14 +47,11 @@ export interface RecordFilter {
   after?: string | null;
 }
 
-const HASH_CACHE_LIMIT = 50_000;
 const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 @Injectable()
 export class RecordsService {
-  private readonly hashes = new BoundedMap<string, string>(HASH_CACHE_LIMIT);
-
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly patients: PatientsService,
@@ -79,7 +60,7 @@ export class RecordsService {
     private readonly anchors: LedgerAnchors,
     private readonly pdp: PolicyDecisionPoint,
     private readonly log: AccessLog,
-    private readonly integrity: IntegrityMonitor,
+    private readonly opener: RecordOpener,
   ) {}
 
   async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
@@ -210,7 +191,7 @@ export class RecordsService {
     const found = await preparedQuery<RecordRow>(this.db, text, params);
     const rows = found.map(toEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
     const page = rows.slice(0, size);
-    const opened = await Promise.all(page.map((r) => this.tryOpen(r)));
+    const opened = await Promise.all(page.map((r) => this.opener.open(r)));
     const readable = opened.filter((o): o is OpenRow => o !== null);
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
     // Only what was returned is logged as read; withheld records were not.
@@ -249,7 +230,7 @@ export class RecordsService {
     >();
     for (const row of found.map(toEntity)) {
       // An unreadable record is left out of training (and reported), not fatal to the round.
-      const opened = await this.tryOpen(row);
+      const opened = await this.opener.open(row);
       if (!opened) continue;
       const entry = byPatient.get(row.patientId) ?? { rows: [], resources: [] };
       entry.rows.push(row);
@@ -286,7 +267,7 @@ export class RecordsService {
    */
   private async readOne(actor: Actor, id: string): Promise<OpenRow> {
     const { row, decision } = await this.readableRow(actor, id);
-    const open = await this.tryOpen(row);
+    const open = await this.opener.open(row);
     if (!open) throw unreadableRecord(row.id);
     await this.logPermitted(actor, decision, row.patientId, [row]);
     return open;
@@ -360,47 +341,6 @@ export class RecordsService {
     });
   }
 
-  /**
-   * Opens a row under the labels it carries and recomputes its content hash; null (reported,
-   * never thrown) when it does not open: altered ciphertext, labels, binding or key, or a
-   * row still in format 1, which start-up re-sealing would have converted.
-   */
-  private async tryOpen(row: RecordEntity): Promise<OpenRow | null> {
-    let opened: OpenedRecord;
-    try {
-      if (row.bindingVersion !== CURRENT_FORMAT) throw new TypeError('record not re-sealed');
-      const dek = await this.keys.key(row.keyId, row.patientId);
-      opened = openRecord(dek, labelsOf(row), {
-        iv: row.iv,
-        tag: row.authTag,
-        ciphertext: row.ciphertext,
-      });
-    } catch (e) {
-      this.integrity.report('record', 'record failed to open and was withheld', {
-        recordId: row.id,
-        errorType: (e as Error).name,
-      });
-      return null;
-    }
-    return { row, resource: opened.resource, hash: this.hashOf(row, opened) };
-  }
-
-  /**
-   * The content hash of a decrypted record, in the format it was anchored with. Remembered
-   * per record version, format and GCM tag: a ciphertext that opens under the same tag (which
-   * authenticates the labels too) is the same plaintext, so the hash (never the plaintext,
-   * which is not cached) can be reused.
-   */
-  private hashOf(row: RecordEntity, opened: OpenedRecord): string {
-    const key = `${row.id}:${row.version}:${row.hashVersion}:${row.authTag.toString('base64')}`;
-    let hash = this.hashes.get(key);
-    if (hash === undefined) {
-      hash = contentHash(row.hashVersion, opened.salt, labelsOf(row), opened.resource);
-      this.hashes.set(key, hash);
-    }
-    return hash;
-  }
-
   /** The record as returned: its hash is the one recomputed, its anchor the ledger's. */
   private toModel({ row, resource, hash }: OpenRow, anchor: AnchorLookup): HealthRecordModel {
     return {
@@ -471,17 +411,6 @@ function toEntity(r: RecordRow): RecordEntity {
 
 function factsOf(row: RecordEntity): RecordFacts {
   return { resourceType: row.resourceType, category: row.category, sensitivity: row.sensitivity };
-}
-
-function labelsOf(row: RecordEntity): RecordLabels {
-  return {
-    recordId: row.id,
-    patientId: row.patientId,
-    version: row.version,
-    resourceType: row.resourceType,
-    category: row.category,
-    sensitivity: row.sensitivity,
-  };
 }
 
 function anchorQuestion({ row, hash }: OpenRow) {
