@@ -5,6 +5,7 @@ import { ConsentAndAudit1764396000000 } from './1764396000000-consent-and-audit'
 import { FederatedStudies1764399600000 } from './1764399600000-federated-studies';
 import { FederatedRounds1764403200000 } from './1764403200000-federated-rounds';
 import { AuthenticatedConsent1764406800000 } from './1764406800000-authenticated-consent';
+import { RecordLabelBinding1764410400000 } from './1764410400000-record-label-binding';
 import { SealedReasons1764414000000 } from './1764414000000-sealed-reasons';
 
 export const MIGRATIONS = [
@@ -14,5 +15,6 @@ export const MIGRATIONS = [
   FederatedStudies1764399600000,
   FederatedRounds1764403200000,
   AuthenticatedConsent1764406800000,
+  RecordLabelBinding1764410400000,
   SealedReasons1764414000000,
 ];

@@ -13,6 +13,7 @@ import { ConsentModule } from './consent';
 import { ErasureModule } from './erasure';
 import { FederatedModule } from './federated/federated.module';
 import { formatGraphQLError } from './common/graphql-errors';
+import { graphqlContext, partialErrorsPlugin } from './common/partial-errors';
 import { PROJECT_ROOT } from './common/paths';
 import { AppConfig, ConfigModule } from './config';
 import { DatabaseModule } from './database';
@@ -63,11 +64,12 @@ export class AppModule {
               plugins: [
                 ...armor.plugins,
                 metrics.graphqlPlugin(),
+                partialErrorsPlugin(),
                 // No HTTP caching of PHI; and its per-field hooks cost every read.
                 ApolloServerPluginCacheControlDisabled(),
               ],
               validationRules: armor.validationRules,
-              context: ({ req }: { req: unknown }) => ({ req }),
+              context: graphqlContext,
               formatError: formatGraphQLError(new Logger('GraphQL')),
             };
           },

@@ -37,11 +37,7 @@ export function formatGraphQLError(log: ErrorLog) {
     const where = { path: formatted.path, locations: formatted.locations };
     if (original instanceof CustodiaError) {
       if (original.code === 'INTERNAL') log.error(describe(original), 'internal error');
-      return {
-        message: original.message,
-        ...where,
-        extensions: { code: original.code, ...original.details },
-      };
+      return formatCustodiaError(original, where);
     }
     if (original instanceof HttpException && HTTP_STATUS_CODES[original.getStatus()]) {
       return {
@@ -66,6 +62,14 @@ export function formatGraphQLError(log: ErrorLog) {
       extensions: { code: 'INTERNAL', reference },
     };
   };
+}
+
+/** One of our own errors as the client sees it: its message, its code and its details. */
+export function formatCustodiaError(
+  e: CustodiaError,
+  where: Pick<GraphQLFormattedError, 'path' | 'locations'>,
+): GraphQLFormattedError {
+  return { message: e.message, ...where, extensions: { code: e.code, ...e.details } };
 }
 
 /** A log entry for an error that keeps its kind and where it happened, not its message. */

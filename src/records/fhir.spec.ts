@@ -1,5 +1,10 @@
 import { BadUserInputError } from '../common/errors';
-import { deriveCategory, labelledRestricted, validatePatientResource } from './fhir';
+import {
+  contradictedLabel,
+  deriveCategory,
+  labelledRestricted,
+  validatePatientResource,
+} from './fhir';
 
 const P = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
 const glucose = {
@@ -121,5 +126,31 @@ describe('FHIR resources', () => {
     expect(labelledRestricted(label('V'))).toBe(true);
     expect(labelledRestricted(label('N'))).toBe(false);
     expect(labelledRestricted({ resourceType: 'Condition' })).toBe(false);
+  });
+});
+
+describe('labels a resource contradicts', () => {
+  const restricted = {
+    resourceType: 'Condition',
+    meta: { security: [{ code: 'R' }] },
+    category: [{ coding: [{ code: 'problem-list-item' }] }],
+  };
+  const labels = {
+    resourceType: 'Condition',
+    category: 'problem-list-item',
+    sensitivity: 'RESTRICTED',
+  } as const;
+
+  it('finds none in labels the record was created with', () => {
+    expect(contradictedLabel(restricted, labels)).toBeNull();
+    expect(contradictedLabel(restricted, { ...labels, category: 'chosen-at-creation' })).toBeNull();
+  });
+
+  it.each([
+    ['resourceType', { resourceType: 'Observation' }],
+    ['sensitivity', { sensitivity: 'NORMAL' }],
+    ['category', { category: null }],
+  ] as const)('names a changed %s', (label, change) => {
+    expect(contradictedLabel(restricted, { ...labels, ...change })).toBe(label);
   });
 });

@@ -150,3 +150,25 @@ export function labelledRestricted(resource: FhirResource): boolean {
       (s.code === 'R' || s.code === 'V'),
   );
 }
+
+/** The labels of a record that its own content can contradict. */
+export interface RecordLabelClaims {
+  resourceType: string;
+  category: string | null;
+  sensitivity: 'NORMAL' | 'RESTRICTED';
+}
+
+/**
+ * The first label the resource itself contradicts, or null: its type is its own; a resource
+ * marked R or V is restricted; a record without a category has none to derive. (A category or
+ * restriction chosen at creation cannot be checked against the content.)
+ */
+export function contradictedLabel(
+  resource: FhirResource,
+  labels: RecordLabelClaims,
+): keyof RecordLabelClaims | null {
+  if (resource.resourceType !== labels.resourceType) return 'resourceType';
+  if (labelledRestricted(resource) && labels.sensitivity !== 'RESTRICTED') return 'sensitivity';
+  if (labels.category === null && deriveCategory(resource) !== null) return 'category';
+  return null;
+}

@@ -3,3 +3,4 @@ export { IntegrityStatus } from './record.model';
 export { RecordsModule } from './records.module';
 export { RecordsService } from './records.service';
 export { RecordAnchoring } from './record-anchoring';
+export { RecordResealing } from './record-resealing';

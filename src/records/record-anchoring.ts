@@ -16,6 +16,7 @@ import { ConflictError } from '../common/errors';
 import { AppConfig, InjectConfig } from '../config';
 import { Ledger, LEDGER } from '../ledger';
 import type { RecordAnchor } from '@custodia/chaincode';
+import { LedgerAnchors } from './ledger-anchors';
 
 export interface AnchorCandidate {
   id: string;
@@ -50,6 +51,7 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
     @InjectConfig() private readonly config: AppConfig,
+    private readonly anchors: LedgerAnchors,
   ) {
     this.delay = config.anchorRetryMs;
     this.events.setMaxListeners(0);
@@ -136,6 +138,11 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
       );
       anchored = { txId: existing.txId, ledgerHash: existing.contentHash };
     }
+    // Committed, so reads of this version need not ask the ledger again.
+    this.anchors.remember(record.id, record.version, {
+      contentHash: anchored.ledgerHash,
+      txId: anchored.txId,
+    });
     await this.db.query(
       `UPDATE records SET anchor_state = 'ANCHORED', anchored_hash = $3, ledger_tx_id = $4
        WHERE id = $1 AND version = $2 AND anchor_state = 'PENDING'`,

@@ -1,4 +1,5 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
+import type { RecordFormat } from './crypto';
 
 export type Sensitivity = 'NORMAL' | 'RESTRICTED';
 export type AnchorState = 'PENDING' | 'ANCHORED';
@@ -36,12 +37,24 @@ export class RecordEntity {
   @Column('bytea')
   ciphertext!: Buffer;
 
+  /** The format of the ciphertext's associated data: 2 binds the labels above. */
+  @Column('smallint', { name: 'binding_version' })
+  bindingVersion!: RecordFormat;
+
   @Column('char', { name: 'content_hash', length: 64 })
   contentHash!: string;
+
+  /**
+   * The format of the commitment anchored on the ledger. Stays 1 for rows anchored before
+   * labels were bound (a ledger anchor is never rewritten), though they are re-sealed in 2.
+   */
+  @Column('smallint', { name: 'hash_version' })
+  hashVersion!: RecordFormat;
 
   @Column('text', { name: 'anchor_state', default: 'PENDING' })
   anchorState!: AnchorState;
 
+  /** What the ledger answered when anchoring; informative only, integrity asks the ledger. */
   @Column('char', { name: 'anchored_hash', length: 64, nullable: true })
   anchoredHash!: string | null;
 

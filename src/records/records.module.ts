@@ -5,14 +5,24 @@ import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
 import { RecordCryptoModule } from './crypto';
 import { loadFhirDefinitions } from './fhir';
+import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
+import { RecordOpener } from './record-opener';
+import { RecordResealing } from './record-resealing';
 import { RecordsResolver } from './records.resolver';
 import { RecordsService } from './records.service';
 
 @Module({
   imports: [PatientsModule, RecordCryptoModule, LedgerModule, ConsentModule, AuditModule],
-  providers: [RecordsService, RecordsResolver, RecordAnchoring],
-  exports: [RecordsService, RecordAnchoring],
+  providers: [
+    RecordsService,
+    RecordsResolver,
+    RecordAnchoring,
+    LedgerAnchors,
+    RecordOpener,
+    RecordResealing,
+  ],
+  exports: [RecordsService, RecordAnchoring, RecordResealing],
 })
 export class RecordsModule implements OnModuleInit {
   /** Index the FHIR definitions at start-up rather than on the first write. */

@@ -1,12 +1,14 @@
-import { Args, ID, Int, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { Args, Context, ID, Info, Int, Mutation, Query, Resolver } from '@nestjs/graphql';
+import { GraphQLResolveInfo, responsePathAsArray } from 'graphql';
 import { Actor, ConsentChecked, CurrentActor, Roles } from '../auth';
+import { PartialErrors } from '../common/partial-errors';
 import {
   CreateRecordInput,
   HealthRecordModel,
   IntegrityReportModel,
   RecordPageModel,
 } from './record.model';
-import { RecordsService } from './records.service';
+import { RecordsService, unreadableRecord } from './records.service';
 
 @Resolver(() => HealthRecordModel)
 export class RecordsResolver {
@@ -14,16 +16,30 @@ export class RecordsResolver {
 
   @Roles('PATIENT', 'CLINICIAN')
   @ConsentChecked()
-  @Query(() => RecordPageModel, { description: "A page of a patient's records, newest first." })
-  records(
+  @Query(() => RecordPageModel, {
+    description:
+      "A page of a patient's records, newest first. A record that fails its integrity check is withheld, and an error naming it is returned beside the page.",
+  })
+  async records(
     @CurrentActor() actor: Actor,
+    @Context('partialErrors') partialErrors: PartialErrors,
+    @Info() info: GraphQLResolveInfo,
     @Args('patientId', { type: () => ID }) patientId: string,
     @Args('resourceType', { type: () => String, nullable: true }) resourceType?: string | null,
     @Args('category', { type: () => String, nullable: true }) category?: string | null,
     @Args('first', { type: () => Int, nullable: true }) first?: number | null,
     @Args('after', { type: () => String, nullable: true }) after?: string | null,
   ) {
-    return this.service.list(actor, patientId, { resourceType, category, first, after });
+    const page = await this.service.list(actor, patientId, {
+      resourceType,
+      category,
+      first,
+      after,
+    });
+    // Items are non-null in the contract: a withheld record is reported beside the page.
+    const path = responsePathAsArray(info.path);
+    for (const id of page.withheld) partialErrors.add(unreadableRecord(id), path);
+    return page;
   }
 
   @Roles('PATIENT', 'CLINICIAN')

@@ -1,8 +1,8 @@
-// Encrypted FHIR records: validated, sealed with the patient's data key, anchored on the
-// ledger, listed in keyset pages, opened and checked on the way out. Who may read what is
-// decided by the policy decision point before any row is loaded, and every read is logged.
-import { Inject, Injectable, Logger } from '@nestjs/common';
-import type { RecordAnchor } from '@custodia/chaincode';
+// Encrypted FHIR records: validated, sealed with the patient's data key under their labels,
+// anchored on the ledger, listed in keyset pages, opened and checked against the ledger on
+// the way out. Who may read what is decided by the policy decision point before any row is
+// loaded, and every read is logged. A row that fails to open is withheld, never served.
+import { Injectable } from '@nestjs/common';
 import type { RecordFacts } from '@custodia/chaincode/policy';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
@@ -12,26 +12,33 @@ import {
   BadUserInputError,
   ConsentRequiredError,
   InternalError,
+  LedgerUnavailableError,
   NotFoundError,
 } from '../common/errors';
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
 import { preparedQuery } from '../database/prepared';
 import { AccessLog } from '../audit';
 import { Decision, PolicyDecisionPoint } from '../consent';
-import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
-import { contentHash, DataKeyRing, openRecord, sealRecord } from './crypto';
+import { CURRENT_FORMAT, DataKeyRing, RecordLabels, sealRecord } from './crypto';
 import { deriveCategory, labelledRestricted, validatePatientResource } from './fhir';
+import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
+import { OpenRow, RecordOpener } from './record-opener';
+import { AnchorLookup, integrityOf } from './record-integrity';
 import { RecordEntity } from './record.entity';
 import {
   CreateRecordInput,
   HealthRecordModel,
   IntegrityReportModel,
-  IntegrityStatus,
   RecordPageModel,
   SensitivityEnum,
 } from './record.model';
+
+/** A page, and the ids of records on it that failed to open and were withheld. */
+export interface ListedRecords extends RecordPageModel {
+  withheld: string[];
+}
 
 export interface RecordFilter {
   resourceType?: string | null;
@@ -40,23 +47,20 @@ export interface RecordFilter {
   after?: string | null;
 }
 
-const HASH_CACHE_LIMIT = 50_000;
 const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 @Injectable()
 export class RecordsService {
-  private readonly logger = new Logger(RecordsService.name);
-  private readonly hashes = new Map<string, string>();
-
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly patients: PatientsService,
     private readonly keys: DataKeyRing,
     private readonly anchoring: RecordAnchoring,
-    @Inject(LEDGER) private readonly ledger: Ledger,
+    private readonly anchors: LedgerAnchors,
     private readonly pdp: PolicyDecisionPoint,
     private readonly log: AccessLog,
+    private readonly opener: RecordOpener,
   ) {}
 
   async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
@@ -79,21 +83,29 @@ export class RecordsService {
     const now = new Date();
     const row = await this.db.transaction(async (m) => {
       const dek = await this.keys.liveKey(own, m);
-      const id = randomUUID();
-      const version = 1;
-      const sealed = sealRecord(dek.key, { recordId: id, patientId: own, version }, resource);
-      const entity: RecordEntity = {
-        id,
+      const labels: RecordLabels = {
+        recordId: randomUUID(),
         patientId: own,
-        version,
+        version: 1,
         resourceType: resource.resourceType,
         category,
         sensitivity: restricted ? 'RESTRICTED' : 'NORMAL',
+      };
+      const sealed = sealRecord(dek.key, labels, resource);
+      const entity: RecordEntity = {
+        id: labels.recordId,
+        patientId: labels.patientId,
+        version: labels.version,
+        resourceType: labels.resourceType,
+        category: labels.category,
+        sensitivity: labels.sensitivity,
         keyId: dek.id,
         iv: sealed.iv,
         authTag: sealed.tag,
         ciphertext: sealed.ciphertext,
+        bindingVersion: CURRENT_FORMAT,
         contentHash: sealed.contentHash,
+        hashVersion: CURRENT_FORMAT,
         anchorState: 'PENDING',
         anchoredHash: null,
         ledgerTxId: null,
@@ -118,40 +130,35 @@ export class RecordsService {
         ledgerTxId: anchored.txId,
       });
     }
-    return this.toModel(row, resource, integrityOf(row, row.contentHash));
+    const anchor: AnchorLookup = anchored
+      ? { state: 'anchored', contentHash: anchored.ledgerHash, txId: anchored.txId }
+      : { state: 'absent' };
+    return this.toModel({ row, resource, hash: row.contentHash }, anchor);
   }
 
-  /** Asks the ledger itself whether the stored record matches its anchor. */
+  /**
+   * Checks the stored record against its anchor on the ledger, exactly as `record` judges
+   * its integrity (same anchors, same rule), and reports both hashes.
+   */
   async verify(actor: Actor, id: string): Promise<IntegrityReportModel> {
-    const row = await this.readableRow(actor, id);
-    const opened = await this.decrypt(row);
-    const storedHash = contentHash(opened.salt, opened.resource);
-    try {
-      const anchor = await this.ledger.evaluate<RecordAnchor & { matches: boolean }>(
-        'records',
-        'VerifyRecord',
-        [row.id, String(row.version), storedHash],
+    const open = await this.readOne(actor, id);
+    const anchor = await this.anchors.lookupOne(anchorQuestion(open));
+    if (anchor.state === 'unknown') {
+      throw new LedgerUnavailableError(
+        'The ledger is unavailable, so the record cannot be checked against it. Try again shortly.',
       );
-      return {
-        recordId: row.id,
-        status: anchor.matches ? IntegrityStatus.VERIFIED : IntegrityStatus.MISMATCH,
-        storedHash,
-        ledgerHash: anchor.contentHash,
-        ledgerTxId: anchor.txId,
-      };
-    } catch (e) {
-      if (!(e instanceof NotFoundError)) throw e;
-      return {
-        recordId: row.id,
-        status: IntegrityStatus.PENDING,
-        storedHash,
-        ledgerHash: null,
-        ledgerTxId: null,
-      };
     }
+    const onLedger = anchor.state === 'anchored' ? anchor : null;
+    return {
+      recordId: open.row.id,
+      status: integrityOf(open.hash, anchor, open.row.anchorState),
+      storedHash: open.hash,
+      ledgerHash: onLedger?.contentHash ?? null,
+      ledgerTxId: onLedger?.txId ?? null,
+    };
   }
 
-  async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<RecordPageModel> {
+  async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<ListedRecords> {
     const size = pageSize(filter.first);
     const after = decodeCursor(filter.after);
     const decision = await this.decide(actor, patientId);
@@ -184,10 +191,22 @@ export class RecordsService {
     const found = await preparedQuery<RecordRow>(this.db, text, params);
     const rows = found.map(toEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
     const page = rows.slice(0, size);
-    const items = await Promise.all(page.map((r) => this.open(r)));
-    await this.logPermitted(actor, decision, patientId, page);
+    const opened = await Promise.all(page.map((r) => this.opener.open(r)));
+    const readable = opened.filter((o): o is OpenRow => o !== null);
+    const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
+    // Only what was returned is logged as read; withheld records were not.
+    await this.logPermitted(
+      actor,
+      decision,
+      patientId,
+      readable.map((o) => o.row),
+    );
     const last = page[page.length - 1];
-    return { items, nextCursor: rows.length > size && last ? encodeCursor(last) : null };
+    return {
+      items: readable.map((o, i) => this.toModel(o, anchors[i])),
+      nextCursor: rows.length > size && last ? encodeCursor(last) : null,
+      withheld: page.filter((_, i) => opened[i] === null).map((r) => r.id),
+    };
   }
 
   /**
@@ -210,7 +229,9 @@ export class RecordsService {
       { rows: RecordEntity[]; resources: Record<string, unknown>[] }
     >();
     for (const row of found.map(toEntity)) {
-      const opened = await this.decrypt(row);
+      // An unreadable record is left out of training (and reported), not fatal to the round.
+      const opened = await this.opener.open(row);
+      if (!opened) continue;
       const entry = byPatient.get(row.patientId) ?? { rows: [], resources: [] };
       entry.rows.push(row);
       entry.resources.push(opened.resource);
@@ -235,14 +256,27 @@ export class RecordsService {
   }
 
   async get(actor: Actor, id: string): Promise<HealthRecordModel> {
-    return this.open(await this.readableRow(actor, id));
+    const open = await this.readOne(actor, id);
+    return this.toModel(open, await this.anchors.lookupOne(anchorQuestion(open)));
   }
 
   /**
-   * The row of a record the caller may read, logged as read; a record they may not read
-   * answers NOT_FOUND exactly as one that does not exist, so ids leak nothing.
+   * A record the caller may read, opened and logged as read. One they may not read answers
+   * NOT_FOUND exactly as one that does not exist, so ids leak nothing; one that fails to open
+   * answers INTERNAL, naming it, and is not logged as read.
    */
-  private async readableRow(actor: Actor, id: string): Promise<RecordEntity> {
+  private async readOne(actor: Actor, id: string): Promise<OpenRow> {
+    const { row, decision } = await this.readableRow(actor, id);
+    const open = await this.opener.open(row);
+    if (!open) throw unreadableRecord(row.id);
+    await this.logPermitted(actor, decision, row.patientId, [row]);
+    return open;
+  }
+
+  private async readableRow(
+    actor: Actor,
+    id: string,
+  ): Promise<{ row: RecordEntity; decision: Decision }> {
     const notFound = new NotFoundError('No record with that id.');
     if (!UUID.test(id)) throw notFound;
     const row = await this.db.getRepository(RecordEntity).findOneBy({ id });
@@ -252,8 +286,7 @@ export class RecordsService {
       await this.logDenied(actor, decision, row.patientId, [row.id]);
       throw notFound;
     }
-    await this.logPermitted(actor, decision, row.patientId, [row]);
-    return row;
+    return { row, decision };
   }
 
   private async decide(actor: Actor, patientId: string): Promise<Decision> {
@@ -310,52 +343,8 @@ export class RecordsService {
     });
   }
 
-  /** Decrypts and checks a row; an altered row fails loudly instead of returning wrong data. */
-  private async open(row: RecordEntity): Promise<HealthRecordModel> {
-    const opened = await this.decrypt(row);
-    // Against the anchored hash kept in Postgres: no ledger round trip per read.
-    const actual = row.anchorState === 'ANCHORED' ? this.hashOf(row, opened) : null;
-    return this.toModel(row, opened.resource, integrityOf(row, actual));
-  }
-
-  /**
-   * The content hash of a decrypted record. Remembered per record version and GCM tag: a
-   * ciphertext that decrypts under the same tag is the same plaintext, so the hash (never
-   * the plaintext, which is not cached) can be reused.
-   */
-  private hashOf(row: RecordEntity, opened: { salt: Buffer; resource: unknown }): string {
-    const key = `${row.id}:${row.version}:${row.authTag.toString('base64')}`;
-    let hash = this.hashes.get(key);
-    if (hash === undefined) {
-      hash = contentHash(opened.salt, opened.resource);
-      if (this.hashes.size >= HASH_CACHE_LIMIT)
-        this.hashes.delete(this.hashes.keys().next().value!);
-      this.hashes.set(key, hash);
-    }
-    return hash;
-  }
-
-  private async decrypt(row: RecordEntity) {
-    try {
-      const dek = await this.keys.key(row.keyId, row.patientId);
-      return openRecord(
-        dek,
-        { recordId: row.id, patientId: row.patientId, version: row.version },
-        { iv: row.iv, tag: row.authTag, ciphertext: row.ciphertext },
-      );
-    } catch (e) {
-      this.logger.error({ recordId: row.id, errorType: (e as Error).name }, 'record unreadable');
-      throw new InternalError(
-        `Record ${row.id} failed its integrity check and was not returned: its stored ciphertext or binding was altered. Report this to your administrator.`,
-      );
-    }
-  }
-
-  private toModel(
-    row: RecordEntity,
-    resource: Record<string, unknown>,
-    integrity: IntegrityStatus,
-  ): HealthRecordModel {
+  /** The record as returned: its hash is the one recomputed, its anchor the ledger's. */
+  private toModel({ row, resource, hash }: OpenRow, anchor: AnchorLookup): HealthRecordModel {
     return {
       id: row.id,
       patientId: row.patientId,
@@ -364,9 +353,9 @@ export class RecordsService {
       sensitivity: row.sensitivity as SensitivityEnum,
       resource,
       version: row.version,
-      contentHash: row.contentHash,
-      integrity,
-      ledgerTxId: row.ledgerTxId,
+      contentHash: hash,
+      integrity: integrityOf(hash, anchor, row.anchorState),
+      ledgerTxId: anchor.state === 'anchored' ? anchor.txId : null,
       createdAt: row.createdAt,
       updatedAt: row.updatedAt,
     };
@@ -375,8 +364,8 @@ export class RecordsService {
 
 /** The page query reads rows raw: TypeORM's query building and hydration cost every read. */
 const RECORD_COLUMNS = `r.id, r.patient_id, r.version, r.resource_type, r.category, r.sensitivity,
-  r.key_id, r.iv, r.auth_tag, r.ciphertext, r.content_hash, r.anchor_state, r.anchored_hash,
-  r.ledger_tx_id, r.created_at, r.updated_at`;
+  r.key_id, r.iv, r.auth_tag, r.ciphertext, r.binding_version, r.content_hash, r.hash_version,
+  r.anchor_state, r.anchored_hash, r.ledger_tx_id, r.created_at, r.updated_at`;
 
 interface RecordRow {
   id: string;
@@ -389,7 +378,9 @@ interface RecordRow {
   iv: Buffer;
   auth_tag: Buffer;
   ciphertext: Buffer;
+  binding_version: RecordEntity['bindingVersion'];
   content_hash: string;
+  hash_version: RecordEntity['hashVersion'];
   anchor_state: RecordEntity['anchorState'];
   anchored_hash: string | null;
   ledger_tx_id: string | null;
@@ -409,7 +400,9 @@ function toEntity(r: RecordRow): RecordEntity {
     iv: r.iv,
     authTag: r.auth_tag,
     ciphertext: r.ciphertext,
+    bindingVersion: r.binding_version,
     contentHash: r.content_hash,
+    hashVersion: r.hash_version,
     anchorState: r.anchor_state,
     anchoredHash: r.anchored_hash,
     ledgerTxId: r.ledger_tx_id,
@@ -422,13 +415,14 @@ function factsOf(row: RecordEntity): RecordFacts {
   return { resourceType: row.resourceType, category: row.category, sensitivity: row.sensitivity };
 }
 
-/**
- * VERIFIED when the hash recomputed from the decrypted record equals the anchored one (and
- * the stored one); MISMATCH when not; PENDING until anchored.
- */
-function integrityOf(row: RecordEntity, actualHash: string | null): IntegrityStatus {
-  if (row.anchorState !== 'ANCHORED') return IntegrityStatus.PENDING;
-  return actualHash === row.anchoredHash && actualHash === row.contentHash
-    ? IntegrityStatus.VERIFIED
-    : IntegrityStatus.MISMATCH;
+function anchorQuestion({ row, hash }: OpenRow) {
+  return { recordId: row.id, version: row.version, contentHash: hash };
+}
+
+/** Names the record so that it can be reported; says nothing of what it holds. */
+export function unreadableRecord(recordId: string): InternalError {
+  return new InternalError(
+    `Record ${recordId} failed its integrity check and was withheld: its stored ciphertext or labels were altered. Report this record id to your administrator.`,
+    { recordId },
+  );
 }

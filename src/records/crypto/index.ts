@@ -2,7 +2,17 @@ export { DecryptionFailedError } from './aead';
 export { contentHash } from './content-hash';
 export { DataKeyEntity } from './data-key.entity';
 export { DataKey, DataKeyRing, DataKeyUnavailableError } from './data-key-ring';
-export { openField, openRecord, RecordBinding, sealField, sealRecord } from './record-cipher';
+export {
+  openField,
+  openRecord,
+  openRecordV1,
+  OpenedRecord,
+  resealRecord,
+  sealField,
+  sealRecord,
+  sealRecordV1,
+} from './record-cipher';
+export { CURRENT_FORMAT, RecordBinding, RecordFormat, RecordLabels } from './record-labels';
 export { RecordCryptoModule } from './record-crypto.module';
 export { AuthenticatedRowKind, RowAuthenticator } from './row-authenticator';
 export { kekOf } from './key-wrap';

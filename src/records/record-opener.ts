@@ -1,0 +1,87 @@
+// Opens record rows for reading: under the labels each row carries (format 2), so a row
+// relabelled in the database does not open, and with its content hash recomputed in the
+// format it was anchored with. A row that does not open is reported, never thrown: callers
+// withhold it and serve the rest.
+import { Injectable } from '@nestjs/common';
+import { BoundedMap } from '../common/bounded-map';
+import { IntegrityMonitor } from '../observability';
+import {
+  contentHash,
+  CURRENT_FORMAT,
+  DataKeyRing,
+  OpenedRecord,
+  openRecord,
+  RecordLabels,
+} from './crypto';
+import { RecordEntity } from './record.entity';
+
+const HASH_CACHE_LIMIT = 50_000;
+
+/** A row that opened, with the hash recomputed from what it holds. */
+export interface OpenRow {
+  row: RecordEntity;
+  resource: Record<string, unknown>;
+  hash: string;
+}
+
+@Injectable()
+export class RecordOpener {
+  private readonly hashes = new BoundedMap<string, string>(HASH_CACHE_LIMIT);
+
+  constructor(
+    private readonly keys: DataKeyRing,
+    private readonly integrity: IntegrityMonitor,
+  ) {}
+
+  /**
+   * Opens a row under the labels it carries and recomputes its content hash; null (reported,
+   * never thrown) when it does not open: altered ciphertext, labels, binding or key, or a
+   * row still in format 1, which start-up re-sealing would have converted.
+   */
+  async open(row: RecordEntity): Promise<OpenRow | null> {
+    let opened: OpenedRecord;
+    try {
+      if (row.bindingVersion !== CURRENT_FORMAT) throw new TypeError('record not re-sealed');
+      const dek = await this.keys.key(row.keyId, row.patientId);
+      opened = openRecord(dek, labelsOf(row), {
+        iv: row.iv,
+        tag: row.authTag,
+        ciphertext: row.ciphertext,
+      });
+    } catch (e) {
+      this.integrity.report('record', 'record failed to open and was withheld', {
+        recordId: row.id,
+        errorType: (e as Error).name,
+      });
+      return null;
+    }
+    return { row, resource: opened.resource, hash: this.hashOf(row, opened) };
+  }
+
+  /**
+   * The content hash of a decrypted record, in the format it was anchored with. Remembered
+   * per record version, format and GCM tag: a ciphertext that opens under the same tag (which
+   * authenticates the labels too) is the same plaintext, so the hash (never the plaintext,
+   * which is not cached) can be reused.
+   */
+  private hashOf(row: RecordEntity, opened: OpenedRecord): string {
+    const key = `${row.id}:${row.version}:${row.hashVersion}:${row.authTag.toString('base64')}`;
+    let hash = this.hashes.get(key);
+    if (hash === undefined) {
+      hash = contentHash(row.hashVersion, opened.salt, labelsOf(row), opened.resource);
+      this.hashes.set(key, hash);
+    }
+    return hash;
+  }
+}
+
+function labelsOf(row: RecordEntity): RecordLabels {
+  return {
+    recordId: row.id,
+    patientId: row.patientId,
+    version: row.version,
+    resourceType: row.resourceType,
+    category: row.category,
+    sensitivity: row.sensitivity,
+  };
+}
