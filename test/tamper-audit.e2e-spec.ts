@@ -10,6 +10,8 @@ import { observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
 
 const READ = 'query($p: ID!) { records(patientId: $p) { items { id } } }';
+const VERIFY = `query($p: ID!) { verifyAccessLog(patientId: $p) { patientId ok eventsChecked
+  permitsJustified anchoredThrough unanchoredEvents problems } }`;
 const GRANT = `mutation { grantConsent(input: {granteeType: CLINICIAN, granteeId: "dr-tamper",
   purpose: TREATMENT, actions: [READ]}) { id } }`;
 
@@ -49,11 +51,13 @@ describe('an access log wiped behind the trigger', () => {
   let api: TestApi;
   let pool: Pool;
   let anchoredSeq: number;
+  let patient: { token: string; patientId: string };
 
   beforeAll(async () => {
     api = await TestApi.start();
     pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
-    await readOwnRecords(api, await registeredPatient(api, 'wiped'), 4);
+    patient = await registeredPatient(api, 'wiped');
+    await readOwnRecords(api, patient, 4);
     const log = api.server.app.get(AccessLog);
     const anchored = new Promise<{ seq: number }>((resolve) =>
       log.events.once('anchored', resolve),
@@ -72,6 +76,33 @@ describe('an access log wiped behind the trigger', () => {
     expect(result.lines.join('\n')).toContain(
       `Access log: 4 events walked along their hash chain; anchored on the ledger through event ${anchoredSeq}; 0 event(s) not yet anchored`,
     );
+    const { verifyAccessLog } = await api.ok(VERIFY, { p: patient.patientId }, patient.token);
+    expect(verifyAccessLog).toEqual({
+      patientId: patient.patientId,
+      ok: true,
+      eventsChecked: 4,
+      permitsJustified: 4,
+      anchoredThrough: anchoredSeq,
+      unanchoredEvents: 0,
+      problems: [],
+    });
+  });
+
+  it("lets the patient and ADMIN verify the patient's log, and no one else", async () => {
+    const admin = await api.token('root', 'ADMIN');
+    const res = await api.ok<{ verifyAccessLog: { ok: boolean } }>(
+      VERIFY,
+      { p: patient.patientId },
+      admin,
+    );
+    expect(res.verifyAccessLog.ok).toBe(true);
+    const other = await registeredPatient(api, 'nosy');
+    for (const token of [other.token, await api.token('dr-x', 'CLINICIAN', 'org1')]) {
+      expect(codes(await api.gql(VERIFY, { p: patient.patientId }, token))).toEqual(['FORBIDDEN']);
+    }
+    for (const p of [randomUUID(), 'not-an-id']) {
+      expect(codes(await api.gql(VERIFY, { p }, admin))).toEqual(['NOT_FOUND']);
+    }
   });
 
   it('fails naming the anchored event once every event and local anchor is deleted', async () => {
@@ -89,6 +120,13 @@ describe('an access log wiped behind the trigger', () => {
       'org1',
     );
     expect(check).toMatchObject({ eventsChecked: 0, anchoredThrough: anchoredSeq });
+    const { verifyAccessLog } = await api.ok<{
+      verifyAccessLog: { ok: boolean; eventsChecked: number; problems: string[] };
+    }>(VERIFY, { p: patient.patientId }, patient.token);
+    expect(verifyAccessLog.ok).toBe(false);
+    expect(verifyAccessLog.problems).toContain(
+      `access event ${anchoredSeq} was anchored on the ledger but is gone from the log (events 1–${anchoredSeq} are missing)`,
+    );
   });
 });
 

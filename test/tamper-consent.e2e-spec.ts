@@ -247,5 +247,18 @@ describe('tampering with consent in the database', () => {
         `BROKEN: access event \\d+ \\(READ by dr-ghost\\): grant ${ghost} is not on the ledger`,
       ),
     );
+    const { verifyAccessLog } = await api.ok<{
+      verifyAccessLog: { ok: boolean; permitsJustified: number; problems: string[] };
+    }>(
+      `query($p: ID!) { verifyAccessLog(patientId: $p) { ok permitsJustified problems } }`,
+      { p: patientId },
+      patient,
+    );
+    expect(verifyAccessLog.ok).toBe(false);
+    expect(verifyAccessLog.problems).toEqual([
+      expect.stringMatching(
+        new RegExp(`\\(READ by dr-ghost\\): grant ${ghost} is not on the ledger$`),
+      ),
+    ]);
   });
 });

@@ -3,11 +3,12 @@ import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
 import { RecordCryptoModule } from '../records/crypto';
 import { AccessLog } from './access-log';
+import { AccessLogVerifier } from './access-log-verification';
 import { AuditResolver } from './audit.resolver';
 
 @Module({
   imports: [LedgerModule, PatientsModule, RecordCryptoModule],
-  providers: [AccessLog, AuditResolver],
+  providers: [AccessLog, AccessLogVerifier, AuditResolver],
   exports: [AccessLog],
 })
 export class AuditModule {}

@@ -1,15 +1,19 @@
 import { Args, ID, Int, Query, Resolver } from '@nestjs/graphql';
-import { Actor, CurrentActor, Roles } from '../auth';
-import { ForbiddenError } from '../common/errors';
+import { Actor, CurrentActor, hasRole, Roles } from '../auth';
+import { ForbiddenError, NotFoundError } from '../common/errors';
 import { PatientsService } from '../patients';
 import { AccessEventPageModel } from './access-event.model';
 import { AccessLog } from './access-log';
+import { AccessLogVerificationModel, AccessLogVerifier } from './access-log-verification';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 @Resolver()
 export class AuditResolver {
   constructor(
     private readonly log: AccessLog,
     private readonly patients: PatientsService,
+    private readonly verifier: AccessLogVerifier,
   ) {}
 
   @Roles('PATIENT')
@@ -27,5 +31,24 @@ export class AuditResolver {
       throw new ForbiddenError('The access log is shown to the patient only.');
     }
     return this.log.page(patientId, first, after);
+  }
+
+  @Roles('PATIENT', 'ADMIN')
+  @Query(() => AccessLogVerificationModel, {
+    description:
+      "Checks the patient's access log against the ledger: its hash chain up to the head anchored there, and that every permitted access was justified by a grant or emergency the ledger held at that time. For the patient and for ADMIN.",
+  })
+  async verifyAccessLog(
+    @CurrentActor() actor: Actor,
+    @Args('patientId', { type: () => ID }) patientId: string,
+  ): Promise<AccessLogVerificationModel> {
+    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+    if (own !== patientId && !hasRole(actor, 'ADMIN')) {
+      throw new ForbiddenError('A patient verifies only their own access log.');
+    }
+    if (!UUID.test(patientId) || !(await this.patients.exists(patientId))) {
+      throw new NotFoundError('No patient with that id.');
+    }
+    return this.verifier.verify(patientId);
   }
 }
