@@ -1,4 +1,6 @@
+import { Pool } from 'pg';
 import { chainedEventFromRow, findBreak } from '../src/audit';
+import { verifyAll } from '../src/verification';
 import { LEDGER, Ledger } from '../src/ledger';
 import { condition, observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
@@ -49,6 +51,7 @@ describe('erasure', () => {
       (await api.ok<{ records: { items: unknown[] } }>(LIST, { p: patientId }, doctor)).records
         .items,
     ).toHaveLength(2);
+    await api.ok(LIST, { p: patientId }, patient);
   });
   afterAll(() => api?.stop());
 
@@ -112,6 +115,15 @@ describe('erasure', () => {
     const { rows } = await api.db.query('SELECT * FROM access_events ORDER BY seq');
     expect(rows.length).toBeGreaterThanOrEqual(eventsBefore);
     expect(findBreak('0'.repeat(64), rows.map(chainedEventFromRow))).toBeNull();
+    // Every access before erasure is still justified, the patient's own reads included.
+    const pool = new Pool({ connectionString: api.config.databaseUrl, max: 1 });
+    try {
+      const result = await verifyAll(pool, 'org1');
+      expect(result.lines.join('\n')).not.toContain('BROKEN');
+      expect(result.lines.join('\n')).toMatch(/Permitted accesses: (\d+) of \1 justified/);
+    } finally {
+      await pool.end();
+    }
   });
 
   it('refuses break-glass on an erased patient', async () => {

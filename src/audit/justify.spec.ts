@@ -54,7 +54,8 @@ function authority(grants: GrantRecord[], emergencies: EmergencyRecord[] = []): 
   };
 }
 
-const owner = async (actorId: string) => (actorId === 'pat-user' ? 'p1' : null);
+const owner = async (actorId: string, patientId: string) =>
+  actorId === 'pat-user' && patientId === 'p1';
 
 async function problemsOf(e: AccessEventContent, grants = [grant], ems = [emergency]) {
   return (await justifyPermits([e], authority(grants, ems), owner)).problems;

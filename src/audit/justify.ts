@@ -50,19 +50,19 @@ export interface PermitCheck {
 }
 
 /**
- * Checks every PERMIT among `events` against the ledger. `ownerOf` answers which patient an
- * actor's account belongs to (for the patient's own reads), or null.
+ * Checks every PERMIT among `events` against the ledger. `isSelf` answers whether an actor's
+ * account is the patient's own (for the patient's own reads).
  */
 export async function justifyPermits(
   events: Iterable<AccessEventContent>,
   authority: LedgerAuthority,
-  ownerOf: (actorId: string) => Promise<string | null>,
+  isSelf: (actorId: string, patientId: string) => Promise<boolean>,
 ): Promise<PermitCheck> {
   const check: PermitCheck = { permits: 0, justified: 0, problems: [] };
   for (const e of events) {
     if (e.decision !== 'PERMIT') continue;
     check.permits++;
-    const problem = await unjustified(e, authority, ownerOf);
+    const problem = await unjustified(e, authority, isSelf);
     if (problem)
       check.problems.push(`access event ${e.seq} (${e.action} by ${e.actorId}): ${problem}`);
     else check.justified++;
@@ -74,11 +74,11 @@ export async function justifyPermits(
 async function unjustified(
   e: AccessEventContent,
   authority: LedgerAuthority,
-  ownerOf: (actorId: string) => Promise<string | null>,
+  isSelf: (actorId: string, patientId: string) => Promise<boolean>,
 ): Promise<string | null> {
   const at = Date.parse(e.at);
   if (e.purpose === 'SELF') {
-    return (await ownerOf(e.actorId)) === e.patientId
+    return (await isSelf(e.actorId, e.patientId))
       ? null
       : "a read as the patient by an account that is not the patient's";
   }
@@ -131,16 +131,20 @@ export async function verifyPermitsInLog(
   patientId?: string,
 ): Promise<PermitCheck> {
   const authority = ledgerAuthority(ledger);
-  const owners = new Map<string, Promise<string | null>>();
-  const ownerOf = (actorId: string) => {
-    let owner = owners.get(actorId);
-    if (!owner) {
-      owner = query('SELECT patient_id FROM users WHERE subject = $1', [actorId]).then(
-        (rows) => (rows[0]?.patient_id as string | undefined) ?? null,
-      );
-      owners.set(actorId, owner);
+  const selves = new Map<string, Promise<boolean>>();
+  // The account is linked to the patient; or the patient was erased, which unlinks it.
+  const isSelf = (actorId: string, patientId: string) => {
+    const key = JSON.stringify([actorId, patientId]);
+    let self = selves.get(key);
+    if (!self) {
+      self = query(
+        `SELECT EXISTS (SELECT 1 FROM users WHERE subject = $1 AND patient_id = $2)
+             OR EXISTS (SELECT 1 FROM patients WHERE id = $2 AND erased_at IS NOT NULL) AS self`,
+        [actorId, patientId],
+      ).then((rows) => rows[0]?.self === true);
+      selves.set(key, self);
     }
-    return owner;
+    return self;
   };
   const total: PermitCheck = { permits: 0, justified: 0, problems: [] };
   for (let after = 0; ;) {
@@ -149,7 +153,7 @@ export async function verifyPermitsInLog(
          AND ($2::uuid IS NULL OR patient_id = $2) ORDER BY seq LIMIT $3`,
       [after, patientId ?? null, PAGE],
     );
-    const check = await justifyPermits(rows.map(chainedEventFromRow), authority, ownerOf);
+    const check = await justifyPermits(rows.map(chainedEventFromRow), authority, isSelf);
     total.permits += check.permits;
     total.justified += check.justified;
     total.problems.push(...check.problems);
