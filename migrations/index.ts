@@ -7,6 +7,7 @@ import { FederatedRounds1764403200000 } from './1764403200000-federated-rounds';
 import { AuthenticatedConsent1764406800000 } from './1764406800000-authenticated-consent';
 import { RecordLabelBinding1764410400000 } from './1764410400000-record-label-binding';
 import { SealedReasons1764414000000 } from './1764414000000-sealed-reasons';
+import { AuthenticatedIdentityLinks1764417600000 } from './1764417600000-authenticated-identity-links';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   AuthenticatedConsent1764406800000,
   RecordLabelBinding1764410400000,
   SealedReasons1764414000000,
+  AuthenticatedIdentityLinks1764417600000,
 ];

@@ -210,6 +210,44 @@ describe('tampering with consent in the database', () => {
     expect(await failures('emergency')).toBeGreaterThan(before);
   });
 
+  it("gives an account pointed at another patient in the database none of that patient's records", async () => {
+    const mallory = await api.token('mallory', 'PATIENT');
+    await api.ok('mutation { registerPatient { id } }', {}, mallory);
+    await api.db.query(`UPDATE users SET patient_id = NULL WHERE subject = 'tess'`);
+    await api.db.query(
+      `UPDATE users SET patient_id = $1,
+         mac = (SELECT mac FROM users WHERE subject = 'mallory') WHERE subject = 'mallory'`,
+      [patientId],
+    );
+    await api.restart();
+    const res = await api.gql(LIST, { p: patientId }, mallory);
+    expect(res.data).toBeFalsy();
+    expect(codes(res)).toEqual(['CONSENT_REQUIRED']);
+    expect(await failures('identity_link')).toBeGreaterThan(0);
+    // Without a MAC, and restarted: still not believed, since other links carry theirs.
+    await api.db.query(`UPDATE users SET mac = NULL WHERE subject = 'mallory'`);
+    await api.restart();
+    expect(codes(await api.gql(LIST, { p: patientId }, mallory))).toEqual(['CONSENT_REQUIRED']);
+    // Put back, the real link works again.
+    await api.db.query(`UPDATE users SET patient_id = NULL WHERE subject = 'mallory'`);
+    await api.db.query(`UPDATE users SET patient_id = $1 WHERE subject = 'tess'`, [patientId]);
+    expect(
+      (await api.ok<{ records: { items: unknown[] } }>(LIST, { p: patientId }, patient)).records
+        .items,
+    ).toHaveLength(1);
+  });
+
+  it('authenticates the links made before MACs once, at the first start after the upgrade', async () => {
+    await api.db.query('UPDATE users SET mac = NULL');
+    await api.restart();
+    expect(
+      (await api.ok<{ records: { items: unknown[] } }>(LIST, { p: patientId }, patient)).records
+        .items,
+    ).toHaveLength(1);
+    const { rows } = await api.db.query(`SELECT mac FROM users WHERE subject = 'tess'`);
+    expect(rows[0].mac).toEqual(expect.any(Buffer));
+  });
+
   it('names an access under a grant the ledger never held, even when the PDP was fooled', async () => {
     // Only someone holding the KEK could MAC a row: this stands for a bug or bypass in the
     // decision point. The access log still cannot justify the read against the ledger.

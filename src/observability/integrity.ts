@@ -6,7 +6,13 @@ import { Metrics } from './metrics';
 
 /** What failed its integrity check. Bounded, so the metric's label set stays small. */
 export type IntegrityFailureKind =
-  'consent_grant' | 'emergency' | 'record' | 'access_log' | 'projection_drift' | 'ledger_chain';
+  | 'consent_grant'
+  | 'emergency'
+  | 'identity_link'
+  | 'record'
+  | 'access_log'
+  | 'projection_drift'
+  | 'ledger_chain';
 
 @Injectable()
 export class IntegrityMonitor {

@@ -48,4 +48,8 @@ export class UserEntity {
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
+
+  /** Authenticates the link of `subject` to `patientId` (see PatientsService). */
+  @Column('bytea', { nullable: true })
+  mac!: Buffer | null;
 }

@@ -1,11 +1,12 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, IsNull, Not } from 'typeorm';
 import { Actor } from '../auth';
 import { BadUserInputError, InternalError, NotFoundError } from '../common/errors';
 import { AppConfig, InjectConfig } from '../config';
-import { DataKeyRing, openField, sealField } from '../records/crypto';
+import { IntegrityMonitor } from '../observability';
+import { DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
 import { OrganizationEntity, PatientEntity, UserEntity } from './patient.entity';
 import { PatientModel } from './patient.model';
 
@@ -22,9 +23,11 @@ export class PatientsService implements OnApplicationBootstrap {
     @InjectDataSource() private readonly db: DataSource,
     private readonly keys: DataKeyRing,
     @InjectConfig() private readonly config: AppConfig,
+    private readonly rows: RowAuthenticator,
+    private readonly integrity: IntegrityMonitor,
   ) {}
 
-  /** This instance's own organisation always exists. */
+  /** This instance's own organisation always exists; links from before MACs get theirs. */
   async onApplicationBootstrap(): Promise<void> {
     await this.db
       .createQueryBuilder()
@@ -33,15 +36,54 @@ export class PatientsService implements OnApplicationBootstrap {
       .values({ id: this.config.orgId, name: this.config.orgId })
       .orIgnore()
       .execute();
+    await this.authenticateLegacyLinks();
   }
 
-  /** The patient profile linked to the caller's identity, if any. */
+  /**
+   * The first start after the upgrade MACs the links that predate MACs (trusting them as they
+   * are then). Once any link carries a MAC, a link without one is never believed again, so
+   * clearing a MAC in the database does not get a rewritten link authenticated later.
+   */
+  private async authenticateLegacyLinks(): Promise<void> {
+    const repo = this.db.getRepository(UserEntity);
+    if (await repo.existsBy({ mac: Not(IsNull()) })) return;
+    const legacy = await repo.findBy({ patientId: Not(IsNull()) });
+    for (const user of legacy) {
+      await repo.update(
+        { subject: user.subject, patientId: user.patientId! },
+        { mac: this.linkMac(user.subject, user.patientId!) },
+      );
+    }
+    if (legacy.length) this.logger.warn({ links: legacy.length }, 'identity links authenticated');
+  }
+
+  private linkMac(subject: string, patientId: string): Buffer {
+    return this.rows.mac('identity-link/v1', { subject, patientId });
+  }
+
+  /**
+   * The patient profile linked to the caller's identity, if any. A link whose MAC fails (an
+   * account pointed at another patient in the database) is reported and not believed.
+   */
   async patientIdOf(actor: Actor): Promise<string | null> {
     const cached = this.links.get(actor.id);
     if (cached) return cached;
     const user = await this.db.getRepository(UserEntity).findOneBy({ subject: actor.id });
-    if (user?.patientId) this.links.set(actor.id, user.patientId);
-    return user?.patientId ?? null;
+    if (!user?.patientId) return null;
+    if (
+      !this.rows.verify(
+        'identity-link/v1',
+        { subject: user.subject, patientId: user.patientId },
+        user.mac,
+      )
+    ) {
+      this.integrity.report('identity_link', 'identity link failed authentication; ignored', {
+        patientId: user.patientId,
+      });
+      return null;
+    }
+    this.links.set(actor.id, user.patientId);
+    return user.patientId;
   }
 
   /** Drops a cached identity link (after erasure unlinked it). */
@@ -83,7 +125,9 @@ export class PatientsService implements OnApplicationBootstrap {
           .getRepository(PatientEntity)
           .insert({ id, organizationId: orgId, allowEmergencyAccess: true });
         if (name !== undefined) await this.storeName(m, id, name);
-        await m.getRepository(UserEntity).insert({ subject: actor.id, patientId: id });
+        await m
+          .getRepository(UserEntity)
+          .insert({ subject: actor.id, patientId: id, mac: this.linkMac(actor.id, id) });
         return id;
       });
       this.links.set(actor.id, id);

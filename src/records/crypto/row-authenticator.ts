@@ -6,7 +6,7 @@ import canonicalize from 'canonicalize';
 import { createHmac, hkdfSync, KeyObject, timingSafeEqual } from 'node:crypto';
 
 /** What a MAC is over; each kind has its own domain, so a MAC of one never fits another. */
-export type AuthenticatedRowKind = 'consent-grant/v1' | 'emergency/v1';
+export type AuthenticatedRowKind = 'consent-grant/v1' | 'emergency/v1' | 'identity-link/v1';
 
 const MAC_BYTES = 32;
 
