@@ -10,7 +10,6 @@ import { observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
 
 const LIST = `query($p: ID!) { records(patientId: $p) { items { id } } }`;
-const GRANT = `mutation($input: GrantConsentInput!) { grantConsent(input: $input) { id status } }`;
 const REVOKE = `mutation($id: ID!) { revokeConsent(id: $id) { id status } }`;
 const CONSENTS = `query { consents { id status grantee { id } } }`;
 
@@ -22,21 +21,7 @@ describe('tampering with consent in the database', () => {
   let recordId: string;
   const clinician = (sub: string) => api.token(sub, 'CLINICIAN', 'org1');
 
-  async function grantTo(sub: string): Promise<string> {
-    const { grantConsent } = await api.ok<{ grantConsent: { id: string } }>(
-      GRANT,
-      {
-        input: {
-          granteeType: 'CLINICIAN',
-          granteeId: sub,
-          purpose: 'TREATMENT',
-          actions: ['READ'],
-        },
-      },
-      patient,
-    );
-    return grantConsent.id;
-  }
+  const grantTo = (sub: string) => api.grantRead(patient, sub);
 
   async function reads(sub: string): Promise<string[]> {
     const res = await api.gql<{ records: { items: { id: string }[] } }>(

@@ -14,7 +14,6 @@ const LIST = `query($p: ID!) { records(patientId: $p, first: 50) {
   items { id resourceType category sensitivity integrity } } }`;
 const ONE = `query($id: ID!) { record(id: $id) { id integrity ledgerTxId } }`;
 const VERIFY = `query($id: ID!) { verifyRecord(id: $id) { status storedHash ledgerHash } }`;
-const GRANT = `mutation($input: GrantConsentInput!) { grantConsent(input: $input) { id } }`;
 
 type Page = { records: { items: { id: string; integrity: string }[] } };
 
@@ -50,19 +49,7 @@ describe('records tampered with in the database', () => {
     filters: Record<string, unknown>,
   ): Promise<string> {
     const sub = `dr-${randomUUID()}`;
-    await api.ok(
-      GRANT,
-      {
-        input: {
-          granteeType: 'CLINICIAN',
-          granteeId: sub,
-          purpose: 'TREATMENT',
-          actions: ['READ'],
-          ...filters,
-        },
-      },
-      patient.token,
-    );
+    await api.grantRead(patient.token, sub, filters);
     return api.token(sub, 'CLINICIAN', 'org1');
   }
 

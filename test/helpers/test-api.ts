@@ -90,6 +90,31 @@ export class TestApi {
     return res.data as T;
   }
 
+  /**
+   * The patient (`patientToken`) grants clinician `sub` READ for treatment, with any other
+   * terms in `terms`; answers the grant's id.
+   */
+  async grantRead(
+    patientToken: string,
+    sub: string,
+    terms: Record<string, unknown> = {},
+  ): Promise<string> {
+    const { grantConsent } = await this.ok<{ grantConsent: { id: string } }>(
+      `mutation($input: GrantConsentInput!) { grantConsent(input: $input) { id } }`,
+      {
+        input: {
+          granteeType: 'CLINICIAN',
+          granteeId: sub,
+          purpose: 'TREATMENT',
+          actions: ['READ'],
+          ...terms,
+        },
+      },
+      patientToken,
+    );
+    return grantConsent.id;
+  }
+
   /** Stops the API and starts it again on the same database and data dir (a crash drill). */
   async restart(): Promise<void> {
     await this.server.stop();

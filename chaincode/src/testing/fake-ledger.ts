@@ -84,20 +84,25 @@ function byteOrder(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
-/** The keys under a prefix in key order, as the iterator (and async iterable) fabric-shim returns. */
-function partialKeyQuery(state: Map<string, Uint8Array>, prefix: string): PartialKeyQuery {
-  const rows: KV[] = [...state.keys()]
-    .filter((k) => k.startsWith(prefix))
-    .sort(byteOrder)
-    .map((key) => ({ namespace: 'custodia', key, value: state.get(key)! }));
+/** An iterator over `rows`, as fabric-shim's state query iterators behave. */
+function stateIterator(rows: KV[]) {
   let i = 0;
-  const iterator = {
+  return {
     next: async () =>
       i < rows.length
         ? { value: rows[i++], done: false }
         : { value: undefined as unknown as KV, done: true },
     close: sinon.fake.resolves(undefined),
   };
+}
+
+/** The keys under a prefix in key order, as the iterator (and async iterable) fabric-shim returns. */
+function partialKeyQuery(state: Map<string, Uint8Array>, prefix: string): PartialKeyQuery {
+  const rows: KV[] = [...state.keys()]
+    .filter((k) => k.startsWith(prefix))
+    .sort(byteOrder)
+    .map((key) => ({ namespace: 'custodia', key, value: state.get(key)! }));
+  const iterator = stateIterator(rows);
   return Object.assign(Promise.resolve(iterator), {
     async *[Symbol.asyncIterator]() {
       yield* rows;
@@ -121,14 +126,7 @@ function pagedKeyQuery(
   const rows: KV[] = all
     .slice(0, pageSize)
     .map((key) => ({ namespace: 'custodia', key, value: state.get(key)! }));
-  let i = 0;
-  const iterator = {
-    next: async () =>
-      i < rows.length
-        ? { value: rows[i++], done: false }
-        : { value: undefined as unknown as KV, done: true },
-    close: sinon.fake.resolves(undefined),
-  };
+  const iterator = stateIterator(rows);
   const metadata = { fetchedRecordsCount: rows.length, bookmark: all[pageSize] ?? '' };
   return Object.assign(Promise.resolve({ iterator, metadata }), {
     async *[Symbol.asyncIterator]() {
