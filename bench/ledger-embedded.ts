@@ -8,6 +8,7 @@
 //   options: --duration 8 --warmup 2 --concurrency 1,16,64 --patients 1000
 //            --query-timing  (time every ledger query by kind; prints it, writes no results)
 import 'reflect-metadata';
+import { createSecretKey, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,6 +17,8 @@ import { DataSource } from 'typeorm';
 import { dataSourceOptions } from '../src/database/data-source';
 import { EmbeddedPostgresServer } from '../src/database/embedded-postgres';
 import { EmbeddedLedger } from '../src/ledger/embedded/embedded-ledger';
+import { LedgerSeal } from '../src/ledger/embedded/seal';
+import { RowAuthenticator } from '../src/records/crypto';
 import { LedgerReport, verifyEmbeddedLedger } from '../src/ledger/embedded/verify';
 import { QueryTimer } from './ledger/query-timing';
 import { measureRoundTrips } from './ledger/round-trips';
@@ -68,7 +71,9 @@ async function main(): Promise<void> {
       `PostgreSQL ${pg.rows[0].version} (fsync=${pg.rows[0].fsync}, ` +
         `synchronous_commit=${pg.rows[0].sc}) ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`,
     );
-    ledger = new EmbeddedLedger(pool, { organization: 'org1' });
+    // Sealed as the API seals it (a throwaway KEK): every block and state row carries its MAC.
+    const seal = new LedgerSeal(new RowAuthenticator(createSecretKey(randomBytes(32))));
+    ledger = new EmbeddedLedger(pool, { organization: 'org1', seal });
     const load = new GrantLoad(ledger, s.patients);
 
     const results: PhaseResult[] = [];
@@ -104,7 +109,7 @@ async function main(): Promise<void> {
     }
 
     const v0 = Date.now();
-    const report: LedgerReport = await verifyEmbeddedLedger(pool);
+    const report: LedgerReport = await verifyEmbeddedLedger(pool, seal);
     const verify = {
       ok: report.problems.length === 0 && report.transactions === load.committed,
       ...report,

@@ -8,6 +8,7 @@ import { AuthenticatedConsent1764406800000 } from './1764406800000-authenticated
 import { RecordLabelBinding1764410400000 } from './1764410400000-record-label-binding';
 import { SealedReasons1764414000000 } from './1764414000000-sealed-reasons';
 import { AuthenticatedIdentityLinks1764417600000 } from './1764417600000-authenticated-identity-links';
+import { SealedLedger1764421200000 } from './1764421200000-sealed-ledger';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   RecordLabelBinding1764410400000,
   SealedReasons1764414000000,
   AuthenticatedIdentityLinks1764417600000,
+  SealedLedger1764421200000,
 ];

@@ -10,6 +10,7 @@ import { verifyPermitsInLog } from './audit/justify';
 import { GrantAuthenticity } from './consent/grant-authenticity';
 import { ProjectionReconciler, ReconcileReport } from './consent/projection-reconciler';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
+import { LedgerSeal } from './ledger/embedded/seal';
 import { verifyEmbeddedLedger } from './ledger/embedded/verify';
 import { RowAuthenticator } from './records/crypto';
 
@@ -24,14 +25,25 @@ const MAX_LISTED = 20;
 export async function verifyAll(
   pool: Pool,
   organization: string,
-  /** With the KEK, the consent projection is checked (and repaired) too. */
+  /** With the KEK, the ledger's seals and the consent projection are checked too. */
   kek?: KeyObject,
 ): Promise<Verification> {
-  const ledger = await verifyEmbeddedLedger(pool);
-  const embedded = new EmbeddedLedger(pool, { organization });
+  const seal = kek ? new LedgerSeal(new RowAuthenticator(kek)) : undefined;
+  const ledger = await verifyEmbeddedLedger(pool, seal);
+  const embedded = new EmbeddedLedger(pool, { organization, seal });
   const audit = await checkAccessLog(poolRows(pool), embedded, organization);
   const permits = await verifyPermitsInLog(poolRows(pool), embedded);
-  const projection = kek ? await reconcileProjection(pool, embedded, kek) : null;
+  let projection: ReconcileReport | null = null;
+  const unreadable: string[] = [];
+  if (kek) {
+    try {
+      projection = await reconcileProjection(pool, embedded, kek);
+    } catch {
+      unreadable.push(
+        "consent projection not compared: the ledger's grants could not be read (see the problems above)",
+      );
+    }
+  }
   const problems = [
     ...ledger.problems,
     ...audit.problems,
@@ -40,6 +52,7 @@ export async function verifyAll(
       ? [`…and ${permits.problems.length - MAX_LISTED} more unjustified accesses`]
       : []),
     ...(projection ? projectionProblems(projection) : []),
+    ...unreadable,
   ];
   const lines = [
     `Blocks: ${ledger.blocks} (${ledger.transactions} transactions) walked; hash chain checked.`,
@@ -52,7 +65,7 @@ export async function verifyAll(
     `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account).`,
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
-      : 'Consent projection: not compared (no KEK given).',
+      : `Consent projection: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,
     ...problems.map((p) => `  BROKEN: ${p}`),
     problems.length
       ? `Verification FAILED: ${problems.length} problem(s).`

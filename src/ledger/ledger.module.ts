@@ -5,28 +5,35 @@ import { DataSource } from 'typeorm';
 import { AppConfig, APP_CONFIG } from '../config';
 // The file, not the module's index: the observability controller imports this module.
 import { IntegrityMonitor } from '../observability/integrity';
+import { RecordCryptoModule, RowAuthenticator } from '../records/crypto';
 import { EmbeddedLedger } from './embedded/embedded-ledger';
+import { LedgerSeal } from './embedded/seal';
 import { fabricConfigFromEnv, FabricLedger } from './fabric';
 import { Ledger, LEDGER } from './ledger.port';
 import { LedgerHealthIndicator } from './ledger.health';
 
 @Module({
-  imports: [TerminusModule],
+  imports: [TerminusModule, RecordCryptoModule],
   providers: [
     {
       provide: LEDGER,
-      inject: [APP_CONFIG, DataSource, IntegrityMonitor],
+      inject: [APP_CONFIG, DataSource, IntegrityMonitor, RowAuthenticator],
       useFactory: async (
         config: AppConfig,
         db: DataSource,
         integrity: IntegrityMonitor,
+        rows: RowAuthenticator,
       ): Promise<Ledger> => {
         if (config.ledger === 'fabric') return new FabricLedger(fabricConfigFromEnv());
         // The embedded ledger shares the API's connection pool and database.
         const pool = (db.driver as unknown as { master: Pool }).master;
-        const ledger = new EmbeddedLedger(pool, { organization: config.orgId });
-        // Before anything can be committed: a broken chain is never extended.
-        const broken = await ledger.checkTip();
+        const ledger = new EmbeddedLedger(pool, {
+          organization: config.orgId,
+          seal: new LedgerSeal(rows),
+          onTamper: (what, ids) => integrity.report('ledger_chain', what, ids),
+        });
+        // Before anything can be committed: a broken or unsealed chain is never extended.
+        const broken = (await ledger.sealLegacy()) ?? (await ledger.checkTip());
         if (broken) {
           integrity.report(
             'ledger_chain',

@@ -25,6 +25,7 @@ import {
   BlockTx,
   encodeBlock,
   GENESIS_PREV_HASH,
+  sha256Hex,
   StoredBlock,
   tipBreak,
 } from './block';
@@ -36,6 +37,8 @@ import {
   TxInput,
   UnknownTransactionError,
 } from './chaincode-host';
+import { LedgerSeal } from './seal';
+import { verifyEmbeddedLedger } from './verify';
 
 /** Most transactions in one block. */
 const MAX_BLOCK_TXS = 500;
@@ -51,6 +54,21 @@ interface Pending {
 export interface EmbeddedLedgerOptions {
   /** The MSP-like identity of this organisation, recorded as each transaction's creator. */
   organization: string;
+  /**
+   * Seals every block and world-state row written, and refuses any read without a valid seal
+   * (the API always passes one; bare ledgers in ledger benchmarks and tests may not).
+   */
+  seal?: LedgerSeal;
+  /** Told (ids only) when a block or state row fails its seal. */
+  onTamper?: (what: string, ids: Record<string, string | number>) => void;
+}
+
+/** A block or state row that this organisation's API did not write. */
+class LedgerTampered extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LedgerTampered';
+  }
 }
 
 export class EmbeddedLedger implements Ledger {
@@ -102,13 +120,25 @@ export class EmbeddedLedger implements Ledger {
     this.committed.on('block', onCommit);
     const done = (async () => {
       while (open) {
-        const blocks = await this.pool.query<{ number: string; body: string }>(
-          `SELECT number, body FROM ledger_blocks
+        const blocks = await this.pool.query<{
+          number: string;
+          hash: string;
+          body: string;
+          mac: Buffer | null;
+        }>(
+          `SELECT number, hash, body, mac FROM ledger_blocks
            WHERE number >= $1 ORDER BY number LIMIT 100`,
           [Math.max(cursor.blockNumber, 0)],
         );
         let progressed = false;
         for (const row of blocks.rows) {
+          // A block this API did not seal is never delivered: its events would reach the
+          // consent projection as if the ledger had said them.
+          const unsealed = this.unsealedBlock(Number(row.number), row.hash, row.body, row.mac);
+          if (unsealed) {
+            this.refuse(unsealed);
+            return;
+          }
           const block = JSON.parse(row.body) as Block;
           for (const [txIndex, tx] of block.txs.entries()) {
             if (!open) return;
@@ -159,7 +189,8 @@ export class EmbeddedLedger implements Ledger {
       prev_hash: string;
       hash: string;
       body: string;
-    }>('SELECT number, prev_hash, hash, body FROM ledger_blocks ORDER BY number DESC LIMIT 2');
+      mac: Buffer | null;
+    }>('SELECT number, prev_hash, hash, body, mac FROM ledger_blocks ORDER BY number DESC LIMIT 2');
     const [tip, predecessor] = rows.map((r): StoredBlock => ({
       number: Number(r.number),
       prevHash: r.prev_hash,
@@ -167,9 +198,58 @@ export class EmbeddedLedger implements Ledger {
       body: r.body,
     }));
     if (!tip) return null;
-    const problem = tipBreak(tip, predecessor ?? null);
+    const problem =
+      tipBreak(tip, predecessor ?? null) ??
+      this.unsealedBlock(tip.number, tip.hash, tip.body, rows[0].mac);
     if (problem) this.broken = problem;
     return problem;
+  }
+
+  /**
+   * Seals the blocks and world state written before seals existed, once: only while no block
+   * is sealed yet, and only after a full check of the chain, its state and its history.
+   * Returns the problem that stopped it, or null.
+   */
+  async sealLegacy(): Promise<string | null> {
+    const seal = this.options.seal;
+    if (!seal) return null;
+    const sealed = await this.pool.query(
+      'SELECT 1 FROM ledger_blocks WHERE mac IS NOT NULL LIMIT 1',
+    );
+    if (sealed.rowCount) return null;
+    const blocks = await this.pool.query<{ number: string; hash: string }>(
+      'SELECT number, hash FROM ledger_blocks ORDER BY number',
+    );
+    if (!blocks.rowCount) return null;
+    const report = await verifyEmbeddedLedger(this.pool);
+    if (report.problems.length) {
+      this.broken = `not sealed, as its check found: ${report.problems[0]}`;
+      return this.broken;
+    }
+    await this.pool.query(
+      `UPDATE ledger_blocks b SET mac = u.mac FROM unnest($1::bigint[], $2::bytea[]) AS u(n, mac)
+       WHERE b.number = u.n`,
+      [
+        blocks.rows.map((b) => b.number),
+        blocks.rows.map((b) => seal.block(Number(b.number), b.hash)),
+      ],
+    );
+    const state = await this.pool.query<{
+      key: Buffer;
+      value: Buffer;
+      block_number: string;
+      tx_id: string;
+    }>('SELECT key, value, block_number, tx_id FROM ledger_world_state');
+    await this.pool.query(
+      `UPDATE ledger_world_state w SET mac = u.mac FROM unnest($1::bytea[], $2::bytea[]) AS u(k, mac)
+       WHERE w.key = u.k`,
+      [
+        state.rows.map((r) => r.key),
+        state.rows.map((r) => seal.state(r.key, r.value, Number(r.block_number), r.tx_id)),
+      ],
+    );
+    this.logger.warn({ blocks: blocks.rowCount }, 'embedded ledger sealed after a full check');
+    return null;
   }
 
   async ping(): Promise<void> {
@@ -212,9 +292,21 @@ export class EmbeddedLedger implements Ledger {
       client = await this.pool.connect();
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [WRITER_LOCK.toString()]);
-      const head = await client.query<{ number: string; hash: string }>(
-        'SELECT number, hash FROM ledger_blocks ORDER BY number DESC LIMIT 1',
+      const head = await client.query<{ number: string; hash: string; mac: Buffer | null }>(
+        'SELECT number, hash, mac FROM ledger_blocks ORDER BY number DESC LIMIT 1',
       );
+      const tip = head.rows[0];
+      // A block appended from outside since start-up is never built upon.
+      if (
+        tip &&
+        this.options.seal &&
+        !this.options.seal.blockSealed(Number(tip.number), tip.hash, tip.mac)
+      ) {
+        this.refuse(
+          `block ${tip.number} is not sealed by this organisation's ledger (appended from outside)`,
+        );
+        throw new LedgerTampered('the chain tip is not sealed');
+      }
       const number = head.rows.length ? Number(head.rows[0].number) + 1 : 0;
       const prevHash = head.rows.length ? head.rows[0].hash : GENESIS_PREV_HASH;
       // Writes of earlier transactions in this block, visible to later ones.
@@ -254,7 +346,7 @@ export class EmbeddedLedger implements Ledger {
     } catch (e) {
       await client?.query('ROLLBACK').catch(() => undefined);
       this.logger.error({ errorType: (e as Error).name }, 'block commit failed');
-      for (const p of batch) p.reject(unavailable());
+      for (const p of batch) p.reject(this.broken ? chainBroken(this.broken) : unavailable());
     } finally {
       client?.release();
     }
@@ -262,9 +354,18 @@ export class EmbeddedLedger implements Ledger {
 
   private async persist(client: PoolClient, block: Block): Promise<void> {
     const { body, hash } = encodeBlock(block);
+    const seal = this.options.seal;
     await client.query(
-      `INSERT INTO ledger_blocks (number, prev_hash, hash, body, committed_at) VALUES ($1, $2, $3, $4, $5)`,
-      [block.number, block.prevHash, hash, body, block.timestamp],
+      `INSERT INTO ledger_blocks (number, prev_hash, hash, body, committed_at, mac)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [
+        block.number,
+        block.prevHash,
+        hash,
+        body,
+        block.timestamp,
+        seal?.block(block.number, hash) ?? null,
+      ],
     );
     const finalState = new Map<string, { value: string | null; txId: string }>();
     const history: unknown[][] = [];
@@ -285,16 +386,21 @@ export class EmbeddedLedger implements Ledger {
     const upserts = [...finalState].filter(([, s]) => s.value !== null);
     const deletes = [...finalState].filter(([, s]) => s.value === null);
     if (upserts.length) {
+      const keys = upserts.map(([k]) => Buffer.from(k, 'utf8'));
+      const values = upserts.map(([, s]) => Buffer.from(s.value!, 'base64'));
+      const txIds = upserts.map(([, s]) => s.txId);
       await client.query(
-        `INSERT INTO ledger_world_state (key, value, block_number, tx_id)
-         SELECT k, v, $3, t FROM unnest($1::bytea[], $2::bytea[], $4::text[]) AS u(k, v, t)
+        `INSERT INTO ledger_world_state (key, value, block_number, tx_id, mac)
+         SELECT k, v, $3, t, m FROM unnest($1::bytea[], $2::bytea[], $4::text[], $5::bytea[])
+           AS u(k, v, t, m)
          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,
-           block_number = EXCLUDED.block_number, tx_id = EXCLUDED.tx_id`,
+           block_number = EXCLUDED.block_number, tx_id = EXCLUDED.tx_id, mac = EXCLUDED.mac`,
         [
-          upserts.map(([k]) => Buffer.from(k, 'utf8')),
-          upserts.map(([, s]) => Buffer.from(s.value!, 'base64')),
+          keys,
+          values,
           block.number,
-          upserts.map(([, s]) => s.txId),
+          txIds,
+          keys.map((k, i) => seal?.state(k, values[i], block.number, txIds[i]) ?? null),
         ],
       );
     }
@@ -319,23 +425,25 @@ export class EmbeddedLedger implements Ledger {
     return {
       get: async (key) => {
         if (overlay?.has(key)) return overlay.get(key) ?? undefined;
-        const r = await db.query<{ value: Buffer }>(
-          'SELECT value FROM ledger_world_state WHERE key = $1',
+        const r = await db.query<StateRowSealed>(
+          'SELECT key, value, block_number, tx_id, mac FROM ledger_world_state WHERE key = $1',
           [Buffer.from(key, 'utf8')],
         );
-        return r.rows[0]?.value;
+        return r.rows[0] && this.sealedValue(r.rows[0]);
       },
       range: async (start, end, limit) => {
         // With an overlay, a limit could cut off keys it deletes: read the whole range then.
         const bounded = limit !== undefined && !overlay?.size;
-        const r = await db.query<{ key: Buffer; value: Buffer }>(
-          `SELECT key, value FROM ledger_world_state WHERE key >= $1 AND key < $2 ORDER BY key
-           ${bounded ? 'LIMIT $3' : ''}`,
+        const r = await db.query<StateRowSealed>(
+          `SELECT key, value, block_number, tx_id, mac FROM ledger_world_state
+           WHERE key >= $1 AND key < $2 ORDER BY key ${bounded ? 'LIMIT $3' : ''}`,
           bounded
             ? [Buffer.from(start, 'utf8'), Buffer.from(end, 'utf8'), limit]
             : [Buffer.from(start, 'utf8'), Buffer.from(end, 'utf8')],
         );
-        const merged = new Map(r.rows.map((row) => [row.key.toString('utf8'), row.value]));
+        const merged = new Map(
+          r.rows.map((row) => [row.key.toString('utf8'), this.sealedValue(row)]),
+        );
         for (const [k, v] of overlay ?? []) {
           if (compareKeys(k, start) < 0 || compareKeys(k, end) >= 0) continue;
           if (v === null) merged.delete(k);
@@ -347,6 +455,45 @@ export class EmbeddedLedger implements Ledger {
         return limit === undefined ? sorted : sorted.slice(0, limit);
       },
     };
+  }
+
+  /** A state row's value, once its seal holds (throws, and reports, when it does not). */
+  private sealedValue(row: StateRowSealed): Buffer {
+    const seal = this.options.seal;
+    if (
+      seal &&
+      !seal.stateSealed(row.key, row.value, Number(row.block_number), row.tx_id, row.mac)
+    ) {
+      this.options.onTamper?.('a world-state row of the embedded ledger fails its seal', {
+        key: row.key.toString('hex'),
+      });
+      throw new LedgerTampered('a world-state row fails its seal');
+    }
+    return row.value;
+  }
+
+  /** Why a stored block is not this API's own (its content or its seal), or null. */
+  private unsealedBlock(
+    number: number,
+    hash: string,
+    body: string,
+    mac: Buffer | null,
+  ): string | null {
+    const seal = this.options.seal;
+    if (!seal) return null;
+    if (sha256Hex(body) !== hash) return `block ${number}: its content does not match its hash`;
+    if (!seal.blockSealed(number, hash, mac)) {
+      return `block ${number} is not sealed by this organisation's ledger (appended from outside)`;
+    }
+    return null;
+  }
+
+  /** Stops extending (and reading events from) a chain found tampered with. */
+  private refuse(problem: string): void {
+    if (!this.broken) {
+      this.broken = problem;
+      this.options.onTamper?.(`embedded ledger refused: ${problem}`, {});
+    }
   }
 
   /** A transaction as this organisation proposes it: a fresh id, now. */
@@ -369,6 +516,14 @@ export class EmbeddedLedger implements Ledger {
     }
     return mapped;
   }
+}
+
+interface StateRowSealed {
+  key: Buffer;
+  value: Buffer;
+  block_number: string;
+  tx_id: string;
+  mac: Buffer | null;
 }
 
 function toEvent(blockNumber: number, txIndex: number, tx: BlockTx): LedgerEvent {

@@ -3,6 +3,7 @@
 // changed byte in any block, state row or history row is reported.
 import { Pool } from 'pg';
 import { checkBlock, GENESIS_PREV_HASH, LedgerBreak, Replay, StoredBlock } from './block';
+import type { LedgerSeal } from './seal';
 
 export interface LedgerReport {
   blocks: number;
@@ -15,7 +16,8 @@ export interface LedgerReport {
 const PAGE = 500;
 const MAX_PROBLEMS = 20;
 
-export async function verifyEmbeddedLedger(db: Pool): Promise<LedgerReport> {
+/** With `seal`, every block and world-state row must also carry this organisation's seal. */
+export async function verifyEmbeddedLedger(db: Pool, seal?: LedgerSeal): Promise<LedgerReport> {
   const report: LedgerReport = {
     blocks: 0,
     transactions: 0,
@@ -35,8 +37,9 @@ export async function verifyEmbeddedLedger(db: Pool): Promise<LedgerReport> {
       prev_hash: string;
       hash: string;
       body: string;
+      mac: Buffer | null;
     }>(
-      'SELECT number, prev_hash, hash, body FROM ledger_blocks WHERE number >= $1 ORDER BY number LIMIT $2',
+      'SELECT number, prev_hash, hash, body, mac FROM ledger_blocks WHERE number >= $1 ORDER BY number LIMIT $2',
       [next, PAGE],
     );
     for (const r of rows) {
@@ -48,6 +51,11 @@ export async function verifyEmbeddedLedger(db: Pool): Promise<LedgerReport> {
       };
       try {
         const block = checkBlock(stored, next, prevHash);
+        if (seal && !seal.blockSealed(stored.number, stored.hash, r.mac)) {
+          throw new LedgerBreak(
+            `block ${stored.number} is not sealed by this organisation's ledger (appended or rewritten from outside)`,
+          );
+        }
         replay.apply(block);
         report.blocks++;
         report.transactions += block.txs.length;
@@ -62,15 +70,25 @@ export async function verifyEmbeddedLedger(db: Pool): Promise<LedgerReport> {
     if (rows.length < PAGE) break;
   }
 
-  const state = await db.query<{ key: Buffer; value: Buffer; block_number: string; tx_id: string }>(
-    'SELECT key, value, block_number, tx_id FROM ledger_world_state',
-  );
+  const state = await db.query<{
+    key: Buffer;
+    value: Buffer;
+    block_number: string;
+    tx_id: string;
+    mac: Buffer | null;
+  }>('SELECT key, value, block_number, tx_id, mac FROM ledger_world_state');
   report.stateKeys = state.rows.length;
   const seen = new Set<string>();
   for (const row of state.rows) {
     const keyHex = row.key.toString('hex');
     seen.add(keyHex);
     const expected = replay.state.get(keyHex);
+    if (
+      seal &&
+      !seal.stateSealed(row.key, row.value, Number(row.block_number), row.tx_id, row.mac)
+    ) {
+      problem(`world state of key ${keyHex} is not sealed by this organisation's ledger`);
+    }
     if (!expected) problem(`world state holds key ${keyHex} that no block wrote`);
     else if (
       expected.value !== row.value.toString('base64') ||

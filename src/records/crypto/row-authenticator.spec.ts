@@ -41,4 +41,13 @@ describe('RowAuthenticator', () => {
     expect(auth.verify('consent-grant/v1', row, Buffer.alloc(31))).toBe(false);
     expect(auth.verify('consent-grant/v1', row, Buffer.alloc(32))).toBe(false);
   });
+
+  it('frames parts by length, so moving bytes between parts changes the MAC', () => {
+    const mac = auth.macParts('ledger-state/v1', ['ab', 'c']);
+    expect(auth.verifyParts('ledger-state/v1', ['ab', 'c'], mac)).toBe(true);
+    expect(auth.verifyParts('ledger-state/v1', ['a', 'bc'], mac)).toBe(false);
+    expect(auth.verifyParts('ledger-state/v1', [Buffer.from('ab'), 'c'], mac)).toBe(true);
+    expect(auth.verifyParts('ledger-block/v1', ['ab', 'c'], mac)).toBe(false);
+    expect(auth.verifyParts('ledger-state/v1', ['ab', 'c'], null)).toBe(false);
+  });
 });

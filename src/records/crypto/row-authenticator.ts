@@ -6,7 +6,8 @@ import canonicalize from 'canonicalize';
 import { createHmac, hkdfSync, KeyObject, timingSafeEqual } from 'node:crypto';
 
 /** What a MAC is over; each kind has its own domain, so a MAC of one never fits another. */
-export type AuthenticatedRowKind = 'consent-grant/v1' | 'emergency/v1' | 'identity-link/v1';
+export type AuthenticatedRowKind =
+  'consent-grant/v1' | 'emergency/v1' | 'identity-link/v1' | 'ledger-block/v1' | 'ledger-state/v1';
 
 const MAC_BYTES = 32;
 
@@ -24,6 +25,31 @@ export class RowAuthenticator {
       .update(`custodia/${kind}\n`)
       .update(canonicalize(fields)!)
       .digest();
+  }
+
+  /**
+   * The MAC over fields given in a fixed order, each framed by its length: for hot paths (the
+   * embedded ledger's state rows), where building and canonicalising an object costs more
+   * than the HMAC itself.
+   */
+  macParts(kind: AuthenticatedRowKind, parts: readonly (Buffer | string)[]): Buffer {
+    const hmac = createHmac('sha256', this.key).update(`custodia/${kind}\n`);
+    const length = Buffer.alloc(4);
+    for (const part of parts) {
+      const bytes = typeof part === 'string' ? Buffer.from(part, 'utf8') : part;
+      length.writeUInt32BE(bytes.length);
+      hmac.update(length).update(bytes);
+    }
+    return hmac.digest();
+  }
+
+  verifyParts(
+    kind: AuthenticatedRowKind,
+    parts: readonly (Buffer | string)[],
+    mac: Buffer | null,
+  ): boolean {
+    if (!mac || mac.length !== MAC_BYTES) return false;
+    return timingSafeEqual(this.macParts(kind, parts), mac);
   }
 
   /** Constant-time; false for a missing or malformed MAC. */

@@ -1,0 +1,174 @@
+// The embedded ledger lives in the same PostgreSQL as everything else, so a database writer
+// could try to forge the ledger itself: a world-state row holding a grant, or a whole block
+// appended with a valid hash chain. Neither carries this API's seal, so neither is believed.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Pool } from 'pg';
+import { ConsentReconciliation } from '../src/consent';
+import { Block, encodeBlock } from '../src/ledger/embedded/block';
+import { kekOf } from '../src/records/crypto';
+import { verifyAll } from '../src/verification';
+import { observation } from './helpers/fhir';
+import { codes, TestApi } from './helpers/test-api';
+
+const LIST = `query($p: ID!) { records(patientId: $p) { items { id } } }`;
+const GRANT_KEY_PREFIX = '\u0000custodia.grant\u0000';
+
+describe('forging the embedded ledger in the database', () => {
+  let api: TestApi;
+  let pool: Pool;
+  let patient: string;
+  let patientId: string;
+  let grantId: string;
+
+  const reads = async (sub: string) => {
+    const res = await api.gql<{ records: { items: { id: string }[] } }>(
+      LIST,
+      { p: patientId },
+      await api.token(sub, 'CLINICIAN', 'org1'),
+    );
+    return res.data?.records.items.length ?? codes(res);
+  };
+  const verify = async () => {
+    const result = await verifyAll(pool, 'org1', await kekOf(api.config));
+    return { ok: result.ok, text: result.lines.join('\n') };
+  };
+  async function failures(): Promise<number> {
+    const text = await (await fetch(`${api.url}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith('custodia_integrity_failures_total{kind="ledger_chain"}'));
+    return line ? Number(line.split(' ').pop()) : 0;
+  }
+  /** The grant's world-state value, as the chaincode stored it, re-aimed at `sub`. */
+  async function forgedGrant(sub: string) {
+    const { rows } = await api.db.query(
+      'SELECT value, block_number, tx_id, mac FROM ledger_world_state WHERE key = $1',
+      [Buffer.from(`${GRANT_KEY_PREFIX}${grantId}\u0000`, 'utf8')],
+    );
+    const grant = JSON.parse(rows[0].value.toString('utf8'));
+    const id = randomUUID();
+    return {
+      row: rows[0],
+      id,
+      key: Buffer.from(`${GRANT_KEY_PREFIX}${id}\u0000`, 'utf8'),
+      value: { ...grant, id, grantee: { type: 'CLINICIAN', id: sub } },
+    };
+  }
+
+  beforeAll(async () => {
+    api = await TestApi.start({ CONSENT_RECONCILE_INTERVAL_MS: '0' });
+    pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
+    patient = await api.token('lena', 'PATIENT');
+    ({
+      registerPatient: { id: patientId },
+    } = await api.ok<{ registerPatient: { id: string } }>(
+      'mutation { registerPatient { id } }',
+      {},
+      patient,
+    ));
+    await api.ok(
+      'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
+      { r: observation() },
+      patient,
+    );
+    grantId = await api.grantRead(patient, 'dr-lena');
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await api?.stop();
+  });
+
+  it('starts sealed and verified', async () => {
+    expect(await reads('dr-lena')).toBe(1);
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it('does not take a grant written straight into the world state into the projection', async () => {
+    const forged = await forgedGrant('dr-state');
+    await api.db.query(
+      `INSERT INTO ledger_world_state (key, value, block_number, tx_id, mac) VALUES ($1, $2, $3, $4, $5)`,
+      [
+        forged.key,
+        Buffer.from(JSON.stringify(forged.value)),
+        forged.row.block_number,
+        forged.row.tx_id,
+        forged.row.mac,
+      ],
+    );
+    const before = await failures();
+    expect(await api.server.app.get(ConsentReconciliation).reconcile()).toBeNull();
+    expect(await reads('dr-state')).toEqual(['CONSENT_REQUIRED']);
+    expect(await failures()).toBeGreaterThan(before);
+    const result = await verify();
+    expect(result.ok).toBe(false);
+    expect(result.text).toContain(
+      `BROKEN: world state of key ${forged.key.toString('hex')} is not sealed by this organisation's ledger`,
+    );
+    await api.db.query('DELETE FROM ledger_world_state WHERE key = $1', [forged.key]);
+    expect(await api.server.app.get(ConsentReconciliation).reconcile()).not.toBeNull();
+  });
+
+  it('never builds on, nor delivers the events of, a block appended from outside', async () => {
+    const forged = await forgedGrant('dr-block');
+    const [tip] = (
+      await api.db.query('SELECT number, hash FROM ledger_blocks ORDER BY number DESC LIMIT 1')
+    ).rows;
+    const payload = Buffer.from(JSON.stringify({ ...forged.value, txId: 'f'.repeat(64) }));
+    const block: Block = {
+      number: Number(tip.number) + 1,
+      prevHash: tip.hash,
+      timestamp: new Date().toISOString(),
+      txs: [
+        {
+          txId: randomBytes(32).toString('hex'),
+          contract: 'consent',
+          fn: 'GrantConsent',
+          argsHash: '0'.repeat(64),
+          creator: 'org1',
+          timestamp: new Date().toISOString(),
+          writes: [{ key: forged.key.toString('utf8'), value: payload.toString('base64') }],
+          event: { name: 'ConsentGranted', payload: payload.toString('base64') },
+        },
+      ],
+    };
+    const { body, hash } = encodeBlock(block);
+    await api.db.query(
+      `INSERT INTO ledger_blocks (number, prev_hash, hash, body, committed_at) VALUES ($1, $2, $3, $4, now())`,
+      [block.number, block.prevHash, hash, body],
+    );
+
+    // The next write would build on it: refused, and nothing of it reaches the projection.
+    const res = await api.gql(
+      `mutation { grantConsent(input: {granteeType: CLINICIAN, granteeId: "dr-next",
+         purpose: TREATMENT, actions: [READ]}) { id } }`,
+      {},
+      patient,
+    );
+    expect(codes(res)).toEqual(['LEDGER_UNAVAILABLE']);
+    expect(res.errors![0].message).toMatch(/verify-ledger/);
+    expect(await reads('dr-block')).toEqual(['CONSENT_REQUIRED']);
+    expect((await fetch(`${api.url}/health`)).status).toBe(503);
+    const result = await verify();
+    expect(result.text).toContain(
+      `BROKEN: block ${block.number} is not sealed by this organisation's ledger`,
+    );
+
+    // Restarted, it still refuses to extend the chain.
+    await api.restart();
+    expect((await fetch(`${api.url}/health`)).status).toBe(503);
+    await api.db.query('DELETE FROM ledger_blocks WHERE number = $1', [block.number]);
+  });
+
+  it('seals a ledger from before seals once, after checking all of it', async () => {
+    await api.db.query('UPDATE ledger_blocks SET mac = NULL');
+    await api.db.query('UPDATE ledger_world_state SET mac = NULL');
+    await api.restart();
+    expect((await fetch(`${api.url}/health`)).status).toBe(200);
+    expect(await reads('dr-lena')).toBe(1);
+    expect((await verify()).ok).toBe(true);
+    const { rows } = await api.db.query(
+      'SELECT count(*)::int AS n FROM ledger_blocks WHERE mac IS NULL',
+    );
+    expect(rows[0].n).toBe(0);
+  });
+});
