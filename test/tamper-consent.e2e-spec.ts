@@ -233,6 +233,27 @@ describe('tampering with consent in the database', () => {
     expect(rows[0].mac).toEqual(expect.any(Buffer));
   });
 
+  it("keeps a patient's opt-out from emergency access when the database turns it back on", async () => {
+    await api.ok('mutation { setEmergencyAccess(allow: false) { id } }', {}, patient);
+    await api.db.query('UPDATE patients SET allow_emergency_access = true WHERE id = $1', [
+      patientId,
+    ]);
+    const declare = await api.gql(
+      'mutation($p: ID!) { declareEmergency(patientId: $p, reason: "collapsed in the waiting room") { id } }',
+      { p: patientId },
+      await clinician('dr-optout'),
+    );
+    expect(codes(declare)).toEqual(['FORBIDDEN']);
+    expect(await failures('patient_setting')).toBeGreaterThan(0);
+    await api.ok('mutation { setEmergencyAccess(allow: true) { id } }', {}, patient);
+    const again = await api.gql(
+      'mutation($p: ID!) { declareEmergency(patientId: $p, reason: "collapsed in the waiting room") { id } }',
+      { p: patientId },
+      await clinician('dr-optout'),
+    );
+    expect(codes(again)).toEqual([]);
+  });
+
   it('names an access under a grant the ledger never held, even when the PDP was fooled', async () => {
     // Only someone holding the KEK could MAC a row: this stands for a bug or bypass in the
     // decision point. The access log still cannot justify the read against the ledger.

@@ -13,7 +13,7 @@ import { BadUserInputError, ForbiddenError, NotFoundError } from '../common/erro
 import { AccessLog } from '../audit/access-log';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
-import { PatientEntity } from '../patients';
+import { PatientEntity, PatientsService } from '../patients';
 import { DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
 import { EmergencyAccessEntity } from './consent-grant.entity';
 import { EmergencyAccessModel } from './consent.model';
@@ -48,6 +48,7 @@ export class EmergencyService implements OnApplicationBootstrap {
     private readonly keys: DataKeyRing,
     private readonly rows: RowAuthenticator,
     private readonly integrity: IntegrityMonitor,
+    private readonly patients: PatientsService,
   ) {}
 
   /**
@@ -86,7 +87,7 @@ export class EmergencyService implements OnApplicationBootstrap {
       ? await this.db.getRepository(PatientEntity).findOneBy({ id: patientId })
       : null;
     if (!patient || patient.erasedAt) throw new NotFoundError('No patient with that id.');
-    if (!patient.allowEmergencyAccess) {
+    if (!this.patients.emergencyAccessAllowed(patient)) {
       throw new ForbiddenError(
         'This patient has turned emergency access off; only their consent can grant access.',
       );

@@ -9,6 +9,7 @@ export type IntegrityFailureKind =
   | 'consent_grant'
   | 'emergency'
   | 'identity_link'
+  | 'patient_setting'
   | 'record'
   | 'access_log'
   | 'projection_drift'

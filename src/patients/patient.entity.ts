@@ -26,6 +26,10 @@ export class PatientEntity {
   @Column('boolean', { name: 'allow_emergency_access', default: true })
   allowEmergencyAccess!: boolean;
 
+  /** Authenticates allowEmergencyAccess (see PatientsService.emergencyAccessAllowed). */
+  @Column('bytea', { name: 'settings_mac', nullable: true })
+  settingsMac!: Buffer | null;
+
   /** Set when the patient erased their data (their keys are destroyed, records deleted). */
   @Column('timestamptz', { name: 'erased_at', nullable: true })
   erasedAt!: Date | null;

@@ -45,6 +45,15 @@ export class PatientsService implements OnApplicationBootstrap {
    * clearing a MAC in the database does not get a rewritten link authenticated later.
    */
   private async authenticateLegacyLinks(): Promise<void> {
+    const patients = this.db.getRepository(PatientEntity);
+    if (!(await patients.existsBy({ settingsMac: Not(IsNull()) }))) {
+      for (const p of await patients.findBy({ settingsMac: IsNull() })) {
+        await patients.update(
+          { id: p.id, allowEmergencyAccess: p.allowEmergencyAccess },
+          { settingsMac: this.settingsMac(p.id, p.allowEmergencyAccess) },
+        );
+      }
+    }
     const repo = this.db.getRepository(UserEntity);
     if (await repo.existsBy({ mac: Not(IsNull()) })) return;
     const legacy = await repo.findBy({ patientId: Not(IsNull()) });
@@ -59,6 +68,27 @@ export class PatientsService implements OnApplicationBootstrap {
 
   private linkMac(subject: string, patientId: string): Buffer {
     return this.rows.mac('identity-link/v1', { subject, patientId });
+  }
+
+  private settingsMac(patientId: string, allowEmergencyAccess: boolean): Buffer {
+    return this.rows.mac('patient-settings/v1', { patientId, allowEmergencyAccess });
+  }
+
+  /**
+   * Whether the patient allows break-glass access, as they set it: a setting changed in the
+   * database fails its MAC and reads as not allowed (failing closed), and is reported.
+   */
+  emergencyAccessAllowed(patient: PatientEntity): boolean {
+    const fields = { patientId: patient.id, allowEmergencyAccess: patient.allowEmergencyAccess };
+    if (this.rows.verify('patient-settings/v1', fields, patient.settingsMac)) {
+      return patient.allowEmergencyAccess;
+    }
+    if (patient.allowEmergencyAccess) {
+      this.integrity.report('patient_setting', 'emergency-access setting failed authentication', {
+        patientId: patient.id,
+      });
+    }
+    return false;
   }
 
   /**
@@ -121,9 +151,12 @@ export class PatientsService implements OnApplicationBootstrap {
       const id = await this.db.transaction(async (m) => {
         await this.requireOrganization(m, orgId);
         const id = randomUUID();
-        await m
-          .getRepository(PatientEntity)
-          .insert({ id, organizationId: orgId, allowEmergencyAccess: true });
+        await m.getRepository(PatientEntity).insert({
+          id,
+          organizationId: orgId,
+          allowEmergencyAccess: true,
+          settingsMac: this.settingsMac(id, true),
+        });
         if (name !== undefined) await this.storeName(m, id, name);
         await m
           .getRepository(UserEntity)
@@ -149,7 +182,9 @@ export class PatientsService implements OnApplicationBootstrap {
 
   async setEmergencyAccess(actor: Actor, allow: boolean): Promise<PatientModel> {
     const id = await this.requirePatientId(actor);
-    await this.db.getRepository(PatientEntity).update({ id }, { allowEmergencyAccess: allow });
+    await this.db
+      .getRepository(PatientEntity)
+      .update({ id }, { allowEmergencyAccess: allow, settingsMac: this.settingsMac(id, allow) });
     return this.load(id);
   }
 
@@ -187,7 +222,7 @@ export class PatientsService implements OnApplicationBootstrap {
     return {
       id: row.id,
       organizationId: row.organizationId,
-      allowEmergencyAccess: row.allowEmergencyAccess,
+      allowEmergencyAccess: this.emergencyAccessAllowed(row),
       createdAt: row.createdAt,
       displayName: row.displayNameSealed ? await this.openName(row) : null,
     };

@@ -7,7 +7,12 @@ import { createHmac, hkdfSync, KeyObject, timingSafeEqual } from 'node:crypto';
 
 /** What a MAC is over; each kind has its own domain, so a MAC of one never fits another. */
 export type AuthenticatedRowKind =
-  'consent-grant/v1' | 'emergency/v1' | 'identity-link/v1' | 'ledger-block/v1' | 'ledger-state/v1';
+  | 'consent-grant/v1'
+  | 'emergency/v1'
+  | 'identity-link/v1'
+  | 'patient-settings/v1'
+  | 'ledger-block/v1'
+  | 'ledger-state/v1';
 
 const MAC_BYTES = 32;
 
