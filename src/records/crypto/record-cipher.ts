@@ -5,8 +5,8 @@
 // labels would otherwise have kept out.
 import { KeyObject } from 'node:crypto';
 import { open, seal, Sealed, pack, unpack } from './aead';
-import { canonicalJson, contentHashV1, contentHashV2, newSalt, SALT_BYTES } from './content-hash';
-import { labelsOnly, RecordBinding, RecordLabels } from './record-labels';
+import { contentHashV1, contentHashV2, newSalt, SALT_BYTES } from './content-hash';
+import { labelsJcs, RecordBinding, RecordLabels } from './record-labels';
 
 export interface SealedRecord extends Sealed {
   contentHash: string;
@@ -24,7 +24,7 @@ function aadV1(b: RecordBinding): Buffer {
 
 /** JCS of the labels: category is free-ish text, so no separator could be trusted. */
 function aadV2(l: RecordLabels): Buffer {
-  return Buffer.from(`custodia/record/v2|${canonicalJson(labelsOnly(l))}`, 'utf8');
+  return Buffer.from(`custodia/record/v2|${labelsJcs(l)}`, 'utf8');
 }
 
 function sealPayload(dek: KeyObject, aad: Buffer, salt: Buffer, resource: unknown): Sealed {

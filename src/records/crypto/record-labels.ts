@@ -37,3 +37,20 @@ export function labelsOnly(l: RecordLabels): RecordLabels {
     sensitivity: l.sensitivity,
   };
 }
+
+/**
+ * JCS (RFC 8785) of the labels, built directly: keys already in JCS order, and values that are
+ * strings, null or a safe integer, which JSON.stringify writes exactly as JCS does. Every read
+ * of a record computes it, and a general canonicaliser costs more than the decryption.
+ */
+export function labelsJcs(l: RecordLabels): string {
+  if (!Number.isSafeInteger(l.version)) throw new TypeError('record version must be an integer');
+  return JSON.stringify({
+    category: l.category,
+    patientId: l.patientId,
+    recordId: l.recordId,
+    resourceType: l.resourceType,
+    sensitivity: l.sensitivity,
+    version: l.version,
+  });
+}
