@@ -9,7 +9,7 @@ import {
   Action,
   ConsentGrant,
   grantApplies,
-  permits,
+  recordAllowed,
   Purpose,
   RecordFacts,
 } from '@custodia/chaincode/policy';
@@ -79,11 +79,14 @@ export class PolicyDecisionPoint {
     return { basis: { kind: 'none' }, request };
   }
 
-  /** The first grant (by id) that permits reading this record, or undefined. */
+  /**
+   * The first grant that permits reading this record, or undefined. The decision's grants
+   * already apply to its request (who, what, why, when), so `permits` reduces to the rule's
+   * record filters for each row.
+   */
   permittingGrant(decision: Decision, record: RecordFacts): string | undefined {
     if (decision.basis.kind !== 'grants') return undefined;
-    const request = { ...decision.request, record };
-    return decision.basis.grants.find((g) => permits(g, request))?.id;
+    return decision.basis.grants.find((g) => recordAllowed(g, record))?.id;
   }
 
   /** Whether the decision admits this record at all. */

@@ -302,11 +302,14 @@ export class RecordsService {
     rows: RecordEntity[],
   ): Promise<void> {
     const basis = decision.basis;
-    const consentId =
-      basis.kind === 'grants'
-        ? (rows.map((r) => this.pdp.permittingGrant(decision, factsOf(r))).find(Boolean) ??
-          basis.grants[0].id)
-        : null;
+    let consentId: string | null = null;
+    if (basis.kind === 'grants') {
+      for (const r of rows) {
+        consentId = this.pdp.permittingGrant(decision, factsOf(r)) ?? null;
+        if (consentId) break;
+      }
+      consentId ??= basis.grants[0].id;
+    }
     await this.log.record({
       actorId: actor.id,
       patientId,
