@@ -5,8 +5,7 @@
 // authority).
 import { KeyObject } from 'node:crypto';
 import { Pool } from 'pg';
-import { checkAccessLog, poolRows } from './audit/verify';
-import { verifyPermitsInLog } from './audit/justify';
+import { poolRows, verifyAccessLogAgainstLedger } from './audit/verify';
 import { GrantAuthenticity } from './consent/grant-authenticity';
 import { ProjectionReconciler, ReconcileReport } from './consent/projection-reconciler';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
@@ -31,8 +30,11 @@ export async function verifyAll(
   const seal = kek ? new LedgerSeal(new RowAuthenticator(kek)) : undefined;
   const ledger = await verifyEmbeddedLedger(pool, seal);
   const embedded = new EmbeddedLedger(pool, { organization, seal });
-  const audit = await checkAccessLog(poolRows(pool), embedded, organization);
-  const permits = await verifyPermitsInLog(poolRows(pool), embedded);
+  const { permits, ...audit } = await verifyAccessLogAgainstLedger(
+    poolRows(pool),
+    embedded,
+    organization,
+  );
   let projection: ReconcileReport | null = null;
   const unreadable: string[] = [];
   if (kek) {

@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { Pool } from 'pg';
 import { ConsentReconciliation } from '../src/consent';
+import { Ledger, LEDGER } from '../src/ledger';
 import { kekOf, RowAuthenticator } from '../src/records/crypto';
 import { verifyAll } from '../src/verification';
 import { observation } from './helpers/fhir';
@@ -143,6 +144,26 @@ describe('tampering with consent in the database', () => {
     const [row] = (await api.db.query('SELECT status FROM consent_grants WHERE id = $1', [id]))
       .rows;
     expect(row.status).toBe('REVOKED');
+  });
+
+  it('lets the patient revoke a grant whose row was revoked or deleted in the database', async () => {
+    for (const tamper of [
+      `UPDATE consent_grants SET status = 'REVOKED', revoked_at = now() WHERE id = $1`,
+      `DELETE FROM consent_grants WHERE id = $1`,
+    ]) {
+      const id = await grantTo('dr-stuck');
+      await api.db.query(tamper, [id]);
+      const { revokeConsent } = await api.ok<{ revokeConsent: { status: string } }>(
+        REVOKE,
+        { id },
+        patient,
+      );
+      expect(revokeConsent.status).toBe('REVOKED');
+      const onLedger = await api.server.app
+        .get<Ledger>(LEDGER)
+        .evaluate<{ status: string }>('consent', 'GetConsent', [id]);
+      expect(onLedger.status).toBe('REVOKED');
+    }
   });
 
   it('reports a changed or extra grant in verify-ledger and repairs it from the ledger', async () => {

@@ -7,8 +7,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppConfig, APP_CONFIG } from '../config';
 import { Ledger, LEDGER } from '../ledger';
-import { verifyPermitsInLog } from './justify';
-import { checkAccessLog, QueryRows } from './verify';
+import { QueryRows, verifyAccessLogAgainstLedger } from './verify';
 
 @ObjectType('AccessLogVerification', {
   description:
@@ -54,8 +53,12 @@ export class AccessLogVerifier {
 
   async verify(patientId: string): Promise<AccessLogVerificationModel> {
     const query: QueryRows = (sql, params) => this.db.query(sql, params);
-    const chain = await checkAccessLog(query, this.ledger, this.config.orgId, { patientId });
-    const permits = await verifyPermitsInLog(query, this.ledger, patientId);
+    const { permits, ...chain } = await verifyAccessLogAgainstLedger(
+      query,
+      this.ledger,
+      this.config.orgId,
+      patientId,
+    );
     const problems = [...chain.problems, ...permits.problems];
     return {
       patientId,

@@ -6,7 +6,7 @@
 import type { EmergencyRecord, GrantRecord } from '@custodia/chaincode';
 import { NotFoundError } from '../common/errors';
 import type { Ledger } from '../ledger';
-import { AccessEventContent, chainedEventFromRow } from './audit-chain';
+import type { AccessEventContent } from './audit-chain';
 import type { QueryRows } from './verify';
 
 /**
@@ -118,46 +118,48 @@ async function unjustified(
   return null;
 }
 
-const PAGE = 1000;
-
 /**
- * Walks the access log (one patient's events, or all) and checks every PERMIT against the
- * ledger. The chain itself is checked by checkAccessLog; this asks whether what it holds
- * was allowed.
+ * Checks the PERMITs of the pages of the access log it is given (as `checkAccessLog` walks
+ * them), one patient's or everyone's, against the ledger. The chain is checked by the walk;
+ * this asks whether what it holds was allowed.
  */
-export async function verifyPermitsInLog(
-  query: QueryRows,
-  ledger: Pick<Ledger, 'evaluate'>,
-  patientId?: string,
-): Promise<PermitCheck> {
-  const authority = ledgerAuthority(ledger);
-  const selves = new Map<string, Promise<boolean>>();
-  // The account is linked to the patient; or the patient was erased, which unlinks it.
-  const isSelf = (actorId: string, patientId: string) => {
+export class PermitJustifier {
+  private readonly authority: LedgerAuthority;
+  private readonly selves = new Map<string, Promise<boolean>>();
+  private readonly total: PermitCheck = { permits: 0, justified: 0, problems: [] };
+
+  constructor(
+    private readonly query: QueryRows,
+    ledger: Pick<Ledger, 'evaluate'>,
+    private readonly patientId?: string,
+  ) {
+    this.authority = ledgerAuthority(ledger);
+  }
+
+  async check(events: readonly AccessEventContent[]): Promise<void> {
+    const mine = this.patientId ? events.filter((e) => e.patientId === this.patientId) : events;
+    const check = await justifyPermits(mine, this.authority, (a, p) => this.isSelf(a, p));
+    this.total.permits += check.permits;
+    this.total.justified += check.justified;
+    this.total.problems.push(...check.problems);
+  }
+
+  result(): PermitCheck {
+    return this.total;
+  }
+
+  /** The account is linked to the patient; or the patient was erased, which unlinks it. */
+  private isSelf(actorId: string, patientId: string): Promise<boolean> {
     const key = JSON.stringify([actorId, patientId]);
-    let self = selves.get(key);
+    let self = this.selves.get(key);
     if (!self) {
-      self = query(
+      self = this.query(
         `SELECT EXISTS (SELECT 1 FROM users WHERE subject = $1 AND patient_id = $2)
              OR EXISTS (SELECT 1 FROM patients WHERE id = $2 AND erased_at IS NOT NULL) AS self`,
         [actorId, patientId],
       ).then((rows) => rows[0]?.self === true);
-      selves.set(key, self);
+      this.selves.set(key, self);
     }
     return self;
-  };
-  const total: PermitCheck = { permits: 0, justified: 0, problems: [] };
-  for (let after = 0; ;) {
-    const rows = await query(
-      `SELECT * FROM access_events WHERE seq > $1 AND decision = 'PERMIT'
-         AND ($2::uuid IS NULL OR patient_id = $2) ORDER BY seq LIMIT $3`,
-      [after, patientId ?? null, PAGE],
-    );
-    const check = await justifyPermits(rows.map(chainedEventFromRow), authority, isSelf);
-    total.permits += check.permits;
-    total.justified += check.justified;
-    total.problems.push(...check.problems);
-    if (rows.length < PAGE) return total;
-    after = Number(rows[rows.length - 1].seq);
   }
 }

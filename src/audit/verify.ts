@@ -5,7 +5,14 @@ import type { AuditHead } from '@custodia/chaincode';
 import { NotFoundError } from '../common/errors';
 import type { Ledger } from '../ledger';
 import { AUDIT_CHAIN_ID } from './access-log';
-import { AccessLogVerification, AnchoredHead, ChainWalk, chainedEventFromRow } from './audit-chain';
+import {
+  AccessLogVerification,
+  AnchoredHead,
+  ChainedEvent,
+  ChainWalk,
+  chainedEventFromRow,
+} from './audit-chain';
+import { PermitCheck, PermitJustifier } from './justify';
 
 /** Runs one SQL statement and returns its rows: a pg Pool or a TypeORM DataSource behind it. */
 export type QueryRows = (sql: string, params: unknown[]) => Promise<Record<string, unknown>[]>;
@@ -13,6 +20,8 @@ export type QueryRows = (sql: string, params: unknown[]) => Promise<Record<strin
 export interface AccessLogCheckOptions {
   /** Count only this patient's events (the whole global chain is walked all the same). */
   patientId?: string;
+  /** Given every page the walk reads, in order, so other checks need no walk of their own. */
+  onPage?: (events: ChainedEvent[]) => Promise<void>;
 }
 
 const PAGE = 1000;
@@ -48,11 +57,32 @@ export async function checkAccessLog(
       walk.lastFed,
       PAGE,
     ]);
-    walk.feed(rows.map(chainedEventFromRow));
+    const events = rows.map(chainedEventFromRow);
+    walk.feed(events);
+    await options.onPage?.(events);
     if (rows.length < PAGE) break;
   }
   const result = walk.result();
   return { ...result, problems: [...problems, ...result.problems] };
+}
+
+/**
+ * The access log checked against the ledger in one walk: the chain up to the anchored head
+ * (`checkAccessLog`), and every PERMIT (one patient's, or all) against the grant or emergency
+ * the ledger held. For `verify-ledger` and `verifyAccessLog`.
+ */
+export async function verifyAccessLogAgainstLedger(
+  query: QueryRows,
+  ledger: Pick<Ledger, 'evaluate'>,
+  organization: string,
+  patientId?: string,
+): Promise<AccessLogVerification & { permits: PermitCheck }> {
+  const justifier = new PermitJustifier(query, ledger, patientId);
+  const chain = await checkAccessLog(query, ledger, organization, {
+    patientId,
+    onPage: (events) => justifier.check(events),
+  });
+  return { ...chain, permits: justifier.result() };
 }
 
 /** `checkAccessLog` over a node-postgres pool, as `verify-ledger` runs it. */

@@ -25,8 +25,7 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
   private readonly reconciler: ProjectionReconciler;
   private timer?: NodeJS.Timeout;
   private running?: Promise<ReconcileReport | null>;
-  /** When the projection last matched (or was made to match) the ledger. */
-  lastReconciledAt: Date | null = null;
+  private stopped = false;
 
   constructor(
     @InjectDataSource() db: DataSource,
@@ -39,17 +38,21 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    const report = await this.reconcile();
-    const every = this.config.consentReconcileMs;
-    if (every > 0 || !report) {
-      this.timer = setInterval(() => void this.reconcile(), every > 0 ? every : RETRY_MS);
-      this.timer.unref();
-    }
+    this.scheduleAfter(await this.reconcile());
   }
 
   onApplicationShutdown(): Promise<unknown> | undefined {
-    clearInterval(this.timer);
+    this.stopped = true;
+    clearTimeout(this.timer);
     return this.running;
+  }
+
+  /** The next run: soon after a failure, else after the configured interval (if any). */
+  private scheduleAfter(report: ReconcileReport | null): void {
+    const delay = report ? this.config.consentReconcileMs : RETRY_MS;
+    if (this.stopped || delay <= 0) return;
+    this.timer = setTimeout(async () => this.scheduleAfter(await this.reconcile()), delay);
+    this.timer.unref();
   }
 
   /** One comparison and repair; null when the ledger or database could not be read. */
@@ -64,8 +67,6 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
             changed: report.changed.length,
           });
         }
-        this.lastReconciledAt = new Date();
-        if (this.config.consentReconcileMs === 0) clearInterval(this.timer);
         return report;
       } catch (e) {
         this.logger.warn(

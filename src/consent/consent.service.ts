@@ -42,15 +42,19 @@ export class ConsentService {
 
   async revoke(actor: Actor, id: string): Promise<ConsentGrantModel> {
     const patientId = await this.patients.requirePatientId(actor);
-    const row = ID.test(id)
-      ? await this.db.getRepository(ConsentGrantEntity).findOneBy({ id })
-      : null;
+    const notFound = new NotFoundError('No consent grant with that id.');
+    if (!ID.test(id)) throw notFound;
+    // The ledger says whose grant it is and whether it stands: a projection row revoked or
+    // deleted in the database must never stop a patient revoking what the ledger still holds.
+    const grant = await this.ledger
+      .evaluate<GrantRecord>('consent', 'GetConsent', [id])
+      .catch((e: unknown) => {
+        if (e instanceof NotFoundError) return null;
+        throw e;
+      });
     // Another patient's grant answers exactly as one that does not exist.
-    if (!row || row.patientId !== patientId)
-      throw new NotFoundError('No consent grant with that id.');
-    if (row.status === 'REVOKED') {
-      throw new ConflictError('This grant is already revoked.');
-    }
+    if (!grant || grant.patientId !== patientId) throw notFound;
+    if (grant.status === 'REVOKED') throw new ConflictError('This grant is already revoked.');
     await this.revokeOnLedger(id);
     return this.load(id);
   }

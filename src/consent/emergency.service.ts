@@ -17,10 +17,10 @@ import { PatientEntity, PatientsService } from '../patients';
 import { DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
 import { EmergencyAccessEntity } from './consent-grant.entity';
 import { EmergencyAccessModel } from './consent.model';
+import { isUuid } from '../common/ids';
 
 const MIN_REASON = 10;
 const MAX_REASON = 500;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const REASON_LABEL = 'emergency.reason';
 
 /** A live emergency, its reason opened. */
@@ -83,7 +83,7 @@ export class EmergencyService implements OnApplicationBootstrap {
         'reason',
       );
     }
-    const patient = UUID.test(patientId)
+    const patient = isUuid(patientId)
       ? await this.db.getRepository(PatientEntity).findOneBy({ id: patientId })
       : null;
     if (!patient || patient.erasedAt) throw new NotFoundError('No patient with that id.');

@@ -61,9 +61,8 @@ export function driftCount(d: ProjectionDrift): number {
 
 export class ProjectionReconciler {
   constructor(
-    private readonly db: SqlRunner & {
-      query(text: string, params?: unknown[]): Promise<unknown[]>;
-    },
+    /** Its query answers the rows, as a TypeORM DataSource's does. */
+    private readonly db: SqlRunner,
     private readonly ledger: Ledger,
     private readonly authenticity: GrantAuthenticity,
   ) {}

@@ -9,6 +9,7 @@ import { IntegrityMonitor } from '../observability';
 import { DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
 import { OrganizationEntity, PatientEntity, UserEntity } from './patient.entity';
 import { PatientModel } from './patient.model';
+import { isUuid } from '../common/ids';
 
 const DISPLAY_NAME = 'patient.displayName';
 const MAX_DISPLAY_NAME = 200;
@@ -121,8 +122,9 @@ export class PatientsService implements OnApplicationBootstrap {
     this.links.delete(subject);
   }
 
+  /** False for anything that is not a patient's id, malformed ids included. */
   async exists(patientId: string): Promise<boolean> {
-    return this.db.getRepository(PatientEntity).existsBy({ id: patientId });
+    return isUuid(patientId) && this.db.getRepository(PatientEntity).existsBy({ id: patientId });
   }
 
   /** Like patientIdOf, for operations that need a registered patient. */

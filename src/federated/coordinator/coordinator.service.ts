@@ -39,8 +39,8 @@ import {
   UpdateStatus,
 } from './run.model';
 import { parseStrategyState, serialiseStrategyState } from './strategy-state';
+import { isUuid } from '../../common/ids';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const SHA256 = /^[0-9a-f]{64}$/;
 const MAX_ROUNDS = 100;
 const MAX_CONTRIBUTORS = 100_000;
@@ -146,7 +146,7 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   async get(runId: string): Promise<TrainingRunModel | null> {
-    if (!UUID.test(runId)) return null;
+    if (!isUuid(runId)) return null;
     const [row] = await this.db.query(`SELECT * FROM training_runs WHERE id = $1`, [runId]);
     return row ? toRun(row) : null;
   }
@@ -289,7 +289,7 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   private async verifiedManifest(jws: string, nodeId: string): Promise<Manifest> {
-    const node = UUID.test(nodeId)
+    const node = isUuid(nodeId)
       ? await this.db.getRepository(TrainingNodeEntity).findOneBy({ id: nodeId })
       : null;
     if (!node || node.revokedAt) throw new Rejection('node is not registered');
@@ -613,7 +613,7 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   private async version(runId: string, round: number): Promise<Buffer> {
-    if (!UUID.test(runId) || !Number.isInteger(round) || round < 0) {
+    if (!isUuid(runId) || !Number.isInteger(round) || round < 0) {
       throw new NotFoundError('No such round of that training run.');
     }
     const [row] = await this.db.query(
@@ -631,7 +631,7 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   private async ownStudy(actor: Actor, studyId: string): Promise<StudyEntity> {
-    const study = UUID.test(studyId)
+    const study = isUuid(studyId)
       ? await this.db.getRepository(StudyEntity).findOneBy({ id: studyId })
       : null;
     if (!study) throw new NotFoundError('No study with that id.');

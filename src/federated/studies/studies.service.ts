@@ -18,13 +18,13 @@ import {
   StudyModel,
   TrainingNodeModel,
 } from './study.model';
+import { isUuid } from '../../common/ids';
 
 /** LOINC codes: digits, a hyphen and a check digit (e.g. 2345-7). */
 const LOINC = /^\d{1,7}-\d$/;
 /** SNOMED CT concept ids: 6 to 18 digits. */
 const SNOMED = /^\d{6,18}$/;
 const MAX_FEATURES = 64;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 @Injectable()
 export class StudiesService {
@@ -47,7 +47,7 @@ export class StudiesService {
   }
 
   async get(id: string): Promise<StudyModel | null> {
-    if (!UUID.test(id)) return null;
+    if (!isUuid(id)) return null;
     return this.db.getRepository(StudyEntity).findOneBy({ id });
   }
 

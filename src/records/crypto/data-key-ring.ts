@@ -5,6 +5,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createSecretKey, KeyObject, randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, IsNull } from 'typeorm';
+import { BoundedMap } from '../../common/bounded-map';
 import { DataKeyEntity } from './data-key.entity';
 import { newDataKey, unwrapDataKey, wrapDataKey } from './key-wrap';
 
@@ -28,7 +29,9 @@ const CACHE_LIMIT = 10_000;
 
 @Injectable()
 export class DataKeyRing {
-  private readonly cache = new Map<string, { patientId: string; key: KeyObject }>();
+  private readonly cache = new BoundedMap<string, { patientId: string; key: KeyObject }>(
+    CACHE_LIMIT,
+  );
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -51,7 +54,7 @@ export class DataKeyRing {
       );
       if (rows.length === 0) return this.liveKey(patientId, manager);
       const key = createSecretKey(raw);
-      this.remember(id, patientId, key);
+      this.cache.set(id, { patientId, key });
       return { id, key };
     } finally {
       raw.fill(0);
@@ -78,7 +81,9 @@ export class DataKeyRing {
     await manager
       .getRepository(DataKeyEntity)
       .update({ patientId, destroyedAt: IsNull() }, { wrappedKey: null, destroyedAt: new Date() });
-    for (const [id, entry] of this.cache) if (entry.patientId === patientId) this.cache.delete(id);
+    for (const [id, entry] of [...this.cache]) {
+      if (entry.patientId === patientId) this.cache.delete(id);
+    }
   }
 
   private unwrap(row: DataKeyEntity): KeyObject {
@@ -86,12 +91,7 @@ export class DataKeyRing {
     if (cached && cached.patientId === row.patientId) return cached.key;
     if (!row.wrappedKey) throw new DataKeyUnavailableError(row.id);
     const key = unwrapDataKey(this.kek, row.wrappedKey, row.id, row.patientId);
-    this.remember(row.id, row.patientId, key);
+    this.cache.set(row.id, { patientId: row.patientId, key });
     return key;
-  }
-
-  private remember(id: string, patientId: string, key: KeyObject): void {
-    if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value!);
-    this.cache.set(id, { patientId, key });
   }
 }
