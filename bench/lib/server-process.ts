@@ -8,12 +8,26 @@ import { writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 
 type ParentMessage =
-  { type: 'stop' } | { type: 'profile-start' } | { type: 'profile-stop'; file: string };
+  | { type: 'stop' }
+  | { type: 'profile-start' }
+  | { type: 'profile-stop'; file: string }
+  | { type: 'memory' };
 type ChildMessage =
   | { type: 'ready'; url: string }
   | { type: 'failed'; message: string }
   | { type: 'profile-started' }
-  | { type: 'profile-written' };
+  | { type: 'profile-written' }
+  | { type: 'memory'; usage: ServerMemory };
+
+/** The server's memory as its own process sees it, after a full collection when allowed. */
+export interface ServerMemory {
+  rssMb: number;
+  heapUsedMb: number;
+  heapTotalMb: number;
+  externalMb: number;
+  /** Whether a full GC ran first (the child was started with --expose-gc). */
+  collected: boolean;
+}
 
 export interface ServedApp {
   url: string;
@@ -38,6 +52,7 @@ export function serveFromChild(start: () => Promise<ServedApp>): void {
   process.on('message', (m: ParentMessage) => {
     void (async () => {
       if (m.type === 'stop') return stop();
+      if (m.type === 'memory') return send({ type: 'memory', usage: ownMemory() });
       if (m.type === 'profile-start') {
         session = new Session();
         session.connect();
@@ -66,6 +81,20 @@ export function serveFromChild(start: () => Promise<ServedApp>): void {
   );
 }
 
+function ownMemory(): ServerMemory {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;
+  const m = process.memoryUsage();
+  return {
+    rssMb: mb(m.rss),
+    heapUsedMb: mb(m.heapUsed),
+    heapTotalMb: mb(m.heapTotal),
+    externalMb: mb(m.external),
+    collected: !!gc,
+  };
+}
+
 /** Parent side: one server under test in a child process. */
 export class ServerProcess {
   private constructor(
@@ -73,9 +102,14 @@ export class ServerProcess {
     readonly url: string,
   ) {}
 
-  static spawn(script: string, env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  static spawn(
+    script: string,
+    env: NodeJS.ProcessEnv = {},
+    execArgv: string[] = [],
+  ): Promise<ServerProcess> {
     const child = fork(script, [], {
       env: { ...process.env, NODE_ENV: 'production', ...env },
+      execArgv: [...process.execArgv, ...execArgv],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     // Never leave a server behind, whatever happens to the benchmark: SIGTERM lets it stop
@@ -136,6 +170,19 @@ export class ServerProcess {
 
   async stopProfile(file: string): Promise<void> {
     await this.request({ type: 'profile-stop', file }, 'profile-written');
+  }
+
+  /** The server's own view of its memory (after a full GC if it was started with --expose-gc). */
+  memory(): Promise<ServerMemory> {
+    return new Promise((resolve) => {
+      const listen = (m: ChildMessage) => {
+        if (m.type !== 'memory') return;
+        this.child.removeListener('message', listen);
+        resolve(m.usage);
+      };
+      this.child.on('message', listen);
+      this.child.send({ type: 'memory' } satisfies ParentMessage);
+    });
   }
 
   async stop(): Promise<void> {
