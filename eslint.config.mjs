@@ -2,6 +2,7 @@
 import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
+import requireRoles from './eslint-rules/require-roles.cjs';
 
 export default tseslint.config(
   { ignores: ['**/dist/**', 'node_modules/**', '.data/**', 'coverage/**', 'bench/results/**'] },
@@ -19,11 +20,16 @@ export default tseslint.config(
     },
   },
   {
+    files: ['src/**/*.ts'],
+    plugins: { custodia: { rules: { 'require-roles': requireRoles } } },
+    rules: { 'custodia/require-roles': 'error' },
+  },
+  {
     files: ['src/cli.ts', 'bench/**', 'test/**', 'bin/**', '*.js', '*.mjs'],
     rules: { 'no-console': 'off' },
   },
   {
-    files: ['bin/**/*.js', 'jest.config.js'],
+    files: ['bin/**/*.js', 'jest.config.js', 'eslint-rules/**/*.cjs'],
     languageOptions: { sourceType: 'commonjs' },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },

@@ -70,6 +70,10 @@ export class AppModule {
               ],
               validationRules: armor.validationRules,
               context: graphqlContext,
+              // Field resolvers (Study.runs, TrainingRun.updates…) answer to @Roles like
+              // queries do: a role admitted to a parent type is not thereby admitted to all
+              // that hangs off it.
+              fieldResolverEnhancers: ['guards'],
               formatError: formatGraphQLError(new Logger('GraphQL')),
             };
           },

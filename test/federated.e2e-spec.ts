@@ -259,7 +259,7 @@ describe('federated training, coordinated', () => {
       ['wrong shape', post(nodes[0], runId, 1, weights(1, 2))],
       ['non-finite values', post(nodes[0], runId, 1, nan)],
       [
-        'holds no active TRAIN consent',
+        'hold no active TRAIN consent',
         post(nodes[0], runId, 1, good, { contributors: [patients[3].id] }),
       ],
     ];
@@ -308,13 +308,75 @@ describe('federated training, coordinated', () => {
       victim.token,
     );
     const listing = await post(nodes[1], runId, 1, weights(2, 2, 2), { contributors: [victim.id] });
-    expect(listing.body.reason).toContain(`contributor ${victim.id} holds no active TRAIN consent`);
+    // Reasons count contributors and never name one: a patient id is not the node's to see.
+    expect(listing.body.reason).toBe(
+      '1 of 1 contributors hold no active TRAIN consent for this study',
+    );
     await post(nodes[1], runId, 1, weights(2, 2, 2), { contributors: [patients[1].id] });
     await post(nodes[2], runId, 1, weights(4, 4, 4), { contributors: [patients[0].id] });
     const state = await run(runId);
     expect(state.status).toBe('COMPLETED');
     expect(state.updates.map((u) => u.reason)).toContainEqual(
-      `contributor ${victim.id} revoked TRAIN consent before aggregation`,
+      '1 of 1 contributors revoked TRAIN consent before aggregation',
+    );
+    expect(JSON.stringify(state.updates)).not.toContain(victim.id);
+  });
+
+  it('keeps runs, updates and their reasons with researchers, administrators and nodes', async () => {
+    const runId = await startRun(studyId, 1);
+    await post(nodes[0], runId, 1, weights(1, 2)); // rejected: wrong shape
+    await post(nodes[1], runId, 1, weights(1, 1, 1), { contributors: [patients[1].id] });
+    const patient = patients[0].token;
+    const clinician = await api.token('dr-who', 'CLINICIAN', 'org1');
+    for (const token of [patient, clinician]) {
+      // The catalogue is everyone's; what was trained on it is not.
+      const catalogue = await api.ok<{ study: { id: string } }>(
+        'query($id: ID!) { study(id: $id) { id title } }',
+        { id: studyId },
+        token,
+      );
+      expect(catalogue.study.id).toBe(studyId);
+      const runs = await api.gql(
+        'query($id: ID!) { study(id: $id) { runs { id } } }',
+        {
+          id: studyId,
+        },
+        token,
+      );
+      expect(codes(runs)).toEqual(['FORBIDDEN']);
+      const listed = await api.gql('{ studies { id runs { updates { reason } } } }', {}, token);
+      expect(codes(listed)).toEqual(['FORBIDDEN']);
+      expect(JSON.stringify(listed.data ?? null)).not.toContain('reason');
+      const direct = await api.gql(
+        `query($id: ID!) { trainingRun(id: $id) { id } }`,
+        { id: runId },
+        token,
+      );
+      expect(codes(direct)).toEqual(['FORBIDDEN']);
+    }
+    // A node sees its own updates; the researcher sees every node's.
+    const seenBy = async (token: string) =>
+      (
+        await api.ok<{ trainingRun: { updates: { nodeId: string }[] } }>(
+          'query($id: ID!) { trainingRun(id: $id) { updates { nodeId status reason } } }',
+          { id: runId },
+          token,
+        )
+      ).trainingRun.updates.map((u) => u.nodeId);
+    expect(new Set(await seenBy(nodes[0].token))).toEqual(new Set([nodes[0].id]));
+    expect(new Set(await seenBy(nodes[1].token))).toEqual(new Set([nodes[1].id]));
+    expect(new Set(await seenBy(researcher))).toEqual(new Set([nodes[0].id, nodes[1].id]));
+    const ownRuns = await api.ok<{ study: { runs: { id: string }[] } }>(
+      'query($id: ID!) { study(id: $id) { runs { id } } }',
+      { id: studyId },
+      researcher,
+    );
+    expect(ownRuns.study.runs.map((r) => r.id)).toContain(runId);
+    // Left open, the round would collect the next tests' updates.
+    await api.ok(
+      'mutation($id: ID!) { cancelTraining(runId: $id) { id } }',
+      { id: runId },
+      researcher,
     );
   });
 

@@ -1,6 +1,7 @@
 export { Actor, hasRole } from './actor';
 export { AuthModule } from './auth.module';
 export {
+  AnyRole,
   CONSENT_CHECK_KEY,
   ConsentChecked,
   CurrentActor,

@@ -1,8 +1,10 @@
 import { Module } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { AuditModule } from '../audit';
 import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
 import { RecordCryptoModule, RowAuthenticator } from '../records/crypto';
+import { ConsentCheckInterceptor } from './consent-check.interceptor';
 import { ConsentReconciliation } from './consent-reconciliation';
 import { GrantAuthenticity } from './grant-authenticity';
 import { ConsentProjection } from './consent-projection';
@@ -27,6 +29,7 @@ import { PolicyDecisionPoint } from './policy-decision-point';
     EmergencyService,
     PolicyDecisionPoint,
     ConsentResolver,
+    { provide: APP_INTERCEPTOR, useClass: ConsentCheckInterceptor },
   ],
   exports: [PolicyDecisionPoint, ConsentService, ConsentProjector, ConsentReconciliation],
 })

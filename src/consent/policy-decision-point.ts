@@ -19,6 +19,7 @@ import { preparedQuery } from '../database/prepared';
 import { IntegrityMonitor } from '../observability';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { EmergencyService } from './emergency.service';
+import { notePermitted } from './decision-scope';
 import { GrantAuthenticity } from './grant-authenticity';
 import { GRANT_COLUMNS } from './projection-reconciler';
 
@@ -48,6 +49,19 @@ export class PolicyDecisionPoint {
    * declared emergency (READ only).
    */
   async decide(
+    actor: Actor,
+    ownPatientId: string | null,
+    patientId: string,
+    action: Action,
+    purpose: Purpose,
+  ): Promise<Decision> {
+    const decision = await this.basisFor(actor, ownPatientId, patientId, action, purpose);
+    // What @ConsentChecked operations may answer with (see ConsentCheckInterceptor).
+    if (decision.basis.kind !== 'none') notePermitted(patientId);
+    return decision;
+  }
+
+  private async basisFor(
     actor: Actor,
     ownPatientId: string | null,
     patientId: string,

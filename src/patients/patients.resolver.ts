@@ -1,5 +1,5 @@
 import { Args, ID, Mutation, Query, Resolver } from '@nestjs/graphql';
-import { Actor, CurrentActor, Roles } from '../auth';
+import { Actor, AnyRole, CurrentActor, Roles } from '../auth';
 import { ActorModel, PatientModel } from './patient.model';
 import { PatientsService } from './patients.service';
 
@@ -7,6 +7,7 @@ import { PatientsService } from './patients.service';
 export class PatientsResolver {
   constructor(private readonly patients: PatientsService) {}
 
+  @AnyRole()
   @Query(() => ActorModel, { description: 'The caller, as their token and profile say.' })
   async me(@CurrentActor() actor: Actor): Promise<ActorModel> {
     return {
@@ -17,6 +18,8 @@ export class PatientsResolver {
     };
   }
 
+  /** Any role may ask; only the patient themself gets an answer (others: NOT_FOUND). */
+  @AnyRole()
   @Query(() => PatientModel, { nullable: true })
   patient(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
     return this.patients.get(actor, id);

@@ -356,9 +356,12 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
     nodeId: string,
   ): Promise<string[]> {
     const grants = await this.pdp.trainingGrants(studyId, contributors, nodeId);
-    const missing = contributors.find((c) => !grants.has(c));
+    // A reason is shown to researchers and nodes: it counts contributors, never names them.
+    const missing = contributors.filter((c) => !grants.has(c)).length;
     if (missing) {
-      throw new Rejection(`contributor ${missing} holds no active TRAIN consent for this study`);
+      throw new Rejection(
+        `${missing} of ${contributors.length} contributors hold no active TRAIN consent for this study`,
+      );
     }
     return contributors.map((c) => grants.get(c)!);
   }
@@ -456,11 +459,14 @@ export class Coordinator implements OnApplicationBootstrap, OnApplicationShutdow
     );
     for (const u of updates) {
       const contributors = u.contributors as string[];
-      const missing = contributors.find((c) => !grants.has(c));
+      const missing = contributors.filter((c) => !grants.has(c)).length;
       if (missing) {
         await this.db.query(
           `UPDATE model_updates SET status = 'REJECTED', body = NULL, reason = $2 WHERE id = $1`,
-          [u.id, `contributor ${missing} revoked TRAIN consent before aggregation`],
+          [
+            u.id,
+            `${missing} of ${contributors.length} contributors revoked TRAIN consent before aggregation`,
+          ],
         );
       } else {
         accepted.push(u);

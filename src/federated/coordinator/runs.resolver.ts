@@ -1,5 +1,5 @@
 import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
-import { Actor, CurrentActor, Roles } from '../../auth';
+import { Actor, CurrentActor, hasRole, Roles } from '../../auth';
 import { StudyModel } from '../studies/study.model';
 import { Coordinator } from './coordinator.service';
 import {
@@ -44,17 +44,23 @@ export class RunsResolver {
     return this.coordinator.openRounds(actor.id);
   }
 
+  @Roles('RESEARCHER', 'ADMIN', 'NODE')
   @ResolveField(() => [RoundMetricsModel])
   metrics(@Parent() run: TrainingRunModel) {
     return this.coordinator.metrics(run.id);
   }
 
+  /** A node sees its own updates only; researchers and administrators see every node's. */
+  @Roles('RESEARCHER', 'ADMIN', 'NODE')
   @ResolveField(() => [ModelUpdateInfoModel])
-  updates(
+  async updates(
+    @CurrentActor() actor: Actor,
     @Parent() run: TrainingRunModel,
     @Args('round', { type: () => Int, nullable: true }) round?: number | null,
   ) {
-    return this.coordinator.updates(run.id, round);
+    const updates = await this.coordinator.updates(run.id, round);
+    if (hasRole(actor, 'RESEARCHER') || hasRole(actor, 'ADMIN')) return updates;
+    return updates.filter((u) => u.nodeId === actor.id);
   }
 }
 
@@ -62,6 +68,8 @@ export class RunsResolver {
 export class StudyRunsResolver {
   constructor(private readonly coordinator: Coordinator) {}
 
+  /** Runs, their updates and reasons are the researchers' and the nodes' business. */
+  @Roles('RESEARCHER', 'ADMIN')
   @ResolveField(() => [TrainingRunModel])
   runs(@Parent() study: StudyModel) {
     return this.coordinator.runsOfStudy(study.id);

@@ -1,5 +1,5 @@
 import { Args, ID, Mutation, Query, Resolver } from '@nestjs/graphql';
-import { Actor, CurrentActor, Roles } from '../../auth';
+import { Actor, AnyRole, CurrentActor, Roles } from '../../auth';
 import {
   CreateStudyInput,
   RegisterTrainingNodeInput,
@@ -18,11 +18,14 @@ export class StudiesResolver {
     return this.service.create(actor, input);
   }
 
+  /** The catalogue is public to every role: patients join a study by consenting to it. */
+  @AnyRole()
   @Query(() => [StudyModel], { description: 'Every study; patients join one by consenting to it.' })
   studies() {
     return this.service.list();
   }
 
+  @AnyRole()
   @Query(() => StudyModel, { nullable: true })
   study(@Args('id', { type: () => ID }) id: string) {
     return this.service.get(id);
