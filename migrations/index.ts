@@ -9,6 +9,7 @@ import { RecordLabelBinding1764410400000 } from './1764410400000-record-label-bi
 import { SealedReasons1764414000000 } from './1764414000000-sealed-reasons';
 import { AuthenticatedIdentityLinks1764417600000 } from './1764417600000-authenticated-identity-links';
 import { SealedLedger1764421200000 } from './1764421200000-sealed-ledger';
+import { ClosingRounds1764424800000 } from './1764424800000-closing-rounds';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   SealedReasons1764414000000,
   AuthenticatedIdentityLinks1764417600000,
   SealedLedger1764421200000,
+  ClosingRounds1764424800000,
 ];

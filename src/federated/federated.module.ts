@@ -3,7 +3,11 @@ import { AuditModule } from '../audit';
 import { ConsentModule } from '../consent';
 import { RecordsModule } from '../records';
 import { LedgerModule } from '../ledger';
+import { CoordinatorEvents } from './coordinator/coordinator-events';
 import { Coordinator } from './coordinator/coordinator.service';
+import { RoundCloser } from './coordinator/round-closer';
+import { RunRepository } from './coordinator/run-repository';
+import { UpdateIntake } from './coordinator/update-intake';
 import { FlController } from './coordinator/fl.controller';
 import { RunsResolver, StudyRunsResolver } from './coordinator/runs.resolver';
 import { LocalTrainingNodes } from './node/local-nodes';
@@ -17,11 +21,15 @@ import { StudiesService } from './studies/studies.service';
   providers: [
     StudiesService,
     StudiesResolver,
+    RunRepository,
+    CoordinatorEvents,
+    UpdateIntake,
+    RoundCloser,
     Coordinator,
     RunsResolver,
     StudyRunsResolver,
     LocalTrainingNodes,
   ],
-  exports: [StudiesService, Coordinator],
+  exports: [StudiesService, Coordinator, RoundCloser],
 })
 export class FederatedModule {}

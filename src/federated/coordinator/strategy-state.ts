@@ -2,7 +2,7 @@
 // a restarted coordinator resumes a run exactly where it stopped.
 import type { StrategyState } from '../strategies';
 
-interface StoredState extends Omit<StrategyState, 'moments'> {
+export interface StoredStrategyState extends Omit<StrategyState, 'moments'> {
   moments: { m: string; v: string } | null;
 }
 
@@ -14,7 +14,7 @@ function fromBase64(s: string): Float32Array {
   return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
 }
 
-export function serialiseStrategyState(state: StrategyState): StoredState {
+export function serialiseStrategyState(state: StrategyState): StoredStrategyState {
   return {
     ...state,
     moments: state.moments ? { m: toBase64(state.moments.m), v: toBase64(state.moments.v) } : null,
@@ -22,7 +22,7 @@ export function serialiseStrategyState(state: StrategyState): StoredState {
 }
 
 export function parseStrategyState(stored: unknown): StrategyState {
-  const s = stored as StoredState;
+  const s = stored as StoredStrategyState;
   return {
     ...s,
     moments: s.moments ? { m: fromBase64(s.moments.m), v: fromBase64(s.moments.v) } : null,

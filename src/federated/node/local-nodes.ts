@@ -16,6 +16,7 @@ import { DataSource } from 'typeorm';
 import { PolicyDecisionPoint } from '../../consent';
 import { AppConfig, InjectConfig } from '../../config';
 import { RecordsService } from '../../records';
+import type { RoundOpened } from '../coordinator/coordinator-events';
 import { Coordinator } from '../coordinator/coordinator.service';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
 import { floats, localTrainingData, prepareUpdate, SigningKey } from './node-work';
@@ -33,12 +34,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   /** Emits 'update' with the time each node spent reading, fetching, training, submitting. */
   readonly events = new EventEmitter();
   private stopped = false;
-  private readonly onOpen = (e: {
-    runId: string;
-    round: number;
-    studyId: string;
-    clientConfig: Record<string, number>;
-  }) => this.track(this.trainRound(e.runId, e.round, e.studyId, e.clientConfig));
+  private readonly onOpen = (e: RoundOpened) =>
+    this.track(this.trainRound(e.runId, e.round, e.studyId, e.clientConfig));
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,

@@ -16,3 +16,4 @@ export {
   type PrivacySpent,
   type RdpConversion,
 } from './rdp';
+export { studyPrivacy, type StudyPrivacySettings } from './study-privacy';

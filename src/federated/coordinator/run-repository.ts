@@ -1,0 +1,554 @@
+// Every statement the coordinator runs against its tables (training_runs, training_rounds,
+// model_updates, model_versions), with typed rows. Methods that take part in a transaction
+// accept its EntityManager; the others run on the pool.
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource, EntityManager } from 'typeorm';
+import { BoundedMap } from '../../common/bounded-map';
+import { isUuid } from '../../common/ids';
+import type { RoundRecord } from '../provenance';
+import type { StoredStrategyState } from './strategy-state';
+import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
+import {
+  ModelUpdateInfoModel,
+  RoundMetricsModel,
+  RunStatus,
+  TrainingRunModel,
+  UpdateStatus,
+} from './run.model';
+
+type Queryable = DataSource | EntityManager;
+
+export type RoundStatus = 'OPEN' | 'CLOSING' | 'CLOSED' | 'FAILED';
+
+/** Node-reported held-out metrics (finite, non-negative). */
+export type NodeMetrics = { loss?: number; accuracy?: number; auc?: number };
+
+/** A round with what its run says about it. */
+export interface RoundRow {
+  runId: string;
+  round: number;
+  status: RoundStatus;
+  studyId: string;
+  runStatus: RunStatus;
+  rounds: number;
+  deadlineAt: Date;
+  parentHash: string;
+  /** The run's strategy state before this round (FedAdam's moments, privacy spent). */
+  runStrategyState: StoredStrategyState | null;
+  /** Set while CLOSING: what goes on the ledger, and the state after this round. */
+  pending: { record: RoundRecord; strategyState: StoredStrategyState } | null;
+}
+
+/** An accepted update, with its body, as the round closer folds it. */
+export interface AcceptedUpdate {
+  id: string;
+  nodeId: string;
+  numExamples: number;
+  updateSha256: string;
+  contributors: string[];
+  metrics: NodeMetrics | null;
+  body: Buffer;
+}
+
+export interface OpenRoundRow {
+  runId: string;
+  round: number;
+  studyId: string;
+  deadlineAt: Date;
+  submitted: boolean;
+  strategy: StudyEntity['strategy'];
+}
+
+export interface NewUpdate {
+  id: string;
+  runId: string;
+  round: number;
+  nodeId: string;
+  status: UpdateStatus;
+  reason: string | null;
+  numExamples: number;
+  updateSha256: string | null;
+  contributors?: string[];
+  grantIds?: string[];
+  metrics?: NodeMetrics;
+  body?: Buffer;
+}
+
+/** What a closed round stores beside its model. */
+export interface RoundOutcome {
+  record: RoundRecord;
+  strategyState: StoredStrategyState;
+  metrics: NodeMetrics;
+  numUpdates: number;
+}
+
+const STUDY_CACHE = 1_000;
+
+@Injectable()
+export class RunRepository {
+  /** Studies never change once created: read each once per process. */
+  private readonly studies = new BoundedMap<string, StudyEntity>(STUDY_CACHE);
+
+  constructor(@InjectDataSource() readonly db: DataSource) {}
+
+  transaction<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
+    return this.db.transaction(work);
+  }
+
+  async study(id: string): Promise<StudyEntity | null> {
+    const cached = this.studies.get(id);
+    if (cached) return cached;
+    if (!isUuid(id)) return null;
+    const study = await this.db.getRepository(StudyEntity).findOneBy({ id });
+    if (study) this.studies.set(id, study);
+    return study;
+  }
+
+  async node(id: string): Promise<TrainingNodeEntity | null> {
+    return isUuid(id) ? this.db.getRepository(TrainingNodeEntity).findOneBy({ id }) : null;
+  }
+
+  // --- runs ---
+
+  async insertRun(
+    m: EntityManager,
+    run: { id: string; studyId: string; rounds: number; modelHash: string; startedBy: string },
+  ): Promise<void> {
+    await m.query(
+      `INSERT INTO training_runs (id, study_id, status, rounds, current_round, model_hash,
+         started_by, created_at, updated_at) VALUES ($1, $2, 'RUNNING', $3, 1, $4, $5, now(), now())`,
+      [run.id, run.studyId, run.rounds, run.modelHash, run.startedBy],
+    );
+  }
+
+  async run(id: string, q: Queryable = this.db): Promise<TrainingRunModel | null> {
+    if (!isUuid(id)) return null;
+    const [row] = (await q.query(`SELECT * FROM training_runs WHERE id = $1`, [id])) as RunDbRow[];
+    return row ? toRun(row) : null;
+  }
+
+  async runsOfStudy(studyId: string): Promise<TrainingRunModel[]> {
+    const rows = (await this.db.query(
+      `SELECT * FROM training_runs WHERE study_id = $1 ORDER BY created_at DESC, id`,
+      [studyId],
+    )) as RunDbRow[];
+    return rows.map(toRun);
+  }
+
+  /** Cancels a running run: its open rounds fail, and update bodies are dropped. */
+  async cancelRun(m: EntityManager, runId: string): Promise<void> {
+    await m.query(
+      `UPDATE training_runs SET status = 'CANCELLED', updated_at = now() WHERE id = $1`,
+      [runId],
+    );
+    await m.query(
+      `UPDATE training_rounds SET status = 'FAILED', closed_at = now(), failure = 'cancelled'
+       WHERE run_id = $1 AND status = 'OPEN'`,
+      [runId],
+    );
+    await this.dropBodies(m, runId);
+  }
+
+  // --- rounds ---
+
+  async openRound(
+    m: EntityManager,
+    runId: string,
+    round: number,
+    parentHash: string,
+    deadlineMs: number,
+  ): Promise<void> {
+    await m.query(
+      `INSERT INTO training_rounds (run_id, round, status, opened_at, deadline_at, parent_hash)
+       VALUES ($1, $2, 'OPEN', now(), now() + $3 * interval '1 millisecond', $4)`,
+      [runId, round, deadlineMs, parentHash],
+    );
+  }
+
+  async round(runId: string, round: number): Promise<RoundRow | null> {
+    const [r] = (await this.db.query(
+      `SELECT r.run_id, r.round, r.status, r.deadline_at, r.parent_hash, r.round_record,
+              r.strategy_state AS pending_state, t.study_id, t.status AS run_status, t.rounds,
+              t.strategy_state AS run_state
+       FROM training_rounds r JOIN training_runs t ON t.id = r.run_id
+       WHERE r.run_id = $1 AND r.round = $2`,
+      [runId, round],
+    )) as {
+      run_id: string;
+      round: number;
+      status: RoundStatus;
+      deadline_at: Date;
+      parent_hash: string;
+      round_record: RoundRecord | null;
+      pending_state: StoredStrategyState | null;
+      study_id: string;
+      run_status: RunStatus;
+      rounds: number;
+      run_state: StoredStrategyState | null;
+    }[];
+    if (!r) return null;
+    return {
+      runId: r.run_id,
+      round: r.round,
+      status: r.status,
+      studyId: r.study_id,
+      runStatus: r.run_status,
+      rounds: r.rounds,
+      deadlineAt: new Date(r.deadline_at),
+      parentHash: r.parent_hash.trim(),
+      runStrategyState: r.run_state,
+      pending:
+        r.round_record && r.pending_state !== null
+          ? { record: r.round_record, strategyState: r.pending_state }
+          : null,
+    };
+  }
+
+  async isOpen(runId: string, round: number): Promise<boolean> {
+    const [open] = (await this.db.query(
+      `SELECT 1 FROM training_rounds WHERE run_id = $1 AND round = $2 AND status = 'OPEN'`,
+      [runId, round],
+    )) as unknown[];
+    return !!open;
+  }
+
+  /** Rounds open now, with whether `nodeId` has already sent its update. */
+  async openRounds(nodeId: string): Promise<OpenRoundRow[]> {
+    const rows = (await this.db.query(
+      `SELECT r.run_id, r.round, t.study_id, r.deadline_at, s.strategy,
+              EXISTS (SELECT 1 FROM model_updates u WHERE u.run_id = r.run_id
+                        AND u.round = r.round AND u.node_id = $1) AS submitted
+       FROM training_rounds r JOIN training_runs t ON t.id = r.run_id
+       JOIN studies s ON s.id = t.study_id
+       WHERE r.status = 'OPEN' AND t.status = 'RUNNING'
+       ORDER BY r.opened_at`,
+      [nodeId],
+    )) as {
+      run_id: string;
+      round: number;
+      study_id: string;
+      deadline_at: Date;
+      strategy: StudyEntity['strategy'];
+      submitted: boolean;
+    }[];
+    return rows.map((r) => ({
+      runId: r.run_id,
+      round: r.round,
+      studyId: r.study_id,
+      deadlineAt: r.deadline_at,
+      submitted: r.submitted,
+      strategy: r.strategy,
+    }));
+  }
+
+  /**
+   * Rounds the closer should look at: those being closed (CLOSING), those past their
+   * deadline, and open ones whose quorum is met (an aggregation that failed is retried).
+   */
+  async roundsToClose(): Promise<{ runId: string; round: number }[]> {
+    const rows = (await this.db.query(
+      `SELECT r.run_id, r.round FROM training_rounds r
+       JOIN training_runs t ON t.id = r.run_id JOIN studies s ON s.id = t.study_id
+       WHERE r.status = 'CLOSING'
+          OR (r.status = 'OPEN' AND t.status = 'RUNNING' AND (r.deadline_at <= now()
+              OR (SELECT count(*) FROM model_updates u WHERE u.run_id = r.run_id
+                    AND u.round = r.round AND u.status = 'ACCEPTED') >= s.min_nodes))
+       ORDER BY r.opened_at`,
+    )) as { run_id: string; round: number }[];
+    return rows.map((r) => ({ runId: r.run_id, round: r.round }));
+  }
+
+  /**
+   * Step 1 of closing: the new model and the round's outcome are stored, and the round moves
+   * from OPEN to CLOSING, in one transaction. False when the round was no longer open.
+   */
+  async markClosing(
+    m: EntityManager,
+    runId: string,
+    round: number,
+    model: Float32Array,
+    outcome: RoundOutcome,
+  ): Promise<boolean> {
+    const [, changed] = (await m.query(
+      `UPDATE training_rounds SET status = 'CLOSING', model_hash = $3, metrics = $4,
+         epsilon = $5, num_updates = $6, num_contributors = $7, round_record = $8,
+         strategy_state = $9
+       WHERE run_id = $1 AND round = $2 AND status = 'OPEN'`,
+      [
+        runId,
+        round,
+        outcome.record.modelHash,
+        outcome.metrics,
+        outcome.record.epsilon,
+        outcome.numUpdates,
+        outcome.record.numContributors,
+        JSON.stringify(outcome.record),
+        outcome.strategyState,
+      ],
+    )) as [unknown, number];
+    if (changed !== 1) return false;
+    await this.storeVersion(m, runId, round, model, outcome.record.modelHash);
+    return true;
+  }
+
+  /**
+   * Step 3 of closing, once the ledger holds the round: CLOSED with its transaction, the run
+   * moved on (if it still runs), and the next round opened. False when it was not CLOSING.
+   */
+  async markClosed(
+    m: EntityManager,
+    row: RoundRow,
+    txId: string,
+    next: { deadlineMs: number } | null,
+  ): Promise<boolean> {
+    const { runId, round, pending } = row;
+    const [, changed] = (await m.query(
+      `UPDATE training_rounds SET status = 'CLOSED', closed_at = now(), ledger_tx_id = $3,
+         round_record = NULL, strategy_state = NULL
+       WHERE run_id = $1 AND round = $2 AND status = 'CLOSING'`,
+      [runId, round, txId],
+    )) as [unknown, number];
+    if (changed !== 1 || !pending) return false;
+    await m.query(`UPDATE model_updates SET body = NULL WHERE run_id = $1 AND round = $2`, [
+      runId,
+      round,
+    ]);
+    const [, running] = (await m.query(
+      `UPDATE training_runs SET model_hash = $2, provenance_tx_ids = provenance_tx_ids || $3,
+         strategy_state = $4, current_round = $5, status = $6, updated_at = now()
+       WHERE id = $1 AND status = 'RUNNING'`,
+      [
+        runId,
+        pending.record.modelHash,
+        [txId],
+        pending.strategyState,
+        next ? round + 1 : round,
+        next ? 'RUNNING' : 'COMPLETED',
+      ],
+    )) as [unknown, number];
+    if (next && running === 1) {
+      await this.openRound(m, runId, round + 1, pending.record.modelHash, next.deadlineMs);
+    }
+    return true;
+  }
+
+  /** A round (and its run) failed: nothing more is trained, and update bodies are dropped. */
+  async failRound(runId: string, round: number, reason: string): Promise<void> {
+    await this.db.transaction(async (m) => {
+      await m.query(
+        `UPDATE training_rounds SET status = 'FAILED', closed_at = now(), failure = $3,
+           round_record = NULL, strategy_state = NULL
+         WHERE run_id = $1 AND round = $2`,
+        [runId, round, reason],
+      );
+      await m.query(
+        `UPDATE training_runs SET status = 'FAILED', failure = $2, updated_at = now()
+         WHERE id = $1`,
+        [runId, reason],
+      );
+      await this.dropBodies(m, runId);
+    });
+  }
+
+  async metrics(runId: string): Promise<RoundMetricsModel[]> {
+    const rows = (await this.db.query(
+      `SELECT round, metrics, epsilon, num_updates, num_contributors FROM training_rounds
+       WHERE run_id = $1 AND status = 'CLOSED' ORDER BY round`,
+      [runId],
+    )) as {
+      round: number;
+      metrics: NodeMetrics | null;
+      epsilon: number | null;
+      num_updates: number | null;
+      num_contributors: number | null;
+    }[];
+    return rows.map((r) => ({
+      round: r.round,
+      loss: r.metrics?.loss ?? null,
+      accuracy: r.metrics?.accuracy ?? null,
+      auc: r.metrics?.auc ?? null,
+      numContributors: r.num_contributors ?? 0,
+      numUpdates: r.num_updates ?? 0,
+      epsilon: r.epsilon ?? null,
+    }));
+  }
+
+  // --- updates ---
+
+  async insertUpdate(u: NewUpdate): Promise<void> {
+    await this.db.query(
+      `INSERT INTO model_updates (id, run_id, round, node_id, status, reason, num_examples,
+         update_sha256, contributors, grant_ids, metrics, body, received_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())`,
+      [
+        u.id,
+        u.runId,
+        u.round,
+        u.nodeId,
+        u.status,
+        u.reason,
+        u.numExamples,
+        u.updateSha256,
+        u.contributors ?? [],
+        u.grantIds ?? [],
+        u.metrics ?? null,
+        u.body ?? null,
+      ],
+    );
+  }
+
+  async hasAccepted(runId: string, round: number, nodeId: string): Promise<boolean> {
+    const [row] = (await this.db.query(
+      `SELECT 1 FROM model_updates
+       WHERE run_id = $1 AND round = $2 AND node_id = $3 AND status = 'ACCEPTED'`,
+      [runId, round, nodeId],
+    )) as unknown[];
+    return !!row;
+  }
+
+  /** Whether `nodeId` already sent an update for this round (accepted or not). */
+  async hasSubmitted(runId: string, round: number, nodeId: string): Promise<boolean> {
+    const [row] = (await this.db.query(
+      `SELECT 1 FROM model_updates WHERE run_id = $1 AND round = $2 AND node_id = $3 LIMIT 1`,
+      [runId, round, nodeId],
+    )) as unknown[];
+    return !!row;
+  }
+
+  async acceptedCount(runId: string, round: number): Promise<number> {
+    const [{ n }] = (await this.db.query(
+      `SELECT count(*)::int AS n FROM model_updates
+       WHERE run_id = $1 AND round = $2 AND status = 'ACCEPTED'`,
+      [runId, round],
+    )) as { n: number }[];
+    return n;
+  }
+
+  async acceptedUpdates(runId: string, round: number): Promise<AcceptedUpdate[]> {
+    const rows = (await this.db.query(
+      `SELECT id, node_id, num_examples, update_sha256, contributors, metrics, body
+       FROM model_updates WHERE run_id = $1 AND round = $2 AND status = 'ACCEPTED'
+       ORDER BY received_at, id`,
+      [runId, round],
+    )) as {
+      id: string;
+      node_id: string;
+      num_examples: number;
+      update_sha256: string;
+      contributors: string[];
+      metrics: NodeMetrics | null;
+      body: Buffer | null;
+    }[];
+    return rows
+      .filter((r) => r.body !== null)
+      .map((r) => ({
+        id: r.id,
+        nodeId: r.node_id,
+        numExamples: r.num_examples,
+        updateSha256: r.update_sha256,
+        contributors: r.contributors,
+        metrics: r.metrics,
+        body: r.body!,
+      }));
+  }
+
+  async rejectUpdate(m: EntityManager, id: string, reason: string): Promise<void> {
+    await m.query(
+      `UPDATE model_updates SET status = 'REJECTED', body = NULL, reason = $2 WHERE id = $1`,
+      [id, reason],
+    );
+  }
+
+  async updateInfos(runId: string, round?: number | null): Promise<ModelUpdateInfoModel[]> {
+    const rows = (await this.db.query(
+      `SELECT id, node_id, round, status, reason, num_examples FROM model_updates
+       WHERE run_id = $1 AND ($2::int IS NULL OR round = $2) ORDER BY round, received_at, id`,
+      [runId, round ?? null],
+    )) as {
+      id: string;
+      node_id: string;
+      round: number;
+      status: UpdateStatus;
+      reason: string | null;
+      num_examples: number;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      nodeId: r.node_id,
+      round: r.round,
+      status: r.status,
+      reason: r.reason ?? null,
+      numExamples: r.num_examples,
+    }));
+  }
+
+  private async dropBodies(m: EntityManager, runId: string): Promise<void> {
+    await m.query(`UPDATE model_updates SET body = NULL WHERE run_id = $1`, [runId]);
+  }
+
+  // --- model versions ---
+
+  async storeVersion(
+    m: EntityManager,
+    runId: string,
+    round: number,
+    weights: Float32Array,
+    hash: string,
+  ): Promise<void> {
+    await m.query(
+      `INSERT INTO model_versions (run_id, round, hash, weights, created_at)
+       VALUES ($1, $2, $3, $4, now())`,
+      [runId, round, hash, Buffer.from(weights.buffer, weights.byteOffset, weights.byteLength)],
+    );
+  }
+
+  /** The global model after `round` (0: the initial one), or null. */
+  async version(runId: string, round: number): Promise<Buffer | null> {
+    if (!isUuid(runId) || !Number.isInteger(round) || round < 0) return null;
+    const [row] = (await this.db.query(
+      `SELECT weights FROM model_versions WHERE run_id = $1 AND round = $2`,
+      [runId, round],
+    )) as { weights: Buffer }[];
+    return row?.weights ?? null;
+  }
+
+  /**
+   * The latest global model of a run that the ledger holds (a CLOSING round's model is not
+   * final until its round is recorded).
+   */
+  async latestVersion(runId: string): Promise<Buffer | null> {
+    const [row] = (await this.db.query(
+      `SELECT v.weights FROM model_versions v
+       LEFT JOIN training_rounds r ON r.run_id = v.run_id AND r.round = v.round
+       WHERE v.run_id = $1 AND (v.round = 0 OR r.status = 'CLOSED')
+       ORDER BY v.round DESC LIMIT 1`,
+      [runId],
+    )) as { weights: Buffer }[];
+    return row?.weights ?? null;
+  }
+}
+
+interface RunDbRow {
+  id: string;
+  study_id: string;
+  status: RunStatus;
+  rounds: number;
+  current_round: number;
+  model_hash: string | null;
+  provenance_tx_ids: string[] | null;
+  failure: string | null;
+}
+
+function toRun(r: RunDbRow): TrainingRunModel {
+  return {
+    id: r.id,
+    studyId: r.study_id,
+    status: r.status,
+    rounds: r.rounds,
+    currentRound: r.current_round,
+    modelHash: r.model_hash ?? null,
+    provenanceTxIds: r.provenance_tx_ids ?? [],
+    failure: r.failure ?? null,
+  };
+}

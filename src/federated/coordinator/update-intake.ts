@@ -1,0 +1,200 @@
+// Update intake: what a node's update must pass before it counts. Its manifest is signed by a
+// registered node (ES256), names this run and open round, and matches the body's hash; the
+// body has the model's shape and only finite values; the node has no accepted update in the
+// round yet; and every listed contributor holds an active TRAIN grant for the study. A
+// rejected update is recorded with its reason (never naming a patient) and never dropped.
+import { Injectable } from '@nestjs/common';
+import { compactVerify, decodeJwt, importJWK } from 'jose';
+import { createHash, randomUUID } from 'node:crypto';
+import { PolicyDecisionPoint } from '../../consent';
+import { parameterCount } from '../model/architecture';
+import type { StudyEntity } from '../studies/study.entity';
+import { NodeMetrics, RunRepository } from './run-repository';
+import { RunStatus, TrainingRunModel, UpdateStatus } from './run.model';
+
+const SHA256 = /^[0-9a-f]{64}$/;
+const MAX_CONTRIBUTORS = 100_000;
+const NODE_ID_IN_REASON = 64;
+
+export interface SubmissionResult {
+  id: string;
+  status: UpdateStatus;
+  reason: string | null;
+}
+
+/** What a node signs (ES256, compact JWS) about the update body it sends. */
+export interface Manifest {
+  runId: string;
+  round: number;
+  nodeId: string;
+  numExamples: number;
+  contributors: string[];
+  updateSha256: string;
+  metrics?: NodeMetrics;
+}
+
+/** Why an update was refused; its message is the recorded reason. */
+export class Rejection extends Error {}
+
+@Injectable()
+export class UpdateIntake {
+  constructor(
+    private readonly repo: RunRepository,
+    private readonly pdp: PolicyDecisionPoint,
+  ) {}
+
+  /** Checks and records one update, accepted or rejected. */
+  async receive(
+    run: TrainingRunModel,
+    study: StudyEntity,
+    round: number,
+    manifestJws: string | undefined,
+    body: Buffer,
+  ): Promise<SubmissionResult> {
+    let claimedNode = 'unknown';
+    let manifest: Manifest | undefined;
+    try {
+      if (!manifestJws) throw new Rejection('missing X-Custodia-Manifest header');
+      try {
+        claimedNode = String(decodeJwt(manifestJws).nodeId ?? 'unknown').slice(
+          0,
+          NODE_ID_IN_REASON,
+        );
+      } catch {
+        throw new Rejection('manifest is not a compact JWS');
+      }
+      manifest = await this.verifiedManifest(manifestJws, claimedNode);
+      await this.check(run, study, round, manifest, body);
+      const grantIds = await this.trainingGrants(study.id, manifest.contributors, manifest.nodeId);
+      return await this.accept(run.id, round, manifest, body, grantIds);
+    } catch (e) {
+      if (!(e instanceof Rejection)) throw e;
+      const id = randomUUID();
+      await this.repo.insertUpdate({
+        id,
+        runId: run.id,
+        round,
+        nodeId: manifest?.nodeId ?? claimedNode,
+        status: UpdateStatus.REJECTED,
+        reason: e.message,
+        numExamples: Number.isSafeInteger(manifest?.numExamples) ? manifest!.numExamples : 0,
+        updateSha256: manifest?.updateSha256 ?? null,
+      });
+      return { id, status: UpdateStatus.REJECTED, reason: e.message };
+    }
+  }
+
+  private async verifiedManifest(jws: string, nodeId: string): Promise<Manifest> {
+    const node = await this.repo.node(nodeId);
+    if (!node || node.revokedAt) throw new Rejection('node is not registered');
+    let payload: Uint8Array;
+    try {
+      const key = await importJWK({ ...node.publicKey }, 'ES256');
+      ({ payload } = await compactVerify(jws, key, { algorithms: ['ES256'] }));
+    } catch {
+      throw new Rejection('manifest signature does not verify with the node key');
+    }
+    // decodeJwt already parsed this payload as a JSON object.
+    const m = JSON.parse(Buffer.from(payload).toString('utf8')) as Manifest;
+    const ok =
+      typeof m.runId === 'string' &&
+      Number.isInteger(m.round) &&
+      m.nodeId === node.id &&
+      Number.isSafeInteger(m.numExamples) &&
+      m.numExamples >= 1 &&
+      Array.isArray(m.contributors) &&
+      m.contributors.length >= 1 &&
+      m.contributors.length <= MAX_CONTRIBUTORS &&
+      m.contributors.every((c) => typeof c === 'string') &&
+      typeof m.updateSha256 === 'string' &&
+      SHA256.test(m.updateSha256);
+    if (!ok) throw new Rejection('manifest is malformed');
+    return m;
+  }
+
+  private async check(
+    run: TrainingRunModel,
+    study: StudyEntity,
+    round: number,
+    m: Manifest,
+    body: Buffer,
+  ): Promise<void> {
+    if (m.runId !== run.id || m.round !== round) {
+      throw new Rejection('manifest names another run or round');
+    }
+    if (run.status !== RunStatus.RUNNING || !(await this.repo.isOpen(run.id, round))) {
+      throw new Rejection('round is not open');
+    }
+    if (createHash('sha256').update(body).digest('hex') !== m.updateSha256) {
+      throw new Rejection('body does not match its hash');
+    }
+    if (body.length !== 4 * parameterCount(study.model, study.features.length)) {
+      throw new Rejection('update has the wrong shape for this model');
+    }
+    const values = new Float32Array(body.buffer, body.byteOffset, body.length / 4);
+    if (!values.every(Number.isFinite)) throw new Rejection('update holds non-finite values');
+    if (await this.repo.hasAccepted(run.id, round, m.nodeId)) throw duplicate();
+  }
+
+  /** The grant under which each contributor may be trained on; rejects if any has none. */
+  private async trainingGrants(
+    studyId: string,
+    contributors: string[],
+    nodeId: string,
+  ): Promise<string[]> {
+    const grants = await this.pdp.trainingGrants(studyId, contributors, nodeId);
+    // Researchers and nodes read reasons: count the contributors, never name them.
+    const missing = contributors.filter((c) => !grants.has(c)).length;
+    if (missing) {
+      throw new Rejection(
+        `${missing} of ${contributors.length} contributors hold no active TRAIN consent for this study`,
+      );
+    }
+    return contributors.map((c) => grants.get(c)!);
+  }
+
+  private async accept(
+    runId: string,
+    round: number,
+    m: Manifest,
+    body: Buffer,
+    grantIds: string[],
+  ): Promise<SubmissionResult> {
+    const id = randomUUID();
+    try {
+      await this.repo.insertUpdate({
+        id,
+        runId,
+        round,
+        nodeId: m.nodeId,
+        status: UpdateStatus.ACCEPTED,
+        reason: null,
+        numExamples: m.numExamples,
+        updateSha256: m.updateSha256,
+        contributors: m.contributors,
+        grantIds,
+        metrics: cleanMetrics(m.metrics),
+        body,
+      });
+    } catch (e) {
+      // The unique index on accepted updates per node and round: a concurrent duplicate.
+      if ((e as { code?: string }).code !== '23505') throw e;
+      throw duplicate();
+    }
+    return { id, status: UpdateStatus.ACCEPTED, reason: null };
+  }
+}
+
+function duplicate(): Rejection {
+  return new Rejection('duplicate: this node already has an accepted update this round');
+}
+
+/** Only finite numbers in [0, ∞) survive from a node's self-reported metrics. */
+function cleanMetrics(m: Manifest['metrics']): NodeMetrics {
+  const out: NodeMetrics = {};
+  for (const k of ['loss', 'accuracy', 'auc'] as const) {
+    const v = m?.[k];
+    if (typeof v === 'number' && Number.isFinite(v) && v >= 0) out[k] = v;
+  }
+  return out;
+}
