@@ -55,8 +55,13 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   async onApplicationShutdown(): Promise<void> {
-    clearInterval(this.sweeper);
+    this.stopSweeping();
     await Promise.allSettled(this.closing.values());
+  }
+
+  /** No more sweeps in this process (rounds then close only on quorum, or after a restart). */
+  stopSweeping(): void {
+    clearInterval(this.sweeper);
   }
 
   /** Closes the round if it is due (quorum met, or deadline passed); one closer per round. */
