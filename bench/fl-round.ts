@@ -36,6 +36,8 @@ const FEATURES = ['2345-7', '4548-4', '39156-5', '8480-6', '2085-9'];
 const LABEL = '44054006';
 /** Far above any round here, so no round is closed by its deadline instead of its quorum. */
 const ROUND_DEADLINE_MS = 600_000;
+/** Steady wall time per round with the example cache, by sites:patients (issue 11). */
+const TARGET_MS: Record<string, number> = { '3:1000': 70, '10:2000': 150 };
 
 interface Settings {
   cohorts: { sites: number; patients: number }[];
@@ -86,13 +88,7 @@ interface RoundResult {
   auc: number | null;
 }
 
-interface CohortResult {
-  sites: number;
-  patients: number;
-  sitePatients: number[];
-  serverStartSeconds: number;
-  seedSeconds: number;
-  consentSeconds: number;
+interface RunResult {
   runSeconds: number;
   status: string;
   /** Average cores busy during the run: this process (API, nodes, TF.js) and the machine. */
@@ -101,6 +97,23 @@ interface CohortResult {
   /** Means over the closed rounds; `steady` leaves out round 1 (warm-up). */
   mean: Summary;
   steady: Summary | null;
+}
+
+interface CohortResult {
+  sites: number;
+  patients: number;
+  sitePatients: number[];
+  serverStartSeconds: number;
+  seedSeconds: number;
+  consentSeconds: number;
+  /** Every round reads and decrypts every record (the path before the example cache). */
+  uncached: RunResult;
+  /** Examples built once and rebuilt only where records changed. */
+  cached: RunResult;
+  /** Steady wall time per round, uncached ÷ cached. */
+  speedup: number;
+  /** The issue's target for a steady round with the cache, ms (null: none for this cohort). */
+  targetMs: number | null;
 }
 
 type Summary = Pick<
@@ -286,142 +299,157 @@ async function runCohort(
     }
     const consentSeconds = seconds(t2);
 
-    // Every event is kept with its time; the run's id is only known once startTraining
-    // answers, by which time round 1 may already be under way.
-    const opens: { runId: string; round: number; at: number }[] = [];
-    const closes: { runId: string; round: number; status: string; at: number }[] = [];
-    const updates: UpdateEvent[] = [];
-    const coordinator = app.get(Coordinator);
     const nodes = app.get(LocalTrainingNodes);
-    const onOpen = (e: { runId: string; round: number }) =>
-      opens.push({ ...e, at: performance.now() });
-    // The quorum node reports its update only after the round it completed has closed.
-    let lastUpdate: () => void = () => undefined;
-    const onUpdate = (e: Omit<UpdateEvent, 'at'>) => {
-      updates.push({ ...e, at: performance.now() });
-      if (e.round >= s.rounds) lastUpdate();
-    };
-    let finish: (status: string) => void = () => undefined;
-    const finished = new Promise<string>((r) => (finish = r));
-    const onRound = (e: { runId: string; round: number; status: string }) => {
-      closes.push({ ...e, at: performance.now() });
-      if (e.round >= s.rounds || e.status !== 'CLOSED') finish(e.status);
-    };
-    coordinator.events.on('open', onOpen);
-    coordinator.events.on('round', onRound);
-    nodes.events.on('update', onUpdate);
-
-    const cpu0 = process.cpuUsage();
-    const busy0 = machineBusySeconds();
-    const t3 = performance.now();
-    let timer: NodeJS.Timeout | undefined;
-    let runId: string;
-    let status: string;
-    try {
-      runId = (
-        await graphql<{ startTraining: { id: string } }>(
-          server,
-          researcher,
-          'mutation($s: ID!, $r: Int!) { startTraining(studyId: $s, rounds: $r) { id } }',
-          { s: studyId, r: s.rounds },
-        )
-      ).startTraining.id;
-      const timeout = new Promise<string>((r) => {
-        timer = setTimeout(() => r('TIMEOUT'), s.timeoutSeconds * 1000);
-      });
-      status = await Promise.race([finished, timeout]);
-      if (status === 'CLOSED') {
-        const final = closes.find((c) => c.round >= s.rounds)!;
-        const reported = () => updates.some((u) => u.round >= s.rounds && u.at >= final.at);
-        if (!reported()) {
-          await Promise.race([
-            new Promise<void>((r) => (lastUpdate = () => reported() && r())),
-            timeout,
-          ]);
-        }
-      }
-    } finally {
-      clearTimeout(timer);
-      coordinator.events.off('open', onOpen);
-      coordinator.events.off('round', onRound);
-      nodes.events.off('update', onUpdate);
-    }
-    const runSeconds = seconds(t3);
-    const cpu = process.cpuUsage(cpu0);
-    const processCores = round((cpu.user + cpu.system) / 1e6 / runSeconds, 2);
-    const machineCores = round((machineBusySeconds() - busy0) / runSeconds, 2);
-
-    // What each round produced: the new model's size, and the examples trained on.
-    const db = app.get(DataSource);
-    const sizes: { round: number; parameters: number }[] = await db.query(
-      `SELECT round, octet_length(weights) / 4 AS parameters FROM model_versions
-       WHERE run_id = $1 AND round > 0`,
-      [runId],
-    );
-    const { trainingRun } = await graphql<{
-      trainingRun: {
-        status: string;
-        metrics: { round: number; numContributors: number; auc: number | null }[];
-        updates: { round: number; numExamples: number; status: string }[];
+    const api = server;
+    /** One training run; `cache` off reads and decrypts every record every round. */
+    const train = async (cache: boolean): Promise<RunResult> => {
+      nodes.examples.cache = cache;
+      // Every event is kept with its time; the run's id is only known once startTraining
+      // answers, by which time round 1 may already be under way.
+      const opens: { runId: string; round: number; at: number }[] = [];
+      const closes: { runId: string; round: number; status: string; at: number }[] = [];
+      const updates: UpdateEvent[] = [];
+      const coordinator = app.get(Coordinator);
+      const onOpen = (e: { runId: string; round: number }) =>
+        opens.push({ ...e, at: performance.now() });
+      // The quorum node reports its update only after the round it completed has closed.
+      let lastUpdate: () => void = () => undefined;
+      const onUpdate = (e: Omit<UpdateEvent, 'at'>) => {
+        updates.push({ ...e, at: performance.now() });
+        if (e.round >= s.rounds) lastUpdate();
       };
-    }>(
-      server,
-      researcher,
-      `
-        query ($id: ID!) {
-          trainingRun(id: $id) {
-            status
-            metrics {
-              round
-              numContributors
-              auc
-            }
-            updates {
-              round
-              numExamples
-              status
-            }
+      let finish: (status: string) => void = () => undefined;
+      const finished = new Promise<string>((r) => (finish = r));
+      const onRound = (e: { runId: string; round: number; status: string }) => {
+        closes.push({ ...e, at: performance.now() });
+        if (e.round >= s.rounds || e.status !== 'CLOSED') finish(e.status);
+      };
+      coordinator.events.on('open', onOpen);
+      coordinator.events.on('round', onRound);
+      nodes.events.on('update', onUpdate);
+
+      const cpu0 = process.cpuUsage();
+      const busy0 = machineBusySeconds();
+      const t3 = performance.now();
+      let timer: NodeJS.Timeout | undefined;
+      let runId: string;
+      let status: string;
+      try {
+        runId = (
+          await graphql<{ startTraining: { id: string } }>(
+            api,
+            researcher,
+            'mutation($s: ID!, $r: Int!) { startTraining(studyId: $s, rounds: $r) { id } }',
+            { s: studyId, r: s.rounds },
+          )
+        ).startTraining.id;
+        const timeout = new Promise<string>((r) => {
+          timer = setTimeout(() => r('TIMEOUT'), s.timeoutSeconds * 1000);
+        });
+        status = await Promise.race([finished, timeout]);
+        if (status === 'CLOSED') {
+          const final = closes.find((c) => c.round >= s.rounds)!;
+          const reported = () => updates.some((u) => u.round >= s.rounds && u.at >= final.at);
+          if (!reported()) {
+            await Promise.race([
+              new Promise<void>((r) => (lastUpdate = () => reported() && r())),
+              timeout,
+            ]);
           }
         }
-      `,
-      { id: runId },
-    );
+      } finally {
+        clearTimeout(timer);
+        coordinator.events.off('open', onOpen);
+        coordinator.events.off('round', onRound);
+        nodes.events.off('update', onUpdate);
+      }
+      const runSeconds = seconds(t3);
+      const cpu = process.cpuUsage(cpu0);
+      const processCores = round((cpu.user + cpu.system) / 1e6 / runSeconds, 2);
+      const machineCores = round((machineBusySeconds() - busy0) / runSeconds, 2);
 
-    const rounds: RoundResult[] = [];
-    for (const open of opens.filter((o) => o.runId === runId)) {
-      const n = open.round;
-      const metric = trainingRun.metrics.find((m) => m.round === n);
-      const size = sizes.find((v) => Number(v.round) === n);
-      rounds.push(
-        roundResult(
-          n,
-          open.at,
-          closes.find((c) => c.runId === runId && c.round === n),
-          updates.filter((u) => u.runId === runId && u.round === n),
-          {
-            parameters: size ? Number(size.parameters) : null,
-            examples: trainingRun.updates
-              .filter((u) => u.round === n && u.status === 'ACCEPTED')
-              .reduce((a, u) => a + u.numExamples, 0),
-            contributors: metric?.numContributors ?? null,
-          },
-          metric?.auc ?? null,
-        ),
+      // What each round produced: the new model's size, and the examples trained on.
+      const db = app.get(DataSource);
+      const sizes: { round: number; parameters: number }[] = await db.query(
+        `SELECT round, octet_length(weights) / 4 AS parameters FROM model_versions
+         WHERE run_id = $1 AND round > 0`,
+        [runId],
       );
-    }
-    const closed = rounds.filter((r) => r.status === 'CLOSED');
+      const { trainingRun } = await graphql<{
+        trainingRun: {
+          status: string;
+          metrics: { round: number; numContributors: number; auc: number | null }[];
+          updates: { round: number; numExamples: number; status: string }[];
+        };
+      }>(
+        api,
+        researcher,
+        `
+          query ($id: ID!) {
+            trainingRun(id: $id) {
+              status
+              metrics {
+                round
+                numContributors
+                auc
+              }
+              updates {
+                round
+                numExamples
+                status
+              }
+            }
+          }
+        `,
+        { id: runId },
+      );
+
+      const rounds: RoundResult[] = [];
+      for (const open of opens.filter((o) => o.runId === runId)) {
+        const n = open.round;
+        const metric = trainingRun.metrics.find((m) => m.round === n);
+        const size = sizes.find((v) => Number(v.round) === n);
+        rounds.push(
+          roundResult(
+            n,
+            open.at,
+            closes.find((c) => c.runId === runId && c.round === n),
+            updates.filter((u) => u.runId === runId && u.round === n),
+            {
+              parameters: size ? Number(size.parameters) : null,
+              examples: trainingRun.updates
+                .filter((u) => u.round === n && u.status === 'ACCEPTED')
+                .reduce((a, u) => a + u.numExamples, 0),
+              contributors: metric?.numContributors ?? null,
+            },
+            metric?.auc ?? null,
+          ),
+        );
+      }
+      const closed = rounds.filter((r) => r.status === 'CLOSED');
+      return {
+        runSeconds,
+        status: status === 'TIMEOUT' ? 'TIMEOUT' : trainingRun.status,
+        cpu: { processCores, machineCores },
+        rounds,
+        mean: summarise(closed.length ? closed : rounds),
+        steady: closed.length > 1 ? summarise(closed.filter((r) => r.round > 1)) : null,
+      };
+    };
+    // The path without the example cache first, then with it, on the same server and cohort.
+    const uncached = await train(false);
+    const cached = await train(true);
+    const wall = (r: RunResult) => (r.steady ?? r.mean).wallMs;
     return {
       ...cohort,
       sitePatients,
       serverStartSeconds,
       seedSeconds,
       consentSeconds,
-      runSeconds,
-      status: status === 'TIMEOUT' ? 'TIMEOUT' : trainingRun.status,
-      cpu: { processCores, machineCores },
-      rounds,
-      mean: summarise(closed.length ? closed : rounds),
-      steady: closed.length > 1 ? summarise(closed.filter((r) => r.round > 1)) : null,
+      uncached,
+      cached,
+      speedup: round(wall(uncached) / wall(cached), 2),
+      targetMs: TARGET_MS[`${cohort.sites}:${cohort.patients}`] ?? null,
     };
   } finally {
     await server?.stop();
@@ -447,24 +475,29 @@ function printTable(results: CohortResult[]): void {
   const fmt = (v: number | null | undefined) => (v === null || v === undefined ? '–' : String(v));
   const rows: string[][] = [];
   for (const c of results) {
-    const line = (label: string, r: Summary, extra: RoundResult | null) =>
-      rows.push([
-        String(c.sites),
-        label,
-        fmt(r.wallMs),
-        fmt(r.read.sumMs),
-        fmt(r.transfer.sumMs),
-        fmt(r.train.sumMs),
-        fmt(r.submit.sumMs),
-        fmt(r.aggregationMs),
-        fmt(r.otherMs),
-        fmt(r.train.meanMs),
-        fmt(extra?.parameters),
-        fmt(r.examples),
-      ]);
-    for (const r of c.rounds) line(String(r.round), r, r);
-    line('mean', c.mean, null);
-    if (c.steady) line('mean 2+', c.steady, null);
+    for (const [name, run] of [
+      ['uncached', c.uncached],
+      ['cached', c.cached],
+    ] as const) {
+      const line = (label: string, r: Summary, extra: RoundResult | null) =>
+        rows.push([
+          `${c.sites} ${name}`,
+          label,
+          fmt(r.wallMs),
+          fmt(r.read.sumMs),
+          fmt(r.transfer.sumMs),
+          fmt(r.train.sumMs),
+          fmt(r.submit.sumMs),
+          fmt(r.aggregationMs),
+          fmt(r.otherMs),
+          fmt(r.train.meanMs),
+          fmt(extra?.parameters),
+          fmt(r.examples),
+        ]);
+      for (const r of run.rounds) line(String(r.round), r, r);
+      line('mean', run.mean, null);
+      if (run.steady) line('mean 2+', run.steady, null);
+    }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const show = (cells: string[]) =>
@@ -481,15 +514,15 @@ function printTable(results: CohortResult[]): void {
   }
 }
 
-function share(c: CohortResult): string {
-  const m = c.steady ?? c.mean;
+function share(c: CohortResult, run: RunResult, name: string): string {
+  const m = run.steady ?? run.mean;
   const pct = (v: number | null) => `${v === null ? '–' : round((100 * v) / m.wallMs)}%`;
   const submitOnly = m.submit.sumMs - (m.aggregationMs ?? 0);
   return (
-    `K=${c.sites}: read ${pct(m.read.sumMs)}, transfer ${pct(m.transfer.sumMs)}, ` +
+    `K=${c.sites} ${name}: read ${pct(m.read.sumMs)}, transfer ${pct(m.transfer.sumMs)}, ` +
     `train ${pct(m.train.sumMs)}, submit ${pct(submitOnly)} + aggregation ` +
     `${pct(m.aggregationMs)}, other ${pct(m.otherMs)} of ${m.wallMs} ms per round` +
-    (c.steady ? ' (rounds 2+)' : '')
+    (run.steady ? ' (rounds 2+)' : '')
   );
 }
 
@@ -506,9 +539,11 @@ async function main(): Promise<void> {
     results.push(r);
     console.log(
       `  K=${r.sites}: server ${r.serverStartSeconds} s, seed ${r.patients} patients ` +
-        `${r.seedSeconds} s, consent ${r.consentSeconds} s, run ${r.runSeconds} s ` +
-        `(${r.status}); patients per site ${r.sitePatients.join(',')}; ` +
-        `cores busy: this process ${r.cpu.processCores}, machine ${r.cpu.machineCores}`,
+        `${r.seedSeconds} s, consent ${r.consentSeconds} s; patients per site ` +
+        `${r.sitePatients.join(',')}; runs ${r.uncached.runSeconds} s uncached ` +
+        `(${r.uncached.status}), ${r.cached.runSeconds} s cached (${r.cached.status}); ` +
+        `cores busy (cached run): this process ${r.cached.cpu.processCores}, machine ` +
+        `${r.cached.cpu.machineCores}`,
     );
   }
   console.log(
@@ -517,7 +552,21 @@ async function main(): Promise<void> {
   );
   printTable(results);
   console.log('\nwhere the time goes:');
-  for (const r of results) console.log(`  ${share(r)}`);
+  for (const r of results) {
+    console.log(`  ${share(r, r.uncached, 'uncached')}`);
+    console.log(`  ${share(r, r.cached, 'cached')}`);
+  }
+  console.log('\nwith the example cache (steady rounds):');
+  for (const r of results) {
+    const ms = (r.cached.steady ?? r.cached.mean).wallMs;
+    const verdict =
+      r.targetMs === null ? '' : ms <= r.targetMs ? ' — target met' : ' — target NOT met';
+    console.log(
+      `  K=${r.sites}, ${r.patients} patients: ${ms} ms per round, ${r.speedup}× faster` +
+        (r.targetMs === null ? '' : ` (target ≤ ${r.targetMs} ms)`) +
+        verdict,
+    );
+  }
 
   const report = {
     date: new Date().toISOString(),
@@ -536,18 +585,19 @@ async function main(): Promise<void> {
       'read/transfer/train/submit: from LocalTrainingNodes update events; sumMs over nodes',
       'aggregationMs: quorum node submitMs − median submitMs of the other nodes',
       'otherMs: wallMs − Σ(read+transfer+train+submit) over the nodes',
+      'uncached, then cached: two runs of the same study on the same server and cohort',
     ],
     results,
   };
   await mkdir(resolve(RESULTS_FILE, '..'), { recursive: true });
   await writeFile(RESULTS_FILE, JSON.stringify(report, null, 2) + '\n');
   console.log(`\nwritten to ${RESULTS_FILE}`);
-  const failed = results.filter((r) => r.status !== 'COMPLETED');
-  if (failed.length) {
-    throw new Error(
-      `runs not completed: ${failed.map((r) => `K=${r.sites} ${r.status}`).join(', ')}`,
-    );
-  }
+  const failed = results.flatMap((r) =>
+    [r.uncached, r.cached]
+      .filter((x) => x.status !== 'COMPLETED')
+      .map((x) => `K=${r.sites} ${x.status}`),
+  );
+  if (failed.length) throw new Error(`runs not completed: ${failed.join(', ')}`);
 }
 
 main().then(

@@ -214,45 +214,68 @@ export class RecordsService {
    * each one's TRAIN grant), one query for all of them; each patient's access log shows the
    * read, under the grant it used.
    */
-  async resourcesForTraining(
-    nodeId: string,
-    grants: ReadonlyMap<string, string>,
-  ): Promise<Map<string, Record<string, unknown>[]>> {
-    const patientIds = [...grants.keys()];
-    const found: RecordRow[] = await this.db.query(
-      `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.patient_id = ANY($1::uuid[])
-       ORDER BY r.patient_id, r.created_at, r.id`,
+  /**
+   * Per patient, a fingerprint of their records (ids and versions): it changes when a record
+   * is added, amended or erased, so a training node knows which patients' examples to build
+   * again. Patients without records are absent.
+   */
+  async trainingFingerprints(patientIds: readonly string[]): Promise<Map<string, string>> {
+    const rows: { patient_id: string; fingerprint: string }[] = await this.db.query(
+      `SELECT patient_id, md5(string_agg(id::text || ':' || version, ',' ORDER BY id))
+                AS fingerprint
+       FROM records WHERE patient_id = ANY($1::uuid[]) GROUP BY patient_id`,
       [patientIds],
     );
-    const byPatient = new Map<
-      string,
-      { rows: RecordEntity[]; resources: Record<string, unknown>[] }
-    >();
-    for (const row of found.map(toEntity)) {
-      // An unreadable record is left out of training (and reported), not fatal to the round.
-      const opened = await this.opener.open(row);
-      if (!opened) continue;
-      const entry = byPatient.get(row.patientId) ?? { rows: [], resources: [] };
-      entry.rows.push(row);
-      entry.resources.push(opened.resource);
-      byPatient.set(row.patientId, entry);
+    return new Map(rows.map((r) => [r.patient_id, r.fingerprint]));
+  }
+
+  /**
+   * The decrypted records of patients a training node may train on, in order of creation,
+   * read in chunks whose rows are opened concurrently. Logging their use is the caller's
+   * (`logTrainingUse`, every round). An unreadable record is left out (and reported).
+   */
+  async openForTraining(
+    patientIds: readonly string[],
+  ): Promise<Map<string, { recordIds: string[]; resources: Record<string, unknown>[] }>> {
+    const out = new Map<string, { recordIds: string[]; resources: Record<string, unknown>[] }>();
+    for (let i = 0; i < patientIds.length; i += TRAINING_CHUNK) {
+      const found: RecordRow[] = await this.db.query(
+        `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.patient_id = ANY($1::uuid[])
+         ORDER BY r.patient_id, r.created_at, r.id`,
+        [patientIds.slice(i, i + TRAINING_CHUNK)],
+      );
+      const opened = await Promise.all(found.map((row) => this.opener.open(toEntity(row))));
+      for (const o of opened) {
+        if (!o) continue;
+        const entry = out.get(o.row.patientId) ?? { recordIds: [], resources: [] };
+        entry.recordIds.push(o.row.id);
+        entry.resources.push(o.resource);
+        out.set(o.row.patientId, entry);
+      }
     }
+    return out;
+  }
+
+  /** One TRAIN event per patient in their access log: the records a node used this round. */
+  async logTrainingUse(
+    nodeId: string,
+    uses: readonly { patientId: string; recordIds: string[]; grantId: string }[],
+  ): Promise<void> {
     await Promise.all(
-      [...byPatient].map(([patientId, entry]) =>
+      uses.map((u) =>
         this.log.record({
           actorId: nodeId,
-          patientId,
-          recordIds: entry.rows.map((r) => r.id),
+          patientId: u.patientId,
+          recordIds: u.recordIds,
           action: 'TRAIN',
           purpose: 'RESEARCH',
           decision: 'PERMIT',
-          consentId: grants.get(patientId) ?? null,
+          consentId: u.grantId,
           breakGlass: false,
           reason: null,
         }),
       ),
     );
-    return new Map([...byPatient].map(([id, entry]) => [id, entry.resources]));
   }
 
   async get(actor: Actor, id: string): Promise<HealthRecordModel> {
@@ -366,6 +389,9 @@ export class RecordsService {
 }
 
 /** The page query reads rows raw: TypeORM's query building and hydration cost every read. */
+/** Patients whose records one training query reads. */
+const TRAINING_CHUNK = 200;
+
 const RECORD_COLUMNS = `r.id, r.patient_id, r.version, r.resource_type, r.category, r.sensitivity,
   r.key_id, r.iv, r.auth_tag, r.ciphertext, r.binding_version, r.content_hash, r.hash_version,
   r.anchor_state, r.anchored_hash, r.ledger_tx_id, r.created_at, r.updated_at`;

@@ -18,8 +18,9 @@ import { AppConfig, InjectConfig } from '../../config';
 import { RecordsService } from '../../records';
 import type { RoundOpened } from '../coordinator/coordinator-events';
 import { Coordinator } from '../coordinator/coordinator.service';
+import { RunRepository } from '../coordinator/run-repository';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
-import { floats, localTrainingData, prepareUpdate, SigningKey } from './node-work';
+import { floats, prepareUpdate, SigningKey, TrainingExamples } from './node-work';
 
 interface LocalNode {
   id: string;
@@ -34,6 +35,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   /** Emits 'update' with the time each node spent reading, fetching, training, submitting. */
   readonly events = new EventEmitter();
   private stopped = false;
+  /** Each node's examples per study, rebuilt only for patients whose records changed. */
+  readonly examples: TrainingExamples;
   private readonly onOpen = (e: RoundOpened) =>
     this.track(this.trainRound(e.runId, e.round, e.studyId, e.clientConfig));
 
@@ -41,9 +44,12 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     @InjectDataSource() private readonly db: DataSource,
     @InjectConfig() private readonly config: AppConfig,
     private readonly coordinator: Coordinator,
-    private readonly pdp: PolicyDecisionPoint,
-    private readonly records: RecordsService,
-  ) {}
+    pdp: PolicyDecisionPoint,
+    records: RecordsService,
+    private readonly repo: RunRepository,
+  ) {
+    this.examples = new TrainingExamples(db, pdp, records);
+  }
 
   get enabled(): boolean {
     return this.config.trainingNodes;
@@ -76,7 +82,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     studyId: string,
     clientConfig: Record<string, number>,
   ): Promise<void> {
-    const study = await this.db.getRepository(StudyEntity).findOneByOrFail({ id: studyId });
+    const study = await this.repo.study(studyId);
+    if (!study) return;
     for (const node of await this.nodes()) {
       if (this.stopped) return;
       if (await this.coordinator.hasSubmitted(runId, round, node.id)) continue;
@@ -92,15 +99,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     clientConfig: Record<string, number>,
   ) {
     const started = performance.now();
-    const resources = await localTrainingData(
-      this.db,
-      this.pdp,
-      this.records,
-      node.organizationId,
-      study.id,
-      node.id,
-    );
-    if (resources.size === 0) return;
+    const examples = await this.examples.forRound(node.organizationId, study, node.id);
+    if (examples.length === 0) return;
     const read = performance.now();
     const global = floats(await this.coordinator.roundModel(runId, round));
     const fetched = performance.now();
@@ -110,7 +110,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       round,
       nodeId: node.id,
       key: node.key,
-      resources,
+      examples,
       global,
       clientConfig,
     });

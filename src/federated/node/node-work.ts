@@ -8,6 +8,7 @@ import { PolicyDecisionPoint } from '../../consent';
 import { RecordsService } from '../../records';
 import type { FhirResource } from '../../records/fhir';
 import type { ModelPreset } from '../model/architecture';
+import { BoundedMap } from '../../common/bounded-map';
 import { buildExample } from '../model/features';
 import type { Examples } from '../model/train';
 
@@ -58,28 +59,90 @@ function seedOf(text: string): number {
   return createHash('sha256').update(text).digest().readUInt32LE(0) & 0x7fffffff;
 }
 
+/** One patient's complete example for a study. */
+export interface TrainingExample {
+  id: string;
+  x: number[];
+  y: number;
+}
+
+interface CachedPatient {
+  fingerprint: string;
+  recordIds: string[];
+  /** Null when the patient's records make no complete example for the study. */
+  example: TrainingExample | null;
+}
+
+const CACHED_STUDIES = 16;
+
 /**
- * The patients of `organizationId` with an active TRAIN grant for the study, and their
- * decrypted resources (each read logged in the patient's access log).
+ * A node's examples for a study, round after round. The patients of its organisation with an
+ * active TRAIN grant are selected every round (so a revocation or an erasure takes effect
+ * from the next round), but a patient's records are read, decrypted and turned into an
+ * example again only when they changed (a new, amended or erased record changes their
+ * fingerprint). Every round logs each patient's use in their access log, as reading did.
+ * Patients no longer selected are dropped from memory at once.
  */
-export async function localTrainingData(
-  db: DataSource,
-  pdp: PolicyDecisionPoint,
-  records: RecordsService,
-  organizationId: string,
-  studyId: string,
-  nodeId: string,
-): Promise<Map<string, Record<string, unknown>[]>> {
-  const patients: { id: string }[] = await db.query(
-    `SELECT id FROM patients WHERE organization_id = $1 AND erased_at IS NULL ORDER BY id`,
-    [organizationId],
-  );
-  const grants = await pdp.trainingGrants(
-    studyId,
-    patients.map((p) => p.id),
-    nodeId,
-  );
-  return grants.size === 0 ? new Map() : records.resourcesForTraining(nodeId, grants);
+export class TrainingExamples {
+  /** Off: every round reads and decrypts every record again (the benchmark's baseline). */
+  cache = true;
+  private readonly studies = new BoundedMap<string, Map<string, CachedPatient>>(CACHED_STUDIES);
+
+  constructor(
+    private readonly db: DataSource,
+    private readonly pdp: PolicyDecisionPoint,
+    private readonly records: RecordsService,
+  ) {}
+
+  /** The complete examples this node may train on for the study this round, by patient id. */
+  async forRound(
+    organizationId: string,
+    study: Pick<StudySettings, 'id' | 'features' | 'label'>,
+    nodeId: string,
+  ): Promise<TrainingExample[]> {
+    const patients: { id: string }[] = await this.db.query(
+      `SELECT id FROM patients WHERE organization_id = $1 AND erased_at IS NULL ORDER BY id`,
+      [organizationId],
+    );
+    const grants = await this.pdp.trainingGrants(
+      study.id,
+      patients.map((p) => p.id),
+      nodeId,
+    );
+    const key = `${nodeId}/${study.id}/${study.features.join(',')}/${study.label}`;
+    const known = (this.cache && this.studies.get(key)) || new Map<string, CachedPatient>();
+    const fingerprints = await this.records.trainingFingerprints([...grants.keys()]);
+    for (const id of known.keys()) if (!fingerprints.has(id)) known.delete(id);
+    const stale = [...fingerprints.keys()].filter(
+      (id) => known.get(id)?.fingerprint !== fingerprints.get(id),
+    );
+    const opened = stale.length ? await this.records.openForTraining(stale) : new Map();
+    const definition = { features: study.features, label: study.label, asOf: EXAMPLES_AS_OF };
+    for (const id of stale) {
+      const { recordIds = [], resources = [] } = opened.get(id) ?? {};
+      const built = buildExample(resources as FhirResource[], definition);
+      known.set(id, {
+        fingerprint: fingerprints.get(id)!,
+        recordIds,
+        example: built.included ? { id, x: built.x, y: built.y } : null,
+      });
+    }
+    if (this.cache) this.studies.set(key, known);
+    const used = [...known].filter(([, p]) => p.recordIds.length > 0).sort(byId);
+    await this.records.logTrainingUse(
+      nodeId,
+      used.map(([patientId, p]) => ({
+        patientId,
+        recordIds: p.recordIds,
+        grantId: grants.get(patientId)!,
+      })),
+    );
+    return used.flatMap(([, p]) => (p.example ? [p.example] : []));
+  }
+}
+
+function byId([a]: [string, unknown], [b]: [string, unknown]): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 /** Trains and signs one update; null when no patient here has a complete example. */
@@ -89,18 +152,14 @@ export async function prepareUpdate(args: {
   round: number;
   nodeId: string;
   key: SigningKey;
-  resources: Map<string, Record<string, unknown>[]>;
+  /** Complete examples, in a fixed order (by patient id). */
+  examples: readonly TrainingExample[];
   global: Float32Array;
   /** What the coordinator's strategy asks of local training, e.g. FedProx's {mu}. */
   clientConfig: Record<string, number>;
 }): Promise<PreparedUpdate | null> {
   const { study, runId, round, nodeId } = args;
-  const definition = { features: study.features, label: study.label, asOf: EXAMPLES_AS_OF };
-  const complete: { id: string; x: number[]; y: number }[] = [];
-  for (const [patientId, list] of args.resources) {
-    const example = buildExample(list as FhirResource[], definition);
-    if (example.included) complete.push({ id: patientId, x: example.x, y: example.y });
-  }
+  const complete = args.examples;
   const held = heldOutSet(complete.map((e) => e.id));
   const train: Examples & { ids: string[] } = { x: [], y: [], ids: [] };
   const heldOut: Examples = { x: [], y: [] };

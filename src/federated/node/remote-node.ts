@@ -8,7 +8,7 @@ import { DataSource } from 'typeorm';
 import { PolicyDecisionPoint } from '../../consent';
 import { AppConfig, APP_CONFIG } from '../../config';
 import { RecordsService } from '../../records';
-import { floats, localTrainingData, prepareUpdate, SigningKey, StudySettings } from './node-work';
+import { floats, prepareUpdate, SigningKey, StudySettings, TrainingExamples } from './node-work';
 
 export interface RemoteNodeOptions {
   /** The coordinator's base URL, e.g. https://research.example. */
@@ -29,6 +29,8 @@ export class RemoteNode {
   private readonly logger = new Logger(RemoteNode.name);
   readonly nodeId: string;
   private key?: SigningKey;
+  /** Its examples per study, kept between polls (rebuilt only where records changed). */
+  private examples?: TrainingExamples;
 
   constructor(
     private readonly app: INestApplicationContext,
@@ -58,15 +60,13 @@ export class RemoteNode {
         { id: open.studyId },
       );
       const config = this.app.get<AppConfig>(APP_CONFIG);
-      const resources = await localTrainingData(
+      this.examples ??= new TrainingExamples(
         this.app.get(DataSource),
         this.app.get(PolicyDecisionPoint),
         this.app.get(RecordsService),
-        config.orgId,
-        study.id,
-        this.nodeId,
       );
-      if (resources.size === 0) continue;
+      const examples = await this.examples.forRound(config.orgId, study, this.nodeId);
+      if (examples.length === 0) continue;
       const global = floats(
         await this.fetchBytes(`/fl/runs/${open.runId}/rounds/${open.round}/model`),
       );
@@ -76,7 +76,7 @@ export class RemoteNode {
         round: open.round,
         nodeId: this.nodeId,
         key: this.key,
-        resources,
+        examples,
         global,
         clientConfig: open.clientConfig,
       });

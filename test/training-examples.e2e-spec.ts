@@ -1,0 +1,112 @@
+// A training node's examples are built once per study and rebuilt only for patients whose
+// records changed; consent and erasure still take effect from the next round, every round
+// logs each use, and the cached examples always equal a fresh read of the database.
+import { ConsentService } from '../src/consent';
+import { PolicyDecisionPoint } from '../src/consent';
+import { TrainingExamples } from '../src/federated/node/node-work';
+import { seedCohort, SeedSummary } from '../src/federated/synthetic/seed';
+import { RecordsService } from '../src/records';
+import { DataSource } from 'typeorm';
+import { observation } from './helpers/fhir';
+import { TestApi } from './helpers/test-api';
+
+const FEATURES = ['2345-7', '4548-4', '39156-5', '8480-6', '2085-9'];
+const NODE = 'node-under-test';
+
+describe('training examples, cached between rounds', () => {
+  let api: TestApi;
+  let summary: SeedSummary;
+  let study: { id: string; features: string[]; label: string };
+  const grants = new Map<string, string>();
+
+  const app = () => api.server.app;
+  const records = () => app().get(RecordsService);
+  const fresh = () =>
+    new TrainingExamples(app().get(DataSource), app().get(PolicyDecisionPoint), records());
+  const site = () => summary.patients[0].organizationId;
+  const uncached = () => {
+    const source = fresh();
+    source.cache = false;
+    return source.forRound(site(), study, NODE);
+  };
+  const trainEvents = async (patientId: string) =>
+    Number(
+      (
+        await api.db.query(
+          `SELECT count(*) FROM access_events WHERE patient_id = $1 AND action = 'TRAIN'`,
+          [patientId],
+        )
+      ).rows[0].count,
+    );
+
+  beforeAll(async () => {
+    api = await TestApi.start({ TRAINING_NODES: 'off' });
+    summary = await seedCohort(app(), { patients: 24, sites: 1, seed: 5, alpha: 0.5 });
+    const researcher = await api.token('ex-researcher', 'RESEARCHER');
+    const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+      `mutation($f: [String!]!) { createStudy(input: { title: "Cache", features: $f,
+         label: "44054006" }) { id } }`,
+      { f: FEATURES },
+      researcher,
+    );
+    study = { id: createStudy.id, features: FEATURES, label: '44054006' };
+    const consents = app().get(ConsentService);
+    for (const p of summary.patients) {
+      const grant = await consents.grant(
+        { id: p.userId, roles: ['PATIENT'], organizationId: p.organizationId },
+        { granteeType: 'STUDY', granteeId: study.id, purpose: 'RESEARCH', actions: ['TRAIN'] },
+      );
+      grants.set(p.id, grant.id);
+    }
+  });
+  afterAll(() => api?.stop());
+
+  it('reads records once, rebuilds only what changed, and still logs every round', async () => {
+    const source = fresh();
+    const opened = jest.spyOn(records(), 'openForTraining');
+    const first = await source.forRound(site(), study, NODE);
+    expect(first.length).toBeGreaterThan(15);
+    expect(opened).toHaveBeenCalledTimes(1);
+    expect(opened.mock.calls[0][0]).toHaveLength(summary.patients.length);
+
+    // Nothing changed: nothing is read again, the examples are the same, the use is logged.
+    const [someone, amended, revoking, erasing] = summary.patients;
+    const logged = await trainEvents(someone.id);
+    expect(await source.forRound(site(), study, NODE)).toEqual(first);
+    expect(opened).toHaveBeenCalledTimes(1);
+    expect(await trainEvents(someone.id)).toBe(logged + 1);
+
+    // A new record: only that patient is read again, and the result equals a fresh read.
+    const token = await api.token(amended.userId, 'PATIENT');
+    await api.ok(
+      'mutation($r: JSON!) { createRecord(input: { resource: $r }) { id } }',
+      { r: { ...observation('2345-7', 19.5), effectiveDateTime: '2024-12-30T08:00:00Z' } },
+      token,
+    );
+    const afterRecord = await source.forRound(site(), study, NODE);
+    expect(opened).toHaveBeenCalledTimes(2);
+    expect(opened.mock.calls[1][0]).toEqual([amended.id]);
+    expect(afterRecord).toEqual(await uncached());
+
+    // A revocation and an erasure take effect from the next round.
+    await api.ok(
+      'mutation($id: ID!) { revokeConsent(id: $id) { id } }',
+      { id: grants.get(revoking.id) },
+      await api.token(revoking.userId, 'PATIENT'),
+    );
+    await api.ok(
+      'mutation { eraseMyData(confirm: true) }',
+      {},
+      await api.token(erasing.userId, 'PATIENT'),
+    );
+    const readsBefore = opened.mock.calls.length;
+    const afterLeaving = await source.forRound(site(), study, NODE);
+    // Leaving needs no read: those patients are simply no longer selected.
+    expect(opened.mock.calls.length).toBe(readsBefore);
+    const ids = new Set(afterLeaving.map((e) => e.id));
+    expect(ids.has(revoking.id)).toBe(false);
+    expect(ids.has(erasing.id)).toBe(false);
+    expect(afterLeaving).toEqual(await uncached());
+    opened.mockRestore();
+  });
+});
