@@ -108,20 +108,23 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
   private async closeOnce(runId: string, round: number): Promise<void> {
     let row = await this.repo.round(runId, round);
     if (row?.status === 'OPEN') {
-      if (row.runStatus !== RunStatus.RUNNING || !(await this.prepare(row))) return;
-      row = await this.repo.round(runId, round);
+      if (row.runStatus !== RunStatus.RUNNING) return;
+      const pending = await this.prepare(row);
+      if (!pending) return;
+      row = { ...row, status: 'CLOSING', pending };
     }
     if (row?.status !== 'CLOSING' || !row.pending) return;
     const study = await this.study(row.studyId);
     const txId = await this.recordOnLedger(row);
     if (txId === null) return;
     const last = round >= row.rounds;
-    const closed = await this.repo.transaction((m) =>
-      this.repo.markClosed(m, row, txId, last ? null : { deadlineMs: study.roundDeadlineMs }),
+    const closing = row;
+    const { closed, opened } = await this.repo.transaction((m) =>
+      this.repo.markClosed(m, closing, txId, last ? null : { deadlineMs: study.roundDeadlineMs }),
     );
     if (!closed) return;
     this.events.emit('round', { runId, round, status: 'CLOSED' });
-    if (!last && (await this.repo.run(runId))?.status === RunStatus.RUNNING) {
+    if (opened) {
       this.events.emit('open', {
         runId,
         round: round + 1,
@@ -133,10 +136,11 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
 
   /**
    * Step 1: consent at aggregation time (an update whose contributors revoked since is
-   * rejected), then aggregation and the move to CLOSING. False when the round cannot close
-   * yet (short of its quorum before the deadline) or failed (short of it after).
+   * rejected), then aggregation and the move to CLOSING. What was stored for step 2, or null
+   * when the round cannot close yet (short of its quorum before the deadline), failed (short
+   * of it after), or was no longer open.
    */
-  private async prepare(row: RoundRow): Promise<boolean> {
+  private async prepare(row: RoundRow): Promise<RoundRow['pending']> {
     const study = await this.study(row.studyId);
     const updates = await this.repo.acceptedUpdates(row.runId, row.round);
     // One query for every contributor of the round (a STUDY grant names the study, not a node).
@@ -168,7 +172,7 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
         await this.repo.failRound(row.runId, row.round, reason);
         this.events.emit('round', { runId: row.runId, round: row.round, status: 'FAILED' });
       }
-      return false;
+      return null;
     }
     const parent = await this.repo.version(row.runId, row.round - 1);
     if (!parent) throw new Error(`the model before round ${row.round} is missing`);
@@ -191,15 +195,17 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
         ? { epsilon: metrics.privacy.epsilon, delta: metrics.privacy.delta }
         : null,
     });
-    return this.repo.transaction(async (m) => {
+    const strategyState = serialiseStrategyState(strategy.state());
+    const stored = await this.repo.transaction(async (m) => {
       for (const r of revoked) await this.repo.rejectUpdate(m, r.id, r.reason);
       return this.repo.markClosing(m, row.runId, row.round, model, {
         record,
-        strategyState: serialiseStrategyState(strategy.state()),
+        strategyState,
         metrics: nodeMetrics(accepted),
         numUpdates: accepted.length,
       });
     });
+    return stored ? { record, strategyState } : null;
   }
 
   /**

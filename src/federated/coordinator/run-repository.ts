@@ -294,14 +294,15 @@ export class RunRepository {
 
   /**
    * Step 3 of closing, once the ledger holds the round: CLOSED with its transaction, the run
-   * moved on (if it still runs), and the next round opened. False when it was not CLOSING.
+   * moved on (if it still runs), and the next round opened. Whether the round was CLOSING
+   * (and so is closed now), and whether a next round was opened.
    */
   async markClosed(
     m: EntityManager,
     row: RoundRow,
     txId: string,
     next: { deadlineMs: number } | null,
-  ): Promise<boolean> {
+  ): Promise<{ closed: boolean; opened: boolean }> {
     const { runId, round, pending } = row;
     const [, changed] = (await m.query(
       `UPDATE training_rounds SET status = 'CLOSED', closed_at = now(), ledger_tx_id = $3,
@@ -309,7 +310,7 @@ export class RunRepository {
        WHERE run_id = $1 AND round = $2 AND status = 'CLOSING'`,
       [runId, round, txId],
     )) as [unknown, number];
-    if (changed !== 1 || !pending) return false;
+    if (changed !== 1 || !pending) return { closed: false, opened: false };
     await m.query(`UPDATE model_updates SET body = NULL WHERE run_id = $1 AND round = $2`, [
       runId,
       round,
@@ -327,10 +328,11 @@ export class RunRepository {
         next ? 'RUNNING' : 'COMPLETED',
       ],
     )) as [unknown, number];
-    if (next && running === 1) {
+    const opened = !!next && running === 1;
+    if (opened) {
       await this.openRound(m, runId, round + 1, pending.record.modelHash, next.deadlineMs);
     }
-    return true;
+    return { closed: true, opened };
   }
 
   /** A round (and its run) failed: nothing more is trained, and update bodies are dropped. */
