@@ -17,8 +17,14 @@ export { MAX_DEPTH } from './guard';
  * A key JavaScript treats specially or too deep a nesting, checked before the input is copied:
  * the only checks that are safe on arbitrary input.
  */
-export function unsafeFhirInput(value: unknown, root = 'Resource'): FhirIssue | null {
-  return unsafeStructure(value, root);
+export function unsafeFhirInput(value: unknown): FhirIssue | null {
+  return unsafeStructure(value, rootName(value));
+}
+
+/** Paths start with the resource type when it looks like one (it is echoed). */
+function rootName(value: unknown): string {
+  const type = (value as { resourceType?: unknown } | null)?.resourceType;
+  return typeof type === 'string' && /^[A-Z][A-Za-z]{0,63}$/.test(type) ? type : 'Resource';
 }
 export { SKIPPED_INVARIANTS } from './invariants';
 
@@ -95,8 +101,7 @@ export function fhirIssues(resource: unknown): FhirIssue[] {
   if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) {
     return [{ path: 'Resource', rule: 'must be a JSON object' }];
   }
-  const type = (resource as { resourceType?: unknown }).resourceType;
-  const root = typeof type === 'string' && /^[A-Z][A-Za-z]{0,63}$/.test(type) ? type : 'Resource';
+  const root = rootName(resource);
   const unsafe = unsafeStructure(resource, root);
   if (unsafe) return [unsafe];
   const { model, schema, terminology } = state();
