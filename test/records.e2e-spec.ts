@@ -1,5 +1,6 @@
 import { codes, TestApi } from './helpers/test-api';
 import { condition, observation, vitalSign } from './helpers/fhir';
+import { corpusResource, FHIR_VARIANTS } from './helpers/fhir-corpus';
 
 const REGISTER = `mutation($name: String) { registerPatient(displayName: $name) {
   id displayName organizationId allowEmergencyAccess createdAt } }`;
@@ -207,6 +208,48 @@ describe('patient records over GraphQL', () => {
       expect(codes(res)).toEqual(['NOT_FOUND']);
       expect(res.errors?.[0].message).toMatch(/registerPatient/);
     });
+  });
+
+  describe('real FHIR R4 data', () => {
+    // From ../shared/data/fhir-r4/valid: a Synthea Observation, an HL7 MedicationRequest with a
+    // contained Medication and a narrative, and HL7's RiskAssessment that Medplum refused (ras-2).
+    it.each([
+      'synthea-Observation-1.json',
+      'hl7-MedicationRequest-10.json',
+      'hl7-RiskAssessment-2.json',
+    ])('stores %s as it is, bound to its owner', async (file) => {
+      const resource = corpusResource(file);
+      const res = await create({ resource });
+      expect(res.errors).toBeUndefined();
+      const owner = resource.resourceType === 'Immunization' ? 'patient' : 'subject';
+      expect(res.data!.createRecord.resource).toEqual({
+        ...resource,
+        [owner]: { reference: `Patient/${aliceId}` },
+      });
+    });
+
+    const picked = [
+      'a Observation.status outside its required value set',
+      'a Condition.clinicalStatus coded outside its required value set',
+      'a local reference to a contained resource that is not there (ref-1)',
+      'a <script> in the narrative',
+      'an own __proto__ property',
+    ];
+    it.each(FHIR_VARIANTS.filter((v) => picked.includes(v.name)).map((v) => [v.name, v] as const))(
+      'rejects %s with BAD_USER_INPUT, names the path and stores nothing',
+      async (_name, variant) => {
+        const resource = corpusResource(variant.file);
+        variant.mutate(resource);
+        const before = await count(aliceId);
+        const res = await create({ resource });
+        expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+        const error = res.errors![0];
+        expect(error.message).toContain(variant.mentions[0]);
+        expect(JSON.stringify(res.errors)).not.toContain(variant.secret);
+        expect(String(error.extensions.field)).toMatch(/^input\.resource\./);
+        expect(await count(aliceId)).toBe(before);
+      },
+    );
   });
 
   describe('reading records', () => {

