@@ -16,6 +16,7 @@ import { GraphQLModule } from '@nestjs/graphql';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { LoggerModule } from 'nestjs-pino';
 import { join } from 'node:path';
+import type { DestinationStream } from 'pino';
 import { AuditModule } from './audit';
 import { AuthModule } from './auth';
 import { ConsentModule } from './consent';
@@ -56,16 +57,18 @@ export interface AppOptions {
   config: AppConfig;
   /** The resolved database URL (the embedded server's when DATABASE_URL is unset). */
   databaseUrl: string;
+  /** Where log lines go: stdout unless given (a test reads them from its own). */
+  logTo?: DestinationStream;
 }
 
 @Module({})
 export class AppModule implements NestModule {
-  static forRoot({ config, databaseUrl }: AppOptions): DynamicModule {
+  static forRoot({ config, databaseUrl, logTo }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        LoggerModule.forRoot(loggingParams(config.logLevel)),
+        LoggerModule.forRoot(loggingParams(config.logLevel, logTo)),
         DatabaseModule.forRoot(databaseUrl),
         ObservabilityModule,
         GraphQLModule.forRootAsync<ApolloDriverConfig>({
