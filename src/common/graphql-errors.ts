@@ -29,6 +29,11 @@ const HTTP_STATUS_CODES: Record<number, ErrorCode> = {
   413: 'BAD_USER_INPUT',
 };
 
+/** The contract's code for an HTTP 4xx: any the table does not name is a bad request. */
+export function codeForHttpStatus(status: number): ErrorCode {
+  return HTTP_STATUS_CODES[status] ?? 'BAD_USER_INPUT';
+}
+
 export interface ErrorLog {
   error(obj: object, msg: string): void;
 }
