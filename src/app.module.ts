@@ -1,17 +1,28 @@
 import { ApolloServerPluginCacheControlDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloDriver, ApolloDriverConfig } from '@nestjs/apollo';
-import { DynamicModule, Logger, Module } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import {
+  DynamicModule,
+  Logger,
+  MiddlewareConsumer,
+  Module,
+  NestModule,
+  RequestMethod,
+} from '@nestjs/common';
+import { APP_FILTER, APP_PIPE } from '@nestjs/core';
 import { ErrorFilter } from './common/error.filter';
+import { MAX_INPUT_DEPTH } from './common/well-formed';
+import { WellFormedInputPipe } from './common/well-formed.pipe';
 import { GraphQLModule } from '@nestjs/graphql';
 import { ApolloArmor } from '@escape.tech/graphql-armor';
 import { LoggerModule } from 'nestjs-pino';
 import { join } from 'node:path';
+import type { DestinationStream } from 'pino';
 import { AuditModule } from './audit';
 import { AuthModule } from './auth';
 import { ConsentModule } from './consent';
 import { ErasureModule } from './erasure';
 import { FederatedModule } from './federated/federated.module';
+import { graphqlDocumentLimits } from './common/graphql-document-limits';
 import { formatGraphQLError } from './common/graphql-errors';
 import { graphqlContext, partialErrorsPlugin } from './common/partial-errors';
 import { PROJECT_ROOT } from './common/paths';
@@ -24,29 +35,40 @@ import { RecordsModule } from './records';
 /** Where the generated schema is written (committed; checked against the contract). */
 export const SCHEMA_FILE = join(PROJECT_ROOT, 'schema.gql');
 
-/** Limits on what one GraphQL request may ask for. */
+/** Limits on what one GraphQL request may ask for, enforced by graphql-armor. */
 export const GRAPHQL_LIMITS = {
   maxDepth: { n: 10 },
   maxAliases: { n: 15 },
   maxDirectives: { n: 20 },
-  maxTokens: { n: 5000 },
   costLimit: { maxCost: 5000 },
+  // Armor's token limit parses the document inside Apollo's parsing hook, where any error
+  // (a plain syntax error too) becomes an HTTP 500: GRAPHQL_DOCUMENT_LIMITS replaces it.
+  maxTokens: { enabled: false },
+};
+
+/** Checked on the document's tokens before it is parsed (see graphql-document-limits). */
+export const GRAPHQL_DOCUMENT_LIMITS = {
+  maxTokens: 5000,
+  // Selections (at most maxDepth) around argument values (at most MAX_INPUT_DEPTH).
+  maxNesting: 2 * MAX_INPUT_DEPTH,
 };
 
 export interface AppOptions {
   config: AppConfig;
   /** The resolved database URL (the embedded server's when DATABASE_URL is unset). */
   databaseUrl: string;
+  /** Where log lines go: stdout unless given (a test reads them from its own). */
+  logTo?: DestinationStream;
 }
 
 @Module({})
-export class AppModule {
-  static forRoot({ config, databaseUrl }: AppOptions): DynamicModule {
+export class AppModule implements NestModule {
+  static forRoot({ config, databaseUrl, logTo }: AppOptions): DynamicModule {
     return {
       module: AppModule,
       imports: [
         ConfigModule.forRoot(config),
-        LoggerModule.forRoot(loggingParams(config.logLevel)),
+        LoggerModule.forRoot(loggingParams(config.logLevel, logTo)),
         DatabaseModule.forRoot(databaseUrl),
         ObservabilityModule,
         GraphQLModule.forRootAsync<ApolloDriverConfig>({
@@ -61,6 +83,8 @@ export class AppModule {
               playground: false,
               introspection: !config.production,
               ...armor,
+              // The parser's own token limit, behind the check that runs before it.
+              parseOptions: { maxTokens: GRAPHQL_DOCUMENT_LIMITS.maxTokens },
               plugins: [
                 ...armor.plugins,
                 metrics.graphqlPlugin(),
@@ -86,7 +110,16 @@ export class AppModule {
         ErasureModule,
         FederatedModule,
       ],
-      providers: [{ provide: APP_FILTER, useClass: ErrorFilter }],
+      providers: [
+        { provide: APP_FILTER, useClass: ErrorFilter },
+        { provide: APP_PIPE, useClass: WellFormedInputPipe },
+      ],
     };
+  }
+
+  configure(consumer: MiddlewareConsumer): void {
+    consumer
+      .apply(graphqlDocumentLimits(GRAPHQL_DOCUMENT_LIMITS))
+      .forRoutes({ path: 'graphql', method: RequestMethod.ALL });
   }
 }

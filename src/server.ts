@@ -7,6 +7,7 @@ import { json, raw } from 'express';
 import { Logger } from 'nestjs-pino';
 import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
+import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { AppConfig } from './config';
 import { embeddedPostgres } from './database/embedded-loader';
@@ -24,7 +25,15 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-export async function startServer(config: AppConfig): Promise<RunningServer> {
+export interface ServerOptions {
+  /** Where log lines go: stdout unless given (a test reads them from its own). */
+  logTo?: DestinationStream;
+}
+
+export async function startServer(
+  config: AppConfig,
+  { logTo }: ServerOptions = {},
+): Promise<RunningServer> {
   let embedded: EmbeddedPostgresServer | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
@@ -35,7 +44,7 @@ export async function startServer(config: AppConfig): Promise<RunningServer> {
     databaseUrl = await ensureDatabase(server, 'custodia');
   }
   try {
-    const app = await NestFactory.create(AppModule.forRoot({ config, databaseUrl }), {
+    const app = await NestFactory.create(AppModule.forRoot({ config, databaseUrl, logTo }), {
       // Nest's own start-up chatter (modules, routes) stays out of the log; warnings and
       // errors do not. The structured logger takes over once the server listens.
       logger: ['fatal', 'error', 'warn'],

@@ -1,8 +1,10 @@
-import { ArgumentsHost, Catch, HttpStatus } from '@nestjs/common';
+import { ArgumentsHost, Catch, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { GqlContextType } from '@nestjs/graphql';
 import type { Response } from 'express';
+import { randomUUID } from 'node:crypto';
 import { CustodiaError, ErrorCode } from './errors';
+import { codeForHttpStatus, describe } from './graphql-errors';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   UNAUTHENTICATED: HttpStatus.UNAUTHORIZED,
@@ -15,31 +17,73 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
   INTERNAL: HttpStatus.INTERNAL_SERVER_ERROR,
 };
 
+/** Messages for the 4xx that Nest and Express raise themselves (their own may quote the path). */
+const CLIENT_MESSAGES: Record<number, string> = {
+  [HttpStatus.NOT_FOUND]: 'Nothing here: check the method and the path.',
+  [HttpStatus.BAD_REQUEST]: 'The request is malformed: check its path, query string and body.',
+};
+
 /**
  * GraphQL errors pass straight to the one formatter (formatGraphQLError), which maps them to
  * contract codes and logs only the unexpected ones, without their message. Without this,
- * Nest would log every resolver error, message and all.
+ * Nest would log every resolver error, message and all. Plain HTTP routes (the federated
+ * binary endpoints, health, JWKS) answer their errors in GraphQL's error shape with the same
+ * codes, and log unexpected ones the same way; a deliberate 5xx (the health check's 503 with
+ * its report) is answered as Nest does.
  */
 @Catch()
 export class ErrorFilter extends BaseExceptionFilter {
+  private readonly log = new Logger('HTTP');
+
   override catch(exception: unknown, host: ArgumentsHost) {
     if (host.getType<GqlContextType>() === 'graphql') return exception;
-    // Plain HTTP routes (the federated binary endpoints) answer in GraphQL's error shape.
-    if (exception instanceof CustodiaError && host.getType() === 'http') {
-      host
-        .switchToHttp()
-        .getResponse<Response>()
-        .status(HTTP_STATUS[exception.code])
-        .json({
-          errors: [
-            {
-              message: exception.message,
-              extensions: { code: exception.code, ...exception.details },
-            },
-          ],
-        });
+    const res = host.switchToHttp().getResponse<Response>();
+    if (res.headersSent) {
+      res.end();
       return;
     }
-    return super.catch(exception, host);
+    if (exception instanceof CustodiaError) {
+      if (exception.code === 'INTERNAL') this.log.error(describe(exception), 'internal error');
+      send(res, HTTP_STATUS[exception.code], exception.message, exception.code, exception.details);
+      return;
+    }
+    const status = clientErrorStatus(exception);
+    if (status) {
+      send(
+        res,
+        status,
+        CLIENT_MESSAGES[status] ?? `The request was refused (HTTP ${status}).`,
+        codeForHttpStatus(status),
+      );
+      return;
+    }
+    // Deliberate server-side answers (the health check's 503 with its report) stay Nest's.
+    if (exception instanceof HttpException) return super.catch(exception, host);
+    const reference = randomUUID();
+    this.log.error({ ...describe(exception), reference }, 'unexpected error');
+    send(
+      res,
+      HttpStatus.INTERNAL_SERVER_ERROR,
+      `Internal error (reference ${reference}); nothing was changed. Try again, and report the reference if it persists.`,
+      'INTERNAL',
+      { reference },
+    );
   }
+}
+
+/** The 4xx status of a Nest HttpException or an Express (http-errors) error, if it is one. */
+function clientErrorStatus(e: unknown): number | undefined {
+  const status =
+    e instanceof HttpException ? e.getStatus() : (e as { status?: unknown } | null)?.status;
+  return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
+}
+
+function send(
+  res: Response,
+  status: number,
+  message: string,
+  code: ErrorCode,
+  details: Record<string, unknown> = {},
+): void {
+  res.status(status).json({ errors: [{ message, extensions: { code, ...details } }] });
 }

@@ -1,11 +1,13 @@
 // Maps every error leaving GraphQL to the contract's codes, in one place. Our own errors
-// keep their message; malformed queries become BAD_USER_INPUT; anything unexpected becomes
+// keep their message; malformed requests become BAD_USER_INPUT, their messages stripped of
+// any value they quoted (client-error-messages); anything unexpected becomes
 // INTERNAL with a reference id, and its details go to the log (without the message, which
 // might quote data) rather than to the client.
 import { unwrapResolverError } from '@apollo/server/errors';
 import { HttpException } from '@nestjs/common';
 import { GraphQLError, GraphQLFormattedError } from 'graphql';
 import { randomUUID } from 'node:crypto';
+import { withoutValues } from './client-error-messages';
 import { CustodiaError, ErrorCode } from './errors';
 
 const CLIENT_ERROR_CODES = new Set([
@@ -26,6 +28,11 @@ const HTTP_STATUS_CODES: Record<number, ErrorCode> = {
   409: 'CONFLICT',
   413: 'BAD_USER_INPUT',
 };
+
+/** The contract's code for an HTTP 4xx: any the table does not name is a bad request. */
+export function codeForHttpStatus(status: number): ErrorCode {
+  return HTTP_STATUS_CODES[status] ?? 'BAD_USER_INPUT';
+}
 
 export interface ErrorLog {
   error(obj: object, msg: string): void;
@@ -52,7 +59,11 @@ export function formatGraphQLError(log: ErrorLog) {
       CLIENT_ERROR_CODES.has(code) &&
       original instanceof GraphQLError
     ) {
-      return { message: formatted.message, ...where, extensions: { code: 'BAD_USER_INPUT' } };
+      return {
+        message: withoutValues(formatted.message),
+        ...where,
+        extensions: { code: 'BAD_USER_INPUT' },
+      };
     }
     const reference = randomUUID();
     log.error({ ...describe(original), reference }, 'unexpected error');

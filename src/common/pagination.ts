@@ -1,5 +1,7 @@
 // Opaque keyset cursors over (createdAt, id): stable while rows are added, no OFFSET scans.
 import { BadUserInputError } from './errors';
+import { isUuid } from './ids';
+import { isStorableInstant } from './well-formed';
 
 export const DEFAULT_PAGE_SIZE = 20;
 export const MAX_PAGE_SIZE = 100;
@@ -25,10 +27,13 @@ export function decodeCursor(cursor: string | null | undefined): PagePosition | 
   if (cursor === undefined || cursor === null) return undefined;
   try {
     const [ms, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    // A position this API issued is a row's creation time, which PostgreSQL stored: anything
+    // outside what it can store (or a Date can hold) was not issued here.
     if (
       Number.isSafeInteger(ms) &&
+      isStorableInstant(ms as number) &&
       typeof id === 'string' &&
-      /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(id)
+      isUuid(id)
     ) {
       return { createdAt: new Date(ms as number), id };
     }

@@ -8,6 +8,7 @@ import { Client } from 'pg';
 import { DevIssuer, Role } from '../../src/auth';
 import { AppConfig, DEV_AUDIENCE, DEV_ISSUER, loadConfig } from '../../src/config';
 import { freshDatabase, TestDatabase } from './database';
+import { LogLines } from './log-lines';
 import { RunningServer, startServer } from '../../src/server';
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
@@ -29,9 +30,11 @@ export class TestApi {
     readonly db: Client,
     private readonly dataDir: string,
     private readonly database: TestDatabase,
+    /** The server's log lines, when started with `captureLogs` (then at debug level). */
+    readonly logs: LogLines | undefined,
   ) {}
 
-  static async start(env: NodeJS.ProcessEnv = {}): Promise<TestApi> {
+  static async start(env: NodeJS.ProcessEnv = {}, { captureLogs = false } = {}): Promise<TestApi> {
     const database = await freshDatabase();
     const databaseUrl = database.url;
     const dataDir = await mkdtemp(join(tmpdir(), 'custodia-e2e-'));
@@ -41,14 +44,15 @@ export class TestApi {
       CUSTODIA_DATA_DIR: dataDir,
       PORT: '0',
       HOST: '127.0.0.1',
-      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      LOG_LEVEL: captureLogs ? 'debug' : (process.env.TEST_LOG_LEVEL ?? 'silent'),
       ...env,
     });
-    const server = await startServer(config);
+    const logs = captureLogs ? new LogLines() : undefined;
+    const server = await startServer(config, { logTo: logs });
     const issuer = await DevIssuer.open(dataDir, DEV_ISSUER, DEV_AUDIENCE);
     const db = new Client({ connectionString: databaseUrl });
     await db.connect();
-    return new TestApi(server, config, issuer, db, dataDir, database);
+    return new TestApi(server, config, issuer, db, dataDir, database, logs);
   }
 
   get url(): string {
@@ -118,7 +122,7 @@ export class TestApi {
   /** Stops the API and starts it again on the same database and data dir (a crash drill). */
   async restart(): Promise<void> {
     await this.server.stop();
-    this.server = await startServer(this.config);
+    this.server = await startServer(this.config, { logTo: this.logs });
   }
 
   async stop(): Promise<void> {

@@ -7,7 +7,7 @@ import {
   Headers,
   HttpCode,
   Param,
-  ParseIntPipe,
+  PipeTransform,
   Post,
   Query,
   Req,
@@ -20,6 +20,17 @@ import { BadUserInputError } from '../../common/errors';
 import { Coordinator } from './coordinator.service';
 import { UpdateStatus } from './run.model';
 
+/** Rounds are numbered from 1 and stored as PostgreSQL integers; anything else names none. */
+class RoundNumberPipe implements PipeTransform<string, number> {
+  transform(value: string): number {
+    const round = /^[1-9][0-9]{0,9}$/.test(value) ? Number(value) : NaN;
+    if (!(round <= 2 ** 31 - 1)) {
+      throw new BadUserInputError('round must be a whole number from 1 to 2147483647', 'round');
+    }
+    return round;
+  }
+}
+
 @Controller('fl/runs/:runId')
 export class FlController {
   constructor(private readonly coordinator: Coordinator) {}
@@ -29,7 +40,7 @@ export class FlController {
   @Header('Content-Type', 'application/octet-stream')
   async roundModel(
     @Param('runId') runId: string,
-    @Param('round', ParseIntPipe) round: number,
+    @Param('round', RoundNumberPipe) round: number,
   ): Promise<StreamableFile> {
     return new StreamableFile(await this.coordinator.roundModel(runId, round));
   }
@@ -68,7 +79,7 @@ export class FlController {
   @HttpCode(202)
   async submit(
     @Param('runId') runId: string,
-    @Param('round', ParseIntPipe) round: number,
+    @Param('round', RoundNumberPipe) round: number,
     @Headers('x-custodia-manifest') manifest: string | undefined,
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
