@@ -2,6 +2,7 @@ import { ArgumentsHost, Catch, HttpStatus } from '@nestjs/common';
 import { BaseExceptionFilter } from '@nestjs/core';
 import { GqlContextType } from '@nestjs/graphql';
 import type { Response } from 'express';
+import { DatabaseUnavailableError, isDatabaseUnavailable } from '../database/availability';
 import { CustodiaError, ErrorCode } from './errors';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
@@ -23,6 +24,8 @@ const HTTP_STATUS: Record<ErrorCode, number> = {
 @Catch()
 export class ErrorFilter extends BaseExceptionFilter {
   override catch(exception: unknown, host: ArgumentsHost) {
+    // A database outage (a restart, say) is said as such rather than as a bare INTERNAL.
+    if (isDatabaseUnavailable(exception)) exception = new DatabaseUnavailableError();
     if (host.getType<GqlContextType>() === 'graphql') return exception;
     // Plain HTTP routes (the federated binary endpoints) answer in GraphQL's error shape.
     if (exception instanceof CustodiaError && host.getType() === 'http') {
