@@ -31,7 +31,9 @@ function fail(message: string): never {
 
 async function serve(): Promise<void> {
   const c = config();
-  const server = await startServer(c).catch((e: Error) => fail(`could not start: ${e.message}`));
+  const server = await startServer(c, { onNotice: (line) => console.log(line) }).catch((e: Error) =>
+    fail(`could not start: ${e.message}`),
+  );
   const where = server.embeddedDatabase ? `embedded PostgreSQL in ${c.dataDir}` : 'DATABASE_URL';
   console.log(
     `Custodia API listening on ${server.url} (organisation ${c.orgId}, database: ${where})`,

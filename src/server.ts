@@ -1,10 +1,12 @@
 // Starts the API: the database (embedded unless DATABASE_URL is set, migrations applied),
-// then Nest on PORT. `stop()` closes both, the database last.
-import { INestApplication } from '@nestjs/common';
+// then Nest on PORT. An embedded database is supervised: restarted if it dies. `stop()` is
+// graceful and bounded: requests drain, Nest closes, the database stops last.
+import { INestApplication, Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
 import { json, raw } from 'express';
 import { Logger } from 'nestjs-pino';
+import type { Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import type { DestinationStream } from 'pino';
@@ -12,70 +14,121 @@ import { AppModule } from './app.module';
 import { AppConfig } from './config';
 import { embeddedPostgres } from './database/embedded-loader';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
+import { HttpDrain, withinDeadline } from './lifecycle';
 
 /** The largest request body accepted (a FHIR resource with room to spare). */
 export const MAX_BODY = '1mb';
 export const MAX_MODEL_BODY = '64mb';
+
+/** The share of SHUTDOWN_TIMEOUT_MS that requests in flight get; Nest's shutdown work has the rest. */
+const DRAIN_SHARE = 0.6;
 
 export interface RunningServer {
   app: INestApplication;
   url: string;
   port: number;
   embeddedDatabase: boolean;
+  /**
+   * Stops gracefully within SHUTDOWN_TIMEOUT_MS (plus the database's fast shutdown): no new
+   * connections, requests in flight finish, idle connections close, Nest closes, then the
+   * embedded database stops. Work still running at the deadline is abandoned, and logged.
+   */
   stop(): Promise<void>;
 }
 
-export interface ServerOptions {
+export interface StartOptions {
   /** Where log lines go: stdout unless given (a test reads them from its own). */
   logTo?: DestinationStream;
+  /** One-line notices from start-up (e.g. an orphaned embedded database that was stopped). */
+  onNotice?: (line: string) => void;
 }
 
 export async function startServer(
   config: AppConfig,
-  { logTo }: ServerOptions = {},
+  options: StartOptions = {},
 ): Promise<RunningServer> {
   let embedded: EmbeddedPostgresServer | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
     const { EmbeddedPostgresServer } = embeddedPostgres();
-    const server = new EmbeddedPostgresServer({ dir: config.dataDir });
+    const server = new EmbeddedPostgresServer({
+      dir: config.dataDir,
+      onNotice: options.onNotice,
+    });
     embedded = server;
     await server.start();
     databaseUrl = await ensureDatabase(server, 'custodia');
   }
   try {
-    const app = await NestFactory.create(AppModule.forRoot({ config, databaseUrl, logTo }), {
-      // Nest's own start-up chatter (modules, routes) stays out of the log; warnings and
-      // errors do not. The structured logger takes over once the server listens.
-      logger: ['fatal', 'error', 'warn'],
-      bodyParser: false,
-      abortOnError: false,
-    });
+    const app = await NestFactory.create(
+      AppModule.forRoot({ config, databaseUrl, logTo: options.logTo }),
+      {
+        // Nest's own start-up chatter (modules, routes) stays out of the log; warnings and
+        // errors do not. The structured logger takes over once the server listens.
+        logger: ['fatal', 'error', 'warn'],
+        bodyParser: false,
+        abortOnError: false,
+      },
+    );
     app.use(json({ limit: MAX_BODY }));
     // Model updates are binary (float32 little-endian); a 16M-parameter model fits.
     app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY }));
     app.use(bodyErrors);
+    const http = app.getHttpServer() as Server;
+    http.keepAliveTimeout = config.http.keepAliveTimeoutMs;
+    http.headersTimeout = config.http.headersTimeoutMs;
+    http.requestTimeout = config.http.requestTimeoutMs;
+    const drain = new HttpDrain(http);
     await app.listen(config.port, config.host);
     app.useLogger(app.get(Logger));
-    const { port } = app.getHttpServer().address() as AddressInfo;
+    if (embedded) superviseDatabase(embedded);
+    const logger = new NestLogger('Shutdown');
+    const { port } = http.address() as AddressInfo;
     const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+    let stopped: Promise<void> | undefined;
+    const stop = async () => {
+      const started = Date.now();
+      const deadline = started + config.shutdownTimeoutMs;
+      try {
+        const { cut } = await drain.drain(started + config.shutdownTimeoutMs * DRAIN_SHARE);
+        if (cut) {
+          logger.warn({ cut }, 'requests still unfinished at the shutdown deadline were cut');
+        }
+        if (!(await withinDeadline(app.close(), deadline))) {
+          logger.warn('shutdown work unfinished at the deadline was abandoned');
+        }
+      } finally {
+        await embedded?.stop();
+      }
+    };
     return {
       app,
       port,
       url: `http://${host}:${port}`,
       embeddedDatabase: !!embedded,
-      stop: async () => {
-        try {
-          await app.close();
-        } finally {
-          await embedded?.stop();
-        }
-      },
+      stop: () => (stopped ??= stop()),
     };
   } catch (e) {
     await embedded?.stop();
     throw e;
   }
+}
+
+/** Logs the embedded database's supervision: an unexpected exit, each retry, the recovery. */
+function superviseDatabase(database: EmbeddedPostgresServer): void {
+  const logger = new NestLogger('EmbeddedPostgres');
+  database.events.on('down', ({ pid, code, signal }) =>
+    logger.error(
+      { postgresPid: pid, code, signal },
+      'embedded PostgreSQL exited unexpectedly; restarting it',
+    ),
+  );
+  database.events.on('retry', ({ attempt, retryInMs, error }) =>
+    logger.warn({ attempt, retryInMs, error }, 'embedded PostgreSQL did not restart; retrying'),
+  );
+  database.events.on('up', ({ pid, attempts, downMs }) =>
+    logger.log({ postgresPid: pid, attempts, downMs }, 'embedded PostgreSQL restarted'),
+  );
 }
 
 async function ensureDatabase(server: EmbeddedPostgresServer, name: string): Promise<string> {

@@ -2,6 +2,7 @@
 // a fresh data dir each, the embedded PostgreSQL (no DATABASE_URL), real signals.
 import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import http, { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,8 @@ const JWT = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 /** Start-up includes initdb on a fresh data dir and the migrations. */
 const START_TIMEOUT = 45_000;
 const STOP_TIMEOUT = 20_000;
+/** An embedded PostgreSQL killed outright: crash recovery, then the API reconnects. */
+const RECOVERY_TIMEOUT = 30_000;
 /** A short command may first compile changed sources (bin/custodia.js does that). */
 const COMMAND_TIMEOUT = 45_000;
 
@@ -224,6 +227,41 @@ async function gql(
   return (await res.json()) as { data?: Record<string, unknown>; errors?: unknown[] };
 }
 
+/** A GET on `agent`, answered in full. */
+function request(
+  base: string,
+  { agent, path }: { agent: Agent; path: string },
+): Promise<{ status: number; headers: IncomingHttpHeaders; socket: IncomingMessage['socket'] }> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(`${base}${path}`, { agent }, (res) => {
+        // Taken now: once answered, the response lets go of its (kept-alive) socket.
+        const socket = res.socket;
+        res.resume();
+        res.once('end', () => resolve({ status: res.statusCode!, headers: res.headers, socket }));
+      })
+      .once('error', reject);
+  });
+}
+
+/** Polls /health every 50 ms until `until(status)` holds; fails after RECOVERY_TIMEOUT. */
+async function pollHealth(
+  base: string,
+  until: (status: number) => boolean,
+): Promise<{ status: number; body: unknown }> {
+  const deadline = Date.now() + RECOVERY_TIMEOUT;
+  let last: { status: number; body: unknown } | undefined;
+  while (Date.now() < deadline) {
+    const res = await fetch(`${base}/health`).catch(() => undefined);
+    if (res) {
+      last = { status: res.status, body: await res.json() };
+      if (until(res.status)) return last;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`/health did not reach the expected status; last: ${JSON.stringify(last)}`);
+}
+
 beforeAll(async () => {
   // bin/custodia.js compiles when dist/ is stale; do it once here so timings stay predictable.
   await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT });
@@ -367,6 +405,156 @@ describe('custodia serve in embedded mode', () => {
     async (file) => {
       expect((await stat(join(dir, file))).mode & 0o777).toBe(0o600);
     },
+  );
+});
+
+describe('custodia serve recovers by itself', () => {
+  let dir: string;
+  let port: number;
+  let url: string;
+  let server: Cli;
+  let alice: string;
+  let alicePatientId: string;
+
+  beforeAll(async () => {
+    dir = await dataDir();
+    port = await freePort();
+    url = `http://127.0.0.1:${port}`;
+  });
+
+  const serve = async (): Promise<Cli> => {
+    const cli = custodia(['serve'], { CUSTODIA_DATA_DIR: dir, PORT: String(port) });
+    await cli.waitFor('Press Ctrl-C to stop.');
+    return cli;
+  };
+
+  it(
+    'stops the PostgreSQL that a killed API left running, says so in one line, and serves the same data',
+    async () => {
+      server = await serve();
+      alice = (
+        await custodia(['token', '--sub', 'alice', '--role', 'PATIENT'], {
+          CUSTODIA_DATA_DIR: dir,
+        }).finished()
+      ).stdout.trimEnd();
+      const res = await gql(
+        url,
+        'mutation { registerPatient(displayName: "Alice") { id } }',
+        alice,
+      );
+      alicePatientId = (res.data!.registerPatient as { id: string }).id;
+      const [orphan] = databaseProcesses(dir).pids;
+
+      server.child.kill('SIGKILL');
+      expect((await server.finished()).signal).toBe('SIGKILL');
+      expect(livePids()).toContain(orphan);
+
+      server = await serve();
+      const notices = server.stdout.split('\n').filter((l) => l.includes('embedded PostgreSQL'));
+      expect(notices.filter((l) => l.startsWith('Stopped'))).toEqual([
+        `Stopped the embedded PostgreSQL (pid ${orphan}, fast shutdown) that a process which is ` +
+          `gone left running on ${join(dir, 'pg')}; starting it afresh.`,
+      ]);
+      expect(livePids()).not.toContain(orphan);
+      expect(complaints(server.stderr)).toEqual([]);
+      expect(await gql(url, '{ me { id patientId } }', alice)).toEqual({
+        data: { me: { id: 'alice', patientId: alicePatientId } },
+      });
+    },
+    2 * START_TIMEOUT,
+  );
+
+  it(
+    'restarts its PostgreSQL after a kill -9, /health says 503 meanwhile and 200 after, and writes work again',
+    async () => {
+      const [postmaster] = databaseProcesses(dir).pids;
+      process.kill(postmaster, 'SIGKILL');
+      // The outage is reported (the restart waits 0.5 s before its first attempt)...
+      const outage = await pollHealth(url, (status) => status === 503);
+      expect(outage.body).toMatchObject({
+        status: 'error',
+        error: { database: { status: 'down' } },
+      });
+      // ...the supervisor says when the database is back...
+      await server.waitFor('"msg":"embedded PostgreSQL restarted"', RECOVERY_TIMEOUT);
+      expect(databaseProcesses(dir).pids[0]).not.toBe(postmaster);
+      // ...and the API with it, on its own.
+      await pollHealth(url, (status) => status === 200);
+      expect(await gql(url, '{ me { id patientId } }', alice)).toEqual({
+        data: { me: { id: 'alice', patientId: alicePatientId } },
+      });
+      const grant = await gql(
+        url,
+        `mutation { grantConsent(input: { granteeType: CLINICIAN, granteeId: "bob",
+           purpose: TREATMENT, actions: [READ] }) { id status } }`,
+        alice,
+      );
+      expect(grant).toEqual({
+        data: { grantConsent: { id: expect.any(String), status: 'ACTIVE' } },
+      });
+    },
+    RECOVERY_TIMEOUT + 10_000,
+  );
+
+  it(
+    'on SIGTERM finishes the request in flight, closes an idle keep-alive connection and exits 0 within 5 s, its PostgreSQL stopped',
+    async () => {
+      const db = databaseProcesses(dir);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const first = await request(url, { agent, path: '/health' });
+      // The keep-alive outlives a load balancer's idle timeout (65 s by default).
+      expect(first.headers['keep-alive']).toBe('timeout=65');
+
+      // A request in flight: its body is half sent when the signal comes.
+      const body = JSON.stringify({ query: '{ me { id patientId } }' });
+      const inFlight = http.request(`${url}/graphql`, {
+        method: 'POST',
+        agent: false,
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          authorization: `Bearer ${alice}`,
+        },
+      });
+      const answer = new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>(
+        (resolve, reject) => {
+          inFlight.once('error', reject);
+          inFlight.once('response', (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (s: string) => (text += s));
+            res.once('end', () =>
+              resolve({ status: res.statusCode!, headers: res.headers, body: text }),
+            );
+          });
+        },
+      );
+      inFlight.write(body.slice(0, 10));
+      // A round trip on the idle connection, after the half request left: the server has it.
+      const second = await request(url, { agent, path: '/health' });
+      expect(second.status).toBe(200);
+      const idleSocketClosed = new Promise<void>((resolve) => second.socket.once('close', resolve));
+
+      const signalled = Date.now();
+      server.child.kill('SIGTERM');
+      await server.waitFor('SIGTERM: stopping the API and the database', STOP_TIMEOUT);
+      inFlight.end(body.slice(10));
+      const answered = await answer;
+      expect(answered.status).toBe(200);
+      expect(JSON.parse(answered.body)).toEqual({
+        data: { me: { id: 'alice', patientId: alicePatientId } },
+      });
+      expect(answered.headers.connection).toBe('close');
+
+      const out = await server.finished(STOP_TIMEOUT);
+      const elapsed = Date.now() - signalled;
+      expect(out).toMatchObject({ code: 0, signal: null });
+      expect(elapsed).toBeLessThan(5_000);
+      await idleSocketClosed;
+      agent.destroy();
+      expect(complaints(out.stderr)).toEqual([]);
+      expectDatabaseStopped(dir, db);
+    },
+    STOP_TIMEOUT + 5_000,
   );
 });
 

@@ -3,6 +3,7 @@ import { BaseExceptionFilter } from '@nestjs/core';
 import { GqlContextType } from '@nestjs/graphql';
 import type { Response } from 'express';
 import { randomUUID } from 'node:crypto';
+import { DatabaseUnavailableError, isDatabaseUnavailable } from '../database/availability';
 import { CustodiaError, ErrorCode } from './errors';
 import { codeForHttpStatus, describe } from './graphql-errors';
 
@@ -36,6 +37,8 @@ export class ErrorFilter extends BaseExceptionFilter {
   private readonly log = new Logger('HTTP');
 
   override catch(exception: unknown, host: ArgumentsHost) {
+    // A database outage (a restart, say) is said as such rather than as a bare INTERNAL.
+    if (isDatabaseUnavailable(exception)) exception = new DatabaseUnavailableError();
     if (host.getType<GqlContextType>() === 'graphql') return exception;
     const res = host.switchToHttp().getResponse<Response>();
     if (res.headersSent) {

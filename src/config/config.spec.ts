@@ -10,6 +10,18 @@ describe('configuration', () => {
     expect(c.dataDir).toMatch(/\.data$/);
   });
 
+  it('keeps idle HTTP connections longer than a load balancer, and bounds a graceful stop', () => {
+    expect(loadConfig({})).toMatchObject({
+      http: { keepAliveTimeoutMs: 65_000, headersTimeoutMs: 66_000, requestTimeoutMs: 120_000 },
+      shutdownTimeoutMs: 3_000,
+    });
+    expect(loadConfig({ HTTP_KEEP_ALIVE_TIMEOUT_MS: '90000' }).http).toEqual({
+      keepAliveTimeoutMs: 90_000,
+      headersTimeoutMs: 91_000,
+      requestTimeoutMs: 120_000,
+    });
+  });
+
   it('switches to an external database and JWKS when configured', () => {
     const c = loadConfig({
       DATABASE_URL: 'postgres://u:p@db:5432/custodia',
@@ -54,6 +66,13 @@ describe('configuration', () => {
       },
       'ORG_ID must equal FABRIC_MSP_ID',
     ],
+    [{ HTTP_KEEP_ALIVE_TIMEOUT_MS: 'soon' }, 'HTTP_KEEP_ALIVE_TIMEOUT_MS must be a number of'],
+    [
+      { HTTP_KEEP_ALIVE_TIMEOUT_MS: '65000', HTTP_HEADERS_TIMEOUT_MS: '60000' },
+      'HTTP_HEADERS_TIMEOUT_MS must be greater than HTTP_KEEP_ALIVE_TIMEOUT_MS',
+    ],
+    [{ HTTP_REQUEST_TIMEOUT_MS: '30000' }, 'HTTP_REQUEST_TIMEOUT_MS must be at least the headers'],
+    [{ SHUTDOWN_TIMEOUT_MS: '100' }, 'SHUTDOWN_TIMEOUT_MS must be at least 500'],
   ])('stops on a bad value with one line naming the variable: %j', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);

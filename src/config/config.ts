@@ -10,6 +10,12 @@ const optional = (schema: z.ZodString) =>
     schema.optional(),
   );
 
+const milliseconds = (min: number) =>
+  z.coerce
+    .number({ message: 'must be a number of milliseconds' })
+    .int('must be a whole number')
+    .min(min, `must be at least ${min}`);
+
 const url = (what: string) =>
   z.string().refine((v) => URL.canParse(v), { message: `must be a URL (${what})` });
 
@@ -77,6 +83,21 @@ const envSchema = z
       .int('must be a whole number')
       .min(0, 'must not be negative')
       .default(300_000),
+    /**
+     * How long an idle keep-alive connection stays open. Longer than the idle timeout of the
+     * load balancers in front (60 s on most), so that the server never closes a connection
+     * that a balancer is about to reuse.
+     */
+    HTTP_KEEP_ALIVE_TIMEOUT_MS: milliseconds(1_000).default(65_000),
+    /** How long a client may take to send a request's headers (default: keep-alive + 1 s). */
+    HTTP_HEADERS_TIMEOUT_MS: milliseconds(1_000).optional(),
+    /** How long a client may take to send a whole request (model updates are the largest). */
+    HTTP_REQUEST_TIMEOUT_MS: milliseconds(1_000).default(120_000),
+    /**
+     * On SIGTERM or SIGINT: how long in-flight requests and shutdown work get before the
+     * remaining connections are cut; the database is then stopped in fast mode.
+     */
+    SHUTDOWN_TIMEOUT_MS: milliseconds(500).default(3_000),
     /** In-process training nodes (one per organisation): on with the embedded ledger. */
     TRAINING_NODES: z
       .enum(['auto', 'on', 'off'], { message: 'must be auto, on or off' })
@@ -115,6 +136,23 @@ const envSchema = z
           'is required when DATABASE_URL is set (the embedded KEK file is for embedded mode only)',
       });
     }
+    // Node drops a request whose headers are late; the keep-alive must lapse first, or a
+    // request on a connection about to be reused would be cut instead.
+    const headersTimeout = env.HTTP_HEADERS_TIMEOUT_MS ?? env.HTTP_KEEP_ALIVE_TIMEOUT_MS + 1_000;
+    if (headersTimeout <= env.HTTP_KEEP_ALIVE_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HTTP_HEADERS_TIMEOUT_MS'],
+        message: 'must be greater than HTTP_KEEP_ALIVE_TIMEOUT_MS',
+      });
+    }
+    if (env.HTTP_REQUEST_TIMEOUT_MS < headersTimeout) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['HTTP_REQUEST_TIMEOUT_MS'],
+        message: `must be at least the headers timeout (${headersTimeout} ms)`,
+      });
+    }
     if (env.AUTH_JWKS_URL && (!env.AUTH_ISSUER || !env.AUTH_AUDIENCE)) {
       ctx.addIssue({
         code: 'custom',
@@ -144,6 +182,10 @@ export interface AppConfig {
   auditAnchor: { everyEvents: number; intervalMs: number };
   /** Milliseconds between reconciliations of the consent projection with the ledger (0: start-up only). */
   consentReconcileMs: number;
+  /** Timeouts of the HTTP server's connections, in milliseconds. */
+  http: { keepAliveTimeoutMs: number; headersTimeoutMs: number; requestTimeoutMs: number };
+  /** What a graceful stop gives in-flight requests and shutdown work, in milliseconds. */
+  shutdownTimeoutMs: number;
   logLevel: string;
   production: boolean;
 }
@@ -195,6 +237,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
       intervalMs: e.AUDIT_ANCHOR_INTERVAL_MS,
     },
     consentReconcileMs: e.CONSENT_RECONCILE_INTERVAL_MS,
+    http: {
+      keepAliveTimeoutMs: e.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS ?? e.HTTP_KEEP_ALIVE_TIMEOUT_MS + 1_000,
+      requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS,
+    },
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     logLevel: e.LOG_LEVEL,
     production: e.NODE_ENV === 'production',
   };

@@ -27,6 +27,9 @@ export function dataSourceOptions(url: string): PostgresConnectionOptions {
     migrationsTransactionMode: 'each',
     synchronize: false,
     logging: false,
-    extra: { max: 10, application_name: 'custodia' },
+    // A database that does not answer (an outage, a network partition) fails a request within
+    // seconds instead of holding it; TCP keep-alive finds connections that died silently.
+    connectTimeoutMS: 5_000,
+    extra: { max: 10, application_name: 'custodia', keepAlive: true },
   };
 }

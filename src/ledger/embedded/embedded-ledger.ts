@@ -42,6 +42,9 @@ import { verifyEmbeddedLedger } from './verify';
 
 /** Most transactions in one block. */
 const MAX_BLOCK_TXS = 500;
+/** While the chain cannot be read, a subscription retries after 0.1 s, doubling up to 5 s. */
+const READ_RETRY_FIRST_MS = 100;
+const READ_RETRY_MAX_MS = 5_000;
 /** Serialises writers across processes sharing one database (a single chain). */
 const WRITER_LOCK = 0x637573746f646961n; // "custodia"
 
@@ -118,18 +121,42 @@ export class EmbeddedLedger implements Ledger {
     let wake: (() => void) | undefined;
     const onCommit = () => wake?.();
     this.committed.on('block', onCommit);
+    /** Waits `ms`, or less if the subscription is closed meanwhile. */
+    const pause = (ms: number) =>
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
     const done = (async () => {
-      while (open) {
-        const blocks = await this.pool.query<{
-          number: string;
-          hash: string;
-          body: string;
-          mac: Buffer | null;
-        }>(
-          `SELECT number, hash, body, mac FROM ledger_blocks
-           WHERE number >= $1 ORDER BY number LIMIT 100`,
-          [Math.max(cursor.blockNumber, 0)],
-        );
+      // Reading the chain fails while the database is down (restarting, say): the subscription
+      // waits and reads on from its cursor, so no event is lost or delivered twice.
+      for (let delay = READ_RETRY_FIRST_MS; open;) {
+        let blocks;
+        try {
+          blocks = await this.pool.query<{
+            number: string;
+            hash: string;
+            body: string;
+            mac: Buffer | null;
+          }>(
+            `SELECT number, hash, body, mac FROM ledger_blocks
+             WHERE number >= $1 ORDER BY number LIMIT 100`,
+            [Math.max(cursor.blockNumber, 0)],
+          );
+          delay = READ_RETRY_FIRST_MS;
+        } catch (e) {
+          this.logger.warn(
+            { errorType: (e as Error).name, retryInMs: delay },
+            'event subscription cannot read the chain; retrying',
+          );
+          await pause(delay);
+          wake = undefined;
+          delay = Math.min(delay * 2, READ_RETRY_MAX_MS);
+          continue;
+        }
         let progressed = false;
         for (const row of blocks.rows) {
           // A block this API did not seal is never delivered: its events would reach the
@@ -286,10 +313,15 @@ export class EmbeddedLedger implements Ledger {
 
   private async cutBlock(batch: Pending[]): Promise<void> {
     let client: PoolClient | undefined;
+    let broken: Error | undefined;
+    // A connection lost between two statements (the database restarting) is reported here, not
+    // as an uncaught error; the statement in progress fails, and the block with it.
+    const onLost = (e: Error) => (broken = e);
     const accepted: { pending: Pending; tx: BlockTx; result: string }[] = [];
     const failed: { pending: Pending; error: unknown }[] = [];
     try {
       client = await this.pool.connect();
+      client.on('error', onLost);
       await client.query('BEGIN');
       await client.query('SELECT pg_advisory_xact_lock($1)', [WRITER_LOCK.toString()]);
       const head = await client.query<{ number: string; hash: string; mac: Buffer | null }>(
@@ -344,11 +376,14 @@ export class EmbeddedLedger implements Ledger {
       for (const f of failed) f.pending.reject(this.mapError(f.error));
       if (accepted.length) this.committed.emit('block', number);
     } catch (e) {
+      broken ??= e as Error;
       await client?.query('ROLLBACK').catch(() => undefined);
       this.logger.error({ errorType: (e as Error).name }, 'block commit failed');
       for (const p of batch) p.reject(this.broken ? chainBroken(this.broken) : unavailable());
     } finally {
-      client?.release();
+      client?.off('error', onLost);
+      // After a failure the connection is dropped, never handed to the next caller.
+      client?.release(broken);
     }
   }
 

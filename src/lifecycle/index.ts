@@ -1,0 +1,2 @@
+export { DrainOutcome, HttpDrain } from './http-drain';
+export { withinDeadline } from './deadline';

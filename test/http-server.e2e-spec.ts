@@ -1,0 +1,31 @@
+// The HTTP server's connection timeouts, as configured: keep-alive longer than the idle
+// timeout of a load balancer in front, so that the balancer never reuses a closing connection.
+import type { Server } from 'node:http';
+import { TestApi } from './helpers/test-api';
+
+describe('the HTTP server', () => {
+  let api: TestApi;
+
+  beforeAll(async () => {
+    api = await TestApi.start({ HTTP_KEEP_ALIVE_TIMEOUT_MS: '61000' });
+  });
+  afterAll(() => api?.stop());
+
+  it('keeps idle connections for HTTP_KEEP_ALIVE_TIMEOUT_MS, headers a second longer', () => {
+    const http = api.server.app.getHttpServer() as Server;
+    expect(api.config.http).toEqual({
+      keepAliveTimeoutMs: 61_000,
+      headersTimeoutMs: 62_000,
+      requestTimeoutMs: 120_000,
+    });
+    expect(http.keepAliveTimeout).toBe(61_000);
+    expect(http.headersTimeout).toBe(62_000);
+    expect(http.requestTimeout).toBe(120_000);
+  });
+
+  it('tells clients how long an idle connection stays open', async () => {
+    const res = await fetch(`${api.url}/health`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('keep-alive')).toBe('timeout=61');
+  });
+});
