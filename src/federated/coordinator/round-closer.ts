@@ -40,6 +40,7 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
   private readonly retries = new Map<string, { failures: number; at: number }>();
   private sweeper?: NodeJS.Timeout;
   private sweeping = false;
+  private sweepFailing = false;
 
   constructor(
     private readonly repo: RunRepository,
@@ -98,8 +99,14 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
           this.logger.warn({ runId, round, errorType: e.name }, 'round not closed; will retry'),
         );
       }
+      if (this.sweepFailing) this.logger.log('round sweep works again');
+      this.sweepFailing = false;
     } catch (e) {
-      this.logger.warn({ errorType: (e as Error).name }, 'round sweep failed');
+      // Once per outage (the database restarting, say), not once a second.
+      if (!this.sweepFailing) {
+        this.logger.warn({ errorType: (e as Error).name }, 'round sweep failed; retrying');
+      }
+      this.sweepFailing = true;
     } finally {
       this.sweeping = false;
     }
