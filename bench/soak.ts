@@ -171,16 +171,19 @@ interface MinuteStats {
   p50Ms: number;
   p99Ms: number;
   byKind: Record<Kind, { requests: number; p99Ms: number }>;
+  /** Median of the minute's 5-second RSS samples: one sample says more about the allocator. */
   rssMb: number;
-  heapUsedMb: number;
+  minRssMb: number;
   peakRssMb: number;
+  /** After a full GC at the minute's end. */
+  heapUsedMb: number;
 }
 
 class Minute {
   readonly latencies: Record<Kind, number[]> = { read: [], write: [], grant: [], revoke: [] };
   errors = 0;
   shed = 0;
-  peakRssMb = 0;
+  readonly rssSamples: number[] = [];
 }
 
 function percentile(values: number[], q: number): number {
@@ -250,8 +253,7 @@ async function soak(
 
   // Memory: the server's own view after a full GC at every minute's end, RSS every 5 s.
   const rssSampler = setInterval(() => {
-    const m = minutes[minuteOf(performance.now())];
-    m.peakRssMb = Math.max(m.peakRssMb, server.rssMb());
+    minutes[minuteOf(performance.now())].rssSamples.push(server.rssMb());
   }, MEMORY_SAMPLE_MS);
   let memoryChain = Promise.resolve();
   const minuteTimer = setInterval(() => {
@@ -263,7 +265,8 @@ async function soak(
       const all = KINDS.flatMap((k) => m.latencies[k]);
       console.log(
         `minute ${i + 1}: ${all.length} requests, ${m.errors} errors, ${m.shed} shed, ` +
-          `p99 ${percentile(all, 0.99)} ms, RSS ${usage.rssMb} MiB, heap ${usage.heapUsedMb} MiB`,
+          `p99 ${percentile(all, 0.99)} ms, RSS (median) ${round(percentile(m.rssSamples, 0.5), 1)} ` +
+          `MiB, heap after GC ${usage.heapUsedMb} MiB`,
       );
     });
   }, 60_000);
@@ -309,9 +312,10 @@ async function soak(
           { requests: m.latencies[k].length, p99Ms: percentile(m.latencies[k], 0.99) },
         ]),
       ) as MinuteStats['byKind'],
-      rssMb: memory[i].rssMb,
+      rssMb: round(percentile(m.rssSamples, 0.5), 1),
+      minRssMb: round(Math.min(...m.rssSamples, Infinity), 1),
+      peakRssMb: round(Math.max(...m.rssSamples, 0), 1),
       heapUsedMb: memory[i].heapUsedMb,
-      peakRssMb: round(m.peakRssMb, 1),
     };
   });
   return { stats, errorCodes: Object.fromEntries(errorCodes), gcBeforeHeap: memory[0].collected };
@@ -394,10 +398,11 @@ async function main(): Promise<void> {
         meetsTarget,
         minutes: stats,
         notes:
-          'Open loop at `rate` req/s (reads, writes, grants, revokes by `mix`). rssMb/heapUsedMb ' +
-          `are the server's own process.memoryUsage() at each minute's end` +
+          'Open loop at `rate` req/s (reads, writes, grants, revokes by `mix`). heapUsedMb is ' +
+          `the server's own process.memoryUsage() at each minute's end` +
           (gcBeforeHeap ? ' right after a full GC' : ' (no GC first)') +
-          '; peakRssMb is the highest of the 5-second RSS samples in the minute. Growth is from ' +
+          '; rssMb/minRssMb/peakRssMb are the median/min/max of the 5-second RSS samples in ' +
+          'the minute. Growth is from ' +
           'the end of the warm-up to the end of the run. The embedded PostgreSQL is separate ' +
           'processes and not counted.',
       };
