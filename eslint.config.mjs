@@ -4,7 +4,16 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', 'node_modules/**', '.data/**', 'coverage/**', 'bench/results/**'] },
+  {
+    ignores: [
+      '**/dist/**',
+      'node_modules/**',
+      '.data/**',
+      'coverage/**',
+      'bench/results/**',
+      'bench/.venv/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

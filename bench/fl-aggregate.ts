@@ -9,6 +9,7 @@
 // model and one update buffer, refilled with update k before fold k (generation is not
 // timed): the benchmark never holds N models; numpy's Flower formula needs all N, so there
 // the N updates are part of the inputs. Results go to bench/results/fl-aggregate.json.
+// numpy runs from bench/.venv, which the benchmark creates from bench/requirements.txt.
 //   options: --params 1000000 --n 10,50,200 --repeat 3 --no-numpy
 import { fork, spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { FedAvg } from '../src/federated/strategies';
+import { numpyPython } from './lib/numpy-venv';
 
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'fl-aggregate.json');
 const NUMPY_SCRIPT = resolve(__dirname, '..', '..', 'bench', 'fl-aggregate.py');
@@ -152,7 +154,13 @@ function node(mode: Mode, n: number, params: number, repeat: number): Promise<Me
   });
 }
 
-function numpy(impl: 'flower' | 'stream', n: number, params: number, repeat: number): Measurement {
+function numpy(
+  python: string,
+  impl: 'flower' | 'stream',
+  n: number,
+  params: number,
+  repeat: number,
+): Measurement {
   // Some of our machines set OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, because older OpenBLAS
   // builds compute wrong results on their processors; to benchmark numpy as installed, both
   // are unset together for this command alone.
@@ -160,7 +168,7 @@ function numpy(impl: 'flower' | 'stream', n: number, params: number, repeat: num
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
   const out = spawnSync(
-    'python3',
+    python,
     [
       NUMPY_SCRIPT,
       '--impl',
@@ -192,14 +200,15 @@ async function main(): Promise<void> {
   const params = Number(values.params);
   const ns = values.n.split(',').map(Number);
   const repeat = Number(values.repeat);
+  const python = values['no-numpy'] ? null : numpyPython();
   const results: Measurement[] = [];
   let numpyVersion: string | null = null;
   for (const n of ns) {
     const row: Measurement[] = [];
     for (const mode of MODES) row.push(await node(mode, n, params, repeat));
-    if (!values['no-numpy']) {
+    if (python) {
       for (const impl of ['flower', 'stream'] as const) {
-        const m = numpy(impl, n, params, repeat) as Measurement & { numpy?: string };
+        const m = numpy(python, impl, n, params, repeat) as Measurement & { numpy?: string };
         numpyVersion = m.numpy ?? numpyVersion;
         delete m.numpy;
         delete (m as { dtype?: string }).dtype;
