@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { Float64Sum, SIMD_MIN_SIZE } from './float64-sum';
-import { simdAvailable } from './simd-sums';
+import { simdAvailable } from '../simd';
 
 describe('Float64Sum', () => {
   it('sums in float64 and rounds once, into a compact float32 model in its own memory', () => {

@@ -13,11 +13,11 @@
 // first buffer, compact, and the second part free.
 //
 // On large models the second part lives in WebAssembly memory and is folded by a SIMD kernel
-// (simd-sums.ts), bit for bit as the loops below would, in about half their time; the first
+// (../simd), bit for bit as the loops below would, in about half their time; the first
 // part, an ordinary buffer because it becomes the model, keeps the loops (staging it through
 // the kernel's memory measured no faster: the copies cost what the kernel saves).
 import { checkFinite } from './rounds';
-import { SimdSums } from './simd-sums';
+import { SimdSums } from '../simd';
 
 /**
  * From this many coordinates on, the SIMD kernel: below, a WebAssembly instance per round

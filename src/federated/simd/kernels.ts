@@ -1,10 +1,10 @@
-// Float64 sums of float32 vectors folded by a WebAssembly SIMD kernel, two coordinates per
-// f64x2 instruction: V8 does not vectorise JavaScript, and the scalar loops folded at a
-// third to two thirds of numpy's speed. The module is assembled below from its opcodes
+// WebAssembly SIMD kernels for the federated maths' hot loops, two float64 coordinates per
+// f64x2 instruction: V8 does not vectorise JavaScript, and the scalar loops folded updates
+// at a third to two thirds of numpy's speed. The module is assembled below from its opcodes
 // (about 1 kB): no toolchain, no binary file to trust. Its arithmetic is the scalar loops'
-// — float32 promoted exactly, one IEEE-754 multiply, subtract, add or divide per step, no
-// fused multiply-add — so every sum is bit for bit what the JavaScript gives
-// (float64-sum.spec.ts holds both to that).
+// — float32 promoted exactly, one IEEE-754 multiply, subtract, add or divide per step, in
+// the same order, no fused multiply-add — so every result is bit for bit what the
+// JavaScript gives (float64-sum.spec.ts and clipping.spec.ts hold both to that).
 
 /** The sliver of the WebAssembly API used here (the DOM lib that declares it is not loaded). */
 interface WasmApi {
@@ -14,7 +14,7 @@ interface WasmApi {
   Instance: new (module: object, imports: object) => { exports: Kernel };
 }
 
-interface Kernel {
+export interface Kernel {
   /** sum[j] += w·x[j], j < count; addresses in bytes. */
   fold(sum: number, x: number, count: number, w: number): void;
   /** sum[j] += w·(x[j] − g[j]) */
@@ -23,11 +23,16 @@ interface Kernel {
   divide(sum: number, count: number, d: number): number;
   /** out[j] = fround(sum[j] / d), as divide; out may start where sum does (read first). */
   divideNarrow(sum: number, out: number, count: number, d: number): number;
+  /**
+   * acc[j mod 4] += (x[j] − g[j])² for j < count − count mod 4, then acc[0] for the rest:
+   * the four partial sums of privacy's deltaNorm, continued from acc.
+   */
+  squaredDistance(acc: number, x: number, g: number, count: number): void;
 }
 
-const PAGE = 65536;
-/** Coordinates of an update copied in per call: 32 kB of float32, which stay in L1/L2. */
-const CHUNK = 8192;
+export const PAGE = 65536;
+/** Coordinates of a vector copied in per call: 32 kB of float32, which stay in L1/L2. */
+export const CHUNK = 8192;
 
 // ---- the module, assembled ----------------------------------------------------------------
 
@@ -84,6 +89,7 @@ const v128Load64Zero = (offset: number) => simd(0x5d, 3, ...uleb(offset));
 const v128Store64Lane0 = (offset: number) => simd(0x5b, 3, ...uleb(offset), 0);
 const f64x2Splat = simd(0x14);
 const f64x2ExtractLane = (lane: number) => simd(0x21, lane);
+const f64x2ReplaceLane = (lane: number) => simd(0x22, lane);
 const [f64x2Add, f64x2Sub, f64x2Mul, f64x2Div] = [simd(0xf0), simd(0xf1), simd(0xf2), simd(0xf3)];
 const f64x2PromoteLowF32x4 = simd(0x5f);
 const f32x4DemoteF64x2Zero = simd(0x5e);
@@ -126,7 +132,7 @@ interface Func {
   body: number[];
 }
 
-/** A vector loop over count − count mod STEP coordinates, then a scalar one over the rest. */
+/** A vector loop over count − count mod step coordinates, then a scalar one over the rest. */
 function loops(
   lead: number,
   count: number,
@@ -135,13 +141,14 @@ function loops(
   pair: (k: number) => number[],
   pairsAdvance: number[],
   scalar: number[],
+  step = STEP,
 ) {
   const body: number[] = [];
-  for (let k = 0; k < STEP / 2; k++) body.push(...pair(k));
+  for (let k = 0; k < step / 2; k++) body.push(...pair(k));
   return [
-    ...endOf(end, lead, count, -STEP, leadShift),
+    ...endOf(end, lead, count, -step, leadShift),
     ...whileBelow(lead, end, [...body, ...pairsAdvance]),
-    ...endOf(end, lead, count, STEP - 1, leadShift),
+    ...endOf(end, lead, count, step - 1, leadShift),
     ...whileBelow(lead, end, scalar),
   ];
 }
@@ -375,12 +382,84 @@ function divideNarrow(): Func {
   };
 }
 
+/**
+ * Four coordinates a step, as deltaNorm: lanes 0 and 1 in `low`, 2 and 3 in `high`; the
+ * scalar rest into lane 0 after them, as deltaNorm adds it to s0.
+ */
+function squaredDistance(): Func {
+  const [acc, x, g, count, end, low, high, dv, d] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const lanes = [low, high];
+  const difference =
+    (load: (k: number) => number[], promote: number[], sub: number[]) => (k: number) => [
+      ...get(x),
+      ...load(k),
+      ...promote,
+      ...get(g),
+      ...load(k),
+      ...promote,
+      ...sub,
+    ];
+  const pairDifference = difference((k) => v128Load64Zero(8 * k), f64x2PromoteLowF32x4, f64x2Sub);
+  const scalarDifference = difference(() => f32Load, f64PromoteF32, f64Sub);
+  return {
+    params: [I32, I32, I32, I32],
+    results: [],
+    locals: [I32, V128, V128, V128, F64],
+    body: [
+      ...get(acc),
+      ...v128Load(0),
+      ...set(low),
+      ...get(acc),
+      ...v128Load(16),
+      ...set(high),
+      ...loops(
+        x,
+        count,
+        end,
+        2,
+        (k) => [
+          ...get(lanes[k]),
+          ...pairDifference(k),
+          ...tee(dv),
+          ...get(dv),
+          ...f64x2Mul,
+          ...f64x2Add,
+          ...set(lanes[k]),
+        ],
+        [...advance(x, 16), ...advance(g, 16)],
+        [
+          ...get(low),
+          ...get(low),
+          ...f64x2ExtractLane(0),
+          ...scalarDifference(0),
+          ...tee(d),
+          ...get(d),
+          ...f64Mul,
+          ...f64Add,
+          ...f64x2ReplaceLane(0),
+          ...set(low),
+          ...advance(x, 4),
+          ...advance(g, 4),
+        ],
+        4,
+      ),
+      ...get(acc),
+      ...get(low),
+      ...v128Store(0),
+      ...get(acc),
+      ...get(high),
+      ...v128Store(16),
+    ],
+  };
+}
+
 function kernelModule(): Uint8Array {
   const funcs: Record<keyof Kernel, Func> = {
     fold: fold(),
     foldDifference: foldDifference(),
     divide: divide(),
     divideNarrow: divideNarrow(),
+    squaredDistance: squaredDistance(),
   };
   const list = Object.entries(funcs);
   const types = list.map(([, f]) => [
@@ -410,84 +489,16 @@ const compiled = wasm?.validate(bytes) ? new wasm.Module(bytes) : null;
 
 export const simdAvailable = compiled !== null;
 
-// ---- the sums -----------------------------------------------------------------------------
-
 /**
- * Float64 sums kept in WebAssembly memory, and the kernel that folds into them; the vectors
- * folded in are copied into it a chunk at a time. The memory never grows, so the `sums`
- * view stays valid. Layout: one chunk of x, one of g, then the sums.
+ * The kernels over a memory of their own, of `bytes` rounded up to whole pages; it never
+ * grows, so views of it stay valid. Null where the engine has no WebAssembly SIMD.
  */
-export class SimdSums {
-  /** The last spent sums, for reuse. */
-  private static spare: SimdSums | null = null;
-  readonly sums: Float64Array;
-  private readonly kernel: Kernel;
-  private readonly stagedX: Float32Array;
-  private readonly stagedG: Float32Array;
-
-  /** Null where the engine has no WebAssembly SIMD. */
-  static create(length: number): SimdSums | null {
-    if (!compiled) return null;
-    const reused = SimdSums.spare?.sums.length === length ? SimdSums.spare : null;
-    if (reused) {
-      SimdSums.spare = null;
-      reused.sums.fill(0);
-      return reused;
-    }
-    return new SimdSums(compiled, length);
-  }
-
-  private constructor(module: object, length: number) {
-    const chunk = Math.min(CHUNK, length);
-    const bytes = 8 * chunk + 8 * length;
-    const pages = Math.max(1, Math.ceil(bytes / PAGE));
-    const memory = new wasm!.Memory({ initial: pages, maximum: pages });
-    this.kernel = new wasm!.Instance(module, { env: { memory } }).exports;
-    this.stagedX = new Float32Array(memory.buffer, 0, chunk);
-    this.stagedG = new Float32Array(memory.buffer, 4 * chunk, chunk);
-    this.sums = new Float64Array(memory.buffer, 8 * chunk, length);
-  }
-
-  /** sums += w·x */
-  addScaled(x: Float32Array, w: number): void {
-    const { stagedX, sums } = this;
-    const chunk = stagedX.length;
-    for (let s = 0; s < sums.length; s += chunk) {
-      const count = Math.min(chunk, sums.length - s);
-      stagedX.set(x.subarray(s, s + count));
-      this.kernel.fold(sums.byteOffset + 8 * s, stagedX.byteOffset, count, w);
-    }
-  }
-
-  /** sums += w·(x − g) */
-  addScaledDifference(x: Float32Array, g: Float32Array, w: number): void {
-    const { stagedX, stagedG, sums } = this;
-    const chunk = stagedX.length;
-    for (let s = 0; s < sums.length; s += chunk) {
-      const count = Math.min(chunk, sums.length - s);
-      stagedX.set(x.subarray(s, s + count));
-      stagedG.set(g.subarray(s, s + count));
-      const at = sums.byteOffset + 8 * s;
-      this.kernel.foldDifference(at, stagedX.byteOffset, stagedG.byteOffset, count, w);
-    }
-  }
-
-  /** sums /= d; 0 if every quotient is finite, NaN otherwise. */
-  divide(d: number): number {
-    return this.kernel.divide(this.sums.byteOffset, this.sums.length, d);
-  }
-
-  /**
-   * out = (sums / d) rounded to float32, narrowed in place; 0 if every quotient is finite,
-   * NaN otherwise. These sums are then spent, and kept for the next SimdSums of their length:
-   * a coordinator's next round writes to pages already mapped instead of faulting in fresh
-   * ones (4 µs or more a page, measured here).
-   */
-  divideInto(out: Float32Array, d: number): number {
-    const { sums } = this;
-    const poison = this.kernel.divideNarrow(sums.byteOffset, sums.byteOffset, sums.length, d);
-    out.set(new Float32Array(sums.buffer, sums.byteOffset, sums.length));
-    SimdSums.spare = this;
-    return poison;
-  }
+export function instantiate(bytes: number): { kernel: Kernel; buffer: ArrayBuffer } | null {
+  if (!wasm || !compiled) return null;
+  const pages = Math.max(1, Math.ceil(bytes / PAGE));
+  const memory = new wasm.Memory({ initial: pages, maximum: pages });
+  return {
+    kernel: new wasm.Instance(compiled, { env: { memory } }).exports,
+    buffer: memory.buffer,
+  };
 }
