@@ -32,6 +32,8 @@ export class SimdSums {
     this.stagedX = new Float32Array(buffer, 0, chunk);
     this.stagedG = new Float32Array(buffer, 4 * chunk, chunk);
     this.sums = new Float64Array(buffer, 8 * chunk, length);
+    // Written first, a fresh page faults once rather than twice (see Float64Sum).
+    this.sums.fill(0);
   }
 
   /** sums += w·x */
