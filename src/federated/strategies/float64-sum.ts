@@ -49,8 +49,8 @@ export class Float64Sum {
     const second = this.simd?.sums ?? new Float64Array(size - half);
     this.parts = [new Float64Array(this.modelBuffer, 0, half), second];
     // Fresh pages written first fault once each; left to the first fold, which reads each
-    // page before writing it, they fault twice (the zero page, then a copy on write), at
-    // 4-5 µs a fault here: about 5 ms a round on 1M parameters, against 0.3 ms for this.
+    // page before writing it, they fault twice (the zero page, then a copy on write). At
+    // 4-5 µs a fault here, that is about 2.5 ms a round saved on 1M parameters.
     this.parts[0].fill(0);
     this.offsets = [0, half];
   }
