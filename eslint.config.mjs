@@ -5,7 +5,16 @@ import tseslint from 'typescript-eslint';
 import requireRoles from './eslint-rules/require-roles.cjs';
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', 'node_modules/**', '.data/**', 'coverage/**', 'bench/results/**'] },
+  {
+    ignores: [
+      '**/dist/**',
+      'node_modules/**',
+      '.data/**',
+      'coverage/**',
+      'bench/results/**',
+      'bench/.venv/**',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

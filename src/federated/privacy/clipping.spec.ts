@@ -1,5 +1,13 @@
 import fc from 'fast-check';
-import { clipDelta, clipScale, deltaNorm, l2Norm } from './clipping';
+import { simdDeltaNorm } from '../simd';
+import {
+  clipDelta,
+  clipScale,
+  DELTA_NORM_SIMD_MIN,
+  deltaNorm,
+  deltaNormLoop,
+  l2Norm,
+} from './clipping';
 
 const f32 = (min: number, max: number) =>
   fc.float({ min: Math.fround(min), max: Math.fround(max), noNaN: true });
@@ -47,5 +55,44 @@ describe('clipping', () => {
     expect(() => clipScale(1, Infinity)).toThrow(/clip norm/);
     expect(() => clipScale(NaN, 1)).toThrow(/NaN/);
     expect(() => deltaNorm(new Float32Array(2), new Float32Array(3))).toThrow(/parameters/);
+  });
+});
+
+// The WebAssembly SIMD deltaNorm against the loop: the same four partial sums in the same
+// order, so the same bits (Object.is), on every length mod 4, NaN and ±Infinity included.
+describe('deltaNorm in WebAssembly SIMD', () => {
+  it('equals the loop bit for bit on short vectors of any float32s', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 40 }).chain((n) => {
+          const v = fc.array(fc.float(), { minLength: n, maxLength: n });
+          return fc.tuple(v, v);
+        }),
+        ([x, g]) => {
+          const a = Float32Array.from(x);
+          const b = Float32Array.from(g);
+          expect(Object.is(simdDeltaNorm(a, b), deltaNormLoop(a, b))).toBe(true);
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  it('is what deltaNorm uses on large vectors, across chunks, with the same bits', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: DELTA_NORM_SIMD_MIN, max: 50_003 }),
+        fc.integer({ min: 1, max: 2 ** 31 }),
+        (n, seed) => {
+          let h = seed;
+          const next = () => (h = Math.imul(h ^ (h >>> 15), 0x2c1b3c6d) + 0x9e3779b9) >>> 0;
+          const x = Float32Array.from({ length: n }, () => next() / 2 ** 32 - 0.5);
+          const g = Float32Array.from({ length: n }, () => (next() / 2 ** 32) * 1e-3);
+          expect(Object.is(deltaNorm(x, g), deltaNormLoop(x, g))).toBe(true);
+          expect(Object.is(simdDeltaNorm(x, g), deltaNormLoop(x, g))).toBe(true);
+        },
+      ),
+      { numRuns: 8 },
+    );
   });
 });

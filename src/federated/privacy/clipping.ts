@@ -2,6 +2,8 @@
 // Gaussian noise of a known scale hide any single node. The norm is taken over the whole
 // parameter vector (all layers together), as in DP-FedAvg (McMahan et al. 2018).
 
+import { simdDeltaNorm } from '../simd';
+
 export type Vector = Float32Array | Float64Array;
 
 /** Euclidean norm, summed in double precision. */
@@ -11,11 +13,26 @@ export function l2Norm(v: Vector): number {
   return Math.sqrt(sum);
 }
 
+/**
+ * From this many parameters on, deltaNorm runs in WebAssembly SIMD (../simd): the same four
+ * partial sums, so the same bits, in about half the time on 1M parameters.
+ */
+export const DELTA_NORM_SIMD_MIN = 1 << 14;
+
 /** ‖update − global‖₂ without materialising the difference. */
 export function deltaNorm(update: Float32Array, global: Float32Array): number {
   if (update.length !== global.length) {
     throw new RangeError(`update has ${update.length} parameters, the model ${global.length}`);
   }
+  if (update.length >= DELTA_NORM_SIMD_MIN) {
+    const norm = simdDeltaNorm(update, global);
+    if (norm !== null) return norm;
+  }
+  return deltaNormLoop(update, global);
+}
+
+/** deltaNorm in JavaScript: where there is no WebAssembly SIMD, and as its reference. */
+export function deltaNormLoop(update: Float32Array, global: Float32Array): number {
   // Four partial sums break the dependency chain of one running sum: about 3× faster on
   // 1M parameters, and this runs once per update when privacy is on.
   const n = update.length;

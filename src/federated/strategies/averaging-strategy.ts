@@ -10,7 +10,6 @@ import {
   RdpAccountant,
   validatePrivacyConfig,
 } from '../privacy';
-import type { Float64Sum } from './float64-sum';
 import { ExampleWeightedMean, PrivateMean, type RoundMean } from './round-mean';
 import { checkFinite, checkModel, checkNextRound, checkState, StreamingRound } from './rounds';
 import type {
@@ -45,8 +44,8 @@ export abstract class AveragingStrategy implements AggregationStrategy {
     return new StreamingRound(mean, (m) => this.complete(global, round, m));
   }
 
-  /** The new global model from the current one and the round's float64 average. */
-  protected abstract serverStep(global: Float32Array, average: Float64Sum): Float32Array;
+  /** The new global model from the current one and the round's average. */
+  protected abstract serverStep(global: Float32Array, mean: RoundMean): Float32Array;
 
   /** Strategy state besides the round and the accountant (FedAdam's moments). */
   protected moments(): StrategyState['moments'] {
@@ -92,9 +91,9 @@ export abstract class AveragingStrategy implements AggregationStrategy {
   private complete(global: Float32Array, round: number, mean: RoundMean): RoundResult {
     // Another aggregator may have finished a later round since this one began.
     checkNextRound(round, this.lastRound);
-    // average() refuses a non-finite average before the server step, so a bad round
-    // leaves FedAdam's moments untouched.
-    const model = this.serverStep(global, mean.average());
+    // average() and averageModel() refuse a non-finite average before the server step
+    // changes anything, so a bad round leaves FedAdam's moments untouched.
+    const model = this.serverStep(global, mean);
     const stepNorm = deltaNorm(model, global);
     // A NaN or ±Infinity anywhere in the model makes its distance from the global one so.
     if (!Number.isFinite(stepNorm)) checkFinite(model, 'the new model');

@@ -6,7 +6,7 @@
 // adaptive the step is. Defaults are Flower's: η 0.1, β₁ 0.9, β₂ 0.99, τ 1e-9.
 import type { PrivacyConfig } from '../privacy';
 import { AveragingStrategy } from './averaging-strategy';
-import type { Float64Sum } from './float64-sum';
+import type { RoundMean } from './round-mean';
 import type { StrategyName, StrategyState } from './strategy';
 
 export const FEDADAM_DEFAULTS = { eta: 0.1, beta1: 0.9, beta2: 0.99, tau: 1e-9 } as const;
@@ -52,7 +52,8 @@ export class FedAdam extends AveragingStrategy {
     this.tau = tau;
   }
 
-  protected serverStep(global: Float32Array, average: Float64Sum): Float32Array {
+  protected serverStep(global: Float32Array, mean: RoundMean): Float32Array {
+    const average = mean.average();
     const n = global.length;
     if (this.m === null || this.v === null) {
       this.m = new Float32Array(n);

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { FedAvg } from './fedavg';
 import { FedProx } from './fedprox';
+import { SIMD_MIN_SIZE } from './float64-sum';
 
 const f32 = (min: number, max: number) =>
   fc.float({ min: Math.fround(min), max: Math.fround(max), noNaN: true });
@@ -110,6 +111,33 @@ describe('FedAvg', () => {
     const round = new FedAvg().begin(new Float32Array(2), 1);
     round.fold(Float32Array.of(1, NaN), 1);
     expect(() => round.finish()).toThrow(/not finite at parameter 1/);
+  });
+
+  it('returns the exact average rounded once on a model large enough for the SIMD kernel', () => {
+    const size = 3 * SIMD_MIN_SIZE + 5;
+    const list = [3, 1000, 17].map((examples, k) => ({
+      model: Float32Array.from({ length: size }, (_, i) => Math.sin(i * (k + 1)) * 10 ** (k - 1)),
+      examples,
+    }));
+    const round = new FedAvg().begin(new Float32Array(size), 1);
+    for (const u of list) round.fold(u.model, u.examples);
+    const { model } = round.finish();
+    expect(model.buffer.byteLength).toBe(4 * size);
+    for (let i = 0; i < size; i++) {
+      let sum = 0;
+      for (const u of list) sum += u.examples * u.model[i];
+      const exact = Math.fround(sum / 1020);
+      if (model[i] !== exact) throw new Error(`coordinate ${i}: ${model[i]} ≠ ${exact}`);
+    }
+  });
+
+  it('refuses an update that holds NaN on a large model too, naming the coordinate', () => {
+    const size = SIMD_MIN_SIZE + 1;
+    const round = new FedAvg().begin(new Float32Array(size), 1);
+    const update = new Float32Array(size);
+    update[size - 2] = NaN;
+    round.fold(update, 1);
+    expect(() => round.finish()).toThrow(`not finite at parameter ${size - 2}`);
   });
 
   it('refuses an update of another size, or without examples', () => {

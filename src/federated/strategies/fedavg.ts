@@ -3,7 +3,7 @@
 // mean of their clipped deltas (privacy/private-aggregate.ts).
 import type { PrivacyConfig } from '../privacy';
 import { AveragingStrategy } from './averaging-strategy';
-import type { Float64Sum } from './float64-sum';
+import type { RoundMean } from './round-mean';
 import type { StrategyName } from './strategy';
 
 export interface FedAvgOptions {
@@ -17,8 +17,8 @@ export class FedAvg extends AveragingStrategy {
     super(options.privacy);
   }
 
-  protected serverStep(_global: Float32Array, average: Float64Sum): Float32Array {
+  protected serverStep(_global: Float32Array, mean: RoundMean): Float32Array {
     // In the accumulator's own memory: the round's peak stays at 2 models.
-    return average.toFloat32();
+    return mean.averageModel();
   }
 }
