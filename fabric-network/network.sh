@@ -36,6 +36,9 @@ readonly WAIT_START=60 WAIT_LEADER=60 WAIT_GOSSIP=60
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 bin="${FABRIC_BIN:-$here/bin}"
+# The caller's FABRIC_CFG_PATH, if any: `up` points FABRIC_CFG_PATH at the network's own
+# config directory, and this is where it takes core.yaml and orderer.yaml from first.
+readonly caller_cfg_path="${FABRIC_CFG_PATH:-}"
 state_file="$here/.state"
 export PATH="$bin:$PATH"
 # Logs go to files: no colour codes, and gRPC's connection chatter only when it is a warning.
@@ -143,19 +146,42 @@ both_peers_args() {
 
 # --- up -------------------------------------------------------------------------------------
 
-sampleconfig_dir() {
-  # The sample core.yaml/orderer.yaml of the very module the binaries were built from, in Go's
-  # module cache.
+has_node_config() { [[ -f "$1/core.yaml" && -f "$1/orderer.yaml" ]]; }
+
+# Where core.yaml and orderer.yaml come from, first found: FABRIC_CFG_PATH as the caller gave it;
+# config/ beside the binaries, as a release archive unpacks (bin/ and config/); the sampleconfig/
+# of the Fabric module that build.sh builds from, in Go's module cache. Says which it took.
+node_config_dir() {
   local dir
+  if [[ -n $caller_cfg_path ]]; then
+    has_node_config "$caller_cfg_path" ||
+      die "FABRIC_CFG_PATH=$caller_cfg_path holds no core.yaml and orderer.yaml"
+    log "core.yaml and orderer.yaml from FABRIC_CFG_PATH ($caller_cfg_path)"
+    echo "$caller_cfg_path"
+    return 0
+  fi
+  if has_node_config "$bin/../config"; then
+    dir="$(cd "$bin/../config" && pwd)"
+    log "core.yaml and orderer.yaml from the release's config/ beside FABRIC_BIN ($dir)"
+    echo "$dir"
+    return 0
+  fi
   dir="$(cd "$here" && go mod download -json github.com/hyperledger/fabric 2>/dev/null |
-    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
-  [[ -n "$dir" && -f "$dir/sampleconfig/core.yaml" ]] || die "cannot find Fabric's sampleconfig"
-  echo "$dir/sampleconfig"
+    sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" || true
+  if [[ -n "$dir" ]] && has_node_config "$dir/sampleconfig"; then
+    log "core.yaml and orderer.yaml from Go's module cache ($dir/sampleconfig)"
+    echo "$dir/sampleconfig"
+    return 0
+  fi
+  die "no core.yaml and orderer.yaml: set FABRIC_CFG_PATH to a directory that holds them (a \
+Fabric release archive's config/), or put config/ beside FABRIC_BIN as the archive does"
 }
 
 generate() {
+  local from
   mkdir -p "$NET/config" "$NET/logs"
-  cp "$(sampleconfig_dir)"/{core.yaml,orderer.yaml} "$NET/config/"
+  from="$(node_config_dir)"
+  cp "$from"/{core.yaml,orderer.yaml} "$NET/config/"
   chmod u+w "$NET/config/"*.yaml
   cryptogen generate --config="$here/config/crypto-config.yaml" --output="$(crypto)" >/dev/null
   # shellcheck disable=SC2016 # envsubst is given the names to replace, unexpanded
@@ -358,6 +384,15 @@ FABRIC_NETWORK_DIR=$NET
 EOF
 }
 
+# The EXIT trap of a failed `up`: the last lines of each log, then `down`, whatever state the
+# network got to (never failing itself, or `down` would not run).
+up_failed() {
+  set +e
+  log "up failed; the last lines of its logs:"
+  if compgen -G "$NET/logs/*.log" >/dev/null; then tail -n 5 "$NET"/logs/*.log >&2; fi
+  down
+}
+
 up() {
   if [[ -f "$state_file" ]]; then
     local old
@@ -383,9 +418,11 @@ up() {
   # signals a recorded pid.
   export CUSTODIA_FABRIC_NET="$NET" FABRIC_CFG_PATH="$NET/config"
   # Any failure or interruption from here on tears down what was started (set -e and die exit;
-  # the EXIT trap sees that `up` did not finish).
-  local finished=
-  trap 'if [[ -z $finished ]]; then log "up failed; the last lines of its logs:"; tail -n 5 "$NET"/logs/*.log >&2 || true; down; fi' EXIT
+  # the EXIT trap sees that `up` did not finish). The flag is global: after a failing command
+  # under set -e, bash runs the trap once the functions have returned, where a local of `up`
+  # no longer exists (and set -u would abort the trap before `down`).
+  up_finished=
+  trap 'if [[ -z ${up_finished:-} ]]; then up_failed; fi' EXIT
   trap 'log "interrupted"; exit 130' INT TERM
   local t0=$SECONDS
 
@@ -412,7 +449,7 @@ up() {
   wait_for_gossip
   write_env
   touch "$NET/ready"
-  finished=1
+  up_finished=1
   trap - EXIT INT TERM
 
   log "network up in $((SECONDS - t0)) s, directory $NET"

@@ -106,7 +106,7 @@ async function verifyLedger(): Promise<void> {
   const pool = new Pool({ connectionString: url, max: 2 });
   let result;
   try {
-    result = await verifyAll(pool, c.orgId, await kekOf(c));
+    result = await verifyAll(pool, c.orgId, await kekOf(c), c.instanceId);
   } finally {
     await pool.end();
     await embedded?.stop();

@@ -5,6 +5,7 @@
 // authority).
 import { KeyObject } from 'node:crypto';
 import { Pool } from 'pg';
+import { auditChainId } from './audit/audit-chain';
 import { poolRows, verifyAccessLogAgainstLedger } from './audit/verify';
 import { GrantAuthenticity } from './consent/grant-authenticity';
 import { ProjectionReconciler, ReconcileReport } from './consent/projection-reconciler';
@@ -26,15 +27,16 @@ export async function verifyAll(
   organization: string,
   /** With the KEK, the ledger's seals and the consent projection are checked too. */
   kek?: KeyObject,
+  /** The instance whose access log this database holds (INSTANCE_ID); none for the default. */
+  instanceId?: string,
 ): Promise<Verification> {
   const seal = kek ? new LedgerSeal(new RowAuthenticator(kek)) : undefined;
   const ledger = await verifyEmbeddedLedger(pool, seal);
   const embedded = new EmbeddedLedger(pool, { organization, seal });
-  const { permits, ...audit } = await verifyAccessLogAgainstLedger(
-    poolRows(pool),
-    embedded,
+  const { permits, ...audit } = await verifyAccessLogAgainstLedger(poolRows(pool), embedded, {
     organization,
-  );
+    chainId: auditChainId(instanceId),
+  });
   let projection: ReconcileReport | null = null;
   const unreadable: string[] = [];
   if (kek) {

@@ -10,6 +10,8 @@ import { observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
 
 const READ = 'query($p: ID!) { records(patientId: $p) { items { id } } }';
+/** The chain of org1's single instance (no INSTANCE_ID), as the test servers run. */
+const ORG1_CHAIN = { organization: 'org1', chainId: 'access-log' };
 const VERIFY = `query($p: ID!) { verifyAccessLog(patientId: $p) { patientId ok eventsChecked
   permitsJustified anchoredThrough unanchoredEvents problems } }`;
 const GRANT = `mutation { grantConsent(input: {granteeType: CLINICIAN, granteeId: "dr-tamper",
@@ -117,7 +119,7 @@ describe('an access log wiped behind the trigger', () => {
     const check = await checkAccessLog(
       poolRows(pool),
       new EmbeddedLedger(pool, { organization: 'org1' }),
-      'org1',
+      ORG1_CHAIN,
     );
     expect(check).toMatchObject({ eventsChecked: 0, anchoredThrough: anchoredSeq });
     const { verifyAccessLog } = await api.ok<{
@@ -134,7 +136,7 @@ describe('access events deleted after the last anchor', () => {
   let api: TestApi;
   let pool: Pool;
   const check = (patientId?: string) =>
-    checkAccessLog(poolRows(pool), api.server.app.get<Ledger>(LEDGER), 'org1', { patientId });
+    checkAccessLog(poolRows(pool), api.server.app.get<Ledger>(LEDGER), ORG1_CHAIN, { patientId });
 
   beforeAll(async () => {
     api = await TestApi.start();

@@ -92,6 +92,27 @@ describe('AuditContract', () => {
       expect(result).toMatchObject({ chainId: 'admin-log', seq: 1 });
     });
 
+    it('keeps the chains of two instances of one organisation apart, each advancing on its own', async () => {
+      const a = await anchor('40', 'Org1MSP', 'access-log.hospital-a');
+      const b = await anchor('1', 'Org1MSP', 'access-log.hospital-b');
+      await anchor('2', 'Org1MSP', 'access-log.hospital-b');
+      expect(b.result).toMatchObject({ organization: 'Org1MSP', seq: 1 });
+      expect(ledger.read(KEYS.auditHead, ['Org1MSP', 'access-log.hospital-a'])).toEqual(a.result);
+      expect(
+        ledger.read<AuditHead>(KEYS.auditHead, ['Org1MSP', 'access-log.hospital-b']),
+      ).toMatchObject({
+        seq: 2,
+        headHash: hash(2),
+      });
+      // Instance b being behind instance a is no conflict; only its own chain's seq counts.
+      const stale = await rejection((ctx) =>
+        audit.AnchorAuditHead(ctx, 'access-log.hospital-b', '2', hash(7)),
+      );
+      expect(stale).toBe(
+        '[CONFLICT] seq 2 does not advance chain access-log.hospital-b (already anchored at 2)',
+      );
+    });
+
     it.each<[string, [string, string, string], string]>([
       ['a chain id with a space', ['access log', '1', hash(1)], 'chainId'],
       ['seq 0', ['access-log', '0', hash(1)], 'seq'],
@@ -101,6 +122,37 @@ describe('AuditContract', () => {
     ])('rejects %s as an invalid argument naming the field', async (_case, args, field) => {
       const message = await rejection((ctx) => audit.AnchorAuditHead(ctx, ...args));
       expect(message.startsWith(`[INVALID_ARGUMENT] ${field} `)).toBe(true);
+    });
+  });
+
+  describe('ListAuditHeads', () => {
+    it("lists the latest head of each of an organisation's chains, and no other organisation's", async () => {
+      await anchor('1', 'Org1MSP', 'access-log.hospital-a');
+      await anchor('5', 'Org1MSP', 'access-log.hospital-a');
+      await anchor('3', 'Org1MSP', 'access-log.hospital-b');
+      await anchor('9', 'Org2MSP', 'access-log');
+      const { result, tx } = await ledger.invoke<AuditHead[]>(
+        (ctx) => audit.ListAuditHeads(ctx, 'Org1MSP'),
+        { msp: 'Org2MSP' },
+      );
+      expect(result.map((h) => [h.organization, h.chainId, h.seq])).toEqual([
+        ['Org1MSP', 'access-log.hospital-a', 5],
+        ['Org1MSP', 'access-log.hospital-b', 3],
+      ]);
+      expect(tx.stub.putState.called).toBe(false);
+    });
+
+    it('lists nothing for an organisation that anchored nothing', async () => {
+      await anchor('1', 'Org1MSP');
+      const { result } = await ledger.invoke<AuditHead[]>((ctx) =>
+        audit.ListAuditHeads(ctx, 'Org2MSP'),
+      );
+      expect(result).toEqual([]);
+    });
+
+    it('rejects a malformed organisation id', async () => {
+      const message = await rejection((ctx) => audit.ListAuditHeads(ctx, 'Org 1'));
+      expect(message.startsWith('[INVALID_ARGUMENT] organization ')).toBe(true);
     });
   });
 

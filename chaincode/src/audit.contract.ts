@@ -1,7 +1,10 @@
-// Anchors of access-log chain heads: each organisation anchors its own chain, so a log
-// rewritten after the fact no longer matches what the ledger holds.
+// Anchors of access-log chain heads, so a log rewritten after the fact no longer matches what
+// the ledger holds. A head is keyed by the anchoring organisation (its MSP, from the caller's
+// identity) and a chain id: every API instance with its own database keeps its own log, so an
+// organisation running several names one chain per instance (the API's INSTANCE_ID), and the
+// heads of its instances never overwrite or block one another.
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
-import { caller, emit, getJson, key, KEYS, putJson, txTime } from './state';
+import { caller, emit, getJson, key, KEYS, putJson, txTime, values } from './state';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -64,5 +67,13 @@ export class AuditContract extends Contract {
     if (!head)
       throw new ChaincodeError('NOT_FOUND', `chain ${chain} of ${org} has no anchored head`);
     return JSON.stringify(head);
+  }
+
+  /** The latest head of every chain an organisation anchored (one per instance), by chain id. */
+  @Transaction(false)
+  @Returns('string')
+  async ListAuditHeads(ctx: Context, organization: string): Promise<string> {
+    const org = v.id(organization, 'organization');
+    return JSON.stringify(await values<AuditHead>(ctx, KEYS.auditHead, [org]));
   }
 }

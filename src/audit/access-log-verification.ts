@@ -7,6 +7,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppConfig, APP_CONFIG } from '../config';
 import { Ledger, LEDGER } from '../ledger';
+import { auditChainId } from './audit-chain';
 import { QueryRows, verifyAccessLogAgainstLedger } from './verify';
 
 @ObjectType('AccessLogVerification', {
@@ -56,7 +57,7 @@ export class AccessLogVerifier {
     const { permits, ...chain } = await verifyAccessLogAgainstLedger(
       query,
       this.ledger,
-      this.config.orgId,
+      { organization: this.config.orgId, chainId: auditChainId(this.config.instanceId) },
       patientId,
     );
     const problems = [...chain.problems, ...permits.problems];

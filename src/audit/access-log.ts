@@ -15,13 +15,15 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
+import type { AuditHead } from '@custodia/chaincode';
+import { NotFoundError } from '../common/errors';
 import { decodeSeqCursor, encodeSeqCursor, pageSize } from '../common/pagination';
 import { AppConfig, APP_CONFIG } from '../config';
 import { preparedQuery } from '../database/prepared';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
 import { DataKeyRing, DataKeyUnavailableError, openField, sealField } from '../records/crypto';
-import { AccessEventContent, AUDIT_GENESIS, eventHash } from './audit-chain';
+import { AccessEventContent, AUDIT_GENESIS, auditChainId, eventHash } from './audit-chain';
 import { AccessEventModel, AccessEventPageModel } from './access-event.model';
 
 /** An event as callers give it: `reason` in plaintext (it is sealed before it is stored). */
@@ -31,7 +33,6 @@ export type NewAccessEvent = Omit<
 >;
 type SealedEvent = Omit<AccessEventContent, 'seq' | 'at'>;
 
-export const AUDIT_CHAIN_ID = 'access-log';
 /** The field label a reason is sealed under, bound (with the event id) into its AEAD data. */
 export const REASON_LABEL = 'access-event.reason';
 /** Shutdown waits at most this long for the head to be anchored. */
@@ -54,14 +55,19 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   private head?: { seq: number; hash: string };
   /** Emits 'anchored' ({seq, headHash, txId}) after each head anchored on the ledger. */
   readonly events = new EventEmitter();
+  /** The ledger's name for this instance's chain (see `auditChainId`). */
+  readonly chainId: string;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
     private readonly keys: DataKeyRing,
     private readonly integrity: IntegrityMonitor,
-    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'auditAnchor'>,
-  ) {}
+    @Inject(APP_CONFIG)
+    private readonly config: Pick<AppConfig, 'auditAnchor' | 'orgId' | 'instanceId'>,
+  ) {
+    this.chainId = auditChainId(config.instanceId);
+  }
 
   onApplicationBootstrap(): void {
     this.timer = setInterval(() => void this.anchorHead(), this.config.auditAnchor.intervalMs);
@@ -133,8 +139,9 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         const [last] = await this.db.query(`SELECT max(seq) AS seq FROM audit_anchors`);
         if (last?.seq !== null && last?.seq !== undefined && Number(last.seq) >= Number(head.seq))
           return;
+        if (!(await this.ledgerHeadIsOurs())) return;
         const { txId } = await this.ledger.submit('audit', 'AnchorAuditHead', [
-          AUDIT_CHAIN_ID,
+          this.chainId,
           String(head.seq),
           head.hash,
         ]);
@@ -151,6 +158,38 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
       }
     })();
     return this.anchoring;
+  }
+
+  /**
+   * Whether the head the ledger holds for this chain, if any, is an event of this log. It is not
+   * when another instance of the organisation, with a database of its own, anchors under the
+   * same chain id (both without INSTANCE_ID, or with the same one): anchoring over each other's
+   * heads would make both logs fail verification, so this one stops anchoring and says why.
+   */
+  private async ledgerHeadIsOurs(): Promise<boolean> {
+    let anchored: AuditHead;
+    try {
+      anchored = await this.ledger.evaluate<AuditHead>('audit', 'GetAuditHead', [
+        this.config.orgId,
+        this.chainId,
+      ]);
+    } catch (e) {
+      if (e instanceof NotFoundError) return true;
+      throw e;
+    }
+    const [event] = await this.db.query('SELECT hash FROM access_events WHERE seq = $1', [
+      anchored.seq,
+    ]);
+    if (event?.hash === anchored.headHash) return true;
+    this.integrity.report(
+      'access_log',
+      `audit head not anchored: the ledger's head of chain ${this.chainId} is not an event of ` +
+        'this access log. Either another instance of this organisation anchors the same chain ' +
+        '(give each instance with its own database its own INSTANCE_ID), or events were ' +
+        'removed from this log (run verify-ledger).',
+      { seq: anchored.seq },
+    );
+    return false;
   }
 
   /** Gives the event its id and seals its reason, if any, under the patient's data key. */

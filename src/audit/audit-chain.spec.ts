@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
+// The chaincode's own id check, so that the two cannot drift apart.
+import { id as chaincodeId } from '../../chaincode/src/validation';
 import {
   AccessEventContent,
   AUDIT_GENESIS,
+  auditChainId,
   ChainedEvent,
   ChainWalk,
   eventHash,
@@ -172,5 +175,23 @@ describe('walking the access log against the ledger', () => {
 
   it('agrees with findBreak on a whole run', () => {
     expect(findBreak(AUDIT_GENESIS, chain(7))).toBeNull();
+  });
+});
+
+describe('the chain id an instance anchors under', () => {
+  it('is access-log for an instance without INSTANCE_ID, as before instances had ids', () => {
+    expect(auditChainId()).toBe('access-log');
+    expect(auditChainId('')).toBe('access-log');
+  });
+
+  it('differs between instances of one organisation', () => {
+    expect(auditChainId('site-a')).toBe('access-log.site-a');
+    expect(auditChainId('site-a')).not.toBe(auditChainId('site-b'));
+  });
+
+  it('is an id the chaincode accepts for every INSTANCE_ID the configuration accepts', () => {
+    for (const instance of ['a', '_', '.', '-x', 'x'.repeat(64), 'Site_A.2-b']) {
+      expect(chaincodeId(auditChainId(instance), 'chainId')).toBe(auditChainId(instance));
+    }
   });
 });

@@ -77,6 +77,26 @@ function firstBreak(
   return null;
 }
 
+/** The chain id of the single instance an organisation runs, and of instances before INSTANCE_ID. */
+export const AUDIT_CHAIN_ID = 'access-log';
+
+/**
+ * The id under which an instance anchors its access log on the ledger. The ledger keys heads
+ * by organisation and chain id, and each instance with its own database has its own chain, so
+ * instances of one organisation need distinct ids: `access-log.<INSTANCE_ID>`. Without an
+ * instance id it is `access-log`, as it always was (an organisation's single instance keeps
+ * the heads it anchored). Processes sharing one database share its chain and its id.
+ */
+export function auditChainId(instanceId?: string): string {
+  return instanceId ? `${AUDIT_CHAIN_ID}.${instanceId}` : AUDIT_CHAIN_ID;
+}
+
+/** Which anchored chain an access log is checked against: whose, and which of theirs. */
+export interface AuditChainRef {
+  organization: string;
+  chainId: string;
+}
+
 /** The latest head of a chain anchored on the ledger (the only authority on the log). */
 export interface AnchoredHead {
   seq: number;

@@ -4,10 +4,10 @@
 import type { AuditHead } from '@custodia/chaincode';
 import { NotFoundError } from '../common/errors';
 import type { Ledger } from '../ledger';
-import { AUDIT_CHAIN_ID } from './access-log';
 import {
   AccessLogVerification,
   AnchoredHead,
+  AuditChainRef,
   ChainedEvent,
   ChainWalk,
   chainedEventFromRow,
@@ -27,22 +27,23 @@ export interface AccessLogCheckOptions {
 const PAGE = 1000;
 
 /**
- * Walks the organisation's access log (one global chain) and checks it against the head the
- * ledger anchored for it. Events after that head are whole but not yet provable: they are
- * counted in `unanchoredEvents`, not reported as problems.
+ * Walks an instance's access log (one global chain) and checks it against the head the ledger
+ * anchored for it: the head of `chain.chainId` of `chain.organization`. Events after that head
+ * are whole but not yet provable: they are counted in `unanchoredEvents`, not reported as
+ * problems.
  */
 export async function checkAccessLog(
   query: QueryRows,
   ledger: Pick<Ledger, 'evaluate'>,
-  organization: string,
+  chain: AuditChainRef,
   options: AccessLogCheckOptions = {},
 ): Promise<AccessLogVerification> {
   const problems: string[] = [];
   let anchored: AnchoredHead | null = null;
   try {
     anchored = await ledger.evaluate<AuditHead>('audit', 'GetAuditHead', [
-      organization,
-      AUDIT_CHAIN_ID,
+      chain.organization,
+      chain.chainId,
     ]);
   } catch (e) {
     if (!(e instanceof NotFoundError)) {
@@ -74,11 +75,11 @@ export async function checkAccessLog(
 export async function verifyAccessLogAgainstLedger(
   query: QueryRows,
   ledger: Pick<Ledger, 'evaluate'>,
-  organization: string,
+  auditChain: AuditChainRef,
   patientId?: string,
 ): Promise<AccessLogVerification & { permits: PermitCheck }> {
   const justifier = new PermitJustifier(query, ledger, patientId);
-  const chain = await checkAccessLog(query, ledger, organization, {
+  const chain = await checkAccessLog(query, ledger, auditChain, {
     patientId,
     onPage: (events) => justifier.check(events),
   });

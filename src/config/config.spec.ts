@@ -52,6 +52,7 @@ describe('configuration', () => {
     [{ AUTH_JWKS_URL: 'https://idp/jwks' }, 'AUTH_ISSUER is required when AUTH_JWKS_URL is set'],
     [{ AUTH_JWKS_URL: 'not a url' }, 'AUTH_JWKS_URL must be a URL'],
     [{ ORG_ID: 'has space' }, 'ORG_ID must be'],
+    [{ INSTANCE_ID: 'site a' }, 'INSTANCE_ID must be 1–64 letters'],
     [{ LOG_LEVEL: 'loud' }, 'LOG_LEVEL'],
     [{ LEDGER: 'fabric' }, 'FABRIC_PEER_ENDPOINT is required with LEDGER=fabric'],
     [
@@ -88,6 +89,12 @@ describe('configuration', () => {
       FABRIC_KEY: '/key.pem',
     });
     expect(c).toMatchObject({ ledger: 'fabric', orgId: 'Org1MSP' });
+  });
+
+  it("names an instance among its organisation's only when INSTANCE_ID is given", () => {
+    expect(loadConfig({}).instanceId).toBeUndefined();
+    expect(loadConfig({ INSTANCE_ID: '' }).instanceId).toBeUndefined();
+    expect(loadConfig({ INSTANCE_ID: 'hospital-a' }).instanceId).toBe('hospital-a');
   });
 
   it('never echoes a malformed key', () => {

@@ -49,6 +49,17 @@ const envSchema = z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 letters, digits, dot, dash or underscore')
       .optional(),
+    /**
+     * Names this instance among its organisation's API instances. Each instance with its own
+     * database keeps its own access log, anchored on the ledger as its own chain
+     * (`access-log.<INSTANCE_ID>`); unset, the chain is `access-log`, which only one database
+     * of an organisation may use. Processes sharing one database share one INSTANCE_ID.
+     */
+    INSTANCE_ID: optional(
+      z
+        .string()
+        .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 letters, digits, dot, dash or underscore'),
+    ),
     // The Fabric adapter reads and checks its FABRIC_* variables in detail; here, only that
     // the required ones are there, so a missing one stops start-up with one clear line.
     FABRIC_PEER_ENDPOINT: optional(z.string()),
@@ -174,6 +185,8 @@ export interface AppConfig {
   /** The KEK as configured (base64/hex); absent in embedded mode means the data-dir file. */
   kek?: string;
   orgId: string;
+  /** This instance among its organisation's (INSTANCE_ID); names its access log's chain. */
+  instanceId?: string;
   ledger: 'embedded' | 'fabric';
   /** Whether this process runs a training node per organisation. */
   trainingNodes: boolean;
@@ -228,6 +241,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     kek: e.CUSTODIA_KEK,
     // On Fabric the ledger names an organisation by its MSP id; embedded, by ORG_ID.
     orgId: e.ORG_ID ?? (e.LEDGER === 'fabric' ? e.FABRIC_MSP_ID! : 'org1'),
+    instanceId: e.INSTANCE_ID,
     ledger: e.LEDGER,
     trainingNodes:
       e.TRAINING_NODES === 'on' || (e.TRAINING_NODES === 'auto' && e.LEDGER === 'embedded'),

@@ -7,7 +7,7 @@ import { createServer, Server, Socket } from 'node:net';
 import { AddressInfo } from 'node:net';
 import { CustodiaError } from '../../src/common/errors';
 import { FabricLedger } from '../../src/ledger/fabric';
-import { Checkpoint, LedgerEvent } from '../../src/ledger/ledger.port';
+import { Checkpoint, ContractName, LedgerEvent } from '../../src/ledger/ledger.port';
 import { orgConfig } from './network';
 
 interface Grant {
@@ -103,6 +103,42 @@ describe('FabricLedger on a native Fabric network', () => {
       id,
       status: 'ACTIVE',
     });
+  });
+
+  it("serves the chaincode's metadata through fabric-contract-api's system contract", async () => {
+    // Not one of the API's contracts, so not in ContractName: asked for by its Fabric name.
+    const system = 'org.hyperledger.fabric' as ContractName;
+    const metadata = await hospital.evaluate<{ contracts: Record<string, unknown> }>(
+      system,
+      'GetMetadata',
+      [],
+    );
+    expect(Object.keys(metadata.contracts)).toEqual(
+      expect.arrayContaining(['consent', 'records', 'training', 'audit']),
+    );
+  });
+
+  it('keeps the audit chains of two API instances of one organisation apart', async () => {
+    const run = randomUUID().slice(0, 8);
+    const [a, b] = [`access-log.site-a-${run}`, `access-log.site-b-${run}`];
+    await hospital.submit('audit', 'AnchorAuditHead', [a, '40', 'a0'.repeat(32)]);
+    // Instance b is far behind a, which is no conflict: each chain advances on its own.
+    await hospital.submit('audit', 'AnchorAuditHead', [b, '1', 'b0'.repeat(32)]);
+    await expect(hospital.evaluate('audit', 'GetAuditHead', ['Org1MSP', b])).resolves.toMatchObject(
+      { organization: 'Org1MSP', chainId: b, seq: 1 },
+    );
+    let heads: { chainId: string; seq: number }[] = [];
+    for (let i = 0; i < 50 && heads.length < 2; i++) {
+      heads = (
+        await research.evaluate<{ chainId: string; seq: number }[]>('audit', 'ListAuditHeads', [
+          'Org1MSP',
+        ])
+      ).filter((h) => h.chainId.endsWith(run));
+    }
+    expect(heads.map((h) => [h.chainId, h.seq])).toEqual([
+      [a, 40],
+      [b, 1],
+    ]);
   });
 
   describe('maps chaincode rejections to the API errors', () => {

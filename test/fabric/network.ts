@@ -1,25 +1,12 @@
-// Brings the native Fabric network up and down for the Fabric suites, and tells them how to
-// reach it (the FABRIC_* variables that network.sh writes for Org1's and Org2's client users).
-import { execFileSync } from 'node:child_process';
+// Tells the Fabric suites how to reach the network that network.sh brought up (the FABRIC_*
+// variables it writes for Org1's and Org2's client users), and lets them stop and start nodes.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fabricConfigFromEnv, FabricLedgerConfig } from '../../src/ledger/fabric';
+import { NETWORK_SH } from './network-script';
 
-const NETWORK_SH = join(__dirname, '..', '..', 'fabric-network', 'network.sh');
-
-export type FabricNode = 'orderer' | 'peer0.org1' | 'peer0.org2' | 'chaincode';
-
-/** Runs network.sh; its progress goes to our stderr, its standard output is returned. */
-export function networkSh(
-  ...command: ['up' | 'down' | 'env'] | ['stop' | 'start', FabricNode]
-): string {
-  return execFileSync('bash', [NETWORK_SH, ...command], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    // A cold build of the Fabric binaries takes minutes; bringing the network up, seconds.
-    timeout: 20 * 60_000,
-  });
-}
+export { networkSh } from './network-script';
+export type { FabricNode } from './network-script';
 
 /** The network's FABRIC_* variables, read from the file `up` wrote. */
 export function networkEnv(): Record<string, string> {
