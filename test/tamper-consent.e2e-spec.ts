@@ -3,10 +3,11 @@
 // projection from the ledger, and verify-ledger names what it found.
 import { randomUUID } from 'node:crypto';
 import { Pool } from 'pg';
-import { ConsentReconciliation } from '../src/consent';
-import { Ledger, LEDGER } from '../src/ledger';
+import { ConsentProjector, ConsentReconciliation } from '../src/consent';
+import { Ledger, LEDGER, LedgerEvent } from '../src/ledger';
 import { kekOf, RowAuthenticator } from '../src/records/crypto';
 import { verifyAll } from '../src/verification';
+import { Collector } from './helpers/collector';
 import { observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
 
@@ -167,7 +168,16 @@ describe('tampering with consent in the database', () => {
   });
 
   it('reports a changed or extra grant in verify-ledger and repairs it from the ledger', async () => {
+    // The grant's own ledger event must be applied first: applied after the tampering, it
+    // would repair the row before verify-ledger could see it.
+    const applied = new Collector<LedgerEvent>();
+    const projector = api.server.app.get(ConsentProjector);
+    projector.events.on('applied', applied.push);
     const id = await grantTo('dr-verify');
+    await applied.until((events) =>
+      events.some((e) => (e.payload as { id?: string } | null)?.id === id),
+    );
+    projector.events.off('applied', applied.push);
     await api.db.query(`UPDATE consent_grants SET grantee_id = 'dr-other' WHERE id = $1`, [id]);
     const forgedId = randomUUID();
     await api.db.query(
