@@ -14,12 +14,14 @@
 // Results go to bench/results/soak.json.
 //   options: --minutes 10 --warmup-minutes 2 --share 0.8 --rate N (skip the calibration)
 //            --patients 20 --records 30 --calibrate 10
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+//            --profile  (CPU-profile the server during the soak; prints it, writes no results)
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DevIssuer } from '../src/auth';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/config';
+import { summariseProfile } from './lib/cpu-profile';
 import { round, runLoad } from './lib/load';
 import { RECORDS_QUERY, sampleResource } from './lib/sample-records';
 import { ServerMemory, ServerProcess } from './lib/server-process';
@@ -44,6 +46,8 @@ interface Settings {
   patients: number;
   records: number;
   calibrateSeconds: number;
+  /** CPU-profile the server during the soak and print where its time went (no results file). */
+  profile: boolean;
 }
 
 function settings(): Settings {
@@ -56,6 +60,7 @@ function settings(): Settings {
       patients: { type: 'string', default: '20' },
       records: { type: 'string', default: '30' },
       calibrate: { type: 'string', default: '10' },
+      profile: { type: 'boolean', default: false },
     },
   });
   const num = (name: string, v: string, integer = true) => {
@@ -73,6 +78,7 @@ function settings(): Settings {
     patients: num('patients', values.patients),
     records: num('records', values.records),
     calibrateSeconds: num('calibrate', values.calibrate),
+    profile: values.profile,
   };
   if (s.warmupMinutes >= s.minutes) throw new Error('--warmup-minutes must be below --minutes');
   return s;
@@ -355,6 +361,8 @@ async function main(): Promise<void> {
           `soaking at ${rate} req/s for ${s.minutes} min ` +
           `(${KINDS.map((k) => `${k} ${MIX[k] * 100}%`).join(', ')})`,
       );
+      const profileFile = join(dataDir, 'soak.cpuprofile');
+      if (s.profile) await server.startProfile();
       const { stats, errorCodes, gcBeforeHeap } = await soak(
         server,
         patients,
@@ -362,6 +370,13 @@ async function main(): Promise<void> {
         rate,
         s,
       );
+      if (s.profile) {
+        await server.stopProfile(profileFile);
+        const requests = stats.reduce((n, m) => n + m.requests, 0);
+        console.log(summariseProfile(JSON.parse(await readFile(profileFile, 'utf8')), requests));
+        console.log('(profiled run: results file not written)');
+        return;
+      }
       const errors = stats.reduce((n, m) => n + m.errors, 0);
       const shed = stats.reduce((n, m) => n + m.shed, 0);
       const rss = growth(stats, s.warmupMinutes, 'rssMb');
