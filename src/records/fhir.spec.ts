@@ -1,10 +1,10 @@
-import { BadUserInputError } from '../common/errors';
 import {
   contradictedLabel,
   deriveCategory,
   labelledRestricted,
   validatePatientResource,
 } from './fhir';
+import { badUserInput } from '../../test/helpers/errors';
 
 const P = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
 const glucose = {
@@ -24,16 +24,6 @@ const glucose = {
   valueQuantity: { value: 5.4, unit: 'mmol/L' },
 };
 
-function inputError(fn: () => unknown): BadUserInputError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BadUserInputError);
-    return e as BadUserInputError;
-  }
-  throw new Error('expected BAD_USER_INPUT');
-}
-
 describe('FHIR resources', () => {
   it('accepts a valid Observation and sets its subject to the owner', () => {
     const r = validatePatientResource(glucose, P);
@@ -47,7 +37,7 @@ describe('FHIR resources', () => {
   });
 
   it('rejects a subject naming another patient', () => {
-    const e = inputError(() =>
+    const e = badUserInput(() =>
       validatePatientResource({ ...glucose, subject: { reference: 'Patient/someone-else' } }, P),
     );
     expect(e.details.field).toBe('input.resource.subject');
@@ -76,21 +66,21 @@ describe('FHIR resources', () => {
     expect(
       validatePatientResource({ resourceType: 'Patient', birthDate: '1970-01-01' }, P).id,
     ).toBe(P);
-    inputError(() => validatePatientResource({ resourceType: 'Patient', id: 'other' }, P));
+    badUserInput(() => validatePatientResource({ resourceType: 'Patient', id: 'other' }, P));
   });
 
   it('rejects an unknown resource type', () => {
-    const e = inputError(() => validatePatientResource({ resourceType: 'Spaceship' }, P));
+    const e = badUserInput(() => validatePatientResource({ resourceType: 'Spaceship' }, P));
     expect(e.details.field).toBe('input.resource.resourceType');
   });
 
   it('rejects types that cannot belong to a patient', () => {
-    inputError(() => validatePatientResource({ resourceType: 'Organization', name: 'x' }, P));
+    badUserInput(() => validatePatientResource({ resourceType: 'Organization', name: 'x' }, P));
   });
 
   it('rejects invalid FHIR and names the path without echoing values', () => {
     const secret = 'Jane Q. Public';
-    const e = inputError(() =>
+    const e = badUserInput(() =>
       validatePatientResource(
         { ...glucose, status: undefined, valueQuantity: { value: secret } },
         P,
@@ -102,12 +92,12 @@ describe('FHIR resources', () => {
   });
 
   it('rejects properties FHIR does not define', () => {
-    const e = inputError(() => validatePatientResource({ ...glucose, nickname: 'x' }, P));
+    const e = badUserInput(() => validatePatientResource({ ...glucose, nickname: 'x' }, P));
     expect(e.message).toContain('nickname');
   });
 
   it.each([[null], [[]], ['Observation'], [42]])('rejects a non-object resource %j', (v) => {
-    inputError(() => validatePatientResource(v, P));
+    badUserInput(() => validatePatientResource(v, P));
   });
 
   it('derives the category from the first coded category', () => {

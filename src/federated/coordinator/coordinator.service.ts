@@ -115,8 +115,9 @@ export class Coordinator {
     return this.repo.metrics(runId);
   }
 
-  updates(runId: string, round?: number | null): Promise<ModelUpdateInfoModel[]> {
-    return this.repo.updateInfos(runId, round);
+  /** A run's updates, of one round and one node when given. */
+  updates(runId: string, round?: number | null, nodeId?: string): Promise<ModelUpdateInfoModel[]> {
+    return this.repo.updateInfos(runId, round, nodeId);
   }
 
   /** The global model a round starts from, as float32 little-endian bytes. */

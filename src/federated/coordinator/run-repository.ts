@@ -462,11 +462,17 @@ export class RunRepository {
     );
   }
 
-  async updateInfos(runId: string, round?: number | null): Promise<ModelUpdateInfoModel[]> {
+  /** A run's updates (of one round, and of one node, when given). */
+  async updateInfos(
+    runId: string,
+    round?: number | null,
+    nodeId?: string,
+  ): Promise<ModelUpdateInfoModel[]> {
     const rows = (await this.db.query(
       `SELECT id, node_id, round, status, reason, num_examples FROM model_updates
-       WHERE run_id = $1 AND ($2::int IS NULL OR round = $2) ORDER BY round, received_at, id`,
-      [runId, round ?? null],
+       WHERE run_id = $1 AND ($2::int IS NULL OR round = $2) AND ($3::text IS NULL OR node_id = $3)
+       ORDER BY round, received_at, id`,
+      [runId, round ?? null, nodeId ?? null],
     )) as {
       id: string;
       node_id: string;

@@ -53,14 +53,13 @@ export class RunsResolver {
   /** A node sees its own updates only; researchers and administrators see every node's. */
   @Roles('RESEARCHER', 'ADMIN', 'NODE')
   @ResolveField(() => [ModelUpdateInfoModel])
-  async updates(
+  updates(
     @CurrentActor() actor: Actor,
     @Parent() run: TrainingRunModel,
     @Args('round', { type: () => Int, nullable: true }) round?: number | null,
   ) {
-    const updates = await this.coordinator.updates(run.id, round);
-    if (hasRole(actor, 'RESEARCHER') || hasRole(actor, 'ADMIN')) return updates;
-    return updates.filter((u) => u.nodeId === actor.id);
+    const everyNode = hasRole(actor, 'RESEARCHER') || hasRole(actor, 'ADMIN');
+    return this.coordinator.updates(run.id, round, everyNode ? undefined : actor.id);
   }
 }
 

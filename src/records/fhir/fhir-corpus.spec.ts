@@ -6,18 +6,9 @@ import { corpusFiles, corpusResource, FHIR_VARIANTS } from '../../../test/helper
 import { BadUserInputError } from '../../common/errors';
 import { validateFhirResource, validatePatientResource } from '../fhir';
 import { SKIPPED_INVARIANTS } from './index';
+import { badUserInput } from '../../../test/helpers/errors';
 
 const OWNER = '0b9c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4';
-
-function rejection(fn: () => unknown): BadUserInputError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(BadUserInputError);
-    return e as BadUserInputError;
-  }
-  throw new Error('expected BAD_USER_INPUT');
-}
 
 describe('the FHIR R4 corpus', () => {
   const files = corpusFiles();
@@ -43,7 +34,7 @@ describe('one-violation variants of real resources', () => {
   it.each(FHIR_VARIANTS.map((v) => [v.name, v] as const))('rejects %s', (_name, variant) => {
     const resource = corpusResource(variant.file);
     variant.mutate(resource);
-    const e = rejection(() => validatePatientResource(resource, OWNER));
+    const e = badUserInput(() => validatePatientResource(resource, OWNER));
     expect(e.code).toBe('BAD_USER_INPUT');
     for (const mention of variant.mentions) expect(e.message).toContain(mention);
     expect(e.message).not.toContain(variant.secret);
@@ -53,7 +44,7 @@ describe('one-violation variants of real resources', () => {
   it('points the field at the first offending element', () => {
     const resource = corpusResource('synthea-Observation-1.json');
     resource.status = 'not-a-status';
-    expect(rejection(() => validatePatientResource(resource, OWNER)).details.field).toBe(
+    expect(badUserInput(() => validatePatientResource(resource, OWNER)).details.field).toBe(
       'input.resource.status',
     );
   });

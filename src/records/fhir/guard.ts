@@ -1,12 +1,17 @@
 // Checks that run before anything else touches the input: no key that JavaScript treats
 // specially (`__proto__`, `constructor`, `prototype`), and a bounded depth, so that copying,
 // schema checking and FHIRPath never meet a prototype-pollution gadget or a stack overflow.
+import { MAX_INPUT_DEPTH } from '../../common/well-formed';
 import { type FhirIssue, safeName } from './issues';
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
-/** Deeper than any real resource (contained resources and nested extensions included). */
-export const MAX_DEPTH = 64;
+/**
+ * The API's one nesting limit for any input (deeper than any real resource, contained
+ * resources and nested extensions included), also applied here for callers that do not come
+ * through the GraphQL argument check.
+ */
+export const MAX_DEPTH = MAX_INPUT_DEPTH;
 
 /** The first unsafe spot in a JSON value, or null. Iterative: depth cannot overflow it. */
 export function unsafeStructure(value: unknown, root: string): FhirIssue | null {
