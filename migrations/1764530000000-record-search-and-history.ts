@@ -17,9 +17,7 @@ export class RecordSearchAndHistory1764530000000 implements MigrationInterface {
     await q.query(`ALTER TABLE records ADD COLUMN index_version smallint NOT NULL DEFAULT 0`);
     // Digests are per patient, so a digest alone finds one patient's rows.
     await q.query(`CREATE INDEX records_code_digests ON records USING gin (code_digests)`);
-    await q.query(
-      `CREATE INDEX records_unindexed ON records (id) WHERE index_version = 0`,
-    );
+    await q.query(`CREATE INDEX records_unindexed ON records (id) WHERE index_version = 0`);
     await q.query(`
       CREATE TABLE record_versions (
         record_id        uuid NOT NULL REFERENCES records(id) ON DELETE CASCADE,

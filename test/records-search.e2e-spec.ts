@@ -98,7 +98,7 @@ describe('searching records by code and clinical date', () => {
       }
     });
 
-    it("finds a real Synthea observation by its own LOINC code", async () => {
+    it('finds a real Synthea observation by its own LOINC code', async () => {
       const synthea = corpusResource('synthea-Observation-1.json');
       delete synthea.subject;
       delete synthea.encounter;
@@ -136,9 +136,7 @@ describe('searching records by code and clinical date', () => {
         ids.a2025,
       ]);
       expect(await found({ code: HBA1C, until: '2024-06-01T08:30:00Z' })).toEqual([ids.a2023]);
-      expect(new Set(await found(window))).toEqual(
-        new Set([ids.a2024, ids.glucose, ids.bp]),
-      );
+      expect(new Set(await found(window))).toEqual(new Set([ids.a2024, ids.glucose, ids.bp]));
     });
   });
 
@@ -271,7 +269,11 @@ describe('searching records by code and clinical date', () => {
         alice,
       );
       expect(latestObservations.map((r) => r.id)).toEqual([ids.a2025]);
-      const none = await api.ok<{ latestObservations: Found[] }>(LATEST, { p: aliceId, codes: [] }, alice);
+      const none = await api.ok<{ latestObservations: Found[] }>(
+        LATEST,
+        { p: aliceId, codes: [] },
+        alice,
+      );
       expect(none.latestObservations).toEqual([]);
     });
 

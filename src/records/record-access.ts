@@ -96,7 +96,10 @@ export function anchorQuestion({ row, hash }: OpenRow) {
 }
 
 /** A record version as returned: its hash recomputed, its integrity judged by the ledger. */
-export function recordModel({ row, resource, hash }: OpenRow, anchor: AnchorLookup): HealthRecordModel {
+export function recordModel(
+  { row, resource, hash }: OpenRow,
+  anchor: AnchorLookup,
+): HealthRecordModel {
   return {
     id: row.id,
     patientId: row.patientId,

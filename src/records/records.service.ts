@@ -198,7 +198,8 @@ export class RecordsService {
     const page = rows.slice(0, size);
     const opened = await Promise.all(page.map((r) => this.opener.open(r)));
     const readable = opened.filter(
-      (o): o is OpenRow => o !== null && (!search.matches || search.matches(o.resource, o.row.createdAt)),
+      (o): o is OpenRow =>
+        o !== null && (!search.matches || search.matches(o.resource, o.row.createdAt)),
     );
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
     // Only what was returned is logged as read; withheld records were not.

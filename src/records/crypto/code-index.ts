@@ -9,7 +9,9 @@ export const CODE_DIGEST_BYTES = 16;
 
 /** The patient's index key, derived from (never equal to) their data key. */
 export function codeIndexKey(dek: KeyObject): Buffer {
-  return Buffer.from(hkdfSync('sha256', dek.export(), Buffer.alloc(0), 'custodia/code-index/v1', 32));
+  return Buffer.from(
+    hkdfSync('sha256', dek.export(), Buffer.alloc(0), 'custodia/code-index/v1', 32),
+  );
 }
 
 export function codeDigests(indexKey: Buffer, terms: readonly string[]): Buffer[] {

@@ -48,7 +48,10 @@ export class RecordAmendments {
     expectedVersion: number,
   ): Promise<Amended> {
     if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 1) {
-      throw new BadUserInputError('expectedVersion must be a version number (1 or more)', 'expectedVersion');
+      throw new BadUserInputError(
+        'expectedVersion must be a version number (1 or more)',
+        'expectedVersion',
+      );
     }
     const notFound = new NotFoundError('No record with that id.');
     if (!isUuid(id)) throw notFound;
@@ -84,7 +87,9 @@ export class RecordAmendments {
         ? 'RESTRICTED'
         : 'NORMAL';
     const version = expectedVersion + 1;
-    if (!this.access.admits(decision, { resourceType: current.resourceType, category, sensitivity })) {
+    if (
+      !this.access.admits(decision, { resourceType: current.resourceType, category, sensitivity })
+    ) {
       await this.access.logDenied(actor, decision, current.patientId, [id]);
       throw new ConsentRequiredError(
         'Your grant does not cover the record as amended (its category or sensitivity); ask the patient for a grant that does.',

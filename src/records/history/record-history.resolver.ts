@@ -45,12 +45,11 @@ export class RecordHistoryResolver {
     @Args('resource', { type: () => JSONScalar }) resource: unknown,
     @Args('expectedVersion', { type: () => Int }) expectedVersion: number,
   ) {
-    const { row, resource: stored, anchor } = await this.amendments.update(
-      actor,
-      id,
-      resource,
-      expectedVersion,
-    );
+    const {
+      row,
+      resource: stored,
+      anchor,
+    } = await this.amendments.update(actor, id, resource, expectedVersion);
     return recordModel({ row, resource: stored, hash: row.contentHash }, anchor);
   }
 }

@@ -33,7 +33,11 @@ export class LatestObservationsQuery {
     private readonly anchors: LedgerAnchors,
   ) {}
 
-  async latest(actor: Actor, patientId: string, codes: readonly string[]): Promise<LatestObservations> {
+  async latest(
+    actor: Actor,
+    patientId: string,
+    codes: readonly string[],
+  ): Promise<LatestObservations> {
     if (codes.length > MAX_CODES) {
       throw new BadUserInputError(`codes may name at most ${MAX_CODES} codes`, 'codes');
     }
@@ -72,7 +76,9 @@ export class LatestObservationsQuery {
     const seen = new Set<string>();
     const rows = found
       .map((f) => ({ term: terms[Number(f.ord) - 1], row: versionEntity(f) }))
-      .filter(({ row }) => this.access.admits(decision, row) && !seen.has(row.id) && seen.add(row.id));
+      .filter(
+        ({ row }) => this.access.admits(decision, row) && !seen.has(row.id) && seen.add(row.id),
+      );
     const opened = await Promise.all(rows.map(({ row }) => this.opener.open(row)));
     // The index only finds: each row must carry the code it was found by.
     const readable = opened.filter(

@@ -45,7 +45,14 @@ export class RecordIndexing {
         const [, updated] = (await this.db.query(
           `UPDATE records SET effective_at = $4, code_digests = $5, index_version = $6
            WHERE id = $1 AND version = $2 AND auth_tag = $3 AND index_version = 0`,
-          [row.id, row.version, row.authTag, entry.effectiveAt, entry.codeDigests, entry.indexVersion],
+          [
+            row.id,
+            row.version,
+            row.authTag,
+            entry.effectiveAt,
+            entry.codeDigests,
+            entry.indexVersion,
+          ],
         )) as [unknown, number];
         if (updated === 1) outcome.indexed++;
         else outcome.leftAlone++;

@@ -1,13 +1,4 @@
-import {
-  Args,
-  Context,
-  ID,
-  Info,
-  Parent,
-  Query,
-  ResolveField,
-  Resolver,
-} from '@nestjs/graphql';
+import { Args, Context, ID, Info, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
 import { GraphQLResolveInfo, responsePathAsArray } from 'graphql';
 import { Actor, ConsentChecked, CurrentActor, Roles } from '../../auth';
 import { PartialErrors } from '../../common/partial-errors';
