@@ -356,6 +356,25 @@ describe('record amendments and history', () => {
       expect(list.map((v) => v.integrity)).toEqual(['VERIFIED', 'VERIFIED']);
       expect(list[1].ledgerTxId).not.toBe('forged');
     });
+    it('reports a record rolled back to an older version, which the ledger knows is not the newest', async () => {
+      const { id } = await create(observation('2093-3', 210));
+      await update(id, observation('2093-3', 220), 1);
+      // A database writer restores version 1 as the current row and drops its copy.
+      await api.db.query(
+        `UPDATE records r SET version = v.version, iv = v.iv, auth_tag = v.auth_tag,
+           ciphertext = v.ciphertext, content_hash = v.content_hash, category = v.category,
+           sensitivity = v.sensitivity, key_id = v.key_id
+         FROM record_versions v WHERE v.record_id = r.id AND r.id = $1 AND v.version = 1`,
+        [id],
+      );
+      await api.db.query('DELETE FROM record_versions WHERE record_id = $1', [id]);
+      const res = await history(id);
+      expect(res.data!.recordHistory.map((v) => [v.version, v.integrity])).toEqual([
+        [1, 'VERIFIED'],
+      ]);
+      expect(codes(res)).toEqual(['INTERNAL']);
+      expect(res.errors![0].message).toContain(`Record ${id}: version(s) 2 `);
+    });
   });
 
   describe('erasure', () => {

@@ -7,7 +7,7 @@ import { recordModel } from '../record-access';
 import { HealthRecordModel } from '../record.model';
 import { unreadableRecord } from '../records.service';
 import { RecordAmendments } from './record-amendments';
-import { RecordHistory } from './record-history';
+import { missingVersions, RecordHistory } from './record-history';
 
 @Resolver(() => HealthRecordModel)
 export class RecordHistoryResolver {
@@ -31,6 +31,7 @@ export class RecordHistoryResolver {
     const history = await this.versions.history(actor, id);
     const path = responsePathAsArray(info.path);
     for (const w of history.withheld) partialErrors.add(unreadableRecord(w.recordId), path);
+    if (history.missing.length) partialErrors.add(missingVersions(id, history.missing), path);
     return history.items;
   }
 

@@ -2,13 +2,16 @@
 // judged against its own anchor on the ledger. A version row forged or altered in the database
 // does not open (its AEAD binds record id, patient, version and labels), so it is withheld and
 // reported, never served; one copied from another version fails the same way.
-import { Injectable } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
+import type { RecordAnchor } from '@custodia/chaincode';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Actor } from '../../auth';
-import { NotFoundError } from '../../common/errors';
+import { InternalError, NotFoundError } from '../../common/errors';
+import { Ledger, LEDGER } from '../../ledger';
 import { isUuid } from '../../common/ids';
 import { LedgerAnchors } from '../ledger-anchors';
+import { AnchorLookup } from '../record-integrity';
 import { anchorQuestion, recordModel, RecordAccess } from '../record-access';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { SUPERSEDED_COLUMNS, VersionRow, versionEntity } from '../record-rows';
@@ -19,6 +22,8 @@ export interface History {
   items: HealthRecordModel[];
   /** Versions (record id and version) that failed to open and were withheld. */
   withheld: { recordId: string; version: number }[];
+  /** Versions the ledger holds that storage does not: rolled back or deleted. */
+  missing: number[];
 }
 
 @Injectable()
@@ -28,6 +33,7 @@ export class RecordHistory {
     private readonly access: RecordAccess,
     private readonly opener: RecordOpener,
     private readonly anchors: LedgerAnchors,
+    @Inject(LEDGER) private readonly ledger: Ledger,
   ) {}
 
   async history(actor: Actor, id: string): Promise<History> {
@@ -52,13 +58,48 @@ export class RecordHistory {
     );
     const opened = await Promise.all(versions.map((v) => this.opener.open(v)));
     const readable = opened.filter((o): o is OpenRow => o !== null);
-    const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
+    // The ledger's own list of versions, in one call: a version it holds that storage lacks
+    // (a row rolled back to an older version, or deleted) is reported, not silently absent.
+    const onLedger = await this.ledgerVersions(id);
+    let anchors: AnchorLookup[];
+    let missing: number[] = [];
+    if (onLedger) {
+      const stored = new Set([current.version, ...older.map((v) => v.version)]);
+      missing = [...onLedger.keys()].filter((v) => !stored.has(v)).sort((a, b) => b - a);
+      anchors = readable.map(({ row }) => {
+        const a = onLedger.get(row.version);
+        return a
+          ? { state: 'anchored', contentHash: a.contentHash, txId: a.txId }
+          : { state: 'absent' };
+      });
+    } else {
+      anchors = await this.anchors.lookup(readable.map(anchorQuestion));
+    }
     await this.access.logPermitted(actor, decision, current.patientId, [current]);
     return {
       items: readable.map((o, i) => recordModel(o, anchors[i])),
       withheld: versions
         .filter((_, i) => opened[i] === null)
         .map((v) => ({ recordId: v.id, version: v.version })),
+      missing,
     };
   }
+
+  /** The ledger's anchors of the record by version, or null when the ledger cannot be asked. */
+  private async ledgerVersions(id: string): Promise<Map<number, RecordAnchor> | null> {
+    try {
+      const anchors = await this.ledger.evaluate<RecordAnchor[]>('records', 'RecordHistory', [id]);
+      return new Map(anchors.map((a) => [a.version, a]));
+    } catch {
+      return null;
+    }
+  }
+}
+
+/** Names the record and the versions; says nothing of what they held. */
+export function missingVersions(recordId: string, versions: number[]): InternalError {
+  return new InternalError(
+    `Record ${recordId}: version(s) ${versions.join(', ')} are anchored on the ledger but missing from storage (rolled back or deleted). Report this record id to your administrator.`,
+    { recordId },
+  );
 }
