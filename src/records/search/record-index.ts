@@ -3,7 +3,8 @@
 // the patient's index key. What the index reveals to a database reader: the clinical date of
 // each record (like created_at does for records entered as they happen), how many codings a
 // record's main code has, and which of one patient's records share a code; not which code,
-// and nothing across patients.
+// and nothing across patients. The date is kept at full precision, not coarsened, so that
+// since/until are exact in SQL and pages stay full; it tells when, never what.
 import { Injectable } from '@nestjs/common';
 import { codeDigests, codeIndexKey, DataKey, DataKeyRing } from '../crypto';
 import { clinicalDate, codeTerms, hasTerm, tokenTerm } from './clinical-facts';
