@@ -126,14 +126,13 @@ describe('planning a bundle import', () => {
     expect(e.details.field).toBe(field);
   });
 
-  it('plans 1,000 entries well within the import budget (CPU time, logged)', () => {
+  it('plans 1,000 entries well within the import budget (CPU time)', () => {
     const bundle = largeBundle(1000);
     const started = process.cpuUsage();
     const p = plan(bundle);
     const used = process.cpuUsage(started);
     expect(p.records.length + p.skipped).toBe(1000);
-    // Measured, not asserted tightly: a loaded machine varies; the budget is 10 s end to end.
-    console.log(`planned 1,000 entries in ${((used.user + used.system) / 1000).toFixed(0)} ms CPU`);
+    // A loose bound (the budget is 10 s end to end; the e2e suite logs the measured time).
     expect(used.user + used.system).toBeLessThan(10_000_000);
   });
 });
