@@ -217,6 +217,15 @@ describe('importing and exporting FHIR bundles', () => {
         'WRITE PERMIT',
       ]);
       expect(log.rows[1].consent_id).toBeTruthy();
+      // The import's PERMIT is justified by the WRITE grant the ledger holds.
+      const { verifyAccessLog } = await api.ok<{
+        verifyAccessLog: { ok: boolean; problems: string[]; permitsJustified: number };
+      }>(
+        'query($p: ID!) { verifyAccessLog(patientId: $p) { ok problems permitsJustified } }',
+        { p: dave.id },
+        dave.token,
+      );
+      expect(verifyAccessLog).toMatchObject({ ok: true, problems: [] });
     });
   });
 
