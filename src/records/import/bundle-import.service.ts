@@ -2,8 +2,8 @@
 // planned and validated whole first (see bundle-plan), sealed under the patient's data key in
 // one pass, and inserted in one database transaction; only after it commits are the records
 // anchored, through the same crash-safe path as createRecord (a record the ledger did not take
-// stays PENDING and the outbox anchors it); the answer does not wait for the ledger. Who may import: the patient into their own
-// records, and a clinician holding an active WRITE grant (purpose TREATMENT) whose record
+// stays PENDING and the outbox anchors it); the answer does not wait for the ledger. Who may
+// import: the patient into their own records, and a clinician holding an active WRITE grant (purpose TREATMENT) whose record
 // filters cover every imported record; the clinician's import is in the patient's access log.
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
@@ -29,6 +29,8 @@ const ANCHOR_CONCURRENCY = 64;
 export class BundleImportService implements OnApplicationShutdown {
   /** Imports whose records are being anchored. */
   private readonly anchoringNow = new Set<Promise<void>>();
+  /** Set at shutdown: records not yet anchored are left PENDING, for the outbox of the next start. */
+  private stopping = false;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -85,6 +87,7 @@ export class BundleImportService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.stopping = true;
     await Promise.all(this.anchoringNow);
   }
 
@@ -141,7 +144,7 @@ export class BundleImportService implements OnApplicationShutdown {
   private async anchorAll(rows: RecordEntity[]): Promise<void> {
     let next = 0;
     const worker = async () => {
-      while (next < rows.length) {
+      while (next < rows.length && !this.stopping) {
         const row = rows[next++];
         await this.anchoring.anchorNow({
           id: row.id,
