@@ -3,8 +3,9 @@
 // one pass, and inserted in one database transaction; only after it commits are the records
 // anchored, through the same crash-safe path as createRecord (a record the ledger did not take
 // stays PENDING and the outbox anchors it); the answer does not wait for the ledger. Who may
-// import: the patient into their own records, and a clinician holding an active WRITE grant (purpose TREATMENT) whose record
-// filters cover every imported record; the clinician's import is in the patient's access log.
+// import: the patient into their own records, and a clinician holding an active WRITE grant
+// (purpose TREATMENT) whose record filters cover every imported record; the clinician's import
+// is in the patient's access log.
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { RecordFacts } from '@custodia/chaincode/policy';
