@@ -74,7 +74,7 @@ export async function importFile(file: string, options: ImportOptions): Promise<
   process.stderr.write('Loading the FHIR R4 definitions…\n');
   const checking = new Progress('Checking', total, 'entries');
   try {
-    planImport(bundle, options.patient, { onEntry: (done) => checking.update(done) });
+    await planImport(bundle, options.patient, { onEntry: (done) => checking.update(done) });
   } catch (e) {
     if (e instanceof CustodiaError) throw new ImportFailed(e.code, e.message);
     throw e;

@@ -64,7 +64,7 @@ export class BundleImportService implements OnApplicationShutdown {
         "No active consent lets you add records to this patient's profile. Ask the patient for a WRITE grant.",
       );
     }
-    const plan = planImport(bundle, target);
+    const plan = await planImport(bundle, target);
     for (const r of plan.records) {
       if (!this.pdp.admits(decision, factsOf(r))) {
         throw new ConsentRequiredError(

@@ -1,16 +1,25 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- variants edit arbitrary JSON */
 import { BadUserInputError } from '../../common/errors';
-import { badUserInput } from '../../../test/helpers/errors';
 import { corpusBundle, largeBundle, PATIENT_FULL_URL } from '../../../test/helpers/fhir-bundle';
 import { planImport } from './bundle-plan';
 
 const OWNER = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
 const plan = (bundle: unknown) => planImport(bundle, OWNER);
 
+/** The BadUserInputError the plan rejects with; any other outcome fails the test. */
+async function badUserInput(planned: Promise<unknown>): Promise<BadUserInputError> {
+  const e = await planned.then(
+    () => new Error('expected BAD_USER_INPUT, but the plan succeeded'),
+    (err: unknown) => err,
+  );
+  if (e instanceof BadUserInputError) return e;
+  throw e;
+}
+
 describe('planning a bundle import', () => {
-  it('imports every corpus resource and the Patient, skipping what holds no patient data', () => {
+  it('imports every corpus resource and the Patient, skipping what holds no patient data', async () => {
     const bundle = corpusBundle();
-    const p = plan(bundle);
+    const p = await plan(bundle);
     expect(p.records).toHaveLength(bundle.entry.length - 2);
     expect(p.skipped).toBe(2);
     expect(p.skippedTypes).toEqual(['Organization', 'Practitioner']);
@@ -23,9 +32,9 @@ describe('planning a bundle import', () => {
     }
   });
 
-  it('rewrites urn:uuid, relative and absolute references to the new record ids', () => {
+  it('rewrites urn:uuid, relative and absolute references to the new record ids', async () => {
     const bundle = corpusBundle();
-    const p = plan(bundle);
+    const p = await plan(bundle);
     const idOfEntry = new Map(p.records.map((r) => [r.entry, r.id]));
     const entryOf = new Map<string, number>();
     bundle.entry.forEach((e, i) => {
@@ -50,18 +59,18 @@ describe('planning a bundle import', () => {
     expect(rewritten).toBeGreaterThan(50);
   });
 
-  it('keeps references to skipped entries and to resources outside the bundle', () => {
+  it('keeps references to skipped entries and to resources outside the bundle', async () => {
     const bundle = corpusBundle();
     const obs = bundle.entry.find((e) => e.resource.resourceType === 'Observation')!;
     obs.resource.performer = [
       { reference: bundle.entry[2].fullUrl },
       { reference: 'Practitioner/elsewhere' },
     ];
-    const r = plan(bundle).records.find((x) => x.entry === bundle.entry.indexOf(obs))!;
+    const r = (await plan(bundle)).records.find((x) => x.entry === bundle.entry.indexOf(obs))!;
     expect(r.resource.performer).toEqual(obs.resource.performer);
   });
 
-  it('takes the one patient the entries name as the owner when there is no Patient entry', () => {
+  it('takes the one patient the entries name as the owner when there is no Patient entry', async () => {
     const bundle = corpusBundle();
     bundle.entry.shift();
     for (const e of bundle.entry) {
@@ -71,15 +80,15 @@ describe('planning a bundle import', () => {
         }
       }
     }
-    const p = plan(bundle);
+    const p = await plan(bundle);
     expect(p.records).toHaveLength(bundle.entry.length - 2);
   });
 
-  it('names the first invalid entry, with the path inside it', () => {
+  it('names the first invalid entry, with the path inside it', async () => {
     const bundle = corpusBundle();
     const i = bundle.entry.findIndex((e) => e.resource.resourceType === 'Observation');
     bundle.entry[i].resource.status = 'not-a-status';
-    const e = badUserInput(() => plan(bundle));
+    const e = await badUserInput(plan(bundle));
     expect(e.message).toContain(`entry[${i}]`);
     expect(e.message).not.toContain('not-a-status');
     expect(e.details.field).toBe(`bundle.entry[${i}].resource.status`);
@@ -118,18 +127,18 @@ describe('planning a bundle import', () => {
       (b: any) => (b.entry[8].resource.subject = { reference: 'Patient/someone-else' }),
       'bundle.entry[8].resource.subject',
     ],
-  ])('refuses %s', (_, mutate, field) => {
+  ])('refuses %s', async (_, mutate, field) => {
     const bundle = corpusBundle();
     mutate(bundle);
-    const e = badUserInput(() => plan(bundle));
+    const e = await badUserInput(plan(bundle));
     expect(e).toBeInstanceOf(BadUserInputError);
     expect(e.details.field).toBe(field);
   });
 
-  it('plans 1,000 entries well within the import budget (CPU time)', () => {
+  it('plans 1,000 entries well within the import budget (CPU time)', async () => {
     const bundle = largeBundle(1000);
     const started = process.cpuUsage();
-    const p = plan(bundle);
+    const p = await plan(bundle);
     const used = process.cpuUsage(started);
     expect(p.records.length + p.skipped).toBe(1000);
     // A loose bound (the budget is 10 s end to end; the e2e suite logs the measured time).
