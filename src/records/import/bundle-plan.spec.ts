@@ -70,6 +70,36 @@ describe('planning a bundle import', () => {
     expect(r.resource.performer).toEqual(obs.resource.performer);
   });
 
+  it('contains a skipped Medication in the records that refer to it, and still counts it', async () => {
+    const bundle = corpusBundle();
+    const medication = {
+      fullUrl: 'urn:uuid:9a8b7c6d-1234-4cde-8f90-0a1b2c3d4e5f',
+      resource: {
+        resourceType: 'Medication',
+        id: '9a8b7c6d-1234-4cde-8f90-0a1b2c3d4e5f',
+        code: {
+          coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '313782' }],
+        },
+      },
+    };
+    bundle.entry.push(medication);
+    const requests = bundle.entry.filter(
+      (e) =>
+        e.resource.resourceType === 'MedicationRequest' && e.resource.medicationCodeableConcept,
+    );
+    for (const e of requests.slice(0, 2)) {
+      delete e.resource.medicationCodeableConcept;
+      e.resource.medicationReference = { reference: medication.fullUrl };
+    }
+    const p = await plan(bundle);
+    expect(p.skippedTypes).toEqual(['Medication', 'Organization', 'Practitioner']);
+    for (const e of requests.slice(0, 2)) {
+      const r = p.records.find((x) => x.entry === bundle.entry.indexOf(e))!;
+      expect(r.resource.medicationReference).toEqual({ reference: '#med1' });
+      expect(r.resource.contained).toEqual([{ ...medication.resource, id: 'med1' }]);
+    }
+  });
+
   it('takes the one patient the entries name as the owner when there is no Patient entry', async () => {
     const bundle = corpusBundle();
     bundle.entry.shift();

@@ -16,8 +16,10 @@
 //   are skipped and counted, exactly the types createRecord refuses; so is the Consent of a
 //   Custodia grant (a grant is made on the ledger by the patient, never imported).
 // * `urn:uuid:` (fullUrl), relative (`Type/id`) and absolute references to imported entries
-//   are rewritten to `Type/<record id>`; references to skipped entries or to resources outside
-//   the bundle are kept as they are.
+//   are rewritten to `Type/<record id>`. A skipped Medication a record refers to (Synthea's
+//   MedicationRequest.medicationReference) is contained in that record, the reference made
+//   local (`#med1`), so the record still says which drug. References to other skipped entries
+//   or to resources outside the bundle are kept as they are.
 // * meta.versionId and meta.lastUpdated are the source server's and are dropped.
 import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
@@ -31,6 +33,8 @@ export const MAX_BUNDLE_ENTRIES = 10_000;
 
 const BUNDLE_TYPES = new Set(['transaction', 'batch', 'collection']);
 const CREATING = new Set(['POST', 'PUT']);
+/** Skipped types a record keeps as a contained copy when it refers to them. */
+const CONTAINABLE = new Set(['Medication']);
 const FIELD = 'bundle';
 /** Entries validated between two turns of the event loop. */
 const YIELD_EVERY = 25;
@@ -74,6 +78,8 @@ export async function planImport(
   const kinds: ('import' | 'patient' | 'skip')[] = [];
   const ids: string[] = [];
   const fullUrls = new Set<string>();
+  // Skipped entries that a record referring to them takes in as a contained resource.
+  const containable = new Map<string, Entry['resource']>();
   let patientEntry = -1;
   entries.forEach((entry, i) => {
     const { resource } = entry;
@@ -109,7 +115,12 @@ export async function planImport(
       }
       fullUrls.add(entry.fullUrl);
     }
-    if (kind === 'skip') return;
+    if (kind === 'skip') {
+      if (CONTAINABLE.has(type) && resource.contained === undefined) {
+        for (const key of identities(entry)) containable.set(key, resource);
+      }
+      return;
+    }
     const target = kind === 'patient' ? owner : `${type}/${id}`;
     for (const key of identities(entry)) targets.set(key, target);
   });
@@ -138,7 +149,7 @@ export async function planImport(
       skipped++;
       skippedTypes.add(entry.resource.resourceType);
     } else {
-      const resource = rewritten(entry.resource, ids[i], targets);
+      const resource = rewritten(entry.resource, ids[i], targets, containable);
       const valid = validEntry(resource, ownerId, i);
       records.push({
         entry: i,
@@ -228,37 +239,79 @@ function ownerReferences(entries: Entry[], kinds: string[]): Set<string> {
   return named;
 }
 
-/** A copy with the new id, references rewritten, and the source server's version meta dropped. */
+/**
+ * A copy with the new id, references rewritten, the skipped Medications it refers to contained,
+ * and the source server's version meta dropped.
+ */
 function rewritten(
   source: Entry['resource'],
   id: string,
   targets: Map<string, string>,
+  containable: Map<string, Entry['resource']>,
 ): Record<string, unknown> {
   const resource = structuredClone(source);
   resource.id = id;
-  const meta = resource.meta;
-  if (isObject(meta)) {
-    delete meta.versionId;
-    delete meta.lastUpdated;
-    if (Object.keys(meta).length === 0) delete resource.meta;
+  withoutVersionMeta(resource);
+  const contained = new Map<Entry['resource'], string>();
+  const taken = new Set(
+    Array.isArray(resource.contained)
+      ? resource.contained.map((c) => (c as { id?: unknown })?.id)
+      : [],
+  );
+  const contain = (target: Entry['resource']): string => {
+    let local = contained.get(target);
+    if (!local) {
+      for (let n = contained.size + 1; !local || taken.has(local); n++) local = `med${n}`;
+      taken.add(local);
+      contained.set(target, local);
+    }
+    return `#${local}`;
+  };
+  rewriteReferences(resource, targets, containable, contain);
+  if (contained.size > 0) {
+    const own = Array.isArray(resource.contained) ? resource.contained : [];
+    resource.contained = [
+      ...own,
+      ...[...contained].map(([target, local]) => {
+        const copy = structuredClone(target);
+        copy.id = local;
+        withoutVersionMeta(copy);
+        return copy;
+      }),
+    ];
   }
-  rewriteReferences(resource, targets);
   return resource;
 }
 
-function rewriteReferences(node: unknown, targets: Map<string, string>): void {
+function withoutVersionMeta(resource: Record<string, unknown>): void {
+  const meta = resource.meta;
+  if (!isObject(meta)) return;
+  delete meta.versionId;
+  delete meta.lastUpdated;
+  if (Object.keys(meta).length === 0) delete resource.meta;
+}
+
+function rewriteReferences(
+  node: unknown,
+  targets: Map<string, string>,
+  containable: Map<string, Entry['resource']>,
+  contain: (target: Entry['resource']) => string,
+): void {
   if (Array.isArray(node)) {
-    for (const item of node) rewriteReferences(item, targets);
+    for (const item of node) rewriteReferences(item, targets, containable, contain);
     return;
   }
   if (!isObject(node)) return;
   for (const [key, value] of Object.entries(node)) {
     if (key === 'reference' && typeof value === 'string') {
       // A version-specific reference names the same resource.
-      const target = targets.get(value) ?? targets.get(value.replace(/\/_history\/[^/]+$/, ''));
+      const base = value.replace(/\/_history\/[^/]+$/, '');
+      const target = targets.get(value) ?? targets.get(base);
+      const medication = containable.get(value) ?? containable.get(base);
       if (target) node.reference = target;
+      else if (medication) node.reference = contain(medication);
     } else if (typeof value === 'object' && value !== null) {
-      rewriteReferences(value, targets);
+      rewriteReferences(value, targets, containable, contain);
     }
   }
 }
