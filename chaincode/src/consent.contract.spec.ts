@@ -111,6 +111,9 @@ describe('ConsentContract', () => {
         txId: tx.txId,
         writtenBy: 'Org1MSP',
         revokedTxId: null,
+        patientSigned: false,
+        signedBy: null,
+        signature: null,
       };
       expect(result).toEqual(expected);
       expect(ledger.read(KEYS.grant, ['grant-1'])).toEqual(expected);

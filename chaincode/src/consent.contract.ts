@@ -27,6 +27,7 @@ import {
   txTime,
   valuesPage,
 } from './state';
+import { grantSigner } from './keys.contract';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -36,6 +37,11 @@ export interface GrantRecord extends ConsentGrant {
   txId: string;
   writtenBy: string;
   revokedTxId?: string | null;
+  /** Signed by one of the patient's registered keys (absent on grants from before keys). */
+  patientSigned?: boolean;
+  /** The id (thumbprint) of the key that signed, and the detached JWS, for anyone to recheck. */
+  signedBy?: string | null;
+  signature?: string | null;
 }
 
 /**
@@ -140,17 +146,33 @@ export class ConsentContract extends Contract {
   @Returns('string')
   async GrantConsent(ctx: Context, grantJson: string): Promise<string> {
     const now = txTime(ctx);
-    const grant = parseGrant(grantJson, now);
+    // The patient's signature travels with the terms; it is checked after them.
+    const { signature = null, ...terms } = v.parseJson(grantJson, 'grant');
+    const grant = parseGrant(JSON.stringify(terms), now);
     const k = key(ctx, KEYS.grant, [grant.id]);
     if (await getJson(ctx, k)) {
       throw new ChaincodeError('CONFLICT', `grant ${grant.id} already exists`);
     }
+    // What the patient signed: an absent validFrom means "from when it is written".
+    const openStart = terms.validFrom === undefined || terms.validFrom === null;
+    const signedBy = await grantSigner(
+      ctx,
+      {
+        ...grant,
+        validFrom: openStart ? null : grant.validFrom,
+        validUntil: grant.validUntil ?? null,
+      },
+      signature,
+    );
     const record: GrantRecord = {
       ...grant,
       createdAt: now,
       txId: ctx.stub.getTxID(),
       writtenBy: caller(ctx),
       revokedTxId: null,
+      patientSigned: signedBy !== null,
+      signedBy,
+      signature: signedBy === null ? null : (signature as string),
     };
     await putJson(ctx, k, record);
     await putIndex(ctx, KEYS.grantByPatient, [grant.patientId, grant.id]);
