@@ -12,7 +12,10 @@ import { ConsentProjector } from './consent.projector';
 import { ConsentResolver } from './consent.resolver';
 import { ConsentService } from './consent.service';
 import { EmergencyService } from './emergency.service';
+import { PatientKeysResolver, SignedConsentResolver } from './patient-keys.resolver';
+import { PatientKeysService } from './patient-keys.service';
 import { PolicyDecisionPoint } from './policy-decision-point';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 @Module({
   imports: [LedgerModule, PatientsModule, AuditModule, RecordCryptoModule],
@@ -29,6 +32,10 @@ import { PolicyDecisionPoint } from './policy-decision-point';
     EmergencyService,
     PolicyDecisionPoint,
     ConsentResolver,
+    SignedConsentSettings,
+    PatientKeysService,
+    PatientKeysResolver,
+    SignedConsentResolver,
     { provide: APP_INTERCEPTOR, useClass: ConsentCheckInterceptor },
   ],
   exports: [PolicyDecisionPoint, ConsentService, ConsentProjector, ConsentReconciliation],

@@ -33,8 +33,9 @@ export class ConsentService {
   async grant(actor: Actor, input: GrantConsentInput): Promise<ConsentGrantModel> {
     const patientId = await this.patients.requirePatientId(actor);
     const terms = validateGrant(input);
+    const signature = validateSignature(input);
     const { result } = await this.ledger.submit<GrantRecord>('consent', 'GrantConsent', [
-      JSON.stringify({ id: randomUUID(), patientId, ...terms }),
+      JSON.stringify({ id: input.id ?? randomUUID(), patientId, ...terms, signature }),
     ]);
     await this.projection.apply(result);
     return this.load(result.id);
@@ -111,6 +112,29 @@ export class ConsentService {
   private async load(id: string): Promise<ConsentGrantModel> {
     return toGrantModel(await this.db.getRepository(ConsentGrantEntity).findOneByOrFail({ id }));
   }
+}
+
+/** Compact JWS: base64url header, empty payload, base64url signature. */
+const DETACHED_JWS = /^[A-Za-z0-9_-]{1,512}\.\.[A-Za-z0-9_-]{1,512}$/;
+
+/**
+ * The patient's signature, if any, in the shape the chaincode verifies; a signed grant needs a
+ * client-chosen id (it is part of what was signed). The chaincode checks the signature itself.
+ */
+export function validateSignature(input: GrantConsentInput): string | null {
+  const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
+  if (input.id !== undefined && input.id !== null && !ID.test(input.id)) {
+    throw bad('id', 'id must be an id of 1–128 letters, digits, . _ : or -');
+  }
+  if (input.signature === undefined || input.signature === null) return null;
+  if (!input.id) throw bad('id', 'a signed grant needs the id that was signed (input.id)');
+  if (!DETACHED_JWS.test(input.signature)) {
+    throw bad(
+      'signature',
+      'signature must be a compact JWS with a detached payload (header..signature) over consentPayload(input)',
+    );
+  }
+  return input.signature;
 }
 
 /** The terms of a grant, checked field by field; the ledger checks the same again. */
