@@ -156,7 +156,6 @@ describe('patient-signed consent', () => {
       expect(await onLedger(input.id)).toMatchObject({
         patientSigned: true,
         signedBy: cliPublicJwk.kid,
-        signature,
       });
       expect(await reads()).toEqual([recordId]);
 

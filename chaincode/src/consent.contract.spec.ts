@@ -113,7 +113,6 @@ describe('ConsentContract', () => {
         revokedTxId: null,
         patientSigned: false,
         signedBy: null,
-        signature: null,
       };
       expect(result).toEqual(expected);
       expect(ledger.read(KEYS.grant, ['grant-1'])).toEqual(expected);

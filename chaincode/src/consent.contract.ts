@@ -39,9 +39,12 @@ export interface GrantRecord extends ConsentGrant {
   revokedTxId?: string | null;
   /** Signed by one of the patient's registered keys (absent on grants from before keys). */
   patientSigned?: boolean;
-  /** The id (thumbprint) of the key that signed, and the detached JWS, for anyone to recheck. */
+  /**
+   * The id (thumbprint) of the key that signed; the chaincode verified the JWS when it wrote
+   * the grant. The JWS is not kept in the state that every read loads (on Fabric it stays in
+   * the block's transaction arguments).
+   */
   signedBy?: string | null;
-  signature?: string | null;
 }
 
 /**
@@ -172,7 +175,6 @@ export class ConsentContract extends Contract {
       revokedTxId: null,
       patientSigned: signedBy !== null,
       signedBy,
-      signature: signedBy === null ? null : (signature as string),
     };
     await putJson(ctx, k, record);
     await putIndex(ctx, KEYS.grantByPatient, [grant.patientId, grant.id]);

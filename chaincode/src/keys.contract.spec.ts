@@ -284,10 +284,11 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       await register(a);
     });
 
-    it('records a grant signed by a registered key as patient-signed, with the JWS', async () => {
+    it('records a grant signed by a registered key as patient-signed, and by which key', async () => {
       const sig = await sign(a, consentPayload(terms()));
       const stored = await grant(terms(), sig);
-      expect(stored).toMatchObject({ patientSigned: true, signedBy: a.id, signature: sig });
+      expect(stored).toMatchObject({ patientSigned: true, signedBy: a.id });
+      expect(stored).not.toHaveProperty('signature');
       expect(ledger.read<GrantRecord>(KEYS.grant, ['grant-1'])?.patientSigned).toBe(true);
     });
 
@@ -304,7 +305,7 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
 
     it('records an unsigned grant of a patient who does not require signatures as not signed', async () => {
       const stored = await grant(terms());
-      expect(stored).toMatchObject({ patientSigned: false, signedBy: null, signature: null });
+      expect(stored).toMatchObject({ patientSigned: false, signedBy: null });
     });
 
     it.each<[string, Partial<GrantTerms>]>([

@@ -114,12 +114,13 @@ export function keyIdOf(jwk: PublicKeyJwk): string {
   return createHash('sha256').update(jcs({ crv, kty, x, y })).digest('base64url');
 }
 
-// Parsed keys by thumbprint: parsing is the costly part of a check and keys never change.
+// Parsed keys by their coordinates (exact, and cheaper than a thumbprint): parsing costs about
+// as much as a verification, and a key never changes.
 const parsed = new Map<string, KeyObject>();
 const MAX_PARSED = 10_000;
 
 function keyObject(jwk: PublicKeyJwk, field = 'publicKeyJwk'): KeyObject {
-  const id = keyIdOf(jwk);
+  const id = `${jwk.x}.${jwk.y}`;
   let key = parsed.get(id);
   if (!key) {
     try {
