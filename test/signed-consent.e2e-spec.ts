@@ -406,7 +406,22 @@ describe('patient-signed consent', () => {
       );
       expect(grantConsent.patientSigned).toBe(true);
       expect(await omarReads()).toBe(1);
-      await api.ok(`mutation($id: ID!) { revokeConsent(id: $id) { id } }`, { id: input.id }, other);
+
+      // Revoking needs no signature; a signed revocation is recorded as the patient's own.
+      const { revocationPayload } = await api.ok<{ revocationPayload: string }>(
+        `query($id: ID!) { revocationPayload(id: $id) }`,
+        { id: input.id },
+        other,
+      );
+      await api.ok(
+        `mutation($id: ID!, $sig: String) { revokeConsent(id: $id, signature: $sig) { id } }`,
+        { id: input.id, sig: await signWith(key.privateKey, revocationPayload) },
+        other,
+      );
+      expect(await onLedger(input.id)).toMatchObject({
+        status: 'REVOKED',
+        revocationSignedBy: await calculateJwkThumbprint(key.jwk),
+      });
       expect(await omarReads()).toEqual(['CONSENT_REQUIRED']);
     });
 

@@ -27,7 +27,7 @@ import {
   txTime,
   valuesPage,
 } from './state';
-import { grantSigner } from './keys.contract';
+import { grantSigner, revocationSigner } from './keys.contract';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -45,6 +45,8 @@ export interface GrantRecord extends ConsentGrant {
    * the block's transaction arguments).
    */
   signedBy?: string | null;
+  /** The key that signed the revocation, when the patient signed it (see RevokeSignedConsent). */
+  revocationSignedBy?: string | null;
 }
 
 /**
@@ -187,6 +189,20 @@ export class ConsentContract extends Contract {
   @Transaction()
   @Returns('string')
   async RevokeConsent(ctx: Context, grantId: string): Promise<string> {
+    return this.revoke(ctx, grantId, null);
+  }
+
+  /**
+   * Revokes a grant with the patient's signature over revocationPayload: the same revocation,
+   * recorded as the patient's own. A bad signature refuses it (revoke unsigned instead).
+   */
+  @Transaction()
+  @Returns('string')
+  async RevokeSignedConsent(ctx: Context, grantId: string, signature: string): Promise<string> {
+    return this.revoke(ctx, grantId, signature);
+  }
+
+  private async revoke(ctx: Context, grantId: string, signature: string | null): Promise<string> {
     const id = v.id(grantId, 'grantId');
     const k = key(ctx, KEYS.grant, [id]);
     const grant = await getJson<GrantRecord>(ctx, k);
@@ -194,11 +210,14 @@ export class ConsentContract extends Contract {
     if (grant.status === 'REVOKED') {
       throw new ChaincodeError('CONFLICT', `grant ${id} was already revoked at ${grant.revokedAt}`);
     }
+    const signedBy =
+      signature === null ? null : await revocationSigner(ctx, grant.patientId, id, signature);
     const revoked: GrantRecord = {
       ...grant,
       status: 'REVOKED',
       revokedAt: txTime(ctx),
       revokedTxId: ctx.stub.getTxID(),
+      ...(signedBy ? { revocationSignedBy: signedBy } : {}),
     };
     await putJson(ctx, k, revoked);
     emit(ctx, CONSENT_EVENTS.revoked, revoked);

@@ -10,6 +10,7 @@ import {
   keyPayload,
   parsePublicKeyJwk,
   PublicKeyJwk,
+  revocationPayload,
   settingPayload,
 } from './signed-consent';
 import { KEYS } from './state';
@@ -415,6 +416,19 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
     it('still gets the grants they signed', async () => {
       const stored = await grant(terms(), await sign(a, consentPayload(terms())));
       expect(stored.patientSigned).toBe(true);
+    });
+
+    it('may revoke with a signature, recorded as theirs; a bad one refuses the revocation', async () => {
+      await grant(terms(), await sign(a, consentPayload(terms())));
+      const other = await sign(a, revocationPayload('pat-1', 'grant-2'));
+      expect(
+        await rejection((ctx) => consent.RevokeSignedConsent(ctx, 'grant-1', other)),
+      ).toContain('does not verify');
+      const sig = await sign(a, revocationPayload('pat-1', 'grant-1'));
+      const { result } = await ledger.invoke<GrantRecord>((ctx) =>
+        consent.RevokeSignedConsent(ctx, 'grant-1', sig),
+      );
+      expect(result).toMatchObject({ status: 'REVOKED', revocationSignedBy: a.id });
     });
 
     it('may revoke without a signature', async () => {

@@ -10,6 +10,7 @@ import {
   parsePublicKeyJwk,
   PublicKeyJwk,
   consentPayload,
+  revocationPayload,
   settingPayload,
   verifyDetachedJws,
 } from './signed-consent';
@@ -82,6 +83,17 @@ export async function grantSigner(
     return null;
   }
   return verifyDetachedJws(signature, consentPayload(terms), ring.keys, 'grant.signature');
+}
+
+/** The key that signed the revocation of a patient's grant (refused with the reason if none). */
+export async function revocationSigner(
+  ctx: Context,
+  patientId: string,
+  grantId: string,
+  signature: unknown,
+): Promise<string> {
+  const ring = await loadKeyring(ctx, patientId);
+  return verifyDetachedJws(signature, revocationPayload(patientId, grantId), ring.keys);
 }
 
 /** A signature argument: '' stands for none (chaincode arguments are strings). */

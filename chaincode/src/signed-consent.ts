@@ -58,6 +58,14 @@ export function consentPayload(t: GrantTerms): string {
 }
 
 /**
+ * The bytes a patient signs to revoke a grant (optional: revoking needs no signature, but a
+ * signed revocation is recorded as the patient's own). A grant is revoked once, so no version.
+ */
+export function revocationPayload(patientId: string, grantId: string): string {
+  return jcs({ type: 'custodia.revocation/v1', patientId, grantId });
+}
+
+/**
  * The bytes a patient signs, with a key already registered, to add (or remove) a key. They
  * name the key set's current version, so a signature is good for one change only.
  */

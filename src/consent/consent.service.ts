@@ -41,10 +41,16 @@ export class ConsentService {
     return this.load(result.id);
   }
 
-  async revoke(actor: Actor, id: string): Promise<ConsentGrantModel> {
+  async revoke(actor: Actor, id: string, signature?: string | null): Promise<ConsentGrantModel> {
     const patientId = await this.patients.requirePatientId(actor);
     const notFound = new NotFoundError('No consent grant with that id.');
     if (!ID.test(id)) throw notFound;
+    if (signature !== undefined && signature !== null && !DETACHED_JWS.test(signature)) {
+      throw new BadUserInputError(
+        'signature must be a compact JWS with a detached payload (header..signature) over revocationPayload(id)',
+        'signature',
+      );
+    }
     // The ledger says whose grant it is and whether it stands: a projection row revoked or
     // deleted in the database must never stop a patient revoking what the ledger still holds.
     const grant = await this.ledger
@@ -56,13 +62,18 @@ export class ConsentService {
     // Another patient's grant answers exactly as one that does not exist.
     if (!grant || grant.patientId !== patientId) throw notFound;
     if (grant.status === 'REVOKED') throw new ConflictError('This grant is already revoked.');
-    await this.revokeOnLedger(id);
+    await this.revokeOnLedger(id, signature);
     return this.load(id);
   }
 
-  /** Revokes on the ledger and applies the revocation before returning (read-your-writes). */
-  async revokeOnLedger(id: string): Promise<void> {
-    const { result } = await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
+  /**
+   * Revokes on the ledger (signed by the patient, when a signature is given) and applies the
+   * revocation before returning (read-your-writes).
+   */
+  async revokeOnLedger(id: string, signature?: string | null): Promise<void> {
+    const { result } = signature
+      ? await this.ledger.submit<GrantRecord>('consent', 'RevokeSignedConsent', [id, signature])
+      : await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
     await this.projection.apply(result);
   }
 

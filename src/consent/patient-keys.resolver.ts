@@ -21,6 +21,15 @@ export class PatientKeysResolver {
   @Roles('PATIENT')
   @Query(() => String, {
     description:
+      'The bytes a patient may sign to revoke a grant (revokeConsent(id, signature)); revoking needs no signature.',
+  })
+  revocationPayload(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
+    return this.keys.revocationPayload(actor, id);
+  }
+
+  @Roles('PATIENT')
+  @Query(() => String, {
+    description:
       "The bytes a patient signs to turn signed-only consent off (or on), naming the setting's version.",
   })
   settingPayload(

@@ -10,6 +10,7 @@ import {
   keyPayload,
   parsePublicKeyJwk,
   PublicKeyJwk,
+  revocationPayload,
   settingPayload,
 } from '@custodia/chaincode/signed-consent';
 import { Actor } from '../auth';
@@ -41,6 +42,15 @@ export class PatientKeysService {
       );
     }
     return consentPayload({ id: input.id, patientId, ...validateGrant(input) });
+  }
+
+  /** The bytes to sign (optionally) for revokeConsent(id). */
+  async revocationPayload(actor: Actor, grantId: string): Promise<string> {
+    const patientId = await this.patients.requirePatientId(actor);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(grantId)) {
+      throw new BadUserInputError('id must be a grant id', 'id');
+    }
+    return revocationPayload(patientId, grantId);
   }
 
   async settingPayload(actor: Actor, requireSignedConsent: boolean): Promise<string> {
