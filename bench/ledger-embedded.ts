@@ -7,9 +7,10 @@
 // go to bench/results/ledger-embedded.json.
 //   options: --duration 8 --warmup 2 --concurrency 1,16,64 --patients 1000
 //            --query-timing  (time every ledger query by kind; prints it, writes no results)
-//            --signed  (every patient registers a device key; at each concurrency a phase of
-//                       unsigned grants, then one of patient-signed grants (presigned, so only
-//                       the chaincode's verification is measured), and their ratio)
+//            --signed  (every patient registers a device key; at each concurrency, phases of
+//                       unsigned and of patient-signed grants alternate --rounds times (presigned,
+//                       so only the chaincode's verification is measured), and their ratio)
+//            --rounds 3  (with --signed: how many unsigned/signed pairs)
 import 'reflect-metadata';
 import { createSecretKey, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -41,6 +42,7 @@ interface Settings {
   patients: number;
   queryTiming: boolean;
   signed: boolean;
+  rounds: number;
 }
 
 function settings(): Settings {
@@ -48,12 +50,14 @@ function settings(): Settings {
     patients: { type: 'string', default: '1000' },
     'query-timing': { type: 'boolean', default: false },
     signed: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
   });
   return {
     ...phases,
     patients: Math.floor(positive('patients', String(values.patients))),
     queryTiming: values['query-timing'] === true,
     signed: values.signed === true,
+    rounds: Math.floor(positive('rounds', String(values.rounds))),
   };
 }
 
@@ -91,9 +95,12 @@ async function main(): Promise<void> {
 
     const results: PhaseResult[] = [];
     for (const c of s.concurrencies) {
-      // Unsigned, signed, unsigned again: the ledger grows as it runs, so the signed phase is
-      // compared with the mean of the unsigned phases on either side of it.
-      for (const sign of signers ? [false, true, false] : [false]) {
+      // Unsigned and signed phases alternate: the ledger grows as it runs and this machine's
+      // load drifts, so each kind is measured across the whole window.
+      const sequence = signers
+        ? Array.from({ length: s.rounds }, () => [false, true]).flat()
+        : [false];
+      for (const sign of sequence) {
         const presigned = sign
           ? (g: Parameters<PatientSigners['signed']>[0]) => signers!.signed(g)
           : undefined;
@@ -164,24 +171,34 @@ async function main(): Promise<void> {
       })),
     );
     const signedCost = s.concurrencies.flatMap((c) => {
-      const plain = results.filter((r) => r.concurrency === c && !r.signed);
-      const signed = results.find((r) => r.concurrency === c && r.signed);
-      const mean = (f: (r: PhaseResult) => number) =>
-        plain.reduce((sum, r) => sum + f(r), 0) / plain.length;
-      return plain.length && signed
+      // Over all phases of a kind: grants per second of their time, CPU per grant.
+      const pooled = (signed: boolean) => {
+        const phases = results.filter((r) => r.concurrency === c && r.signed === signed);
+        const total = phases.reduce((n, r) => n + r.total, 0);
+        const seconds = phases.reduce((n, r) => n + r.elapsedSeconds, 0);
+        const cpuMs = phases.reduce((n, r) => n + r.cpuMsPerTx! * r.total, 0);
+        return { phases: phases.length, txPerSec: total / seconds, cpuMsPerTx: cpuMs / total };
+      };
+      const plain = pooled(false);
+      const signed = pooled(true);
+      return plain.phases && signed.phases
         ? [
             {
               concurrency: c,
-              throughputRatio: round(signed.txPerSec / mean((r) => r.txPerSec), 3),
-              extraCpuMsPerTx: round(signed.cpuMsPerTx! - mean((r) => r.cpuMsPerTx!), 3),
+              unsignedTxPerSec: round(plain.txPerSec, 1),
+              signedTxPerSec: round(signed.txPerSec, 1),
+              throughputRatio: round(signed.txPerSec / plain.txPerSec, 3),
+              unsignedCpuMsPerTx: round(plain.cpuMsPerTx, 3),
+              extraCpuMsPerTx: round(signed.cpuMsPerTx - plain.cpuMsPerTx, 3),
             },
           ]
         : [];
     });
     for (const r of signedCost) {
       console.log(
-        `signed/unsigned at c=${r.concurrency}: throughput ×${r.throughputRatio}, ` +
-          `+${r.extraCpuMsPerTx} ms CPU per grant (same run)`,
+        `signed/unsigned at c=${r.concurrency} (pooled over ${s.rounds} rounds): ` +
+          `${r.signedTxPerSec} / ${r.unsignedTxPerSec} tx/s = ×${r.throughputRatio}; ` +
+          `CPU per grant ${r.unsignedCpuMsPerTx} ms + ${r.extraCpuMsPerTx} ms when signed`,
       );
     }
     const atTarget = results.find((r) => r.concurrency === TARGET.concurrency && !r.signed);
