@@ -10,7 +10,7 @@ module.exports = {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: {
     '^@custodia/chaincode$': '<rootDir>/chaincode/src/index.ts',
-    '^@custodia/chaincode/(policy|errors)$': '<rootDir>/chaincode/src/$1.ts',
+    '^@custodia/chaincode/(policy|errors|signed-consent)$': '<rootDir>/chaincode/src/$1.ts',
   },
   roots: ['<rootDir>/test/fabric'],
   testMatch: ['**/*.fabric-spec.ts'],

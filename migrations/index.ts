@@ -11,6 +11,7 @@ import { AuthenticatedIdentityLinks1764417600000 } from './1764417600000-authent
 import { SealedLedger1764421200000 } from './1764421200000-sealed-ledger';
 import { ClosingRounds1764424800000 } from './1764424800000-closing-rounds';
 import { RecordSearchAndHistory1764530000000 } from './1764530000000-record-search-and-history';
+import { SignedConsent1764550000000 } from './1764550000000-signed-consent';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   SealedLedger1764421200000,
   ClosingRounds1764424800000,
   RecordSearchAndHistory1764530000000,
+  SignedConsent1764550000000,
 ];

@@ -2,10 +2,11 @@
 // (`token` prints only the token, so that `$(npx custodia token ...)` works).
 import { Command, InvalidArgumentError } from 'commander';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { DevIssuer, isRole, Role, ROLES } from './auth';
+import { generateDeviceKey, grantPayloadOf, signDetached } from './consent/patient-signing';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
@@ -222,6 +223,52 @@ function role(value: string, previous: Role[]): Role[] {
   return [...previous, r];
 }
 
+async function keygen(opts: { out: string }): Promise<void> {
+  const pair = await generateDeviceKey();
+  // `wx`: never overwrite a key file; mode 0600: the private key is the patient's alone.
+  await writeFile(opts.out, JSON.stringify(pair.privateJwk, null, 2) + '\n', {
+    mode: 0o600,
+    flag: 'wx',
+  }).catch((e: NodeJS.ErrnoException) =>
+    fail(e.code === 'EEXIST' ? `${opts.out} exists; not overwriting a key` : e.message),
+  );
+  console.log(JSON.stringify(pair.publicJwk));
+}
+
+async function readJson(file: string, what: string): Promise<Record<string, unknown>> {
+  try {
+    const value: unknown = JSON.parse(await readFile(file, 'utf8'));
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error();
+    return value as Record<string, unknown>;
+  } catch {
+    fail(`${file} is not a readable JSON object (${what})`);
+  }
+}
+
+async function signGrant(opts: { key: string; input: string; patient?: string }): Promise<void> {
+  const key = await readJson(opts.key, 'a private JWK from `custodia keygen`');
+  const { patientId, signature: _ignored, ...input } = await readJson(opts.input, 'a grant input');
+  const patient = opts.patient ?? patientId;
+  if (typeof patient !== 'string')
+    fail('name the patient: --patient ID, or patientId in the input');
+  try {
+    console.log(await signDetached(key, grantPayloadOf(input, patient)));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}
+
+async function signPayload(opts: { key: string }): Promise<void> {
+  const key = await readJson(opts.key, 'a private JWK from `custodia keygen`');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  try {
+    console.log(await signDetached(key, Buffer.concat(chunks).toString('utf8')));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}
+
 function subject(value: string): string {
   if (!/^\S{1,255}$/.test(value))
     throw new InvalidArgumentError('must be 1–255 non-space characters');
@@ -260,6 +307,25 @@ export function program(): Command {
     .requiredOption('--key <file>', "this node's private key (JWK, EC P-256)")
     .option('--once', 'answer the open rounds once, print what was sent, and exit')
     .action(trainingNode);
+  cli
+    .command('keygen')
+    .description('write a patient device key pair (EC P-256, file mode 0600); print the public JWK')
+    .requiredOption('--out <file>', 'where to write the private key (JWK); never overwritten')
+    .action(keygen);
+  cli
+    .command('sign-grant')
+    .description('print the compact JWS (ES256, detached) over consentPayload of a grant input')
+    .requiredOption('--key <file>', 'the private key written by `custodia keygen`')
+    .requiredOption('--input <file>', 'the GrantConsentInput as JSON (with its id)')
+    .option('--patient <id>', "the patient's id (else patientId in the input)")
+    .action(signGrant);
+  cli
+    .command('sign')
+    .description(
+      'print the compact JWS (ES256, detached) over the bytes on stdin (a keyPayload or settingPayload)',
+    )
+    .requiredOption('--key <file>', 'the private key written by `custodia keygen`')
+    .action(signPayload);
   cli
     .command('seed')
     .description(

@@ -66,7 +66,7 @@ export async function verifyAll(
         ? 'the ledger holds no anchored head yet'
         : `anchored on the ledger through event ${audit.anchoredThrough}`) +
       `; ${audit.unanchoredEvents} event(s) not yet anchored, so not yet provable.`,
-    `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account).`,
+    `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account); ${permits.patientSigned} under grants the patient signed.`,
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
       : `Consent projection: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,

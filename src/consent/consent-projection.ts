@@ -21,8 +21,8 @@ export interface SqlRunner {
 
 const UPSERT = `INSERT INTO consent_grants (id, patient_id, grantee_type, grantee_id, purpose,
     actions, resource_types, categories, include_restricted, valid_from, valid_until, status,
-    revoked_at, ledger_tx_id, revoked_tx_id, created_at, mac)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+    revoked_at, ledger_tx_id, revoked_tx_id, created_at, mac, patient_signed)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
   ON CONFLICT (id) DO UPDATE SET patient_id = EXCLUDED.patient_id,
     grantee_type = EXCLUDED.grantee_type, grantee_id = EXCLUDED.grantee_id,
     purpose = EXCLUDED.purpose, actions = EXCLUDED.actions,
@@ -30,7 +30,8 @@ const UPSERT = `INSERT INTO consent_grants (id, patient_id, grantee_type, grante
     include_restricted = EXCLUDED.include_restricted, valid_from = EXCLUDED.valid_from,
     valid_until = EXCLUDED.valid_until, status = EXCLUDED.status,
     revoked_at = EXCLUDED.revoked_at, ledger_tx_id = EXCLUDED.ledger_tx_id,
-    revoked_tx_id = EXCLUDED.revoked_tx_id, created_at = EXCLUDED.created_at, mac = EXCLUDED.mac`;
+    revoked_tx_id = EXCLUDED.revoked_tx_id, created_at = EXCLUDED.created_at, mac = EXCLUDED.mac,
+    patient_signed = EXCLUDED.patient_signed`;
 
 /** Writes one ledger grant as a projection row (the statement and its MAC). */
 export async function writeGrant(
@@ -65,6 +66,7 @@ export async function writeGrant(
     g.revokedTxId ?? null,
     g.createdAt,
     authenticity.macOf(grant),
+    grant.patientSigned,
   ]);
 }
 
@@ -90,5 +92,6 @@ export function toGrantModel(row: ConsentGrantEntity, now = new Date()): Consent
     revokedAt: row.revokedAt,
     ledgerTxId: row.ledgerTxId,
     createdAt: row.createdAt,
+    patientSigned: grant.patientSigned,
   };
 }

@@ -15,7 +15,10 @@ import { ConsentService } from './consent.service';
 import { EmergencyService } from './emergency.service';
 import { MyPatientsResolver } from './my-patients.resolver';
 import { MyPatientsService } from './my-patients.service';
+import { PatientKeysResolver, SignedConsentResolver } from './patient-keys.resolver';
+import { PatientKeysService } from './patient-keys.service';
 import { PolicyDecisionPoint } from './policy-decision-point';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 @Module({
   imports: [LedgerModule, PatientsModule, AuditModule, RecordCryptoModule],
@@ -35,6 +38,10 @@ import { PolicyDecisionPoint } from './policy-decision-point';
     ConsentFhirResolver,
     MyPatientsService,
     MyPatientsResolver,
+    SignedConsentSettings,
+    PatientKeysService,
+    PatientKeysResolver,
+    SignedConsentResolver,
     { provide: APP_INTERCEPTOR, useClass: ConsentCheckInterceptor },
   ],
   exports: [PolicyDecisionPoint, ConsentService, ConsentProjector, ConsentReconciliation],

@@ -9,14 +9,16 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { GrantRecord } from '@custodia/chaincode';
+import type { GrantRecord, PatientKeyring } from '@custodia/chaincode';
 import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
 import { Checkpoint, EventSubscription, Ledger, LEDGER, LedgerEvent } from '../ledger';
 import { ConsentProjection } from './consent-projection';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 const CONSUMER = 'consent-projection';
-const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked']);
+const SETTING_EVENT = 'SignedConsentSet';
+const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked', SETTING_EVENT]);
 
 @Injectable()
 export class ConsentProjector implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -30,6 +32,7 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
     private readonly projection: ConsentProjection,
+    private readonly settings: SignedConsentSettings,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -48,6 +51,7 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     await this.subscription?.close();
     await this.db.transaction(async (m) => {
       await m.query('DELETE FROM consent_grants');
+      await m.query('DELETE FROM signed_consent_settings');
       await m.query('DELETE FROM ledger_checkpoints WHERE consumer = $1', [CONSUMER]);
     });
     await this.start();
@@ -83,10 +87,12 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     this.events.emit('applied', event);
   }
 
-  /** The grant and the checkpoint move together, so a restart neither skips nor repeats. */
+  /** The grant (or setting) and the checkpoint move together, so a restart neither skips nor repeats. */
   private async apply(event: LedgerEvent): Promise<void> {
     await this.db.transaction(async (m) => {
-      await this.projection.apply(event.payload as GrantRecord, m);
+      if (event.name === SETTING_EVENT)
+        await this.settings.apply(event.payload as PatientKeyring, m);
+      else await this.projection.apply(event.payload as GrantRecord, m);
       await m.query(
         `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
          VALUES ($1, $2, $3, now())

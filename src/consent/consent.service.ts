@@ -33,17 +33,24 @@ export class ConsentService {
   async grant(actor: Actor, input: GrantConsentInput): Promise<ConsentGrantModel> {
     const patientId = await this.patients.requirePatientId(actor);
     const terms = validateGrant(input);
+    const signature = validateSignature(input);
     const { result } = await this.ledger.submit<GrantRecord>('consent', 'GrantConsent', [
-      JSON.stringify({ id: randomUUID(), patientId, ...terms }),
+      JSON.stringify({ id: input.id ?? randomUUID(), patientId, ...terms, signature }),
     ]);
     await this.projection.apply(result);
     return this.load(result.id);
   }
 
-  async revoke(actor: Actor, id: string): Promise<ConsentGrantModel> {
+  async revoke(actor: Actor, id: string, signature?: string | null): Promise<ConsentGrantModel> {
     const patientId = await this.patients.requirePatientId(actor);
     const notFound = new NotFoundError('No consent grant with that id.');
     if (!ID.test(id)) throw notFound;
+    if (signature !== undefined && signature !== null && !DETACHED_JWS.test(signature)) {
+      throw new BadUserInputError(
+        'signature must be a compact JWS with a detached payload (header..signature) over revocationPayload(id)',
+        'signature',
+      );
+    }
     // The ledger says whose grant it is and whether it stands: a projection row revoked or
     // deleted in the database must never stop a patient revoking what the ledger still holds.
     const grant = await this.ledger
@@ -55,13 +62,18 @@ export class ConsentService {
     // Another patient's grant answers exactly as one that does not exist.
     if (!grant || grant.patientId !== patientId) throw notFound;
     if (grant.status === 'REVOKED') throw new ConflictError('This grant is already revoked.');
-    await this.revokeOnLedger(id);
+    await this.revokeOnLedger(id, signature);
     return this.load(id);
   }
 
-  /** Revokes on the ledger and applies the revocation before returning (read-your-writes). */
-  async revokeOnLedger(id: string): Promise<void> {
-    const { result } = await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
+  /**
+   * Revokes on the ledger (signed by the patient, when a signature is given) and applies the
+   * revocation before returning (read-your-writes).
+   */
+  async revokeOnLedger(id: string, signature?: string | null): Promise<void> {
+    const { result } = signature
+      ? await this.ledger.submit<GrantRecord>('consent', 'RevokeSignedConsent', [id, signature])
+      : await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
     await this.projection.apply(result);
   }
 
@@ -111,6 +123,29 @@ export class ConsentService {
   private async load(id: string): Promise<ConsentGrantModel> {
     return toGrantModel(await this.db.getRepository(ConsentGrantEntity).findOneByOrFail({ id }));
   }
+}
+
+/** Compact JWS: base64url header, empty payload, base64url signature. */
+const DETACHED_JWS = /^[A-Za-z0-9_-]{1,512}\.\.[A-Za-z0-9_-]{1,512}$/;
+
+/**
+ * The patient's signature, if any, in the shape the chaincode verifies; a signed grant needs a
+ * client-chosen id (it is part of what was signed). The chaincode checks the signature itself.
+ */
+export function validateSignature(input: GrantConsentInput): string | null {
+  const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
+  if (input.id !== undefined && input.id !== null && !ID.test(input.id)) {
+    throw bad('id', 'id must be an id of 1–128 letters, digits, . _ : or -');
+  }
+  if (input.signature === undefined || input.signature === null) return null;
+  if (!input.id) throw bad('id', 'a signed grant needs the id that was signed (input.id)');
+  if (!DETACHED_JWS.test(input.signature)) {
+    throw bad(
+      'signature',
+      'signature must be a compact JWS with a detached payload (header..signature) over consentPayload(input)',
+    );
+  }
+  return input.signature;
 }
 
 /** The terms of a grant, checked field by field; the ledger checks the same again. */
