@@ -17,6 +17,10 @@ import { ConsentProjection } from './consent-projection';
 
 const CONSUMER = 'consent-projection';
 const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked']);
+const CHECKPOINT = `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
+  VALUES ($1, $2, $3, now())
+  ON CONFLICT (consumer) DO UPDATE SET block_number = EXCLUDED.block_number,
+    tx_index = EXCLUDED.tx_index, updated_at = now()`;
 
 @Injectable()
 export class ConsentProjector implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -46,6 +50,7 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
   /** Forgets the projection and its checkpoint, and rebuilds both from the ledger. */
   async rebuild(): Promise<void> {
     await this.subscription?.close();
+    this.projection.forgetApplied();
     await this.db.transaction(async (m) => {
       await m.query('DELETE FROM consent_grants');
       await m.query('DELETE FROM ledger_checkpoints WHERE consumer = $1', [CONSUMER]);
@@ -83,17 +88,22 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     this.events.emit('applied', event);
   }
 
-  /** The grant and the checkpoint move together, so a restart neither skips nor repeats. */
+  /**
+   * The grant and the checkpoint move together, so a restart neither skips nor repeats. A grant
+   * state the request that wrote it already applied (the usual case for this organisation's
+   * own grants) is not written again: only the checkpoint moves.
+   */
   private async apply(event: LedgerEvent): Promise<void> {
+    const grant = event.payload as GrantRecord;
+    const checkpoint = [CONSUMER, event.blockNumber, event.txIndex];
+    await this.projection.settled(grant.id);
+    if (this.projection.applied(grant)) {
+      await this.db.query(CHECKPOINT, checkpoint);
+      return;
+    }
     await this.db.transaction(async (m) => {
-      await this.projection.apply(event.payload as GrantRecord, m);
-      await m.query(
-        `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
-         VALUES ($1, $2, $3, now())
-         ON CONFLICT (consumer) DO UPDATE SET block_number = EXCLUDED.block_number,
-           tx_index = EXCLUDED.tx_index, updated_at = now()`,
-        [CONSUMER, event.blockNumber, event.txIndex],
-      );
+      await this.projection.apply(grant, m);
+      await m.query(CHECKPOINT, checkpoint);
     });
   }
 }
