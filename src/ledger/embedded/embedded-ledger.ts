@@ -43,7 +43,7 @@ import { verifyEmbeddedLedger } from './verify';
 /** Most transactions in one block. */
 const MAX_BLOCK_TXS = 500;
 /** Blocks committed here that a subscription keeps until it delivers them (then it reads). */
-const MAX_REMEMBERED_BLOCKS = 100;
+const MAX_REMEMBERED_BLOCKS = 32;
 /** While the chain cannot be read, a subscription retries after 0.1 s, doubling up to 5 s. */
 const READ_RETRY_FIRST_MS = 100;
 const READ_RETRY_MAX_MS = 5_000;
