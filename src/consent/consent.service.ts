@@ -12,7 +12,7 @@ import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from 
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { ConsentGrantEntity } from './consent-grant.entity';
-import { ConsentProjection, toGrantModel } from './consent-projection';
+import { ConsentProjection, toGrantModel, toGrantModelFromLedger } from './consent-projection';
 import { ConsentGrantModel, GrantConsentInput } from './consent.model';
 import { GrantAuthenticity } from './grant-authenticity';
 
@@ -34,11 +34,15 @@ export class ConsentService {
     const patientId = await this.patients.requirePatientId(actor);
     const terms = validateGrant(input);
     const signature = validateSignature(input);
-    const { result } = await this.ledger.submit<GrantRecord>('consent', 'GrantConsent', [
-      JSON.stringify({ id: input.id ?? randomUUID(), patientId, ...terms, signature }),
-    ]);
-    await this.projection.apply(result);
-    return this.load(result.id);
+    const id = input.id ?? randomUUID();
+    const result = await this.projection.write(id, async () => {
+      const { result } = await this.ledger.submit<GrantRecord>('consent', 'GrantConsent', [
+        JSON.stringify({ id, patientId, ...terms, signature }),
+      ]);
+      return result;
+    });
+    // The row now holds exactly what the ledger answered: no need to read it back.
+    return toGrantModelFromLedger(result);
   }
 
   async revoke(actor: Actor, id: string, signature?: string | null): Promise<ConsentGrantModel> {
@@ -62,19 +66,20 @@ export class ConsentService {
     // Another patient's grant answers exactly as one that does not exist.
     if (!grant || grant.patientId !== patientId) throw notFound;
     if (grant.status === 'REVOKED') throw new ConflictError('This grant is already revoked.');
-    await this.revokeOnLedger(id, signature);
-    return this.load(id);
+    return toGrantModelFromLedger(await this.revokeOnLedger(id, signature));
   }
 
   /**
    * Revokes on the ledger (signed by the patient, when a signature is given) and applies the
    * revocation before returning (read-your-writes).
    */
-  async revokeOnLedger(id: string, signature?: string | null): Promise<void> {
-    const { result } = signature
-      ? await this.ledger.submit<GrantRecord>('consent', 'RevokeSignedConsent', [id, signature])
-      : await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
-    await this.projection.apply(result);
+  async revokeOnLedger(id: string, signature?: string | null): Promise<GrantRecord> {
+    return this.projection.write(id, async () => {
+      const { result } = signature
+        ? await this.ledger.submit<GrantRecord>('consent', 'RevokeSignedConsent', [id, signature])
+        : await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
+      return result;
+    });
   }
 
   /**
@@ -118,10 +123,6 @@ export class ConsentService {
           : model;
       })
       .filter((g) => !status || g.status === status);
-  }
-
-  private async load(id: string): Promise<ConsentGrantModel> {
-    return toGrantModel(await this.db.getRepository(ConsentGrantEntity).findOneByOrFail({ id }));
   }
 }
 

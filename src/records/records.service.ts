@@ -83,8 +83,10 @@ export class RecordsService {
     const restricted =
       labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
     const now = new Date();
+    // The patient's live key, once this process knows it, costs no read inside the transaction.
+    const known = this.keys.knownLiveKey(own);
     const row = await this.db.transaction(async (m) => {
-      const dek = await this.keys.liveKey(own, m);
+      const dek = known ?? (await this.keys.liveKey(own, m));
       const labels: RecordLabels = {
         recordId: randomUUID(),
         patientId: own,

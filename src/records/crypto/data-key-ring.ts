@@ -32,8 +32,10 @@ export class DataKeyRing {
   private readonly cache = new BoundedMap<string, { patientId: string; key: KeyObject }>(
     CACHE_LIMIT,
   );
-
-  /** Each patient's live key id, so that a search finds its key without a query. */
+  /**
+   * Each patient's live key id, once read or created: a patient's live key changes only when
+   * erasure destroys it (which forgets it here), like the identity links PatientsService keeps.
+   */
   private readonly live = new BoundedMap<string, string>(CACHE_LIMIT);
 
   constructor(
@@ -41,11 +43,25 @@ export class DataKeyRing {
     @Inject(KEK) private readonly kek: KeyObject,
   ) {}
 
+  /**
+   * The patient's live key if this process knows it already (no database round trip), else
+   * undefined: then `liveKey` reads or creates it.
+   */
+  knownLiveKey(patientId: string): DataKey | undefined {
+    const id = this.live.get(patientId);
+    const cached = id === undefined ? undefined : this.cache.get(id);
+    return cached && cached.patientId === patientId ? { id: id!, key: cached.key } : undefined;
+  }
+
   /** The patient's live key, created (inside `manager`'s transaction, if given) when absent. */
   async liveKey(patientId: string, manager: EntityManager = this.db.manager): Promise<DataKey> {
     const repo = manager.getRepository(DataKeyEntity);
     const existing = await repo.findOneBy({ patientId, destroyedAt: IsNull() });
-    if (existing) return { id: existing.id, key: this.unwrap(existing) };
+    if (existing) {
+      const key = this.unwrap(existing);
+      this.live.set(patientId, existing.id);
+      return { id: existing.id, key };
+    }
     const id = randomUUID();
     const raw = newDataKey();
     try {
@@ -58,6 +74,7 @@ export class DataKeyRing {
       if (rows.length === 0) return this.liveKey(patientId, manager);
       const key = createSecretKey(raw);
       this.cache.set(id, { patientId, key });
+      this.live.set(patientId, id);
       return { id, key };
     } finally {
       raw.fill(0);
