@@ -4,7 +4,9 @@
 // and its stored inputs shredded by erasure.
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { createHash } from 'node:crypto';
+import { Pool } from 'pg';
 import { LEDGER, Ledger } from '../src/ledger';
+import { verifyAll } from '../src/verification';
 import { codes, TestApi } from './helpers/test-api';
 
 const GLUCOSE = '2345-7';
@@ -209,6 +211,17 @@ describe('auditable AI decisions', () => {
 
   const revoke = (id: string) =>
     api.ok('mutation($id: ID!) { revokeConsent(id: $id) { id } }', { id }, ada.token);
+
+  /** What verify-ledger reports about AI decisions: its summary line and broken lines. */
+  async function verifyLedgerLines(): Promise<string[]> {
+    const pool = new Pool({ connectionString: api.config.databaseUrl, max: 1 });
+    try {
+      const { lines } = await verifyAll(pool, 'org1');
+      return lines.filter((l) => /AI decision|deployed model/.test(l));
+    } finally {
+      await pool.end();
+    }
+  }
 
   const sigmoid = (z: number) => 1 / (1 + Math.exp(-z));
 
@@ -474,10 +487,16 @@ describe('auditable AI decisions', () => {
       );
       const [a, b] = rows as { id: string; probability: number; inputs_sealed: Buffer }[];
 
+      expect(await verifyLedgerLines()).toEqual([
+        'AI decisions: 1 deployed model(s) and 2 decision(s) compared with the ledger.',
+      ]);
       await api.db.query('UPDATE ai_decisions SET probability = 0.01 WHERE id = $1', [a.id]);
       const output = await verify(a.id);
       expect(output.status).toBe('MISMATCH');
       expect(output.problems).toContain("the stored probability differs from the ledger's");
+      expect(await verifyLedgerLines()).toContain(
+        `  BROKEN: AI decision ${a.id}: its probability differs from the ledger's`,
+      );
       await api.db.query('UPDATE ai_decisions SET probability = $2 WHERE id = $1', [
         a.id,
         a.probability,
