@@ -40,9 +40,7 @@ describe('featureValues', () => {
     const asOf = '2026-01-01T00:00:00.000Z';
     const mmol = featureValues(resources, ['2345-7'], asOf, { '2345-7': 'mmol/L' });
     expect(mmol.values).toEqual([{ code: '2345-7', value: 6.1, unit: 'mmol/L', source: 3 }]);
-    expect(featureValues(resources, ['2345-7', '4548-4'], asOf, units).missing).toEqual([
-      '4548-4',
-    ]);
+    expect(featureValues(resources, ['2345-7', '4548-4'], asOf, units).missing).toEqual(['4548-4']);
     expect(featureValues(resources, ['2345-7'], '2024-12-31T00:00:00Z', units).missing).toEqual([
       '2345-7',
     ]);
