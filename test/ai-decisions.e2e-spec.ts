@@ -281,6 +281,14 @@ describe('auditable AI decisions', () => {
         roundTxId: trainingRun.provenanceTxIds.at(-1),
         txId: deployModel.ledgerTxId,
       });
+      // A deployment the database lost (a crash after the ledger committed) is adopted again.
+      await api.db.query('DELETE FROM deployed_models WHERE id = $1', [modelId]);
+      const adopted = await api.ok<{ deployModel: { id: string; ledgerTxId: string } }>(
+        'mutation($r: ID!) { deployModel(runId: $r) { id ledgerTxId } }',
+        { r: runId },
+        researcher,
+      );
+      expect(adopted.deployModel).toEqual({ id: modelId, ledgerTxId: deployModel.ledgerTxId });
       // Deploying again answers the same deployment; an administrator may deploy too.
       const again = await api.ok<{ deployModel: { id: string } }>(
         'mutation($r: ID!) { deployModel(runId: $r) { id } }',

@@ -3,9 +3,15 @@
 // weights still hash to what the ledger recorded.
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import type { ModelDeployment } from '@custodia/chaincode';
-import { randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Actor, hasRole } from '../auth';
-import { BadUserInputError, ForbiddenError, InternalError, NotFoundError } from '../common/errors';
+import {
+  BadUserInputError,
+  ConflictError,
+  ForbiddenError,
+  InternalError,
+  NotFoundError,
+} from '../common/errors';
 import { Coordinator } from '../federated/coordinator/coordinator.service';
 import { RunStatus } from '../federated/coordinator/run.model';
 import { loadPredictiveModel, type PredictiveModel } from '../federated/model';
@@ -55,21 +61,17 @@ export class Deployments implements OnModuleDestroy {
     const metrics = await this.coordinator.metrics(runId);
     const last = metrics.find((m) => m.round === run.currentRound) ?? null;
     const metadata = metadataFor(study.model, study.features, study.label);
-    const id = randomUUID();
-    const { txId, result: onLedger } = await this.ledger.submit<ModelDeployment>(
-      'decisions',
-      'DeployModel',
-      [
-        JSON.stringify({
-          id,
-          runId,
-          round: run.currentRound,
-          modelHash: hash,
-          features: study.features,
-          label: study.label,
-        }),
-      ],
-    );
+    // One id per run, so that a deployment the ledger holds but the database lost (a crash
+    // between the two) is found again and adopted rather than refused as a second one.
+    const id = deploymentIdOf(runId);
+    const onLedger = await this.submitOrAdopt(id, {
+      id,
+      runId,
+      round: run.currentRound,
+      modelHash: hash,
+      features: study.features,
+      label: study.label,
+    });
     const row: DeploymentRow = {
       id,
       runId,
@@ -81,11 +83,35 @@ export class Deployments implements OnModuleDestroy {
       auc: last?.auc ?? null,
       epsilon: last?.epsilon ?? null,
       deployedBy: actor.id,
-      ledgerTxId: txId,
+      ledgerTxId: onLedger.txId,
       deployedAt: new Date(onLedger.deployedAt),
     };
     await this.repo.insertDeployment(row);
     return toModel(row);
+  }
+
+  private async submitOrAdopt(
+    id: string,
+    terms: { runId: string; round: number; modelHash: string } & Record<string, unknown>,
+  ): Promise<ModelDeployment> {
+    try {
+      return (
+        await this.ledger.submit<ModelDeployment>('decisions', 'DeployModel', [
+          JSON.stringify(terms),
+        ])
+      ).result;
+    } catch (e) {
+      if (!(e instanceof ConflictError)) throw e;
+      const held = await this.ledger
+        .evaluate<ModelDeployment>('decisions', 'GetDeployment', [id])
+        .catch(() => null);
+      const same =
+        held?.runId === terms.runId &&
+        held.round === terms.round &&
+        held.modelHash === terms.modelHash;
+      if (!same) throw e;
+      return held;
+    }
   }
 
   async list(): Promise<DeployedModelModel[]> {
@@ -139,6 +165,15 @@ export class Deployments implements OnModuleDestroy {
     );
     this.loaded.delete(oldest);
   }
+}
+
+/** A UUID (version 8, name-based) derived from the run's id. */
+function deploymentIdOf(runId: string): string {
+  const h = createHash('sha256').update(`custodia/deployment/v1|${runId}`).digest();
+  h[6] = (h[6] & 0x0f) | 0x80;
+  h[8] = (h[8] & 0x3f) | 0x80;
+  const hex = h.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 /** A copy, aligned for Float32Array whatever the Buffer's offset in its pool. */
