@@ -462,6 +462,10 @@ describe('auditable AI decisions', () => {
       expect(codes(await list(await api.token('dr-house', 'CLINICIAN')))).toEqual([
         'CONSENT_REQUIRED',
       ]);
+      // A clinician whose grant admits none of the records the decisions read sees none of them.
+      await api.grantRead(ada.token, 'dr-vitals', { categories: ['vital-signs'] });
+      const vitals = await list(await api.token('dr-vitals', 'CLINICIAN'));
+      expect(vitals.data!.aiDecisions.items).toEqual([]);
     });
 
     it('verifies a decision by recomputing it: the same inputs give the same probability', async () => {

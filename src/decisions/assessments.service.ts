@@ -114,6 +114,8 @@ export class Assessments {
           recordId: used[i].id,
           version: used[i].version,
           resourceType: used[i].facts.resourceType,
+          category: used[i].facts.category ?? null,
+          sensitivity: used[i].facts.sensitivity,
         },
       })),
     };
@@ -172,7 +174,10 @@ export class Assessments {
     return toModel(row, inputs);
   }
 
-  /** The decisions about a patient, newest first: for the patient, or a clinician who may READ. */
+  /**
+   * The decisions about a patient, newest first: for the patient, or a clinician who may READ
+   * every record a decision read (others are left out, as a records listing leaves them out).
+   */
   async list(
     actor: Actor,
     patientId: string,
@@ -200,6 +205,8 @@ export class Assessments {
         });
         continue;
       }
+      // A clinician sees a decision only if their grants admit every record it read.
+      if (!opened.inputs.features.every((f) => this.pdp.admits(decision, f.source))) continue;
       items.push(toModel(row, opened.inputs));
     }
     if (items.length > 0) await this.logRead(actor, decision, patientId, items);

@@ -18,14 +18,26 @@ function inputs(glucose = 130): DecisionInputs {
         display: 'Glucose',
         value: glucose,
         unit: 'mg/dL',
-        source: { recordId: 'r1', version: 1, resourceType: 'Observation' },
+        source: {
+          recordId: 'r1',
+          version: 1,
+          resourceType: 'Observation',
+          category: 'laboratory',
+          sensitivity: 'NORMAL',
+        },
       },
       {
         code: '30525-0',
         display: 'Age',
         value: 65,
         unit: 'a',
-        source: { recordId: 'r2', version: 2, resourceType: 'Patient' },
+        source: {
+          recordId: 'r2',
+          version: 2,
+          resourceType: 'Patient',
+          category: null,
+          sensitivity: 'NORMAL',
+        },
       },
     ],
   };

@@ -21,7 +21,14 @@ export interface DecisionInput {
   display: string;
   value: number;
   unit: string;
-  source: { recordId: string; version: number; resourceType: string };
+  /** The record read, with its labels (so a listing shows it only to whom they admit). */
+  source: {
+    recordId: string;
+    version: number;
+    resourceType: string;
+    category: string | null;
+    sensitivity: 'NORMAL' | 'RESTRICTED';
+  };
 }
 
 /** Everything a decision read: committed to on the ledger, sealed in the database. */
