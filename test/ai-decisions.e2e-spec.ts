@@ -427,11 +427,17 @@ describe('auditable AI decisions', () => {
       expect(codes(refused)).toEqual(['FORBIDDEN']);
       expect(refused.errors![0].message).toContain('refused AI decisions');
       expect(await storedDecisions()).toBe(decisions);
-      // A refusal altered in the database still reads as a refusal.
+      // A refusal altered in the database still reads as a refusal; one deleted there is still
+      // refused by the ledger, and nothing is recorded.
       await api.db.query('UPDATE ai_decision_settings SET allow = true WHERE patient_id = $1', [
         ada.id,
       ]);
       expect(codes(await assess(ada.id))).toEqual(['FORBIDDEN']);
+      await api.db.query('DELETE FROM ai_decision_settings WHERE patient_id = $1', [ada.id]);
+      const byLedger = await assess(ada.id);
+      expect(codes(byLedger)).toEqual(['FORBIDDEN']);
+      expect(byLedger.errors![0].message).toContain('refused AI decisions');
+      expect(await storedDecisions()).toBe(decisions);
       expect(await set(true)).toEqual({ id: ada.id, allowAiDecisions: true });
       expect(codes(await assess(ada.id))).toEqual([]);
     });

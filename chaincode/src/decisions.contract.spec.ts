@@ -191,6 +191,28 @@ describe('DecisionsContract', () => {
     );
   });
 
+  it('refuses every decision about a patient who refused AI decisions, until they allow them again', async () => {
+    await ledger.invoke((ctx) => decisions.DeployModel(ctx, deployment()));
+    const setAllow = (allow: boolean) =>
+      ledger.invoke((ctx) =>
+        decisions.SetAiDecisions(ctx, JSON.stringify({ patientId: 'pat-1', allow })),
+      );
+    const { tx } = await setAllow(false);
+    expect(eventsOf(tx).map((e) => e.name)).toEqual([DECISION_EVENTS.setting]);
+    const refused = await rejection((ctx) => decisions.RecordDecision(ctx, decision()));
+    expect(refused.code).toBe('FORBIDDEN');
+    expect(refused.message).toContain('refused AI decisions');
+    await setAllow(true);
+    await ledger.invoke((ctx) => decisions.RecordDecision(ctx, decision()));
+    expect(
+      (
+        await rejection((ctx) =>
+          decisions.SetAiDecisions(ctx, JSON.stringify({ patientId: 'pat-1', allow: 'no' })),
+        )
+      ).code,
+    ).toBe('INVALID_ARGUMENT');
+  });
+
   it('answers NOT_FOUND for a decision or deployment that was never recorded', async () => {
     expect((await rejection((ctx) => decisions.GetDecision(ctx, 'dec-9'))).code).toBe('NOT_FOUND');
     expect((await rejection((ctx) => decisions.GetDeployment(ctx, 'dep-9'))).code).toBe(

@@ -45,9 +45,18 @@ export interface DecisionRecord {
   recordedBy: string;
 }
 
+/** A patient's choice whether AI decisions may be made about them (absent: allowed). */
+export interface AiDecisionsSetting {
+  patientId: string;
+  allow: boolean;
+  txId: string;
+  setAt: string;
+}
+
 export const DECISION_EVENTS = {
   deployed: 'ModelDeployed',
   recorded: 'DecisionRecorded',
+  setting: 'AiDecisionsSet',
 } as const;
 
 /** This contract's keys (kept here rather than in state.ts's shared table). */
@@ -55,6 +64,7 @@ export const DECISION_KEYS = {
   deployment: 'custodia.deployment',
   deploymentByRun: 'custodia.deployment~run',
   decision: 'custodia.decision',
+  setting: 'custodia.ai-setting',
 } as const;
 
 const DEPLOYMENT_FIELDS = ['id', 'runId', 'round', 'modelHash', 'features', 'label'] as const;
@@ -184,6 +194,13 @@ export class DecisionsContract extends Contract {
         `decision.modelHash is not deployment ${deploymentId}'s`,
       );
     }
+    const setting = await getJson<AiDecisionsSetting>(
+      ctx,
+      key(ctx, DECISION_KEYS.setting, [patientId]),
+    );
+    if (setting && !setting.allow) {
+      throw new ChaincodeError('FORBIDDEN', `patient ${patientId} has refused AI decisions`);
+    }
     const grant = await getJson<GrantRecord>(ctx, key(ctx, KEYS.grant, [grantId]));
     const request = {
       actor: { id: actorId, organizationId: actorOrganizationId },
@@ -213,6 +230,26 @@ export class DecisionsContract extends Contract {
     };
     await putJson(ctx, k, entry);
     emit(ctx, DECISION_EVENTS.recorded, entry);
+    return JSON.stringify(entry);
+  }
+
+  /**
+   * Records whether the patient allows AI decisions about them. RecordDecision refuses every
+   * decision about a patient who refused, whatever the API's database says.
+   */
+  @Transaction()
+  @Returns('string')
+  async SetAiDecisions(ctx: Context, settingJson: string): Promise<string> {
+    const d = v.parseJson(settingJson, 'setting');
+    v.only(d, 'setting', ['patientId', 'allow']);
+    const entry: AiDecisionsSetting = {
+      patientId: v.id(d.patientId, 'setting.patientId'),
+      allow: v.bool(d.allow, 'setting.allow'),
+      txId: ctx.stub.getTxID(),
+      setAt: txTime(ctx),
+    };
+    await putJson(ctx, key(ctx, DECISION_KEYS.setting, [entry.patientId]), entry);
+    emit(ctx, DECISION_EVENTS.setting, entry);
     return JSON.stringify(entry);
   }
 

@@ -15,6 +15,7 @@ export {
   parseGrant,
 } from './consent.contract';
 export {
+  AiDecisionsSetting,
   DECISION_EVENTS,
   DecisionRecord,
   DecisionsContract,

@@ -1,7 +1,10 @@
 // Each patient's choice whether AI decisions may be made about them (default: allowed). The
-// row is authenticated (a MAC under a key derived from the KEK): a refusal altered in the
-// database reads as a refusal still (failing closed), and is reported.
-import { Injectable } from '@nestjs/common';
+// ledger holds it (SetAiDecisions) and RecordDecision enforces it; the database keeps a copy
+// for a fast answer, authenticated (a MAC under a key derived from the KEK): a refusal altered
+// there reads as a refusal still (failing closed), and one deleted is still refused by the
+// ledger.
+import { Inject, Injectable } from '@nestjs/common';
+import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
 import { RowAuthenticator } from '../records/crypto';
 import { DecisionRepository } from './decision-repository';
@@ -12,6 +15,7 @@ export class AiDecisionSettings {
     private readonly repo: DecisionRepository,
     private readonly rows: RowAuthenticator,
     private readonly integrity: IntegrityMonitor,
+    @Inject(LEDGER) private readonly ledger: Ledger,
   ) {}
 
   async allows(patientId: string): Promise<boolean> {
@@ -27,6 +31,7 @@ export class AiDecisionSettings {
   }
 
   async set(patientId: string, allow: boolean): Promise<void> {
+    await this.ledger.submit('decisions', 'SetAiDecisions', [JSON.stringify({ patientId, allow })]);
     await this.repo.putSetting({
       patientId,
       allow,
