@@ -11,6 +11,14 @@ import { RecordOpener } from './record-opener';
 import { RecordResealing } from './record-resealing';
 import { RecordsResolver } from './records.resolver';
 import { RecordsService } from './records.service';
+import { RecordAccess } from './record-access';
+import { RecordAmendments } from './history/record-amendments';
+import { RecordHistory } from './history/record-history';
+import { RecordHistoryResolver } from './history/record-history.resolver';
+import { LatestObservationsQuery } from './search/latest-observations';
+import { RecordIndex } from './search/record-index';
+import { RecordIndexing } from './search/record-indexing';
+import { RecordSearchResolver } from './search/record-search.resolver';
 
 @Module({
   imports: [PatientsModule, RecordCryptoModule, LedgerModule, ConsentModule, AuditModule],
@@ -21,6 +29,14 @@ import { RecordsService } from './records.service';
     LedgerAnchors,
     RecordOpener,
     RecordResealing,
+    RecordAccess,
+    RecordIndex,
+    RecordIndexing,
+    RecordAmendments,
+    RecordHistory,
+    RecordHistoryResolver,
+    LatestObservationsQuery,
+    RecordSearchResolver,
   ],
   exports: [RecordsService, RecordAnchoring, RecordResealing],
 })
