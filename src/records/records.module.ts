@@ -4,7 +4,11 @@ import { ConsentModule } from '../consent';
 import { LedgerModule } from '../ledger';
 import { PatientsModule } from '../patients';
 import { RecordCryptoModule } from './crypto';
+import { ExportResolver } from './export/export.resolver';
+import { RecordExportService } from './export/export.service';
 import { loadFhirDefinitions } from './fhir';
+import { BundleImportService } from './import/bundle-import.service';
+import { ImportResolver } from './import/import.resolver';
 import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
 import { RecordOpener } from './record-opener';
@@ -37,6 +41,10 @@ import { RecordSearchResolver } from './search/record-search.resolver';
     RecordHistoryResolver,
     LatestObservationsQuery,
     RecordSearchResolver,
+    BundleImportService,
+    ImportResolver,
+    RecordExportService,
+    ExportResolver,
   ],
   exports: [RecordsService, RecordAnchoring, RecordResealing],
 })
