@@ -12,6 +12,7 @@ import { SealedLedger1764421200000 } from './1764421200000-sealed-ledger';
 import { ClosingRounds1764424800000 } from './1764424800000-closing-rounds';
 import { RecordSearchAndHistory1764530000000 } from './1764530000000-record-search-and-history';
 import { SignedConsent1764550000000 } from './1764550000000-signed-consent';
+import { AiDecisions1764560000000 } from './1764560000000-ai-decisions';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   ClosingRounds1764424800000,
   RecordSearchAndHistory1764530000000,
   SignedConsent1764550000000,
+  AiDecisions1764560000000,
 ];

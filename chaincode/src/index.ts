@@ -3,6 +3,7 @@
 import { AuditContract } from './audit.contract';
 import { ConsentContract } from './consent.contract';
 import { KeysContract } from './keys.contract';
+import { DecisionsContract } from './decisions.contract';
 import { RecordsContract } from './records.contract';
 import { TrainingContract } from './training.contract';
 
@@ -14,6 +15,13 @@ export {
   GrantRecord,
   parseGrant,
 } from './consent.contract';
+export {
+  AiDecisionsSetting,
+  DECISION_EVENTS,
+  DecisionRecord,
+  DecisionsContract,
+  ModelDeployment,
+} from './decisions.contract';
 export * from './policy';
 export {
   KEY_EVENTS,
@@ -34,4 +42,5 @@ export const contracts = [
   TrainingContract,
   AuditContract,
   KeysContract,
+  DecisionsContract,
 ];

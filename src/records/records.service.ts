@@ -21,7 +21,7 @@ import { AccessLog } from '../audit';
 import { Decision, PolicyDecisionPoint } from '../consent';
 import { PatientsService } from '../patients';
 import { CURRENT_FORMAT, DataKeyRing, RecordLabels, sealRecord } from './crypto';
-import { deriveCategory, labelledRestricted, validatePatientResource } from './fhir';
+import { deriveCategory, FhirResource, labelledRestricted, validatePatientResource } from './fhir';
 import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
 import { OpenRow, RecordOpener } from './record-opener';
@@ -40,6 +40,14 @@ import { RecordIndex, RecordSearch } from './search/record-index';
 /** A page, and the ids of records on it that failed to open and were withheld. */
 export interface ListedRecords extends RecordPageModel {
   withheld: string[];
+}
+
+/** A record opened for an AI decision: its id, version, labels and resource. */
+export interface DecisionSourceRecord {
+  id: string;
+  version: number;
+  facts: RecordFacts;
+  resource: FhirResource;
 }
 
 export interface RecordFilter extends RecordSearch {
@@ -286,6 +294,34 @@ export class RecordsService {
         }),
       ),
     );
+  }
+
+  /**
+   * Every record of the patient of the given resource types, opened, for an AI decision about
+   * them (decisions/): the caller decides which of them a model reads, checks each against
+   * the clinician's grants and logs the read. An unreadable record is left out (and reported).
+   */
+  async openForDecision(
+    patientId: string,
+    resourceTypes: readonly string[],
+  ): Promise<DecisionSourceRecord[]> {
+    if (!isUuid(patientId)) return [];
+    const found = await preparedQuery<RecordRow>(
+      this.db,
+      `SELECT ${RECORD_COLUMNS} FROM records r
+       WHERE r.patient_id = $1 AND r.resource_type = ANY($2::text[])
+       ORDER BY r.created_at, r.id`,
+      [patientId, resourceTypes],
+    );
+    const opened = await Promise.all(found.map((row) => this.opener.open(toEntity(row))));
+    return opened
+      .filter((o): o is OpenRow => o !== null)
+      .map(({ row, resource }) => ({
+        id: row.id,
+        version: row.version,
+        facts: factsOf(row),
+        resource: resource as FhirResource,
+      }));
   }
 
   async get(actor: Actor, id: string): Promise<HealthRecordModel> {
