@@ -11,6 +11,7 @@ import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
 import { RemoteNode } from './federated/node/remote-node';
 import { DEFAULT_ALPHA, MAX_PATIENTS, MAX_SITES, runSeed } from './federated/synthetic';
+import { PatientsService } from './patients';
 import { kekOf } from './records/crypto';
 import { startServer } from './server';
 import { verifyAll } from './verification';
@@ -176,6 +177,28 @@ async function trainingNode(opts: {
   }
 }
 
+async function admitPatient(opts: { sub: string; patient: string }): Promise<void> {
+  const c = config();
+  // This instance's own database (beside a running server, or its embedded one briefly).
+  const server = await startServer({
+    ...c,
+    port: 0,
+    host: '127.0.0.1',
+    trainingNodes: false,
+  }).catch((e: Error) => fail(`could not start: ${e.message}`));
+  try {
+    const patient = await server.app
+      .get(PatientsService)
+      .admit(opts.sub, opts.patient)
+      .catch((e: Error) => fail(e.message));
+    console.log(
+      `Admitted patient ${patient.id} at ${c.orgId}; ${opts.sub} is linked to them here.`,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
 function wholeNumber(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
@@ -238,6 +261,14 @@ export function program(): Command {
     .requiredOption('--key <file>', "this node's private key (JWK, EC P-256)")
     .option('--once', 'answer the open rounds once, print what was sent, and exit')
     .action(trainingNode);
+  cli
+    .command('admit-patient')
+    .description(
+      "admit a patient another organisation registered, under their ledger id, and link this organisation's identity of theirs to it (after matching them out of band)",
+    )
+    .requiredOption('--sub <id>', "the patient's subject (user id) at this organisation", subject)
+    .requiredOption('--patient <id>', "the patient's id, as their first organisation shows it")
+    .action(admitPatient);
   cli
     .command('seed')
     .description(

@@ -34,8 +34,15 @@ export class TestApi {
     readonly logs: LogLines | undefined,
   ) {}
 
-  static async start(env: NodeJS.ProcessEnv = {}, { captureLogs = false } = {}): Promise<TestApi> {
-    const database = await freshDatabase();
+  /**
+   * `postgresUrl`: the PostgreSQL server to make the database on (default: the run's); the
+   * Fabric suites give each organisation its own.
+   */
+  static async start(
+    env: NodeJS.ProcessEnv = {},
+    { captureLogs = false, postgresUrl }: { captureLogs?: boolean; postgresUrl?: string } = {},
+  ): Promise<TestApi> {
+    const database = await freshDatabase({ adminUrl: postgresUrl });
     const databaseUrl = database.url;
     const dataDir = await mkdtemp(join(tmpdir(), 'custodia-e2e-'));
     const config = loadConfig({
