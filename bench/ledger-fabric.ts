@@ -7,23 +7,37 @@
 // with the test settings (batch timeout 200 ms, at most 10 transactions a block), which bound
 // what it can do: at concurrency 1 every transaction waits for the batch timeout. A network
 // that is already up is used and left up; otherwise the bench brings one up and takes it down.
+// Then the propagation between two organisations: Org1's and Org2's API (each its own embedded
+// PostgreSQL and peer identity) and, --rounds times one after another, a grant through Org1's
+// GraphQL API until Org2 serves the patient's record under it, and its revocation until Org2
+// answers CONSENT_REQUIRED (see bench/lib/two-organisations.ts).
 // Results go to bench/results/ledger-fabric.json.
-//   options: --duration 8 --warmup 2 --concurrency 1,16,64
+//   options: --duration 8 --warmup 2 --concurrency 1,16,64 --rounds 50 (0: no propagation)
 import 'reflect-metadata';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fabricConfigFromEnv, FabricLedger } from '../src/ledger/fabric';
-import { GrantLoad, PhaseResult, phaseSettings } from './lib/grant-load';
+import { GrantLoad, PhaseResult, phaseSettings, round } from './lib/grant-load';
+import {
+  measurePropagation,
+  orgFabricEnv,
+  PropagationResult,
+  startInstance,
+  stopInstance,
+} from './lib/two-organisations';
 
 const ROOT = resolve(__dirname, '..', '..');
 const NETWORK_SH = join(ROOT, 'fabric-network', 'network.sh');
 const RESULTS_FILE = join(ROOT, 'bench', 'results', 'ledger-fabric.json');
 
 function settings() {
-  return phaseSettings().phases;
+  const { phases, values } = phaseSettings({ rounds: { type: 'string', default: '50' } });
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 0) throw new Error('--rounds must be a whole number');
+  return { ...phases, rounds };
 }
 
 /** Nearest-rank percentile of an ascending array. */
@@ -84,10 +98,42 @@ async function main(): Promise<void> {
         failures: r.failures,
       })),
     );
+    let propagation: PropagationResult | undefined;
+    if (s.rounds > 0) {
+      const env = networkEnv();
+      const org1 = await startInstance(orgFabricEnv(env, 1));
+      const org2 = await startInstance(orgFabricEnv(env, 2)).catch(async (e) => {
+        await stopInstance(org1);
+        throw e;
+      });
+      try {
+        propagation = await measurePropagation(org1, org2, s.rounds);
+      } finally {
+        await Promise.all([stopInstance(org1), stopInstance(org2)]);
+      }
+      console.log(
+        `\nPropagation Org1 → Org2 (${s.rounds} grants, ${s.rounds} revocations, one at a time)`,
+      );
+      console.table({
+        'grant → enforced at Org2 (from commit)': propagation.grantEnforcedAtOrg2,
+        'revoke → denied at Org2 (from commit)': propagation.revokeDeniedAtOrg2,
+        'grant → enforced at Org2 (from request)': propagation.grantEnforcedFromRequest,
+        'revoke → denied at Org2 (from request)': propagation.revokeDeniedFromRequest,
+        'commit through Org1 API': propagation.commitThroughApi,
+      });
+      if (propagation.mismatches > 0)
+        console.error(`  ${propagation.mismatches} reads at Org2 disagreed`);
+    }
     const cpu = cpus();
     const out = {
       date: new Date().toISOString(),
-      machine: { cpus: cpu.length, cpuModel: cpu[0]?.model ?? 'unknown', node: process.version },
+      machine: {
+        cpus: cpu.length,
+        cpuModel: cpu[0]?.model ?? 'unknown',
+        node: process.version,
+        // Other work shares the machine: its 1-minute load average at the end of the run.
+        loadAverage1m: round(loadavg()[0]),
+      },
       fabric: {
         version: '3.1.5',
         topology: 'Org1 and Org2 with one peer each, one Raft orderer, all on 127.0.0.1',
@@ -95,13 +141,25 @@ async function main(): Promise<void> {
         batchTimeout: '200ms',
         maxMessageCount: 10,
       },
-      settings: { durationSeconds: s.durationSeconds, warmupSeconds: s.warmupSeconds },
+      settings: {
+        durationSeconds: s.durationSeconds,
+        warmupSeconds: s.warmupSeconds,
+        propagationRounds: s.rounds,
+      },
       results,
+      propagation: propagation && {
+        what:
+          'Org1 and Org2 API instances, each with its own embedded PostgreSQL and peer identity; ' +
+          'a grant (then its revocation) to an Org2 clinician through Org1 GraphQL, one at a time, ' +
+          "until Org2's projector applied its event and a read at Org2 confirmed it. " +
+          "'from commit' starts when Org1's mutation answered (committed); 'from request' when it was sent.",
+        ...propagation,
+      },
     };
     await mkdir(resolve(RESULTS_FILE, '..'), { recursive: true });
     await writeFile(RESULTS_FILE, JSON.stringify(out, null, 2) + '\n');
     console.log(`results written to ${RESULTS_FILE}`);
-    if (results.some((r) => r.failures > 0)) process.exitCode = 1;
+    if (results.some((r) => r.failures > 0) || propagation?.mismatches) process.exitCode = 1;
   } finally {
     await ledger.close();
     if (!wasUp) network('down');

@@ -2,14 +2,12 @@
 // with its own PostgreSQL and its own peer identity. Consent is global (ARCHITECTURE.md §1):
 // a grant or revocation made through Org1 governs, at Org2, the records Org2 holds of the
 // patient — records never leave the organisation that holds them.
-import { randomUUID } from 'node:crypto';
-import type { LedgerEvent } from '../../src/ledger';
-import { ConsentProjector, ConsentReconciliation } from '../../src/consent';
+import { ConsentReconciliation } from '../../src/consent';
 import { PatientsService } from '../../src/patients';
 import { DataSource } from 'typeorm';
 import { observation } from '../helpers/fhir';
 import { codes, TestApi } from '../helpers/test-api';
-import { orgApiEnv, orgPostgresUrl } from './network';
+import { applied, startOrganisations } from './organisations';
 
 const REGISTER = `mutation { registerPatient(displayName: "Alice") { id } }`;
 const CREATE = `mutation($input: CreateRecordInput!) { createRecord(input: $input) { id } }`;
@@ -19,19 +17,6 @@ const REVOKE = `mutation($id: ID!) { revokeConsent(id: $id) { id status } }`;
 
 /** Enforcement at the other organisation within this long of the commit (issue 12). */
 const PROPAGATION_MS = 2_000;
-
-/** Resolves when `api`'s projector has applied the consent event that `match` picks. */
-function applied(api: TestApi, match: (e: LedgerEvent) => boolean): Promise<number> {
-  const events = api.server.app.get(ConsentProjector).events;
-  return new Promise((resolve) => {
-    const listener = (e: LedgerEvent) => {
-      if (!match(e)) return;
-      events.off('applied', listener);
-      resolve(Date.now());
-    };
-    events.on('applied', listener);
-  });
-}
 
 describe('two organisations, each with its own API and database, on one Fabric network', () => {
   let org1: TestApi;
@@ -43,16 +28,7 @@ describe('two organisations, each with its own API and database, on one Fabric n
   let recordId: string;
 
   beforeAll(async () => {
-    // Each run's databases are new, so each instance's access log is a chain of its own.
-    const run = randomUUID().slice(0, 8);
-    [org1, org2] = await Promise.all(
-      ([1, 2] as const).map((org) =>
-        TestApi.start(
-          { ...orgApiEnv(org), INSTANCE_ID: `org${org}-${run}` },
-          { postgresUrl: orgPostgresUrl(org) },
-        ),
-      ),
-    );
+    [org1, org2] = await startOrganisations();
     alice1 = await org1.token('alice', 'PATIENT');
     patientId = (await org1.ok<{ registerPatient: { id: string } }>(REGISTER, {}, alice1))
       .registerPatient.id;
