@@ -126,9 +126,13 @@ export class TestApi {
     return grantConsent.id;
   }
 
-  /** Stops the API and starts it again on the same database and data dir (a crash drill). */
-  async restart(): Promise<void> {
+  /**
+   * Stops the API and starts it again on the same database and data dir (a crash drill),
+   * running `whileStopped` in between.
+   */
+  async restart(whileStopped?: () => Promise<void>): Promise<void> {
     await this.server.stop();
+    await whileStopped?.();
     this.server = await startServer(this.config, { logTo: this.logs });
   }
 
