@@ -179,9 +179,14 @@ async function trainingNode(opts: {
 
 async function admitPatient(opts: { sub: string; patient: string }): Promise<void> {
   const c = config();
-  // This instance's own database (beside a running server, or its embedded one briefly).
+  // This instance's own database: beside a running server, the one it runs (never a second
+  // postmaster on its data dir); otherwise the embedded one, briefly.
+  const databaseUrl =
+    c.databaseUrl ??
+    (await embeddedPostgres().EmbeddedPostgresServer.runningUrl(c.dataDir, 'custodia'));
   const server = await startServer({
     ...c,
+    databaseUrl,
     port: 0,
     host: '127.0.0.1',
     trainingNodes: false,
