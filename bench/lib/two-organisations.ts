@@ -13,7 +13,7 @@ import type { LedgerEvent } from '../../src/ledger';
 import { PatientsService } from '../../src/patients';
 import { RunningServer, startServer } from '../../src/server';
 import { observation } from '../../test/helpers/fhir';
-import { percentile, round } from './grant-load';
+import { percentile, PhaseResult, round } from './grant-load';
 
 export interface Instance {
   server: RunningServer;
@@ -211,5 +211,67 @@ export async function measurePropagation(
     revokeDeniedFromRequest: summary(fromRequest.revoke),
     commitThroughApi: summary(commits),
     mismatches,
+  };
+}
+
+/**
+ * Grants through an instance's GraphQL API (`grantConsent`: the PDP's caller checks, the ledger
+ * submit, read-your-writes into the projection) by `concurrency` patients back to back, for
+ * `seconds`: the API's consent path on Fabric, not only the bare gateway.
+ */
+export async function grantsThroughApi(
+  api: Instance,
+  concurrency: number,
+  seconds: number,
+): Promise<Omit<PhaseResult, 'meanBlockSize' | 'blocks'>> {
+  const tokens = await Promise.all(
+    Array.from({ length: concurrency }, async (_, i) => {
+      const sub = `bench-patient-${randomBytes(4).toString('hex')}-${i}`;
+      const token = await api.issuer.sign({ sub, roles: ['PATIENT'] });
+      const r = await api.gql('mutation { registerPatient { id } }', {}, token);
+      if (r.errors) throw new Error(`registerPatient failed: ${JSON.stringify(r.errors)}`);
+      return token;
+    }),
+  );
+  const latencies: number[] = [];
+  let failures = 0;
+  let firstError: string | undefined;
+  const start = performance.now();
+  const deadline = start + seconds * 1000;
+  let n = 0;
+  await Promise.all(
+    tokens.map(async (token) => {
+      while (performance.now() < deadline) {
+        const t0 = performance.now();
+        const r = await api.gql(
+          GRANT,
+          {
+            input: {
+              granteeType: 'CLINICIAN',
+              granteeId: `dr-${n++ % 100}`,
+              purpose: 'TREATMENT',
+              actions: ['READ'],
+            },
+          },
+          token,
+        );
+        if (r.errors) {
+          failures++;
+          firstError ??= JSON.stringify(r.errors[0].extensions);
+        } else latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  const elapsedSeconds = (performance.now() - start) / 1000;
+  if (firstError) console.error(`  ${failures} grants failed; first: ${firstError}`);
+  latencies.sort((a, b) => a - b);
+  return {
+    concurrency,
+    txPerSec: round(latencies.length / elapsedSeconds, 1),
+    p50Ms: round(percentile(latencies, 50)),
+    p99Ms: round(percentile(latencies, 99)),
+    total: latencies.length,
+    failures,
+    elapsedSeconds: round(elapsedSeconds, 3),
   };
 }
