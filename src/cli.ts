@@ -11,6 +11,7 @@ import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
 import { RemoteNode } from './federated/node/remote-node';
 import { DEFAULT_ALPHA, MAX_PATIENTS, MAX_SITES, runSeed } from './federated/synthetic';
+import { ImportFailed, importFile } from './import-command';
 import { PatientsService } from './patients';
 import { kekOf } from './records/crypto';
 import { startServer } from './server';
@@ -204,6 +205,27 @@ async function admitPatient(opts: { sub: string; patient: string }): Promise<voi
   }
 }
 
+async function importBundle(
+  file: string,
+  opts: { patient: string; url?: string; token?: string },
+): Promise<void> {
+  const token = opts.token ?? process.env.CUSTODIA_TOKEN;
+  if (!token) {
+    fail(
+      "give --token (or CUSTODIA_TOKEN): the PATIENT's token, or a CLINICIAN's with a WRITE grant (embedded mode: npx custodia token --sub ID --role PATIENT)",
+    );
+  }
+  const url =
+    opts.url ?? process.env.CUSTODIA_URL ?? `http://localhost:${process.env.PORT ?? 3000}`;
+  try {
+    const report = await importFile(file, { patient: opts.patient, url, token });
+    process.stdout.write(JSON.stringify(report) + '\n');
+  } catch (e) {
+    if (e instanceof ImportFailed) fail(`${e.code}: ${e.message}`);
+    throw e;
+  }
+}
+
 function wholeNumber(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
@@ -301,6 +323,16 @@ export function program(): Command {
       DEFAULT_ALPHA,
     )
     .action(seed);
+  cli
+    .command('import')
+    .description(
+      "import a FHIR R4 Bundle (transaction, batch or collection) into a patient's records through the API, all or nothing; prints the ImportReport as JSON",
+    )
+    .argument('<file>', 'the Bundle, as a JSON file')
+    .requiredOption('--patient <id>', "the patient's id")
+    .option('--url <url>', 'the API (default CUSTODIA_URL, else http://localhost:$PORT)')
+    .option('--token <jwt>', 'a PATIENT (or CLINICIAN) token (default CUSTODIA_TOKEN)')
+    .action(importBundle);
   return cli;
 }
 

@@ -9,9 +9,12 @@ import { ConsentReconciliation } from './consent-reconciliation';
 import { GrantAuthenticity } from './grant-authenticity';
 import { ConsentProjection } from './consent-projection';
 import { ConsentProjector } from './consent.projector';
+import { ConsentFhirResolver } from './consent-fhir.resolver';
 import { ConsentResolver } from './consent.resolver';
 import { ConsentService } from './consent.service';
 import { EmergencyService } from './emergency.service';
+import { MyPatientsResolver } from './my-patients.resolver';
+import { MyPatientsService } from './my-patients.service';
 import { PolicyDecisionPoint } from './policy-decision-point';
 
 @Module({
@@ -29,6 +32,9 @@ import { PolicyDecisionPoint } from './policy-decision-point';
     EmergencyService,
     PolicyDecisionPoint,
     ConsentResolver,
+    ConsentFhirResolver,
+    MyPatientsService,
+    MyPatientsResolver,
     { provide: APP_INTERCEPTOR, useClass: ConsentCheckInterceptor },
   ],
   exports: [PolicyDecisionPoint, ConsentService, ConsentProjector, ConsentReconciliation],

@@ -227,6 +227,14 @@ export class PatientsService implements OnApplicationBootstrap {
     return this.load(id);
   }
 
+  /**
+   * A patient's profile as a clinician with access sees it (myPatients): the caller has
+   * established that access; this does not check it.
+   */
+  profile(id: string): Promise<PatientModel> {
+    return this.load(id);
+  }
+
   async setEmergencyAccess(actor: Actor, allow: boolean): Promise<PatientModel> {
     const id = await this.requirePatientId(actor);
     await this.db

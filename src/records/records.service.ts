@@ -35,13 +35,14 @@ import {
   SensitivityEnum,
 } from './record.model';
 import { isUuid } from '../common/ids';
+import { RecordIndex, RecordSearch } from './search/record-index';
 
 /** A page, and the ids of records on it that failed to open and were withheld. */
 export interface ListedRecords extends RecordPageModel {
   withheld: string[];
 }
 
-export interface RecordFilter {
+export interface RecordFilter extends RecordSearch {
   resourceType?: string | null;
   category?: string | null;
   first?: number | null;
@@ -61,6 +62,7 @@ export class RecordsService {
     private readonly pdp: PolicyDecisionPoint,
     private readonly log: AccessLog,
     private readonly opener: RecordOpener,
+    private readonly index: RecordIndex,
   ) {}
 
   async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
@@ -111,6 +113,7 @@ export class RecordsService {
         ledgerTxId: null,
         createdAt: now,
         updatedAt: now,
+        ...this.index.entryFor(dek, resource, now),
       };
       await m.getRepository(RecordEntity).insert(entity);
       return entity;
@@ -183,6 +186,8 @@ export class RecordsService {
       params.push(after.createdAt, after.id);
       where.push(`(r.created_at, r.id) < ($${params.length - 1}, $${params.length})`);
     }
+    const search = await this.index.searchSql(patientId, filter, 'r', params);
+    where.push(...search.where);
     const permitted = this.pdp.recordFilterSql(decision, 'r', params);
     if (permitted) where.push(permitted);
     params.push(size + 1);
@@ -192,7 +197,10 @@ export class RecordsService {
     const rows = found.map(toEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
     const page = rows.slice(0, size);
     const opened = await Promise.all(page.map((r) => this.opener.open(r)));
-    const readable = opened.filter((o): o is OpenRow => o !== null);
+    const readable = opened.filter(
+      (o): o is OpenRow =>
+        o !== null && (!search.matches || search.matches(o.resource, o.row.createdAt)),
+    );
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
     // Only what was returned is logged as read; withheld records were not.
     await this.logPermitted(

@@ -33,6 +33,9 @@ export class DataKeyRing {
     CACHE_LIMIT,
   );
 
+  /** Each patient's live key id, so that a search finds its key without a query. */
+  private readonly live = new BoundedMap<string, string>(CACHE_LIMIT);
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(KEK) private readonly kek: KeyObject,
@@ -61,6 +64,22 @@ export class DataKeyRing {
     }
   }
 
+  /**
+   * The patient's live key, or null when they have none (no record was ever sealed for them,
+   * or their keys were destroyed): unlike `liveKey`, never creates one.
+   */
+  async existingLiveKey(patientId: string): Promise<DataKey | null> {
+    const id = this.live.get(patientId);
+    const cached = id ? this.cache.get(id) : undefined;
+    if (id && cached?.patientId === patientId) return { id, key: cached.key };
+    const row = await this.db
+      .getRepository(DataKeyEntity)
+      .findOneBy({ patientId, destroyedAt: IsNull() });
+    if (!row) return null;
+    this.live.set(patientId, row.id);
+    return { id: row.id, key: this.unwrap(row) };
+  }
+
   /** The key that sealed a record, checked to belong to `patientId`. */
   async key(keyId: string, patientId: string): Promise<KeyObject> {
     const cached = this.cache.get(keyId);
@@ -81,6 +100,7 @@ export class DataKeyRing {
     await manager
       .getRepository(DataKeyEntity)
       .update({ patientId, destroyedAt: IsNull() }, { wrappedKey: null, destroyedAt: new Date() });
+    this.live.delete(patientId);
     for (const [id, entry] of [...this.cache]) {
       if (entry.patientId === patientId) this.cache.delete(id);
     }
