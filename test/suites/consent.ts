@@ -182,17 +182,19 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
     });
 
     it('admits an ORGANIZATION grant to members of that organisation only', async () => {
+      // Organisations of this run alone: a shared ledger (Fabric) holds other suites' grants.
+      const [mine, other] = [`org-a-${randomUUID()}`, `org-b-${randomUUID()}`];
       const g = (
         await grant(
           treatment({
             granteeType: 'ORGANIZATION',
-            granteeId: 'org1',
+            granteeId: mine,
             resourceTypes: ['Condition'],
           }),
         )
       ).data!.grantConsent;
-      const member = await api.token('dr-member', 'CLINICIAN', 'org1');
-      const outsider = await api.token('dr-outsider', 'CLINICIAN', 'org2');
+      const member = await api.token('dr-member', 'CLINICIAN', mine);
+      const outsider = await api.token('dr-outsider', 'CLINICIAN', other);
       const noOrg = await api.token('dr-none', 'CLINICIAN');
       expect((await listAs(member)).data!.records.items.map((r) => r.id)).toEqual([ids.cond]);
       expect(codes(await listAs(outsider))).toEqual(['CONSENT_REQUIRED']);
