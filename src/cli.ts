@@ -13,6 +13,7 @@ import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-l
 import { RemoteNode } from './federated/node/remote-node';
 import { DEFAULT_ALPHA, MAX_PATIENTS, MAX_SITES, runSeed } from './federated/synthetic';
 import { ImportFailed, importFile } from './import-command';
+import { PatientsService } from './patients';
 import { kekOf } from './records/crypto';
 import { startServer } from './server';
 import { verifyAll } from './verification';
@@ -178,6 +179,33 @@ async function trainingNode(opts: {
   }
 }
 
+async function admitPatient(opts: { sub: string; patient: string }): Promise<void> {
+  const c = config();
+  // This instance's own database: beside a running server, the one it runs (never a second
+  // postmaster on its data dir); otherwise the embedded one, briefly.
+  const databaseUrl =
+    c.databaseUrl ??
+    (await embeddedPostgres().EmbeddedPostgresServer.runningUrl(c.dataDir, 'custodia'));
+  const server = await startServer({
+    ...c,
+    databaseUrl,
+    port: 0,
+    host: '127.0.0.1',
+    trainingNodes: false,
+  }).catch((e: Error) => fail(`could not start: ${e.message}`));
+  try {
+    const patient = await server.app
+      .get(PatientsService)
+      .admit(opts.sub, opts.patient)
+      .catch((e: Error) => fail(e.message));
+    console.log(
+      `Admitted patient ${patient.id} at ${c.orgId}; ${opts.sub} is linked to them here.`,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
 async function importBundle(
   file: string,
   opts: { patient: string; url?: string; token?: string },
@@ -326,6 +354,14 @@ export function program(): Command {
     )
     .requiredOption('--key <file>', 'the private key written by `custodia keygen`')
     .action(signPayload);
+  cli
+    .command('admit-patient')
+    .description(
+      "admit a patient another organisation registered, under their ledger id, and link this organisation's identity of theirs to it (after matching them out of band)",
+    )
+    .requiredOption('--sub <id>', "the patient's subject (user id) at this organisation", subject)
+    .requiredOption('--patient <id>', "the patient's id, as their first organisation shows it")
+    .action(admitPatient);
   cli
     .command('seed')
     .description(
