@@ -35,6 +35,8 @@ interface Measurement {
   params: number;
   /** Median over the repeats of the aggregation's wall time (all folds + finish). */
   seconds: number;
+  /** CPU time (user + system) of the repeat with the median wall time. */
+  cpuSeconds: number;
   gbPerSec: number;
   /** Of which: beginning (the sums), folding alone, and the finish (division, noise, float32). */
   foldGbPerSec?: number;
@@ -90,27 +92,41 @@ function strategyFor(mode: Mode, n: number): FedAvg {
  */
 function aggregate(mode: Mode, global: Float32Array, update: Float32Array, n: number) {
   // performance.now() rather than hrtime.bigint(): no heap allocation per reading.
+  let cpu = 0;
+  let c = process.cpuUsage();
   const t0 = performance.now();
   const round = strategyFor(mode, n).begin(global, 1);
   const beginMs = performance.now() - t0;
   let foldMs = 0;
+  cpu += cpuSince(c);
   for (let k = 0; k < n; k++) {
     fillUpdate(update, global, k);
+    c = process.cpuUsage();
     const t = performance.now();
     round.fold(update, examples(k));
     foldMs += performance.now() - t;
+    cpu += cpuSince(c);
   }
+  c = process.cpuUsage();
   const t = performance.now();
   const { model } = round.finish();
   const finishMs = performance.now() - t;
+  cpu += cpuSince(c);
   let checksum = 0;
   for (let i = 0; i < model.length; i++) checksum += model[i];
   return {
     beginSeconds: beginMs / 1000,
     foldSeconds: foldMs / 1000,
     finishSeconds: finishMs / 1000,
+    cpuSeconds: cpu,
     checksum,
   };
+}
+
+/** CPU seconds (user + system) of this process since `start`. */
+function cpuSince(start: NodeJS.CpuUsage): number {
+  const { user, system } = process.cpuUsage(start);
+  return (user + system) / 1e6;
 }
 
 function runChild(mode: Mode, n: number, params: number, repeat: number): Measurement {
@@ -148,6 +164,7 @@ function runChild(mode: Mode, n: number, params: number, repeat: number): Measur
     n,
     params,
     seconds,
+    cpuSeconds: median.cpuSeconds,
     gbPerSec: bytes / seconds / 1e9,
     foldGbPerSec: bytes / median.foldSeconds / 1e9,
     beginMs: median.beginSeconds * 1000,
@@ -225,6 +242,8 @@ async function main(): Promise<void> {
   const results: Measurement[] = [];
   /** Per N, the ratio of custodia-fedavg's throughput to numpy-stream's in each trial. */
   const streamRatios = new Map<number, number[]>();
+  /** The same ratio by CPU time, which a busy machine's waits for a core do not inflate. */
+  const cpuRatios = new Map<number, number[]>();
   let numpyVersion: string | null = null;
   for (const n of ns) {
     const runs = new Map<string, Measurement[]>();
@@ -242,6 +261,7 @@ async function main(): Promise<void> {
         const ours = runs.get('custodia-fedavg')!.at(-1)!;
         const theirs = runs.get('numpy-stream')!.at(-1)!;
         streamRatios.set(n, [...(streamRatios.get(n) ?? []), theirs.seconds / ours.seconds]);
+        cpuRatios.set(n, [...(cpuRatios.get(n) ?? []), theirs.cpuSeconds / ours.cpuSeconds]);
       }
     }
     const row: Measurement[] = [];
@@ -263,6 +283,11 @@ async function main(): Promise<void> {
         `  N=${n} custodia-fedavg / numpy-stream: ${round(median(ratios))} ` +
           `(trials ${ratios.map((r) => round(r)).join(', ')})`,
       );
+      const byCpu = cpuRatios.get(n)!;
+      console.log(
+        `  N=${n} custodia-fedavg / numpy-stream by CPU time: ${round(median(byCpu))} ` +
+          `(trials ${byCpu.map((r) => round(r)).join(', ')})`,
+      );
     }
     results.push(...row);
   }
@@ -281,9 +306,16 @@ async function main(): Promise<void> {
       const ratios = streamRatios.get(n)!;
       return { n, ratio: round(median(ratios)), trials: ratios.map((r) => round(r)) };
     });
+  const vsStreamCpu = ns
+    .filter((n) => cpuRatios.has(n))
+    .map((n) => {
+      const ratios = cpuRatios.get(n)!;
+      return { n, ratio: round(median(ratios)), trials: ratios.map((r) => round(r)) };
+    });
   const verdict = {
     throughputVsNumpyFlower: vs('numpy-flower'),
     throughputVsNumpyStream: vsStream,
+    cpuTimeVsNumpyStream: vsStreamCpu,
     throughputVsNumpyStreamMet:
       vsStream.length > 0 && vsStream.every((r) => r.ratio >= TARGET.vsNumpyStream),
     peakModelsMax: round(Math.max(...peaks)),
@@ -317,6 +349,7 @@ async function main(): Promise<void> {
     results: results.map((r) => ({
       ...r,
       seconds: round(r.seconds, 4),
+      cpuSeconds: round(r.cpuSeconds, 4),
       gbPerSec: round(r.gbPerSec),
       foldGbPerSec: r.foldGbPerSec === undefined ? undefined : round(r.foldGbPerSec),
       beginMs: r.beginMs === undefined ? undefined : round(r.beginMs, 1),
@@ -331,7 +364,9 @@ async function main(): Promise<void> {
       '(begin; numpy-stream times its np.zeros) to the model (median of the repeats; ' +
       'generating the updates is not timed); each row is the trial with the median time, ' +
       'trialSeconds all of them, and throughputVsNumpyStream the median over the trials of ' +
-      'the ratio within each trial (the two implementations ran back to back). Peak = VmHWM − VmRSS, the high-water mark reset ' +
+      'the ratio within each trial (the two implementations ran back to back); ' +
+      'cpuTimeVsNumpyStream the same by CPU time (user + system) of the median repeat, which ' +
+      'waiting for a core on a shared machine does not inflate. Peak = VmHWM − VmRSS, the high-water mark reset ' +
       'once the inputs are in memory: global model + one reused update buffer for Node, global ' +
       'model + the N updates for numpy. numpy-flower is Flower’s FedAvg formula over its list ' +
       'of N updates; numpy-stream folds into a float64 accumulator as we do, but both round ' +

@@ -7,18 +7,21 @@
 // in-process training node per organisation), `seedCohort` (timed apart), every patient
 // granting RESEARCH/TRAIN to the study, then a study created and a run started over GraphQL
 // as a researcher, exactly as test/federated-nodes.e2e-spec.ts does. A round's wall time runs
-// from the coordinator's 'open' to its 'round' (close) event. The in-process nodes train one
-// after another, so the wall time is about the sum of the nodes' times; what is left over
-// ("other") is the node loop's own work (the study, node keys and registrations, the
-// has-submitted checks) and event-loop waits. The aggregation is estimated as the quorum
-// node's submit time minus the median submit time of the other nodes (a submit without the
-// fold). Results go to bench/results/fl-round.json.
+// from the coordinator's 'open' to its 'round' (close) event. The in-process nodes read at
+// once, train one after another, and submit while the next one trains, so the phases overlap:
+// their sums (Σ) can exceed the wall time, and "other" (wall − Σ) is then negative; the CPU
+// profile (--profile) says where this process's time goes instead. The aggregation is
+// estimated as the quorum node's submit time minus the median submit time of the other
+// nodes (a submit without the fold). Results go to bench/results/fl-round.json.
 //   options: --cohorts 3:1000,10:2000  (sites:patients) --rounds 5 --seed 42 --alpha 0.5
 //            --epochs 3 --timeout 150  (seconds per run, from start to the last round)
+//            --profile  (CPU-profile this process during the cached run and print where its
+//                        main thread went, per round; the database is another process)
 import 'reflect-metadata';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { DataSource } from 'typeorm';
 import { DevIssuer } from '../src/auth';
@@ -29,6 +32,7 @@ import { initTensorFlow } from '../src/federated/model';
 import { LocalTrainingNodes } from '../src/federated/node/local-nodes';
 import { seedCohort } from '../src/federated/synthetic/seed';
 import { RunningServer, startServer } from '../src/server';
+import { CpuProfile, summariseProfile } from './lib/cpu-profile';
 import { machineBusySeconds } from './lib/server-process';
 
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'fl-round.json');
@@ -46,6 +50,7 @@ interface Settings {
   alpha: number;
   epochs: number;
   timeoutSeconds: number;
+  profile: boolean;
 }
 
 interface UpdateEvent {
@@ -130,6 +135,7 @@ function settings(): Settings {
       alpha: { type: 'string', default: '0.5' },
       epochs: { type: 'string', default: '3' },
       timeout: { type: 'string', default: '150' },
+      profile: { type: 'boolean', default: false },
     },
   });
   const positive = (name: string, v: string, integer = true) => {
@@ -151,6 +157,7 @@ function settings(): Settings {
     alpha: positive('alpha', values.alpha, false),
     epochs: positive('epochs', values.epochs),
     timeoutSeconds: positive('timeout', values.timeout, false),
+    profile: values.profile,
   };
 }
 
@@ -302,7 +309,7 @@ async function runCohort(
     const nodes = app.get(LocalTrainingNodes);
     const api = server;
     /** One training run; `cache` off reads and decrypts every record every round. */
-    const train = async (cache: boolean): Promise<RunResult> => {
+    const train = async (cache: boolean, profile = false): Promise<RunResult> => {
       nodes.examples.cache = cache;
       // Every event is kept with its time; the run's id is only known once startTraining
       // answers, by which time round 1 may already be under way.
@@ -328,6 +335,12 @@ async function runCohort(
       coordinator.events.on('round', onRound);
       nodes.events.on('update', onUpdate);
 
+      const session = profile ? new Session() : undefined;
+      if (session) {
+        session.connect();
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+      }
       const cpu0 = process.cpuUsage();
       const busy0 = machineBusySeconds();
       const t3 = performance.now();
@@ -365,6 +378,14 @@ async function runCohort(
       }
       const runSeconds = seconds(t3);
       const cpu = process.cpuUsage(cpu0);
+      if (session) {
+        const { profile: taken } = await session.post('Profiler.stop');
+        session.disconnect();
+        console.log(
+          `\nK=${cohort.sites} cached run, this process (per round: all ${s.rounds} rounds):\n` +
+            summariseProfile(taken as unknown as CpuProfile, s.rounds, 25),
+        );
+      }
       const processCores = round((cpu.user + cpu.system) / 1e6 / runSeconds, 2);
       const machineCores = round((machineBusySeconds() - busy0) / runSeconds, 2);
 
@@ -438,7 +459,7 @@ async function runCohort(
     };
     // The path without the example cache first, then with it, on the same server and cohort.
     const uncached = await train(false);
-    const cached = await train(true);
+    const cached = await train(true, s.profile);
     const wall = (r: RunResult) => (r.steady ?? r.mean).wallMs;
     return {
       ...cohort,
@@ -547,8 +568,8 @@ async function main(): Promise<void> {
     );
   }
   console.log(
-    '\nper round, ms (Σ = summed over the nodes, which train one after another; submit Σ ' +
-      'includes the aggregation):',
+    '\nper round, ms (Σ = summed over the nodes, whose reads and submits overlap the ' +
+      'training; submit Σ includes the aggregation):',
   );
   printTable(results);
   console.log('\nwhere the time goes:');

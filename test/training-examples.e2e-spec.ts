@@ -6,7 +6,6 @@ import { PolicyDecisionPoint } from '../src/consent';
 import { TrainingExamples } from '../src/federated/node/node-work';
 import { seedCohort, SeedSummary } from '../src/federated/synthetic/seed';
 import { RecordsService } from '../src/records';
-import { DataSource } from 'typeorm';
 import { observation } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
 
@@ -21,8 +20,7 @@ describe('training examples, cached between rounds', () => {
 
   const app = () => api.server.app;
   const records = () => app().get(RecordsService);
-  const fresh = () =>
-    new TrainingExamples(app().get(DataSource), app().get(PolicyDecisionPoint), records());
+  const fresh = () => new TrainingExamples(app().get(PolicyDecisionPoint), records());
   const site = () => summary.patients[0].organizationId;
   const uncached = () => {
     const source = fresh();

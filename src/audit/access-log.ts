@@ -107,6 +107,23 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     });
   }
 
+  /**
+   * Appends a group of events as one: they are chained and written together (one INSERT,
+   * so all or none), and the promise resolves once every one is committed. For a caller that
+   * logs many uses at once, such as a training node's patients in a round.
+   */
+  async recordGroup(events: readonly NewAccessEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const sealed = await Promise.all(events.map((e) => this.seal(e)));
+    return new Promise((resolve, reject) => {
+      let left = sealed.length;
+      const done = () => void (--left === 0 && resolve());
+      // Pushed in one go: the drain takes them in the same batch.
+      for (const event of sealed) this.queue.push({ event, resolve: done, reject });
+      if (!this.writing) this.writing = this.drain();
+    });
+  }
+
   async page(
     patientId: string,
     first?: number | null,

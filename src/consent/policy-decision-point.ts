@@ -146,6 +146,35 @@ export class PolicyDecisionPoint {
        ORDER BY id`,
       [studyId, patientIds],
     );
+    return this.trainable(rows, studyId, nodeId);
+  }
+
+  /**
+   * As trainingGrants, for the patients of one organisation who are not erased: the patients
+   * and their grants in one query (a training node's selection, every round).
+   */
+  async organizationTrainingGrants(
+    studyId: string,
+    organizationId: string,
+    nodeId: string,
+  ): Promise<Map<string, string>> {
+    const rows: ConsentGrantEntity[] = await this.db.query(
+      `SELECT ${GRANT_COLUMNS} FROM consent_grants
+       WHERE grantee_type = 'STUDY' AND grantee_id = $1 AND status = 'ACTIVE'
+         AND patient_id IN (SELECT id::text FROM patients
+                            WHERE organization_id = $2 AND erased_at IS NULL)
+       ORDER BY id`,
+      [studyId, organizationId],
+    );
+    return this.trainable(rows, studyId, nodeId);
+  }
+
+  /** Per patient, the first grant (by id) among `rows` the rule lets `nodeId` train under. */
+  private trainable(
+    rows: ConsentGrantEntity[],
+    studyId: string,
+    nodeId: string,
+  ): Map<string, string> {
     const at = new Date();
     const found = new Map<string, string>();
     for (const grant of await this.believed(rows)) {

@@ -228,21 +228,18 @@ export class RecordsService {
   }
 
   /**
-   * The decrypted resources of patients a training node may train on (the caller has checked
-   * each one's TRAIN grant), one query for all of them; each patient's access log shows the
-   * read, under the grant it used.
+   * Per patient of an organisation (not erased), a fingerprint of their records (ids and
+   * versions): it changes when a record is added, amended or erased, so a training node
+   * knows which patients' examples to build again. Patients without records are absent.
    */
-  /**
-   * Per patient, a fingerprint of their records (ids and versions): it changes when a record
-   * is added, amended or erased, so a training node knows which patients' examples to build
-   * again. Patients without records are absent.
-   */
-  async trainingFingerprints(patientIds: readonly string[]): Promise<Map<string, string>> {
+  async organizationTrainingFingerprints(organizationId: string): Promise<Map<string, string>> {
     const rows: { patient_id: string; fingerprint: string }[] = await this.db.query(
       `SELECT patient_id, md5(string_agg(id::text || ':' || version, ',' ORDER BY id))
                 AS fingerprint
-       FROM records WHERE patient_id = ANY($1::uuid[]) GROUP BY patient_id`,
-      [patientIds],
+       FROM records WHERE patient_id IN (SELECT id FROM patients
+                                         WHERE organization_id = $1 AND erased_at IS NULL)
+       GROUP BY patient_id`,
+      [organizationId],
     );
     return new Map(rows.map((r) => [r.patient_id, r.fingerprint]));
   }
@@ -274,25 +271,26 @@ export class RecordsService {
     return out;
   }
 
-  /** One TRAIN event per patient in their access log: the records a node used this round. */
+  /**
+   * One TRAIN event per patient in their access log, the records a node used this round,
+   * appended as one group; resolves once they are all durable.
+   */
   async logTrainingUse(
     nodeId: string,
     uses: readonly { patientId: string; recordIds: string[]; grantId: string }[],
   ): Promise<void> {
-    await Promise.all(
-      uses.map((u) =>
-        this.log.record({
-          actorId: nodeId,
-          patientId: u.patientId,
-          recordIds: u.recordIds,
-          action: 'TRAIN',
-          purpose: 'RESEARCH',
-          decision: 'PERMIT',
-          consentId: u.grantId,
-          breakGlass: false,
-          reason: null,
-        }),
-      ),
+    await this.log.recordGroup(
+      uses.map((u) => ({
+        actorId: nodeId,
+        patientId: u.patientId,
+        recordIds: u.recordIds,
+        action: 'TRAIN',
+        purpose: 'RESEARCH',
+        decision: 'PERMIT',
+        consentId: u.grantId,
+        breakGlass: false,
+        reason: null,
+      })),
     );
   }
 

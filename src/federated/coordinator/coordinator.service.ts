@@ -102,9 +102,9 @@ export class Coordinator {
     }));
   }
 
-  /** Whether `nodeId` already sent an update for this round (accepted or not). */
-  hasSubmitted(runId: string, round: number, nodeId: string): Promise<boolean> {
-    return this.repo.hasSubmitted(runId, round, nodeId);
+  /** The nodes that already sent an update for this round (accepted or not). */
+  submittedNodes(runId: string, round: number): Promise<Set<string>> {
+    return this.repo.submittedNodes(runId, round);
   }
 
   runsOfStudy(studyId: string): Promise<TrainingRunModel[]> {

@@ -2,11 +2,11 @@
 // step), records provenance on the ledger, and moves the run on — crash-safe, the way record
 // anchoring is:
 //   1. OPEN → CLOSING: the new model, the round's outcome, its ledger record and the
-//      strategy's next state are stored in one transaction;
+//      strategy's next state are stored in one statement (one transaction);
 //   2. the record goes on the ledger; if the ledger already holds the round (an earlier try
 //      committed, then the answer or the process was lost) with the same model hash, that
 //      transaction is adopted;
-//   3. CLOSING → CLOSED: the run advances and the next round opens, in one transaction.
+//   3. CLOSING → CLOSED: the run advances and the next round opens, in one statement.
 // A failure at any step leaves a state the next attempt resumes from (the sweep retries each
 // round on its own, with backoff), and the ledger holds each round once.
 import {
@@ -126,8 +126,11 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     if (txId === null) return;
     const last = round >= row.rounds;
     const closing = row;
-    const { closed, opened } = await this.repo.transaction((m) =>
-      this.repo.markClosed(m, closing, txId, last ? null : { deadlineMs: study.roundDeadlineMs }),
+    const { closed, opened } = await this.repo.markClosed(
+      this.repo.db,
+      closing,
+      txId,
+      last ? null : { deadlineMs: study.roundDeadlineMs },
     );
     if (!closed) return;
     this.events.emit('round', { runId, round, status: 'CLOSED' });
@@ -203,15 +206,19 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
         : null,
     });
     const strategyState = serialiseStrategyState(strategy.state());
-    const stored = await this.repo.transaction(async (m) => {
-      for (const r of revoked) await this.repo.rejectUpdate(m, r.id, r.reason);
-      return this.repo.markClosing(m, row.runId, row.round, model, {
-        record,
-        strategyState,
-        metrics: nodeMetrics(accepted),
-        numUpdates: accepted.length,
-      });
-    });
+    const outcome = {
+      record,
+      strategyState,
+      metrics: nodeMetrics(accepted),
+      numUpdates: accepted.length,
+    };
+    // One statement, atomic on its own, unless revoked updates are to be rejected with it.
+    const stored = revoked.length
+      ? await this.repo.transaction(async (m) => {
+          for (const r of revoked) await this.repo.rejectUpdate(m, r.id, r.reason);
+          return this.repo.markClosing(m, row.runId, row.round, model, outcome);
+        })
+      : await this.repo.markClosing(this.repo.db, row.runId, row.round, model, outcome);
     return stored ? { record, strategyState } : null;
   }
 

@@ -205,12 +205,21 @@ export class RunRepository {
     };
   }
 
-  async isOpen(runId: string, round: number): Promise<boolean> {
-    const [open] = (await this.db.query(
-      `SELECT 1 FROM training_rounds WHERE run_id = $1 AND round = $2 AND status = 'OPEN'`,
-      [runId, round],
-    )) as unknown[];
-    return !!open;
+  /** Whether the round is open, and whether `nodeId` has an accepted update in it: one query. */
+  async intakeState(
+    runId: string,
+    round: number,
+    nodeId: string,
+  ): Promise<{ open: boolean; accepted: boolean }> {
+    const [row] = (await this.db.query(
+      `SELECT r.status = 'OPEN' AS open,
+              EXISTS (SELECT 1 FROM model_updates u WHERE u.run_id = r.run_id
+                        AND u.round = r.round AND u.node_id = $3 AND u.status = 'ACCEPTED')
+                AS accepted
+       FROM training_rounds r WHERE r.run_id = $1 AND r.round = $2`,
+      [runId, round, nodeId],
+    )) as { open: boolean; accepted: boolean }[];
+    return { open: row?.open ?? false, accepted: row?.accepted ?? false };
   }
 
   /** Rounds open now, with whether `nodeId` has already sent its update. */
@@ -261,20 +270,26 @@ export class RunRepository {
 
   /**
    * Step 1 of closing: the new model and the round's outcome are stored, and the round moves
-   * from OPEN to CLOSING, in one transaction. False when the round was no longer open.
+   * from OPEN to CLOSING, in one statement (so atomically, in a transaction of its own or in
+   * the caller's). False when the round was no longer open.
    */
   async markClosing(
-    m: EntityManager,
+    q: Queryable,
     runId: string,
     round: number,
     model: Float32Array,
     outcome: RoundOutcome,
   ): Promise<boolean> {
-    const [, changed] = (await m.query(
-      `UPDATE training_rounds SET status = 'CLOSING', model_hash = $3, metrics = $4,
-         epsilon = $5, num_updates = $6, num_contributors = $7, round_record = $8,
-         strategy_state = $9
-       WHERE run_id = $1 AND round = $2 AND status = 'OPEN'`,
+    const rows = (await q.query(
+      `WITH closing AS (
+         UPDATE training_rounds SET status = 'CLOSING', model_hash = $3, metrics = $4,
+           epsilon = $5, num_updates = $6, num_contributors = $7, round_record = $8,
+           strategy_state = $9
+         WHERE run_id = $1 AND round = $2 AND status = 'OPEN'
+         RETURNING run_id, round)
+       INSERT INTO model_versions (run_id, round, hash, weights, created_at)
+       SELECT run_id, round, $3, $10, now() FROM closing
+       RETURNING round`,
       [
         runId,
         round,
@@ -285,54 +300,61 @@ export class RunRepository {
         outcome.record.numContributors,
         JSON.stringify(outcome.record),
         outcome.strategyState,
+        Buffer.from(model.buffer, model.byteOffset, model.byteLength),
       ],
-    )) as [unknown, number];
-    if (changed !== 1) return false;
-    await this.storeVersion(m, runId, round, model, outcome.record.modelHash);
-    return true;
+    )) as unknown[];
+    return rows.length === 1;
   }
 
   /**
-   * Step 3 of closing, once the ledger holds the round: CLOSED with its transaction, the run
-   * moved on (if it still runs), and the next round opened. Whether the round was CLOSING
-   * (and so is closed now), and whether a next round was opened.
+   * Step 3 of closing, once the ledger holds the round: CLOSED with its transaction, the
+   * round's update bodies dropped, the run moved on (if it still runs), and the next round
+   * opened — in one statement. Whether the round was CLOSING (and so is closed now), and
+   * whether a next round was opened.
    */
   async markClosed(
-    m: EntityManager,
+    q: Queryable,
     row: RoundRow,
     txId: string,
     next: { deadlineMs: number } | null,
   ): Promise<{ closed: boolean; opened: boolean }> {
     const { runId, round, pending } = row;
-    const [, changed] = (await m.query(
-      `UPDATE training_rounds SET status = 'CLOSED', closed_at = now(), ledger_tx_id = $3,
-         round_record = NULL, strategy_state = NULL
-       WHERE run_id = $1 AND round = $2 AND status = 'CLOSING'`,
-      [runId, round, txId],
-    )) as [unknown, number];
-    if (changed !== 1 || !pending) return { closed: false, opened: false };
-    await m.query(`UPDATE model_updates SET body = NULL WHERE run_id = $1 AND round = $2`, [
-      runId,
-      round,
-    ]);
-    const [, running] = (await m.query(
-      `UPDATE training_runs SET model_hash = $2, provenance_tx_ids = provenance_tx_ids || $3,
-         strategy_state = $4, current_round = $5, status = $6, updated_at = now()
-       WHERE id = $1 AND status = 'RUNNING'`,
+    if (!pending) return { closed: false, opened: false };
+    const [result] = (await q.query(
+      `WITH closed AS (
+         UPDATE training_rounds SET status = 'CLOSED', closed_at = now(), ledger_tx_id = $3,
+           round_record = NULL, strategy_state = NULL
+         WHERE run_id = $1 AND round = $2 AND status = 'CLOSING'
+         RETURNING run_id),
+       bodies AS (
+         UPDATE model_updates SET body = NULL
+         WHERE run_id = $1 AND round = $2 AND EXISTS (SELECT 1 FROM closed)),
+       moved AS (
+         UPDATE training_runs SET model_hash = $4::text, provenance_tx_ids = provenance_tx_ids || $5::text[],
+           strategy_state = $6, current_round = $7, status = $8, updated_at = now()
+         WHERE id = $1 AND status = 'RUNNING' AND EXISTS (SELECT 1 FROM closed)
+         RETURNING id),
+       opened AS (
+         INSERT INTO training_rounds (run_id, round, status, opened_at, deadline_at, parent_hash)
+         SELECT id, $2 + 1, 'OPEN', now(), now() + $9::float8 * interval '1 millisecond', $4::text
+         FROM moved WHERE $10::boolean
+         RETURNING round)
+       SELECT (SELECT count(*) FROM closed)::int AS closed,
+              (SELECT count(*) FROM opened)::int AS opened`,
       [
         runId,
+        round,
+        txId,
         pending.record.modelHash,
         [txId],
         pending.strategyState,
         next ? round + 1 : round,
         next ? 'RUNNING' : 'COMPLETED',
+        next?.deadlineMs ?? 0,
+        next !== null,
       ],
-    )) as [unknown, number];
-    const opened = !!next && running === 1;
-    if (opened) {
-      await this.openRound(m, runId, round + 1, pending.record.modelHash, next.deadlineMs);
-    }
-    return { closed: true, opened };
+    )) as { closed: number; opened: number }[];
+    return { closed: result.closed === 1, opened: result.opened === 1 };
   }
 
   /** A round (and its run) failed: nothing more is trained, and update bodies are dropped. */
@@ -400,22 +422,13 @@ export class RunRepository {
     );
   }
 
-  async hasAccepted(runId: string, round: number, nodeId: string): Promise<boolean> {
-    const [row] = (await this.db.query(
-      `SELECT 1 FROM model_updates
-       WHERE run_id = $1 AND round = $2 AND node_id = $3 AND status = 'ACCEPTED'`,
-      [runId, round, nodeId],
-    )) as unknown[];
-    return !!row;
-  }
-
-  /** Whether `nodeId` already sent an update for this round (accepted or not). */
-  async hasSubmitted(runId: string, round: number, nodeId: string): Promise<boolean> {
-    const [row] = (await this.db.query(
-      `SELECT 1 FROM model_updates WHERE run_id = $1 AND round = $2 AND node_id = $3 LIMIT 1`,
-      [runId, round, nodeId],
-    )) as unknown[];
-    return !!row;
+  /** The nodes that already sent an update for this round (accepted or not). */
+  async submittedNodes(runId: string, round: number): Promise<Set<string>> {
+    const rows = (await this.db.query(
+      `SELECT DISTINCT node_id FROM model_updates WHERE run_id = $1 AND round = $2`,
+      [runId, round],
+    )) as { node_id: string }[];
+    return new Set(rows.map((r) => r.node_id));
   }
 
   async acceptedCount(runId: string, round: number): Promise<number> {

@@ -8,13 +8,17 @@ import { compactVerify, decodeJwt, importJWK } from 'jose';
 import { createHash, randomUUID } from 'node:crypto';
 import { PolicyDecisionPoint } from '../../consent';
 import { parameterCount } from '../model/architecture';
-import type { StudyEntity } from '../studies/study.entity';
+import { BoundedMap } from '../../common/bounded-map';
+import type { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
 import { NodeMetrics, RunRepository } from './run-repository';
 import { RunStatus, TrainingRunModel, UpdateStatus } from './run.model';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 const MAX_CONTRIBUTORS = 100_000;
 const NODE_ID_IN_REASON = 64;
+const NODE_KEYS = 1_000;
+
+type NodeKey = Awaited<ReturnType<typeof importJWK>>;
 
 export interface SubmissionResult {
   id: string;
@@ -38,6 +42,9 @@ export class Rejection extends Error {}
 
 @Injectable()
 export class UpdateIntake {
+  /** Imported node keys, by node id and key. */
+  private readonly keys = new BoundedMap<string, Promise<NodeKey>>(NODE_KEYS);
+
   constructor(
     private readonly repo: RunRepository,
     private readonly pdp: PolicyDecisionPoint,
@@ -89,7 +96,7 @@ export class UpdateIntake {
     if (!node || node.revokedAt) throw new Rejection('node is not registered');
     let payload: Uint8Array;
     try {
-      const key = await importJWK({ ...node.publicKey }, 'ES256');
+      const key = await this.publicKey(node);
       ({ payload } = await compactVerify(jws, key, { algorithms: ['ES256'] }));
     } catch {
       throw new Rejection('manifest signature does not verify with the node key');
@@ -112,6 +119,19 @@ export class UpdateIntake {
     return m;
   }
 
+  /** A node's public key, imported once per key (its row is still read, revocation and all). */
+  private publicKey(node: TrainingNodeEntity): Promise<NodeKey> {
+    const { kty, crv, x, y } = node.publicKey;
+    const id = JSON.stringify([node.id, kty, crv, x, y]);
+    let key = this.keys.get(id);
+    if (!key) {
+      key = importJWK({ ...node.publicKey }, 'ES256');
+      key.catch(() => this.keys.delete(id));
+      this.keys.set(id, key);
+    }
+    return key;
+  }
+
   private async check(
     run: TrainingRunModel,
     study: StudyEntity,
@@ -122,9 +142,8 @@ export class UpdateIntake {
     if (m.runId !== run.id || m.round !== round) {
       throw new Rejection('manifest names another run or round');
     }
-    if (run.status !== RunStatus.RUNNING || !(await this.repo.isOpen(run.id, round))) {
-      throw new Rejection('round is not open');
-    }
+    const state = await this.repo.intakeState(run.id, round, m.nodeId);
+    if (run.status !== RunStatus.RUNNING || !state.open) throw new Rejection('round is not open');
     if (createHash('sha256').update(body).digest('hex') !== m.updateSha256) {
       throw new Rejection('body does not match its hash');
     }
@@ -133,7 +152,8 @@ export class UpdateIntake {
     }
     const values = new Float32Array(body.buffer, body.byteOffset, body.length / 4);
     if (!values.every(Number.isFinite)) throw new Rejection('update holds non-finite values');
-    if (await this.repo.hasAccepted(run.id, round, m.nodeId)) throw duplicate();
+    // A concurrent duplicate that passes here is caught by the unique index on insert.
+    if (state.accepted) throw duplicate();
   }
 
   /** The grant under which each contributor may be trained on; rejects if any has none. */

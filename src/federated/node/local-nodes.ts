@@ -20,7 +20,7 @@ import type { RoundOpened } from '../coordinator/coordinator-events';
 import { Coordinator } from '../coordinator/coordinator.service';
 import { RunRepository } from '../coordinator/run-repository';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
-import { floats, prepareUpdate, SigningKey, TrainingExamples } from './node-work';
+import { floats, prepareUpdate, SigningKey, TrainingExample, TrainingExamples } from './node-work';
 
 interface LocalNode {
   id: string;
@@ -35,6 +35,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   /** Emits 'update' with the time each node spent reading, fetching, training, submitting. */
   readonly events = new EventEmitter();
   private stopped = false;
+  /** Each organisation's node, by organisation id. */
+  private readonly known = new Map<string, Promise<LocalNode>>();
   /** Each node's examples per study, rebuilt only for patients whose records changed. */
   readonly examples: TrainingExamples;
   private readonly onOpen = (e: RoundOpened) =>
@@ -48,7 +50,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     records: RecordsService,
     private readonly repo: RunRepository,
   ) {
-    this.examples = new TrainingExamples(db, pdp, records);
+    this.examples = new TrainingExamples(pdp, records);
   }
 
   get enabled(): boolean {
@@ -76,6 +78,12 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     void tracked.finally(() => this.working.delete(tracked));
   }
 
+  /**
+   * Every node's round. The nodes' selections and reads run one after another from the start
+   * (database work, which overlaps the training on this thread); they train one after
+   * another, each as soon as its examples are ready, and each update is submitted while the
+   * next node trains. The round's global model is fetched once for all of them.
+   */
   private async trainRound(
     runId: string,
     round: number,
@@ -84,67 +92,116 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   ): Promise<void> {
     const study = await this.repo.study(studyId);
     if (!study) return;
-    for (const node of await this.nodes()) {
-      if (this.stopped) return;
-      if (await this.coordinator.hasSubmitted(runId, round, node.id)) continue;
-      await this.trainAs(node, runId, round, study, clientConfig);
+    const [nodes, submitted] = await Promise.all([
+      this.nodes(),
+      this.coordinator.submittedNodes(runId, round),
+    ]);
+    const due = nodes.filter((n) => !submitted.has(n.id));
+    if (due.length === 0) return;
+    const model = this.coordinator.roundModel(runId, round).then(floats);
+    // One read at a time (a first round's decrypts a cohort's records, and several at once
+    // would queue for the connection pool), each running ahead of the training.
+    let previous: Promise<unknown> = Promise.resolve();
+    const reads = due.map((node) => {
+      const read = previous.then(async () => {
+        const started = performance.now();
+        const list = await this.examples.forRound(node.organizationId, study, node.id);
+        return { list, readMs: performance.now() - started };
+      });
+      previous = read.catch(() => undefined);
+      return read;
+    });
+    // Settled up front: a failed read is reported where the loop reaches it, never unhandled.
+    for (const r of reads) r.catch(() => undefined);
+    void model.catch(() => undefined);
+    const submits: Promise<void>[] = [];
+    try {
+      for (const [i, node] of due.entries()) {
+        if (this.stopped) return;
+        const { list, readMs } = await reads[i];
+        if (list.length === 0) continue;
+        const fetched = performance.now();
+        const global = await model;
+        const submit = await this.trainAs(node, runId, round, study, clientConfig, {
+          examples: list,
+          global,
+          readMs,
+          transferMs: performance.now() - fetched,
+        });
+        if (submit) submits.push(submit);
+      }
+    } finally {
+      await Promise.allSettled(submits);
     }
+    await Promise.all(submits);
   }
 
+  /** Trains one node's update; the promise of its submission, or null when it has none. */
   private async trainAs(
     node: LocalNode,
     runId: string,
     round: number,
     study: StudyEntity,
     clientConfig: Record<string, number>,
-  ) {
+    input: {
+      examples: TrainingExample[];
+      global: Float32Array;
+      readMs: number;
+      transferMs: number;
+    },
+  ): Promise<Promise<void> | null> {
     const started = performance.now();
-    const examples = await this.examples.forRound(node.organizationId, study, node.id);
-    if (examples.length === 0) return;
-    const read = performance.now();
-    const global = floats(await this.coordinator.roundModel(runId, round));
-    const fetched = performance.now();
     const update = await prepareUpdate({
       study,
       runId,
       round,
       nodeId: node.id,
       key: node.key,
-      examples,
-      global,
+      examples: input.examples,
+      global: input.global,
       clientConfig,
     });
-    if (!update) return;
+    if (!update) return null;
     const trained = performance.now();
-    const outcome = await this.coordinator.submit(runId, round, update.manifest, update.body);
-    // Where a round's time goes, for bench:fl-round (submitting includes any aggregation).
-    this.events.emit('update', {
-      runId,
-      round,
-      nodeId: node.id,
-      readMs: read - started,
-      transferMs: fetched - read,
-      trainMs: trained - fetched,
-      submitMs: performance.now() - trained,
-      status: outcome.status,
+    return this.coordinator.submit(runId, round, update.manifest, update.body).then((outcome) => {
+      // Where a round's time goes, for bench:fl-round (submitting includes any aggregation).
+      this.events.emit('update', {
+        runId,
+        round,
+        nodeId: node.id,
+        readMs: input.readMs,
+        transferMs: input.transferMs,
+        trainMs: trained - started,
+        submitMs: performance.now() - trained,
+        status: outcome.status,
+      });
+      if (outcome.reason) {
+        this.logger.warn(
+          { runId, round, nodeId: node.id, reason: outcome.reason },
+          'update rejected',
+        );
+      }
     });
-    if (outcome.reason) {
-      this.logger.warn(
-        { runId, round, nodeId: node.id, reason: outcome.reason },
-        'update rejected',
-      );
-    }
   }
 
   /** One node per organisation, created (key and registration) on first use. */
   private async nodes(): Promise<LocalNode[]> {
     const orgs: { id: string }[] = await this.db.query(`SELECT id FROM organizations ORDER BY id`);
-    const out: LocalNode[] = [];
-    for (const org of orgs) out.push(await this.nodeOf(org.id));
-    return out;
+    return Promise.all(orgs.map((org) => this.nodeOf(org.id)));
   }
 
-  private async nodeOf(organizationId: string): Promise<LocalNode> {
+  /** A node's key and registration, read (and written on first use) once per process. */
+  private nodeOf(organizationId: string): Promise<LocalNode> {
+    let node = this.known.get(organizationId);
+    if (!node) {
+      node = this.loadNode(organizationId);
+      node.catch(() => this.known.delete(organizationId));
+      this.known.set(organizationId, node);
+    }
+    return node;
+  }
+
+  private async loadNode(organizationId: string): Promise<LocalNode> {
     const dir = join(this.config.dataDir, 'nodes');
     const file = join(dir, `${organizationId}.json`);
     if (!existsSync(file)) {

@@ -3,7 +3,6 @@
 // global model, evaluate on a held-out fifth, and sign the manifest of the update.
 import { CompactSign } from 'jose';
 import { createHash } from 'node:crypto';
-import { DataSource } from 'typeorm';
 import { PolicyDecisionPoint } from '../../consent';
 import { RecordsService } from '../../records';
 import type { FhirResource } from '../../records/fhir';
@@ -89,7 +88,6 @@ export class TrainingExamples {
   private readonly studies = new BoundedMap<string, Map<string, CachedPatient>>(CACHED_STUDIES);
 
   constructor(
-    private readonly db: DataSource,
     private readonly pdp: PolicyDecisionPoint,
     private readonly records: RecordsService,
   ) {}
@@ -100,18 +98,14 @@ export class TrainingExamples {
     study: Pick<StudySettings, 'id' | 'features' | 'label'>,
     nodeId: string,
   ): Promise<TrainingExample[]> {
-    const patients: { id: string }[] = await this.db.query(
-      `SELECT id FROM patients WHERE organization_id = $1 AND erased_at IS NULL ORDER BY id`,
-      [organizationId],
-    );
-    const grants = await this.pdp.trainingGrants(
-      study.id,
-      patients.map((p) => p.id),
-      nodeId,
-    );
+    // The patients with a grant, and every patient's fingerprint, in two queries at once.
+    const [grants, all] = await Promise.all([
+      this.pdp.organizationTrainingGrants(study.id, organizationId, nodeId),
+      this.records.organizationTrainingFingerprints(organizationId),
+    ]);
+    const fingerprints = new Map([...all].filter(([id]) => grants.has(id)));
     const key = `${nodeId}/${study.id}/${study.features.join(',')}/${study.label}`;
     const known = (this.cache && this.studies.get(key)) || new Map<string, CachedPatient>();
-    const fingerprints = await this.records.trainingFingerprints([...grants.keys()]);
     for (const id of known.keys()) if (!fingerprints.has(id)) known.delete(id);
     const stale = [...fingerprints.keys()].filter(
       (id) => known.get(id)?.fingerprint !== fingerprints.get(id),

@@ -4,7 +4,6 @@
 // database), and posts each update over HTTP. Only model weights leave the organisation.
 import { INestApplicationContext, Logger } from '@nestjs/common';
 import { decodeJwt, importJWK, JWK } from 'jose';
-import { DataSource } from 'typeorm';
 import { PolicyDecisionPoint } from '../../consent';
 import { AppConfig, APP_CONFIG } from '../../config';
 import { RecordsService } from '../../records';
@@ -61,7 +60,6 @@ export class RemoteNode {
       );
       const config = this.app.get<AppConfig>(APP_CONFIG);
       this.examples ??= new TrainingExamples(
-        this.app.get(DataSource),
         this.app.get(PolicyDecisionPoint),
         this.app.get(RecordsService),
       );

@@ -17,6 +17,11 @@ interface WasmApi {
 export interface Kernel {
   /** sum[j] += w·x[j], j < count; addresses in bytes. */
   fold(sum: number, x: number, count: number, w: number): void;
+  /**
+   * sum[j] = 0 + w·x[j]: fold into sums that are all zero, without reading them (the bits of
+   * a zeroed sum folded once: +0, never −0), so fresh pages fault once, on the write.
+   */
+  foldFirst(sum: number, x: number, count: number, w: number): void;
   /** sum[j] += w·(x[j] − g[j]) */
   foldDifference(sum: number, x: number, g: number, count: number, w: number): void;
   /** sum[j] /= d; returns 0 if every quotient is finite, NaN if one is not. */
@@ -73,6 +78,8 @@ const get = (l: number) => [0x20, ...uleb(l)];
 const set = (l: number) => [0x21, ...uleb(l)];
 const tee = (l: number) => [0x22, ...uleb(l)];
 const i32Const = (v: number) => [0x41, ...sleb(v)];
+/** f64.const +0 */
+const f64Const0 = [0x44, 0, 0, 0, 0, 0, 0, 0, 0];
 const [i32Add, i32And, i32Shl, i32GeU] = [[0x6a], [0x71], [0x74], [0x4f]];
 const f32Load = [0x2a, 2, 0];
 const f64Load = [0x2b, 3, 0];
@@ -185,6 +192,52 @@ function fold(): Func {
           ...get(sum),
           ...get(sum),
           ...f64Load,
+          ...get(x),
+          ...f32Load,
+          ...f64PromoteF32,
+          ...get(w),
+          ...f64Mul,
+          ...f64Add,
+          ...f64Store,
+          ...advance(sum, 8),
+          ...advance(x, 4),
+        ],
+      ),
+    ],
+  };
+}
+
+function foldFirst(): Func {
+  const [sum, x, count, w, end, wv, zero] = [0, 1, 2, 3, 4, 5, 6];
+  return {
+    params: [I32, I32, I32, F64],
+    results: [],
+    locals: [I32, V128, V128],
+    body: [
+      ...get(w),
+      ...f64x2Splat,
+      ...set(wv),
+      // A fresh local is all zero bits: +0 in both lanes.
+      ...loops(
+        x,
+        count,
+        end,
+        2,
+        (k) => [
+          ...get(sum),
+          ...get(zero),
+          ...get(x),
+          ...v128Load64Zero(8 * k),
+          ...f64x2PromoteLowF32x4,
+          ...get(wv),
+          ...f64x2Mul,
+          ...f64x2Add,
+          ...v128Store(16 * k),
+        ],
+        [...advance(sum, 8 * STEP), ...advance(x, 4 * STEP)],
+        [
+          ...get(sum),
+          ...f64Const0,
           ...get(x),
           ...f32Load,
           ...f64PromoteF32,
@@ -456,6 +509,7 @@ function squaredDistance(): Func {
 function kernelModule(): Uint8Array {
   const funcs: Record<keyof Kernel, Func> = {
     fold: fold(),
+    foldFirst: foldFirst(),
     foldDifference: foldDifference(),
     divide: divide(),
     divideNarrow: divideNarrow(),

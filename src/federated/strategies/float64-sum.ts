@@ -12,10 +12,11 @@
 // already read), then writing the second part's values after it, leaves the model in the
 // first buffer, compact, and the second part free.
 //
-// On large models the second part lives in WebAssembly memory and is folded by a SIMD kernel
-// (../simd), bit for bit as the loops below would, in about half their time; the first
-// part, an ordinary buffer because it becomes the model, keeps the loops (staging it through
-// the kernel's memory measured no faster: the copies cost what the kernel saves).
+// On large models both parts live in WebAssembly memory and are folded by a SIMD kernel
+// (../simd), bit for bit as the loops below would, in about half their time: the first part
+// in a memory of its own, which becomes the model's (its buffer is then that memory, larger
+// than the model: read a model through its byteOffset and byteLength, as everything here
+// does), the second in memory reused from round to round.
 import { checkFinite } from './rounds';
 import { SimdSums } from '../simd';
 
@@ -26,17 +27,18 @@ import { SimdSums } from '../simd';
 export const SIMD_MIN_SIZE = 1 << 15;
 
 export interface Float64SumOptions {
-  /** Whether to fold the second part with the SIMD kernel; by default from SIMD_MIN_SIZE on. */
+  /** Whether to fold with the SIMD kernels; by default from SIMD_MIN_SIZE on. */
   simd?: boolean;
 }
 
 export class Float64Sum {
-  /** The two parts and the coordinate at which each starts. */
-  readonly parts: readonly [Float64Array, Float64Array];
   readonly offsets: readonly [number, number];
-  private readonly modelBuffer: ArrayBuffer;
-  /** The second part's kernel; null for the loops (no WebAssembly SIMD, small, or asked). */
-  private readonly simd: SimdSums | null;
+  /** The loops' parts; null where the SIMD kernels hold them. */
+  private readonly arrays: readonly [Float64Array, Float64Array] | null;
+  /** The loops' model buffer (their first part's memory). */
+  private readonly modelBuffer: ArrayBuffer | null;
+  /** The kernels' parts: the first becomes the model, the second is reused next round. */
+  private readonly simd: readonly [SimdSums, SimdSums] | null;
   private spent = false;
 
   constructor(
@@ -44,18 +46,26 @@ export class Float64Sum {
     options: Float64SumOptions = {},
   ) {
     const half = Math.floor(size / 2);
-    this.modelBuffer = new ArrayBuffer(size * 4);
-    this.simd = (options.simd ?? size >= SIMD_MIN_SIZE) ? SimdSums.create(size - half) : null;
-    const second = this.simd?.sums ?? new Float64Array(size - half);
-    this.parts = [new Float64Array(this.modelBuffer, 0, half), second];
-    // Fresh pages written first fault once each; left to the first fold, which reads each
-    // page before writing it, they fault twice (the zero page, then a copy on write). At
-    // 4-5 µs a fault here, that is about 2.5 ms a round saved on 1M parameters.
-    this.parts[0].fill(0);
     this.offsets = [0, half];
+    this.simd = (options.simd ?? size >= SIMD_MIN_SIZE) ? simdParts(half, size - half) : null;
+    if (this.simd) {
+      this.arrays = null;
+      this.modelBuffer = null;
+      return;
+    }
+    this.modelBuffer = new ArrayBuffer(size * 4);
+    this.arrays = [new Float64Array(this.modelBuffer, 0, half), new Float64Array(size - half)];
+    // Fresh pages written first fault once each; left to the first fold, which reads each
+    // page before writing it, they fault twice (the zero page, then a copy on write).
+    this.arrays[0].fill(0);
   }
 
-  /** Whether the SIMD kernel folds the second part. */
+  /** The two parts of the sums (coordinates from offsets[0] and from offsets[1]). */
+  get parts(): readonly [Float64Array, Float64Array] {
+    return this.arrays ?? [this.simd![0].sums, this.simd![1].sums];
+  }
+
+  /** Whether the SIMD kernels fold the sums. */
   get vectorised(): boolean {
     return this.simd !== null;
   }
@@ -64,18 +74,28 @@ export class Float64Sum {
   addScaled(x: Float32Array, w: number): void {
     this.checkLive();
     const half = this.offsets[1];
-    accumulate(this.parts[0], x.subarray(0, half), w);
-    if (this.simd) this.simd.addScaled(x.subarray(half), w);
-    else accumulate(this.parts[1], x.subarray(half), w);
+    if (this.simd) {
+      this.simd[0].addScaled(x.subarray(0, half), w);
+      this.simd[1].addScaled(x.subarray(half), w);
+      return;
+    }
+    const [first, second] = this.arrays!;
+    accumulate(first, x.subarray(0, half), w);
+    accumulate(second, x.subarray(half), w);
   }
 
   /** sum += w·(x − g) */
   addScaledDifference(x: Float32Array, g: Float32Array, w: number): void {
     this.checkLive();
     const half = this.offsets[1];
-    accumulateDifference(this.parts[0], x.subarray(0, half), g.subarray(0, half), w);
-    if (this.simd) this.simd.addScaledDifference(x.subarray(half), g.subarray(half), w);
-    else accumulateDifference(this.parts[1], x.subarray(half), g.subarray(half), w);
+    if (this.simd) {
+      this.simd[0].addScaledDifference(x.subarray(0, half), g.subarray(0, half), w);
+      this.simd[1].addScaledDifference(x.subarray(half), g.subarray(half), w);
+      return;
+    }
+    const [first, second] = this.arrays!;
+    accumulateDifference(first, x.subarray(0, half), g.subarray(0, half), w);
+    accumulateDifference(second, x.subarray(half), g.subarray(half), w);
   }
 
   /**
@@ -84,8 +104,9 @@ export class Float64Sum {
    */
   divideBy(d: number): number {
     this.checkLive();
-    const poison = divideInPlace(this.parts[0], d);
-    return poison + (this.simd ? this.simd.divide(d) : divideInPlace(this.parts[1], d));
+    if (this.simd) return this.simd[0].divide(d) + this.simd[1].divide(d);
+    const [first, second] = this.arrays!;
+    return divideInPlace(first, d) + divideInPlace(second, d);
   }
 
   /**
@@ -97,12 +118,19 @@ export class Float64Sum {
   toFloat32(divisor = 1, what = 'the sum'): Float32Array {
     this.checkLive();
     this.spent = true;
-    const out = new Float32Array(this.modelBuffer);
-    const [first, second] = this.parts;
-    let poison = divideNarrow(first, out, divisor);
-    const rest = out.subarray(first.length);
-    if (this.simd) poison += this.simd.divideInto(rest, divisor);
-    else poison += divideNarrow(second, rest, divisor);
+    let out: Float32Array;
+    let poison: number;
+    if (this.simd) {
+      // The first part narrows in place from byte 0; each float32 lands on float64s already
+      // read. The second part's values go after it, over float64s the first no longer needs.
+      ({ out, poison } = this.simd[0].narrowInPlace(divisor, this.size));
+      poison += this.simd[1].divideInto(out.subarray(this.offsets[1]), divisor);
+    } else {
+      const [first, second] = this.arrays!;
+      out = new Float32Array(this.modelBuffer!);
+      poison = divideNarrow(first, out, divisor);
+      poison += divideNarrow(second, out.subarray(first.length), divisor);
+    }
     if (poison !== 0) checkFinite(out, what);
     return out;
   }
@@ -110,6 +138,13 @@ export class Float64Sum {
   private checkLive(): void {
     if (this.spent) throw new Error('this sum has already been turned into a model');
   }
+}
+
+/** Both parts in WebAssembly memory, or null where the engine has no SIMD. */
+function simdParts(first: number, second: number): [SimdSums, SimdSums] | null {
+  const a = SimdSums.fresh(first);
+  const b = a && SimdSums.create(second);
+  return a && b ? [a, b] : null;
 }
 
 /**
