@@ -170,11 +170,11 @@ export class PolicyDecisionPoint {
   }
 
   /** Per patient, the first grant (by id) among `rows` the rule lets `nodeId` train under. */
-  private trainable(
+  private async trainable(
     rows: ConsentGrantEntity[],
     studyId: string,
     nodeId: string,
-  ): Map<string, string> {
+  ): Promise<Map<string, string>> {
     const at = new Date();
     const found = new Map<string, string>();
     for (const grant of await this.believed(rows)) {
