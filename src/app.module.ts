@@ -102,7 +102,7 @@ export class AppModule implements NestModule {
             };
           },
         }),
-        AuthModule,
+        AuthModule.forRoot(config.auth.mode),
         PatientsModule,
         RecordsModule,
         ConsentModule,

@@ -12,6 +12,7 @@ import { Client } from 'pg';
 import type { DestinationStream } from 'pino';
 import { AppModule } from './app.module';
 import { AppConfig } from './config';
+import { consoleAssets } from './console';
 import { embeddedPostgres } from './database/embedded-loader';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { HttpDrain, withinDeadline } from './lifecycle';
@@ -74,6 +75,7 @@ export async function startServer(
     // Model updates are binary (float32 little-endian); a 16M-parameter model fits.
     app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY }));
     app.use(bodyErrors);
+    app.use('/console', consoleAssets());
     const http = app.getHttpServer() as Server;
     http.keepAliveTimeout = config.http.keepAliveTimeoutMs;
     http.headersTimeout = config.http.headersTimeoutMs;

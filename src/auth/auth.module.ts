@@ -1,8 +1,9 @@
-import { Module } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { AppConfig, APP_CONFIG } from '../config';
 import { AuthGuard } from './auth.guard';
 import { DevIssuer } from './dev-issuer';
+import { DevTokenController } from './dev-token.controller';
 import { JwksController } from './jwks.controller';
 import { TokenVerifier } from './token-verifier';
 
@@ -33,4 +34,15 @@ import { TokenVerifier } from './token-verifier';
   ],
   exports: [TokenVerifier],
 })
-export class AuthModule {}
+export class AuthModule {
+  /**
+   * The module, with the console's dev-token route only in dev-issuer mode: with an external
+   * identity provider the route is never registered.
+   */
+  static forRoot(mode: AppConfig['auth']['mode']): DynamicModule {
+    return {
+      module: AuthModule,
+      controllers: mode === 'dev' ? [DevTokenController] : [],
+    };
+  }
+}

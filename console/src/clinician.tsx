@@ -1,0 +1,210 @@
+// The clinician's pages: my patients (from the grants made to me) and a patient's chart, with
+// a lab value over time as a plot.
+import { FormEvent, useMemo, useState } from 'react';
+import { gql } from './api';
+import { ErrorNotice, formatTime, useLoad } from './common';
+import { LineChart } from './LineChart';
+import {
+  codeOf,
+  dateOf,
+  HealthRecord,
+  INTEGRITY_WORDS,
+  labPoint,
+  RECORD_FIELDS,
+  summaryOf,
+} from './records';
+
+/** Lab values worth plotting, by LOINC code. */
+const LABS: Record<string, string> = {
+  '4548-4': 'HbA1c',
+  '2345-7': 'Glucose',
+  '2093-3': 'Total cholesterol',
+  '39156-5': 'BMI',
+  '8480-6': 'Systolic blood pressure',
+};
+
+export function MyPatients({ onOpen }: { onOpen: (patientId: string) => void }) {
+  const { data, error } = useLoad(
+    () =>
+      gql<{ consents: { patientId: string; purpose: string; resourceTypes: string[] }[] }>(
+        `query { consents(status: ACTIVE) { patientId purpose resourceTypes } }`,
+      ),
+    [],
+  );
+  const patients = [
+    ...new Set(
+      (data?.consents ?? []).filter((g) => g.purpose === 'TREATMENT').map((g) => g.patientId),
+    ),
+  ];
+  return (
+    <section aria-labelledby="patients-h">
+      <h2 id="patients-h">My patients</h2>
+      <p>Patients with an active grant to you or your organisation.</p>
+      <ErrorNotice error={error} />
+      {data && patients.length === 0 && <p>No patient has granted you access.</p>}
+      <ul className="cards">
+        {patients.map((p) => (
+          <li key={p} className="card">
+            <code>{p}</code>{' '}
+            <button type="button" onClick={() => onOpen(p)}>
+              Open chart
+            </button>
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+export function Chart({ initialPatientId }: { initialPatientId: string }) {
+  const [input, setInput] = useState(initialPatientId);
+  const [patientId, setPatientId] = useState(initialPatientId);
+  const open = (e: FormEvent) => {
+    e.preventDefault();
+    setPatientId(input.trim());
+  };
+  return (
+    <section aria-labelledby="chart-h">
+      <h2 id="chart-h">Patient chart</h2>
+      <form className="row" onSubmit={open}>
+        <label>
+          Patient id
+          <input value={input} onChange={(e) => setInput(e.target.value)} autoComplete="off" />
+        </label>
+        <button type="submit">Open</button>
+      </form>
+      {patientId && <ChartOf key={patientId} patientId={patientId} />}
+    </section>
+  );
+}
+
+function ChartOf({ patientId }: { patientId: string }) {
+  const { data, error, loading, reload } = useLoad(
+    () =>
+      gql<{ records: { items: HealthRecord[] } }>(
+        `query($p: ID!) { records(patientId: $p, first: 100) { items { ${RECORD_FIELDS} } } }`,
+        { p: patientId },
+      ),
+    [patientId],
+  );
+  const items = useMemo(() => data?.records.items ?? [], [data]);
+  const byType = useMemo(() => {
+    const m = new Map<string, HealthRecord[]>();
+    for (const r of items) m.set(r.resourceType, [...(m.get(r.resourceType) ?? []), r]);
+    return [...m.entries()].sort(([a], [b]) => a.localeCompare(b));
+  }, [items]);
+  const labCodes = useMemo(
+    () =>
+      Object.keys(LABS).filter((c) =>
+        items.some((r) => r.resourceType === 'Observation' && codeOf(r.resource) === c),
+      ),
+    [items],
+  );
+  const [lab, setLab] = useState('4548-4');
+  const shownLab = labCodes.includes(lab) ? lab : labCodes[0];
+
+  return (
+    <div>
+      <div className="row">
+        <button type="button" onClick={() => void reload()}>
+          Refresh
+        </button>
+      </div>
+      {error?.code === 'CONSENT_REQUIRED' ? (
+        <div role="alert" className="error" data-code="CONSENT_REQUIRED">
+          <strong>No consent: this patient has not granted you access to their records</strong>
+          <span className="detail">
+            (or has revoked it). Ask the patient to grant you access in their console; in an
+            emergency, declare break-glass access with a reason.
+          </span>
+        </div>
+      ) : (
+        <ErrorNotice error={error} />
+      )}
+      {loading && <p aria-live="polite">Loading…</p>}
+      {data && items.length === 0 && <p>No records that you may read.</p>}
+      {shownLab && <LabPlot items={items} code={shownLab} onPick={setLab} codes={labCodes} />}
+      {byType.map(([type, records]) => (
+        <section key={type} aria-label={type} className="panel">
+          <h3>
+            {type} ({records.length})
+          </h3>
+          <div className="table-wrap">
+            <table>
+              <thead>
+                <tr>
+                  <th scope="col">What</th>
+                  <th scope="col">Date</th>
+                  <th scope="col">Integrity</th>
+                </tr>
+              </thead>
+              <tbody>
+                {[...records]
+                  .sort((a, b) =>
+                    (dateOf(b.resource) ?? b.createdAt).localeCompare(
+                      dateOf(a.resource) ?? a.createdAt,
+                    ),
+                  )
+                  .map((r) => (
+                    <tr key={r.id}>
+                      <td>{summaryOf(r.resource)}</td>
+                      <td>{formatTime(dateOf(r.resource) ?? r.createdAt)}</td>
+                      <td>{INTEGRITY_WORDS[r.integrity]}</td>
+                    </tr>
+                  ))}
+              </tbody>
+            </table>
+          </div>
+        </section>
+      ))}
+    </div>
+  );
+}
+
+function LabPlot(props: {
+  items: HealthRecord[];
+  code: string;
+  codes: string[];
+  onPick: (code: string) => void;
+}) {
+  const { items, code } = props;
+  const points = useMemo(
+    () =>
+      items
+        .filter((r) => r.resourceType === 'Observation' && codeOf(r.resource) === code)
+        .map((r) => labPoint(r.resource))
+        .filter((p) => p !== undefined)
+        .sort((a, b) => a.date.localeCompare(b.date)),
+    [items, code],
+  );
+  const unit = points[0]?.unit ?? '';
+  const labels = useMemo(() => points.map((p) => p.date.slice(0, 10)), [points]);
+  const series = useMemo(
+    () => [
+      { label: `${LABS[code]} (${unit})`, values: points.map((p) => p.value), color: '#1d4ed8' },
+    ],
+    [points, code, unit],
+  );
+  return (
+    <div className="panel">
+      <label>
+        Lab value
+        <select value={code} onChange={(e) => props.onPick(e.target.value)}>
+          {props.codes.map((c) => (
+            <option key={c} value={c}>
+              {LABS[c]} (LOINC {c})
+            </option>
+          ))}
+        </select>
+      </label>
+      <LineChart
+        testId="lab-chart"
+        title={`${LABS[code]} over time, in ${unit}`}
+        labels={labels}
+        series={series}
+        xTitle="Date"
+        yTitle={unit}
+      />
+    </div>
+  );
+}

@@ -1,0 +1,50 @@
+// The console's "sign in as" for development: mints a dev-issuer token for a subject, role and
+// organisation. Registered only in dev-issuer mode (AuthModule.forRoot): with an external
+// identity provider (AUTH_JWKS_URL) the route does not exist at all.
+import { Body, Controller, Header, HttpCode, Inject, Post } from '@nestjs/common';
+import { z } from 'zod';
+import { BadUserInputError } from '../common/errors';
+import { Public } from './decorators';
+import { DevIssuer } from './dev-issuer';
+import { ROLES } from './roles';
+
+/** How long a console token lives: a working session, not a standing credential. */
+export const DEV_TOKEN_TTL_SECONDS = 3600;
+
+const DevTokenBody = z.strictObject({
+  sub: z.string().regex(/^\S{1,255}$/, 'must be 1–255 non-space characters'),
+  role: z.enum(ROLES),
+  org: z
+    .string()
+    .regex(/^\S{1,255}$/, 'must be 1–255 non-space characters')
+    .optional(),
+});
+
+@Controller('auth')
+export class DevTokenController {
+  constructor(@Inject(DevIssuer) private readonly issuer: DevIssuer) {}
+
+  @Public()
+  @Post('dev-token')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  async mint(@Body() body: unknown): Promise<{ token: string; expiresIn: number }> {
+    const parsed = DevTokenBody.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const field = issue.path.join('.') || 'body';
+      throw new BadUserInputError(
+        `${field}: ${issue.message}. Send {"sub", "role", "org"?} with role one of ${ROLES.join(', ')}.`,
+        field,
+      );
+    }
+    const { sub, role, org } = parsed.data;
+    const token = await this.issuer.sign({
+      sub,
+      roles: [role],
+      org,
+      ttl: `${DEV_TOKEN_TTL_SECONDS}s`,
+    });
+    return { token, expiresIn: DEV_TOKEN_TTL_SECONDS };
+  }
+}
