@@ -6,7 +6,9 @@ import { source as axeSource } from 'axe-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { ConsentService } from '../src/consent';
 import { CONSOLE_CSP } from '../src/console';
+import { seedCohort } from '../src/federated/synthetic/seed';
 import { ensureConsoleBuilt } from './helpers/console-build';
 import { LOINC } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
@@ -244,6 +246,49 @@ describe('the web console in a browser', () => {
     await alert.waitFor();
     await expect(alert.textContent()).resolves.toContain('Some input was not accepted');
     await page.close();
+  });
+
+  it('a researcher starts a run on a seeded cohort and sees the curves reach its last round', async () => {
+    // A small cohort at two sites, every patient in the study: the in-process nodes train it.
+    const summary = await seedCohort(api.server.app, { patients: 60, sites: 2, seed: 5 });
+    const researcherToken = await api.token('rosa', 'RESEARCHER');
+    const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+      `mutation { createStudy(input: { title: "Type 2 diabetes", features: ["2345-7", "4548-4"],
+         label: "44054006", minNodes: 2 }) { id } }`,
+      {},
+      researcherToken,
+    );
+    const consents = api.server.app.get(ConsentService);
+    for (const p of summary.patients) {
+      await consents.grant(
+        { id: p.userId, roles: ['PATIENT'], organizationId: p.organizationId },
+        {
+          granteeType: 'STUDY',
+          granteeId: createStudy.id,
+          purpose: 'RESEARCH',
+          actions: ['TRAIN'],
+        },
+      );
+    }
+    const researcher = await open(clinicianContext);
+    await signIn(researcher, 'rosa', 'RESEARCHER');
+    await researcher.getByLabel('Rounds').fill('2');
+    await researcher.getByRole('button', { name: 'Start a run' }).click();
+    // The page polls while the run goes; the last round's point appears without a reload.
+    await researcher.getByTestId('run-status').getByText('completed: round 2 of 2').waitFor();
+    const chart = researcher.getByTestId('run-chart');
+    expect(await chart.locator('tbody tr').count()).toBe(2);
+    // Each round's AUC and loss, as numbers (a missing value would show as —).
+    const rows = await chart
+      .locator('tbody tr')
+      .evaluateAll((trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+      );
+    for (const [auc, loss] of rows) {
+      expect(Number(auc)).toBeGreaterThan(0);
+      expect(Number(loss)).toBeGreaterThan(0);
+    }
+    await checkPage(researcher, 'researcher-run');
   });
 
   it('reports no CSP refusal or script error on any page', () => {
