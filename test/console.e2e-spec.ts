@@ -276,6 +276,7 @@ describe('the web console in a browser', () => {
     await researcher.getByRole('button', { name: 'Start a run' }).click();
     // The page polls while the run goes; the last round's point appears without a reload.
     await researcher.getByTestId('run-status').getByText('completed: round 2 of 2').waitFor();
+    await researcher.getByRole('button', { name: /: completed, round 2 of 2$/ }).waitFor();
     const chart = researcher.getByTestId('run-chart');
     expect(await chart.locator('tbody tr').count()).toBe(2);
     // Each round's AUC and loss, as numbers (a missing value would show as —).

@@ -78,7 +78,7 @@ export function Studies() {
           </li>
         ))}
       </ul>
-      {runId && <RunCurves key={runId} runId={runId} />}
+      {runId && <RunCurves key={runId} runId={runId} onSettled={studies.reload} />}
     </section>
   );
 }
@@ -131,7 +131,7 @@ function StartRun({
 
 const POLL_MS = 2000;
 
-function RunCurves({ runId }: { runId: string }) {
+function RunCurves({ runId, onSettled }: { runId: string; onSettled: () => Promise<void> }) {
   const run = useLoad(
     () =>
       gql<{ trainingRun: Run | null }>(
@@ -148,6 +148,11 @@ function RunCurves({ runId }: { runId: string }) {
     const t = setInterval(() => void reload(), POLL_MS);
     return () => clearInterval(t);
   }, [live, reload]);
+  // Once the run has finished, the studies' list of runs says so too.
+  const settled = r !== undefined && r !== null && !live;
+  useEffect(() => {
+    if (settled) void onSettled();
+  }, [settled, onSettled]);
   const metrics = useMemo(() => r?.metrics ?? [], [r]);
   const labels = useMemo(() => metrics.map((m) => String(m.round)), [metrics]);
   const series = useMemo(
