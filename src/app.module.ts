@@ -102,7 +102,7 @@ export class AppModule implements NestModule {
             };
           },
         }),
-        AuthModule.forRoot(config.auth.mode),
+        AuthModule.forRoot(config),
         PatientsModule,
         RecordsModule,
         ConsentModule,

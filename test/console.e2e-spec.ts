@@ -135,6 +135,8 @@ describe('the web console in a browser', () => {
     const html = await page.text();
     expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
     expect((await fetch(`${api.url}/health`)).headers.get('content-security-policy')).toBeNull();
+    const missing = await fetch(`${api.url}/console/assets/missing.js`);
+    expect(missing.status).toBe(404);
     const gql = await api.gql(`{ __typename }`);
     expect(gql.status).toBe(200);
   });

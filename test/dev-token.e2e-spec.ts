@@ -35,6 +35,7 @@ describe('POST /auth/dev-token with the development issuer', () => {
   it.each([
     [{ sub: 'a b', role: 'PATIENT' }, 'sub'],
     [{ sub: 'alice', role: 'ROOT' }, 'role'],
+    [{ sub: 'node-1', role: 'NODE' }, 'role'],
     [{ sub: 'alice' }, 'role'],
     [{ sub: 'alice', role: 'PATIENT', ttl: '100y' }, 'body'],
   ])('refuses %j with BAD_USER_INPUT naming %s', async (body, field) => {
@@ -45,6 +46,20 @@ describe('POST /auth/dev-token with the development issuer', () => {
     };
     expect(errors[0].extensions.code).toBe('BAD_USER_INPUT');
     expect(errors[0].extensions.field).toBe(field);
+  });
+});
+
+describe('POST /auth/dev-token in production', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    api = await TestApi.start({ NODE_ENV: 'production' });
+  });
+  afterAll(() => api.stop());
+
+  it('does not exist, even with the development issuer', async () => {
+    expect(api.config.auth.mode).toBe('dev');
+    const res = await mint(api, { sub: 'mallory', role: 'ADMIN' });
+    expect(res.status).toBe(404);
   });
 });
 

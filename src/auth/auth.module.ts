@@ -36,13 +36,14 @@ import { TokenVerifier } from './token-verifier';
 })
 export class AuthModule {
   /**
-   * The module, with the console's dev-token route only in dev-issuer mode: with an external
-   * identity provider the route is never registered.
+   * The module, with the console's dev-token route only in dev-issuer mode outside production:
+   * with an external identity provider, or with NODE_ENV=production, the route is never
+   * registered (anyone who reaches it can sign in as anyone).
    */
-  static forRoot(mode: AppConfig['auth']['mode']): DynamicModule {
+  static forRoot(config: Pick<AppConfig, 'auth' | 'production'>): DynamicModule {
     return {
       module: AuthModule,
-      controllers: mode === 'dev' ? [DevTokenController] : [],
+      controllers: config.auth.mode === 'dev' && !config.production ? [DevTokenController] : [],
     };
   }
 }

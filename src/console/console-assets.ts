@@ -46,6 +46,10 @@ export function consoleAssets(dir = CONSOLE_DIST): Router {
       setHeaders: (res) => res.setHeader('Cache-Control', 'public, max-age=31536000, immutable'),
     }),
   );
+  // A missing asset is a 404, never the app's page under a script's name.
+  router.use('/assets', (_req, res) => {
+    res.status(404).type('text/plain').send('No such console asset.\n');
+  });
   // The app keeps its state in memory, never in the URL, so every other path is the app.
   router.get(/.*/, (_req, res) => {
     if (!existsSync(index)) {
