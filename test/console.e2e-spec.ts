@@ -196,8 +196,31 @@ describe('the web console in a browser', () => {
     await checkPage(clinician, 'clinician-refused');
   });
 
-  it('the patient sees the clinician’s reads in the access log, checked against the ledger', async () => {
+  it('the patient sees the clinicians’ reads in the access log, an emergency highlighted, checked against the ledger', async () => {
+    // Another clinician breaks the glass, with a reason, and reads.
+    const eve = await api.token('dr-eve', 'CLINICIAN', 'org2');
+    await api.ok(
+      `mutation($p: ID!) { declareEmergency(patientId: $p, reason: "Unconscious in A&E") { id } }`,
+      { p: patientId },
+      eve,
+    );
+    await api.ok(
+      `query($p: ID!) { records(patientId: $p) { items { id } } }`,
+      { p: patientId },
+      eve,
+    );
     await patient.getByRole('button', { name: 'Who read my records' }).click();
+    // The declaration and the read it allowed, both highlighted with their reason.
+    const emergency = patient.locator('[data-testid=access-event][data-actor=dr-eve]');
+    await emergency.first().waitFor();
+    const rows = await emergency.evaluateAll((trs) =>
+      trs.map((tr) => ({ highlighted: tr.className, text: tr.textContent })),
+    );
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row.highlighted).toBe('breakglass');
+      expect(row.text).toContain('Emergency access: Unconscious in A&E');
+    }
     const reads = patient.locator('[data-testid=access-event][data-actor=dr-bob]');
     await reads.first().waitFor();
     const decisions = await reads.evaluateAll((rows) =>
