@@ -238,6 +238,17 @@ describe('the web console in a browser', () => {
     await checkPage(patient, 'patient-access-log');
   });
 
+  it('a refused clinician may break the glass with a reason, and sees the time left', async () => {
+    await clinician.getByLabel('Reason').fill('Collapsed in clinic');
+    await clinician.getByRole('button', { name: 'Declare an emergency' }).click();
+    await clinician.getByTestId('lab-chart').waitFor();
+    await expect(clinician.getByTestId('emergency').textContent()).resolves.toMatch(
+      /^Emergency access: (59|60) min \d\d s left$/,
+    );
+    expect(await clinician.locator('[data-code=CONSENT_REQUIRED]').count()).toBe(0);
+    await checkPage(clinician, 'clinician-break-glass');
+  });
+
   it('keeps the token and PHI out of the URL and the browser’s storage', async () => {
     for (const page of [patient, clinician]) {
       expect(new URL(page.url()).pathname).toBe('/console/');

@@ -1,8 +1,8 @@
 // The clinician's pages: my patients (from the grants made to me) and a patient's chart, with
 // a lab value over time as a plot.
-import { FormEvent, useMemo, useState } from 'react';
-import { gql } from './api';
-import { ErrorNotice, formatTime, useLoad } from './common';
+import { FormEvent, useEffect, useMemo, useState } from 'react';
+import { ApiError, gql } from './api';
+import { ErrorNotice, formatTime, toApiError, useLoad } from './common';
 import { LineChart } from './LineChart';
 import {
   codeOf,
@@ -111,16 +111,21 @@ function ChartOf({ patientId }: { patientId: string }) {
         </button>
       </div>
       {error?.code === 'CONSENT_REQUIRED' ? (
-        <div role="alert" className="error" data-code="CONSENT_REQUIRED">
-          <strong>No consent: this patient has not granted you access to their records</strong>
-          <span className="detail">
-            (or has revoked it). Ask the patient to grant you access in their console; in an
-            emergency, declare break-glass access with a reason.
-          </span>
-        </div>
+        <>
+          <div role="alert" className="error" data-code="CONSENT_REQUIRED">
+            <strong>No consent: this patient has not granted you access to their records</strong>
+            <span className="detail">
+              (or has revoked it). Ask the patient to grant you access in their console; in an
+              emergency, declare break-glass access with a reason.
+            </span>
+          </div>
+          <BreakGlass patientId={patientId} onDeclared={reload} />
+        </>
       ) : (
         <ErrorNotice error={error} />
       )}
+
+      <EmergencyCountdown patientId={patientId} />
       {loading && <p aria-live="polite">Loading…</p>}
       {data && items.length === 0 && <p>No records that you may read.</p>}
       {shownLab && <LabPlot items={items} code={shownLab} onPick={setLab} codes={labCodes} />}
@@ -206,5 +211,76 @@ function LabPlot(props: {
         yTitle={unit}
       />
     </div>
+  );
+}
+
+/** Break-glass: READ for 60 minutes with a reason, always shown to the patient. */
+function BreakGlass({
+  patientId,
+  onDeclared,
+}: {
+  patientId: string;
+  onDeclared: () => Promise<void>;
+}) {
+  const [reason, setReason] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      const { declareEmergency } = await gql<{ declareEmergency: { expiresAt: string } }>(
+        `mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { expiresAt } }`,
+        { p: patientId, r: reason.trim() },
+      );
+      emergencies.set(patientId, declareEmergency.expiresAt);
+      await onDeclared();
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <form className="panel" onSubmit={(e) => void submit(e)} aria-labelledby="bg-h">
+      <h3 id="bg-h">Emergency (break-glass) access</h3>
+      <p>
+        Read access for 60 minutes, unless the patient refused it. The patient sees it, with your
+        reason.
+      </p>
+      <label>
+        Reason
+        <input required value={reason} onChange={(e) => setReason(e.target.value)} />
+      </label>
+      <ErrorNotice error={error} />
+      <button type="submit" className="danger" disabled={busy}>
+        {busy ? 'Declaring…' : 'Declare an emergency'}
+      </button>
+    </form>
+  );
+}
+
+/** When this session's emergencies end, by patient: in memory, like the token. */
+const emergencies = new Map<string, string>();
+
+/** The time left of an emergency declared in this session, updated every second. */
+export function EmergencyCountdown({ patientId }: { patientId: string }) {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const t = setInterval(() => setNow(Date.now()), 1000);
+    return () => clearInterval(t);
+  }, []);
+  const until = emergencies.get(patientId);
+  if (!until) return null;
+  const left = Math.max(0, new Date(until).getTime() - now);
+  const minutes = Math.floor(left / 60000);
+  const seconds = Math.floor((left % 60000) / 1000);
+  return (
+    <p className="emergency" role="status" data-testid="emergency">
+      {left > 0
+        ? `Emergency access: ${minutes} min ${String(seconds).padStart(2, '0')} s left`
+        : 'Emergency access has ended.'}
+    </p>
   );
 }

@@ -325,7 +325,7 @@ function GrantForm({ onGranted }: { onGranted: (g: Grant) => Promise<void> }) {
         </label>
       </fieldset>
       <fieldset>
-        <legend>6. For how long (UTC)</legend>
+        <legend>6. For how long (in your local time)</legend>
         <label>
           From (empty: now)
           <input
