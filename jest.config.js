@@ -12,7 +12,7 @@ const shared = {
   // The chaincode workspace is tested and imported from its sources, without a build.
   moduleNameMapper: {
     '^@custodia/chaincode$': '<rootDir>/chaincode/src/index.ts',
-    '^@custodia/chaincode/(policy|errors)$': '<rootDir>/chaincode/src/$1.ts',
+    '^@custodia/chaincode/(policy|errors|signed-consent)$': '<rootDir>/chaincode/src/$1.ts',
   },
 };
 

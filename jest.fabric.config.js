@@ -2,15 +2,18 @@
 // native processes that the global setup brings up with fabric-network/network.sh and the
 // global teardown always takes down. Kept apart from `npm test`, which needs no Go or Fabric.
 const swc = ['@swc/jest', { swcrc: true }];
+// As in jest.config.js: jose ships ESM only, and the suites that run the API sign tokens.
+const esmPackages = ['jose'];
 
 /** @type {import('jest').Config} */
 module.exports = {
   displayName: 'fabric',
   testEnvironment: 'node',
-  transform: { '^.+\\.ts$': swc },
+  transform: { '^.+\\.ts$': swc, [`node_modules/(${esmPackages.join('|')})/.+\\.js$`]: swc },
+  transformIgnorePatterns: [`/node_modules/(?!(${esmPackages.join('|')})/)`],
   moduleNameMapper: {
     '^@custodia/chaincode$': '<rootDir>/chaincode/src/index.ts',
-    '^@custodia/chaincode/(policy|errors)$': '<rootDir>/chaincode/src/$1.ts',
+    '^@custodia/chaincode/(policy|errors|signed-consent)$': '<rootDir>/chaincode/src/$1.ts',
   },
   roots: ['<rootDir>/test/fabric'],
   testMatch: ['**/*.fabric-spec.ts'],

@@ -7,6 +7,10 @@
 // go to bench/results/ledger-embedded.json.
 //   options: --duration 8 --warmup 2 --concurrency 1,16,64 --patients 1000
 //            --query-timing  (time every ledger query by kind; prints it, writes no results)
+//            --signed  (every patient registers a device key; at each concurrency, phases of
+//                       unsigned and of patient-signed grants alternate --rounds times (presigned,
+//                       so only the chaincode's verification is measured), and their ratio)
+//            --rounds 3  (with --signed: how many unsigned/signed pairs)
 import 'reflect-metadata';
 import { createSecretKey, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -23,6 +27,10 @@ import { LedgerReport, verifyEmbeddedLedger } from '../src/ledger/embedded/verif
 import { QueryTimer } from './ledger/query-timing';
 import { measureRoundTrips } from './ledger/round-trips';
 import { GrantLoad, PhaseResult, phaseSettings, positive, round } from './lib/grant-load';
+import { PatientSigners } from './lib/patient-signers';
+
+/** Enough presigned grants for a phase at well above the target rate. */
+const PRESIGN_PER_SECOND = 3000;
 
 const TARGET = { concurrency: 64, txPerSec: 1000 };
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'ledger-embedded.json');
@@ -33,17 +41,23 @@ interface Settings {
   concurrencies: number[];
   patients: number;
   queryTiming: boolean;
+  signed: boolean;
+  rounds: number;
 }
 
 function settings(): Settings {
   const { phases, values } = phaseSettings({
     patients: { type: 'string', default: '1000' },
     'query-timing': { type: 'boolean', default: false },
+    signed: { type: 'boolean', default: false },
+    rounds: { type: 'string', default: '3' },
   });
   return {
     ...phases,
     patients: Math.floor(positive('patients', String(values.patients))),
     queryTiming: values['query-timing'] === true,
+    signed: values.signed === true,
+    rounds: Math.floor(positive('rounds', String(values.rounds))),
   };
 }
 
@@ -75,31 +89,55 @@ async function main(): Promise<void> {
     const seal = new LedgerSeal(new RowAuthenticator(createSecretKey(randomBytes(32))));
     ledger = new EmbeddedLedger(pool, { organization: 'org1', seal });
     const load = new GrantLoad(ledger, s.patients);
+    const signers = s.signed ? new PatientSigners() : undefined;
+    if (signers) await signers.register(ledger, load.patientIds());
+    const keyTransactions = signers ? s.patients : 0;
 
     const results: PhaseResult[] = [];
     for (const c of s.concurrencies) {
-      await load.run(c, s.warmupSeconds);
-      timer?.reset();
-      const result = await load.run(c, s.durationSeconds);
-      results.push(result);
-      console.log(
-        `  c=${c}: ${result.txPerSec} tx/s, p50 ${result.p50Ms} ms, p99 ${result.p99Ms} ms, ` +
-          `${result.meanBlockSize} tx/block`,
-      );
-      if (timer) {
-        const block = timer.blockTiming();
-        const queries = timer.queries().map((q) => ({
-          ...q,
-          totalMs: round(q.totalMs),
-          meanMs: round(q.meanMs, 3),
-          maxMs: round(q.maxMs),
-          perTxMs: round(q.totalMs / result.total, 4),
-        }));
-        console.log(
-          `    per block: ${round(block.meanBlockMs)} ms = ${round(block.meanQueryMs)} ms ` +
-            `in queries + ${round(block.meanJsMs)} ms JavaScript (${block.blocks} blocks)`,
+      // Unsigned and signed phases alternate: the ledger grows as it runs and this machine's
+      // load drifts, so each kind is measured across the whole window.
+      const sequence = signers
+        ? Array.from({ length: s.rounds }, () => [false, true]).flat()
+        : [false];
+      for (const sign of sequence) {
+        const presigned = sign
+          ? (g: Parameters<PatientSigners['signed']>[0]) => signers!.signed(g)
+          : undefined;
+        await load.run(
+          c,
+          s.warmupSeconds,
+          presigned,
+          Math.ceil(s.warmupSeconds * PRESIGN_PER_SECOND),
         );
-        console.table(queries);
+        timer?.reset();
+        const result = await load.run(
+          c,
+          s.durationSeconds,
+          presigned,
+          Math.ceil(s.durationSeconds * PRESIGN_PER_SECOND),
+        );
+        results.push(result);
+        console.log(
+          `  c=${c}${sign ? ' signed' : ''}: ${result.txPerSec} tx/s, p50 ${result.p50Ms} ms, ` +
+            `p99 ${result.p99Ms} ms, ${result.meanBlockSize} tx/block, ` +
+            `${result.cpuMsPerTx} ms CPU/tx`,
+        );
+        if (timer) {
+          const block = timer.blockTiming();
+          const queries = timer.queries().map((q) => ({
+            ...q,
+            totalMs: round(q.totalMs),
+            meanMs: round(q.meanMs, 3),
+            maxMs: round(q.maxMs),
+            perTxMs: round(q.totalMs / result.total, 4),
+          }));
+          console.log(
+            `    per block: ${round(block.meanBlockMs)} ms = ${round(block.meanQueryMs)} ms ` +
+              `in queries + ${round(block.meanJsMs)} ms JavaScript (${block.blocks} blocks)`,
+          );
+          console.table(queries);
+        }
       }
     }
 
@@ -111,9 +149,9 @@ async function main(): Promise<void> {
     const v0 = Date.now();
     const report: LedgerReport = await verifyEmbeddedLedger(pool, seal);
     const verify = {
-      ok: report.problems.length === 0 && report.transactions === load.committed,
+      ok: report.problems.length === 0 && report.transactions === load.committed + keyTransactions,
       ...report,
-      expectedTransactions: load.committed,
+      expectedTransactions: load.committed + keyTransactions,
       seconds: round((Date.now() - v0) / 1000),
     };
 
@@ -121,6 +159,7 @@ async function main(): Promise<void> {
     console.table(
       results.map((r) => ({
         concurrency: r.concurrency,
+        signed: r.signed,
         'tx/s': r.txPerSec,
         'p50 ms': r.p50Ms,
         'p99 ms': r.p99Ms,
@@ -128,9 +167,41 @@ async function main(): Promise<void> {
         total: r.total,
         blocks: r.blocks,
         failures: r.failures,
+        'CPU ms/tx': r.cpuMsPerTx,
       })),
     );
-    const atTarget = results.find((r) => r.concurrency === TARGET.concurrency);
+    const signedCost = s.concurrencies.flatMap((c) => {
+      // Over all phases of a kind: grants per second of their time, CPU per grant.
+      const pooled = (signed: boolean) => {
+        const phases = results.filter((r) => r.concurrency === c && r.signed === signed);
+        const total = phases.reduce((n, r) => n + r.total, 0);
+        const seconds = phases.reduce((n, r) => n + r.elapsedSeconds, 0);
+        const cpuMs = phases.reduce((n, r) => n + r.cpuMsPerTx! * r.total, 0);
+        return { phases: phases.length, txPerSec: total / seconds, cpuMsPerTx: cpuMs / total };
+      };
+      const plain = pooled(false);
+      const signed = pooled(true);
+      return plain.phases && signed.phases
+        ? [
+            {
+              concurrency: c,
+              unsignedTxPerSec: round(plain.txPerSec, 1),
+              signedTxPerSec: round(signed.txPerSec, 1),
+              throughputRatio: round(signed.txPerSec / plain.txPerSec, 3),
+              unsignedCpuMsPerTx: round(plain.cpuMsPerTx, 3),
+              extraCpuMsPerTx: round(signed.cpuMsPerTx - plain.cpuMsPerTx, 3),
+            },
+          ]
+        : [];
+    });
+    for (const r of signedCost) {
+      console.log(
+        `signed/unsigned at c=${r.concurrency} (pooled over ${s.rounds} rounds): ` +
+          `${r.signedTxPerSec} / ${r.unsignedTxPerSec} tx/s = ×${r.throughputRatio}; ` +
+          `CPU per grant ${r.unsignedCpuMsPerTx} ms + ${r.extraCpuMsPerTx} ms when signed`,
+      );
+    }
+    const atTarget = results.find((r) => r.concurrency === TARGET.concurrency && !r.signed);
     if (atTarget) {
       const met = atTarget.txPerSec >= TARGET.txPerSec;
       console.log(
@@ -140,7 +211,7 @@ async function main(): Promise<void> {
     }
     console.log(
       `verify: ${verify.ok ? 'valid' : 'INVALID'} — ${report.blocks} blocks, ` +
-        `${report.transactions} transactions (expected ${load.committed}), ` +
+        `${report.transactions} transactions (expected ${verify.expectedTransactions}), ` +
         `${report.stateKeys} state keys, ${report.historyRows} history rows` +
         (report.problems.length ? `; problems: ${report.problems.join('; ')}` : ''),
     );
@@ -164,6 +235,7 @@ async function main(): Promise<void> {
           poolSize: 10,
         },
         results,
+        ...(signers ? { signedCost } : {}),
         target: { ...TARGET, met: atTarget ? atTarget.txPerSec >= TARGET.txPerSec : null },
         verify,
       };

@@ -1,9 +1,11 @@
 // `npm run bench:records`: throughput and latency of `records(patientId, first: 20)` read by
-// the patient over 1,000 encrypted records, and by a clinician under the patient's grant,
-// against a baseline of the same Nest + Apollo stack answering a same-shaped page from memory. Both servers run as child processes, one
+// the patient over 1,000 encrypted records, by a clinician under the patient's grant, and by
+// that clinician across 1,000 patients in turn (each with a page of records and a grant: no
+// one hot patient, so caches and database pages are spread), against a baseline of the same Nest + Apollo stack answering a same-shaped page from memory. Both servers run as child processes, one
 // after the other, so each one's peak RSS is its own. Results go to
 // bench/results/records-read.json.
 //   options: --connections 10 --warmup 5 --duration 12 --records 1000
+//            --mix-patients 1000 --mix-records 20  (--mix-patients 0 skips the mix)
 //            --profile  (CPU-profile each server during the measured run; writes no results)
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
@@ -21,6 +23,8 @@ const TARGET_P99_MS = 25;
 /** Clinician-under-grant latency over patient-self latency (the consent check's cost). */
 const TARGET_CLINICIAN_RATIO = 1.1;
 const SEED_CONCURRENCY = 8;
+/** Patients of the mix set up at once (each registers, grants, then writes its records). */
+const MIX_SEED_CONCURRENCY = 16;
 const OTHER_LOAD_WARNING = 0.2;
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'records-read.json');
 
@@ -29,6 +33,8 @@ interface Settings {
   warmupSeconds: number;
   durationSeconds: number;
   records: number;
+  mixPatients: number;
+  mixRecords: number;
   profileDir?: string;
 }
 
@@ -41,6 +47,9 @@ interface Measurement extends LoadResult {
     databaseCores: number;
     loadGeneratorCores: number;
     otherCores: number;
+    /** CPU time per response, of the server process and of the database: steadier than req/s. */
+    serverMsPerRequest: number;
+    databaseMsPerRequest: number;
   };
 }
 
@@ -56,12 +65,14 @@ function settings(): Settings {
       warmup: { type: 'string', default: '5' },
       duration: { type: 'string', default: '12' },
       records: { type: 'string', default: '1000' },
+      'mix-patients': { type: 'string', default: '1000' },
+      'mix-records': { type: 'string', default: '20' },
       profile: { type: 'boolean', default: false },
     },
   });
-  const int = (name: string, v: string) => {
+  const int = (name: string, v: string, min = 1) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
     return n;
   };
   return {
@@ -69,6 +80,8 @@ function settings(): Settings {
     warmupSeconds: int('warmup', values.warmup),
     durationSeconds: int('duration', values.duration),
     records: int('records', values.records),
+    mixPatients: int('mix-patients', values['mix-patients'], 0),
+    mixRecords: int('mix-records', values['mix-records'], PAGE_SIZE),
     profileDir: values.profile
       ? join(tmpdir(), `custodia-bench-profiles-${Date.now()}`)
       : undefined,
@@ -96,11 +109,12 @@ async function gql<T>(url: string, query: string, variables: object, token?: str
 async function measure(
   name: string,
   server: ServerProcess,
-  patientId: string,
+  patientIds: string | string[],
   s: Settings,
   token?: string,
 ): Promise<Measurement> {
-  const variables = { p: patientId };
+  const ids = typeof patientIds === 'string' ? [patientIds] : patientIds;
+  const variables = { p: ids[0] };
   // The page must be complete before its speed means anything.
   const check = await gql<{ records: { items: unknown[] } }>(
     server.url,
@@ -115,6 +129,10 @@ async function measure(
     url: `${server.url}/graphql`,
     body: JSON.stringify({ query: RECORDS_QUERY, variables }),
     headers: token ? { authorization: `Bearer ${token}` } : {},
+    bodies:
+      ids.length > 1
+        ? ids.map((p) => JSON.stringify({ query: RECORDS_QUERY, variables: { p } }))
+        : undefined,
   };
   const rssReset = server.resetPeakRss();
   let sampledPeak = server.rssMb();
@@ -137,12 +155,20 @@ async function measure(
       Math.max(0, cores('machine') - cores('server') - cores('descendants') - cores('self')),
       2,
     ),
+    serverMsPerRequest: round(((after.server - before.server) * 1000) / load.requests, 2),
+    databaseMsPerRequest: round(
+      ((after.descendants - before.descendants) * 1000) / load.requests,
+      2,
+    ),
   };
   clearInterval(sampler);
   // Let the requests autocannon abandoned at the deadline finish before the server stops.
   await new Promise((r) => setTimeout(r, 300));
   const peakRssMb = rssReset ? Math.max(server.peakRssMb(), sampledPeak) : sampledPeak;
-  console.log(`${load.reqPerSec} req/s (server ${cpu.serverCores} cores busy)`);
+  console.log(
+    `${load.reqPerSec} req/s (server ${cpu.serverCores} cores busy, ` +
+      `${cpu.serverMsPerRequest} ms CPU per request)`,
+  );
   if (cpu.otherCores > OTHER_LOAD_WARNING) {
     console.warn(
       `  warning: other processes used ${cpu.otherCores} cores during the run; the figures are skewed`,
@@ -163,7 +189,9 @@ async function runBaseline(s: Settings): Promise<Measurement> {
   }
 }
 
-async function runApp(s: Settings): Promise<{ patient: Measurement; clinician: Measurement }> {
+async function runApp(
+  s: Settings,
+): Promise<{ patient: Measurement; clinician: Measurement; mix?: Measurement }> {
   const dataDir = await mkdtemp(join(tmpdir(), 'custodia-bench-'));
   try {
     const started = Date.now();
@@ -198,7 +226,11 @@ async function runApp(s: Settings): Promise<{ patient: Measurement; clinician: M
         ttl: '2h',
       });
       const clinician = await measure('clinician', server, patientId, s, clinicianToken);
-      return { patient, clinician };
+      if (!s.mixPatients) return { patient, clinician };
+      // The same clinician across many patients, each of whom granted them READ.
+      const mixIds = await seedMix(server.url, issuer, s);
+      const mix = await measure('mix', server, mixIds, s, clinicianToken);
+      return { patient, clinician, mix };
     } finally {
       await server.stop();
     }
@@ -220,6 +252,42 @@ async function seed(url: string, token: string, count: number): Promise<void> {
   console.log(`app: ${count} records created in ${(Date.now() - started) / 1000} s`);
 }
 
+/** Patients for the mix: each registers, grants the bench clinician READ, writes records. */
+async function seedMix(url: string, issuer: DevIssuer, s: Settings): Promise<string[]> {
+  const started = Date.now();
+  const ids: string[] = new Array<string>(s.mixPatients);
+  let next = 0;
+  const worker = async () => {
+    for (let p = next++; p < s.mixPatients; p = next++) {
+      const token = await issuer.sign({ sub: `bench-mix-${p}`, roles: ['PATIENT'], ttl: '2h' });
+      const { data } = await gql<{ registerPatient: { id: string } }>(
+        url,
+        'mutation { registerPatient(displayName: "Bench") { id } }',
+        {},
+        token,
+      );
+      await gql(
+        url,
+        `mutation { grantConsent(input: { granteeType: CLINICIAN, granteeId: "bench-clinician",
+           purpose: TREATMENT, actions: [READ], includeRestricted: true }) { id } }`,
+        {},
+        token,
+      );
+      const mutation = 'mutation($r: JSON!) { createRecord(input: { resource: $r }) { id } }';
+      for (let i = 0; i < s.mixRecords; i++) {
+        await gql(url, mutation, { r: sampleResource(p * s.mixRecords + i) }, token);
+      }
+      ids[p] = data.registerPatient.id;
+    }
+  };
+  await Promise.all(Array.from({ length: MIX_SEED_CONCURRENCY }, worker));
+  console.log(
+    `mix: ${s.mixPatients} patients with ${s.mixRecords} records and a grant each, set up in ` +
+      `${(Date.now() - started) / 1000} s`,
+  );
+  return ids;
+}
+
 function summary(m: Measurement) {
   const { reqPerSec, p50Ms, p99Ms, peakRssMb, requests, responseBytes, cpu } = m;
   return { reqPerSec, p50Ms, p99Ms, peakRssMb, requests, responseBytes, cpu };
@@ -236,19 +304,21 @@ async function main(): Promise<void> {
   const s = settings();
   if (s.profileDir) await mkdir(s.profileDir, { recursive: true });
   const baseline = await runBaseline(s);
-  const { patient: app, clinician } = await runApp(s);
+  const { patient: app, clinician, mix } = await runApp(s);
   const ratio = round(app.reqPerSec / baseline.reqPerSec, 3);
   const meetsTarget = ratio >= TARGET_RATIO && app.p99Ms <= TARGET_P99_MS;
   const clinicianRatio = round(clinician.p50Ms / app.p50Ms, 3);
   const clinicianMeetsTarget = clinicianRatio <= TARGET_CLINICIAN_RATIO;
+  const mixRatio = mix ? round(mix.reqPerSec / baseline.reqPerSec, 3) : undefined;
 
   printTable([
-    ['', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'server cores', 'db cores'],
+    ['', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'server cores', 'db cores', 'server ms/req'],
     ...(
       [
         ['baseline', baseline],
         ['app', app],
         ['clinician', clinician],
+        ...(mix ? ([['mix', mix]] as const) : []),
       ] as const
     ).map(([name, m]) => [
       name,
@@ -258,12 +328,18 @@ async function main(): Promise<void> {
       m.peakRssMb,
       m.cpu.serverCores,
       m.cpu.databaseCores,
+      m.cpu.serverMsPerRequest,
     ]),
   ]);
   console.log(
     `\nratio app/baseline ${ratio} (target ≥ ${TARGET_RATIO} with app p99 ≤ ${TARGET_P99_MS} ms): ` +
       (meetsTarget ? 'met' : 'NOT met'),
   );
+  if (mix) {
+    console.log(
+      `mix across ${s.mixPatients} patients (clinician under grants): ratio to baseline ${mixRatio}`,
+    );
+  }
   console.log(
     `clinician under grant ÷ patient self, p50 latency ${clinicianRatio} ` +
       `(target ≤ ${TARGET_CLINICIAN_RATIO}): ${clinicianMeetsTarget ? 'met' : 'NOT met'}`,
@@ -274,6 +350,7 @@ async function main(): Promise<void> {
       ['baseline', baseline],
       ['app', app],
       ['clinician', clinician],
+      ...(mix ? ([['mix', mix]] as const) : []),
     ] as const) {
       const file = join(s.profileDir, `${name}.cpuprofile`);
       console.log(`\n== ${name}: CPU profile of the measured run (${file}) ==`);
@@ -288,6 +365,8 @@ async function main(): Promise<void> {
     machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
     settings: {
       records: s.records,
+      mixPatients: s.mixPatients,
+      mixRecordsPerPatient: s.mixRecords,
       connections: s.connections,
       pipelining: 1,
       warmupSeconds: s.warmupSeconds,
@@ -296,6 +375,7 @@ async function main(): Promise<void> {
     },
     app: summary(app),
     clinician: summary(clinician),
+    mix: mix ? summary(mix) : null,
     baseline: summary(baseline),
     ratio,
     target: TARGET_RATIO,
@@ -304,11 +384,14 @@ async function main(): Promise<void> {
     clinicianToPatientLatency: clinicianRatio,
     clinicianTarget: TARGET_CLINICIAN_RATIO,
     clinicianMeetsTarget,
+    mixRatio: mixRatio ?? null,
     notes:
       'req/s = responses / measured seconds; p50/p99 from every response; peak RSS = VmHWM of ' +
       'the Node server process over warm-up and measured run (the embedded PostgreSQL is ' +
       'separate processes: see cpu.databaseCores). Each server runs alone in its own child ' +
-      'process; cpu.otherCores > 0.2 means something else on the machine skewed the run.',
+      'process; cpu.otherCores > 0.2 means something else on the machine skewed the run. ' +
+      '`mix`: the clinician reads the first page of each of `mixPatients` patients in turn ' +
+      '(each granted READ); cpu.serverMsPerRequest is the server process CPU per response.',
   };
   await mkdir(resolve(RESULTS_FILE, '..'), { recursive: true });
   await writeFile(RESULTS_FILE, JSON.stringify(results, null, 2) + '\n');

@@ -29,7 +29,11 @@ readonly ORDERER_PORT=7150 ORDERER_ADMIN_PORT=7153 ORDERER_OPS_PORT=7154
 readonly PEER1_PORT=7151 PEER1_CC_PORT=7152 PEER1_OPS_PORT=7155
 readonly PEER2_PORT=7251 PEER2_CC_PORT=7252 PEER2_OPS_PORT=7255
 readonly CHAINCODE_PORT=7160
-readonly BATCH_TIMEOUT=200ms
+# Blocks are cut after BatchTimeout or MaxMessageCount transactions, whichever comes first. The
+# defaults are fast test settings; benchmarks of production-like batching set, for `up`,
+# FABRIC_BATCH_TIMEOUT (e.g. 250ms, 2s) and FABRIC_MAX_MESSAGE_COUNT (e.g. 100, 500).
+readonly BATCH_TIMEOUT="${FABRIC_BATCH_TIMEOUT:-200ms}"
+readonly MAX_MESSAGE_COUNT="${FABRIC_MAX_MESSAGE_COUNT:-10}"
 # Upper bounds on each wait, in seconds; they are limits, not delays.
 readonly WAIT_START=60 WAIT_LEADER=60 WAIT_GOSSIP=60
 
@@ -185,8 +189,11 @@ generate() {
   chmod u+w "$NET/config/"*.yaml
   cryptogen generate --config="$here/config/crypto-config.yaml" --output="$(crypto)" >/dev/null
   # shellcheck disable=SC2016 # envsubst is given the names to replace, unexpanded
+  [[ "$BATCH_TIMEOUT" =~ ^[0-9]+(ms|s)$ ]] || die "FABRIC_BATCH_TIMEOUT must be a duration such as 200ms or 2s"
+  [[ "$MAX_MESSAGE_COUNT" =~ ^[1-9][0-9]{0,4}$ ]] || die "FABRIC_MAX_MESSAGE_COUNT must be a whole number from 1 to 99999"
   env ORDERER_PORT=$ORDERER_PORT PEER1_PORT=$PEER1_PORT PEER2_PORT=$PEER2_PORT \
-    BATCH_TIMEOUT=$BATCH_TIMEOUT envsubst '${ORDERER_PORT} ${PEER1_PORT} ${PEER2_PORT} ${BATCH_TIMEOUT}' \
+    BATCH_TIMEOUT=$BATCH_TIMEOUT MAX_MESSAGE_COUNT=$MAX_MESSAGE_COUNT \
+    envsubst '${ORDERER_PORT} ${PEER1_PORT} ${PEER2_PORT} ${BATCH_TIMEOUT} ${MAX_MESSAGE_COUNT}' \
     <"$here/config/configtx.yaml" >"$NET/config/configtx.yaml"
   configtxgen -configPath "$NET/config" -profile HealthChannel -channelID "$CHANNEL" \
     -outputBlock "$NET/config/$CHANNEL.block" 2>"$NET/logs/configtxgen.log"
@@ -381,6 +388,8 @@ FABRIC_ORG2_TLS_CA=$(peer_ca 2)
 FABRIC_ORG2_CERT=$user2/signcerts/User1@org2.custodia.local-cert.pem
 FABRIC_ORG2_KEY=${keys2[0]}
 FABRIC_NETWORK_DIR=$NET
+FABRIC_NETWORK_BATCH_TIMEOUT=$BATCH_TIMEOUT
+FABRIC_NETWORK_MAX_MESSAGE_COUNT=$MAX_MESSAGE_COUNT
 EOF
 }
 

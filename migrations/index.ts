@@ -10,6 +10,9 @@ import { SealedReasons1764414000000 } from './1764414000000-sealed-reasons';
 import { AuthenticatedIdentityLinks1764417600000 } from './1764417600000-authenticated-identity-links';
 import { SealedLedger1764421200000 } from './1764421200000-sealed-ledger';
 import { ClosingRounds1764424800000 } from './1764424800000-closing-rounds';
+import { RecordSearchAndHistory1764530000000 } from './1764530000000-record-search-and-history';
+import { SignedConsent1764550000000 } from './1764550000000-signed-consent';
+import { AiDecisions1764560000000 } from './1764560000000-ai-decisions';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -23,4 +26,7 @@ export const MIGRATIONS = [
   AuthenticatedIdentityLinks1764417600000,
   SealedLedger1764421200000,
   ClosingRounds1764424800000,
+  RecordSearchAndHistory1764530000000,
+  SignedConsent1764550000000,
+  AiDecisions1764560000000,
 ];

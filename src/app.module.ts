@@ -20,6 +20,7 @@ import type { DestinationStream } from 'pino';
 import { AuditModule } from './audit';
 import { AuthModule } from './auth';
 import { ConsentModule } from './consent';
+import { DecisionsModule } from './decisions';
 import { ErasureModule } from './erasure';
 import { FederatedModule } from './federated/federated.module';
 import { graphqlDocumentLimits } from './common/graphql-document-limits';
@@ -109,6 +110,7 @@ export class AppModule implements NestModule {
         AuditModule,
         ErasureModule,
         FederatedModule,
+        DecisionsModule,
       ],
       providers: [
         { provide: APP_FILTER, useClass: ErrorFilter },

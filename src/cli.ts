@@ -2,15 +2,18 @@
 // (`token` prints only the token, so that `$(npx custodia token ...)` works).
 import { Command, InvalidArgumentError } from 'commander';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { DevIssuer, isRole, Role, ROLES } from './auth';
+import { generateDeviceKey, grantPayloadOf, signDetached } from './consent/patient-signing';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
 import { RemoteNode } from './federated/node/remote-node';
 import { DEFAULT_ALPHA, MAX_PATIENTS, MAX_SITES, runSeed } from './federated/synthetic';
+import { ImportFailed, importFile } from './import-command';
+import { PatientsService } from './patients';
 import { kekOf } from './records/crypto';
 import { startServer } from './server';
 import { verifyAll } from './verification';
@@ -176,6 +179,54 @@ async function trainingNode(opts: {
   }
 }
 
+async function admitPatient(opts: { sub: string; patient: string }): Promise<void> {
+  const c = config();
+  // This instance's own database: beside a running server, the one it runs (never a second
+  // postmaster on its data dir); otherwise the embedded one, briefly.
+  const databaseUrl =
+    c.databaseUrl ??
+    (await embeddedPostgres().EmbeddedPostgresServer.runningUrl(c.dataDir, 'custodia'));
+  const server = await startServer({
+    ...c,
+    databaseUrl,
+    port: 0,
+    host: '127.0.0.1',
+    trainingNodes: false,
+  }).catch((e: Error) => fail(`could not start: ${e.message}`));
+  try {
+    const patient = await server.app
+      .get(PatientsService)
+      .admit(opts.sub, opts.patient)
+      .catch((e: Error) => fail(e.message));
+    console.log(
+      `Admitted patient ${patient.id} at ${c.orgId}; ${opts.sub} is linked to them here.`,
+    );
+  } finally {
+    await server.stop();
+  }
+}
+
+async function importBundle(
+  file: string,
+  opts: { patient: string; url?: string; token?: string },
+): Promise<void> {
+  const token = opts.token ?? process.env.CUSTODIA_TOKEN;
+  if (!token) {
+    fail(
+      "give --token (or CUSTODIA_TOKEN): the PATIENT's token, or a CLINICIAN's with a WRITE grant (embedded mode: npx custodia token --sub ID --role PATIENT)",
+    );
+  }
+  const url =
+    opts.url ?? process.env.CUSTODIA_URL ?? `http://localhost:${process.env.PORT ?? 3000}`;
+  try {
+    const report = await importFile(file, { patient: opts.patient, url, token });
+    process.stdout.write(JSON.stringify(report) + '\n');
+  } catch (e) {
+    if (e instanceof ImportFailed) fail(`${e.code}: ${e.message}`);
+    throw e;
+  }
+}
+
 function wholeNumber(min: number, max: number): (value: string) => number {
   return (value) => {
     const n = Number(value);
@@ -198,6 +249,52 @@ function role(value: string, previous: Role[]): Role[] {
   const r = value.toUpperCase();
   if (!isRole(r)) throw new InvalidArgumentError(`must be one of ${ROLES.join(', ')}`);
   return [...previous, r];
+}
+
+async function keygen(opts: { out: string }): Promise<void> {
+  const pair = await generateDeviceKey();
+  // `wx`: never overwrite a key file; mode 0600: the private key is the patient's alone.
+  await writeFile(opts.out, JSON.stringify(pair.privateJwk, null, 2) + '\n', {
+    mode: 0o600,
+    flag: 'wx',
+  }).catch((e: NodeJS.ErrnoException) =>
+    fail(e.code === 'EEXIST' ? `${opts.out} exists; not overwriting a key` : e.message),
+  );
+  console.log(JSON.stringify(pair.publicJwk));
+}
+
+async function readJson(file: string, what: string): Promise<Record<string, unknown>> {
+  try {
+    const value: unknown = JSON.parse(await readFile(file, 'utf8'));
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error();
+    return value as Record<string, unknown>;
+  } catch {
+    fail(`${file} is not a readable JSON object (${what})`);
+  }
+}
+
+async function signGrant(opts: { key: string; input: string; patient?: string }): Promise<void> {
+  const key = await readJson(opts.key, 'a private JWK from `custodia keygen`');
+  const { patientId, signature: _ignored, ...input } = await readJson(opts.input, 'a grant input');
+  const patient = opts.patient ?? patientId;
+  if (typeof patient !== 'string')
+    fail('name the patient: --patient ID, or patientId in the input');
+  try {
+    console.log(await signDetached(key, grantPayloadOf(input, patient)));
+  } catch (e) {
+    fail((e as Error).message);
+  }
+}
+
+async function signPayload(opts: { key: string }): Promise<void> {
+  const key = await readJson(opts.key, 'a private JWK from `custodia keygen`');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  try {
+    console.log(await signDetached(key, Buffer.concat(chunks).toString('utf8')));
+  } catch (e) {
+    fail((e as Error).message);
+  }
 }
 
 function subject(value: string): string {
@@ -239,6 +336,33 @@ export function program(): Command {
     .option('--once', 'answer the open rounds once, print what was sent, and exit')
     .action(trainingNode);
   cli
+    .command('keygen')
+    .description('write a patient device key pair (EC P-256, file mode 0600); print the public JWK')
+    .requiredOption('--out <file>', 'where to write the private key (JWK); never overwritten')
+    .action(keygen);
+  cli
+    .command('sign-grant')
+    .description('print the compact JWS (ES256, detached) over consentPayload of a grant input')
+    .requiredOption('--key <file>', 'the private key written by `custodia keygen`')
+    .requiredOption('--input <file>', 'the GrantConsentInput as JSON (with its id)')
+    .option('--patient <id>', "the patient's id (else patientId in the input)")
+    .action(signGrant);
+  cli
+    .command('sign')
+    .description(
+      'print the compact JWS (ES256, detached) over the bytes on stdin (a keyPayload or settingPayload)',
+    )
+    .requiredOption('--key <file>', 'the private key written by `custodia keygen`')
+    .action(signPayload);
+  cli
+    .command('admit-patient')
+    .description(
+      "admit a patient another organisation registered, under their ledger id, and link this organisation's identity of theirs to it (after matching them out of band)",
+    )
+    .requiredOption('--sub <id>', "the patient's subject (user id) at this organisation", subject)
+    .requiredOption('--patient <id>', "the patient's id, as their first organisation shows it")
+    .action(admitPatient);
+  cli
     .command('seed')
     .description(
       'create K organisations and N synthetic patients with FHIR records, split non-IID across ' +
@@ -265,6 +389,16 @@ export function program(): Command {
       DEFAULT_ALPHA,
     )
     .action(seed);
+  cli
+    .command('import')
+    .description(
+      "import a FHIR R4 Bundle (transaction, batch or collection) into a patient's records through the API, all or nothing; prints the ImportReport as JSON",
+    )
+    .argument('<file>', 'the Bundle, as a JSON file')
+    .requiredOption('--patient <id>', "the patient's id")
+    .option('--url <url>', 'the API (default CUSTODIA_URL, else http://localhost:$PORT)')
+    .option('--token <jwt>', 'a PATIENT (or CLINICIAN) token (default CUSTODIA_TOKEN)')
+    .action(importBundle);
   return cli;
 }
 

@@ -4,21 +4,22 @@
 import { INestApplication, Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
-import { json, raw } from 'express';
+import { raw } from 'express';
 import { Logger } from 'nestjs-pino';
 import type { Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import type { DestinationStream } from 'pino';
-import { AppModule } from './app.module';
+import { AppModule, GRAPHQL_DOCUMENT_LIMITS } from './app.module';
+import { TokenVerifier } from './auth';
+import { jsonBodies, tooLarge } from './common/json-bodies';
 import { AppConfig } from './config';
 import { consoleAssets } from './console';
 import { embeddedPostgres } from './database/embedded-loader';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { HttpDrain, withinDeadline } from './lifecycle';
 
-/** The largest request body accepted (a FHIR resource with room to spare). */
-export const MAX_BODY = '1mb';
+export { MAX_BODY } from './common/json-bodies';
 export const MAX_MODEL_BODY = '64mb';
 
 /** The share of SHUTDOWN_TIMEOUT_MS that requests in flight get; Nest's shutdown work has the rest. */
@@ -71,7 +72,13 @@ export async function startServer(
         abortOnError: false,
       },
     );
-    app.use(json({ limit: MAX_BODY }));
+    const verifier = app.get(TokenVerifier);
+    app.use(
+      jsonBodies({
+        verify: (token) => verifier.verify(token),
+        maxTokens: GRAPHQL_DOCUMENT_LIMITS.maxTokens,
+      }),
+    );
     // Model updates are binary (float32 little-endian); a 16M-parameter model fits.
     app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY }));
     app.use(bodyErrors);
@@ -149,14 +156,7 @@ async function ensureDatabase(server: EmbeddedPostgresServer, name: string): Pro
 function bodyErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
   const e = err as { type?: string; status?: number };
   if (e?.type === 'entity.too.large') {
-    res.status(413).json({
-      errors: [
-        {
-          message: `Request body exceeds ${MAX_BODY.toUpperCase()}; send smaller resources, one per request.`,
-          extensions: { code: 'BAD_USER_INPUT' },
-        },
-      ],
-    });
+    tooLarge(res);
     return;
   }
   if (e?.status === 400 || e?.type === 'entity.parse.failed') {

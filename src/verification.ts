@@ -1,6 +1,7 @@
 // What `custodia verify-ledger` checks, as one function: the embedded ledger's blocks, world
 // state and history; the access log's chain against the head anchored on the ledger; every
-// PERMIT in the log against the grant or emergency the ledger held; and the consent
+// PERMIT in the log against the grant or emergency the ledger held; the deployed models and AI
+// decisions stored against their ledger entries; and the consent
 // projection against the ledger's grants (repaired where it drifted: the ledger is the only
 // authority).
 import { KeyObject } from 'node:crypto';
@@ -9,6 +10,7 @@ import { auditChainId } from './audit/audit-chain';
 import { poolRows, verifyAccessLogAgainstLedger } from './audit/verify';
 import { GrantAuthenticity } from './consent/grant-authenticity';
 import { ProjectionReconciler, ReconcileReport } from './consent/projection-reconciler';
+import { verifyDecisionsAgainstLedger } from './decisions/verify-decisions';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
 import { LedgerSeal } from './ledger/embedded/seal';
 import { verifyEmbeddedLedger } from './ledger/embedded/verify';
@@ -37,6 +39,7 @@ export async function verifyAll(
     organization,
     chainId: auditChainId(instanceId),
   });
+  const decisions = await verifyDecisionsAgainstLedger(poolRows(pool), embedded);
   let projection: ReconcileReport | null = null;
   const unreadable: string[] = [];
   if (kek) {
@@ -55,6 +58,10 @@ export async function verifyAll(
     ...(permits.problems.length > MAX_LISTED
       ? [`…and ${permits.problems.length - MAX_LISTED} more unjustified accesses`]
       : []),
+    ...decisions.problems.slice(0, MAX_LISTED),
+    ...(decisions.problems.length > MAX_LISTED
+      ? [`…and ${decisions.problems.length - MAX_LISTED} more AI decision problems`]
+      : []),
     ...(projection ? projectionProblems(projection) : []),
     ...unreadable,
   ];
@@ -66,7 +73,8 @@ export async function verifyAll(
         ? 'the ledger holds no anchored head yet'
         : `anchored on the ledger through event ${audit.anchoredThrough}`) +
       `; ${audit.unanchoredEvents} event(s) not yet anchored, so not yet provable.`,
-    `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account).`,
+    `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account); ${permits.patientSigned} under grants the patient signed.`,
+    `AI decisions: ${decisions.deployments} deployed model(s) and ${decisions.decisions} decision(s) compared with the ledger.`,
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
       : `Consent projection: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,

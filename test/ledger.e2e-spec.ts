@@ -140,6 +140,33 @@ describe('the embedded ledger', () => {
     await fromMark.close();
   });
 
+  it('delivers, in order, blocks another process appended to the same chain between its own', async () => {
+    // A second ledger on the same database: another process of the organisation.
+    const other = new EmbeddedLedger(db.pool, { organization: 'org1' });
+    const seen = new Collector<LedgerEvent>();
+    const head = await db.pool.query<{ n: string }>('SELECT max(number) AS n FROM ledger_blocks');
+    const sub = ledger.subscribe(
+      { blockNumber: Number(head.rows[0].n), txIndex: Number.MAX_SAFE_INTEGER },
+      async (e) => seen.push(e),
+    );
+    try {
+      const own1 = await ledger.submit('consent', 'GrantConsent', [grant('g-own-1')]);
+      await seen.until((items) => items.some((e) => e.txId === own1.txId));
+      const foreign = await other.submit('consent', 'GrantConsent', [grant('g-foreign')]);
+      const own2 = await ledger.submit('consent', 'GrantConsent', [grant('g-own-2')]);
+      await seen.until((items) => items.some((e) => e.txId === own2.txId));
+      expect(seen.items.map((e) => e.txId)).toEqual([own1.txId, foreign.txId, own2.txId]);
+      expect(seen.items.map((e) => e.blockNumber)).toEqual([
+        own1.blockNumber,
+        own1.blockNumber + 1,
+        own1.blockNumber + 2,
+      ]);
+    } finally {
+      await sub.close();
+      await other.close();
+    }
+  });
+
   describe('tamper detection', () => {
     beforeAll(async () => {
       // At least three blocks, whichever tests ran before.

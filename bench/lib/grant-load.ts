@@ -2,9 +2,14 @@
 // a fixed time, with each commit's latency and block, for bench:ledger and bench:fabric.
 import { parseArgs, ParseArgsConfig } from 'node:util';
 import type { Ledger } from '../../src/ledger';
+import type { BenchGrant } from './patient-signers';
 
 export interface PhaseResult {
   concurrency: number;
+  /** Grants carrying the patient's signature (verified by the chaincode), or not. */
+  signed?: boolean;
+  /** This process's CPU time (user + system) per committed grant: API and chaincode. */
+  cpuMsPerTx?: number;
   txPerSec: number;
   p50Ms: number;
   p99Ms: number;
@@ -34,8 +39,38 @@ export class GrantLoad {
     private readonly patients = 1000,
   ) {}
 
-  /** `concurrency` workers submitting grants back to back until `seconds` have passed. */
-  async run(concurrency: number, seconds: number): Promise<PhaseResult> {
+  private grant(n: number): BenchGrant {
+    return {
+      id: `${this.prefix}-${n}`,
+      patientId: `bench-patient-${n % this.patients}`,
+      grantee: { type: 'CLINICIAN', id: 'dr-1' },
+      purpose: 'TREATMENT',
+      actions: ['READ'],
+    };
+  }
+
+  /** The synthetic patients' ids (grants cycle through them). */
+  patientIds(): string[] {
+    return Array.from({ length: this.patients }, (_, n) => `bench-patient-${n}`);
+  }
+
+  /**
+   * `concurrency` workers submitting grants back to back until `seconds` have passed. With
+   * `presigned`, each grant is the next of those JSON texts (signed beforehand, so signing
+   * stays out of the measured window); the run stops early if they run out.
+   */
+  async run(
+    concurrency: number,
+    seconds: number,
+    presigned?: (grant: BenchGrant) => string,
+    presignCount = 0,
+  ): Promise<PhaseResult> {
+    const texts: string[] = [];
+    if (presigned) {
+      for (let i = 0; i < presignCount; i++) texts.push(presigned(this.grant(this.next + i)));
+    }
+    let used = 0;
+    const cpu0 = process.cpuUsage();
     const latencies: number[] = [];
     const blocks = new Set<number>();
     let failures = 0;
@@ -44,17 +79,12 @@ export class GrantLoad {
     const deadline = start + BigInt(Math.round(seconds * 1e9));
     const worker = async () => {
       while (process.hrtime.bigint() < deadline) {
+        if (presigned && used >= texts.length) break;
         const n = this.next++;
-        const grant = {
-          id: `${this.prefix}-${n}`,
-          patientId: `bench-patient-${n % this.patients}`,
-          grantee: { type: 'CLINICIAN', id: 'dr-1' },
-          purpose: 'TREATMENT',
-          actions: ['READ'],
-        };
+        const text = presigned ? texts[used++] : JSON.stringify(this.grant(n));
         const t0 = process.hrtime.bigint();
         try {
-          const r = await this.ledger.submit('consent', 'GrantConsent', [JSON.stringify(grant)]);
+          const r = await this.ledger.submit('consent', 'GrantConsent', [text]);
           latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
           blocks.add(r.blockNumber);
           this.committed++;
@@ -66,12 +96,18 @@ export class GrantLoad {
     };
     await Promise.all(Array.from({ length: concurrency }, worker));
     const elapsedSeconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    if (presigned && used >= texts.length) {
+      console.error(`  the ${texts.length} presigned grants ran out before the deadline`);
+    }
     if (firstError) {
       console.error(`  ${failures} submits failed; first: ${(firstError as Error).message}`);
     }
     latencies.sort((a, b) => a - b);
     return {
       concurrency,
+      signed: presigned !== undefined,
+      cpuMsPerTx: round((cpu.user + cpu.system) / 1000 / Math.max(latencies.length, 1), 3),
       txPerSec: round(latencies.length / elapsedSeconds, 1),
       p50Ms: round(percentile(latencies, 50)),
       p99Ms: round(percentile(latencies, 99)),

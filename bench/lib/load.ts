@@ -22,6 +22,8 @@ export interface GraphQLRequest {
   url: string;
   body: string;
   headers: Record<string, string>;
+  /** Bodies sent in turn instead of `body` (e.g. one page per patient of many). */
+  bodies?: string[];
 }
 
 export async function runLoad(req: GraphQLRequest, settings: LoadSettings): Promise<LoadResult> {
@@ -33,6 +35,7 @@ export async function runLoad(req: GraphQLRequest, settings: LoadSettings): Prom
         method: 'POST',
         headers: { 'content-type': 'application/json', ...req.headers },
         body: req.body,
+        ...(req.bodies?.length ? { requests: [{ setupRequest: cycle(req.bodies) }] } : {}),
         connections: settings.connections,
         pipelining: 1,
         duration: settings.seconds,
@@ -52,6 +55,15 @@ export async function runLoad(req: GraphQLRequest, settings: LoadSettings): Prom
     timeouts: result.timeouts,
     seconds: round(result.duration, 2),
   };
+}
+
+/** A request set-up that sends `bodies` one after the other, round and round. */
+function cycle(bodies: string[]) {
+  let next = 0;
+  return (request: autocannon.Request): autocannon.Request => ({
+    ...request,
+    body: bodies[next++ % bodies.length],
+  });
 }
 
 function percentile(sorted: number[], q: number): number {

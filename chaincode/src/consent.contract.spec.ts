@@ -111,6 +111,8 @@ describe('ConsentContract', () => {
         txId: tx.txId,
         writtenBy: 'Org1MSP',
         revokedTxId: null,
+        patientSigned: false,
+        signedBy: null,
       };
       expect(result).toEqual(expected);
       expect(ledger.read(KEYS.grant, ['grant-1'])).toEqual(expected);

@@ -27,6 +27,7 @@ import {
   txTime,
   valuesPage,
 } from './state';
+import { grantSigner, revocationSigner } from './keys.contract';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -36,6 +37,16 @@ export interface GrantRecord extends ConsentGrant {
   txId: string;
   writtenBy: string;
   revokedTxId?: string | null;
+  /** Signed by one of the patient's registered keys (absent on grants from before keys). */
+  patientSigned?: boolean;
+  /**
+   * The id (thumbprint) of the key that signed; the chaincode verified the JWS when it wrote
+   * the grant. The JWS is not kept in the state that every read loads (on Fabric it stays in
+   * the block's transaction arguments).
+   */
+  signedBy?: string | null;
+  /** The key that signed the revocation, when the patient signed it (see RevokeSignedConsent). */
+  revocationSignedBy?: string | null;
 }
 
 /**
@@ -140,17 +151,32 @@ export class ConsentContract extends Contract {
   @Returns('string')
   async GrantConsent(ctx: Context, grantJson: string): Promise<string> {
     const now = txTime(ctx);
-    const grant = parseGrant(grantJson, now);
+    // The patient's signature travels with the terms; it is checked after them.
+    const { signature = null, ...terms } = v.parseJson(grantJson, 'grant');
+    const grant = parseGrant(JSON.stringify(terms), now);
     const k = key(ctx, KEYS.grant, [grant.id]);
     if (await getJson(ctx, k)) {
       throw new ChaincodeError('CONFLICT', `grant ${grant.id} already exists`);
     }
+    // What the patient signed: an absent validFrom means "from when it is written".
+    const openStart = terms.validFrom === undefined || terms.validFrom === null;
+    const signedBy = await grantSigner(
+      ctx,
+      {
+        ...grant,
+        validFrom: openStart ? null : grant.validFrom,
+        validUntil: grant.validUntil ?? null,
+      },
+      signature,
+    );
     const record: GrantRecord = {
       ...grant,
       createdAt: now,
       txId: ctx.stub.getTxID(),
       writtenBy: caller(ctx),
       revokedTxId: null,
+      patientSigned: signedBy !== null,
+      signedBy,
     };
     await putJson(ctx, k, record);
     await putIndex(ctx, KEYS.grantByPatient, [grant.patientId, grant.id]);
@@ -163,6 +189,20 @@ export class ConsentContract extends Contract {
   @Transaction()
   @Returns('string')
   async RevokeConsent(ctx: Context, grantId: string): Promise<string> {
+    return this.revoke(ctx, grantId, null);
+  }
+
+  /**
+   * Revokes a grant with the patient's signature over revocationPayload: the same revocation,
+   * recorded as the patient's own. A bad signature refuses it (revoke unsigned instead).
+   */
+  @Transaction()
+  @Returns('string')
+  async RevokeSignedConsent(ctx: Context, grantId: string, signature: string): Promise<string> {
+    return this.revoke(ctx, grantId, signature);
+  }
+
+  private async revoke(ctx: Context, grantId: string, signature: string | null): Promise<string> {
     const id = v.id(grantId, 'grantId');
     const k = key(ctx, KEYS.grant, [id]);
     const grant = await getJson<GrantRecord>(ctx, k);
@@ -170,11 +210,14 @@ export class ConsentContract extends Contract {
     if (grant.status === 'REVOKED') {
       throw new ChaincodeError('CONFLICT', `grant ${id} was already revoked at ${grant.revokedAt}`);
     }
+    const signedBy =
+      signature === null ? null : await revocationSigner(ctx, grant.patientId, id, signature);
     const revoked: GrantRecord = {
       ...grant,
       status: 'REVOKED',
       revokedAt: txTime(ctx),
       revokedTxId: ctx.stub.getTxID(),
+      ...(signedBy ? { revocationSignedBy: signedBy } : {}),
     };
     await putJson(ctx, k, revoked);
     emit(ctx, CONSENT_EVENTS.revoked, revoked);

@@ -2,6 +2,8 @@
 // `fabric-chaincode-node server`), and the pure consent rule the API imports.
 import { AuditContract } from './audit.contract';
 import { ConsentContract } from './consent.contract';
+import { KeysContract } from './keys.contract';
+import { DecisionsContract } from './decisions.contract';
 import { RecordsContract } from './records.contract';
 import { TrainingContract } from './training.contract';
 
@@ -13,10 +15,32 @@ export {
   GrantRecord,
   parseGrant,
 } from './consent.contract';
+export {
+  AiDecisionsSetting,
+  DECISION_EVENTS,
+  DecisionRecord,
+  DecisionsContract,
+  ModelDeployment,
+} from './decisions.contract';
 export * from './policy';
+export {
+  KEY_EVENTS,
+  KeysContract,
+  MAX_KEYS,
+  PatientKeyRecord,
+  PatientKeyring,
+} from './keys.contract';
+export * from './signed-consent';
 export { RecordAnchor, RecordsContract, RECORD_EVENTS } from './records.contract';
 export { TrainingContract, TrainingRound, TRAINING_EVENTS } from './training.contract';
 export { ChaincodeError, ChaincodeErrorCode, parseChaincodeError } from './errors';
 
 /** Read by fabric-chaincode-node: the contracts of this chaincode. */
-export const contracts = [ConsentContract, RecordsContract, TrainingContract, AuditContract];
+export const contracts = [
+  ConsentContract,
+  RecordsContract,
+  TrainingContract,
+  AuditContract,
+  KeysContract,
+  DecisionsContract,
+];

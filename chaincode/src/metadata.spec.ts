@@ -71,12 +71,20 @@ describe('the chaincode as fabric-chaincode-node routes it', () => {
       contracts: Record<string, { transactions: { name: string }[] }>;
     };
     expect(Object.keys(metadata.contracts).sort()).toEqual(
-      ['audit', 'consent', 'org.hyperledger.fabric', 'records', 'training'].sort(),
+      ['audit', 'consent', 'decisions', 'keys', 'org.hyperledger.fabric', 'records', 'training'].sort(),
     );
     const names = (contract: string) =>
       metadata.contracts[contract].transactions.map((t) => t.name);
     expect(names('audit')).toEqual(expect.arrayContaining(['AnchorAuditHead', 'GetAuditHead']));
     expect(names('consent')).toEqual(expect.arrayContaining(['GrantConsent', 'GetConsent']));
+    expect(names('keys')).toEqual(
+      expect.arrayContaining([
+        'RegisterPatientKey',
+        'RemovePatientKey',
+        'SetSignedConsent',
+        'GetPatientKeys',
+      ]),
+    );
   });
 
   it("serialises an object result, which goes through class-transformer's classToPlain", () => {

@@ -11,6 +11,7 @@ export const KEYS = {
   round: 'custodia.round',
   auditHead: 'custodia.audit',
   emergency: 'custodia.emergency',
+  keyring: 'custodia.keyring',
 } as const;
 
 /** Index entries hold no data: the key is the information. */

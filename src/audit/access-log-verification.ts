@@ -30,6 +30,12 @@ export class AccessLogVerificationModel {
   permitsJustified!: number;
 
   @Field(() => Int, {
+    description:
+      'Of the justified PERMITs, those under a grant the patient signed (verified by the chaincode); the rest rest on grants their organisation wrote for them.',
+  })
+  permitsPatientSigned!: number;
+
+  @Field(() => Int, {
     nullable: true,
     description: 'Sequence number of the last event covered by a head anchored on the ledger.',
   })
@@ -66,6 +72,7 @@ export class AccessLogVerifier {
       ok: problems.length === 0,
       eventsChecked: chain.eventsChecked,
       permitsJustified: permits.justified,
+      permitsPatientSigned: permits.patientSigned,
       anchoredThrough: chain.anchoredThrough,
       unanchoredEvents: chain.unanchoredEvents,
       problems,

@@ -64,12 +64,22 @@ async function problemsOf(e: AccessEventContent, grants = [grant], ems = [emerge
 describe('justifyPermits', () => {
   it('justifies a read under a grant that named the clinician and was in force', async () => {
     const check = await justifyPermits([event()], authority([grant]), owner);
-    expect(check).toEqual({ permits: 1, justified: 1, problems: [] });
+    expect(check).toEqual({ permits: 1, justified: 1, patientSigned: 0, problems: [] });
+  });
+
+  it('counts the permits whose grant the patient signed', async () => {
+    const signed = { ...grant, id: 'g2', patientSigned: true };
+    const check = await justifyPermits(
+      [event(), event({ seq: 2, consentId: 'g2' }), event({ seq: 3, consentId: 'g2' })],
+      authority([grant, signed]),
+      owner,
+    );
+    expect(check).toEqual({ permits: 3, justified: 3, patientSigned: 2, problems: [] });
   });
 
   it('does not count denials', async () => {
     const check = await justifyPermits([event({ decision: 'DENY' })], authority([]), owner);
-    expect(check).toEqual({ permits: 0, justified: 0, problems: [] });
+    expect(check).toEqual({ permits: 0, justified: 0, patientSigned: 0, problems: [] });
   });
 
   it('refuses a grant the ledger never held', async () => {

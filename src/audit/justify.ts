@@ -46,6 +46,8 @@ export function ledgerAuthority(ledger: Pick<Ledger, 'evaluate'>): LedgerAuthori
 export interface PermitCheck {
   permits: number;
   justified: number;
+  /** Justified PERMITs whose grant the patient signed (verified by the chaincode). */
+  patientSigned: number;
   problems: string[];
 }
 
@@ -58,16 +60,25 @@ export async function justifyPermits(
   authority: LedgerAuthority,
   isSelf: (actorId: string, patientId: string) => Promise<boolean>,
 ): Promise<PermitCheck> {
-  const check: PermitCheck = { permits: 0, justified: 0, problems: [] };
+  const check: PermitCheck = { permits: 0, justified: 0, patientSigned: 0, problems: [] };
   for (const e of events) {
     if (e.decision !== 'PERMIT') continue;
     check.permits++;
     const problem = await unjustified(e, authority, isSelf);
     if (problem)
       check.problems.push(`access event ${e.seq} (${e.action} by ${e.actorId}): ${problem}`);
-    else check.justified++;
+    else {
+      check.justified++;
+      if (await signedGrant(e, authority)) check.patientSigned++;
+    }
   }
   return check;
+}
+
+/** Whether a justified PERMIT rests on a grant the patient signed. */
+async function signedGrant(e: AccessEventContent, authority: LedgerAuthority): Promise<boolean> {
+  if (e.purpose === 'SELF' || e.breakGlass || !e.consentId) return false;
+  return (await authority.grant(e.consentId))?.patientSigned === true;
 }
 
 /** Why the event is not justified, or null when it is. */
@@ -126,7 +137,12 @@ async function unjustified(
 export class PermitJustifier {
   private readonly authority: LedgerAuthority;
   private readonly selves = new Map<string, Promise<boolean>>();
-  private readonly total: PermitCheck = { permits: 0, justified: 0, problems: [] };
+  private readonly total: PermitCheck = {
+    permits: 0,
+    justified: 0,
+    patientSigned: 0,
+    problems: [],
+  };
 
   constructor(
     private readonly query: QueryRows,
@@ -141,6 +157,7 @@ export class PermitJustifier {
     const check = await justifyPermits(mine, this.authority, (a, p) => this.isSelf(a, p));
     this.total.permits += check.permits;
     this.total.justified += check.justified;
+    this.total.patientSigned += check.patientSigned;
     this.total.problems.push(...check.problems);
   }
 

@@ -25,6 +25,10 @@ export class BoundedMap<K, V> {
     this.entries.delete(key);
   }
 
+  clear(): void {
+    this.entries.clear();
+  }
+
   [Symbol.iterator](): IterableIterator<[K, V]> {
     return this.entries[Symbol.iterator]();
   }

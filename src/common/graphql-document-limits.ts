@@ -5,6 +5,7 @@
 // HTTP answers any request error: 400, BAD_USER_INPUT, without quoting the document.
 import type { NextFunction, Request, Response } from 'express';
 import { Lexer, Source, TokenKind } from 'graphql';
+import { BoundedMap } from './bounded-map';
 
 export interface DocumentLimits {
   /** Lexical tokens in the document (comments excluded). */
@@ -37,15 +38,26 @@ export function documentLimitProblem(source: string, limits: DocumentLimits): st
   return undefined;
 }
 
+/** Documents remembered as within the limits: clients send the same few operations. */
+const ACCEPTED_LIMIT = 1_000;
+/** Longer documents are checked every time, so the memory held stays small. */
+const ACCEPTED_MAX_LENGTH = 4_096;
+
 /** Express middleware for the GraphQL route, ahead of Apollo (GET query string or JSON body). */
 export function graphqlDocumentLimits(limits: DocumentLimits) {
+  // The check is a pure function of the document: one that passed passes again.
+  const accepted = new BoundedMap<string, true>(ACCEPTED_LIMIT);
   return (req: Request, res: Response, next: NextFunction): void => {
     const query: unknown =
       req.method === 'GET'
         ? (req.query as Record<string, unknown>)?.query
         : (req.body as Record<string, unknown> | undefined)?.query;
-    const problem = typeof query === 'string' ? documentLimitProblem(query, limits) : undefined;
-    if (!problem) return next();
+    if (typeof query !== 'string' || accepted.get(query)) return next();
+    const problem = documentLimitProblem(query, limits);
+    if (!problem) {
+      if (query.length <= ACCEPTED_MAX_LENGTH) accepted.set(query, true);
+      return next();
+    }
     res
       .status(400)
       .json({ errors: [{ message: problem, extensions: { code: 'BAD_USER_INPUT' } }] });

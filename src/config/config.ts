@@ -188,6 +188,11 @@ export interface AppConfig {
   /** This instance among its organisation's (INSTANCE_ID); names its access log's chain. */
   instanceId?: string;
   ledger: 'embedded' | 'fabric';
+  /**
+   * The FABRIC_* variables as given (the Fabric adapter checks them itself), so that two
+   * instances in one process can each reach their own organisation's peer.
+   */
+  fabricEnv: Record<string, string>;
   /** Whether this process runs a training node per organisation. */
   trainingNodes: boolean;
   anchorRetryMs: number;
@@ -243,6 +248,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     orgId: e.ORG_ID ?? (e.LEDGER === 'fabric' ? e.FABRIC_MSP_ID! : 'org1'),
     instanceId: e.INSTANCE_ID,
     ledger: e.LEDGER,
+    fabricEnv: Object.fromEntries(
+      Object.entries(env).filter(
+        (kv): kv is [string, string] => kv[0].startsWith('FABRIC_') && kv[1] !== undefined,
+      ),
+    ),
     trainingNodes:
       e.TRAINING_NODES === 'on' || (e.TRAINING_NODES === 'auto' && e.LEDGER === 'embedded'),
     anchorRetryMs: e.ANCHOR_RETRY_MS,

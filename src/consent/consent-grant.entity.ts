@@ -51,6 +51,10 @@ export class ConsentGrantEntity {
   @Column('timestamptz', { name: 'created_at' })
   createdAt!: Date;
 
+  /** Signed by one of the patient's registered keys, as the chaincode verified. */
+  @Column('boolean', { name: 'patient_signed', default: false })
+  patientSigned!: boolean;
+
   /** Authenticates the row as the ledger's (see GrantAuthenticity); null until reconciled. */
   @Column('bytea', { nullable: true })
   mac!: Buffer | null;

@@ -75,6 +75,11 @@ export class ConsentGrantModel {
 
   @Field()
   createdAt!: Date;
+
+  @Field({
+    description: "Signed with one of the patient's registered keys, verified by the chaincode.",
+  })
+  patientSigned!: boolean;
 }
 
 @InputType('GrantConsentInput')
@@ -105,6 +110,19 @@ export class GrantConsentInput {
 
   @Field(() => Date, { nullable: true, description: 'Default: until revoked.' })
   validUntil?: Date | null;
+
+  @Field(() => ID, {
+    nullable: true,
+    description: 'Client-chosen grant id (required with a signature).',
+  })
+  id?: string | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'Compact JWS (ES256, detached payload) over consentPayload(input), by a registered patient key.',
+  })
+  signature?: string | null;
 }
 
 @ObjectType('EmergencyAccess')

@@ -9,10 +9,16 @@ import { ConsentReconciliation } from './consent-reconciliation';
 import { GrantAuthenticity } from './grant-authenticity';
 import { ConsentProjection } from './consent-projection';
 import { ConsentProjector } from './consent.projector';
+import { ConsentFhirResolver } from './consent-fhir.resolver';
 import { ConsentResolver } from './consent.resolver';
 import { ConsentService } from './consent.service';
 import { EmergencyService } from './emergency.service';
+import { MyPatientsResolver } from './my-patients.resolver';
+import { MyPatientsService } from './my-patients.service';
+import { PatientKeysResolver, SignedConsentResolver } from './patient-keys.resolver';
+import { PatientKeysService } from './patient-keys.service';
 import { PolicyDecisionPoint } from './policy-decision-point';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 @Module({
   imports: [LedgerModule, PatientsModule, AuditModule, RecordCryptoModule],
@@ -29,6 +35,13 @@ import { PolicyDecisionPoint } from './policy-decision-point';
     EmergencyService,
     PolicyDecisionPoint,
     ConsentResolver,
+    ConsentFhirResolver,
+    MyPatientsService,
+    MyPatientsResolver,
+    SignedConsentSettings,
+    PatientKeysService,
+    PatientKeysResolver,
+    SignedConsentResolver,
     { provide: APP_INTERCEPTOR, useClass: ConsentCheckInterceptor },
   ],
   exports: [PolicyDecisionPoint, ConsentService, ConsentProjector, ConsentReconciliation],

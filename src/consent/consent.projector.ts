@@ -9,14 +9,20 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { GrantRecord } from '@custodia/chaincode';
+import type { GrantRecord, PatientKeyring } from '@custodia/chaincode';
 import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
 import { Checkpoint, EventSubscription, Ledger, LEDGER, LedgerEvent } from '../ledger';
 import { ConsentProjection } from './consent-projection';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 const CONSUMER = 'consent-projection';
-const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked']);
+const SETTING_EVENT = 'SignedConsentSet';
+const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked', SETTING_EVENT]);
+const CHECKPOINT = `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
+  VALUES ($1, $2, $3, now())
+  ON CONFLICT (consumer) DO UPDATE SET block_number = EXCLUDED.block_number,
+    tx_index = EXCLUDED.tx_index, updated_at = now()`;
 
 @Injectable()
 export class ConsentProjector implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -30,6 +36,7 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
     private readonly projection: ConsentProjection,
+    private readonly settings: SignedConsentSettings,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -46,8 +53,10 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
   /** Forgets the projection and its checkpoint, and rebuilds both from the ledger. */
   async rebuild(): Promise<void> {
     await this.subscription?.close();
+    this.projection.forgetApplied();
     await this.db.transaction(async (m) => {
       await m.query('DELETE FROM consent_grants');
+      await m.query('DELETE FROM signed_consent_settings');
       await m.query('DELETE FROM ledger_checkpoints WHERE consumer = $1', [CONSUMER]);
     });
     await this.start();
@@ -83,17 +92,29 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     this.events.emit('applied', event);
   }
 
-  /** The grant and the checkpoint move together, so a restart neither skips nor repeats. */
+  /**
+   * The grant (or setting) and the checkpoint move together, so a restart neither skips nor repeats. A grant
+   * state the request that wrote it already applied (the usual case for this organisation's
+   * own grants) is not written again: only the checkpoint moves.
+   */
   private async apply(event: LedgerEvent): Promise<void> {
+    const checkpoint = [CONSUMER, event.blockNumber, event.txIndex];
+    if (event.name === SETTING_EVENT) {
+      await this.db.transaction(async (m) => {
+        await this.settings.apply(event.payload as PatientKeyring, m);
+        await m.query(CHECKPOINT, checkpoint);
+      });
+      return;
+    }
+    const grant = event.payload as GrantRecord;
+    await this.projection.settled(grant.id);
+    if (this.projection.applied(grant)) {
+      await this.db.query(CHECKPOINT, checkpoint);
+      return;
+    }
     await this.db.transaction(async (m) => {
-      await this.projection.apply(event.payload as GrantRecord, m);
-      await m.query(
-        `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
-         VALUES ($1, $2, $3, now())
-         ON CONFLICT (consumer) DO UPDATE SET block_number = EXCLUDED.block_number,
-           tx_index = EXCLUDED.tx_index, updated_at = now()`,
-        [CONSUMER, event.blockNumber, event.txIndex],
-      );
+      await this.projection.apply(grant, m);
+      await m.query(CHECKPOINT, checkpoint);
     });
   }
 }

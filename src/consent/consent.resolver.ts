@@ -29,8 +29,18 @@ export class ConsentResolver {
   @Mutation(() => ConsentGrantModel, {
     description: 'Revoke one of your grants; effective when the ledger commits it.',
   })
-  revokeConsent(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
-    return this.service.revoke(actor, id);
+  revokeConsent(
+    @CurrentActor() actor: Actor,
+    @Args('id', { type: () => ID }) id: string,
+    @Args('signature', {
+      type: () => String,
+      nullable: true,
+      description:
+        'Optional: a compact JWS (ES256, detached) over revocationPayload(id); the ledger records the revocation as signed.',
+    })
+    signature?: string | null,
+  ) {
+    return this.service.revoke(actor, id, signature);
   }
 
   @Roles('PATIENT', 'CLINICIAN')

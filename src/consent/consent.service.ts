@@ -12,7 +12,7 @@ import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from 
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { ConsentGrantEntity } from './consent-grant.entity';
-import { ConsentProjection, toGrantModel } from './consent-projection';
+import { ConsentProjection, toGrantModel, toGrantModelFromLedger } from './consent-projection';
 import { ConsentGrantModel, GrantConsentInput } from './consent.model';
 import { GrantAuthenticity } from './grant-authenticity';
 
@@ -33,17 +33,28 @@ export class ConsentService {
   async grant(actor: Actor, input: GrantConsentInput): Promise<ConsentGrantModel> {
     const patientId = await this.patients.requirePatientId(actor);
     const terms = validateGrant(input);
-    const { result } = await this.ledger.submit<GrantRecord>('consent', 'GrantConsent', [
-      JSON.stringify({ id: randomUUID(), patientId, ...terms }),
-    ]);
-    await this.projection.apply(result);
-    return this.load(result.id);
+    const signature = validateSignature(input);
+    const id = input.id ?? randomUUID();
+    const result = await this.projection.write(id, async () => {
+      const { result } = await this.ledger.submit<GrantRecord>('consent', 'GrantConsent', [
+        JSON.stringify({ id, patientId, ...terms, signature }),
+      ]);
+      return result;
+    });
+    // The row now holds exactly what the ledger answered: no need to read it back.
+    return toGrantModelFromLedger(result);
   }
 
-  async revoke(actor: Actor, id: string): Promise<ConsentGrantModel> {
+  async revoke(actor: Actor, id: string, signature?: string | null): Promise<ConsentGrantModel> {
     const patientId = await this.patients.requirePatientId(actor);
     const notFound = new NotFoundError('No consent grant with that id.');
     if (!ID.test(id)) throw notFound;
+    if (signature !== undefined && signature !== null && !DETACHED_JWS.test(signature)) {
+      throw new BadUserInputError(
+        'signature must be a compact JWS with a detached payload (header..signature) over revocationPayload(id)',
+        'signature',
+      );
+    }
     // The ledger says whose grant it is and whether it stands: a projection row revoked or
     // deleted in the database must never stop a patient revoking what the ledger still holds.
     const grant = await this.ledger
@@ -55,14 +66,20 @@ export class ConsentService {
     // Another patient's grant answers exactly as one that does not exist.
     if (!grant || grant.patientId !== patientId) throw notFound;
     if (grant.status === 'REVOKED') throw new ConflictError('This grant is already revoked.');
-    await this.revokeOnLedger(id);
-    return this.load(id);
+    return toGrantModelFromLedger(await this.revokeOnLedger(id, signature));
   }
 
-  /** Revokes on the ledger and applies the revocation before returning (read-your-writes). */
-  async revokeOnLedger(id: string): Promise<void> {
-    const { result } = await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
-    await this.projection.apply(result);
+  /**
+   * Revokes on the ledger (signed by the patient, when a signature is given) and applies the
+   * revocation before returning (read-your-writes).
+   */
+  async revokeOnLedger(id: string, signature?: string | null): Promise<GrantRecord> {
+    return this.projection.write(id, async () => {
+      const { result } = signature
+        ? await this.ledger.submit<GrantRecord>('consent', 'RevokeSignedConsent', [id, signature])
+        : await this.ledger.submit<GrantRecord>('consent', 'RevokeConsent', [id]);
+      return result;
+    });
   }
 
   /**
@@ -107,10 +124,29 @@ export class ConsentService {
       })
       .filter((g) => !status || g.status === status);
   }
+}
 
-  private async load(id: string): Promise<ConsentGrantModel> {
-    return toGrantModel(await this.db.getRepository(ConsentGrantEntity).findOneByOrFail({ id }));
+/** Compact JWS: base64url header, empty payload, base64url signature. */
+const DETACHED_JWS = /^[A-Za-z0-9_-]{1,512}\.\.[A-Za-z0-9_-]{1,512}$/;
+
+/**
+ * The patient's signature, if any, in the shape the chaincode verifies; a signed grant needs a
+ * client-chosen id (it is part of what was signed). The chaincode checks the signature itself.
+ */
+export function validateSignature(input: GrantConsentInput): string | null {
+  const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
+  if (input.id !== undefined && input.id !== null && !ID.test(input.id)) {
+    throw bad('id', 'id must be an id of 1–128 letters, digits, . _ : or -');
   }
+  if (input.signature === undefined || input.signature === null) return null;
+  if (!input.id) throw bad('id', 'a signed grant needs the id that was signed (input.id)');
+  if (!DETACHED_JWS.test(input.signature)) {
+    throw bad(
+      'signature',
+      'signature must be a compact JWS with a detached payload (header..signature) over consentPayload(input)',
+    );
+  }
+  return input.signature;
 }
 
 /** The terms of a grant, checked field by field; the ledger checks the same again. */

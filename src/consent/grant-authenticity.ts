@@ -8,13 +8,18 @@ import type { ConsentGrant } from '@custodia/chaincode/policy';
 import { RowAuthenticator } from '../records/crypto';
 import { ConsentGrantEntity } from './consent-grant.entity';
 
+/** A grant as the projection holds it: the rule's fields and whether the patient signed it. */
+export interface ProjectedGrant extends ConsentGrant {
+  patientSigned: boolean;
+}
+
 export class GrantAuthenticity {
   private readonly revoked = new Set<string>();
 
   constructor(private readonly rows: RowAuthenticator) {}
 
   /** The MAC a projection row of this grant carries. */
-  macOf(grant: ConsentGrant): Buffer {
+  macOf(grant: ProjectedGrant): Buffer {
     return this.rows.mac('consent-grant/v1', ruleFields(grant));
   }
 
@@ -33,8 +38,11 @@ export class GrantAuthenticity {
   }
 
   /** The grants among `rows` that may be believed: authentic, and not revoked on the ledger. */
-  believed(rows: ConsentGrantEntity[]): { grants: ConsentGrant[]; forged: ConsentGrantEntity[] } {
-    const grants: ConsentGrant[] = [];
+  believed(rows: ConsentGrantEntity[]): {
+    grants: ProjectedGrant[];
+    forged: ConsentGrantEntity[];
+  } {
+    const grants: ProjectedGrant[] = [];
     const forged: ConsentGrantEntity[] = [];
     for (const row of rows) {
       if (!this.authentic(row)) forged.push(row);
@@ -44,8 +52,8 @@ export class GrantAuthenticity {
   }
 }
 
-/** The rule's view of a projected grant. */
-export function toRuleGrant(row: ConsentGrantEntity): ConsentGrant {
+/** The rule's view of a projected grant (and whether the patient signed it). */
+export function toRuleGrant(row: ConsentGrantEntity): ProjectedGrant {
   return {
     id: row.id,
     patientId: row.patientId,
@@ -59,11 +67,12 @@ export function toRuleGrant(row: ConsentGrantEntity): ConsentGrant {
     validUntil: row.validUntil?.toISOString() ?? null,
     status: row.status as ConsentGrant['status'],
     revokedAt: row.revokedAt?.toISOString() ?? null,
+    patientSigned: row.patientSigned ?? false,
   };
 }
 
 /** A ledger grant as the projection stores it: ACTIVE or REVOKED, instants in ISO form. */
-export function projectedGrant(g: GrantRecord): ConsentGrant {
+export function projectedGrant(g: GrantRecord): ProjectedGrant {
   const iso = (t: string | null | undefined) => (t ? new Date(t).toISOString() : null);
   return {
     id: g.id,
@@ -78,11 +87,15 @@ export function projectedGrant(g: GrantRecord): ConsentGrant {
     validUntil: iso(g.validUntil),
     status: g.status === 'REVOKED' ? 'REVOKED' : 'ACTIVE',
     revokedAt: iso(g.revokedAt),
+    patientSigned: g.patientSigned === true,
   };
 }
 
-/** Exactly the fields the consent rule reads, in a fixed shape: what the MAC covers. */
-function ruleFields(g: ConsentGrant): Record<string, unknown> {
+/**
+ * Exactly the fields the consent rule reads, in a fixed shape, and the patient's signature
+ * when there is one (so rows from before signatures keep their MACs): what the MAC covers.
+ */
+function ruleFields(g: ProjectedGrant): Record<string, unknown> {
   return {
     id: g.id,
     patientId: g.patientId,
@@ -97,5 +110,6 @@ function ruleFields(g: ConsentGrant): Record<string, unknown> {
     validUntil: g.validUntil ?? null,
     status: g.status,
     revokedAt: g.revokedAt ?? null,
+    ...(g.patientSigned ? { patientSigned: true } : {}),
   };
 }

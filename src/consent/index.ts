@@ -6,3 +6,4 @@ export { ConsentProjector } from './consent.projector';
 export { ConsentService } from './consent.service';
 export { AccessBasis, Decision, PolicyDecisionPoint } from './policy-decision-point';
 export { ConsentReconciliation } from './consent-reconciliation';
+export { grantAsFhirConsent, GRANT_IDENTIFIER_SYSTEM, isGrantConsent } from './fhir-consent';

@@ -20,8 +20,9 @@ import { IntegrityMonitor } from '../observability';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { EmergencyService } from './emergency.service';
 import { notePermitted } from './decision-scope';
-import { GrantAuthenticity } from './grant-authenticity';
+import { GrantAuthenticity, ProjectedGrant } from './grant-authenticity';
 import { GRANT_COLUMNS } from './projection-reconciler';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 export type AccessBasis =
   | { kind: 'self' }
@@ -41,6 +42,7 @@ export class PolicyDecisionPoint {
     private readonly emergencies: EmergencyService,
     private readonly authenticity: GrantAuthenticity,
     private readonly integrity: IntegrityMonitor,
+    private readonly signedConsent: SignedConsentSettings,
   ) {}
 
   /**
@@ -146,7 +148,7 @@ export class PolicyDecisionPoint {
     );
     const at = new Date();
     const found = new Map<string, string>();
-    for (const grant of this.believed(rows)) {
+    for (const grant of await this.believed(rows)) {
       if (found.has(grant.patientId)) continue;
       const request: AccessRequest = {
         actor: { id: nodeId, studyId },
@@ -177,14 +179,28 @@ export class PolicyDecisionPoint {
    * Only rows the ledger stands behind take part in a decision: a forged or altered row is
    * ignored (and reported), a revoked grant restored from an old copy reads as revoked.
    */
-  private believed(rows: ConsentGrantEntity[]): ConsentGrant[] {
+  private async believed(rows: ConsentGrantEntity[]): Promise<ConsentGrant[]> {
     const { grants, forged } = this.authenticity.believed(rows);
     for (const row of forged) {
       this.integrity.report('consent_grant', 'consent grant row failed authentication; ignored', {
         grantId: row.id,
       });
     }
-    return grants;
+    return this.withoutUnsignedOfSignedOnly(grants);
+  }
+
+  /**
+   * A patient who accepts only signed grants has none unsigned: those from before they turned
+   * it on are treated as absent (the chaincode refuses new ones). Asked only when there are
+   * unsigned grants to judge.
+   */
+  private async withoutUnsignedOfSignedOnly(grants: ProjectedGrant[]): Promise<ProjectedGrant[]> {
+    const unsigned = [...new Set(grants.filter((g) => !g.patientSigned).map((g) => g.patientId))];
+    if (!unsigned.length) return grants;
+    const signedOnly = await this.signedConsent.signedOnly(unsigned);
+    return signedOnly.size
+      ? grants.filter((g) => g.patientSigned || !signedOnly.has(g.patientId))
+      : grants;
   }
 }
 

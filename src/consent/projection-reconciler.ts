@@ -13,7 +13,8 @@ import { GrantAuthenticity, projectedGrant, toRuleGrant } from './grant-authenti
 export const GRANT_COLUMNS = `id, patient_id AS "patientId", grantee_type AS "granteeType",
   grantee_id AS "granteeId", purpose, actions, resource_types AS "resourceTypes", categories,
   include_restricted AS "includeRestricted", valid_from AS "validFrom",
-  valid_until AS "validUntil", status, revoked_at AS "revokedAt", mac`;
+  valid_until AS "validUntil", status, revoked_at AS "revokedAt",
+  patient_signed AS "patientSigned", mac`;
 
 const LEDGER_PAGE = 500;
 

@@ -24,7 +24,8 @@ import { LedgerHealthIndicator } from './ledger.health';
         integrity: IntegrityMonitor,
         rows: RowAuthenticator,
       ): Promise<Ledger> => {
-        if (config.ledger === 'fabric') return new FabricLedger(fabricConfigFromEnv());
+        if (config.ledger === 'fabric')
+          return new FabricLedger(fabricConfigFromEnv(config.fabricEnv));
         // The embedded ledger shares the API's connection pool and database.
         const pool = (db.driver as unknown as { master: Pool }).master;
         const ledger = new EmbeddedLedger(pool, {

@@ -10,7 +10,7 @@ import {
   NotFoundError,
 } from '../common/errors';
 
-export type ContractName = 'consent' | 'records' | 'training' | 'audit';
+export type ContractName = 'consent' | 'records' | 'training' | 'audit' | 'keys' | 'decisions';
 
 export interface SubmitResult<T> {
   txId: string;

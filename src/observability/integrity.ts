@@ -13,7 +13,8 @@ export type IntegrityFailureKind =
   | 'record'
   | 'access_log'
   | 'projection_drift'
-  | 'ledger_chain';
+  | 'ledger_chain'
+  | 'ai_decision';
 
 @Injectable()
 export class IntegrityMonitor {

@@ -3,7 +3,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, IsNull, Not } from 'typeorm';
 import { Actor } from '../auth';
-import { BadUserInputError, InternalError, NotFoundError } from '../common/errors';
+import { BadUserInputError, ConflictError, InternalError, NotFoundError } from '../common/errors';
 import { AppConfig, InjectConfig } from '../config';
 import { IntegrityMonitor } from '../observability';
 import { DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
@@ -176,9 +176,62 @@ export class PatientsService implements OnApplicationBootstrap {
     }
   }
 
+  /**
+   * Admits a patient whom another organisation registered, under the pseudonymous id the
+   * ledger already knows them by, and links `subject` (their identity here) to it: consent is
+   * global, so the grants they give through any organisation then govern the records this one
+   * holds of them. Identity is matched out of band (the registration desk's job), so only an
+   * operator calls this (`custodia admit-patient`). Idempotent for the same link.
+   */
+  async admit(subject: string, patientId: string): Promise<PatientModel> {
+    if (!isUuid(patientId)) {
+      throw new BadUserInputError('patientId must be a patient id (a UUID).', 'patientId');
+    }
+    const linked = await this.patientIdOf({ id: subject, roles: ['PATIENT'] });
+    if (linked === patientId) return this.load(patientId);
+    if (linked) {
+      throw new ConflictError('This subject is already linked to another patient here.');
+    }
+    try {
+      await this.db.transaction(async (m) => {
+        const patients = m.getRepository(PatientEntity);
+        const existing = await patients.findOneBy({ id: patientId });
+        if (existing?.erasedAt) {
+          throw new ConflictError('That patient erased their data here; it cannot be admitted.');
+        }
+        if (!existing) {
+          await patients.insert({
+            id: patientId,
+            organizationId: this.config.orgId,
+            allowEmergencyAccess: true,
+            settingsMac: this.settingsMac(patientId, true),
+          });
+        }
+        await m
+          .getRepository(UserEntity)
+          .insert({ subject, patientId, mac: this.linkMac(subject, patientId) });
+      });
+    } catch (e) {
+      if ((e as { code?: string }).code === '23505') {
+        throw new ConflictError('That patient is already linked to another subject here.');
+      }
+      throw e;
+    }
+    this.links.set(subject, patientId);
+    return this.load(patientId);
+  }
+
   async get(actor: Actor, id: string): Promise<PatientModel> {
     // Only the patient sees their profile for now; a missing and a foreign id look the same.
     if ((await this.patientIdOf(actor)) !== id) throw new NotFoundError('No patient with that id.');
+    return this.load(id);
+  }
+
+  /**
+   * A patient's profile as a clinician with access sees it (myPatients): the caller has
+   * established that access; this does not check it.
+   */
+  profile(id: string): Promise<PatientModel> {
     return this.load(id);
   }
 

@@ -1,6 +1,6 @@
 export { RecordEntity } from './record.entity';
 export { IntegrityStatus } from './record.model';
 export { RecordsModule } from './records.module';
-export { RecordsService } from './records.service';
+export { RecordsService, type DecisionSourceRecord } from './records.service';
 export { RecordAnchoring } from './record-anchoring';
 export { RecordResealing } from './record-resealing';

@@ -90,8 +90,15 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
     const rows = await this.db.query<
       { id: string; version: number; patient_id: string; content_hash: string }[]
     >(
-      `SELECT id, version, patient_id, content_hash FROM records
-       WHERE anchor_state = 'PENDING' ORDER BY created_at LIMIT $1`,
+      // Current and superseded versions alike, in the order they were written (the ledger
+      // takes a record's versions in order).
+      `SELECT id, version, patient_id, content_hash FROM (
+         SELECT id, version, patient_id, content_hash, updated_at FROM records
+         WHERE anchor_state = 'PENDING'
+         UNION ALL
+         SELECT record_id, version, patient_id, content_hash, updated_at FROM record_versions
+         WHERE anchor_state = 'PENDING'
+       ) pending ORDER BY updated_at, version LIMIT $1`,
       [BATCH],
     );
     let anchored = 0;
@@ -143,9 +150,13 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
       contentHash: anchored.ledgerHash,
       txId: anchored.txId,
     });
+    // The version is current or, if amended meanwhile, superseded: one of these matches.
     await this.db.query(
-      `UPDATE records SET anchor_state = 'ANCHORED', anchored_hash = $3, ledger_tx_id = $4
-       WHERE id = $1 AND version = $2 AND anchor_state = 'PENDING'`,
+      `WITH current AS (
+         UPDATE records SET anchor_state = 'ANCHORED', anchored_hash = $3, ledger_tx_id = $4
+         WHERE id = $1 AND version = $2 AND anchor_state = 'PENDING')
+       UPDATE record_versions SET anchor_state = 'ANCHORED', anchored_hash = $3, ledger_tx_id = $4
+       WHERE record_id = $1 AND version = $2 AND anchor_state = 'PENDING'`,
       [record.id, record.version, anchored.ledgerHash, anchored.txId],
     );
     this.events.emit('anchored', record.id);

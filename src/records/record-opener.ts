@@ -26,7 +26,8 @@ export interface OpenRow {
 
 @Injectable()
 export class RecordOpener {
-  private readonly hashes = new BoundedMap<string, string>(HASH_CACHE_LIMIT);
+  /** By record version and format: the GCM tag it was opened under, and the hash. */
+  private readonly hashes = new BoundedMap<string, { tag: Buffer; hash: string }>(HASH_CACHE_LIMIT);
 
   constructor(
     private readonly keys: DataKeyRing,
@@ -65,12 +66,11 @@ export class RecordOpener {
    * which is not cached) can be reused.
    */
   private hashOf(row: RecordEntity, opened: OpenedRecord): string {
-    const key = `${row.id}:${row.version}:${row.hashVersion}:${row.authTag.toString('base64')}`;
-    let hash = this.hashes.get(key);
-    if (hash === undefined) {
-      hash = contentHash(row.hashVersion, opened.salt, labelsOf(row), opened.resource);
-      this.hashes.set(key, hash);
-    }
+    const key = `${row.id}:${row.version}:${row.hashVersion}`;
+    const known = this.hashes.get(key);
+    if (known?.tag.equals(row.authTag)) return known.hash;
+    const hash = contentHash(row.hashVersion, opened.salt, labelsOf(row), opened.resource);
+    this.hashes.set(key, { tag: Buffer.from(row.authTag), hash });
     return hash;
   }
 }

@@ -12,6 +12,7 @@ import { describe } from '../common/graphql-errors';
 import { IntegrityMonitor } from '../observability';
 import { DataKeyRing, openRecordV1, RecordLabels, resealRecord } from './crypto';
 import { contradictedLabel } from './fhir';
+import { RecordIndexing } from './search/record-indexing';
 
 const BATCH = 200;
 
@@ -41,9 +42,13 @@ export class RecordResealing implements OnApplicationBootstrap {
     @InjectDataSource() private readonly db: DataSource,
     private readonly keys: DataKeyRing,
     private readonly integrity: IntegrityMonitor,
+    private readonly indexing: RecordIndexing,
   ) {}
 
-  /** Awaited, so the API serves only once every row that can be re-sealed has been. */
+  /**
+   * Awaited, so the API serves only once every row that can be re-sealed has been, and every
+   * row that opens has its search index.
+   */
   async onApplicationBootstrap(): Promise<void> {
     try {
       const { resealed, leftAlone } = await this.resealAll();
@@ -52,6 +57,15 @@ export class RecordResealing implements OnApplicationBootstrap {
       }
     } catch (e) {
       this.logger.error(describe(e), 'record re-sealing stopped; it resumes at the next start');
+    }
+    // Then the search index of rows written before search existed (they must open first).
+    try {
+      const { indexed, leftAlone } = await this.indexing.indexAll();
+      if (indexed || leftAlone) {
+        this.logger.log({ indexed, leftAlone }, 'search index filled in for older records');
+      }
+    } catch (e) {
+      this.logger.error(describe(e), 'record indexing stopped; it resumes at the next start');
     }
   }
 

@@ -61,6 +61,21 @@ export class RecordEntity {
   @Column('text', { name: 'ledger_tx_id', nullable: true })
   ledgerTxId!: string | null;
 
+  /**
+   * The search index (see records/search): the clinical date, and keyed digests of the main
+   * code. Never evidence: every row a search finds is checked against its decrypted content.
+   * Optional here because most reads do not load them.
+   */
+  @Column('timestamptz', { name: 'effective_at', nullable: true })
+  effectiveAt?: Date | null;
+
+  @Column('bytea', { name: 'code_digests', array: true, default: () => "'{}'" })
+  codeDigests?: Buffer[];
+
+  /** 0 until the index is filled in (rows written before search existed); 1 since. */
+  @Column('smallint', { name: 'index_version', default: 0 })
+  indexVersion?: number;
+
   // Set by the service in whole milliseconds, so that page cursors round-trip exactly.
   @Column('timestamptz', { name: 'created_at' })
   createdAt!: Date;

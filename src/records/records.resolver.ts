@@ -18,7 +18,7 @@ export class RecordsResolver {
   @ConsentChecked()
   @Query(() => RecordPageModel, {
     description:
-      "A page of a patient's records, newest first. A record that fails its integrity check is withheld, and an error naming it is returned beside the page.",
+      "A page of a patient's records, newest first. A record that fails its integrity check is withheld, and an error naming it is returned beside the page. code: a FHIR token, `system|code` or `code`; since/until bound effectiveAt (since ≤ effectiveAt < until).",
   })
   async records(
     @CurrentActor() actor: Actor,
@@ -27,12 +27,18 @@ export class RecordsResolver {
     @Args('patientId', { type: () => ID }) patientId: string,
     @Args('resourceType', { type: () => String, nullable: true }) resourceType?: string | null,
     @Args('category', { type: () => String, nullable: true }) category?: string | null,
+    @Args('code', { type: () => String, nullable: true }) code?: string | null,
+    @Args('since', { type: () => Date, nullable: true }) since?: Date | null,
+    @Args('until', { type: () => Date, nullable: true }) until?: Date | null,
     @Args('first', { type: () => Int, nullable: true }) first?: number | null,
     @Args('after', { type: () => String, nullable: true }) after?: string | null,
   ) {
     const page = await this.service.list(actor, patientId, {
       resourceType,
       category,
+      code,
+      since,
+      until,
       first,
       after,
     });

@@ -21,7 +21,7 @@ import { AccessLog } from '../audit';
 import { Decision, PolicyDecisionPoint } from '../consent';
 import { PatientsService } from '../patients';
 import { CURRENT_FORMAT, DataKeyRing, RecordLabels, sealRecord } from './crypto';
-import { deriveCategory, labelledRestricted, validatePatientResource } from './fhir';
+import { deriveCategory, FhirResource, labelledRestricted, validatePatientResource } from './fhir';
 import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
 import { OpenRow, RecordOpener } from './record-opener';
@@ -35,13 +35,22 @@ import {
   SensitivityEnum,
 } from './record.model';
 import { isUuid } from '../common/ids';
+import { RecordIndex, RecordSearch } from './search/record-index';
 
 /** A page, and the ids of records on it that failed to open and were withheld. */
 export interface ListedRecords extends RecordPageModel {
   withheld: string[];
 }
 
-export interface RecordFilter {
+/** A record opened for an AI decision: its id, version, labels and resource. */
+export interface DecisionSourceRecord {
+  id: string;
+  version: number;
+  facts: RecordFacts;
+  resource: FhirResource;
+}
+
+export interface RecordFilter extends RecordSearch {
   resourceType?: string | null;
   category?: string | null;
   first?: number | null;
@@ -61,6 +70,7 @@ export class RecordsService {
     private readonly pdp: PolicyDecisionPoint,
     private readonly log: AccessLog,
     private readonly opener: RecordOpener,
+    private readonly index: RecordIndex,
   ) {}
 
   async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
@@ -81,8 +91,10 @@ export class RecordsService {
     const restricted =
       labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
     const now = new Date();
+    // The patient's live key, once this process knows it, costs no read inside the transaction.
+    const known = this.keys.knownLiveKey(own);
     const row = await this.db.transaction(async (m) => {
-      const dek = await this.keys.liveKey(own, m);
+      const dek = known ?? (await this.keys.liveKey(own, m));
       const labels: RecordLabels = {
         recordId: randomUUID(),
         patientId: own,
@@ -111,6 +123,7 @@ export class RecordsService {
         ledgerTxId: null,
         createdAt: now,
         updatedAt: now,
+        ...this.index.entryFor(dek, resource, now),
       };
       await m.getRepository(RecordEntity).insert(entity);
       return entity;
@@ -183,6 +196,8 @@ export class RecordsService {
       params.push(after.createdAt, after.id);
       where.push(`(r.created_at, r.id) < ($${params.length - 1}, $${params.length})`);
     }
+    const search = await this.index.searchSql(patientId, filter, 'r', params);
+    where.push(...search.where);
     const permitted = this.pdp.recordFilterSql(decision, 'r', params);
     if (permitted) where.push(permitted);
     params.push(size + 1);
@@ -192,7 +207,10 @@ export class RecordsService {
     const rows = found.map(toEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
     const page = rows.slice(0, size);
     const opened = await Promise.all(page.map((r) => this.opener.open(r)));
-    const readable = opened.filter((o): o is OpenRow => o !== null);
+    const readable = opened.filter(
+      (o): o is OpenRow =>
+        o !== null && (!search.matches || search.matches(o.resource, o.row.createdAt)),
+    );
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
     // Only what was returned is logged as read; withheld records were not.
     await this.logPermitted(
@@ -276,6 +294,34 @@ export class RecordsService {
         }),
       ),
     );
+  }
+
+  /**
+   * Every record of the patient of the given resource types, opened, for an AI decision about
+   * them (decisions/): the caller decides which of them a model reads, checks each against
+   * the clinician's grants and logs the read. An unreadable record is left out (and reported).
+   */
+  async openForDecision(
+    patientId: string,
+    resourceTypes: readonly string[],
+  ): Promise<DecisionSourceRecord[]> {
+    if (!isUuid(patientId)) return [];
+    const found = await preparedQuery<RecordRow>(
+      this.db,
+      `SELECT ${RECORD_COLUMNS} FROM records r
+       WHERE r.patient_id = $1 AND r.resource_type = ANY($2::text[])
+       ORDER BY r.created_at, r.id`,
+      [patientId, resourceTypes],
+    );
+    const opened = await Promise.all(found.map((row) => this.opener.open(toEntity(row))));
+    return opened
+      .filter((o): o is OpenRow => o !== null)
+      .map(({ row, resource }) => ({
+        id: row.id,
+        version: row.version,
+        facts: factsOf(row),
+        resource: resource as FhirResource,
+      }));
   }
 
   async get(actor: Actor, id: string): Promise<HealthRecordModel> {

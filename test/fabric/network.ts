@@ -33,3 +33,28 @@ export function orgConfig(org: 1 | 2): FabricLedgerConfig {
     FABRIC_KEY: env.FABRIC_ORG2_KEY,
   });
 }
+
+/** The FABRIC_* variables of an API instance of Org1 or Org2, as README's "Run on Fabric" sets them. */
+export function orgApiEnv(org: 1 | 2): Record<string, string> {
+  const env = networkEnv();
+  const fabric: Record<string, string> = { LEDGER: 'fabric' };
+  for (const [k, v] of Object.entries(env)) if (!k.startsWith('FABRIC_ORG2_')) fabric[k] = v;
+  if (org === 2) {
+    Object.assign(fabric, {
+      FABRIC_PEER_ENDPOINT: env.FABRIC_ORG2_PEER_ENDPOINT,
+      FABRIC_PEER_HOST_ALIAS: 'peer0.org2.custodia.local',
+      FABRIC_TLS_CA: env.FABRIC_ORG2_TLS_CA,
+      FABRIC_MSP_ID: 'Org2MSP',
+      FABRIC_CERT: env.FABRIC_ORG2_CERT,
+      FABRIC_KEY: env.FABRIC_ORG2_KEY,
+    });
+  }
+  return fabric;
+}
+
+/** The PostgreSQL server the global setup started for an organisation. */
+export function orgPostgresUrl(org: 1 | 2): string {
+  const url = process.env[`CUSTODIA_TEST_PG_URL_ORG${org}`];
+  if (!url) throw new Error('run the Fabric suites through npm run test:fabric');
+  return url;
+}

@@ -11,14 +11,14 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-function adminUrl(): string {
+function defaultAdminUrl(): string {
   const url = process.env.CUSTODIA_TEST_PG_URL;
   if (!url) throw new Error('CUSTODIA_TEST_PG_URL is unset: run e2e suites through jest');
   return url;
 }
 
-async function admin(sql: string): Promise<void> {
-  const client = new Client({ connectionString: adminUrl() });
+async function admin(adminUrl: string, sql: string): Promise<void> {
+  const client = new Client({ connectionString: adminUrl });
   await client.connect();
   try {
     await client.query(sql);
@@ -27,10 +27,17 @@ async function admin(sql: string): Promise<void> {
   }
 }
 
-export async function freshDatabase({ migrate = false } = {}): Promise<TestDatabase> {
+/**
+ * A new database on the run's PostgreSQL, or on the server of `adminUrl` (the Fabric suites
+ * give each organisation a PostgreSQL of its own).
+ */
+export async function freshDatabase({
+  migrate = false,
+  adminUrl = defaultAdminUrl(),
+}: { migrate?: boolean; adminUrl?: string } = {}): Promise<TestDatabase> {
   const name = `t_${randomBytes(6).toString('hex')}`;
-  await admin(`CREATE DATABASE ${name}`);
-  const url = adminUrl().replace(/\/postgres$/, `/${name}`);
+  await admin(adminUrl, `CREATE DATABASE ${name}`);
+  const url = adminUrl.replace(/\/postgres$/, `/${name}`);
   if (migrate) {
     const ds = new DataSource(dataSourceOptions(url));
     await ds.initialize();
@@ -43,7 +50,7 @@ export async function freshDatabase({ migrate = false } = {}): Promise<TestDatab
     pool,
     drop: async () => {
       await pool.end();
-      await admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
 }

@@ -34,8 +34,15 @@ export class TestApi {
     readonly logs: LogLines | undefined,
   ) {}
 
-  static async start(env: NodeJS.ProcessEnv = {}, { captureLogs = false } = {}): Promise<TestApi> {
-    const database = await freshDatabase();
+  /**
+   * `postgresUrl`: the PostgreSQL server to make the database on (default: the run's); the
+   * Fabric suites give each organisation its own.
+   */
+  static async start(
+    env: NodeJS.ProcessEnv = {},
+    { captureLogs = false, postgresUrl }: { captureLogs?: boolean; postgresUrl?: string } = {},
+  ): Promise<TestApi> {
+    const database = await freshDatabase({ adminUrl: postgresUrl });
     const databaseUrl = database.url;
     const dataDir = await mkdtemp(join(tmpdir(), 'custodia-e2e-'));
     const config = loadConfig({
@@ -119,9 +126,13 @@ export class TestApi {
     return grantConsent.id;
   }
 
-  /** Stops the API and starts it again on the same database and data dir (a crash drill). */
-  async restart(): Promise<void> {
+  /**
+   * Stops the API and starts it again on the same database and data dir (a crash drill),
+   * running `whileStopped` in between.
+   */
+  async restart(whileStopped?: () => Promise<void>): Promise<void> {
     await this.server.stop();
+    await whileStopped?.();
     this.server = await startServer(this.config, { logTo: this.logs });
   }
 

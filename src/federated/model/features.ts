@@ -180,11 +180,11 @@ function exampleOf(
   definition: ExampleDefinition,
 ): PatientExample {
   const asOf = Date.parse(definition.asOf);
-  const latest = latestValues(resources, asOf);
+  const latest = latestValues(resources, asOf, referenceUnit);
   const x: number[] = [];
   const missing: string[] = [];
   for (const code of definition.features) {
-    const value = code === AGE_LOINC ? ageAt(resources, asOf) : latest.get(code);
+    const value = code === AGE_LOINC ? ageAt(resources, asOf)?.value : latest.get(code)?.value;
     if (value === undefined) missing.push(code);
     else x.push(standardise(code, value));
   }
@@ -192,10 +192,56 @@ function exampleOf(
   return { included: true, x, y: hasCondition(resources, definition.label) ? 1 : 0 };
 }
 
-/** Per LOINC code, the value of the latest usable Observation taken at or before `asOf`. */
-function latestValues(resources: readonly FhirResource[], asOf: number): Map<string, number> {
-  const latest = new Map<string, { at: number; value: number }>();
-  for (const r of resources) {
+/** One feature's raw value and the index of the resource it was read from. */
+export interface FeatureValue {
+  code: string;
+  value: number;
+  unit: string;
+  source: number;
+}
+
+/**
+ * The raw (unstandardised) value of each feature for one patient, as training reads them: the
+ * latest usable Observation at or before `asOf` in the unit `units` names for its code (age
+ * from the Patient's birth date), with the index in `resources` each came from. For using a
+ * trained model on one patient, whose metadata names the units.
+ */
+export function featureValues(
+  resources: readonly FhirResource[],
+  features: readonly string[],
+  asOf: string,
+  units: Readonly<Record<string, string>>,
+): { values: FeatureValue[]; missing: string[] } {
+  const at = Date.parse(asOf);
+  if (Number.isNaN(at)) throw new RangeError(`asOf must be an ISO 8601 date-time, got ${asOf}`);
+  const unitOfCode = (code: string) => (Object.hasOwn(units, code) ? units[code] : undefined);
+  const latest = latestValues(resources, at, unitOfCode);
+  const values: FeatureValue[] = [];
+  const missing: string[] = [];
+  for (const code of features) {
+    const found = code === AGE_LOINC ? ageAt(resources, at) : latest.get(code);
+    const unit = unitOfCode(code);
+    if (found === undefined || unit === undefined) missing.push(code);
+    else values.push({ code, value: found.value, unit, source: found.source });
+  }
+  return { values, missing };
+}
+
+function referenceUnit(code: string): string | undefined {
+  return scaleOf(code)?.unit;
+}
+
+/**
+ * Per LOINC code, the value of the latest usable Observation taken at or before `asOf`, in
+ * the unit `unitFor` names for the code, and the index of that Observation in `resources`.
+ */
+function latestValues(
+  resources: readonly FhirResource[],
+  asOf: number,
+  unitFor: (code: string) => string | undefined,
+): Map<string, { value: number; source: number }> {
+  const latest = new Map<string, { at: number; value: number; source: number }>();
+  for (const [index, r] of resources.entries()) {
     if (r.resourceType !== 'Observation' || !RESULT_STATUSES.has(r.status as string)) continue;
     const at = effectiveTime(r);
     if (at === undefined || at > asOf) continue;
@@ -203,14 +249,14 @@ function latestValues(resources: readonly FhirResource[], asOf: number): Map<str
       { value?: unknown; code?: unknown; system?: unknown; unit?: unknown } | undefined;
     if (typeof quantity?.value !== 'number' || !Number.isFinite(quantity.value)) continue;
     for (const code of codesOf(r.code, LOINC)) {
-      const reference = scaleOf(code);
-      if (!reference || code === AGE_LOINC || unitOf(quantity) !== reference.unit) continue;
+      const unit = unitFor(code);
+      if (unit === undefined || code === AGE_LOINC || unitOf(quantity) !== unit) continue;
       const seen = latest.get(code);
       // On equal times the later resource in the list wins, so the choice is deterministic.
-      if (!seen || at >= seen.at) latest.set(code, { at, value: quantity.value });
+      if (!seen || at >= seen.at) latest.set(code, { at, value: quantity.value, source: index });
     }
   }
-  return new Map([...latest].map(([code, { value }]) => [code, value]));
+  return new Map([...latest].map(([code, { value, source }]) => [code, { value, source }]));
 }
 
 /** When the observation applies: its effective time (a period's end), else when it was issued. */
@@ -240,15 +286,18 @@ function unitOf(quantity: {
 }
 
 /** Age in years (fractional) at `asOf` from the Patient's birth date; partial dates count from their start. */
-function ageAt(resources: readonly FhirResource[], asOf: number): number | undefined {
-  const patient = resources.find((r) => r.resourceType === 'Patient');
-  const birthDate = patient?.birthDate;
+function ageAt(
+  resources: readonly FhirResource[],
+  asOf: number,
+): { value: number; source: number } | undefined {
+  const source = resources.findIndex((r) => r.resourceType === 'Patient');
+  const birthDate = source < 0 ? undefined : resources[source].birthDate;
   if (typeof birthDate !== 'string') return undefined;
   const match = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$/.exec(birthDate);
   if (!match) return undefined;
   const born = Date.UTC(Number(match[1]), Number(match[2] ?? 1) - 1, Number(match[3] ?? 1));
   if (born > asOf) return undefined;
-  return (asOf - born) / DAY_MS / YEAR_DAYS;
+  return { value: (asOf - born) / DAY_MS / YEAR_DAYS, source };
 }
 
 function hasCondition(resources: readonly FhirResource[], snomed: string): boolean {

@@ -21,11 +21,13 @@ export {
   buildExamples,
   checkExampleDefinition,
   FEATURE_SCALES,
+  featureValues,
   standardise,
   SUPPORTED_FEATURES,
   type ExampleDefinition,
   type ExampleSet,
   type FeatureScale,
+  type FeatureValue,
   type PatientExample,
 } from './features';
 export { accuracy, meanLogLoss, rocAuc } from './metrics';
@@ -38,6 +40,7 @@ export {
   type DenseLayer,
   type DenseNetwork,
 } from './model';
+export { loadPredictiveModel, type PredictiveModel } from './predict';
 export {
   evaluate,
   trainCentralised,

@@ -42,6 +42,8 @@ import { verifyEmbeddedLedger } from './verify';
 
 /** Most transactions in one block. */
 const MAX_BLOCK_TXS = 500;
+/** Blocks committed here that a subscription keeps until it delivers them (then it reads). */
+const MAX_REMEMBERED_BLOCKS = 32;
 /** While the chain cannot be read, a subscription retries after 0.1 s, doubling up to 5 s. */
 const READ_RETRY_FIRST_MS = 100;
 const READ_RETRY_MAX_MS = 5_000;
@@ -119,7 +121,15 @@ export class EmbeddedLedger implements Ledger {
     let cursor: Checkpoint = after ?? { blockNumber: -1, txIndex: Number.MAX_SAFE_INTEGER };
     let open = true;
     let wake: (() => void) | undefined;
-    const onCommit = () => wake?.();
+    /** The last block whose events were all delivered (or lay before the cursor), once known. */
+    let through: number | undefined;
+    /** Blocks this ledger committed since: the next one in line is delivered without a read. */
+    const committed: Block[] = [];
+    const onCommit = (block: Block) => {
+      committed.push(block);
+      if (committed.length > MAX_REMEMBERED_BLOCKS) committed.shift();
+      wake?.();
+    };
     this.committed.on('block', onCommit);
     /** Waits `ms`, or less if the subscription is closed meanwhile. */
     const pause = (ms: number) =>
@@ -130,10 +140,42 @@ export class EmbeddedLedger implements Ledger {
           resolve();
         };
       });
+    /** Delivers the block's events past the cursor; false when closed part-way. */
+    const deliver = async (block: Block): Promise<boolean> => {
+      for (const [txIndex, tx] of block.txs.entries()) {
+        if (!open) return false;
+        const beyond =
+          block.number > cursor.blockNumber ||
+          (block.number === cursor.blockNumber && txIndex > cursor.txIndex);
+        if (!beyond) continue;
+        if (tx.event) await handler(toEvent(block.number, txIndex, tx));
+        cursor = { blockNumber: block.number, txIndex };
+      }
+      through = block.number;
+      return true;
+    };
+    /** The committed block right after `through`, if this ledger committed it (older ones dropped). */
+    const nextCommitted = (): Block | undefined => {
+      if (through === undefined) return undefined;
+      while (committed.length && committed[0].number <= through) committed.shift();
+      return committed[0]?.number === through + 1 ? committed.shift() : undefined;
+    };
     const done = (async () => {
       // Reading the chain fails while the database is down (restarting, say): the subscription
       // waits and reads on from its cursor, so no event is lost or delivered twice.
       for (let delay = READ_RETRY_FIRST_MS; open;) {
+        // A block this ledger has just committed, next in line, needs no read back: it is the
+        // very block written (and sealed) here. Anything else (a gap: a block appended by
+        // another process sharing the chain) is read, and checked, from the database.
+        const own = nextCommitted();
+        if (own) {
+          if (!(await deliver(own))) return;
+          if (!committed.length) {
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = undefined;
+          }
+          continue;
+        }
         let blocks;
         try {
           blocks = await this.pool.query<{
@@ -157,6 +199,7 @@ export class EmbeddedLedger implements Ledger {
           delay = Math.min(delay * 2, READ_RETRY_MAX_MS);
           continue;
         }
+        if (!blocks.rows.length && cursor.blockNumber < 0) through ??= -1;
         let progressed = false;
         for (const row of blocks.rows) {
           // A block this API did not seal is never delivered: its events would reach the
@@ -166,19 +209,12 @@ export class EmbeddedLedger implements Ledger {
             this.refuse(unsealed);
             return;
           }
-          const block = JSON.parse(row.body) as Block;
-          for (const [txIndex, tx] of block.txs.entries()) {
-            if (!open) return;
-            const beyond =
-              block.number > cursor.blockNumber ||
-              (block.number === cursor.blockNumber && txIndex > cursor.txIndex);
-            if (!beyond) continue;
-            if (tx.event) await handler(toEvent(block.number, txIndex, tx));
-            cursor = { blockNumber: block.number, txIndex };
-            progressed = true;
-          }
+          const before = cursor;
+          if (!(await deliver(JSON.parse(row.body) as Block))) return;
+          if (cursor !== before) progressed = true;
         }
-        if (!progressed && open) {
+        while (committed.length && committed[0].number <= (through ?? -1)) committed.shift();
+        if (!progressed && open && !committed.length) {
           // Nothing new: wait for the next commit (or close), re-checking after the promise is set.
           await new Promise<void>((resolve) => {
             wake = resolve;
@@ -354,8 +390,9 @@ export class EmbeddedLedger implements Ledger {
           failed.push({ pending, error });
         }
       }
+      let block: Block | undefined;
       if (accepted.length) {
-        const block: Block = {
+        block = {
           number,
           prevHash,
           timestamp: new Date().toISOString(),
@@ -374,7 +411,7 @@ export class EmbeddedLedger implements Ledger {
         a.pending.resolve({ txId: a.tx.txId, blockNumber: number, result });
       }
       for (const f of failed) f.pending.reject(this.mapError(f.error));
-      if (accepted.length) this.committed.emit('block', number);
+      if (block) this.committed.emit('block', block);
     } catch (e) {
       broken ??= e as Error;
       await client?.query('ROLLBACK').catch(() => undefined);

@@ -32,17 +32,36 @@ export class DataKeyRing {
   private readonly cache = new BoundedMap<string, { patientId: string; key: KeyObject }>(
     CACHE_LIMIT,
   );
+  /**
+   * Each patient's live key id, once read or created: a patient's live key changes only when
+   * erasure destroys it (which forgets it here), like the identity links PatientsService keeps.
+   */
+  private readonly live = new BoundedMap<string, string>(CACHE_LIMIT);
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(KEK) private readonly kek: KeyObject,
   ) {}
 
+  /**
+   * The patient's live key if this process knows it already (no database round trip), else
+   * undefined: then `liveKey` reads or creates it.
+   */
+  knownLiveKey(patientId: string): DataKey | undefined {
+    const id = this.live.get(patientId);
+    const cached = id === undefined ? undefined : this.cache.get(id);
+    return cached && cached.patientId === patientId ? { id: id!, key: cached.key } : undefined;
+  }
+
   /** The patient's live key, created (inside `manager`'s transaction, if given) when absent. */
   async liveKey(patientId: string, manager: EntityManager = this.db.manager): Promise<DataKey> {
     const repo = manager.getRepository(DataKeyEntity);
     const existing = await repo.findOneBy({ patientId, destroyedAt: IsNull() });
-    if (existing) return { id: existing.id, key: this.unwrap(existing) };
+    if (existing) {
+      const key = this.unwrap(existing);
+      this.live.set(patientId, existing.id);
+      return { id: existing.id, key };
+    }
     const id = randomUUID();
     const raw = newDataKey();
     try {
@@ -55,10 +74,27 @@ export class DataKeyRing {
       if (rows.length === 0) return this.liveKey(patientId, manager);
       const key = createSecretKey(raw);
       this.cache.set(id, { patientId, key });
+      this.live.set(patientId, id);
       return { id, key };
     } finally {
       raw.fill(0);
     }
+  }
+
+  /**
+   * The patient's live key, or null when they have none (no record was ever sealed for them,
+   * or their keys were destroyed): unlike `liveKey`, never creates one.
+   */
+  async existingLiveKey(patientId: string): Promise<DataKey | null> {
+    const id = this.live.get(patientId);
+    const cached = id ? this.cache.get(id) : undefined;
+    if (id && cached?.patientId === patientId) return { id, key: cached.key };
+    const row = await this.db
+      .getRepository(DataKeyEntity)
+      .findOneBy({ patientId, destroyedAt: IsNull() });
+    if (!row) return null;
+    this.live.set(patientId, row.id);
+    return { id: row.id, key: this.unwrap(row) };
   }
 
   /** The key that sealed a record, checked to belong to `patientId`. */
@@ -81,6 +117,7 @@ export class DataKeyRing {
     await manager
       .getRepository(DataKeyEntity)
       .update({ patientId, destroyedAt: IsNull() }, { wrappedKey: null, destroyedAt: new Date() });
+    this.live.delete(patientId);
     for (const [id, entry] of [...this.cache]) {
       if (entry.patientId === patientId) this.cache.delete(id);
     }

@@ -1,4 +1,5 @@
 export { DecryptionFailedError } from './aead';
+export { CODE_DIGEST_BYTES, codeDigests, codeIndexKey } from './code-index';
 export { contentHash } from './content-hash';
 export { DataKeyEntity } from './data-key.entity';
 export { DataKey, DataKeyRing, DataKeyUnavailableError } from './data-key-ring';

@@ -11,6 +11,7 @@ export type AuthenticatedRowKind =
   | 'emergency/v1'
   | 'identity-link/v1'
   | 'patient-settings/v1'
+  | 'signed-consent/v1'
   | 'ledger-block/v1'
   | 'ledger-state/v1';
 

@@ -1,0 +1,264 @@
+// Patients' device keys and their signed-only setting: what lets a patient, rather than the
+// organisation that submits transactions for them, be the author of their grants. A patient's
+// first key needs no signature; every later key change, and turning signed-only off, must be
+// signed by a key already registered over bytes naming the current version (no replay).
+import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
+import {
+  GrantTerms,
+  keyIdOf,
+  keyPayload,
+  parsePublicKeyJwk,
+  PublicKeyJwk,
+  consentPayload,
+  revocationPayload,
+  settingPayload,
+  verifyDetachedJws,
+} from './signed-consent';
+import { caller, emit, getJson, key, KEYS, putJson, txTime } from './state';
+import * as v from './validation';
+import { ChaincodeError } from './validation';
+
+/** One registered key of a patient. */
+export interface PatientKeyRecord {
+  id: string;
+  publicKeyJwk: PublicKeyJwk;
+  createdAt: string;
+  txId: string;
+  writtenBy: string;
+}
+
+/** Everything the ledger holds about a patient's keys: keyed by pseudonymous id only. */
+export interface PatientKeyring {
+  patientId: string;
+  keys: PatientKeyRecord[];
+  /** Key changes so far: a key payload names it, so its signature is good once. */
+  keysVersion: number;
+  requireSignedConsent: boolean;
+  /** Setting changes so far: a setting payload names it. */
+  settingVersion: number;
+  txId: string;
+}
+
+export const KEY_EVENTS = {
+  registered: 'PatientKeyRegistered',
+  removed: 'PatientKeyRemoved',
+  setting: 'SignedConsentSet',
+} as const;
+
+/** At most this many keys per patient (each grant check may try them all). */
+export const MAX_KEYS = 10;
+
+const empty = (patientId: string): PatientKeyring => ({
+  patientId,
+  keys: [],
+  keysVersion: 0,
+  requireSignedConsent: false,
+  settingVersion: 0,
+  txId: '',
+});
+
+export async function loadKeyring(ctx: Context, patientId: string): Promise<PatientKeyring> {
+  return (
+    (await getJson<PatientKeyring>(ctx, key(ctx, KEYS.keyring, [patientId]))) ?? empty(patientId)
+  );
+}
+
+/**
+ * Who signed a grant: the id of the patient's key that signed its terms, or null when it is
+ * unsigned (refused outright for a signed-only patient, whoever submits it).
+ */
+export async function grantSigner(
+  ctx: Context,
+  terms: GrantTerms,
+  signature: unknown,
+): Promise<string | null> {
+  const ring = await loadKeyring(ctx, terms.patientId);
+  if (signature === undefined || signature === null) {
+    if (ring.requireSignedConsent) {
+      throw new ChaincodeError(
+        'FORBIDDEN',
+        `patient ${terms.patientId} accepts only grants they signed; this one carries no signature`,
+      );
+    }
+    return null;
+  }
+  return verifyDetachedJws(signature, consentPayload(terms), ring.keys, 'grant.signature');
+}
+
+/** The key that signed the revocation of a patient's grant (refused with the reason if none). */
+export async function revocationSigner(
+  ctx: Context,
+  patientId: string,
+  grantId: string,
+  signature: unknown,
+): Promise<string> {
+  const ring = await loadKeyring(ctx, patientId);
+  return verifyDetachedJws(signature, revocationPayload(patientId, grantId), ring.keys);
+}
+
+/** A signature argument: '' stands for none (chaincode arguments are strings). */
+function optionalSignature(value: unknown): string | null {
+  if (value === undefined || value === null || value === '') return null;
+  if (typeof value !== 'string') {
+    throw new ChaincodeError('INVALID_ARGUMENT', 'signature must be a string');
+  }
+  return value;
+}
+
+@Info({ title: 'keys', description: "Patients' device keys and signed-only consent" })
+export class KeysContract extends Contract {
+  constructor() {
+    super('keys');
+  }
+
+  /**
+   * Adds a key. The first needs no signature (the patient's session registers it); any later
+   * one must be signed by a registered key over keyPayload(…, remove false, keysVersion).
+   */
+  @Transaction()
+  @Returns('string')
+  async RegisterPatientKey(
+    ctx: Context,
+    patientId: string,
+    publicKeyJwk: string,
+    signature: string,
+  ): Promise<string> {
+    const pid = v.id(patientId, 'patientId');
+    const jwk = parsePublicKeyJwk(v.parseJson(publicKeyJwk, 'publicKeyJwk'));
+    const sig = optionalSignature(signature);
+    const id = keyIdOf(jwk);
+    const ring = await loadKeyring(ctx, pid);
+    if (ring.keys.some((k) => k.id === id)) {
+      throw new ChaincodeError('CONFLICT', `key ${id} is already registered for ${pid}`);
+    }
+    if (ring.keys.length >= MAX_KEYS) {
+      throw new ChaincodeError('INVALID_ARGUMENT', `a patient holds at most ${MAX_KEYS} keys`);
+    }
+    if (ring.keysVersion > 0) {
+      if (!sig) {
+        throw new ChaincodeError(
+          'INVALID_ARGUMENT',
+          'signature is required: a key after the first is added with a signature by a registered key',
+        );
+      }
+      verifyDetachedJws(sig, keyPayload(pid, id, false, ring.keysVersion), ring.keys);
+    }
+    const txId = ctx.stub.getTxID();
+    const record: PatientKeyRecord = {
+      id,
+      publicKeyJwk: jwk,
+      createdAt: txTime(ctx),
+      txId,
+      writtenBy: caller(ctx),
+    };
+    const next: PatientKeyring = {
+      ...ring,
+      keys: [...ring.keys, record],
+      keysVersion: ring.keysVersion + 1,
+      txId,
+    };
+    await putJson(ctx, key(ctx, KEYS.keyring, [pid]), next);
+    emit(ctx, KEY_EVENTS.registered, next);
+    return JSON.stringify(next);
+  }
+
+  /**
+   * Removes a key, signed by a registered key (it may be the one removed) over
+   * keyPayload(…, remove true, keysVersion). The last key stays: without one the patient could
+   * never sign again, and a new first key would need no signature.
+   */
+  @Transaction()
+  @Returns('string')
+  async RemovePatientKey(
+    ctx: Context,
+    patientId: string,
+    keyId: string,
+    signature: string,
+  ): Promise<string> {
+    const pid = v.id(patientId, 'patientId');
+    if (typeof keyId !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(keyId)) {
+      throw new ChaincodeError('INVALID_ARGUMENT', 'keyId must be a key thumbprint (base64url)');
+    }
+    const sig = optionalSignature(signature);
+    const ring = await loadKeyring(ctx, pid);
+    if (!ring.keys.some((k) => k.id === keyId)) {
+      throw new ChaincodeError('NOT_FOUND', `key ${keyId} is not registered for ${pid}`);
+    }
+    if (ring.keys.length === 1) {
+      throw new ChaincodeError(
+        'INVALID_ARGUMENT',
+        'the last key cannot be removed; register its replacement first',
+      );
+    }
+    if (!sig) {
+      throw new ChaincodeError(
+        'INVALID_ARGUMENT',
+        'signature is required: a key is removed with a signature by a registered key',
+      );
+    }
+    verifyDetachedJws(sig, keyPayload(pid, keyId, true, ring.keysVersion), ring.keys);
+    const txId = ctx.stub.getTxID();
+    const next: PatientKeyring = {
+      ...ring,
+      keys: ring.keys.filter((k) => k.id !== keyId),
+      keysVersion: ring.keysVersion + 1,
+      txId,
+    };
+    await putJson(ctx, key(ctx, KEYS.keyring, [pid]), next);
+    emit(ctx, KEY_EVENTS.removed, next);
+    return JSON.stringify(next);
+  }
+
+  /**
+   * Turns signed-only consent on (no signature: it only restricts) or off (signed by a
+   * registered key over settingPayload(…, false, settingVersion)). Setting what is already set
+   * changes nothing.
+   */
+  @Transaction()
+  @Returns('string')
+  async SetSignedConsent(
+    ctx: Context,
+    patientId: string,
+    requireSignedConsent: string,
+    signature: string,
+  ): Promise<string> {
+    const pid = v.id(patientId, 'patientId');
+    if (requireSignedConsent !== 'true' && requireSignedConsent !== 'false') {
+      throw new ChaincodeError('INVALID_ARGUMENT', 'requireSignedConsent must be true or false');
+    }
+    const require = requireSignedConsent === 'true';
+    const sig = optionalSignature(signature);
+    const ring = await loadKeyring(ctx, pid);
+    if (ring.requireSignedConsent === require) return JSON.stringify(ring);
+    if (require && !ring.keys.length) {
+      throw new ChaincodeError(
+        'INVALID_ARGUMENT',
+        'register a key before requiring signed consent (else no grant could ever be made)',
+      );
+    }
+    if (!require) {
+      if (!sig) {
+        throw new ChaincodeError(
+          'INVALID_ARGUMENT',
+          'signature is required: signed-only consent is turned off with a signature by a registered key',
+        );
+      }
+      verifyDetachedJws(sig, settingPayload(pid, false, ring.settingVersion), ring.keys);
+    }
+    const next: PatientKeyring = {
+      ...ring,
+      requireSignedConsent: require,
+      settingVersion: ring.settingVersion + 1,
+      txId: ctx.stub.getTxID(),
+    };
+    await putJson(ctx, key(ctx, KEYS.keyring, [pid]), next);
+    emit(ctx, KEY_EVENTS.setting, next);
+    return JSON.stringify(next);
+  }
+
+  @Transaction(false)
+  @Returns('string')
+  async GetPatientKeys(ctx: Context, patientId: string): Promise<string> {
+    return JSON.stringify(await loadKeyring(ctx, v.id(patientId, 'patientId')));
+  }
+}

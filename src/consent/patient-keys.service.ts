@@ -1,0 +1,146 @@
+// A patient's device keys and signed-only setting: the ledger holds them (the keys contract),
+// this service hands the patient's calls to it and gives clients the exact bytes to sign. It
+// never sees a private key: clients sign, the chaincode verifies.
+import { Inject, Injectable } from '@nestjs/common';
+import type { PatientKeyring } from '@custodia/chaincode';
+import { ChaincodeError } from '@custodia/chaincode/errors';
+import {
+  consentPayload,
+  keyIdOf,
+  keyPayload,
+  parsePublicKeyJwk,
+  PublicKeyJwk,
+  revocationPayload,
+  settingPayload,
+} from '@custodia/chaincode/signed-consent';
+import { Actor } from '../auth';
+import { BadUserInputError, NotFoundError } from '../common/errors';
+import { Ledger, LEDGER } from '../ledger';
+import { PatientsService } from '../patients';
+import { GrantConsentInput } from './consent.model';
+import { validateGrant } from './consent.service';
+import { PatientKeyModel } from './patient-key.model';
+import { SignedConsentSettings } from './signed-consent-settings';
+
+const DETACHED_JWS = /^[A-Za-z0-9_-]{1,512}\.\.[A-Za-z0-9_-]{1,512}$/;
+
+@Injectable()
+export class PatientKeysService {
+  constructor(
+    @Inject(LEDGER) private readonly ledger: Ledger,
+    private readonly patients: PatientsService,
+    private readonly settings: SignedConsentSettings,
+  ) {}
+
+  /** The bytes to sign for grantConsent(input): the JCS of the grant's terms. */
+  async consentPayload(actor: Actor, input: GrantConsentInput): Promise<string> {
+    const patientId = await this.patients.requirePatientId(actor);
+    if (!input.id) {
+      throw new BadUserInputError(
+        'Choose the grant id (input.id): it is part of what is signed.',
+        'input.id',
+      );
+    }
+    return consentPayload({ id: input.id, patientId, ...validateGrant(input) });
+  }
+
+  /** The bytes to sign (optionally) for revokeConsent(id). */
+  async revocationPayload(actor: Actor, grantId: string): Promise<string> {
+    const patientId = await this.patients.requirePatientId(actor);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(grantId)) {
+      throw new BadUserInputError('id must be a grant id', 'id');
+    }
+    return revocationPayload(patientId, grantId);
+  }
+
+  async settingPayload(actor: Actor, requireSignedConsent: boolean): Promise<string> {
+    const ring = await this.keyring(await this.patients.requirePatientId(actor));
+    return settingPayload(ring.patientId, requireSignedConsent, ring.settingVersion);
+  }
+
+  async keyPayload(actor: Actor, jwk: unknown, remove: boolean): Promise<string> {
+    const ring = await this.keyring(await this.patients.requirePatientId(actor));
+    return keyPayload(ring.patientId, keyIdOf(publicKey(jwk)), remove, ring.keysVersion);
+  }
+
+  async keys(actor: Actor, patientId: string): Promise<PatientKeyModel[]> {
+    const own = await this.patients.requirePatientId(actor);
+    if (own !== patientId) throw new NotFoundError('No patient with that id.');
+    return toModels(await this.keyring(own));
+  }
+
+  async register(actor: Actor, jwk: unknown, signature?: string | null): Promise<PatientKeyModel> {
+    const patientId = await this.patients.requirePatientId(actor);
+    const key = publicKey(jwk);
+    const { result } = await this.ledger.submit<PatientKeyring>('keys', 'RegisterPatientKey', [
+      patientId,
+      JSON.stringify(key),
+      checkedSignature(signature),
+    ]);
+    const id = keyIdOf(key);
+    return toModels(result).find((k) => k.id === id)!;
+  }
+
+  async remove(actor: Actor, jwk: unknown, signature: string): Promise<PatientKeyModel[]> {
+    const patientId = await this.patients.requirePatientId(actor);
+    const { result } = await this.ledger.submit<PatientKeyring>('keys', 'RemovePatientKey', [
+      patientId,
+      keyIdOf(publicKey(jwk)),
+      checkedSignature(signature),
+    ]);
+    return toModels(result);
+  }
+
+  /** Sets signed-only consent on the ledger, then here (read-your-writes); the patient's id. */
+  async requireSigned(actor: Actor, require: boolean, signature?: string | null): Promise<string> {
+    const patientId = await this.patients.requirePatientId(actor);
+    const { result } = await this.ledger.submit<PatientKeyring>('keys', 'SetSignedConsent', [
+      patientId,
+      String(require),
+      checkedSignature(signature),
+    ]);
+    await this.settings.apply(result);
+    return patientId;
+  }
+
+  /** Whether the patient accepts only grants they signed, as this instance knows it. */
+  async signedOnly(patientId: string): Promise<boolean> {
+    return (await this.settings.signedOnly([patientId])).has(patientId);
+  }
+
+  private keyring(patientId: string): Promise<PatientKeyring> {
+    return this.ledger.evaluate<PatientKeyring>('keys', 'GetPatientKeys', [patientId]);
+  }
+}
+
+function publicKey(jwk: unknown): PublicKeyJwk {
+  try {
+    return parsePublicKeyJwk(jwk);
+  } catch (e) {
+    if (e instanceof ChaincodeError) {
+      throw new BadUserInputError(e.message.replace(/^\[[A-Z_]+\] /, ''), 'publicKeyJwk');
+    }
+    throw e;
+  }
+}
+
+function checkedSignature(signature: string | null | undefined): string {
+  if (signature === undefined || signature === null) return '';
+  if (!DETACHED_JWS.test(signature)) {
+    throw new BadUserInputError(
+      'signature must be a compact JWS with a detached payload (header..signature)',
+      'signature',
+    );
+  }
+  return signature;
+}
+
+function toModels(ring: PatientKeyring): PatientKeyModel[] {
+  return ring.keys.map((k) => ({
+    id: k.id,
+    patientId: ring.patientId,
+    publicKeyJwk: { ...k.publicKeyJwk },
+    createdAt: new Date(k.createdAt),
+    ledgerTxId: k.txId,
+  }));
+}

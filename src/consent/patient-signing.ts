@@ -1,0 +1,74 @@
+// The patient's side of signed consent, for the CLI and for scripts: make a device key pair and
+// sign a payload as a compact JWS with a detached payload (RFC 7515 appendix F). The API never
+// calls this with a patient's key: it only hands out payloads and lets the chaincode verify.
+import {
+  calculateJwkThumbprint,
+  CompactSign,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  JWK,
+} from 'jose';
+import { consentPayload } from '@custodia/chaincode/signed-consent';
+import { BadUserInputError } from '../common/errors';
+import { GrantConsentInput } from './consent.model';
+import { validateGrant } from './consent.service';
+
+export interface DeviceKeyPair {
+  /** The private JWK (holds `d`), with its thumbprint as `kid`. */
+  privateJwk: JWK;
+  /** The public JWK to register: kty, crv, x, y and the same `kid`. */
+  publicJwk: JWK;
+}
+
+export async function generateDeviceKey(): Promise<DeviceKeyPair> {
+  const pair = await generateKeyPair('ES256', { extractable: true });
+  const publicJwk = await exportJWK(pair.publicKey);
+  const kid = await calculateJwkThumbprint(publicJwk, 'sha256');
+  const privateJwk = await exportJWK(pair.privateKey);
+  return {
+    privateJwk: { ...privateJwk, kid, alg: 'ES256' },
+    publicJwk: { kty: publicJwk.kty, crv: publicJwk.crv, x: publicJwk.x, y: publicJwk.y, kid },
+  };
+}
+
+/** A compact JWS over `payload` (ES256), its payload detached: `header..signature`. */
+export async function signDetached(privateJwk: JWK, payload: string): Promise<string> {
+  if (privateJwk.kty !== 'EC' || privateJwk.crv !== 'P-256' || !privateJwk.d) {
+    throw new BadUserInputError(
+      'the key must be a private EC P-256 JWK (as `custodia keygen` writes)',
+    );
+  }
+  const kid = await calculateJwkThumbprint(
+    { kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y },
+    'sha256',
+  );
+  const key = await importJWK({ ...privateJwk, alg: 'ES256' }, 'ES256');
+  const jws = await new CompactSign(new TextEncoder().encode(payload))
+    .setProtectedHeader({ alg: 'ES256', kid })
+    .sign(key);
+  const [header, , signature] = jws.split('.');
+  return `${header}..${signature}`;
+}
+
+/**
+ * consentPayload of a grant input as JSON (instants as ISO strings), for `patientId`: the same
+ * bytes the API's consentPayload query answers.
+ */
+export function grantPayloadOf(json: Record<string, unknown>, patientId: string): string {
+  const instant = (v: unknown) => (typeof v === 'string' ? new Date(v) : null);
+  const input = {
+    ...json,
+    validFrom: instant(json.validFrom),
+    validUntil: instant(json.validUntil),
+  } as unknown as GrantConsentInput;
+  if (typeof input.id !== 'string' || !input.id) {
+    throw new BadUserInputError('the grant needs its id (the id is part of what is signed)', 'id');
+  }
+  for (const k of ['granteeType', 'granteeId', 'purpose'] as const) {
+    if (typeof input[k] !== 'string') throw new BadUserInputError(`the grant needs ${k}`, k);
+  }
+  if (!Array.isArray(input.actions))
+    throw new BadUserInputError('the grant needs actions', 'actions');
+  return consentPayload({ id: input.id, patientId, ...validateGrant(input) });
+}

@@ -1,0 +1,46 @@
+// Each patient's choice whether AI decisions may be made about them (default: allowed). The
+// ledger holds it (SetAiDecisions) and RecordDecision enforces it; the database keeps a copy
+// for a fast answer, authenticated (a MAC under a key derived from the KEK): a refusal altered
+// there reads as a refusal still (failing closed), and one deleted is still refused by the
+// ledger.
+import { Inject, Injectable } from '@nestjs/common';
+import { Ledger, LEDGER } from '../ledger';
+import { IntegrityMonitor } from '../observability';
+import { RowAuthenticator } from '../records/crypto';
+import { DecisionRepository } from './decision-repository';
+
+@Injectable()
+export class AiDecisionSettings {
+  constructor(
+    private readonly repo: DecisionRepository,
+    private readonly rows: RowAuthenticator,
+    private readonly integrity: IntegrityMonitor,
+    @Inject(LEDGER) private readonly ledger: Ledger,
+  ) {}
+
+  async allows(patientId: string): Promise<boolean> {
+    const row = await this.repo.setting(patientId);
+    if (!row) return true;
+    if (this.rows.verify('patient-settings/v1', fields(patientId, row.allow), row.mac)) {
+      return row.allow;
+    }
+    this.integrity.report('patient_setting', 'AI decisions setting failed authentication', {
+      patientId,
+    });
+    return false;
+  }
+
+  async set(patientId: string, allow: boolean): Promise<void> {
+    await this.ledger.submit('decisions', 'SetAiDecisions', [JSON.stringify({ patientId, allow })]);
+    await this.repo.putSetting({
+      patientId,
+      allow,
+      mac: this.rows.mac('patient-settings/v1', fields(patientId, allow)),
+    });
+  }
+}
+
+/** Fields distinct from the emergency-access setting's, so one MAC never fits the other. */
+function fields(patientId: string, allowAiDecisions: boolean) {
+  return { patientId, allowAiDecisions };
+}

@@ -1,0 +1,299 @@
+// AI risk assessments of one patient (ARCHITECTURE 7b): allowed only where the clinician may
+// READ, for TREATMENT, every record the model's features need, and unless the patient refused
+// AI decisions. The inputs are built by training's own feature code, the decision goes on the
+// ledger before the answer leaves, the inputs are sealed under the patient's data key, and
+// the patient's access log shows what was read to decide.
+import { Inject, Injectable } from '@nestjs/common';
+import type { DecisionRecord } from '@custodia/chaincode';
+import { ConsentGrant, recordAllowed } from '@custodia/chaincode/policy';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Actor, hasRole } from '../auth';
+import { AccessLog } from '../audit';
+import { BadUserInputError, ConsentRequiredError, ForbiddenError } from '../common/errors';
+import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
+import { Decision, PolicyDecisionPoint } from '../consent';
+import { AGE_LOINC, featureValues } from '../federated/model/features';
+import { Ledger, LEDGER } from '../ledger';
+import { IntegrityMonitor } from '../observability';
+import { PatientsService } from '../patients';
+import { RecordsService } from '../records';
+import { DecisionInputs, inputCommitment, standardisedInputs, unitsOf } from './decision-inputs';
+import { DecisionRepository, DecisionRow } from './decision-repository';
+import { AiDecisionModel, AiDecisionPageModel } from './decision.model';
+import { AiDecisionSettings } from './ai-settings';
+import { DecisionSeal } from './decision-seal';
+import { Deployments } from './deployments.service';
+
+@Injectable()
+export class Assessments {
+  constructor(
+    private readonly repo: DecisionRepository,
+    private readonly deployments: Deployments,
+    private readonly pdp: PolicyDecisionPoint,
+    private readonly patients: PatientsService,
+    private readonly records: RecordsService,
+    private readonly seal: DecisionSeal,
+    private readonly settings: AiDecisionSettings,
+    private readonly log: AccessLog,
+    private readonly integrity: IntegrityMonitor,
+    @Inject(LEDGER) private readonly ledger: Ledger,
+  ) {}
+
+  async assess(actor: Actor, patientId: string, modelId: string): Promise<AiDecisionModel> {
+    const deployment = await this.deployments.require(modelId);
+    const { metadata } = deployment;
+    const decision = await this.pdp.decide(actor, null, patientId, 'READ', 'TREATMENT');
+    if (decision.basis.kind !== 'grants') {
+      await this.logDenied(actor, patientId);
+      throw new ConsentRequiredError(
+        decision.basis.kind === 'emergency'
+          ? 'An AI decision needs a consent grant; emergency access does not cover one. Ask the patient to grant READ for TREATMENT.'
+          : "No active consent lets you read this patient's records for treatment, which an AI decision needs. Ask the patient to grant access.",
+      );
+    }
+    const grants = decision.basis.grants;
+    const codes = metadata.features.map((f) => f.code);
+    const types = [
+      ...(codes.some((c) => c !== AGE_LOINC) ? ['Observation'] : []),
+      ...(codes.includes(AGE_LOINC) ? ['Patient'] : []),
+    ];
+    const uncovered = types.filter(
+      (t) => !grants.some((g) => g.resourceTypes.length === 0 || g.resourceTypes.includes(t)),
+    );
+    if (uncovered.length > 0) {
+      await this.logDenied(actor, patientId);
+      throw new ConsentRequiredError(
+        `This model reads ${types.join(' and ')} records; your grants do not cover ${uncovered.join(' or ')}. Ask the patient to extend your grant.`,
+      );
+    }
+    if (!(await this.allowed(patientId))) {
+      throw new ForbiddenError(
+        'This patient has refused AI decisions about them (setAiDecisions); no risk assessment was made.',
+      );
+    }
+
+    const asOf = new Date().toISOString();
+    const sources = await this.records.openForDecision(patientId, types);
+    const { values, missing } = featureValues(
+      sources.map((s) => s.resource),
+      codes,
+      asOf,
+      unitsOf(metadata),
+    );
+    if (missing.length > 0) {
+      const named = missing.map((code) => {
+        const f = metadata.features.find((m) => m.code === code)!;
+        return `LOINC ${code} (${f.display}, in ${f.unit})`;
+      });
+      throw new BadUserInputError(
+        `This patient has no usable value for ${named.join(', ')}, which the model needs; nothing was assessed.`,
+        'patientId',
+      );
+    }
+    const used = values.map((v) => sources[v.source]);
+    if (used.some((s) => this.pdp.permittingGrant(decision, s.facts) === undefined)) {
+      await this.logDenied(actor, patientId);
+      throw new ConsentRequiredError(
+        'Your grants do not cover every record this model reads (by category or sensitivity). Ask the patient to extend your grant.',
+      );
+    }
+    const grantId = grantFor(
+      grants,
+      used.map((s) => s.facts),
+      decision,
+      this.pdp,
+    );
+    const inputs: DecisionInputs = {
+      asOf,
+      features: values.map((v, i) => ({
+        code: v.code,
+        display: metadata.features[i].display,
+        value: v.value,
+        unit: v.unit,
+        source: {
+          recordId: used[i].id,
+          version: used[i].version,
+          resourceType: used[i].facts.resourceType,
+          category: used[i].facts.category ?? null,
+          sensitivity: used[i].facts.sensitivity,
+        },
+      })),
+    };
+    const model = await this.deployments.model(deployment);
+    const probability = model.probability(standardisedInputs(metadata, inputs));
+    const salt = randomBytes(32);
+    const commitment = inputCommitment(salt, inputs);
+    const id = randomUUID();
+    const sealed = await this.seal.seal(id, patientId, { salt, inputs });
+
+    // On the ledger before anything else is stored or answered: a failure here leaves nothing.
+    const { txId, result } = await this.ledger.submit<DecisionRecord>(
+      'decisions',
+      'RecordDecision',
+      [
+        JSON.stringify({
+          id,
+          patientId,
+          deploymentId: deployment.id,
+          modelHash: deployment.modelHash,
+          actorId: actor.id,
+          actorOrganizationId: actor.organizationId ?? null,
+          grantId,
+          inputCommitment: commitment,
+          output: probability,
+        }),
+      ],
+    );
+    const row: DecisionRow = {
+      id,
+      patientId,
+      modelId: deployment.id,
+      modelHash: deployment.modelHash,
+      actorId: actor.id,
+      grantId,
+      keyId: sealed.keyId,
+      inputsSealed: sealed.sealed,
+      inputCommitment: commitment,
+      probability,
+      ledgerTxId: txId,
+      createdAt: new Date(result.decidedAt),
+    };
+    await this.repo.insertDecision(row);
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds: used.map((s) => s.id),
+      action: 'READ',
+      purpose: 'TREATMENT',
+      decision: 'PERMIT',
+      consentId: grantId,
+      breakGlass: false,
+      reason: `AI risk assessment ${id} with deployed model ${deployment.id}`,
+      actorOrganizationId: actor.organizationId ?? undefined,
+    });
+    return toModel(row, inputs);
+  }
+
+  /**
+   * The decisions about a patient, newest first: for the patient, or a clinician who may READ
+   * every record a decision read (others are left out, as a records listing leaves them out).
+   */
+  async list(
+    actor: Actor,
+    patientId: string,
+    first?: number | null,
+    after?: string | null,
+  ): Promise<AiDecisionPageModel> {
+    const size = pageSize(first);
+    const position = decodeCursor(after);
+    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+    const decision = await this.pdp.decide(actor, own, patientId, 'READ', 'TREATMENT');
+    if (decision.basis.kind === 'none') {
+      await this.logDenied(actor, patientId);
+      throw new ConsentRequiredError(
+        "No active consent lets you read this patient's records, nor so the AI decisions about them. Ask the patient to grant access.",
+      );
+    }
+    const rows = await this.repo.decisionsOf(patientId, size + 1, position);
+    const page = rows.slice(0, size);
+    const items: AiDecisionModel[] = [];
+    for (const row of page) {
+      const opened = await this.seal.open(row);
+      if (!opened) {
+        this.integrity.report('ai_decision', 'AI decision inputs failed to open; withheld', {
+          decisionId: row.id,
+        });
+        continue;
+      }
+      // A clinician sees a decision only if their grants admit every record it read.
+      if (!opened.inputs.features.every((f) => this.pdp.admits(decision, f.source))) continue;
+      items.push(toModel(row, opened.inputs));
+    }
+    if (items.length > 0) await this.logRead(actor, decision, patientId, items);
+    const last = page[page.length - 1];
+    return {
+      items,
+      nextCursor: rows.length > size && last ? encodeCursor(last) : null,
+    };
+  }
+
+  /** Whether the patient allows AI decisions about them (default true). */
+  async allowed(patientId: string): Promise<boolean> {
+    return this.settings.allows(patientId);
+  }
+
+  async setAllowed(actor: Actor, allow: boolean): Promise<string> {
+    const patientId = await this.patients.requirePatientId(actor);
+    await this.settings.set(patientId, allow);
+    return patientId;
+  }
+
+  /** One event: the records whose values the listed decisions show. */
+  private async logRead(
+    actor: Actor,
+    decision: Decision,
+    patientId: string,
+    items: AiDecisionModel[],
+  ): Promise<void> {
+    const basis = decision.basis;
+    const recordIds = [
+      ...new Set(
+        items.flatMap((d) => (d.inputs as DecisionInputs).features.map((f) => f.source.recordId)),
+      ),
+    ];
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds,
+      action: 'READ',
+      purpose: basis.kind === 'self' ? 'SELF' : 'TREATMENT',
+      decision: 'PERMIT',
+      consentId: basis.kind === 'grants' ? basis.grants[0].id : null,
+      breakGlass: basis.kind === 'emergency',
+      reason: basis.kind === 'emergency' ? basis.reason : null,
+      emergencyId: basis.kind === 'emergency' ? basis.emergencyId : undefined,
+      actorOrganizationId: actor.organizationId ?? undefined,
+    });
+  }
+
+  private async logDenied(actor: Actor, patientId: string): Promise<void> {
+    if (!(await this.patients.exists(patientId))) return;
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds: [],
+      action: 'READ',
+      purpose: 'TREATMENT',
+      decision: 'DENY',
+      consentId: null,
+      breakGlass: false,
+      reason: null,
+    });
+  }
+}
+
+/** A grant that covers every record used, else the one that covers the first. */
+function grantFor(
+  grants: readonly ConsentGrant[],
+  facts: Parameters<typeof recordAllowed>[1][],
+  decision: Decision,
+  pdp: PolicyDecisionPoint,
+): string {
+  const covering = grants.find((g) => facts.every((f) => recordAllowed(g, f)));
+  return covering?.id ?? pdp.permittingGrant(decision, facts[0])!;
+}
+
+export function toModel(row: DecisionRow, inputs: DecisionInputs): AiDecisionModel {
+  return {
+    id: row.id,
+    patientId: row.patientId,
+    modelId: row.modelId,
+    modelHash: row.modelHash,
+    actorId: row.actorId,
+    probability: row.probability,
+    inputs,
+    inputCommitment: row.inputCommitment,
+    ledgerTxId: row.ledgerTxId,
+    createdAt: row.createdAt,
+  };
+}

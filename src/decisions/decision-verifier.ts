@@ -1,0 +1,107 @@
+// verifyDecision: recomputes a decision from its stored inputs and the deployed model, and
+// checks the commitment and the output against what the ledger holds. Only the ledger is
+// trusted: a row forged or altered in the database does not verify.
+import { Inject, Injectable } from '@nestjs/common';
+import type { DecisionRecord, ModelDeployment } from '@custodia/chaincode';
+import { Actor, hasRole } from '../auth';
+import { CustodiaError, NotFoundError } from '../common/errors';
+import { PolicyDecisionPoint } from '../consent';
+import { Ledger, LEDGER } from '../ledger';
+import { PatientsService } from '../patients';
+import { IntegrityStatus } from '../records';
+import { inputCommitment, standardisedInputs } from './decision-inputs';
+import { DecisionRepository } from './decision-repository';
+import { DecisionVerificationModel } from './decision.model';
+import { DecisionSeal } from './decision-seal';
+import { Deployments } from './deployments.service';
+
+@Injectable()
+export class DecisionVerifier {
+  constructor(
+    private readonly repo: DecisionRepository,
+    private readonly deployments: Deployments,
+    private readonly seal: DecisionSeal,
+    private readonly pdp: PolicyDecisionPoint,
+    private readonly patients: PatientsService,
+    @Inject(LEDGER) private readonly ledger: Ledger,
+  ) {}
+
+  async verify(actor: Actor, id: string): Promise<DecisionVerificationModel> {
+    const notFound = new NotFoundError('No AI decision with that id.');
+    const row = await this.repo.decision(id);
+    if (!row) throw notFound;
+    if (!hasRole(actor, 'ADMIN')) {
+      const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+      const decision = await this.pdp.decide(actor, own, row.patientId, 'READ', 'TREATMENT');
+      // One the caller may not see answers as one that does not exist.
+      if (decision.basis.kind === 'none') throw notFound;
+    }
+    const problems: string[] = [];
+    const onLedger = await this.onLedger<DecisionRecord>('GetDecision', row.id);
+    if (!onLedger) problems.push('the decision is not on the ledger');
+    else {
+      const differs = (what: string, stored: unknown, ledger: unknown) => {
+        if (stored !== ledger) problems.push(`the stored ${what} differs from the ledger's`);
+      };
+      differs('patient', row.patientId, onLedger.patientId);
+      differs('deployed model', row.modelId, onLedger.deploymentId);
+      differs('model hash', row.modelHash, onLedger.modelHash);
+      differs('actor', row.actorId, onLedger.actorId);
+      differs('grant', row.grantId, onLedger.grantId);
+      differs('input commitment', row.inputCommitment, onLedger.inputCommitment);
+      differs('probability', row.probability, onLedger.output);
+      differs('transaction id', row.ledgerTxId, onLedger.txId);
+    }
+
+    const deployment = await this.repo.deployment(row.modelId);
+    const deployedOnLedger = await this.onLedger<ModelDeployment>('GetDeployment', row.modelId);
+    if (!deployment || !deployedOnLedger) problems.push('the deployed model is missing');
+    else if (deployment.modelHash !== deployedOnLedger.modelHash) {
+      problems.push("the deployed model's stored hash differs from the ledger's");
+    }
+
+    let recomputed: number | null = null;
+    const opened = await this.seal.open(row);
+    if (!opened) {
+      problems.push(
+        "the stored inputs cannot be opened: erased with the patient's data key, or altered",
+      );
+    } else {
+      if (onLedger && inputCommitment(opened.salt, opened.inputs) !== onLedger.inputCommitment) {
+        problems.push('the stored inputs do not match the commitment on the ledger');
+      }
+      if (deployment && deployedOnLedger) {
+        try {
+          const model = await this.deployments.model(deployment);
+          recomputed = model.probability(standardisedInputs(deployment.metadata, opened.inputs));
+        } catch (e) {
+          problems.push(
+            e instanceof CustodiaError ? e.message : 'the stored inputs do not fit the model',
+          );
+        }
+      }
+      if (recomputed !== null && onLedger && recomputed !== onLedger.output) {
+        problems.push(
+          `the recomputed probability ${recomputed} differs from the ledger's output ${onLedger.output}`,
+        );
+      }
+    }
+    return {
+      decisionId: row.id,
+      status: problems.length === 0 ? IntegrityStatus.VERIFIED : IntegrityStatus.MISMATCH,
+      recomputedProbability: recomputed,
+      ledgerCommitment: onLedger?.inputCommitment ?? null,
+      problems,
+    };
+  }
+
+  /** The ledger's entry, or null when it holds none; an unreachable ledger throws. */
+  private async onLedger<T>(fn: string, id: string): Promise<T | null> {
+    try {
+      return await this.ledger.evaluate<T>('decisions', fn, [id]);
+    } catch (e) {
+      if (e instanceof NotFoundError) return null;
+      throw e;
+    }
+  }
+}

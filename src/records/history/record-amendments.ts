@@ -1,0 +1,219 @@
+// Amendments: a new version of a record, written by its patient or by a clinician under a
+// WRITE grant that covers the record as it was and as it becomes. The superseded version is
+// kept as it was sealed and anchored (record_versions); the new one is sealed under labels
+// carrying its version number, so no version's ciphertext can pass for another's, and is
+// anchored like a creation (the ledger takes versions in order, so any earlier version still
+// pending is anchored first). meta.versionId and meta.lastUpdated are the server's.
+import { Injectable } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
+import { Actor } from '../../auth';
+import {
+  BadUserInputError,
+  ConflictError,
+  ConsentRequiredError,
+  NotFoundError,
+} from '../../common/errors';
+import { isUuid } from '../../common/ids';
+import { CURRENT_FORMAT, DataKeyRing, RecordLabels, sealRecord } from '../crypto';
+import { deriveCategory, labelledRestricted, validatePatientResource } from '../fhir';
+import { RecordAccess } from '../record-access';
+import { AnchorLookup } from '../record-integrity';
+import { RecordAnchoring } from '../record-anchoring';
+import { RecordEntity } from '../record.entity';
+import { RecordIndex } from '../search/record-index';
+
+const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
+
+export interface Amended {
+  row: RecordEntity;
+  resource: Record<string, unknown>;
+  anchor: AnchorLookup;
+}
+
+@Injectable()
+export class RecordAmendments {
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly keys: DataKeyRing,
+    private readonly index: RecordIndex,
+    private readonly anchoring: RecordAnchoring,
+    private readonly access: RecordAccess,
+  ) {}
+
+  async update(
+    actor: Actor,
+    id: string,
+    input: unknown,
+    expectedVersion: number,
+  ): Promise<Amended> {
+    if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 1) {
+      throw new BadUserInputError(
+        'expectedVersion must be a version number (1 or more)',
+        'expectedVersion',
+      );
+    }
+    const notFound = new NotFoundError('No record with that id.');
+    if (!isUuid(id)) throw notFound;
+    const current = await this.db.getRepository(RecordEntity).findOneBy({ id });
+    if (!current) throw notFound;
+    const decision = await this.access.decide(actor, current.patientId, 'WRITE');
+    if (!this.access.admits(decision, current)) {
+      await this.access.logDenied(actor, decision, current.patientId, [id]);
+      // Whoever may read the record learns that writing needs consent; anyone else, nothing.
+      const read = await this.access.decide(actor, current.patientId, 'READ');
+      if (!this.access.admits(read, current)) throw notFound;
+      throw new ConsentRequiredError(
+        'Amending this record needs a WRITE grant from the patient that covers it.',
+      );
+    }
+    const resource = validatePatientResource(input, current.patientId);
+    if (resource.resourceType !== current.resourceType) {
+      throw new BadUserInputError(
+        `an amendment keeps the record's resource type (${current.resourceType})`,
+        'resource.resourceType',
+      );
+    }
+    const category = deriveCategory(resource) ?? current.category;
+    if (category !== null && !CATEGORY.test(category)) {
+      throw new BadUserInputError(
+        'category must be a code of 1–64 letters, digits or . _ : / -',
+        'resource.category',
+      );
+    }
+    // A restriction is never lifted by an amendment: only added.
+    const sensitivity: RecordEntity['sensitivity'] =
+      labelledRestricted(resource) || current.sensitivity === 'RESTRICTED'
+        ? 'RESTRICTED'
+        : 'NORMAL';
+    const version = expectedVersion + 1;
+    if (
+      !this.access.admits(decision, { resourceType: current.resourceType, category, sensitivity })
+    ) {
+      await this.access.logDenied(actor, decision, current.patientId, [id]);
+      throw new ConsentRequiredError(
+        'Your grant does not cover the record as amended (its category or sensitivity); ask the patient for a grant that does.',
+      );
+    }
+    if (current.version !== expectedVersion) throw stale(current.version, expectedVersion);
+    const now = new Date();
+    resource.meta = {
+      ...((resource.meta as Record<string, unknown> | undefined) ?? {}),
+      versionId: String(version),
+      lastUpdated: now.toISOString(),
+    };
+
+    const row = await this.db.transaction(async (m) => {
+      const [locked] = await m.query<{ version: number }[]>(
+        'SELECT version FROM records WHERE id = $1 FOR UPDATE',
+        [id],
+      );
+      if (!locked) throw notFound; // erased meanwhile
+      if (locked.version !== expectedVersion) throw stale(locked.version, expectedVersion);
+      await m.query(
+        `INSERT INTO record_versions (record_id, version, patient_id, resource_type, category,
+           sensitivity, key_id, iv, auth_tag, ciphertext, binding_version, content_hash,
+           hash_version, anchor_state, anchored_hash, ledger_tx_id, created_at, updated_at)
+         SELECT id, version, patient_id, resource_type, category, sensitivity, key_id, iv,
+           auth_tag, ciphertext, binding_version, content_hash, hash_version, anchor_state,
+           anchored_hash, ledger_tx_id, created_at, updated_at
+         FROM records WHERE id = $1`,
+        [id],
+      );
+      const dek = await this.keys.liveKey(current.patientId, m);
+      const labels: RecordLabels = {
+        recordId: id,
+        patientId: current.patientId,
+        version,
+        resourceType: current.resourceType,
+        category,
+        sensitivity,
+      };
+      const sealed = sealRecord(dek.key, labels, resource);
+      const entry = this.index.entryFor(dek, resource, current.createdAt);
+      const next: RecordEntity = {
+        ...current,
+        version,
+        category,
+        sensitivity,
+        keyId: dek.id,
+        iv: sealed.iv,
+        authTag: sealed.tag,
+        ciphertext: sealed.ciphertext,
+        bindingVersion: CURRENT_FORMAT,
+        contentHash: sealed.contentHash,
+        hashVersion: CURRENT_FORMAT,
+        anchorState: 'PENDING',
+        anchoredHash: null,
+        ledgerTxId: null,
+        updatedAt: now,
+        ...entry,
+      };
+      await m.query(
+        `UPDATE records SET version = $2, category = $3, sensitivity = $4, key_id = $5, iv = $6,
+           auth_tag = $7, ciphertext = $8, binding_version = $9, content_hash = $10,
+           hash_version = $11, anchor_state = 'PENDING', anchored_hash = NULL,
+           ledger_tx_id = NULL, updated_at = $12, effective_at = $13, code_digests = $14,
+           index_version = $15
+         WHERE id = $1`,
+        [
+          id,
+          version,
+          category,
+          sensitivity,
+          dek.id,
+          sealed.iv,
+          sealed.tag,
+          sealed.ciphertext,
+          CURRENT_FORMAT,
+          sealed.contentHash,
+          CURRENT_FORMAT,
+          now,
+          entry.effectiveAt,
+          entry.codeDigests,
+          entry.indexVersion,
+        ],
+      );
+      return next;
+    });
+    await this.access.logPermitted(actor, decision, row.patientId, [row]);
+    return { row, resource, anchor: await this.anchorVersions(row) };
+  }
+
+  /** Earlier versions still pending first (the ledger takes them in order), then this one. */
+  private async anchorVersions(row: RecordEntity): Promise<AnchorLookup> {
+    const pending = await this.db.query<{ version: number; content_hash: string }[]>(
+      `SELECT version, content_hash FROM record_versions
+       WHERE record_id = $1 AND anchor_state = 'PENDING' ORDER BY version`,
+      [row.id],
+    );
+    for (const p of pending) {
+      const done = await this.anchoring.anchorNow({
+        id: row.id,
+        version: p.version,
+        patientId: row.patientId,
+        contentHash: p.content_hash,
+      });
+      if (!done) return { state: 'absent' };
+    }
+    const anchored = await this.anchoring.anchorNow({
+      id: row.id,
+      version: row.version,
+      patientId: row.patientId,
+      contentHash: row.contentHash,
+    });
+    if (!anchored) return { state: 'absent' };
+    Object.assign(row, {
+      anchorState: 'ANCHORED',
+      anchoredHash: anchored.ledgerHash,
+      ledgerTxId: anchored.txId,
+    });
+    return { state: 'anchored', contentHash: anchored.ledgerHash, txId: anchored.txId };
+  }
+}
+
+function stale(current: number, expected: number): ConflictError {
+  return new ConflictError(
+    `The record is at version ${current}, not ${expected}: read it again and apply your change to the current version.`,
+  );
+}

@@ -1,0 +1,219 @@
+// importBundle: a FHIR R4 Bundle becomes the patient's records, all or nothing. The bundle is
+// planned and validated whole first (see bundle-plan), sealed under the patient's data key in
+// one pass, and inserted in one database transaction; only after it commits are the records
+// anchored, through the same crash-safe path as createRecord (a record the ledger did not take
+// stays PENDING and the outbox anchors it); the answer does not wait for the ledger. Who may
+// import: the patient into their own records, and a clinician holding an active WRITE grant
+// (purpose TREATMENT) whose record filters cover every imported record; the clinician's import
+// is in the patient's access log.
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import type { RecordFacts } from '@custodia/chaincode/policy';
+import { DataSource } from 'typeorm';
+import { AccessLog } from '../../audit';
+import { Actor, hasRole } from '../../auth';
+import { BadUserInputError, ConsentRequiredError, NotFoundError } from '../../common/errors';
+import { Decision, PolicyDecisionPoint } from '../../consent';
+import { PatientsService } from '../../patients';
+import { CURRENT_FORMAT, DataKeyRing, sealRecord } from '../crypto';
+import { RecordAnchoring } from '../record-anchoring';
+import { RecordEntity } from '../record.entity';
+import { RecordIndex } from '../search/record-index';
+import { planImport, PlannedRecord } from './bundle-plan';
+import { ImportReportModel } from './import.model';
+
+/** Rows per INSERT statement (18 parameters each, well under PostgreSQL's 65,535). */
+const INSERT_CHUNK = 500;
+/** Anchors submitted at once after the commit (the embedded ledger cuts them into blocks). */
+const ANCHOR_CONCURRENCY = 64;
+
+@Injectable()
+export class BundleImportService implements OnApplicationShutdown {
+  /** Imports whose records are being anchored. */
+  private readonly anchoringNow = new Set<Promise<void>>();
+  /** Set at shutdown: records not yet anchored are left PENDING, for the outbox of the next start. */
+  private stopping = false;
+
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly patients: PatientsService,
+    private readonly keys: DataKeyRing,
+    private readonly anchoring: RecordAnchoring,
+    private readonly pdp: PolicyDecisionPoint,
+    private readonly log: AccessLog,
+    private readonly index: RecordIndex,
+  ) {}
+
+  async import(
+    actor: Actor,
+    bundle: unknown,
+    patientId: string | null | undefined,
+  ): Promise<ImportReportModel> {
+    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+    const target = patientId ?? own;
+    if (!target) {
+      if (hasRole(actor, 'PATIENT')) {
+        throw new NotFoundError(
+          'No patient profile is linked to this account yet; call registerPatient first.',
+        );
+      }
+      throw new BadUserInputError('patientId names the patient to import for', 'patientId');
+    }
+    const decision = await this.pdp.decide(actor, own, target, 'WRITE', 'TREATMENT');
+    if (decision.basis.kind === 'none') {
+      await this.logDenied(actor, target);
+      throw new ConsentRequiredError(
+        "No active consent lets you add records to this patient's profile. Ask the patient for a WRITE grant.",
+      );
+    }
+    const plan = await planImport(bundle, target);
+    for (const r of plan.records) {
+      if (!this.pdp.admits(decision, factsOf(r))) {
+        throw new ConsentRequiredError(
+          `entry[${r.entry}]: your grants do not cover ${r.resource.resourceType} records of this patient; nothing was imported.`,
+        );
+      }
+    }
+    const rows = await this.store(target, plan.records);
+    if (decision.basis.kind === 'grants') await this.logImport(actor, decision, target, rows);
+    // Committed: the answer need not wait for the ledger. Anchoring runs on (tracked, so that
+    // shutdown waits for it); a record it does not anchor stays PENDING for the outbox, which
+    // also picks up whatever a crash interrupted.
+    const anchoring = this.anchorAll(rows).finally(() => this.anchoringNow.delete(anchoring));
+    this.anchoringNow.add(anchoring);
+    return {
+      created: rows.length,
+      skipped: plan.skipped,
+      skippedTypes: plan.skippedTypes,
+      recordIds: rows.map((r) => r.id),
+    };
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.stopping = true;
+    await Promise.all(this.anchoringNow);
+  }
+
+  /** Seals every record and inserts them all in one transaction. */
+  private async store(patientId: string, records: PlannedRecord[]): Promise<RecordEntity[]> {
+    if (records.length === 0) return [];
+    // Whole milliseconds, so that page cursors round-trip exactly (as createRecord).
+    const now = new Date(Date.now());
+    return this.db.transaction(async (m) => {
+      const dek = await this.keys.liveKey(patientId, m);
+      const rows = records.map((r): RecordEntity => {
+        const labels = {
+          recordId: r.id,
+          patientId,
+          version: 1,
+          resourceType: r.resource.resourceType,
+          category: r.category,
+          sensitivity: r.sensitivity,
+        };
+        const sealed = sealRecord(dek.key, labels, r.resource);
+        return {
+          id: r.id,
+          patientId,
+          version: 1,
+          resourceType: labels.resourceType,
+          category: labels.category,
+          sensitivity: labels.sensitivity,
+          keyId: dek.id,
+          iv: sealed.iv,
+          authTag: sealed.tag,
+          ciphertext: sealed.ciphertext,
+          bindingVersion: CURRENT_FORMAT,
+          contentHash: sealed.contentHash,
+          hashVersion: CURRENT_FORMAT,
+          anchorState: 'PENDING',
+          anchoredHash: null,
+          ledgerTxId: null,
+          createdAt: now,
+          updatedAt: now,
+          // Searchable at once, as a record createRecord stores.
+          ...this.index.entryFor(dek, r.resource, now),
+        };
+      });
+      const repo = m.getRepository(RecordEntity);
+      for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
+        await repo.insert(rows.slice(i, i + INSERT_CHUNK));
+      }
+      return rows;
+    });
+  }
+
+  /**
+   * Anchors the committed records, a bounded number at a time; one the ledger does not take
+   * now stays PENDING for the outbox (anchorNow never throws).
+   */
+  private async anchorAll(rows: RecordEntity[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < rows.length && !this.stopping) {
+        const row = rows[next++];
+        await this.anchoring.anchorNow({
+          id: row.id,
+          version: row.version,
+          patientId: row.patientId,
+          contentHash: row.contentHash,
+        });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(ANCHOR_CONCURRENCY, rows.length) }, worker));
+  }
+
+  /** A clinician's import, as one WRITE event citing the grant that covers it. */
+  private async logImport(
+    actor: Actor,
+    decision: Decision,
+    patientId: string,
+    rows: RecordEntity[],
+  ): Promise<void> {
+    const grants = decision.basis.kind === 'grants' ? decision.basis.grants : [];
+    const consentId =
+      (rows.length ? this.pdp.permittingGrant(decision, factsOf(rows[0])) : undefined) ??
+      grants[0]?.id ??
+      null;
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds: rows.map((r) => r.id),
+      action: 'WRITE',
+      purpose: 'TREATMENT',
+      decision: 'PERMIT',
+      consentId,
+      breakGlass: false,
+      reason: null,
+      actorOrganizationId: actor.organizationId ?? undefined,
+    });
+  }
+
+  private async logDenied(actor: Actor, patientId: string): Promise<void> {
+    // Only attempts on a real patient are theirs to see.
+    if (!(await this.patients.exists(patientId))) return;
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds: [],
+      action: 'WRITE',
+      purpose: 'TREATMENT',
+      decision: 'DENY',
+      consentId: null,
+      breakGlass: false,
+      reason: null,
+    });
+  }
+}
+
+function factsOf(r: {
+  resourceType?: string;
+  resource?: { resourceType: string };
+  category: string | null;
+  sensitivity: 'NORMAL' | 'RESTRICTED';
+}): RecordFacts {
+  return {
+    resourceType: r.resourceType ?? r.resource!.resourceType,
+    category: r.category,
+    sensitivity: r.sensitivity,
+  };
+}

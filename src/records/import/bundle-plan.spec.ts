@@ -1,0 +1,177 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- variants edit arbitrary JSON */
+import { BadUserInputError } from '../../common/errors';
+import { corpusBundle, largeBundle, PATIENT_FULL_URL } from '../../../test/helpers/fhir-bundle';
+import { planImport } from './bundle-plan';
+
+const OWNER = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
+const plan = (bundle: unknown) => planImport(bundle, OWNER);
+
+/** The BadUserInputError the plan rejects with; any other outcome fails the test. */
+async function badUserInput(planned: Promise<unknown>): Promise<BadUserInputError> {
+  const e = await planned.then(
+    () => new Error('expected BAD_USER_INPUT, but the plan succeeded'),
+    (err: unknown) => err,
+  );
+  if (e instanceof BadUserInputError) return e;
+  throw e;
+}
+
+describe('planning a bundle import', () => {
+  it('imports every corpus resource and the Patient, skipping what holds no patient data', async () => {
+    const bundle = corpusBundle();
+    const p = await plan(bundle);
+    expect(p.records).toHaveLength(bundle.entry.length - 2);
+    expect(p.skipped).toBe(2);
+    expect(p.skippedTypes).toEqual(['Organization', 'Practitioner']);
+    const patient = p.records.find((r) => r.resource.resourceType === 'Patient')!;
+    expect(patient.resource.id).toBe(OWNER);
+    for (const r of p.records.filter((x) => x.resource.resourceType !== 'Patient')) {
+      const owner = (r.resource.subject ?? r.resource.patient) as { reference: string };
+      expect(owner.reference).toBe(`Patient/${OWNER}`);
+      expect(r.resource.id).toBe(r.id);
+    }
+  });
+
+  it('rewrites urn:uuid, relative and absolute references to the new record ids', async () => {
+    const bundle = corpusBundle();
+    const p = await plan(bundle);
+    const idOfEntry = new Map(p.records.map((r) => [r.entry, r.id]));
+    const entryOf = new Map<string, number>();
+    bundle.entry.forEach((e, i) => {
+      entryOf.set(e.fullUrl!, i);
+      if (e.resource.id) entryOf.set(`${e.resource.resourceType}/${e.resource.id}`, i);
+    });
+    let rewritten = 0;
+    for (const r of p.records) {
+      const original = JSON.stringify(bundle.entry[r.entry].resource);
+      for (const [, ref] of original.matchAll(/"reference":"([^"]+)"/g)) {
+        const target = entryOf.get(ref);
+        if (target === undefined || target === 0 || !idOfEntry.has(target)) continue;
+        const type = bundle.entry[target].resource.resourceType;
+        expect(JSON.stringify(r.resource)).toContain(
+          `"reference":"${type}/${idOfEntry.get(target)}"`,
+        );
+        expect(JSON.stringify(r.resource)).not.toContain(`"reference":"${ref}"`);
+        rewritten++;
+      }
+    }
+    // The corpus holds references between its own resources (DiagnosticReport.result, …).
+    expect(rewritten).toBeGreaterThan(50);
+  });
+
+  it('keeps references to skipped entries and to resources outside the bundle', async () => {
+    const bundle = corpusBundle();
+    const obs = bundle.entry.find((e) => e.resource.resourceType === 'Observation')!;
+    obs.resource.performer = [
+      { reference: bundle.entry[2].fullUrl },
+      { reference: 'Practitioner/elsewhere' },
+    ];
+    const r = (await plan(bundle)).records.find((x) => x.entry === bundle.entry.indexOf(obs))!;
+    expect(r.resource.performer).toEqual(obs.resource.performer);
+  });
+
+  it('contains a skipped Medication in the records that refer to it, and still counts it', async () => {
+    const bundle = corpusBundle();
+    const medication = {
+      fullUrl: 'urn:uuid:9a8b7c6d-1234-4cde-8f90-0a1b2c3d4e5f',
+      resource: {
+        resourceType: 'Medication',
+        id: '9a8b7c6d-1234-4cde-8f90-0a1b2c3d4e5f',
+        code: {
+          coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '313782' }],
+        },
+      },
+    };
+    bundle.entry.push(medication);
+    const requests = bundle.entry.filter(
+      (e) =>
+        e.resource.resourceType === 'MedicationRequest' && e.resource.medicationCodeableConcept,
+    );
+    for (const e of requests.slice(0, 2)) {
+      delete e.resource.medicationCodeableConcept;
+      e.resource.medicationReference = { reference: medication.fullUrl };
+    }
+    const p = await plan(bundle);
+    expect(p.skippedTypes).toEqual(['Medication', 'Organization', 'Practitioner']);
+    for (const e of requests.slice(0, 2)) {
+      const r = p.records.find((x) => x.entry === bundle.entry.indexOf(e))!;
+      expect(r.resource.medicationReference).toEqual({ reference: '#med1' });
+      expect(r.resource.contained).toEqual([{ ...medication.resource, id: 'med1' }]);
+    }
+  });
+
+  it('takes the one patient the entries name as the owner when there is no Patient entry', async () => {
+    const bundle = corpusBundle();
+    bundle.entry.shift();
+    for (const e of bundle.entry) {
+      for (const k of ['subject', 'patient']) {
+        if ((e.resource[k] as { reference?: string })?.reference === PATIENT_FULL_URL) {
+          e.resource[k] = { reference: 'Patient/old-id' };
+        }
+      }
+    }
+    const p = await plan(bundle);
+    expect(p.records).toHaveLength(bundle.entry.length - 2);
+  });
+
+  it('names the first invalid entry, with the path inside it', async () => {
+    const bundle = corpusBundle();
+    const i = bundle.entry.findIndex((e) => e.resource.resourceType === 'Observation');
+    bundle.entry[i].resource.status = 'not-a-status';
+    const e = await badUserInput(plan(bundle));
+    expect(e.message).toContain(`entry[${i}]`);
+    expect(e.message).not.toContain('not-a-status');
+    expect(e.details.field).toBe(`bundle.entry[${i}].resource.status`);
+  });
+
+  it.each([
+    ['a bundle of another type', (b: any) => (b.type = 'searchset'), 'bundle.type'],
+    ['not a bundle', (b: any) => (b.resourceType = 'Observation'), 'bundle'],
+    [
+      'an entry that deletes',
+      (b: any) => (b.entry[5].request.method = 'DELETE'),
+      'bundle.entry[5].request.method',
+    ],
+    [
+      'an entry without a resource',
+      (b: any) => delete b.entry[4].resource,
+      'bundle.entry[4].resource',
+    ],
+    [
+      'an unknown resource type',
+      (b: any) => (b.entry[6].resource.resourceType = 'Nonsense'),
+      'bundle.entry[6].resource.resourceType',
+    ],
+    [
+      'a repeated fullUrl',
+      (b: any) => (b.entry[7].fullUrl = b.entry[6].fullUrl),
+      'bundle.entry[7].fullUrl',
+    ],
+    [
+      'a second, different Patient',
+      (b: any) => b.entry.push({ resource: { resourceType: 'Patient', id: 'someone-else' } }),
+      `bundle.entry[${corpusBundle().entry.length}].resource`,
+    ],
+    [
+      'a record of another patient',
+      (b: any) => (b.entry[8].resource.subject = { reference: 'Patient/someone-else' }),
+      'bundle.entry[8].resource.subject',
+    ],
+  ])('refuses %s', async (_, mutate, field) => {
+    const bundle = corpusBundle();
+    mutate(bundle);
+    const e = await badUserInput(plan(bundle));
+    expect(e).toBeInstanceOf(BadUserInputError);
+    expect(e.details.field).toBe(field);
+  });
+
+  it('plans 1,000 entries well within the import budget (CPU time)', async () => {
+    const bundle = largeBundle(1000);
+    const started = process.cpuUsage();
+    const p = await plan(bundle);
+    const used = process.cpuUsage(started);
+    expect(p.records.length + p.skipped).toBe(1000);
+    // A loose bound (the budget is 10 s end to end; the e2e suite logs the measured time).
+    expect(used.user + used.system).toBeLessThan(10_000_000);
+  });
+});

@@ -1,0 +1,342 @@
+// What importing a FHIR R4 Bundle would store, decided before anything is written: every entry
+// checked, given its record id, its references rewritten and its resource validated, so that
+// one invalid entry rejects the whole bundle (naming `entry[i]`) and nothing is half-imported.
+// Pure (no database, no Nest) but for yielding to the event loop as it goes; the CLI runs it
+// too, to show progress and fail early.
+//
+// Rules (documented in the README of this folder's service, importBundle):
+// * Bundle.type is transaction, batch or collection; an entry's request, when present, creates
+//   (POST or PUT); GET, DELETE, PATCH and HEAD are refused.
+// * The bundle is one patient's data. Its Patient entry (at most one) becomes the owner: it is
+//   stored as a Patient record whose id is the owner's, and every reference to it names the
+//   owner. Without a Patient entry, the one patient (`Patient/<id>` or `urn:uuid:`) that all
+//   the entries' subject/patient name, outside the bundle, is taken as the owner.
+// * Types that cannot hold a patient's data (no subject/patient element that may name a
+//   Patient: Organization, Practitioner, PractitionerRole, Location, Medication, Provenance, …)
+//   are skipped and counted, exactly the types createRecord refuses; so is the Consent of a
+//   Custodia grant (a grant is made on the ledger by the patient, never imported).
+// * `urn:uuid:` (fullUrl), relative (`Type/id`) and absolute references to imported entries
+//   are rewritten to `Type/<record id>`. A skipped Medication a record refers to (Synthea's
+//   MedicationRequest.medicationReference) is contained in that record, the reference made
+//   local (`#med1`), so the record still says which drug. References to other skipped entries
+//   or to resources outside the bundle are kept as they are.
+// * meta.versionId and meta.lastUpdated are the source server's and are dropped.
+import { randomUUID } from 'node:crypto';
+import { setImmediate } from 'node:timers/promises';
+import { BadUserInputError } from '../../common/errors';
+import { isGrantConsent } from '../../consent';
+import { deriveCategory, FhirResource, labelledRestricted, validatePatientResource } from '../fhir';
+import { isR4ResourceType, patientElement, unsafeFhirInput } from '../fhir/index';
+
+/** The most entries one bundle may hold (a Synthea lifetime is a few thousand). */
+export const MAX_BUNDLE_ENTRIES = 10_000;
+
+const BUNDLE_TYPES = new Set(['transaction', 'batch', 'collection']);
+const CREATING = new Set(['POST', 'PUT']);
+/** Skipped types a record keeps as a contained copy when it refers to them. */
+const CONTAINABLE = new Set(['Medication']);
+const FIELD = 'bundle';
+/** Entries validated between two turns of the event loop. */
+const YIELD_EVERY = 25;
+
+export interface PlannedRecord {
+  /** The entry's index in Bundle.entry. */
+  entry: number;
+  id: string;
+  resource: FhirResource;
+  category: string | null;
+  sensitivity: 'NORMAL' | 'RESTRICTED';
+}
+
+export interface ImportPlan {
+  records: PlannedRecord[];
+  skipped: number;
+  /** The distinct resource types skipped, sorted. */
+  skippedTypes: string[];
+}
+
+export interface PlanOptions {
+  /** New record ids (random UUIDs unless given). */
+  newId?: () => string;
+  /** Told after each entry is checked: (entries checked, entries in all). */
+  onEntry?: (done: number, total: number) => void;
+}
+
+type Entry = { resource: Record<string, unknown> & { resourceType: string }; fullUrl?: string };
+
+/** Plans the import of `bundle` into `ownerId`'s records; rejects with BAD_USER_INPUT naming the entry. */
+export async function planImport(
+  bundle: unknown,
+  ownerId: string,
+  options: PlanOptions = {},
+): Promise<ImportPlan> {
+  const newId = options.newId ?? randomUUID;
+  const entries = envelope(bundle);
+  const owner = `Patient/${ownerId}`;
+  // Where each identity of an entry (its fullUrl, `Type/id`) now lives.
+  const targets = new Map<string, string>();
+  const kinds: ('import' | 'patient' | 'skip')[] = [];
+  const ids: string[] = [];
+  const fullUrls = new Set<string>();
+  // Skipped entries that a record referring to them takes in as a contained resource.
+  const containable = new Map<string, Entry['resource']>();
+  let patientEntry = -1;
+  entries.forEach((entry, i) => {
+    const { resource } = entry;
+    const type = resource.resourceType;
+    let kind: 'import' | 'patient' | 'skip';
+    if (type === 'Patient') {
+      // Another version of the same Patient (an export holds each stored one) is the owner too.
+      const first = patientEntry >= 0 ? entries[patientEntry].resource.id : undefined;
+      if (patientEntry >= 0 && (first === undefined || first !== resource.id)) {
+        throw bad(
+          i,
+          `is a second Patient (the first is entry[${patientEntry}]); a bundle imports one patient's data`,
+          'resource',
+        );
+      }
+      if (patientEntry < 0) patientEntry = i;
+      kind = 'patient';
+    } else if (!patientElement(type) || isGrantConsent(resource)) {
+      kind = 'skip';
+    } else {
+      kind = 'import';
+    }
+    kinds.push(kind);
+    const id = kind === 'import' ? newId() : kind === 'patient' ? ownerId : '';
+    ids.push(id);
+    if (entry.fullUrl !== undefined) {
+      if (fullUrls.has(entry.fullUrl)) {
+        throw bad(
+          i,
+          'repeats the fullUrl of an earlier entry (fullUrls must be unique)',
+          'fullUrl',
+        );
+      }
+      fullUrls.add(entry.fullUrl);
+    }
+    if (kind === 'skip') {
+      if (CONTAINABLE.has(type) && resource.contained === undefined) {
+        for (const key of identities(entry)) containable.set(key, resource);
+      }
+      return;
+    }
+    const target = kind === 'patient' ? owner : `${type}/${id}`;
+    for (const key of identities(entry)) targets.set(key, target);
+  });
+  if (patientEntry < 0) {
+    // No Patient entry: the one patient every record names (outside the bundle) is the owner.
+    const named = ownerReferences(entries, kinds);
+    const known = new Set(entries.flatMap(identities));
+    if (named.size === 1) {
+      const [only] = named;
+      if (
+        !known.has(only) &&
+        /^(Patient\/[A-Za-z0-9\-.]{1,64}|urn:uuid:[0-9a-fA-F-]{36})$/.test(only)
+      ) {
+        targets.set(only, owner);
+      }
+    }
+  }
+  const records: PlannedRecord[] = [];
+  const skippedTypes = new Set<string>();
+  let skipped = 0;
+  for (const [i, entry] of entries.entries()) {
+    // Validation takes a millisecond or two an entry: other requests get their turn between.
+    if (i % YIELD_EVERY === YIELD_EVERY - 1) await setImmediate();
+    const kind = kinds[i];
+    if (kind === 'skip') {
+      skipped++;
+      skippedTypes.add(entry.resource.resourceType);
+    } else {
+      const resource = rewritten(entry.resource, ids[i], targets, containable);
+      const valid = validEntry(resource, ownerId, i);
+      records.push({
+        entry: i,
+        id: kind === 'patient' ? newId() : ids[i],
+        resource: valid,
+        category: deriveCategory(valid),
+        sensitivity: labelledRestricted(valid) ? 'RESTRICTED' : 'NORMAL',
+      });
+    }
+    options.onEntry?.(i + 1, entries.length);
+  }
+  return { records, skipped, skippedTypes: [...skippedTypes].sort() };
+}
+
+/** The bundle's entries, each checked to be an object holding a resource that creates. */
+function envelope(bundle: unknown): Entry[] {
+  if (!isObject(bundle) || bundle.resourceType !== 'Bundle') {
+    throw new BadUserInputError('bundle must be a FHIR R4 Bundle (resourceType "Bundle")', FIELD);
+  }
+  if (typeof bundle.type !== 'string' || !BUNDLE_TYPES.has(bundle.type)) {
+    throw new BadUserInputError(
+      'bundle.type must be transaction, batch or collection',
+      `${FIELD}.type`,
+    );
+  }
+  const raw = bundle.entry ?? [];
+  if (!Array.isArray(raw))
+    throw new BadUserInputError('bundle.entry must be a list', `${FIELD}.entry`);
+  if (raw.length > MAX_BUNDLE_ENTRIES) {
+    throw new BadUserInputError(
+      `bundle.entry holds more than ${MAX_BUNDLE_ENTRIES} entries (the limit); split the bundle`,
+      `${FIELD}.entry`,
+    );
+  }
+  return raw.map((entry: unknown, i) => {
+    if (!isObject(entry)) throw bad(i, 'must be an object', '');
+    const { resource, fullUrl, request } = entry;
+    if (!isObject(resource)) throw bad(i, 'must hold a resource', 'resource');
+    // Before anything reads its keys: no __proto__, no nesting deeper than any real resource.
+    const unsafe = unsafeFhirInput(resource);
+    if (unsafe) throw bad(i, `is not valid FHIR R4: ${unsafe.path}: ${unsafe.rule}`, 'resource');
+    const type = resource.resourceType;
+    if (typeof type !== 'string' || !isR4ResourceType(type)) {
+      throw bad(
+        i,
+        'resource.resourceType must name a FHIR R4 resource type',
+        'resource.resourceType',
+      );
+    }
+    if (fullUrl !== undefined && (typeof fullUrl !== 'string' || fullUrl.length === 0)) {
+      throw bad(i, 'fullUrl must be a URI', 'fullUrl');
+    }
+    if (request !== undefined) {
+      const method = isObject(request) ? request.method : undefined;
+      if (typeof method !== 'string' || !CREATING.has(method)) {
+        throw bad(
+          i,
+          'request.method must be POST or PUT: an import only creates records',
+          'request.method',
+        );
+      }
+    }
+    return { resource: resource as Entry['resource'], fullUrl: fullUrl as string | undefined };
+  });
+}
+
+/** The names other entries may use for this one: its fullUrl, and `Type/id`. */
+function identities({ resource, fullUrl }: Entry): string[] {
+  const keys: string[] = [];
+  if (fullUrl) keys.push(fullUrl);
+  if (typeof resource.id === 'string') keys.push(`${resource.resourceType}/${resource.id}`);
+  // An absolute fullUrl (`https://host/fhir/Observation/1`) also answers to `Observation/1`.
+  const tail = fullUrl?.match(/^https?:\/\/.+\/([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})$/)?.[1];
+  if (tail) keys.push(tail);
+  return keys;
+}
+
+/** The distinct references of the imported entries' subject/patient elements. */
+function ownerReferences(entries: Entry[], kinds: string[]): Set<string> {
+  const named = new Set<string>();
+  entries.forEach(({ resource }, i) => {
+    if (kinds[i] !== 'import') return;
+    const element = patientElement(resource.resourceType)!;
+    const ref = (resource[element] as { reference?: unknown } | undefined)?.reference;
+    if (typeof ref === 'string') named.add(ref);
+  });
+  return named;
+}
+
+/**
+ * A copy with the new id, references rewritten, the skipped Medications it refers to contained,
+ * and the source server's version meta dropped.
+ */
+function rewritten(
+  source: Entry['resource'],
+  id: string,
+  targets: Map<string, string>,
+  containable: Map<string, Entry['resource']>,
+): Record<string, unknown> {
+  const resource = structuredClone(source);
+  resource.id = id;
+  withoutVersionMeta(resource);
+  const contained = new Map<Entry['resource'], string>();
+  const taken = new Set(
+    Array.isArray(resource.contained)
+      ? resource.contained.map((c) => (c as { id?: unknown })?.id)
+      : [],
+  );
+  const contain = (target: Entry['resource']): string => {
+    let local = contained.get(target);
+    if (!local) {
+      for (let n = contained.size + 1; !local || taken.has(local); n++) local = `med${n}`;
+      taken.add(local);
+      contained.set(target, local);
+    }
+    return `#${local}`;
+  };
+  rewriteReferences(resource, targets, containable, contain);
+  if (contained.size > 0) {
+    const own = Array.isArray(resource.contained) ? resource.contained : [];
+    resource.contained = [
+      ...own,
+      ...[...contained].map(([target, local]) => {
+        const copy = structuredClone(target);
+        copy.id = local;
+        withoutVersionMeta(copy);
+        return copy;
+      }),
+    ];
+  }
+  return resource;
+}
+
+function withoutVersionMeta(resource: Record<string, unknown>): void {
+  const meta = resource.meta;
+  if (!isObject(meta)) return;
+  delete meta.versionId;
+  delete meta.lastUpdated;
+  if (Object.keys(meta).length === 0) delete resource.meta;
+}
+
+function rewriteReferences(
+  node: unknown,
+  targets: Map<string, string>,
+  containable: Map<string, Entry['resource']>,
+  contain: (target: Entry['resource']) => string,
+): void {
+  if (Array.isArray(node)) {
+    for (const item of node) rewriteReferences(item, targets, containable, contain);
+    return;
+  }
+  if (!isObject(node)) return;
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'reference' && typeof value === 'string') {
+      // A version-specific reference names the same resource.
+      const base = value.replace(/\/_history\/[^/]+$/, '');
+      const target = targets.get(value) ?? targets.get(base);
+      const medication = containable.get(value) ?? containable.get(base);
+      if (target) node.reference = target;
+      else if (medication) node.reference = contain(medication);
+    } else if (typeof value === 'object' && value !== null) {
+      rewriteReferences(value, targets, containable, contain);
+    }
+  }
+}
+
+/** Validates as createRecord does; the error names the entry, never a value. */
+function validEntry(resource: Record<string, unknown>, ownerId: string, i: number): FhirResource {
+  try {
+    return validatePatientResource(resource, ownerId);
+  } catch (e) {
+    if (!(e instanceof BadUserInputError)) throw e;
+    const field = typeof e.details.field === 'string' ? e.details.field : 'input.resource';
+    throw new BadUserInputError(
+      `entry[${i}]: ${e.message}; nothing was imported`,
+      field.replace(/^input\.resource/, `${FIELD}.entry[${i}].resource`),
+    );
+  }
+}
+
+function bad(i: number, problem: string, path: string): BadUserInputError {
+  return new BadUserInputError(
+    `entry[${i}] ${problem}; nothing was imported`,
+    `${FIELD}.entry[${i}]${path ? `.${path}` : ''}`,
+  );
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,117 @@
+// The consent decision and the access log as the search, history and amendment operations
+// use them: the same policy decision point and the same events as `records`/`record`
+// (records.service), kept here so that those operations live beside it, not inside it.
+import { Injectable } from '@nestjs/common';
+import type { Action, RecordFacts } from '@custodia/chaincode/policy';
+import { Actor, hasRole } from '../auth';
+import { AccessLog } from '../audit';
+import { Decision, PolicyDecisionPoint } from '../consent';
+import { PatientsService } from '../patients';
+import { OpenRow } from './record-opener';
+import { AnchorLookup, integrityOf } from './record-integrity';
+import { HealthRecordModel, SensitivityEnum } from './record.model';
+
+@Injectable()
+export class RecordAccess {
+  constructor(
+    private readonly patients: PatientsService,
+    private readonly pdp: PolicyDecisionPoint,
+    private readonly log: AccessLog,
+  ) {}
+
+  /** On what basis the actor may READ (or WRITE) the patient's records, for treatment. */
+  async decide(actor: Actor, patientId: string, action: Action = 'READ'): Promise<Decision> {
+    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+    return this.pdp.decide(actor, own, patientId, action, 'TREATMENT');
+  }
+
+  admits(decision: Decision, row: RecordFacts): boolean {
+    return this.pdp.admits(decision, factsOf(row));
+  }
+
+  /** The grants' record filters as SQL over `alias` (null when not under grants). */
+  filterSql(decision: Decision, alias: string, params: unknown[]): string | null {
+    return this.pdp.recordFilterSql(decision, alias, params);
+  }
+
+  /** One event per call: the records read (or written), and the grant or basis that allowed it. */
+  async logPermitted(
+    actor: Actor,
+    decision: Decision,
+    patientId: string,
+    rows: readonly (RecordFacts & { id: string })[],
+  ): Promise<void> {
+    const basis = decision.basis;
+    let consentId: string | null = null;
+    if (basis.kind === 'grants') {
+      for (const r of rows) {
+        consentId = this.pdp.permittingGrant(decision, factsOf(r)) ?? null;
+        if (consentId) break;
+      }
+      consentId ??= basis.grants[0].id;
+    }
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds: rows.map((r) => r.id),
+      action: decision.request.action,
+      purpose: basis.kind === 'self' ? 'SELF' : 'TREATMENT',
+      decision: 'PERMIT',
+      consentId,
+      breakGlass: basis.kind === 'emergency',
+      reason: basis.kind === 'emergency' ? basis.reason : null,
+      emergencyId: basis.kind === 'emergency' ? basis.emergencyId : undefined,
+      actorOrganizationId: actor.organizationId ?? undefined,
+    });
+  }
+
+  async logDenied(
+    actor: Actor,
+    decision: Decision,
+    patientId: string,
+    recordIds: string[],
+  ): Promise<void> {
+    // Only attempts on a real patient are theirs to see.
+    if (!(await this.patients.exists(patientId))) return;
+    await this.log.record({
+      actorId: actor.id,
+      patientId,
+      recordIds,
+      action: decision.request.action,
+      purpose: decision.basis.kind === 'self' ? 'SELF' : 'TREATMENT',
+      decision: 'DENY',
+      consentId: null,
+      breakGlass: false,
+      reason: null,
+    });
+  }
+}
+
+export function factsOf(row: RecordFacts): RecordFacts {
+  return { resourceType: row.resourceType, category: row.category, sensitivity: row.sensitivity };
+}
+
+export function anchorQuestion({ row, hash }: OpenRow) {
+  return { recordId: row.id, version: row.version, contentHash: hash };
+}
+
+/** A record version as returned: its hash recomputed, its integrity judged by the ledger. */
+export function recordModel(
+  { row, resource, hash }: OpenRow,
+  anchor: AnchorLookup,
+): HealthRecordModel {
+  return {
+    id: row.id,
+    patientId: row.patientId,
+    resourceType: row.resourceType,
+    category: row.category,
+    sensitivity: row.sensitivity as SensitivityEnum,
+    resource,
+    version: row.version,
+    contentHash: hash,
+    integrity: integrityOf(hash, anchor, row.anchorState),
+    ledgerTxId: anchor.state === 'anchored' ? anchor.txId : null,
+    createdAt: row.createdAt,
+    updatedAt: row.updatedAt,
+  };
+}

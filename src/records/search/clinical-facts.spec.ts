@@ -1,0 +1,71 @@
+import { badUserInput } from '../../../test/helpers/errors';
+import { clinicalDate, codeTerms, hasTerm, mainCodings, tokenTerm } from './clinical-facts';
+
+const LOINC = 'http://loinc.org';
+
+describe('clinical facts of a resource', () => {
+  it('reads the main code of each type from its own element', () => {
+    const med = {
+      resourceType: 'MedicationRequest',
+      medicationCodeableConcept: { coding: [{ system: 'rx', code: '860975' }] },
+    };
+    const enc = {
+      resourceType: 'Encounter',
+      type: [{ coding: [{ system: 's', code: 'a' }] }, { coding: [{ code: 'b' }] }],
+    };
+    const imm = {
+      resourceType: 'Immunization',
+      vaccineCode: { coding: [{ system: 'cvx', code: '140' }] },
+    };
+    expect(mainCodings(med)).toEqual([{ system: 'rx', code: '860975' }]);
+    expect(mainCodings(enc)).toEqual([
+      { system: 's', code: 'a' },
+      { system: null, code: 'b' },
+    ]);
+    expect(mainCodings(imm)).toEqual([{ system: 'cvx', code: '140' }]);
+    expect(mainCodings({ resourceType: 'Observation', code: { text: 'free text only' } })).toEqual(
+      [],
+    );
+  });
+
+  it('indexes each coding by system|code, by code, and without a system as such', () => {
+    const obs = {
+      resourceType: 'Observation',
+      code: { coding: [{ system: LOINC, code: '4548-4' }, { code: 'x' }] },
+    };
+    expect(codeTerms(obs)).toEqual(['c:4548-4', 'c:x', 'ns:x', `sc:${LOINC}|4548-4`]);
+    expect(hasTerm(obs, tokenTerm(`${LOINC}|4548-4`, 'code'))).toBe(true);
+    expect(hasTerm(obs, tokenTerm('4548-4', 'code'))).toBe(true);
+    expect(hasTerm(obs, tokenTerm('|4548-4', 'code'))).toBe(false);
+    expect(hasTerm(obs, tokenTerm('|x', 'code'))).toBe(true);
+  });
+
+  it('rejects tokens that are not FHIR tokens, naming the field', () => {
+    for (const t of ['', `${LOINC}|`, 'a|b|c', 'tab\there', 'x'.repeat(513)]) {
+      expect(badUserInput(() => tokenTerm(t, 'codes[2]')).details).toMatchObject({
+        field: 'codes[2]',
+      });
+    }
+  });
+
+  it('takes the clinical date by preference, partial dates and periods from their start', () => {
+    expect(
+      clinicalDate({
+        resourceType: 'Observation',
+        effectivePeriod: { start: '2020-02' },
+        issued: '2021-01-01T00:00:00Z',
+      }),
+    ).toEqual(new Date('2020-02-01T00:00:00Z'));
+    expect(
+      clinicalDate({ resourceType: 'Observation', issued: '2021-01-01T10:00:00+01:00' }),
+    ).toEqual(new Date('2021-01-01T09:00:00Z'));
+    expect(clinicalDate({ resourceType: 'Condition', recordedDate: '2019' })).toEqual(
+      new Date('2019-01-01T00:00:00Z'),
+    );
+    expect(
+      clinicalDate({ resourceType: 'Encounter', period: { start: '2018-03-04T05:06:07Z' } }),
+    ).toEqual(new Date('2018-03-04T05:06:07Z'));
+    expect(clinicalDate({ resourceType: 'Procedure', performedString: 'last spring' })).toBeNull();
+    expect(clinicalDate({ resourceType: 'Observation' })).toBeNull();
+  });
+});

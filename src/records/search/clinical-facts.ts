@@ -1,0 +1,153 @@
+// What a search reads from a FHIR resource: its main code (the element a clinician means by
+// "which test, which diagnosis, which drug") and its clinical date. Pure functions: the write
+// path indexes them, the read path checks each row found against them again, so the index
+// (which a database writer could alter) decides nothing on its own.
+import { BadUserInputError } from '../../common/errors';
+
+type Json = Record<string, unknown>;
+
+/** The element holding each type's main code (a CodeableConcept, or an array of them). */
+const MAIN_CODE: Readonly<Record<string, string>> = {
+  AllergyIntolerance: 'code',
+  Claim: 'type',
+  Condition: 'code',
+  Coverage: 'type',
+  Device: 'type',
+  DeviceRequest: 'codeCodeableConcept',
+  DiagnosticReport: 'code',
+  DocumentReference: 'type',
+  Encounter: 'type',
+  ExplanationOfBenefit: 'type',
+  FamilyMemberHistory: 'relationship',
+  Goal: 'description',
+  ImagingStudy: 'procedureCode',
+  Immunization: 'vaccineCode',
+  MedicationAdministration: 'medicationCodeableConcept',
+  MedicationDispense: 'medicationCodeableConcept',
+  MedicationRequest: 'medicationCodeableConcept',
+  MedicationStatement: 'medicationCodeableConcept',
+  Observation: 'code',
+  Procedure: 'code',
+  ServiceRequest: 'code',
+};
+
+/**
+ * Each type's clinical date, in order of preference: a choice element's `[x]` stands for its
+ * dateTime/instant/Period forms (a Period counts from its start). The first present wins.
+ */
+const CLINICAL_DATE: Readonly<Record<string, readonly string[]>> = {
+  AllergyIntolerance: ['onset[x]', 'recordedDate'],
+  CarePlan: ['period', 'created'],
+  CareTeam: ['period'],
+  Claim: ['billablePeriod', 'created'],
+  Condition: ['onset[x]', 'recordedDate'],
+  Coverage: ['period'],
+  DeviceRequest: ['occurrence[x]', 'authoredOn'],
+  DiagnosticReport: ['effective[x]', 'issued'],
+  DocumentReference: ['date'],
+  Encounter: ['period'],
+  ExplanationOfBenefit: ['billablePeriod', 'created'],
+  FamilyMemberHistory: ['date'],
+  Goal: ['start[x]'],
+  ImagingStudy: ['started'],
+  Immunization: ['occurrence[x]', 'recorded'],
+  MedicationAdministration: ['effective[x]'],
+  MedicationDispense: ['whenHandedOver', 'whenPrepared'],
+  MedicationRequest: ['authoredOn'],
+  MedicationStatement: ['effective[x]', 'dateAsserted'],
+  Observation: ['effective[x]', 'issued'],
+  Procedure: ['performed[x]'],
+  ServiceRequest: ['occurrence[x]', 'authoredOn'],
+};
+
+const CHOICE_FORMS = ['DateTime', 'Instant', 'Period', 'Date'];
+
+export interface Coding {
+  system: string | null;
+  code: string;
+}
+
+/** The codings of the resource's main code (every coding of every concept), possibly none. */
+export function mainCodings(resource: Json): Coding[] {
+  const element = MAIN_CODE[resource.resourceType as string] ?? 'code';
+  const raw = resource[element];
+  const concepts = Array.isArray(raw) ? raw : raw ? [raw] : [];
+  const out: Coding[] = [];
+  for (const concept of concepts as { coding?: unknown }[]) {
+    if (!concept || !Array.isArray(concept.coding)) continue;
+    for (const c of concept.coding as { system?: unknown; code?: unknown }[]) {
+      if (typeof c?.code !== 'string' || c.code === '') continue;
+      out.push({ system: typeof c.system === 'string' ? c.system : null, code: c.code });
+    }
+  }
+  return out;
+}
+
+/** The resource's clinical date, or null when it has none (the caller falls back). */
+export function clinicalDate(resource: Json): Date | null {
+  const paths = CLINICAL_DATE[resource.resourceType as string] ?? ['effective[x]'];
+  for (const path of paths) {
+    const values = path.endsWith('[x]')
+      ? CHOICE_FORMS.map((form) => resource[path.slice(0, -3) + form])
+      : [resource[path]];
+    for (const value of values) {
+      const date = instantOf(value);
+      if (date) return date;
+    }
+  }
+  return null;
+}
+
+/** A FHIR date, dateTime or instant (partial dates count from their start), or a Period's start. */
+function instantOf(value: unknown): Date | null {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    return instantOf((value as { start?: unknown }).start);
+  }
+  if (typeof value !== 'string') return null;
+  // FHIR partial dates: "2019", "2019-05", "2019-05-03" (all UTC midnight here).
+  const partial = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$/.exec(value);
+  const ms = partial
+    ? Date.UTC(Number(partial[1]), Number(partial[2] ?? 1) - 1, Number(partial[3] ?? 1))
+    : Date.parse(value);
+  return Number.isFinite(ms) ? new Date(ms) : null;
+}
+
+/**
+ * The index terms of a resource's main code: per coding, `sc:system|code` and `c:code`, and
+ * `ns:code` for a coding without a system, so that each form of a FHIR token is one lookup.
+ */
+export function codeTerms(resource: Json): string[] {
+  const terms = new Set<string>();
+  for (const { system, code } of mainCodings(resource)) {
+    terms.add(`c:${code}`);
+    terms.add(system === null ? `ns:${code}` : `sc:${system}|${code}`);
+  }
+  return [...terms].sort();
+}
+
+const MAX_TOKEN = 512;
+
+/**
+ * The index term a FHIR token asks for: `system|code` (that system), `|code` (no system) or
+ * `code` (any system). Anything else is BAD_USER_INPUT naming `field`.
+ */
+export function tokenTerm(token: string, field: string): string {
+  const bad = () =>
+    new BadUserInputError(
+      `${field} must be a FHIR token: "system|code", "|code" or "code" (at most ${MAX_TOKEN} characters)`,
+      field,
+    );
+  // eslint-disable-next-line no-control-regex
+  if (token.length === 0 || token.length > MAX_TOKEN || /[\u0000-\u001f]/.test(token)) throw bad();
+  const bar = token.indexOf('|');
+  if (bar < 0) return `c:${token}`;
+  const system = token.slice(0, bar);
+  const code = token.slice(bar + 1);
+  if (code === '' || code.includes('|')) throw bad();
+  return system === '' ? `ns:${code}` : `sc:${system}|${code}`;
+}
+
+/** Whether the resource's main code carries the term (the check of each row found). */
+export function hasTerm(resource: Json, term: string): boolean {
+  return codeTerms(resource).includes(term);
+}

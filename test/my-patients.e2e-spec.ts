@@ -1,0 +1,142 @@
+// myPatients: a clinician's patients are those whose active grants name them or their
+// organisation, or to whom they hold a running emergency access; nothing else is listed.
+import { codes, TestApi } from './helpers/test-api';
+
+const REGISTER = `mutation($name: String) { registerPatient(displayName: $name) { id } }`;
+const MY_PATIENTS = `query($first: Int, $after: String) { myPatients(first: $first, after: $after) {
+  items { patient { id displayName } grants { id status grantee { type id } fhir } emergencyUntil }
+  nextCursor } }`;
+
+type Access = {
+  patient: { id: string; displayName: string | null };
+  grants: {
+    id: string;
+    status: string;
+    grantee: { type: string; id: string };
+    fhir: { resourceType: string };
+  }[];
+  emergencyUntil: string | null;
+};
+type Page = { myPatients: { items: Access[]; nextCursor: string | null } };
+
+describe('a clinician’s patients', () => {
+  let api: TestApi;
+  let dr: string;
+  let colleague: string;
+  let elsewhere: string;
+  const ids: Record<string, string> = {};
+  const tokens: Record<string, string> = {};
+
+  const register = async (sub: string) => {
+    tokens[sub] = await api.token(sub, 'PATIENT');
+    ids[sub] = (
+      await api.ok<{ registerPatient: { id: string } }>(
+        REGISTER,
+        { name: `Patient ${sub}` },
+        tokens[sub],
+      )
+    ).registerPatient.id;
+  };
+  const listed = async (token: string): Promise<Access[]> => {
+    const items: Access[] = [];
+    let after: string | null = null;
+    do {
+      const page: Page = await api.ok<Page>(MY_PATIENTS, { first: 2, after }, token);
+      items.push(...page.myPatients.items);
+      after = page.myPatients.nextCursor;
+    } while (after);
+    return items;
+  };
+
+  beforeAll(async () => {
+    api = await TestApi.start();
+    dr = await api.token('dr-who', 'CLINICIAN', 'org-a');
+    colleague = await api.token('dr-colleague', 'CLINICIAN', 'org-a');
+    elsewhere = await api.token('dr-elsewhere', 'CLINICIAN', 'org-b');
+    for (const sub of [
+      'granted',
+      'revoked',
+      'expired',
+      'future',
+      'org',
+      'other',
+      'emergency',
+      'none',
+    ]) {
+      await register(sub);
+    }
+    await api.grantRead(tokens.granted, 'dr-who');
+    const revoked = await api.grantRead(tokens.revoked, 'dr-who');
+    await api.ok(
+      'mutation($id: ID!) { revokeConsent(id: $id) { id } }',
+      { id: revoked },
+      tokens.revoked,
+    );
+    await api.grantRead(tokens.future, 'dr-who', {
+      validFrom: new Date(Date.now() + 3_600_000).toISOString(),
+    });
+    await api.grantRead(tokens.org, 'org-a', {
+      granteeType: 'ORGANIZATION',
+      actions: ['READ', 'WRITE'],
+    });
+    await api.grantRead(tokens.other, 'dr-colleague');
+    await api.ok(
+      'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',
+      { p: ids.emergency, r: 'unconscious on arrival, allergies unknown' },
+      dr,
+    );
+    // A grant that runs out: the only wait is for the clock to pass its end.
+    const until = Date.now() + 1_500;
+    await api.grantRead(tokens.expired, 'dr-who', { validUntil: new Date(until).toISOString() });
+    while (Date.now() <= until) await new Promise((r) => setTimeout(r, until + 10 - Date.now()));
+  });
+  afterAll(() => api?.stop());
+
+  it('lists exactly the patients with an active grant to the clinician or their organisation, or an emergency', async () => {
+    const items = await listed(dr);
+    const names = items.map((i) => i.patient.id).sort();
+    expect(names).toEqual([ids.emergency, ids.granted, ids.org].sort());
+    expect(new Set(names).size).toBe(names.length);
+  });
+
+  it('gives each patient with the grants that apply, and a running emergency with its end', async () => {
+    const byId = new Map((await listed(dr)).map((i) => [i.patient.id, i]));
+    const granted = byId.get(ids.granted)!;
+    expect(granted.patient.displayName).toBe('Patient granted');
+    expect(granted.grants).toEqual([
+      expect.objectContaining({ status: 'ACTIVE', grantee: { type: 'CLINICIAN', id: 'dr-who' } }),
+    ]);
+    expect(granted.grants[0].fhir.resourceType).toBe('Consent');
+    expect(granted.emergencyUntil).toBeNull();
+    expect(byId.get(ids.org)!.grants[0].grantee).toEqual({ type: 'ORGANIZATION', id: 'org-a' });
+    const emergency = byId.get(ids.emergency)!;
+    expect(emergency.grants).toEqual([]);
+    expect(Date.parse(emergency.emergencyUntil!)).toBeGreaterThan(Date.now());
+  });
+
+  it("lists a colleague's own grants and the organisation's to the colleague, not the emergency", async () => {
+    const names = (await listed(colleague)).map((i) => i.patient.id).sort();
+    expect(names).toEqual([ids.org, ids.other].sort());
+  });
+
+  it('lists nothing for a clinician of another organisation', async () => {
+    expect(await listed(elsewhere)).toEqual([]);
+  });
+
+  it('drops a patient as soon as the grant is revoked', async () => {
+    const [grant] = (await listed(dr)).find((i) => i.patient.id === ids.granted)!.grants;
+    await api.ok(
+      'mutation($id: ID!) { revokeConsent(id: $id) { id } }',
+      { id: grant.id },
+      tokens.granted,
+    );
+    expect((await listed(dr)).map((i) => i.patient.id)).not.toContain(ids.granted);
+  });
+
+  it('is for clinicians only, and refuses a cursor it did not issue', async () => {
+    expect(codes(await api.gql(MY_PATIENTS, {}, tokens.none))).toEqual(['FORBIDDEN']);
+    expect(codes(await api.gql(MY_PATIENTS, { after: 'not-a-cursor' }, dr))).toEqual([
+      'BAD_USER_INPUT',
+    ]);
+  });
+});

@@ -1,0 +1,401 @@
+// Amendments and history: versions in order, each anchored and verified on its own, stale
+// writes refused, consent for writing and for reading every version, tampering detected.
+import { codes, TestApi } from './helpers/test-api';
+import { condition, LOINC, observation } from './helpers/fhir';
+import { corpusResource } from './helpers/fhir-corpus';
+import { EmbeddedLedger, Ledger, LEDGER } from '../src/ledger';
+import { RecordAnchoring } from '../src/records';
+
+const REGISTER = `mutation { registerPatient { id } }`;
+const CREATE = `mutation($input: CreateRecordInput!) { createRecord(input: $input) {
+  id version contentHash ledgerTxId } }`;
+const UPDATE = `mutation($id: ID!, $r: JSON!, $v: Int!) {
+  updateRecord(id: $id, resource: $r, expectedVersion: $v) {
+    id version resource integrity contentHash ledgerTxId category sensitivity effectiveAt
+    createdAt updatedAt } }`;
+const HISTORY = `query($id: ID!) { recordHistory(id: $id) {
+  id version resource integrity contentHash ledgerTxId updatedAt } }`;
+const SEARCH = `query($p: ID!, $code: String) { records(patientId: $p, code: $code) { items { id version } } }`;
+const ERASE = 'mutation { eraseMyData(confirm: true) }';
+
+type Version = {
+  id: string;
+  version: number;
+  resource: Record<string, unknown> & { meta?: Record<string, unknown> };
+  integrity: string;
+  contentHash: string;
+  ledgerTxId: string | null;
+  updatedAt: string;
+};
+
+describe('record amendments and history', () => {
+  let api: TestApi;
+  let alice: string;
+  let aliceId: string;
+
+  beforeAll(async () => {
+    // A short first retry, so that the outbox recovers quickly after an outage.
+    api = await TestApi.start({ ANCHOR_RETRY_MS: '50' });
+    alice = await api.token('alice', 'PATIENT');
+    aliceId = (await api.ok<{ registerPatient: { id: string } }>(REGISTER, {}, alice))
+      .registerPatient.id;
+  });
+  afterAll(async () => {
+    api?.server.app.get<EmbeddedLedger>(LEDGER).simulateOutage(false);
+    await api?.stop();
+  });
+
+  async function create(resource: Record<string, unknown>, token = alice) {
+    return (
+      await api.ok<{ createRecord: { id: string; contentHash: string; ledgerTxId: string } }>(
+        CREATE,
+        { input: { resource } },
+        token,
+      )
+    ).createRecord;
+  }
+  const update = (id: string, r: unknown, v: number, token = alice) =>
+    api.gql<{ updateRecord: Version & Record<string, unknown> }>(UPDATE, { id, r, v }, token);
+  const history = (id: string, token = alice) =>
+    api.gql<{ recordHistory: Version[] }>(HISTORY, { id }, token);
+  const versionRows = async (id: string) =>
+    Number(
+      (await api.db.query('SELECT count(*) FROM record_versions WHERE record_id = $1', [id]))
+        .rows[0].count,
+    );
+
+  describe('as the patient', () => {
+    it('stores a new version with the server’s versionId and lastUpdated, anchored and verified', async () => {
+      const v1 = await create(observation('4548-4', 7.4, '%'));
+      const amended = {
+        ...observation('4548-4', 7.2, '%'),
+        meta: { versionId: '99', lastUpdated: '2001-01-01T00:00:00Z', tag: [{ code: 'kept' }] },
+      };
+      const res = await update(v1.id, amended, 1);
+      expect(res.errors).toBeUndefined();
+      const v2 = res.data!.updateRecord;
+      expect(v2).toMatchObject({ id: v1.id, version: 2, integrity: 'VERIFIED' });
+      expect(v2.resource.meta).toEqual({
+        versionId: '2',
+        lastUpdated: v2.updatedAt,
+        tag: [{ code: 'kept' }],
+      });
+      expect(v2.resource.valueQuantity).toEqual({ value: 7.2, unit: '%' });
+      expect(v2.contentHash).not.toBe(v1.contentHash);
+      expect(v2.ledgerTxId).toBeTruthy();
+      expect(v2.ledgerTxId).not.toBe(v1.ledgerTxId);
+
+      const { data } = await history(v1.id);
+      const list = data!.recordHistory;
+      expect(list.map((v) => v.version)).toEqual([2, 1]);
+      expect(list.map((v) => v.integrity)).toEqual(['VERIFIED', 'VERIFIED']);
+      expect(list[1]).toMatchObject({ contentHash: v1.contentHash, ledgerTxId: v1.ledgerTxId });
+      expect(list[1].resource.valueQuantity).toEqual({ value: 7.4, unit: '%' });
+      expect(list[0]).toMatchObject({ contentHash: v2.contentHash, ledgerTxId: v2.ledgerTxId });
+    });
+
+    it('anchors every version on the ledger in order', async () => {
+      const { id } = await create(observation('2345-7'));
+      for (let v = 1; v <= 3; v++) {
+        expect((await update(id, observation('2345-7', 5 + v), v)).errors).toBeUndefined();
+      }
+      const anchored = await api.server.app
+        .get<Ledger>(LEDGER)
+        .evaluate<{ version: number; contentHash: string }[]>('records', 'RecordHistory', [id]);
+      const list = (await history(id)).data!.recordHistory;
+      expect(anchored.map((a) => a.version)).toEqual([1, 2, 3, 4]);
+      expect(list.map((v) => v.contentHash)).toEqual(
+        [...anchored].reverse().map((a) => a.contentHash),
+      );
+    });
+
+    it('keeps versions written during a ledger outage PENDING, then anchors them in order', async () => {
+      const ledger = api.server.app.get<EmbeddedLedger>(LEDGER);
+      const anchoring = api.server.app.get(RecordAnchoring);
+      ledger.simulateOutage(true);
+      let id: string;
+      try {
+        id = (
+          await api.ok<{ createRecord: { id: string } }>(
+            CREATE,
+            { input: { resource: observation('2160-0', 1.0) } },
+            alice,
+          )
+        ).createRecord.id;
+        for (let v = 1; v <= 2; v++) {
+          const res = await update(id, observation('2160-0', 1 + v / 10), v);
+          expect(res.data!.updateRecord).toMatchObject({ version: v + 1, integrity: 'PENDING' });
+        }
+      } finally {
+        ledger.simulateOutage(false);
+      }
+      const { rows } = await api.db.query(
+        `SELECT count(*)::int AS n FROM record_versions WHERE record_id = $1 AND anchor_state = 'PENDING'`,
+        [id],
+      );
+      expect(rows[0].n).toBe(2);
+      // Each anchoring is an event: after each, ask storage whether any version still waits.
+      const pendingLeft = async () =>
+        (
+          await api.db.query(
+            `SELECT (SELECT count(*) FROM record_versions WHERE record_id = $1 AND anchor_state = 'PENDING')
+                  + (SELECT count(*) FROM records WHERE id = $1 AND anchor_state = 'PENDING') AS n`,
+            [id],
+          )
+        ).rows[0].n as string;
+      await new Promise<void>((resolve, reject) => {
+        const check = () =>
+          pendingLeft().then((n) => {
+            if (n !== '0') return;
+            anchoring.events.off('anchored', check);
+            resolve();
+          }, reject);
+        anchoring.events.on('anchored', check);
+        void anchoring.drainOnce().then(check);
+      });
+      const list = (await history(id)).data!.recordHistory;
+      expect(list.map((v) => [v.version, v.integrity])).toEqual([
+        [3, 'VERIFIED'],
+        [2, 'VERIFIED'],
+        [1, 'VERIFIED'],
+      ]);
+      const states = await api.db.query(
+        `SELECT anchor_state FROM record_versions WHERE record_id = $1
+         UNION ALL SELECT anchor_state FROM records WHERE id = $1`,
+        [id],
+      );
+      expect(states.rows.map((r) => r.anchor_state)).toEqual(['ANCHORED', 'ANCHORED', 'ANCHORED']);
+    });
+
+    it('refuses a stale expectedVersion with CONFLICT and writes nothing', async () => {
+      const { id } = await create(observation('718-7'));
+      expect((await update(id, observation('718-7', 13), 1)).errors).toBeUndefined();
+      const before = await api.db.query('SELECT version, auth_tag FROM records WHERE id = $1', [
+        id,
+      ]);
+      for (const v of [1, 3]) {
+        const res = await update(id, observation('718-7', 14), v);
+        expect(codes(res)).toEqual(['CONFLICT']);
+        expect(res.errors![0].message).not.toContain('14');
+      }
+      const after = await api.db.query('SELECT version, auth_tag FROM records WHERE id = $1', [id]);
+      expect(after.rows).toEqual(before.rows);
+      expect(await versionRows(id)).toBe(1);
+    });
+
+    it('lets only one of two concurrent amendments of the same version through', async () => {
+      const { id } = await create(observation('718-7'));
+      const results = await Promise.all([
+        update(id, observation('718-7', 11), 1),
+        update(id, observation('718-7', 12), 1),
+      ]);
+      expect(results.map((r) => codes(r)[0] ?? 'OK').sort()).toEqual(['CONFLICT', 'OK']);
+      expect((await history(id)).data!.recordHistory.map((v) => v.version)).toEqual([2, 1]);
+    });
+
+    it('validates the amendment as FHIR R4 and keeps its resource type, writing nothing', async () => {
+      const { id } = await create(observation('718-7'));
+      const invalid = { ...observation('718-7'), status: 'not-a-status' };
+      expect(codes(await update(id, invalid, 1))).toEqual(['BAD_USER_INPUT']);
+      const other = await update(id, condition(), 1);
+      expect(codes(other)).toEqual(['BAD_USER_INPUT']);
+      expect(codes(await update(id, observation(), 0))).toEqual(['BAD_USER_INPUT']);
+      expect(await versionRows(id)).toBe(0);
+    });
+
+    it('amends a real Synthea condition and searches by its new code only', async () => {
+      const synthea = corpusResource('synthea-Condition-1.json');
+      delete synthea.subject;
+      delete synthea.encounter;
+      const { id } = await create(synthea);
+      const code = (synthea.code as { coding: { system: string; code: string }[] }).coding[0];
+      const amended = {
+        ...synthea,
+        code: { coding: [{ system: 'http://snomed.info/sct', code: '73211009' }] },
+      };
+      expect((await update(id, amended, 1)).errors).toBeUndefined();
+      const found = (c: string) =>
+        api
+          .ok<{ records: { items: { id: string }[] } }>(SEARCH, { p: aliceId, code: c }, alice)
+          .then((d) => d.records.items.map((r) => r.id));
+      expect(await found(`${code.system}|${code.code}`)).not.toContain(id);
+      expect(await found('http://snomed.info/sct|73211009')).toContain(id);
+    });
+
+    it('never lifts a restriction', async () => {
+      const { id } = await create(condition('44054006', true));
+      const res = await update(id, condition('44054006'), 1);
+      expect(res.data!.updateRecord.sensitivity).toBe('RESTRICTED');
+    });
+
+    it('answers NOT_FOUND for an id that does not exist or is malformed', async () => {
+      for (const id of ['00000000-0000-4000-8000-000000000000', 'nope']) {
+        expect(codes(await update(id, observation(), 1))).toEqual(['NOT_FOUND']);
+        expect(codes(await history(id))).toEqual(['NOT_FOUND']);
+      }
+    });
+  });
+
+  describe('consent', () => {
+    let obsId: string;
+    let condId: string;
+
+    beforeAll(async () => {
+      obsId = (await create(observation('8310-5', 37))).id;
+      condId = (await create(condition())).id;
+      await update(condId, condition('38341003'), 1);
+    });
+
+    it('hides history and amendment from a clinician without a grant (NOT_FOUND)', async () => {
+      const dr = await api.token('dr-none', 'CLINICIAN');
+      expect(codes(await history(obsId, dr))).toEqual(['NOT_FOUND']);
+      expect(codes(await update(obsId, observation('8310-5', 38), 1, dr))).toEqual(['NOT_FOUND']);
+    });
+
+    it('tells a clinician who may read but not write that amending needs consent', async () => {
+      const dr = await api.token('dr-read', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-read');
+      expect(codes(await update(obsId, observation('8310-5', 38), 1, dr))).toEqual([
+        'CONSENT_REQUIRED',
+      ]);
+      expect((await history(obsId, dr)).data!.recordHistory).toHaveLength(1);
+    });
+
+    it('lets a clinician with a WRITE grant amend, logged as a write under that grant', async () => {
+      const dr = await api.token('dr-write', 'CLINICIAN');
+      const grantId = await api.grantRead(alice, 'dr-write', {
+        actions: ['READ', 'WRITE'],
+        resourceTypes: ['Observation'],
+      });
+      const res = await update(
+        obsId,
+        { ...observation('8310-5', 38.2), subject: { reference: `Patient/${aliceId}` } },
+        1,
+        dr,
+      );
+      expect(res.errors).toBeUndefined();
+      expect(res.data!.updateRecord).toMatchObject({ version: 2, integrity: 'VERIFIED' });
+      const { rows } = await api.db.query(
+        `SELECT action, decision, consent_id FROM access_events
+         WHERE actor_id = 'dr-write' AND $1 = ANY(record_ids) ORDER BY seq`,
+        [obsId],
+      );
+      expect(rows).toEqual([{ action: 'WRITE', decision: 'PERMIT', consent_id: grantId }]);
+      // The grant covers Observations only: a Condition is not theirs to amend or see.
+      expect(codes(await update(condId, condition('1'), 2, dr))).toEqual(['NOT_FOUND']);
+      expect(codes(await history(condId, dr))).toEqual(['NOT_FOUND']);
+    });
+
+    it('never surfaces a Condition’s history under a grant for Observations only', async () => {
+      const dr = await api.token('dr-obs', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-obs', { resourceTypes: ['Observation'] });
+      expect(codes(await history(condId, dr))).toEqual(['NOT_FOUND']);
+      expect((await history(obsId, dr)).data!.recordHistory.map((v) => v.version)).toEqual([2, 1]);
+    });
+
+    it('leaves out a version whose labels the grant does not cover', async () => {
+      const { id } = await create(observation('8867-4', 70));
+      // Version 2 moves from laboratory to vital signs.
+      const vital = {
+        ...observation('8867-4', 72),
+        category: [
+          {
+            coding: [
+              {
+                system: 'http://terminology.hl7.org/CodeSystem/observation-category',
+                code: 'vital-signs',
+              },
+            ],
+          },
+        ],
+      };
+      expect((await update(id, vital, 1)).errors).toBeUndefined();
+      const dr = await api.token('dr-vitals', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-vitals', { categories: ['vital-signs'] });
+      expect((await history(id, dr)).data!.recordHistory.map((v) => v.version)).toEqual([2]);
+    });
+
+    it("refuses a patient another patient's record", async () => {
+      const bob = await api.token('bob', 'PATIENT');
+      await api.ok(REGISTER, {}, bob);
+      expect(codes(await update(obsId, observation(), 2, bob))).toEqual(['NOT_FOUND']);
+      expect(codes(await history(obsId, bob))).toEqual(['NOT_FOUND']);
+    });
+  });
+
+  describe('tampering', () => {
+    it('withholds a forged old version and still verifies the rest', async () => {
+      const { id } = await create(observation('2093-3', 180));
+      await update(id, observation('2093-3', 170), 1);
+      await update(id, observation('2093-3', 160), 2);
+      // A database writer puts version 3's ciphertext into version 1's row.
+      await api.db.query(
+        `UPDATE record_versions v SET iv = r.iv, auth_tag = r.auth_tag, ciphertext = r.ciphertext
+         FROM records r WHERE r.id = v.record_id AND v.record_id = $1 AND v.version = 1`,
+        [id],
+      );
+      const res = await history(id);
+      expect(res.data!.recordHistory.map((v) => [v.version, v.integrity])).toEqual([
+        [3, 'VERIFIED'],
+        [2, 'VERIFIED'],
+      ]);
+      expect(codes(res)).toEqual(['INTERNAL']);
+      expect(res.errors![0].message).toContain(id);
+    });
+
+    it('judges an old version by the ledger, never by its stored hash and anchor columns', async () => {
+      const { id } = await create(observation('2093-3', 200));
+      await update(id, observation('2093-3', 190), 1);
+      await api.db.query(
+        `UPDATE record_versions SET content_hash = repeat('a', 64), anchored_hash = repeat('a', 64),
+           ledger_tx_id = 'forged' WHERE record_id = $1`,
+        [id],
+      );
+      const list = (await history(id)).data!.recordHistory;
+      // Integrity is the recomputed hash against the ledger's anchor, never these columns.
+      expect(list.map((v) => v.integrity)).toEqual(['VERIFIED', 'VERIFIED']);
+      expect(list[1].ledgerTxId).not.toBe('forged');
+    });
+    it('reports a record rolled back to an older version, which the ledger knows is not the newest', async () => {
+      const { id } = await create(observation('2093-3', 210));
+      await update(id, observation('2093-3', 220), 1);
+      // A database writer restores version 1 as the current row and drops its copy.
+      await api.db.query(
+        `UPDATE records r SET version = v.version, iv = v.iv, auth_tag = v.auth_tag,
+           ciphertext = v.ciphertext, content_hash = v.content_hash, category = v.category,
+           sensitivity = v.sensitivity, key_id = v.key_id
+         FROM record_versions v WHERE v.record_id = r.id AND r.id = $1 AND v.version = 1`,
+        [id],
+      );
+      await api.db.query('DELETE FROM record_versions WHERE record_id = $1', [id]);
+      const res = await history(id);
+      expect(res.data!.recordHistory.map((v) => [v.version, v.integrity])).toEqual([
+        [1, 'VERIFIED'],
+      ]);
+      expect(codes(res)).toEqual(['INTERNAL']);
+      expect(res.errors![0].message).toContain(`Record ${id}: version(s) 2 `);
+    });
+  });
+
+  describe('erasure', () => {
+    it('shreds every version', async () => {
+      const carol = await api.token('carol', 'PATIENT');
+      const carolId = (await api.ok<{ registerPatient: { id: string } }>(REGISTER, {}, carol))
+        .registerPatient.id;
+      const { id } = await create(
+        { ...observation('4548-4'), code: { coding: [{ system: LOINC, code: '4548-4' }] } },
+        carol,
+      );
+      await update(id, observation('4548-4', 6), 1, carol);
+      await update(id, observation('4548-4', 7), 2, carol);
+      expect(await versionRows(id)).toBe(2);
+      await api.ok(ERASE, {}, carol);
+      expect(await versionRows(id)).toBe(0);
+      const { rows } = await api.db.query(
+        `SELECT count(*)::int AS n FROM records WHERE patient_id = $1`,
+        [carolId],
+      );
+      expect(rows[0].n).toBe(0);
+    });
+  });
+});

@@ -1,0 +1,296 @@
+// Search by code and clinical date, and the newest Observation per code: consent first, no
+// clinical code at rest in plaintext, and the index never trusted on its own.
+import { codes, TestApi } from './helpers/test-api';
+import { condition, LOINC, observation, vitalSign } from './helpers/fhir';
+import { corpusResource } from './helpers/fhir-corpus';
+
+const REGISTER = `mutation { registerPatient { id } }`;
+const CREATE = `mutation($input: CreateRecordInput!) { createRecord(input: $input) { id createdAt } }`;
+const SEARCH = `query($p: ID!, $code: String, $since: DateTime, $until: DateTime, $type: String) {
+  records(patientId: $p, code: $code, since: $since, until: $until, resourceType: $type) {
+    items { id resourceType effectiveAt integrity resource } nextCursor } }`;
+const LATEST = `query($p: ID!, $codes: [String!]!) {
+  latestObservations(patientId: $p, codes: $codes) { id effectiveAt integrity resource } }`;
+
+type Found = {
+  id: string;
+  resourceType: string;
+  effectiveAt: string;
+  integrity: string;
+  resource: Record<string, unknown>;
+};
+
+const HBA1C = '4548-4';
+const GLUCOSE = '2345-7';
+const SNOMED = 'http://snomed.info/sct';
+
+function hba1c(at: string, value: number) {
+  return { ...observation(HBA1C, value, '%'), effectiveDateTime: at };
+}
+
+describe('searching records by code and clinical date', () => {
+  let api: TestApi;
+  let alice: string;
+  let aliceId: string;
+  let bob: string;
+  let bobId: string;
+  const ids: Record<string, string> = {};
+
+  beforeAll(async () => {
+    api = await TestApi.start();
+    alice = await api.token('alice', 'PATIENT');
+    bob = await api.token('bob', 'PATIENT');
+    aliceId = (await api.ok<{ registerPatient: { id: string } }>(REGISTER, {}, alice))
+      .registerPatient.id;
+    bobId = (await api.ok<{ registerPatient: { id: string } }>(REGISTER, {}, bob)).registerPatient
+      .id;
+    // Written out of clinical order: "newest" means by clinical date, not by creation.
+    ids.a2025 = await create(hba1c('2025-03-01T08:00:00Z', 6.9));
+    ids.a2023 = await create(hba1c('2023-01-10', 7.4));
+    ids.a2024 = await create(hba1c('2024-06-01T10:30:00+02:00', 7.1));
+    ids.glucose = await create({ ...observation(GLUCOSE), effectiveDateTime: '2024-07-01' });
+    ids.bp = await create({ ...vitalSign('8480-6', 131), issued: '2024-08-02T09:00:00Z' });
+    ids.bpOld = await create({ ...vitalSign('8480-6', 150), effectiveDateTime: '2019-05' });
+    ids.diabetes = await create({ ...condition('44054006'), onsetDateTime: '2020-02-03' });
+    ids.undated = await create(observation('718-7'));
+  });
+  afterAll(() => api?.stop());
+
+  async function create(resource: Record<string, unknown>, token = alice): Promise<string> {
+    const { createRecord } = await api.ok<{ createRecord: { id: string } }>(
+      CREATE,
+      { input: { resource } },
+      token,
+    );
+    return createRecord.id;
+  }
+
+  const search = (vars: Record<string, unknown>, token = alice) =>
+    api.gql<{ records: { items: Found[] } }>(SEARCH, { p: aliceId, ...vars }, token);
+  const found = async (vars: Record<string, unknown>, token = alice) => {
+    const res = await search(vars, token);
+    if (res.errors) throw new Error(JSON.stringify(res.errors));
+    return res.data!.records.items.map((r) => r.id);
+  };
+
+  describe('by code', () => {
+    it('finds every record whose main code carries a system|code token, newest written first', async () => {
+      expect(await found({ code: `${LOINC}|${HBA1C}` })).toEqual([ids.a2024, ids.a2023, ids.a2025]);
+    });
+
+    it('matches a bare code in any system, and |code only without a system', async () => {
+      expect(await found({ code: HBA1C })).toHaveLength(3);
+      expect(await found({ code: `|${HBA1C}` })).toEqual([]);
+      expect(await found({ code: `http://example.org/other|${HBA1C}` })).toEqual([]);
+      expect(await found({ code: `${SNOMED}|44054006` })).toEqual([ids.diabetes]);
+    });
+
+    it('combines a code with the other filters', async () => {
+      expect(await found({ code: HBA1C, type: 'Condition' })).toEqual([]);
+      expect(await found({ code: '8480-6', type: 'Observation' })).toEqual([ids.bpOld, ids.bp]);
+    });
+
+    it('rejects a malformed token as BAD_USER_INPUT naming the code', async () => {
+      for (const code of ['', `${LOINC}|`, 'a|b|c', 'x'.repeat(513)]) {
+        const res = await search({ code });
+        expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+        expect(res.errors![0].extensions.field).toBe('code');
+      }
+    });
+
+    it('finds a real Synthea observation by its own LOINC code', async () => {
+      const synthea = corpusResource('synthea-Observation-1.json');
+      delete synthea.subject;
+      delete synthea.encounter;
+      const id = await create(synthea);
+      const coding = (synthea.code as { coding: { system: string; code: string }[] }).coding[0];
+      const items = (
+        await search({ code: `${coding.system}|${coding.code}` })
+      ).data!.records.items.filter((r) => r.id === id);
+      expect(items).toHaveLength(1);
+      expect(items[0].integrity).toBe('VERIFIED');
+      expect(items[0].effectiveAt).toBe('2011-10-14T23:37:54.000Z');
+    });
+  });
+
+  describe('by clinical date', () => {
+    it('exposes effectiveAt from effective[x], issued, onset, and else createdAt', async () => {
+      const { items } = (await search({})).data!.records;
+      const at = Object.fromEntries(items.map((r) => [r.id, r.effectiveAt]));
+      expect(at[ids.a2024]).toBe('2024-06-01T08:30:00.000Z');
+      expect(at[ids.a2023]).toBe('2023-01-10T00:00:00.000Z');
+      expect(at[ids.bp]).toBe('2024-08-02T09:00:00.000Z');
+      expect(at[ids.bpOld]).toBe('2019-05-01T00:00:00.000Z');
+      expect(at[ids.diabetes]).toBe('2020-02-03T00:00:00.000Z');
+      const { rows } = await api.db.query('SELECT created_at FROM records WHERE id = $1', [
+        ids.undated,
+      ]);
+      expect(at[ids.undated]).toBe((rows[0].created_at as Date).toISOString());
+    });
+
+    it('bounds effectiveAt by since (inclusive) and until (exclusive)', async () => {
+      const window = { since: '2024-01-01T00:00:00Z', until: '2025-01-01T00:00:00Z' };
+      expect(await found({ code: HBA1C, ...window })).toEqual([ids.a2024]);
+      expect(await found({ code: HBA1C, since: '2024-06-01T08:30:00Z' })).toEqual([
+        ids.a2024,
+        ids.a2025,
+      ]);
+      expect(await found({ code: HBA1C, until: '2024-06-01T08:30:00Z' })).toEqual([ids.a2023]);
+      expect(new Set(await found(window))).toEqual(new Set([ids.a2024, ids.glucose, ids.bp]));
+    });
+  });
+
+  describe('what the index keeps at rest', () => {
+    it('holds no clinical code in plaintext, only per-patient keyed digests', async () => {
+      const bobHba1c = await create(hba1c('2025-01-01', 5.5), bob);
+      const { rows } = await api.db.query(
+        `SELECT id, code_digests, effective_at, row_to_json(r)::text AS whole
+         FROM records r WHERE id = ANY($1::uuid[])`,
+        [[ids.a2025, ids.a2024, bobHba1c]],
+      );
+      for (const row of rows) {
+        expect(row.whole).not.toContain(HBA1C);
+        expect(row.whole).not.toContain('loinc');
+        expect(row.code_digests.length).toBeGreaterThan(0);
+      }
+      const digests = (id: string) =>
+        new Set(
+          (rows.find((r) => r.id === id)!.code_digests as Buffer[]).map((d) => d.toString('hex')),
+        );
+      // Equal codes are equal within one patient, and unlinkable across patients.
+      expect(digests(ids.a2025)).toEqual(digests(ids.a2024));
+      expect([...digests(bobHba1c)].some((d) => digests(ids.a2025).has(d))).toBe(false);
+    });
+
+    it('never serves a record the index was forged to point at', async () => {
+      const { rows } = await api.db.query('SELECT code_digests FROM records WHERE id = $1', [
+        ids.diabetes,
+      ]);
+      // A database writer copies the HbA1c digests onto the Condition row.
+      await api.db.query(
+        `UPDATE records SET code_digests = (SELECT code_digests FROM records WHERE id = $1)
+         WHERE id = $2`,
+        [ids.a2025, ids.diabetes],
+      );
+      try {
+        expect(await found({ code: HBA1C })).not.toContain(ids.diabetes);
+        const latest = await api.ok<{ latestObservations: Found[] }>(
+          LATEST,
+          { p: aliceId, codes: [HBA1C] },
+          alice,
+        );
+        expect(latest.latestObservations.map((r) => r.id)).toEqual([ids.a2025]);
+      } finally {
+        await api.db.query('UPDATE records SET code_digests = $2 WHERE id = $1', [
+          ids.diabetes,
+          rows[0].code_digests,
+        ]);
+      }
+    });
+
+    it('fills in the index of rows written before search existed, at start-up', async () => {
+      await api.db.query(
+        `UPDATE records SET code_digests = '{}', effective_at = NULL, index_version = 0
+         WHERE patient_id = $1`,
+        [aliceId],
+      );
+      expect(await found({ code: HBA1C })).toEqual([]);
+      await api.restart();
+      expect(await found({ code: HBA1C })).toEqual([ids.a2024, ids.a2023, ids.a2025]);
+      const { rows } = await api.db.query(
+        'SELECT effective_at FROM records WHERE id = $1 AND index_version = 1',
+        [ids.a2024],
+      );
+      expect((rows[0].effective_at as Date).toISOString()).toBe('2024-06-01T08:30:00.000Z');
+    });
+  });
+
+  describe('consent decides first', () => {
+    it('answers CONSENT_REQUIRED to a clinician without a grant, for search and latest values', async () => {
+      const dr = await api.token('dr-none', 'CLINICIAN');
+      expect(codes(await search({ code: HBA1C }, dr))).toEqual(['CONSENT_REQUIRED']);
+      expect(codes(await api.gql(LATEST, { p: aliceId, codes: [HBA1C] }, dr))).toEqual([
+        'CONSENT_REQUIRED',
+      ]);
+    });
+
+    it('never surfaces a Condition to a clinician whose grant covers Observations only', async () => {
+      const dr = await api.token('dr-obs', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-obs', { resourceTypes: ['Observation'] });
+      expect(await found({ code: `${SNOMED}|44054006` }, dr)).toEqual([]);
+      expect(await found({ code: HBA1C }, dr)).toHaveLength(3);
+      const panel = await api.ok<{ latestObservations: Found[] }>(
+        LATEST,
+        { p: aliceId, codes: ['44054006', HBA1C] },
+        dr,
+      );
+      expect(panel.latestObservations.map((r) => r.id)).toEqual([ids.a2025]);
+    });
+
+    it('gives a clinician with a Condition-only grant no Observation as a latest value', async () => {
+      const dr = await api.token('dr-cond', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-cond', { resourceTypes: ['Condition'] });
+      const panel = await api.ok<{ latestObservations: Found[] }>(
+        LATEST,
+        { p: aliceId, codes: [HBA1C, GLUCOSE] },
+        dr,
+      );
+      expect(panel.latestObservations).toEqual([]);
+    });
+
+    it('limits latest values to the categories granted', async () => {
+      const dr = await api.token('dr-vitals', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-vitals', { categories: ['vital-signs'] });
+      const panel = await api.ok<{ latestObservations: Found[] }>(
+        LATEST,
+        { p: aliceId, codes: [HBA1C, '8480-6'] },
+        dr,
+      );
+      expect(panel.latestObservations.map((r) => r.id)).toEqual([ids.bp]);
+    });
+  });
+
+  describe('latestObservations', () => {
+    it('answers the newest Observation by clinical date for each code, in the order asked', async () => {
+      const { latestObservations } = await api.ok<{ latestObservations: Found[] }>(
+        LATEST,
+        { p: aliceId, codes: [`${LOINC}|${GLUCOSE}`, HBA1C, '8480-6', 'no-such-code'] },
+        alice,
+      );
+      expect(latestObservations.map((r) => r.id)).toEqual([ids.glucose, ids.a2025, ids.bp]);
+      expect(latestObservations.every((r) => r.integrity === 'VERIFIED')).toBe(true);
+      expect(latestObservations[1].effectiveAt).toBe('2025-03-01T08:00:00.000Z');
+    });
+
+    it('lists a record newest for two codes once, and answers nothing for no codes', async () => {
+      const { latestObservations } = await api.ok<{ latestObservations: Found[] }>(
+        LATEST,
+        { p: aliceId, codes: [HBA1C, `${LOINC}|${HBA1C}`] },
+        alice,
+      );
+      expect(latestObservations.map((r) => r.id)).toEqual([ids.a2025]);
+      const none = await api.ok<{ latestObservations: Found[] }>(
+        LATEST,
+        { p: aliceId, codes: [] },
+        alice,
+      );
+      expect(none.latestObservations).toEqual([]);
+    });
+
+    it('rejects a malformed token or too many codes as BAD_USER_INPUT', async () => {
+      const bad = await api.gql(LATEST, { p: aliceId, codes: [HBA1C, 'a|'] }, alice);
+      expect(codes(bad)).toEqual(['BAD_USER_INPUT']);
+      expect(bad.errors![0].extensions.field).toBe('codes[1]');
+      const many = Array.from({ length: 51 }, (_, i) => `c${i}`);
+      expect(codes(await api.gql(LATEST, { p: aliceId, codes: many }, alice))).toEqual([
+        'BAD_USER_INPUT',
+      ]);
+    });
+
+    it("answers nothing of another patient's to a patient", async () => {
+      expect(codes(await api.gql(LATEST, { p: bobId, codes: [HBA1C] }, alice))).toEqual([
+        'CONSENT_REQUIRED',
+      ]);
+    });
+  });
+});

@@ -1,0 +1,371 @@
+// Patient consent and break-glass, on either ledger (test/consent.e2e-spec.ts: embedded;
+// test/fabric: Fabric).
+import { randomUUID } from 'node:crypto';
+import { chainedEventFromRow, findBreak } from '../../src/audit';
+import { ConsentProjector } from '../../src/consent';
+import { LEDGER, Ledger } from '../../src/ledger';
+import { condition, observation } from '../helpers/fhir';
+import { LedgerUnderTest } from '../helpers/ledger-under-test';
+import { codes, TestApi } from '../helpers/test-api';
+
+const LIST = `query($p: ID!, $first: Int) { records(patientId: $p, first: $first) {
+  items { id resourceType sensitivity } nextCursor } }`;
+const ONE = `query($id: ID!) { record(id: $id) { id resourceType } }`;
+const GRANT = `mutation($input: GrantConsentInput!) { grantConsent(input: $input) {
+  id patientId grantee { type id } purpose actions resourceTypes categories includeRestricted
+  validFrom validUntil status revokedAt ledgerTxId createdAt } }`;
+const REVOKE = `mutation($id: ID!) { revokeConsent(id: $id) { id status revokedAt } }`;
+const CONSENTS = `query($p: ID, $s: ConsentStatus) { consents(patientId: $p, status: $s) {
+  id status grantee { type id } } }`;
+const LOG = `query($p: ID!, $first: Int, $after: String) { accessLog(patientId: $p, first: $first, after: $after) {
+  items { id actorId patientId recordIds action purpose decision consentId breakGlass reason at hash }
+  nextCursor } }`;
+
+type Grant = { id: string; status: string; ledgerTxId: string };
+type Item = { id: string; resourceType: string; sensitivity: string };
+type LogEvent = {
+  actorId: string;
+  recordIds: string[];
+  decision: string;
+  consentId: string | null;
+  breakGlass: boolean;
+  reason: string | null;
+  purpose: string;
+};
+
+export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
+  describe(`patient consent, end to end (${ledgerUnderTest.name} ledger)`, () => {
+    let api: TestApi;
+    let patient: string;
+    let patientId: string;
+    let doctor: string;
+    let ids: { obs: string[]; cond: string; restricted: string };
+
+    beforeAll(async () => {
+      api = await ledgerUnderTest.startApi();
+      patient = await api.token('pat', 'PATIENT');
+      doctor = await api.token('dr-grey', 'CLINICIAN', 'org1');
+      patientId = (
+        await api.ok<{ registerPatient: { id: string } }>(
+          'mutation { registerPatient { id } }',
+          {},
+          patient,
+        )
+      ).registerPatient.id;
+      const make = async (resource: object) =>
+        (
+          await api.ok<{ createRecord: { id: string } }>(
+            'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
+            { r: resource },
+            patient,
+          )
+        ).createRecord.id;
+      ids = {
+        obs: [await make(observation('2345-7', 5.1)), await make(observation('4548-4', 6.2))],
+        cond: await make(condition()),
+        restricted: await make({
+          ...observation('39156-5', 31),
+          meta: {
+            security: [
+              { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+            ],
+          },
+        }),
+      };
+    });
+    afterAll(() => api?.stop());
+
+    const grant = (input: Record<string, unknown>, token = patient) =>
+      api.gql<{ grantConsent: Grant }>(GRANT, { input }, token);
+    const treatment = (extra: Record<string, unknown> = {}) => ({
+      granteeType: 'CLINICIAN',
+      granteeId: 'dr-grey',
+      purpose: 'TREATMENT',
+      actions: ['READ'],
+      ...extra,
+    });
+    const listAs = (token: string) =>
+      api.gql<{ records: { items: Item[] } }>(LIST, { p: patientId, first: 50 }, token);
+
+    it('walks the whole scenario: denied, granted for Observations, revoked, denied; all logged', async () => {
+      expect(codes(await listAs(doctor))).toEqual(['CONSENT_REQUIRED']);
+
+      const granted = await grant(treatment({ resourceTypes: ['Observation'] }));
+      expect(granted.errors).toBeUndefined();
+      const g = granted.data!.grantConsent;
+      expect(g).toMatchObject({
+        status: 'ACTIVE',
+        patientId,
+        grantee: { type: 'CLINICIAN', id: 'dr-grey' },
+      });
+      expect(g.ledgerTxId).toMatch(/^[0-9a-f]{64}$/);
+
+      // The very next request sees the grant: Observations only, never the RESTRICTED one.
+      const seen = (await listAs(doctor)).data!.records.items;
+      expect(seen.map((r) => r.id).sort()).toEqual([...ids.obs].sort());
+      expect(codes(await api.gql(ONE, { id: ids.cond }, doctor))).toEqual(['NOT_FOUND']);
+      expect(codes(await api.gql(ONE, { id: ids.restricted }, doctor))).toEqual(['NOT_FOUND']);
+      expect((await api.ok<{ record: Item }>(ONE, { id: ids.obs[0] }, doctor)).record.id).toBe(
+        ids.obs[0],
+      );
+
+      const revoked = await api.ok<{ revokeConsent: { status: string; revokedAt: string } }>(
+        REVOKE,
+        { id: g.id },
+        patient,
+      );
+      expect(revoked.revokeConsent.status).toBe('REVOKED');
+      expect(codes(await listAs(doctor))).toEqual(['CONSENT_REQUIRED']);
+      expect(codes(await api.gql(ONE, { id: ids.obs[0] }, doctor))).toEqual(['NOT_FOUND']);
+
+      const log = (
+        await api.ok<{ accessLog: { items: LogEvent[] } }>(
+          LOG,
+          { p: patientId, first: 100 },
+          patient,
+        )
+      ).accessLog.items
+        .filter((e) => e.actorId === 'dr-grey')
+        .reverse();
+      expect(log.map((e) => e.decision)).toEqual([
+        'DENY',
+        'PERMIT',
+        'DENY',
+        'DENY',
+        'PERMIT',
+        'DENY',
+        'DENY',
+      ]);
+      expect(log[1]).toMatchObject({ consentId: g.id, breakGlass: false, purpose: 'TREATMENT' });
+      expect(log[1].recordIds.sort()).toEqual([...ids.obs].sort());
+
+      const { rows } = await api.db.query('SELECT * FROM access_events ORDER BY seq');
+      expect(findBreak('0'.repeat(64), rows.map(chainedEventFromRow))).toBeNull();
+    });
+
+    it('admits RESTRICTED records and other types only when the grant says so', async () => {
+      const g = (await grant(treatment({ includeRestricted: true }))).data!.grantConsent;
+      const seen = (await listAs(doctor)).data!.records.items.map((r) => r.id).sort();
+      expect(seen).toEqual([...ids.obs, ids.cond, ids.restricted].sort());
+      await api.ok(REVOKE, { id: g.id }, patient);
+    });
+
+    it('lets a grant for a category admit only that category', async () => {
+      const g = (await grant(treatment({ categories: ['problem-list-item'] }))).data!.grantConsent;
+      expect((await listAs(doctor)).data!.records.items.map((r) => r.id)).toEqual([ids.cond]);
+      await api.ok(REVOKE, { id: g.id }, patient);
+    });
+
+    it('honours validity windows: an expired or not-yet-valid grant admits nothing', async () => {
+      const hour = 3600_000;
+      const expired = (
+        await grant(
+          treatment({
+            validFrom: new Date(Date.now() - 2 * hour).toISOString(),
+            validUntil: new Date(Date.now() - hour).toISOString(),
+          }),
+        )
+      ).data!.grantConsent;
+      expect(expired.status).toBe('EXPIRED');
+      const future = (
+        await grant(treatment({ validFrom: new Date(Date.now() + hour).toISOString() }))
+      ).data!.grantConsent;
+      expect(future.status).toBe('ACTIVE');
+      expect(codes(await listAs(doctor))).toEqual(['CONSENT_REQUIRED']);
+      const listed = await api.ok<{ consents: { id: string }[] }>(
+        CONSENTS,
+        { s: 'EXPIRED' },
+        patient,
+      );
+      expect(listed.consents.map((c) => c.id)).toContain(expired.id);
+      await api.ok(REVOKE, { id: future.id }, patient);
+    });
+
+    it('admits an ORGANIZATION grant to members of that organisation only', async () => {
+      // Organisations of this run alone: a shared ledger (Fabric) holds other suites' grants.
+      const [mine, other] = [`org-a-${randomUUID()}`, `org-b-${randomUUID()}`];
+      const g = (
+        await grant(
+          treatment({
+            granteeType: 'ORGANIZATION',
+            granteeId: mine,
+            resourceTypes: ['Condition'],
+          }),
+        )
+      ).data!.grantConsent;
+      const member = await api.token('dr-member', 'CLINICIAN', mine);
+      const outsider = await api.token('dr-outsider', 'CLINICIAN', other);
+      const noOrg = await api.token('dr-none', 'CLINICIAN');
+      expect((await listAs(member)).data!.records.items.map((r) => r.id)).toEqual([ids.cond]);
+      expect(codes(await listAs(outsider))).toEqual(['CONSENT_REQUIRED']);
+      expect(codes(await listAs(noOrg))).toEqual(['CONSENT_REQUIRED']);
+      const memberView = await api.ok<{ consents: { id: string }[] }>(CONSENTS, {}, member);
+      expect(memberView.consents.map((c) => c.id)).toEqual([g.id]);
+      expect((await api.ok<{ consents: unknown[] }>(CONSENTS, {}, outsider)).consents).toEqual([]);
+      await api.ok(REVOKE, { id: g.id }, patient);
+    });
+
+    it.each([
+      [{ actions: ['TRAIN'] }, 'input.actions'],
+      [{ purpose: 'RESEARCH' }, 'input.actions'],
+      [{ actions: [] }, 'input.actions'],
+      [{ granteeId: 'has spaces' }, 'input.granteeId'],
+      [{ resourceTypes: ['Observation', 'Observation'] }, 'input.resourceTypes'],
+      [
+        { validFrom: '2030-01-02T00:00:00Z', validUntil: '2030-01-01T00:00:00Z' },
+        'input.validUntil',
+      ],
+    ])('rejects a grant that makes no sense (%j), naming the field', async (extra, field) => {
+      const res = await grant(treatment(extra));
+      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+      expect(res.errors?.[0].extensions.field).toBe(field);
+    });
+
+    it('lets only the patient grant and revoke their own consents', async () => {
+      expect(codes(await grant(treatment(), doctor))).toEqual(['FORBIDDEN']);
+      const g = (await grant(treatment())).data!.grantConsent;
+      const other = await api.token('someone-else', 'PATIENT');
+      await api.ok('mutation { registerPatient { id } }', {}, other);
+      expect(codes(await api.gql(REVOKE, { id: g.id }, other))).toEqual(['NOT_FOUND']);
+      expect(codes(await api.gql(REVOKE, { id: g.id }, doctor))).toEqual(['FORBIDDEN']);
+      await api.ok(REVOKE, { id: g.id }, patient);
+      expect(codes(await api.gql(REVOKE, { id: g.id }, patient))).toEqual(['CONFLICT']);
+      expect(codes(await api.gql(CONSENTS, { p: patientId }, other))).toEqual(['FORBIDDEN']);
+    });
+
+    describe('break-glass', () => {
+      const DECLARE = `mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) {
+      id patientId clinicianId reason expiresAt } }`;
+      const SET =
+        'mutation($a: Boolean!) { setEmergencyAccess(allow: $a) { allowEmergencyAccess } }';
+
+      it('is refused when the patient turned emergency access off', async () => {
+        await api.ok(SET, { a: false }, patient);
+        const res = await api.gql(
+          DECLARE,
+          { p: patientId, r: 'Unconscious in the ER, allergies?' },
+          doctor,
+        );
+        expect(codes(res)).toEqual(['FORBIDDEN']);
+        await api.ok(SET, { a: true }, patient);
+      });
+
+      it('needs a real reason and a real patient', async () => {
+        expect(codes(await api.gql(DECLARE, { p: patientId, r: 'urgent' }, doctor))).toEqual([
+          'BAD_USER_INPUT',
+        ]);
+        expect(
+          codes(await api.gql(DECLARE, { p: randomUUID(), r: 'Unconscious in the ER' }, doctor)),
+        ).toEqual(['NOT_FOUND']);
+        expect(
+          codes(await api.gql(DECLARE, { p: patientId, r: 'Unconscious in the ER' }, patient)),
+        ).toEqual(['FORBIDDEN']);
+      });
+
+      it('grants READ for 60 minutes, logged with the reason and shown to the patient, then expires', async () => {
+        const er = await api.token('dr-er', 'CLINICIAN', 'org2');
+        const reason = 'Unconscious in the ER, checking allergies';
+        const declared = await api.ok<{ declareEmergency: { id: string; expiresAt: string } }>(
+          DECLARE,
+          { p: patientId, r: reason },
+          er,
+        );
+        const minutes = (Date.parse(declared.declareEmergency.expiresAt) - Date.now()) / 60_000;
+        expect(minutes).toBeGreaterThan(59);
+        expect(minutes).toBeLessThanOrEqual(60);
+        const seen = (await listAs(er)).data!.records.items;
+        expect(seen).toHaveLength(4);
+
+        const log = (
+          await api.ok<{ accessLog: { items: LogEvent[] } }>(LOG, { p: patientId }, patient)
+        ).accessLog.items;
+        const mine = log.filter((e) => e.actorId === 'dr-er');
+        expect(mine).toHaveLength(2); // the declaration, then the read
+        for (const e of mine)
+          expect(e).toMatchObject({ breakGlass: true, reason, decision: 'PERMIT' });
+        expect(mine[0].recordIds).toHaveLength(4);
+
+        // Sixty minutes later (moved forward in the database rather than waited for).
+        await api.db.query(
+          `UPDATE emergency_accesses SET expires_at = now() - interval '1 second' WHERE id = $1`,
+          [declared.declareEmergency.id],
+        );
+        expect(codes(await listAs(er))).toEqual(['CONSENT_REQUIRED']);
+      });
+    });
+
+    describe('the access log', () => {
+      it('is shown to the patient only', async () => {
+        expect(codes(await api.gql(LOG, { p: patientId }, doctor))).toEqual(['FORBIDDEN']);
+        const other = await api.token('someone-else', 'PATIENT');
+        expect(codes(await api.gql(LOG, { p: patientId }, other))).toEqual(['FORBIDDEN']);
+      });
+
+      it('pages newest first without gaps', async () => {
+        const all: string[] = [];
+        let after: string | null = null;
+        do {
+          const page: { accessLog: { items: { id: string }[]; nextCursor: string | null } } =
+            await api.ok(LOG, { p: patientId, first: 3, after }, patient);
+          all.push(...page.accessLog.items.map((e) => e.id));
+          after = page.accessLog.nextCursor;
+        } while (after);
+        const { rows } = await api.db.query(
+          'SELECT id FROM access_events WHERE patient_id = $1 ORDER BY seq DESC',
+          [patientId],
+        );
+        expect(all).toEqual(rows.map((r) => r.id));
+      });
+
+      it('cannot be rewritten: the database refuses UPDATE and DELETE', async () => {
+        await expect(api.db.query(`UPDATE access_events SET decision = 'PERMIT'`)).rejects.toThrow(
+          /append-only/,
+        );
+        await expect(api.db.query('DELETE FROM access_events')).rejects.toThrow(/append-only/);
+      });
+    });
+
+    describe('the consent projection', () => {
+      it('applies grants written by another organisation from the ledger events', async () => {
+        const ledger = api.server.app.get<Ledger>(LEDGER);
+        const projector = api.server.app.get(ConsentProjector);
+        const id = randomUUID();
+        const applied = new Promise<void>((resolve) =>
+          projector.events.on(
+            'applied',
+            (e: { payload: { id: string } }) => e.payload.id === id && resolve(),
+          ),
+        );
+        await ledger.submit('consent', 'GrantConsent', [
+          JSON.stringify({
+            id,
+            patientId,
+            grantee: { type: 'CLINICIAN', id: 'dr-remote' },
+            purpose: 'TREATMENT',
+            actions: ['READ'],
+            resourceTypes: ['Condition'],
+          }),
+        ]);
+        await applied;
+        const remote = await api.token('dr-remote', 'CLINICIAN', 'org2');
+        expect((await listAs(remote)).data!.records.items.map((r) => r.id)).toEqual([ids.cond]);
+      });
+
+      it('rebuilt from scratch equals the live one', async () => {
+        const snapshot = async () =>
+          (await api.db.query('SELECT * FROM consent_grants ORDER BY id')).rows;
+        const live = await snapshot();
+        const projector = api.server.app.get(ConsentProjector);
+        // One event per grant, and one more per revocation.
+        const events = live.length + live.filter((g) => g.status === 'REVOKED').length;
+        const caughtUp = new Promise<void>((resolve) => {
+          let n = 0;
+          projector.events.on('applied', () => ++n === events && resolve());
+        });
+        await projector.rebuild();
+        await caughtUp;
+        expect(await snapshot()).toEqual(live);
+      });
+    });
+  });
+}

@@ -1,0 +1,160 @@
+// Erasure, on either ledger (test/erasure.e2e-spec.ts: embedded; test/fabric: Fabric).
+import { Pool } from 'pg';
+import { chainedEventFromRow, findBreak } from '../../src/audit';
+import { verifyAll } from '../../src/verification';
+import { LEDGER, Ledger } from '../../src/ledger';
+import { condition, observation } from '../helpers/fhir';
+import { itNeeds, LedgerUnderTest } from '../helpers/ledger-under-test';
+import { codes, TestApi } from '../helpers/test-api';
+
+const ERASE = 'mutation($c: Boolean!) { eraseMyData(confirm: $c) }';
+const LIST = 'query($p: ID!) { records(patientId: $p) { items { id } } }';
+
+export function erasureSuite(ledger: LedgerUnderTest): void {
+  describe(`erasure (${ledger.name} ledger)`, () => {
+    let api: TestApi;
+    let patient: string;
+    let patientId: string;
+    let doctor: string;
+    let grantId: string;
+    let recordIds: string[];
+
+    beforeAll(async () => {
+      api = await ledger.startApi();
+      patient = await api.token('erin', 'PATIENT');
+      doctor = await api.token('dr-eve', 'CLINICIAN');
+      patientId = (
+        await api.ok<{ registerPatient: { id: string } }>(
+          'mutation { registerPatient(displayName: "Erin") { id } }',
+          {},
+          patient,
+        )
+      ).registerPatient.id;
+      recordIds = [];
+      for (const r of [observation(), condition()]) {
+        recordIds.push(
+          (
+            await api.ok<{ createRecord: { id: string } }>(
+              'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
+              { r },
+              patient,
+            )
+          ).createRecord.id,
+        );
+      }
+      grantId = (
+        await api.ok<{ grantConsent: { id: string } }>(
+          `mutation { grantConsent(input: {granteeType: CLINICIAN, granteeId: "dr-eve",
+           purpose: TREATMENT, actions: [READ]}) { id } }`,
+          {},
+          patient,
+        )
+      ).grantConsent.id;
+      expect(
+        (await api.ok<{ records: { items: unknown[] } }>(LIST, { p: patientId }, doctor)).records
+          .items,
+      ).toHaveLength(2);
+      await api.ok(LIST, { p: patientId }, patient);
+    });
+    afterAll(() => api?.stop());
+
+    it('asks for confirmation and changes nothing without it', async () => {
+      const res = await api.gql(ERASE, { c: false }, patient);
+      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+      expect(
+        (await api.db.query('SELECT count(*) FROM records WHERE patient_id = $1', [patientId]))
+          .rows[0].count,
+      ).toBe('2');
+    });
+
+    it('leaves nothing readable, revokes every grant on the ledger and keeps the audit chain', async () => {
+      const eventsBefore = Number(
+        (await api.db.query('SELECT count(*) FROM access_events')).rows[0].count,
+      );
+      expect(
+        (await api.ok<{ eraseMyData: boolean }>(ERASE, { c: true }, patient)).eraseMyData,
+      ).toBe(true);
+
+      // Nothing of theirs can be read, by anyone.
+      expect(codes(await api.gql(LIST, { p: patientId }, doctor))).toEqual(['CONSENT_REQUIRED']);
+      for (const id of recordIds) {
+        expect(
+          codes(await api.gql('query($id: ID!) { record(id: $id) { id } }', { id }, doctor)),
+        ).toEqual(['NOT_FOUND']);
+      }
+      expect(
+        (await api.db.query('SELECT count(*) FROM records WHERE patient_id = $1', [patientId]))
+          .rows[0].count,
+      ).toBe('0');
+      const keys = await api.db.query(
+        'SELECT wrapped_key, destroyed_at FROM data_keys WHERE patient_id = $1',
+        [patientId],
+      );
+      expect(keys.rows.length).toBeGreaterThan(0);
+      for (const k of keys.rows)
+        expect(k).toMatchObject({ wrapped_key: null, destroyed_at: expect.any(Date) });
+      const profile = await api.db.query(
+        'SELECT display_name_sealed, erased_at FROM patients WHERE id = $1',
+        [patientId],
+      );
+      expect(profile.rows[0]).toMatchObject({
+        display_name_sealed: null,
+        erased_at: expect.any(Date),
+      });
+
+      // Their grants are revoked on the ledger itself, not only here.
+      const port = api.server.app.get<Ledger>(LEDGER);
+      await expect(port.evaluate('consent', 'GetConsent', [grantId])).resolves.toMatchObject({
+        status: 'REVOKED',
+      });
+
+      // The account is unlinked; the audit chain is whole and kept.
+      const me = await api.ok<{ me: { patientId: string | null } }>(
+        '{ me { patientId } }',
+        {},
+        patient,
+      );
+      expect(me.me.patientId).toBeNull();
+      const { rows } = await api.db.query('SELECT * FROM access_events ORDER BY seq');
+      expect(rows.length).toBeGreaterThanOrEqual(eventsBefore);
+      expect(findBreak('0'.repeat(64), rows.map(chainedEventFromRow))).toBeNull();
+      // Every access before erasure is still justified by the ledger, the patient's own included.
+      const admin = await api.token('admin-1', 'ADMIN');
+      const check = await api.ok<{
+        verifyAccessLog: { ok: boolean; permitsJustified: number; problems: string[] };
+      }>(
+        'query($p: ID!) { verifyAccessLog(patientId: $p) { ok permitsJustified problems } }',
+        { p: patientId },
+        admin,
+      );
+      expect(check.verifyAccessLog).toMatchObject({ ok: true, problems: [] });
+      expect(check.verifyAccessLog.permitsJustified).toBeGreaterThan(0);
+    });
+
+    itNeeds(
+      ledger,
+      'chain-in-database',
+      'passes verify-ledger after erasure, every access before it justified',
+      async () => {
+        const pool = new Pool({ connectionString: api.config.databaseUrl, max: 1 });
+        try {
+          const result = await verifyAll(pool, 'org1');
+          expect(result.lines.join('\n')).not.toContain('BROKEN');
+          expect(result.lines.join('\n')).toMatch(/Permitted accesses: (\d+) of \1 justified/);
+        } finally {
+          await pool.end();
+        }
+      },
+      () => api,
+    );
+
+    it('refuses break-glass on an erased patient', async () => {
+      const res = await api.gql(
+        'mutation($p: ID!) { declareEmergency(patientId: $p, reason: "Unconscious in the ER") { id } }',
+        { p: patientId },
+        doctor,
+      );
+      expect(codes(res)).toEqual(['NOT_FOUND']);
+    });
+  });
+}
