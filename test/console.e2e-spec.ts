@@ -171,7 +171,8 @@ describe('the web console in a browser', () => {
     await signIn(clinician, 'dr-bob', 'CLINICIAN', 'org1');
     await clinician.getByText(patientId).waitFor();
     await checkPage(clinician, 'clinician-patients');
-    await clinician.getByRole('button', { name: 'Open chart' }).click();
+    await expect(clinician.getByText('treatment: Observation').count()).resolves.toBe(1);
+    await clinician.getByRole('button', { name: 'Open chart for Alice' }).click();
     const chart = clinician.getByTestId('lab-chart');
     await chart.waitFor();
     await expect(chart.locator('figcaption').textContent()).resolves.toBe('HbA1c over time, in %');

@@ -23,30 +23,47 @@ const LABS: Record<string, string> = {
   '8480-6': 'Systolic blood pressure',
 };
 
+interface PatientAccess {
+  patient: { id: string; displayName: string | null };
+  grants: { purpose: string; resourceTypes: string[] }[];
+  emergencyUntil: string | null;
+}
+
 export function MyPatients({ onOpen }: { onOpen: (patientId: string) => void }) {
   const { data, error } = useLoad(
     () =>
-      gql<{ consents: { patientId: string; purpose: string; resourceTypes: string[] }[] }>(
-        `query { consents(status: ACTIVE) { patientId purpose resourceTypes } }`,
+      gql<{ myPatients: { items: PatientAccess[] } }>(
+        `query { myPatients(first: 100) { items { patient { id displayName } grants { purpose resourceTypes } emergencyUntil } } }`,
       ),
     [],
   );
-  const patients = [
-    ...new Set(
-      (data?.consents ?? []).filter((g) => g.purpose === 'TREATMENT').map((g) => g.patientId),
-    ),
-  ];
+  const patients = data?.myPatients.items ?? [];
   return (
     <section aria-labelledby="patients-h">
       <h2 id="patients-h">My patients</h2>
-      <p>Patients with an active grant to you or your organisation.</p>
+      <p>Patients with an active grant to you or your organisation, or a running emergency.</p>
       <ErrorNotice error={error} />
       {data && patients.length === 0 && <p>No patient has granted you access.</p>}
       <ul className="cards">
-        {patients.map((p) => (
-          <li key={p} className="card">
-            <code>{p}</code>{' '}
-            <button type="button" onClick={() => onOpen(p)}>
+        {patients.map(({ patient, grants, emergencyUntil }) => (
+          <li key={patient.id} className="card">
+            <p>
+              <strong>{patient.displayName ?? 'Unnamed patient'}</strong> <code>{patient.id}</code>
+            </p>
+            <p className="muted">
+              {grants
+                .map(
+                  (g) =>
+                    `${g.purpose.toLowerCase()}: ${g.resourceTypes.length ? g.resourceTypes.join(', ') : 'all records'}`,
+                )
+                .join('; ')}
+              {emergencyUntil ? ` · emergency until ${formatTime(emergencyUntil)} UTC` : ''}
+            </p>
+            <button
+              type="button"
+              onClick={() => onOpen(patient.id)}
+              aria-label={`Open chart for ${patient.displayName ?? patient.id}`}
+            >
               Open chart
             </button>
           </li>
