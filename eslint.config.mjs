@@ -34,6 +34,10 @@ export default tseslint.config(
     rules: { 'custodia/require-roles': 'error' },
   },
   {
+    files: ['console/**/*.ts', 'console/**/*.tsx'],
+    languageOptions: { globals: { ...globals.browser } },
+  },
+  {
     files: ['src/cli.ts', 'bench/**', 'test/**', 'bin/**', '*.js', '*.mjs'],
     rules: { 'no-console': 'off' },
   },

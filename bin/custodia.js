@@ -4,7 +4,7 @@
 'use strict';
 const { execFileSync } = require('node:child_process');
 const { existsSync, readdirSync, statSync } = require('node:fs');
-const { join } = require('node:path');
+const { dirname, join } = require('node:path');
 
 const root = join(__dirname, '..');
 const cli = join(root, 'dist', 'src', 'cli.js');
@@ -41,6 +41,41 @@ if (stale && sources.length > 0) {
   if (existsSync(chaincode)) tsc(join(chaincode, 'tsconfig.json'));
   tsc(join(root, 'tsconfig.build.json'));
 }
+// `serve` serves the web console at /console: build it when it is missing or older than its
+// sources. Vite is a development dependency: where it is absent, /console says how to build.
+const consoleDir = join(root, 'console');
+const consoleIndex = join(consoleDir, 'dist', 'index.html');
+function newestConsoleSource(dir) {
+  let latest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    if (entry.name === 'dist') continue;
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) latest = Math.max(latest, newestConsoleSource(path));
+    else latest = Math.max(latest, statSync(path).mtimeMs);
+  }
+  return latest;
+}
+if (
+  process.argv[2] === 'serve' &&
+  existsSync(consoleDir) &&
+  (!existsSync(consoleIndex) || newestConsoleSource(consoleDir) > statSync(consoleIndex).mtimeMs)
+) {
+  let vite;
+  try {
+    vite = join(dirname(require.resolve('vite/package.json', { paths: [root] })), 'bin', 'vite.js');
+  } catch {
+    process.stderr.write('custodia: the web console is not built and vite is not installed\n');
+  }
+  if (vite) {
+    process.stderr.write('custodia: building the web console…\n');
+    execFileSync(
+      process.execPath,
+      [vite, 'build', '--config', join(consoleDir, 'vite.config.mts'), '--logLevel', 'warn'],
+      { stdio: ['ignore', 'inherit', 'inherit'], cwd: root },
+    );
+  }
+}
+
 require(cli)
   .main(process.argv)
   .catch((e) => {

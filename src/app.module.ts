@@ -103,7 +103,7 @@ export class AppModule implements NestModule {
             };
           },
         }),
-        AuthModule,
+        AuthModule.forRoot(config),
         PatientsModule,
         RecordsModule,
         ConsentModule,

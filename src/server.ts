@@ -14,6 +14,7 @@ import { AppModule, GRAPHQL_DOCUMENT_LIMITS } from './app.module';
 import { TokenVerifier } from './auth';
 import { jsonBodies, tooLarge } from './common/json-bodies';
 import { AppConfig } from './config';
+import { consoleAssets } from './console';
 import { embeddedPostgres } from './database/embedded-loader';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { HttpDrain, withinDeadline } from './lifecycle';
@@ -81,6 +82,7 @@ export async function startServer(
     // Model updates are binary (float32 little-endian); a 16M-parameter model fits.
     app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY }));
     app.use(bodyErrors);
+    app.use('/console', consoleAssets());
     const http = app.getHttpServer() as Server;
     http.keepAliveTimeout = config.http.keepAliveTimeoutMs;
     http.headersTimeout = config.http.headersTimeoutMs;

@@ -71,7 +71,15 @@ describe('the chaincode as fabric-chaincode-node routes it', () => {
       contracts: Record<string, { transactions: { name: string }[] }>;
     };
     expect(Object.keys(metadata.contracts).sort()).toEqual(
-      ['audit', 'consent', 'decisions', 'keys', 'org.hyperledger.fabric', 'records', 'training'].sort(),
+      [
+        'audit',
+        'consent',
+        'decisions',
+        'keys',
+        'org.hyperledger.fabric',
+        'records',
+        'training',
+      ].sort(),
     );
     const names = (contract: string) =>
       metadata.contracts[contract].transactions.map((t) => t.name);

@@ -1,8 +1,9 @@
-import { Module } from '@nestjs/common';
+import { DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { AppConfig, APP_CONFIG } from '../config';
 import { AuthGuard } from './auth.guard';
 import { DevIssuer } from './dev-issuer';
+import { DevTokenController } from './dev-token.controller';
 import { JwksController } from './jwks.controller';
 import { TokenVerifier } from './token-verifier';
 
@@ -33,4 +34,16 @@ import { TokenVerifier } from './token-verifier';
   ],
   exports: [TokenVerifier],
 })
-export class AuthModule {}
+export class AuthModule {
+  /**
+   * The module, with the console's dev-token route only in dev-issuer mode outside production:
+   * with an external identity provider, or with NODE_ENV=production, the route is never
+   * registered (anyone who reaches it can sign in as anyone).
+   */
+  static forRoot(config: Pick<AppConfig, 'auth' | 'production'>): DynamicModule {
+    return {
+      module: AuthModule,
+      controllers: config.auth.mode === 'dev' && !config.production ? [DevTokenController] : [],
+    };
+  }
+}

@@ -1,0 +1,63 @@
+// Small pieces every page uses: loading a query, showing an API error in plain words.
+import { useCallback, useEffect, useState } from 'react';
+import { ApiError } from './api';
+
+export function toApiError(e: unknown): ApiError {
+  return e instanceof ApiError ? e : new ApiError('INTERNAL', String(e));
+}
+
+/** An API error as a person should read it: what it means, the server's words, its code. */
+export function ErrorNotice({ error }: { error: ApiError | null }) {
+  if (!error) return null;
+  return (
+    <div role="alert" className="error" data-code={error.code}>
+      <strong>{error.help}</strong>
+      <span className="detail">
+        {error.message} <code>{error.code}</code>
+      </span>
+    </div>
+  );
+}
+
+export interface Loaded<T> {
+  data: T | null;
+  error: ApiError | null;
+  loading: boolean;
+  reload: () => Promise<void>;
+}
+
+/** Runs `load` now and whenever `deps` change; `reload` runs it again. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [loading, setLoading] = useState(true);
+  const run = useCallback(load, deps);
+  const reload = useCallback(async () => {
+    setLoading(true);
+    try {
+      setData(await run());
+      setError(null);
+    } catch (e) {
+      setData(null);
+      setError(toApiError(e));
+    } finally {
+      setLoading(false);
+    }
+  }, [run]);
+  useEffect(() => {
+    void reload();
+  }, [reload]);
+  return { data, error, loading, reload };
+}
+
+export function formatTime(iso: string): string {
+  return new Date(iso).toLocaleString('en-GB', {
+    dateStyle: 'medium',
+    timeStyle: 'short',
+    timeZone: 'UTC',
+  });
+}
+
+export function short(id: string): string {
+  return id.length > 12 ? `${id.slice(0, 8)}…` : id;
+}

@@ -1,0 +1,53 @@
+// The console's "sign in as" for development: mints a dev-issuer token for a subject, role and
+// organisation. Registered only in dev-issuer mode (AuthModule.forRoot): with an external
+// identity provider (AUTH_JWKS_URL), or in production, the route does not exist at all.
+import { Body, Controller, Header, HttpCode, Inject, Post } from '@nestjs/common';
+import { z } from 'zod';
+import { BadUserInputError } from '../common/errors';
+import { Public } from './decorators';
+import { DevIssuer } from './dev-issuer';
+import { Role, ROLES } from './roles';
+
+/** The console's people; a training node (NODE) is not one, and gets no token here. */
+const CONSOLE_ROLES = ROLES.filter((r) => r !== 'NODE');
+
+/** How long a console token lives: a working session, not a standing credential. */
+export const DEV_TOKEN_TTL_SECONDS = 3600;
+
+const DevTokenBody = z.strictObject({
+  sub: z.string().regex(/^\S{1,255}$/, 'must be 1–255 non-space characters'),
+  role: z.enum(CONSOLE_ROLES as [string, ...string[]]),
+  org: z
+    .string()
+    .regex(/^\S{1,255}$/, 'must be 1–255 non-space characters')
+    .optional(),
+});
+
+@Controller('auth')
+export class DevTokenController {
+  constructor(@Inject(DevIssuer) private readonly issuer: DevIssuer) {}
+
+  @Public()
+  @Post('dev-token')
+  @HttpCode(200)
+  @Header('Cache-Control', 'no-store')
+  async mint(@Body() body: unknown): Promise<{ token: string; expiresIn: number }> {
+    const parsed = DevTokenBody.safeParse(body);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const field = issue.path.join('.') || 'body';
+      throw new BadUserInputError(
+        `${field}: ${issue.message}. Send {"sub", "role", "org"?} with role one of ${CONSOLE_ROLES.join(', ')}.`,
+        field,
+      );
+    }
+    const { sub, role, org } = parsed.data;
+    const token = await this.issuer.sign({
+      sub,
+      roles: [role as Role],
+      org,
+      ttl: `${DEV_TOKEN_TTL_SECONDS}s`,
+    });
+    return { token, expiresIn: DEV_TOKEN_TTL_SECONDS };
+  }
+}

@@ -1,0 +1,66 @@
+// Serves the web console's built assets (console/dist, built by `npm run build`) at /console,
+// with a strict Content-Security-Policy: scripts and styles only from this origin, no inline
+// code, API calls only to this origin, never framed. Plain Express, outside Nest's routing, so
+// that /graphql, /health and /fl are untouched.
+import { Router, static as serveStatic } from 'express';
+import type { Request, Response, NextFunction } from 'express';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { PROJECT_ROOT } from '../common/paths';
+
+/** Where `vite build` writes the console. */
+export const CONSOLE_DIST = join(PROJECT_ROOT, 'console', 'dist');
+
+export const CONSOLE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' data:",
+  "font-src 'self'",
+  "connect-src 'self'",
+  "manifest-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('Content-Security-Policy', CONSOLE_CSP);
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+  next();
+}
+
+/** The /console router: the built single-page app, or a 503 saying how to build it. */
+export function consoleAssets(dir = CONSOLE_DIST): Router {
+  const router = Router();
+  router.use(securityHeaders);
+  const index = join(dir, 'index.html');
+  router.use(
+    serveStatic(dir, {
+      index: false,
+      redirect: false,
+      // Hashed file names: a built asset never changes under its name.
+      setHeaders: (res) => res.setHeader('Cache-Control', 'public, max-age=31536000, immutable'),
+    }),
+  );
+  // A missing asset is a 404, never the app's page under a script's name.
+  router.use('/assets', (_req, res) => {
+    res.status(404).type('text/plain').send('No such console asset.\n');
+  });
+  // The app keeps its state in memory, never in the URL, so every other path is the app.
+  router.get(/.*/, (_req, res) => {
+    if (!existsSync(index)) {
+      res
+        .status(503)
+        .type('text/plain')
+        .send('The console is not built: run `npm run build` (or `npm run build:console`).\n');
+      return;
+    }
+    res.setHeader('Cache-Control', 'no-store');
+    res.sendFile(index);
+  });
+  return router;
+}

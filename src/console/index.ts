@@ -1,0 +1,1 @@
+export { CONSOLE_CSP, CONSOLE_DIST, consoleAssets } from './console-assets';

@@ -1,0 +1,335 @@
+// The web console in a real browser (Debian's Chromium driven by playwright-core) against a
+// real API: a patient grants Observations to a clinician, the clinician reads the chart and
+// its HbA1c plot, the patient revokes and the clinician is refused, and the patient sees those
+// reads in the access log, checked against the ledger. Every page is checked with axe-core.
+import { source as axeSource } from 'axe-core';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { ConsentService } from '../src/consent';
+import { CONSOLE_CSP } from '../src/console';
+import { seedCohort } from '../src/federated/synthetic/seed';
+import { ensureConsoleBuilt } from './helpers/console-build';
+import { LOINC } from './helpers/fhir';
+import { TestApi } from './helpers/test-api';
+import { chromiumPath } from './helpers/chromium';
+
+const SCREENSHOTS = join(__dirname, 'console', 'screenshots');
+
+function hba1c(value: number, date: string) {
+  return {
+    resourceType: 'Observation',
+    status: 'final',
+    category: [
+      {
+        coding: [
+          {
+            system: 'http://terminology.hl7.org/CodeSystem/observation-category',
+            code: 'laboratory',
+          },
+        ],
+      },
+    ],
+    code: { coding: [{ system: LOINC, code: '4548-4', display: 'Hemoglobin A1c' }] },
+    valueQuantity: { value, unit: '%' },
+    effectiveDateTime: date,
+  };
+}
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: string[] }[];
+}
+
+/** axe-core's serious and critical violations on the page as it stands. */
+async function seriousViolations(page: Page): Promise<string[]> {
+  await page.evaluate(axeSource);
+  // A string, evaluated in the page: the suite's own types know no DOM.
+  const violations = (await page.evaluate(
+    `axe.run(document).then((r) => r.violations)`,
+  )) as AxeViolation[];
+  return violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map(
+      (v) =>
+        `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
+    );
+}
+
+describe('the web console in a browser', () => {
+  let api: TestApi;
+  let browser: Browser;
+  let patientContext: BrowserContext;
+  let clinicianContext: BrowserContext;
+  let patient: Page;
+  let clinician: Page;
+  let patientId: string;
+  /** Problems the browser reported on any page: CSP refusals, script errors. */
+  const browserProblems: string[] = [];
+
+  async function open(context: BrowserContext): Promise<Page> {
+    const page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) browserProblems.push(m.text());
+    });
+    page.on('pageerror', (e) => browserProblems.push(e.message));
+    await page.goto(`${api.url}/console/`);
+    return page;
+  }
+
+  async function signIn(page: Page, subject: string, role: string, org?: string) {
+    await page.getByLabel('Subject (user id)').fill(subject);
+    await page.getByLabel('Role').selectOption(role);
+    if (org) await page.getByLabel('Organisation (optional)').fill(org);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign out' }).waitFor();
+  }
+
+  async function checkPage(page: Page, name: string) {
+    expect(await seriousViolations(page)).toEqual([]);
+    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+  }
+
+  beforeAll(async () => {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    ensureConsoleBuilt();
+    api = await TestApi.start();
+    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+    patientContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    clinicianContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+
+    // The patient's records, written through the API as their devices would.
+    const token = await api.token('alice', 'PATIENT');
+    const { registerPatient } = await api.ok<{ registerPatient: { id: string } }>(
+      `mutation { registerPatient(displayName: "Alice") { id } }`,
+      {},
+      token,
+    );
+    patientId = registerPatient.id;
+    for (const [value, date] of [
+      [7.9, '2025-01-15'],
+      [7.2, '2025-05-20'],
+      [6.6, '2025-10-02'],
+    ] as const) {
+      await api.ok(
+        `mutation($input: CreateRecordInput!) { createRecord(input: $input) { id } }`,
+        { input: { resource: hba1c(value, `${date}T09:00:00Z`) } },
+        token,
+      );
+    }
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await api?.stop();
+  });
+
+  it('serves the console under a strict Content-Security-Policy, and /graphql and /health as before', async () => {
+    const page = await fetch(`${api.url}/console/`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toBe(CONSOLE_CSP);
+    expect(CONSOLE_CSP).toContain("script-src 'self'");
+    expect(CONSOLE_CSP).toContain("connect-src 'self'");
+    const html = await page.text();
+    expect(html).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/); // no inline script
+    expect((await fetch(`${api.url}/health`)).headers.get('content-security-policy')).toBeNull();
+    const missing = await fetch(`${api.url}/console/assets/missing.js`);
+    expect(missing.status).toBe(404);
+    const gql = await api.gql(`{ __typename }`);
+    expect(gql.status).toBe(200);
+  });
+
+  it('a patient signs in and sees their records with their integrity', async () => {
+    patient = await open(patientContext);
+    await checkPage(patient, 'sign-in');
+    await signIn(patient, 'alice', 'PATIENT');
+    await expect(patient.getByTestId('patient-id').textContent()).resolves.toBe(patientId);
+    await patient.getByRole('table').getByText('Verified against the ledger').first().waitFor();
+    expect(await patient.getByRole('table').getByText('Verified against the ledger').count()).toBe(
+      3,
+    );
+    await checkPage(patient, 'patient-records');
+  });
+
+  it('a patient grants Observations to a clinician, in plain words', async () => {
+    await patient.getByRole('button', { name: 'My consents' }).click();
+    await patient.getByLabel('Kind').selectOption('CLINICIAN');
+    await patient.getByLabel('Their id').fill('dr-bob');
+    await patient.getByLabel('To treat me').check();
+    await patient.getByLabel('Observation').check();
+    await patient.getByRole('button', { name: 'Grant access' }).click();
+    const grant = patient.locator('[data-testid=grant][data-grantee=dr-bob]');
+    await expect(grant.getByTestId('grant-status').textContent()).resolves.toBe('ACTIVE');
+    await expect(grant.textContent()).resolves.toContain('May read my records (Observation)');
+    await checkPage(patient, 'patient-consents');
+  });
+
+  it('the clinician sees the patient among theirs, the chart and the HbA1c plot with units', async () => {
+    clinician = await open(clinicianContext);
+    await signIn(clinician, 'dr-bob', 'CLINICIAN', 'org1');
+    await clinician.getByText(patientId).waitFor();
+    await checkPage(clinician, 'clinician-patients');
+    await expect(clinician.getByText('treatment: Observation').count()).resolves.toBe(1);
+    await clinician.getByRole('button', { name: 'Open chart for Alice' }).click();
+    const chart = clinician.getByTestId('lab-chart');
+    await chart.waitFor();
+    await expect(chart.locator('figcaption').textContent()).resolves.toBe('HbA1c over time, in %');
+    // The plot's numbers, oldest first, as the table beside the canvas gives them.
+    const cells = await chart.locator('tbody td').allTextContents();
+    expect(cells).toEqual(['7.9', '7.2', '6.6']);
+    const box = await chart.locator('canvas').boundingBox();
+    expect(box!.width).toBeGreaterThan(200);
+    expect(box!.height).toBeGreaterThan(100);
+    await checkPage(clinician, 'clinician-chart');
+  });
+
+  it('the patient revokes with one click, and the clinician is then refused', async () => {
+    await patient.getByRole('button', { name: 'Revoke the grant to dr-bob' }).click();
+    const grant = patient.locator('[data-testid=grant][data-grantee=dr-bob]');
+    await grant.getByText('REVOKED').waitFor();
+    await clinician.getByRole('button', { name: 'Refresh' }).click();
+    const refusal = clinician.locator('[role=alert][data-code=CONSENT_REQUIRED]');
+    await refusal.waitFor();
+    await expect(refusal.textContent()).resolves.toContain('has not granted you access');
+    expect(await clinician.getByTestId('lab-chart').count()).toBe(0);
+    await checkPage(clinician, 'clinician-refused');
+  });
+
+  it('the patient sees the clinicians’ reads in the access log, an emergency highlighted, checked against the ledger', async () => {
+    // Another clinician breaks the glass, with a reason, and reads.
+    const eve = await api.token('dr-eve', 'CLINICIAN', 'org2');
+    await api.ok(
+      `mutation($p: ID!) { declareEmergency(patientId: $p, reason: "Unconscious in A&E") { id } }`,
+      { p: patientId },
+      eve,
+    );
+    await api.ok(
+      `query($p: ID!) { records(patientId: $p) { items { id } } }`,
+      { p: patientId },
+      eve,
+    );
+    await patient.getByRole('button', { name: 'Who read my records' }).click();
+    // The declaration and the read it allowed, both highlighted with their reason.
+    const emergency = patient.locator('[data-testid=access-event][data-actor=dr-eve]');
+    await emergency.first().waitFor();
+    const rows = await emergency.evaluateAll((trs) =>
+      trs.map((tr) => ({ highlighted: tr.className, text: tr.textContent })),
+    );
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      expect(row.highlighted).toBe('breakglass');
+      expect(row.text).toContain('Emergency access: Unconscious in A&E');
+    }
+    const reads = patient.locator('[data-testid=access-event][data-actor=dr-bob]');
+    await reads.first().waitFor();
+    const decisions = await reads.evaluateAll((rows) =>
+      rows.map((r) => r.getAttribute('data-decision')),
+    );
+    // Newest first: the refused read after the revocation, the one permitted read before it.
+    expect(decisions).toEqual(['DENY', 'PERMIT']);
+    await patient.getByRole('button', { name: 'Check against the ledger' }).click();
+    await expect(
+      patient
+        .getByTestId('verification')
+        .getByText(/Checked against the ledger: all \d+ accesses justified/)
+        .textContent(),
+    ).resolves.toBeTruthy();
+    await checkPage(patient, 'patient-access-log');
+  });
+
+  it('a refused clinician may break the glass with a reason, and sees the time left', async () => {
+    await clinician.getByLabel('Reason').fill('Collapsed in clinic');
+    await clinician.getByRole('button', { name: 'Declare an emergency' }).click();
+    await clinician.getByTestId('lab-chart').waitFor();
+    await expect(clinician.getByTestId('emergency').textContent()).resolves.toMatch(
+      /^Emergency access: (59|60) min \d\d s left$/,
+    );
+    expect(await clinician.locator('[data-code=CONSENT_REQUIRED]').count()).toBe(0);
+    await checkPage(clinician, 'clinician-break-glass');
+  });
+
+  it('keeps the token and PHI out of the URL and the browser’s storage', async () => {
+    for (const page of [patient, clinician]) {
+      expect(new URL(page.url()).pathname).toBe('/console/');
+      expect(new URL(page.url()).search).toBe('');
+      const stored = await page.evaluate(
+        `({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie })`,
+      );
+      expect(stored).toEqual({ local: 0, session: 0, cookie: '' });
+    }
+  });
+
+  it('works at phone width without sideways scrolling', async () => {
+    await patient.setViewportSize({ width: 375, height: 740 });
+    await patient.getByRole('button', { name: 'My consents' }).click();
+    await patient.getByRole('button', { name: 'Grant access' }).waitFor();
+    const overflow = (await patient.evaluate(
+      `document.documentElement.scrollWidth - document.documentElement.clientWidth`,
+    )) as number;
+    const wide = await patient.evaluate(
+      `[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth).map((e) => e.tagName + '.' + e.className)`,
+    );
+    expect({ overflow, wide }).toEqual({ overflow: 0, wide: [] });
+    await checkPage(patient, 'phone-consents');
+  });
+
+  it('shows an error in plain words for a refused sign-in', async () => {
+    const page = await open(patientContext);
+    await page.getByLabel('Subject (user id)').fill('x'.repeat(300));
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const alert = page.locator('[role=alert][data-code=BAD_USER_INPUT]');
+    await alert.waitFor();
+    await expect(alert.textContent()).resolves.toContain('Some input was not accepted');
+    await page.close();
+  });
+
+  it('a researcher starts a run on a seeded cohort and sees the curves reach its last round', async () => {
+    // A small cohort at two sites, every patient in the study: the in-process nodes train it.
+    const summary = await seedCohort(api.server.app, { patients: 60, sites: 2, seed: 5 });
+    const researcherToken = await api.token('rosa', 'RESEARCHER');
+    const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+      `mutation { createStudy(input: { title: "Type 2 diabetes", features: ["2345-7", "4548-4"],
+         label: "44054006", minNodes: 2 }) { id } }`,
+      {},
+      researcherToken,
+    );
+    const consents = api.server.app.get(ConsentService);
+    for (const p of summary.patients) {
+      await consents.grant(
+        { id: p.userId, roles: ['PATIENT'], organizationId: p.organizationId },
+        {
+          granteeType: 'STUDY',
+          granteeId: createStudy.id,
+          purpose: 'RESEARCH',
+          actions: ['TRAIN'],
+        },
+      );
+    }
+    const researcher = await open(clinicianContext);
+    await signIn(researcher, 'rosa', 'RESEARCHER');
+    await researcher.getByLabel('Rounds').fill('2');
+    await researcher.getByRole('button', { name: 'Start a run' }).click();
+    // The page polls while the run goes; the last round's point appears without a reload.
+    await researcher.getByTestId('run-status').getByText('completed: round 2 of 2').waitFor();
+    await researcher.getByRole('button', { name: /: completed, round 2 of 2$/ }).waitFor();
+    const chart = researcher.getByTestId('run-chart');
+    expect(await chart.locator('tbody tr').count()).toBe(2);
+    // Each round's AUC and loss, as numbers (a missing value would show as —).
+    const rows = await chart
+      .locator('tbody tr')
+      .evaluateAll((trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+      );
+    for (const [auc, loss] of rows) {
+      expect(Number(auc)).toBeGreaterThan(0);
+      expect(Number(loss)).toBeGreaterThan(0);
+    }
+    await checkPage(researcher, 'researcher-run');
+  });
+
+  it('reports no CSP refusal or script error on any page', () => {
+    expect(browserProblems).toEqual([]);
+  });
+});
