@@ -7,7 +7,7 @@ import type { RecordFacts } from '@custodia/chaincode/policy';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { Actor, hasRole } from '../auth';
+import { Actor } from '../auth';
 import {
   BadUserInputError,
   ConsentRequiredError,
@@ -20,7 +20,8 @@ import { preparedQuery } from '../database/prepared';
 import { AccessLog } from '../audit';
 import { Decision, PolicyDecisionPoint } from '../consent';
 import { PatientsService } from '../patients';
-import { CURRENT_FORMAT, DataKeyRing, RecordLabels, sealRecord } from './crypto';
+import { DataKeyRing, RecordLabels } from './crypto';
+import { sealedRow } from './sealed-row';
 import { deriveCategory, FhirResource, labelledRestricted, validatePatientResource } from './fhir';
 import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
@@ -36,6 +37,8 @@ import {
 } from './record.model';
 import { isUuid } from '../common/ids';
 import { RecordIndex, RecordSearch } from './search/record-index';
+import { anchorQuestion, factsOf, RecordAccess, recordModel } from './record-access';
+import { CURRENT_COLUMNS, VersionRow, versionEntity } from './record-rows';
 
 /** A page, and the ids of records on it that failed to open and were withheld. */
 export interface ListedRecords extends RecordPageModel {
@@ -68,6 +71,7 @@ export class RecordsService {
     private readonly anchoring: RecordAnchoring,
     private readonly anchors: LedgerAnchors,
     private readonly pdp: PolicyDecisionPoint,
+    private readonly access: RecordAccess,
     private readonly log: AccessLog,
     private readonly opener: RecordOpener,
     private readonly index: RecordIndex,
@@ -103,28 +107,13 @@ export class RecordsService {
         category,
         sensitivity: restricted ? 'RESTRICTED' : 'NORMAL',
       };
-      const sealed = sealRecord(dek.key, labels, resource);
-      const entity: RecordEntity = {
-        id: labels.recordId,
-        patientId: labels.patientId,
-        version: labels.version,
-        resourceType: labels.resourceType,
-        category: labels.category,
-        sensitivity: labels.sensitivity,
-        keyId: dek.id,
-        iv: sealed.iv,
-        authTag: sealed.tag,
-        ciphertext: sealed.ciphertext,
-        bindingVersion: CURRENT_FORMAT,
-        contentHash: sealed.contentHash,
-        hashVersion: CURRENT_FORMAT,
-        anchorState: 'PENDING',
-        anchoredHash: null,
-        ledgerTxId: null,
-        createdAt: now,
-        updatedAt: now,
-        ...this.index.entryFor(dek, resource, now),
-      };
+      const entity = sealedRow(
+        dek,
+        labels,
+        resource,
+        { createdAt: now, updatedAt: now },
+        this.index.entryFor(dek, resource, now),
+      );
       await m.getRepository(RecordEntity).insert(entity);
       return entity;
     });
@@ -146,7 +135,7 @@ export class RecordsService {
     const anchor: AnchorLookup = anchored
       ? { state: 'anchored', contentHash: anchored.ledgerHash, txId: anchored.txId }
       : { state: 'absent' };
-    return this.toModel({ row, resource, hash: row.contentHash }, anchor);
+    return recordModel({ row, resource, hash: row.contentHash }, anchor);
   }
 
   /**
@@ -174,9 +163,9 @@ export class RecordsService {
   async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<ListedRecords> {
     const size = pageSize(filter.first);
     const after = decodeCursor(filter.after);
-    const decision = await this.decide(actor, patientId);
+    const decision = await this.access.decide(actor, patientId);
     if (decision.basis.kind === 'none') {
-      await this.logDenied(actor, decision, patientId, []);
+      await this.access.logDenied(actor, decision, patientId, []);
       throw new ConsentRequiredError(
         "No active consent lets you read this patient's records. Ask the patient to grant access.",
       );
@@ -201,10 +190,10 @@ export class RecordsService {
     const permitted = this.pdp.recordFilterSql(decision, 'r', params);
     if (permitted) where.push(permitted);
     params.push(size + 1);
-    const text = `SELECT ${RECORD_COLUMNS} FROM records r WHERE ${where.join(' AND ')}
+    const text = `SELECT ${CURRENT_COLUMNS} FROM records r WHERE ${where.join(' AND ')}
        ORDER BY r.created_at DESC, r.id DESC LIMIT $${params.length}`;
-    const found = await preparedQuery<RecordRow>(this.db, text, params);
-    const rows = found.map(toEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
+    const found = await preparedQuery<VersionRow>(this.db, text, params);
+    const rows = found.map(versionEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
     const page = rows.slice(0, size);
     const opened = await Promise.all(page.map((r) => this.opener.open(r)));
     const readable = opened.filter(
@@ -213,7 +202,7 @@ export class RecordsService {
     );
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
     // Only what was returned is logged as read; withheld records were not.
-    await this.logPermitted(
+    await this.access.logPermitted(
       actor,
       decision,
       patientId,
@@ -221,7 +210,7 @@ export class RecordsService {
     );
     const last = page[page.length - 1];
     return {
-      items: readable.map((o, i) => this.toModel(o, anchors[i])),
+      items: readable.map((o, i) => recordModel(o, anchors[i])),
       nextCursor: rows.length > size && last ? encodeCursor(last) : null,
       withheld: page.filter((_, i) => opened[i] === null).map((r) => r.id),
     };
@@ -254,12 +243,12 @@ export class RecordsService {
   ): Promise<Map<string, { recordIds: string[]; resources: Record<string, unknown>[] }>> {
     const out = new Map<string, { recordIds: string[]; resources: Record<string, unknown>[] }>();
     for (let i = 0; i < patientIds.length; i += TRAINING_CHUNK) {
-      const found: RecordRow[] = await this.db.query(
-        `SELECT ${RECORD_COLUMNS} FROM records r WHERE r.patient_id = ANY($1::uuid[])
+      const found: VersionRow[] = await this.db.query(
+        `SELECT ${CURRENT_COLUMNS} FROM records r WHERE r.patient_id = ANY($1::uuid[])
          ORDER BY r.patient_id, r.created_at, r.id`,
         [patientIds.slice(i, i + TRAINING_CHUNK)],
       );
-      const opened = await Promise.all(found.map((row) => this.opener.open(toEntity(row))));
+      const opened = await Promise.all(found.map((row) => this.opener.open(versionEntity(row))));
       for (const o of opened) {
         if (!o) continue;
         const entry = out.get(o.row.patientId) ?? { recordIds: [], resources: [] };
@@ -304,14 +293,14 @@ export class RecordsService {
     resourceTypes: readonly string[],
   ): Promise<DecisionSourceRecord[]> {
     if (!isUuid(patientId)) return [];
-    const found = await preparedQuery<RecordRow>(
+    const found = await preparedQuery<VersionRow>(
       this.db,
-      `SELECT ${RECORD_COLUMNS} FROM records r
+      `SELECT ${CURRENT_COLUMNS} FROM records r
        WHERE r.patient_id = $1 AND r.resource_type = ANY($2::text[])
        ORDER BY r.created_at, r.id`,
       [patientId, resourceTypes],
     );
-    const opened = await Promise.all(found.map((row) => this.opener.open(toEntity(row))));
+    const opened = await Promise.all(found.map((row) => this.opener.open(versionEntity(row))));
     return opened
       .filter((o): o is OpenRow => o !== null)
       .map(({ row, resource }) => ({
@@ -324,7 +313,7 @@ export class RecordsService {
 
   async get(actor: Actor, id: string): Promise<HealthRecordModel> {
     const open = await this.readOne(actor, id);
-    return this.toModel(open, await this.anchors.lookupOne(anchorQuestion(open)));
+    return recordModel(open, await this.anchors.lookupOne(anchorQuestion(open)));
   }
 
   /**
@@ -336,7 +325,7 @@ export class RecordsService {
     const { row, decision } = await this.readableRow(actor, id);
     const open = await this.opener.open(row);
     if (!open) throw unreadableRecord(row.id);
-    await this.logPermitted(actor, decision, row.patientId, [row]);
+    await this.access.logPermitted(actor, decision, row.patientId, [row]);
     return open;
   }
 
@@ -348,149 +337,17 @@ export class RecordsService {
     if (!isUuid(id)) throw notFound;
     const row = await this.db.getRepository(RecordEntity).findOneBy({ id });
     if (!row) throw notFound;
-    const decision = await this.decide(actor, row.patientId);
+    const decision = await this.access.decide(actor, row.patientId);
     if (!this.pdp.admits(decision, factsOf(row))) {
-      await this.logDenied(actor, decision, row.patientId, [row.id]);
+      await this.access.logDenied(actor, decision, row.patientId, [row.id]);
       throw notFound;
     }
     return { row, decision };
   }
-
-  private async decide(actor: Actor, patientId: string): Promise<Decision> {
-    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
-    return this.pdp.decide(actor, own, patientId, 'READ', 'TREATMENT');
-  }
-
-  /** One access event per record-reading call: the records returned and on what basis. */
-  private async logPermitted(
-    actor: Actor,
-    decision: Decision,
-    patientId: string,
-    rows: RecordEntity[],
-  ): Promise<void> {
-    const basis = decision.basis;
-    let consentId: string | null = null;
-    if (basis.kind === 'grants') {
-      for (const r of rows) {
-        consentId = this.pdp.permittingGrant(decision, factsOf(r)) ?? null;
-        if (consentId) break;
-      }
-      consentId ??= basis.grants[0].id;
-    }
-    await this.log.record({
-      actorId: actor.id,
-      patientId,
-      recordIds: rows.map((r) => r.id),
-      action: 'READ',
-      purpose: basis.kind === 'self' ? 'SELF' : 'TREATMENT',
-      decision: 'PERMIT',
-      consentId,
-      breakGlass: basis.kind === 'emergency',
-      reason: basis.kind === 'emergency' ? basis.reason : null,
-      emergencyId: basis.kind === 'emergency' ? basis.emergencyId : undefined,
-      actorOrganizationId: actor.organizationId ?? undefined,
-    });
-  }
-
-  private async logDenied(
-    actor: Actor,
-    decision: Decision,
-    patientId: string,
-    recordIds: string[],
-  ): Promise<void> {
-    // Only attempts on a real patient are theirs to see.
-    if (!(await this.patients.exists(patientId))) return;
-    await this.log.record({
-      actorId: actor.id,
-      patientId,
-      recordIds,
-      action: 'READ',
-      purpose: decision.basis.kind === 'self' ? 'SELF' : 'TREATMENT',
-      decision: 'DENY',
-      consentId: null,
-      breakGlass: false,
-      reason: null,
-    });
-  }
-
-  /** The record as returned: its hash is the one recomputed, its anchor the ledger's. */
-  private toModel({ row, resource, hash }: OpenRow, anchor: AnchorLookup): HealthRecordModel {
-    return {
-      id: row.id,
-      patientId: row.patientId,
-      resourceType: row.resourceType,
-      category: row.category,
-      sensitivity: row.sensitivity as SensitivityEnum,
-      resource,
-      version: row.version,
-      contentHash: hash,
-      integrity: integrityOf(hash, anchor, row.anchorState),
-      ledgerTxId: anchor.state === 'anchored' ? anchor.txId : null,
-      createdAt: row.createdAt,
-      updatedAt: row.updatedAt,
-    };
-  }
 }
 
-/** The page query reads rows raw: TypeORM's query building and hydration cost every read. */
 /** Patients whose records one training query reads. */
 const TRAINING_CHUNK = 200;
-
-const RECORD_COLUMNS = `r.id, r.patient_id, r.version, r.resource_type, r.category, r.sensitivity,
-  r.key_id, r.iv, r.auth_tag, r.ciphertext, r.binding_version, r.content_hash, r.hash_version,
-  r.anchor_state, r.anchored_hash, r.ledger_tx_id, r.created_at, r.updated_at`;
-
-interface RecordRow {
-  id: string;
-  patient_id: string;
-  version: number;
-  resource_type: string;
-  category: string | null;
-  sensitivity: RecordEntity['sensitivity'];
-  key_id: string;
-  iv: Buffer;
-  auth_tag: Buffer;
-  ciphertext: Buffer;
-  binding_version: RecordEntity['bindingVersion'];
-  content_hash: string;
-  hash_version: RecordEntity['hashVersion'];
-  anchor_state: RecordEntity['anchorState'];
-  anchored_hash: string | null;
-  ledger_tx_id: string | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-function toEntity(r: RecordRow): RecordEntity {
-  return {
-    id: r.id,
-    patientId: r.patient_id,
-    version: r.version,
-    resourceType: r.resource_type,
-    category: r.category,
-    sensitivity: r.sensitivity,
-    keyId: r.key_id,
-    iv: r.iv,
-    authTag: r.auth_tag,
-    ciphertext: r.ciphertext,
-    bindingVersion: r.binding_version,
-    contentHash: r.content_hash,
-    hashVersion: r.hash_version,
-    anchorState: r.anchor_state,
-    anchoredHash: r.anchored_hash,
-    ledgerTxId: r.ledger_tx_id,
-    createdAt: r.created_at,
-    updatedAt: r.updated_at,
-  };
-}
-
-function factsOf(row: RecordEntity): RecordFacts {
-  return { resourceType: row.resourceType, category: row.category, sensitivity: row.sensitivity };
-}
-
-function anchorQuestion({ row, hash }: OpenRow) {
-  return { recordId: row.id, version: row.version, contentHash: hash };
-}
 
 /** Names the record so that it can be reported; says nothing of what it holds. */
 export function unreadableRecord(recordId: string): InternalError {

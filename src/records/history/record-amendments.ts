@@ -15,12 +15,13 @@ import {
   NotFoundError,
 } from '../../common/errors';
 import { isUuid } from '../../common/ids';
-import { CURRENT_FORMAT, DataKeyRing, RecordLabels, sealRecord } from '../crypto';
+import { DataKeyRing, RecordLabels } from '../crypto';
 import { deriveCategory, labelledRestricted, validatePatientResource } from '../fhir';
 import { RecordAccess } from '../record-access';
 import { AnchorLookup } from '../record-integrity';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
+import { sealedRow } from '../sealed-row';
 import { RecordIndex } from '../search/record-index';
 
 const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
@@ -129,26 +130,13 @@ export class RecordAmendments {
         category,
         sensitivity,
       };
-      const sealed = sealRecord(dek.key, labels, resource);
-      const entry = this.index.entryFor(dek, resource, current.createdAt);
-      const next: RecordEntity = {
-        ...current,
-        version,
-        category,
-        sensitivity,
-        keyId: dek.id,
-        iv: sealed.iv,
-        authTag: sealed.tag,
-        ciphertext: sealed.ciphertext,
-        bindingVersion: CURRENT_FORMAT,
-        contentHash: sealed.contentHash,
-        hashVersion: CURRENT_FORMAT,
-        anchorState: 'PENDING',
-        anchoredHash: null,
-        ledgerTxId: null,
-        updatedAt: now,
-        ...entry,
-      };
+      const next = sealedRow(
+        dek,
+        labels,
+        resource,
+        { createdAt: current.createdAt, updatedAt: now },
+        this.index.entryFor(dek, resource, current.createdAt),
+      );
       await m.query(
         `UPDATE records SET version = $2, category = $3, sensitivity = $4, key_id = $5, iv = $6,
            auth_tag = $7, ciphertext = $8, binding_version = $9, content_hash = $10,
@@ -158,20 +146,20 @@ export class RecordAmendments {
          WHERE id = $1`,
         [
           id,
-          version,
-          category,
-          sensitivity,
-          dek.id,
-          sealed.iv,
-          sealed.tag,
-          sealed.ciphertext,
-          CURRENT_FORMAT,
-          sealed.contentHash,
-          CURRENT_FORMAT,
-          now,
-          entry.effectiveAt,
-          entry.codeDigests,
-          entry.indexVersion,
+          next.version,
+          next.category,
+          next.sensitivity,
+          next.keyId,
+          next.iv,
+          next.authTag,
+          next.ciphertext,
+          next.bindingVersion,
+          next.contentHash,
+          next.hashVersion,
+          next.updatedAt,
+          next.effectiveAt,
+          next.codeDigests,
+          next.indexVersion,
         ],
       );
       return next;

@@ -15,9 +15,10 @@ import { Actor, hasRole } from '../../auth';
 import { BadUserInputError, ConsentRequiredError, NotFoundError } from '../../common/errors';
 import { Decision, PolicyDecisionPoint } from '../../consent';
 import { PatientsService } from '../../patients';
-import { CURRENT_FORMAT, DataKeyRing, sealRecord } from '../crypto';
+import { DataKeyRing } from '../crypto';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
+import { sealedRow } from '../sealed-row';
 import { RecordIndex } from '../search/record-index';
 import { planImport, PlannedRecord } from './bundle-plan';
 import { ImportReportModel } from './import.model';
@@ -110,29 +111,14 @@ export class BundleImportService implements OnApplicationShutdown {
           category: r.category,
           sensitivity: r.sensitivity,
         };
-        const sealed = sealRecord(dek.key, labels, r.resource);
-        return {
-          id: r.id,
-          patientId,
-          version: 1,
-          resourceType: labels.resourceType,
-          category: labels.category,
-          sensitivity: labels.sensitivity,
-          keyId: dek.id,
-          iv: sealed.iv,
-          authTag: sealed.tag,
-          ciphertext: sealed.ciphertext,
-          bindingVersion: CURRENT_FORMAT,
-          contentHash: sealed.contentHash,
-          hashVersion: CURRENT_FORMAT,
-          anchorState: 'PENDING',
-          anchoredHash: null,
-          ledgerTxId: null,
-          createdAt: now,
-          updatedAt: now,
+        return sealedRow(
+          dek,
+          labels,
+          r.resource,
+          { createdAt: now, updatedAt: now },
           // Searchable at once, as a record createRecord stores.
-          ...this.index.entryFor(dek, r.resource, now),
-        };
+          this.index.entryFor(dek, r.resource, now),
+        );
       });
       const repo = m.getRepository(RecordEntity);
       for (let i = 0; i < rows.length; i += INSERT_CHUNK) {
