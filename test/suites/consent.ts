@@ -356,11 +356,15 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
           (await api.db.query('SELECT * FROM consent_grants ORDER BY id')).rows;
         const live = await snapshot();
         const projector = api.server.app.get(ConsentProjector);
-        // One event per grant, and one more per revocation.
+        // One event per grant, and one more per revocation (a ledger shared with other suites
+        // also holds patients' signed-consent settings, which are not grants: not counted).
         const events = live.length + live.filter((g) => g.status === 'REVOKED').length;
         const caughtUp = new Promise<void>((resolve) => {
           let n = 0;
-          projector.events.on('applied', () => ++n === events && resolve());
+          projector.events.on(
+            'applied',
+            (e: { name: string }) => e.name.startsWith('Consent') && ++n === events && resolve(),
+          );
         });
         await projector.rebuild();
         await caughtUp;
