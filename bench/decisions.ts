@@ -7,14 +7,15 @@
 //            --profile  (CPU-profile the server during the measured run; writes no results)
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { DevIssuer } from '../src/auth';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/config';
-import { summariseProfile } from './lib/cpu-profile';
+import { integerOption } from './lib/args';
+import { summariseProfileFile } from './lib/cpu-profile';
 import { ServerProcess } from './lib/server-process';
 
 const TARGET_P50_MS = 25;
@@ -32,15 +33,10 @@ function settings() {
       profile: { type: 'boolean', default: false },
     },
   });
-  const int = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-    return n;
-  };
   return {
-    warmup: int('warmup', values.warmup),
-    requests: int('requests', values.requests),
-    observations: int('observations', values.observations),
+    warmup: integerOption('warmup', values.warmup),
+    requests: integerOption('requests', values.requests),
+    observations: integerOption('observations', values.observations),
     profile: values.profile,
   };
 }
@@ -238,7 +234,7 @@ async function main(): Promise<void> {
       if (s.profile) {
         const file = join(dataDir, 'decisions.cpuprofile');
         await server.stopProfile(file);
-        console.log(summariseProfile(JSON.parse(await readFile(file, 'utf8')), s.requests, 30));
+        console.log(await summariseProfileFile(file, s.requests, 30));
         console.log('(profiled run: results file not written)');
         return;
       }

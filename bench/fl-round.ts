@@ -19,7 +19,7 @@
 //                        main thread went, per round; the database is another process)
 import 'reflect-metadata';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
@@ -33,6 +33,7 @@ import { LocalTrainingNodes } from '../src/federated/node/local-nodes';
 import { seedCohort } from '../src/federated/synthetic/seed';
 import { RunningServer, startServer } from '../src/server';
 import { CpuProfile, summariseProfile } from './lib/cpu-profile';
+import { machineInfo } from './lib/machine';
 import { machineBusySeconds } from './lib/server-process';
 
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'fl-round.json');
@@ -591,7 +592,7 @@ async function main(): Promise<void> {
 
   const report = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
+    machine: machineInfo(),
     settings: {
       ...s,
       features: FEATURES,

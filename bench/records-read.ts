@@ -7,13 +7,15 @@
 //   options: --connections 10 --warmup 5 --duration 12 --records 1000
 //            --mix-patients 1000 --mix-records 20  (--mix-patients 0 skips the mix)
 //            --profile  (CPU-profile each server during the measured run; writes no results)
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DevIssuer } from '../src/auth';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/config';
-import { summariseProfile } from './lib/cpu-profile';
+import { integerOption } from './lib/args';
+import { summariseProfileFile } from './lib/cpu-profile';
+import { machineInfo } from './lib/machine';
 import { GraphQLRequest, LoadResult, round, runLoad } from './lib/load';
 import { PAGE_SIZE, RECORDS_QUERY, sampleResource } from './lib/sample-records';
 import { machineBusySeconds, ServerProcess } from './lib/server-process';
@@ -70,18 +72,13 @@ function settings(): Settings {
       profile: { type: 'boolean', default: false },
     },
   });
-  const int = (name: string, v: string, min = 1) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}`);
-    return n;
-  };
   return {
-    connections: int('connections', values.connections),
-    warmupSeconds: int('warmup', values.warmup),
-    durationSeconds: int('duration', values.duration),
-    records: int('records', values.records),
-    mixPatients: int('mix-patients', values['mix-patients'], 0),
-    mixRecords: int('mix-records', values['mix-records'], PAGE_SIZE),
+    connections: integerOption('connections', values.connections),
+    warmupSeconds: integerOption('warmup', values.warmup),
+    durationSeconds: integerOption('duration', values.duration),
+    records: integerOption('records', values.records),
+    mixPatients: integerOption('mix-patients', values['mix-patients'], 0),
+    mixRecords: integerOption('mix-records', values['mix-records'], PAGE_SIZE),
     profileDir: values.profile
       ? join(tmpdir(), `custodia-bench-profiles-${Date.now()}`)
       : undefined,
@@ -354,7 +351,7 @@ async function main(): Promise<void> {
     ] as const) {
       const file = join(s.profileDir, `${name}.cpuprofile`);
       console.log(`\n== ${name}: CPU profile of the measured run (${file}) ==`);
-      console.log(summariseProfile(JSON.parse(await readFile(file, 'utf8')), m.requests));
+      console.log(await summariseProfileFile(file, m.requests));
     }
     console.log('\n(profiled run: results file not written)');
     return;
@@ -362,7 +359,7 @@ async function main(): Promise<void> {
 
   const results = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
+    machine: machineInfo(),
     settings: {
       records: s.records,
       mixPatients: s.mixPatients,

@@ -10,13 +10,15 @@
 // Results go to bench/results/request-cost.json.
 //   options: --requests 400 --warmup 100 --connections 8 --patients 20 --records 30
 //            --profile  (CPU-profile each kind's measured requests; prints them, writes no results)
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DevIssuer } from '../src/auth';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/config';
-import { summariseProfile } from './lib/cpu-profile';
+import { integerOption } from './lib/args';
+import { summariseProfileFile } from './lib/cpu-profile';
+import { machineInfo } from './lib/machine';
 import { round } from './lib/load';
 import { RECORDS_QUERY, sampleResource } from './lib/sample-records';
 import { machineBusySeconds, ServerProcess } from './lib/server-process';
@@ -51,17 +53,12 @@ function settings(): Settings {
       profile: { type: 'boolean', default: false },
     },
   });
-  const int = (name: string, v: string) => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
-    return n;
-  };
   return {
-    requests: int('requests', values.requests),
-    warmup: int('warmup', values.warmup),
-    connections: int('connections', values.connections),
-    patients: int('patients', values.patients),
-    records: int('records', values.records),
+    requests: integerOption('requests', values.requests),
+    warmup: integerOption('warmup', values.warmup),
+    connections: integerOption('connections', values.connections),
+    patients: integerOption('patients', values.patients),
+    records: integerOption('records', values.records),
     profileDir: values.profile ? join(tmpdir(), `custodia-cost-profiles-${Date.now()}`) : undefined,
   };
 }
@@ -247,14 +244,14 @@ async function main(): Promise<void> {
     for (const k of kinds) {
       const file = join(s.profileDir, `${k}.cpuprofile`);
       console.log(`\n== ${k}: CPU profile of the measured requests (${file}) ==`);
-      console.log(summariseProfile(JSON.parse(await readFile(file, 'utf8')), s.requests));
+      console.log(await summariseProfileFile(file, s.requests));
     }
     console.log('\n(profiled run: results file not written)');
     return;
   }
   const results = {
     date: new Date().toISOString(),
-    machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, node: process.version },
+    machine: machineInfo(),
     settings: {
       requests: s.requests,
       warmup: s.warmup,

@@ -15,13 +15,13 @@
 //   options: --minutes 10 --warmup-minutes 2 --share 0.8 --rate N (skip the calibration)
 //            --patients 20 --records 30 --calibrate 10
 //            --profile  (CPU-profile the server during the soak; prints it, writes no results)
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { DevIssuer } from '../src/auth';
 import { DEV_AUDIENCE, DEV_ISSUER } from '../src/config';
-import { summariseProfile } from './lib/cpu-profile';
+import { summariseProfileFile } from './lib/cpu-profile';
 import { round, runLoad } from './lib/load';
 import { RECORDS_QUERY, sampleResource } from './lib/sample-records';
 import { ServerMemory, ServerProcess } from './lib/server-process';
@@ -373,7 +373,7 @@ async function main(): Promise<void> {
       if (s.profile) {
         await server.stopProfile(profileFile);
         const requests = stats.reduce((n, m) => n + m.requests, 0);
-        console.log(summariseProfile(JSON.parse(await readFile(profileFile, 'utf8')), requests));
+        console.log(await summariseProfileFile(profileFile, requests));
         console.log('(profiled run: results file not written)');
         return;
       }

@@ -4,6 +4,7 @@
 // left out; with the number of requests served, times are also given per request.
 //   node dist/bench/lib/cpu-profile.js <file.cpuprofile> [requests]
 import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 interface CallFrame {
   functionName: string;
@@ -171,6 +172,15 @@ export function summariseProfile(profile: CpuProfile, requests?: number, top = 1
     table('self time by package or module:', byArea, top),
     table('self time by function:', byFunction, top),
   ].join('\n');
+}
+
+/** Reads a .cpuprofile a bench server wrote and summarises it (see summariseProfile). */
+export async function summariseProfileFile(
+  file: string,
+  requests?: number,
+  top?: number,
+): Promise<string> {
+  return summariseProfile(JSON.parse(await readFile(file, 'utf8')) as CpuProfile, requests, top);
 }
 
 function add(m: Map<string, number>, k: string, v: number): void {

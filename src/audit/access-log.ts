@@ -38,8 +38,9 @@ export const REASON_LABEL = 'access-event.reason';
 /** Shutdown waits at most this long for the head to be anchored. */
 const SHUTDOWN_ANCHOR_MS = 5_000;
 
+/** A caller's events, written in the same INSERT, settled together. */
 interface Queued {
-  event: SealedEvent;
+  events: SealedEvent[];
   resolve(): void;
   reject(e: unknown): void;
 }
@@ -99,12 +100,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   }
 
   /** Appends an event; resolves once it is committed. */
-  async record(event: NewAccessEvent): Promise<void> {
-    const sealed = await this.seal(event);
-    return new Promise((resolve, reject) => {
-      this.queue.push({ event: sealed, resolve, reject });
-      if (!this.writing) this.writing = this.drain();
-    });
+  record(event: NewAccessEvent): Promise<void> {
+    return this.recordGroup([event]);
   }
 
   /**
@@ -116,10 +113,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     if (events.length === 0) return;
     const sealed = await Promise.all(events.map((e) => this.seal(e)));
     return new Promise((resolve, reject) => {
-      let left = sealed.length;
-      const done = () => void (--left === 0 && resolve());
-      // Pushed in one go: the drain takes them in the same batch.
-      for (const event of sealed) this.queue.push({ event, resolve: done, reject });
+      this.queue.push({ events: sealed, resolve, reject });
       if (!this.writing) this.writing = this.drain();
     });
   }
@@ -264,7 +258,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         this.queue = [];
         let crossed = false;
         try {
-          crossed = await this.append(batch.map((q) => q.event));
+          crossed = await this.append(batch.flatMap((q) => q.events));
           batch.forEach((q) => q.resolve());
         } catch (e) {
           this.logger.error({ errorType: (e as Error).name }, 'access events not written');
