@@ -12,6 +12,7 @@ import { Client } from 'pg';
 import type { DestinationStream } from 'pino';
 import { AppModule, GRAPHQL_DOCUMENT_LIMITS } from './app.module';
 import { TokenVerifier } from './auth';
+import { sendError } from './common/error-response';
 import { jsonBodies, tooLarge } from './common/json-bodies';
 import { AppConfig } from './config';
 import { consoleAssets } from './console';
@@ -160,11 +161,7 @@ function bodyErrors(err: unknown, _req: Request, res: Response, next: NextFuncti
     return;
   }
   if (e?.status === 400 || e?.type === 'entity.parse.failed') {
-    res.status(400).json({
-      errors: [
-        { message: 'Request body is not valid JSON.', extensions: { code: 'BAD_USER_INPUT' } },
-      ],
-    });
+    sendError(res, 400, 'Request body is not valid JSON.', 'BAD_USER_INPUT');
     return;
   }
   next(err);

@@ -141,6 +141,13 @@ async function dataDir(): Promise<string> {
   return dir;
 }
 
+/** A fresh data directory and a free port for one `custodia serve`, and where it will answer. */
+async function servePlace(): Promise<{ dir: string; port: number; url: string }> {
+  const dir = await dataDir();
+  const port = await freePort();
+  return { dir, port, url: `http://127.0.0.1:${port}` };
+}
+
 /** The environment of a person who configured nothing but what `vars` holds. */
 function environment(vars: Record<string, string>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
@@ -153,6 +160,13 @@ function environment(vars: Record<string, string>): NodeJS.ProcessEnv {
 
 function custodia(args: string[], vars: Record<string, string>, detached = false): Cli {
   return new Cli(args, environment(vars), detached);
+}
+
+/** `custodia serve` on a data directory and port, once it says it is ready. */
+async function serveOn(dir: string, port: number, detached = false): Promise<Cli> {
+  const cli = custodia(['serve'], { CUSTODIA_DATA_DIR: dir, PORT: String(port) }, detached);
+  await cli.waitFor('Press Ctrl-C to stop.');
+  return cli;
 }
 
 /** stderr's lines, but for bin/custodia.js's notice that it compiled changed sources. */
@@ -291,16 +305,10 @@ describe('custodia serve in embedded mode', () => {
   let alicePatientId: string;
 
   beforeAll(async () => {
-    dir = await dataDir();
-    port = await freePort();
-    url = `http://127.0.0.1:${port}`;
+    ({ dir, port, url } = await servePlace());
   });
 
-  const serve = async (detached = false): Promise<Cli> => {
-    const cli = custodia(['serve'], { CUSTODIA_DATA_DIR: dir, PORT: String(port) }, detached);
-    await cli.waitFor('Press Ctrl-C to stop.');
-    return cli;
-  };
+  const serve = (detached = false) => serveOn(dir, port, detached);
 
   it(
     'starts with no configuration and says where GraphQL is and how to get a token',
@@ -417,16 +425,10 @@ describe('custodia serve recovers by itself', () => {
   let alicePatientId: string;
 
   beforeAll(async () => {
-    dir = await dataDir();
-    port = await freePort();
-    url = `http://127.0.0.1:${port}`;
+    ({ dir, port, url } = await servePlace());
   });
 
-  const serve = async (): Promise<Cli> => {
-    const cli = custodia(['serve'], { CUSTODIA_DATA_DIR: dir, PORT: String(port) });
-    await cli.waitFor('Press Ctrl-C to stop.');
-    return cli;
-  };
+  const serve = () => serveOn(dir, port);
 
   it(
     'stops the PostgreSQL that a killed API left running, says so in one line, and serves the same data',

@@ -101,6 +101,13 @@ describe('input errors', () => {
     );
   const post = (query: string, variables: Record<string, unknown> = {}, token = patient) =>
     postRaw(JSON.stringify({ query, variables }), token);
+  /** A GraphQL GET (with the preflight header Apollo's CSRF guard asks of a GET). */
+  const get = (query: string) =>
+    send(
+      `/graphql?query=${encodeURIComponent(query)}`,
+      { headers: { 'apollo-require-preflight': 'true' } },
+      patient,
+    );
 
   /**
    * Runs one hostile call and checks what every caller mistake must be: the status, the code,
@@ -297,15 +304,7 @@ describe('input errors', () => {
       refused(() => post(`{ me "${MARK}" }`), { status: 400, message: /^Syntax Error/ }));
 
     it('answers a GET with a syntax error with 400', () =>
-      refused(
-        () =>
-          send(
-            `/graphql?query=${encodeURIComponent('{ me { id ')}`,
-            { headers: { 'apollo-require-preflight': 'true' } },
-            patient,
-          ),
-        { status: 400 },
-      ));
+      refused(() => get('{ me { id '), { status: 400 }));
 
     it('answers the token limit with 400', () =>
       refused(() => post(`{ me { ${'id '.repeat(6000)} } }`), {
@@ -363,15 +362,7 @@ describe('input errors', () => {
       refused(() => postRaw(JSON.stringify({ variables: {} })), { status: 400 }));
 
     it('answers a mutation sent with GET with 405', () =>
-      refused(
-        () =>
-          send(
-            `/graphql?query=${encodeURIComponent('mutation { registerPatient { id } }')}`,
-            { headers: { 'apollo-require-preflight': 'true' } },
-            patient,
-          ),
-        { status: 405 },
-      ));
+      refused(() => get('mutation { registerPatient { id } }'), { status: 405 }));
 
     it('answers a text/plain body (a possible CSRF) with 400', () =>
       refused(

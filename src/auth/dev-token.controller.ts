@@ -14,13 +14,13 @@ const CONSOLE_ROLES = ROLES.filter((r) => r !== 'NODE');
 /** How long a console token lives: a working session, not a standing credential. */
 export const DEV_TOKEN_TTL_SECONDS = 3600;
 
+/** A subject or organisation name as a token carries it. */
+const Name = z.string().regex(/^\S{1,255}$/, 'must be 1–255 non-space characters');
+
 const DevTokenBody = z.strictObject({
-  sub: z.string().regex(/^\S{1,255}$/, 'must be 1–255 non-space characters'),
+  sub: Name,
   role: z.enum(CONSOLE_ROLES as [string, ...string[]]),
-  org: z
-    .string()
-    .regex(/^\S{1,255}$/, 'must be 1–255 non-space characters')
-    .optional(),
+  org: Name.optional(),
 });
 
 @Controller('auth')

@@ -2,10 +2,10 @@ import { ArgumentsHost, Catch, HttpException, HttpStatus, Logger } from '@nestjs
 import { BaseExceptionFilter } from '@nestjs/core';
 import { GqlContextType } from '@nestjs/graphql';
 import type { Response } from 'express';
-import { randomUUID } from 'node:crypto';
 import { DatabaseUnavailableError, isDatabaseUnavailable } from '../database/availability';
+import { sendError } from './error-response';
 import { CustodiaError, ErrorCode } from './errors';
-import { codeForHttpStatus, describe } from './graphql-errors';
+import { codeForHttpStatus, describe, unexpectedError } from './graphql-errors';
 
 const HTTP_STATUS: Record<ErrorCode, number> = {
   UNAUTHENTICATED: HttpStatus.UNAUTHORIZED,
@@ -47,12 +47,18 @@ export class ErrorFilter extends BaseExceptionFilter {
     }
     if (exception instanceof CustodiaError) {
       if (exception.code === 'INTERNAL') this.log.error(describe(exception), 'internal error');
-      send(res, HTTP_STATUS[exception.code], exception.message, exception.code, exception.details);
+      sendError(
+        res,
+        HTTP_STATUS[exception.code],
+        exception.message,
+        exception.code,
+        exception.details,
+      );
       return;
     }
     const status = clientErrorStatus(exception);
     if (status) {
-      send(
+      sendError(
         res,
         status,
         CLIENT_MESSAGES[status] ?? `The request was refused (HTTP ${status}).`,
@@ -62,15 +68,9 @@ export class ErrorFilter extends BaseExceptionFilter {
     }
     // Deliberate server-side answers (the health check's 503 with its report) stay Nest's.
     if (exception instanceof HttpException) return super.catch(exception, host);
-    const reference = randomUUID();
-    this.log.error({ ...describe(exception), reference }, 'unexpected error');
-    send(
-      res,
-      HttpStatus.INTERNAL_SERVER_ERROR,
-      `Internal error (reference ${reference}); nothing was changed. Try again, and report the reference if it persists.`,
-      'INTERNAL',
-      { reference },
-    );
+    const { message, extensions } = unexpectedError(this.log, exception);
+    const { code, ...details } = extensions;
+    sendError(res, HttpStatus.INTERNAL_SERVER_ERROR, message, code, details);
   }
 }
 
@@ -79,14 +79,4 @@ function clientErrorStatus(e: unknown): number | undefined {
   const status =
     e instanceof HttpException ? e.getStatus() : (e as { status?: unknown } | null)?.status;
   return typeof status === 'number' && status >= 400 && status < 500 ? status : undefined;
-}
-
-function send(
-  res: Response,
-  status: number,
-  message: string,
-  code: ErrorCode,
-  details: Record<string, unknown> = {},
-): void {
-  res.status(status).json({ errors: [{ message, extensions: { code, ...details } }] });
 }

@@ -6,6 +6,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { Lexer, Source, TokenKind } from 'graphql';
 import { BoundedMap } from './bounded-map';
+import { sendError } from './error-response';
 
 export interface DocumentLimits {
   /** Lexical tokens in the document (comments excluded). */
@@ -58,8 +59,6 @@ export function graphqlDocumentLimits(limits: DocumentLimits) {
       if (query.length <= ACCEPTED_MAX_LENGTH) accepted.set(query, true);
       return next();
     }
-    res
-      .status(400)
-      .json({ errors: [{ message: problem, extensions: { code: 'BAD_USER_INPUT' } }] });
+    sendError(res, 400, problem, 'BAD_USER_INPUT');
   };
 }

@@ -65,13 +65,23 @@ export function formatGraphQLError(log: ErrorLog) {
         extensions: { code: 'BAD_USER_INPUT' },
       };
     }
-    const reference = randomUUID();
-    log.error({ ...describe(original), reference }, 'unexpected error');
-    return {
-      message: `Internal error (reference ${reference}); nothing was changed. Try again, and report the reference if it persists.`,
-      ...where,
-      extensions: { code: 'INTERNAL', reference },
-    };
+    return { ...unexpectedError(log, original), ...where };
+  };
+}
+
+/**
+ * An unexpected error as the client sees it: INTERNAL with a fresh reference, which the log
+ * entry (kind and place, not the message) carries too. GraphQL and plain HTTP routes share it.
+ */
+export function unexpectedError(
+  log: ErrorLog,
+  e: unknown,
+): { message: string; extensions: { code: 'INTERNAL'; reference: string } } {
+  const reference = randomUUID();
+  log.error({ ...describe(e), reference }, 'unexpected error');
+  return {
+    message: `Internal error (reference ${reference}); nothing was changed. Try again, and report the reference if it persists.`,
+    extensions: { code: 'INTERNAL', reference },
   };
 }
 

@@ -8,6 +8,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { json } from 'express';
 import { Kind, parse } from 'graphql';
 import type { Actor } from '../auth/actor';
+import { sendError } from './error-response';
 
 /** The largest request body accepted (a FHIR resource with room to spare). */
 export const MAX_BODY = '1mb';
@@ -71,12 +72,10 @@ function importOnly(body: unknown, maxTokens: number): boolean {
 }
 
 export function tooLarge(res: Response): void {
-  res.status(413).json({
-    errors: [
-      {
-        message: `Request body exceeds ${MAX_BODY.toUpperCase()}; send smaller resources, one per request (only importBundle, for a PATIENT or CLINICIAN, takes up to ${MAX_IMPORT_BODY.toUpperCase()}).`,
-        extensions: { code: 'BAD_USER_INPUT' },
-      },
-    ],
-  });
+  sendError(
+    res,
+    413,
+    `Request body exceeds ${MAX_BODY.toUpperCase()}; send smaller resources, one per request (only importBundle, for a PATIENT or CLINICIAN, takes up to ${MAX_IMPORT_BODY.toUpperCase()}).`,
+    'BAD_USER_INPUT',
+  );
 }

@@ -21,17 +21,7 @@ export function networkEnv(): Record<string, string> {
 
 /** The adapter's configuration for a client of Org1 (hospital) or Org2 (research). */
 export function orgConfig(org: 1 | 2): FabricLedgerConfig {
-  const env = networkEnv();
-  if (org === 1) return fabricConfigFromEnv(env);
-  return fabricConfigFromEnv({
-    ...env,
-    FABRIC_PEER_ENDPOINT: env.FABRIC_ORG2_PEER_ENDPOINT,
-    FABRIC_PEER_HOST_ALIAS: 'peer0.org2.custodia.local',
-    FABRIC_TLS_CA: env.FABRIC_ORG2_TLS_CA,
-    FABRIC_MSP_ID: 'Org2MSP',
-    FABRIC_CERT: env.FABRIC_ORG2_CERT,
-    FABRIC_KEY: env.FABRIC_ORG2_KEY,
-  });
+  return fabricConfigFromEnv(orgApiEnv(org));
 }
 
 /** The FABRIC_* variables of an API instance of Org1 or Org2, as README's "Run on Fabric" sets them. */
