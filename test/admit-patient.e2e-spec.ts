@@ -5,8 +5,8 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { CustodiaError } from '../src/common/errors';
 import { PatientsService } from '../src/patients';
+import { errorOf } from './helpers/errors';
 import { observation } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
 
@@ -15,16 +15,6 @@ const BIN = join(__dirname, '..', 'bin', 'custodia.js');
 const CLI_TIMEOUT = 120_000;
 const ME = '{ me { patientId } }';
 const CREATE = `mutation($input: CreateRecordInput!) { createRecord(input: $input) { id patientId } }`;
-
-async function errorOf(promise: Promise<unknown>): Promise<CustodiaError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof CustodiaError) return e;
-    throw e;
-  }
-  throw new Error('expected the call to fail');
-}
 
 describe('admitting a patient registered by another organisation', () => {
   let api: TestApi;

@@ -346,14 +346,25 @@ describe('patient-signed consent', () => {
       );
       return res.data?.records.items.length ?? codes(res);
     };
+    const omarLists = async () => {
+      const { myPatients } = await api.ok<{ myPatients: { items: { patient: { id: string } }[] } }>(
+        '{ myPatients(first: 100) { items { patient { id } } } }',
+        {},
+        await api.token('dr-omar', 'CLINICIAN', 'org1'),
+      );
+      return myPatients.items.some((i) => i.patient.id === otherId);
+    };
 
     it('turns signed-only on without a signature; unsigned grants from before stop counting', async () => {
       expect(await omarReads()).toBe(1);
+      expect(await omarLists()).toBe(true);
       const { requireSignedConsent } = await api.ok<{
         requireSignedConsent: { requireSignedConsent: boolean };
       }>(REQUIRE, { on: true }, other);
       expect(requireSignedConsent.requireSignedConsent).toBe(true);
       expect(await omarReads()).toEqual(['CONSENT_REQUIRED']);
+      // Nor does myPatients list them for it: the list agrees with the decision point.
+      expect(await omarLists()).toBe(false);
       // The grant is still on the ledger; the policy decision point treats it as absent.
       expect((await onLedger(unsignedBefore))?.status).toBe('ACTIVE');
     });

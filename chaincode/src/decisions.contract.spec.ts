@@ -1,4 +1,5 @@
 import './testing/quiet-logs';
+import { exportJWK, generateKeyPair } from 'jose';
 import { ConsentContract } from './consent.contract';
 import {
   DECISION_EVENTS,
@@ -8,6 +9,7 @@ import {
   ModelDeployment,
 } from './decisions.contract';
 import { ChaincodeError } from './errors';
+import { KeysContract } from './keys.contract';
 import { eventsOf, FakeLedger } from './testing/fake-ledger';
 import { TrainingContract } from './training.contract';
 
@@ -211,6 +213,21 @@ describe('DecisionsContract', () => {
         )
       ).code,
     ).toBe('INVALID_ARGUMENT');
+  });
+
+  it('refuses a decision under an unsigned grant once the patient accepts only signed ones', async () => {
+    const keys = new KeysContract();
+    await ledger.invoke((ctx) => decisions.DeployModel(ctx, deployment()));
+    const { publicKey } = await generateKeyPair('ES256', { extractable: true });
+    const jwk = JSON.stringify(await exportJWK(publicKey));
+    await ledger.invoke((ctx) => keys.RegisterPatientKey(ctx, 'pat-1', jwk, ''));
+    await ledger.invoke((ctx) => decisions.RecordDecision(ctx, decision()));
+    await ledger.invoke((ctx) => keys.SetSignedConsent(ctx, 'pat-1', 'true', ''));
+    const refused = await rejection((ctx) =>
+      decisions.RecordDecision(ctx, decision({ id: 'dec-2' })),
+    );
+    expect(refused.code).toBe('FORBIDDEN');
+    expect(refused.message).toContain('accepts only grants they signed');
   });
 
   it('answers NOT_FOUND for a decision or deployment that was never recorded', async () => {

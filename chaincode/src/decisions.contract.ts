@@ -4,6 +4,7 @@
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
 import { grantApplies } from './policy';
 import type { GrantRecord } from './consent.contract';
+import { loadKeyring } from './keys.contract';
 import { caller, emit, getJson, key, KEYS, pad, putJson, txTime } from './state';
 import type { TrainingRound } from './training.contract';
 import * as v from './validation';
@@ -213,6 +214,14 @@ export class DecisionsContract extends Contract {
       throw new ChaincodeError(
         'FORBIDDEN',
         `grant ${grantId} does not let ${actorId} read patient ${patientId}'s records for treatment`,
+      );
+    }
+    // As the policy decision point: a signed-only patient's unsigned grants (from before they
+    // turned it on) stand on the ledger but authorise nothing.
+    if (!grant.patientSigned && (await loadKeyring(ctx, patientId)).requireSignedConsent) {
+      throw new ChaincodeError(
+        'FORBIDDEN',
+        `patient ${patientId} accepts only grants they signed; grant ${grantId} is unsigned`,
       );
     }
     const entry: DecisionRecord = {

@@ -105,6 +105,32 @@ function optionalSignature(value: unknown): string | null {
   return value;
 }
 
+/**
+ * Verifies a change that only a registered key may authorise: refused with INVALID_ARGUMENT
+ * naming the change when unsigned, and with the verifier's reason when the signature is bad.
+ */
+function requireSignedChange(
+  sig: string | null,
+  payload: string,
+  ring: PatientKeyring,
+  change: string,
+): void {
+  if (!sig) {
+    throw new ChaincodeError(
+      'INVALID_ARGUMENT',
+      `signature is required: ${change} with a signature by a registered key`,
+    );
+  }
+  verifyDetachedJws(sig, payload, ring.keys);
+}
+
+/** Writes a patient's keyring and its one event; returns what the transaction answers. */
+async function saveKeyring(ctx: Context, next: PatientKeyring, event: string): Promise<string> {
+  await putJson(ctx, key(ctx, KEYS.keyring, [next.patientId]), next);
+  emit(ctx, event, next);
+  return JSON.stringify(next);
+}
+
 @Info({ title: 'keys', description: "Patients' device keys and signed-only consent" })
 export class KeysContract extends Contract {
   constructor() {
@@ -135,13 +161,12 @@ export class KeysContract extends Contract {
       throw new ChaincodeError('INVALID_ARGUMENT', `a patient holds at most ${MAX_KEYS} keys`);
     }
     if (ring.keysVersion > 0) {
-      if (!sig) {
-        throw new ChaincodeError(
-          'INVALID_ARGUMENT',
-          'signature is required: a key after the first is added with a signature by a registered key',
-        );
-      }
-      verifyDetachedJws(sig, keyPayload(pid, id, false, ring.keysVersion), ring.keys);
+      requireSignedChange(
+        sig,
+        keyPayload(pid, id, false, ring.keysVersion),
+        ring,
+        'a key after the first is added',
+      );
     }
     const txId = ctx.stub.getTxID();
     const record: PatientKeyRecord = {
@@ -157,9 +182,7 @@ export class KeysContract extends Contract {
       keysVersion: ring.keysVersion + 1,
       txId,
     };
-    await putJson(ctx, key(ctx, KEYS.keyring, [pid]), next);
-    emit(ctx, KEY_EVENTS.registered, next);
-    return JSON.stringify(next);
+    return saveKeyring(ctx, next, KEY_EVENTS.registered);
   }
 
   /**
@@ -190,13 +213,12 @@ export class KeysContract extends Contract {
         'the last key cannot be removed; register its replacement first',
       );
     }
-    if (!sig) {
-      throw new ChaincodeError(
-        'INVALID_ARGUMENT',
-        'signature is required: a key is removed with a signature by a registered key',
-      );
-    }
-    verifyDetachedJws(sig, keyPayload(pid, keyId, true, ring.keysVersion), ring.keys);
+    requireSignedChange(
+      sig,
+      keyPayload(pid, keyId, true, ring.keysVersion),
+      ring,
+      'a key is removed',
+    );
     const txId = ctx.stub.getTxID();
     const next: PatientKeyring = {
       ...ring,
@@ -204,9 +226,7 @@ export class KeysContract extends Contract {
       keysVersion: ring.keysVersion + 1,
       txId,
     };
-    await putJson(ctx, key(ctx, KEYS.keyring, [pid]), next);
-    emit(ctx, KEY_EVENTS.removed, next);
-    return JSON.stringify(next);
+    return saveKeyring(ctx, next, KEY_EVENTS.removed);
   }
 
   /**
@@ -237,13 +257,12 @@ export class KeysContract extends Contract {
       );
     }
     if (!require) {
-      if (!sig) {
-        throw new ChaincodeError(
-          'INVALID_ARGUMENT',
-          'signature is required: signed-only consent is turned off with a signature by a registered key',
-        );
-      }
-      verifyDetachedJws(sig, settingPayload(pid, false, ring.settingVersion), ring.keys);
+      requireSignedChange(
+        sig,
+        settingPayload(pid, false, ring.settingVersion),
+        ring,
+        'signed-only consent is turned off',
+      );
     }
     const next: PatientKeyring = {
       ...ring,
@@ -251,9 +270,7 @@ export class KeysContract extends Contract {
       settingVersion: ring.settingVersion + 1,
       txId: ctx.stub.getTxID(),
     };
-    await putJson(ctx, key(ctx, KEYS.keyring, [pid]), next);
-    emit(ctx, KEY_EVENTS.setting, next);
-    return JSON.stringify(next);
+    return saveKeyring(ctx, next, KEY_EVENTS.setting);
   }
 
   @Transaction(false)

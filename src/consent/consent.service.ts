@@ -49,12 +49,7 @@ export class ConsentService {
     const patientId = await this.patients.requirePatientId(actor);
     const notFound = new NotFoundError('No consent grant with that id.');
     if (!ID.test(id)) throw notFound;
-    if (signature !== undefined && signature !== null && !DETACHED_JWS.test(signature)) {
-      throw new BadUserInputError(
-        'signature must be a compact JWS with a detached payload (header..signature) over revocationPayload(id)',
-        'signature',
-      );
-    }
+    checkDetachedJws(signature, 'signature', 'revocationPayload(id)');
     // The ledger says whose grant it is and whether it stands: a projection row revoked or
     // deleted in the database must never stop a patient revoking what the ledger still holds.
     const grant = await this.ledger
@@ -130,6 +125,25 @@ export class ConsentService {
 const DETACHED_JWS = /^[A-Za-z0-9_-]{1,512}\.\.[A-Za-z0-9_-]{1,512}$/;
 
 /**
+ * A patient's signature argument, if given, in the shape the chaincode verifies (it checks the
+ * signature itself); `over` names the payload it should sign, for the message.
+ */
+export function checkDetachedJws(
+  signature: string | null | undefined,
+  field: string,
+  over?: string,
+): string | null {
+  if (signature === undefined || signature === null) return null;
+  if (!DETACHED_JWS.test(signature)) {
+    throw new BadUserInputError(
+      `signature must be a compact JWS with a detached payload (header..signature)${over ? ` over ${over}` : ''}`,
+      field,
+    );
+  }
+  return signature;
+}
+
+/**
  * The patient's signature, if any, in the shape the chaincode verifies; a signed grant needs a
  * client-chosen id (it is part of what was signed). The chaincode checks the signature itself.
  */
@@ -140,13 +154,7 @@ export function validateSignature(input: GrantConsentInput): string | null {
   }
   if (input.signature === undefined || input.signature === null) return null;
   if (!input.id) throw bad('id', 'a signed grant needs the id that was signed (input.id)');
-  if (!DETACHED_JWS.test(input.signature)) {
-    throw bad(
-      'signature',
-      'signature must be a compact JWS with a detached payload (header..signature) over consentPayload(input)',
-    );
-  }
-  return input.signature;
+  return checkDetachedJws(input.signature, 'input.signature', 'consentPayload(input)');
 }
 
 /** The terms of a grant, checked field by field; the ledger checks the same again. */

@@ -14,6 +14,7 @@ import { toGrantModel } from './consent-projection';
 import { EmergencyService } from './emergency.service';
 import { GrantAuthenticity } from './grant-authenticity';
 import { PatientAccessModel, PatientAccessPageModel } from './my-patients.model';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 @Injectable()
 export class MyPatientsService {
@@ -22,6 +23,7 @@ export class MyPatientsService {
     private readonly authenticity: GrantAuthenticity,
     private readonly emergencies: EmergencyService,
     private readonly patients: PatientsService,
+    private readonly signedConsent: SignedConsentSettings,
   ) {}
 
   async page(
@@ -100,10 +102,16 @@ export class MyPatientsService {
       .orderBy('g.created_at', 'DESC')
       .addOrderBy('g.id')
       .getMany();
-    const believed = new Set(this.authenticity.believed(rows).grants.map((g) => g.id));
+    const { grants } = this.authenticity.believed(rows);
+    const believed = new Set(grants.map((g) => g.id));
+    // As the policy decision point: a signed-only patient's unsigned grants give no access.
+    const signedOnly = await this.signedConsent.signedOnly([
+      ...new Set(grants.filter((g) => !g.patientSigned).map((g) => g.patientId)),
+    ]);
     for (const row of rows) {
       if (!believed.has(row.id) || this.authenticity.revokedOnLedger(row.id)) continue;
       const grant = toGrantModel(row, now);
+      if (!grant.patientSigned && signedOnly.has(row.patientId)) continue;
       if (grant.status !== 'ACTIVE' || grant.validFrom.getTime() > now.getTime()) continue;
       const list = byPatient.get(row.patientId) ?? [];
       list.push(grant);

@@ -18,11 +18,9 @@ import { BadUserInputError, NotFoundError } from '../common/errors';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { GrantConsentInput } from './consent.model';
-import { validateGrant } from './consent.service';
+import { checkDetachedJws, validateGrant } from './consent.service';
 import { PatientKeyModel } from './patient-key.model';
 import { SignedConsentSettings } from './signed-consent-settings';
-
-const DETACHED_JWS = /^[A-Za-z0-9_-]{1,512}\.\.[A-Za-z0-9_-]{1,512}$/;
 
 @Injectable()
 export class PatientKeysService {
@@ -124,15 +122,9 @@ function publicKey(jwk: unknown): PublicKeyJwk {
   }
 }
 
+/** The chaincode's signature argument: '' stands for none. */
 function checkedSignature(signature: string | null | undefined): string {
-  if (signature === undefined || signature === null) return '';
-  if (!DETACHED_JWS.test(signature)) {
-    throw new BadUserInputError(
-      'signature must be a compact JWS with a detached payload (header..signature)',
-      'signature',
-    );
-  }
-  return signature;
+  return checkDetachedJws(signature, 'signature') ?? '';
 }
 
 function toModels(ring: PatientKeyring): PatientKeyModel[] {

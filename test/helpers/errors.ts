@@ -1,5 +1,5 @@
-// The error a synchronous call must throw, for specs that then check its message and field.
-import { BadUserInputError } from '../../src/common/errors';
+// The error a call must throw, for specs that then check its code, message and field.
+import { BadUserInputError, CustodiaError } from '../../src/common/errors';
 
 /** The BadUserInputError `fn` throws; any other outcome fails the test. */
 export function badUserInput(fn: () => unknown): BadUserInputError {
@@ -10,4 +10,15 @@ export function badUserInput(fn: () => unknown): BadUserInputError {
     throw e;
   }
   throw new Error('expected BAD_USER_INPUT, but the call succeeded');
+}
+
+/** The CustodiaError `promise` rejects with; any other outcome fails the test. */
+export async function errorOf(promise: Promise<unknown>): Promise<CustodiaError> {
+  try {
+    await promise;
+  } catch (e) {
+    if (e instanceof CustodiaError) return e;
+    throw e;
+  }
+  throw new Error('expected the call to fail');
 }
