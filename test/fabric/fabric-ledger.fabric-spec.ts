@@ -9,6 +9,7 @@ import { CustodiaError } from '../../src/common/errors';
 import { FabricLedger } from '../../src/ledger/fabric';
 import { Checkpoint, ContractName, LedgerEvent } from '../../src/ledger/ledger.port';
 import { orgConfig } from './network';
+import { errorOf } from '../helpers/errors';
 
 interface Grant {
   id: string;
@@ -31,16 +32,6 @@ function grantJson(id: string, patientId = `patient-${id}`): string {
 }
 
 const newId = () => `g-${randomUUID()}`;
-
-async function errorOf(promise: Promise<unknown>): Promise<CustodiaError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof CustodiaError) return e;
-    throw e;
-  }
-  throw new Error('expected the call to fail');
-}
 
 /** Collects events from `after` until `done` says so (or the time limit passes). */
 async function collect(

@@ -4,9 +4,10 @@
 // and neither org's identity can write an unsigned grant for a signed-only patient.
 import { consentPayload, GrantTerms } from '@custodia/chaincode/signed-consent';
 import { generateKeyPairSync, KeyObject, randomUUID, sign } from 'node:crypto';
-import { BadUserInputError, CustodiaError, ForbiddenError } from '../../src/common/errors';
+import { BadUserInputError, ForbiddenError } from '../../src/common/errors';
 import { FabricLedger } from '../../src/ledger/fabric';
 import { orgConfig } from './network';
+import { errorOf } from '../helpers/errors';
 
 const HEADER = Buffer.from('{"alg":"ES256"}').toString('base64url');
 
@@ -14,16 +15,6 @@ function detachedJws(key: KeyObject, payload: string): string {
   const input = `${HEADER}.${Buffer.from(payload).toString('base64url')}`;
   const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
   return `${HEADER}..${signature.toString('base64url')}`;
-}
-
-async function errorOf(promise: Promise<unknown>): Promise<CustodiaError> {
-  try {
-    await promise;
-  } catch (e) {
-    if (e instanceof CustodiaError) return e;
-    throw e;
-  }
-  throw new Error('expected the call to fail');
 }
 
 describe('patient-signed consent on Fabric', () => {
