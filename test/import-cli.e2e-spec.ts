@@ -51,6 +51,10 @@ describe('custodia import', () => {
       )
     ).registerPatient.id;
   });
+  /** `custodia import FILE --patient <patientId>` against the test API, with that token. */
+  const importAs = (file: string, bearer: string) =>
+    run(['import', file, '--patient', patientId, '--url', api.url, '--token', bearer]);
+
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
     await api?.stop();
@@ -63,16 +67,7 @@ describe('custodia import', () => {
       bundle.entry[12].resource.status = 'bogus';
       const file = join(dir, 'invalid.json');
       await writeFile(file, JSON.stringify(bundle));
-      const out = await run([
-        'import',
-        file,
-        '--patient',
-        patientId,
-        '--url',
-        api.url,
-        '--token',
-        token,
-      ]);
+      const out = await importAs(file, token);
       expect(out.code).toBe(1);
       expect(out.stderr).toMatch(/custodia: BAD_USER_INPUT: entry\[12\]/);
       expect(out.stdout).toBe('');
@@ -88,16 +83,7 @@ describe('custodia import', () => {
       await api.ok('mutation { registerPatient { id } }', {}, other);
       const file = join(dir, 'bundle.json');
       await writeFile(file, JSON.stringify(corpusBundle()));
-      const out = await run([
-        'import',
-        file,
-        '--patient',
-        patientId,
-        '--url',
-        api.url,
-        '--token',
-        other,
-      ]);
+      const out = await importAs(file, other);
       expect(out.code).toBe(1);
       expect(out.stderr).toContain('custodia: CONSENT_REQUIRED:');
       expect(await count()).toBe(0);
@@ -111,16 +97,7 @@ describe('custodia import', () => {
       const bundle = corpusBundle();
       const file = join(dir, 'bundle.json');
       await writeFile(file, JSON.stringify(bundle, null, 2));
-      const out = await run([
-        'import',
-        file,
-        '--patient',
-        patientId,
-        '--url',
-        api.url,
-        '--token',
-        token,
-      ]);
+      const out = await importAs(file, token);
       expect(out.stderr).not.toMatch(/custodia: [A-Z_]+:/);
       expect(out.code).toBe(0);
       const n = bundle.entry.length;
