@@ -92,6 +92,28 @@ describe('custodia import', () => {
   );
 
   it(
+    'exits 1 with UNAVAILABLE, not a stack trace, when no API answers at the URL',
+    async () => {
+      const file = join(dir, 'unsent.json');
+      await writeFile(file, JSON.stringify(corpusBundle()));
+      const out = await run([
+        'import',
+        file,
+        '--patient',
+        patientId,
+        '--url',
+        'http://127.0.0.1:1',
+        '--token',
+        token,
+      ]);
+      expect(out.code).toBe(1);
+      expect(out.stderr).toContain('custodia: UNAVAILABLE: no answer from http://127.0.0.1:1');
+      expect(out.stdout).toBe('');
+    },
+    COMMAND_TIMEOUT,
+  );
+
+  it(
     'imports the bundle through the API, showing its progress, and prints the report',
     async () => {
       const bundle = corpusBundle();
