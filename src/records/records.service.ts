@@ -162,13 +162,7 @@ export class RecordsService {
   async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<ListedRecords> {
     const size = pageSize(filter.first);
     const after = decodeCursor(filter.after);
-    const decision = await this.access.decide(actor, patientId);
-    if (decision.basis.kind === 'none') {
-      await this.access.logDenied(actor, decision, patientId, []);
-      throw new ConsentRequiredError(
-        "No active consent lets you read this patient's records. Ask the patient to grant access.",
-      );
-    }
+    const decision = await this.access.decideRead(actor, patientId);
     // Only what the grants permit is loaded: one query for the whole page, none per record.
     const params: unknown[] = [patientId];
     const where = ['r.patient_id = $1'];
