@@ -84,11 +84,14 @@ export async function importFile(file: string, options: ImportOptions): Promise<
   const body = Buffer.from(
     JSON.stringify({ query: IMPORT_MUTATION, variables: { bundle, patientId: options.patient } }),
   );
-  const { answer } = await post(`${options.url.replace(/\/+$/, '')}/graphql`, body, options.token);
-  process.stderr.write('Importing on the server (all entries or none)…\n');
-  const json = await answer.catch((e: Error) => {
+  // Unreachable before or after the upload, the user gets the same code, not a stack trace.
+  const unreachable = (e: Error): never => {
     throw new ImportFailed('UNAVAILABLE', `no answer from ${options.url}: ${e.message}`);
-  });
+  };
+  const graphql = `${options.url.replace(/\/+$/, '')}/graphql`;
+  const { answer } = await post(graphql, body, options.token).catch(unreachable);
+  process.stderr.write('Importing on the server (all entries or none)…\n');
+  const json = await answer.catch(unreachable);
   const errors = (json as { errors?: { message: string; extensions?: { code?: string } }[] })
     .errors;
   if (errors?.length) {

@@ -51,6 +51,10 @@ describe('custodia import', () => {
       )
     ).registerPatient.id;
   });
+  /** `custodia import FILE --patient <patientId>` against the test API, with that token. */
+  const importAs = (file: string, bearer: string) =>
+    run(['import', file, '--patient', patientId, '--url', api.url, '--token', bearer]);
+
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
     await api?.stop();
@@ -63,16 +67,7 @@ describe('custodia import', () => {
       bundle.entry[12].resource.status = 'bogus';
       const file = join(dir, 'invalid.json');
       await writeFile(file, JSON.stringify(bundle));
-      const out = await run([
-        'import',
-        file,
-        '--patient',
-        patientId,
-        '--url',
-        api.url,
-        '--token',
-        token,
-      ]);
+      const out = await importAs(file, token);
       expect(out.code).toBe(1);
       expect(out.stderr).toMatch(/custodia: BAD_USER_INPUT: entry\[12\]/);
       expect(out.stdout).toBe('');
@@ -88,19 +83,32 @@ describe('custodia import', () => {
       await api.ok('mutation { registerPatient { id } }', {}, other);
       const file = join(dir, 'bundle.json');
       await writeFile(file, JSON.stringify(corpusBundle()));
+      const out = await importAs(file, other);
+      expect(out.code).toBe(1);
+      expect(out.stderr).toContain('custodia: CONSENT_REQUIRED:');
+      expect(await count()).toBe(0);
+    },
+    COMMAND_TIMEOUT,
+  );
+
+  it(
+    'exits 1 with UNAVAILABLE, not a stack trace, when no API answers at the URL',
+    async () => {
+      const file = join(dir, 'unsent.json');
+      await writeFile(file, JSON.stringify(corpusBundle()));
       const out = await run([
         'import',
         file,
         '--patient',
         patientId,
         '--url',
-        api.url,
+        'http://127.0.0.1:1',
         '--token',
-        other,
+        token,
       ]);
       expect(out.code).toBe(1);
-      expect(out.stderr).toContain('custodia: CONSENT_REQUIRED:');
-      expect(await count()).toBe(0);
+      expect(out.stderr).toContain('custodia: UNAVAILABLE: no answer from http://127.0.0.1:1');
+      expect(out.stdout).toBe('');
     },
     COMMAND_TIMEOUT,
   );
@@ -111,16 +119,7 @@ describe('custodia import', () => {
       const bundle = corpusBundle();
       const file = join(dir, 'bundle.json');
       await writeFile(file, JSON.stringify(bundle, null, 2));
-      const out = await run([
-        'import',
-        file,
-        '--patient',
-        patientId,
-        '--url',
-        api.url,
-        '--token',
-        token,
-      ]);
+      const out = await importAs(file, token);
       expect(out.stderr).not.toMatch(/custodia: [A-Z_]+:/);
       expect(out.code).toBe(0);
       const n = bundle.entry.length;

@@ -5,6 +5,7 @@ import { Injectable } from '@nestjs/common';
 import type { Action, RecordFacts } from '@custodia/chaincode/policy';
 import { Actor, hasRole } from '../auth';
 import { AccessLog } from '../audit';
+import { ConsentRequiredError } from '../common/errors';
 import { Decision, PolicyDecisionPoint } from '../consent';
 import { PatientsService } from '../patients';
 import { OpenRow } from './record-opener';
@@ -23,6 +24,18 @@ export class RecordAccess {
   async decide(actor: Actor, patientId: string, action: Action = 'READ'): Promise<Decision> {
     const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
     return this.pdp.decide(actor, own, patientId, action, 'TREATMENT');
+  }
+
+  /** As decide, for a read of the patient's records: CONSENT_REQUIRED (logged) on no basis. */
+  async decideRead(actor: Actor, patientId: string): Promise<Decision> {
+    const decision = await this.decide(actor, patientId);
+    if (decision.basis.kind === 'none') {
+      await this.logDenied(actor, decision, patientId, []);
+      throw new ConsentRequiredError(
+        "No active consent lets you read this patient's records. Ask the patient to grant access.",
+      );
+    }
+    return decision;
   }
 
   admits(decision: Decision, row: RecordFacts): boolean {

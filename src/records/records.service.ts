@@ -18,7 +18,7 @@ import {
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
 import { preparedQuery } from '../database/prepared';
 import { AccessLog } from '../audit';
-import { Decision, PolicyDecisionPoint } from '../consent';
+import { Decision } from '../consent';
 import { PatientsService } from '../patients';
 import { DataKeyRing, RecordLabels } from './crypto';
 import { sealedRow } from './sealed-row';
@@ -70,7 +70,6 @@ export class RecordsService {
     private readonly keys: DataKeyRing,
     private readonly anchoring: RecordAnchoring,
     private readonly anchors: LedgerAnchors,
-    private readonly pdp: PolicyDecisionPoint,
     private readonly access: RecordAccess,
     private readonly log: AccessLog,
     private readonly opener: RecordOpener,
@@ -163,13 +162,7 @@ export class RecordsService {
   async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<ListedRecords> {
     const size = pageSize(filter.first);
     const after = decodeCursor(filter.after);
-    const decision = await this.access.decide(actor, patientId);
-    if (decision.basis.kind === 'none') {
-      await this.access.logDenied(actor, decision, patientId, []);
-      throw new ConsentRequiredError(
-        "No active consent lets you read this patient's records. Ask the patient to grant access.",
-      );
-    }
+    const decision = await this.access.decideRead(actor, patientId);
     // Only what the grants permit is loaded: one query for the whole page, none per record.
     const params: unknown[] = [patientId];
     const where = ['r.patient_id = $1'];
@@ -187,13 +180,13 @@ export class RecordsService {
     }
     const search = await this.index.searchSql(patientId, filter, 'r', params);
     where.push(...search.where);
-    const permitted = this.pdp.recordFilterSql(decision, 'r', params);
+    const permitted = this.access.filterSql(decision, 'r', params);
     if (permitted) where.push(permitted);
     params.push(size + 1);
     const text = `SELECT ${CURRENT_COLUMNS} FROM records r WHERE ${where.join(' AND ')}
        ORDER BY r.created_at DESC, r.id DESC LIMIT $${params.length}`;
     const found = await preparedQuery<VersionRow>(this.db, text, params);
-    const rows = found.map(versionEntity).filter((r) => this.pdp.admits(decision, factsOf(r)));
+    const rows = found.map(versionEntity).filter((r) => this.access.admits(decision, r));
     const page = rows.slice(0, size);
     const opened = await Promise.all(page.map((r) => this.opener.open(r)));
     const readable = opened.filter(
@@ -338,7 +331,7 @@ export class RecordsService {
     const row = await this.db.getRepository(RecordEntity).findOneBy({ id });
     if (!row) throw notFound;
     const decision = await this.access.decide(actor, row.patientId);
-    if (!this.pdp.admits(decision, factsOf(row))) {
+    if (!this.access.admits(decision, row)) {
       await this.access.logDenied(actor, decision, row.patientId, [row.id]);
       throw notFound;
     }

@@ -8,14 +8,13 @@
 // is in the patient's access log.
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { RecordFacts } from '@custodia/chaincode/policy';
 import { DataSource } from 'typeorm';
-import { AccessLog } from '../../audit';
 import { Actor, hasRole } from '../../auth';
 import { BadUserInputError, ConsentRequiredError, NotFoundError } from '../../common/errors';
-import { Decision, PolicyDecisionPoint } from '../../consent';
+import { PolicyDecisionPoint } from '../../consent';
 import { PatientsService } from '../../patients';
 import { DataKeyRing } from '../crypto';
+import { RecordAccess } from '../record-access';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
 import { sealedRow } from '../sealed-row';
@@ -41,7 +40,7 @@ export class BundleImportService implements OnApplicationShutdown {
     private readonly keys: DataKeyRing,
     private readonly anchoring: RecordAnchoring,
     private readonly pdp: PolicyDecisionPoint,
-    private readonly log: AccessLog,
+    private readonly access: RecordAccess,
     private readonly index: RecordIndex,
   ) {}
 
@@ -62,21 +61,24 @@ export class BundleImportService implements OnApplicationShutdown {
     }
     const decision = await this.pdp.decide(actor, own, target, 'WRITE', 'TREATMENT');
     if (decision.basis.kind === 'none') {
-      await this.logDenied(actor, target);
+      await this.access.logDenied(actor, decision, target, []);
       throw new ConsentRequiredError(
         "No active consent lets you add records to this patient's profile. Ask the patient for a WRITE grant.",
       );
     }
     const plan = await planImport(bundle, target);
     for (const r of plan.records) {
-      if (!this.pdp.admits(decision, factsOf(r))) {
+      if (!this.access.admits(decision, { ...r, resourceType: r.resource.resourceType })) {
         throw new ConsentRequiredError(
           `entry[${r.entry}]: your grants do not cover ${r.resource.resourceType} records of this patient; nothing was imported.`,
         );
       }
     }
     const rows = await this.store(target, plan.records);
-    if (decision.basis.kind === 'grants') await this.logImport(actor, decision, target, rows);
+    // A clinician's import is one WRITE event citing the grant that covers it.
+    if (decision.basis.kind === 'grants') {
+      await this.access.logPermitted(actor, decision, target, rows);
+    }
     // Committed: the answer need not wait for the ledger. Anchoring runs on (tracked, so that
     // shutdown waits for it); a record it does not anchor stays PENDING for the outbox, which
     // also picks up whatever a crash interrupted.
@@ -147,59 +149,4 @@ export class BundleImportService implements OnApplicationShutdown {
     };
     await Promise.all(Array.from({ length: Math.min(ANCHOR_CONCURRENCY, rows.length) }, worker));
   }
-
-  /** A clinician's import, as one WRITE event citing the grant that covers it. */
-  private async logImport(
-    actor: Actor,
-    decision: Decision,
-    patientId: string,
-    rows: RecordEntity[],
-  ): Promise<void> {
-    const grants = decision.basis.kind === 'grants' ? decision.basis.grants : [];
-    const consentId =
-      (rows.length ? this.pdp.permittingGrant(decision, factsOf(rows[0])) : undefined) ??
-      grants[0]?.id ??
-      null;
-    await this.log.record({
-      actorId: actor.id,
-      patientId,
-      recordIds: rows.map((r) => r.id),
-      action: 'WRITE',
-      purpose: 'TREATMENT',
-      decision: 'PERMIT',
-      consentId,
-      breakGlass: false,
-      reason: null,
-      actorOrganizationId: actor.organizationId ?? undefined,
-    });
-  }
-
-  private async logDenied(actor: Actor, patientId: string): Promise<void> {
-    // Only attempts on a real patient are theirs to see.
-    if (!(await this.patients.exists(patientId))) return;
-    await this.log.record({
-      actorId: actor.id,
-      patientId,
-      recordIds: [],
-      action: 'WRITE',
-      purpose: 'TREATMENT',
-      decision: 'DENY',
-      consentId: null,
-      breakGlass: false,
-      reason: null,
-    });
-  }
-}
-
-function factsOf(r: {
-  resourceType?: string;
-  resource?: { resourceType: string };
-  category: string | null;
-  sensitivity: 'NORMAL' | 'RESTRICTED';
-}): RecordFacts {
-  return {
-    resourceType: r.resourceType ?? r.resource!.resourceType,
-    category: r.category,
-    sensitivity: r.sensitivity,
-  };
 }

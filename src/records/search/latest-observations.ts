@@ -6,7 +6,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Actor } from '../../auth';
-import { BadUserInputError, ConsentRequiredError } from '../../common/errors';
+import { BadUserInputError } from '../../common/errors';
 import { LedgerAnchors } from '../ledger-anchors';
 import { anchorQuestion, recordModel, RecordAccess } from '../record-access';
 import { OpenRow, RecordOpener } from '../record-opener';
@@ -42,13 +42,7 @@ export class LatestObservationsQuery {
       throw new BadUserInputError(`codes may name at most ${MAX_CODES} codes`, 'codes');
     }
     const terms = codes.map((c, i) => tokenTerm(c, `codes[${i}]`));
-    const decision = await this.access.decide(actor, patientId);
-    if (decision.basis.kind === 'none') {
-      await this.access.logDenied(actor, decision, patientId, []);
-      throw new ConsentRequiredError(
-        "No active consent lets you read this patient's records. Ask the patient to grant access.",
-      );
-    }
+    const decision = await this.access.decideRead(actor, patientId);
     const digests = terms.length ? await this.index.digestsFor(patientId, terms) : null;
     if (!digests) {
       await this.access.logPermitted(actor, decision, patientId, []);
