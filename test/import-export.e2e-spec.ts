@@ -181,6 +181,28 @@ describe('importing and exporting FHIR bundles', () => {
       expect(Number(keys.rows[0].count)).toBe(0);
     });
 
+    it('refuses, as createRecord does, an entry whose category code is no label', async () => {
+      const carol = await patient(api, 'carol');
+      const bundle = corpusBundle();
+      const i = bundle.entry.findIndex(
+        (e, j) =>
+          j > 2 &&
+          e.resource.resourceType === 'Observation' &&
+          Array.isArray(e.resource.category) &&
+          e.resource.category.length > 0,
+      );
+      expect(i).toBeGreaterThan(2);
+      bundle.entry[i].resource.category = [
+        // A valid FHIR code (one inner space), but no label: extensible binding, so FHIR allows it.
+        { coding: [{ system: 'http://example.org/c', code: 'vital signs' }] },
+      ];
+      const res = await importAs(carol.token, bundle);
+      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+      expect(res.errors![0].message).toContain(`entry[${i}]`);
+      expect(res.errors![0].extensions.field).toBe(`bundle.entry[${i}].resource.category`);
+      expect(await count(api, carol.id)).toBe(0);
+    });
+
     it('refuses an entry that is not a creation, and a bundle of another type', async () => {
       const bundle = corpusBundle();
       bundle.entry[4].request = { method: 'DELETE', url: 'Observation/x' };

@@ -112,6 +112,22 @@ export function deriveCategory(resource: FhirResource): string | null {
   return null;
 }
 
+const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
+
+/**
+ * A record's category label as stored and filtered on: a code of 1–64 letters, digits or
+ * . _ : / - (or none); anything else is the caller's mistake, reported at `field`.
+ */
+export function checkedCategory(category: string | null, field: string): string | null {
+  if (category !== null && !CATEGORY.test(category)) {
+    throw new BadUserInputError(
+      'category must be a code of 1–64 letters, digits or . _ : / -',
+      field,
+    );
+  }
+  return category;
+}
+
 const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
 /** RESTRICTED when meta.security carries the R (restricted) or V (very restricted) code. */

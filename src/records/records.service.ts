@@ -9,7 +9,6 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Actor } from '../auth';
 import {
-  BadUserInputError,
   ConsentRequiredError,
   InternalError,
   LedgerUnavailableError,
@@ -22,7 +21,13 @@ import { Decision } from '../consent';
 import { PatientsService } from '../patients';
 import { DataKeyRing, RecordLabels } from './crypto';
 import { sealedRow } from './sealed-row';
-import { deriveCategory, FhirResource, labelledRestricted, validatePatientResource } from './fhir';
+import {
+  checkedCategory,
+  deriveCategory,
+  FhirResource,
+  labelledRestricted,
+  validatePatientResource,
+} from './fhir';
 import { LedgerAnchors } from './ledger-anchors';
 import { RecordAnchoring } from './record-anchoring';
 import { OpenRow, RecordOpener } from './record-opener';
@@ -60,8 +65,6 @@ export interface RecordFilter extends RecordSearch {
   after?: string | null;
 }
 
-const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
-
 @Injectable()
 export class RecordsService {
   constructor(
@@ -84,13 +87,7 @@ export class RecordsService {
       );
     }
     const resource = validatePatientResource(input.resource, own);
-    const category = input.category ?? deriveCategory(resource);
-    if (category !== null && !CATEGORY.test(category)) {
-      throw new BadUserInputError(
-        'category must be a code of 1–64 letters, digits or . _ : / -',
-        'input.category',
-      );
-    }
+    const category = checkedCategory(input.category ?? deriveCategory(resource), 'input.category');
     const restricted =
       labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
     const now = new Date();

@@ -16,15 +16,18 @@ import {
 } from '../../common/errors';
 import { isUuid } from '../../common/ids';
 import { DataKeyRing, RecordLabels } from '../crypto';
-import { deriveCategory, labelledRestricted, validatePatientResource } from '../fhir';
+import {
+  checkedCategory,
+  deriveCategory,
+  labelledRestricted,
+  validatePatientResource,
+} from '../fhir';
 import { RecordAccess } from '../record-access';
 import { AnchorLookup } from '../record-integrity';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
 import { sealedRow } from '../sealed-row';
 import { RecordIndex } from '../search/record-index';
-
-const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
 
 export interface Amended {
   row: RecordEntity;
@@ -75,13 +78,10 @@ export class RecordAmendments {
         'resource.resourceType',
       );
     }
-    const category = deriveCategory(resource) ?? current.category;
-    if (category !== null && !CATEGORY.test(category)) {
-      throw new BadUserInputError(
-        'category must be a code of 1–64 letters, digits or . _ : / -',
-        'resource.category',
-      );
-    }
+    const category = checkedCategory(
+      deriveCategory(resource) ?? current.category,
+      'resource.category',
+    );
     // A restriction is never lifted by an amendment: only added.
     const sensitivity: RecordEntity['sensitivity'] =
       labelledRestricted(resource) || current.sensitivity === 'RESTRICTED'

@@ -25,7 +25,13 @@ import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import { BadUserInputError } from '../../common/errors';
 import { isGrantConsent } from '../../consent';
-import { deriveCategory, FhirResource, labelledRestricted, validatePatientResource } from '../fhir';
+import {
+  checkedCategory,
+  deriveCategory,
+  FhirResource,
+  labelledRestricted,
+  validatePatientResource,
+} from '../fhir';
 import { isR4ResourceType, patientElement, unsafeFhirInput } from '../fhir/index';
 
 /** The most entries one bundle may hold (a Synthea lifetime is a few thousand). */
@@ -155,7 +161,7 @@ export async function planImport(
         entry: i,
         id: kind === 'patient' ? newId() : ids[i],
         resource: valid,
-        category: deriveCategory(valid),
+        category: categoryOf(valid, i),
         sensitivity: labelledRestricted(valid) ? 'RESTRICTED' : 'NORMAL',
       });
     }
@@ -327,6 +333,16 @@ function validEntry(resource: Record<string, unknown>, ownerId: string, i: numbe
       `entry[${i}]: ${e.message}; nothing was imported`,
       field.replace(/^input\.resource/, `${FIELD}.entry[${i}].resource`),
     );
+  }
+}
+
+/** The entry's category label, checked as createRecord checks it (so it can be amended later). */
+function categoryOf(resource: FhirResource, i: number): string | null {
+  try {
+    return checkedCategory(deriveCategory(resource), 'category');
+  } catch (e) {
+    if (!(e instanceof BadUserInputError)) throw e;
+    throw bad(i, `has a ${e.message}`, 'resource.category');
   }
 }
 
