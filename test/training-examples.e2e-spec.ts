@@ -22,6 +22,7 @@ describe('training examples, cached between rounds', () => {
   const records = () => app().get(RecordsService);
   const fresh = () => new TrainingExamples(app().get(PolicyDecisionPoint), records());
   const site = () => summary.patients[0].organizationId;
+  const ofSite = () => summary.patients.filter((p) => p.organizationId === site());
   const uncached = () => {
     const source = fresh();
     source.cache = false;
@@ -39,7 +40,7 @@ describe('training examples, cached between rounds', () => {
 
   beforeAll(async () => {
     api = await TestApi.start({ TRAINING_NODES: 'off' });
-    summary = await seedCohort(app(), { patients: 24, sites: 1, seed: 5, alpha: 0.5 });
+    summary = await seedCohort(app(), { patients: 36, sites: 2, seed: 5, alpha: 0.5 });
     const researcher = await api.token('ex-researcher', 'RESEARCHER');
     const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
       `mutation($f: [String!]!) { createStudy(input: { title: "Cache", features: $f,
@@ -65,10 +66,14 @@ describe('training examples, cached between rounds', () => {
     const first = await source.forRound(site(), study, NODE);
     expect(first.length).toBeGreaterThan(15);
     expect(opened).toHaveBeenCalledTimes(1);
-    expect(opened.mock.calls[0][0]).toHaveLength(summary.patients.length);
+    // Only this organisation's patients, though the other site's consented to the same study.
+    const mine = new Set(ofSite().map((p) => p.id));
+    expect(mine.size).toBeLessThan(summary.patients.length);
+    expect([...opened.mock.calls[0][0]].sort()).toEqual([...mine].sort());
+    expect(first.every((e) => mine.has(e.id))).toBe(true);
 
     // Nothing changed: nothing is read again, the examples are the same, the use is logged.
-    const [someone, amended, revoking, erasing] = summary.patients;
+    const [someone, amended, revoking, erasing] = ofSite();
     const logged = await trainEvents(someone.id);
     expect(await source.forRound(site(), study, NODE)).toEqual(first);
     expect(opened).toHaveBeenCalledTimes(1);

@@ -15,6 +15,7 @@ import {
 } from '@custodia/chaincode/policy';
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
+import { isUuid } from '../common/ids';
 import { preparedQuery } from '../database/prepared';
 import { IntegrityMonitor } from '../observability';
 import { ConsentGrantEntity } from './consent-grant.entity';
@@ -150,8 +151,10 @@ export class PolicyDecisionPoint {
   }
 
   /**
-   * As trainingGrants, for the patients of one organisation who are not erased: the patients
-   * and their grants in one query (a training node's selection, every round).
+   * As trainingGrants, for the patients of one organisation who are not erased (a training
+   * node's selection, every round). Two indexed lookups rather than one join: a study's grants
+   * are often fresh (a cohort consents, then a run starts), and a join planned on statistics
+   * from before they existed looped over every patient per grant (0.6 s per node at 2,000).
    */
   async organizationTrainingGrants(
     studyId: string,
@@ -161,12 +164,22 @@ export class PolicyDecisionPoint {
     const rows: ConsentGrantEntity[] = await this.db.query(
       `SELECT ${GRANT_COLUMNS} FROM consent_grants
        WHERE grantee_type = 'STUDY' AND grantee_id = $1 AND status = 'ACTIVE'
-         AND patient_id IN (SELECT id::text FROM patients
-                            WHERE organization_id = $2 AND erased_at IS NULL)
        ORDER BY id`,
-      [studyId, organizationId],
+      [studyId],
     );
-    return this.trainable(rows, studyId, nodeId);
+    const candidates = [...new Set(rows.map((r) => r.patientId))].filter(isUuid);
+    if (!candidates.length) return new Map();
+    const members: { id: string }[] = await this.db.query(
+      `SELECT id::text AS id FROM patients
+       WHERE id = ANY($1::uuid[]) AND organization_id = $2 AND erased_at IS NULL`,
+      [candidates, organizationId],
+    );
+    const ofOrganization = new Set(members.map((m) => m.id));
+    return this.trainable(
+      rows.filter((r) => ofOrganization.has(r.patientId)),
+      studyId,
+      nodeId,
+    );
   }
 
   /** Per patient, the first grant (by id) among `rows` the rule lets `nodeId` train under. */
