@@ -382,8 +382,10 @@ async function runCohort(
       if (session) {
         const { profile: taken } = await session.post('Profiler.stop');
         session.disconnect();
+        const saved = join(tmpdir(), `fl-round-k${cohort.sites}.cpuprofile`);
+        await writeFile(saved, JSON.stringify(taken));
         console.log(
-          `\nK=${cohort.sites} cached run, this process (per round: all ${s.rounds} rounds):\n` +
+          `\nK=${cohort.sites} cached run (profile saved to ${saved}), this process (per round: all ${s.rounds} rounds):\n` +
             summariseProfile(taken as unknown as CpuProfile, s.rounds, 25),
         );
       }

@@ -207,18 +207,19 @@ export class RecordsService {
   }
 
   /**
-   * Per patient of an organisation (not erased), a fingerprint of their records (ids and
-   * versions): it changes when a record is added, amended or erased, so a training node
-   * knows which patients' examples to build again. Patients without records are absent.
+   * Per patient, a fingerprint of their records (ids and versions): it changes when a record
+   * is added, amended or erased, so a training node knows which patients' examples to build
+   * again. Patients without records are absent.
    */
-  async organizationTrainingFingerprints(organizationId: string): Promise<Map<string, string>> {
+  async trainingFingerprints(patientIds: readonly string[]): Promise<Map<string, string>> {
+    const ids = patientIds.filter(isUuid);
+    if (!ids.length) return new Map();
     const rows: { patient_id: string; fingerprint: string }[] = await this.db.query(
       `SELECT patient_id, md5(string_agg(id::text || ':' || version, ',' ORDER BY id))
                 AS fingerprint
-       FROM records WHERE patient_id IN (SELECT id FROM patients
-                                         WHERE organization_id = $1 AND erased_at IS NULL)
+       FROM records WHERE patient_id = ANY($1::uuid[])
        GROUP BY patient_id`,
-      [organizationId],
+      [ids],
     );
     return new Map(rows.map((r) => [r.patient_id, r.fingerprint]));
   }

@@ -98,12 +98,9 @@ export class TrainingExamples {
     study: Pick<StudySettings, 'id' | 'features' | 'label'>,
     nodeId: string,
   ): Promise<TrainingExample[]> {
-    // The patients with a grant, and every patient's fingerprint, in two queries at once.
-    const [grants, all] = await Promise.all([
-      this.pdp.organizationTrainingGrants(study.id, organizationId, nodeId),
-      this.records.organizationTrainingFingerprints(organizationId),
-    ]);
-    const fingerprints = new Map([...all].filter(([id]) => grants.has(id)));
+    // The patients with a grant, then their records' fingerprints.
+    const grants = await this.pdp.organizationTrainingGrants(study.id, organizationId, nodeId);
+    const fingerprints = await this.records.trainingFingerprints([...grants.keys()]);
     const key = `${nodeId}/${study.id}/${study.features.join(',')}/${study.label}`;
     const known = (this.cache && this.studies.get(key)) || new Map<string, CachedPatient>();
     for (const id of known.keys()) if (!fingerprints.has(id)) known.delete(id);
