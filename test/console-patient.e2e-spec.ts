@@ -178,10 +178,14 @@ describe('the patient’s pages of the web console', () => {
     });
     await checkPage(page, 'patient-studies-joined');
 
-    await study().getByRole('button', { name: 'Leave the study Type 2 diabetes risk' }).click();
+    // From the keyboard: the focus stays on the button, which now says Leave.
+    const leave = study().getByRole('button', { name: 'Leave the study Type 2 diabetes risk' });
+    await leave.focus();
+    await page.keyboard.press('Enter');
     await study().getByTestId('study-grant-status').getByText('REVOKED').waitFor();
     expect(await studyGrants()).toEqual([{ ...joined, status: 'REVOKED' }]);
-    await study().getByRole('button', { name: 'Join the study Type 2 diabetes risk' }).waitFor();
+    const join = study().getByRole('button', { name: 'Join the study Type 2 diabetes risk' });
+    await expect(join.evaluate((e) => e.matches(':focus'))).resolves.toBe(true);
   });
 
   it('shows when a training node used my records for the study', async () => {
@@ -245,8 +249,12 @@ describe('the patient’s pages of the web console', () => {
     await expect(state.textContent()).resolves.toBe('Emergency access is on.');
     expect(await allowed()).toBe(true);
 
-    await page.getByRole('button', { name: 'Turn emergency access off' }).click();
-    await page.getByRole('button', { name: 'Turn emergency access on' }).waitFor();
+    // From the keyboard; the focus stays on the button, which now offers the opposite.
+    await page.getByRole('button', { name: 'Turn emergency access off' }).focus();
+    await page.keyboard.press('Enter');
+    const turnOn = page.getByRole('button', { name: 'Turn emergency access on' });
+    await turnOn.waitFor();
+    await expect(turnOn.evaluate((e) => e.matches(':focus'))).resolves.toBe(true);
     await expect(state.textContent()).resolves.toBe('Emergency access is off.');
     expect(await allowed()).toBe(false);
     // And the setting holds: a clinician may no longer break the glass.

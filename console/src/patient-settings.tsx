@@ -31,6 +31,7 @@ function EmergencySetting({ patientId }: { patientId: string }) {
   const allowed = profile.data?.patient?.allowEmergencyAccess;
 
   async function set(allow: boolean) {
+    if (busy) return;
     setBusy(true);
     setError(null);
     setStatus('');
@@ -65,7 +66,8 @@ function EmergencySetting({ patientId }: { patientId: string }) {
           <button
             type="button"
             className={allowed ? 'danger' : undefined}
-            disabled={busy}
+            // Not disabled while saving: the keyboard's focus stays on the button.
+            aria-disabled={busy}
             onClick={() => void set(!allowed)}
           >
             {busy ? 'Saving…' : allowed ? 'Turn emergency access off' : 'Turn emergency access on'}

@@ -65,6 +65,7 @@ export function MyStudies({ patientId }: { patientId: string }) {
   const [status, setStatus] = useState('');
 
   async function act(study: Study, change: () => Promise<unknown>, done: string) {
+    if (busy) return;
     setBusy(study.id);
     setActionError(null);
     setStatus('');
@@ -154,11 +155,13 @@ export function MyStudies({ patientId }: { patientId: string }) {
                     'not joined'
                   )}
                 </p>
+                {/* One button whichever it says, never disabled while busy: the keyboard's focus
+                    stays on it from Join to Leave and back. */}
                 {active.length > 0 ? (
                   <button
                     type="button"
                     className="danger"
-                    disabled={busy === study.id}
+                    aria-disabled={busy === study.id}
                     onClick={() => void leave(study, active)}
                   >
                     {busy === study.id ? 'Writing to the ledger…' : 'Leave'}
@@ -167,7 +170,7 @@ export function MyStudies({ patientId }: { patientId: string }) {
                 ) : (
                   <button
                     type="button"
-                    disabled={busy === study.id}
+                    aria-disabled={busy === study.id}
                     onClick={() => void join(study)}
                   >
                     {busy === study.id ? 'Writing to the ledger…' : 'Join'}
