@@ -152,11 +152,17 @@ describe('the patient’s pages of the web console', () => {
     await expect(isOpen()).resolves.toBe(true);
   });
 
-  it('shows the records and their timeline at phone width without sideways scrolling', async () => {
+  it('shows records, studies and settings at phone width without sideways scrolling', async () => {
     await page.setViewportSize({ width: 375, height: 740 });
     await page.getByTestId('timeline-group').first().waitFor();
     expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
     await checkPage(page, 'phone-patient-timeline');
+    await goTo('Studies');
+    await page.getByTestId('study').first().waitFor();
+    expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
+    await goTo('Emergency access and erasure');
+    await page.getByTestId('emergency-state').waitFor();
+    expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
     await page.setViewportSize({ width: 1100, height: 800 });
   });
 
