@@ -2,19 +2,13 @@
 // real API: a patient grants Observations to a clinician, the clinician reads the chart and
 // its HbA1c plot, the patient revokes and the clinician is refused, and the patient sees those
 // reads in the access log, checked against the ledger. Every page is checked with axe-core.
-import { source as axeSource } from 'axe-core';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { BrowserContext, Page } from 'playwright-core';
 import { ConsentService } from '../src/consent';
 import { CONSOLE_CSP } from '../src/console';
 import { seedCohort } from '../src/federated/synthetic/seed';
-import { ensureConsoleBuilt } from './helpers/console-build';
+import { checkPage, ConsoleBrowser, sidewaysOverflow, signIn } from './helpers/console-browser';
 import { LOINC } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
-import { chromiumPath } from './helpers/chromium';
-
-const SCREENSHOTS = join(__dirname, 'console', 'screenshots');
 
 function hba1c(value: number, date: string) {
   return {
@@ -36,69 +30,21 @@ function hba1c(value: number, date: string) {
   };
 }
 
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
-
-/** axe-core's serious and critical violations on the page as it stands. */
-async function seriousViolations(page: Page): Promise<string[]> {
-  await page.evaluate(axeSource);
-  // A string, evaluated in the page: the suite's own types know no DOM.
-  const violations = (await page.evaluate(
-    `axe.run(document).then((r) => r.violations)`,
-  )) as AxeViolation[];
-  return violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map(
-      (v) =>
-        `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
-    );
-}
-
 describe('the web console in a browser', () => {
   let api: TestApi;
-  let browser: Browser;
+  let browser: ConsoleBrowser;
   let patientContext: BrowserContext;
   let clinicianContext: BrowserContext;
   let patient: Page;
   let clinician: Page;
   let patientId: string;
-  /** Problems the browser reported on any page: CSP refusals, script errors. */
-  const browserProblems: string[] = [];
-
-  async function open(context: BrowserContext): Promise<Page> {
-    const page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) browserProblems.push(m.text());
-    });
-    page.on('pageerror', (e) => browserProblems.push(e.message));
-    await page.goto(`${api.url}/console/`);
-    return page;
-  }
-
-  async function signIn(page: Page, subject: string, role: string, org?: string) {
-    await page.getByLabel('Subject (user id)').fill(subject);
-    await page.getByLabel('Role').selectOption(role);
-    if (org) await page.getByLabel('Organisation (optional)').fill(org);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  }
-
-  async function checkPage(page: Page, name: string) {
-    expect(await seriousViolations(page)).toEqual([]);
-    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
-  }
+  const open = (context: BrowserContext) => browser.open(context);
 
   beforeAll(async () => {
-    mkdirSync(SCREENSHOTS, { recursive: true });
-    ensureConsoleBuilt();
     api = await TestApi.start();
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
-    patientContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-    clinicianContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    browser = await ConsoleBrowser.launch(api.url);
+    patientContext = await browser.context();
+    clinicianContext = await browser.context();
 
     // The patient's records, written through the API as their devices would.
     const token = await api.token('alice', 'PATIENT');
@@ -265,13 +211,7 @@ describe('the web console in a browser', () => {
     await patient.setViewportSize({ width: 375, height: 740 });
     await patient.getByRole('button', { name: 'My consents' }).click();
     await patient.getByRole('button', { name: 'Grant access' }).waitFor();
-    const overflow = (await patient.evaluate(
-      `document.documentElement.scrollWidth - document.documentElement.clientWidth`,
-    )) as number;
-    const wide = await patient.evaluate(
-      `[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth).map((e) => e.tagName + '.' + e.className)`,
-    );
-    expect({ overflow, wide }).toEqual({ overflow: 0, wide: [] });
+    expect(await sidewaysOverflow(patient)).toEqual({ overflow: 0, wide: [] });
     await checkPage(patient, 'phone-consents');
   });
 
@@ -334,6 +274,6 @@ describe('the web console in a browser', () => {
   });
 
   it('reports no CSP refusal or script error on any page', () => {
-    expect(browserProblems).toEqual([]);
+    expect(browser.problems).toEqual([]);
   });
 });

@@ -5,15 +5,20 @@ import { ApiError, devSignIn, gql, Role, Session, setToken } from './api';
 import { ErrorNotice, toApiError } from './common';
 import { Chart, MyPatients } from './clinician';
 import { AccessLog, Consents, MyRecords } from './patient';
+import { MySettings } from './patient-settings';
+import { MyStudies } from './patient-studies';
 import { Studies } from './researcher';
 
-type Page = 'records' | 'consents' | 'access' | 'patients' | 'chart' | 'studies';
+type Page =
+  'records' | 'consents' | 'access' | 'my-studies' | 'settings' | 'patients' | 'chart' | 'studies';
 
 const PAGES: Record<Role, { id: Page; title: string }[]> = {
   PATIENT: [
     { id: 'records', title: 'My records' },
     { id: 'consents', title: 'My consents' },
     { id: 'access', title: 'Who read my records' },
+    { id: 'my-studies', title: 'Studies' },
+    { id: 'settings', title: 'Emergency access and erasure' },
   ],
   CLINICIAN: [
     { id: 'patients', title: 'My patients' },
@@ -27,6 +32,8 @@ export function App() {
   const [session, setSession] = useState<Session | null>(null);
   const [page, setPage] = useState<Page>('records');
   const [chartPatient, setChartPatient] = useState('');
+  /** What the sign-in page says after a session ended on its own (erasure). */
+  const [notice, setNotice] = useState('');
   const main = useRef<HTMLElement>(null);
 
   // Move focus to the page's content when the page changes, as a new page load would.
@@ -43,8 +50,14 @@ export function App() {
     return (
       <main ref={main} tabIndex={-1}>
         <h1>Custodia</h1>
+        {notice && (
+          <p role="status" className="ok" data-testid="signed-out-notice">
+            {notice}
+          </p>
+        )}
         <SignIn
           onSignedIn={(s) => {
+            setNotice('');
             setSession(s);
             setPage(PAGES[s.role][0].id);
           }}
@@ -88,6 +101,18 @@ export function App() {
         {page === 'records' && session.patientId && <MyRecords patientId={session.patientId} />}
         {page === 'consents' && <Consents />}
         {page === 'access' && session.patientId && <AccessLog patientId={session.patientId} />}
+        {page === 'my-studies' && session.patientId && <MyStudies patientId={session.patientId} />}
+        {page === 'settings' && session.patientId && (
+          <MySettings
+            patientId={session.patientId}
+            onErased={() => {
+              signOut();
+              setNotice(
+                'Your data was erased: your records and keys are gone, every grant is revoked. You are signed out.',
+              );
+            }}
+          />
+        )}
         {page === 'patients' && (
           <MyPatients
             onOpen={(p) => {

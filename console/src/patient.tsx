@@ -1,22 +1,31 @@
-// The patient's pages: my records, my consents (grant and revoke), who read my records.
+// The patient's pages: my records, my consents (grant and revoke), who read my records. Studies
+// and settings (emergency access, erasure) are in patient-studies.tsx and patient-settings.tsx.
 import { FormEvent, useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
-import { dateOf, HealthRecord, INTEGRITY_WORDS, RECORD_FIELDS, summaryOf } from './records';
+import { allPages } from './patient-data';
+import { clinicalDate, DATED_RECORD_FIELDS, DatedRecord, RecordTimeline } from './patient-timeline';
+import { INTEGRITY_WORDS, summaryOf } from './records';
+import './patient.css';
+
+const RECORD_COLUMNS = ['Type', 'What', 'Date', 'Sensitivity', 'Integrity'];
 
 export function MyRecords({ patientId }: { patientId: string }) {
   const { data, error, loading } = useLoad(
     () =>
-      gql<{ records: { items: HealthRecord[] } }>(
-        `query($p: ID!) { records(patientId: $p, first: 100) { items { ${RECORD_FIELDS} } } }`,
-        { p: patientId },
+      allPages<DatedRecord>((after) =>
+        gql<{ records: { items: DatedRecord[]; nextCursor: string | null } }>(
+          `query($p: ID!, $after: String) { records(patientId: $p, first: 100, after: $after) {
+               items { ${DATED_RECORD_FIELDS} } nextCursor } }`,
+          { p: patientId, after },
+        ).then((d) => d.records),
       ),
     [patientId],
   );
-  const items = [...(data?.records.items ?? [])].sort(
+  const items = [...(data ?? [])].sort(
     (a, b) =>
       a.resourceType.localeCompare(b.resourceType) ||
-      (dateOf(b.resource) ?? b.createdAt).localeCompare(dateOf(a.resource) ?? a.createdAt),
+      clinicalDate(b).localeCompare(clinicalDate(a)),
   );
   return (
     <section aria-labelledby="records-h">
@@ -28,27 +37,38 @@ export function MyRecords({ patientId }: { patientId: string }) {
       <ErrorNotice error={error} />
       {loading && <p aria-live="polite">Loading…</p>}
       {data && items.length === 0 && <p>You have no records yet.</p>}
+      {items.length > 0 && <RecordTimeline records={items} />}
       {items.length > 0 && (
         <div className="table-wrap">
-          <table>
-            <caption>{items.length} records, by type and date</caption>
-            <thead>
-              <tr>
-                <th scope="col">Type</th>
-                <th scope="col">What</th>
-                <th scope="col">Date</th>
-                <th scope="col">Sensitivity</th>
-                <th scope="col">Integrity</th>
+          {/* At phone width each row stacks into a card (patient.css); the explicit roles keep
+              it a table for assistive technology whatever its CSS display. */}
+          <table className="records-table" role="table">
+            <caption>{items.length} records, by type and date (newest first)</caption>
+            <thead role="rowgroup">
+              <tr role="row">
+                {RECORD_COLUMNS.map((c) => (
+                  <th scope="col" role="columnheader" key={c}>
+                    {c}
+                  </th>
+                ))}
               </tr>
             </thead>
-            <tbody>
+            <tbody role="rowgroup">
               {items.map((r) => (
-                <tr key={r.id}>
-                  <td>{r.resourceType}</td>
-                  <td>{summaryOf(r.resource)}</td>
-                  <td>{formatTime(dateOf(r.resource) ?? r.createdAt)}</td>
-                  <td>{r.sensitivity === 'RESTRICTED' ? 'Restricted' : 'Normal'}</td>
-                  <td>
+                <tr key={r.id} role="row">
+                  <td role="cell" data-label="Type">
+                    {r.resourceType}
+                  </td>
+                  <td role="cell" data-label="What">
+                    {summaryOf(r.resource)}
+                  </td>
+                  <td role="cell" data-label="Date">
+                    {formatTime(clinicalDate(r))}
+                  </td>
+                  <td role="cell" data-label="Sensitivity">
+                    {r.sensitivity === 'RESTRICTED' ? 'Restricted' : 'Normal'}
+                  </td>
+                  <td role="cell" data-label="Integrity">
                     <span className={`integrity integrity-${r.integrity.toLowerCase()}`}>
                       {INTEGRITY_WORDS[r.integrity]}
                     </span>
@@ -63,7 +83,7 @@ export function MyRecords({ patientId }: { patientId: string }) {
   );
 }
 
-interface Grant {
+export interface Grant {
   id: string;
   grantee: { type: string; id: string };
   purpose: string;
@@ -77,7 +97,7 @@ interface Grant {
   ledgerTxId: string;
 }
 
-const GRANT_FIELDS = `id grantee { type id } purpose actions resourceTypes categories includeRestricted validFrom validUntil status ledgerTxId`;
+export const GRANT_FIELDS = `id grantee { type id } purpose actions resourceTypes categories includeRestricted validFrom validUntil status ledgerTxId`;
 
 const RESOURCE_TYPES = [
   'Observation',
@@ -351,7 +371,7 @@ function GrantForm({ onGranted }: { onGranted: (g: Grant) => Promise<void> }) {
   );
 }
 
-interface AccessEvent {
+export interface AccessEvent {
   id: string;
   at: string;
   actorId: string;

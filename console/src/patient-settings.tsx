@@ -1,0 +1,165 @@
+// The patient's settings: emergency (break-glass) access on or off, and erasing all their data
+// behind a confirmation that asks them to type a word.
+import { FormEvent, useRef, useState } from 'react';
+import { ApiError, gql } from './api';
+import { ErrorNotice, toApiError, useLoad } from './common';
+
+/** The word a patient types to confirm erasure. */
+export const ERASE_WORD = 'ERASE';
+
+export function MySettings({ patientId, onErased }: { patientId: string; onErased: () => void }) {
+  return (
+    <>
+      <EmergencySetting patientId={patientId} />
+      <EraseMyData onErased={onErased} />
+    </>
+  );
+}
+
+function EmergencySetting({ patientId }: { patientId: string }) {
+  const profile = useLoad(
+    () =>
+      gql<{ patient: { allowEmergencyAccess: boolean } | null }>(
+        `query($p: ID!) { patient(id: $p) { allowEmergencyAccess } }`,
+        { p: patientId },
+      ),
+    [patientId],
+  );
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [status, setStatus] = useState('');
+  const allowed = profile.data?.patient?.allowEmergencyAccess;
+
+  async function set(allow: boolean) {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    setStatus('');
+    try {
+      await gql(`mutation($allow: Boolean!) { setEmergencyAccess(allow: $allow) { id } }`, {
+        allow,
+      });
+      await profile.reload();
+      setStatus(allow ? 'Emergency access is now on.' : 'Emergency access is now off.');
+    } catch (e) {
+      setError(toApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section aria-labelledby="emergency-h" className="panel">
+      <h2 id="emergency-h">Emergency access</h2>
+      <p>
+        When it is on, a clinician you have not given access to may declare an emergency, giving a
+        reason, and read your records for 60 minutes. Every such read is shown to you, highlighted,
+        under “Who read my records”. When it is off, nobody may read your records without your
+        consent, even in an emergency.
+      </p>
+      <ErrorNotice error={profile.error ?? error} />
+      {allowed !== undefined && (
+        <>
+          <p data-testid="emergency-state" data-allowed={String(allowed)}>
+            Emergency access is <strong>{allowed ? 'on' : 'off'}</strong>.
+          </p>
+          <button
+            type="button"
+            className={allowed ? 'danger' : undefined}
+            // Not disabled while saving: the keyboard's focus stays on the button.
+            aria-disabled={busy}
+            onClick={() => void set(!allowed)}
+          >
+            {busy ? 'Saving…' : allowed ? 'Turn emergency access off' : 'Turn emergency access on'}
+          </button>
+        </>
+      )}
+      <p aria-live="polite" className="status">
+        {status}
+      </p>
+    </section>
+  );
+}
+
+function EraseMyData({ onErased }: { onErased: () => void }) {
+  const [confirming, setConfirming] = useState(false);
+  const [word, setWord] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const start = useRef<HTMLButtonElement>(null);
+  const input = useRef<HTMLInputElement>(null);
+
+  function open() {
+    setConfirming(true);
+    setWord('');
+    setError(null);
+    // The confirmation appears where the button was: take the keyboard there.
+    setTimeout(() => input.current?.focus(), 0);
+  }
+
+  function cancel() {
+    setConfirming(false);
+    setWord('');
+    setTimeout(() => start.current?.focus(), 0);
+  }
+
+  async function erase(e: FormEvent) {
+    e.preventDefault();
+    if (word.trim() !== ERASE_WORD) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await gql<{ eraseMyData: boolean }>(`mutation { eraseMyData(confirm: true) }`);
+      onErased();
+    } catch (err) {
+      setError(toApiError(err));
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section aria-labelledby="erase-h" className="panel">
+      <h2 id="erase-h">Erase my data</h2>
+      <p>
+        Erasing revokes every grant you have given (on the ledger), destroys the keys your records
+        are encrypted with and deletes the records. It cannot be undone. The ledger keeps only
+        fingerprints that reveal nothing once the keys are gone. You are signed out afterwards.
+      </p>
+      {!confirming && (
+        <button type="button" className="danger" ref={start} onClick={open}>
+          Erase my data…
+        </button>
+      )}
+      {confirming && (
+        <form
+          onSubmit={(e) => void erase(e)}
+          className="confirm"
+          aria-labelledby="erase-confirm-h"
+          data-testid="erase-confirmation"
+        >
+          <h3 id="erase-confirm-h">Erase everything? This cannot be undone.</h3>
+          <label>
+            Type {ERASE_WORD} to confirm
+            <input
+              ref={input}
+              value={word}
+              onChange={(e) => setWord(e.target.value)}
+              autoComplete="off"
+              autoCapitalize="characters"
+              spellCheck={false}
+            />
+          </label>
+          <ErrorNotice error={error} />
+          <div className="row">
+            <button type="submit" className="danger" disabled={busy || word.trim() !== ERASE_WORD}>
+              {busy ? 'Erasing…' : 'Erase all my data now'}
+            </button>
+            <button type="button" onClick={cancel} disabled={busy}>
+              Cancel, keep my data
+            </button>
+          </div>
+        </form>
+      )}
+    </section>
+  );
+}
