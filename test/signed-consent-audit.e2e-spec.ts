@@ -4,6 +4,7 @@
 // ACTIVE, and verify-ledger reconciles the signed-only settings table with the ledger.
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { Pool } from 'pg';
+import { ConsentReconciliation } from '../src/consent';
 import { kekOf } from '../src/records/crypto';
 import { verifyAll } from '../src/verification';
 import { observation } from './helpers/fhir';
@@ -270,6 +271,15 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
       );
       expect(await reads('dr-unsigned')).toEqual(['CONSENT_REQUIRED']);
       expect((await listed(patient, 'SUSPENDED')).map((g) => g.id)).toEqual([unsignedGrant]);
+    });
+
+    it("is repaired by the server's own reconciliation too (run at start-up and on schedule)", async () => {
+      await api.db.query('DELETE FROM signed_consent_settings WHERE patient_id = $1', [patientId]);
+      expect(await reads('dr-unsigned')).toBe(1);
+      const report = await api.server.app.get(ConsentReconciliation).reconcile();
+      expect(report).not.toBeNull();
+      expect(await reads('dr-unsigned')).toEqual(['CONSENT_REQUIRED']);
+      expect((await verify()).ok).toBe(true);
     });
 
     it('reports a setting for a patient the ledger never set one for, and deletes it', async () => {

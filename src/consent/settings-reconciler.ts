@@ -38,10 +38,13 @@ export function compareSettings(
     const row = byId.get(ring.patientId);
     byId.delete(ring.patientId);
     if (!row) drift.missing.push(ring.patientId);
+    else if (!authentic(row)) drift.changed.push(ring.patientId);
+    // Only the API MACs a row, from what the ledger said: an authentic row newer than this
+    // read of the ledger is a setting committed since, not drift.
     else if (
-      !authentic(row) ||
-      row.requireSigned !== ring.requireSignedConsent ||
-      row.settingVersion !== ring.settingVersion
+      row.settingVersion < ring.settingVersion ||
+      (row.settingVersion === ring.settingVersion &&
+        row.requireSigned !== ring.requireSignedConsent)
     ) {
       drift.changed.push(ring.patientId);
     }
@@ -91,8 +94,9 @@ export class SettingsReconciler {
     let drift = compareSettings(ledger, rows, authentic);
     // What the projector applied meanwhile is not drift: compare those rows again.
     const suspects = [...drift.missing, ...drift.changed];
+    let fresh: SettingRow[] = [];
     if (suspects.length) {
-      const fresh = await read('WHERE patient_id = ANY($1::text[])', [suspects]);
+      fresh = await read('WHERE patient_id = ANY($1::text[])', [suspects]);
       const again = compareSettings(
         ledger.filter((r) => suspects.includes(r.patientId)),
         fresh,
@@ -102,8 +106,13 @@ export class SettingsReconciler {
     }
     if (options.repair) {
       const byId = new Map(ledger.map((r) => [r.patientId, r]));
+      const seen = new Map(fresh.map((r) => [r.patientId, r.mac]));
       for (const id of [...drift.missing, ...drift.changed]) {
-        await this.db.query(SETTING_UPSERT, settingParams(this.rows, byId.get(id)!));
+        // Only over the row as compared: one the projector wrote meanwhile is newer than this.
+        await this.db.query(`${SETTING_UPSERT} WHERE signed_consent_settings.mac = $6`, [
+          ...settingParams(this.rows, byId.get(id)!),
+          seen.get(id) ?? null,
+        ]);
       }
       if (drift.extra.length) {
         await this.db.query(
