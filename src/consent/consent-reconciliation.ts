@@ -62,6 +62,28 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
     this.timer.unref();
   }
 
+  /**
+   * The signed-only settings, compared and repaired after the grants. A failure is logged and
+   * retried on the next run; it does not make the grants' reconciliation count as failed.
+   */
+  private async reconcileSettings(): Promise<void> {
+    try {
+      const settings = await this.settings.run({ repair: true });
+      if (driftCount(settings)) {
+        this.integrity.report('patient_setting', 'signed-only settings repaired from the ledger', {
+          missing: settings.missing.length,
+          extra: settings.extra.length,
+          changed: settings.changed.length,
+        });
+      }
+    } catch (e) {
+      this.logger.warn(
+        { errorType: (e as Error).name },
+        'signed-only settings not reconciled with the ledger; will retry',
+      );
+    }
+  }
+
   /** One comparison and repair; null when the ledger or database could not be read. */
   reconcile(): Promise<ReconcileReport | null> {
     this.running ??= (async () => {
@@ -74,23 +96,12 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
             changed: report.changed.length,
           });
         }
-        const settings = await this.settings.run({ repair: true });
-        if (driftCount(settings)) {
-          this.integrity.report(
-            'patient_setting',
-            'signed-only settings repaired from the ledger',
-            {
-              missing: settings.missing.length,
-              extra: settings.extra.length,
-              changed: settings.changed.length,
-            },
-          );
-        }
+        await this.reconcileSettings();
         return report;
       } catch (e) {
         this.logger.warn(
           { errorType: (e as Error).name },
-          'consent projection or signed-only settings not reconciled with the ledger; will retry',
+          'consent projection not reconciled with the ledger; will retry',
         );
         return null;
       } finally {
