@@ -324,6 +324,18 @@ export function program(): Command {
     .description(
       "re-walk the embedded ledger's hash chain, world state and history, and the access log's chain; exit 1 on any break",
     )
+    .addHelpText(
+      'after',
+      `
+Besides the chains, every PERMIT in the access log is checked against the grant or emergency
+the ledger held, and counted as patient-signed or not from the ledger's record of its grant
+(never the database's copy). PERMITs under grants the patient did not sign are listed, not
+failed: one "UNSIGNED: grant <id> (patient <id>): <n> PERMIT(s), access events <seq>, ..." line
+per grant (the first 20 grants, the first 20 event numbers of each).
+With the KEK (CUSTODIA_KEK or the data dir's), the consent projection and the signed-only
+settings table are compared with the ledger's grants and patient keyrings: a row missing,
+made up, altered or rolled back is a BROKEN line, and is repaired from the ledger.`,
+    )
     .action(verifyLedger);
   cli
     .command('node')

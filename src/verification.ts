@@ -1,15 +1,21 @@
 // What `custodia verify-ledger` checks, as one function: the embedded ledger's blocks, world
 // state and history; the access log's chain against the head anchored on the ledger; every
 // PERMIT in the log against the grant or emergency the ledger held; the deployed models and AI
-// decisions stored against their ledger entries; and the consent
-// projection against the ledger's grants (repaired where it drifted: the ledger is the only
-// authority).
+// decisions stored against their ledger entries; and the consent projection and the signed-only
+// settings against the ledger's grants and keyrings (repaired where they drifted: the ledger is
+// the only authority). It also lists the PERMITs that rest on grants the patient did not sign.
 import { KeyObject } from 'node:crypto';
 import { Pool } from 'pg';
 import { auditChainId } from './audit/audit-chain';
+import type { PermitCheck } from './audit/justify';
 import { poolRows, verifyAccessLogAgainstLedger } from './audit/verify';
 import { GrantAuthenticity } from './consent/grant-authenticity';
-import { ProjectionReconciler, ReconcileReport } from './consent/projection-reconciler';
+import {
+  ProjectionDrift,
+  ProjectionReconciler,
+  ReconcileReport,
+} from './consent/projection-reconciler';
+import { SettingsReconciler, SettingsReport } from './consent/settings-reconciler';
 import { verifyDecisionsAgainstLedger } from './decisions/verify-decisions';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
 import { LedgerSeal } from './ledger/embedded/seal';
@@ -41,6 +47,7 @@ export async function verifyAll(
   });
   const decisions = await verifyDecisionsAgainstLedger(poolRows(pool), embedded);
   let projection: ReconcileReport | null = null;
+  let settings: SettingsReport | null = null;
   const unreadable: string[] = [];
   if (kek) {
     try {
@@ -48,6 +55,13 @@ export async function verifyAll(
     } catch {
       unreadable.push(
         "consent projection not compared: the ledger's grants could not be read (see the problems above)",
+      );
+    }
+    try {
+      settings = await reconcileSettings(pool, embedded, kek);
+    } catch {
+      unreadable.push(
+        "signed-only settings not compared: the ledger's keyrings could not be read (see the problems above)",
       );
     }
   }
@@ -62,7 +76,8 @@ export async function verifyAll(
     ...(decisions.problems.length > MAX_LISTED
       ? [`…and ${decisions.problems.length - MAX_LISTED} more AI decision problems`]
       : []),
-    ...(projection ? projectionProblems(projection) : []),
+    ...(projection ? driftProblems(projection, GRANT_DRIFT) : []),
+    ...(settings ? driftProblems(settings, SETTING_DRIFT) : []),
     ...unreadable,
   ];
   const lines = [
@@ -74,10 +89,14 @@ export async function verifyAll(
         : `anchored on the ledger through event ${audit.anchoredThrough}`) +
       `; ${audit.unanchoredEvents} event(s) not yet anchored, so not yet provable.`,
     `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account); ${permits.patientSigned} under grants the patient signed.`,
+    ...unsignedLines(permits),
     `AI decisions: ${decisions.deployments} deployed model(s) and ${decisions.decisions} decision(s) compared with the ledger.`,
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
       : `Consent projection: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,
+    settings
+      ? `Signed-only settings: ${settings.storedRows} rows compared with ${settings.ledgerSettings} settings on the ledger.`
+      : `Signed-only settings: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,
     ...problems.map((p) => `  BROKEN: ${p}`),
     problems.length
       ? `Verification FAILED: ${problems.length} problem(s).`
@@ -97,24 +116,66 @@ async function reconcileProjection(
   return new ProjectionReconciler(db, ledger, authenticity).run({ repair: true });
 }
 
-function projectionProblems(r: ReconcileReport): string[] {
+async function reconcileSettings(
+  pool: Pool,
+  ledger: EmbeddedLedger,
+  kek: KeyObject,
+): Promise<SettingsReport> {
+  const rows = poolRows(pool);
+  const db = { query: (text: string, params: unknown[] = []) => rows(text, params) };
+  return new SettingsReconciler(db, ledger, new RowAuthenticator(kek)).run({ repair: true });
+}
+
+/**
+ * The justified PERMITs under grants the patient did not sign: their count, then one line per
+ * grant (the patient, how many PERMITs, their event numbers), for an auditor to follow up.
+ * Not problems: a patient who never turned signed-only on consents through their organisation.
+ */
+function unsignedLines(permits: PermitCheck): string[] {
+  const total = [...permits.unsigned.values()].reduce((n, u) => n + u.permits, 0);
+  if (!total) return [];
+  const grants = [...permits.unsigned].slice(0, MAX_LISTED).map(([id, u]) => {
+    const more = u.permits > u.seqs.length ? `, … (${u.permits - u.seqs.length} more)` : '';
+    return `  UNSIGNED: grant ${id} (patient ${u.patientId}): ${u.permits} PERMIT(s), access events ${u.seqs.join(', ')}${more}`;
+  });
+  const rest = permits.unsigned.size - grants.length;
+  return [
+    `Permitted accesses under grants the patient did not sign: ${total}, under ${permits.unsigned.size} grant(s):`,
+    ...grants,
+    ...(rest > 0 ? [`  …and ${rest} more unsigned grant(s)`] : []),
+  ];
+}
+
+interface DriftWords {
+  /** What drifted, as the problem lines name it. */
+  what: string;
+  /** What one entry is, plural. */
+  entries: string;
+}
+const GRANT_DRIFT: DriftWords = { what: 'consent projection', entries: 'grant(s)' };
+const SETTING_DRIFT: DriftWords = {
+  what: 'signed-only settings table',
+  entries: 'patient setting(s)',
+};
+
+function driftProblems(r: ProjectionDrift & { repaired: boolean }, w: DriftWords): string[] {
   const list = (ids: string[]) =>
     ids.slice(0, MAX_LISTED).join(', ') + (ids.length > MAX_LISTED ? ', …' : '');
   const repaired = r.repaired ? '; repaired from the ledger' : '';
   const lines: string[] = [];
   if (r.missing.length) {
     lines.push(
-      `consent projection lacks ${r.missing.length} grant(s) the ledger holds (${list(r.missing)})${repaired}`,
+      `${w.what} lacks ${r.missing.length} ${w.entries} the ledger holds (${list(r.missing)})${repaired}`,
     );
   }
   if (r.extra.length) {
     lines.push(
-      `consent projection holds ${r.extra.length} grant(s) the ledger never wrote (${list(r.extra)})${repaired}`,
+      `${w.what} holds ${r.extra.length} ${w.entries} the ledger never wrote (${list(r.extra)})${repaired}`,
     );
   }
   if (r.changed.length) {
     lines.push(
-      `consent projection has ${r.changed.length} grant(s) that differ from the ledger (${list(r.changed)})${repaired}`,
+      `${w.what} has ${r.changed.length} ${w.entries} that differ from the ledger (${list(r.changed)})${repaired}`,
     );
   }
   return lines;

@@ -273,6 +273,32 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       ).toContain('does not verify');
     });
 
+    it('lists every keyring a page at a time, writing nothing, for reconciling settings', async () => {
+      await register(a, '', 'pat-1');
+      await register(b, '', 'pat-2');
+      await register(other, '', 'pat-3');
+      await setSignedOnly(true);
+      const seen: PatientKeyring[] = [];
+      let bookmark = '';
+      do {
+        const { result, tx } = await ledger.invoke<{
+          keyrings: PatientKeyring[];
+          bookmark: string;
+        }>((ctx) => keys.ListPatientKeyrings(ctx, '2', bookmark));
+        expect(tx.stub.putState.called).toBe(false);
+        seen.push(...result.keyrings);
+        bookmark = result.bookmark;
+      } while (bookmark);
+      expect(seen.map((r) => [r.patientId, r.requireSignedConsent, r.settingVersion])).toEqual([
+        ['pat-1', true, 1],
+        ['pat-2', false, 0],
+        ['pat-3', false, 0],
+      ]);
+      expect(await rejection((ctx) => keys.ListPatientKeyrings(ctx, '1001', ''))).toContain(
+        'pageSize must be at most 1000',
+      );
+    });
+
     it('writes nothing when the setting is already as asked', async () => {
       await register(a);
       const { tx } = await ledger.invoke((ctx) => keys.SetSignedConsent(ctx, 'pat-1', 'false', ''));

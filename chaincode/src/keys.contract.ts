@@ -14,7 +14,7 @@ import {
   settingPayload,
   verifyDetachedJws,
 } from './signed-consent';
-import { caller, emit, getJson, key, KEYS, putJson, txTime } from './state';
+import { caller, emit, getJson, key, KEYS, MAX_PAGE, putJson, txTime, valuesPage } from './state';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -277,5 +277,23 @@ export class KeysContract extends Contract {
   @Returns('string')
   async GetPatientKeys(ctx: Context, patientId: string): Promise<string> {
     return JSON.stringify(await loadKeyring(ctx, v.id(patientId, 'patientId')));
+  }
+
+  /**
+   * Every keyring as stored, a page at a time, in key order: what an API compares its copy of
+   * the signed-only settings with (a deleted or rolled-back row shows only against the whole).
+   */
+  @Transaction(false)
+  @Returns('string')
+  async ListPatientKeyrings(ctx: Context, pageSize: string, bookmark: string): Promise<string> {
+    const size = v.positiveInt(pageSize, 'pageSize');
+    if (size > MAX_PAGE) {
+      throw new ChaincodeError('INVALID_ARGUMENT', `pageSize must be at most ${MAX_PAGE}`);
+    }
+    if (typeof bookmark !== 'string') {
+      throw new ChaincodeError('INVALID_ARGUMENT', 'bookmark must be a string');
+    }
+    const page = await valuesPage<PatientKeyring>(ctx, KEYS.keyring, size, bookmark);
+    return JSON.stringify({ keyrings: page.values, bookmark: page.bookmark });
   }
 }

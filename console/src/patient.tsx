@@ -93,7 +93,8 @@ export interface Grant {
   includeRestricted: boolean;
   validFrom: string;
   validUntil: string | null;
-  status: 'ACTIVE' | 'REVOKED' | 'EXPIRED';
+  /** SUSPENDED: unsigned while the patient accepts only signed grants (still revocable). */
+  status: 'ACTIVE' | 'REVOKED' | 'EXPIRED' | 'SUSPENDED';
   ledgerTxId: string;
 }
 
@@ -188,7 +189,7 @@ export function Consents() {
                 {g.validUntil ? ` until ${formatTime(g.validUntil)}` : ', until revoked'} · ledger
                 transaction <code>{short(g.ledgerTxId)}</code>
               </p>
-              {g.status === 'ACTIVE' && (
+              {(g.status === 'ACTIVE' || g.status === 'SUSPENDED') && (
                 <button
                   type="button"
                   className="danger"

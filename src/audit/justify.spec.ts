@@ -1,6 +1,12 @@
 import type { EmergencyRecord, GrantRecord } from '@custodia/chaincode';
 import type { AccessEventContent } from './audit-chain';
-import { COMMIT_ALLOWANCE_MS, justifyPermits, LedgerAuthority } from './justify';
+import {
+  COMMIT_ALLOWANCE_MS,
+  grantPatientSigned,
+  justifyPermits,
+  LedgerAuthority,
+  MAX_SEQS_KEPT,
+} from './justify';
 
 const grant: GrantRecord = {
   id: 'g1',
@@ -64,22 +70,61 @@ async function problemsOf(e: AccessEventContent, grants = [grant], ems = [emerge
 describe('justifyPermits', () => {
   it('justifies a read under a grant that named the clinician and was in force', async () => {
     const check = await justifyPermits([event()], authority([grant]), owner);
-    expect(check).toEqual({ permits: 1, justified: 1, patientSigned: 0, problems: [] });
+    expect(check).toMatchObject({ permits: 1, justified: 1, patientSigned: 0, problems: [] });
   });
 
-  it('counts the permits whose grant the patient signed', async () => {
+  it('counts the permits whose grant the patient signed, and lists the others by grant', async () => {
     const signed = { ...grant, id: 'g2', patientSigned: true };
     const check = await justifyPermits(
-      [event(), event({ seq: 2, consentId: 'g2' }), event({ seq: 3, consentId: 'g2' })],
-      authority([grant, signed]),
+      [
+        event(),
+        event({ seq: 2, consentId: 'g2' }),
+        event({ seq: 3, consentId: 'g2' }),
+        event({ seq: 4 }),
+        event({ seq: 5, purpose: 'SELF', actorId: 'pat-user', consentId: null }),
+        event({
+          seq: 6,
+          actorId: 'dr-2',
+          breakGlass: true,
+          emergencyId: 'em1',
+          consentId: null,
+          at: '2026-01-10T10:30:00.000Z',
+        }),
+      ],
+      authority([grant, signed], [emergency]),
       owner,
     );
-    expect(check).toEqual({ permits: 3, justified: 3, patientSigned: 2, problems: [] });
+    expect(check).toMatchObject({ permits: 6, justified: 6, patientSigned: 2, problems: [] });
+    expect([...check.unsigned]).toEqual([['g1', { patientId: 'p1', permits: 2, seqs: [1, 4] }]]);
+  });
+
+  it('keeps the first event numbers of an unsigned grant and counts the rest', async () => {
+    const many = Array.from({ length: MAX_SEQS_KEPT + 5 }, (_, i) => event({ seq: i + 1 }));
+    const check = await justifyPermits(many, authority([grant]), owner);
+    expect(check.unsigned.get('g1')?.permits).toBe(MAX_SEQS_KEPT + 5);
+    expect(check.unsigned.get('g1')?.seqs).toHaveLength(MAX_SEQS_KEPT);
   });
 
   it('does not count denials', async () => {
     const check = await justifyPermits([event({ decision: 'DENY' })], authority([]), owner);
-    expect(check).toEqual({ permits: 0, justified: 0, patientSigned: 0, problems: [] });
+    expect(check).toMatchObject({ permits: 0, justified: 0, patientSigned: 0, problems: [] });
+    expect(check.unsigned.size).toBe(0);
+  });
+
+  it("says whether a PERMIT's grant was signed from the ledger's record, null without a grant", async () => {
+    const ledger = authority([grant, { ...grant, id: 'g2', patientSigned: true }]);
+    expect(await grantPatientSigned(event(), ledger)).toBe(false);
+    expect(await grantPatientSigned(event({ consentId: 'g2' }), ledger)).toBe(true);
+    expect(
+      await grantPatientSigned(event({ decision: 'DENY', consentId: null }), ledger),
+    ).toBeNull();
+    expect(
+      await grantPatientSigned(event({ breakGlass: true, consentId: null }), ledger),
+    ).toBeNull();
+    expect(
+      await grantPatientSigned(event({ purpose: 'SELF', consentId: null }), ledger),
+    ).toBeNull();
+    expect(await grantPatientSigned(event({ consentId: 'forged' }), ledger)).toBeNull();
   });
 
   it('refuses a grant the ledger never held', async () => {

@@ -43,13 +43,46 @@ export function ledgerAuthority(ledger: Pick<Ledger, 'evaluate'>): LedgerAuthori
   };
 }
 
+/** The justified PERMITs that rest on one grant the patient did not sign. */
+export interface UnsignedGrantUse {
+  patientId: string;
+  permits: number;
+  /** The events' sequence numbers, the first `MAX_SEQS_KEPT` of them. */
+  seqs: number[];
+}
+
+/** How many event numbers are kept per unsigned grant (a report lists a few, then counts). */
+export const MAX_SEQS_KEPT = 20;
+
 export interface PermitCheck {
   permits: number;
   justified: number;
   /** Justified PERMITs whose grant the patient signed (verified by the chaincode). */
   patientSigned: number;
+  /** Justified PERMITs under a grant the patient did not sign, by grant id. */
+  unsigned: Map<string, UnsignedGrantUse>;
   problems: string[];
 }
+
+/** Whether the grant behind a PERMIT was patient-signed, as the ledger records it; null when
+ * no grant on the ledger stands behind the event (a DENY, a break-glass access, the patient's
+ * own read, or a grant the ledger does not hold). */
+export async function grantPatientSigned(
+  e: Pick<AccessEventContent, 'decision' | 'purpose' | 'breakGlass' | 'consentId'>,
+  authority: LedgerAuthority,
+): Promise<boolean | null> {
+  if (e.decision !== 'PERMIT' || e.purpose === 'SELF' || e.breakGlass || !e.consentId) return null;
+  const grant = await authority.grant(e.consentId);
+  return grant ? grant.patientSigned === true : null;
+}
+
+const emptyCheck = (): PermitCheck => ({
+  permits: 0,
+  justified: 0,
+  patientSigned: 0,
+  unsigned: new Map(),
+  problems: [],
+});
 
 /**
  * Checks every PERMIT among `events` against the ledger. `isSelf` answers whether an actor's
@@ -60,25 +93,34 @@ export async function justifyPermits(
   authority: LedgerAuthority,
   isSelf: (actorId: string, patientId: string) => Promise<boolean>,
 ): Promise<PermitCheck> {
-  const check: PermitCheck = { permits: 0, justified: 0, patientSigned: 0, problems: [] };
+  const check = emptyCheck();
   for (const e of events) {
     if (e.decision !== 'PERMIT') continue;
     check.permits++;
     const problem = await unjustified(e, authority, isSelf);
-    if (problem)
+    if (problem) {
       check.problems.push(`access event ${e.seq} (${e.action} by ${e.actorId}): ${problem}`);
-    else {
-      check.justified++;
-      if (await signedGrant(e, authority)) check.patientSigned++;
+      continue;
     }
+    check.justified++;
+    const signed = await grantPatientSigned(e, authority);
+    if (signed) check.patientSigned++;
+    else if (signed === false) addUnsigned(check.unsigned, e.consentId!, e.patientId, 1, [e.seq]);
   }
   return check;
 }
 
-/** Whether a justified PERMIT rests on a grant the patient signed. */
-async function signedGrant(e: AccessEventContent, authority: LedgerAuthority): Promise<boolean> {
-  if (e.purpose === 'SELF' || e.breakGlass || !e.consentId) return false;
-  return (await authority.grant(e.consentId))?.patientSigned === true;
+function addUnsigned(
+  into: Map<string, UnsignedGrantUse>,
+  grantId: string,
+  patientId: string,
+  permits: number,
+  seqs: number[],
+): void {
+  const use = into.get(grantId) ?? { patientId, permits: 0, seqs: [] };
+  use.permits += permits;
+  use.seqs.push(...seqs.slice(0, MAX_SEQS_KEPT - use.seqs.length));
+  into.set(grantId, use);
 }
 
 /** Why the event is not justified, or null when it is. */
@@ -137,12 +179,7 @@ async function unjustified(
 export class PermitJustifier {
   private readonly authority: LedgerAuthority;
   private readonly selves = new Map<string, Promise<boolean>>();
-  private readonly total: PermitCheck = {
-    permits: 0,
-    justified: 0,
-    patientSigned: 0,
-    problems: [],
-  };
+  private readonly total = emptyCheck();
 
   constructor(
     private readonly query: QueryRows,
@@ -158,6 +195,9 @@ export class PermitJustifier {
     this.total.permits += check.permits;
     this.total.justified += check.justified;
     this.total.patientSigned += check.patientSigned;
+    for (const [id, use] of check.unsigned) {
+      addUnsigned(this.total.unsigned, id, use.patientId, use.permits, use.seqs);
+    }
     this.total.problems.push(...check.problems);
   }
 

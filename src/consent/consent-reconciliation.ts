@@ -1,6 +1,8 @@
 // Runs the projection reconciler in the server: once before the API answers (so rows without
 // a MAC, forged rows and undone revocations are repaired from the ledger at every start) and
-// then every CONSENT_RECONCILE_INTERVAL_MS. Drift is counted and logged without PHI.
+// then every CONSENT_RECONCILE_INTERVAL_MS; the signed-only settings with it (a deleted setting
+// would let a signed-only patient's unsigned grants count). Drift is counted and logged
+// without PHI.
 import {
   Inject,
   Injectable,
@@ -13,8 +15,10 @@ import { DataSource } from 'typeorm';
 import { AppConfig, APP_CONFIG } from '../config';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
+import { RowAuthenticator } from '../records/crypto';
 import { GrantAuthenticity } from './grant-authenticity';
 import { driftCount, ProjectionReconciler, ReconcileReport } from './projection-reconciler';
+import { SettingsReconciler } from './settings-reconciler';
 
 /** Retry delay while the ledger cannot be listed at start-up. */
 const RETRY_MS = 5_000;
@@ -23,6 +27,7 @@ const RETRY_MS = 5_000;
 export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ConsentReconciliation.name);
   private readonly reconciler: ProjectionReconciler;
+  private readonly settings: SettingsReconciler;
   private timer?: NodeJS.Timeout;
   private running?: Promise<ReconcileReport | null>;
   private stopped = false;
@@ -33,8 +38,10 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
     authenticity: GrantAuthenticity,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly integrity: IntegrityMonitor,
+    rows: RowAuthenticator,
   ) {
     this.reconciler = new ProjectionReconciler(db, ledger, authenticity);
+    this.settings = new SettingsReconciler(db, ledger, rows);
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -55,6 +62,28 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
     this.timer.unref();
   }
 
+  /**
+   * The signed-only settings, compared and repaired after the grants. A failure is logged and
+   * retried on the next run; it does not make the grants' reconciliation count as failed.
+   */
+  private async reconcileSettings(): Promise<void> {
+    try {
+      const settings = await this.settings.run({ repair: true });
+      if (driftCount(settings)) {
+        this.integrity.report('patient_setting', 'signed-only settings repaired from the ledger', {
+          missing: settings.missing.length,
+          extra: settings.extra.length,
+          changed: settings.changed.length,
+        });
+      }
+    } catch (e) {
+      this.logger.warn(
+        { errorType: (e as Error).name },
+        'signed-only settings not reconciled with the ledger; will retry',
+      );
+    }
+  }
+
   /** One comparison and repair; null when the ledger or database could not be read. */
   reconcile(): Promise<ReconcileReport | null> {
     this.running ??= (async () => {
@@ -67,6 +96,7 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
             changed: report.changed.length,
           });
         }
+        await this.reconcileSettings();
         return report;
       } catch (e) {
         this.logger.warn(

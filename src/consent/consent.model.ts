@@ -15,12 +15,31 @@ const enumOf = <T extends string>(values: readonly T[]) =>
 export const GranteeTypeEnum = enumOf(GRANTEE_TYPES);
 export const ConsentPurposeEnum = enumOf(PURPOSES);
 export const ConsentActionEnum = enumOf(ACTIONS);
-export const ConsentStatusEnum = enumOf<GrantStatus>(['ACTIVE', 'REVOKED', 'EXPIRED']);
+/**
+ * A grant's status as listed: the rule's statuses, and SUSPENDED for a grant on the ledger, not
+ * revoked nor expired, that is not in force because it is unsigned and its patient accepts only
+ * signed grants (it is ACTIVE again if they turn signed-only consent off).
+ */
+export type ListedGrantStatus = GrantStatus | 'SUSPENDED';
+export const ConsentStatusEnum = enumOf<ListedGrantStatus>([
+  'ACTIVE',
+  'REVOKED',
+  'EXPIRED',
+  'SUSPENDED',
+]);
 export const AccessDecisionEnum = enumOf(['PERMIT', 'DENY'] as const);
 registerEnumType(GranteeTypeEnum, { name: 'GranteeType' });
 registerEnumType(ConsentPurposeEnum, { name: 'ConsentPurpose' });
 registerEnumType(ConsentActionEnum, { name: 'ConsentAction' });
-registerEnumType(ConsentStatusEnum, { name: 'ConsentStatus' });
+registerEnumType(ConsentStatusEnum, {
+  name: 'ConsentStatus',
+  valuesMap: {
+    SUSPENDED: {
+      description:
+        'Not revoked nor expired, but not in force: an unsigned grant of a patient who accepts only grants they signed. ACTIVE again if they turn signed-only consent off.',
+    },
+  },
+});
 registerEnumType(AccessDecisionEnum, { name: 'AccessDecision' });
 
 @ObjectType('Grantee')
@@ -65,7 +84,7 @@ export class ConsentGrantModel {
   validUntil!: Date | null;
 
   @Field(() => ConsentStatusEnum)
-  status!: GrantStatus;
+  status!: ListedGrantStatus;
 
   @Field(() => Date, { nullable: true })
   revokedAt!: Date | null;

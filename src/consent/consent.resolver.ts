@@ -1,11 +1,11 @@
 import { Args, ID, Mutation, Query, Resolver } from '@nestjs/graphql';
-import type { GrantStatus } from '@custodia/chaincode/policy';
 import { Actor, CurrentActor, Roles } from '../auth';
 import {
   ConsentGrantModel,
   ConsentStatusEnum,
   EmergencyAccessModel,
   GrantConsentInput,
+  ListedGrantStatus,
 } from './consent.model';
 import { ConsentService } from './consent.service';
 import { EmergencyService } from './emergency.service';
@@ -51,7 +51,8 @@ export class ConsentResolver {
   consents(
     @CurrentActor() actor: Actor,
     @Args('patientId', { type: () => ID, nullable: true }) patientId?: string | null,
-    @Args('status', { type: () => ConsentStatusEnum, nullable: true }) status?: GrantStatus | null,
+    @Args('status', { type: () => ConsentStatusEnum, nullable: true })
+    status?: ListedGrantStatus | null,
   ) {
     return this.service.list(actor, patientId, status);
   }

@@ -4,7 +4,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { GrantRecord } from '@custodia/chaincode';
-import { GrantStatus } from '@custodia/chaincode/policy';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
@@ -13,8 +12,9 @@ import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { ConsentProjection, toGrantModel, toGrantModelFromLedger } from './consent-projection';
-import { ConsentGrantModel, GrantConsentInput } from './consent.model';
+import { ConsentGrantModel, GrantConsentInput, ListedGrantStatus } from './consent.model';
 import { GrantAuthenticity } from './grant-authenticity';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const CODE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/;
@@ -28,6 +28,7 @@ export class ConsentService {
     private readonly projection: ConsentProjection,
     private readonly patients: PatientsService,
     private readonly authenticity: GrantAuthenticity,
+    private readonly settings: SignedConsentSettings,
   ) {}
 
   async grant(actor: Actor, input: GrantConsentInput): Promise<ConsentGrantModel> {
@@ -84,8 +85,8 @@ export class ConsentService {
   async list(
     actor: Actor,
     patientId: string | null | undefined,
-    status: GrantStatus | null | undefined,
-  ) {
+    status: ListedGrantStatus | null | undefined,
+  ): Promise<ConsentGrantModel[]> {
     const q = this.db.getRepository(ConsentGrantEntity).createQueryBuilder('g');
     if (hasRole(actor, 'PATIENT')) {
       const own = await this.patients.requirePatientId(actor);
@@ -109,14 +110,26 @@ export class ConsentService {
     const rows = await q.orderBy('g.created_at', 'DESC').addOrderBy('g.id').getMany();
     // Only what the ledger wrote is shown (a forged row would mislead the patient too); a
     // revocation the ledger holds shows even if the row was rolled back.
-    return rows
+    const grants: ConsentGrantModel[] = rows
       .filter((r) => this.authenticity.authentic(r))
       .map((r) => {
         const model = toGrantModel(r, now);
         return this.authenticity.revokedOnLedger(r.id)
           ? { ...model, status: 'REVOKED' as const }
           : model;
-      })
+      });
+    // The decision point treats an unsigned grant of a signed-only patient as absent: the list
+    // says so, rather than showing it ACTIVE.
+    const unsigned = grants.filter((g) => g.status === 'ACTIVE' && !g.patientSigned);
+    const signedOnly = await this.settings.signedOnly([
+      ...new Set(unsigned.map((g) => g.patientId)),
+    ]);
+    return grants
+      .map((g) =>
+        g.status === 'ACTIVE' && !g.patientSigned && signedOnly.has(g.patientId)
+          ? { ...g, status: 'SUSPENDED' as const }
+          : g,
+      )
       .filter((g) => !status || g.status === status);
   }
 }

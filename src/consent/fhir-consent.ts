@@ -89,7 +89,7 @@ export function grantAsFhirConsent(grant: GrantTerms): Record<string, unknown> &
       { system: GRANT_IDENTIFIER_SYSTEM, value: grant.id },
       { system: LEDGER_TX_IDENTIFIER_SYSTEM, value: grant.ledgerTxId },
     ],
-    // Revoked or expired grants no longer permit anything.
+    // Revoked, expired or suspended grants permit nothing.
     status: grant.status === 'ACTIVE' ? 'active' : 'inactive',
     scope: coded(
       'http://terminology.hl7.org/CodeSystem/consentscope',

@@ -9,12 +9,45 @@ import { DataSource, EntityManager } from 'typeorm';
 import { IntegrityMonitor } from '../observability';
 import { RowAuthenticator } from '../records/crypto';
 
-interface SettingRow {
+export interface SettingRow {
   patientId: string;
   requireSigned: boolean;
   settingVersion: number;
   mac: Buffer;
 }
+
+/** The row's columns named as SettingRow's properties. */
+export const SETTING_COLUMNS = `patient_id AS "patientId", require_signed AS "requireSigned",
+  setting_version AS "settingVersion", mac`;
+
+/** The MAC a settings row carries: over the patient, the setting and its ledger version. */
+export function settingMac(
+  rows: RowAuthenticator,
+  s: Pick<SettingRow, 'patientId' | 'requireSigned' | 'settingVersion'>,
+): Buffer {
+  return rows.mac('signed-consent/v1', {
+    patientId: s.patientId,
+    requireSigned: s.requireSigned,
+    settingVersion: s.settingVersion,
+  });
+}
+
+/** Whether the row's MAC matches its fields (so a database writer did not make or alter it). */
+export function settingAuthentic(rows: RowAuthenticator, r: SettingRow): boolean {
+  return rows.verify(
+    'signed-consent/v1',
+    { patientId: r.patientId, requireSigned: r.requireSigned, settingVersion: r.settingVersion },
+    r.mac,
+  );
+}
+
+/** Writes the ledger's setting over whatever the row holds (apply keeps the newest only). */
+export const SETTING_UPSERT = `INSERT INTO signed_consent_settings
+    (patient_id, require_signed, setting_version, ledger_tx_id, mac)
+  VALUES ($1, $2, $3, $4, $5)
+  ON CONFLICT (patient_id) DO UPDATE SET require_signed = EXCLUDED.require_signed,
+    setting_version = EXCLUDED.setting_version, ledger_tx_id = EXCLUDED.ledger_tx_id,
+    mac = EXCLUDED.mac`;
 
 @Injectable()
 export class SignedConsentSettings {
@@ -24,28 +57,12 @@ export class SignedConsentSettings {
     private readonly integrity: IntegrityMonitor,
   ) {}
 
-  private macOf(patientId: string, requireSigned: boolean, settingVersion: number): Buffer {
-    return this.rows.mac('signed-consent/v1', { patientId, requireSigned, settingVersion });
-  }
-
   /** Applies the ledger's setting for one patient; an older version never overwrites a newer. */
   async apply(ring: PatientKeyring, manager: EntityManager = this.db.manager): Promise<void> {
     if (!ring.settingVersion) return;
     await manager.query(
-      `INSERT INTO signed_consent_settings
-         (patient_id, require_signed, setting_version, ledger_tx_id, mac)
-       VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (patient_id) DO UPDATE SET require_signed = EXCLUDED.require_signed,
-         setting_version = EXCLUDED.setting_version, ledger_tx_id = EXCLUDED.ledger_tx_id,
-         mac = EXCLUDED.mac
-       WHERE signed_consent_settings.setting_version < EXCLUDED.setting_version`,
-      [
-        ring.patientId,
-        ring.requireSignedConsent,
-        ring.settingVersion,
-        ring.txId,
-        this.macOf(ring.patientId, ring.requireSignedConsent, ring.settingVersion),
-      ],
+      `${SETTING_UPSERT} WHERE signed_consent_settings.setting_version < EXCLUDED.setting_version`,
+      settingParams(this.rows, ring),
     );
   }
 
@@ -53,19 +70,12 @@ export class SignedConsentSettings {
   async signedOnly(patientIds: readonly string[]): Promise<Set<string>> {
     if (!patientIds.length) return new Set();
     const rows: SettingRow[] = await this.db.query(
-      `SELECT patient_id AS "patientId", require_signed AS "requireSigned",
-              setting_version AS "settingVersion", mac
-       FROM signed_consent_settings WHERE patient_id = ANY($1::text[])`,
+      `SELECT ${SETTING_COLUMNS} FROM signed_consent_settings WHERE patient_id = ANY($1::text[])`,
       [patientIds],
     );
     const out = new Set<string>();
     for (const r of rows) {
-      const fields = {
-        patientId: r.patientId,
-        requireSigned: r.requireSigned,
-        settingVersion: r.settingVersion,
-      };
-      if (this.rows.verify('signed-consent/v1', fields, r.mac)) {
+      if (settingAuthentic(this.rows, r)) {
         if (r.requireSigned) out.add(r.patientId);
       } else {
         this.integrity.report('patient_setting', 'signed-consent setting failed authentication', {
@@ -76,4 +86,19 @@ export class SignedConsentSettings {
     }
     return out;
   }
+}
+
+/** The upsert's parameters for the ledger's setting of one patient. */
+export function settingParams(rows: RowAuthenticator, ring: PatientKeyring): unknown[] {
+  return [
+    ring.patientId,
+    ring.requireSignedConsent,
+    ring.settingVersion,
+    ring.txId,
+    settingMac(rows, {
+      patientId: ring.patientId,
+      requireSigned: ring.requireSignedConsent,
+      settingVersion: ring.settingVersion,
+    }),
+  ];
 }
