@@ -17,6 +17,8 @@ module.exports = {
   },
   roots: ['<rootDir>/test/fabric'],
   testMatch: ['**/*.fabric-spec.ts'],
+  // A shared suite's snapshot is the one its embedded spec commits (test/__snapshots__).
+  snapshotResolver: '<rootDir>/test/fabric/snapshot-resolver.cjs',
   globalSetup: '<rootDir>/test/fabric/global-setup.ts',
   globalTeardown: '<rootDir>/test/fabric/global-teardown.ts',
   // One network for the run: suites share its ledger, so they run one after another.

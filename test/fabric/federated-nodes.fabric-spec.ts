@@ -1,0 +1,4 @@
+import { federatedNodesSuite } from '../suites/federated-nodes';
+import { FABRIC_LEDGER } from './ledger-under-test';
+
+federatedNodesSuite(FABRIC_LEDGER);

@@ -1,0 +1,301 @@
+// The round closer and the update intake at service level, over the real database and either
+// ledger (test/round-closing.e2e-spec.ts: embedded; test/fabric: Fabric), with faults injected
+// at each step of closing a round: the ledger refuses, the ledger commits but its answer is
+// lost, the database fails before and after the ledger write, and the process restarts in
+// between. Every run resumes and completes, and the
+// ledger holds each of its rounds exactly once.
+import { CompactSign, exportJWK, generateKeyPair } from 'jose';
+import { createHash } from 'node:crypto';
+import { LedgerUnavailableError } from '../../src/common/errors';
+import { CoordinatorEvents, RoundEnded } from '../../src/federated/coordinator/coordinator-events';
+import { Coordinator } from '../../src/federated/coordinator/coordinator.service';
+import { RoundCloser } from '../../src/federated/coordinator/round-closer';
+import { RunRepository } from '../../src/federated/coordinator/run-repository';
+import { UpdateIntake } from '../../src/federated/coordinator/update-intake';
+import { LEDGER, Ledger } from '../../src/ledger';
+import { Collector } from '../helpers/collector';
+import { LedgerUnderTest } from '../helpers/ledger-under-test';
+import { TestApi } from '../helpers/test-api';
+
+type SigningKey = Parameters<CompactSign['sign']>[0];
+
+export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
+  describe(`closing rounds under faults (${ledgerUnderTest.name} ledger)`, () => {
+    let api: TestApi;
+    let researcher: string;
+    let studyId: string;
+    const nodes: { id: string; key: SigningKey }[] = [];
+    const patients: string[] = [];
+
+    const app = () => api.server.app;
+    const ledger = () => app().get<Ledger>(LEDGER);
+    const closer = () => app().get(RoundCloser);
+    const repo = () => app().get(RunRepository);
+    const coordinator = () => app().get(Coordinator);
+
+    beforeAll(async () => {
+      api = await ledgerUnderTest.startApi({ TRAINING_NODES: 'off' });
+      researcher = await api.token('rhea', 'RESEARCHER');
+      const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+        `mutation { createStudy(input: { title: "Closing", features: ["2345-7", "4548-4"],
+         label: "44054006", minNodes: 2 }) { id } }`,
+        {},
+        researcher,
+      );
+      studyId = createStudy.id;
+      const admin = await api.token('root', 'ADMIN');
+      for (const name of ['n1', 'n2', 'n3']) {
+        const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
+        const { registerTrainingNode } = await api.ok<{ registerTrainingNode: { id: string } }>(
+          `mutation($jwk: JSON!, $n: String!, $org: ID!) { registerTrainingNode(input: {
+           organizationId: $org, name: $n, publicKeyJwk: $jwk }) { id } }`,
+          // The API's own organisation: org1 embedded, Org1MSP on Fabric.
+          { jwk: await exportJWK(publicKey), n: name, org: api.config.orgId },
+          admin,
+        );
+        nodes.push({ id: registerTrainingNode.id, key: privateKey });
+      }
+      for (let i = 0; i < 3; i++) {
+        const token = await api.token(`closing-patient-${i}`, 'PATIENT');
+        const { registerPatient } = await api.ok<{ registerPatient: { id: string } }>(
+          'mutation { registerPatient { id } }',
+          {},
+          token,
+        );
+        await api.ok(
+          `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+           purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
+          { s: studyId },
+          token,
+        );
+        patients.push(registerPatient.id);
+      }
+    });
+    afterAll(() => api?.stop());
+
+    // Each test drives closing itself: the background sweep would race its assertions.
+    beforeEach(() => closer().stopSweeping());
+    afterEach(() => jest.restoreAllMocks());
+
+    async function startRun(rounds: number): Promise<string> {
+      const { startTraining } = await api.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!, $r: Int!) { startTraining(studyId: $s, rounds: $r) { id } }',
+        { s: studyId, r: rounds },
+        researcher,
+      );
+      return startTraining.id;
+    }
+
+    /** Node k's signed update for a round (three float32 weights). */
+    async function update(k: number, runId: string, round: number, value = k + 1) {
+      const body = Buffer.from(new Float32Array([value, value, value]).buffer);
+      const manifest = {
+        runId,
+        round,
+        nodeId: nodes[k].id,
+        numExamples: 10,
+        contributors: [patients[k]],
+        updateSha256: createHash('sha256').update(body).digest('hex'),
+      };
+      const jws = await new CompactSign(Buffer.from(JSON.stringify(manifest)))
+        .setProtectedHeader({ alg: 'ES256' })
+        .sign(nodes[k].key);
+      return { jws, body };
+    }
+
+    /** Sends updates from nodes 0 and 1 (the quorum), which triggers closing the round. */
+    async function quorum(runId: string, round: number): Promise<void> {
+      for (const k of [0, 1]) {
+        const { jws, body } = await update(k, runId, round);
+        const result = await coordinator().submit(runId, round, jws, body);
+        expect(result).toMatchObject({ status: 'ACCEPTED' });
+      }
+    }
+
+    async function roundStatus(runId: string, round: number) {
+      const { rows } = await api.db.query<{ status: string; ledger_tx_id: string | null }>(
+        'SELECT status, ledger_tx_id FROM training_rounds WHERE run_id = $1 AND round = $2',
+        [runId, round],
+      );
+      return rows[0];
+    }
+
+    const onLedger = (runId: string) =>
+      ledger().evaluate<{ round: number; txId: string; modelHash: string }[]>(
+        'training',
+        'ListRounds',
+        [runId],
+      );
+
+    /** Makes the next RecordRound fail: before the ledger commits, or after (answer lost). */
+    function failNextRecordRound(when: 'before' | 'after') {
+      const real = ledger().submit.bind(ledger());
+      return jest.spyOn(ledger(), 'submit').mockImplementationOnce(async (contract, fn, args) => {
+        if (when === 'after') await real(contract, fn, args);
+        throw new LedgerUnavailableError('The ledger is unavailable (injected).');
+      });
+    }
+
+    it('retries a round whose ledger write failed, and records it once', async () => {
+      const runId = await startRun(1);
+      failNextRecordRound('before');
+      await quorum(runId, 1);
+      expect((await roundStatus(runId, 1)).status).toBe('CLOSING');
+      expect(await onLedger(runId)).toEqual([]);
+      await closer().close(runId, 1);
+      expect(await coordinator().get(runId)).toMatchObject({ status: 'COMPLETED' });
+      const recorded = await onLedger(runId);
+      expect(recorded).toHaveLength(1);
+      expect((await roundStatus(runId, 1)).ledger_tx_id).toBe(recorded[0].txId);
+    });
+
+    it('adopts a round the ledger committed although its answer was lost', async () => {
+      const runId = await startRun(1);
+      failNextRecordRound('after');
+      await quorum(runId, 1);
+      // Before, this round was retried forever: the chaincode refuses a second RecordRound.
+      const recorded = await onLedger(runId);
+      expect(recorded).toHaveLength(1);
+      expect(await roundStatus(runId, 1)).toEqual({
+        status: 'CLOSED',
+        ledger_tx_id: recorded[0].txId,
+      });
+      expect((await coordinator().get(runId))!.modelHash).toBe(recorded[0].modelHash);
+    });
+
+    it('leaves a round open when the database fails before the ledger write', async () => {
+      const runId = await startRun(1);
+      jest.spyOn(repo(), 'markClosing').mockRejectedValueOnce(new Error('connection lost'));
+      await quorum(runId, 1);
+      expect((await roundStatus(runId, 1)).status).toBe('OPEN');
+      expect(await onLedger(runId)).toEqual([]);
+      await closer().close(runId, 1);
+      expect((await roundStatus(runId, 1)).status).toBe('CLOSED');
+      expect(await onLedger(runId)).toHaveLength(1);
+    });
+
+    it('finishes after a restart when the database failed after the ledger write', async () => {
+      const runId = await startRun(2);
+      jest.spyOn(repo(), 'markClosed').mockRejectedValueOnce(new Error('connection lost'));
+      await quorum(runId, 1);
+      expect((await roundStatus(runId, 1)).status).toBe('CLOSING');
+      expect(await onLedger(runId)).toHaveLength(1);
+      // As if the process had died here: nothing in memory survives, the sweep resumes.
+      await api.restart();
+      const ended = new Collector<RoundEnded>();
+      app().get(CoordinatorEvents).on('round', ended.push);
+      if ((await roundStatus(runId, 1)).status !== 'CLOSED') {
+        await ended.until((e) => e.some((r) => r.runId === runId && r.round === 1));
+      }
+      expect(await roundStatus(runId, 1)).toMatchObject({ status: 'CLOSED' });
+      closer().stopSweeping();
+      await quorum(runId, 2);
+      expect(await coordinator().get(runId)).toMatchObject({
+        status: 'COMPLETED',
+        currentRound: 2,
+      });
+      const recorded = await onLedger(runId);
+      expect(recorded.map((r) => r.round)).toEqual([1, 2]);
+      expect((await coordinator().get(runId))!.provenanceTxIds).toEqual(
+        recorded.map((r) => r.txId),
+      );
+    });
+
+    it('fails a round clearly when the ledger holds another model for it', async () => {
+      const runId = await startRun(1);
+      jest.spyOn(repo(), 'markClosed').mockRejectedValueOnce(new Error('connection lost'));
+      await quorum(runId, 1);
+      // Someone changed the stored record after it went on the ledger: it cannot be adopted.
+      await api.db.query(
+        `UPDATE training_rounds SET round_record = jsonb_set(round_record, '{modelHash}',
+         to_jsonb(repeat('0', 64))) WHERE run_id = $1`,
+        [runId],
+      );
+      await closer().close(runId, 1);
+      expect(await coordinator().get(runId)).toMatchObject({
+        status: 'FAILED',
+        failure: 'the ledger already records another model for round 1',
+      });
+    });
+
+    it('sweeps each round on its own: one that keeps failing holds up no other', async () => {
+      const stuck = await startRun(1);
+      const fine = await startRun(1);
+      const real = ledger().submit.bind(ledger());
+      jest.spyOn(ledger(), 'submit').mockImplementation(async (contract, fn, args) => {
+        if (fn === 'RecordRound' && args[0].includes(stuck)) {
+          throw new LedgerUnavailableError('The ledger is unavailable (injected).');
+        }
+        return real(contract, fn, args);
+      });
+      // Updates taken in without closing, so that both rounds are quorate but still open.
+      for (const runId of [stuck, fine]) {
+        for (const k of [0, 1]) {
+          const { jws, body } = await update(k, runId, 1);
+          const run = (await coordinator().get(runId))!;
+          const study = (await repo().study(run.studyId))!;
+          await app().get(UpdateIntake).receive(run, study, 1, jws, body);
+        }
+      }
+      expect((await roundStatus(stuck, 1)).status).toBe('OPEN');
+      expect((await roundStatus(fine, 1)).status).toBe('OPEN');
+      // Quorate open rounds are swept, the stuck one first; its failure stops nothing.
+      await closer().sweep();
+      expect((await roundStatus(stuck, 1)).status).toBe('CLOSING');
+      expect((await roundStatus(fine, 1)).status).toBe('CLOSED');
+      // Backoff: an immediate second sweep does not hammer the failing round.
+      const calls = jest.mocked(ledger().submit).mock.calls.length;
+      await closer().sweep();
+      expect(jest.mocked(ledger().submit).mock.calls.length).toBe(calls);
+      jest.restoreAllMocks();
+      await closer().close(stuck, 1);
+      expect(await coordinator().get(stuck)).toMatchObject({ status: 'COMPLETED' });
+      expect(await onLedger(stuck)).toHaveLength(1);
+    });
+
+    describe('intake', () => {
+      it('accepts one of two identical updates sent at once, and rejects the other as a duplicate', async () => {
+        const runId = await startRun(1);
+        const { jws, body } = await update(2, runId, 1);
+        const results = await Promise.all([
+          coordinator().submit(runId, 1, jws, body),
+          coordinator().submit(runId, 1, jws, body),
+        ]);
+        expect(results.map((r) => r.status).sort()).toEqual(['ACCEPTED', 'REJECTED']);
+        expect(results.find((r) => r.status === 'REJECTED')!.reason).toMatch(/^duplicate/);
+        await api.ok(
+          'mutation($id: ID!) { cancelTraining(runId: $id) { id } }',
+          { id: runId },
+          researcher,
+        );
+      });
+
+      it('counts contributors without consent and never names them', async () => {
+        const runId = await startRun(1);
+        const body = Buffer.from(new Float32Array([1, 1, 1]).buffer);
+        const stranger = '7f1e0c7a-1111-4c1b-9a55-0a4f3c3e9d21';
+        const manifest = {
+          runId,
+          round: 1,
+          nodeId: nodes[0].id,
+          numExamples: 10,
+          contributors: [patients[0], stranger],
+          updateSha256: createHash('sha256').update(body).digest('hex'),
+        };
+        const jws = await new CompactSign(Buffer.from(JSON.stringify(manifest)))
+          .setProtectedHeader({ alg: 'ES256' })
+          .sign(nodes[0].key);
+        const result = await coordinator().submit(runId, 1, jws, body);
+        expect(result).toMatchObject({
+          status: 'REJECTED',
+          reason: '1 of 2 contributors hold no active TRAIN consent for this study',
+        });
+        await api.ok(
+          'mutation($id: ID!) { cancelTraining(runId: $id) { id } }',
+          { id: runId },
+          researcher,
+        );
+      });
+    });
+  });
+}
