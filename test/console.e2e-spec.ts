@@ -2,19 +2,20 @@
 // real API: a patient grants Observations to a clinician, the clinician reads the chart and
 // its HbA1c plot, the patient revokes and the clinician is refused, and the patient sees those
 // reads in the access log, checked against the ledger. Every page is checked with axe-core.
-import { source as axeSource } from 'axe-core';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
+import { Browser, BrowserContext, Page } from 'playwright-core';
 import { ConsentService } from '../src/consent';
 import { CONSOLE_CSP } from '../src/console';
 import { seedCohort } from '../src/federated/synthetic/seed';
 import { ensureConsoleBuilt } from './helpers/console-build';
+import {
+  checkPage,
+  launchChromium,
+  openConsole,
+  signInAs as signIn,
+  storedInBrowser,
+} from './helpers/console-browser';
 import { LOINC } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
-import { chromiumPath } from './helpers/chromium';
-
-const SCREENSHOTS = join(__dirname, 'console', 'screenshots');
 
 function hba1c(value: number, date: string) {
   return {
@@ -36,28 +37,6 @@ function hba1c(value: number, date: string) {
   };
 }
 
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
-
-/** axe-core's serious and critical violations on the page as it stands. */
-async function seriousViolations(page: Page): Promise<string[]> {
-  await page.evaluate(axeSource);
-  // A string, evaluated in the page: the suite's own types know no DOM.
-  const violations = (await page.evaluate(
-    `axe.run(document).then((r) => r.violations)`,
-  )) as AxeViolation[];
-  return violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map(
-      (v) =>
-        `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`,
-    );
-}
-
 describe('the web console in a browser', () => {
   let api: TestApi;
   let browser: Browser;
@@ -69,34 +48,13 @@ describe('the web console in a browser', () => {
   /** Problems the browser reported on any page: CSP refusals, script errors. */
   const browserProblems: string[] = [];
 
-  async function open(context: BrowserContext): Promise<Page> {
-    const page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) browserProblems.push(m.text());
-    });
-    page.on('pageerror', (e) => browserProblems.push(e.message));
-    await page.goto(`${api.url}/console/`);
-    return page;
-  }
-
-  async function signIn(page: Page, subject: string, role: string, org?: string) {
-    await page.getByLabel('Subject (user id)').fill(subject);
-    await page.getByLabel('Role').selectOption(role);
-    if (org) await page.getByLabel('Organisation (optional)').fill(org);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('button', { name: 'Sign out' }).waitFor();
-  }
-
-  async function checkPage(page: Page, name: string) {
-    expect(await seriousViolations(page)).toEqual([]);
-    await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
-  }
+  const open = (context: BrowserContext): Promise<Page> =>
+    openConsole(context, api.url, browserProblems);
 
   beforeAll(async () => {
-    mkdirSync(SCREENSHOTS, { recursive: true });
     ensureConsoleBuilt();
     api = await TestApi.start();
-    browser = await chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+    browser = await launchChromium();
     patientContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
     clinicianContext = await browser.newContext({ viewport: { width: 1100, height: 800 } });
 
@@ -227,8 +185,9 @@ describe('the web console in a browser', () => {
     const decisions = await reads.evaluateAll((rows) =>
       rows.map((r) => r.getAttribute('data-decision')),
     );
-    // Newest first: the refused read after the revocation, the one permitted read before it.
-    expect(decisions).toEqual(['DENY', 'PERMIT']);
+    // Newest first: the refused read after the revocation, then the chart's two permitted reads
+    // before it (its records and its latest vital signs).
+    expect(decisions).toEqual(['DENY', 'PERMIT', 'PERMIT']);
     await patient.getByRole('button', { name: 'Check against the ledger' }).click();
     await expect(
       patient
@@ -254,10 +213,7 @@ describe('the web console in a browser', () => {
     for (const page of [patient, clinician]) {
       expect(new URL(page.url()).pathname).toBe('/console/');
       expect(new URL(page.url()).search).toBe('');
-      const stored = await page.evaluate(
-        `({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie })`,
-      );
-      expect(stored).toEqual({ local: 0, session: 0, cookie: '' });
+      expect(await storedInBrowser(page)).toEqual({ local: 0, session: 0, cookie: '' });
     }
   });
 
