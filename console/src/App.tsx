@@ -6,6 +6,7 @@ import { ErrorNotice, toApiError } from './common';
 import { Chart, MyPatients } from './clinician';
 import { AccessLog, Consents, MyRecords } from './patient';
 import { Studies } from './researcher';
+import { SignInGate } from './signin';
 
 type Page = 'records' | 'consents' | 'access' | 'patients' | 'chart' | 'studies';
 
@@ -34,6 +35,11 @@ export function App() {
     main.current?.focus();
   }, [page, session]);
 
+  function signedIn(s: Session) {
+    setSession(s);
+    setPage(PAGES[s.role][0].id);
+  }
+
   function signOut() {
     setToken(null);
     setSession(null);
@@ -43,12 +49,7 @@ export function App() {
     return (
       <main ref={main} tabIndex={-1}>
         <h1>Custodia</h1>
-        <SignIn
-          onSignedIn={(s) => {
-            setSession(s);
-            setPage(PAGES[s.role][0].id);
-          }}
-        />
+        <SignInGate onSignedIn={signedIn} devForm={<SignIn onSignedIn={signedIn} />} />
       </main>
     );
   }
