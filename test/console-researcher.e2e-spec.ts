@@ -18,20 +18,16 @@ import {
 import { LOINC } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
 
-const VITAL_SIGNS = {
-  coding: [
-    {
-      system: 'http://terminology.hl7.org/CodeSystem/observation-category',
-      code: 'vital-signs',
-    },
-  ],
-};
+const category = (code: string) => ({
+  coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code }],
+});
+const VITAL_SIGNS = category('vital-signs');
 
-function vital(code: string, value: number, unit: string, date: string) {
+function vital(code: string, value: number, unit: string, date: string, kind = VITAL_SIGNS) {
   return {
     resourceType: 'Observation',
     status: 'final',
-    category: [VITAL_SIGNS],
+    category: [kind],
     code: { coding: [{ system: LOINC, code }] },
     valueQuantity: { value, unit },
     effectiveDateTime: date,
@@ -91,6 +87,9 @@ describe('the console’s vital signs and research pages in a browser', () => {
       vital('8310-5', 37.2, 'Cel', '2025-06-01T08:10:00Z'),
       vital('2708-6', 97, '%', '2025-06-01T08:15:00Z'),
       vital('29463-7', 70.5, 'kg', '2025-05-20T10:00:00Z'),
+      // Lab values beside them: the chart's plot, not vital signs.
+      vital('4548-4', 7.4, '%', '2025-01-10T09:00:00Z', category('laboratory')),
+      vital('4548-4', 6.9, '%', '2025-06-01T09:00:00Z', category('laboratory')),
     ];
     for (const resource of resources) {
       await api.ok(
@@ -120,6 +119,7 @@ describe('the console’s vital signs and research pages in a browser', () => {
       ['Body weight', '70.5 kg', '20 May 2025, 10:00'],
       ['Body mass index (BMI)', 'No value recorded'],
     ]);
+    await page.getByTestId('lab-chart').waitFor();
     await checkPage(page, 'clinician-vitals');
     await page.close();
   });
