@@ -230,6 +230,30 @@ describe('the console’s sign-in with an external OpenID Connect provider', () 
     }
   });
 
+  it('signs a patient in the same way, making their profile on first sign-in', async () => {
+    idp.user = { sub: 'pat-oidc', roles: ['PATIENT'], org: 'org1' };
+    const other = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+    try {
+      const patient = await openConsole(other, api.url, browserProblems);
+      await patient.getByRole('button', { name: 'Sign in with your identity provider' }).click();
+      await patient.getByRole('button', { name: 'Sign out' }).waitFor();
+      await expect(patient.locator('header .who').textContent()).resolves.toContain(
+        'pat-oidc · patient · org1',
+      );
+      const access = idp.issued[idp.issued.length - 2]; // pushed as access, then ID token
+      const { me } = await api.ok<{ me: { patientId: string | null } }>(
+        `{ me { patientId } }`,
+        {},
+        access,
+      );
+      expect(me.patientId).toEqual(expect.any(String));
+      await expect(patient.getByTestId('patient-id').textContent()).resolves.toBe(me.patientId);
+      expect(await storedInBrowser(patient)).toEqual({ local: 0, session: 0, cookie: '' });
+    } finally {
+      await other.close();
+    }
+  });
+
   it('refuses an answer that no sign-in of this tab started, and removes it from the URL', async () => {
     const before = idp.exchanges.length;
     const forged = await context.newPage();

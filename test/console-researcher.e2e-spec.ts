@@ -264,6 +264,21 @@ describe('the console’s vital signs and research pages in a browser', () => {
     await checkPage(researcher, 'researcher-model');
   });
 
+  it('fits the research page at phone width without sideways scrolling', async () => {
+    await researcher.setViewportSize({ width: 375, height: 740 });
+    await researcher.getByTestId('round-txs').waitFor();
+    // The plot redraws at the new width on the next frames; then nothing is wider than the page.
+    await researcher.waitForFunction(
+      `document.documentElement.scrollWidth === document.documentElement.clientWidth`,
+    );
+    // What is shown (a closed <details> shows its summary only) fits the width.
+    const wide = await researcher.evaluate(
+      `[...document.querySelectorAll('body *')].filter((e) => !e.closest('.visually-hidden') && !(e.closest('details:not([open])') && !e.closest('summary')) && e.getBoundingClientRect().right > document.documentElement.clientWidth).map((e) => e.tagName + '.' + e.className)`,
+    );
+    expect(wide).toEqual([]);
+    await checkPage(researcher, 'phone-researcher-run');
+  });
+
   it('reports no CSP refusal or script error on any page', () => {
     expect(browserProblems).toEqual([]);
   });

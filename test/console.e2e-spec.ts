@@ -95,6 +95,9 @@ describe('the web console in a browser', () => {
     expect((await fetch(`${api.url}/health`)).headers.get('content-security-policy')).toBeNull();
     const missing = await fetch(`${api.url}/console/assets/missing.js`);
     expect(missing.status).toBe(404);
+    // With the development issuer the console offers its "sign in as" form.
+    const config = await fetch(`${api.url}/console/config.json`);
+    await expect(config.json()).resolves.toEqual({ mode: 'dev' });
     const gql = await api.gql(`{ __typename }`);
     expect(gql.status).toBe(200);
   });
