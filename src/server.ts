@@ -15,7 +15,7 @@ import { TokenVerifier } from './auth';
 import { sendError } from './common/error-response';
 import { jsonBodies, tooLarge } from './common/json-bodies';
 import { AppConfig } from './config';
-import { consoleAssets } from './console';
+import { consoleAssets, ConsoleSignIn } from './console';
 import { embeddedPostgres } from './database/embedded-loader';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { HttpDrain, withinDeadline } from './lifecycle';
@@ -83,7 +83,7 @@ export async function startServer(
     // Model updates are binary (float32 little-endian); a 16M-parameter model fits.
     app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY }));
     app.use(bodyErrors);
-    app.use('/console', consoleAssets());
+    app.use('/console', consoleAssets({ signIn: consoleSignIn(config) }));
     const http = app.getHttpServer() as Server;
     http.keepAliveTimeout = config.http.keepAliveTimeoutMs;
     http.headersTimeout = config.http.headersTimeoutMs;
@@ -122,6 +122,12 @@ export async function startServer(
     await embedded?.stop();
     throw e;
   }
+}
+
+/** How the console signs in: the dev issuer's form, or the external provider's OIDC client. */
+function consoleSignIn(config: AppConfig): ConsoleSignIn {
+  if (config.auth.mode === 'dev') return config.production ? { mode: 'none' } : { mode: 'dev' };
+  return config.auth.oidc ? { mode: 'oidc', ...config.auth.oidc } : { mode: 'none' };
 }
 
 /** Logs the embedded database's supervision: an unexpected exit, each retry, the recovery. */

@@ -6,7 +6,13 @@ import { BrowserContext, Page } from 'playwright-core';
 import { ConsentService } from '../src/consent';
 import { CONSOLE_CSP } from '../src/console';
 import { seedCohort } from '../src/federated/synthetic/seed';
-import { checkPage, ConsoleBrowser, sidewaysOverflow, signIn } from './helpers/console-browser';
+import {
+  checkPage,
+  ConsoleBrowser,
+  sidewaysOverflow,
+  signIn,
+  storedInBrowser,
+} from './helpers/console-browser';
 import { LOINC } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
 
@@ -83,6 +89,9 @@ describe('the web console in a browser', () => {
     expect((await fetch(`${api.url}/health`)).headers.get('content-security-policy')).toBeNull();
     const missing = await fetch(`${api.url}/console/assets/missing.js`);
     expect(missing.status).toBe(404);
+    // With the development issuer the console offers its "sign in as" form.
+    const config = await fetch(`${api.url}/console/config.json`);
+    await expect(config.json()).resolves.toEqual({ mode: 'dev' });
     const gql = await api.gql(`{ __typename }`);
     expect(gql.status).toBe(200);
   });
@@ -173,8 +182,9 @@ describe('the web console in a browser', () => {
     const decisions = await reads.evaluateAll((rows) =>
       rows.map((r) => r.getAttribute('data-decision')),
     );
-    // Newest first: the refused read after the revocation, the one permitted read before it.
-    expect(decisions).toEqual(['DENY', 'PERMIT']);
+    // Newest first: the refused read after the revocation, then the chart's two permitted reads
+    // before it (its records and its latest vital signs).
+    expect(decisions).toEqual(['DENY', 'PERMIT', 'PERMIT']);
     await patient.getByRole('button', { name: 'Check against the ledger' }).click();
     await expect(
       patient
@@ -200,10 +210,7 @@ describe('the web console in a browser', () => {
     for (const page of [patient, clinician]) {
       expect(new URL(page.url()).pathname).toBe('/console/');
       expect(new URL(page.url()).search).toBe('');
-      const stored = await page.evaluate(
-        `({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie })`,
-      );
-      expect(stored).toEqual({ local: 0, session: 0, cookie: '' });
+      expect(await storedInBrowser(page)).toEqual({ local: 0, session: 0, cookie: '' });
     }
   });
 

@@ -8,6 +8,7 @@ import { AccessLog, Consents, MyRecords } from './patient';
 import { MySettings } from './patient-settings';
 import { MyStudies } from './patient-studies';
 import { Studies } from './researcher';
+import { SignInGate } from './signin';
 
 type Page =
   'records' | 'consents' | 'access' | 'my-studies' | 'settings' | 'patients' | 'chart' | 'studies';
@@ -41,6 +42,12 @@ export function App() {
     main.current?.focus();
   }, [page, session]);
 
+  function signedIn(s: Session) {
+    setNotice('');
+    setSession(s);
+    setPage(PAGES[s.role][0].id);
+  }
+
   function signOut() {
     setToken(null);
     setSession(null);
@@ -55,13 +62,7 @@ export function App() {
             {notice}
           </p>
         )}
-        <SignIn
-          onSignedIn={(s) => {
-            setNotice('');
-            setSession(s);
-            setPage(PAGES[s.role][0].id);
-          }}
-        />
+        <SignInGate onSignedIn={signedIn} devForm={<SignIn onSignedIn={signedIn} />} />
       </main>
     );
   }

@@ -1,6 +1,6 @@
-// The console's only way to the server: GraphQL at /graphql and the development sign-in route.
-// The token lives in this module's memory alone: never in localStorage, sessionStorage, a
-// cookie or the URL, so closing or reloading the tab signs out.
+// The console's only way to the server: GraphQL at /graphql, the development sign-in route and
+// the final model's download. The token lives in this module's memory alone: never in
+// localStorage, sessionStorage, a cookie or the URL, so closing or reloading the tab signs out.
 
 export type Role = 'PATIENT' | 'CLINICIAN' | 'RESEARCHER' | 'ADMIN';
 
@@ -70,19 +70,68 @@ async function send(path: string, body: unknown, auth: boolean): Promise<Respons
   }
 }
 
-/** Runs one GraphQL operation; any error becomes an ApiError with the contract's code. */
-export async function gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+async function gqlBody<T>(query: string, variables: Record<string, unknown>) {
   const res = await send('/graphql', { query, variables }, true);
-  let body: GraphQLBody<T>;
   try {
-    body = (await res.json()) as GraphQLBody<T>;
+    return (await res.json()) as GraphQLBody<T>;
   } catch {
     throw new ApiError('INTERNAL', `Unexpected answer (HTTP ${res.status}).`);
   }
+}
+
+/** Runs one GraphQL operation; any error becomes an ApiError with the contract's code. */
+export async function gql<T>(query: string, variables: Record<string, unknown> = {}): Promise<T> {
+  const body = await gqlBody<T>(query, variables);
   const first = body.errors?.[0];
   if (first) throw new ApiError(first.extensions?.code ?? 'INTERNAL', first.message);
   if (!body.data) throw new ApiError('INTERNAL', 'The answer held no data.');
   return body.data;
+}
+
+/**
+ * Runs one GraphQL operation that may answer data and errors together (a listing with some
+ * items withheld): the data with the errors beside it; with no data, the first error thrown.
+ */
+export async function gqlPartial<T>(
+  query: string,
+  variables: Record<string, unknown> = {},
+): Promise<{ data: T; errors: ApiError[] }> {
+  const body = await gqlBody<T>(query, variables);
+  const errors = (body.errors ?? []).map(
+    (e) => new ApiError(e.extensions?.code ?? 'INTERNAL', e.message),
+  );
+  if (!body.data) throw errors[0] ?? new ApiError('INTERNAL', 'The answer held no data.');
+  return { data: body.data, errors };
+}
+
+/**
+ * A file the API serves to a signed-in caller (a run's model): fetched with the bearer token
+ * in the Authorization header, never in the URL, and handed back as a Blob to save.
+ */
+export async function download(path: string): Promise<Blob> {
+  let res: Response;
+  try {
+    res = await fetch(path, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      credentials: 'omit',
+      cache: 'no-store',
+      referrerPolicy: 'no-referrer',
+    });
+  } catch {
+    throw new ApiError('NETWORK', 'No answer from the server.');
+  }
+  if (!res.ok) {
+    const body = (await res.json().catch(() => ({}))) as GraphQLBody<never> & {
+      message?: string;
+      code?: string;
+    };
+    const first = body.errors?.[0];
+    throw new ApiError(
+      first?.extensions?.code ?? body.code ?? (res.status === 404 ? 'NOT_FOUND' : 'INTERNAL'),
+      first?.message ?? body.message ?? `HTTP ${res.status}`,
+    );
+  }
+  return res.blob();
 }
 
 /** Development sign-in: the server mints a token for this subject, role and organisation. */

@@ -1,7 +1,7 @@
 // The clinician's pages: my patients (from the grants made to me) and a patient's chart, with
-// a lab value over time as a plot.
+// the latest vital signs and a lab value over time as a plot.
 import { FormEvent, useEffect, useMemo, useState } from 'react';
-import { ApiError, gql } from './api';
+import { ApiError, gql, gqlPartial } from './api';
 import { ErrorNotice, formatTime, toApiError, useLoad } from './common';
 import { LineChart } from './LineChart';
 import {
@@ -144,6 +144,7 @@ function ChartOf({ patientId }: { patientId: string }) {
 
       <EmergencyCountdown patientId={patientId} />
       {loading && <p aria-live="polite">Loading…</p>}
+      {data && <LatestVitals patientId={patientId} loaded={data} />}
       {data && items.length === 0 && <p>No records that you may read.</p>}
       {shownLab && <LabPlot items={items} code={shownLab} onPick={setLab} codes={labCodes} />}
       {byType.map(([type, records]) => (
@@ -180,6 +181,144 @@ function ChartOf({ patientId }: { patientId: string }) {
         </section>
       ))}
     </div>
+  );
+}
+
+/** The vital signs shown, each with the LOINC codes that carry it (the first preferred). */
+const VITALS: { name: string; codes: string[] }[] = [
+  { name: 'Heart rate', codes: ['8867-4'] },
+  { name: 'Blood pressure', codes: ['85354-9'] },
+  { name: 'Body temperature', codes: ['8310-5'] },
+  { name: 'Respiratory rate', codes: ['9279-1'] },
+  { name: 'Oxygen saturation (SpO₂)', codes: ['59408-5', '2708-6'] },
+  { name: 'Body weight', codes: ['29463-7'] },
+  { name: 'Body mass index (BMI)', codes: ['39156-5'] },
+];
+const SYSTOLIC = '8480-6';
+const DIASTOLIC = '8462-4';
+const VITAL_CODES = [...VITALS.flatMap((v) => v.codes), SYSTOLIC, DIASTOLIC];
+
+interface Quantity {
+  value: number;
+  unit: string;
+  date: string | undefined;
+}
+
+interface Coded {
+  code?: { coding?: { code?: string }[] };
+  valueQuantity?: { value?: number; unit?: string; code?: string };
+}
+
+function hasCode(part: Coded, code: string): boolean {
+  return (part.code?.coding ?? []).some((c) => c.code === code);
+}
+
+function quantityOf(part: Coded, date: string | undefined): Quantity | undefined {
+  const q = part.valueQuantity;
+  if (typeof q?.value !== 'number') return undefined;
+  return { value: q.value, unit: q.unit ?? q.code ?? '', date };
+}
+
+/**
+ * The newest value for `code` among `records`: an Observation with that code, or a component
+ * with it (a blood-pressure panel carries systolic and diastolic as components).
+ */
+function newestValue(records: HealthRecord[], code: string): Quantity | undefined {
+  let best: Quantity | undefined;
+  for (const r of records) {
+    const resource = r.resource as Coded & { component?: Coded[] };
+    const date = dateOf(r.resource) ?? r.createdAt;
+    const parts = [resource, ...(resource.component ?? [])];
+    for (const part of parts) {
+      if (!hasCode(part, code)) continue;
+      const q = quantityOf(part, date);
+      if (q && (!best || (q.date ?? '') > (best.date ?? ''))) best = q;
+    }
+  }
+  return best;
+}
+
+interface VitalRow {
+  name: string;
+  value: string | null;
+  date: string | undefined;
+}
+
+function vitalRows(records: HealthRecord[]): VitalRow[] {
+  return VITALS.map(({ name, codes }) => {
+    if (codes[0] === '85354-9') {
+      const sys = newestValue(records, SYSTOLIC);
+      const dia = newestValue(records, DIASTOLIC);
+      if (!sys && !dia) return { name, value: null, date: undefined };
+      const unit = sys?.unit || dia?.unit || '';
+      const value = `${sys ? sys.value : '—'}/${dia ? dia.value : '—'} ${unit}`.trim();
+      const dates = [sys?.date, dia?.date].filter((d): d is string => !!d).sort();
+      return { name, value, date: dates[dates.length - 1] };
+    }
+    const found = codes
+      .map((c) => newestValue(records, c))
+      .filter((q): q is Quantity => !!q)
+      .sort((a, b) => (b.date ?? '').localeCompare(a.date ?? ''))[0];
+    return found
+      ? { name, value: `${found.value} ${found.unit}`.trim(), date: found.date }
+      : { name, value: null, date: undefined };
+  });
+}
+
+/** The newest value of each vital sign (`latestObservations`), with its unit and date. */
+function LatestVitals({ patientId, loaded }: { patientId: string; loaded: unknown }) {
+  const { data, error } = useLoad(
+    () =>
+      gqlPartial<{ latestObservations: HealthRecord[] }>(
+        `query($p: ID!, $codes: [String!]!) { latestObservations(patientId: $p, codes: $codes) { ${RECORD_FIELDS} } }`,
+        { p: patientId, codes: VITAL_CODES },
+      ),
+    // Fetched again whenever the chart's records are (the Refresh button).
+    [patientId, loaded],
+  );
+  const rows = useMemo(() => vitalRows(data?.data.latestObservations ?? []), [data]);
+  const withheld = data?.errors.length ?? 0;
+  return (
+    <section className="panel" aria-labelledby="vitals-h" data-testid="vitals">
+      <h3 id="vitals-h">Latest vital signs</h3>
+      <ErrorNotice error={error} />
+      {data && (
+        <div className="table-wrap">
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Vital sign</th>
+                <th scope="col">Latest value</th>
+                <th scope="col">Date</th>
+              </tr>
+            </thead>
+            <tbody>
+              {rows.map((row) => (
+                <tr key={row.name} data-vital={row.name}>
+                  <th scope="row">{row.name}</th>
+                  {row.value === null ? (
+                    <td colSpan={2} className="muted">
+                      No value recorded
+                    </td>
+                  ) : (
+                    <>
+                      <td>{row.value}</td>
+                      <td>{row.date ? formatTime(row.date) : '—'}</td>
+                    </>
+                  )}
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {withheld > 0 && (
+        <p className="muted">
+          {withheld === 1 ? 'One newer value is' : `${withheld} newer values are`} not shown: no
+          consent of yours covers {withheld === 1 ? 'it' : 'them'}.
+        </p>
+      )}
+    </section>
   );
 }
 

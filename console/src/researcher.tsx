@@ -1,7 +1,8 @@
-// The researcher's pages: studies and their runs, starting a run, and its training curves,
-// refreshed while the run goes.
+// The researcher's pages: creating a study, studies and their runs, starting a run, its
+// training curves refreshed while the run goes, each round's ledger transaction, and the
+// final model's download.
 import { FormEvent, useEffect, useMemo, useState } from 'react';
-import { ApiError, gql } from './api';
+import { ApiError, download, gql } from './api';
 import { ErrorNotice, short, toApiError, useLoad } from './common';
 import { LineChart } from './LineChart';
 
@@ -47,6 +48,7 @@ export function Studies() {
   return (
     <section aria-labelledby="studies-h">
       <h2 id="studies-h">Studies and runs</h2>
+      <CreateStudy onCreated={studies.reload} />
       <ErrorNotice error={studies.error} />
       {studies.data && studies.data.studies.length === 0 && <p>No studies yet.</p>}
       <ul className="cards">
@@ -80,6 +82,244 @@ export function Studies() {
       </ul>
       {runId && <RunCurves key={runId} runId={runId} onSettled={studies.reload} />}
     </section>
+  );
+}
+
+/** The LOINC codes every training node can scale (FEATURE_SCALES), as a hint. */
+const KNOWN_FEATURES =
+  '2345-7 glucose, 4548-4 HbA1c, 39156-5 BMI, 8480-6 systolic pressure, 2085-9 HDL, 30525-0 age';
+const LOINC_CODE = /^\d{1,7}-\d$/;
+const SNOMED_ID = /^\d{6,18}$/;
+
+interface StudyForm {
+  title: string;
+  features: string;
+  label: string;
+  model: string;
+  strategy: string;
+  minNodes: string;
+  localEpochs: string;
+  learningRate: string;
+  clipNorm: string;
+  noiseMultiplier: string;
+}
+
+const EMPTY_STUDY: StudyForm = {
+  title: '',
+  features: '',
+  label: '',
+  model: 'LOGISTIC',
+  strategy: 'FEDAVG',
+  minNodes: '2',
+  localEpochs: '1',
+  learningRate: '0.1',
+  clipNorm: '',
+  noiseMultiplier: '',
+};
+
+type FieldErrors = Partial<Record<keyof StudyForm, string>>;
+
+/**
+ * The form checked before it is sent, in plain words per field; what only the server knows
+ * (a feature without a reference scale, privacy settings that do not fit) it answers itself.
+ */
+function checkStudy(f: StudyForm): { errors: FieldErrors; input: Record<string, unknown> } {
+  const errors: FieldErrors = {};
+  const title = f.title.trim();
+  if (!title) errors.title = 'Give the study a title.';
+  else if (title.length > 200) errors.title = 'The title must be at most 200 characters.';
+  const features = f.features.split(/[\s,]+/).filter(Boolean);
+  const notLoinc = features.filter((c) => !LOINC_CODE.test(c));
+  if (features.length === 0) errors.features = 'List at least one LOINC code, such as 2345-7.';
+  else if (notLoinc.length > 0) {
+    errors.features = `${notLoinc.map((c) => `“${c}”`).join(', ')} ${notLoinc.length === 1 ? 'is not a LOINC code' : 'are not LOINC codes'}: a LOINC code is digits, a dash and a check digit, such as 2345-7.`;
+  } else if (new Set(features).size !== features.length) {
+    errors.features = 'A feature is listed twice: list each code once.';
+  }
+  const label = f.label.trim();
+  if (!SNOMED_ID.test(label)) {
+    errors.label = 'The label must be a SNOMED CT concept id: 6 to 18 digits, such as 44054006.';
+  }
+  const whole = (field: 'minNodes' | 'localEpochs', words: string, min: number, max: number) => {
+    const v = Number(f[field]);
+    if (f[field].trim() === '' || !Number.isInteger(v) || v < min || v > max) {
+      errors[field] = `${words} must be a whole number from ${min} to ${max}.`;
+    }
+    return v;
+  };
+  const minNodes = whole('minNodes', 'The minimum number of hospitals', 1, 100);
+  const localEpochs = whole('localEpochs', 'The local epochs', 1, 100);
+  const learningRate = Number(f.learningRate);
+  if (f.learningRate.trim() === '' || !(learningRate > 0 && learningRate <= 10)) {
+    errors.learningRate = 'The learning rate must be a number above 0 and at most 10.';
+  }
+  const optionalNumber = (
+    field: 'clipNorm' | 'noiseMultiplier',
+    words: string,
+    ok: (v: number) => boolean,
+  ) => {
+    if (f[field].trim() === '') return undefined;
+    const v = Number(f[field]);
+    if (!Number.isFinite(v) || !ok(v)) errors[field] = words;
+    return v;
+  };
+  const clipNorm = optionalNumber(
+    'clipNorm',
+    'The clip norm must be a positive number.',
+    (v) => v > 0,
+  );
+  const noiseMultiplier = optionalNumber(
+    'noiseMultiplier',
+    'The noise multiplier must be a number of at least 0.',
+    (v) => v >= 0,
+  );
+  return {
+    errors,
+    input: {
+      title,
+      features,
+      label,
+      model: f.model,
+      strategy: f.strategy,
+      minNodes,
+      localEpochs,
+      learningRate,
+      ...(clipNorm !== undefined ? { clipNorm } : {}),
+      ...(noiseMultiplier !== undefined ? { noiseMultiplier } : {}),
+    },
+  };
+}
+
+function CreateStudy({ onCreated }: { onCreated: () => Promise<void> }) {
+  const [form, setForm] = useState<StudyForm>(EMPTY_STUDY);
+  const [errors, setErrors] = useState<FieldErrors>({});
+  const [error, setError] = useState<ApiError | null>(null);
+  const [created, setCreated] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const set = (field: keyof StudyForm) => (e: { target: { value: string } }) =>
+    setForm((f) => ({ ...f, [field]: e.target.value }));
+
+  async function submit(e: FormEvent) {
+    e.preventDefault();
+    setError(null);
+    setCreated(null);
+    const checked = checkStudy(form);
+    setErrors(checked.errors);
+    if (Object.keys(checked.errors).length > 0) return;
+    setBusy(true);
+    try {
+      const { createStudy } = await gql<{ createStudy: { id: string; title: string } }>(
+        `mutation($input: CreateStudyInput!) { createStudy(input: $input) { id title } }`,
+        { input: checked.input },
+      );
+      setForm(EMPTY_STUDY);
+      setCreated(createStudy.title);
+      await onCreated();
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  /** A labelled input with its error (if any) tied to it for screen readers. */
+  const field = (
+    name: keyof StudyForm,
+    label: string,
+    props: { type?: string; step?: string; hint?: string } = {},
+  ) => (
+    <label>
+      {label}
+      {props.hint && (
+        <span className="muted" id={`study-${name}-hint`}>
+          {' '}
+          ({props.hint})
+        </span>
+      )}
+      <input
+        value={form[name]}
+        onChange={set(name)}
+        type={props.type ?? 'text'}
+        step={props.step}
+        autoComplete="off"
+        aria-invalid={errors[name] ? true : undefined}
+        aria-describedby={
+          [props.hint && `study-${name}-hint`, errors[name] && `study-${name}-error`]
+            .filter(Boolean)
+            .join(' ') || undefined
+        }
+      />
+      {errors[name] && (
+        <span className="error" id={`study-${name}-error`} data-field={name}>
+          {errors[name]}
+        </span>
+      )}
+    </label>
+  );
+
+  const invalid = Object.keys(errors).length;
+  return (
+    <form
+      className="panel"
+      onSubmit={(e) => void submit(e)}
+      aria-labelledby="new-study-h"
+      noValidate
+    >
+      <h3 id="new-study-h">Create a study</h3>
+      {field('title', 'Title')}
+      {field('features', 'Features (LOINC codes)', {
+        hint: `separated by commas or spaces; the nodes can scale ${KNOWN_FEATURES}`,
+      })}
+      {field('label', 'Label (SNOMED CT condition)', { hint: 'e.g. 44054006, type 2 diabetes' })}
+      <div className="row">
+        <label>
+          Model
+          <select value={form.model} onChange={set('model')}>
+            <option value="LOGISTIC">Logistic regression</option>
+            <option value="MLP">Small neural network (MLP)</option>
+          </select>
+        </label>
+        <label>
+          Aggregation
+          <select value={form.strategy} onChange={set('strategy')}>
+            <option value="FEDAVG">FedAvg</option>
+            <option value="FEDPROX">FedProx</option>
+            <option value="FEDADAM">FedAdam</option>
+            <option value="TRIMMED_MEAN">Trimmed mean</option>
+          </select>
+        </label>
+      </div>
+      <div className="row">
+        {field('minNodes', 'Minimum hospitals per round', { type: 'number' })}
+        {field('localEpochs', 'Local epochs', { type: 'number' })}
+        {field('learningRate', 'Learning rate', { type: 'number', step: 'any' })}
+      </div>
+      <details>
+        <summary>Differential privacy (optional)</summary>
+        <div className="row">
+          {field('clipNorm', 'Clip norm', { type: 'number', step: 'any' })}
+          {field('noiseMultiplier', 'Noise multiplier', { type: 'number', step: 'any' })}
+        </div>
+        <p className="muted">
+          The guarantee is per hospital (a node&apos;s whole update), not per patient.
+        </p>
+      </details>
+      {invalid > 0 && (
+        <p role="alert" className="error" data-testid="study-form-errors">
+          {invalid === 1 ? 'One field needs' : `${invalid} fields need`} correcting before the study
+          can be created.
+        </p>
+      )}
+      <ErrorNotice error={error} />
+      {created && (
+        <p role="status" className="ok">
+          Study “{created}” created.
+        </p>
+      )}
+      <button type="submit" disabled={busy}>
+        {busy ? 'Creating…' : 'Create the study'}
+      </button>
+    </form>
   );
 }
 
@@ -187,24 +427,73 @@ function RunCurves({ runId, onSettled }: { runId: string; onSettled: () => Promi
             <p>No round has closed yet.</p>
           )}
           {r.provenanceTxIds.length > 0 && (
-            <details>
-              <summary>Each round&apos;s ledger transaction</summary>
-              <ol>
-                {r.provenanceTxIds.map((tx) => (
-                  <li key={tx}>
-                    <code>{tx}</code>
-                  </li>
-                ))}
-              </ol>
-            </details>
+            <div className="table-wrap">
+              <table data-testid="round-txs">
+                <caption>Each round&apos;s provenance, recorded on the ledger</caption>
+                <thead>
+                  <tr>
+                    <th scope="col">Round</th>
+                    <th scope="col">Ledger transaction</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  {r.provenanceTxIds.map((tx, i) => (
+                    <tr key={tx}>
+                      <td>{i + 1}</td>
+                      <td>
+                        <code>{tx}</code>
+                      </td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            </div>
           )}
           {r.modelHash && (
             <p className="muted">
               Latest model SHA-256 <code>{short(r.modelHash)}</code>
             </p>
           )}
+          {r.status === 'COMPLETED' && <DownloadModel runId={runId} />}
         </>
       )}
     </section>
+  );
+}
+
+/**
+ * The final model of a completed run as TensorFlow.js model.json: fetched with the token in
+ * the Authorization header (never in a URL), then saved from a Blob through a download link.
+ */
+function DownloadModel({ runId }: { runId: string }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  async function save() {
+    setBusy(true);
+    setError(null);
+    try {
+      const blob = await download(`/fl/runs/${encodeURIComponent(runId)}/model`);
+      const url = URL.createObjectURL(blob);
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = `model-${runId}.json`;
+      document.body.append(link);
+      link.click();
+      link.remove();
+      // The click has handed the Blob to the download; the URL is not needed after it.
+      setTimeout(() => URL.revokeObjectURL(url), 0);
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+  return (
+    <div className="row">
+      <button type="button" onClick={() => void save()} disabled={busy}>
+        {busy ? 'Preparing…' : 'Download the final model (TensorFlow.js model.json)'}
+      </button>
+      <ErrorNotice error={error} />
+    </div>
   );
 }

@@ -41,6 +41,39 @@ describe('configuration', () => {
     expect(c.port).toBe(8080);
   });
 
+  it('gives the console its OpenID Connect client when the provider endpoints are configured', () => {
+    const c = loadConfig({
+      AUTH_JWKS_URL: 'https://idp.example/jwks',
+      AUTH_ISSUER: 'https://idp.example/',
+      AUTH_AUDIENCE: 'custodia-api',
+      OIDC_AUTHORIZATION_ENDPOINT: 'https://idp.example/authorize',
+      OIDC_TOKEN_ENDPOINT: 'https://idp.example/token',
+      OIDC_CLIENT_ID: 'custodia-console',
+    });
+    expect(c.auth.mode === 'jwks' && c.auth.oidc).toEqual({
+      authorizationEndpoint: 'https://idp.example/authorize',
+      tokenEndpoint: 'https://idp.example/token',
+      clientId: 'custodia-console',
+      scope: 'openid',
+    });
+  });
+
+  it.each([
+    [{ OIDC_CLIENT_ID: 'console' }, 'OIDC_AUTHORIZATION_ENDPOINT is required for OpenID Connect'],
+    [
+      {
+        OIDC_CLIENT_ID: 'console',
+        OIDC_AUTHORIZATION_ENDPOINT: 'https://idp/authorize',
+        OIDC_TOKEN_ENDPOINT: 'https://idp/token',
+      },
+      'AUTH_JWKS_URL is required with OIDC_ sign-in',
+    ],
+    [{ OIDC_TOKEN_ENDPOINT: 'javascript:alert(1)' }, 'OIDC_TOKEN_ENDPOINT must be an http(s) URL'],
+    [{ OIDC_SCOPE: 'openid  profile' }, 'OIDC_SCOPE must be scopes separated by single spaces'],
+  ])('refuses an incomplete OpenID Connect sign-in %#', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
   it.each([
     [{ PORT: 'abc' }, 'Invalid configuration: PORT must be a port number'],
     [{ PORT: '70000' }, 'Invalid configuration: PORT must be 0–65535'],

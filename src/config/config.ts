@@ -19,6 +19,11 @@ const milliseconds = (min: number) =>
 const url = (what: string) =>
   z.string().refine((v) => URL.canParse(v), { message: `must be a URL (${what})` });
 
+const webUrl = (what: string) =>
+  url(what).refine((v) => /^https?:$/.test(new URL(v).protocol), {
+    message: `must be an http(s) URL (${what})`,
+  });
+
 const envSchema = z
   .object({
     PORT: z.coerce
@@ -40,6 +45,19 @@ const envSchema = z
     AUTH_JWKS_URL: optional(url('the identity provider JWKS endpoint')),
     AUTH_ISSUER: optional(z.string()),
     AUTH_AUDIENCE: optional(z.string()),
+    /**
+     * The console's sign-in with the external provider (OpenID Connect, authorization code with
+     * PKCE): its endpoints and the console's public client id. Needs AUTH_JWKS_URL.
+     */
+    OIDC_AUTHORIZATION_ENDPOINT: optional(webUrl('the provider authorization endpoint')),
+    OIDC_TOKEN_ENDPOINT: optional(webUrl('the provider token endpoint')),
+    OIDC_CLIENT_ID: optional(z.string().max(255, 'must be at most 255 characters')),
+    OIDC_SCOPE: z
+      .string()
+      .regex(/^[\x21\x23-\x5B\x5D-\x7E]+( [\x21\x23-\x5B\x5D-\x7E]+)*$/, {
+        message: 'must be scopes separated by single spaces',
+      })
+      .default('openid'),
     CUSTODIA_KEK: optional(
       z.string().regex(/^([A-Za-z0-9+/]{43}=|[0-9a-fA-F]{64})$/, {
         message: 'must be 32 bytes, base64- or hex-encoded (e.g. `openssl rand -base64 32`)',
@@ -171,7 +189,34 @@ const envSchema = z
         message: 'is required when AUTH_JWKS_URL is set',
       });
     }
+    const oidc = ['OIDC_AUTHORIZATION_ENDPOINT', 'OIDC_TOKEN_ENDPOINT', 'OIDC_CLIENT_ID'] as const;
+    if (oidc.some((name) => env[name])) {
+      for (const name of oidc) {
+        if (!env[name]) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [name],
+            message: 'is required for OpenID Connect sign-in (with the other OIDC_ variables)',
+          });
+        }
+      }
+      if (!env.AUTH_JWKS_URL) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['AUTH_JWKS_URL'],
+          message: 'is required with OIDC_ sign-in (the API must trust the provider tokens)',
+        });
+      }
+    }
   });
+
+/** What the console needs to sign in with the external provider (OpenID Connect + PKCE). */
+export interface OidcClientConfig {
+  authorizationEndpoint: string;
+  tokenEndpoint: string;
+  clientId: string;
+  scope: string;
+}
 
 export interface AppConfig {
   port: number;
@@ -181,7 +226,14 @@ export interface AppConfig {
   databaseUrl?: string;
   auth:
     | { mode: 'dev'; issuer: string; audience: string }
-    | { mode: 'jwks'; jwksUrl: string; issuer: string; audience: string };
+    | {
+        mode: 'jwks';
+        jwksUrl: string;
+        issuer: string;
+        audience: string;
+        /** The console's OpenID Connect sign-in, when configured. */
+        oidc?: OidcClientConfig;
+      };
   /** The KEK as configured (base64/hex); absent in embedded mode means the data-dir file. */
   kek?: string;
   orgId: string;
@@ -237,6 +289,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
           jwksUrl: e.AUTH_JWKS_URL,
           issuer: e.AUTH_ISSUER!,
           audience: e.AUTH_AUDIENCE!,
+          ...(e.OIDC_CLIENT_ID
+            ? {
+                oidc: {
+                  authorizationEndpoint: e.OIDC_AUTHORIZATION_ENDPOINT!,
+                  tokenEndpoint: e.OIDC_TOKEN_ENDPOINT!,
+                  clientId: e.OIDC_CLIENT_ID,
+                  scope: e.OIDC_SCOPE,
+                },
+              }
+            : {}),
         }
       : {
           mode: 'dev',

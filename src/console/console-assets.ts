@@ -1,42 +1,75 @@
 // Serves the web console's built assets (console/dist, built by `npm run build`) at /console,
 // with a strict Content-Security-Policy: scripts and styles only from this origin, no inline
-// code, API calls only to this origin, never framed. Plain Express, outside Nest's routing, so
-// that /graphql, /health and /fl are untouched.
+// code, API calls only to this origin (and the identity provider's token endpoint when the
+// console signs in through OpenID Connect), never framed. Plain Express, outside Nest's
+// routing, so that /graphql, /health and /fl are untouched. /console/config.json tells the
+// console how to sign in.
 import { Router, static as serveStatic } from 'express';
 import type { Request, Response, NextFunction } from 'express';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../common/paths';
+import type { OidcClientConfig } from '../config';
 
 /** Where `vite build` writes the console. */
 export const CONSOLE_DIST = join(PROJECT_ROOT, 'console', 'dist');
 
-export const CONSOLE_CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "manifest-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/** The policy for a console that may call this origin and, besides, `connect` origins. */
+export function consoleCsp(connect: readonly string[] = []): string {
+  return [
+    "default-src 'none'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    ["connect-src 'self'", ...connect].join(' '),
+    "manifest-src 'self'",
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
-function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
-  res.setHeader('Content-Security-Policy', CONSOLE_CSP);
-  res.setHeader('X-Content-Type-Options', 'nosniff');
-  res.setHeader('Referrer-Policy', 'no-referrer');
-  res.setHeader('X-Frame-Options', 'DENY');
-  res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
-  next();
+/** The policy of the development sign-in: API calls to this origin only. */
+export const CONSOLE_CSP = consoleCsp();
+
+/** How the console signs in: what /console/config.json answers. */
+export type ConsoleSignIn =
+  | { mode: 'dev' }
+  | ({ mode: 'oidc' } & OidcClientConfig)
+  /** An external issuer but no OIDC client configured: the console cannot sign anyone in. */
+  | { mode: 'none' };
+
+function securityHeaders(csp: string) {
+  return (_req: Request, res: Response, next: NextFunction): void => {
+    res.setHeader('Content-Security-Policy', csp);
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    res.setHeader('Referrer-Policy', 'no-referrer');
+    res.setHeader('X-Frame-Options', 'DENY');
+    res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
+    next();
+  };
+}
+
+export interface ConsoleOptions {
+  dir?: string;
+  signIn?: ConsoleSignIn;
 }
 
 /** The /console router: the built single-page app, or a 503 saying how to build it. */
-export function consoleAssets(dir = CONSOLE_DIST): Router {
+export function consoleAssets({
+  dir = CONSOLE_DIST,
+  signIn = { mode: 'dev' },
+}: ConsoleOptions = {}): Router {
   const router = Router();
-  router.use(securityHeaders);
+  // The code is exchanged for tokens by the page itself: its origin must be reachable.
+  const csp =
+    signIn.mode === 'oidc' ? consoleCsp([new URL(signIn.tokenEndpoint).origin]) : CONSOLE_CSP;
+  router.use(securityHeaders(csp));
+  router.get('/config.json', (_req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.json(signIn);
+  });
   const index = join(dir, 'index.html');
   router.use(
     serveStatic(dir, {

@@ -1,1 +1,7 @@
-export { CONSOLE_CSP, CONSOLE_DIST, consoleAssets } from './console-assets';
+export {
+  CONSOLE_CSP,
+  CONSOLE_DIST,
+  consoleAssets,
+  consoleCsp,
+  type ConsoleSignIn,
+} from './console-assets';

@@ -1,6 +1,7 @@
-// The web console in Debian's Chromium for the browser suites: launching it against a running
-// API, signing in through the console's own form, and checking a page with axe-core (no serious
-// or critical violation) before saving its screenshot.
+// The browser suites' shared set-up: Debian's Chromium through playwright-core, a page of the
+// console that records what the browser complained about, the development sign-in, and a
+// check of each page with axe-core (no serious or critical violation) that also saves its
+// screenshot.
 import { source as axeSource } from 'axe-core';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,7 +9,13 @@ import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 import { chromiumPath } from './chromium';
 import { ensureConsoleBuilt } from './console-build';
 
+/** Where each page's screenshot goes (ignored by git; docs/console holds the README's). */
 export const SCREENSHOTS = join(__dirname, '..', 'console', 'screenshots');
+
+export function launchChromium(): Promise<Browser> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  return chromium.launch({ executablePath: chromiumPath(), args: ['--no-sandbox'] });
+}
 
 interface AxeViolation {
   id: string;
@@ -32,6 +39,33 @@ export async function seriousViolations(page: Page): Promise<string[]> {
     );
 }
 
+/** No serious accessibility violation on the page; then its screenshot, as `name`.png. */
+export async function checkPage(page: Page, name: string): Promise<void> {
+  expect(await seriousViolations(page)).toEqual([]);
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
+}
+
+/**
+ * A new page at the console, whose CSP refusals and script errors are added to `problems`
+ * (an API's 4xx answer, which the page shows as an error, is not a problem).
+ */
+export async function openConsole(
+  context: BrowserContext,
+  baseUrl: string,
+  problems: string[],
+): Promise<Page> {
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) problems.push(m.text());
+  });
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(`${baseUrl}/console/`);
+  // The sign-in the server offers is known once /console/config.json has answered.
+  await page.locator('main h2').first().waitFor();
+  return page;
+}
+
+/** Chromium for the console of the API at `url`, the console built first if its sources changed. */
 export class ConsoleBrowser {
   /** Problems the browser reported on any page: CSP refusals, script errors. */
   readonly problems: string[] = [];
@@ -41,15 +75,9 @@ export class ConsoleBrowser {
     private readonly url: string,
   ) {}
 
-  /** Builds the console if its sources changed, and launches Chromium for the API at `url`. */
   static async launch(url: string): Promise<ConsoleBrowser> {
-    mkdirSync(SCREENSHOTS, { recursive: true });
     ensureConsoleBuilt();
-    const browser = await chromium.launch({
-      executablePath: chromiumPath(),
-      args: ['--no-sandbox'],
-    });
-    return new ConsoleBrowser(browser, url);
+    return new ConsoleBrowser(await launchChromium(), url);
   }
 
   context(viewport = { width: 1100, height: 800 }): Promise<BrowserContext> {
@@ -57,14 +85,8 @@ export class ConsoleBrowser {
   }
 
   /** A new tab on the console's sign-in page, its errors collected in `problems`. */
-  async open(context: BrowserContext): Promise<Page> {
-    const page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) this.problems.push(m.text());
-    });
-    page.on('pageerror', (e) => this.problems.push(e.message));
-    await page.goto(`${this.url}/console/`);
-    return page;
+  open(context: BrowserContext): Promise<Page> {
+    return openConsole(context, this.url, this.problems);
   }
 
   close(): Promise<void> {
@@ -72,19 +94,18 @@ export class ConsoleBrowser {
   }
 }
 
-/** Signs in with the development form and waits for the signed-in pages. */
-export async function signIn(page: Page, subject: string, role: string, org?: string) {
+/** The development "sign in as" form, until the signed-in page shows. */
+export async function signIn(
+  page: Page,
+  subject: string,
+  role: string,
+  org?: string,
+): Promise<void> {
   await page.getByLabel('Subject (user id)').fill(subject);
   await page.getByLabel('Role').selectOption(role);
   if (org) await page.getByLabel('Organisation (optional)').fill(org);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
-}
-
-/** axe finds nothing serious on the page; then its screenshot is saved under `name`. */
-export async function checkPage(page: Page, name: string) {
-  expect(await seriousViolations(page)).toEqual([]);
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
 
 /** How far the page scrolls sideways, and the elements that stick out past its right edge. */
@@ -96,4 +117,11 @@ export async function sidewaysOverflow(page: Page): Promise<{ overflow: number; 
     `[...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > document.documentElement.clientWidth).map((e) => e.tagName + '.' + e.className)`,
   )) as string[];
   return { overflow, wide };
+}
+
+/** What the page keeps in the browser: storage and cookies, which must stay empty. */
+export function storedInBrowser(page: Page): Promise<unknown> {
+  return page.evaluate(
+    `({ local: localStorage.length, session: sessionStorage.length, cookie: document.cookie })`,
+  );
 }
