@@ -21,8 +21,15 @@ import { ConsentGrantEntity } from './consent-grant.entity';
 import { EmergencyService } from './emergency.service';
 import { notePermitted } from './decision-scope';
 import { GrantAuthenticity, ProjectedGrant } from './grant-authenticity';
-import { GRANT_COLUMNS } from './projection-reconciler';
-import { SignedConsentSettings } from './signed-consent-settings';
+import { GRANT_COLUMNS, grantColumns } from './projection-reconciler';
+import { SettingRow, SignedConsentSettings } from './signed-consent-settings';
+
+/** The patient's signed-only setting, joined to each candidate grant (null: no row). */
+interface JoinedSetting {
+  settingRequireSigned: boolean | null;
+  settingVersion: number | null;
+  settingMac: Buffer | null;
+}
 
 export type AccessBasis =
   | { kind: 'self' }
@@ -195,42 +202,68 @@ export class PolicyDecisionPoint {
     return found;
   }
 
-  /** One raw query on every clinician read: the grants naming this actor or their organisation. */
+  /**
+   * One raw query on every clinician read: the grants naming this actor or their organisation,
+   * each with the patient's signed-only setting (one row per patient, by its primary key), so
+   * that judging unsigned grants costs no second round trip.
+   */
   private async candidateGrants(request: AccessRequest): Promise<ConsentGrant[]> {
-    const rows = await preparedQuery<ConsentGrantEntity>(
+    const rows = await preparedQuery<ConsentGrantEntity & JoinedSetting>(
       this.db,
-      `SELECT ${GRANT_COLUMNS} FROM consent_grants
-       WHERE patient_id = $1 AND status = 'ACTIVE'
-         AND ((grantee_type = 'CLINICIAN' AND grantee_id = $2)
-           OR (grantee_type = 'ORGANIZATION' AND grantee_id = $3))`,
+      `SELECT ${grantColumns('g')}, s.require_signed AS "settingRequireSigned",
+              s.setting_version AS "settingVersion", s.mac AS "settingMac"
+       FROM consent_grants g
+       LEFT JOIN signed_consent_settings s ON s.patient_id = g.patient_id
+       WHERE g.patient_id = $1 AND g.status = 'ACTIVE'
+         AND ((g.grantee_type = 'CLINICIAN' AND g.grantee_id = $2)
+           OR (g.grantee_type = 'ORGANIZATION' AND g.grantee_id = $3))`,
       [request.patientId, request.actor.id, request.actor.organizationId ?? ''],
     );
-    return this.believed(rows);
+    const setting = rows.find((r) => r.settingMac !== null);
+    const settings: SettingRow[] = setting
+      ? [
+          {
+            patientId: setting.patientId,
+            requireSigned: setting.settingRequireSigned!,
+            settingVersion: setting.settingVersion!,
+            mac: setting.settingMac!,
+          },
+        ]
+      : [];
+    return this.believed(rows, settings);
   }
 
   /**
    * Only rows the ledger stands behind take part in a decision: a forged or altered row is
    * ignored (and reported), a revoked grant restored from an old copy reads as revoked.
    */
-  private async believed(rows: ConsentGrantEntity[]): Promise<ConsentGrant[]> {
+  private async believed(
+    rows: ConsentGrantEntity[],
+    settings?: readonly SettingRow[],
+  ): Promise<ConsentGrant[]> {
     const { grants, forged } = this.authenticity.believed(rows);
     for (const row of forged) {
       this.integrity.report('consent_grant', 'consent grant row failed authentication; ignored', {
         grantId: row.id,
       });
     }
-    return this.withoutUnsignedOfSignedOnly(grants);
+    return this.withoutUnsignedOfSignedOnly(grants, settings);
   }
 
   /**
    * A patient who accepts only signed grants has none unsigned: those from before they turned
    * it on are treated as absent (the chaincode refuses new ones). Asked only when there are
-   * unsigned grants to judge.
+   * unsigned grants to judge, from `settings` when the caller read the patients' rows already.
    */
-  private async withoutUnsignedOfSignedOnly(grants: ProjectedGrant[]): Promise<ProjectedGrant[]> {
+  private async withoutUnsignedOfSignedOnly(
+    grants: ProjectedGrant[],
+    settings?: readonly SettingRow[],
+  ): Promise<ProjectedGrant[]> {
     const unsigned = [...new Set(grants.filter((g) => !g.patientSigned).map((g) => g.patientId))];
     if (!unsigned.length) return grants;
-    const signedOnly = await this.signedConsent.signedOnly(unsigned);
+    const signedOnly = settings
+      ? this.signedConsent.judge(settings)
+      : await this.signedConsent.signedOnly(unsigned);
     return signedOnly.size
       ? grants.filter((g) => g.patientSigned || !signedOnly.has(g.patientId))
       : grants;

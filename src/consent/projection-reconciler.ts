@@ -10,11 +10,17 @@ import { ConsentGrantEntity } from './consent-grant.entity';
 import { GrantAuthenticity, projectedGrant, toRuleGrant } from './grant-authenticity';
 
 /** Projection columns named as the entity's properties, so the projection's mapping applies. */
-export const GRANT_COLUMNS = `id, patient_id AS "patientId", grantee_type AS "granteeType",
-  grantee_id AS "granteeId", purpose, actions, resource_types AS "resourceTypes", categories,
-  include_restricted AS "includeRestricted", valid_from AS "validFrom",
-  valid_until AS "validUntil", status, revoked_at AS "revokedAt",
-  patient_signed AS "patientSigned", mac`;
+/** consent_grants' columns named as the entity's properties, qualified by `alias` if given. */
+export function grantColumns(alias?: string): string {
+  const q = alias ? `${alias}.` : '';
+  return `${q}id, ${q}patient_id AS "patientId", ${q}grantee_type AS "granteeType",
+  ${q}grantee_id AS "granteeId", ${q}purpose, ${q}actions, ${q}resource_types AS "resourceTypes",
+  ${q}categories, ${q}include_restricted AS "includeRestricted", ${q}valid_from AS "validFrom",
+  ${q}valid_until AS "validUntil", ${q}status, ${q}revoked_at AS "revokedAt",
+  ${q}patient_signed AS "patientSigned", ${q}mac`;
+}
+
+export const GRANT_COLUMNS = grantColumns();
 
 const LEDGER_PAGE = 500;
 

@@ -73,6 +73,14 @@ export class SignedConsentSettings {
       `SELECT ${SETTING_COLUMNS} FROM signed_consent_settings WHERE patient_id = ANY($1::text[])`,
       [patientIds],
     );
+    return this.judge(rows);
+  }
+
+  /**
+   * The patients whose settings rows (read by the caller, e.g. beside their grants) say they
+   * accept only signed grants; a row whose MAC fails counts as signed-only and is reported.
+   */
+  judge(rows: readonly SettingRow[]): Set<string> {
     const out = new Set<string>();
     for (const r of rows) {
       if (settingAuthentic(this.rows, r)) {
