@@ -26,8 +26,13 @@ export interface OpenRow {
 
 @Injectable()
 export class RecordOpener {
-  /** By record version and format: the GCM tag it was opened under, and the hash. */
-  private readonly hashes = new BoundedMap<string, { tag: Buffer; hash: string }>(HASH_CACHE_LIMIT);
+  /**
+   * By record version and format: the GCM tag it was opened under and the hash, as one
+   * 48-character string (their bytes, latin1). A Buffer per entry would pin a whole 8 KiB
+   * pool slab (small Buffer copies are slices of Node's pool) and cost three objects more,
+   * so a full cache would hold far more than its entries.
+   */
+  private readonly hashes = new BoundedMap<string, string>(HASH_CACHE_LIMIT);
 
   constructor(
     private readonly keys: DataKeyRing,
@@ -67,10 +72,13 @@ export class RecordOpener {
    */
   private hashOf(row: RecordEntity, opened: OpenedRecord): string {
     const key = `${row.id}:${row.version}:${row.hashVersion}`;
+    const tag = row.authTag.toString('latin1');
     const known = this.hashes.get(key);
-    if (known?.tag.equals(row.authTag)) return known.hash;
+    if (known !== undefined && known.startsWith(tag) && known.length === tag.length + 32) {
+      return Buffer.from(known.slice(tag.length), 'latin1').toString('hex');
+    }
     const hash = contentHash(row.hashVersion, opened.salt, labelsOf(row), opened.resource);
-    this.hashes.set(key, { tag: Buffer.from(row.authTag), hash });
+    this.hashes.set(key, tag + Buffer.from(hash, 'hex').toString('latin1'));
     return hash;
   }
 }

@@ -1,0 +1,59 @@
+import { createHash } from 'node:crypto';
+import { Ledger } from '../ledger';
+import { LedgerAnchors } from './ledger-anchors';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** A ledger that answers VerifyRecord from a table and counts the calls. */
+function ledgerOf(anchors: Map<string, { contentHash: string; txId: string }>) {
+  const calls: string[][] = [];
+  const ledger = {
+    evaluate: async (_contract: string, fn: string, args: string[]) => {
+      calls.push([fn, ...args]);
+      const found = anchors.get(`${args[0]}:${args[1]}`);
+      if (!found) throw new Error('ledger down');
+      return found;
+    },
+  } as unknown as Ledger;
+  return { ledger, calls };
+}
+
+describe('LedgerAnchors', () => {
+  it('answers a remembered anchor exactly as it was given, without asking the ledger', async () => {
+    const { ledger, calls } = ledgerOf(new Map());
+    const anchors = new LedgerAnchors(ledger);
+    const cases = [
+      // Hex hash and hex transaction id: packed as bytes.
+      { id: 'r1', contentHash: sha('a'), txId: sha('tx-a') },
+      // Anything else is kept as text.
+      { id: 'r2', contentHash: sha('b'), txId: 'not-hex:transaction/7' },
+      { id: 'r3', contentHash: sha('c').toUpperCase(), txId: sha('tx-c') },
+    ];
+    for (const c of cases) anchors.remember(c.id, 1, c);
+    for (const c of cases) {
+      await expect(
+        anchors.lookupOne({ recordId: c.id, version: 1, contentHash: c.contentHash }),
+      ).resolves.toEqual({ state: 'anchored', contentHash: c.contentHash, txId: c.txId });
+    }
+    expect(calls).toEqual([]);
+  });
+
+  it('remembers what the ledger answered, and asks again for another version', async () => {
+    const onLedger = new Map([
+      ['r1:1', { contentHash: sha('v1'), txId: sha('t1') }],
+      ['r1:2', { contentHash: sha('v2'), txId: sha('t2') }],
+    ]);
+    const { ledger, calls } = ledgerOf(onLedger);
+    const anchors = new LedgerAnchors(ledger);
+    const q1 = { recordId: 'r1', version: 1, contentHash: sha('v1') };
+    const first = await anchors.lookupOne(q1);
+    expect(await anchors.lookupOne(q1)).toEqual(first);
+    expect(first).toEqual({ state: 'anchored', ...onLedger.get('r1:1') });
+    expect(calls).toHaveLength(1);
+    expect(await anchors.lookupOne({ ...q1, version: 2 })).toEqual({
+      state: 'anchored',
+      ...onLedger.get('r1:2'),
+    });
+    expect(calls).toHaveLength(2);
+  });
+});
