@@ -1,5 +1,6 @@
 // myPatients: a clinician's patients are those whose active grants name them or their
 // organisation, or to whom they hold a running emergency access; nothing else is listed.
+import { countQueries } from './helpers/query-counter';
 import { codes, TestApi } from './helpers/test-api';
 
 const REGISTER = `mutation($name: String) { registerPatient(displayName: $name) { id } }`;
@@ -131,6 +132,41 @@ describe('a clinician’s patients', () => {
       tokens.granted,
     );
     expect((await listed(dr)).map((i) => i.patient.id)).not.toContain(ids.granted);
+  });
+
+  it('reads a page in a fixed number of queries, however many patients it holds', async () => {
+    const many = await api.token('dr-many', 'CLINICIAN', 'org-c');
+    for (let i = 0; i < 10; i++) {
+      const sub = `many-${i}`;
+      await register(sub);
+      await api.grantRead(tokens[sub], 'dr-many');
+      if (i % 3 === 0) {
+        await api.ok(
+          'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',
+          { p: ids[sub], r: 'collapsed in the waiting room' },
+          many,
+        );
+      }
+    }
+    const tables = [
+      'patients',
+      'users',
+      'consent_grants',
+      'emergency_accesses',
+      'data_keys',
+      'signed_consent_settings',
+    ];
+    const pageOf = (first: number) =>
+      countQueries(tables, async () => {
+        const page = await api.ok<Page>(MY_PATIENTS, { first }, many);
+        expect(page.myPatients.items).toHaveLength(first);
+        for (const item of page.myPatients.items) {
+          expect(item.patient.displayName).toMatch(/^Patient many-/);
+          expect(item.grants).toHaveLength(1);
+        }
+      });
+    const two = await pageOf(2);
+    expect(await pageOf(10)).toBe(two);
   });
 
   it('is for clinicians only, and refuses a cursor it did not issue', async () => {
