@@ -107,12 +107,19 @@ export class Coordinator {
     return this.repo.submittedNodes(runId, round);
   }
 
-  runsOfStudy(studyId: string): Promise<TrainingRunModel[]> {
-    return this.repo.runsOfStudy(studyId);
+  /** Each study's runs, in the studies' order (one query for them all). */
+  runsOfStudies(studyIds: readonly string[]): Promise<TrainingRunModel[][]> {
+    return this.repo.runsOfStudies(studyIds);
   }
 
-  metrics(runId: string): Promise<RoundMetricsModel[]> {
-    return this.repo.metrics(runId);
+  async metrics(runId: string): Promise<RoundMetricsModel[]> {
+    const [metrics] = await this.repo.metricsOfRuns([runId]);
+    return metrics;
+  }
+
+  /** Each run's closed rounds' metrics, in the runs' order (one query for them all). */
+  metricsOfRuns(runIds: readonly string[]): Promise<RoundMetricsModel[][]> {
+    return this.repo.metricsOfRuns(runIds);
   }
 
   /** A run's updates, of one round and one node when given. */

@@ -128,12 +128,13 @@ export class RunRepository {
     return row ? toRun(row) : null;
   }
 
-  async runsOfStudy(studyId: string): Promise<TrainingRunModel[]> {
+  /** Each study's runs, newest first, in the studies' order: one query for them all. */
+  async runsOfStudies(studyIds: readonly string[]): Promise<TrainingRunModel[][]> {
     const rows = (await this.db.query(
-      `SELECT * FROM training_runs WHERE study_id = $1 ORDER BY created_at DESC, id`,
-      [studyId],
+      `SELECT * FROM training_runs WHERE study_id = ANY($1::uuid[]) ORDER BY created_at DESC, id`,
+      [studyIds.filter(isUuid)],
     )) as RunDbRow[];
-    return rows.map(toRun);
+    return groupBy(studyIds, rows.map(toRun), (r) => r.studyId);
   }
 
   /** Cancels a running run: its open rounds fail, and update bodies are dropped. */
@@ -375,19 +376,22 @@ export class RunRepository {
     });
   }
 
-  async metrics(runId: string): Promise<RoundMetricsModel[]> {
+  /** Each run's closed rounds' metrics, in the runs' order: one query for them all. */
+  async metricsOfRuns(runIds: readonly string[]): Promise<RoundMetricsModel[][]> {
     const rows = (await this.db.query(
-      `SELECT round, metrics, epsilon, num_updates, num_contributors FROM training_rounds
-       WHERE run_id = $1 AND status = 'CLOSED' ORDER BY round`,
-      [runId],
+      `SELECT run_id, round, metrics, epsilon, num_updates, num_contributors FROM training_rounds
+       WHERE run_id = ANY($1::uuid[]) AND status = 'CLOSED' ORDER BY round`,
+      [runIds.filter(isUuid)],
     )) as {
+      run_id: string;
       round: number;
       metrics: NodeMetrics | null;
       epsilon: number | null;
       num_updates: number | null;
       num_contributors: number | null;
     }[];
-    return rows.map((r) => ({
+    const metrics = rows.map((r) => ({
+      runId: r.run_id,
       round: r.round,
       loss: r.metrics?.loss ?? null,
       accuracy: r.metrics?.accuracy ?? null,
@@ -396,6 +400,9 @@ export class RunRepository {
       numUpdates: r.num_updates ?? 0,
       epsilon: r.epsilon ?? null,
     }));
+    return groupBy(runIds, metrics, (m) => m.runId).map((ms) =>
+      ms.map(({ runId: _run, ...m }) => m),
+    );
   }
 
   // --- updates ---
@@ -572,4 +579,14 @@ function toRun(r: RunDbRow): TrainingRunModel {
     provenanceTxIds: r.provenance_tx_ids ?? [],
     failure: r.failure ?? null,
   };
+}
+
+/** `items` grouped under each of `keys` (in the keys' order), keeping the items' order. */
+function groupBy<T>(keys: readonly string[], items: readonly T[], keyOf: (t: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    groups.set(key, [...(groups.get(key) ?? []), item]);
+  }
+  return keys.map((k) => groups.get(k) ?? []);
 }

@@ -1,5 +1,16 @@
-import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import {
+  Args,
+  Context,
+  ID,
+  Int,
+  Mutation,
+  Parent,
+  Query,
+  ResolveField,
+  Resolver,
+} from '@nestjs/graphql';
 import { Actor, CurrentActor, hasRole, Roles } from '../../auth';
+import { RequestLoader } from '../../common/request-loader';
 import { StudyModel } from '../studies/study.model';
 import { Coordinator } from './coordinator.service';
 import {
@@ -11,6 +22,11 @@ import {
 
 @Resolver(() => TrainingRunModel)
 export class RunsResolver {
+  /** A list of runs reads their metrics in one query, not one each. */
+  private readonly metricsOf = new RequestLoader<string, RoundMetricsModel[]>((ids) =>
+    this.coordinator.metricsOfRuns(ids),
+  );
+
   constructor(private readonly coordinator: Coordinator) {}
 
   @Roles('RESEARCHER')
@@ -46,8 +62,8 @@ export class RunsResolver {
 
   @Roles('RESEARCHER', 'ADMIN', 'NODE')
   @ResolveField(() => [RoundMetricsModel])
-  metrics(@Parent() run: TrainingRunModel) {
-    return this.coordinator.metrics(run.id);
+  metrics(@Parent() run: TrainingRunModel, @Context() request: object) {
+    return this.metricsOf.load(request, run.id);
   }
 
   /** A node sees its own updates only; researchers and administrators see every node's. */
@@ -65,12 +81,17 @@ export class RunsResolver {
 
 @Resolver(() => StudyModel)
 export class StudyRunsResolver {
+  /** A list of studies reads their runs in one query, not one each. */
+  private readonly runsOf = new RequestLoader<string, TrainingRunModel[]>((ids) =>
+    this.coordinator.runsOfStudies(ids),
+  );
+
   constructor(private readonly coordinator: Coordinator) {}
 
   /** Runs, their updates and reasons are the researchers' and the nodes' business. */
   @Roles('RESEARCHER', 'ADMIN')
   @ResolveField(() => [TrainingRunModel])
-  runs(@Parent() study: StudyModel) {
-    return this.coordinator.runsOfStudy(study.id);
+  runs(@Parent() study: StudyModel, @Context() request: object) {
+    return this.runsOf.load(request, study.id);
   }
 }
