@@ -122,9 +122,13 @@ export class Coordinator {
     return this.repo.metricsOfRuns(runIds);
   }
 
-  /** A run's updates, of one round and one node when given. */
-  updates(runId: string, round?: number | null, nodeId?: string): Promise<ModelUpdateInfoModel[]> {
-    return this.repo.updateInfos(runId, round, nodeId);
+  /** Each run's updates, of one round and one node when given, in the runs' order (one query). */
+  updatesOfRuns(
+    runIds: readonly string[],
+    round?: number | null,
+    nodeId?: string,
+  ): Promise<ModelUpdateInfoModel[][]> {
+    return this.repo.updateInfosOfRuns(runIds, round, nodeId);
   }
 
   /** The global model a round starts from, as float32 little-endian bytes. */

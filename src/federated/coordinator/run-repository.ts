@@ -483,17 +483,20 @@ export class RunRepository {
   }
 
   /** A run's updates (of one round, and of one node, when given). */
-  async updateInfos(
-    runId: string,
+  /** Each run's updates (of one round and one node when given), in the runs' order: one query. */
+  async updateInfosOfRuns(
+    runIds: readonly string[],
     round?: number | null,
     nodeId?: string,
-  ): Promise<ModelUpdateInfoModel[]> {
+  ): Promise<ModelUpdateInfoModel[][]> {
     const rows = (await this.db.query(
-      `SELECT id, node_id, round, status, reason, num_examples FROM model_updates
-       WHERE run_id = $1 AND ($2::int IS NULL OR round = $2) AND ($3::text IS NULL OR node_id = $3)
+      `SELECT run_id, id, node_id, round, status, reason, num_examples FROM model_updates
+       WHERE run_id = ANY($1::uuid[]) AND ($2::int IS NULL OR round = $2)
+         AND ($3::text IS NULL OR node_id = $3)
        ORDER BY round, received_at, id`,
-      [runId, round ?? null, nodeId ?? null],
+      [runIds.filter(isUuid), round ?? null, nodeId ?? null],
     )) as {
+      run_id: string;
       id: string;
       node_id: string;
       round: number;
@@ -501,7 +504,8 @@ export class RunRepository {
       reason: string | null;
       num_examples: number;
     }[];
-    return rows.map((r) => ({
+    const infos = rows.map((r) => ({
+      runId: r.run_id,
       id: r.id,
       nodeId: r.node_id,
       round: r.round,
@@ -509,6 +513,7 @@ export class RunRepository {
       reason: r.reason ?? null,
       numExamples: r.num_examples,
     }));
+    return groupBy(runIds, infos, (u) => u.runId).map((us) => us.map(({ runId: _run, ...u }) => u));
   }
 
   private async dropBodies(m: EntityManager, runId: string): Promise<void> {

@@ -27,6 +27,27 @@ export class RunsResolver {
     this.coordinator.metricsOfRuns(ids),
   );
 
+  /**
+   * A list of runs reads their updates in one query per filter (round, node) asked, not one
+   * per run. Keys are JSON of [runId, round, nodeId].
+   */
+  private readonly updatesOf = new RequestLoader<string, ModelUpdateInfoModel[]>(async (keys) => {
+    const asked = keys.map((k) => JSON.parse(k) as [string, number | null, string | null]);
+    const filters = new Map<string, { round: number | null; nodeId: string | null }>();
+    for (const [, round, nodeId] of asked) {
+      filters.set(JSON.stringify([round, nodeId]), { round, nodeId });
+    }
+    const found = new Map<string, ModelUpdateInfoModel[]>();
+    for (const [filter, { round, nodeId }] of filters) {
+      const runIds = asked
+        .filter(([, r, n]) => JSON.stringify([r, n]) === filter)
+        .map(([id]) => id);
+      const updates = await this.coordinator.updatesOfRuns(runIds, round, nodeId ?? undefined);
+      runIds.forEach((id, i) => found.set(JSON.stringify([id, round, nodeId]), updates[i]));
+    }
+    return keys.map((k) => found.get(k) ?? []);
+  });
+
   constructor(private readonly coordinator: Coordinator) {}
 
   @Roles('RESEARCHER')
@@ -72,10 +93,12 @@ export class RunsResolver {
   updates(
     @CurrentActor() actor: Actor,
     @Parent() run: TrainingRunModel,
+    @Context() request: object,
     @Args('round', { type: () => Int, nullable: true }) round?: number | null,
   ) {
     const everyNode = hasRole(actor, 'RESEARCHER') || hasRole(actor, 'ADMIN');
-    return this.coordinator.updates(run.id, round, everyNode ? undefined : actor.id);
+    const nodeId = everyNode ? null : actor.id;
+    return this.updatesOf.load(request, JSON.stringify([run.id, round ?? null, nodeId]));
   }
 }
 
