@@ -2,6 +2,8 @@
 // as one transaction bundle, all or nothing, references rewritten, skipped types counted, a
 // clinician's import under a WRITE grant, and an export imported into a fresh instance.
 import { RecordAnchoring } from '../src/records';
+import { EXPORT_CHUNK } from '../src/records/export/export.service';
+import { RecordOpener } from '../src/records/record-opener';
 import { fhirIssues } from '../src/records/fhir/index';
 import { corpusBundle, largeBundle } from './helpers/fhir-bundle';
 import { codes, TestApi } from './helpers/test-api';
@@ -326,6 +328,59 @@ describe('importing and exporting FHIR bundles', () => {
         dr,
       );
       expect(theirs.consents.map((c) => c.fhir)).toEqual([consent]);
+    });
+
+    it('exports more records than one chunk, each once, oldest first, opening a chunk at a time', async () => {
+      const bob = await patient(api, 'bob-many');
+      const res = await importAs(bob.token, largeBundle(2 * EXPORT_CHUNK + 50));
+      expect(res.errors).toBeUndefined();
+      const { rows } = await api.db.query<{ id: string }>(
+        'SELECT id FROM records WHERE patient_id = $1 ORDER BY created_at, id',
+        [bob.id],
+      );
+      expect(rows.length).toBeGreaterThan(2 * EXPORT_CHUNK);
+      const events = async () =>
+        Number(
+          (await api.db.query('SELECT count(*) FROM access_events WHERE patient_id = $1', [bob.id]))
+            .rows[0].count,
+        );
+      const loggedBefore = await events();
+
+      const opener = api.server.app.get(RecordOpener);
+      let inFlight = 0;
+      let most = 0;
+      const open = opener.open.bind(opener);
+      const spy = jest.spyOn(opener, 'open').mockImplementation(async (row) => {
+        most = Math.max(most, ++inFlight);
+        try {
+          return await open(row);
+        } finally {
+          inFlight--;
+        }
+      });
+      let bundle: { entry: { fullUrl: string; resource: Record<string, unknown> }[] };
+      try {
+        ({ exportMyData: bundle } = await api.ok<{ exportMyData: typeof bundle }>(
+          EXPORT,
+          {},
+          bob.token,
+        ));
+      } finally {
+        spy.mockRestore();
+      }
+      const exported = bundle.entry
+        .filter((e) => e.resource.resourceType !== 'Consent')
+        .map((e) => e.fullUrl.replace('urn:uuid:', ''));
+      expect(exported).toEqual(rows.map((r) => r.id));
+      expect(most).toBeLessThanOrEqual(EXPORT_CHUNK);
+      // One READ event for the whole export, naming every record.
+      expect(await events()).toBe(loggedBefore + 1);
+      const { rows: logged } = await api.db.query(
+        `SELECT action, cardinality(record_ids) AS records FROM access_events
+         WHERE patient_id = $1 ORDER BY seq DESC LIMIT 1`,
+        [bob.id],
+      );
+      expect(logged[0]).toEqual({ action: 'READ', records: rows.length });
     });
 
     it('exports records and grants as one valid collection bundle that imports into a fresh instance', async () => {

@@ -233,6 +233,27 @@ describe('input errors', () => {
       ));
   });
 
+  describe('ids that cannot exist', () => {
+    const KEYS = `query($p: ID!) { patientKeys(patientId: $p) { id } }`;
+
+    // As record(id), recordHistory and the REST run ids: an id this server could never have minted is
+    // answered as one it does not hold, so the shape of an id tells the caller nothing.
+    it.each([
+      ['not a UUID', MARK],
+      ['empty', ''],
+      ['a UUID with spaces around it', ` ${SOME_ID} `],
+      ['a UUID of no patient', SOME_ID],
+    ])('answers patientKeys(patientId) %s as not found, not quoting it', async (_name, p) => {
+      const answer = await post(KEYS, { p });
+      expect(answer.status).toBe(200);
+      expect(answer.body.errors?.map((e) => e.extensions.code)).toEqual(['NOT_FOUND']);
+      expect(answer.text).not.toContain(MARK);
+    });
+
+    it('refuses a NUL in patientKeys(patientId), like every other text', () =>
+      refused(() => post(KEYS, { p: NUL }), { status: 200, field: 'patientId' }));
+  });
+
   describe('pages', () => {
     it.each([
       ['the largest safe integer', 9007199254740991],

@@ -1,5 +1,6 @@
 // myPatients: a clinician's patients are those whose active grants name them or their
 // organisation, or to whom they hold a running emergency access; nothing else is listed.
+import { countQueries } from './helpers/query-counter';
 import { codes, TestApi } from './helpers/test-api';
 
 const REGISTER = `mutation($name: String) { registerPatient(displayName: $name) { id } }`;
@@ -131,6 +132,71 @@ describe('a clinician’s patients', () => {
       tokens.granted,
     );
     expect((await listed(dr)).map((i) => i.patient.id)).not.toContain(ids.granted);
+  });
+
+  describe('a page of many patients', () => {
+    let many: string;
+    const tables = [
+      'patients',
+      'users',
+      'consent_grants',
+      'emergency_accesses',
+      'data_keys',
+      'signed_consent_settings',
+      'ai_decision_settings',
+    ];
+    /** Queries made reading the first page of `first` patients, `fields` asked of each. */
+    const pageOf = (first: number, fields = '') =>
+      countQueries(tables, async () => {
+        const page = await api.ok<{
+          myPatients: { items: (Access & { patient: Record<string, unknown> })[] };
+        }>(
+          `query($first: Int) { myPatients(first: $first) {
+            items { patient { id displayName ${fields} } grants { id } emergencyUntil } } }`,
+          { first },
+          many,
+        );
+        expect(page.myPatients.items).toHaveLength(first);
+        for (const item of page.myPatients.items) {
+          expect(item.patient.displayName).toMatch(/^Patient many-/);
+          expect(item.grants).toHaveLength(1);
+        }
+        return page;
+      });
+
+    beforeAll(async () => {
+      many = await api.token('dr-many', 'CLINICIAN', 'org-c');
+      for (let i = 0; i < 10; i++) {
+        const sub = `many-${i}`;
+        await register(sub);
+        await api.grantRead(tokens[sub], 'dr-many');
+        if (i % 3 === 0) {
+          await api.ok(
+            'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',
+            { p: ids[sub], r: 'collapsed in the waiting room' },
+            many,
+          );
+        }
+      }
+    });
+
+    it('reads a page in a fixed number of queries, however many patients it holds', async () => {
+      const two = await pageOf(2);
+      expect(await pageOf(10)).toBe(two);
+    });
+
+    it("reads the patients' settings in one query per field for the whole page", async () => {
+      const fields = 'requireSignedConsent allowAiDecisions';
+      const two = await pageOf(2, fields);
+      expect(await pageOf(10, fields)).toBe(two);
+      // Each setting as the patient's own view of it answers (the defaults, here).
+      const page = await api.ok<{
+        myPatients: { items: { patient: Record<string, unknown> }[] };
+      }>(`{ myPatients(first: 10) { items { patient { ${fields} } } } }`, {}, many);
+      for (const { patient } of page.myPatients.items) {
+        expect(patient).toEqual({ requireSignedConsent: false, allowAiDecisions: true });
+      }
+    });
   });
 
   it('is for clinicians only, and refuses a cursor it did not issue', async () => {

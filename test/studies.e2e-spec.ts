@@ -1,4 +1,6 @@
 import { exportJWK, generateKeyPair } from 'jose';
+import { RoundCloser } from '../src/federated/coordinator/round-closer';
+import { countQueries } from './helpers/query-counter';
 import { codes, TestApi } from './helpers/test-api';
 
 const CREATE = `mutation($input: CreateStudyInput!) { createStudy(input: $input) {
@@ -164,6 +166,54 @@ describe('studies and training nodes', () => {
         researcher,
       );
       expect(codes(res)).toEqual(['FORBIDDEN']);
+    });
+  });
+
+  describe('a list of studies with their runs', () => {
+    const LISTED = `{ studies { id runs { id status metrics { round } updates { id } } } }`;
+    type Listed = { studies: { id: string; runs: { id: string }[] }[] };
+
+    /** Starts a run of a new study; answers the study's id and the run's. */
+    const studyWithRun = async (title: string) => {
+      const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+        CREATE,
+        { input: { title, features: FEATURES, label: '44054006' } },
+        researcher,
+      );
+      const { startTraining } = await api.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
+        { s: createStudy.id },
+        researcher,
+      );
+      return { study: createStudy.id, run: startTraining.id };
+    };
+    /** Queries the listing costs, and what it answered. */
+    const listing = async () => {
+      let answer: Listed | undefined;
+      const queries = await countQueries(
+        ['training_runs', 'training_rounds', 'model_updates'],
+        async () => {
+          answer = await api.ok<Listed>(LISTED, {}, researcher);
+        },
+      );
+      return { queries, answer: answer! };
+    };
+
+    // The closer's sweep reads rounds every second; the count is about the listing alone.
+    beforeAll(() => api.server.app.get(RoundCloser).stopSweeping());
+
+    it("reads every study's runs, and every run's metrics and updates, in one query each", async () => {
+      const first = [await studyWithRun('Listed 1'), await studyWithRun('Listed 2')];
+      const few = await listing();
+      const more = [];
+      for (let i = 3; i <= 8; i++) more.push(await studyWithRun(`Listed ${i}`));
+      const many = await listing();
+      expect(many.queries).toBe(few.queries);
+      expect(many.queries).toBeLessThanOrEqual(3);
+      for (const { study, run } of [...first, ...more]) {
+        const listed = many.answer.studies.find((s) => s.id === study)!;
+        expect(listed.runs.map((r) => r.id)).toEqual([run]);
+      }
     });
   });
 });

@@ -8,7 +8,7 @@ import { Inject, Injectable, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { EmergencyRecord } from '@custodia/chaincode';
 import { randomUUID } from 'node:crypto';
-import { DataSource, IsNull, MoreThan, Not } from 'typeorm';
+import { DataSource, In, IsNull, MoreThan, Not } from 'typeorm';
 import { BadUserInputError, ForbiddenError, NotFoundError } from '../common/errors';
 import { AccessLog } from '../audit/access-log';
 import { Ledger, LEDGER } from '../ledger';
@@ -136,11 +136,28 @@ export class EmergencyService implements OnApplicationBootstrap {
    * a row whose MAC holds and whose sealed reason opens is believed; any other is reported.
    */
   async active(patientId: string, clinicianId: string, at: Date): Promise<ActiveEmergency | null> {
+    return (await this.activeFor([patientId], clinicianId, at)).get(patientId) ?? null;
+  }
+
+  /**
+   * `active` for a page of patients, by patient id, in a fixed number of queries whatever its
+   * size (the rows in one, the keys of their reasons in one more at most).
+   */
+  async activeFor(
+    patientIds: readonly string[],
+    clinicianId: string,
+    at: Date,
+  ): Promise<Map<string, ActiveEmergency>> {
+    const found = new Map<string, ActiveEmergency>();
+    if (!patientIds.length) return found;
     const rows = await this.db.getRepository(EmergencyAccessEntity).find({
-      where: { patientId, clinicianId, expiresAt: MoreThan(at) },
+      where: { patientId: In([...patientIds]), clinicianId, expiresAt: MoreThan(at) },
       order: { expiresAt: 'DESC' },
     });
+    await this.keys.preload(rows.flatMap((row) => (row.keyId ? [row.keyId] : [])));
     for (const row of rows) {
+      // Each patient's latest live declaration that authenticates and opens wins.
+      if (found.has(row.patientId)) continue;
       if (!this.rows.verify('emergency/v1', emergencyFields(row), row.mac)) {
         this.integrity.report('emergency', 'emergency row failed authentication; ignored', {
           emergencyId: row.id,
@@ -149,9 +166,9 @@ export class EmergencyService implements OnApplicationBootstrap {
       }
       if (row.declaredAt.getTime() > at.getTime()) continue;
       const reason = await this.openReason(row);
-      if (reason !== null) return { ...row, reason };
+      if (reason !== null) found.set(row.patientId, { ...row, reason });
     }
-    return null;
+    return found;
   }
 
   private async openReason(row: EmergencyAccessEntity): Promise<string | null> {

@@ -59,20 +59,20 @@ export class MyPatientsService {
       params,
     );
     const page = found.slice(0, size);
-    const grants = await this.activeGrants(
-      actor,
-      page.map((p) => p.id),
-      now,
-    );
+    const ids = page.map((p) => p.id);
+    // A fixed number of queries per page, whatever its size: each step reads the whole page.
+    const grants = await this.activeGrants(actor, ids, now);
+    const emergencies = await this.emergencies.activeFor(ids, actor.id, now);
+    const listed = ids.filter((id) => grants.has(id) || emergencies.has(id));
+    const profiles = await this.patients.profiles(listed);
     const items: PatientAccessModel[] = [];
-    for (const { id } of page) {
-      const mine = grants.get(id) ?? [];
-      const emergency = await this.emergencies.active(id, actor.id, now);
-      if (mine.length === 0 && !emergency) continue;
+    for (const id of listed) {
+      const patient = profiles.get(id);
+      if (!patient) continue;
       items.push({
-        patient: await this.patients.profile(id),
-        grants: mine,
-        emergencyUntil: emergency?.expiresAt ?? null,
+        patient,
+        grants: grants.get(id) ?? [],
+        emergencyUntil: emergencies.get(id)?.expiresAt ?? null,
       });
     }
     const last = page[page.length - 1];

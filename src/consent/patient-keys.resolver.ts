@@ -1,5 +1,15 @@
-import { Args, ID, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import {
+  Args,
+  Context,
+  ID,
+  Mutation,
+  Parent,
+  Query,
+  ResolveField,
+  Resolver,
+} from '@nestjs/graphql';
 import { Actor, AnyRole, CurrentActor, Roles } from '../auth';
+import { RequestLoader } from '../common/request-loader';
 import { JSONScalar } from '../common/scalars';
 import { PatientModel, PatientsService } from '../patients';
 import { GrantConsentInput } from './consent.model';
@@ -89,6 +99,11 @@ export class PatientKeysResolver {
 
 @Resolver(() => PatientModel)
 export class SignedConsentResolver {
+  /** A list of patients (myPatients) reads their settings in one query, not one each. */
+  private readonly signedOnlyOf = new RequestLoader<string, boolean>((ids) =>
+    this.keys.signedOnlyAll(ids),
+  );
+
   constructor(
     private readonly keys: PatientKeysService,
     private readonly patients: PatientsService,
@@ -113,7 +128,7 @@ export class SignedConsentResolver {
     description:
       'Once true, the chaincode refuses any grant for this patient that the patient did not sign.',
   })
-  signedOnly(@Parent() patient: PatientModel) {
-    return this.keys.signedOnly(patient.id);
+  signedOnly(@Parent() patient: PatientModel, @Context() request: object) {
+    return this.signedOnlyOf.load(request, patient.id);
   }
 }

@@ -101,9 +101,13 @@ export class PatientKeysService {
     return patientId;
   }
 
-  /** Whether the patient accepts only grants they signed, as this instance knows it. */
-  async signedOnly(patientId: string): Promise<boolean> {
-    return (await this.settings.signedOnly([patientId])).has(patientId);
+  /**
+   * Whether each patient accepts only grants they signed, as this instance knows it: one
+   * query for them all, answers in their order.
+   */
+  async signedOnlyAll(patientIds: readonly string[]): Promise<boolean[]> {
+    const signedOnly = await this.settings.signedOnly(patientIds);
+    return patientIds.map((id) => signedOnly.has(id));
   }
 
   private keyring(patientId: string): Promise<PatientKeyring> {

@@ -7,7 +7,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
 import { RowAuthenticator } from '../records/crypto';
-import { DecisionRepository } from './decision-repository';
+import { DecisionRepository, SettingRow } from './decision-repository';
 
 @Injectable()
 export class AiDecisionSettings {
@@ -19,7 +19,16 @@ export class AiDecisionSettings {
   ) {}
 
   async allows(patientId: string): Promise<boolean> {
-    const row = await this.repo.setting(patientId);
+    return this.judge(patientId, await this.repo.setting(patientId));
+  }
+
+  /** `allows` for many patients in one query, in their order. */
+  async allowsAll(patientIds: readonly string[]): Promise<boolean[]> {
+    const rows = await this.repo.settings(patientIds);
+    return patientIds.map((id) => this.judge(id, rows.get(id) ?? null));
+  }
+
+  private judge(patientId: string, row: SettingRow | null): boolean {
     if (!row) return true;
     if (this.rows.verify('patient-settings/v1', fields(patientId, row.allow), row.mac)) {
       return row.allow;

@@ -222,6 +222,11 @@ export class Assessments {
     return this.settings.allows(patientId);
   }
 
+  /** `allowed` for many patients in one query, in their order. */
+  allowedAll(patientIds: readonly string[]): Promise<boolean[]> {
+    return this.settings.allowsAll(patientIds);
+  }
+
   async setAllowed(actor: Actor, allow: boolean): Promise<string> {
     const patientId = await this.patients.requirePatientId(actor);
     await this.settings.set(patientId, allow);

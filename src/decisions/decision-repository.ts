@@ -149,6 +149,18 @@ export class DecisionRepository {
     return row ? { patientId: row.patient_id, allow: row.allow, mac: row.mac } : null;
   }
 
+  /** The settings rows of those among `patientIds` who have one, by patient id. */
+  async settings(patientIds: readonly string[]): Promise<Map<string, SettingRow>> {
+    if (!patientIds.length) return new Map();
+    const rows = (await this.db.query(
+      `SELECT patient_id, allow, mac FROM ai_decision_settings WHERE patient_id = ANY($1::uuid[])`,
+      [patientIds],
+    )) as { patient_id: string; allow: boolean; mac: Buffer }[];
+    return new Map(
+      rows.map((r) => [r.patient_id, { patientId: r.patient_id, allow: r.allow, mac: r.mac }]),
+    );
+  }
+
   async putSetting(s: SettingRow): Promise<void> {
     await this.db.query(
       `INSERT INTO ai_decision_settings (patient_id, allow, mac, updated_at)

@@ -1,5 +1,16 @@
-import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import {
+  Args,
+  Context,
+  ID,
+  Int,
+  Mutation,
+  Parent,
+  Query,
+  ResolveField,
+  Resolver,
+} from '@nestjs/graphql';
 import { Actor, AnyRole, ConsentChecked, CurrentActor, Roles } from '../auth';
+import { RequestLoader } from '../common/request-loader';
 import { PatientModel } from '../patients/patient.model';
 import { PatientsService } from '../patients';
 import { Assessments } from './assessments.service';
@@ -86,6 +97,11 @@ export class DecisionsResolver {
 
 @Resolver(() => PatientModel)
 export class PatientAiDecisionsResolver {
+  /** A list of patients (myPatients) reads their settings in one query, not one each. */
+  private readonly allowedOf = new RequestLoader<string, boolean>((ids) =>
+    this.assessments.allowedAll(ids),
+  );
+
   constructor(private readonly assessments: Assessments) {}
 
   /** Whoever may see the patient may see this setting. */
@@ -93,7 +109,7 @@ export class PatientAiDecisionsResolver {
   @ResolveField(() => Boolean, {
     description: 'Whether clinicians may run AI risk assessments on this patient (default true).',
   })
-  allowAiDecisions(@Parent() patient: PatientModel): Promise<boolean> {
-    return this.assessments.allowed(patient.id);
+  allowAiDecisions(@Parent() patient: PatientModel, @Context() request: object): Promise<boolean> {
+    return this.allowedOf.load(request, patient.id);
   }
 }

@@ -1,12 +1,12 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
-import { DataSource, EntityManager, IsNull, Not } from 'typeorm';
+import { DataSource, EntityManager, In, IsNull, Not } from 'typeorm';
 import { Actor } from '../auth';
 import { BadUserInputError, ConflictError, InternalError, NotFoundError } from '../common/errors';
 import { AppConfig, InjectConfig } from '../config';
 import { IntegrityMonitor } from '../observability';
-import { DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
+import { DataKey, DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
 import { OrganizationEntity, PatientEntity, UserEntity } from './patient.entity';
 import { PatientModel } from './patient.model';
 import { isUuid } from '../common/ids';
@@ -235,6 +235,21 @@ export class PatientsService implements OnApplicationBootstrap {
     return this.load(id);
   }
 
+  /**
+   * `profile` for a page of patients, in a fixed number of queries whatever its size; answers
+   * them by id. An id with no patient row is left out.
+   */
+  async profiles(ids: readonly string[]): Promise<Map<string, PatientModel>> {
+    const out = new Map<string, PatientModel>();
+    if (!ids.length) return out;
+    const rows = await this.db.getRepository(PatientEntity).findBy({ id: In([...ids]) });
+    const keys = await this.keys.existingLiveKeys(
+      rows.filter((r) => r.displayNameSealed).map((r) => r.id),
+    );
+    for (const row of rows) out.set(row.id, await this.toModel(row, keys.get(row.id)));
+    return out;
+  }
+
   async setEmergencyAccess(actor: Actor, allow: boolean): Promise<PatientModel> {
     const id = await this.requirePatientId(actor);
     await this.db
@@ -273,19 +288,23 @@ export class PatientsService implements OnApplicationBootstrap {
   }
 
   private async load(id: string): Promise<PatientModel> {
-    const row = await this.db.getRepository(PatientEntity).findOneByOrFail({ id });
+    return this.toModel(await this.db.getRepository(PatientEntity).findOneByOrFail({ id }));
+  }
+
+  /** `known`: the patient's live key when the caller read it already (a page's, in one go). */
+  private async toModel(row: PatientEntity, known?: DataKey): Promise<PatientModel> {
     return {
       id: row.id,
       organizationId: row.organizationId,
       allowEmergencyAccess: this.emergencyAccessAllowed(row),
       createdAt: row.createdAt,
-      displayName: row.displayNameSealed ? await this.openName(row) : null,
+      displayName: row.displayNameSealed ? await this.openName(row, known) : null,
     };
   }
 
-  private async openName(row: PatientEntity): Promise<string> {
+  private async openName(row: PatientEntity, known?: DataKey): Promise<string> {
     try {
-      const dek = await this.keys.liveKey(row.id);
+      const dek = known ?? (await this.keys.liveKey(row.id));
       return openField(dek.key, DISPLAY_NAME, row.id, row.displayNameSealed!);
     } catch (e) {
       this.logger.error(

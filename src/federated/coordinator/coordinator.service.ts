@@ -107,17 +107,28 @@ export class Coordinator {
     return this.repo.submittedNodes(runId, round);
   }
 
-  runsOfStudy(studyId: string): Promise<TrainingRunModel[]> {
-    return this.repo.runsOfStudy(studyId);
+  /** Each study's runs, in the studies' order (one query for them all). */
+  runsOfStudies(studyIds: readonly string[]): Promise<TrainingRunModel[][]> {
+    return this.repo.runsOfStudies(studyIds);
   }
 
-  metrics(runId: string): Promise<RoundMetricsModel[]> {
-    return this.repo.metrics(runId);
+  async metrics(runId: string): Promise<RoundMetricsModel[]> {
+    const [metrics] = await this.repo.metricsOfRuns([runId]);
+    return metrics;
   }
 
-  /** A run's updates, of one round and one node when given. */
-  updates(runId: string, round?: number | null, nodeId?: string): Promise<ModelUpdateInfoModel[]> {
-    return this.repo.updateInfos(runId, round, nodeId);
+  /** Each run's closed rounds' metrics, in the runs' order (one query for them all). */
+  metricsOfRuns(runIds: readonly string[]): Promise<RoundMetricsModel[][]> {
+    return this.repo.metricsOfRuns(runIds);
+  }
+
+  /** Each run's updates, of one round and one node when given, in the runs' order (one query). */
+  updatesOfRuns(
+    runIds: readonly string[],
+    round?: number | null,
+    nodeId?: string,
+  ): Promise<ModelUpdateInfoModel[][]> {
+    return this.repo.updateInfosOfRuns(runIds, round, nodeId);
   }
 
   /** The global model a round starts from, as float32 little-endian bytes. */

@@ -128,12 +128,13 @@ export class RunRepository {
     return row ? toRun(row) : null;
   }
 
-  async runsOfStudy(studyId: string): Promise<TrainingRunModel[]> {
+  /** Each study's runs, newest first, in the studies' order: one query for them all. */
+  async runsOfStudies(studyIds: readonly string[]): Promise<TrainingRunModel[][]> {
     const rows = (await this.db.query(
-      `SELECT * FROM training_runs WHERE study_id = $1 ORDER BY created_at DESC, id`,
-      [studyId],
+      `SELECT * FROM training_runs WHERE study_id = ANY($1::uuid[]) ORDER BY created_at DESC, id`,
+      [studyIds.filter(isUuid)],
     )) as RunDbRow[];
-    return rows.map(toRun);
+    return groupBy(studyIds, rows.map(toRun), (r) => r.studyId);
   }
 
   /** Cancels a running run: its open rounds fail, and update bodies are dropped. */
@@ -375,19 +376,22 @@ export class RunRepository {
     });
   }
 
-  async metrics(runId: string): Promise<RoundMetricsModel[]> {
+  /** Each run's closed rounds' metrics, in the runs' order: one query for them all. */
+  async metricsOfRuns(runIds: readonly string[]): Promise<RoundMetricsModel[][]> {
     const rows = (await this.db.query(
-      `SELECT round, metrics, epsilon, num_updates, num_contributors FROM training_rounds
-       WHERE run_id = $1 AND status = 'CLOSED' ORDER BY round`,
-      [runId],
+      `SELECT run_id, round, metrics, epsilon, num_updates, num_contributors FROM training_rounds
+       WHERE run_id = ANY($1::uuid[]) AND status = 'CLOSED' ORDER BY round`,
+      [runIds.filter(isUuid)],
     )) as {
+      run_id: string;
       round: number;
       metrics: NodeMetrics | null;
       epsilon: number | null;
       num_updates: number | null;
       num_contributors: number | null;
     }[];
-    return rows.map((r) => ({
+    const metrics = rows.map((r) => ({
+      runId: r.run_id,
       round: r.round,
       loss: r.metrics?.loss ?? null,
       accuracy: r.metrics?.accuracy ?? null,
@@ -396,6 +400,9 @@ export class RunRepository {
       numUpdates: r.num_updates ?? 0,
       epsilon: r.epsilon ?? null,
     }));
+    return groupBy(runIds, metrics, (m) => m.runId).map((ms) =>
+      ms.map(({ runId: _run, ...m }) => m),
+    );
   }
 
   // --- updates ---
@@ -476,17 +483,20 @@ export class RunRepository {
   }
 
   /** A run's updates (of one round, and of one node, when given). */
-  async updateInfos(
-    runId: string,
+  /** Each run's updates (of one round and one node when given), in the runs' order: one query. */
+  async updateInfosOfRuns(
+    runIds: readonly string[],
     round?: number | null,
     nodeId?: string,
-  ): Promise<ModelUpdateInfoModel[]> {
+  ): Promise<ModelUpdateInfoModel[][]> {
     const rows = (await this.db.query(
-      `SELECT id, node_id, round, status, reason, num_examples FROM model_updates
-       WHERE run_id = $1 AND ($2::int IS NULL OR round = $2) AND ($3::text IS NULL OR node_id = $3)
+      `SELECT run_id, id, node_id, round, status, reason, num_examples FROM model_updates
+       WHERE run_id = ANY($1::uuid[]) AND ($2::int IS NULL OR round = $2)
+         AND ($3::text IS NULL OR node_id = $3)
        ORDER BY round, received_at, id`,
-      [runId, round ?? null, nodeId ?? null],
+      [runIds.filter(isUuid), round ?? null, nodeId ?? null],
     )) as {
+      run_id: string;
       id: string;
       node_id: string;
       round: number;
@@ -494,7 +504,8 @@ export class RunRepository {
       reason: string | null;
       num_examples: number;
     }[];
-    return rows.map((r) => ({
+    const infos = rows.map((r) => ({
+      runId: r.run_id,
       id: r.id,
       nodeId: r.node_id,
       round: r.round,
@@ -502,6 +513,7 @@ export class RunRepository {
       reason: r.reason ?? null,
       numExamples: r.num_examples,
     }));
+    return groupBy(runIds, infos, (u) => u.runId).map((us) => us.map(({ runId: _run, ...u }) => u));
   }
 
   private async dropBodies(m: EntityManager, runId: string): Promise<void> {
@@ -572,4 +584,14 @@ function toRun(r: RunDbRow): TrainingRunModel {
     provenanceTxIds: r.provenance_tx_ids ?? [],
     failure: r.failure ?? null,
   };
+}
+
+/** `items` grouped under each of `keys` (in the keys' order), keeping the items' order. */
+function groupBy<T>(keys: readonly string[], items: readonly T[], keyOf: (t: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    groups.set(key, [...(groups.get(key) ?? []), item]);
+  }
+  return keys.map((k) => groups.get(k) ?? []);
 }

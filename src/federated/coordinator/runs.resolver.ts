@@ -1,5 +1,16 @@
-import { Args, ID, Int, Mutation, Parent, Query, ResolveField, Resolver } from '@nestjs/graphql';
+import {
+  Args,
+  Context,
+  ID,
+  Int,
+  Mutation,
+  Parent,
+  Query,
+  ResolveField,
+  Resolver,
+} from '@nestjs/graphql';
 import { Actor, CurrentActor, hasRole, Roles } from '../../auth';
+import { RequestLoader } from '../../common/request-loader';
 import { StudyModel } from '../studies/study.model';
 import { Coordinator } from './coordinator.service';
 import {
@@ -11,6 +22,32 @@ import {
 
 @Resolver(() => TrainingRunModel)
 export class RunsResolver {
+  /** A list of runs reads their metrics in one query, not one each. */
+  private readonly metricsOf = new RequestLoader<string, RoundMetricsModel[]>((ids) =>
+    this.coordinator.metricsOfRuns(ids),
+  );
+
+  /**
+   * A list of runs reads their updates in one query per filter (round, node) asked, not one
+   * per run. Keys are JSON of [runId, round, nodeId].
+   */
+  private readonly updatesOf = new RequestLoader<string, ModelUpdateInfoModel[]>(async (keys) => {
+    const asked = keys.map((k) => JSON.parse(k) as [string, number | null, string | null]);
+    const filters = new Map<string, { round: number | null; nodeId: string | null }>();
+    for (const [, round, nodeId] of asked) {
+      filters.set(JSON.stringify([round, nodeId]), { round, nodeId });
+    }
+    const found = new Map<string, ModelUpdateInfoModel[]>();
+    for (const [filter, { round, nodeId }] of filters) {
+      const runIds = asked
+        .filter(([, r, n]) => JSON.stringify([r, n]) === filter)
+        .map(([id]) => id);
+      const updates = await this.coordinator.updatesOfRuns(runIds, round, nodeId ?? undefined);
+      runIds.forEach((id, i) => found.set(JSON.stringify([id, round, nodeId]), updates[i]));
+    }
+    return keys.map((k) => found.get(k) ?? []);
+  });
+
   constructor(private readonly coordinator: Coordinator) {}
 
   @Roles('RESEARCHER')
@@ -46,8 +83,8 @@ export class RunsResolver {
 
   @Roles('RESEARCHER', 'ADMIN', 'NODE')
   @ResolveField(() => [RoundMetricsModel])
-  metrics(@Parent() run: TrainingRunModel) {
-    return this.coordinator.metrics(run.id);
+  metrics(@Parent() run: TrainingRunModel, @Context() request: object) {
+    return this.metricsOf.load(request, run.id);
   }
 
   /** A node sees its own updates only; researchers and administrators see every node's. */
@@ -56,21 +93,28 @@ export class RunsResolver {
   updates(
     @CurrentActor() actor: Actor,
     @Parent() run: TrainingRunModel,
+    @Context() request: object,
     @Args('round', { type: () => Int, nullable: true }) round?: number | null,
   ) {
     const everyNode = hasRole(actor, 'RESEARCHER') || hasRole(actor, 'ADMIN');
-    return this.coordinator.updates(run.id, round, everyNode ? undefined : actor.id);
+    const nodeId = everyNode ? null : actor.id;
+    return this.updatesOf.load(request, JSON.stringify([run.id, round ?? null, nodeId]));
   }
 }
 
 @Resolver(() => StudyModel)
 export class StudyRunsResolver {
+  /** A list of studies reads their runs in one query, not one each. */
+  private readonly runsOf = new RequestLoader<string, TrainingRunModel[]>((ids) =>
+    this.coordinator.runsOfStudies(ids),
+  );
+
   constructor(private readonly coordinator: Coordinator) {}
 
   /** Runs, their updates and reasons are the researchers' and the nodes' business. */
   @Roles('RESEARCHER', 'ADMIN')
   @ResolveField(() => [TrainingRunModel])
-  runs(@Parent() study: StudyModel) {
-    return this.coordinator.runsOfStudy(study.id);
+  runs(@Parent() study: StudyModel, @Context() request: object) {
+    return this.runsOf.load(request, study.id);
   }
 }

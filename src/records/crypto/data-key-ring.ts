@@ -4,7 +4,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { createSecretKey, KeyObject, randomUUID } from 'node:crypto';
-import { DataSource, EntityManager, IsNull } from 'typeorm';
+import { DataSource, EntityManager, In, IsNull } from 'typeorm';
 import { BoundedMap } from '../../common/bounded-map';
 import { DataKeyEntity } from './data-key.entity';
 import { newDataKey, unwrapDataKey, wrapDataKey } from './key-wrap';
@@ -95,6 +95,51 @@ export class DataKeyRing {
     if (!row) return null;
     this.live.set(patientId, row.id);
     return { id: row.id, key: this.unwrap(row) };
+  }
+
+  /**
+   * The live keys of those among `patientIds` who have one, in one query at most (a page of
+   * patients costs one round trip, not one per patient); like `existingLiveKey`, never creates.
+   */
+  async existingLiveKeys(patientIds: readonly string[]): Promise<Map<string, DataKey>> {
+    const out = new Map<string, DataKey>();
+    const unknown: string[] = [];
+    for (const patientId of new Set(patientIds)) {
+      const known = this.knownLiveKey(patientId);
+      if (known) out.set(patientId, known);
+      else unknown.push(patientId);
+    }
+    if (!unknown.length) return out;
+    const rows = await this.db
+      .getRepository(DataKeyEntity)
+      .findBy({ patientId: In(unknown), destroyedAt: IsNull() });
+    for (const row of rows) {
+      try {
+        out.set(row.patientId, { id: row.id, key: this.unwrap(row) });
+        this.live.set(row.patientId, row.id);
+      } catch {
+        // Left out: a caller asking `liveKey` for it meets the failure there.
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Reads, in one query, the keys among `keyIds` that this process does not hold yet, so that
+   * `key` then answers each from memory. A key missing, destroyed or not unwrapping is left
+   * out: `key` reports it as it would have.
+   */
+  async preload(keyIds: readonly string[]): Promise<void> {
+    const missing = [...new Set(keyIds)].filter((id) => !this.cache.get(id));
+    if (!missing.length) return;
+    const rows = await this.db.getRepository(DataKeyEntity).findBy({ id: In(missing) });
+    for (const row of rows) {
+      try {
+        this.unwrap(row);
+      } catch {
+        // `key` reads it again and throws then, for its caller to handle.
+      }
+    }
   }
 
   /** The key that sealed a record, checked to belong to `patientId`. */

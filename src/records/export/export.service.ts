@@ -5,9 +5,11 @@
 // (importBundle) yields the same records: references between them are `Type/<record id>`,
 // which the importer rewrites, and the grants' Consents are recognised and not imported.
 // A record that fails to open is withheld and named beside the answer, as in `records`.
+// Records are read and opened EXPORT_CHUNK at a time, so that only one chunk's ciphertexts and
+// decryptions are in flight however many records a patient holds.
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import { DataSource } from 'typeorm';
+import { DataSource, In } from 'typeorm';
 import { AccessLog } from '../../audit';
 import { Actor } from '../../auth';
 import { ConsentRequiredError } from '../../common/errors';
@@ -16,6 +18,9 @@ import { ConsentService, grantAsFhirConsent, PolicyDecisionPoint } from '../../c
 import { PatientsService } from '../../patients';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { RecordEntity } from '../record.entity';
+
+/** How many records are read and opened at a time. */
+export const EXPORT_CHUNK = 200;
 
 export interface ExportedBundle {
   bundle: Record<string, unknown>;
@@ -41,17 +46,36 @@ export class RecordExportService {
     if (decision.basis.kind !== 'self') {
       throw new ConsentRequiredError('Only the patient exports their own records.');
     }
-    const rows = await this.db
-      .getRepository(RecordEntity)
-      .find({ where: { patientId: own }, order: { createdAt: 'ASC', id: 'ASC' } });
-    const opened = await Promise.all(rows.map((r) => this.opener.open(r)));
-    const readable = opened.filter((o): o is OpenRow => o !== null);
+    const records = this.db.getRepository(RecordEntity);
+    // The ids alone, in the bundle's order (oldest first); then their rows, a chunk at a time.
+    const order = await records.find({
+      select: { id: true },
+      where: { patientId: own },
+      order: { createdAt: 'ASC', id: 'ASC' },
+    });
+    const readIds: string[] = [];
+    const withheld: string[] = [];
+    const recordEntries: { fullUrl: string; resource: Record<string, unknown> }[] = [];
+    for (let start = 0; start < order.length; start += EXPORT_CHUNK) {
+      const ids = order.slice(start, start + EXPORT_CHUNK).map((r) => r.id);
+      const byId = new Map(
+        (await records.findBy({ id: In(ids), patientId: own })).map((r) => [r.id, r]),
+      );
+      const chunk = ids.flatMap((id) => byId.get(id) ?? []);
+      const opened = await Promise.all(chunk.map((r) => this.opener.open(r)));
+      chunk.forEach((row, i) => {
+        const o = opened[i];
+        if (o === null) return void withheld.push(row.id);
+        readIds.push(row.id);
+        recordEntries.push({ fullUrl: `urn:uuid:${row.id}`, resource: exported(o) });
+      });
+    }
     const grants = await this.consents.list(actor, own, null);
     // Logged before the data leaves, as every read of records is.
     await this.log.record({
       actorId: actor.id,
       patientId: own,
-      recordIds: readable.map((o) => o.row.id),
+      recordIds: readIds,
       action: 'READ',
       purpose: 'SELF',
       decision: 'PERMIT',
@@ -60,7 +84,7 @@ export class RecordExportService {
       reason: null,
     });
     const entry = [
-      ...readable.map((o) => ({ fullUrl: `urn:uuid:${o.row.id}`, resource: exported(o) })),
+      ...recordEntries,
       ...grants.map((g) => ({
         ...(isUuid(g.id) ? { fullUrl: `urn:uuid:${g.id}` } : {}),
         resource: grantAsFhirConsent(g),
@@ -73,7 +97,7 @@ export class RecordExportService {
         timestamp: new Date().toISOString(),
         ...(entry.length ? { entry } : {}),
       },
-      withheld: rows.filter((_, i) => opened[i] === null).map((r) => r.id),
+      withheld,
     };
   }
 }
