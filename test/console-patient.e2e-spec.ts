@@ -2,6 +2,7 @@
 // against a real API: the record timeline, joining and leaving a study and seeing a training
 // node's use of the records, emergency access on and off, and erasure behind a typed
 // confirmation. What the page shows is checked against the API; every page with axe-core.
+import { randomUUID } from 'node:crypto';
 import { BrowserContext, Page } from 'playwright-core';
 import { RecordsService } from '../src/records';
 import { checkPage, ConsoleBrowser, sidewaysOverflow, signIn } from './helpers/console-browser';
@@ -200,20 +201,31 @@ describe('the patient’s pages of the web console', () => {
     await study().getByTestId('study-grant-status').getByText('ACTIVE').waitFor();
     const grant = (await studyGrants()).find((g) => g.status === 'ACTIVE')!;
     // What a site's training node writes to the access log for each patient it trained on.
+    const runId = randomUUID();
     const used = [ids['glucose-nov'], ids['hba1c-jan'], ids['hba1c-may']];
     await api.server.app
       .get(RecordsService)
-      .logTrainingUse('node-site-1', [{ patientId, recordIds: used, grantId: grant.id }]);
+      .logTrainingUse('node-site-1', { studyId, runId, round: 4 }, [
+        { patientId, recordIds: used, grantId: grant.id },
+      ]);
     const { accessLog } = await api.ok<{
-      accessLog: { items: { action: string; actorId: string; at: string; consentId: string }[] };
+      accessLog: {
+        items: { action: string; actorId: string; at: string; consentId: string; reason: string }[];
+      };
     }>(
-      `query($p: ID!) { accessLog(patientId: $p) { items { action actorId at consentId } } }`,
+      `query($p: ID!) { accessLog(patientId: $p) { items { action actorId at consentId reason } } }`,
       { p: patientId },
       token,
     );
     const train = accessLog.items.filter((e) => e.action === 'TRAIN');
     expect(train).toEqual([
-      { action: 'TRAIN', actorId: 'node-site-1', at: expect.any(String), consentId: grant.id },
+      {
+        action: 'TRAIN',
+        actorId: 'node-site-1',
+        at: expect.any(String),
+        consentId: grant.id,
+        reason: `Training run ${runId}, round 4 (study ${studyId})`,
+      },
     ]);
 
     // Opening the page again reads the log afresh.
@@ -223,8 +235,12 @@ describe('the patient’s pages of the web console', () => {
     await use.waitFor();
     expect(await use.count()).toBe(1);
     await expect(use.textContent()).resolves.toMatch(
-      /^Used in training on \d{1,2} \w{3} \d{4}, \d\d:\d\d by training node node-site-1 \(3 records\)$/,
+      new RegExp(
+        `^Used in round 4 of run ${runId.slice(0, 8)}… of Type 2 diabetes risk on ` +
+          '\\d{1,2} \\w{3} \\d{4}, \\d\\d:\\d\\d by training node node-site-1 \\(3 records\\)$',
+      ),
     );
+    await expect(use.locator('code').getAttribute('title')).resolves.toBe(runId);
     await expect(use.locator('time').getAttribute('datetime')).resolves.toBe(train[0].at);
     await checkPage(page, 'patient-studies-used');
   });

@@ -1,6 +1,8 @@
 // A training node's examples are built once per study and rebuilt only for patients whose
 // records changed; consent and erasure still take effect from the next round, every round
 // logs each use, and the cached examples always equal a fresh read of the database.
+import { randomUUID } from 'node:crypto';
+import { AccessLog } from '../src/audit';
 import { ConsentService } from '../src/consent';
 import { PolicyDecisionPoint } from '../src/consent';
 import { TrainingExamples } from '../src/federated/node/node-work';
@@ -11,6 +13,7 @@ import { TestApi } from './helpers/test-api';
 
 const FEATURES = ['2345-7', '4548-4', '39156-5', '8480-6', '2085-9'];
 const NODE = 'node-under-test';
+const ROUND = { runId: randomUUID(), round: 3 };
 
 describe('training examples, cached between rounds', () => {
   let api: TestApi;
@@ -26,7 +29,7 @@ describe('training examples, cached between rounds', () => {
   const uncached = () => {
     const source = fresh();
     source.cache = false;
-    return source.forRound(site(), study, NODE);
+    return source.forRound(site(), study, NODE, ROUND);
   };
   const trainEvents = async (patientId: string) =>
     Number(
@@ -63,7 +66,7 @@ describe('training examples, cached between rounds', () => {
   it('reads records once, rebuilds only what changed, and still logs every round', async () => {
     const source = fresh();
     const opened = jest.spyOn(records(), 'openForTraining');
-    const first = await source.forRound(site(), study, NODE);
+    const first = await source.forRound(site(), study, NODE, ROUND);
     expect(first.length).toBeGreaterThan(15);
     expect(opened).toHaveBeenCalledTimes(1);
     // Only this organisation's patients, though the other site's consented to the same study.
@@ -75,9 +78,32 @@ describe('training examples, cached between rounds', () => {
     // Nothing changed: nothing is read again, the examples are the same, the use is logged.
     const [someone, amended, revoking, erasing] = ofSite();
     const logged = await trainEvents(someone.id);
-    expect(await source.forRound(site(), study, NODE)).toEqual(first);
+    expect(await source.forRound(site(), study, NODE, ROUND)).toEqual(first);
     expect(opened).toHaveBeenCalledTimes(1);
     expect(await trainEvents(someone.id)).toBe(logged + 1);
+
+    // The patient reads which study, run and round used their records.
+    const { accessLog } = await api.ok<{
+      accessLog: { items: { action: string; actorId: string; reason: string | null }[] };
+    }>(
+      'query($p: ID!) { accessLog(patientId: $p) { items { action actorId reason } } }',
+      { p: erasing.id },
+      await api.token(erasing.userId, 'PATIENT'),
+    );
+    const named = `Training run ${ROUND.runId}, round 3 (study ${study.id})`;
+    expect(accessLog.items.filter((e) => e.action === 'TRAIN')).toEqual([
+      { action: 'TRAIN', actorId: NODE, reason: named },
+      { action: 'TRAIN', actorId: NODE, reason: named },
+    ]);
+    // Sealed under their data key: the database holds no trace of it in clear.
+    const stored = await api.db.query(
+      `SELECT reason, reason_sealed FROM access_events WHERE patient_id = $1 AND action = 'TRAIN'`,
+      [erasing.id],
+    );
+    for (const row of stored.rows) {
+      expect(row.reason).toBeNull();
+      expect(row.reason_sealed.toString('utf8')).not.toContain(ROUND.runId);
+    }
 
     // A new record: only that patient is read again, and the result equals a fresh read.
     const token = await api.token(amended.userId, 'PATIENT');
@@ -86,7 +112,7 @@ describe('training examples, cached between rounds', () => {
       { r: { ...observation('2345-7', 19.5), effectiveDateTime: '2024-12-30T08:00:00Z' } },
       token,
     );
-    const afterRecord = await source.forRound(site(), study, NODE);
+    const afterRecord = await source.forRound(site(), study, NODE, ROUND);
     expect(opened).toHaveBeenCalledTimes(2);
     expect(opened.mock.calls[1][0]).toEqual([amended.id]);
     expect(afterRecord).toEqual(await uncached());
@@ -103,13 +129,18 @@ describe('training examples, cached between rounds', () => {
       await api.token(erasing.userId, 'PATIENT'),
     );
     const readsBefore = opened.mock.calls.length;
-    const afterLeaving = await source.forRound(site(), study, NODE);
+    const afterLeaving = await source.forRound(site(), study, NODE, ROUND);
     // Leaving needs no read: those patients are simply no longer selected.
     expect(opened.mock.calls.length).toBe(readsBefore);
     const ids = new Set(afterLeaving.map((e) => e.id));
     expect(ids.has(revoking.id)).toBe(false);
     expect(ids.has(erasing.id)).toBe(false);
     expect(afterLeaving).toEqual(await uncached());
+    // Their erasure shredded the key that sealed which runs used them: the events stay, unread.
+    const erased = (await app().get(AccessLog).page(erasing.id)).items;
+    const reasons = erased.filter((e) => e.action === 'TRAIN').map((e) => e.reason);
+    expect(reasons.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(reasons)).toEqual(new Set([null]));
     opened.mockRestore();
   });
 });

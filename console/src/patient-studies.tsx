@@ -1,7 +1,7 @@
 // The patient's studies: the catalogue, joining (a TRAIN grant to the study) and leaving (its
 // revocation), and the rounds in which training nodes used the patient's records, from the
-// patient's access log. A patient sees a study's terms, not its runs: which run or round an
-// access belonged to is not given to patients, so the date and the node are what is shown.
+// patient's access log. Runs are not public, but each TRAIN event's reason (sealed for this
+// patient alone) names the run and round that used their records, so the page shows them.
 import { useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
@@ -28,6 +28,22 @@ const CODE_NAMES: Record<string, string> = {
 
 function named(code: string): string {
   return CODE_NAMES[code] ?? code;
+}
+
+/** Which study, run and round a training node's use belonged to, as the event's reason says. */
+interface TrainingUse {
+  studyId: string;
+  runId: string;
+  round: number;
+}
+
+/**
+ * Reads the reason a training node gives (src/records/training-use.ts, `trainingUseReason`):
+ * null for an event logged before nodes named the round, or once the patient's key is gone.
+ */
+function parseTrainingUse(reason: string | null): TrainingUse | null {
+  const m = reason && /^Training run (\S+), round (\d+) \(study (\S+)\)$/.exec(reason);
+  return m ? { runId: m[1], round: Number(m[2]), studyId: m[3] } : null;
 }
 
 /** A grant that is a study membership: the study may train on the patient's records. */
@@ -184,13 +200,26 @@ export function MyStudies({ patientId }: { patientId: string }) {
                   </p>
                 ) : (
                   <ul data-testid="training-uses">
-                    {uses.map((e) => (
-                      <li key={e.id} data-testid="training-use">
-                        Used in training on <time dateTime={e.at}>{formatTime(e.at)}</time> by
-                        training node {e.actorId} ({e.recordIds.length}{' '}
-                        {e.recordIds.length === 1 ? 'record' : 'records'})
-                      </li>
-                    ))}
+                    {uses.map((e) => {
+                      const use = parseTrainingUse(e.reason);
+                      const title = use && data.studies.find((s) => s.id === use.studyId)?.title;
+                      return (
+                        <li key={e.id} data-testid="training-use">
+                          {use ? (
+                            <>
+                              Used in round {use.round} of run{' '}
+                              <code title={use.runId}>{short(use.runId)}</code> of{' '}
+                              {title ?? `study ${short(use.studyId)}`} on{' '}
+                            </>
+                          ) : (
+                            'Used in training on '
+                          )}
+                          <time dateTime={e.at}>{formatTime(e.at)}</time> by training node{' '}
+                          {e.actorId} ({e.recordIds.length}{' '}
+                          {e.recordIds.length === 1 ? 'record' : 'records'})
+                        </li>
+                      );
+                    })}
                   </ul>
                 )}
               </li>

@@ -22,7 +22,13 @@ import { AppConfig, APP_CONFIG } from '../config';
 import { preparedQuery } from '../database/prepared';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
-import { DataKeyRing, DataKeyUnavailableError, openField, sealField } from '../records/crypto';
+import {
+  DataKey,
+  DataKeyRing,
+  DataKeyUnavailableError,
+  openField,
+  sealField,
+} from '../records/crypto';
 import { AccessEventContent, AUDIT_GENESIS, auditChainId, eventHash } from './audit-chain';
 import { AccessEventModel, AccessEventPageModel } from './access-event.model';
 
@@ -111,7 +117,11 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
    */
   async recordGroup(events: readonly NewAccessEvent[]): Promise<void> {
     if (events.length === 0) return;
-    const sealed = await Promise.all(events.map((e) => this.seal(e)));
+    const withReason = events.filter((e) => e.reason !== null).map((e) => e.patientId);
+    const keys = withReason.length
+      ? await this.keys.liveKeys(withReason)
+      : new Map<string, DataKey>();
+    const sealed = events.map((e) => this.seal(e, keys.get(e.patientId)));
     return new Promise((resolve, reject) => {
       this.queue.push({ events: sealed, resolve, reject });
       if (!this.writing) this.writing = this.drain();
@@ -204,10 +214,10 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   }
 
   /** Gives the event its id and seals its reason, if any, under the patient's data key. */
-  private async seal(event: NewAccessEvent): Promise<SealedEvent> {
+  private seal(event: NewAccessEvent, dek: DataKey | undefined): SealedEvent {
     const id = randomUUID();
     if (event.reason === null) return { ...event, id };
-    const dek = await this.keys.liveKey(event.patientId);
+    if (!dek) throw new Error('no data key to seal an access event reason');
     return {
       ...event,
       id,

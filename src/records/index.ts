@@ -4,3 +4,4 @@ export { RecordsModule } from './records.module';
 export { RecordsService, type DecisionSourceRecord } from './records.service';
 export { RecordAnchoring } from './record-anchoring';
 export { RecordResealing } from './record-resealing';
+export { type TrainingRoundRef, trainingUseReason } from './training-use';

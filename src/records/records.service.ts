@@ -33,6 +33,7 @@ import { RecordAnchoring } from './record-anchoring';
 import { OpenRow, RecordOpener } from './record-opener';
 import { AnchorLookup, integrityOf } from './record-integrity';
 import { RecordEntity } from './record.entity';
+import { TrainingRoundRef, trainingUseReason } from './training-use';
 import {
   CreateRecordInput,
   HealthRecordModel,
@@ -253,12 +254,16 @@ export class RecordsService {
 
   /**
    * One TRAIN event per patient in their access log, the records a node used this round,
-   * appended as one group; resolves once they are all durable.
+   * appended as one group; resolves once they are all durable. The event's reason names the
+   * study, run and round (`trainingUseReason`): sealed under each patient's data key like any
+   * reason, it is theirs to read and gone with their erasure.
    */
   async logTrainingUse(
     nodeId: string,
+    round: TrainingRoundRef,
     uses: readonly { patientId: string; recordIds: string[]; grantId: string }[],
   ): Promise<void> {
+    const reason = trainingUseReason(round);
     await this.log.recordGroup(
       uses.map((u) => ({
         actorId: nodeId,
@@ -269,7 +274,7 @@ export class RecordsService {
         decision: 'PERMIT',
         consentId: u.grantId,
         breakGlass: false,
-        reason: null,
+        reason,
       })),
     );
   }

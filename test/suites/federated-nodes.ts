@@ -2,6 +2,7 @@
 // either ledger (test/federated-nodes.e2e-spec.ts: embedded; test/fabric: Fabric):
 // a seeded 3-site cohort split non-IID (alpha 0.5), five rounds, and the final model's AUC
 // within 0.03 of centralised training on the same patients.
+import { AccessLog } from '../../src/audit';
 import { ConsentService } from '../../src/consent';
 import { Coordinator } from '../../src/federated/coordinator/coordinator.service';
 import { buildExamples, evaluate, trainCentralised } from '../../src/federated/model';
@@ -125,6 +126,15 @@ export function federatedNodesSuite(ledger: LedgerUnderTest): void {
       expect(events).toHaveLength(ROUNDS);
       expect(events[0]).toMatchObject({ purpose: 'RESEARCH', decision: 'PERMIT' });
       expect(events[0].consent_id).toBeTruthy();
+      // Each event names, for the patient's eyes only, the run and round that used the records.
+      const log = await api.server.app.get(AccessLog).page(someone);
+      const reasons = log.items.filter((e) => e.action === 'TRAIN').map((e) => e.reason);
+      expect(reasons.sort()).toEqual(
+        Array.from(
+          { length: ROUNDS },
+          (_, i) => `Training run ${runId}, round ${i + 1} (study ${studyId})`,
+        ).sort(),
+      );
     });
 
     it('reaches an AUC within 0.03 of centralised training on the same patients', async () => {

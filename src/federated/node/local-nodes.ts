@@ -105,7 +105,10 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     const reads = due.map((node) => {
       const read = previous.then(async () => {
         const started = performance.now();
-        const list = await this.examples.forRound(node.organizationId, study, node.id);
+        const list = await this.examples.forRound(node.organizationId, study, node.id, {
+          runId,
+          round,
+        });
         return { list, readMs: performance.now() - started };
       });
       previous = read.catch(() => undefined);

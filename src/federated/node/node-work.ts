@@ -92,11 +92,15 @@ export class TrainingExamples {
     private readonly records: RecordsService,
   ) {}
 
-  /** The complete examples this node may train on for the study this round, by patient id. */
+  /**
+   * The complete examples this node may train on for the study in this round of the run, by
+   * patient id; each patient's access log says which run and round used their records.
+   */
   async forRound(
     organizationId: string,
     study: Pick<StudySettings, 'id' | 'features' | 'label'>,
     nodeId: string,
+    at: { runId: string; round: number },
   ): Promise<TrainingExample[]> {
     // The patients with a grant, then their records' fingerprints.
     const grants = await this.pdp.organizationTrainingGrants(study.id, organizationId, nodeId);
@@ -122,6 +126,7 @@ export class TrainingExamples {
     const used = [...known].filter(([, p]) => p.recordIds.length > 0).sort(byId);
     await this.records.logTrainingUse(
       nodeId,
+      { studyId: study.id, runId: at.runId, round: at.round },
       used.map(([patientId, p]) => ({
         patientId,
         recordIds: p.recordIds,

@@ -63,7 +63,10 @@ export class RemoteNode {
         this.app.get(PolicyDecisionPoint),
         this.app.get(RecordsService),
       );
-      const examples = await this.examples.forRound(config.orgId, study, this.nodeId);
+      const examples = await this.examples.forRound(config.orgId, study, this.nodeId, {
+        runId: open.runId,
+        round: open.round,
+      });
       if (examples.length === 0) continue;
       const global = floats(
         await this.fetchBytes(`/fl/runs/${open.runId}/rounds/${open.round}/model`),
