@@ -87,23 +87,8 @@ export class DataKeyRing {
    * reasons for thousands of patients, one round trip instead of one per patient.
    */
   async liveKeys(patientIds: readonly string[]): Promise<Map<string, DataKey>> {
-    const keys = new Map<string, DataKey>();
-    const unknown = new Set<string>();
-    for (const p of patientIds) {
-      const known = this.knownLiveKey(p);
-      if (known) keys.set(p, known);
-      else unknown.add(p);
-    }
-    if (unknown.size === 0) return keys;
-    const rows = await this.db
-      .getRepository(DataKeyEntity)
-      .findBy({ patientId: In([...unknown]), destroyedAt: IsNull() });
-    for (const row of rows) {
-      keys.set(row.patientId, { id: row.id, key: this.unwrap(row) });
-      this.live.set(row.patientId, row.id);
-      unknown.delete(row.patientId);
-    }
-    for (const p of unknown) keys.set(p, await this.liveKey(p));
+    const keys = await this.existingLiveKeys(patientIds);
+    for (const p of new Set(patientIds)) if (!keys.has(p)) keys.set(p, await this.liveKey(p));
     return keys;
   }
 
