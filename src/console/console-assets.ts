@@ -6,7 +6,6 @@
 // console how to sign in.
 import { Router, static as serveStatic } from 'express';
 import type { Request, Response, NextFunction } from 'express';
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../common/paths';
 import type { OidcClientConfig } from '../config';
@@ -85,15 +84,15 @@ export function consoleAssets({
   });
   // The app keeps its state in memory, never in the URL, so every other path is the app.
   router.get(/.*/, (_req, res) => {
-    if (!existsSync(index)) {
+    res.setHeader('Cache-Control', 'no-store');
+    // No stat of its own per request: a console not built yet shows as sendFile's failure.
+    res.sendFile(index, (e) => {
+      if (!e || res.headersSent) return;
       res
         .status(503)
         .type('text/plain')
         .send('The console is not built: run `npm run build` (or `npm run build:console`).\n');
-      return;
-    }
-    res.setHeader('Cache-Control', 'no-store');
-    res.sendFile(index);
+    });
   });
   return router;
 }
