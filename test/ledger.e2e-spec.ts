@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { ConflictError, BadUserInputError, NotFoundError } from '../src/common/errors';
 import { EmbeddedLedger, LedgerEvent } from '../src/ledger';
 import { verifyEmbeddedLedger } from '../src/ledger/embedded/verify';
@@ -87,6 +88,54 @@ describe('the embedded ledger', () => {
     expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
     for (const o of outcomes.filter((x) => x.status === 'rejected')) {
       expect((o as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+    }
+  });
+
+  it('gives a block run at once the outcome of running its transactions one by one', async () => {
+    // Grants and revocations over a few ids, so most of a block's transactions read what an
+    // earlier one in it wrote: each outcome, and each grant's final state, must be the ones a
+    // ledger committing one transaction per block gives.
+    const sequential = await freshDatabase({ migrate: true });
+    const oneByOne = new EmbeddedLedger(sequential.pool, { organization: 'org1' });
+    try {
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(fc.record({ revoke: fc.boolean(), id: fc.integer({ min: 0, max: 3 }) }), {
+            minLength: 10,
+            maxLength: 60,
+          }),
+          async (ops) => {
+            run++;
+            const call = (l: EmbeddedLedger, op: { revoke: boolean; id: number }) =>
+              op.revoke
+                ? l.submit('consent', 'RevokeConsent', [`seq-${run}-${op.id}`])
+                : l.submit('consent', 'GrantConsent', [grant(`seq-${run}-${op.id}`)]);
+            const outcome = (r: PromiseSettledResult<unknown>) =>
+              r.status === 'fulfilled' ? 'ok' : (r.reason as Error).constructor.name;
+            const together = (await Promise.allSettled(ops.map((op) => call(ledger, op)))).map(
+              outcome,
+            );
+            const alone: string[] = [];
+            for (const op of ops)
+              alone.push(outcome((await Promise.allSettled([call(oneByOne, op)]))[0]));
+            expect(together).toEqual(alone);
+            for (const id of [0, 1, 2, 3]) {
+              const status = async (l: EmbeddedLedger) =>
+                l.evaluate<{ status: string }>('consent', 'GetConsent', [`seq-${run}-${id}`]).then(
+                  (g) => g.status,
+                  (e: Error) => e.constructor.name,
+                );
+              expect(await status(ledger)).toBe(await status(oneByOne));
+            }
+          },
+        ),
+        { numRuns: 8 },
+      );
+      expect((await verifyEmbeddedLedger(db.pool)).problems).toEqual([]);
+    } finally {
+      await oneByOne.close();
+      await sequential.drop();
     }
   });
 
