@@ -109,19 +109,19 @@ function optionalSignature(value: unknown): string | null {
  * Verifies a change that only a registered key may authorise: refused with INVALID_ARGUMENT
  * naming the change when unsigned, and with the verifier's reason when the signature is bad.
  */
-function requireSignedChange(
+async function requireSignedChange(
   sig: string | null,
   payload: string,
   ring: PatientKeyring,
   change: string,
-): void {
+): Promise<void> {
   if (!sig) {
     throw new ChaincodeError(
       'INVALID_ARGUMENT',
       `signature is required: ${change} with a signature by a registered key`,
     );
   }
-  verifyDetachedJws(sig, payload, ring.keys);
+  await verifyDetachedJws(sig, payload, ring.keys);
 }
 
 /** Writes a patient's keyring and its one event; returns what the transaction answers. */
@@ -161,7 +161,7 @@ export class KeysContract extends Contract {
       throw new ChaincodeError('INVALID_ARGUMENT', `a patient holds at most ${MAX_KEYS} keys`);
     }
     if (ring.keysVersion > 0) {
-      requireSignedChange(
+      await requireSignedChange(
         sig,
         keyPayload(pid, id, false, ring.keysVersion),
         ring,
@@ -213,7 +213,7 @@ export class KeysContract extends Contract {
         'the last key cannot be removed; register its replacement first',
       );
     }
-    requireSignedChange(
+    await requireSignedChange(
       sig,
       keyPayload(pid, keyId, true, ring.keysVersion),
       ring,
@@ -257,7 +257,7 @@ export class KeysContract extends Contract {
       );
     }
     if (!require) {
-      requireSignedChange(
+      await requireSignedChange(
         sig,
         settingPayload(pid, false, ring.settingVersion),
         ring,
