@@ -19,7 +19,7 @@ import { preparedQuery } from '../database/prepared';
 import { AccessLog } from '../audit';
 import { Decision } from '../consent';
 import { PatientsService } from '../patients';
-import { DataKeyRing, RecordLabels } from './crypto';
+import { DataKey, DataKeyRing, RecordLabels } from './crypto';
 import { sealedRow } from './sealed-row';
 import {
   checkedCategory,
@@ -92,10 +92,7 @@ export class RecordsService {
     const restricted =
       labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
     const now = new Date();
-    // The patient's live key, once this process knows it, costs no read inside the transaction.
-    const known = this.keys.knownLiveKey(own);
-    const row = await this.db.transaction(async (m) => {
-      const dek = known ?? (await this.keys.liveKey(own, m));
+    const seal = (dek: DataKey): RecordEntity => {
       const labels: RecordLabels = {
         recordId: randomUUID(),
         patientId: own,
@@ -104,16 +101,28 @@ export class RecordsService {
         category,
         sensitivity: restricted ? 'RESTRICTED' : 'NORMAL',
       };
-      const entity = sealedRow(
+      return sealedRow(
         dek,
         labels,
         resource,
         { createdAt: now, updatedAt: now },
         this.index.entryFor(dek, resource, now),
       );
-      await m.getRepository(RecordEntity).insert(entity);
-      return entity;
-    });
+    };
+    // The patient's live key, once this process knows it, makes the write one INSERT; the
+    // first record of a patient creates the key and the row in one transaction.
+    const known = this.keys.knownLiveKey(own);
+    let row: RecordEntity;
+    if (known) {
+      row = seal(known);
+      await this.db.getRepository(RecordEntity).insert(row);
+    } else {
+      row = await this.db.transaction(async (m) => {
+        const entity = seal(await this.keys.liveKey(own, m));
+        await m.getRepository(RecordEntity).insert(entity);
+        return entity;
+      });
+    }
     // Saved first, anchored second: if the ledger is down the record stays PENDING and the
     // outbox anchors it later; the caller still gets their record.
     const anchored = await this.anchoring.anchorNow({
