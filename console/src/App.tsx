@@ -7,7 +7,7 @@ import { Chart, MyPatients } from './clinician';
 import { AccessLog, Consents, MyRecords } from './patient';
 import { MySettings } from './patient-settings';
 import { MyStudies } from './patient-studies';
-import { MyAiDecisions } from './ai-decisions';
+import { MyAiDecisions } from './patient-ai-decisions';
 import { Studies } from './researcher';
 import { SignInGate } from './signin';
 

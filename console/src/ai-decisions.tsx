@@ -1,7 +1,7 @@
-// AI risk assessments in the console: the patient's setting and the decisions about them, each
-// verifiable against the ledger; a clinician's "Assess risk" on a patient's chart. The
-// researcher's deployments are in deployments.tsx.
-import { FormEvent, useEffect, useMemo, useState } from 'react';
+// AI risk assessments in the console, the pieces every role's page shares: the deployed models
+// by name, and the decisions about a patient, page by page, each verifiable against the ledger.
+// The pages: patient-ai-decisions.tsx, clinician-assess.tsx, deployments.tsx (researcher).
+import { useEffect, useMemo, useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
 
@@ -29,7 +29,7 @@ interface DecisionInput {
   source: { recordId: string; version: number; resourceType: string };
 }
 
-interface AiDecision {
+export interface AiDecision {
   id: string;
   modelId: string;
   modelHash: string;
@@ -41,7 +41,7 @@ interface AiDecision {
   createdAt: string;
 }
 
-const DECISION_FIELDS = `id modelId modelHash actorId probability inputs inputCommitment ledgerTxId createdAt`;
+export const DECISION_FIELDS = `id modelId modelHash actorId probability inputs inputCommitment ledgerTxId createdAt`;
 
 /** Decisions fetched per page of the list. */
 const DECISION_PAGE = 10;
@@ -57,8 +57,12 @@ export interface ModelNames {
 }
 
 /** The deployed models, named by their studies' titles (both public catalogues). */
-export function useModels(): { data: ModelNames | null; error: ApiError | null } {
-  const { data, error } = useLoad(
+export function useModels(): {
+  data: ModelNames | null;
+  error: ApiError | null;
+  reload: () => Promise<void>;
+} {
+  const { data, error, reload } = useLoad(
     () =>
       gql<{ deployedModels: DeployedModel[]; studies: { id: string; title: string }[] }>(
         `query { deployedModels { ${DEPLOYED_MODEL_FIELDS} } studies { id title } }`,
@@ -73,12 +77,12 @@ export function useModels(): { data: ModelNames | null; error: ApiError | null }
       models: data.deployedModels,
       nameOf: (modelId: string) => {
         const m = byId.get(modelId);
-        if (!m) return 'a model no longer listed';
+        if (!m) return `model ${short(modelId)}`;
         return titles.get(m.studyId) ?? `SNOMED CT ${m.label} risk`;
       },
     };
   }, [data]);
-  return { data: names, error };
+  return { data: names, error, reload };
 }
 
 /** A value as a person reads it: at most two decimals, years spelt out (UCUM "a"). */
@@ -87,7 +91,7 @@ function quantity(value: number, unit: string): string {
   return unit === 'a' ? `${v} years` : `${v} ${unit}`;
 }
 
-function InputList({ inputs }: { inputs: DecisionInput[] }) {
+export function InputList({ inputs }: { inputs: DecisionInput[] }) {
   return (
     <ul className="inputs" aria-label="Inputs used">
       {inputs.map((f) => (
@@ -206,7 +210,7 @@ function decisionsPage(patientId: string, after: string | null): Promise<Decisio
  * The decisions about a patient, newest first, a page at a time; loaded again when `refresh`
  * changes (a new assessment). `help` words the errors for the reader.
  */
-function DecisionList({
+export function DecisionList({
   patientId,
   refresh,
   empty,
@@ -265,204 +269,5 @@ function DecisionList({
         </button>
       )}
     </>
-  );
-}
-
-/** The patient's page: allow or refuse AI risk assessments, and every decision about them. */
-export function MyAiDecisions({ patientId }: { patientId: string }) {
-  const [refresh, setRefresh] = useState(0);
-  const names = useModels();
-  return (
-    <section aria-labelledby="ai-h">
-      <h2 id="ai-h">AI decisions</h2>
-      <AiDecisionSetting patientId={patientId} />
-      <section aria-labelledby="ai-list-h" className="panel">
-        <h3 id="ai-list-h">Decisions about you</h3>
-        <p>
-          Each time a clinician ran a model on your records: when, which model, the risk it
-          answered, who asked and the values it used. “Verify” recomputes the decision and checks it
-          against the ledger.
-        </p>
-        <button type="button" onClick={() => setRefresh((n) => n + 1)}>
-          Refresh
-        </button>
-        <DecisionList
-          patientId={patientId}
-          refresh={refresh}
-          empty="No AI decision has been made about you."
-          names={names}
-        />
-      </section>
-    </section>
-  );
-}
-
-function AiDecisionSetting({ patientId }: { patientId: string }) {
-  const profile = useLoad(
-    () =>
-      gql<{ patient: { allowAiDecisions: boolean } | null }>(
-        `query($p: ID!) { patient(id: $p) { allowAiDecisions } }`,
-        { p: patientId },
-      ),
-    [patientId],
-  );
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [status, setStatus] = useState('');
-  const allowed = profile.data?.patient?.allowAiDecisions;
-
-  async function set(allow: boolean) {
-    if (busy) return;
-    setBusy(true);
-    setError(null);
-    setStatus('');
-    try {
-      await gql(`mutation($allow: Boolean!) { setAiDecisions(allow: $allow) { id } }`, { allow });
-      await profile.reload();
-      setStatus(
-        allow
-          ? 'AI-assisted risk assessments are now allowed.'
-          : 'AI-assisted risk assessments are now refused.',
-      );
-    } catch (e) {
-      setError(toApiError(e));
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  return (
-    <section aria-labelledby="ai-setting-h" className="panel">
-      <h3 id="ai-setting-h">AI-assisted risk assessments</h3>
-      <p id="ai-setting-why">
-        A clinician you have given access to may run a deployed model on your records to estimate a
-        risk. If you refuse, clinicians cannot run a model on your records at all; decisions already
-        made stay listed below.
-      </p>
-      <ErrorNotice error={profile.error ?? error} />
-      {allowed !== undefined && (
-        <>
-          <label className="inline">
-            <input
-              type="checkbox"
-              role="switch"
-              checked={allowed}
-              aria-describedby="ai-setting-why"
-              // Not disabled while saving: the keyboard's focus stays on the switch.
-              aria-disabled={busy}
-              onChange={() => void set(!allowed)}
-            />
-            Allow AI-assisted risk assessments
-          </label>
-          <p data-testid="ai-setting-state" data-allowed={String(allowed)}>
-            AI-assisted risk assessments are <strong>{allowed ? 'allowed' : 'refused'}</strong>.
-          </p>
-        </>
-      )}
-      <p aria-live="polite" className="status">
-        {status}
-      </p>
-    </section>
-  );
-}
-
-/** What each refusal of assessRisk means to the clinician who asked. */
-const ASSESS_HELP: Partial<Record<string, string>> = {
-  FORBIDDEN:
-    'This patient has refused AI-assisted risk assessments: no model may be run on their records, and none was.',
-  CONSENT_REQUIRED: 'No consent of yours covers this assessment, so none was made.',
-  BAD_USER_INPUT: 'The model cannot be run on this patient’s records: a value it needs is missing.',
-  NOT_FOUND: 'That model is not deployed (any more). Choose another.',
-};
-
-/** What the decisions list's refusal means on a chart. */
-const LIST_HELP: Partial<Record<string, string>> = {
-  CONSENT_REQUIRED:
-    'No consent of yours covers this patient’s records, so their AI decisions are not shown.',
-};
-
-/** A clinician's risk assessment of one patient with a deployed model, and the decisions so far. */
-export function AssessRisk({ patientId }: { patientId: string }) {
-  const models = useModels();
-  const [modelId, setModelId] = useState('');
-  const [result, setResult] = useState<AiDecision | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [refresh, setRefresh] = useState(0);
-  const list = models.data?.models ?? [];
-  const chosen = list.some((m) => m.id === modelId) ? modelId : (list[0]?.id ?? '');
-
-  async function assess(e: FormEvent) {
-    e.preventDefault();
-    if (!chosen || busy) return;
-    setBusy(true);
-    setError(null);
-    setResult(null);
-    try {
-      const { assessRisk } = await gql<{ assessRisk: AiDecision }>(
-        `mutation($p: ID!, $m: ID!) { assessRisk(patientId: $p, modelId: $m) { ${DECISION_FIELDS} } }`,
-        { p: patientId, m: chosen },
-      );
-      setResult(assessRisk);
-      setRefresh((n) => n + 1);
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
-
-  return (
-    <section aria-labelledby="assess-h" className="panel">
-      <h3 id="assess-h">Assess risk</h3>
-      <p>
-        Runs a deployed model on this patient’s latest records. The decision is recorded on the
-        ledger before you see it, and the patient sees it too.
-      </p>
-      {models.data && list.length === 0 && <p>No model has been deployed for assessments yet.</p>}
-      {list.length > 0 && (
-        <form className="row assess" onSubmit={(e) => void assess(e)} aria-label="Assess risk">
-          <label>
-            Model
-            <select value={chosen} onChange={(e) => setModelId(e.target.value)}>
-              {list.map((m) => (
-                <option key={m.id} value={m.id}>
-                  {models.data!.nameOf(m.id)} · AUC {m.auc === null ? '—' : m.auc.toFixed(2)} ·{' '}
-                  {m.modelHash.slice(0, 12)}
-                </option>
-              ))}
-            </select>
-          </label>
-          <button type="submit" aria-disabled={busy}>
-            {busy ? 'Assessing…' : 'Assess risk'}
-          </button>
-        </form>
-      )}
-      <ErrorNotice error={error} help={ASSESS_HELP} />
-      <div aria-live="polite">
-        {result && (
-          <div className="result" data-testid="assessment">
-            <p>
-              <strong data-testid="assessment-probability">{percent(result.probability)}</strong>{' '}
-              probability, by the model “{models.data?.nameOf(result.modelId)}”, from the values
-              below as of {formatTime(result.inputs.asOf)} UTC.
-            </p>
-            <InputList inputs={result.inputs.features} />
-            <p className="muted">
-              Input commitment on the ledger{' '}
-              <code data-testid="assessment-commitment">{result.inputCommitment}</code>
-            </p>
-          </div>
-        )}
-      </div>
-      <h4>AI decisions about this patient</h4>
-      <DecisionList
-        patientId={patientId}
-        refresh={refresh}
-        empty="No AI decision about this patient that you may see."
-        names={models}
-        help={LIST_HELP}
-      />
-    </section>
   );
 }
