@@ -2,11 +2,10 @@
 // signed manifest, as in federated.e2e-spec), deployed on the ledger, then used on one patient
 // under consent, with every decision on the ledger, in the patient's access log, verifiable,
 // and its stored inputs shredded by erasure.
-import { CompactSign, exportJWK, generateKeyPair } from 'jose';
-import { createHash } from 'node:crypto';
 import { Pool } from 'pg';
 import { LEDGER, Ledger } from '../src/ledger';
 import { verifyAll } from '../src/verification';
+import { registerSimulatedNode, submitUpdate } from './helpers/simulated-node';
 import { codes, TestApi } from './helpers/test-api';
 
 const GLUCOSE = '2345-7';
@@ -64,18 +63,7 @@ describe('auditable AI decisions', () => {
       researcher,
     );
     studyId = createStudy.id;
-    const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-    const { registerTrainingNode } = await api.ok<{ registerTrainingNode: { id: string } }>(
-      `mutation($jwk: JSON!) { registerTrainingNode(input: { organizationId: "org1",
-         name: "node-a", publicKeyJwk: $jwk }) { id } }`,
-      { jwk: await exportJWK(publicKey) },
-      admin,
-    );
-    const node = {
-      id: registerTrainingNode.id,
-      key: privateKey,
-      token: await api.token(registerTrainingNode.id, 'NODE', 'org1'),
-    };
+    const node = await registerSimulatedNode(api, admin);
 
     ada.token = await api.token('ada', 'PATIENT');
     ada.id = (await register(ada.token)).id;
@@ -90,28 +78,14 @@ describe('auditable AI decisions', () => {
 
     // One round, one update from one node: the run completes with exactly WEIGHTS.
     runId = await startRun(1);
-    const body = Buffer.from(new Float32Array(WEIGHTS).buffer);
-    const manifest = {
+    const status = await submitUpdate(api, node, {
       runId,
       round: 1,
-      nodeId: node.id,
-      numExamples: 20,
+      weights: WEIGHTS,
       contributors: [ada.id],
-      updateSha256: createHash('sha256').update(body).digest('hex'),
       metrics: { loss: 0.4, accuracy: 0.8, auc: 0.87 },
-    };
-    const res = await fetch(`${api.url}/fl/runs/${runId}/rounds/1/updates`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/octet-stream',
-        authorization: `Bearer ${node.token}`,
-        'x-custodia-manifest': await new CompactSign(Buffer.from(JSON.stringify(manifest)))
-          .setProtectedHeader({ alg: 'ES256' })
-          .sign(node.key),
-      },
-      body,
     });
-    expect(res.status).toBeLessThan(300);
+    expect(status).toBeLessThan(300);
 
     ada.recordIds.patient = await createRecord(ada.token, {
       resourceType: 'Patient',

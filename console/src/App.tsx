@@ -7,11 +7,20 @@ import { Chart, MyPatients } from './clinician';
 import { AccessLog, Consents, MyRecords } from './patient';
 import { MySettings } from './patient-settings';
 import { MyStudies } from './patient-studies';
+import { MyAiDecisions } from './patient-ai-decisions';
 import { Studies } from './researcher';
 import { SignInGate } from './signin';
 
 type Page =
-  'records' | 'consents' | 'access' | 'my-studies' | 'settings' | 'patients' | 'chart' | 'studies';
+  | 'records'
+  | 'consents'
+  | 'access'
+  | 'my-studies'
+  | 'ai-decisions'
+  | 'settings'
+  | 'patients'
+  | 'chart'
+  | 'studies';
 
 const PAGES: Record<Role, { id: Page; title: string }[]> = {
   PATIENT: [
@@ -19,6 +28,7 @@ const PAGES: Record<Role, { id: Page; title: string }[]> = {
     { id: 'consents', title: 'My consents' },
     { id: 'access', title: 'Who read my records' },
     { id: 'my-studies', title: 'Studies' },
+    { id: 'ai-decisions', title: 'AI decisions' },
     { id: 'settings', title: 'Emergency access and erasure' },
   ],
   CLINICIAN: [
@@ -103,6 +113,9 @@ export function App() {
         {page === 'consents' && <Consents />}
         {page === 'access' && session.patientId && <AccessLog patientId={session.patientId} />}
         {page === 'my-studies' && session.patientId && <MyStudies patientId={session.patientId} />}
+        {page === 'ai-decisions' && session.patientId && (
+          <MyAiDecisions patientId={session.patientId} />
+        )}
         {page === 'settings' && session.patientId && (
           <MySettings
             patientId={session.patientId}

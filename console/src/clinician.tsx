@@ -1,6 +1,8 @@
 // The clinician's pages: my patients (from the grants made to me) and a patient's chart, with
-// the latest vital signs and a lab value over time as a plot.
+// the latest vital signs, a lab value over time as a plot, and AI risk assessment
+// (clinician-assess.tsx).
 import { FormEvent, useEffect, useMemo, useState } from 'react';
+import { AssessRisk } from './clinician-assess';
 import { ApiError, gql, gqlPartial } from './api';
 import { ErrorNotice, formatTime, toApiError, useLoad } from './common';
 import { LineChart } from './LineChart';
@@ -180,6 +182,7 @@ function ChartOf({ patientId }: { patientId: string }) {
           </div>
         </section>
       ))}
+      <AssessRisk patientId={patientId} />
     </div>
   );
 }

@@ -6,12 +6,21 @@ export function toApiError(e: unknown): ApiError {
   return e instanceof ApiError ? e : new ApiError('INTERNAL', String(e));
 }
 
-/** An API error as a person should read it: what it means, the server's words, its code. */
-export function ErrorNotice({ error }: { error: ApiError | null }) {
+/**
+ * An API error as a person should read it: what it means, the server's words, its code.
+ * `help` says in a page's own words what a code means there (FORBIDDEN is not always a role).
+ */
+export function ErrorNotice({
+  error,
+  help,
+}: {
+  error: ApiError | null;
+  help?: Partial<Record<string, string>>;
+}) {
   if (!error) return null;
   return (
     <div role="alert" className="error" data-code={error.code}>
-      <strong>{error.help}</strong>
+      <strong>{help?.[error.code] ?? error.help}</strong>
       <span className="detail">
         {error.message} <code>{error.code}</code>
       </span>

@@ -1,9 +1,10 @@
 // The researcher's pages: creating a study, studies and their runs, starting a run, its
 // training curves refreshed while the run goes, each round's ledger transaction, and the
-// final model's download.
-import { FormEvent, useEffect, useMemo, useState } from 'react';
+// final model's download and deployment for AI risk assessments (deployments.tsx).
+import { FormEvent, ReactNode, useEffect, useMemo, useState } from 'react';
 import { ApiError, download, gql } from './api';
 import { ErrorNotice, short, toApiError, useLoad } from './common';
+import { DeployedModels, DeployRun, useDeployedModels } from './deployments';
 import { LineChart } from './LineChart';
 
 interface RoundMetrics {
@@ -45,6 +46,11 @@ export function Studies() {
     [],
   );
   const [runId, setRunId] = useState<string | null>(null);
+  const deployments = useDeployedModels();
+  const titles = useMemo(
+    () => new Map((studies.data?.studies ?? []).map((s) => [s.id, s.title])),
+    [studies.data],
+  );
   return (
     <section aria-labelledby="studies-h">
       <h2 id="studies-h">Studies and runs</h2>
@@ -80,7 +86,16 @@ export function Studies() {
           </li>
         ))}
       </ul>
-      {runId && <RunCurves key={runId} runId={runId} onSettled={studies.reload} />}
+      {runId && (
+        <RunCurves key={runId} runId={runId} onSettled={studies.reload}>
+          <DeployRun
+            runId={runId}
+            deployed={deployments.data?.deployedModels.find((m) => m.runId === runId)}
+            onDeployed={deployments.reload}
+          />
+        </RunCurves>
+      )}
+      <DeployedModels loaded={deployments} titles={titles} />
     </section>
   );
 }
@@ -371,7 +386,16 @@ function StartRun({
 
 const POLL_MS = 2000;
 
-function RunCurves({ runId, onSettled }: { runId: string; onSettled: () => Promise<void> }) {
+/** `children`: what a COMPLETED run offers besides its model's download (its deployment). */
+function RunCurves({
+  runId,
+  onSettled,
+  children,
+}: {
+  runId: string;
+  onSettled: () => Promise<void>;
+  children: ReactNode;
+}) {
   const run = useLoad(
     () =>
       gql<{ trainingRun: Run | null }>(
@@ -454,7 +478,12 @@ function RunCurves({ runId, onSettled }: { runId: string; onSettled: () => Promi
               Latest model SHA-256 <code>{short(r.modelHash)}</code>
             </p>
           )}
-          {r.status === 'COMPLETED' && <DownloadModel runId={runId} />}
+          {r.status === 'COMPLETED' && (
+            <>
+              <DownloadModel runId={runId} />
+              {children}
+            </>
+          )}
         </>
       )}
     </section>
