@@ -44,7 +44,7 @@ import {
 import { isUuid } from '../common/ids';
 import { RecordIndex, RecordSearch } from './search/record-index';
 import { anchorQuestion, factsOf, RecordAccess, recordModel } from './record-access';
-import { CURRENT_COLUMNS, VersionRow, versionEntity } from './record-rows';
+import { CURRENT_COLUMNS, insertRecordRow, VersionRow, versionEntity } from './record-rows';
 
 /** A page, and the ids of records on it that failed to open and were withheld. */
 export interface ListedRecords extends RecordPageModel {
@@ -115,11 +115,11 @@ export class RecordsService {
     let row: RecordEntity;
     if (known) {
       row = seal(known);
-      await this.db.getRepository(RecordEntity).insert(row);
+      await insertRecordRow(this.db, row);
     } else {
       row = await this.db.transaction(async (m) => {
         const entity = seal(await this.keys.liveKey(own, m));
-        await m.getRepository(RecordEntity).insert(entity);
+        await insertRecordRow(m, entity);
         return entity;
       });
     }
