@@ -60,6 +60,32 @@ export function versionEntity(r: VersionRow): RecordEntity {
   };
 }
 
+/** RecordEntity's columns that `row` sets (undefined properties are left to their defaults). */
+function columnsSet(db: DataSource | EntityManager, row: RecordEntity) {
+  return (db instanceof DataSource ? db : db.connection)
+    .getMetadata(RecordEntity)
+    .columns.filter((c) => row[c.propertyName as keyof RecordEntity] !== undefined)
+    .map((c) => ({
+      column: c.databaseName,
+      value: row[c.propertyName as keyof RecordEntity],
+    }));
+}
+
+/** What identifies a record across its versions: never changed by an amendment. */
+const IDENTITY = new Set(['id', 'patient_id', 'resource_type', 'created_at']);
+
+/**
+ * Replaces the current version of record `row.id` (inside the amendment's transaction) with
+ * `row`: every column it sets but those that identify the record.
+ */
+export async function updateRecordRow(m: EntityManager, row: RecordEntity): Promise<void> {
+  const set = columnsSet(m, row).filter((c) => !IDENTITY.has(c.column));
+  await m.query(
+    `UPDATE records SET ${set.map((c, i) => `${c.column} = $${i + 2}`).join(', ')} WHERE id = $1`,
+    [row.id, ...set.map((c) => c.value)],
+  );
+}
+
 /**
  * Inserts a current version: every column RecordEntity maps that the row sets (taken from the
  * entity's metadata, so no column can be forgotten), as one prepared statement when outside a
@@ -69,12 +95,10 @@ export async function insertRecordRow(
   db: DataSource | EntityManager,
   row: RecordEntity,
 ): Promise<void> {
-  const set = (db instanceof DataSource ? db : db.connection)
-    .getMetadata(RecordEntity)
-    .columns.filter((c) => row[c.propertyName as keyof RecordEntity] !== undefined);
-  const text = `INSERT INTO records (${set.map((c) => c.databaseName).join(', ')})
+  const set = columnsSet(db, row);
+  const text = `INSERT INTO records (${set.map((c) => c.column).join(', ')})
     VALUES (${set.map((_, i) => `$${i + 1}`).join(', ')})`;
-  const values = set.map((c) => row[c.propertyName as keyof RecordEntity]);
+  const values = set.map((c) => c.value);
   if (db instanceof DataSource) await preparedQuery(db, text, values);
   else await db.query(text, values);
 }

@@ -26,6 +26,7 @@ import { RecordAccess } from '../record-access';
 import { AnchorLookup } from '../record-integrity';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
+import { updateRecordRow } from '../record-rows';
 import { sealedRow } from '../sealed-row';
 import { RecordIndex } from '../search/record-index';
 
@@ -137,31 +138,7 @@ export class RecordAmendments {
         { createdAt: current.createdAt, updatedAt: now },
         this.index.entryFor(dek, resource, current.createdAt),
       );
-      await m.query(
-        `UPDATE records SET version = $2, category = $3, sensitivity = $4, key_id = $5, iv = $6,
-           auth_tag = $7, ciphertext = $8, binding_version = $9, content_hash = $10,
-           hash_version = $11, anchor_state = 'PENDING', anchored_hash = NULL,
-           ledger_tx_id = NULL, updated_at = $12, effective_at = $13, code_digests = $14,
-           index_version = $15
-         WHERE id = $1`,
-        [
-          id,
-          next.version,
-          next.category,
-          next.sensitivity,
-          next.keyId,
-          next.iv,
-          next.authTag,
-          next.ciphertext,
-          next.bindingVersion,
-          next.contentHash,
-          next.hashVersion,
-          next.updatedAt,
-          next.effectiveAt,
-          next.codeDigests,
-          next.indexVersion,
-        ],
-      );
+      await updateRecordRow(m, next);
       return next;
     });
     await this.access.logPermitted(actor, decision, row.patientId, [row]);
