@@ -86,15 +86,21 @@ describe('training examples, cached between rounds', () => {
     const { accessLog } = await api.ok<{
       accessLog: { items: { action: string; actorId: string; reason: string | null }[] };
     }>(
-      'query($p: ID!) { accessLog(patientId: $p) { items { action actorId reason } } }',
+      `query($p: ID!) { accessLog(patientId: $p) { items { action actorId reason
+         trainingUse { studyId runId round } } } }`,
       { p: erasing.id },
       await api.token(erasing.userId, 'PATIENT'),
     );
     const named = `Training run ${ROUND.runId}, round 3 (study ${study.id})`;
+    const use = { studyId: study.id, runId: ROUND.runId, round: 3 };
     expect(accessLog.items.filter((e) => e.action === 'TRAIN')).toEqual([
-      { action: 'TRAIN', actorId: NODE, reason: named },
-      { action: 'TRAIN', actorId: NODE, reason: named },
+      { action: 'TRAIN', actorId: NODE, reason: named, trainingUse: use },
+      { action: 'TRAIN', actorId: NODE, reason: named, trainingUse: use },
     ]);
+    // Only a TRAIN event names a round.
+    for (const e of accessLog.items.filter((x) => x.action !== 'TRAIN')) {
+      expect(e).toMatchObject({ trainingUse: null });
+    }
     // Sealed under their data key: the database holds no trace of it in clear.
     const stored = await api.db.query(
       `SELECT reason, reason_sealed FROM access_events WHERE patient_id = $1 AND action = 'TRAIN'`,

@@ -1,6 +1,6 @@
 // The patient's studies: the catalogue, joining (a TRAIN grant to the study) and leaving (its
 // revocation), and the rounds in which training nodes used the patient's records, from the
-// patient's access log. Runs are not public, but each TRAIN event's reason (sealed for this
+// patient's access log. Runs are not public, but each TRAIN event (its reason sealed for this
 // patient alone) names the run and round that used their records, so the page shows them.
 import { useState } from 'react';
 import { ApiError, gql } from './api';
@@ -30,20 +30,9 @@ function named(code: string): string {
   return CODE_NAMES[code] ?? code;
 }
 
-/** Which study, run and round a training node's use belonged to, as the event's reason says. */
-interface TrainingUse {
-  studyId: string;
-  runId: string;
-  round: number;
-}
-
-/**
- * Reads the reason a training node gives (src/records/training-use.ts, `trainingUseReason`):
- * null for an event logged before nodes named the round, or once the patient's key is gone.
- */
-function parseTrainingUse(reason: string | null): TrainingUse | null {
-  const m = reason && /^Training run (\S+), round (\d+) \(study (\S+)\)$/.exec(reason);
-  return m ? { runId: m[1], round: Number(m[2]), studyId: m[3] } : null;
+/** A TRAIN event with the study, run and round it belonged to (AccessEvent.trainingUse). */
+interface TrainingEvent extends AccessEvent {
+  trainingUse: { studyId: string; runId: string; round: number } | null;
 }
 
 /** A grant that is a study membership: the study may train on the patient's records. */
@@ -54,17 +43,18 @@ function isMembership(g: Grant, studyId: string): boolean {
 interface StudiesData {
   studies: Study[];
   grants: Grant[];
-  uses: AccessEvent[];
+  uses: TrainingEvent[];
 }
 
 async function loadStudies(patientId: string): Promise<StudiesData> {
   const [{ studies }, { consents }, log] = await Promise.all([
     gql<{ studies: Study[] }>(`query { studies { id title features label createdAt } }`),
     gql<{ consents: Grant[] }>(`query { consents { ${GRANT_FIELDS} } }`),
-    allPages<AccessEvent>((after) =>
-      gql<{ accessLog: { items: AccessEvent[]; nextCursor: string | null } }>(
+    allPages<TrainingEvent>((after) =>
+      gql<{ accessLog: { items: TrainingEvent[]; nextCursor: string | null } }>(
         `query($p: ID!, $after: String) { accessLog(patientId: $p, first: 100, after: $after) {
-           items { id at actorId action purpose decision breakGlass reason recordIds consentId }
+           items { id at actorId action purpose decision breakGlass reason recordIds consentId
+             trainingUse { studyId runId round } }
            nextCursor } }`,
         { p: patientId, after },
       ).then((d) => d.accessLog),
@@ -201,7 +191,7 @@ export function MyStudies({ patientId }: { patientId: string }) {
                 ) : (
                   <ul data-testid="training-uses">
                     {uses.map((e) => {
-                      const use = parseTrainingUse(e.reason);
+                      const use = e.trainingUse;
                       const title = use && data.studies.find((s) => s.id === use.studyId)?.title;
                       return (
                         <li key={e.id} data-testid="training-use">

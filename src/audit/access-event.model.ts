@@ -1,4 +1,4 @@
-import { Field, ID, ObjectType } from '@nestjs/graphql';
+import { Field, ID, Int, ObjectType } from '@nestjs/graphql';
 import type { Action } from '@custodia/chaincode/policy';
 import { AccessDecisionEnum, ConsentActionEnum } from '../consent/consent.model';
 
@@ -39,6 +39,20 @@ export class AccessEventModel {
 
   @Field({ description: "This event's link in the access log's hash chain." })
   hash!: string;
+}
+
+@ObjectType('TrainingUse', {
+  description: "The study, run and round a training node's use of the records belonged to.",
+})
+export class TrainingUseModel {
+  @Field(() => ID)
+  studyId!: string;
+
+  @Field(() => ID)
+  runId!: string;
+
+  @Field(() => Int)
+  round!: number;
 }
 
 @ObjectType('AccessEventPage')

@@ -1,11 +1,13 @@
-// What the ledger says about an access event: whether the grant behind a PERMIT was signed by
-// the patient. From the chaincode's record of the grant, never from the consent projection
-// (whose column a database writer could flip); each grant is read once per request.
+// What an access event says beyond its row. What the ledger says: whether the grant behind a
+// PERMIT was signed by the patient, from the chaincode's record of the grant, never from the
+// consent projection (whose column a database writer could flip); each grant is read once per
+// request. And, for a training node's use, the study, run and round, from its sealed reason.
 import { Context, Parent, ResolveField, Resolver } from '@nestjs/graphql';
 import { Inject } from '@nestjs/common';
 import { Roles } from '../auth';
 import { Ledger, LEDGER } from '../ledger';
-import { AccessEventModel } from './access-event.model';
+import { parseTrainingUse, TrainingRoundRef } from '../records/training-use';
+import { AccessEventModel, TrainingUseModel } from './access-event.model';
 import { grantPatientSigned, LedgerAuthority, ledgerAuthority } from './justify';
 
 @Resolver(() => AccessEventModel)
@@ -32,5 +34,15 @@ export class AccessEventResolver {
       this.perRequest.set(request, authority);
     }
     return grantPatientSigned(event, authority);
+  }
+
+  @Roles('PATIENT')
+  @ResolveField(() => TrainingUseModel, {
+    nullable: true,
+    description:
+      "For a TRAIN event: the study, run and round that used the records, read from the event's sealed reason. Null for other events, for one logged before nodes named the round, or once erasure destroyed the patient's key.",
+  })
+  trainingUse(@Parent() event: AccessEventModel): TrainingRoundRef | null {
+    return event.action === 'TRAIN' ? parseTrainingUse(event.reason) : null;
   }
 }

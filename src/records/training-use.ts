@@ -9,10 +9,18 @@ export interface TrainingRoundRef {
   round: number;
 }
 
-/**
- * The reason of a TRAIN event. The console reads it back (console/src/patient-studies.tsx,
- * `parseTrainingUse`): change both together.
- */
+/** The reason of a TRAIN event; `parseTrainingUse` reads it back (AccessEvent.trainingUse). */
 export function trainingUseReason({ studyId, runId, round }: TrainingRoundRef): string {
   return `Training run ${runId}, round ${round} (study ${studyId})`;
+}
+
+const REASON = /^Training run (\S+), round (\d+) \(study (\S+)\)$/;
+
+/**
+ * The round a TRAIN event's reason names, or null: an event logged before nodes named the
+ * round, or whose reason is gone with the patient's key.
+ */
+export function parseTrainingUse(reason: string | null): TrainingRoundRef | null {
+  const m = reason === null ? null : REASON.exec(reason);
+  return m ? { runId: m[1], round: Number(m[2]), studyId: m[3] } : null;
 }
