@@ -3,6 +3,7 @@
 // INSERT of a new current version.
 import { DataSource, EntityManager } from 'typeorm';
 import { preparedQuery } from '../database/prepared';
+import { DataKeyUnavailableError } from './crypto';
 import { RecordEntity } from './record.entity';
 
 /** The columns of a version, from `records` (alias `r`) or `record_versions` (alias `v`). */
@@ -90,15 +91,32 @@ export async function updateRecordRow(m: EntityManager, row: RecordEntity): Prom
  * Inserts a current version: every column RecordEntity maps that the row sets (taken from the
  * entity's metadata, so no column can be forgotten), as one prepared statement when outside a
  * transaction. Cheaper than the repository's insert, which builds its query on every call.
+ *
+ * The row's data key must still be live, and stays so until the row commits (it is locked in
+ * share mode): erasure in another process or request, which destroys the key and then deletes
+ * the patient's records, either runs first, and the insert fails with DataKeyUnavailableError,
+ * or waits, and deletes this row too.
  */
 export async function insertRecordRow(
   db: DataSource | EntityManager,
   row: RecordEntity,
 ): Promise<void> {
   const set = columnsSet(db, row);
-  const text = `INSERT INTO records (${set.map((c) => c.column).join(', ')})
-    VALUES (${set.map((_, i) => `$${i + 1}`).join(', ')})`;
   const values = set.map((c) => c.value);
-  if (db instanceof DataSource) await preparedQuery(db, text, values);
-  else await db.query(text, values);
+  const text = `INSERT INTO records (${set.map((c) => c.column).join(', ')})
+    VALUES (${set
+      .map((c, i) =>
+        c.column === 'key_id'
+          ? `(SELECT id FROM data_keys WHERE id = $${i + 1} AND destroyed_at IS NULL FOR SHARE)`
+          : `$${i + 1}`,
+      )
+      .join(', ')})`;
+  try {
+    if (db instanceof DataSource) await preparedQuery(db, text, values);
+    else await db.query(text, values);
+  } catch (e) {
+    const { code, column } = e as { code?: string; column?: string };
+    if (code === '23502' && column === 'key_id') throw new DataKeyUnavailableError(row.keyId);
+    throw e;
+  }
 }

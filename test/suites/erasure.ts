@@ -3,6 +3,7 @@ import { Pool } from 'pg';
 import { chainedEventFromRow, findBreak } from '../../src/audit';
 import { verifyAll } from '../../src/verification';
 import { LEDGER, Ledger } from '../../src/ledger';
+import { DataKeyRing } from '../../src/records/crypto';
 import { condition, observation } from '../helpers/fhir';
 import { itNeeds, LedgerUnderTest } from '../helpers/ledger-under-test';
 import { codes, TestApi } from '../helpers/test-api';
@@ -147,6 +148,59 @@ export function erasureSuite(ledger: LedgerUnderTest): void {
       },
       () => api,
     );
+
+    it('stores nothing for a write racing an erasure made through another process', async () => {
+      const CREATE = 'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }';
+      const count = async (id: string) =>
+        (await api.db.query('SELECT count(*) FROM records WHERE patient_id = $1', [id])).rows[0]
+          .count;
+      // Another process erases the patient exactly as eraseMyData does, while this one still
+      // knows them (and, for `cold`, not their data key: its first write takes the slow path).
+      const eraseElsewhere = async (id: string) => {
+        await api.db.query('BEGIN');
+        await api.db.query(
+          'UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now() WHERE patient_id = $1',
+          [id],
+        );
+        await api.db.query('DELETE FROM records WHERE patient_id = $1', [id]);
+        await api.db.query(
+          'UPDATE patients SET display_name_sealed = NULL, erased_at = now() WHERE id = $1',
+          [id],
+        );
+        await api.db.query('UPDATE users SET patient_id = NULL WHERE patient_id = $1', [id]);
+        await api.db.query('COMMIT');
+      };
+      for (const [who, cold] of [
+        ['ray', false],
+        ['rita', true],
+      ] as const) {
+        const token = await api.token(who, 'PATIENT');
+        const id = (
+          await api.ok<{ registerPatient: { id: string } }>(
+            'mutation { registerPatient { id } }',
+            {},
+            token,
+          )
+        ).registerPatient.id;
+        await api.ok(CREATE, { r: observation() }, token);
+        if (cold) api.server.app.get(DataKeyRing).forgetPatient(id);
+        await eraseElsewhere(id);
+        const res = await api.gql(CREATE, { r: observation() }, token);
+        expect(codes(res)).toEqual(['NOT_FOUND']);
+        expect(await count(id)).toBe('0');
+        // The process forgot them: the next write is told plainly there is no profile.
+        expect(codes(await api.gql(CREATE, { r: observation() }, token))).toEqual(['NOT_FOUND']);
+        expect(await count(id)).toBe('0');
+        expect(
+          (
+            await api.db.query(
+              'SELECT count(*) FROM data_keys WHERE patient_id = $1 AND destroyed_at IS NULL',
+              [id],
+            )
+          ).rows[0].count,
+        ).toBe('0');
+      }
+    });
 
     it('refuses break-glass on an erased patient', async () => {
       const res = await api.gql(

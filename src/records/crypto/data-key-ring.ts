@@ -173,6 +173,11 @@ export class DataKeyRing {
     await manager
       .getRepository(DataKeyEntity)
       .update({ patientId, destroyedAt: IsNull() }, { wrappedKey: null, destroyedAt: new Date() });
+    this.forgetPatient(patientId);
+  }
+
+  /** Forgets what this process knows of the patient's keys (another process destroyed them). */
+  forgetPatient(patientId: string): void {
     this.live.delete(patientId);
     for (const [id, entry] of [...this.cache]) {
       if (entry.patientId === patientId) this.cache.delete(id);
