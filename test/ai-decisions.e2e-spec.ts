@@ -87,16 +87,16 @@ describe('auditable AI decisions', () => {
     });
     expect(status).toBeLessThan(300);
 
-    ada.recordIds.patient = await createRecord(ada.token, {
+    ada.recordIds.patient = await api.createRecord(ada.token, {
       resourceType: 'Patient',
       birthDate: '1960-05-01',
     });
-    ada.recordIds.oldGlucose = await createRecord(ada.token, glucose(160, '2025-01-10'));
-    ada.recordIds.glucose = await createRecord(ada.token, glucose(118, '2026-02-01'));
+    ada.recordIds.oldGlucose = await api.createRecord(ada.token, glucose(160, '2025-01-10'));
+    ada.recordIds.glucose = await api.createRecord(ada.token, glucose(118, '2026-02-01'));
     // Not usable: preliminary, and in another unit.
-    await createRecord(ada.token, glucose(300, '2026-03-01', { status: 'preliminary' }));
-    await createRecord(ada.token, glucose(7, '2026-03-02', { unit: 'mmol/L' }));
-    await createRecord(bob.token, { resourceType: 'Patient', birthDate: '1970-01-01' });
+    await api.createRecord(ada.token, glucose(300, '2026-03-01', { status: 'preliminary' }));
+    await api.createRecord(ada.token, glucose(7, '2026-03-02', { unit: 'mmol/L' }));
+    await api.createRecord(bob.token, { resourceType: 'Patient', birthDate: '1970-01-01' });
   });
 
   afterAll(() => api?.stop());
@@ -142,15 +142,6 @@ describe('auditable AI decisions', () => {
       effectiveDateTime: `${date}T08:00:00Z`,
       valueQuantity: { value, unit, system: 'http://unitsofmeasure.org', code: unit },
     };
-  }
-
-  async function createRecord(token: string, resource: Record<string, unknown>): Promise<string> {
-    const { createRecord } = await api.ok<{ createRecord: { id: string } }>(
-      'mutation($r: JSON!) { createRecord(input: { resource: $r }) { id } }',
-      { r: resource },
-      token,
-    );
-    return createRecord.id;
   }
 
   const assess = (patientId: string, token = clinician) =>

@@ -48,15 +48,6 @@ describe('AI decisions in the web console', () => {
     return registerPatient.id;
   }
 
-  async function createRecord(token: string, resource: Record<string, unknown>): Promise<string> {
-    const { createRecord } = await api.ok<{ createRecord: { id: string } }>(
-      'mutation($r: JSON!) { createRecord(input: { resource: $r }) { id } }',
-      { r: resource },
-      token,
-    );
-    return createRecord.id;
-  }
-
   /** Every decision about Ada, newest first, as the API answers her. */
   async function adasDecisions(): Promise<ApiDecision[]> {
     const all: ApiDecision[] = [];
@@ -117,8 +108,8 @@ describe('AI decisions in the web console', () => {
 
     ada.token = await api.token('ada', 'PATIENT');
     ada.id = await register(ada.token, 'Ada');
-    await createRecord(ada.token, { resourceType: 'Patient', birthDate: '1960-05-01' });
-    ada.glucoseRecord = await createRecord(ada.token, {
+    await api.createRecord(ada.token, { resourceType: 'Patient', birthDate: '1960-05-01' });
+    ada.glucoseRecord = await api.createRecord(ada.token, {
       ...observation(GLUCOSE, 118, 'mg/dL'),
       effectiveDateTime: '2026-02-01T08:00:00Z',
     });
@@ -132,7 +123,7 @@ describe('AI decisions in the web console', () => {
     // Bob has no glucose value: the model cannot be run on his records.
     bob.token = await api.token('bob', 'PATIENT');
     bob.id = await register(bob.token, 'Bob');
-    await createRecord(bob.token, { resourceType: 'Patient', birthDate: '1970-01-01' });
+    await api.createRecord(bob.token, { resourceType: 'Patient', birthDate: '1970-01-01' });
     await api.grantRead(bob.token, 'dr-grey');
 
     // One round, one update: the run completes with exactly WEIGHTS.

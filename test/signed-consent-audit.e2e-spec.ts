@@ -3,11 +3,7 @@
 // database claims), the consents listing does not show a grant the decision point ignores as
 // ACTIVE, and verify-ledger reconciles the signed-only settings table with the ledger.
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
-import { Pool } from 'pg';
 import { ConsentReconciliation } from '../src/consent';
-import { kekOf } from '../src/records/crypto';
-import { verifyAll } from '../src/verification';
-import { observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
 
 const GRANT = `mutation($input: GrantConsentInput!) { grantConsent(input: $input) { id patientSigned status } }`;
@@ -45,7 +41,6 @@ async function signWith(key: PrivateKey, payload: string): Promise<string> {
 
 describe('signed consent in the audit trail, the listing and verify-ledger', () => {
   let api: TestApi;
-  let pool: Pool;
   let patient: string;
   let patientId: string;
   let key: PrivateKey;
@@ -90,28 +85,10 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
     ).consents;
   }
 
-  async function verify() {
-    const result = await verifyAll(pool, 'org1', await kekOf(api.config));
-    return { ok: result.ok, text: result.lines.join('\n') };
-  }
-
   beforeAll(async () => {
     // No periodic reconciliation: what the tests tamper with stays tampered until checked.
     api = await TestApi.start({ CONSENT_RECONCILE_INTERVAL_MS: '0' });
-    pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
-    patient = await api.token('ines', 'PATIENT');
-    ({
-      registerPatient: { id: patientId },
-    } = await api.ok<{ registerPatient: { id: string } }>(
-      'mutation { registerPatient { id } }',
-      {},
-      patient,
-    ));
-    await api.ok(
-      'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
-      { r: observation() },
-      patient,
-    );
+    ({ token: patient, patientId } = await api.patientWithRecord('ines'));
     const pair = await generateKeyPair('ES256', { extractable: true });
     key = pair.privateKey;
     await api.ok(REGISTER, { jwk: await exportJWK(pair.publicKey) }, patient);
@@ -139,10 +116,7 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
     unsignedGrant = await api.grantRead(patient, 'dr-unsigned');
   });
 
-  afterAll(async () => {
-    await pool?.end();
-    await api?.stop();
-  });
+  afterAll(() => api?.stop());
 
   it('flags each PERMIT by whether its grant was signed, and counts them in verifyAccessLog', async () => {
     expect(await reads('dr-signed')).toBe(1);
@@ -196,7 +170,7 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
   });
 
   it('lists the unsigned PERMITs by grant in verify-ledger, with their event numbers', async () => {
-    const result = await verify();
+    const result = await api.verifyLedger();
     expect(result.ok).toBe(true);
     expect(result.text).toMatch(/; 1 under grants the patient signed\./);
     expect(result.text).toMatch(
@@ -235,7 +209,7 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
     });
 
     it('verifies clean with the setting compared to the ledger', async () => {
-      const result = await verify();
+      const result = await api.verifyLedger();
       expect(result.text).toMatch(
         /Signed-only settings: 1 rows compared with 1 settings on the ledger\./,
       );
@@ -247,7 +221,7 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
         `UPDATE signed_consent_settings SET require_signed = false WHERE patient_id = $1`,
         [patientId],
       );
-      const broken = await verify();
+      const broken = await api.verifyLedger();
       expect(broken.ok).toBe(false);
       expect(broken.text).toContain(
         `BROKEN: signed-only settings table has 1 patient setting(s) that differ from the ledger (${patientId}); repaired from the ledger`,
@@ -257,14 +231,14 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
         [patientId],
       );
       expect(rows).toEqual([{ require_signed: true }]);
-      expect((await verify()).ok).toBe(true);
+      expect((await api.verifyLedger()).ok).toBe(true);
     });
 
     it('reports a deleted setting, which let the unsigned grant count again, and restores it', async () => {
       await api.db.query('DELETE FROM signed_consent_settings WHERE patient_id = $1', [patientId]);
       // This is what the deletion buys a database writer until the check runs.
       expect(await reads('dr-unsigned')).toBe(1);
-      const broken = await verify();
+      const broken = await api.verifyLedger();
       expect(broken.ok).toBe(false);
       expect(broken.text).toContain(
         `BROKEN: signed-only settings table lacks 1 patient setting(s) the ledger holds (${patientId}); repaired from the ledger`,
@@ -279,7 +253,7 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
       const report = await api.server.app.get(ConsentReconciliation).reconcile();
       expect(report).not.toBeNull();
       expect(await reads('dr-unsigned')).toEqual(['CONSENT_REQUIRED']);
-      expect((await verify()).ok).toBe(true);
+      expect((await api.verifyLedger()).ok).toBe(true);
     });
 
     it('reports a setting for a patient the ledger never set one for, and deletes it', async () => {
@@ -289,7 +263,7 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
          FROM signed_consent_settings WHERE patient_id = $1`,
         [patientId],
       );
-      const broken = await verify();
+      const broken = await api.verifyLedger();
       expect(broken.ok).toBe(false);
       expect(broken.text).toContain(
         'BROKEN: signed-only settings table holds 1 patient setting(s) the ledger never wrote (made-up-patient); repaired from the ledger',

@@ -320,19 +320,7 @@ describe('patient-signed consent', () => {
     let unsignedBefore: string;
 
     beforeAll(async () => {
-      other = await api.token('omar', 'PATIENT');
-      ({
-        registerPatient: { id: otherId },
-      } = await api.ok<{ registerPatient: { id: string } }>(
-        'mutation { registerPatient { id } }',
-        {},
-        other,
-      ));
-      await api.ok(
-        'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
-        { r: observation() },
-        other,
-      );
+      ({ token: other, patientId: otherId } = await api.patientWithRecord('omar'));
       key = await webCryptoKey();
       await api.ok(REGISTER, { jwk: key.jwk }, other);
       unsignedBefore = await api.grantRead(other, 'dr-omar');

@@ -2,13 +2,10 @@
 // a live server: no forged, altered or revived row gives access, the server repairs the
 // projection from the ledger, and verify-ledger names what it found.
 import { randomUUID } from 'node:crypto';
-import { Pool } from 'pg';
 import { ConsentProjector, ConsentReconciliation } from '../src/consent';
 import { Ledger, LEDGER, LedgerEvent } from '../src/ledger';
 import { kekOf, RowAuthenticator } from '../src/records/crypto';
-import { verifyAll } from '../src/verification';
 import { Collector } from './helpers/collector';
-import { observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
 
 const LIST = `query($p: ID!) { records(patientId: $p) { items { id } } }`;
@@ -17,7 +14,6 @@ const CONSENTS = `query { consents { id status grantee { id } } }`;
 
 describe('tampering with consent in the database', () => {
   let api: TestApi;
-  let pool: Pool;
   let patient: string;
   let patientId: string;
   let recordId: string;
@@ -34,54 +30,23 @@ describe('tampering with consent in the database', () => {
     return res.data?.records.items.map((r) => r.id) ?? codes(res);
   }
 
-  async function failures(kind: string): Promise<number> {
-    const text = await (await fetch(`${api.url}/metrics`)).text();
-    const line = text
-      .split('\n')
-      .find((l) => l.startsWith(`custodia_integrity_failures_total{kind="${kind}"}`));
-    return line ? Number(line.split(' ').pop()) : 0;
-  }
-
-  async function verify() {
-    const result = await verifyAll(pool, 'org1', await kekOf(api.config));
-    return { ok: result.ok, text: result.lines.join('\n') };
-  }
-
   beforeAll(async () => {
     api = await TestApi.start({ CONSENT_RECONCILE_INTERVAL_MS: '0' });
-    pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
-    patient = await api.token('tess', 'PATIENT');
-    ({
-      registerPatient: { id: patientId },
-    } = await api.ok<{ registerPatient: { id: string } }>(
-      'mutation { registerPatient { id } }',
-      {},
-      patient,
-    ));
-    ({
-      createRecord: { id: recordId },
-    } = await api.ok<{ createRecord: { id: string } }>(
-      'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
-      { r: observation() },
-      patient,
-    ));
+    ({ token: patient, patientId, recordId } = await api.patientWithRecord('tess'));
   });
-  afterAll(async () => {
-    await pool?.end();
-    await api?.stop();
-  });
+  afterAll(() => api?.stop());
 
   it('starts clean: verify-ledger passes with the projection compared', async () => {
     await grantTo('dr-real');
     expect(await reads('dr-real')).toEqual([recordId]);
-    const result = await verify();
+    const result = await api.verifyLedger();
     expect(result.text).toMatch(/Consent projection: 1 rows compared with 1 grants on the ledger/);
     expect(result.ok).toBe(true);
   });
 
   it('gives a forged grant (a copied row naming another clinician) no access, and removes it', async () => {
     const forgedId = randomUUID();
-    const before = await failures('consent_grant');
+    const before = await api.integrityFailures('consent_grant');
     await api.db.query(
       `INSERT INTO consent_grants SELECT $1, patient_id, grantee_type, 'dr-forged', purpose,
          actions, resource_types, categories, include_restricted, valid_from, valid_until,
@@ -90,7 +55,7 @@ describe('tampering with consent in the database', () => {
       [forgedId],
     );
     expect(await reads('dr-forged')).toEqual(['CONSENT_REQUIRED']);
-    expect(await failures('consent_grant')).toBeGreaterThan(before);
+    expect(await api.integrityFailures('consent_grant')).toBeGreaterThan(before);
     // The patient is not shown a grant they never made.
     const { consents } = await api.ok<{ consents: { id: string }[] }>(CONSENTS, {}, patient);
     expect(consents.map((c) => c.id)).not.toContain(forgedId);
@@ -187,7 +152,7 @@ describe('tampering with consent in the database', () => {
        FROM consent_grants WHERE id = $2`,
       [forgedId, id],
     );
-    const broken = await verify();
+    const broken = await api.verifyLedger();
     expect(broken.ok).toBe(false);
     expect(broken.text).toMatch(
       new RegExp(
@@ -199,7 +164,7 @@ describe('tampering with consent in the database', () => {
         `BROKEN: consent projection has 1 grant\\(s\\) that differ from the ledger \\(${id}\\); repaired`,
       ),
     );
-    expect((await verify()).ok).toBe(true);
+    expect((await api.verifyLedger()).ok).toBe(true);
     expect(await reads('dr-verify')).toEqual([recordId]);
   });
 
@@ -210,7 +175,7 @@ describe('tampering with consent in the database', () => {
       await clinician('dr-glass'),
     );
     expect(await reads('dr-glass')).toEqual([recordId]);
-    const before = await failures('emergency');
+    const before = await api.integrityFailures('emergency');
     await api.db.query(
       `INSERT INTO emergency_accesses SELECT $1, patient_id, 'dr-copycat', reason, declared_at,
          expires_at, mac, ledger_tx_id, reason_sealed, key_id
@@ -223,7 +188,7 @@ describe('tampering with consent in the database', () => {
     );
     expect(await reads('dr-copycat')).toEqual(['CONSENT_REQUIRED']);
     expect(await reads('dr-glass')).toEqual(['CONSENT_REQUIRED']);
-    expect(await failures('emergency')).toBeGreaterThan(before);
+    expect(await api.integrityFailures('emergency')).toBeGreaterThan(before);
   });
 
   it("gives an account pointed at another patient in the database none of that patient's records", async () => {
@@ -239,7 +204,7 @@ describe('tampering with consent in the database', () => {
     const res = await api.gql(LIST, { p: patientId }, mallory);
     expect(res.data).toBeFalsy();
     expect(codes(res)).toEqual(['CONSENT_REQUIRED']);
-    expect(await failures('identity_link')).toBeGreaterThan(0);
+    expect(await api.integrityFailures('identity_link')).toBeGreaterThan(0);
     // Without a MAC, and restarted: still not believed, since other links carry theirs.
     await api.db.query(`UPDATE users SET mac = NULL WHERE subject = 'mallory'`);
     await api.restart();
@@ -275,7 +240,7 @@ describe('tampering with consent in the database', () => {
       await clinician('dr-optout'),
     );
     expect(codes(declare)).toEqual(['FORBIDDEN']);
-    expect(await failures('patient_setting')).toBeGreaterThan(0);
+    expect(await api.integrityFailures('patient_setting')).toBeGreaterThan(0);
     await api.ok('mutation { setEmergencyAccess(allow: true) { id } }', {}, patient);
     const again = await api.gql(
       'mutation($p: ID!) { declareEmergency(patientId: $p, reason: "collapsed in the waiting room") { id } }',
@@ -315,7 +280,7 @@ describe('tampering with consent in the database', () => {
       [ghost, rows.mac('consent-grant/v1', fields), tmpl.id],
     );
     expect(await reads('dr-ghost')).toEqual([recordId]);
-    const result = await verify();
+    const result = await api.verifyLedger();
     expect(result.ok).toBe(false);
     expect(result.text).toMatch(
       new RegExp(

@@ -2,12 +2,8 @@
 // could try to forge the ledger itself: a world-state row holding a grant, or a whole block
 // appended with a valid hash chain. Neither carries this API's seal, so neither is believed.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Pool } from 'pg';
 import { ConsentReconciliation } from '../src/consent';
 import { Block, encodeBlock } from '../src/ledger/embedded/block';
-import { kekOf } from '../src/records/crypto';
-import { verifyAll } from '../src/verification';
-import { observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
 
 const LIST = `query($p: ID!) { records(patientId: $p) { items { id } } }`;
@@ -15,7 +11,6 @@ const GRANT_KEY_PREFIX = '\u0000custodia.grant\u0000';
 
 describe('forging the embedded ledger in the database', () => {
   let api: TestApi;
-  let pool: Pool;
   let patient: string;
   let patientId: string;
   let grantId: string;
@@ -28,17 +23,6 @@ describe('forging the embedded ledger in the database', () => {
     );
     return res.data?.records.items.length ?? codes(res);
   };
-  const verify = async () => {
-    const result = await verifyAll(pool, 'org1', await kekOf(api.config));
-    return { ok: result.ok, text: result.lines.join('\n') };
-  };
-  async function failures(): Promise<number> {
-    const text = await (await fetch(`${api.url}/metrics`)).text();
-    const line = text
-      .split('\n')
-      .find((l) => l.startsWith('custodia_integrity_failures_total{kind="ledger_chain"}'));
-    return line ? Number(line.split(' ').pop()) : 0;
-  }
   /** The grant's world-state value, as the chaincode stored it, re-aimed at `sub`. */
   async function forgedGrant(sub: string) {
     const { rows } = await api.db.query(
@@ -57,30 +41,14 @@ describe('forging the embedded ledger in the database', () => {
 
   beforeAll(async () => {
     api = await TestApi.start({ CONSENT_RECONCILE_INTERVAL_MS: '0' });
-    pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
-    patient = await api.token('lena', 'PATIENT');
-    ({
-      registerPatient: { id: patientId },
-    } = await api.ok<{ registerPatient: { id: string } }>(
-      'mutation { registerPatient { id } }',
-      {},
-      patient,
-    ));
-    await api.ok(
-      'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
-      { r: observation() },
-      patient,
-    );
+    ({ token: patient, patientId } = await api.patientWithRecord('lena'));
     grantId = await api.grantRead(patient, 'dr-lena');
   });
-  afterAll(async () => {
-    await pool?.end();
-    await api?.stop();
-  });
+  afterAll(() => api?.stop());
 
   it('starts sealed and verified', async () => {
     expect(await reads('dr-lena')).toBe(1);
-    expect((await verify()).ok).toBe(true);
+    expect((await api.verifyLedger()).ok).toBe(true);
   });
 
   it('does not take a grant written straight into the world state into the projection', async () => {
@@ -95,11 +63,11 @@ describe('forging the embedded ledger in the database', () => {
         forged.row.mac,
       ],
     );
-    const before = await failures();
+    const before = await api.integrityFailures('ledger_chain');
     expect(await api.server.app.get(ConsentReconciliation).reconcile()).toBeNull();
     expect(await reads('dr-state')).toEqual(['CONSENT_REQUIRED']);
-    expect(await failures()).toBeGreaterThan(before);
-    const result = await verify();
+    expect(await api.integrityFailures('ledger_chain')).toBeGreaterThan(before);
+    const result = await api.verifyLedger();
     expect(result.ok).toBe(false);
     expect(result.text).toContain(
       `BROKEN: world state of key ${forged.key.toString('hex')} is not sealed by this organisation's ledger`,
@@ -148,7 +116,7 @@ describe('forging the embedded ledger in the database', () => {
     expect(res.errors![0].message).toMatch(/verify-ledger/);
     expect(await reads('dr-block')).toEqual(['CONSENT_REQUIRED']);
     expect((await fetch(`${api.url}/health`)).status).toBe(503);
-    const result = await verify();
+    const result = await api.verifyLedger();
     expect(result.text).toContain(
       `BROKEN: block ${block.number} is not sealed by this organisation's ledger`,
     );
@@ -165,7 +133,7 @@ describe('forging the embedded ledger in the database', () => {
     await api.restart();
     expect((await fetch(`${api.url}/health`)).status).toBe(200);
     expect(await reads('dr-lena')).toBe(1);
-    expect((await verify()).ok).toBe(true);
+    expect((await api.verifyLedger()).ok).toBe(true);
     const { rows } = await api.db.query(
       'SELECT count(*)::int AS n FROM ledger_blocks WHERE mac IS NULL',
     );

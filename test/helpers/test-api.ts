@@ -4,12 +4,15 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from 'pg';
+import { Client, Pool } from 'pg';
 import { DevIssuer, Role } from '../../src/auth';
 import { AppConfig, DEV_AUDIENCE, DEV_ISSUER, loadConfig } from '../../src/config';
 import { freshDatabase, TestDatabase } from './database';
 import { LogLines } from './log-lines';
+import { kekOf } from '../../src/records/crypto';
 import { RunningServer, startServer } from '../../src/server';
+import { verifyAll } from '../../src/verification';
+import { observation } from './fhir';
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
   status: number;
@@ -99,6 +102,50 @@ export class TestApi {
     const res = await this.gql<T>(query, variables, token);
     if (res.errors?.length) throw new Error(`GraphQL errors: ${JSON.stringify(res.errors)}`);
     return res.data as T;
+  }
+
+  /** Registers patient `subject`, who stores one Observation; answers their token and ids. */
+  async patientWithRecord(
+    subject: string,
+  ): Promise<{ token: string; patientId: string; recordId: string }> {
+    const token = await this.token(subject, 'PATIENT');
+    const { registerPatient } = await this.ok<{ registerPatient: { id: string } }>(
+      'mutation { registerPatient { id } }',
+      {},
+      token,
+    );
+    const recordId = await this.createRecord(token, observation());
+    return { token, patientId: registerPatient.id, recordId };
+  }
+
+  /** The patient (`token`) stores `resource`; answers the record's id. */
+  async createRecord(token: string, resource: Record<string, unknown>): Promise<string> {
+    const { createRecord } = await this.ok<{ createRecord: { id: string } }>(
+      'mutation($r: JSON!) { createRecord(input: { resource: $r }) { id } }',
+      { r: resource },
+      token,
+    );
+    return createRecord.id;
+  }
+
+  /** `verify-ledger` as the command runs it (with the KEK, so seals are checked too). */
+  async verifyLedger(): Promise<{ ok: boolean; text: string }> {
+    const pool = new Pool({ connectionString: this.config.databaseUrl, max: 2 });
+    try {
+      const result = await verifyAll(pool, this.config.orgId, await kekOf(this.config));
+      return { ok: result.ok, text: result.lines.join('\n') };
+    } finally {
+      await pool.end();
+    }
+  }
+
+  /** The server's `custodia_integrity_failures_total` counter for `kind` (0 before any). */
+  async integrityFailures(kind: string): Promise<number> {
+    const text = await (await fetch(`${this.url}/metrics`)).text();
+    const line = text
+      .split('\n')
+      .find((l) => l.startsWith(`custodia_integrity_failures_total{kind="${kind}"}`));
+    return line ? Number(line.split(' ').pop()) : 0;
   }
 
   /**

@@ -8,7 +8,6 @@ import { Ledger, LEDGER } from '../../src/ledger';
 import { IntegrityMonitor } from '../../src/observability';
 import { DataKeyRing } from '../../src/records/crypto';
 import { verifyAll } from '../../src/verification';
-import { observation } from '../helpers/fhir';
 import { itNeeds, LedgerUnderTest } from '../helpers/ledger-under-test';
 import { TestApi } from '../helpers/test-api';
 
@@ -20,22 +19,12 @@ export function verificationSuite(ledger: LedgerUnderTest): void {
     beforeAll(async () => {
       api = await ledger.startApi();
       pool = new Pool({ connectionString: api.config.databaseUrl, max: 2 });
-      const patient = await api.token('vera', 'PATIENT');
-      const { registerPatient } = await api.ok<{ registerPatient: { id: string } }>(
-        'mutation { registerPatient { id } }',
-        {},
-        patient,
-      );
-      await api.ok(
-        'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
-        { r: observation() },
-        patient,
-      );
+      const { token, patientId } = await api.patientWithRecord('vera');
       for (let i = 0; i < 3; i++) {
         await api.ok(
           'query($p: ID!) { records(patientId: $p) { items { id } } }',
-          { p: registerPatient.id },
-          patient,
+          { p: patientId },
+          token,
         );
       }
       await api.server.app.get(AccessLog).anchorHead();
