@@ -9,8 +9,8 @@ import {
   percent,
   useModels,
 } from './ai-decisions';
-import { ApiError, gql } from './api';
-import { ErrorNotice, formatTime, toApiError } from './common';
+import { gql } from './api';
+import { ErrorNotice, formatTime, useAction } from './common';
 
 /** What each refusal of assessRisk means to the clinician who asked. */
 const ASSESS_HELP: Partial<Record<string, string>> = {
@@ -32,30 +32,23 @@ export function AssessRisk({ patientId }: { patientId: string }) {
   const models = useModels();
   const [modelId, setModelId] = useState('');
   const [result, setResult] = useState<AiDecision | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
+  const { busy, error, run } = useAction();
   const [refresh, setRefresh] = useState(0);
   const list = models.data?.models ?? [];
   const chosen = list.some((m) => m.id === modelId) ? modelId : (list[0]?.id ?? '');
 
   async function assess(e: FormEvent) {
     e.preventDefault();
-    if (!chosen || busy) return;
-    setBusy(true);
-    setError(null);
-    setResult(null);
-    try {
+    if (!chosen) return;
+    await run(async () => {
+      setResult(null);
       const { assessRisk } = await gql<{ assessRisk: AiDecision }>(
         `mutation($p: ID!, $m: ID!) { assessRisk(patientId: $p, modelId: $m) { ${DECISION_FIELDS} } }`,
         { p: patientId, m: chosen },
       );
       setResult(assessRisk);
       setRefresh((n) => n + 1);
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   }
 
   return (

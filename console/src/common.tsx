@@ -1,4 +1,5 @@
-// Small pieces every page uses: loading a query, showing an API error in plain words.
+// Small pieces every page uses: loading a query, running an action, showing an API error in
+// plain words.
 import { useCallback, useEffect, useState } from 'react';
 import { ApiError } from './api';
 
@@ -57,6 +58,32 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]): Loaded<T> {
     void reload();
   }, [reload]);
   return { data, error, loading, reload };
+}
+
+export interface Action {
+  busy: boolean;
+  error: ApiError | null;
+  /** Runs `act` unless one is running (a second press is ignored); its failure lands in `error`. */
+  run: (act: () => Promise<void>) => Promise<void>;
+}
+
+/** A mutation behind a button or form: busy while it runs, and the error it ended with. */
+export function useAction(): Action {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const run = async (act: () => Promise<void>) => {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
+    try {
+      await act();
+    } catch (e) {
+      setError(toApiError(e));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return { busy, error, run };
 }
 
 export function formatTime(iso: string): string {

@@ -2,8 +2,8 @@
 // decision about them (ai-decisions.tsx).
 import { useState } from 'react';
 import { DecisionList, useModels } from './ai-decisions';
-import { ApiError, gql } from './api';
-import { ErrorNotice, toApiError, useLoad } from './common';
+import { gql } from './api';
+import { ErrorNotice, useAction, useLoad } from './common';
 
 /** The patient's page: allow or refuse AI risk assessments, and every decision about them. */
 export function MyAiDecisions({ patientId }: { patientId: string }) {
@@ -49,17 +49,13 @@ function AiDecisionSetting({ patientId }: { patientId: string }) {
       ),
     [patientId],
   );
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [status, setStatus] = useState('');
   const allowed = profile.data?.patient?.allowAiDecisions;
 
-  async function set(allow: boolean) {
-    if (busy) return;
-    setBusy(true);
-    setError(null);
-    setStatus('');
-    try {
+  const set = (allow: boolean) =>
+    run(async () => {
+      setStatus('');
       await gql(`mutation($allow: Boolean!) { setAiDecisions(allow: $allow) { id } }`, { allow });
       await profile.reload();
       setStatus(
@@ -67,12 +63,7 @@ function AiDecisionSetting({ patientId }: { patientId: string }) {
           ? 'AI-assisted risk assessments are now allowed.'
           : 'AI-assisted risk assessments are now refused.',
       );
-    } catch (e) {
-      setError(toApiError(e));
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
 
   return (
     <section aria-labelledby="ai-setting-h" className="panel">

@@ -2,7 +2,7 @@
 // behind a confirmation that asks them to type a word.
 import { FormEvent, useRef, useState } from 'react';
 import { ApiError, gql } from './api';
-import { ErrorNotice, toApiError, useLoad } from './common';
+import { ErrorNotice, toApiError, useAction, useLoad } from './common';
 
 /** The word a patient types to confirm erasure. */
 export const ERASE_WORD = 'ERASE';
@@ -25,28 +25,19 @@ function EmergencySetting({ patientId }: { patientId: string }) {
       ),
     [patientId],
   );
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [status, setStatus] = useState('');
   const allowed = profile.data?.patient?.allowEmergencyAccess;
 
-  async function set(allow: boolean) {
-    if (busy) return;
-    setBusy(true);
-    setError(null);
-    setStatus('');
-    try {
+  const set = (allow: boolean) =>
+    run(async () => {
+      setStatus('');
       await gql(`mutation($allow: Boolean!) { setEmergencyAccess(allow: $allow) { id } }`, {
         allow,
       });
       await profile.reload();
       setStatus(allow ? 'Emergency access is now on.' : 'Emergency access is now off.');
-    } catch (e) {
-      setError(toApiError(e));
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
 
   return (
     <section aria-labelledby="emergency-h" className="panel">
