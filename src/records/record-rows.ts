@@ -3,7 +3,7 @@
 // INSERT of a new current version.
 import { DataSource, EntityManager } from 'typeorm';
 import { preparedQuery } from '../database/prepared';
-import { DataKeyUnavailableError } from './crypto';
+import { PatientErasedError } from './crypto';
 import { RecordEntity } from './record.entity';
 
 /** The columns of a version, from `records` (alias `r`) or `record_versions` (alias `v`). */
@@ -94,7 +94,7 @@ export async function updateRecordRow(m: EntityManager, row: RecordEntity): Prom
  *
  * The row's data key must still be live, and stays so until the row commits (it is locked in
  * share mode): erasure in another process or request, which destroys the key and then deletes
- * the patient's records, either runs first, and the insert fails with DataKeyUnavailableError,
+ * the patient's records, either runs first, and the insert fails with PatientErasedError,
  * or waits, and deletes this row too.
  */
 export async function insertRecordRow(
@@ -116,7 +116,7 @@ export async function insertRecordRow(
     else await db.query(text, values);
   } catch (e) {
     const { code, column } = e as { code?: string; column?: string };
-    if (code === '23502' && column === 'key_id') throw new DataKeyUnavailableError(row.keyId);
+    if (code === '23502' && column === 'key_id') throw new PatientErasedError();
     throw e;
   }
 }

@@ -19,7 +19,7 @@ import { preparedQuery } from '../database/prepared';
 import { AccessLog } from '../audit';
 import { Decision } from '../consent';
 import { PatientsService } from '../patients';
-import { DataKey, DataKeyRing, DataKeyUnavailableError, RecordLabels } from './crypto';
+import { DataKey, DataKeyRing, PatientErasedError, RecordLabels } from './crypto';
 import { sealedRow } from './sealed-row';
 import {
   checkedCategory,
@@ -111,8 +111,8 @@ export class RecordsService {
     };
     // The patient's live key, once this process knows it, makes the write one INSERT; the
     // first record of a patient creates the key and the row in one transaction.
-    // Either way the row commits only while the patient is not erased: another request or
-    // process erasing them meanwhile leaves nothing stored.
+    // Either way the row commits only while the patient is not erased (see DataKeyRing):
+    // another request or process erasing them meanwhile leaves nothing stored.
     const known = this.keys.knownLiveKey(own);
     let row: RecordEntity;
     try {
@@ -121,24 +121,18 @@ export class RecordsService {
         await insertRecordRow(this.db, row);
       } else {
         row = await this.db.transaction(async (m) => {
-          // Erasure updates this row in its transaction: it either went first, or waits.
-          const [patient] = await m.query<{ erased: boolean }[]>(
-            'SELECT erased_at IS NOT NULL AS erased FROM patients WHERE id = $1 FOR SHARE',
-            [own],
-          );
-          if (!patient || patient.erased) throw new DataKeyUnavailableError(own);
           const entity = seal(await this.keys.liveKey(own, m));
           await insertRecordRow(m, entity);
           return entity;
         });
       }
     } catch (e) {
-      if (!(e instanceof DataKeyUnavailableError)) throw e;
-      this.keys.forgetPatient(own);
-      this.patients.forget(actor.id);
-      throw new NotFoundError(
-        'This patient profile was erased, so nothing was stored; call registerPatient to start a new one.',
-      );
+      // This process still took them for a live patient: it forgets them.
+      if (e instanceof PatientErasedError) {
+        this.keys.forgetPatient(own);
+        this.patients.forget(actor.id);
+      }
+      throw e;
     }
     // Saved first, anchored second: if the ledger is down the record stays PENDING and the
     // outbox anchors it later; the caller still gets their record.

@@ -5,6 +5,7 @@ import { verifyAll } from '../../src/verification';
 import { LEDGER, Ledger } from '../../src/ledger';
 import { DataKeyRing } from '../../src/records/crypto';
 import { condition, observation } from '../helpers/fhir';
+import { corpusBundle } from '../helpers/fhir-bundle';
 import { itNeeds, LedgerUnderTest } from '../helpers/ledger-under-test';
 import { codes, TestApi } from '../helpers/test-api';
 
@@ -170,25 +171,20 @@ export function erasureSuite(ledger: LedgerUnderTest): void {
         await api.db.query('UPDATE users SET patient_id = NULL WHERE patient_id = $1', [id]);
         await api.db.query('COMMIT');
       };
-      for (const [who, cold] of [
-        ['ray', false],
-        ['rita', true],
+      const IMPORT = 'mutation($b: JSON!) { importBundle(bundle: $b) { created } }';
+      for (const [who, cold, write] of [
+        ['ray', false, () => ({ query: CREATE, variables: { r: observation() } })],
+        ['rita', true, () => ({ query: CREATE, variables: { r: observation() } })],
+        ['rosa', true, () => ({ query: IMPORT, variables: { b: corpusBundle() } })],
       ] as const) {
-        const token = await api.token(who, 'PATIENT');
-        const id = (
-          await api.ok<{ registerPatient: { id: string } }>(
-            'mutation { registerPatient { id } }',
-            {},
-            token,
-          )
-        ).registerPatient.id;
-        await api.ok(CREATE, { r: observation() }, token);
+        const { token, patientId: id } = await api.patientWithRecord(who);
         if (cold) api.server.app.get(DataKeyRing).forgetPatient(id);
         await eraseElsewhere(id);
-        const res = await api.gql(CREATE, { r: observation() }, token);
+        const { query, variables } = write();
+        const res = await api.gql(query, variables, token);
         expect(codes(res)).toEqual(['NOT_FOUND']);
         expect(await count(id)).toBe('0');
-        // The process forgot them: the next write is told plainly there is no profile.
+        // The next write is refused too, and still nothing is stored.
         expect(codes(await api.gql(CREATE, { r: observation() }, token))).toEqual(['NOT_FOUND']);
         expect(await count(id)).toBe('0');
         expect(

@@ -6,6 +6,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { createSecretKey, KeyObject, randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, In, IsNull } from 'typeorm';
 import { BoundedMap } from '../../common/bounded-map';
+import { NotFoundError } from '../../common/errors';
 import { DataKeyEntity } from './data-key.entity';
 import { newDataKey, unwrapDataKey, wrapDataKey } from './key-wrap';
 
@@ -19,6 +20,18 @@ export class DataKeyUnavailableError extends Error {
   constructor(readonly keyId: string) {
     super(`data key ${keyId} is missing or destroyed`);
     this.name = 'DataKeyUnavailableError';
+  }
+}
+
+/**
+ * Thrown when a key is asked for a patient who erased their data (through another request or
+ * process, so this one did not know): nothing more may be stored for them.
+ */
+export class PatientErasedError extends NotFoundError {
+  constructor() {
+    super(
+      'This patient profile was erased, so nothing was stored; call registerPatient to start a new one.',
+    );
   }
 }
 
@@ -53,25 +66,48 @@ export class DataKeyRing {
     return cached && cached.patientId === patientId ? { id: id!, key: cached.key } : undefined;
   }
 
-  /** The patient's live key, created (inside `manager`'s transaction, if given) when absent. */
+  /**
+   * The patient's live key, created (inside `manager`'s transaction, if given) when absent.
+   * Inside a transaction the key stays live until it commits: the key row is locked in share
+   * mode, so an erasure (which destroys the key, then deletes the patient's records) waits, and
+   * then deletes what the transaction wrote. A patient already erased gets no new key
+   * (PatientErasedError).
+   */
   async liveKey(patientId: string, manager: EntityManager = this.db.manager): Promise<DataKey> {
-    const repo = manager.getRepository(DataKeyEntity);
-    const existing = await repo.findOneBy({ patientId, destroyedAt: IsNull() });
+    const [existing] = await manager.query<{ id: string; wrapped_key: Buffer }[]>(
+      `SELECT id, wrapped_key FROM data_keys WHERE patient_id = $1 AND destroyed_at IS NULL
+       FOR SHARE`,
+      [patientId],
+    );
     if (existing) {
-      const key = this.unwrap(existing);
+      const key = this.unwrap({
+        id: existing.id,
+        patientId,
+        wrappedKey: existing.wrapped_key,
+      } as DataKeyEntity);
       this.live.set(patientId, existing.id);
       return { id: existing.id, key };
     }
     const id = randomUUID();
     const raw = newDataKey();
     try {
-      // One live key per patient (a partial unique index): a concurrent creator wins.
+      // One live key per patient (a partial unique index): a concurrent creator wins. Never
+      // for an erased patient: erasure updates the patient row, which this locks.
       const rows: unknown[] = await manager.query(
-        `INSERT INTO data_keys (id, patient_id, wrapped_key) VALUES ($1, $2, $3)
+        `INSERT INTO data_keys (id, patient_id, wrapped_key)
+         SELECT $1::uuid, p.id, $3::bytea FROM patients p
+         WHERE p.id = $2 AND p.erased_at IS NULL FOR SHARE
          ON CONFLICT DO NOTHING RETURNING id`,
         [id, patientId, wrapDataKey(this.kek, raw, id, patientId)],
       );
-      if (rows.length === 0) return this.liveKey(patientId, manager);
+      if (rows.length === 0) {
+        const [patient] = await manager.query<{ erased: boolean }[]>(
+          'SELECT erased_at IS NOT NULL AS erased FROM patients WHERE id = $1',
+          [patientId],
+        );
+        if (!patient || patient.erased) throw new PatientErasedError();
+        return this.liveKey(patientId, manager);
+      }
       const key = createSecretKey(raw);
       this.cache.set(id, { patientId, key });
       this.live.set(patientId, id);

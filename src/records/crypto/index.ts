@@ -2,7 +2,7 @@ export { DecryptionFailedError } from './aead';
 export { CODE_DIGEST_BYTES, codeDigests, codeIndexKey } from './code-index';
 export { contentHash } from './content-hash';
 export { DataKeyEntity } from './data-key.entity';
-export { DataKey, DataKeyRing, DataKeyUnavailableError } from './data-key-ring';
+export { DataKey, DataKeyRing, DataKeyUnavailableError, PatientErasedError } from './data-key-ring';
 export {
   openField,
   openRecord,
