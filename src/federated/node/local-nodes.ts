@@ -105,11 +105,13 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     const reads = due.map((node) => {
       const read = previous.then(async () => {
         const started = performance.now();
-        const list = await this.examples.forRound(node.organizationId, study, node.id, {
-          runId,
-          round,
-        });
-        return { list, readMs: performance.now() - started };
+        const { examples, logged } = await this.examples.select(
+          node.organizationId,
+          study,
+          node.id,
+          { runId, round },
+        );
+        return { list: examples, logged, readMs: performance.now() - started };
       });
       previous = read.catch(() => undefined);
       return read;
@@ -121,12 +123,16 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     try {
       for (const [i, node] of due.entries()) {
         if (this.stopped) return;
-        const { list, readMs } = await reads[i];
-        if (list.length === 0) continue;
+        const { list, logged, readMs } = await reads[i];
+        if (list.length === 0) {
+          await logged;
+          continue;
+        }
         const fetched = performance.now();
         const global = await model;
         const submit = await this.trainAs(node, runId, round, study, clientConfig, {
           examples: list,
+          logged,
           global,
           readMs,
           transferMs: performance.now() - fetched,
@@ -148,6 +154,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     clientConfig: Record<string, number>,
     input: {
       examples: TrainingExample[];
+      /** The logging of the examples' use: durable before the update leaves. */
+      logged: Promise<void>;
       global: Float32Array;
       readMs: number;
       transferMs: number;
@@ -164,9 +172,15 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       global: input.global,
       clientConfig,
     });
-    if (!update) return null;
+    if (!update) {
+      await input.logged;
+      return null;
+    }
     const trained = performance.now();
-    return this.coordinator.submit(runId, round, update.manifest, update.body).then((outcome) => {
+    const submitted = input.logged.then(() =>
+      this.coordinator.submit(runId, round, update.manifest, update.body),
+    );
+    return submitted.then((outcome) => {
       // Where a round's time goes, for bench:fl-round (submitting includes any aggregation).
       this.events.emit('update', {
         runId,

@@ -102,6 +102,22 @@ export class TrainingExamples {
     nodeId: string,
     at: { runId: string; round: number },
   ): Promise<TrainingExample[]> {
+    const { examples, logged } = await this.select(organizationId, study, nodeId, at);
+    await logged;
+    return examples;
+  }
+
+  /**
+   * As forRound, but resolves as soon as the examples are ready, with the logging of their use
+   * still under way in `logged`: a node may train meanwhile, and must await `logged` before
+   * anything learnt from them leaves it (its update is submitted only then).
+   */
+  async select(
+    organizationId: string,
+    study: Pick<StudySettings, 'id' | 'features' | 'label'>,
+    nodeId: string,
+    at: { runId: string; round: number },
+  ): Promise<{ examples: TrainingExample[]; logged: Promise<void> }> {
     // The patients with a grant, then their records' fingerprints.
     const grants = await this.pdp.organizationTrainingGrants(study.id, organizationId, nodeId);
     const fingerprints = await this.records.trainingFingerprints([...grants.keys()]);
@@ -124,7 +140,7 @@ export class TrainingExamples {
     }
     if (this.cache) this.studies.set(key, known);
     const used = [...known].filter(([, p]) => p.recordIds.length > 0).sort(byId);
-    await this.records.logTrainingUse(
+    const logged = this.records.logTrainingUse(
       nodeId,
       { studyId: study.id, runId: at.runId, round: at.round },
       used.map(([patientId, p]) => ({
@@ -133,7 +149,9 @@ export class TrainingExamples {
         grantId: grants.get(patientId)!,
       })),
     );
-    return used.flatMap(([, p]) => (p.example ? [p.example] : []));
+    // Settled here too: a caller that fails before awaiting it leaves no unhandled rejection.
+    logged.catch(() => undefined);
+    return { examples: used.flatMap(([, p]) => (p.example ? [p.example] : [])), logged };
   }
 }
 
