@@ -10,8 +10,9 @@ import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Client } from 'pg';
+import { clusterUrl, runningClusterUrl, socketPathOf } from './cluster-url';
 import {
   isPostmasterOf,
   parentOf,
@@ -68,12 +69,13 @@ export class EmbeddedPostgresServer {
   }
 
   get url(): string {
-    if (!this.port) throw new Error('embedded PostgreSQL is not running');
-    return `postgres://postgres:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}/postgres`;
+    return this.urlFor('postgres');
   }
 
   urlFor(database: string): string {
-    return this.url.replace(/\/postgres$/, `/${database}`);
+    if (!this.port) throw new Error('embedded PostgreSQL is not running');
+    const socketDir = socketPathOf(this.pgData, this.port) && resolve(this.pgData);
+    return clusterUrl(this.password, this.port, database, socketDir);
   }
 
   /** The server's pid while it runs. */
@@ -116,13 +118,8 @@ export class EmbeddedPostgresServer {
    * The URL of a cluster in `dir` that another process is running right now, if any (for
    * commands such as verify-ledger that run beside the server).
    */
-  static async runningUrl(dir: string, database: string): Promise<string | undefined> {
-    const pidFile = await readPidFile(join(dir, 'pg'));
-    if (!pidFile || !processAlive(pidFile.pid) || !Number.isInteger(pidFile.port)) {
-      return undefined;
-    }
-    const password = encodeURIComponent((await readFile(join(dir, 'pg-password'), 'utf8')).trim());
-    return `postgres://postgres:${password}@127.0.0.1:${pidFile.port}/${database}`;
+  static runningUrl(dir: string, database: string): Promise<string | undefined> {
+    return runningClusterUrl(dir, database);
   }
 
   /** Creates an empty database on this cluster and returns its URL. */
@@ -158,8 +155,12 @@ export class EmbeddedPostgresServer {
     const postmaster = await Postmaster.start({
       pgData: this.pgData,
       port,
-      // Loopback only, no Unix socket (its default directory may not be writable here).
-      settings: { listen_addresses: '127.0.0.1', unix_socket_directories: '' },
+      // Loopback TCP, and a Unix socket in the cluster's own directory (the default one may not
+      // be writable here; this one is the server's, and closed to other users).
+      settings: {
+        listen_addresses: '127.0.0.1',
+        unix_socket_directories: socketPathOf(this.pgData, port) ? resolve(this.pgData) : '',
+      },
       user: isRoot() ? userIds('postgres') : undefined,
       onLog: this.log,
     });

@@ -37,7 +37,9 @@ export async function freshDatabase({
 }: { migrate?: boolean; adminUrl?: string } = {}): Promise<TestDatabase> {
   const name = `t_${randomBytes(6).toString('hex')}`;
   await admin(adminUrl, `CREATE DATABASE ${name}`);
-  const url = adminUrl.replace(/\/postgres$/, `/${name}`);
+  const target = new URL(adminUrl);
+  target.pathname = `/${name}`;
+  const url = target.href;
   if (migrate) {
     const ds = new DataSource(dataSourceOptions(url));
     await ds.initialize();
