@@ -19,6 +19,7 @@ import { RecordsService } from '../../records';
 import type { RoundOpened } from '../coordinator/coordinator-events';
 import { Coordinator } from '../coordinator/coordinator.service';
 import { RunRepository } from '../coordinator/run-repository';
+import { TrainingThread } from '../model/training-thread';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
 import { floats, prepareUpdate, SigningKey, TrainingExample, TrainingExamples } from './node-work';
 
@@ -39,6 +40,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   private readonly known = new Map<string, Promise<LocalNode>>();
   /** Each node's examples per study, rebuilt only for patients whose records changed. */
   readonly examples: TrainingExamples;
+  /** The nodes train on a thread of their own, beside the API's. */
+  private readonly trainer = new TrainingThread();
   private readonly onOpen = (e: RoundOpened) =>
     this.track(this.trainRound(e.runId, e.round, e.studyId, e.clientConfig));
 
@@ -68,6 +71,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     this.stopped = true;
     this.coordinator.events.off('open', this.onOpen);
     await Promise.allSettled([...this.working]);
+    await this.trainer.close();
   }
 
   private track(work: Promise<void>): void {
@@ -171,6 +175,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       examples: input.examples,
       global: input.global,
       clientConfig,
+      trainer: this.trainer,
     });
     if (!update) {
       await input.logged;

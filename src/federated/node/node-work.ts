@@ -10,15 +10,7 @@ import type { ModelPreset } from '../model/architecture';
 import { BoundedMap } from '../../common/bounded-map';
 import { buildExample } from '../model/features';
 import type { Examples } from '../model/train';
-
-type TrainModule = typeof import('../model/train');
-let train: TrainModule | undefined;
-/** TensorFlow.js loads with the first round trained, not with every API process. */
-function trainer(): TrainModule {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  train ??= require('../model/train') as TrainModule;
-  return train;
-}
+import { trainingHere, type Trainer } from '../model/training-thread';
 
 export type SigningKey = Parameters<CompactSign['sign']>[0];
 
@@ -171,6 +163,8 @@ export async function prepareUpdate(args: {
   global: Float32Array;
   /** What the coordinator's strategy asks of local training, e.g. FedProx's {mu}. */
   clientConfig: Record<string, number>;
+  /** Where to train: a training thread, or by default this thread. */
+  trainer?: Trainer;
 }): Promise<PreparedUpdate | null> {
   const { study, runId, round, nodeId } = args;
   const complete = args.examples;
@@ -184,8 +178,8 @@ export async function prepareUpdate(args: {
     if (part === train) train.ids.push(e.id);
   }
   if (train.ids.length === 0) return null;
-  const { trainLocal, evaluate } = trainer();
-  const result = await trainLocal({
+  const trainer = args.trainer ?? trainingHere();
+  const result = await trainer.trainLocal({
     preset: study.model,
     features: study.features,
     examples: train,
@@ -198,7 +192,7 @@ export async function prepareUpdate(args: {
   });
   const metrics: Record<string, number> = {};
   if (heldOut.y.length > 0) {
-    const e = await evaluate(study.model, result.weights, heldOut);
+    const e = await trainer.evaluate(study.model, result.weights, heldOut);
     for (const [k, v] of Object.entries(e)) if (Number.isFinite(v)) metrics[k] = v;
   }
   const body = Buffer.from(

@@ -1,0 +1,176 @@
+// Local training on a thread of its own. An in-process training node trains beside the API it
+// runs in; on the API's thread its TensorFlow.js steps took the event loop in turns with the
+// requests (a round of 10 nodes, about 50 ms of it at 2,000 patients) and ran on one core. A
+// worker thread trains on another core and leaves the event loop to the requests.
+//
+// One worker, started on first use and kept; requests queue in it, one at a time, as training
+// on the API's thread did. The worker runs the same code on the same backend, so its weights
+// are bit for bit those of training here (training-thread.spec.ts). Where a worker cannot
+// start, training runs on this thread as before, and the reason is logged once.
+import { Logger } from '@nestjs/common';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import type { ModelPreset } from './architecture';
+import type { Evaluation, Examples, LocalTrainingInput, TrainingResult } from './train';
+
+export type TrainingRequest =
+  | { id: number; kind: 'train'; input: LocalTrainingInput }
+  | {
+      id: number;
+      kind: 'evaluate';
+      input: { preset: ModelPreset; weights: Float32Array; examples: Examples };
+    };
+
+export type TrainingResponse =
+  | { id: number; ok: true; kind: 'train'; result: TrainingResult }
+  | { id: number; ok: true; kind: 'evaluate'; result: Evaluation }
+  | { id: number; ok: false; error: { name: string; message: string } };
+
+/** What a training node needs of training: here or on a thread, the same answers. */
+export interface Trainer {
+  trainLocal(input: LocalTrainingInput): Promise<TrainingResult>;
+  evaluate(preset: ModelPreset, weights: Float32Array, examples: Examples): Promise<Evaluation>;
+}
+
+type TrainModule = typeof import('./train');
+let here: TrainModule | undefined;
+/** Training on this thread; TensorFlow.js loads with the first use, not with every process. */
+export function trainingHere(): Trainer {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  here ??= require('./train') as TrainModule;
+  return here;
+}
+
+interface Pending {
+  resolve(value: TrainingResult | Evaluation): void;
+  reject(error: Error): void;
+}
+
+export class TrainingThread implements Trainer {
+  private readonly logger = new Logger(TrainingThread.name);
+  private worker?: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  /** Set once a worker could not start: training then stays on this thread. */
+  private unavailable = false;
+
+  trainLocal(input: LocalTrainingInput): Promise<TrainingResult> {
+    const worker = this.started();
+    if (!worker) return trainingHere().trainLocal(input);
+    return this.ask(worker, { id: this.nextId++, kind: 'train', input }) as Promise<TrainingResult>;
+  }
+
+  evaluate(preset: ModelPreset, weights: Float32Array, examples: Examples): Promise<Evaluation> {
+    const worker = this.started();
+    if (!worker) return trainingHere().evaluate(preset, weights, examples);
+    return this.ask(worker, {
+      id: this.nextId++,
+      kind: 'evaluate',
+      input: { preset, weights, examples },
+    }) as Promise<Evaluation>;
+  }
+
+  /** Whether a worker is up (false before the first request, after `close`, or without one). */
+  get threaded(): boolean {
+    return this.worker !== undefined;
+  }
+
+  /** Stops the worker; what it was doing fails, and the next request starts another. */
+  async close(): Promise<void> {
+    const worker = this.worker;
+    this.worker = undefined;
+    await worker?.terminate();
+  }
+
+  private ask(worker: Worker, request: TrainingRequest): Promise<TrainingResult | Evaluation> {
+    return new Promise((resolve, reject) => {
+      this.pending.set(request.id, { resolve, reject });
+      // Kept alive while it has work; an idle worker never holds the process open.
+      worker.ref();
+      worker.postMessage(request);
+    });
+  }
+
+  private started(): Worker | undefined {
+    if (this.worker || this.unavailable) return this.worker;
+    try {
+      const worker = spawn();
+      worker.unref();
+      worker.on('message', (response: TrainingResponse) => this.settle(response));
+      worker.on('error', (e) => this.fail(worker, e));
+      worker.on('exit', (code) =>
+        this.fail(worker, new Error(`the training thread stopped (exit code ${code})`)),
+      );
+      this.worker = worker;
+    } catch (e) {
+      this.unavailable = true;
+      this.logger.warn(
+        { reason: (e as Error).message },
+        'training runs on the API thread: no training thread could start',
+      );
+    }
+    return this.worker;
+  }
+
+  private settle(response: TrainingResponse): void {
+    const pending = this.pending.get(response.id);
+    if (!pending) return;
+    this.pending.delete(response.id);
+    if (this.pending.size === 0) this.worker?.unref();
+    if (response.ok) {
+      pending.resolve(response.result);
+    } else {
+      // The training errors that mean something to a caller are RangeErrors (bad settings, a
+      // diverged model): they keep their class; any other keeps its name.
+      const { name, message } = response.error;
+      const error = name === 'RangeError' ? new RangeError(message) : new Error(message);
+      error.name = name;
+      pending.reject(error);
+    }
+  }
+
+  /** The worker failed or stopped: what it held fails, and the next request starts another. */
+  private fail(worker: Worker, error: Error): void {
+    if (this.worker === worker) this.worker = undefined;
+    for (const { reject } of this.pending.values()) reject(error);
+    this.pending.clear();
+  }
+}
+
+/**
+ * The worker: compiled JavaScript beside this file; run from the TypeScript sources (the test
+ * runner), the same sources compiled as they load by the compiler the tests use.
+ */
+function spawn(): Worker {
+  const compiled = join(__dirname, 'training-worker.js');
+  if (existsSync(compiled)) return new Worker(compiled);
+  const source = join(__dirname, 'training-worker.ts');
+  if (!existsSync(source)) throw new Error(`no training worker at ${compiled}`);
+  return new Worker(FROM_SOURCES, {
+    eval: true,
+    workerData: { entry: source, swc: require.resolve('@swc/core') },
+  });
+}
+
+/** Loads the worker's TypeScript with @swc/core, as the test runner loads the rest. */
+const FROM_SOURCES = `
+const { readFileSync } = require('node:fs');
+const { workerData } = require('node:worker_threads');
+const swc = require(workerData.swc);
+require.extensions['.ts'] = (module, filename) => {
+  const { code } = swc.transformSync(readFileSync(filename, 'utf8'), {
+    filename,
+    sourceMaps: 'inline',
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+      keepClassNames: true,
+    },
+    module: { type: 'commonjs' },
+  });
+  module._compile(code, filename);
+};
+require(workerData.entry);
+`;
