@@ -83,10 +83,12 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   }
 
   /**
-   * Every node's round. The nodes' selections and reads run one after another from the start
-   * (database work, which overlaps the training on this thread); they train one after
-   * another, each as soon as its examples are ready, and each update is submitted while the
-   * next node trains. The round's global model is fetched once for all of them.
+   * Every node's round. The nodes' selections and reads run one after another from the start;
+   * each node's training is handed to the training thread as soon as its examples are ready,
+   * so that the thread trains one node after another without waiting for this one, while this
+   * thread reads the next node's examples and submits the updates already trained. The
+   * round's global model is fetched once for all of them. A node that fails does not stop
+   * the others; the round's work then fails with the first error, once all are settled.
    */
   private async trainRound(
     runId: string,
@@ -103,10 +105,12 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     const due = nodes.filter((n) => !submitted.has(n.id));
     if (due.length === 0) return;
     const model = this.coordinator.roundModel(runId, round).then(floats);
+    // Settled here too: when no node has examples, nothing else awaits it.
+    model.catch(() => undefined);
     // One read at a time (a first round's decrypts a cohort's records, and several at once
     // would queue for the connection pool), each running ahead of the training.
     let previous: Promise<unknown> = Promise.resolve();
-    const reads = due.map((node) => {
+    const work = due.map((node) => {
       const read = previous.then(async () => {
         const started = performance.now();
         const { examples, logged } = await this.examples.select(
@@ -118,20 +122,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
         return { list: examples, logged, readMs: performance.now() - started };
       });
       previous = read.catch(() => undefined);
-      return read;
-    });
-    // Settled up front: a failed read is reported where the loop reaches it, never unhandled.
-    for (const r of reads) r.catch(() => undefined);
-    void model.catch(() => undefined);
-    const submits: Promise<void>[] = [];
-    try {
-      for (const [i, node] of due.entries()) {
-        if (this.stopped) return;
-        const { list, logged, readMs } = await reads[i];
-        if (list.length === 0) {
-          await logged;
-          continue;
-        }
+      return read.then(async ({ list, logged, readMs }) => {
+        if (this.stopped || list.length === 0) return logged;
         const fetched = performance.now();
         const global = await model;
         const submit = await this.trainAs(node, runId, round, study, clientConfig, {
@@ -141,12 +133,11 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
           readMs,
           transferMs: performance.now() - fetched,
         });
-        if (submit) submits.push(submit);
-      }
-    } finally {
-      await Promise.allSettled(submits);
-    }
-    await Promise.all(submits);
+        return submit ?? undefined;
+      });
+    });
+    await Promise.allSettled(work);
+    await Promise.all(work);
   }
 
   /** Trains one node's update; the promise of its submission, or null when it has none. */
