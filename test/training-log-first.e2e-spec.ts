@@ -1,6 +1,6 @@
 // A node trains while its patients' uses are being logged, but nothing learnt from them leaves
 // the node before the log holds them: when the access log cannot take a node's TRAIN events,
-// the node submits nothing for the round.
+// the node submits nothing for the round. And one node's failure leaves the others to train.
 import { Logger } from '@nestjs/common';
 import { ConsentService } from '../src/consent';
 import { Coordinator } from '../src/federated/coordinator/coordinator.service';
@@ -12,19 +12,25 @@ import { TestApi } from './helpers/test-api';
 const FEATURES = ['2345-7', '4548-4', '39156-5', '8480-6', '2085-9'];
 
 describe('a training node and its access log', () => {
-  let api: TestApi;
-  afterAll(() => api?.stop());
+  let api: TestApi | undefined;
+  afterEach(async () => {
+    jest.restoreAllMocks();
+    await api?.stop();
+    api = undefined;
+  });
 
-  it('submits no update whose patients’ uses the access log did not take', async () => {
-    api = await TestApi.start({ TRAINING_NODES: 'on' });
-    const app = api.server.app;
+  /** A seeded three-site cohort, every patient in a new study that needs `minNodes` updates. */
+  async function cohortStudy(minNodes: number) {
+    const started = await TestApi.start({ TRAINING_NODES: 'on' });
+    api = started;
+    const app = started.server.app;
     const summary = await seedCohort(app, { patients: 45, sites: 3, seed: 5, alpha: 5 });
-    const researcher = await api.token('log-researcher', 'RESEARCHER');
+    const researcher = await started.token('log-researcher', 'RESEARCHER');
     const studyId = (
-      await api.ok<{ createStudy: { id: string } }>(
-        `mutation($f: [String!]!) { createStudy(input: { title: "Log first", features: $f,
-         label: "44054006", minNodes: 3, localEpochs: 1 }) { id } }`,
-        { f: FEATURES },
+      await started.ok<{ createStudy: { id: string } }>(
+        `mutation($f: [String!]!, $n: Int!) { createStudy(input: { title: "Log first",
+         features: $f, label: "44054006", minNodes: $n, localEpochs: 1 }) { id } }`,
+        { f: FEATURES, n: minNodes },
         researcher,
       )
     ).createStudy.id;
@@ -35,7 +41,19 @@ describe('a training node and its access log', () => {
         { granteeType: 'STUDY', granteeId: studyId, purpose: 'RESEARCH', actions: ['TRAIN'] },
       );
     }
+    const start = async (rounds: number) =>
+      (
+        await started.ok<{ startTraining: { id: string } }>(
+          'mutation($s: ID!, $r: Int!) { startTraining(studyId: $s, rounds: $r) { id } }',
+          { s: studyId, r: rounds },
+          researcher,
+        )
+      ).startTraining.id;
+    return { app, start, db: started.db };
+  }
 
+  it('submits no update whose patients’ uses the access log did not take', async () => {
+    const { app, start, db } = await cohortStudy(3);
     const records = app.get(RecordsService);
     const logUse = records.logTrainingUse.bind(records);
     const logging = jest
@@ -66,21 +84,47 @@ describe('a training node and its access log', () => {
       }),
     );
 
-    const runId = (
-      await api.ok<{ startTraining: { id: string } }>(
-        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 2) { id } }',
-        { s: studyId },
-        researcher,
-      )
-    ).startTraining.id;
+    const runId = await start(2);
     await Promise.race([gaveUp, anySubmitted]);
 
     // A site had examples to train on, and the log refused their use.
     expect(Math.max(...trainedOn)).toBeGreaterThan(0);
     expect(logging.mock.calls.some(([, , uses]) => uses.length > 0)).toBe(true);
     expect(submit).not.toHaveBeenCalled();
-    const { rows } = await api.db.query('SELECT 1 FROM model_updates WHERE run_id = $1', [runId]);
+    const { rows } = await db.query('SELECT 1 FROM model_updates WHERE run_id = $1', [runId]);
     expect(rows).toHaveLength(0);
-    jest.restoreAllMocks();
+  });
+
+  it('lets the other nodes train and submit when one node cannot read its examples', async () => {
+    const { app, start, db } = await cohortStudy(2);
+    const nodes = app.get(LocalTrainingNodes);
+    const select = nodes.examples.select.bind(nodes.examples);
+    // The first site in the nodes' order fails; the sites after it must not wait on it.
+    const [failing] = (
+      await db.query(
+        `SELECT DISTINCT organization_id AS id FROM patients ORDER BY organization_id LIMIT 1`,
+      )
+    ).rows.map((r) => r.id as string);
+    let failedNode: string | undefined;
+    jest.spyOn(nodes.examples, 'select').mockImplementation((organizationId, ...rest) => {
+      if (organizationId !== failing) return select(organizationId, ...rest);
+      failedNode = rest[1];
+      return Promise.reject(new Error('the records are unavailable'));
+    });
+    const outcome = new Promise<string>((resolve) => {
+      app.get(Coordinator).events.once('round', (e: { status: string }) => resolve(e.status));
+      jest.spyOn(Logger.prototype, 'warn').mockImplementation((...args) => {
+        if (String(args[1]).includes('could not train this round')) resolve('a node gave up');
+      });
+    });
+    const runId = await start(1);
+    expect(await outcome).toBe('CLOSED');
+    const { rows } = await db.query(
+      `SELECT node_id FROM model_updates WHERE run_id = $1 AND status = 'ACCEPTED'`,
+      [runId],
+    );
+    expect(rows.length).toBeGreaterThanOrEqual(2);
+    expect(failedNode).toBeDefined();
+    expect(rows.map((r) => r.node_id)).not.toContain(failedNode);
   });
 });
