@@ -1,5 +1,6 @@
 // `npm run bench:records`: throughput and latency of `records(patientId, first: 20)` read by
-// the patient over 1,000 encrypted records, by a clinician under the patient's grant, and by
+// the patient over 1,000 encrypted records, the same page searched by a LOINC code (which must
+// cost at most 1.2× the plain page), by a clinician under the patient's grant, and by
 // that clinician across 1,000 patients in turn (each with a page of records and a grant: no
 // one hot patient, so caches and database pages are spread), against a baseline of the same Nest + Apollo stack answering a same-shaped page from memory. Both servers run as child processes, one
 // after the other, so each one's peak RSS is its own. Results go to
@@ -17,13 +18,15 @@ import { integerOption } from './lib/args';
 import { summariseProfileFile } from './lib/cpu-profile';
 import { machineInfo } from './lib/machine';
 import { GraphQLRequest, LoadResult, round, runLoad } from './lib/load';
-import { PAGE_SIZE, RECORDS_QUERY, sampleResource } from './lib/sample-records';
+import { PAGE_SIZE, RECORDS_QUERY, SEARCH_QUERY, sampleResource } from './lib/sample-records';
 import { machineBusySeconds, ServerProcess } from './lib/server-process';
 
 const TARGET_RATIO = 0.7;
 const TARGET_P99_MS = 25;
 /** Clinician-under-grant latency over patient-self latency (the consent check's cost). */
 const TARGET_CLINICIAN_RATIO = 1.1;
+/** A page searched by code over a plain page, p50 latency (issue 13). */
+const TARGET_SEARCH_RATIO = 1.2;
 const SEED_CONCURRENCY = 8;
 /** Patients of the mix set up at once (each registers, grants, then writes its records). */
 const MIX_SEED_CONCURRENCY = 16;
@@ -109,27 +112,21 @@ async function measure(
   patientIds: string | string[],
   s: Settings,
   token?: string,
+  query = RECORDS_QUERY,
 ): Promise<Measurement> {
   const ids = typeof patientIds === 'string' ? [patientIds] : patientIds;
   const variables = { p: ids[0] };
   // The page must be complete before its speed means anything.
-  const check = await gql<{ records: { items: unknown[] } }>(
-    server.url,
-    RECORDS_QUERY,
-    variables,
-    token,
-  );
+  const check = await gql<{ records: { items: unknown[] } }>(server.url, query, variables, token);
   if (check.data.records.items.length !== PAGE_SIZE) {
     throw new Error(`${name}: expected ${PAGE_SIZE} items, got ${check.data.records.items.length}`);
   }
   const request: GraphQLRequest = {
     url: `${server.url}/graphql`,
-    body: JSON.stringify({ query: RECORDS_QUERY, variables }),
+    body: JSON.stringify({ query, variables }),
     headers: token ? { authorization: `Bearer ${token}` } : {},
     bodies:
-      ids.length > 1
-        ? ids.map((p) => JSON.stringify({ query: RECORDS_QUERY, variables: { p } }))
-        : undefined,
+      ids.length > 1 ? ids.map((p) => JSON.stringify({ query, variables: { p } })) : undefined,
   };
   const rssReset = server.resetPeakRss();
   let sampledPeak = server.rssMb();
@@ -186,9 +183,12 @@ async function runBaseline(s: Settings): Promise<Measurement> {
   }
 }
 
-async function runApp(
-  s: Settings,
-): Promise<{ patient: Measurement; clinician: Measurement; mix?: Measurement }> {
+async function runApp(s: Settings): Promise<{
+  patient: Measurement;
+  search: Measurement;
+  clinician: Measurement;
+  mix?: Measurement;
+}> {
   const dataDir = await mkdtemp(join(tmpdir(), 'custodia-bench-'));
   try {
     const started = Date.now();
@@ -208,6 +208,7 @@ async function runApp(
       const patientId = data.registerPatient.id;
       await seed(server.url, token, s.records);
       const patient = await measure('app', server, patientId, s, token);
+      const search = await measure('search', server, patientId, s, token, SEARCH_QUERY);
       // The same page read by a clinician under the patient's treatment grant.
       await gql(
         server.url,
@@ -223,11 +224,11 @@ async function runApp(
         ttl: '2h',
       });
       const clinician = await measure('clinician', server, patientId, s, clinicianToken);
-      if (!s.mixPatients) return { patient, clinician };
+      if (!s.mixPatients) return { patient, search, clinician };
       // The same clinician across many patients, each of whom granted them READ.
       const mixIds = await seedMix(server.url, issuer, s);
       const mix = await measure('mix', server, mixIds, s, clinicianToken);
-      return { patient, clinician, mix };
+      return { patient, search, clinician, mix };
     } finally {
       await server.stop();
     }
@@ -301,12 +302,14 @@ async function main(): Promise<void> {
   const s = settings();
   if (s.profileDir) await mkdir(s.profileDir, { recursive: true });
   const baseline = await runBaseline(s);
-  const { patient: app, clinician, mix } = await runApp(s);
+  const { patient: app, search, clinician, mix } = await runApp(s);
   const ratio = round(app.reqPerSec / baseline.reqPerSec, 3);
   const meetsTarget = ratio >= TARGET_RATIO && app.p99Ms <= TARGET_P99_MS;
   const clinicianRatio = round(clinician.p50Ms / app.p50Ms, 3);
   const clinicianMeetsTarget = clinicianRatio <= TARGET_CLINICIAN_RATIO;
   const mixRatio = mix ? round(mix.reqPerSec / baseline.reqPerSec, 3) : undefined;
+  const searchRatio = round(search.p50Ms / app.p50Ms, 3);
+  const searchMeetsTarget = searchRatio <= TARGET_SEARCH_RATIO;
 
   printTable([
     ['', 'req/s', 'p50 ms', 'p99 ms', 'peak RSS MiB', 'server cores', 'db cores', 'server ms/req'],
@@ -314,6 +317,7 @@ async function main(): Promise<void> {
       [
         ['baseline', baseline],
         ['app', app],
+        ['search', search],
         ['clinician', clinician],
         ...(mix ? ([['mix', mix]] as const) : []),
       ] as const
@@ -338,6 +342,10 @@ async function main(): Promise<void> {
     );
   }
   console.log(
+    `search by code ÷ plain page, p50 latency ${searchRatio} ` +
+      `(target ≤ ${TARGET_SEARCH_RATIO}): ${searchMeetsTarget ? 'met' : 'NOT met'}`,
+  );
+  console.log(
     `clinician under grant ÷ patient self, p50 latency ${clinicianRatio} ` +
       `(target ≤ ${TARGET_CLINICIAN_RATIO}): ${clinicianMeetsTarget ? 'met' : 'NOT met'}`,
   );
@@ -346,6 +354,7 @@ async function main(): Promise<void> {
     for (const [name, m] of [
       ['baseline', baseline],
       ['app', app],
+      ['search', search],
       ['clinician', clinician],
       ...(mix ? ([['mix', mix]] as const) : []),
     ] as const) {
@@ -369,8 +378,10 @@ async function main(): Promise<void> {
       warmupSeconds: s.warmupSeconds,
       durationSeconds: s.durationSeconds,
       query: RECORDS_QUERY.replace(/\s+/g, ' '),
+      searchQuery: SEARCH_QUERY.replace(/\s+/g, ' '),
     },
     app: summary(app),
+    search: summary(search),
     clinician: summary(clinician),
     mix: mix ? summary(mix) : null,
     baseline: summary(baseline),
@@ -381,12 +392,16 @@ async function main(): Promise<void> {
     clinicianToPatientLatency: clinicianRatio,
     clinicianTarget: TARGET_CLINICIAN_RATIO,
     clinicianMeetsTarget,
+    searchToPageLatency: searchRatio,
+    searchTarget: TARGET_SEARCH_RATIO,
+    searchMeetsTarget,
     mixRatio: mixRatio ?? null,
     notes:
       'req/s = responses / measured seconds; p50/p99 from every response; peak RSS = VmHWM of ' +
       'the Node server process over warm-up and measured run (the embedded PostgreSQL is ' +
       'separate processes: see cpu.databaseCores). Each server runs alone in its own child ' +
       'process; cpu.otherCores > 0.2 means something else on the machine skewed the run. ' +
+      "`search`: the patient's page searched by a LOINC code (a sixth of the records hold it). " +
       '`mix`: the clinician reads the first page of each of `mixPatients` patients in turn ' +
       '(each granted READ); cpu.serverMsPerRequest is the server process CPU per response.',
   };

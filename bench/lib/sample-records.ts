@@ -21,3 +21,11 @@ export const RECORDS_QUERY = `query($p: ID!) {
 }`;
 
 export const PAGE_SIZE = 20;
+
+/** The same page searched by code (a lab result every fourth lab record holds). */
+export const SEARCH_QUERY = `query($p: ID!) {
+  records(patientId: $p, code: "http://loinc.org|2345-7", first: 20) {
+    items { id resourceType category sensitivity resource version contentHash integrity createdAt }
+    nextCursor
+  }
+}`;
