@@ -1,3 +1,5 @@
+import { Logger } from '@nestjs/common';
+import { Worker } from 'node:worker_threads';
 import { initialWeights } from './architecture';
 import { evaluate, trainLocal, type Examples, type LocalTrainingInput } from './train';
 import { TrainingThread } from './training-thread';
@@ -88,5 +90,49 @@ describe('TrainingThread', () => {
     expect(thread.threaded).toBe(false);
     const result = await thread.trainLocal(input('LOGISTIC'));
     expect(result.weights).toHaveLength(6);
+  });
+
+  it('trains on this thread, and says so once, when no worker can start', async () => {
+    const broken = new TrainingThread(
+      () => new Worker('throw new Error("no thread here")', { eval: true }),
+    );
+    const warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    try {
+      const [first, second] = await Promise.all([
+        broken.trainLocal(input('LOGISTIC')),
+        broken.trainLocal({ ...input('LOGISTIC'), seed: 4 }),
+      ]);
+      const third = await broken.trainLocal(input('LOGISTIC'));
+      expect(broken.threaded).toBe(false);
+      expect(Array.from(first.weights)).toEqual(
+        Array.from((await trainLocal(input('LOGISTIC'))).weights),
+      );
+      expect(Array.from(third.weights)).toEqual(Array.from(first.weights));
+      expect(second.numExamples).toBe(150);
+      expect(warn).toHaveBeenCalledTimes(1);
+    } finally {
+      warn.mockRestore();
+      await broken.close();
+    }
+  });
+
+  it('fails what a crashed worker held, and starts another for the next request', async () => {
+    const crashing = new TrainingThread(
+      () =>
+        new Worker(
+          `const { parentPort } = require('node:worker_threads');
+           let n = 0;
+           parentPort.on('message', (r) => {
+             if (n++ === 0) parentPort.postMessage({ id: r.id, ok: false, error: { name: 'Error', message: 'first' } });
+             else process.exit(3);
+           });`,
+          { eval: true },
+        ),
+    );
+    await expect(crashing.trainLocal(input('LOGISTIC'))).rejects.toThrow('first');
+    await expect(crashing.trainLocal(input('LOGISTIC'))).rejects.toThrow(/exit code 3/);
+    // A new worker: it answers its first request again.
+    await expect(crashing.trainLocal(input('LOGISTIC'))).rejects.toThrow('first');
+    await crashing.close();
   });
 });

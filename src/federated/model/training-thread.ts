@@ -43,6 +43,8 @@ export function trainingHere(): Trainer {
 }
 
 interface Pending {
+  worker: Worker;
+  request: TrainingRequest;
   resolve(value: TrainingResult | Evaluation): void;
   reject(error: Error): void;
 }
@@ -51,20 +53,21 @@ export class TrainingThread implements Trainer {
   private readonly logger = new Logger(TrainingThread.name);
   private worker?: Worker;
   private readonly pending = new Map<number, Pending>();
+  /** Workers that answered at least once: one that fails before is taken not to start here. */
+  private readonly answered = new WeakSet<Worker>();
   private nextId = 1;
   /** Set once a worker could not start: training then stays on this thread. */
   private unavailable = false;
 
+  /** `spawnWorker`: how a worker is made (tests give one that cannot start). */
+  constructor(private readonly spawnWorker: () => Worker = spawn) {}
+
   trainLocal(input: LocalTrainingInput): Promise<TrainingResult> {
-    const worker = this.started();
-    if (!worker) return trainingHere().trainLocal(input);
-    return this.ask(worker, { id: this.nextId++, kind: 'train', input }) as Promise<TrainingResult>;
+    return this.run({ id: this.nextId++, kind: 'train', input }) as Promise<TrainingResult>;
   }
 
   evaluate(preset: ModelPreset, weights: Float32Array, examples: Examples): Promise<Evaluation> {
-    const worker = this.started();
-    if (!worker) return trainingHere().evaluate(preset, weights, examples);
-    return this.ask(worker, {
+    return this.run({
       id: this.nextId++,
       kind: 'evaluate',
       input: { preset, weights, examples },
@@ -83,9 +86,11 @@ export class TrainingThread implements Trainer {
     await worker?.terminate();
   }
 
-  private ask(worker: Worker, request: TrainingRequest): Promise<TrainingResult | Evaluation> {
+  private run(request: TrainingRequest): Promise<TrainingResult | Evaluation> {
+    const worker = this.started();
+    if (!worker) return answerHere(request);
     return new Promise((resolve, reject) => {
-      this.pending.set(request.id, { resolve, reject });
+      this.pending.set(request.id, { worker, request, resolve, reject });
       // Kept alive while it has work; an idle worker never holds the process open.
       worker.ref();
       worker.postMessage(request);
@@ -95,29 +100,35 @@ export class TrainingThread implements Trainer {
   private started(): Worker | undefined {
     if (this.worker || this.unavailable) return this.worker;
     try {
-      const worker = spawn();
+      const worker = this.spawnWorker();
       worker.unref();
-      worker.on('message', (response: TrainingResponse) => this.settle(response));
+      worker.on('message', (response: TrainingResponse) => this.settle(worker, response));
       worker.on('error', (e) => this.fail(worker, e));
       worker.on('exit', (code) =>
         this.fail(worker, new Error(`the training thread stopped (exit code ${code})`)),
       );
       this.worker = worker;
     } catch (e) {
-      this.unavailable = true;
-      this.logger.warn(
-        { reason: (e as Error).message },
-        'training runs on the API thread: no training thread could start',
-      );
+      this.giveUp(e as Error);
     }
     return this.worker;
   }
 
-  private settle(response: TrainingResponse): void {
+  private giveUp(reason: Error): void {
+    if (this.unavailable) return;
+    this.unavailable = true;
+    this.logger.warn(
+      { reason: reason.message },
+      'training runs on the API thread: no training thread could start',
+    );
+  }
+
+  private settle(worker: Worker, response: TrainingResponse): void {
+    this.answered.add(worker);
     const pending = this.pending.get(response.id);
     if (!pending) return;
     this.pending.delete(response.id);
-    if (this.pending.size === 0) this.worker?.unref();
+    if (![...this.pending.values()].some((p) => p.worker === worker)) worker.unref();
     if (response.ok) {
       pending.resolve(response.result);
     } else {
@@ -130,12 +141,30 @@ export class TrainingThread implements Trainer {
     }
   }
 
-  /** The worker failed or stopped: what it held fails, and the next request starts another. */
+  /**
+   * The worker failed or stopped. One that never answered could not start: training stays on
+   * this thread from now on, its requests included. Otherwise what it held fails, and the
+   * next request starts another.
+   */
   private fail(worker: Worker, error: Error): void {
     if (this.worker === worker) this.worker = undefined;
-    for (const { reject } of this.pending.values()) reject(error);
-    this.pending.clear();
+    const started = this.answered.has(worker);
+    if (!started) this.giveUp(error);
+    for (const [id, p] of this.pending) {
+      if (p.worker !== worker) continue;
+      this.pending.delete(id);
+      if (started) p.reject(error);
+      else answerHere(p.request).then(p.resolve, p.reject);
+    }
   }
+}
+
+/** A request answered on this thread. */
+function answerHere(request: TrainingRequest): Promise<TrainingResult | Evaluation> {
+  const trainer = trainingHere();
+  if (request.kind === 'train') return trainer.trainLocal(request.input);
+  const { preset, weights, examples } = request.input;
+  return trainer.evaluate(preset, weights, examples);
 }
 
 /**
