@@ -3,8 +3,8 @@
 // requests (a round of 10 nodes, about 50 ms of it at 2,000 patients) and ran on one core. A
 // worker thread trains on another core and leaves the event loop to the requests.
 //
-// One worker, started on first use and kept; requests queue in it, one at a time, as training
-// on the API's thread did. The worker runs the same code on the same backend, so its weights
+// One worker, started on first use and kept; requests go to it as they come and train in
+// turns, batch by batch, as they did on the API's thread. The worker runs the same code on the same backend, so its weights
 // are bit for bit those of training here (training-thread.spec.ts). Where a worker cannot
 // start, training runs on this thread as before, and the reason is logged once.
 import { Logger } from '@nestjs/common';
@@ -13,25 +13,9 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelPreset } from './architecture';
 import type { Evaluation, Examples, LocalTrainingInput, TrainingResult } from './train';
+import { perform, Trainer, TrainingRequest, TrainingResponse } from './training-request';
 
-export type TrainingRequest =
-  | { id: number; kind: 'train'; input: LocalTrainingInput }
-  | {
-      id: number;
-      kind: 'evaluate';
-      input: { preset: ModelPreset; weights: Float32Array; examples: Examples };
-    };
-
-export type TrainingResponse =
-  | { id: number; ok: true; kind: 'train'; result: TrainingResult }
-  | { id: number; ok: true; kind: 'evaluate'; result: Evaluation }
-  | { id: number; ok: false; error: { name: string; message: string } };
-
-/** What a training node needs of training: here or on a thread, the same answers. */
-export interface Trainer {
-  trainLocal(input: LocalTrainingInput): Promise<TrainingResult>;
-  evaluate(preset: ModelPreset, weights: Float32Array, examples: Examples): Promise<Evaluation>;
-}
+export type { Trainer } from './training-request';
 
 type TrainModule = typeof import('./train');
 let here: TrainModule | undefined;
@@ -161,10 +145,7 @@ export class TrainingThread implements Trainer {
 
 /** A request answered on this thread. */
 function answerHere(request: TrainingRequest): Promise<TrainingResult | Evaluation> {
-  const trainer = trainingHere();
-  if (request.kind === 'train') return trainer.trainLocal(request.input);
-  const { preset, weights, examples } = request.input;
-  return trainer.evaluate(preset, weights, examples);
+  return perform(trainingHere(), request);
 }
 
 /**
@@ -182,23 +163,13 @@ function spawn(): Worker {
   });
 }
 
-/** Loads the worker's TypeScript with @swc/core, as the test runner loads the rest. */
+/** Loads the worker's TypeScript with @swc/core and the project's .swcrc, as the tests do. */
 const FROM_SOURCES = `
 const { readFileSync } = require('node:fs');
 const { workerData } = require('node:worker_threads');
 const swc = require(workerData.swc);
 require.extensions['.ts'] = (module, filename) => {
-  const { code } = swc.transformSync(readFileSync(filename, 'utf8'), {
-    filename,
-    sourceMaps: 'inline',
-    jsc: {
-      parser: { syntax: 'typescript', decorators: true },
-      transform: { legacyDecorator: true, decoratorMetadata: true },
-      target: 'es2022',
-      keepClassNames: true,
-    },
-    module: { type: 'commonjs' },
-  });
+  const { code } = swc.transformSync(readFileSync(filename, 'utf8'), { filename, swcrc: true });
   module._compile(code, filename);
 };
 require(workerData.entry);

@@ -1,22 +1,14 @@
-// The body of a training thread (training-thread.ts): local training and evaluation, one
-// request at a time, off the thread that serves the API.
+// The body of a training thread (training-thread.ts): local training and evaluation, off the
+// thread that serves the API. Requests are taken as they come and train in turns, batch by
+// batch, as they did on the API's thread.
 import { parentPort } from 'node:worker_threads';
-import { evaluate, trainLocal } from './train';
-import type { TrainingRequest, TrainingResponse } from './training-thread';
+import * as train from './train';
+import { perform, TrainingRequest, TrainingResponse } from './training-request';
 
 async function answer(request: TrainingRequest): Promise<TrainingResponse> {
   try {
-    if (request.kind === 'train') {
-      const result = await trainLocal(request.input);
-      return { id: request.id, ok: true, kind: 'train', result };
-    }
-    const { preset, weights, examples } = request.input;
-    return {
-      id: request.id,
-      ok: true,
-      kind: 'evaluate',
-      result: await evaluate(preset, weights, examples),
-    };
+    const result = await perform(train, request);
+    return { id: request.id, ok: true, kind: request.kind, result } as TrainingResponse;
   } catch (e) {
     const error = e instanceof Error ? e : new Error(String(e));
     return { id: request.id, ok: false, error: { name: error.name, message: error.message } };
