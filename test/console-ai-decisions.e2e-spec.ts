@@ -90,6 +90,15 @@ describe('AI decisions in the web console', () => {
 
   const assessPanel = () => clinicianPage.getByRole('region', { name: 'Assess risk' });
 
+  /** Presses "Assess risk" and answers the text of the refusal with `code` it shows. */
+  async function refusal(code: string): Promise<string | null> {
+    const panel = assessPanel();
+    await panel.getByRole('button', { name: 'Assess risk' }).click();
+    const alert = panel.locator(`[role=alert][data-code=${code}]`);
+    await alert.waitFor();
+    return alert.textContent();
+  }
+
   beforeAll(async () => {
     api = await TestApi.start({ TRAINING_NODES: 'off' });
     browser = await ConsoleBrowser.launch(api.url);
@@ -220,10 +229,7 @@ describe('AI decisions in the web console', () => {
     await expect(
       panel.getByRole('combobox', { name: 'Model' }).locator('option').allTextContents(),
     ).resolves.toEqual([expect.stringMatching(/^Diabetes risk · AUC 0\.87 · [0-9a-f]{12}$/)]);
-    await panel.getByRole('button', { name: 'Assess risk' }).click();
-    const alert = panel.locator('[role=alert][data-code=FORBIDDEN]');
-    await alert.waitFor();
-    const text = await alert.textContent();
+    const text = await refusal('FORBIDDEN');
     expect(text).toContain('This patient has refused AI-assisted risk assessments');
     expect(text).not.toMatch(/[{}]/);
     expect(await panel.getByTestId('assessment').count()).toBe(0);
@@ -233,11 +239,7 @@ describe('AI decisions in the web console', () => {
 
   it('names the LOINC code a patient has no value for', async () => {
     await openChart('Bob');
-    const panel = assessPanel();
-    await panel.getByRole('button', { name: 'Assess risk' }).click();
-    const alert = panel.locator('[role=alert][data-code=BAD_USER_INPUT]');
-    await alert.waitFor();
-    const text = await alert.textContent();
+    const text = await refusal('BAD_USER_INPUT');
     expect(text).toContain('a value it needs is missing');
     expect(text).toContain(`LOINC ${GLUCOSE}`);
     expect(text).not.toContain(AGE);

@@ -3,7 +3,7 @@
 // The pages: patient-ai-decisions.tsx, clinician-assess.tsx, deployments.tsx (researcher).
 import { useEffect, useMemo, useState } from 'react';
 import { ApiError, gql } from './api';
-import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
+import { ErrorNotice, formatTime, short, useAction, useLoad } from './common';
 
 export interface DeployedModel {
   id: string;
@@ -115,25 +115,16 @@ interface Verification {
 /** Recomputes one decision on the server and checks it against the ledger (verifyDecision). */
 function VerifyDecision({ id }: { id: string }) {
   const [result, setResult] = useState<Verification | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
-  async function verify() {
-    if (busy) return;
-    setBusy(true);
-    setError(null);
-    try {
+  const { busy, error, run } = useAction();
+  const verify = () =>
+    run(async () => {
+      setResult(null);
       const { verifyDecision } = await gql<{ verifyDecision: Verification }>(
         `query($id: ID!) { verifyDecision(id: $id) { status recomputedProbability problems } }`,
         { id },
       );
       setResult(verifyDecision);
-    } catch (e) {
-      setResult(null);
-      setError(toApiError(e));
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
   return (
     <div className="verify">
       <button type="button" aria-disabled={busy} onClick={() => void verify()}>
@@ -226,27 +217,19 @@ export function DecisionList({
   const first = useLoad(() => decisionsPage(patientId, null), [patientId, refresh]);
   const [older, setOlder] = useState<AiDecision[]>([]);
   const [cursor, setCursor] = useState<string | null>(null);
-  const [moreError, setMoreError] = useState<ApiError | null>(null);
-  const [busy, setBusy] = useState(false);
+  const more = useAction();
   useEffect(() => {
     setOlder([]);
     setCursor(first.data?.nextCursor ?? null);
   }, [first.data]);
 
-  async function more() {
-    if (!cursor || busy) return;
-    setBusy(true);
-    setMoreError(null);
-    try {
+  const loadOlder = () =>
+    more.run(async () => {
+      if (!cursor) return;
       const page = await decisionsPage(patientId, cursor);
       setOlder((o) => [...o, ...page.items]);
       setCursor(page.nextCursor);
-    } catch (e) {
-      setMoreError(toApiError(e));
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
 
   const items = [...(first.data?.items ?? []), ...older];
   const nameOf = names.data?.nameOf ?? (() => 'a deployed model');
@@ -262,10 +245,10 @@ export function DecisionList({
           ))}
         </ul>
       )}
-      <ErrorNotice error={moreError} help={help} />
+      <ErrorNotice error={more.error} help={help} />
       {cursor && (
-        <button type="button" aria-disabled={busy} onClick={() => void more()}>
-          {busy ? 'Loading…' : 'Show older decisions'}
+        <button type="button" aria-disabled={more.busy} onClick={() => void loadOlder()}>
+          {more.busy ? 'Loading…' : 'Show older decisions'}
         </button>
       )}
     </>

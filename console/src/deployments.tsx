@@ -1,9 +1,8 @@
 // The researcher's side of AI decisions: deploying a completed run's final model for clinicians'
 // risk assessments (on the ledger), and the models deployed so far.
-import { useState } from 'react';
-import { ApiError, gql } from './api';
+import { gql } from './api';
 import { DEPLOYED_MODEL_FIELDS, DeployedModel } from './ai-decisions';
-import { ErrorNotice, formatTime, Loaded, short, toApiError, useLoad } from './common';
+import { ErrorNotice, formatTime, Loaded, short, useAction, useLoad } from './common';
 
 export function useDeployedModels(): Loaded<{ deployedModels: DeployedModel[] }> {
   return useLoad(
@@ -32,21 +31,12 @@ export function DeployRun({
   deployed: DeployedModel | undefined;
   onDeployed: () => Promise<void>;
 }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-  async function deploy() {
-    if (busy) return;
-    setBusy(true);
-    setError(null);
-    try {
+  const { busy, error, run } = useAction();
+  const deploy = () =>
+    run(async () => {
       await gql(`mutation($r: ID!) { deployModel(runId: $r) { id } }`, { r: runId });
       await onDeployed();
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
   return (
     <div aria-live="polite" data-testid="deploy-run">
       {deployed ? (

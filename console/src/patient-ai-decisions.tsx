@@ -2,8 +2,8 @@
 // decision about them (ai-decisions.tsx).
 import { useState } from 'react';
 import { DecisionList, useModels } from './ai-decisions';
-import { gql } from './api';
-import { ErrorNotice, useAction, useLoad } from './common';
+import { ErrorNotice } from './common';
+import { usePatientFlag } from './patient-settings';
 
 /** The patient's page: allow or refuse AI risk assessments, and every decision about them. */
 export function MyAiDecisions({ patientId }: { patientId: string }) {
@@ -41,29 +41,14 @@ export function MyAiDecisions({ patientId }: { patientId: string }) {
 }
 
 function AiDecisionSetting({ patientId }: { patientId: string }) {
-  const profile = useLoad(
-    () =>
-      gql<{ patient: { allowAiDecisions: boolean } | null }>(
-        `query($p: ID!) { patient(id: $p) { allowAiDecisions } }`,
-        { p: patientId },
-      ),
-    [patientId],
+  const { allowed, error, busy, status, set } = usePatientFlag(
+    patientId,
+    { field: 'allowAiDecisions', mutation: 'setAiDecisions' },
+    (allow) =>
+      allow
+        ? 'AI-assisted risk assessments are now allowed.'
+        : 'AI-assisted risk assessments are now refused.',
   );
-  const { busy, error, run } = useAction();
-  const [status, setStatus] = useState('');
-  const allowed = profile.data?.patient?.allowAiDecisions;
-
-  const set = (allow: boolean) =>
-    run(async () => {
-      setStatus('');
-      await gql(`mutation($allow: Boolean!) { setAiDecisions(allow: $allow) { id } }`, { allow });
-      await profile.reload();
-      setStatus(
-        allow
-          ? 'AI-assisted risk assessments are now allowed.'
-          : 'AI-assisted risk assessments are now refused.',
-      );
-    });
 
   return (
     <section aria-labelledby="ai-setting-h" className="panel">
@@ -73,7 +58,7 @@ function AiDecisionSetting({ patientId }: { patientId: string }) {
         risk. If you refuse, clinicians cannot run a model on your records at all; decisions already
         made stay listed below.
       </p>
-      <ErrorNotice error={profile.error ?? error} />
+      <ErrorNotice error={error} />
       {allowed !== undefined && (
         <>
           <label className="inline">

@@ -16,28 +16,52 @@ export function MySettings({ patientId, onErased }: { patientId: string; onErase
   );
 }
 
-function EmergencySetting({ patientId }: { patientId: string }) {
+/** A patient's yes/no setting of their profile, and the mutation that sets it. */
+type PatientFlag =
+  | { field: 'allowEmergencyAccess'; mutation: 'setEmergencyAccess' }
+  | { field: 'allowAiDecisions'; mutation: 'setAiDecisions' };
+
+/**
+ * One of the patient's yes/no settings: loaded, set (a second press while saving is ignored),
+ * and, once set, `said(allow)` for the status line.
+ */
+export function usePatientFlag(
+  patientId: string,
+  { field, mutation }: PatientFlag,
+  said: (allow: boolean) => string,
+) {
   const profile = useLoad(
     () =>
-      gql<{ patient: { allowEmergencyAccess: boolean } | null }>(
-        `query($p: ID!) { patient(id: $p) { allowEmergencyAccess } }`,
+      gql<{ patient: Partial<Record<string, boolean>> | null }>(
+        `query($p: ID!) { patient(id: $p) { ${field} } }`,
         { p: patientId },
       ),
-    [patientId],
+    [patientId, field],
   );
   const { busy, error, run } = useAction();
   const [status, setStatus] = useState('');
-  const allowed = profile.data?.patient?.allowEmergencyAccess;
-
   const set = (allow: boolean) =>
     run(async () => {
       setStatus('');
-      await gql(`mutation($allow: Boolean!) { setEmergencyAccess(allow: $allow) { id } }`, {
-        allow,
-      });
+      await gql(`mutation($allow: Boolean!) { ${mutation}(allow: $allow) { id } }`, { allow });
       await profile.reload();
-      setStatus(allow ? 'Emergency access is now on.' : 'Emergency access is now off.');
+      setStatus(said(allow));
     });
+  return {
+    allowed: profile.data?.patient?.[field],
+    error: profile.error ?? error,
+    busy,
+    status,
+    set,
+  };
+}
+
+function EmergencySetting({ patientId }: { patientId: string }) {
+  const { allowed, error, busy, status, set } = usePatientFlag(
+    patientId,
+    { field: 'allowEmergencyAccess', mutation: 'setEmergencyAccess' },
+    (allow) => (allow ? 'Emergency access is now on.' : 'Emergency access is now off.'),
+  );
 
   return (
     <section aria-labelledby="emergency-h" className="panel">
@@ -48,7 +72,7 @@ function EmergencySetting({ patientId }: { patientId: string }) {
         under “Who read my records”. When it is off, nobody may read your records without your
         consent, even in an emergency.
       </p>
-      <ErrorNotice error={profile.error ?? error} />
+      <ErrorNotice error={error} />
       {allowed !== undefined && (
         <>
           <p data-testid="emergency-state" data-allowed={String(allowed)}>
