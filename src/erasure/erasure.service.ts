@@ -40,18 +40,36 @@ export class ErasureService {
     for (const g of grants.filter((x) => x.status !== 'REVOKED')) {
       await this.consents.revokeOnLedger(g.id);
     }
-    await this.db.transaction(async (m) => {
-      await this.keys.destroyPatientKeys(patientId, m);
-      await m.query('DELETE FROM records WHERE patient_id = $1', [patientId]);
-      await m.query(
-        `UPDATE patients SET display_name_sealed = NULL, allow_emergency_access = false,
-           erased_at = now(), updated_at = now() WHERE id = $1`,
-        [patientId],
-      );
-      await m.query('DELETE FROM emergency_accesses WHERE patient_id = $1', [patientId]);
-      await m.query('UPDATE users SET patient_id = NULL WHERE patient_id = $1', [patientId]);
-    });
+    await this.db.transaction((m) =>
+      erasePatientRows((text, params) => m.query(text, params), patientId),
+    );
+    this.keys.forgetPatient(patientId);
     this.patients.forget(actor.id);
     return true;
   }
+}
+
+/** Runs one SQL statement: a TypeORM manager's `query`, or a pg client's. */
+export type Sql = (text: string, params: unknown[]) => Promise<unknown>;
+
+/**
+ * Erasure's database part, inside the caller's transaction: the data keys destroyed
+ * (crypto-shredding), the records deleted, the profile emptied and marked erased, emergencies
+ * dropped, accounts unlinked. It touches no process's memory: the process that erases forgets
+ * the patient after it commits, any other when it next meets them (PatientErasedError).
+ */
+export async function erasePatientRows(sql: Sql, patientId: string): Promise<void> {
+  await sql(
+    `UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now()
+     WHERE patient_id = $1 AND destroyed_at IS NULL`,
+    [patientId],
+  );
+  await sql('DELETE FROM records WHERE patient_id = $1', [patientId]);
+  await sql(
+    `UPDATE patients SET display_name_sealed = NULL, allow_emergency_access = false,
+       erased_at = now(), updated_at = now() WHERE id = $1`,
+    [patientId],
+  );
+  await sql('DELETE FROM emergency_accesses WHERE patient_id = $1', [patientId]);
+  await sql('UPDATE users SET patient_id = NULL WHERE patient_id = $1', [patientId]);
 }

@@ -1,1 +1,2 @@
 export { ErasureModule } from './erasure.module';
+export { erasePatientRows, type Sql } from './erasure.service';

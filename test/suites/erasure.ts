@@ -3,6 +3,7 @@ import { Pool } from 'pg';
 import { chainedEventFromRow, findBreak } from '../../src/audit';
 import { verifyAll } from '../../src/verification';
 import { LEDGER, Ledger } from '../../src/ledger';
+import { erasePatientRows } from '../../src/erasure';
 import { DataKeyRing } from '../../src/records/crypto';
 import { condition, observation } from '../helpers/fhir';
 import { corpusBundle } from '../helpers/fhir-bundle';
@@ -159,16 +160,7 @@ export function erasureSuite(ledger: LedgerUnderTest): void {
       // knows them (and, for `cold`, not their data key: its first write takes the slow path).
       const eraseElsewhere = async (id: string) => {
         await api.db.query('BEGIN');
-        await api.db.query(
-          'UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now() WHERE patient_id = $1',
-          [id],
-        );
-        await api.db.query('DELETE FROM records WHERE patient_id = $1', [id]);
-        await api.db.query(
-          'UPDATE patients SET display_name_sealed = NULL, erased_at = now() WHERE id = $1',
-          [id],
-        );
-        await api.db.query('UPDATE users SET patient_id = NULL WHERE patient_id = $1', [id]);
+        await erasePatientRows((text, params) => api.db.query(text, params), id);
         await api.db.query('COMMIT');
       };
       const IMPORT = 'mutation($b: JSON!) { importBundle(bundle: $b) { created } }';

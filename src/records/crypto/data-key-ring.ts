@@ -201,18 +201,7 @@ export class DataKeyRing {
     return this.unwrap(row);
   }
 
-  /** Crypto-shredding: the wrapped keys are overwritten and forgotten. */
-  async destroyPatientKeys(
-    patientId: string,
-    manager: EntityManager = this.db.manager,
-  ): Promise<void> {
-    await manager
-      .getRepository(DataKeyEntity)
-      .update({ patientId, destroyedAt: IsNull() }, { wrappedKey: null, destroyedAt: new Date() });
-    this.forgetPatient(patientId);
-  }
-
-  /** Forgets what this process knows of the patient's keys (another process destroyed them). */
+  /** Forgets what this process knows of the patient's keys, once they are destroyed (erasure). */
   forgetPatient(patientId: string): void {
     this.live.delete(patientId);
     for (const [id, entry] of [...this.cache]) {
