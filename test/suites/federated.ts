@@ -3,26 +3,28 @@
 // (the TensorFlow.js training nodes are tested on their own): rounds close on their quorum,
 // every bad update is rejected with its reason while the round goes on, consent is checked
 // again at aggregation, provenance lands on the ledger, and a restarted API resumes the run.
-import { CompactSign, exportJWK, generateKeyPair } from 'jose';
-import { createHash } from 'node:crypto';
+import { CompactSign, generateKeyPair } from 'jose';
 import { Coordinator } from '../../src/federated/coordinator/coordinator.service';
 import { RemoteNode } from '../../src/federated/node/remote-node';
 import { generateCohort, toFhir } from '../../src/federated/synthetic/cohort';
 import { LEDGER, Ledger } from '../../src/ledger';
 import { LedgerUnderTest } from '../helpers/ledger-under-test';
+import {
+  manifestOf,
+  NodeKey,
+  postUpdate,
+  registerSimulatedNode,
+  signManifest,
+  SimulatedNode,
+  weights,
+} from '../helpers/simulated-node';
 import { codes, TestApi } from '../helpers/test-api';
 
 const FEATURES = ['2345-7', '4548-4'];
 /** LOGISTIC over two features: two kernel weights and a bias. */
 const PARAMS = FEATURES.length + 1;
 
-type SigningKey = Parameters<CompactSign['sign']>[0];
-
-interface Node {
-  id: string;
-  key: SigningKey;
-  token: string;
-}
+type Node = Pick<SimulatedNode, 'id' | 'key' | 'token'>;
 
 const RUN_FIELDS = `id studyId status rounds currentRound modelHash provenanceTxIds failure
   metrics { round loss accuracy auc numContributors numUpdates epsilon }
@@ -44,9 +46,9 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       researcher = await api.token('rosa', 'RESEARCHER');
       studyId = await createStudy('Diabetes', 'minNodes: 2');
       nodes = [];
+      const admin = await api.token('root', 'ADMIN');
       for (const name of ['node-a', 'node-b', 'node-c']) {
-        const { id, key } = await registerNode(name);
-        nodes.push({ id, key, token: await api.token(id, 'NODE', home()) });
+        nodes.push(await registerSimulatedNode(api, admin, { name }));
       }
       for (let i = 0; i < 4; i++) {
         const token = await api.token(`fl-patient-${i}`, 'PATIENT');
@@ -92,66 +94,30 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       return startTraining.id;
     }
 
-    /**
-     * A node of the API's own organisation (org1 embedded, Org1MSP on Fabric) registered by an
-     * administrator, with its private key as a JWK.
-     */
-    async function registerNode(name: string) {
-      const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-      const { registerTrainingNode } = await api.ok<{ registerTrainingNode: { id: string } }>(
-        `mutation($jwk: JSON!, $name: String!, $org: ID!) { registerTrainingNode(input: {
-         organizationId: $org, name: $name, publicKeyJwk: $jwk }) { id } }`,
-        { jwk: await exportJWK(publicKey), name, org: home() },
-        await api.token('root', 'ADMIN'),
-      );
-      return {
-        id: registerTrainingNode.id,
-        key: privateKey,
-        privateJwk: await exportJWK(privateKey),
-      };
-    }
-
     afterAll(() => api?.stop());
 
-    const weights = (...v: number[]) => Buffer.from(new Float32Array(v).buffer);
-
-    async function sign(node: Node, manifest: Record<string, unknown>, key = node.key) {
-      return new CompactSign(Buffer.from(JSON.stringify(manifest)))
-        .setProtectedHeader({ alg: 'ES256' })
-        .sign(key);
-    }
-
+    /**
+     * Node `node`'s update of `body` for a round: its manifest (contributor patient 0, 10
+     * examples, metrics) with `manifest` overriding, signed by the node or by `opts.key`, sent
+     * with the node's token or `opts.token`.
+     */
     async function post(
       node: Node,
       runId: string,
       round: number,
       body: Buffer,
       manifest: Partial<Record<string, unknown>> = {},
-      opts: { key?: SigningKey; token?: string } = {},
+      opts: { key?: NodeKey; token?: string } = {},
     ) {
-      const full = {
+      const full = manifestOf(node.id, body, {
         runId,
         round,
-        nodeId: node.id,
-        numExamples: 10,
         contributors: [patients[0].id],
-        updateSha256: createHash('sha256').update(body).digest('hex'),
         metrics: { loss: 0.5, accuracy: 0.8, auc: 0.85 },
         ...manifest,
-      };
-      const res = await fetch(`${api.url}/fl/runs/${runId}/rounds/${round}/updates`, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/octet-stream',
-          authorization: `Bearer ${opts.token ?? node.token}`,
-          'x-custodia-manifest': await sign(node, full, opts.key),
-        },
-        body,
       });
-      return {
-        status: res.status,
-        body: (await res.json()) as { status: string; reason: string | null },
-      };
+      const jws = await signManifest(full, opts.key ?? node.key);
+      return postUpdate(api, { runId, round, body, jws, token: opts.token ?? node.token });
     }
 
     const run = async (id: string) =>
@@ -453,7 +419,11 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
           );
         }
       }
-      const { id: nodeId, privateJwk } = await registerNode('remote');
+      const { id: nodeId, privateJwk } = await registerSimulatedNode(
+        api,
+        await api.token('root', 'ADMIN'),
+        { name: 'remote' },
+      );
       const soloStudy = await createStudy('Solo', 'minNodes: 1');
       for (const p of patients.slice(0, 2)) {
         await joinStudy(p.token, soloStudy);
@@ -481,7 +451,11 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
         grants.push(await joinStudy(p.token, study));
       }
       const runId = await startRun(study, 3);
-      const { id: nodeId, privateJwk } = await registerNode('three');
+      const { id: nodeId, privateJwk } = await registerSimulatedNode(
+        api,
+        await api.token('root', 'ADMIN'),
+        { name: 'three' },
+      );
       const node = new RemoteNode(api.server.app, {
         coordinator: api.url,
         token: await api.token(nodeId, 'NODE', home()),

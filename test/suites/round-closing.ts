@@ -4,8 +4,6 @@
 // lost, the database fails before and after the ledger write, and the process restarts in
 // between. Every run resumes and completes, and the
 // ledger holds each of its rounds exactly once.
-import { CompactSign, exportJWK, generateKeyPair } from 'jose';
-import { createHash } from 'node:crypto';
 import { LedgerUnavailableError } from '../../src/common/errors';
 import { CoordinatorEvents, RoundEnded } from '../../src/federated/coordinator/coordinator-events';
 import { Coordinator } from '../../src/federated/coordinator/coordinator.service';
@@ -15,16 +13,21 @@ import { UpdateIntake } from '../../src/federated/coordinator/update-intake';
 import { LEDGER, Ledger } from '../../src/ledger';
 import { Collector } from '../helpers/collector';
 import { LedgerUnderTest } from '../helpers/ledger-under-test';
+import {
+  manifestOf,
+  registerSimulatedNode,
+  signManifest,
+  SimulatedNode,
+  weights,
+} from '../helpers/simulated-node';
 import { TestApi } from '../helpers/test-api';
-
-type SigningKey = Parameters<CompactSign['sign']>[0];
 
 export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
   describe(`closing rounds under faults (${ledgerUnderTest.name} ledger)`, () => {
     let api: TestApi;
     let researcher: string;
     let studyId: string;
-    const nodes: { id: string; key: SigningKey }[] = [];
+    const nodes: SimulatedNode[] = [];
     const patients: string[] = [];
 
     const app = () => api.server.app;
@@ -45,15 +48,7 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
       studyId = createStudy.id;
       const admin = await api.token('root', 'ADMIN');
       for (const name of ['n1', 'n2', 'n3']) {
-        const { publicKey, privateKey } = await generateKeyPair('ES256', { extractable: true });
-        const { registerTrainingNode } = await api.ok<{ registerTrainingNode: { id: string } }>(
-          `mutation($jwk: JSON!, $n: String!, $org: ID!) { registerTrainingNode(input: {
-           organizationId: $org, name: $n, publicKeyJwk: $jwk }) { id } }`,
-          // The API's own organisation: org1 embedded, Org1MSP on Fabric.
-          { jwk: await exportJWK(publicKey), n: name, org: api.config.orgId },
-          admin,
-        );
-        nodes.push({ id: registerTrainingNode.id, key: privateKey });
+        nodes.push(await registerSimulatedNode(api, admin, { name }));
       }
       for (let i = 0; i < 3; i++) {
         const token = await api.token(`closing-patient-${i}`, 'PATIENT');
@@ -88,19 +83,9 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
 
     /** Node k's signed update for a round (three float32 weights). */
     async function update(k: number, runId: string, round: number, value = k + 1) {
-      const body = Buffer.from(new Float32Array([value, value, value]).buffer);
-      const manifest = {
-        runId,
-        round,
-        nodeId: nodes[k].id,
-        numExamples: 10,
-        contributors: [patients[k]],
-        updateSha256: createHash('sha256').update(body).digest('hex'),
-      };
-      const jws = await new CompactSign(Buffer.from(JSON.stringify(manifest)))
-        .setProtectedHeader({ alg: 'ES256' })
-        .sign(nodes[k].key);
-      return { jws, body };
+      const body = weights(value, value, value);
+      const manifest = manifestOf(nodes[k].id, body, { runId, round, contributors: [patients[k]] });
+      return { jws: await signManifest(manifest, nodes[k].key), body };
     }
 
     /** Sends updates from nodes 0 and 1 (the quorum), which triggers closing the round. */
@@ -272,19 +257,14 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
 
       it('counts contributors without consent and never names them', async () => {
         const runId = await startRun(1);
-        const body = Buffer.from(new Float32Array([1, 1, 1]).buffer);
+        const body = weights(1, 1, 1);
         const stranger = '7f1e0c7a-1111-4c1b-9a55-0a4f3c3e9d21';
-        const manifest = {
+        const manifest = manifestOf(nodes[0].id, body, {
           runId,
           round: 1,
-          nodeId: nodes[0].id,
-          numExamples: 10,
           contributors: [patients[0], stranger],
-          updateSha256: createHash('sha256').update(body).digest('hex'),
-        };
-        const jws = await new CompactSign(Buffer.from(JSON.stringify(manifest)))
-          .setProtectedHeader({ alg: 'ES256' })
-          .sign(nodes[0].key);
+        });
+        const jws = await signManifest(manifest, nodes[0].key);
         const result = await coordinator().submit(runId, 1, jws, body);
         expect(result).toMatchObject({
           status: 'REJECTED',
