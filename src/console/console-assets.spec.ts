@@ -1,5 +1,5 @@
 import express from 'express';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -33,5 +33,22 @@ describe('consoleAssets', () => {
     expect(built.status).toBe(200);
     expect(built.headers.get('content-security-policy')).toContain("script-src 'self'");
     await expect(built.text()).resolves.toContain('<title>Custodia</title>');
+  });
+
+  it('answers a console it cannot read with a server error, not "not built"', async () => {
+    const broken = await mkdtemp(join(tmpdir(), 'console-assets-'));
+    await mkdir(join(broken, 'index.html'));
+    const app = express();
+    app.use('/console', consoleAssets({ dir: broken }));
+    const other = app.listen(0, '127.0.0.1');
+    try {
+      await new Promise((r) => other.once('listening', r));
+      const res = await fetch(`http://127.0.0.1:${(other.address() as AddressInfo).port}/console/`);
+      expect(res.status).toBe(500);
+      await expect(res.text()).resolves.not.toContain('npm run build');
+    } finally {
+      await new Promise((r) => other.close(r));
+      await rm(broken, { recursive: true, force: true });
+    }
   });
 });

@@ -4,6 +4,7 @@
 // console signs in through OpenID Connect), never framed. Plain Express, outside Nest's
 // routing, so that /graphql, /health and /fl are untouched. /console/config.json tells the
 // console how to sign in.
+import { Logger } from '@nestjs/common';
 import { Router, static as serveStatic } from 'express';
 import type { Request, Response, NextFunction } from 'express';
 import { join } from 'node:path';
@@ -82,16 +83,20 @@ export function consoleAssets({
   router.use('/assets', (_req, res) => {
     res.status(404).type('text/plain').send('No such console asset.\n');
   });
+  const logger = new Logger('ConsoleAssets');
   // The app keeps its state in memory, never in the URL, so every other path is the app.
   router.get(/.*/, (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     // No stat of its own per request: a console not built yet shows as sendFile's failure.
-    res.sendFile(index, (e) => {
+    res.sendFile(index, (e?: NodeJS.ErrnoException) => {
       if (!e || res.headersSent) return;
-      res
-        .status(503)
-        .type('text/plain')
-        .send('The console is not built: run `npm run build` (or `npm run build:console`).\n');
+      // Only a missing page means "not built"; one that cannot be read is the server's fault.
+      const [status, text] =
+        e.code === 'ENOENT'
+          ? [503, 'The console is not built: run `npm run build` (or `npm run build:console`).']
+          : [500, 'The console could not be read; see the server log.'];
+      if (status === 500) logger.error({ errorType: e.code ?? e.name }, 'console page unreadable');
+      res.status(status).type('text/plain').send(`${text}\n`);
     });
   });
   return router;
