@@ -1,3 +1,5 @@
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
 import { createHash } from 'node:crypto';
 // The chaincode's own id check, so that the two cannot drift apart.
 import { id as chaincodeId } from '../../chaincode/src/validation';
@@ -6,6 +8,7 @@ import {
   AUDIT_GENESIS,
   auditChainId,
   ChainedEvent,
+  canonicalEvent,
   ChainWalk,
   eventHash,
   findBreak,
@@ -69,6 +72,67 @@ describe('access event hash', () => {
       )
       .digest('hex');
     expect(eventHash(AUDIT_GENESIS, c)).toBe(expected);
+  });
+
+  it('writes every event exactly as canonicalize does (JCS), whatever its members hold', () => {
+    // Any text (escapes, astral characters, lone surrogates), numbers, lists, and members the
+    // log does not know or values of other kinds, which take canonicalize's own path.
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.uuid());
+    const anything = fc.oneof(
+      text,
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.array(text),
+      fc.array(fc.oneof(text, fc.integer(), fc.constant(null))),
+      fc.dictionary(fc.string(), text),
+    );
+    const event = fc.record(
+      {
+        seq: fc.oneof(fc.nat(), fc.double({ noNaN: true, noDefaultInfinity: true })),
+        id: fc.uuid(),
+        actorId: text,
+        patientId: fc.uuid(),
+        recordIds: fc.array(fc.uuid()),
+        action: fc.constantFrom('READ', 'WRITE', 'TRAIN', 'DECIDE'),
+        purpose: text,
+        decision: fc.constantFrom('PERMIT' as const, 'DENY' as const),
+        consentId: fc.option(fc.uuid()),
+        breakGlass: fc.boolean(),
+        reason: fc.option(text),
+        reasonSealed: fc.base64String(),
+        reasonKeyId: fc.uuid(),
+        at: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+        emergencyId: fc.uuid(),
+        actorOrganizationId: text,
+      },
+      { requiredKeys: ['seq', 'id', 'actorId', 'patientId', 'recordIds', 'at'] },
+    );
+    const odd = fc.tuple(
+      event,
+      fc.constantFrom(...Object.keys(content(1)), 'extra', 'zz', 'A'),
+      anything,
+    );
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          event,
+          odd.map(([e, k, v]) => ({ ...e, [k]: v })),
+        ),
+        (e) => {
+          const c = e as unknown as AccessEventContent;
+          expect(canonicalEvent(c)).toBe(canonicalize(c));
+          const v1 = createHash('sha256')
+            .update('custodia/access-event/v1')
+            .update(AUDIT_GENESIS)
+            .update(canonicalize(c)!)
+            .digest('hex');
+          expect(eventHash(AUDIT_GENESIS, c)).toBe(v1);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 
   it('covers the sealed reason and its key id', () => {
