@@ -13,6 +13,7 @@ import { ClosingRounds1764424800000 } from './1764424800000-closing-rounds';
 import { RecordSearchAndHistory1764530000000 } from './1764530000000-record-search-and-history';
 import { SignedConsent1764550000000 } from './1764550000000-signed-consent';
 import { AiDecisions1764560000000 } from './1764560000000-ai-decisions';
+import { LeanAccessLog1764570000000 } from './1764570000000-lean-access-log';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -29,4 +30,5 @@ export const MIGRATIONS = [
   RecordSearchAndHistory1764530000000,
   SignedConsent1764550000000,
   AiDecisions1764560000000,
+  LeanAccessLog1764570000000,
 ];
