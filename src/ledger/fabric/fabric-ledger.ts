@@ -9,9 +9,7 @@ import {
   connect,
   Contract,
   Gateway,
-  hash,
   Network,
-  signers,
 } from '@hyperledger/fabric-gateway';
 import { Logger } from '@nestjs/common';
 import { createPrivateKey } from 'node:crypto';
@@ -27,6 +25,7 @@ import {
 } from '../ledger.port';
 import { EventCursor } from './event-cursor';
 import { FabricLedgerConfig } from './fabric-config';
+import { gatewaySigning } from './openssl-signer';
 import {
   fabricError,
   FabricPhase,
@@ -98,8 +97,7 @@ export class FabricLedger implements Ledger {
     this.gateway = connect({
       client: this.client,
       identity: { mspId: config.mspId, credentials: readFileSync(config.certPath) },
-      signer: signers.newPrivateKeySigner(createPrivateKey(readFileSync(config.keyPath))),
-      hash: hash.sha256,
+      ...gatewaySigning(createPrivateKey(readFileSync(config.keyPath))),
       evaluateOptions: after(this.deadlines.evaluate),
       endorseOptions: after(this.deadlines.endorse),
       submitOptions: after(this.deadlines.submit),
