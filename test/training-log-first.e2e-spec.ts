@@ -1,12 +1,16 @@
 // A node trains while its patients' uses are being logged, but nothing learnt from them leaves
 // the node before the log holds them: when the access log cannot take a node's TRAIN events,
-// the node submits nothing for the round. And one node's failure leaves the others to train.
+// the node submits nothing for the round — an in-process node, or a remote one (`custodia
+// node`) posting to another instance's coordinator. And one node's failure leaves the others
+// to train.
 import { Logger } from '@nestjs/common';
 import { ConsentService } from '../src/consent';
 import { Coordinator } from '../src/federated/coordinator/coordinator.service';
 import { LocalTrainingNodes } from '../src/federated/node/local-nodes';
+import { RemoteNode } from '../src/federated/node/remote-node';
 import { seedCohort } from '../src/federated/synthetic/seed';
 import { RecordsService } from '../src/records';
+import { registerSimulatedNode } from './helpers/simulated-node';
 import { TestApi } from './helpers/test-api';
 
 const FEATURES = ['2345-7', '4548-4', '39156-5', '8480-6', '2085-9'];
@@ -126,5 +130,64 @@ describe('a training node and its access log', () => {
     expect(rows.length).toBeGreaterThanOrEqual(2);
     expect(failedNode).toBeDefined();
     expect(rows.map((r) => r.node_id)).not.toContain(failedNode);
+  });
+
+  it('has a remote node post no update whose patients’ uses the access log did not take', async () => {
+    // This instance is the site's, its own nodes off: the remote node trains on its patients.
+    const started = await TestApi.start({ TRAINING_NODES: 'off', ORG_ID: 'site-1' });
+    api = started;
+    const app = started.server.app;
+    const summary = await seedCohort(app, { patients: 15, sites: 1, seed: 5, alpha: 5 });
+    const researcher = await started.token('log-researcher', 'RESEARCHER');
+    const studyId = (
+      await started.ok<{ createStudy: { id: string } }>(
+        `mutation($f: [String!]!) { createStudy(input: { title: "Log first, remotely",
+         features: $f, label: "44054006", minNodes: 1, localEpochs: 1 }) { id } }`,
+        { f: FEATURES },
+        researcher,
+      )
+    ).createStudy.id;
+    for (const p of summary.patients) {
+      await app
+        .get(ConsentService)
+        .grant(
+          { id: p.userId, roles: ['PATIENT'], organizationId: p.organizationId },
+          { granteeType: 'STUDY', granteeId: studyId, purpose: 'RESEARCH', actions: ['TRAIN'] },
+        );
+    }
+    const runId = (
+      await started.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
+        { s: studyId },
+        researcher,
+      )
+    ).startTraining.id;
+    const { id: nodeId, privateJwk } = await registerSimulatedNode(
+      started,
+      await started.token('root', 'ADMIN'),
+      { name: 'remote' },
+    );
+    const node = new RemoteNode(app, {
+      coordinator: started.url,
+      token: await started.token(nodeId, 'NODE', 'site-1'),
+      privateJwk,
+    });
+    const records = app.get(RecordsService);
+    const logging = jest
+      .spyOn(records, 'logTrainingUse')
+      .mockRejectedValue(new Error('the access log is unavailable'));
+
+    await expect(node.pollOnce()).rejects.toThrow('the access log is unavailable');
+    expect(logging.mock.calls.some(([, , uses]) => uses.length > 0)).toBe(true);
+    const updates = () =>
+      started.db.query('SELECT status FROM model_updates WHERE run_id = $1', [runId]);
+    expect((await updates()).rows).toHaveLength(0);
+
+    // Once the log takes them, the same node's update goes.
+    logging.mockRestore();
+    expect((await node.pollOnce()).submitted).toEqual([
+      { runId, round: 1, status: 'ACCEPTED', reason: null },
+    ]);
+    expect((await updates()).rows).toEqual([{ status: 'ACCEPTED' }]);
   });
 });

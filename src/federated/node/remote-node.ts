@@ -63,11 +63,16 @@ export class RemoteNode {
         this.app.get(PolicyDecisionPoint),
         this.app.get(RecordsService),
       );
-      const examples = await this.examples.forRound(config.orgId, study, this.nodeId, {
+      // The model is fetched and trained on while the patients' uses are being logged; the
+      // update leaves this organisation only once its access log holds them.
+      const { examples, logged } = await this.examples.select(config.orgId, study, this.nodeId, {
         runId: open.runId,
         round: open.round,
       });
-      if (examples.length === 0) continue;
+      if (examples.length === 0) {
+        await logged;
+        continue;
+      }
       const global = floats(
         await this.fetchBytes(`/fl/runs/${open.runId}/rounds/${open.round}/model`),
       );
@@ -81,6 +86,7 @@ export class RemoteNode {
         global,
         clientConfig: open.clientConfig,
       });
+      await logged;
       if (!update) continue;
       const res = await fetch(
         `${this.options.coordinator}/fl/runs/${open.runId}/rounds/${open.round}/updates`,
