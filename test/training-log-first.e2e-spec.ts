@@ -23,12 +23,21 @@ describe('a training node and its access log', () => {
     api = undefined;
   });
 
-  /** A seeded three-site cohort, every patient in a new study that needs `minNodes` updates. */
-  async function cohortStudy(minNodes: number) {
-    const started = await TestApi.start({ TRAINING_NODES: 'on' });
+  /**
+   * A seeded cohort (three sites, 15 patients each), every patient in a new study that needs
+   * `minNodes` updates; by default the API's own nodes train, one per site.
+   */
+  async function cohortStudy(
+    minNodes: number,
+    {
+      sites = 3,
+      env = { TRAINING_NODES: 'on' },
+    }: { sites?: number; env?: Record<string, string> } = {},
+  ) {
+    const started = await TestApi.start(env);
     api = started;
     const app = started.server.app;
-    const summary = await seedCohort(app, { patients: 45, sites: 3, seed: 5, alpha: 5 });
+    const summary = await seedCohort(app, { patients: 15 * sites, sites, seed: 5, alpha: 5 });
     const researcher = await started.token('log-researcher', 'RESEARCHER');
     const studyId = (
       await started.ok<{ createStudy: { id: string } }>(
@@ -53,7 +62,7 @@ describe('a training node and its access log', () => {
           researcher,
         )
       ).startTraining.id;
-    return { app, start, db: started.db };
+    return { app, start, db: started.db, api: started };
   }
 
   it('submits no update whose patients’ uses the access log did not take', async () => {
@@ -134,34 +143,16 @@ describe('a training node and its access log', () => {
 
   it('has a remote node post no update whose patients’ uses the access log did not take', async () => {
     // This instance is the site's, its own nodes off: the remote node trains on its patients.
-    const started = await TestApi.start({ TRAINING_NODES: 'off', ORG_ID: 'site-1' });
-    api = started;
-    const app = started.server.app;
-    const summary = await seedCohort(app, { patients: 15, sites: 1, seed: 5, alpha: 5 });
-    const researcher = await started.token('log-researcher', 'RESEARCHER');
-    const studyId = (
-      await started.ok<{ createStudy: { id: string } }>(
-        `mutation($f: [String!]!) { createStudy(input: { title: "Log first, remotely",
-         features: $f, label: "44054006", minNodes: 1, localEpochs: 1 }) { id } }`,
-        { f: FEATURES },
-        researcher,
-      )
-    ).createStudy.id;
-    for (const p of summary.patients) {
-      await app
-        .get(ConsentService)
-        .grant(
-          { id: p.userId, roles: ['PATIENT'], organizationId: p.organizationId },
-          { granteeType: 'STUDY', granteeId: studyId, purpose: 'RESEARCH', actions: ['TRAIN'] },
-        );
-    }
-    const runId = (
-      await started.ok<{ startTraining: { id: string } }>(
-        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
-        { s: studyId },
-        researcher,
-      )
-    ).startTraining.id;
+    const {
+      app,
+      start,
+      db,
+      api: started,
+    } = await cohortStudy(1, {
+      sites: 1,
+      env: { TRAINING_NODES: 'off', ORG_ID: 'site-1' },
+    });
+    const runId = await start(1);
     const { id: nodeId, privateJwk } = await registerSimulatedNode(
       started,
       await started.token('root', 'ADMIN'),
@@ -179,8 +170,7 @@ describe('a training node and its access log', () => {
 
     await expect(node.pollOnce()).rejects.toThrow('the access log is unavailable');
     expect(logging.mock.calls.some(([, , uses]) => uses.length > 0)).toBe(true);
-    const updates = () =>
-      started.db.query('SELECT status FROM model_updates WHERE run_id = $1', [runId]);
+    const updates = () => db.query('SELECT status FROM model_updates WHERE run_id = $1', [runId]);
     expect((await updates()).rows).toHaveLength(0);
 
     // Once the log takes them, the same node's update goes.
