@@ -24,10 +24,11 @@ export interface ProjectedGrant extends ConsentGrant {
 export class GrantAuthenticity {
   private readonly revoked = new Set<string>();
   /**
-   * By grant id, the last row that verified: its MAC and its rule fields. A row equal to it in
-   * both is that row, so it is believed without recomputing the MAC; any other is verified.
+   * By grant id, the last row that verified: its MAC and the fields the MAC covers. A row equal
+   * to it in both is that row, so it is believed without recomputing the MAC; any other is
+   * verified.
    */
-  private readonly verified = new BoundedMap<string, { mac: Buffer; grant: ProjectedGrant }>(
+  private readonly verified = new BoundedMap<string, { mac: Buffer; fields: RuleFields }>(
     VERIFIED_ROWS,
   );
 
@@ -46,12 +47,13 @@ export class GrantAuthenticity {
   /** The row's rule fields when it is authentic, else null. */
   private authenticGrant(row: ConsentGrantEntity): ProjectedGrant | null {
     const grant = toRuleGrant(row);
+    const fields = ruleFields(grant);
     const known = this.verified.get(row.id);
-    if (known && row.mac && known.mac.equals(row.mac) && sameGrant(known.grant, grant)) {
+    if (known && row.mac && known.mac.equals(row.mac) && sameFields(known.fields, fields)) {
       return grant;
     }
-    if (!this.rows.verify('consent-grant/v1', ruleFields(grant), row.mac)) return null;
-    this.verified.set(row.id, { mac: Buffer.from(row.mac!), grant: copyOf(grant) });
+    if (!this.rows.verify('consent-grant/v1', fields, row.mac)) return null;
+    this.verified.set(row.id, { mac: Buffer.from(row.mac!), fields: copyOf(fields) });
     return grant;
   }
 
@@ -99,35 +101,26 @@ export function toRuleGrant(row: ConsentGrantEntity): ProjectedGrant {
   };
 }
 
-/** Whether two grants agree on every field the MAC covers. */
-function sameGrant(a: ProjectedGrant, b: ProjectedGrant): boolean {
-  return (
-    a.id === b.id &&
-    a.patientId === b.patientId &&
-    a.grantee.type === b.grantee.type &&
-    a.grantee.id === b.grantee.id &&
-    a.purpose === b.purpose &&
-    sameList(a.actions, b.actions) &&
-    sameList(a.resourceTypes, b.resourceTypes) &&
-    sameList(a.categories, b.categories) &&
-    a.includeRestricted === b.includeRestricted &&
-    a.validFrom === b.validFrom &&
-    (a.validUntil ?? null) === (b.validUntil ?? null) &&
-    a.status === b.status &&
-    (a.revokedAt ?? null) === (b.revokedAt ?? null) &&
-    a.patientSigned === b.patientSigned
-  );
+/**
+ * Whether two grants' MAC'd fields (ruleFields) are equal, value by value: strings, booleans,
+ * null, or lists of strings. Derived from ruleFields, so a field the MAC comes to cover is
+ * compared too.
+ */
+function sameFields(a: RuleFields, b: RuleFields): boolean {
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  return keys.every((k) => {
+    const x = a[k];
+    const y = b[k];
+    return Array.isArray(x) ? Array.isArray(y) && sameList(x, y) : x === y;
+  });
 }
 
-/** A copy that shares no array or object with the caller's (which the caller may change). */
-function copyOf(g: ProjectedGrant): ProjectedGrant {
-  return {
-    ...g,
-    grantee: { ...g.grantee },
-    actions: [...g.actions],
-    resourceTypes: [...g.resourceTypes],
-    categories: [...g.categories],
-  };
+/** A copy sharing no list with `fields` (whose lists are the grant the caller gets). */
+function copyOf(fields: RuleFields): RuleFields {
+  return Object.fromEntries(
+    Object.entries(fields).map(([k, v]) => [k, Array.isArray(v) ? [...v] : v]),
+  );
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
@@ -158,7 +151,10 @@ export function projectedGrant(g: GrantRecord): ProjectedGrant {
  * Exactly the fields the consent rule reads, in a fixed shape, and the patient's signature
  * when there is one (so rows from before signatures keep their MACs): what the MAC covers.
  */
-function ruleFields(g: ProjectedGrant): Record<string, unknown> {
+/** What a grant row's MAC covers. */
+type RuleFields = Record<string, unknown>;
+
+function ruleFields(g: ProjectedGrant): RuleFields {
   return {
     id: g.id,
     patientId: g.patientId,
