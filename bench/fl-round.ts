@@ -607,6 +607,7 @@ async function main(): Promise<void> {
     notes: [
       'wallMs: coordinator open → close of the round',
       'read/transfer/train/submit: from LocalTrainingNodes update events; sumMs over nodes',
+      "train: until the update is trained and its examples' use is logged, whichever is later",
       'aggregationMs: quorum node submitMs − median submitMs of the other nodes',
       'otherMs: wallMs − Σ(read+transfer+train+submit) over the nodes',
       'uncached, then cached: two runs of the same study on the same server and cohort',

@@ -26,10 +26,16 @@ describe('training examples, cached between rounds', () => {
   const fresh = () => new TrainingExamples(app().get(PolicyDecisionPoint), records());
   const site = () => summary.patients[0].organizationId;
   const ofSite = () => summary.patients.filter((p) => p.organizationId === site());
+  /** The node's examples once their use is logged (as a node has them when it submits). */
+  const complete = async (source: TrainingExamples) => {
+    const { examples, logged } = await source.select(site(), study, NODE, ROUND);
+    await logged;
+    return examples;
+  };
   const uncached = () => {
     const source = fresh();
     source.cache = false;
-    return source.forRound(site(), study, NODE, ROUND);
+    return complete(source);
   };
   const trainEvents = async (patientId: string) =>
     Number(
@@ -66,7 +72,7 @@ describe('training examples, cached between rounds', () => {
   it('reads records once, rebuilds only what changed, and still logs every round', async () => {
     const source = fresh();
     const opened = jest.spyOn(records(), 'openForTraining');
-    const first = await source.forRound(site(), study, NODE, ROUND);
+    const first = await complete(source);
     expect(first.length).toBeGreaterThan(15);
     expect(opened).toHaveBeenCalledTimes(1);
     // Only this organisation's patients, though the other site's consented to the same study.
@@ -78,7 +84,7 @@ describe('training examples, cached between rounds', () => {
     // Nothing changed: nothing is read again, the examples are the same, the use is logged.
     const [someone, amended, revoking, erasing] = ofSite();
     const logged = await trainEvents(someone.id);
-    expect(await source.forRound(site(), study, NODE, ROUND)).toEqual(first);
+    expect(await complete(source)).toEqual(first);
     expect(opened).toHaveBeenCalledTimes(1);
     expect(await trainEvents(someone.id)).toBe(logged + 1);
 
@@ -118,7 +124,7 @@ describe('training examples, cached between rounds', () => {
       { r: { ...observation('2345-7', 19.5), effectiveDateTime: '2024-12-30T08:00:00Z' } },
       token,
     );
-    const afterRecord = await source.forRound(site(), study, NODE, ROUND);
+    const afterRecord = await complete(source);
     expect(opened).toHaveBeenCalledTimes(2);
     expect(opened.mock.calls[1][0]).toEqual([amended.id]);
     expect(afterRecord).toEqual(await uncached());
@@ -135,7 +141,7 @@ describe('training examples, cached between rounds', () => {
       await api.token(erasing.userId, 'PATIENT'),
     );
     const readsBefore = opened.mock.calls.length;
-    const afterLeaving = await source.forRound(site(), study, NODE, ROUND);
+    const afterLeaving = await complete(source);
     // Leaving needs no read: those patients are simply no longer selected.
     expect(opened.mock.calls.length).toBe(readsBefore);
     const ids = new Set(afterLeaving.map((e) => e.id));

@@ -149,7 +149,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     clientConfig: Record<string, number>,
     input: {
       examples: TrainingExample[];
-      /** The logging of the examples' use: durable before the update leaves. */
+      /** The logging of the examples' use (prepareUpdate returns once it is durable). */
       logged: Promise<void>;
       global: Float32Array;
       readMs: number;
@@ -164,19 +164,14 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       nodeId: node.id,
       key: node.key,
       examples: input.examples,
+      logged: input.logged,
       global: input.global,
       clientConfig,
       trainer: this.trainer,
     });
-    if (!update) {
-      await input.logged;
-      return null;
-    }
+    if (!update) return null;
     const trained = performance.now();
-    const submitted = input.logged.then(() =>
-      this.coordinator.submit(runId, round, update.manifest, update.body),
-    );
-    return submitted.then((outcome) => {
+    return this.coordinator.submit(runId, round, update.manifest, update.body).then((outcome) => {
       // Where a round's time goes, for bench:fl-round (submitting includes any aggregation).
       this.events.emit('update', {
         runId,
@@ -184,6 +179,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
         nodeId: node.id,
         readMs: input.readMs,
         transferMs: input.transferMs,
+        // Training, until the log also holds the examples' use (prepareUpdate waits for it).
         trainMs: trained - started,
         submitMs: performance.now() - trained,
         status: outcome.status,

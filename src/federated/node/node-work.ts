@@ -85,24 +85,10 @@ export class TrainingExamples {
   ) {}
 
   /**
-   * The complete examples this node may train on for the study in this round of the run, by
-   * patient id; each patient's access log says which run and round used their records.
-   */
-  async forRound(
-    organizationId: string,
-    study: Pick<StudySettings, 'id' | 'features' | 'label'>,
-    nodeId: string,
-    at: { runId: string; round: number },
-  ): Promise<TrainingExample[]> {
-    const { examples, logged } = await this.select(organizationId, study, nodeId, at);
-    await logged;
-    return examples;
-  }
-
-  /**
-   * As forRound, but resolves as soon as the examples are ready, with the logging of their use
-   * still under way in `logged`: a node may train meanwhile, and must await `logged` before
-   * anything learnt from them leaves it (its update is submitted only then).
+   * The complete examples this node may train on for the study in this round of the run, as
+   * soon as they are ready, with the logging of their use (each patient's access log says
+   * which run and round used their records) still under way in `logged`: a node trains
+   * meanwhile, and prepareUpdate returns nothing learnt from them before `logged` settles.
    */
   async select(
     organizationId: string,
@@ -151,8 +137,8 @@ function byId([a]: [string, unknown], [b]: [string, unknown]): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** Trains and signs one update; null when no patient here has a complete example. */
-export async function prepareUpdate(args: {
+/** What a node trains an update from. */
+interface UpdateInput {
   study: StudySettings;
   runId: string;
   round: number;
@@ -165,7 +151,22 @@ export async function prepareUpdate(args: {
   clientConfig: Record<string, number>;
   /** Where to train: a training thread, or by default this thread. */
   trainer?: Trainer;
-}): Promise<PreparedUpdate | null> {
+}
+
+/**
+ * Trains and signs one update; null when no patient here has a complete example. `logged` is
+ * the logging of the examples' use (TrainingExamples.select): training runs meanwhile, and the
+ * update is returned only once the log holds them, so nothing learnt from them leaves before.
+ */
+export async function prepareUpdate(
+  args: UpdateInput & { logged: Promise<void> },
+): Promise<PreparedUpdate | null> {
+  const update = await trainAndSign(args);
+  await args.logged;
+  return update;
+}
+
+async function trainAndSign(args: UpdateInput): Promise<PreparedUpdate | null> {
   const { study, runId, round, nodeId } = args;
   const complete = args.examples;
   const held = heldOutSet(complete.map((e) => e.id));

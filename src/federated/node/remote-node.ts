@@ -83,10 +83,10 @@ export class RemoteNode {
         nodeId: this.nodeId,
         key: this.key,
         examples,
+        logged,
         global,
         clientConfig: open.clientConfig,
       });
-      await logged;
       if (!update) continue;
       const res = await fetch(
         `${this.options.coordinator}/fl/runs/${open.runId}/rounds/${open.round}/updates`,
