@@ -9,6 +9,7 @@ import { DevIssuer, isRole, Role, ROLES } from './auth';
 import { generateDeviceKey, grantPayloadOf, signDetached } from './consent/patient-signing';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
+import { runningClusterUrl } from './database/cluster-url';
 import { embeddedPostgres, takeOverShutdownSignals } from './database/embedded-loader';
 import { RemoteNode } from './federated/node/remote-node';
 import { DEFAULT_ALPHA, MAX_PATIENTS, MAX_SITES, runSeed } from './federated/synthetic';
@@ -95,13 +96,12 @@ async function verifyLedger(): Promise<void> {
   let embedded: EmbeddedPostgresServer | undefined;
   if (!url) {
     // Beside a running server, use its database; otherwise start the embedded one briefly.
-    const { EmbeddedPostgresServer: Server } = embeddedPostgres();
-    url = await Server.runningUrl(c.dataDir, 'custodia');
+    url = await runningClusterUrl(c.dataDir, 'custodia');
     if (!url) {
       if (!existsSync(join(c.dataDir, 'pg', 'PG_VERSION'))) {
         fail(`no embedded database in ${c.dataDir} yet: start the API once (npm start)`);
       }
-      embedded = new Server({ dir: c.dataDir });
+      embedded = new (embeddedPostgres().EmbeddedPostgresServer)({ dir: c.dataDir });
       await embedded.start();
       url = embedded.urlFor('custodia');
     }
@@ -183,9 +183,7 @@ async function admitPatient(opts: { sub: string; patient: string }): Promise<voi
   const c = config();
   // This instance's own database: beside a running server, the one it runs (never a second
   // postmaster on its data dir); otherwise the embedded one, briefly.
-  const databaseUrl =
-    c.databaseUrl ??
-    (await embeddedPostgres().EmbeddedPostgresServer.runningUrl(c.dataDir, 'custodia'));
+  const databaseUrl = c.databaseUrl ?? (await runningClusterUrl(c.dataDir, 'custodia'));
   const server = await startServer({
     ...c,
     databaseUrl,

@@ -21,6 +21,12 @@ export function socketPathOf(pgData: string, port: number): string | undefined {
   return Buffer.byteLength(path) <= MAX_SOCKET_PATH ? path : undefined;
 }
 
+/** The directory of that socket (what unix_socket_directories and a URL name), if any. */
+export function socketDirOf(pgData: string, port: number): string | undefined {
+  const socket = socketPathOf(pgData, port);
+  return socket && dirname(socket);
+}
+
 /**
  * A URL of the cluster: over the socket in `socketDir` if given, else TCP. The socket is named
  * libpq's way, by a `host` parameter, which node-postgres (and psql) take over the URL's host;
@@ -39,9 +45,9 @@ export function clusterUrl(
 
 /**
  * The URL of a cluster in `dir` that another process is running right now, if any (for
- * commands such as verify-ledger that run beside the server): over its socket when this
- * process may use it (a server started by root runs as postgres, whose data dir another user
- * cannot enter), else over loopback TCP.
+ * commands such as verify-ledger and seed that run beside the server, without loading the
+ * embedded server's package): over its socket when this process may use it (a server started
+ * by root runs as postgres, whose data dir another user cannot enter), else over loopback TCP.
  */
 export async function runningClusterUrl(
   dir: string,

@@ -10,9 +10,9 @@ import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { execFileSync } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Client } from 'pg';
-import { clusterUrl, runningClusterUrl, socketPathOf } from './cluster-url';
+import { clusterUrl, socketDirOf } from './cluster-url';
 import {
   isPostmasterOf,
   parentOf,
@@ -74,8 +74,7 @@ export class EmbeddedPostgresServer {
 
   urlFor(database: string): string {
     if (!this.port) throw new Error('embedded PostgreSQL is not running');
-    const socketDir = socketPathOf(this.pgData, this.port) && resolve(this.pgData);
-    return clusterUrl(this.password, this.port, database, socketDir);
+    return clusterUrl(this.password, this.port, database, socketDirOf(this.pgData, this.port));
   }
 
   /** The server's pid while it runs. */
@@ -112,14 +111,6 @@ export class EmbeddedPostgresServer {
       await this.release();
       throw e;
     }
-  }
-
-  /**
-   * The URL of a cluster in `dir` that another process is running right now, if any (for
-   * commands such as verify-ledger that run beside the server).
-   */
-  static runningUrl(dir: string, database: string): Promise<string | undefined> {
-    return runningClusterUrl(dir, database);
   }
 
   /** Creates an empty database on this cluster and returns its URL. */
@@ -159,7 +150,7 @@ export class EmbeddedPostgresServer {
       // be writable here; this one is the server's, and closed to other users).
       settings: {
         listen_addresses: '127.0.0.1',
-        unix_socket_directories: socketPathOf(this.pgData, port) ? resolve(this.pgData) : '',
+        unix_socket_directories: socketDirOf(this.pgData, port) ?? '',
       },
       user: isRoot() ? userIds('postgres') : undefined,
       onLog: this.log,

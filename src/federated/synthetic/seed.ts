@@ -5,7 +5,7 @@ import type { INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { Actor } from '../../auth';
 import type { AppConfig } from '../../config';
-import { embeddedPostgres } from '../../database/embedded-loader';
+import { runningClusterUrl } from '../../database/cluster-url';
 import { OrganizationEntity, PatientsService } from '../../patients';
 import { IntegrityStatus, RecordEntity, RecordsService } from '../../records';
 import { startServer } from '../../server';
@@ -121,8 +121,7 @@ export async function runSeed(
 ): Promise<SeedSummary> {
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    const { EmbeddedPostgresServer } = embeddedPostgres();
-    databaseUrl = await EmbeddedPostgresServer.runningUrl(config.dataDir, 'custodia');
+    databaseUrl = await runningClusterUrl(config.dataDir, 'custodia');
     if (databaseUrl) progress(`using the database of the API running on ${config.dataDir}`);
   }
   const server = await startServer({
