@@ -102,7 +102,12 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       this.nodes(),
       this.coordinator.submittedNodes(runId, round),
     ]);
-    const due = nodes.filter((n) => !submitted.has(n.id));
+    // The largest sites (by their last round) read first: see TrainingExamples.knownPatients.
+    const due = nodes
+      .filter((n) => !submitted.has(n.id))
+      .map((n) => ({ n, known: this.examples.knownPatients(n.id, study) }))
+      .sort((a, b) => b.known - a.known)
+      .map(({ n }) => n);
     if (due.length === 0) return;
     const model = this.coordinator.roundModel(runId, round).then(floats);
     // Settled here too: when no node has examples, nothing else awaits it.

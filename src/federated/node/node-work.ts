@@ -2,7 +2,7 @@
 // patients that may be trained on, read their records, build examples, train from the round's
 // global model, evaluate on a held-out fifth, and sign the manifest of the update.
 import { CompactSign } from 'jose';
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { PolicyDecisionPoint } from '../../consent';
 import { RecordsService } from '../../records';
 import type { FhirResource } from '../../records/fhir';
@@ -43,11 +43,11 @@ export const MIN_EXAMPLES_FOR_EVALUATION = 10;
  */
 export function heldOutSet(patientIds: readonly string[]): Set<string> {
   if (patientIds.length < MIN_EXAMPLES_FOR_EVALUATION) return new Set();
-  return new Set(patientIds.filter((id) => createHash('sha256').update(id).digest()[0] % 5 === 0));
+  return new Set(patientIds.filter((id) => hash('sha256', id, 'buffer')[0] % 5 === 0));
 }
 
 function seedOf(text: string): number {
-  return createHash('sha256').update(text).digest().readUInt32LE(0) & 0x7fffffff;
+  return hash('sha256', text, 'buffer').readUInt32LE(0) & 0x7fffffff;
 }
 
 /** One patient's complete example for a study. */
@@ -85,6 +85,15 @@ export class TrainingExamples {
   ) {}
 
   /**
+   * How many patients this node's last selection for the study held (0 before its first), to
+   * read the largest sites first: theirs is the longest road to a submitted update (logging
+   * every patient's use, then training on them), and the small sites' reads fit beside it.
+   */
+  knownPatients(nodeId: string, study: Pick<StudySettings, 'id' | 'features' | 'label'>): number {
+    return this.studies.get(studyKey(nodeId, study))?.size ?? 0;
+  }
+
+  /**
    * The complete examples this node may train on for the study in this round of the run, as
    * soon as they are ready, with the logging of their use (each patient's access log says
    * which run and round used their records) still under way in `logged`: a node trains
@@ -99,7 +108,7 @@ export class TrainingExamples {
     // The patients with a grant, then their records' fingerprints.
     const grants = await this.pdp.organizationTrainingGrants(study.id, organizationId, nodeId);
     const fingerprints = await this.records.trainingFingerprints([...grants.keys()]);
-    const key = `${nodeId}/${study.id}/${study.features.join(',')}/${study.label}`;
+    const key = studyKey(nodeId, study);
     const known = (this.cache && this.studies.get(key)) || new Map<string, CachedPatient>();
     for (const id of known.keys()) if (!fingerprints.has(id)) known.delete(id);
     const stale = [...fingerprints.keys()].filter(
@@ -131,6 +140,10 @@ export class TrainingExamples {
     logged.catch(() => undefined);
     return { examples: used.flatMap(([, p]) => (p.example ? [p.example] : [])), logged };
   }
+}
+
+function studyKey(nodeId: string, study: Pick<StudySettings, 'id' | 'features' | 'label'>) {
+  return `${nodeId}/${study.id}/${study.features.join(',')}/${study.label}`;
 }
 
 function byId([a]: [string, unknown], [b]: [string, unknown]): number {
@@ -207,7 +220,7 @@ async function trainAndSign(args: UpdateInput): Promise<PreparedUpdate | null> {
     nodeId,
     numExamples: result.numExamples,
     contributors: train.ids,
-    updateSha256: createHash('sha256').update(body).digest('hex'),
+    updateSha256: hash('sha256', body, 'hex'),
     metrics,
   };
   const jws = await new CompactSign(Buffer.from(JSON.stringify(manifest)))

@@ -1,5 +1,6 @@
 // AES-256-GCM with associated data: the one primitive behind record, field and key wrapping.
-import { createCipheriv, createDecipheriv, KeyObject, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, KeyObject } from 'node:crypto';
+import { randomBytesPooled } from '../../common/random';
 
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -19,7 +20,7 @@ export class DecryptionFailedError extends Error {
 }
 
 export function seal(key: KeyObject | Buffer, plaintext: Buffer, aad: Buffer): Sealed {
-  const iv = randomBytes(IV_BYTES);
+  const iv = randomBytesPooled(IV_BYTES);
   const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
   cipher.setAAD(aad);
   const ciphertext = Buffer.concat([cipher.update(plaintext), cipher.final()]);

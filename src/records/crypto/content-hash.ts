@@ -5,7 +5,8 @@
 // dictionary-attacked from guessable FHIR content. Format 2 commits to the labels too, so the
 // ledger vouches for a record's type, category and sensitivity, not only its content.
 import canonicalize from 'canonicalize';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { randomBytesPooled } from '../../common/random';
 import { labelsOnly, RecordFormat, RecordLabels } from './record-labels';
 
 const DOMAIN_V1 = Buffer.from('custodia/record/v1', 'utf8');
@@ -13,7 +14,7 @@ const DOMAIN_V2 = Buffer.from('custodia/record/v2', 'utf8');
 export const SALT_BYTES = 32;
 
 export function newSalt(): Buffer {
-  return randomBytes(SALT_BYTES);
+  return randomBytesPooled(SALT_BYTES);
 }
 
 /** RFC 8785 JSON Canonicalization Scheme. */
