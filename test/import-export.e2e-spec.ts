@@ -384,6 +384,22 @@ describe('importing and exporting FHIR bundles', () => {
     });
 
     it('exports records and grants as one valid collection bundle that imports into a fresh instance', async () => {
+      // A record labelled at creation, beyond what its content says: restricted, and of a
+      // category of the patient's choosing. Its labels must survive the trip.
+      const labelled = await api.ok<{ createRecord: { id: string } }>(
+        `mutation($r: JSON!) { createRecord(input: { resource: $r, sensitivity: RESTRICTED,
+           category: "my-own-category" }) { id } }`,
+        {
+          r: {
+            resourceType: 'Observation',
+            status: 'final',
+            code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+            subject: { reference: `Patient/${alice.id}` },
+            valueQuantity: { value: 5.4, unit: 'mmol/L' },
+          },
+        },
+        alice.token,
+      );
       const { exportMyData: bundle } = await api.ok<{
         exportMyData: { type: string; entry: { resource: Record<string, unknown> }[] };
       }>(EXPORT, {}, alice.token);
@@ -421,6 +437,35 @@ describe('importing and exporting FHIR bundles', () => {
           .map((r) => comparable(r, ids(back)))
           .sort();
         expect(after).toEqual(before);
+        // Every record's labels as they were: type, category and sensitivity.
+        const labels = async (t: TestApi, patientId: string) =>
+          (
+            await t.db.query(
+              `SELECT resource_type, category, sensitivity FROM records WHERE patient_id = $1`,
+              [patientId],
+            )
+          ).rows
+            .map((r) => `${r.resource_type}/${r.category}/${r.sensitivity}`)
+            .sort();
+        expect(await labels(fresh, again.id)).toEqual(await labels(api, alice.id));
+        expect(await labels(fresh, again.id)).toContain('Observation/my-own-category/RESTRICTED');
+        // The category tag carried the label across and is not left in the stored resource.
+        const exported = bundle.entry.find(
+          (e) => e.resource.id === labelled.createRecord.id,
+        )!.resource;
+        expect(JSON.stringify(exported.meta)).toContain('my-own-category');
+        const { records: restored } = await fresh.ok<{
+          records: { items: { resource: Record<string, unknown> }[] };
+        }>(
+          `query($p: ID!) { records(patientId: $p, category: "my-own-category") {
+             items { resource } } }`,
+          { p: again.id },
+          again.token,
+        );
+        expect(restored.items).toHaveLength(1);
+        const meta = JSON.stringify(restored.items[0].resource.meta);
+        expect(meta.includes('urn:custodia:record-category')).toBe(false);
+        expect(meta.includes('v3-Confidentiality')).toBe(true);
       } finally {
         await fresh.stop();
       }

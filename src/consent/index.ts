@@ -6,4 +6,9 @@ export { ConsentProjector } from './consent.projector';
 export { ConsentService } from './consent.service';
 export { AccessBasis, Decision, PolicyDecisionPoint } from './policy-decision-point';
 export { ConsentReconciliation } from './consent-reconciliation';
-export { grantAsFhirConsent, GRANT_IDENTIFIER_SYSTEM, isGrantConsent } from './fhir-consent';
+export {
+  grantAsFhirConsent,
+  GRANT_IDENTIFIER_SYSTEM,
+  isGrantConsent,
+  RECORD_CATEGORY_SYSTEM,
+} from './fhir-consent';

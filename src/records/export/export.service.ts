@@ -1,7 +1,9 @@
 // exportMyData: the calling patient's records and grants as one FHIR R4 Bundle (collection).
 // Each record is its current version, with `id` the record id (a Patient keeps the owner's id,
 // which the other records' subject names) and meta.versionId/lastUpdated the server's; each
-// grant is a Consent (consent/fhir-consent). Importing the bundle into another instance
+// grant is a Consent (consent/fhir-consent). A record's labels travel in meta where its
+// content does not carry them (a restriction as FHIR's R security label, a category as a tag
+// of Custodia's category system). Importing the bundle into another instance
 // (importBundle) yields the same records: references between them are `Type/<record id>`,
 // which the importer rewrites, and the grants' Consents are recognised and not imported.
 // A record that fails to open is withheld and named beside the answer, as in `records`.
@@ -14,7 +16,13 @@ import { AccessLog } from '../../audit';
 import { Actor } from '../../auth';
 import { ConsentRequiredError } from '../../common/errors';
 import { isUuid } from '../../common/ids';
-import { ConsentService, grantAsFhirConsent, PolicyDecisionPoint } from '../../consent';
+import {
+  ConsentService,
+  grantAsFhirConsent,
+  PolicyDecisionPoint,
+  RECORD_CATEGORY_SYSTEM,
+} from '../../consent';
+import { deriveCategory, FhirResource, labelledRestricted } from '../fhir';
 import { PatientsService } from '../../patients';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { RecordEntity } from '../record.entity';
@@ -102,15 +110,36 @@ export class RecordExportService {
   }
 }
 
-function exported({ row, resource }: OpenRow): Record<string, unknown> {
-  const meta = {
+function exported({ row, resource: opened }: OpenRow): Record<string, unknown> {
+  const resource = opened as FhirResource;
+  const meta: Record<string, unknown> = {
     ...((resource.meta as Record<string, unknown> | undefined) ?? {}),
     versionId: String(row.version),
     lastUpdated: row.updatedAt.toISOString(),
   };
+  // The record's labels go with it where its content does not already say them, so that an
+  // import restores them: a restriction chosen at creation as FHIR's own R label, a category
+  // chosen at creation as a tag of Custodia's category system (which the import reads, then
+  // drops). Otherwise a restricted record would come back open to every grant.
+  if (row.sensitivity === 'RESTRICTED' && !labelledRestricted(resource)) {
+    meta.security = [...listOf(meta.security), RESTRICTED_LABEL];
+  }
+  if (row.category !== null && row.category !== deriveCategory(resource)) {
+    meta.tag = [...listOf(meta.tag), { system: RECORD_CATEGORY_SYSTEM, code: row.category }];
+  }
   return {
     ...resource,
     id: resource.resourceType === 'Patient' ? resource.id : row.id,
     meta,
   };
+}
+
+const RESTRICTED_LABEL = {
+  system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+  code: 'R',
+  display: 'restricted',
+};
+
+function listOf(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
 }

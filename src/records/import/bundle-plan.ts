@@ -21,10 +21,14 @@
 //   local (`#med1`), so the record still says which drug. References to other skipped entries
 //   or to resources outside the bundle are kept as they are.
 // * meta.versionId and meta.lastUpdated are the source server's and are dropped.
+// * A record's category is its meta.tag of Custodia's category system (urn:custodia:record-
+//   category, which exportMyData writes where a record's category is not its content's; the
+//   tag is then dropped), else derived from its content as createRecord derives it; it is
+//   restricted when meta.security says R or V (exportMyData writes R for a restricted record).
 import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import { BadUserInputError } from '../../common/errors';
-import { isGrantConsent } from '../../consent';
+import { isGrantConsent, RECORD_CATEGORY_SYSTEM } from '../../consent';
 import {
   checkedCategory,
   deriveCategory,
@@ -156,12 +160,13 @@ export async function planImport(
       skippedTypes.add(entry.resource.resourceType);
     } else {
       const resource = rewritten(entry.resource, ids[i], targets, containable);
+      const tagged = takeCategoryTag(resource, i);
       const valid = validEntry(resource, ownerId, i);
       records.push({
         entry: i,
         id: kind === 'patient' ? newId() : ids[i],
         resource: valid,
-        category: categoryOf(valid, i),
+        category: tagged ?? categoryOf(valid, i),
         sensitivity: labelledRestricted(valid) ? 'RESTRICTED' : 'NORMAL',
       });
     }
@@ -334,6 +339,38 @@ function validEntry(resource: Record<string, unknown>, ownerId: string, i: numbe
       field.replace(/^input\.resource/, `${FIELD}.entry[${i}].resource`),
     );
   }
+}
+
+/**
+ * The category an export labelled the record with (a meta.tag of Custodia's category system,
+ * written where the record's category is not its content's), removed from the resource: it
+ * is the record's label, not part of its content. Null when there is none.
+ */
+function takeCategoryTag(resource: Record<string, unknown>, i: number): string | null {
+  const meta = resource.meta;
+  if (!isObject(meta) || !Array.isArray(meta.tag)) return null;
+  const ours = meta.tag.filter((t) => isObject(t) && t.system === RECORD_CATEGORY_SYSTEM);
+  if (!ours.length) return null;
+  const codes = new Set(ours.map((t) => (t as { code?: unknown }).code));
+  const [code] = codes;
+  if (codes.size !== 1 || typeof code !== 'string') {
+    throw bad(
+      i,
+      'has more than one record category tag, or one without a code',
+      'resource.meta.tag',
+    );
+  }
+  try {
+    checkedCategory(code, 'category');
+  } catch (e) {
+    if (!(e instanceof BadUserInputError)) throw e;
+    throw bad(i, `has a record category tag whose ${e.message}`, 'resource.meta.tag');
+  }
+  const rest = meta.tag.filter((t) => !ours.includes(t));
+  if (rest.length) meta.tag = rest;
+  else delete meta.tag;
+  if (Object.keys(meta).length === 0) delete resource.meta;
+  return code;
 }
 
 /** The entry's category label, checked as createRecord checks it (so it can be amended later). */
