@@ -214,6 +214,16 @@ describe('searching records by code and clinical date', () => {
       ]);
     });
 
+    it('answers CONSENT_REQUIRED, not INTERNAL, to a clinician naming a patient id that is no UUID', async () => {
+      const dr = await api.token('dr-none', 'CLINICIAN');
+      for (const p of ['x', aliceId.slice(0, 20), `${aliceId}x`]) {
+        expect(codes(await api.gql(SEARCH, { p }, dr))).toEqual(['CONSENT_REQUIRED']);
+        expect(codes(await api.gql(LATEST, { p, codes: [HBA1C] }, dr))).toEqual([
+          'CONSENT_REQUIRED',
+        ]);
+      }
+    });
+
     it('never surfaces a Condition to a clinician whose grant covers Observations only', async () => {
       const dr = await api.token('dr-obs', 'CLINICIAN');
       await api.grantRead(alice, 'dr-obs', { resourceTypes: ['Observation'] });

@@ -149,9 +149,11 @@ export class EmergencyService implements OnApplicationBootstrap {
     at: Date,
   ): Promise<Map<string, ActiveEmergency>> {
     const found = new Map<string, ActiveEmergency>();
-    if (!patientIds.length) return found;
+    // Only a UUID can name a patient (and the column refuses anything else).
+    const ids = patientIds.filter(isUuid);
+    if (!ids.length) return found;
     const rows = await this.db.getRepository(EmergencyAccessEntity).find({
-      where: { patientId: In([...patientIds]), clinicianId, expiresAt: MoreThan(at) },
+      where: { patientId: In(ids), clinicianId, expiresAt: MoreThan(at) },
       order: { expiresAt: 'DESC' },
     });
     await this.keys.preload(rows.flatMap((row) => (row.keyId ? [row.keyId] : [])));

@@ -15,6 +15,7 @@ import {
 } from '@custodia/chaincode/policy';
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
+import { isUuid } from '../common/ids';
 import { preparedQuery } from '../database/prepared';
 import { IntegrityMonitor } from '../observability';
 import { ConsentGrantEntity } from './consent-grant.entity';
@@ -87,7 +88,11 @@ export class PolicyDecisionPoint {
     if (hasRole(actor, 'PATIENT') && ownPatientId === patientId) {
       return { basis: { kind: 'self' }, request };
     }
-    if (!hasRole(actor, 'CLINICIAN')) return { basis: { kind: 'none' }, request };
+    // Patient ids are UUIDs: any other id names no one, whom no grant or emergency covers
+    // (and a uuid column would refuse it as a database error).
+    if (!hasRole(actor, 'CLINICIAN') || !isUuid(patientId)) {
+      return { basis: { kind: 'none' }, request };
+    }
     const grants = (await this.candidateGrants(request)).filter((g) => grantApplies(g, request));
     if (grants.length) return { basis: { kind: 'grants', grants }, request };
     if (action === 'READ') {
