@@ -365,6 +365,23 @@ describe('input errors', () => {
         message: /^Variable "\$first" got an invalid value; Expected type "Int"\.$/,
       }));
 
+    it('answers a literal of the wrong type in the document with 400, not quoting it', () =>
+      refused(
+        () => post(`{ records(patientId: "${patientId}", first: "${MARK}") { nextCursor } }`),
+        {
+          status: 400,
+          message: /^Expected value of type "Int"\.$/,
+        },
+      ));
+
+    it('answers an unknown enum literal in the document with 400, not quoting it', () =>
+      refused(
+        () =>
+          post(`mutation { createRecord(input: { resource: {}, sensitivity: Jane_Doe }) { id } }`),
+        { status: 400, message: /^Expected value of type "Sensitivity"\.$/ },
+        ['Jane_Doe'],
+      ));
+
     it('answers an invalid enum value in an input object with 400, naming the path', () =>
       refused(
         () =>

@@ -31,6 +31,17 @@ describe('client error messages', () => {
       'Expected value of type "Purpose!", found JANE; Enum "Purpose" cannot represent non-enum value: JANE.',
       'Expected value of type "Purpose!".',
     ],
+    // A literal in the document, refused by its scalar or enum (graphql-js 16's own words).
+    ['Int cannot represent non-integer value: "JANE-DOE-SSN-1"', 'Expected value of type "Int".'],
+    ['String cannot represent a non string value: 12', 'Expected value of type "String".'],
+    [
+      'Enum "Sensitivity" cannot represent non-enum value: "Jane".',
+      'Expected value of type "Sensitivity".',
+    ],
+    [
+      'Value "JANE_DOE" does not exist in "Sensitivity" enum. Did you mean the enum value "NORMAL"?',
+      'Expected value of type "Sensitivity".',
+    ],
     [
       'Syntax Error: Expected Name, found String "Jane Doe".',
       'Syntax Error: Expected Name, found String.',

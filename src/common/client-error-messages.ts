@@ -26,6 +26,13 @@ const REASONS: [RegExp, (m: RegExpExecArray) => string][] = [
   [/; Value "[\s\S]*" does not exist in "(\w+)" enum/, (m) => `Expected type "${m[1]}"`],
 ];
 const LITERAL = new RegExp(`^Expected value of type "(${TYPE})", found `);
+/**
+ * A literal refused by its scalar or enum, in the scalar's or graphql-js's own words, which
+ * quote it: 'Int cannot represent non-integer value: "…"', 'Enum "Purpose" cannot represent
+ * non-enum value: …', 'Value "…" does not exist in "Purpose" enum.'
+ */
+const SCALAR_LITERAL = /^(?:Enum ")?(\w+)"? cannot represent /;
+const ENUM_LITERAL = /^Value "[\s\S]*" does not exist in "(\w+)" enum\./;
 const TOKEN_DESCRIPTION = /(found|Unexpected) (Name|Int|Float|String|BlockString) "[\s\S]*"\.$/;
 const UNKNOWN_OPERATION = /^Unknown operation named "/;
 
@@ -47,6 +54,8 @@ export function withoutValues(message: string): string {
   }
   const literal = LITERAL.exec(message);
   if (literal) return `Expected value of type "${literal[1]}".`;
+  const refused = SCALAR_LITERAL.exec(message) ?? ENUM_LITERAL.exec(message);
+  if (refused) return `Expected value of type "${refused[1]}".`;
   if (TOKEN_DESCRIPTION.test(message)) return message.replace(TOKEN_DESCRIPTION, '$1 $2.');
   if (UNKNOWN_OPERATION.test(message)) {
     return 'No operation in the document has the name given as operationName.';
