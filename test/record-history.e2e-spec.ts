@@ -91,6 +91,12 @@ describe('record amendments and history', () => {
       expect(list.map((v) => v.integrity)).toEqual(['VERIFIED', 'VERIFIED']);
       expect(list[1]).toMatchObject({ contentHash: v1.contentHash, ledgerTxId: v1.ledgerTxId });
       expect(list[1].resource.valueQuantity).toEqual({ value: 7.4, unit: '%' });
+      // The first version carries the server's id and version meta as every later one does.
+      expect(list[1].resource).toMatchObject({
+        id: v1.id,
+        meta: { versionId: '1', lastUpdated: list[1].updatedAt },
+      });
+      expect(list[0].resource.id).toBe(v1.id);
       expect(list[0]).toMatchObject({ contentHash: v2.contentHash, ledgerTxId: v2.ledgerTxId });
     });
 

@@ -101,6 +101,26 @@ function bindOwner(resource: FhirResource, owner: Owner, patientId: string): voi
   }
 }
 
+/**
+ * Stamps what the server owns in a stored version, as a FHIR server does on create and
+ * update: the resource's id is its record's (a Patient's stays its owner's, which the other
+ * records' subject names), meta.versionId the version and meta.lastUpdated when it was
+ * written. Any other meta (tags, security labels, profiles) is the resource's own and stays.
+ */
+export function stampServerFields(
+  resource: FhirResource,
+  recordId: string,
+  version: number,
+  at: Date,
+): void {
+  if (resource.resourceType !== 'Patient') resource.id = recordId;
+  resource.meta = {
+    ...((resource.meta as Record<string, unknown> | undefined) ?? {}),
+    versionId: String(version),
+    lastUpdated: at.toISOString(),
+  };
+}
+
 /** The first coded category (e.g. `laboratory`, `vital-signs`, `problem-list-item`). */
 export function deriveCategory(resource: FhirResource): string | null {
   const raw = resource.category;

@@ -26,6 +26,7 @@ import {
   deriveCategory,
   FhirResource,
   labelledRestricted,
+  stampServerFields,
   validatePatientResource,
 } from './fhir';
 import { LedgerAnchors } from './ledger-anchors';
@@ -92,9 +93,11 @@ export class RecordsService {
     const restricted =
       labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
     const now = new Date();
+    const recordId = randomUUID();
+    stampServerFields(resource, recordId, 1, now);
     const seal = (dek: DataKey): RecordEntity => {
       const labels: RecordLabels = {
-        recordId: randomUUID(),
+        recordId,
         patientId: own,
         version: 1,
         resourceType: resource.resourceType,

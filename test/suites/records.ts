@@ -223,16 +223,28 @@ export function recordsSuite(ledger: LedgerUnderTest): void {
         'synthea-Observation-1.json',
         'hl7-MedicationRequest-10.json',
         'hl7-RiskAssessment-2.json',
-      ])('stores %s as it is, bound to its owner', async (file) => {
-        const resource = corpusResource(file);
-        const res = await create({ resource });
-        expect(res.errors).toBeUndefined();
-        const owner = resource.resourceType === 'Immunization' ? 'patient' : 'subject';
-        expect(res.data!.createRecord.resource).toEqual({
-          ...resource,
-          [owner]: { reference: `Patient/${aliceId}` },
-        });
-      });
+      ])(
+        'stores %s as it is, bound to its owner, with the id and version meta the server gives',
+        async (file) => {
+          const resource = corpusResource(file);
+          const res = await create({ resource });
+          expect(res.errors).toBeUndefined();
+          const owner = resource.resourceType === 'Immunization' ? 'patient' : 'subject';
+          const stored = res.data!.createRecord;
+          // As a FHIR server's create: the id is the record's, meta.versionId and lastUpdated
+          // the server's; everything else, other meta included, as sent.
+          expect(stored.resource).toEqual({
+            ...resource,
+            id: stored.id,
+            meta: {
+              ...((resource.meta as object | undefined) ?? {}),
+              versionId: '1',
+              lastUpdated: stored.createdAt,
+            },
+            [owner]: { reference: `Patient/${aliceId}` },
+          });
+        },
+      );
 
       const picked = [
         'a Observation.status outside its required value set',

@@ -20,6 +20,7 @@ import {
   checkedCategory,
   deriveCategory,
   labelledRestricted,
+  stampServerFields,
   validatePatientResource,
 } from '../fhir';
 import { RecordAccess } from '../record-access';
@@ -99,11 +100,7 @@ export class RecordAmendments {
     }
     if (current.version !== expectedVersion) throw stale(current.version, expectedVersion);
     const now = new Date();
-    resource.meta = {
-      ...((resource.meta as Record<string, unknown> | undefined) ?? {}),
-      versionId: String(version),
-      lastUpdated: now.toISOString(),
-    };
+    stampServerFields(resource, id, version, now);
 
     const row = await this.db.transaction(async (m) => {
       const [locked] = await m.query<{ version: number }[]>(

@@ -14,6 +14,7 @@ import { BadUserInputError, ConsentRequiredError, NotFoundError } from '../../co
 import { PolicyDecisionPoint } from '../../consent';
 import { PatientsService } from '../../patients';
 import { DataKeyRing } from '../crypto';
+import { stampServerFields } from '../fhir';
 import { RecordAccess } from '../record-access';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
@@ -105,6 +106,7 @@ export class BundleImportService implements OnApplicationShutdown {
     return this.db.transaction(async (m) => {
       const dek = await this.keys.liveKey(patientId, m);
       const rows = records.map((r): RecordEntity => {
+        stampServerFields(r.resource, r.id, 1, now);
         const labels = {
           recordId: r.id,
           patientId,
