@@ -229,6 +229,33 @@ describe('importing and exporting FHIR bundles', () => {
       expect(await count(api, carol.id)).toBe(0);
     });
 
+    it('refuses a bundle without its Patient whose records name another patient of this server', async () => {
+      const nora = await patient(api, 'nora');
+      const observation = (subject: string) => ({
+        resourceType: 'Observation',
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+        subject: { reference: subject },
+      });
+      const bundle = (subject: string) => ({
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [0, 1].map((k) => ({
+          fullUrl: `urn:uuid:0b7c1a52-9d4e-4f3a-8c2b-5e6d7f8a9b0${k}`,
+          resource: observation(subject),
+          request: { method: 'POST', url: 'Observation' },
+        })),
+      });
+      const res = await importAs(nora.token, bundle(`Patient/${alice.id}`));
+      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+      expect(res.errors![0].message).toMatch(/entry\[0\] names another patient/);
+      expect(await count(api, nora.id)).toBe(0);
+      // A patient of another system named the same way is the bundle's own: taken as nora.
+      const own = await importAs(nora.token, bundle('Patient/synthea-123'));
+      expect(own.errors).toBeUndefined();
+      expect(await count(api, nora.id)).toBe(2);
+    });
+
     it('lets a clinician import under a WRITE grant that covers every entry, and logs it', async () => {
       const dave = await patient(api, 'dave');
       const dr = await api.token('dr-import', 'CLINICIAN');

@@ -11,6 +11,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../../auth';
 import { BadUserInputError, ConsentRequiredError, NotFoundError } from '../../common/errors';
+import { isUuid } from '../../common/ids';
 import { PolicyDecisionPoint } from '../../consent';
 import { PatientsService } from '../../patients';
 import { DataKeyRing } from '../crypto';
@@ -20,7 +21,7 @@ import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
 import { sealedRow } from '../sealed-row';
 import { RecordIndex } from '../search/record-index';
-import { planImport, PlannedRecord } from './bundle-plan';
+import { ImportPlan, planImport, PlannedRecord } from './bundle-plan';
 import { ImportReportModel } from './import.model';
 
 /** Rows per INSERT statement (18 parameters each, well under PostgreSQL's 65,535). */
@@ -68,6 +69,7 @@ export class BundleImportService implements OnApplicationShutdown {
       );
     }
     const plan = await planImport(bundle, target);
+    if (plan.adopted) await this.refuseAnotherPatient(plan.adopted, target);
     for (const r of plan.records) {
       if (!this.access.admits(decision, { ...r, resourceType: r.resource.resourceType })) {
         throw new ConsentRequiredError(
@@ -91,6 +93,25 @@ export class BundleImportService implements OnApplicationShutdown {
       skippedTypes: plan.skippedTypes,
       recordIds: rows.map((r) => r.id),
     };
+  }
+
+  /**
+   * A bundle without its Patient names its owner by reference; taken to be the target
+   * patient, that reference must not be the id of another patient of this server (someone
+   * else's records would be filed as the target's, under the target's grants).
+   */
+  private async refuseAnotherPatient(
+    adopted: NonNullable<ImportPlan['adopted']>,
+    target: string,
+  ): Promise<void> {
+    const id = /^Patient\/(.+)$/.exec(adopted.reference)?.[1];
+    if (id === undefined || id === target || !isUuid(id)) return;
+    const [other] = await this.db.query('SELECT 1 FROM patients WHERE id = $1', [id]);
+    if (!other) return;
+    throw new BadUserInputError(
+      `entry[${adopted.entry}] names another patient of this server as its patient; a bundle imports one patient's data, the target's, and nothing was imported`,
+      `bundle.entry[${adopted.entry}].resource`,
+    );
   }
 
   async onApplicationShutdown(): Promise<void> {

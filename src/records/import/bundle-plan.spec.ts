@@ -165,6 +165,60 @@ describe('planning a bundle import', () => {
     expect(e.details.field).toBe(field);
   });
 
+  describe('references between entries of different servers', () => {
+    const obs = (extra: Record<string, unknown> = {}) => ({
+      resourceType: 'Observation',
+      status: 'final',
+      code: { text: 'glucose' },
+      ...extra,
+    });
+    const twoServers = (referrer: string) => ({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [
+        { fullUrl: 'http://a.org/fhir/Observation/1', resource: obs({ id: '1' }) },
+        { fullUrl: 'http://b.org/fhir/Observation/1', resource: obs({ id: '1' }) },
+        {
+          fullUrl: referrer,
+          resource: obs({ id: '2', hasMember: [{ reference: 'Observation/1' }] }),
+        },
+      ],
+    });
+
+    it("resolves a relative reference against its own entry's server (FHIR's rule)", async () => {
+      const p = await plan(twoServers('http://a.org/fhir/Observation/2'));
+      const [a, , referrer] = p.records;
+      expect(referrer.resource.hasMember).toEqual([{ reference: `Observation/${a.id}` }]);
+      const fromB = await plan(twoServers('http://b.org/fhir/Observation/2'));
+      expect(fromB.records[2].resource.hasMember).toEqual([
+        { reference: `Observation/${fromB.records[1].id}` },
+      ]);
+    });
+
+    it('refuses a relative reference two entries answer to, from an entry of no server', async () => {
+      const e = await badUserInput(
+        plan(twoServers('urn:uuid:2b6b3c5e-0d1f-4a8e-9c7d-1e2f3a4b5c6d')),
+      );
+      expect(e.details.field).toBe('bundle.entry[2].resource.hasMember[0].reference');
+    });
+
+    it('refuses a fullUrl that names another type than the resource it holds', async () => {
+      const bundle = twoServers('http://a.org/fhir/Observation/2');
+      bundle.entry[1].fullUrl = 'http://b.org/fhir/Condition/1';
+      const e = await badUserInput(plan(bundle));
+      expect(e.details.field).toBe('bundle.entry[1].fullUrl');
+    });
+  });
+
+  it('says which reference it took for the owner when the bundle has no Patient', async () => {
+    const bundle = corpusBundle();
+    bundle.entry = bundle.entry.filter((e) => e.resource.resourceType !== 'Patient');
+    const p = await plan(bundle);
+    expect(p.adopted?.reference).toBe(PATIENT_FULL_URL);
+    expect(p.adopted?.entry).toBeGreaterThanOrEqual(0);
+    expect((await plan(corpusBundle())).adopted).toBeNull();
+  });
+
   it('plans 1,000 entries well within the import budget (CPU time)', async () => {
     const bundle = largeBundle(1000);
     const started = process.cpuUsage();

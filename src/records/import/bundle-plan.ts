@@ -60,6 +60,12 @@ export interface PlannedRecord {
 
 export interface ImportPlan {
   records: PlannedRecord[];
+  /**
+   * Without a Patient entry, the reference (outside the bundle) that every record names as
+   * its patient, taken to be the owner; the service refuses it when it names another patient
+   * of this server. Null when the bundle has its Patient, or its records name none.
+   */
+  adopted: { reference: string; entry: number } | null;
   skipped: number;
   /** The distinct resource types skipped, sorted. */
   skippedTypes: string[];
@@ -85,6 +91,10 @@ export async function planImport(
   const owner = `Patient/${ownerId}`;
   // Where each identity of an entry (its fullUrl, `Type/id`) now lives.
   const targets = new Map<string, string>();
+  // `Type/id` names that more than one entry answers to (from different servers' fullUrls):
+  // only a reference from an entry of the same server (resolved against its base) may use one.
+  const ambiguous = new Set<string>();
+  const claimedBy = new Map<string, number>();
   const kinds: ('import' | 'patient' | 'skip')[] = [];
   const ids: string[] = [];
   const fullUrls = new Set<string>();
@@ -124,6 +134,10 @@ export async function planImport(
         );
       }
       fullUrls.add(entry.fullUrl);
+      const named = restfulUrl(entry.fullUrl)?.type;
+      if (named !== undefined && named !== type) {
+        throw bad(i, `has a fullUrl naming a ${named} but holds a ${type}`, 'fullUrl');
+      }
     }
     if (kind === 'skip') {
       if (CONTAINABLE.has(type) && resource.contained === undefined) {
@@ -132,19 +146,29 @@ export async function planImport(
       return;
     }
     const target = kind === 'patient' ? owner : `${type}/${id}`;
-    for (const key of identities(entry)) targets.set(key, target);
+    for (const key of identities(entry)) {
+      const earlier = claimedBy.get(key);
+      if (earlier !== undefined && targets.get(key) !== target && !key.includes(':')) {
+        ambiguous.add(key);
+      }
+      claimedBy.set(key, i);
+      targets.set(key, target);
+    }
   });
+  for (const key of ambiguous) targets.delete(key);
+  let adopted: ImportPlan['adopted'] = null;
   if (patientEntry < 0) {
     // No Patient entry: the one patient every record names (outside the bundle) is the owner.
     const named = ownerReferences(entries, kinds);
     const known = new Set(entries.flatMap(identities));
     if (named.size === 1) {
-      const [only] = named;
+      const [[only, entry]] = named;
       if (
         !known.has(only) &&
         /^(Patient\/[A-Za-z0-9\-.]{1,64}|urn:uuid:[0-9a-fA-F-]{36})$/.test(only)
       ) {
         targets.set(only, owner);
+        adopted = { reference: only, entry };
       }
     }
   }
@@ -159,7 +183,14 @@ export async function planImport(
       skipped++;
       skippedTypes.add(entry.resource.resourceType);
     } else {
-      const resource = rewritten(entry.resource, ids[i], targets, containable);
+      const resource = rewritten(entry.resource, ids[i], {
+        targets,
+        containable,
+        base: entry.fullUrl === undefined ? undefined : restfulUrl(entry.fullUrl)?.base,
+        ambiguous,
+        fullUrls,
+        entry: i,
+      });
       const tagged = takeCategoryTag(resource, i);
       const valid = validEntry(resource, ownerId, i);
       records.push({
@@ -172,7 +203,7 @@ export async function planImport(
     }
     options.onEntry?.(i + 1, entries.length);
   }
-  return { records, skipped, skippedTypes: [...skippedTypes].sort() };
+  return { records, adopted, skipped, skippedTypes: [...skippedTypes].sort() };
 }
 
 /** The bundle's entries, each checked to be an object holding a resource that creates. */
@@ -227,6 +258,12 @@ function envelope(bundle: unknown): Entry[] {
   });
 }
 
+/** A RESTful fullUrl's server base (up to and with its last `/` before `Type/id`) and type. */
+function restfulUrl(fullUrl: string): { base: string; type: string } | undefined {
+  const m = /^(https?:\/\/.+\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}$/.exec(fullUrl);
+  return m ? { base: m[1], type: m[2] } : undefined;
+}
+
 /** The names other entries may use for this one: its fullUrl, and `Type/id`. */
 function identities({ resource, fullUrl }: Entry): string[] {
   const keys: string[] = [];
@@ -238,28 +275,34 @@ function identities({ resource, fullUrl }: Entry): string[] {
   return keys;
 }
 
-/** The distinct references of the imported entries' subject/patient elements. */
-function ownerReferences(entries: Entry[], kinds: string[]): Set<string> {
-  const named = new Set<string>();
+/** The distinct references of the imported entries' subject/patient elements, each with the first entry naming it. */
+function ownerReferences(entries: Entry[], kinds: string[]): Map<string, number> {
+  const named = new Map<string, number>();
   entries.forEach(({ resource }, i) => {
     if (kinds[i] !== 'import') return;
     const element = patientElement(resource.resourceType)!;
     const ref = (resource[element] as { reference?: unknown } | undefined)?.reference;
-    if (typeof ref === 'string') named.add(ref);
+    if (typeof ref === 'string' && !named.has(ref)) named.set(ref, i);
   });
   return named;
+}
+
+/** What rewriting an entry's references needs to know. */
+interface Rewriting {
+  targets: Map<string, string>;
+  containable: Map<string, Entry['resource']>;
+  /** The entry's server base, when its fullUrl is RESTful: its relative references resolve there first. */
+  base: string | undefined;
+  ambiguous: ReadonlySet<string>;
+  fullUrls: ReadonlySet<string>;
+  entry: number;
 }
 
 /**
  * A copy with the new id, references rewritten, the skipped Medications it refers to contained,
  * and the source server's version meta dropped.
  */
-function rewritten(
-  source: Entry['resource'],
-  id: string,
-  targets: Map<string, string>,
-  containable: Map<string, Entry['resource']>,
-): Record<string, unknown> {
+function rewritten(source: Entry['resource'], id: string, how: Rewriting): Record<string, unknown> {
   const resource = structuredClone(source);
   resource.id = id;
   withoutVersionMeta(resource);
@@ -278,7 +321,7 @@ function rewritten(
     }
     return `#${local}`;
   };
-  rewriteReferences(resource, targets, containable, contain);
+  rewriteReferences(resource, how, contain, 'resource');
   if (contained.size > 0) {
     const own = Array.isArray(resource.contained) ? resource.contained : [];
     resource.contained = [
@@ -304,25 +347,41 @@ function withoutVersionMeta(resource: Record<string, unknown>): void {
 
 function rewriteReferences(
   node: unknown,
-  targets: Map<string, string>,
-  containable: Map<string, Entry['resource']>,
+  how: Rewriting,
   contain: (target: Entry['resource']) => string,
+  path: string,
 ): void {
   if (Array.isArray(node)) {
-    for (const item of node) rewriteReferences(item, targets, containable, contain);
+    node.forEach((item, k) => rewriteReferences(item, how, contain, `${path}[${k}]`));
     return;
   }
   if (!isObject(node)) return;
   for (const [key, value] of Object.entries(node)) {
     if (key === 'reference' && typeof value === 'string') {
       // A version-specific reference names the same resource.
-      const base = value.replace(/\/_history\/[^/]+$/, '');
-      const target = targets.get(value) ?? targets.get(base);
-      const medication = containable.get(value) ?? containable.get(base);
+      const unversioned = value.replace(/\/_history\/[^/]+$/, '');
+      // A relative reference resolves against its own entry's server first (FHIR R4 Bundle
+      // rules), then against any entry that answers to it unambiguously.
+      const relative = /^[A-Z][A-Za-z]+\/[^/]+$/.test(unversioned);
+      const onBase = relative && how.base ? how.base + unversioned : undefined;
+      const names = [onBase, value, unversioned].filter((n): n is string => n !== undefined);
+      const target = names.map((n) => how.targets.get(n)).find(Boolean);
+      const medication = names.map((n) => how.containable.get(n)).find(Boolean);
       if (target) node.reference = target;
       else if (medication) node.reference = contain(medication);
+      else if (
+        relative &&
+        how.ambiguous.has(unversioned) &&
+        !(onBase && how.fullUrls.has(onBase))
+      ) {
+        throw bad(
+          how.entry,
+          `has a reference that more than one entry of the bundle answers to (entries from different servers); use their fullUrls`,
+          `${path}.reference`,
+        );
+      }
     } else if (typeof value === 'object' && value !== null) {
-      rewriteReferences(value, targets, containable, contain);
+      rewriteReferences(value, how, contain, `${path}.${key}`);
     }
   }
 }
