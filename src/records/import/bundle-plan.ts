@@ -19,7 +19,11 @@
 //   are rewritten to `Type/<record id>`. A skipped Medication a record refers to (Synthea's
 //   MedicationRequest.medicationReference) is contained in that record, the reference made
 //   local (`#med1`), so the record still says which drug. References to other skipped entries
-//   or to resources outside the bundle are kept as they are.
+//   or to resources outside the bundle are kept as they are. A relative reference resolves
+//   against its own entry's server (the base of a RESTful fullUrl) first; one that entries of
+//   several servers answer to, from an entry of no server, is refused as ambiguous; so is a
+//   RESTful fullUrl naming another type than its resource. A bundle without its Patient may
+//   not name another patient of this server as its records' patient (the service checks).
 // * meta.versionId and meta.lastUpdated are the source server's and are dropped.
 // * A record's category is its meta.tag of Custodia's category system (urn:custodia:record-
 //   category, which exportMyData writes where a record's category is not its content's; the
