@@ -27,6 +27,7 @@ import { graphqlDocumentLimits } from './common/graphql-document-limits';
 import { formatGraphQLError } from './common/graphql-errors';
 import { graphqlContext, partialErrorsPlugin } from './common/partial-errors';
 import { PROJECT_ROOT } from './common/paths';
+import { DateTimeScalar } from './common/scalars';
 import { AppConfig, ConfigModule } from './config';
 import { DatabaseModule } from './database';
 import { loggingParams, Metrics, ObservabilityModule } from './observability';
@@ -80,6 +81,7 @@ export class AppModule implements NestModule {
             const armor = new ApolloArmor(GRAPHQL_LIMITS).protect();
             return {
               autoSchemaFile: config.production ? true : SCHEMA_FILE,
+              buildSchemaOptions: { scalarsMap: [{ type: Date, scalar: DateTimeScalar }] },
               sortSchema: true,
               playground: false,
               introspection: !config.production,

@@ -217,6 +217,76 @@ describe('input errors', () => {
         ['-010000'],
       ));
 
+    it.each([
+      [
+        'without a time zone (which machines would read in zones of their own)',
+        '2030-01-01T00:00:00',
+      ],
+      ['on a day the calendar has not', '2030-02-30T00:00:00Z'],
+      ['at a leap second', '2030-06-30T23:59:60Z'],
+    ])('refuses a date-time %s, granting nothing', (_name, validUntil) =>
+      refused(
+        () =>
+          post(GRANT, {
+            input: {
+              granteeType: 'CLINICIAN',
+              granteeId: 'dr-house',
+              purpose: 'TREATMENT',
+              actions: ['READ'],
+              validUntil,
+            },
+          }),
+        { status: 200, field: 'input.validUntil' },
+      ),
+    );
+
+    it('refuses a search date the calendar has not', () =>
+      refused(
+        () =>
+          post(
+            `query($p: ID!, $s: DateTime) { records(patientId: $p, since: $s) { nextCursor } }`,
+            {
+              p: patientId,
+              s: '2011-02-30T00:00:00Z',
+            },
+          ),
+        { status: 200, field: 'since' },
+      ));
+
+    it.each([
+      ['a resource type FHIR has not', { resourceTypes: ['Foo'] }, 'input.resourceTypes'],
+      [
+        'a resource type in the wrong case',
+        { resourceTypes: ['observation'] },
+        'input.resourceTypes',
+      ],
+      [
+        'a type that holds no patient data',
+        { resourceTypes: ['Organization'] },
+        'input.resourceTypes',
+      ],
+      [
+        'READ for a study',
+        { granteeType: 'STUDY', granteeId: 'study-1', purpose: 'TREATMENT', actions: ['READ'] },
+        'input.actions',
+      ],
+    ])('refuses a grant with %s, which could match nothing', (_name, terms, field) =>
+      refused(
+        () =>
+          post(GRANT, {
+            input: {
+              granteeType: 'CLINICIAN',
+              granteeId: 'dr-house',
+              purpose: 'TREATMENT',
+              actions: ['READ'],
+              ...terms,
+            },
+          }),
+        { status: 200, field },
+        [],
+      ),
+    );
+
     it('refuses a date-time that is not one, granting nothing', () =>
       refused(
         () =>

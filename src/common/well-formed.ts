@@ -37,7 +37,7 @@ function visit(value: unknown, path: Path, depth: number): void {
   if (value instanceof Date) {
     if (!isStorableInstant(value.getTime())) {
       throw new BadUserInputError(
-        `${render(path)} must be a date-time between the years 0001 and 9999.`,
+        `${render(path)} must be an RFC 3339 date-time with its time zone (such as 2030-01-01T09:00:00Z), on a real calendar day between the years 0001 and 9999.`,
         render(path),
       );
     }

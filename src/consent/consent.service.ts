@@ -10,6 +10,7 @@ import { Actor, hasRole } from '../auth';
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
+import { isR4ResourceType, patientElement } from '../records/fhir/index';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { ConsentProjection, toGrantModel, toGrantModelFromLedger } from './consent-projection';
 import { ConsentGrantModel, GrantConsentInput, ListedGrantStatus } from './consent.model';
@@ -192,18 +193,45 @@ export function validateGrant(input: GrantConsentInput) {
   if (input.purpose === 'RESEARCH' && input.granteeType !== 'STUDY') {
     throw bad('granteeType', 'research consent is granted to a STUDY');
   }
+  if (input.granteeType === 'STUDY' && actions.some((a) => a !== 'TRAIN')) {
+    throw bad('actions', 'a STUDY is granted TRAIN only (it reads nothing)');
+  }
   const codes = (field: 'resourceTypes' | 'categories') => {
     const list = input[field] ?? [];
     if (list.length > MAX_FILTERS)
       throw bad(field, `${field} may hold at most ${MAX_FILTERS} codes`);
     if (new Set(list).size !== list.length) throw bad(field, `${field} must not repeat`);
     for (const c of list) if (!CODE.test(c)) throw bad(field, `${field} holds an invalid code`);
+    // A resource type that no record can have would match nothing, silently.
+    if (field === 'resourceTypes') {
+      const unknown = list.find((t) => !holdsPatientData(t));
+      if (unknown !== undefined) {
+        throw bad(
+          field,
+          'resourceTypes must name FHIR R4 resource types that hold patient data (such as Observation, Condition; case matters)',
+        );
+      }
+    }
     return list;
   };
   const validFrom = input.validFrom ?? null;
   const validUntil = input.validUntil ?? null;
+  for (const [field, at] of [
+    ['validFrom', validFrom],
+    ['validUntil', validUntil],
+  ] as const) {
+    if (at && Number.isNaN(at.getTime())) {
+      throw bad(
+        field,
+        `${field} must be an RFC 3339 date-time with its time zone (such as 2030-01-01T09:00:00Z) on a real calendar day`,
+      );
+    }
+  }
   if (validUntil && validUntil.getTime() <= (validFrom ?? new Date()).getTime()) {
-    throw bad('validUntil', 'validUntil must be after validFrom (or after now)');
+    throw bad(
+      'validUntil',
+      'validUntil must be after validFrom (or, without validFrom, after now)',
+    );
   }
   return {
     grantee: { type: input.granteeType, id: input.granteeId },
@@ -215,4 +243,9 @@ export function validateGrant(input: GrantConsentInput) {
     validFrom: validFrom?.toISOString() ?? null,
     validUntil: validUntil?.toISOString() ?? null,
   };
+}
+
+/** Whether records of this type can exist: a FHIR R4 type with a patient, or Patient itself. */
+function holdsPatientData(type: string): boolean {
+  return isR4ResourceType(type) && (type === 'Patient' || patientElement(type) !== null);
 }

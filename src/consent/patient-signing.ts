@@ -11,6 +11,7 @@ import {
 } from 'jose';
 import { consentPayload } from '@custodia/chaincode/signed-consent';
 import { BadUserInputError } from '../common/errors';
+import { parseInstant } from '../common/instants';
 import { GrantConsentInput } from './consent.model';
 import { validateGrant } from './consent.service';
 
@@ -56,7 +57,8 @@ export async function signDetached(privateJwk: JWK, payload: string): Promise<st
  * bytes the API's consentPayload query answers.
  */
 export function grantPayloadOf(json: Record<string, unknown>, patientId: string): string {
-  const instant = (v: unknown) => (typeof v === 'string' ? new Date(v) : null);
+  // Read as the server's DateTime reads them (common/instants): never in this machine's zone.
+  const instant = (v: unknown) => (typeof v === 'string' ? parseInstant(v) : null);
   const input = {
     ...json,
     validFrom: instant(json.validFrom),

@@ -1,0 +1,29 @@
+// Instants as the contract's DateTime takes them: an RFC 3339 date-time with its time zone
+// (`2030-01-01T09:00:00Z`, `…+02:00`), or a bare date (`2030-01-01`, midnight UTC, as
+// ECMAScript reads it). A date-time without a zone is refused, not read in the server's own
+// zone: the same text would otherwise name different instants on different machines (a
+// patient's signing tool and the server would sign and check different terms). So is a date
+// the calendar does not have (`2030-02-30`), which JavaScript would roll into March.
+
+const DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2})))?$/;
+
+/** The instant `text` names, or an invalid Date (NaN) when it is not one as described above. */
+export function parseInstant(text: string): Date {
+  const m = DATE_TIME.exec(text);
+  if (!m) return new Date(NaN);
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return new Date(NaN);
+  if (m[4] !== undefined) {
+    const [hour, minute, second] = [Number(m[4]), Number(m[5]), Number(m[6])];
+    // 60 would be a leap second, which no instant here (nor PostgreSQL) can hold.
+    if (hour > 23 || minute > 59 || second > 59) return new Date(NaN);
+    if (m[8] !== undefined && (Number(m[8]) > 23 || Number(m[9]) > 59)) return new Date(NaN);
+  }
+  return new Date(text);
+}
+
+function daysIn(year: number, month: number): number {
+  if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
+  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+}
