@@ -274,6 +274,9 @@ async function readJson(file: string, what: string): Promise<Record<string, unkn
 async function signGrant(opts: { key: string; input: string; patient?: string }): Promise<void> {
   const key = await readJson(opts.key, 'a private JWK from `custodia keygen`');
   const { patientId, signature: _ignored, ...input } = await readJson(opts.input, 'a grant input');
+  if (opts.patient !== undefined && patientId !== undefined && opts.patient !== patientId) {
+    fail('--patient and the patientId in the input name different patients; give one');
+  }
   const patient = opts.patient ?? patientId;
   if (typeof patient !== 'string')
     fail('name the patient: --patient ID, or patientId in the input');
@@ -289,7 +292,12 @@ async function signPayload(opts: { key: string }): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   try {
-    console.log(await signDetached(key, Buffer.concat(chunks).toString('utf8')));
+    // The payloads are canonical JSON, which never ends in a line break: the one a shell
+    // pipeline adds (`jq -r`, `echo`) is not part of what was asked to be signed.
+    const payload = Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '');
+    console.log(await signDetached(key, payload));
   } catch (e) {
     fail((e as Error).message);
   }
@@ -360,7 +368,7 @@ made up, altered or rolled back is a BROKEN line, and is repaired from the ledge
   cli
     .command('sign')
     .description(
-      'print the compact JWS (ES256, detached) over the bytes on stdin (a keyPayload or settingPayload)',
+      'print the compact JWS (ES256, detached) over the bytes on stdin (a keyPayload or settingPayload; one trailing line break is not signed)',
     )
     .requiredOption('--key <file>', 'the private key written by `custodia keygen`')
     .action(signPayload);

@@ -159,6 +159,20 @@ describe('patient-signed consent', () => {
       });
       expect(await reads()).toEqual([recordId]);
 
+      // Terms that would sign different bytes on different machines, or for another patient
+      // than the input names, are refused by the CLI rather than signed.
+      const zoneless = join(dir, 'zoneless.json');
+      await writeFile(
+        zoneless,
+        JSON.stringify({ ...terms(), patientId, validUntil: '2030-01-01T00:00:00' }),
+      );
+      await expect(cli(['sign-grant', '--key', keyFile, '--input', zoneless])).rejects.toThrow(
+        /validUntil must be an RFC 3339 date-time with its time zone/,
+      );
+      await expect(
+        cli(['sign-grant', '--key', keyFile, '--input', inputFile, '--patient', 'someone-else']),
+      ).rejects.toThrow(/name different patients/);
+
       // The patient's check of their access log says which reads rest on a grant they signed.
       const { verifyAccessLog } = await api.ok<{
         verifyAccessLog: { ok: boolean; permitsJustified: number; permitsPatientSigned: number };
@@ -215,7 +229,8 @@ describe('patient-signed consent', () => {
           { cwd: ROOT, timeout: COMMAND_TIMEOUT },
           (e, out) => (e ? reject(e) : resolve({ stdout: out })),
         );
-        child.stdin!.end(keyPayload);
+        // With the line break `jq -r` or `echo` ends a pipeline's text with: not signed.
+        child.stdin!.end(`${keyPayload}\n`);
       });
       await api.ok(REGISTER, { jwk: key.jwk, sig: stdout.trim() }, patient);
     }, COMMAND_TIMEOUT);
