@@ -292,6 +292,56 @@ describe('record amendments and history', () => {
       expect(codes(await history(condId, dr))).toEqual(['NOT_FOUND']);
     });
 
+    it('lets a clinician create a record only under a WRITE grant that covers it, logged', async () => {
+      const CREATE_FOR = `mutation($input: CreateRecordInput!) { createRecord(input: $input) {
+        id patientId integrity } }`;
+      const createFor = (token: string, resource: Record<string, unknown>, patientId?: string) =>
+        api.gql<{ createRecord: { id: string; patientId: string; integrity: string } }>(
+          CREATE_FOR,
+          { input: { resource, ...(patientId ? { patientId } : {}) } },
+          token,
+        );
+      const count = async () =>
+        Number(
+          (await api.db.query('SELECT count(*) FROM records WHERE patient_id = $1', [aliceId]))
+            .rows[0].count,
+        );
+      const before = await count();
+      // No grant, a READ grant, no patient named: nothing is written.
+      const none = await api.token('dr-create-none', 'CLINICIAN');
+      expect(codes(await createFor(none, observation('8310-5', 36.9), aliceId))).toEqual([
+        'CONSENT_REQUIRED',
+      ]);
+      const reader = await api.token('dr-create-read', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-create-read');
+      expect(codes(await createFor(reader, observation('8310-5', 36.9), aliceId))).toEqual([
+        'CONSENT_REQUIRED',
+      ]);
+      const writer = await api.token('dr-create-write', 'CLINICIAN');
+      const grantId = await api.grantRead(alice, 'dr-create-write', {
+        actions: ['WRITE'],
+        resourceTypes: ['Observation'],
+      });
+      expect(codes(await createFor(writer, observation('8310-5', 36.9)))).toEqual([
+        'BAD_USER_INPUT',
+      ]);
+      // The grant covers Observations, not Conditions.
+      expect(codes(await createFor(writer, condition(), aliceId))).toEqual(['CONSENT_REQUIRED']);
+      expect(await count()).toBe(before);
+
+      const res = await createFor(writer, observation('8310-5', 36.9), aliceId);
+      expect(res.errors).toBeUndefined();
+      expect(res.data!.createRecord).toMatchObject({ patientId: aliceId, integrity: 'VERIFIED' });
+      expect(await count()).toBe(before + 1);
+      const { rows } = await api.db.query(
+        `SELECT action, decision, consent_id FROM access_events
+         WHERE actor_id = 'dr-create-write' AND decision = 'PERMIT'`,
+      );
+      expect(rows).toEqual([{ action: 'WRITE', decision: 'PERMIT', consent_id: grantId }]);
+      // The patient sees it as theirs.
+      expect((await history(res.data!.createRecord.id)).data!.recordHistory).toHaveLength(1);
+    });
+
     it('never surfaces a Condition’s history under a grant for Observations only', async () => {
       const dr = await api.token('dr-obs', 'CLINICIAN');
       await api.grantRead(alice, 'dr-obs', { resourceTypes: ['Observation'] });

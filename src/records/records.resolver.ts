@@ -65,8 +65,11 @@ export class RecordsResolver {
     return this.service.verify(actor, id);
   }
 
-  @Roles('PATIENT')
-  @Mutation(() => HealthRecordModel)
+  @Roles('PATIENT', 'CLINICIAN')
+  @Mutation(() => HealthRecordModel, {
+    description:
+      "Adds a record to the caller's own profile, or, for a clinician, to the patient named by input.patientId under an active WRITE grant (purpose TREATMENT) that covers the record; a clinician's write is in the patient's access log.",
+  })
   createRecord(@CurrentActor() actor: Actor, @Args('input') input: CreateRecordInput) {
     return this.service.create(actor, input);
   }

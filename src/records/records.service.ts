@@ -7,8 +7,9 @@ import type { RecordFacts } from '@custodia/chaincode/policy';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { Actor } from '../auth';
+import { Actor, hasRole } from '../auth';
 import {
+  BadUserInputError,
   ConsentRequiredError,
   InternalError,
   LedgerUnavailableError,
@@ -82,16 +83,22 @@ export class RecordsService {
   ) {}
 
   async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
-    const own = await this.patients.requirePatientId(actor);
-    if (input.patientId && input.patientId !== own) {
-      throw new ConsentRequiredError(
-        "You may only add records to your own patient profile; writing to another patient's record needs their consent.",
-      );
-    }
+    const { patientId: own, decision } = await this.writer(actor, input.patientId);
     const resource = validatePatientResource(input.resource, own);
     const category = checkedCategory(input.category ?? deriveCategory(resource), 'input.category');
     const restricted =
       labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
+    const sensitivity = restricted ? 'RESTRICTED' : 'NORMAL';
+    // Under grants, only a record they cover: the grant's types, categories, restriction.
+    if (
+      decision &&
+      !this.access.admits(decision, { resourceType: resource.resourceType, category, sensitivity })
+    ) {
+      await this.access.logDenied(actor, decision, own, []);
+      throw new ConsentRequiredError(
+        'Your grants do not cover this record (its type, category or sensitivity); ask the patient for a WRITE grant that does.',
+      );
+    }
     const now = new Date();
     const recordId = randomUUID();
     stampServerFields(resource, recordId, 1, now);
@@ -102,7 +109,7 @@ export class RecordsService {
         version: 1,
         resourceType: resource.resourceType,
         category,
-        sensitivity: restricted ? 'RESTRICTED' : 'NORMAL',
+        sensitivity,
       };
       return sealedRow(
         dek,
@@ -133,10 +140,12 @@ export class RecordsService {
       // This process still took them for a live patient: it forgets them.
       if (e instanceof PatientErasedError) {
         this.keys.forgetPatient(own);
-        this.patients.forget(actor.id);
+        if (!decision) this.patients.forget(actor.id);
       }
       throw e;
     }
+    // A clinician's write is in the patient's access log, citing the grant, before it answers.
+    if (decision) await this.access.logPermitted(actor, decision, own, [row]);
     // Saved first, anchored second: if the ledger is down the record stays PENDING and the
     // outbox anchors it later; the caller still gets their record.
     const anchored = await this.anchoring.anchorNow({
@@ -156,6 +165,40 @@ export class RecordsService {
       ? { state: 'anchored', contentHash: anchored.ledgerHash, txId: anchored.txId }
       : { state: 'absent' };
     return recordModel({ row, resource, hash: row.contentHash }, anchor);
+  }
+
+  /**
+   * Whose records a createRecord adds to, and on what basis: a patient's own (no decision
+   * needed), or, for a clinician, the patient named, under an active WRITE grant for treatment
+   * (the decision, whose record filters the new record must then pass). Anything else is
+   * CONSENT_REQUIRED, logged for a real patient.
+   */
+  private async writer(
+    actor: Actor,
+    patientId: string | null | undefined,
+  ): Promise<{ patientId: string; decision: Decision | null }> {
+    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+    if (own && (!patientId || patientId === own)) return { patientId: own, decision: null };
+    if (!hasRole(actor, 'CLINICIAN')) {
+      if (!own) await this.patients.requirePatientId(actor);
+      throw new ConsentRequiredError(
+        "You may only add records to your own patient profile; writing to another patient's record needs their consent.",
+      );
+    }
+    if (!patientId) {
+      throw new BadUserInputError(
+        'patientId names the patient whose record this is',
+        'input.patientId',
+      );
+    }
+    const decision = await this.access.decide(actor, patientId, 'WRITE');
+    if (decision.basis.kind === 'none') {
+      await this.access.logDenied(actor, decision, patientId, []);
+      throw new ConsentRequiredError(
+        "No active consent lets you add records to this patient's profile. Ask the patient for a WRITE grant.",
+      );
+    }
+    return { patientId, decision };
   }
 
   /**
