@@ -145,6 +145,18 @@ describe('input errors', () => {
     return answer;
   }
 
+  /** A clinician's treatment READ grant with these terms changed, as the patient posts it. */
+  const grantWith = (terms: Record<string, unknown>) =>
+    post(GRANT, {
+      input: {
+        granteeType: 'CLINICIAN',
+        granteeId: 'dr-house',
+        purpose: 'TREATMENT',
+        actions: ['READ'],
+        ...terms,
+      },
+    });
+
   describe('text PostgreSQL cannot hold', () => {
     it('refuses a NUL in records(resourceType)', () =>
       refused(() => post(LIST, { p: patientId, type: NUL }), {
@@ -203,16 +215,7 @@ describe('input errors', () => {
 
     it('refuses a date PostgreSQL cannot store, granting nothing', () =>
       refused(
-        () =>
-          post(GRANT, {
-            input: {
-              granteeType: 'CLINICIAN',
-              granteeId: 'dr-house',
-              purpose: 'TREATMENT',
-              actions: ['READ'],
-              validFrom: '-010000-01-01T00:00:00Z',
-            },
-          }),
+        () => grantWith({ validFrom: '-010000-01-01T00:00:00Z' }),
         { status: 200, field: 'input.validFrom' },
         ['-010000'],
       ));
@@ -225,19 +228,7 @@ describe('input errors', () => {
       ['on a day the calendar has not', '2030-02-30T00:00:00Z'],
       ['at a leap second', '2030-06-30T23:59:60Z'],
     ])('refuses a date-time %s, granting nothing', (_name, validUntil) =>
-      refused(
-        () =>
-          post(GRANT, {
-            input: {
-              granteeType: 'CLINICIAN',
-              granteeId: 'dr-house',
-              purpose: 'TREATMENT',
-              actions: ['READ'],
-              validUntil,
-            },
-          }),
-        { status: 200, field: 'input.validUntil' },
-      ),
+      refused(() => grantWith({ validUntil }), { status: 200, field: 'input.validUntil' }),
     );
 
     it('refuses a search date the calendar has not', () =>
@@ -271,36 +262,11 @@ describe('input errors', () => {
         'input.actions',
       ],
     ])('refuses a grant with %s, which could match nothing', (_name, terms, field) =>
-      refused(
-        () =>
-          post(GRANT, {
-            input: {
-              granteeType: 'CLINICIAN',
-              granteeId: 'dr-house',
-              purpose: 'TREATMENT',
-              actions: ['READ'],
-              ...terms,
-            },
-          }),
-        { status: 200, field },
-        [],
-      ),
+      refused(() => grantWith(terms), { status: 200, field }, []),
     );
 
     it('refuses a date-time that is not one, granting nothing', () =>
-      refused(
-        () =>
-          post(GRANT, {
-            input: {
-              granteeType: 'CLINICIAN',
-              granteeId: 'dr-house',
-              purpose: 'TREATMENT',
-              actions: ['READ'],
-              validUntil: MARK,
-            },
-          }),
-        { status: 200, field: 'input.validUntil' },
-      ));
+      refused(() => grantWith({ validUntil: MARK }), { status: 200, field: 'input.validUntil' }));
   });
 
   describe('ids that cannot exist', () => {
