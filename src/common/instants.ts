@@ -8,6 +8,10 @@
 const DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2})))?$/;
 
+/** What an instant must be, for messages that refuse one (`${field} must be ${INSTANT_RULE}`). */
+export const INSTANT_RULE =
+  'an RFC 3339 date-time with its time zone (such as 2030-01-01T09:00:00Z), on a real calendar day between the years 0001 and 9999';
+
 /** The instant `text` names, or an invalid Date (NaN) when it is not one as described above. */
 export function parseInstant(text: string): Date {
   const m = DATE_TIME.exec(text);

@@ -2,6 +2,7 @@
 // walk sees it: text PostgreSQL and JSON can hold (no NUL, no lone UTF-16 surrogate), dates
 // PostgreSQL can store, and nesting shallow enough that recursive code cannot overflow the
 // stack. Checked once for every GraphQL argument and REST parameter (WellFormedInputPipe).
+import { INSTANT_RULE } from './instants';
 import { BadUserInputError } from './errors';
 
 /** How deeply an argument may nest objects and arrays; real FHIR resources stay far below. */
@@ -36,10 +37,7 @@ function visit(value: unknown, path: Path, depth: number): void {
   }
   if (value instanceof Date) {
     if (!isStorableInstant(value.getTime())) {
-      throw new BadUserInputError(
-        `${render(path)} must be an RFC 3339 date-time with its time zone (such as 2030-01-01T09:00:00Z), on a real calendar day between the years 0001 and 9999.`,
-        render(path),
-      );
+      throw new BadUserInputError(`${render(path)} must be ${INSTANT_RULE}.`, render(path));
     }
     return;
   }

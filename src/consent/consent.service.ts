@@ -10,7 +10,8 @@ import { Actor, hasRole } from '../auth';
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
-import { isR4ResourceType, patientElement } from '../records/fhir/index';
+import { INSTANT_RULE } from '../common/instants';
+import { holdsPatientData } from '../records/fhir';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { ConsentProjection, toGrantModel, toGrantModelFromLedger } from './consent-projection';
 import { ConsentGrantModel, GrantConsentInput, ListedGrantStatus } from './consent.model';
@@ -221,10 +222,7 @@ export function validateGrant(input: GrantConsentInput) {
     ['validUntil', validUntil],
   ] as const) {
     if (at && Number.isNaN(at.getTime())) {
-      throw bad(
-        field,
-        `${field} must be an RFC 3339 date-time with its time zone (such as 2030-01-01T09:00:00Z) on a real calendar day`,
-      );
+      throw bad(field, `${field} must be ${INSTANT_RULE}`);
     }
   }
   if (validUntil && validUntil.getTime() <= (validFrom ?? new Date()).getTime()) {
@@ -243,9 +241,4 @@ export function validateGrant(input: GrantConsentInput) {
     validFrom: validFrom?.toISOString() ?? null,
     validUntil: validUntil?.toISOString() ?? null,
   };
-}
-
-/** Whether records of this type can exist: a FHIR R4 type with a patient, or Patient itself. */
-function holdsPatientData(type: string): boolean {
-  return isR4ResourceType(type) && (type === 'Patient' || patientElement(type) !== null);
 }

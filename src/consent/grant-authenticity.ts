@@ -147,13 +147,13 @@ export function projectedGrant(g: GrantRecord): ProjectedGrant {
   };
 }
 
+/** What a grant row's MAC covers. */
+type RuleFields = Record<string, unknown>;
+
 /**
  * Exactly the fields the consent rule reads, in a fixed shape, and the patient's signature
  * when there is one (so rows from before signatures keep their MACs): what the MAC covers.
  */
-/** What a grant row's MAC covers. */
-type RuleFields = Record<string, unknown>;
-
 function ruleFields(g: ProjectedGrant): RuleFields {
   return {
     id: g.id,

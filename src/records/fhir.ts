@@ -38,16 +38,23 @@ export function validatePatientResource(value: unknown, patientId: string): Fhir
       `${FIELD}.resourceType`,
     );
   }
-  const owner = type === 'Patient' ? 'self' : patientElement(type);
-  if (!owner) {
+  if (!holdsPatientData(type)) {
     throw new BadUserInputError(
       `${type} resources cannot hold a patient's data; use a type with a subject or patient reference (e.g. Observation, Condition)`,
       `${FIELD}.resourceType`,
     );
   }
   const resource = structuredClone(value) as FhirResource;
-  bindOwner(resource, owner, patientId);
+  bindOwner(resource, type === 'Patient' ? 'self' : patientElement(type)!, patientId);
   return validateFhirResource(resource);
+}
+
+/**
+ * Whether records of this type can exist: a FHIR R4 type whose subject or patient may name a
+ * Patient, or Patient itself. (Organization, Practitioner, Medication, … hold no one's data.)
+ */
+export function holdsPatientData(type: string): boolean {
+  return isR4ResourceType(type) && (type === 'Patient' || patientElement(type) !== null);
 }
 
 /**
@@ -149,6 +156,9 @@ export function checkedCategory(category: string | null, field: string): string 
 }
 
 const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+
+/** The security label that marks a resource restricted (what labelledRestricted reads). */
+export const RESTRICTED_LABEL = { system: CONFIDENTIALITY, code: 'R', display: 'restricted' };
 
 /** RESTRICTED when meta.security carries the R (restricted) or V (very restricted) code. */
 export function labelledRestricted(resource: FhirResource): boolean {

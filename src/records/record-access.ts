@@ -5,7 +5,7 @@ import { Injectable } from '@nestjs/common';
 import type { Action, RecordFacts } from '@custodia/chaincode/policy';
 import { Actor, hasRole } from '../auth';
 import { AccessLog } from '../audit';
-import { ConsentRequiredError } from '../common/errors';
+import { BadUserInputError, ConsentRequiredError } from '../common/errors';
 import { Decision, PolicyDecisionPoint } from '../consent';
 import { PatientsService } from '../patients';
 import { OpenRow } from './record-opener';
@@ -36,6 +36,34 @@ export class RecordAccess {
       );
     }
     return decision;
+  }
+
+  /**
+   * Whose records a write (createRecord, importBundle) adds to, and on what basis: the patient
+   * named by `patientId`, else the caller's own profile; the patient themself, or a clinician
+   * under an active WRITE grant for treatment (whose record filters each record written must
+   * then pass). CONSENT_REQUIRED, logged for a real patient, on no basis; BAD_USER_INPUT at
+   * `field` when a caller with no profile names no one.
+   */
+  async decideWrite(
+    actor: Actor,
+    patientId: string | null | undefined,
+    field: string,
+  ): Promise<{ patientId: string; decision: Decision }> {
+    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+    const target = patientId ?? own;
+    if (!target) {
+      if (hasRole(actor, 'PATIENT')) await this.patients.requirePatientId(actor);
+      throw new BadUserInputError(`${field} names the patient whose records these are`, field);
+    }
+    const decision = await this.pdp.decide(actor, own, target, 'WRITE', 'TREATMENT');
+    if (decision.basis.kind === 'none') {
+      await this.logDenied(actor, decision, target, []);
+      throw new ConsentRequiredError(
+        "No active consent lets you add records to this patient's profile. Ask the patient for a WRITE grant.",
+      );
+    }
+    return { patientId: target, decision };
   }
 
   admits(decision: Decision, row: RecordFacts): boolean {

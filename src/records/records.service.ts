@@ -7,9 +7,8 @@ import type { RecordFacts } from '@custodia/chaincode/policy';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
-import { Actor, hasRole } from '../auth';
+import { Actor } from '../auth';
 import {
-  BadUserInputError,
   ConsentRequiredError,
   InternalError,
   LedgerUnavailableError,
@@ -83,7 +82,11 @@ export class RecordsService {
   ) {}
 
   async create(actor: Actor, input: CreateRecordInput): Promise<HealthRecordModel> {
-    const { patientId: own, decision } = await this.writer(actor, input.patientId);
+    const { patientId: own, decision } = await this.access.decideWrite(
+      actor,
+      input.patientId,
+      'input.patientId',
+    );
     const resource = validatePatientResource(input.resource, own);
     const category = checkedCategory(input.category ?? deriveCategory(resource), 'input.category');
     const restricted =
@@ -91,7 +94,6 @@ export class RecordsService {
     const sensitivity = restricted ? 'RESTRICTED' : 'NORMAL';
     // Under grants, only a record they cover: the grant's types, categories, restriction.
     if (
-      decision &&
       !this.access.admits(decision, { resourceType: resource.resourceType, category, sensitivity })
     ) {
       await this.access.logDenied(actor, decision, own, []);
@@ -140,12 +142,14 @@ export class RecordsService {
       // This process still took them for a live patient: it forgets them.
       if (e instanceof PatientErasedError) {
         this.keys.forgetPatient(own);
-        if (!decision) this.patients.forget(actor.id);
+        if (decision.basis.kind === 'self') this.patients.forget(actor.id);
       }
       throw e;
     }
     // A clinician's write is in the patient's access log, citing the grant, before it answers.
-    if (decision) await this.access.logPermitted(actor, decision, own, [row]);
+    if (decision.basis.kind === 'grants') {
+      await this.access.logPermitted(actor, decision, own, [row]);
+    }
     // Saved first, anchored second: if the ledger is down the record stays PENDING and the
     // outbox anchors it later; the caller still gets their record.
     const anchored = await this.anchoring.anchorNow({
@@ -165,40 +169,6 @@ export class RecordsService {
       ? { state: 'anchored', contentHash: anchored.ledgerHash, txId: anchored.txId }
       : { state: 'absent' };
     return recordModel({ row, resource, hash: row.contentHash }, anchor);
-  }
-
-  /**
-   * Whose records a createRecord adds to, and on what basis: a patient's own (no decision
-   * needed), or, for a clinician, the patient named, under an active WRITE grant for treatment
-   * (the decision, whose record filters the new record must then pass). Anything else is
-   * CONSENT_REQUIRED, logged for a real patient.
-   */
-  private async writer(
-    actor: Actor,
-    patientId: string | null | undefined,
-  ): Promise<{ patientId: string; decision: Decision | null }> {
-    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
-    if (own && (!patientId || patientId === own)) return { patientId: own, decision: null };
-    if (!hasRole(actor, 'CLINICIAN')) {
-      if (!own) await this.patients.requirePatientId(actor);
-      throw new ConsentRequiredError(
-        "You may only add records to your own patient profile; writing to another patient's record needs their consent.",
-      );
-    }
-    if (!patientId) {
-      throw new BadUserInputError(
-        'patientId names the patient whose record this is',
-        'input.patientId',
-      );
-    }
-    const decision = await this.access.decide(actor, patientId, 'WRITE');
-    if (decision.basis.kind === 'none') {
-      await this.access.logDenied(actor, decision, patientId, []);
-      throw new ConsentRequiredError(
-        "No active consent lets you add records to this patient's profile. Ask the patient for a WRITE grant.",
-      );
-    }
-    return { patientId, decision };
   }
 
   /**

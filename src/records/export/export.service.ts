@@ -22,7 +22,7 @@ import {
   PolicyDecisionPoint,
   RECORD_CATEGORY_SYSTEM,
 } from '../../consent';
-import { deriveCategory, FhirResource, labelledRestricted } from '../fhir';
+import { deriveCategory, FhirResource, labelledRestricted, RESTRICTED_LABEL } from '../fhir';
 import { PatientsService } from '../../patients';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { RecordEntity } from '../record.entity';
@@ -133,12 +133,6 @@ function exported({ row, resource: opened }: OpenRow): Record<string, unknown> {
     meta,
   };
 }
-
-const RESTRICTED_LABEL = {
-  system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
-  code: 'R',
-  display: 'restricted',
-};
 
 function listOf(value: unknown): unknown[] {
   return Array.isArray(value) ? value : [];

@@ -9,10 +9,8 @@
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
-import { Actor, hasRole } from '../../auth';
-import { BadUserInputError, ConsentRequiredError, NotFoundError } from '../../common/errors';
-import { isUuid } from '../../common/ids';
-import { PolicyDecisionPoint } from '../../consent';
+import { Actor } from '../../auth';
+import { BadUserInputError, ConsentRequiredError } from '../../common/errors';
 import { PatientsService } from '../../patients';
 import { DataKeyRing } from '../crypto';
 import { stampServerFields } from '../fhir';
@@ -41,7 +39,6 @@ export class BundleImportService implements OnApplicationShutdown {
     private readonly patients: PatientsService,
     private readonly keys: DataKeyRing,
     private readonly anchoring: RecordAnchoring,
-    private readonly pdp: PolicyDecisionPoint,
     private readonly access: RecordAccess,
     private readonly index: RecordIndex,
   ) {}
@@ -51,23 +48,11 @@ export class BundleImportService implements OnApplicationShutdown {
     bundle: unknown,
     patientId: string | null | undefined,
   ): Promise<ImportReportModel> {
-    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
-    const target = patientId ?? own;
-    if (!target) {
-      if (hasRole(actor, 'PATIENT')) {
-        throw new NotFoundError(
-          'No patient profile is linked to this account yet; call registerPatient first.',
-        );
-      }
-      throw new BadUserInputError('patientId names the patient to import for', 'patientId');
-    }
-    const decision = await this.pdp.decide(actor, own, target, 'WRITE', 'TREATMENT');
-    if (decision.basis.kind === 'none') {
-      await this.access.logDenied(actor, decision, target, []);
-      throw new ConsentRequiredError(
-        "No active consent lets you add records to this patient's profile. Ask the patient for a WRITE grant.",
-      );
-    }
+    const { patientId: target, decision } = await this.access.decideWrite(
+      actor,
+      patientId,
+      'patientId',
+    );
     const plan = await planImport(bundle, target);
     if (plan.adopted) await this.refuseAnotherPatient(plan.adopted, target);
     for (const r of plan.records) {
@@ -105,9 +90,7 @@ export class BundleImportService implements OnApplicationShutdown {
     target: string,
   ): Promise<void> {
     const id = /^Patient\/(.+)$/.exec(adopted.reference)?.[1];
-    if (id === undefined || id === target || !isUuid(id)) return;
-    const [other] = await this.db.query('SELECT 1 FROM patients WHERE id = $1', [id]);
-    if (!other) return;
+    if (id === undefined || id === target || !(await this.patients.exists(id))) return;
     throw new BadUserInputError(
       `entry[${adopted.entry}] names another patient of this server as its patient; a bundle imports one patient's data, the target's, and nothing was imported`,
       `bundle.entry[${adopted.entry}].resource`,

@@ -98,7 +98,6 @@ export async function planImport(
   // `Type/id` names that more than one entry answers to (from different servers' fullUrls):
   // only a reference from an entry of the same server (resolved against its base) may use one.
   const ambiguous = new Set<string>();
-  const claimedBy = new Map<string, number>();
   const kinds: ('import' | 'patient' | 'skip')[] = [];
   const ids: string[] = [];
   const fullUrls = new Set<string>();
@@ -151,11 +150,8 @@ export async function planImport(
     }
     const target = kind === 'patient' ? owner : `${type}/${id}`;
     for (const key of identities(entry)) {
-      const earlier = claimedBy.get(key);
-      if (earlier !== undefined && targets.get(key) !== target && !key.includes(':')) {
-        ambiguous.add(key);
-      }
-      claimedBy.set(key, i);
+      const earlier = targets.get(key);
+      if (earlier !== undefined && earlier !== target && !key.includes(':')) ambiguous.add(key);
       targets.set(key, target);
     }
   });
@@ -262,10 +258,13 @@ function envelope(bundle: unknown): Entry[] {
   });
 }
 
-/** A RESTful fullUrl's server base (up to and with its last `/` before `Type/id`) and type. */
-function restfulUrl(fullUrl: string): { base: string; type: string } | undefined {
-  const m = /^(https?:\/\/.+\/)([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64}$/.exec(fullUrl);
-  return m ? { base: m[1], type: m[2] } : undefined;
+/**
+ * A RESTful fullUrl (`https://host/fhir/Observation/1`): its server base (up to and with the
+ * `/` before `Type/id`), its type, and its relative form `Type/id`.
+ */
+function restfulUrl(fullUrl: string): { base: string; type: string; relative: string } | undefined {
+  const m = /^(https?:\/\/.+\/)(([A-Z][A-Za-z]+)\/[A-Za-z0-9\-.]{1,64})$/.exec(fullUrl);
+  return m ? { base: m[1], relative: m[2], type: m[3] } : undefined;
 }
 
 /** The names other entries may use for this one: its fullUrl, and `Type/id`. */
@@ -274,7 +273,7 @@ function identities({ resource, fullUrl }: Entry): string[] {
   if (fullUrl) keys.push(fullUrl);
   if (typeof resource.id === 'string') keys.push(`${resource.resourceType}/${resource.id}`);
   // An absolute fullUrl (`https://host/fhir/Observation/1`) also answers to `Observation/1`.
-  const tail = fullUrl?.match(/^https?:\/\/.+\/([A-Z][A-Za-z]+\/[A-Za-z0-9\-.]{1,64})$/)?.[1];
+  const tail = fullUrl === undefined ? undefined : restfulUrl(fullUrl)?.relative;
   if (tail) keys.push(tail);
   return keys;
 }
