@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import { calculateJwkThumbprint, CompactSign, exportJWK, generateKeyPair, JWK } from 'jose';
 import type { GrantRecord } from '@custodia/chaincode';
 import { ForbiddenError } from '../src/common/errors';
+import { PolicyDecisionPoint } from '../src/consent';
 import { Ledger, LEDGER } from '../src/ledger';
 import { observation } from './helpers/fhir';
 import { codes, TestApi } from './helpers/test-api';
@@ -339,7 +340,37 @@ describe('patient-signed consent', () => {
       key = await webCryptoKey();
       await api.ok(REGISTER, { jwk: key.jwk }, other);
       unsignedBefore = await api.grantRead(other, 'dr-omar');
+      const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+        `mutation { createStudy(input: { title: "Signed-only", features: ["2345-7"],
+           label: "44054006" }) { id } }`,
+        {},
+        await api.token('omar-researcher', 'RESEARCHER'),
+      );
+      studyId = createStudy.id;
+      ({
+        grantConsent: { id: unsignedTraining },
+      } = await api.ok<{ grantConsent: { id: string } }>(
+        GRANT,
+        {
+          input: {
+            granteeType: 'STUDY',
+            granteeId: studyId,
+            purpose: 'RESEARCH',
+            actions: ['TRAIN'],
+          },
+        },
+        other,
+      ));
     });
+    let studyId: string;
+    let unsignedTraining: string;
+    /** Whom a training node may train on, asked twice (read whole, then recalled by MAC). */
+    const trainable = async () => {
+      const pdp = api.server.app.get(PolicyDecisionPoint);
+      const first = await pdp.trainingGrants(studyId, [otherId], 'node-omar');
+      expect(await pdp.trainingGrants(studyId, [otherId], 'node-omar')).toEqual(first);
+      return [...first.values()];
+    };
 
     const omarReads = async () => {
       const res = await api.gql<{ records: { items: { id: string }[] } }>(
@@ -361,6 +392,7 @@ describe('patient-signed consent', () => {
     it('turns signed-only on without a signature; unsigned grants from before stop counting', async () => {
       expect(await omarReads()).toBe(1);
       expect(await omarLists()).toBe(true);
+      expect(await trainable()).toEqual([unsignedTraining]);
       const { requireSignedConsent } = await api.ok<{
         requireSignedConsent: { requireSignedConsent: boolean };
       }>(REQUIRE, { on: true }, other);
@@ -368,6 +400,29 @@ describe('patient-signed consent', () => {
       expect(await omarReads()).toEqual(['CONSENT_REQUIRED']);
       // Nor does myPatients list them for it: the list agrees with the decision point.
       expect(await omarLists()).toBe(false);
+      // Nor may a training node use the unsigned TRAIN grant, whether the setting's row was
+      // verified just now or is recalled by its MAC; a row turned off in the database (its
+      // MAC kept, or its MAC changed) changes neither.
+      expect(await trainable()).toEqual([]);
+      const [setting] = (
+        await api.db.query('SELECT mac FROM signed_consent_settings WHERE patient_id = $1', [
+          otherId,
+        ])
+      ).rows;
+      await api.db.query(
+        'UPDATE signed_consent_settings SET require_signed = false WHERE patient_id = $1',
+        [otherId],
+      );
+      expect(await trainable()).toEqual([]);
+      await api.db.query(`UPDATE signed_consent_settings SET mac = $2 WHERE patient_id = $1`, [
+        otherId,
+        Buffer.alloc(setting.mac.length, 7),
+      ]);
+      expect(await trainable()).toEqual([]);
+      await api.db.query(
+        'UPDATE signed_consent_settings SET require_signed = true, mac = $2 WHERE patient_id = $1',
+        [otherId, setting.mac],
+      );
       // The grant is still on the ledger; the policy decision point treats it as absent.
       expect((await onLedger(unsignedBefore))?.status).toBe('ACTIVE');
     });

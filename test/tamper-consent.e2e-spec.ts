@@ -2,7 +2,7 @@
 // a live server: no forged, altered or revived row gives access, the server repairs the
 // projection from the ledger, and verify-ledger names what it found.
 import { randomUUID } from 'node:crypto';
-import { ConsentProjector, ConsentReconciliation } from '../src/consent';
+import { ConsentProjector, ConsentReconciliation, PolicyDecisionPoint } from '../src/consent';
 import { Ledger, LEDGER, LedgerEvent } from '../src/ledger';
 import { kekOf, RowAuthenticator } from '../src/records/crypto';
 import { Collector } from './helpers/collector';
@@ -300,5 +300,83 @@ describe('tampering with consent in the database', () => {
         new RegExp(`\\(READ by dr-ghost\\): grant ${ghost} is not on the ledger$`),
       ),
     ]);
+  });
+
+  it('gives training no moved, copied or revived STUDY grant once its rows are recalled by their MAC', async () => {
+    const pdp = api.server.app.get(PolicyDecisionPoint);
+    const researcher = await api.token('tamper-researcher', 'RESEARCHER');
+    const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+      `mutation { createStudy(input: { title: "Tamper", features: ["2345-7"],
+         label: "44054006" }) { id } }`,
+      {},
+      researcher,
+    );
+    const studyId = createStudy.id;
+    const trainGrant = async (token: string) =>
+      (
+        await api.ok<{ grantConsent: { id: string } }>(
+          `mutation($input: GrantConsentInput!) { grantConsent(input: $input) { id } }`,
+          {
+            input: {
+              granteeType: 'STUDY',
+              granteeId: studyId,
+              purpose: 'RESEARCH',
+              actions: ['TRAIN'],
+            },
+          },
+          token,
+        )
+      ).grantConsent.id;
+    const amy = await api.patientWithRecord('tamper-amy');
+    const ben = await api.patientWithRecord('tamper-ben');
+    const cal = await api.patientWithRecord('tamper-cal');
+    const amyGrant = await trainGrant(amy.token);
+    const benGrant = await trainGrant(ben.token);
+    const trainable = () =>
+      pdp.trainingGrants(studyId, [amy.patientId, ben.patientId, cal.patientId], 'node-t');
+    const both = new Map([
+      [amy.patientId, amyGrant],
+      [ben.patientId, benGrant],
+    ]);
+    // Read whole and verified, then recalled by MAC: the same answer.
+    expect(await trainable()).toEqual(both);
+    expect(await trainable()).toEqual(both);
+
+    // Amy's row moved to Cal in the database, MAC and all: Cal gains nothing, and the row,
+    // read whole again, fails its MAC and is reported.
+    const failures = await api.integrityFailures('consent_grant');
+    await api.db.query('UPDATE consent_grants SET patient_id = $2 WHERE id = $1', [
+      amyGrant,
+      cal.patientId,
+    ]);
+    expect(await trainable()).toEqual(new Map([[ben.patientId, benGrant]]));
+    expect(await api.integrityFailures('consent_grant')).toBeGreaterThan(failures);
+    await api.db.query('UPDATE consent_grants SET patient_id = $2 WHERE id = $1', [
+      amyGrant,
+      amy.patientId,
+    ]);
+    expect(await trainable()).toEqual(both);
+
+    // A copy of Amy's row under another id naming Cal: not Amy's grant, and not Cal's.
+    await api.db.query(
+      `INSERT INTO consent_grants SELECT $2, $3, grantee_type, grantee_id, purpose, actions,
+         resource_types, categories, include_restricted, valid_from, valid_until, status,
+         revoked_at, ledger_tx_id, revoked_tx_id, created_at, mac
+       FROM consent_grants WHERE id = $1`,
+      [amyGrant, randomUUID(), cal.patientId],
+    );
+    expect(await trainable()).toEqual(both);
+
+    // Ben revokes; his row restored as it was before, MAC and all, is still revoked.
+    const [old] = (await api.db.query('SELECT * FROM consent_grants WHERE id = $1', [benGrant]))
+      .rows;
+    await api.ok(REVOKE, { id: benGrant }, ben.token);
+    expect(await trainable()).toEqual(new Map([[amy.patientId, amyGrant]]));
+    await api.db.query(
+      `UPDATE consent_grants SET status = $2, revoked_at = NULL, revoked_tx_id = NULL, mac = $3
+       WHERE id = $1`,
+      [benGrant, old.status, old.mac],
+    );
+    expect(await trainable()).toEqual(new Map([[amy.patientId, amyGrant]]));
   });
 });

@@ -28,9 +28,10 @@ export class GrantAuthenticity {
    * to it in both is that row, so it is believed without recomputing the MAC; any other is
    * verified.
    */
-  private readonly verified = new BoundedMap<string, { mac: Buffer; fields: RuleFields }>(
-    VERIFIED_ROWS,
-  );
+  private readonly verified = new BoundedMap<
+    string,
+    { mac: Buffer; fields: RuleFields; grant: Readonly<ProjectedGrant> }
+  >(VERIFIED_ROWS);
 
   constructor(private readonly rows: RowAuthenticator) {}
 
@@ -53,8 +54,38 @@ export class GrantAuthenticity {
       return grant;
     }
     if (!this.rows.verify('consent-grant/v1', fields, row.mac)) return null;
-    this.verified.set(row.id, { mac: Buffer.from(row.mac!), fields: copyOf(fields) });
+    this.verified.set(row.id, {
+      mac: Buffer.from(row.mac!),
+      fields: copyOf(fields),
+      grant: frozenCopy(grant),
+    });
     return grant;
+  }
+
+  /**
+   * Rows read by id, patient and MAC only (a training node's selection, an update's intake and
+   * a round's closing each read every grant of hundreds of patients, round after round). A row
+   * whose MAC this process verified before is the grant that MAC covers, whatever its other
+   * columns say now (the MAC covers every rule field), provided it names that grant's patient:
+   * callers join the patient's other rows by that column. Those are `grants` (revoked ones on
+   * the ledger left out, as `believed` does); the ids of the others are `unknown`, to be read
+   * whole and verified.
+   */
+  recalled(rows: readonly { id: string; patientId: string; mac: Buffer | null }[]): {
+    grants: Readonly<ProjectedGrant>[];
+    unknown: string[];
+  } {
+    const grants: Readonly<ProjectedGrant>[] = [];
+    const unknown: string[] = [];
+    for (const row of rows) {
+      const known = this.verified.get(row.id);
+      if (!known || !row.mac || !known.mac.equals(row.mac)) unknown.push(row.id);
+      else if (known.grant.patientId !== row.patientId) unknown.push(row.id);
+      else if (known.grant.status !== 'ACTIVE' || !this.revoked.has(row.id)) {
+        grants.push(known.grant);
+      }
+    }
+    return { grants, unknown };
   }
 
   markRevoked(grantId: string): void {
@@ -121,6 +152,17 @@ function copyOf(fields: RuleFields): RuleFields {
   return Object.fromEntries(
     Object.entries(fields).map(([k, v]) => [k, Array.isArray(v) ? [...v] : v]),
   );
+}
+
+/** A grant that shares nothing with `g` and cannot be changed (it is handed out again). */
+function frozenCopy(g: ProjectedGrant): Readonly<ProjectedGrant> {
+  return Object.freeze({
+    ...g,
+    grantee: Object.freeze({ ...g.grantee }),
+    actions: Object.freeze([...g.actions]) as ProjectedGrant['actions'],
+    resourceTypes: Object.freeze([...g.resourceTypes]) as string[],
+    categories: Object.freeze([...g.categories]) as string[],
+  });
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {

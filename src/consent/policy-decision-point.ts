@@ -25,6 +25,14 @@ import { GrantAuthenticity, ProjectedGrant } from './grant-authenticity';
 import { GRANT_COLUMNS, grantColumns } from './projection-reconciler';
 import { SettingRow, SignedConsentSettings } from './signed-consent-settings';
 
+/** A grant row as trainingGrants reads it, with its patient's settings MAC (null: no row). */
+interface SlimGrantRow {
+  id: string;
+  patientId: string;
+  mac: Buffer | null;
+  settingMac: Buffer | null;
+}
+
 /** The patient's signed-only setting, joined to each candidate grant (null: no row). */
 interface JoinedSetting {
   settingRequireSigned: boolean | null;
@@ -151,14 +159,47 @@ export class PolicyDecisionPoint {
     patientIds: readonly string[],
     nodeId: string,
   ): Promise<Map<string, string>> {
-    const rows: ConsentGrantEntity[] = await this.db.query(
-      `SELECT ${GRANT_COLUMNS} FROM consent_grants
-       WHERE grantee_type = 'STUDY' AND grantee_id = $1 AND status = 'ACTIVE'
-         AND patient_id = ANY($2::text[])
-       ORDER BY id`,
+    // Ids, patients and MACs only, each with the patient's settings MAC: rows verified before
+    // are recalled by their MAC (GrantAuthenticity.recalled), and only the others read whole.
+    const rows: SlimGrantRow[] = await this.db.query(
+      `SELECT g.id, g.patient_id AS "patientId", g.mac, s.mac AS "settingMac"
+       FROM consent_grants g LEFT JOIN signed_consent_settings s ON s.patient_id = g.patient_id
+       WHERE g.grantee_type = 'STUDY' AND g.grantee_id = $1 AND g.status = 'ACTIVE'
+         AND g.patient_id = ANY($2::text[])
+       ORDER BY g.id`,
       [studyId, patientIds],
     );
-    return this.trainable(rows, studyId, nodeId);
+    const { grants, unknown } = this.authenticity.recalled(rows);
+    if (unknown.length) {
+      const whole: ConsentGrantEntity[] = await this.db.query(
+        `SELECT ${GRANT_COLUMNS} FROM consent_grants WHERE id = ANY($1::text[])`,
+        [unknown],
+      );
+      const { grants: verified, forged } = this.authenticity.believed(whole);
+      this.reportForged(forged);
+      grants.push(...verified);
+      // In the order of ids the rule's "first grant" goes by, as the query gave them.
+      const rank = new Map(rows.map((r, i) => [r.id, i]));
+      grants.sort((a, b) => rank.get(a.id)! - rank.get(b.id)!);
+    }
+    // Each unsigned grant's patient's setting, by the MAC read beside the grant (the column
+    // it was joined by names the grant's own patient, which `recalled` checks); a patient
+    // whose grant was read whole is asked again.
+    const joined = new Map(rows.map((r) => [r.patientId, r.settingMac]));
+    const settings = new Map<string, Buffer | null>();
+    const unjoined: string[] = [];
+    for (const g of grants) {
+      if (g.patientSigned) continue;
+      if (joined.has(g.patientId)) settings.set(g.patientId, joined.get(g.patientId)!);
+      else unjoined.push(g.patientId);
+    }
+    const signedOnly = await this.signedConsent.signedOnlyByMac(settings);
+    for (const p of await this.signedConsent.signedOnly(unjoined)) signedOnly.add(p);
+    return this.trainable(
+      grants.filter((g) => g.patientSigned || !signedOnly.has(g.patientId)),
+      studyId,
+      nodeId,
+    );
   }
 
   /**
@@ -185,15 +226,15 @@ export class PolicyDecisionPoint {
     );
   }
 
-  /** Per patient, the first grant (by id) among `rows` the rule lets `nodeId` train under. */
-  private async trainable(
-    rows: ConsentGrantEntity[],
+  /** Per patient, the first grant (by id) among `grants` the rule lets `nodeId` train under. */
+  private trainable(
+    grants: readonly ConsentGrant[],
     studyId: string,
     nodeId: string,
-  ): Promise<Map<string, string>> {
+  ): Map<string, string> {
     const at = new Date();
     const found = new Map<string, string>();
-    for (const grant of await this.believed(rows)) {
+    for (const grant of grants) {
       if (found.has(grant.patientId)) continue;
       const request: AccessRequest = {
         actor: { id: nodeId, studyId },
@@ -247,12 +288,16 @@ export class PolicyDecisionPoint {
     settings?: readonly SettingRow[],
   ): Promise<ConsentGrant[]> {
     const { grants, forged } = this.authenticity.believed(rows);
+    this.reportForged(forged);
+    return this.withoutUnsignedOfSignedOnly(grants, settings);
+  }
+
+  private reportForged(forged: readonly ConsentGrantEntity[]): void {
     for (const row of forged) {
       this.integrity.report('consent_grant', 'consent grant row failed authentication; ignored', {
         grantId: row.id,
       });
     }
-    return this.withoutUnsignedOfSignedOnly(grants, settings);
   }
 
   /**

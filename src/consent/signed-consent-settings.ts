@@ -6,6 +6,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { PatientKeyring } from '@custodia/chaincode';
 import { DataSource, EntityManager } from 'typeorm';
+import { BoundedMap } from '../common/bounded-map';
 import { IntegrityMonitor } from '../observability';
 import { RowAuthenticator } from '../records/crypto';
 
@@ -49,8 +50,16 @@ export const SETTING_UPSERT = `INSERT INTO signed_consent_settings
     setting_version = EXCLUDED.setting_version, ledger_tx_id = EXCLUDED.ledger_tx_id,
     mac = EXCLUDED.mac`;
 
+/** Settings rows verified once and remembered, by patient (a few dozen bytes each). */
+const VERIFIED_SETTINGS = 20_000;
+
 @Injectable()
 export class SignedConsentSettings {
+  /** By patient, the MAC of the last row that verified and what it says. */
+  private readonly verified = new BoundedMap<string, { mac: Buffer; requireSigned: boolean }>(
+    VERIFIED_SETTINGS,
+  );
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly rows: RowAuthenticator,
@@ -77,6 +86,24 @@ export class SignedConsentSettings {
   }
 
   /**
+   * As signedOnly, from each patient's settings MAC as the caller read it (null: no row). A MAC
+   * this process verified for the patient before stands for the setting it covers; the other
+   * patients' rows are read and judged.
+   */
+  async signedOnlyByMac(settings: ReadonlyMap<string, Buffer | null>): Promise<Set<string>> {
+    const out = new Set<string>();
+    const unknown: string[] = [];
+    for (const [patientId, mac] of settings) {
+      if (!mac) continue;
+      const known = this.verified.get(patientId);
+      if (!known || !known.mac.equals(mac)) unknown.push(patientId);
+      else if (known.requireSigned) out.add(patientId);
+    }
+    for (const patientId of await this.signedOnly(unknown)) out.add(patientId);
+    return out;
+  }
+
+  /**
    * The patients whose settings rows (read by the caller, e.g. beside their grants) say they
    * accept only signed grants; a row whose MAC fails counts as signed-only and is reported.
    */
@@ -84,6 +111,10 @@ export class SignedConsentSettings {
     const out = new Set<string>();
     for (const r of rows) {
       if (settingAuthentic(this.rows, r)) {
+        this.verified.set(r.patientId, {
+          mac: Buffer.from(r.mac),
+          requireSigned: r.requireSigned,
+        });
         if (r.requireSigned) out.add(r.patientId);
       } else {
         this.integrity.report('patient_setting', 'signed-consent setting failed authentication', {
