@@ -127,14 +127,19 @@ export class TrainingExamples {
     }
     if (this.cache) this.studies.set(key, known);
     const used = [...known].filter(([, p]) => p.recordIds.length > 0).sort(byId);
-    const logged = this.records.logTrainingUse(
-      nodeId,
-      { studyId: study.id, runId: at.runId, round: at.round },
-      used.map(([patientId, p]) => ({
-        patientId,
-        recordIds: p.recordIds,
-        grantId: grants.get(patientId)!,
-      })),
+    const uses = used.map(([patientId, p]) => ({
+      patientId,
+      recordIds: p.recordIds,
+      grantId: grants.get(patientId)!,
+    }));
+    // Begun on the next turn of the event loop: sealing and chaining a large site's events
+    // takes the thread for a while, and the caller hands the examples to training first.
+    const logged = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+      this.records.logTrainingUse(
+        nodeId,
+        { studyId: study.id, runId: at.runId, round: at.round },
+        uses,
+      ),
     );
     // Settled here too: a caller that fails before awaiting it leaves no unhandled rejection.
     logged.catch(() => undefined);
