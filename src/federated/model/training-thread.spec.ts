@@ -70,6 +70,18 @@ describe('TrainingThread', () => {
     for (const bad of [
       { ...input('LOGISTIC'), examples: huge, learningRate: 1e10 },
       { ...input('LOGISTIC'), epochs: 0 },
+      // Rows of uneven width cross unpacked, to be refused there as here.
+      {
+        ...input('LOGISTIC'),
+        examples: {
+          x: [
+            [1, 2, 3, 4, 5],
+            [1, 2],
+          ],
+          y: [0, 1],
+        },
+      },
+      { ...input('LOGISTIC'), examples: { x: [[1, 2, 3, 4, 5]], y: [0, 1] } },
     ]) {
       const here = await trainLocal(bad).then(
         () => 'trained',

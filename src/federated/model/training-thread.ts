@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { ModelPreset } from './architecture';
 import type { Evaluation, Examples, LocalTrainingInput, TrainingResult } from './train';
-import { perform, Trainer, TrainingRequest, TrainingResponse } from './training-request';
+import { perform, toWire, Trainer, TrainingRequest, TrainingResponse } from './training-request';
 
 export type { Trainer } from './training-request';
 
@@ -77,7 +77,8 @@ export class TrainingThread implements Trainer {
       this.pending.set(request.id, { worker, request, resolve, reject });
       // Kept alive while it has work; an idle worker never holds the process open.
       worker.ref();
-      worker.postMessage(request);
+      const { wire, transfer } = toWire(request);
+      worker.postMessage(wire, transfer);
     });
   }
 

@@ -3,7 +3,13 @@
 // batch, as they did on the API's thread.
 import { parentPort } from 'node:worker_threads';
 import * as train from './train';
-import { perform, TrainingRequest, TrainingResponse } from './training-request';
+import {
+  fromWire,
+  perform,
+  TrainingRequest,
+  TrainingResponse,
+  WireRequest,
+} from './training-request';
 
 async function answer(request: TrainingRequest): Promise<TrainingResponse> {
   try {
@@ -15,8 +21,8 @@ async function answer(request: TrainingRequest): Promise<TrainingResponse> {
   }
 }
 
-parentPort?.on('message', (request: TrainingRequest) => {
-  void answer(request).then((response) => {
+parentPort?.on('message', (wire: WireRequest) => {
+  void answer(fromWire(wire)).then((response) => {
     const transfer =
       response.ok && response.kind === 'train' ? [response.result.weights.buffer] : [];
     parentPort!.postMessage(response, transfer as ArrayBuffer[]);
