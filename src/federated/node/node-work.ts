@@ -43,7 +43,18 @@ export const MIN_EXAMPLES_FOR_EVALUATION = 10;
  */
 export function heldOutSet(patientIds: readonly string[]): Set<string> {
   if (patientIds.length < MIN_EXAMPLES_FOR_EVALUATION) return new Set();
-  return new Set(patientIds.filter((id) => hash('sha256', id, 'buffer')[0] % 5 === 0));
+  return new Set(patientIds.filter(heldOut));
+}
+
+/** Whether a patient is in the held-out fifth, remembered: a node asks every round. */
+const heldOutMemo = new BoundedMap<string, boolean>(100_000);
+function heldOut(id: string): boolean {
+  let held = heldOutMemo.get(id);
+  if (held === undefined) {
+    held = hash('sha256', id, 'buffer')[0] % 5 === 0;
+    heldOutMemo.set(id, held);
+  }
+  return held;
 }
 
 function seedOf(text: string): number {
