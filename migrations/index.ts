@@ -14,6 +14,7 @@ import { RecordSearchAndHistory1764530000000 } from './1764530000000-record-sear
 import { SignedConsent1764550000000 } from './1764550000000-signed-consent';
 import { AiDecisions1764560000000 } from './1764560000000-ai-decisions';
 import { LeanAccessLog1764570000000 } from './1764570000000-lean-access-log';
+import { PatientRecordsVersion1764580000000 } from './1764580000000-patient-records-version';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -31,4 +32,5 @@ export const MIGRATIONS = [
   SignedConsent1764550000000,
   AiDecisions1764560000000,
   LeanAccessLog1764570000000,
+  PatientRecordsVersion1764580000000,
 ];

@@ -119,7 +119,7 @@ describe('training examples, cached between rounds', () => {
 
     // A new record: only that patient is read again, and the result equals a fresh read.
     const token = await api.token(amended.userId, 'PATIENT');
-    await api.ok(
+    const { createRecord } = await api.ok<{ createRecord: { id: string } }>(
       'mutation($r: JSON!) { createRecord(input: { resource: $r }) { id } }',
       { r: { ...observation('2345-7', 19.5), effectiveDateTime: '2024-12-30T08:00:00Z' } },
       token,
@@ -128,6 +128,29 @@ describe('training examples, cached between rounds', () => {
     expect(opened).toHaveBeenCalledTimes(2);
     expect(opened.mock.calls[1][0]).toEqual([amended.id]);
     expect(afterRecord).toEqual(await uncached());
+
+    // An amendment (a new version of the record) likewise; its anchoring, which also updates
+    // the record's row, does not.
+    const readsBeforeAmendment = opened.mock.calls.length;
+    await api.ok(
+      'mutation($id: ID!, $r: JSON!) { updateRecord(id: $id, resource: $r, expectedVersion: 1) { version } }',
+      {
+        id: createRecord.id,
+        r: { ...observation('2345-7', 31.5), effectiveDateTime: '2024-12-30T08:00:00Z' },
+      },
+      token,
+    );
+    const afterAmendment = await complete(source);
+    expect(opened).toHaveBeenCalledTimes(readsBeforeAmendment + 1);
+    expect(opened.mock.calls[readsBeforeAmendment][0]).toEqual([amended.id]);
+    expect(afterAmendment).toEqual(await uncached());
+    const readsAfterAmendment = opened.mock.calls.length;
+    await api.db.query(
+      `UPDATE records SET anchor_state = 'ANCHORED', ledger_tx_id = 'tx' WHERE id = $1`,
+      [createRecord.id],
+    );
+    expect(await complete(source)).toEqual(afterAmendment);
+    expect(opened).toHaveBeenCalledTimes(readsAfterAmendment);
 
     // A revocation and an erasure take effect from the next round.
     await api.ok(

@@ -244,21 +244,18 @@ export class RecordsService {
   }
 
   /**
-   * Per patient, a fingerprint of their records (ids and versions): it changes when a record
-   * is added, amended or erased, so a training node knows which patients' examples to build
-   * again. Patients without records are absent.
+   * Per patient, a fingerprint of their records: it changes when a record is added, amended
+   * or deleted (the patient's `records_version`, which triggers on `records` move), so a
+   * training node knows which patients' examples to build again.
    */
   async trainingFingerprints(patientIds: readonly string[]): Promise<Map<string, string>> {
     const ids = patientIds.filter(isUuid);
     if (!ids.length) return new Map();
-    const rows: { patient_id: string; fingerprint: string }[] = await this.db.query(
-      `SELECT patient_id, md5(string_agg(id::text || ':' || version, ',' ORDER BY id))
-                AS fingerprint
-       FROM records WHERE patient_id = ANY($1::uuid[])
-       GROUP BY patient_id`,
+    const rows: { id: string; records_version: string }[] = await this.db.query(
+      `SELECT id::text AS id, records_version FROM patients WHERE id = ANY($1::uuid[])`,
       [ids],
     );
-    return new Map(rows.map((r) => [r.patient_id, r.fingerprint]));
+    return new Map(rows.map((r) => [r.id, r.records_version]));
   }
 
   /**
