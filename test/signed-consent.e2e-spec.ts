@@ -427,9 +427,13 @@ describe('patient-signed consent', () => {
       expect((await onLedger(unsignedBefore))?.status).toBe('ACTIVE');
     });
 
-    it('refuses an unsigned grant through the API', async () => {
-      const res = await api.gql(GRANT, { input: terms() }, other);
-      expect(codes(res)).toEqual(['FORBIDDEN']);
+    it('refuses an unsigned grant through the API as a signature missing from the input', async () => {
+      const input = terms();
+      const res = await api.gql(GRANT, { input }, other);
+      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+      expect(res.errors?.[0].extensions?.field).toBe('input.signature');
+      expect(res.errors?.[0].message).toMatch(/accept only grants you signed/);
+      expect(await onLedger(input.id)).toBeNull();
     });
 
     it("refuses a grant the operator writes straight to the ledger port, in the patient's name", async () => {

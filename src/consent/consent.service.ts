@@ -39,9 +39,21 @@ export class ConsentService {
     const signature = validateSignature(input);
     const id = input.id ?? randomUUID();
     const result = await this.projection.write(id, async () => {
-      const { result } = await this.ledger.submit<GrantRecord>('consent', 'GrantConsent', [
-        JSON.stringify({ id, patientId, ...terms, signature }),
-      ]);
+      const { result } = await this.ledger
+        .submit<GrantRecord>('consent', 'GrantConsent', [
+          JSON.stringify({ id, patientId, ...terms, signature }),
+        ])
+        .catch((e: unknown) => {
+          // The chaincode forbids an unsigned grant of a signed-only patient, whoever submits
+          // it; to the patient asking, it is a signature missing from their input.
+          if (e instanceof ForbiddenError && signature === null) {
+            throw new BadUserInputError(
+              'You accept only grants you signed (requireSignedConsent is on): sign the bytes consentPayload returns for these terms and pass the JWS as signature.',
+              'input.signature',
+            );
+          }
+          throw e;
+        });
       return result;
     });
     // The row now holds exactly what the ledger answered: no need to read it back.
