@@ -285,6 +285,18 @@ describe('patient-signed consent', () => {
       expect(JSON.stringify(res.errors)).not.toContain(secret.d);
     });
 
+    it('a key that says it is for another algorithm or for encryption', async () => {
+      const { jwk } = await webCryptoKey();
+      for (const [claim, reason] of [
+        [{ alg: 'ES384' }, /is for alg "ES384"; only ES256 keys sign consent/],
+        [{ use: 'enc' }, /has use "enc"; a consent key's use is sig/],
+      ] as const) {
+        const res = await api.gql(REGISTER, { jwk: { ...jwk, ...claim } }, patient);
+        expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+        expect(res.errors?.[0].message).toMatch(reason);
+      }
+    });
+
     it('a third key without a signature by a registered key', async () => {
       const third = await webCryptoKey();
       const res = await api.gql(REGISTER, { jwk: third.jwk }, patient);

@@ -183,6 +183,9 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       ['a P-384 key', { crv: 'P-384' }, 'must be an EC P-256 key'],
       ['a short coordinate', { x: 'AAAA' }, '32-byte base64url coordinates'],
       ['a point off the curve', { y: 'A'.repeat(43) }, 'not a point on the P-256 curve'],
+      ['a key for another algorithm', { alg: 'ES384' }, 'for alg "ES384"; only ES256'],
+      ['an encryption key', { use: 'enc' }, 'has use "enc"'],
+      ['a key not for verifying', { key_ops: ['sign'] }, 'key_ops without verify'],
     ])('refuses %s, without echoing it', async (_, change, reason) => {
       const jwk = JSON.stringify({ ...a.jwk, ...change });
       const message = await rejection((ctx) => keys.RegisterPatientKey(ctx, 'pat-1', jwk, ''));
@@ -190,6 +193,14 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       expect(message).toContain(reason);
       expect(message).not.toContain(a.jwk.x);
     });
+  });
+
+  it('takes a key that names ES256, use sig and verify among its key_ops', async () => {
+    const jwk = JSON.stringify({ ...a.jwk, alg: 'ES256', use: 'sig', key_ops: ['verify'] });
+    const { result } = await ledger.invoke<PatientKeyring>((ctx) =>
+      keys.RegisterPatientKey(ctx, 'pat-1', jwk, ''),
+    );
+    expect(result.keys.map((k) => k.id)).toEqual([a.id]);
   });
 
   describe('RemovePatientKey', () => {

@@ -105,6 +105,24 @@ export function parsePublicKeyJwk(value: unknown, field = 'publicKeyJwk'): Publi
   if (jwk.kty !== 'EC' || jwk.crv !== 'P-256') {
     throw bad(`${field} must be an EC P-256 key (kty EC, crv P-256)`);
   }
+  // What the key says of its own use must agree with verifying ES256 signatures: a key meant
+  // for another algorithm or for encryption is refused, not silently taken for this one.
+  if (jwk.alg !== undefined && jwk.alg !== 'ES256') {
+    throw bad(
+      `${field} is for alg ${JSON.stringify(String(jwk.alg)).slice(0, 24)}; only ES256 keys sign consent`,
+    );
+  }
+  if (jwk.use !== undefined && jwk.use !== 'sig') {
+    throw bad(
+      `${field} has use ${JSON.stringify(String(jwk.use)).slice(0, 24)}; a consent key's use is sig`,
+    );
+  }
+  if (
+    jwk.key_ops !== undefined &&
+    !(Array.isArray(jwk.key_ops) && jwk.key_ops.includes('verify'))
+  ) {
+    throw bad(`${field} has key_ops without verify; a consent key verifies signatures`);
+  }
   if (typeof jwk.x !== 'string' || typeof jwk.y !== 'string') {
     throw bad(`${field} must have base64url coordinates x and y`);
   }
