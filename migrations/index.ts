@@ -15,6 +15,7 @@ import { SignedConsent1764550000000 } from './1764550000000-signed-consent';
 import { AiDecisions1764560000000 } from './1764560000000-ai-decisions';
 import { LeanAccessLog1764570000000 } from './1764570000000-lean-access-log';
 import { PatientRecordsVersion1764580000000 } from './1764580000000-patient-records-version';
+import { ClinicalDatesV21764590000000 } from './1764590000000-clinical-dates-v2';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -33,4 +34,5 @@ export const MIGRATIONS = [
   AiDecisions1764560000000,
   LeanAccessLog1764570000000,
   PatientRecordsVersion1764580000000,
+  ClinicalDatesV21764590000000,
 ];

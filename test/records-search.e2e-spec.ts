@@ -3,6 +3,7 @@
 import { codes, TestApi } from './helpers/test-api';
 import { condition, LOINC, observation, vitalSign } from './helpers/fhir';
 import { corpusResource } from './helpers/fhir-corpus';
+import { INDEX_VERSION } from '../src/records/search/record-index';
 
 const REGISTER = `mutation { registerPatient { id } }`;
 const CREATE = `mutation($input: CreateRecordInput!) { createRecord(input: $input) { id createdAt } }`;
@@ -198,10 +199,51 @@ describe('searching records by code and clinical date', () => {
       await api.restart();
       expect(await found({ code: HBA1C })).toEqual([ids.a2024, ids.a2023, ids.a2025]);
       const { rows } = await api.db.query(
-        'SELECT effective_at FROM records WHERE id = $1 AND index_version = 1',
-        [ids.a2024],
+        'SELECT effective_at FROM records WHERE id = $1 AND index_version = $2',
+        [ids.a2024, INDEX_VERSION],
       );
       expect((rows[0].effective_at as Date).toISOString()).toBe('2024-06-01T08:30:00.000Z');
+    });
+
+    it("dates HL7's Specimen, RiskAssessment and NutritionOrder examples, and re-indexes rows an older version dated wrong", async () => {
+      const example = (file: string) => {
+        const r = corpusResource(file);
+        for (const owner of ['subject', 'patient', 'encounter', 'request', 'orderer']) {
+          delete r[owner];
+        }
+        return create(r, bob);
+      };
+      const specimen = await example('hl7-Specimen-2.json');
+      const risk = await example('hl7-RiskAssessment-2.json');
+      const diet = await example('hl7-NutritionOrder-1.json');
+      const inBob = async (vars: Record<string, unknown>) =>
+        (await api.ok<{ records: { items: Found[] } }>(SEARCH, { p: bobId, ...vars }, bob)).records
+          .items;
+      const at = Object.fromEntries((await inBob({})).map((r) => [r.id, r.effectiveAt]));
+      expect([at[specimen], at[risk], at[diet]]).toEqual([
+        '2015-08-16T06:40:17.000Z',
+        '2006-01-13T23:01:00.000Z',
+        '2014-09-17T00:00:00.000Z',
+      ]);
+      const window = { since: '2006-01-01T00:00:00Z', until: '2016-01-01T00:00:00Z' };
+      const inWindow = async () => new Set((await inBob(window)).map((r) => r.id));
+      expect(await inWindow()).toEqual(new Set([specimen, risk, diet]));
+
+      // As version 1 indexed them (by their creation, these types' dates unknown to it): a
+      // date search misses them until the start-up re-indexes them.
+      await api.db.query(
+        `UPDATE records SET effective_at = created_at, index_version = 1
+         WHERE id = ANY($1::uuid[])`,
+        [[specimen, risk, diet]],
+      );
+      expect(await inWindow()).toEqual(new Set());
+      await api.restart();
+      expect(await inWindow()).toEqual(new Set([specimen, risk, diet]));
+      const { rows } = await api.db.query(
+        'SELECT DISTINCT index_version FROM records WHERE patient_id = $1',
+        [bobId],
+      );
+      expect(rows).toEqual([{ index_version: INDEX_VERSION }]);
     });
   });
 

@@ -1,4 +1,5 @@
 import { badUserInput } from '../../../test/helpers/errors';
+import { corpusFiles, corpusResource, type Resource } from '../../../test/helpers/fhir-corpus';
 import { clinicalDate, codeTerms, hasTerm, mainCodings, tokenTerm } from './clinical-facts';
 
 const LOINC = 'http://loinc.org';
@@ -67,5 +68,28 @@ describe('clinical facts of a resource', () => {
     ).toEqual(new Date('2018-03-04T05:06:07Z'));
     expect(clinicalDate({ resourceType: 'Procedure', performedString: 'last spring' })).toBeNull();
     expect(clinicalDate({ resourceType: 'Observation' })).toBeNull();
+  });
+
+  it("reads the dates of HL7's own NutritionOrder, RiskAssessment and Specimen examples", () => {
+    const at = (file: string, change: (r: Resource) => void = () => undefined) => {
+      const r = corpusResource(file);
+      change(r);
+      return clinicalDate(r)?.toISOString() ?? null;
+    };
+    expect(at('hl7-NutritionOrder-1.json')).toBe('2014-09-17T00:00:00.000Z');
+    expect(at('hl7-RiskAssessment-2.json')).toBe('2006-01-13T23:01:00.000Z');
+    // Inside the collection first, then when the lab received it.
+    expect(at('hl7-Specimen-1.json')).toBe('2011-05-30T06:15:00.000Z');
+    expect(at('hl7-Specimen-1.json', (r) => delete r.collection)).toBe('2011-03-04T07:03:00.000Z');
+    expect(at('hl7-Specimen-2.json', (r) => (r.collection = [r.collection]))).toBeNull();
+    // Every example of these types that names a date has one.
+    for (const file of corpusFiles().filter((f) =>
+      /-(NutritionOrder|RiskAssessment|Specimen)-/.test(f),
+    )) {
+      const text = JSON.stringify(corpusResource(file));
+      const dated =
+        /"(dateTime|occurrenceDateTime|occurrencePeriod|collectedDateTime|receivedTime)"/;
+      expect([file, at(file) !== null]).toEqual([file, dated.test(text)]);
+    }
   });
 });

@@ -8,8 +8,13 @@ type Json = Record<string, unknown>;
 
 /** The element holding each type's main code (a CodeableConcept, or an array of them). */
 const MAIN_CODE: Readonly<Record<string, string>> = {
+  AdverseEvent: 'event',
   AllergyIntolerance: 'code',
+  Appointment: 'serviceType',
   Claim: 'type',
+  Communication: 'category',
+  CommunicationRequest: 'category',
+  Composition: 'type',
   Condition: 'code',
   Coverage: 'type',
   Device: 'type',
@@ -17,6 +22,7 @@ const MAIN_CODE: Readonly<Record<string, string>> = {
   DiagnosticReport: 'code',
   DocumentReference: 'type',
   Encounter: 'type',
+  EpisodeOfCare: 'type',
   ExplanationOfBenefit: 'type',
   FamilyMemberHistory: 'relationship',
   Goal: 'description',
@@ -29,35 +35,73 @@ const MAIN_CODE: Readonly<Record<string, string>> = {
   Observation: 'code',
   Procedure: 'code',
   ServiceRequest: 'code',
+  Specimen: 'type',
+  SupplyRequest: 'itemCodeableConcept',
 };
 
 /**
  * Each type's clinical date, in order of preference: a choice element's `[x]` stands for its
- * dateTime/instant/Period forms (a Period counts from its start). The first present wins.
+ * dateTime/instant/Period/date forms (a Period counts from its start), and a dotted path reads
+ * inside an element (Specimen's collection). The first present wins; a type not listed has
+ * its effective[x], if any. These are the elements FHIR R4's `date` search parameter (or the
+ * type's own date parameter) reads, for every type that holds a patient's data.
  */
 const CLINICAL_DATE: Readonly<Record<string, readonly string[]>> = {
+  AdverseEvent: ['date', 'detected', 'recordedDate'],
   AllergyIntolerance: ['onset[x]', 'recordedDate'],
+  Appointment: ['start', 'created'],
+  AppointmentResponse: ['start'],
+  Basic: ['created'],
   CarePlan: ['period', 'created'],
   CareTeam: ['period'],
   Claim: ['billablePeriod', 'created'],
+  ClaimResponse: ['created'],
+  ClinicalImpression: ['effective[x]', 'date'],
+  Communication: ['sent', 'received'],
+  CommunicationRequest: ['occurrence[x]', 'authoredOn'],
+  Composition: ['date'],
   Condition: ['onset[x]', 'recordedDate'],
+  Consent: ['dateTime'],
   Coverage: ['period'],
+  CoverageEligibilityRequest: ['serviced[x]', 'created'],
+  CoverageEligibilityResponse: ['serviced[x]', 'created'],
+  DetectedIssue: ['identified[x]'],
   DeviceRequest: ['occurrence[x]', 'authoredOn'],
+  DeviceUseStatement: ['timing[x]', 'recordedOn'],
   DiagnosticReport: ['effective[x]', 'issued'],
   DocumentReference: ['date'],
   Encounter: ['period'],
+  EnrollmentRequest: ['created'],
+  EpisodeOfCare: ['period'],
   ExplanationOfBenefit: ['billablePeriod', 'created'],
   FamilyMemberHistory: ['date'],
+  Flag: ['period'],
   Goal: ['start[x]'],
+  GuidanceResponse: ['occurrenceDateTime'],
   ImagingStudy: ['started'],
   Immunization: ['occurrence[x]', 'recorded'],
+  ImmunizationEvaluation: ['date'],
+  ImmunizationRecommendation: ['date'],
+  Invoice: ['date'],
+  List: ['date'],
+  Media: ['created[x]', 'issued'],
   MedicationAdministration: ['effective[x]'],
   MedicationDispense: ['whenHandedOver', 'whenPrepared'],
   MedicationRequest: ['authoredOn'],
   MedicationStatement: ['effective[x]', 'dateAsserted'],
+  NutritionOrder: ['dateTime'],
   Observation: ['effective[x]', 'issued'],
   Procedure: ['performed[x]'],
+  QuestionnaireResponse: ['authored'],
+  RequestGroup: ['authoredOn'],
+  ResearchSubject: ['period'],
+  RiskAssessment: ['occurrence[x]'],
   ServiceRequest: ['occurrence[x]', 'authoredOn'],
+  Specimen: ['collection.collected[x]', 'receivedTime'],
+  SupplyDelivery: ['occurrence[x]'],
+  SupplyRequest: ['occurrence[x]', 'authoredOn'],
+  Task: ['executionPeriod', 'authoredOn'],
+  VisionPrescription: ['dateWritten'],
 };
 
 const CHOICE_FORMS = ['DateTime', 'Instant', 'Period', 'Date'];
@@ -87,15 +131,27 @@ export function mainCodings(resource: Json): Coding[] {
 export function clinicalDate(resource: Json): Date | null {
   const paths = CLINICAL_DATE[resource.resourceType as string] ?? ['effective[x]'];
   for (const path of paths) {
-    const values = path.endsWith('[x]')
-      ? CHOICE_FORMS.map((form) => resource[path.slice(0, -3) + form])
-      : [resource[path]];
-    for (const value of values) {
+    for (const value of valuesAt(resource, path)) {
       const date = instantOf(value);
       if (date) return date;
     }
   }
   return null;
+}
+
+/** The values a path (`a.b`, its last step possibly a choice `b[x]`) names in a resource. */
+function valuesAt(resource: Json, path: string): unknown[] {
+  const steps = path.split('.');
+  const last = steps.pop()!;
+  let at: unknown = resource;
+  for (const step of steps) {
+    at = at && typeof at === 'object' && !Array.isArray(at) ? (at as Json)[step] : undefined;
+  }
+  if (!at || typeof at !== 'object' || Array.isArray(at)) return [];
+  const element = at as Json;
+  return last.endsWith('[x]')
+    ? CHOICE_FORMS.map((form) => element[last.slice(0, -3) + form])
+    : [element[last]];
 }
 
 /** A FHIR date, dateTime or instant (partial dates count from their start), or a Period's start. */

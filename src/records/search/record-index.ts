@@ -9,7 +9,12 @@ import { Injectable } from '@nestjs/common';
 import { codeDigests, codeIndexKey, DataKey, DataKeyRing } from '../crypto';
 import { clinicalDate, codeTerms, hasTerm, tokenTerm } from './clinical-facts';
 
-export const INDEX_VERSION = 1;
+/**
+ * The version of the rules an entry was computed by. 2 reads the clinical dates and main codes
+ * of more types (RiskAssessment, Specimen, NutritionOrder, …): rows of those types indexed by 1
+ * are indexed again at start-up (migration 1764590000000 lists them), the others kept.
+ */
+export const INDEX_VERSION = 2;
 
 /** A search over a patient's records: a FHIR token and a half-open window [since, until). */
 export interface RecordSearch {
