@@ -44,6 +44,13 @@ export const REASON_LABEL = 'access-event.reason';
 /** Shutdown waits at most this long for the head to be anchored. */
 const SHUTDOWN_ANCHOR_MS = 5_000;
 
+/** An event chained: its content, the hash it follows and its own. */
+interface ChainedRow {
+  content: AccessEventContent;
+  prevHash: string;
+  hash: string;
+}
+
 /** A caller's events, written in the same INSERT, settled together. */
 interface Queued {
   events: SealedEvent[];
@@ -296,7 +303,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
       const rows = events.map((e) => {
         const content: AccessEventContent = { ...e, seq: ++seq, at };
         const hash = eventHash(prev, content);
-        const row = { ...content, prevHash: prev, hash };
+        const row: ChainedRow = { content, prevHash: prev, hash };
         prev = hash;
         return row;
       });
@@ -320,8 +327,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     return head ? { seq: Number(head.seq), hash: head.hash } : { seq: 0, hash: AUDIT_GENESIS };
   }
 
-  private async insert(rows: (AccessEventContent & { prevHash: string; hash: string })[]) {
-    const col = <K extends keyof (typeof rows)[number]>(k: K) => rows.map((r) => r[k]);
+  private async insert(rows: readonly ChainedRow[]) {
+    const col = <K extends keyof AccessEventContent>(k: K) => rows.map((r) => r.content[k]);
     await preparedQuery(
       this.db,
       `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose,
@@ -329,11 +336,11 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
          hash, emergency_id, actor_org)
        SELECT u.seq, u.id, u.actor_id, u.patient_id, string_to_array(u.record_ids, ',')::uuid[],
               u.action, u.purpose, u.decision, u.consent_id, u.break_glass, u.reason,
-              u.reason_sealed, u.reason_key_id, u.at, u.prev_hash, u.hash, u.emergency_id,
-              u.actor_org
+              decode(u.reason_sealed, 'base64'), u.reason_key_id, u.at, u.prev_hash, u.hash,
+              u.emergency_id, u.actor_org
        FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[],
                    $7::text[], $8::text[], $9::text[], $10::boolean[], $11::text[],
-                   $12::bytea[], $13::uuid[], $14::timestamptz[], $15::text[], $16::text[],
+                   $12::text[], $13::uuid[], $14::timestamptz[], $15::text[], $16::text[],
                    $17::uuid[], $18::text[])
          AS u(seq, id, actor_id, patient_id, record_ids, action, purpose, decision, consent_id,
               break_glass, reason, reason_sealed, reason_key_id, at, prev_hash, hash,
@@ -343,20 +350,21 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         col('id'),
         col('actorId'),
         col('patientId'),
-        rows.map((r) => r.recordIds.join(',')),
+        rows.map((r) => r.content.recordIds.join(',')),
         col('action'),
         col('purpose'),
         col('decision'),
         col('consentId'),
         col('breakGlass'),
         col('reason'),
-        rows.map((r) => (r.reasonSealed ? Buffer.from(r.reasonSealed, 'base64') : null)),
-        rows.map((r) => r.reasonKeyId ?? null),
+        // As the chain holds it (base64), decoded by the database: no copy and hex here.
+        rows.map((r) => r.content.reasonSealed ?? null),
+        rows.map((r) => r.content.reasonKeyId ?? null),
         col('at'),
-        col('prevHash'),
-        col('hash'),
-        rows.map((r) => r.emergencyId ?? null),
-        rows.map((r) => r.actorOrganizationId ?? null),
+        rows.map((r) => r.prevHash),
+        rows.map((r) => r.hash),
+        rows.map((r) => r.content.emergencyId ?? null),
+        rows.map((r) => r.content.actorOrganizationId ?? null),
       ],
     );
   }
