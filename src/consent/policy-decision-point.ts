@@ -13,8 +13,10 @@ import {
   Purpose,
   RecordFacts,
 } from '@custodia/chaincode/policy';
+import { hash } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
+import { BoundedMap } from '../common/bounded-map';
 import { isUuid } from '../common/ids';
 import { preparedQuery } from '../database/prepared';
 import { IntegrityMonitor } from '../observability';
@@ -24,6 +26,26 @@ import { notePermitted } from './decision-scope';
 import { GrantAuthenticity, ProjectedGrant } from './grant-authenticity';
 import { GRANT_COLUMNS, grantColumns } from './projection-reconciler';
 import { SettingRow, SignedConsentSettings } from './signed-consent-settings';
+
+/** The rows trainingGrants reads: a study's ACTIVE grants of some patients ($1, $2). */
+const SLIM_ROWS = `FROM consent_grants g
+  LEFT JOIN signed_consent_settings s ON s.patient_id = g.patient_id
+  WHERE g.grantee_type = 'STUDY' AND g.grantee_id = $1 AND g.status = 'ACTIVE'
+    AND g.patient_id = ANY($2::text[])`;
+/** One of those rows as text, for their checksum; slimChecksum writes the same here. */
+const SLIM_ROW_TEXT = `g.id || ':' || g.patient_id || ':' || coalesce(encode(g.mac, 'hex'), '')
+  || ':' || coalesce(encode(s.mac, 'hex'), '')`;
+
+/** The MD5 the database gives for the same rows (SLIM_ROW_TEXT, in order, comma-joined). */
+function slimChecksum(rows: readonly SlimGrantRow[]): string {
+  const text = rows
+    .map(
+      (r) =>
+        `${r.id}:${r.patientId}:${r.mac?.toString('hex') ?? ''}:${r.settingMac?.toString('hex') ?? ''}`,
+    )
+    .join(',');
+  return hash('md5', text, 'hex');
+}
 
 /** A grant row as trainingGrants reads it, with its patient's settings MAC (null: no row). */
 interface SlimGrantRow {
@@ -51,8 +73,17 @@ export interface Decision {
   request: AccessRequest;
 }
 
+/** How many (study, patients) pairs trainingGrants remembers: a few per node. */
+const TRAINING_SELECTIONS = 256;
+
 @Injectable()
 export class PolicyDecisionPoint {
+  /** Per study and set of patients asked about: the checksum of the rows and their grants. */
+  private readonly lastTraining = new BoundedMap<
+    string,
+    { checksum: string; grants: readonly Readonly<ProjectedGrant>[] }
+  >(TRAINING_SELECTIONS);
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     private readonly emergencies: EmergencyService,
@@ -159,14 +190,29 @@ export class PolicyDecisionPoint {
     patientIds: readonly string[],
     nodeId: string,
   ): Promise<Map<string, string>> {
+    // A node asks about the same patients round after round: when the rows it would read are
+    // those it read last time (their checksum, computed by the database), so is what they come
+    // to, but for revocations learnt since (the ledger's, in memory) and the time (the rule).
+    const key = `${studyId}\n${hash('sha256', [...patientIds].sort().join('\n'), 'base64')}`;
+    const last = this.lastTraining.get(key);
+    if (last) {
+      const [{ checksum }]: { checksum: string }[] = await this.db.query(
+        `SELECT md5(coalesce(string_agg(${SLIM_ROW_TEXT}, ',' ORDER BY g.id), '')) AS checksum
+         ${SLIM_ROWS}`,
+        [studyId, patientIds],
+      );
+      if (checksum === last.checksum) {
+        const standing = last.grants.filter(
+          (g) => g.status !== 'ACTIVE' || !this.authenticity.revokedOnLedger(g.id),
+        );
+        return this.trainable(standing, studyId, nodeId);
+      }
+    }
     // Ids, patients and MACs only, each with the patient's settings MAC: rows verified before
     // are recalled by their MAC (GrantAuthenticity.recalled), and only the others read whole.
     const rows: SlimGrantRow[] = await this.db.query(
       `SELECT g.id, g.patient_id AS "patientId", g.mac, s.mac AS "settingMac"
-       FROM consent_grants g LEFT JOIN signed_consent_settings s ON s.patient_id = g.patient_id
-       WHERE g.grantee_type = 'STUDY' AND g.grantee_id = $1 AND g.status = 'ACTIVE'
-         AND g.patient_id = ANY($2::text[])
-       ORDER BY g.id`,
+       ${SLIM_ROWS} ORDER BY g.id`,
       [studyId, patientIds],
     );
     const { grants, unknown } = this.authenticity.recalled(rows);
@@ -195,11 +241,15 @@ export class PolicyDecisionPoint {
     }
     const signedOnly = await this.signedConsent.signedOnlyByMac(settings);
     for (const p of await this.signedConsent.signedOnly(unjoined)) signedOnly.add(p);
-    return this.trainable(
-      grants.filter((g) => g.patientSigned || !signedOnly.has(g.patientId)),
-      studyId,
-      nodeId,
-    );
+    const believed = grants.filter((g) => g.patientSigned || !signedOnly.has(g.patientId));
+    // Remembered only when every row was recalled: a row read whole may be forged, and its
+    // report is due each time it is met.
+    if (!unknown.length) {
+      this.lastTraining.set(key, { checksum: slimChecksum(rows), grants: believed });
+    } else {
+      this.lastTraining.delete(key);
+    }
+    return this.trainable(believed, studyId, nodeId);
   }
 
   /**
