@@ -60,6 +60,15 @@ describe('contributor leaves', () => {
     );
   });
 
+  it('are ordered by UTF-8 bytes, which astral characters sort by unlike UTF-16', () => {
+    // U+1F600 is F0 9F 98 80 in UTF-8 (after EF BC A1, U+FF21), but D83D DE00 in UTF-16 (before).
+    const astral = { contributorId: '\u{1F600}', grantId: 'g' };
+    const fullwidth = { contributorId: '\uFF21', grantId: 'g' };
+    expect(contributorLeaves([astral, fullwidth])).toEqual(
+      [fullwidth, astral].map((c) => contributorLeaf(c)),
+    );
+  });
+
   it('refuse a pair listed twice with different salts, and malformed salts', () => {
     const c = { contributorId: 'p', grantId: 'g' };
     expect(() =>
