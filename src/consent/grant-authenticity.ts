@@ -24,13 +24,13 @@ export interface ProjectedGrant extends ConsentGrant {
 export class GrantAuthenticity {
   private readonly revoked = new Set<string>();
   /**
-   * By grant id, the last row that verified: its MAC and the fields the MAC covers. A row equal
-   * to it in both is that row, so it is believed without recomputing the MAC; any other is
-   * verified.
+   * By grant id, the last row that verified: its MAC and its grant. A row equal to it in the
+   * MAC and in the fields the MAC covers is that row, so it is believed without recomputing
+   * the MAC; any other is verified.
    */
   private readonly verified = new BoundedMap<
     string,
-    { mac: Buffer; fields: RuleFields; grant: Readonly<ProjectedGrant> }
+    { mac: Buffer; grant: Readonly<ProjectedGrant> }
   >(VERIFIED_ROWS);
 
   constructor(private readonly rows: RowAuthenticator) {}
@@ -50,15 +50,16 @@ export class GrantAuthenticity {
     const grant = toRuleGrant(row);
     const fields = ruleFields(grant);
     const known = this.verified.get(row.id);
-    if (known && row.mac && known.mac.equals(row.mac) && sameFields(known.fields, fields)) {
+    if (
+      known &&
+      row.mac &&
+      known.mac.equals(row.mac) &&
+      sameFields(ruleFields(known.grant), fields)
+    ) {
       return grant;
     }
     if (!this.rows.verify('consent-grant/v1', fields, row.mac)) return null;
-    this.verified.set(row.id, {
-      mac: Buffer.from(row.mac!),
-      fields: copyOf(fields),
-      grant: frozenCopy(grant),
-    });
+    this.verified.set(row.id, { mac: Buffer.from(row.mac!), grant: frozenCopy(grant) });
     return grant;
   }
 
@@ -145,13 +146,6 @@ function sameFields(a: RuleFields, b: RuleFields): boolean {
     const y = b[k];
     return Array.isArray(x) ? Array.isArray(y) && sameList(x, y) : x === y;
   });
-}
-
-/** A copy sharing no list with `fields` (whose lists are the grant the caller gets). */
-function copyOf(fields: RuleFields): RuleFields {
-  return Object.fromEntries(
-    Object.entries(fields).map(([k, v]) => [k, Array.isArray(v) ? [...v] : v]),
-  );
 }
 
 /** A grant that shares nothing with `g` and cannot be changed (it is handed out again). */

@@ -32,20 +32,12 @@ const SLIM_ROWS = `FROM consent_grants g
   LEFT JOIN signed_consent_settings s ON s.patient_id = g.patient_id
   WHERE g.grantee_type = 'STUDY' AND g.grantee_id = $1 AND g.status = 'ACTIVE'
     AND g.patient_id = ANY($2::text[])`;
-/** One of those rows as text, for their checksum; slimChecksum writes the same here. */
+/**
+ * One of those rows as text: their checksum (null when there are none) is the MD5 of these,
+ * in order of id, comma-joined. trainingGrants compares it between readings.
+ */
 const SLIM_ROW_TEXT = `g.id || ':' || g.patient_id || ':' || coalesce(encode(g.mac, 'hex'), '')
   || ':' || coalesce(encode(s.mac, 'hex'), '')`;
-
-/** The MD5 the database gives for the same rows (SLIM_ROW_TEXT, in order, comma-joined). */
-function slimChecksum(rows: readonly SlimGrantRow[]): string {
-  const text = rows
-    .map(
-      (r) =>
-        `${r.id}:${r.patientId}:${r.mac?.toString('hex') ?? ''}:${r.settingMac?.toString('hex') ?? ''}`,
-    )
-    .join(',');
-  return hash('md5', text, 'hex');
-}
 
 /** A grant row as trainingGrants reads it, with its patient's settings MAC (null: no row). */
 interface SlimGrantRow {
@@ -53,6 +45,8 @@ interface SlimGrantRow {
   patientId: string;
   mac: Buffer | null;
   settingMac: Buffer | null;
+  /** The checksum of all the rows read (see SLIM_ROW_TEXT), on each. */
+  checksum: string;
 }
 
 /** The patient's signed-only setting, joined to each candidate grant (null: no row). */
@@ -81,7 +75,7 @@ export class PolicyDecisionPoint {
   /** Per study and set of patients asked about: the checksum of the rows and their grants. */
   private readonly lastTraining = new BoundedMap<
     string,
-    { checksum: string; grants: readonly Readonly<ProjectedGrant>[] }
+    { checksum: string | null; grants: readonly Readonly<ProjectedGrant>[] }
   >(TRAINING_SELECTIONS);
 
   constructor(
@@ -196,9 +190,8 @@ export class PolicyDecisionPoint {
     const key = `${studyId}\n${hash('sha256', [...patientIds].sort().join('\n'), 'base64')}`;
     const last = this.lastTraining.get(key);
     if (last) {
-      const [{ checksum }]: { checksum: string }[] = await this.db.query(
-        `SELECT md5(coalesce(string_agg(${SLIM_ROW_TEXT}, ',' ORDER BY g.id), '')) AS checksum
-         ${SLIM_ROWS}`,
+      const [{ checksum }]: { checksum: string | null }[] = await this.db.query(
+        `SELECT md5(string_agg(${SLIM_ROW_TEXT}, ',' ORDER BY g.id)) AS checksum ${SLIM_ROWS}`,
         [studyId, patientIds],
       );
       if (checksum === last.checksum) {
@@ -208,10 +201,13 @@ export class PolicyDecisionPoint {
         return this.trainable(standing, studyId, nodeId);
       }
     }
-    // Ids, patients and MACs only, each with the patient's settings MAC: rows verified before
-    // are recalled by their MAC (GrantAuthenticity.recalled), and only the others read whole.
+    // Ids, patients and MACs only, each with the patient's settings MAC (and the checksum of
+    // them all, in the same snapshot): rows verified before are recalled by their MAC
+    // (GrantAuthenticity.recalled), and only the others read whole.
     const rows: SlimGrantRow[] = await this.db.query(
-      `SELECT g.id, g.patient_id AS "patientId", g.mac, s.mac AS "settingMac"
+      `SELECT g.id, g.patient_id AS "patientId", g.mac, s.mac AS "settingMac",
+         md5(string_agg(${SLIM_ROW_TEXT}, ',') OVER (ORDER BY g.id
+           ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)) AS checksum
        ${SLIM_ROWS} ORDER BY g.id`,
       [studyId, patientIds],
     );
@@ -230,50 +226,19 @@ export class PolicyDecisionPoint {
     }
     // Each unsigned grant's patient's setting, by the MAC read beside the grant (the column
     // it was joined by names the grant's own patient, which `recalled` checks); a patient
-    // whose grant was read whole is asked again.
+    // whose grant was read whole, and so has none here, is asked again.
     const joined = new Map(rows.map((r) => [r.patientId, r.settingMac]));
-    const settings = new Map<string, Buffer | null>();
-    const unjoined: string[] = [];
-    for (const g of grants) {
-      if (g.patientSigned) continue;
-      if (joined.has(g.patientId)) settings.set(g.patientId, joined.get(g.patientId)!);
-      else unjoined.push(g.patientId);
-    }
-    const signedOnly = await this.signedConsent.signedOnlyByMac(settings);
-    for (const p of await this.signedConsent.signedOnly(unjoined)) signedOnly.add(p);
-    const believed = grants.filter((g) => g.patientSigned || !signedOnly.has(g.patientId));
+    const believed = await this.withoutUnsignedOfSignedOnly(grants, (unsigned) =>
+      this.signedConsent.signedOnlyByMac(new Map(unsigned.map((p) => [p, joined.get(p)]))),
+    );
     // Remembered only when every row was recalled: a row read whole may be forged, and its
     // report is due each time it is met.
     if (!unknown.length) {
-      this.lastTraining.set(key, { checksum: slimChecksum(rows), grants: believed });
+      this.lastTraining.set(key, { checksum: rows[0]?.checksum ?? null, grants: believed });
     } else {
       this.lastTraining.delete(key);
     }
     return this.trainable(believed, studyId, nodeId);
-  }
-
-  /**
-   * As trainingGrants, for the patients of one organisation who are not erased (a training
-   * node's selection, every round). The organisation's patients first, then their grants by
-   * the grants' patient index: a join here was planned on statistics from before a cohort's
-   * fresh grants existed and looped over every patient per grant (0.6 s per node at 2,000),
-   * and the study's grants alone would make every node read and authenticate all of them.
-   */
-  async organizationTrainingGrants(
-    studyId: string,
-    organizationId: string,
-    nodeId: string,
-  ): Promise<Map<string, string>> {
-    const members: { id: string }[] = await this.db.query(
-      `SELECT id::text AS id FROM patients WHERE organization_id = $1 AND erased_at IS NULL`,
-      [organizationId],
-    );
-    if (!members.length) return new Map();
-    return this.trainingGrants(
-      studyId,
-      members.map((m) => m.id),
-      nodeId,
-    );
   }
 
   /** Per patient, the first grant (by id) among `grants` the rule lets `nodeId` train under. */
@@ -339,7 +304,9 @@ export class PolicyDecisionPoint {
   ): Promise<ConsentGrant[]> {
     const { grants, forged } = this.authenticity.believed(rows);
     this.reportForged(forged);
-    return this.withoutUnsignedOfSignedOnly(grants, settings);
+    return this.withoutUnsignedOfSignedOnly(grants, (unsigned) =>
+      settings ? this.signedConsent.judge(settings) : this.signedConsent.signedOnly(unsigned),
+    );
   }
 
   private reportForged(forged: readonly ConsentGrantEntity[]): void {
@@ -352,18 +319,16 @@ export class PolicyDecisionPoint {
 
   /**
    * A patient who accepts only signed grants has none unsigned: those from before they turned
-   * it on are treated as absent (the chaincode refuses new ones). Asked only when there are
-   * unsigned grants to judge, from `settings` when the caller read the patients' rows already.
+   * it on are treated as absent (the chaincode refuses new ones). `signedOnlyOf` says which of
+   * the patients with unsigned grants accept only signed ones; asked only when there are some.
    */
-  private async withoutUnsignedOfSignedOnly(
-    grants: ProjectedGrant[],
-    settings?: readonly SettingRow[],
-  ): Promise<ProjectedGrant[]> {
+  private async withoutUnsignedOfSignedOnly<G extends Readonly<ProjectedGrant>>(
+    grants: G[],
+    signedOnlyOf: (unsigned: string[]) => Set<string> | Promise<Set<string>>,
+  ): Promise<G[]> {
     const unsigned = [...new Set(grants.filter((g) => !g.patientSigned).map((g) => g.patientId))];
     if (!unsigned.length) return grants;
-    const signedOnly = settings
-      ? this.signedConsent.judge(settings)
-      : await this.signedConsent.signedOnly(unsigned);
+    const signedOnly = await signedOnlyOf(unsigned);
     return signedOnly.size
       ? grants.filter((g) => g.patientSigned || !signedOnly.has(g.patientId))
       : grants;

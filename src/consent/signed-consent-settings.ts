@@ -86,17 +86,19 @@ export class SignedConsentSettings {
   }
 
   /**
-   * As signedOnly, from each patient's settings MAC as the caller read it (null: no row). A MAC
-   * this process verified for the patient before stands for the setting it covers; the other
-   * patients' rows are read and judged.
+   * As signedOnly, from each patient's settings MAC as the caller read it (null: no row;
+   * undefined: not read). A MAC this process verified for the patient before stands for the
+   * setting it covers; the other patients' rows are read and judged.
    */
-  async signedOnlyByMac(settings: ReadonlyMap<string, Buffer | null>): Promise<Set<string>> {
+  async signedOnlyByMac(
+    settings: ReadonlyMap<string, Buffer | null | undefined>,
+  ): Promise<Set<string>> {
     const out = new Set<string>();
     const unknown: string[] = [];
     for (const [patientId, mac] of settings) {
-      if (!mac) continue;
+      if (mac === null) continue;
       const known = this.verified.get(patientId);
-      if (!known || !known.mac.equals(mac)) unknown.push(patientId);
+      if (!mac || !known || !known.mac.equals(mac)) unknown.push(patientId);
       else if (known.requireSigned) out.add(patientId);
     }
     for (const patientId of await this.signedOnly(unknown)) out.add(patientId);

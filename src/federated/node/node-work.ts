@@ -3,6 +3,7 @@
 // global model, evaluate on a held-out fifth, and sign the manifest of the update.
 import { CompactSign } from 'jose';
 import { hash } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { PolicyDecisionPoint } from '../../consent';
 import { RecordsService } from '../../records';
 import type { FhirResource } from '../../records/fhir';
@@ -116,22 +117,22 @@ export class TrainingExamples {
     nodeId: string,
     at: { runId: string; round: number },
   ): Promise<{ examples: TrainingExample[]; logged: Promise<void> }> {
-    // The patients with a grant, then their records' fingerprints.
-    const grants = await this.pdp.organizationTrainingGrants(study.id, organizationId, nodeId);
-    const fingerprints = await this.records.trainingFingerprints([...grants.keys()]);
+    // The organisation's patients with their records' fingerprints, then those with a grant.
+    const members = await this.records.trainingFingerprints(organizationId);
+    const grants = members.size
+      ? await this.pdp.trainingGrants(study.id, [...members.keys()], nodeId)
+      : new Map<string, string>();
     const key = studyKey(nodeId, study);
     const known = (this.cache && this.studies.get(key)) || new Map<string, CachedPatient>();
-    for (const id of known.keys()) if (!fingerprints.has(id)) known.delete(id);
-    const stale = [...fingerprints.keys()].filter(
-      (id) => known.get(id)?.fingerprint !== fingerprints.get(id),
-    );
+    for (const id of known.keys()) if (!grants.has(id)) known.delete(id);
+    const stale = [...grants.keys()].filter((id) => known.get(id)?.fingerprint !== members.get(id));
     const opened = stale.length ? await this.records.openForTraining(stale) : new Map();
     const definition = { features: study.features, label: study.label, asOf: EXAMPLES_AS_OF };
     for (const id of stale) {
       const { recordIds = [], resources = [] } = opened.get(id) ?? {};
       const built = buildExample(resources as FhirResource[], definition);
       known.set(id, {
-        fingerprint: fingerprints.get(id)!,
+        fingerprint: members.get(id)!,
         recordIds,
         example: built.included ? { id, x: built.x, y: built.y } : null,
       });
@@ -145,7 +146,7 @@ export class TrainingExamples {
     }));
     // Begun on the next turn of the event loop: sealing and chaining a large site's events
     // takes the thread for a while, and the caller hands the examples to training first.
-    const logged = new Promise<void>((resolve) => setImmediate(resolve)).then(() =>
+    const logged = nextTurn().then(() =>
       this.records.logTrainingUse(
         nodeId,
         { studyId: study.id, runId: at.runId, round: at.round },
