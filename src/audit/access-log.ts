@@ -220,18 +220,34 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     return false;
   }
 
-  /** Gives the event its id and seals its reason, if any, under the patient's data key. */
+  /**
+   * Gives the event its id and seals its reason, if any, under the patient's data key. Written
+   * out member by member, every event of the same shape (a round logs hundreds at once).
+   */
   private seal(event: NewAccessEvent, dek: DataKey | undefined): SealedEvent {
     const id = randomUUID();
-    if (event.reason === null) return { ...event, id };
-    if (!dek) throw new Error('no data key to seal an access event reason');
-    return {
-      ...event,
+    let reasonSealed: string | undefined;
+    if (event.reason !== null) {
+      if (!dek) throw new Error('no data key to seal an access event reason');
+      reasonSealed = sealField(dek.key, REASON_LABEL, id, event.reason).toString('base64');
+    }
+    const sealed: SealedEvent = {
       id,
-      reason: null,
-      reasonSealed: sealField(dek.key, REASON_LABEL, id, event.reason).toString('base64'),
-      reasonKeyId: dek.id,
+      actorId: event.actorId,
+      patientId: event.patientId,
+      recordIds: event.recordIds,
+      action: event.action,
+      purpose: event.purpose,
+      decision: event.decision,
+      consentId: event.consentId,
+      breakGlass: event.breakGlass,
+      reason: reasonSealed === undefined ? event.reason : null,
+      reasonSealed,
+      reasonKeyId: reasonSealed === undefined ? undefined : dek!.id,
+      emergencyId: event.emergencyId,
+      actorOrganizationId: event.actorOrganizationId,
     };
+    return sealed;
   }
 
   /** A reason for the patient's eyes: null once erased (the key is gone) or if tampered with. */
@@ -301,7 +317,24 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
       let prev = head.hash;
       const at = new Date().toISOString();
       const rows = events.map((e) => {
-        const content: AccessEventContent = { ...e, seq: ++seq, at };
+        const content: AccessEventContent = {
+          seq: ++seq,
+          id: e.id,
+          actorId: e.actorId,
+          patientId: e.patientId,
+          recordIds: e.recordIds,
+          action: e.action,
+          purpose: e.purpose,
+          decision: e.decision,
+          consentId: e.consentId,
+          breakGlass: e.breakGlass,
+          reason: e.reason,
+          reasonSealed: e.reasonSealed,
+          reasonKeyId: e.reasonKeyId,
+          at,
+          emergencyId: e.emergencyId,
+          actorOrganizationId: e.actorOrganizationId,
+        };
         const hash = eventHash(prev, content);
         const row: ChainedRow = { content, prevHash: prev, hash };
         prev = hash;

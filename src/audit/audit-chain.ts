@@ -62,44 +62,76 @@ const EVENT_MEMBERS = [
 const KNOWN_MEMBERS = new Set<string>(EVENT_MEMBERS);
 
 /**
- * The JCS (RFC 8785) text of an event, as `canonicalize` gives it: written out member by member
- * for an event of the usual shape (its known members, with strings, booleans, finite numbers,
- * null and lists of strings), which is every event the log writes and reads back, at a
- * fraction of the cost; handed to `canonicalize` for anything else.
+ * The JCS (RFC 8785) text of an event, as `canonicalize` gives it. An event of the usual shape
+ * (its known members, holding strings, booleans, finite numbers, null or lists of strings),
+ * which is every event the log writes and reads back, is one JSON.stringify of its members
+ * copied in JCS order: for such values JSON.stringify writes what JCS does, and leaves out
+ * absent (undefined) members as JCS does. Anything else is handed to `canonicalize`.
  */
 export function canonicalEvent(event: AccessEventContent): string {
   const e = event as unknown as Record<string, unknown>;
-  for (const k of Object.keys(e)) {
+  for (const k in e) {
     if (!KNOWN_MEMBERS.has(k) && e[k] !== undefined) return canonicalize(event)!;
   }
-  let out = '';
-  for (const k of EVENT_MEMBERS) {
-    const v = e[k];
-    if (v === undefined) continue;
-    const text = plainJson(v);
-    if (text === undefined) return canonicalize(event)!;
-    out += `${out ? ',' : ''}"${k}":${text}`;
+  if (
+    !plain(e.action) ||
+    !plain(e.actorId) ||
+    !plain(e.actorOrganizationId) ||
+    !plain(e.at) ||
+    !plain(e.breakGlass) ||
+    !plain(e.consentId) ||
+    !plain(e.decision) ||
+    !plain(e.emergencyId) ||
+    !plain(e.id) ||
+    !plain(e.patientId) ||
+    !plain(e.purpose) ||
+    !plain(e.reason) ||
+    !plain(e.reasonKeyId) ||
+    !plain(e.reasonSealed) ||
+    !(plain(e.recordIds) || strings(e.recordIds)) ||
+    !plain(e.seq)
+  ) {
+    return canonicalize(event)!;
   }
-  return `{${out}}`;
+  // Literal order is JCS order (EVENT_MEMBERS); JSON.stringify keeps it for string keys.
+  return JSON.stringify({
+    action: e.action,
+    actorId: e.actorId,
+    actorOrganizationId: e.actorOrganizationId,
+    at: e.at,
+    breakGlass: e.breakGlass,
+    consentId: e.consentId,
+    decision: e.decision,
+    emergencyId: e.emergencyId,
+    id: e.id,
+    patientId: e.patientId,
+    purpose: e.purpose,
+    reason: e.reason,
+    reasonKeyId: e.reasonKeyId,
+    reasonSealed: e.reasonSealed,
+    recordIds: e.recordIds,
+    seq: e.seq,
+  });
 }
 
-/** JSON of a primitive or a list of strings (what JCS gives for them), else undefined. */
-function plainJson(v: unknown): string | undefined {
+/** A value JSON.stringify writes as JCS does, or leaves out as JCS does (undefined). */
+function plain(v: unknown): boolean {
   switch (typeof v) {
     case 'string':
     case 'boolean':
-      return JSON.stringify(v);
+    case 'undefined':
+      return true;
     case 'number':
-      return Number.isFinite(v) ? JSON.stringify(v) : undefined;
-    case 'object':
-      if (v === null) return 'null';
-      if (Array.isArray(v) && v.every((x) => typeof x === 'string')) {
-        return `[${v.map((x) => JSON.stringify(x)).join(',')}]`;
-      }
-      return undefined;
+      return Number.isFinite(v);
     default:
-      return undefined;
+      return v === null;
   }
+}
+
+function strings(v: unknown): boolean {
+  if (!Array.isArray(v)) return false;
+  for (const x of v) if (typeof x !== 'string') return false;
+  return true;
 }
 
 export interface ChainedEvent extends AccessEventContent {
