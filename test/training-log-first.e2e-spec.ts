@@ -108,6 +108,43 @@ describe('a training node and its access log', () => {
     expect(rows).toHaveLength(0);
   });
 
+  it('reads every site’s examples before it logs any site’s use', async () => {
+    // A large site's events held the thread and the database while the small sites waited
+    // to read; now the sites read first, train meanwhile, and the uses are logged after.
+    const { app, start } = await cohortStudy(3);
+    const order: string[] = [];
+    const records = app.get(RecordsService);
+    const logUse = records.logTrainingUse.bind(records);
+    jest.spyOn(records, 'logTrainingUse').mockImplementation((node, round, uses) => {
+      order.push(`log ${round.round}`);
+      return logUse(node, round, uses);
+    });
+    const examples = app.get(LocalTrainingNodes).examples;
+    const select = examples.select.bind(examples);
+    jest.spyOn(examples, 'select').mockImplementation(async (...args) => {
+      const selected = await select(...args);
+      order.push(`read ${args[3].round}`);
+      return selected;
+    });
+    const closed = new Promise<string>((resolve) =>
+      app.get(Coordinator).events.on('round', (e: { round: number; status: string }) => {
+        if (e.round === 2) resolve(e.status);
+      }),
+    );
+    await start(2);
+    expect(await closed).toBe('CLOSED');
+    for (const round of [1, 2]) {
+      // One node per organisation (the instance's own included): each reads, then all log.
+      const mine = order.filter((o) => o.endsWith(` ${round}`));
+      const reads = mine.filter((o) => o.startsWith('read')).length;
+      expect(reads).toBeGreaterThanOrEqual(3);
+      expect(mine).toEqual([
+        ...Array(reads).fill(`read ${round}`),
+        ...Array(reads).fill(`log ${round}`),
+      ]);
+    }
+  });
+
   it('lets the other nodes train and submit when one node cannot read its examples', async () => {
     const { app, start, db } = await cohortStudy(2);
     const nodes = app.get(LocalTrainingNodes);

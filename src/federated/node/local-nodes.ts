@@ -113,8 +113,13 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     // Settled here too: when no node has examples, nothing else awaits it.
     model.catch(() => undefined);
     // One read at a time (a first round's decrypts a cohort's records, and several at once
-    // would queue for the connection pool), each running ahead of the training.
+    // would queue for the connection pool), each running ahead of the training. The logging of
+    // the examples' use begins once every node has read: a large site's events would otherwise
+    // hold this thread and the database while the smaller sites wait to read and train.
     let previous: Promise<unknown> = Promise.resolve();
+    let allRead!: () => void;
+    const logAfter = new Promise<void>((resolve) => (allRead = resolve));
+    const reads: Promise<unknown>[] = [];
     const work = due.map((node) => {
       const read = previous.then(async () => {
         const started = performance.now();
@@ -123,10 +128,12 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
           study,
           node.id,
           { runId, round },
+          logAfter,
         );
         return { list: examples, logged, readMs: performance.now() - started };
       });
       previous = read.catch(() => undefined);
+      reads.push(previous);
       return read.then(async ({ list, logged, readMs }) => {
         if (this.stopped || list.length === 0) return logged;
         const fetched = performance.now();
@@ -141,6 +148,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
         return submit ?? undefined;
       });
     });
+    void Promise.all(reads).then(allRead);
     await Promise.allSettled(work);
     await Promise.all(work);
   }

@@ -110,12 +110,14 @@ export class TrainingExamples {
    * soon as they are ready, with the logging of their use (each patient's access log says
    * which run and round used their records) still under way in `logged`: a node trains
    * meanwhile, and prepareUpdate returns nothing learnt from them before `logged` settles.
+   * The logging begins once `logAfter` settles (by default on the next turn of the event loop).
    */
   async select(
     organizationId: string,
     study: Pick<StudySettings, 'id' | 'features' | 'label'>,
     nodeId: string,
     at: { runId: string; round: number },
+    logAfter: PromiseLike<unknown> = nextTurn(),
   ): Promise<{ examples: TrainingExample[]; logged: Promise<void> }> {
     // The organisation's patients with their records' fingerprints, then those with a grant.
     const members = await this.records.trainingFingerprints(organizationId);
@@ -144,9 +146,9 @@ export class TrainingExamples {
       recordIds: p.recordIds,
       grantId: grants.get(patientId)!,
     }));
-    // Begun on the next turn of the event loop: sealing and chaining a large site's events
-    // takes the thread for a while, and the caller hands the examples to training first.
-    const logged = nextTurn().then(() =>
+    // Begun later (`logAfter`): sealing and chaining a large site's events takes the thread for
+    // a while, and the caller hands the examples to training first.
+    const logged = Promise.resolve(logAfter).then(() =>
       this.records.logTrainingUse(
         nodeId,
         { studyId: study.id, runId: at.runId, round: at.round },
