@@ -217,9 +217,7 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
       for (const runId of [stuck, fine]) {
         for (const k of [0, 1]) {
           const { jws, body } = await update(k, runId, 1);
-          const run = (await coordinator().get(runId))!;
-          const study = (await repo().study(run.studyId))!;
-          await app().get(UpdateIntake).receive(run, study, 1, jws, body);
+          await app().get(UpdateIntake).receive(runId, 1, jws, body);
         }
       }
       expect((await roundStatus(stuck, 1)).status).toBe('OPEN');

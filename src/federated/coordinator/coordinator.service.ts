@@ -153,9 +153,7 @@ export class Coordinator {
     manifestJws: string | undefined,
     body: Buffer,
   ): Promise<SubmissionResult> {
-    const run = await this.requireRun(runId);
-    const study = await this.studyOf(run);
-    const result = await this.intake.receive(run, study, round, manifestJws, body);
+    const { result, study } = await this.intake.receive(runId, round, manifestJws, body);
     if (
       result.status === UpdateStatus.ACCEPTED &&
       (await this.repo.acceptedCount(runId, round)) >= study.minNodes

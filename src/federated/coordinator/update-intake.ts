@@ -9,9 +9,10 @@ import { createHash, randomUUID } from 'node:crypto';
 import { PolicyDecisionPoint } from '../../consent';
 import { parameterCount } from '../model/architecture';
 import { BoundedMap } from '../../common/bounded-map';
+import { NotFoundError } from '../../common/errors';
 import type { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
-import { NodeMetrics, RunRepository } from './run-repository';
-import { RunStatus, TrainingRunModel, UpdateStatus } from './run.model';
+import { IntakeContext, NodeMetrics, RunRepository } from './run-repository';
+import { RunStatus, UpdateStatus } from './run.model';
 
 const SHA256 = /^[0-9a-f]{64}$/;
 const MAX_CONTRIBUTORS = 100_000;
@@ -50,36 +51,49 @@ export class UpdateIntake {
     private readonly pdp: PolicyDecisionPoint,
   ) {}
 
-  /** Checks and records one update, accepted or rejected. */
+  /**
+   * Checks and records one update, accepted or rejected, with the study it is for. The run, the
+   * node the manifest claims, the round's state and the node's earlier update are read in one
+   * query; a missing run or study is NOT_FOUND and records nothing.
+   */
   async receive(
-    run: TrainingRunModel,
-    study: StudyEntity,
+    runId: string,
     round: number,
     manifestJws: string | undefined,
     body: Buffer,
-  ): Promise<SubmissionResult> {
+  ): Promise<{ result: SubmissionResult; study: StudyEntity }> {
+    // Which node the manifest claims, read before it is verified (so that its row comes with
+    // the run's); a missing or undecodable manifest is rejected once the run is known.
     let claimedNode = 'unknown';
-    let manifest: Manifest | undefined;
-    try {
-      if (!manifestJws) throw new Rejection('missing X-Custodia-Manifest header');
+    let unreadable: Rejection | undefined;
+    if (!manifestJws) unreadable = new Rejection('missing X-Custodia-Manifest header');
+    else {
       try {
         claimedNode = String(decodeJwt(manifestJws).nodeId ?? 'unknown').slice(
           0,
           NODE_ID_IN_REASON,
         );
       } catch {
-        throw new Rejection('manifest is not a compact JWS');
+        unreadable = new Rejection('manifest is not a compact JWS');
       }
-      manifest = await this.verifiedManifest(manifestJws, claimedNode);
-      await this.check(run, study, round, manifest, body);
+    }
+    const context = await this.repo.intakeContext(runId, round, claimedNode);
+    if (!context) throw new NotFoundError('No training run with that id.');
+    const study = await this.repo.study(context.run.studyId);
+    if (!study) throw new NotFoundError('No study with that id.');
+    let manifest: Manifest | undefined;
+    try {
+      if (unreadable) throw unreadable;
+      manifest = await this.verifiedManifest(manifestJws!, context.node);
+      this.check(context, study, round, manifest, body);
       const grantIds = await this.trainingGrants(study.id, manifest.contributors, manifest.nodeId);
-      return await this.accept(run.id, round, manifest, body, grantIds);
+      return { result: await this.accept(runId, round, manifest, body, grantIds), study };
     } catch (e) {
       if (!(e instanceof Rejection)) throw e;
       const id = randomUUID();
       await this.repo.insertUpdate({
         id,
-        runId: run.id,
+        runId,
         round,
         nodeId: manifest?.nodeId ?? claimedNode,
         status: UpdateStatus.REJECTED,
@@ -87,12 +101,11 @@ export class UpdateIntake {
         numExamples: Number.isSafeInteger(manifest?.numExamples) ? manifest!.numExamples : 0,
         updateSha256: manifest?.updateSha256 ?? null,
       });
-      return { id, status: UpdateStatus.REJECTED, reason: e.message };
+      return { result: { id, status: UpdateStatus.REJECTED, reason: e.message }, study };
     }
   }
 
-  private async verifiedManifest(jws: string, nodeId: string): Promise<Manifest> {
-    const node = await this.repo.node(nodeId);
+  private async verifiedManifest(jws: string, node: TrainingNodeEntity | null): Promise<Manifest> {
     if (!node || node.revokedAt) throw new Rejection('node is not registered');
     let payload: Uint8Array;
     try {
@@ -132,18 +145,18 @@ export class UpdateIntake {
     return key;
   }
 
-  private async check(
-    run: TrainingRunModel,
+  private check(
+    context: IntakeContext,
     study: StudyEntity,
     round: number,
     m: Manifest,
     body: Buffer,
-  ): Promise<void> {
-    if (m.runId !== run.id || m.round !== round) {
+  ): void {
+    if (m.runId !== context.run.id || m.round !== round) {
       throw new Rejection('manifest names another run or round');
     }
-    const state = await this.repo.intakeState(run.id, round, m.nodeId);
-    if (run.status !== RunStatus.RUNNING || !state.open) throw new Rejection('round is not open');
+    if (context.run.status !== RunStatus.RUNNING || !context.open)
+      throw new Rejection('round is not open');
     if (createHash('sha256').update(body).digest('hex') !== m.updateSha256) {
       throw new Rejection('body does not match its hash');
     }
@@ -153,7 +166,7 @@ export class UpdateIntake {
     const values = new Float32Array(body.buffer, body.byteOffset, body.length / 4);
     if (!values.every(Number.isFinite)) throw new Rejection('update holds non-finite values');
     // A concurrent duplicate that passes here is caught by the unique index on insert.
-    if (state.accepted) throw duplicate();
+    if (context.accepted) throw duplicate();
   }
 
   /** The grant under which each contributor may be trained on; rejects if any has none. */
