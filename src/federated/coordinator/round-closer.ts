@@ -151,8 +151,14 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
    * of it after), or was no longer open.
    */
   private async prepare(row: RoundRow): Promise<RoundRow['pending']> {
-    const study = await this.study(row.studyId);
-    const updates = await this.repo.acceptedUpdates(row.runId, row.round);
+    // The study (cached), the round's updates and the model they start from, read together;
+    // the model is read before it is known to be needed (a round short of its quorum drops it).
+    const parentRead = this.repo.version(row.runId, row.round - 1);
+    parentRead.catch(() => undefined); // awaited below, or dropped with the round
+    const [study, updates] = await Promise.all([
+      this.study(row.studyId),
+      this.repo.acceptedUpdates(row.runId, row.round),
+    ]);
     // One query for every contributor of the round (a STUDY grant names the study, not a node).
     const grants = await this.pdp.trainingGrants(
       study.id,
@@ -184,7 +190,7 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
       }
       return null;
     }
-    const parent = await this.repo.version(row.runId, row.round - 1);
+    const parent = await parentRead;
     if (!parent) throw new Error(`the model before round ${row.round} is missing`);
     const strategy = createStrategy(study.strategy, { privacy: studyPrivacy(study) });
     if (row.runStrategyState) strategy.restore(parseStrategyState(row.runStrategyState));
