@@ -4,10 +4,10 @@ import { ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import http, { Agent, IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { freePort } from '../src/common/free-port';
 
 const ROOT = join(__dirname, '..');
 const BIN = join(ROOT, 'bin', 'custodia.js');
@@ -122,17 +122,6 @@ function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise
     );
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function dataDir(): Promise<string> {

@@ -7,11 +7,11 @@ import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { Client } from 'pg';
+import { freePort } from '../common/free-port';
 import { clusterUrl, socketDirOf } from './cluster-url';
 import {
   isPostmasterOf,
@@ -96,7 +96,6 @@ export class EmbeddedPostgresServer {
     await this.claim();
     try {
       this.password = await readOrCreateSecret(join(dir, 'pg-password'));
-      const port = this.options.port ?? (await freePort());
       if (!existsSync(join(pgData, 'PG_VERSION'))) {
         await rm(pgData, { recursive: true, force: true });
         await initialise(pgData, this.password, this.log);
@@ -105,6 +104,8 @@ export class EmbeddedPostgresServer {
       }
       await this.clearLeftovers();
       this.stopping = false;
+      // Picked only now, after initdb, so that the port stays free for as short a time as can be.
+      const port = this.options.port ?? (await freePort());
       await this.launch(port);
       this.port = port;
     } catch (e) {
@@ -320,17 +321,4 @@ async function readOrCreateSecret(file: string): Promise<string> {
   await writeFile(file, secret + '\n', { mode: 0o600 });
   await chmod(file, 0o600);
   return secret;
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
