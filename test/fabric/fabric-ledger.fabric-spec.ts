@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, Server, Socket } from 'node:net';
 import { AddressInfo } from 'node:net';
 import { CustodiaError } from '../../src/common/errors';
+import { freePort } from '../../src/common/free-port';
 import { FabricLedger } from '../../src/ledger/fabric';
 import { Checkpoint, ContractName, LedgerEvent } from '../../src/ledger/ledger.port';
 import { orgConfig } from './network';
@@ -352,15 +353,6 @@ describe('FabricLedger on a native Fabric network', () => {
     });
   });
 });
-
-/** A loopback port with nothing listening on it. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** A loopback server that accepts connections and never says a word (a hung peer). */
 async function silentServer(): Promise<{ port: number; close(): Promise<void> }> {

@@ -203,44 +203,26 @@ export class RunRepository {
   }
 
   /**
-   * What taking in one update reads, in one query: the run, the node its manifest names (its
-   * row, revocation and all), whether the round is open, and whether that node already has an
-   * accepted update in it. Null when there is no such run.
+   * What taking in one update reads: the run, whether the round is open and whether the node
+   * its manifest names already has an accepted update in it (one query), and that node's row,
+   * revocation and all (read at the same time). Null when there is no such run.
    */
   async intakeContext(runId: string, round: number, nodeId: string): Promise<IntakeContext | null> {
     if (!isUuid(runId)) return null;
-    const [row] = (await this.db.query(
-      `SELECT t.*, r.status = 'OPEN' AS round_open,
-              EXISTS (SELECT 1 FROM model_updates u WHERE u.run_id = t.id AND u.round = $2
-                        AND u.node_id = $3 AND u.status = 'ACCEPTED') AS node_accepted,
-              n.id AS node_id, n.organization_id AS node_organization_id, n.name AS node_name,
-              n.public_key AS node_public_key, n.key_thumbprint AS node_key_thumbprint,
-              n.registered_by AS node_registered_by, n.created_at AS node_created_at,
-              n.revoked_at AS node_revoked_at
-       FROM training_runs t
-       LEFT JOIN training_rounds r ON r.run_id = t.id AND r.round = $2
-       LEFT JOIN training_nodes n ON n.id = $4::uuid
-       WHERE t.id = $1`,
-      [runId, round, nodeId, isUuid(nodeId) ? nodeId : null],
-    )) as (RunDbRow & IntakeDbRow)[];
+    const [[row], node] = await Promise.all([
+      this.db.query(
+        `SELECT t.*, r.status = 'OPEN' AS round_open,
+                EXISTS (SELECT 1 FROM model_updates u WHERE u.run_id = t.id AND u.round = $2
+                          AND u.node_id = $3 AND u.status = 'ACCEPTED') AS node_accepted
+         FROM training_runs t
+         LEFT JOIN training_rounds r ON r.run_id = t.id AND r.round = $2
+         WHERE t.id = $1`,
+        [runId, round, nodeId],
+      ) as Promise<(RunDbRow & { round_open: boolean | null; node_accepted: boolean })[]>,
+      isUuid(nodeId) ? this.db.getRepository(TrainingNodeEntity).findOneBy({ id: nodeId }) : null,
+    ]);
     if (!row) return null;
-    return {
-      run: toRun(row),
-      node: row.node_id
-        ? {
-            id: row.node_id,
-            organizationId: row.node_organization_id,
-            name: row.node_name,
-            publicKey: row.node_public_key,
-            keyThumbprint: row.node_key_thumbprint,
-            registeredBy: row.node_registered_by,
-            createdAt: row.node_created_at,
-            revokedAt: row.node_revoked_at,
-          }
-        : null,
-      open: row.round_open === true,
-      accepted: row.node_accepted,
-    };
+    return { run: toRun(row), node, open: row.round_open === true, accepted: row.node_accepted };
   }
 
   /** Rounds open now, with whether `nodeId` has already sent its update. */
@@ -591,19 +573,6 @@ export interface IntakeContext {
   open: boolean;
   /** Whether that node already has an accepted update in the round. */
   accepted: boolean;
-}
-
-interface IntakeDbRow {
-  round_open: boolean | null;
-  node_accepted: boolean;
-  node_id: string | null;
-  node_organization_id: string;
-  node_name: string;
-  node_public_key: TrainingNodeEntity['publicKey'];
-  node_key_thumbprint: string;
-  node_registered_by: string;
-  node_created_at: Date;
-  node_revoked_at: Date | null;
 }
 
 interface RunDbRow {

@@ -155,8 +155,9 @@ export class UpdateIntake {
     if (m.runId !== context.run.id || m.round !== round) {
       throw new Rejection('manifest names another run or round');
     }
-    if (context.run.status !== RunStatus.RUNNING || !context.open)
+    if (context.run.status !== RunStatus.RUNNING || !context.open) {
       throw new Rejection('round is not open');
+    }
     if (createHash('sha256').update(body).digest('hex') !== m.updateSha256) {
       throw new Rejection('body does not match its hash');
     }
