@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { initialWeights } from './architecture';
 import { initTensorFlow } from './backend';
+import { createNetwork, disposeNetwork, flatten, logits, variablesOf } from './model';
 import {
   evaluate,
   trainCentralised,
@@ -68,6 +69,52 @@ describe('local training', () => {
       mu,
     });
     Array.from(weights).forEach((v, k) => expect(v).toBeCloseTo(w[k], 5));
+  });
+
+  it('takes the steps that TF.js’s tape and SGD take, through the MLP’s relu layer too', async () => {
+    // The reference: the loss written out and differentiated by the tape, stepped by
+    // tf.train.sgd. Full batches, so that the visiting order does not matter.
+    const mu = 0.3;
+    const learningRate = 0.2;
+    const global = initialWeights('MLP', 2, 5);
+    const network = createNetwork('MLP', 2, global);
+    const anchors = variablesOf(network).map((v) => tf.clone(v));
+    const optimizer = tf.train.sgd(learningRate);
+    const x = tf.tensor2d(examples.x);
+    const y = tf.tensor1d(examples.y);
+    for (let step = 0; step < 6; step++) {
+      optimizer.minimize(
+        () => {
+          const z = logits(network, x);
+          const logLoss = tf.mean(
+            tf.add(tf.sub(tf.relu(z), tf.mul(y, z)), tf.log1p(tf.exp(tf.neg(tf.abs(z))))),
+          );
+          const proximal = tf.addN(
+            variablesOf(network).map((v, i) => tf.sum(tf.squaredDifference(v, anchors[i]))),
+          );
+          return tf.add(logLoss, tf.mul(mu / 2, proximal)) as tf.Scalar;
+        },
+        false,
+        variablesOf(network),
+      );
+    }
+    const expected = flatten(network);
+    optimizer.dispose();
+    tf.dispose([x, y, ...anchors]);
+    disposeNetwork(network);
+
+    const { weights } = await trainLocal({
+      ...base,
+      preset: 'MLP',
+      globalWeights: global,
+      epochs: 6,
+      batchSize: examples.x.length,
+      learningRate,
+      mu,
+    });
+    // Some coordinates move by 0.1 or more over the six steps: a wrong gradient shows.
+    expect(distance(weights, global)).toBeGreaterThan(0.1);
+    Array.from(weights).forEach((v, k) => expect(v).toBeCloseTo(expected[k], 5));
   });
 
   it('gives the same weights for the same inputs and seed, and others for another seed', async () => {
