@@ -62,6 +62,8 @@ interface Queued {
 export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(AccessLog.name);
   private queue: Queued[] = [];
+  /** Groups being sealed (their reasons' keys read): each settles once queued, or failed. */
+  private readonly sealing = new Set<Promise<void>>();
   private writing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private anchoring?: Promise<void>;
@@ -122,17 +124,25 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
    * so all or none), and the promise resolves once every one is committed. For a caller that
    * logs many uses at once, such as a training node's patients in a round.
    */
-  async recordGroup(events: readonly NewAccessEvent[]): Promise<void> {
-    if (events.length === 0) return;
+  recordGroup(events: readonly NewAccessEvent[]): Promise<void> {
+    if (events.length === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const queued = this.sealAll(events).then((sealed) => {
+        this.queue.push({ events: sealed, resolve, reject });
+        if (!this.writing) this.writing = this.drain();
+      }, reject);
+      this.sealing.add(queued);
+      void queued.finally(() => this.sealing.delete(queued));
+    });
+  }
+
+  /** The events sealed, each reason under its patient's data key. */
+  private async sealAll(events: readonly NewAccessEvent[]): Promise<SealedEvent[]> {
     const withReason = events.filter((e) => e.reason !== null).map((e) => e.patientId);
     const keys = withReason.length
       ? await this.keys.liveKeys(withReason)
       : new Map<string, DataKey>();
-    const sealed = events.map((e) => this.seal(e, keys.get(e.patientId)));
-    return new Promise((resolve, reject) => {
-      this.queue.push({ events: sealed, resolve, reject });
-      if (!this.writing) this.writing = this.drain();
-    });
+    return events.map((e) => this.seal(e, keys.get(e.patientId)));
   }
 
   async page(
@@ -286,6 +296,9 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
 
   private async drain(): Promise<void> {
     try {
+      // Groups still reading their keys when a write begins join it rather than the next
+      // one: a round's nodes log at once, and each INSERT waits for the one before it.
+      await this.sealed();
       while (this.queue.length) {
         const batch = this.queue;
         this.queue = [];
@@ -298,10 +311,16 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
           batch.forEach((q) => q.reject(e));
         }
         if (crossed) void this.anchorHead();
+        await this.sealed();
       }
     } finally {
       this.writing = undefined;
     }
+  }
+
+  /** Settles once the groups being sealed now are queued (or failed); later ones not awaited. */
+  private async sealed(): Promise<void> {
+    if (this.sealing.size) await Promise.all([...this.sealing]);
   }
 
   /**
