@@ -1,7 +1,7 @@
 // Amendments and history: versions in order, each anchored and verified on its own, stale
 // writes refused, consent for writing and for reading every version, tampering detected.
 import { codes, TestApi } from './helpers/test-api';
-import { condition, LOINC, observation } from './helpers/fhir';
+import { condition, LOINC, observation, vitalSign } from './helpers/fhir';
 import { corpusResource } from './helpers/fhir-corpus';
 import { EmbeddedLedger, Ledger, LEDGER } from '../src/ledger';
 import { RecordAnchoring } from '../src/records';
@@ -340,6 +340,48 @@ describe('record amendments and history', () => {
       expect(rows).toEqual([{ action: 'WRITE', decision: 'PERMIT', consent_id: grantId }]);
       // The patient sees it as theirs.
       expect((await history(res.data!.createRecord.id)).data!.recordHistory).toHaveLength(1);
+    });
+
+    it('refuses a grantee who files a record under another category than its own', async () => {
+      const CREATE_LABELLED = `mutation($input: CreateRecordInput!) { createRecord(input: $input) {
+        id category } }`;
+      const vitals = await api.token('dr-vitals-writer', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-vitals-writer', {
+        actions: ['WRITE'],
+        resourceTypes: ['Observation'],
+        categories: ['vital-signs'],
+      });
+      const filed = (token: string, resource: Record<string, unknown>, category?: string) =>
+        api.gql<{ createRecord: { id: string; category: string } }>(
+          CREATE_LABELLED,
+          { input: { resource, patientId: aliceId, ...(category ? { category } : {}) } },
+          token,
+        );
+      const before = Number(
+        (await api.db.query('SELECT count(*) FROM records WHERE patient_id = $1', [aliceId]))
+          .rows[0].count,
+      );
+      // A lab result is outside the grant, and relabelling it as vital-signs does not bring
+      // it inside: the grant's category scope would no longer hold.
+      expect(codes(await filed(vitals, observation('2345-7', 5.1)))).toEqual(['CONSENT_REQUIRED']);
+      expect(codes(await filed(vitals, observation('2345-7', 5.1), 'vital-signs'))).toEqual([
+        'FORBIDDEN',
+      ]);
+      // Nor may a vital sign be filed under another category the grantee makes up.
+      expect(codes(await filed(vitals, vitalSign(), 'social-history'))).toEqual(['FORBIDDEN']);
+      expect(
+        Number(
+          (await api.db.query('SELECT count(*) FROM records WHERE patient_id = $1', [aliceId]))
+            .rows[0].count,
+        ),
+      ).toBe(before);
+      // Naming its own category is fine; the patient may relabel their own records.
+      const ok = await filed(vitals, vitalSign(), 'vital-signs');
+      expect(ok.errors).toBeUndefined();
+      expect(ok.data!.createRecord.category).toBe('vital-signs');
+      const own = await filed(alice, observation('2345-7', 5.1), 'vital-signs');
+      expect(own.errors).toBeUndefined();
+      expect(own.data!.createRecord.category).toBe('vital-signs');
     });
 
     it('never surfaces a Condition’s history under a grant for Observations only', async () => {

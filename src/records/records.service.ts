@@ -10,6 +10,7 @@ import { DataSource } from 'typeorm';
 import { Actor } from '../auth';
 import {
   ConsentRequiredError,
+  ForbiddenError,
   InternalError,
   LedgerUnavailableError,
   NotFoundError,
@@ -88,7 +89,17 @@ export class RecordsService {
       'input.patientId',
     );
     const resource = validatePatientResource(input.resource, own);
-    const category = checkedCategory(input.category ?? deriveCategory(resource), 'input.category');
+    const ownCategory = deriveCategory(resource);
+    const category = checkedCategory(input.category ?? ownCategory, 'input.category');
+    // Only the patient files a record under another category than the one it carries: a
+    // grantee relabelling (say a lab result as vital-signs) would slip it past the category
+    // scope of their own grant, and of every other grant the patient gave.
+    if (decision.basis.kind !== 'self' && ownCategory !== null && category !== ownCategory) {
+      await this.access.logDenied(actor, decision, own, []);
+      throw new ForbiddenError(
+        'Only the patient can file a record under another category than the one it carries; leave category out.',
+      );
+    }
     const restricted =
       labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
     const sensitivity = restricted ? 'RESTRICTED' : 'NORMAL';
