@@ -160,9 +160,19 @@ export class PatientsService implements OnApplicationBootstrap {
           settingsMac: this.settingsMac(id, true),
         });
         if (name !== undefined) await this.storeName(m, id, name);
-        await m
-          .getRepository(UserEntity)
-          .insert({ subject: actor.id, patientId: id, mac: this.linkMac(actor.id, id) });
+        // A subject whose earlier profile was erased keeps its row, unlinked: it is linked
+        // to the new profile. A row still linked means a concurrent registration won (23505).
+        const linked: unknown[] = await m.query(
+          `INSERT INTO users (subject, patient_id, mac) VALUES ($1, $2, $3)
+           ON CONFLICT (subject) DO UPDATE SET patient_id = EXCLUDED.patient_id,
+             mac = EXCLUDED.mac, created_at = now()
+           WHERE users.patient_id IS NULL
+           RETURNING subject`,
+          [actor.id, id, this.linkMac(actor.id, id)],
+        );
+        if (linked.length !== 1) {
+          throw Object.assign(new Error('subject already linked'), { code: '23505' });
+        }
         return id;
       });
       this.links.set(actor.id, id);

@@ -134,6 +134,33 @@ export function erasureSuite(ledger: LedgerUnderTest): void {
       expect(check.verifyAccessLog.permitsJustified).toBeGreaterThan(0);
     });
 
+    it('lets the erased account register again, as a new patient with nothing of the old', async () => {
+      const again = await api.gql<{ registerPatient: { id: string; displayName: string } }>(
+        'mutation { registerPatient(displayName: "Erin again") { id displayName } }',
+        {},
+        patient,
+      );
+      expect(again.errors).toBeUndefined();
+      const newId = again.data!.registerPatient.id;
+      expect(newId).not.toBe(patientId);
+      expect(again.data!.registerPatient.displayName).toBe('Erin again');
+      // Registering once more answers the same profile; the old one stays erased and unreadable.
+      const same = await api.ok<{ registerPatient: { id: string } }>(
+        'mutation { registerPatient { id } }',
+        {},
+        patient,
+      );
+      expect(same.registerPatient.id).toBe(newId);
+      const me = await api.ok<{ me: { patientId: string } }>('{ me { patientId } }', {}, patient);
+      expect(me.me.patientId).toBe(newId);
+      expect(
+        (await api.ok<{ records: { items: unknown[] } }>(LIST, { p: newId }, patient)).records
+          .items,
+      ).toEqual([]);
+      expect(codes(await api.gql(LIST, { p: patientId }, patient))).toEqual(['CONSENT_REQUIRED']);
+      expect(codes(await api.gql(LIST, { p: newId }, doctor))).toEqual(['CONSENT_REQUIRED']);
+    });
+
     itNeeds(
       ledger,
       'chain-in-database',
