@@ -360,6 +360,20 @@ describe('input errors', () => {
     it('answers a syntax error without quoting the string it stumbled on', () =>
       refused(() => post(`{ me "${MARK}" }`), { status: 400, message: /^Syntax Error/ }));
 
+    it('answers a subscription (this API has none) with 400, unauthenticated or not', async () => {
+      await refused(() => post('subscription { me { id } }'), {
+        status: 400,
+        message: /no subscription operations/,
+      });
+      const anonymous = await fetch(`${api.url}/graphql`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ query: 'subscription { me { id } }' }),
+      });
+      expect(anonymous.status).toBe(400);
+      expect((await anonymous.json()).errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    });
+
     it('answers a GET with a syntax error with 400', () =>
       refused(() => get('{ me { id '), { status: 400 }));
 
