@@ -10,7 +10,7 @@ const DATE_TIME =
 
 /** What an instant must be, for messages that refuse one (`${field} must be ${INSTANT_RULE}`). */
 export const INSTANT_RULE =
-  'an RFC 3339 date-time with its time zone (such as 2030-01-01T09:00:00Z), on a real calendar day between the years 0001 and 9999';
+  'an RFC 3339 date-time with its time zone (such as 2030-01-01T09:00:00Z) or a date (2030-01-01, read as midnight UTC), on a real calendar day between the years 0001 and 9999';
 
 /** The instant `text` names, or an invalid Date (NaN) when it is not one as described above. */
 export function parseInstant(text: string): Date {
@@ -25,6 +25,17 @@ export function parseInstant(text: string): Date {
     if (m[8] !== undefined && (Number(m[8]) > 23 || Number(m[9]) > 59)) return new Date(NaN);
   }
   return new Date(text);
+}
+
+/**
+ * False when `text` starts with a full date (YYYY-MM-DD, as FHIR's date, dateTime and instant
+ * do) that the calendar has not, such as 2019-02-30; true otherwise (partial dates included).
+ */
+export function onRealCalendarDay(text: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2})/.exec(text);
+  if (!m) return true;
+  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysIn(year, month);
 }
 
 function daysIn(year: number, month: number): number {

@@ -388,4 +388,35 @@ export const FHIR_VARIANTS: FhirVariant[] = [
     mentions: ['Observation.extension[0]', 'deeper'],
     secret: PHI,
   },
+  // Dates the calendar has not, which the schema's patterns take (and JavaScript rolls over).
+  ...(
+    [
+      [
+        'Observation.effectiveDateTime',
+        'synthea-Observation-1.json',
+        'effectiveDateTime',
+        '2011-02-30T23:37:54+00:00',
+      ],
+      [
+        'Observation.issued',
+        'synthea-Observation-1.json',
+        'issued',
+        '2011-04-31T23:37:54.530+00:00',
+      ],
+      ['Condition.onsetDateTime', 'synthea-Condition-1.json', 'onsetDateTime', '1991-02-29'],
+    ] as const
+  ).map(([path, file, element, date]) => ({
+    name: `a ${path} on a day the calendar has not`,
+    file,
+    mutate: (r: any) => (r[element] = date),
+    mentions: [path, 'calendar'],
+    secret: date.slice(0, 10),
+  })),
+  {
+    name: 'a date the calendar has not, inside a datatype',
+    file: 'synthea-Encounter-1.json',
+    mutate: (r: any) => (r.period = { start: '1991-06-31T23:37:54+00:00' }),
+    mentions: ['Encounter.period.start', 'calendar'],
+    secret: '1991-06-31',
+  },
 ];

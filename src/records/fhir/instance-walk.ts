@@ -3,6 +3,7 @@
 // bindings on code, Coding and CodeableConcept, the narrative rules and the error-level
 // invariants. It does not trust JSON types: the JSON schema reports those.
 import type { FhirJsonSchema } from './json-schema';
+import { onRealCalendarDay } from '../../common/instants';
 import { invariantHolds } from './invariants';
 import { type FhirIssue, safeName } from './issues';
 import { narrativeProblem } from './narrative';
@@ -169,6 +170,14 @@ export class InstanceWalk {
       if (members && !members.codes.has(value as string)) {
         this.report(path, `not a code of the required value set ${element.requiredValueSet}`);
       }
+    }
+    // The schema's patterns take 2019-02-30, which JavaScript would read as 2 March.
+    if (
+      (type === 'date' || type === 'dateTime' || type === 'instant') &&
+      typeof value === 'string' &&
+      !onRealCalendarDay(value)
+    ) {
+      this.report(path, 'not a day the calendar has');
     }
     if (type === 'xhtml' && typeof value === 'string') {
       const problem = narrativeProblem(value);
