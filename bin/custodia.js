@@ -3,7 +3,7 @@
 // so that a fresh clone works with `npx custodia ...` right after `npm install`.
 'use strict';
 const { execFileSync } = require('node:child_process');
-const { existsSync, readdirSync, statSync } = require('node:fs');
+const { existsSync, readdirSync, statSync, utimesSync } = require('node:fs');
 const { dirname, join } = require('node:path');
 
 const root = join(__dirname, '..');
@@ -40,6 +40,10 @@ if (stale && sources.length > 0) {
     });
   if (existsSync(chaincode)) tsc(join(chaincode, 'tsconfig.json'));
   tsc(join(root, 'tsconfig.build.json'));
+  // tsc leaves its build info alone when no output changed (a source touched, not edited):
+  // marked now, so that the next command does not compile again.
+  const now = new Date();
+  utimesSync(buildInfo, now, now);
 }
 // `serve` serves the web console at /console: build it when it is missing or older than its
 // sources. Vite is a development dependency: where it is absent, /console says how to build.
@@ -76,9 +80,17 @@ if (
   }
 }
 
-require(cli)
-  .main(process.argv)
-  .catch((e) => {
-    process.stderr.write(`custodia: ${e.message}\n`);
-    process.exit(1);
-  });
+let main;
+try {
+  ({ main } = require(cli));
+} catch (e) {
+  // A broken or half-built dist/ (a missing module, say): say so and fail, never exit 0.
+  process.stderr.write(
+    `custodia: cannot load the CLI (${e.message.split('\n')[0]}); run npm run build\n`,
+  );
+  process.exit(1);
+}
+main(process.argv).catch((e) => {
+  process.stderr.write(`custodia: ${e.message}\n`);
+  process.exit(1);
+});

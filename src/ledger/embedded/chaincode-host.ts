@@ -7,6 +7,32 @@ import { BlockTx, keyToHex } from './block';
 process.env.CORE_CHAINCODE_LOGGING_LEVEL ??= 'WARNING';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const chaincode = require('@custodia/chaincode') as typeof import('@custodia/chaincode');
+releaseProcessHooks();
+
+/**
+ * fabric-contract-api's logger, on first load, makes the whole process log uncaught exceptions
+ * and carry on (a winston handler with exitOnError false), and log every unhandled rejection
+ * with its promise inspected. A peer's chaincode process may want that; this one (the API, the
+ * CLI) must not: after an uncaught exception its state is unknown, and Node's own answer (print
+ * and exit 1, after which the supervisor restarts it) is the safe one; an exception that
+ * cannot happen before the CLI finished crashed it with exit 0. A rejection's message or value
+ * may also hold PHI, which fabric's logger would print. Both hooks are removed; the module is
+ * loaded once, so they are not installed again.
+ */
+function releaseProcessHooks(): void {
+  // The copy the chaincode loaded, wherever the package manager put it.
+  const from = { paths: [require.resolve('@custodia/chaincode')] };
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const fabricLogger = require(require.resolve('fabric-contract-api/lib/logger', from)) as {
+    getLogger(name: string): { exceptions: { unhandle(): void } };
+  };
+  fabricLogger.getLogger('_').exceptions.unhandle();
+  for (const listener of process.listeners('unhandledRejection')) {
+    if (listener.name === 'loggerUnhandledRejectionFn') {
+      process.off('unhandledRejection', listener);
+    }
+  }
+}
 
 const NS = '\x00';
 const MIN_RUNE = '\u0000';
