@@ -26,6 +26,7 @@ import { FederatedModule } from './federated/federated.module';
 import { graphqlDocumentLimits } from './common/graphql-document-limits';
 import { formatGraphQLError } from './common/graphql-errors';
 import { KnownOperationTypes } from './common/known-operation-types';
+import { BulkFieldsOnce } from './common/bulk-fields-once';
 import { graphqlContext, partialErrorsPlugin } from './common/partial-errors';
 import { PROJECT_ROOT } from './common/paths';
 import { DateTimeScalar } from './common/scalars';
@@ -96,7 +97,7 @@ export class AppModule implements NestModule {
                 // No HTTP caching of PHI; and its per-field hooks cost every read.
                 ApolloServerPluginCacheControlDisabled(),
               ],
-              validationRules: [...armor.validationRules, KnownOperationTypes],
+              validationRules: [...armor.validationRules, KnownOperationTypes, BulkFieldsOnce],
               context: graphqlContext,
               // Field resolvers (Study.runs, TrainingRun.updates…) answer to @Roles like
               // queries do: a role admitted to a parent type is not thereby admitted to all

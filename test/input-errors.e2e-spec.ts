@@ -371,7 +371,19 @@ describe('input errors', () => {
         body: JSON.stringify({ query: 'subscription { me { id } }' }),
       });
       expect(anonymous.status).toBe(400);
-      expect((await anonymous.json()).errors[0].extensions.code).toBe('BAD_USER_INPUT');
+      const body = (await anonymous.json()) as { errors: { extensions: { code: string } }[] };
+      expect(body.errors[0].extensions.code).toBe('BAD_USER_INPUT');
+    });
+
+    it('answers a whole-profile export asked for twice with 400, through aliases or fragments', async () => {
+      await refused(() => post('{ a: exportMyData b: exportMyData }'), {
+        status: 400,
+        message: /exportMyData may be asked for once per operation, not 2 times/,
+      });
+      await refused(() => post('{ ...F a: exportMyData } fragment F on Query { exportMyData }'), {
+        status: 400,
+        message: /exportMyData may be asked for once/,
+      });
     });
 
     it('answers a GET with a syntax error with 400', () =>
