@@ -21,6 +21,7 @@ import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
 import { LedgerSeal } from './ledger/embedded/seal';
 import { verifyEmbeddedLedger } from './ledger/embedded/verify';
 import { RowAuthenticator } from './records/crypto';
+import { verifyRecordAnchors } from './records/verify-anchors';
 
 export interface Verification {
   ok: boolean;
@@ -46,6 +47,7 @@ export async function verifyAll(
     chainId: auditChainId(instanceId),
   });
   const decisions = await verifyDecisionsAgainstLedger(poolRows(pool), embedded);
+  const anchors = await verifyRecordAnchors(poolRows(pool), embedded);
   let projection: ReconcileReport | null = null;
   let settings: SettingsReport | null = null;
   const unreadable: string[] = [];
@@ -76,6 +78,10 @@ export async function verifyAll(
     ...(decisions.problems.length > MAX_LISTED
       ? [`…and ${decisions.problems.length - MAX_LISTED} more AI decision problems`]
       : []),
+    ...anchors.problems.slice(0, MAX_LISTED),
+    ...(anchors.problems.length > MAX_LISTED
+      ? [`…and ${anchors.problems.length - MAX_LISTED} more record anchor problems`]
+      : []),
     ...(projection ? driftProblems(projection, GRANT_DRIFT) : []),
     ...(settings ? driftProblems(settings, SETTING_DRIFT) : []),
     ...unreadable,
@@ -91,6 +97,7 @@ export async function verifyAll(
     `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account); ${permits.patientSigned} under grants the patient signed.`,
     ...unsignedLines(permits),
     `AI decisions: ${decisions.deployments} deployed model(s) and ${decisions.decisions} decision(s) compared with the ledger.`,
+    `Record anchors: ${anchors.versions} record version(s); ${anchors.anchored} anchored as stored (patient and content hash), ${anchors.pending} not yet anchored.`,
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
       : `Consent projection: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,

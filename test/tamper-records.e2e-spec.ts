@@ -220,6 +220,49 @@ describe('records tampered with in the database', () => {
     });
   });
 
+  describe('verify-ledger', () => {
+    it('checks every stored version against its anchor on the ledger, patient and hash', async () => {
+      const patient = await newPatient();
+      const kept = await patient.create(observation('2345-7', 7.1));
+      const rewritten = await patient.create(observation('2345-7', 7.2));
+      const other = await patient.create(observation('2345-7', 7.3));
+      const state = await api.db.query(
+        'SELECT count(*)::int AS n FROM records WHERE id = ANY($1) AND anchor_state = $2',
+        [[kept.id, rewritten.id, other.id], 'ANCHORED'],
+      );
+      expect(state.rows[0].n).toBe(3);
+      // A content hash rewritten to another record's (as a forger would, to match a swapped
+      // ciphertext), and a row that claims an anchor the ledger never recorded.
+      await api.db.query('UPDATE records SET content_hash = $2 WHERE id = $1', [
+        rewritten.id,
+        other.contentHash,
+      ]);
+      const ledger = api.server.app.get<EmbeddedLedger>(LEDGER);
+      ledger.simulateOutage(true);
+      let unanchored: { id: string };
+      try {
+        unanchored = await patient.create(observation('2345-7', 7.4));
+        await api.db.query(
+          `UPDATE records SET anchor_state = 'ANCHORED', anchored_hash = content_hash,
+             ledger_tx_id = repeat('b', 64) WHERE id = $1`,
+          [unanchored.id],
+        );
+      } finally {
+        ledger.simulateOutage(false);
+      }
+      const { ok, text } = await api.verifyLedger();
+      expect(ok).toBe(false);
+      expect(text).toMatch(/Record anchors: \d+ record version\(s\); \d+ anchored as stored/);
+      expect(text).toContain(
+        `BROKEN: version 1 of record ${rewritten.id}: its content hash differs from the one anchored on the ledger`,
+      );
+      expect(text).toContain(
+        `BROKEN: version 1 of record ${unanchored!.id} is marked anchored, but the ledger holds no anchor for it`,
+      );
+      expect(text).not.toContain(kept.id);
+    });
+  });
+
   describe('records sealed before labels were bound (format 1)', () => {
     it('are re-sealed at start-up with their labels and read VERIFIED against their format-1 anchor', async () => {
       const patient = await newPatient();
