@@ -202,7 +202,10 @@ describe('record amendments and history', () => {
     it('validates the amendment as FHIR R4 and keeps its resource type, writing nothing', async () => {
       const { id } = await create(observation('718-7'));
       const invalid = { ...observation('718-7'), status: 'not-a-status' };
-      expect(codes(await update(id, invalid, 1))).toEqual(['BAD_USER_INPUT']);
+      const refused = await update(id, invalid, 1);
+      expect(codes(refused)).toEqual(['BAD_USER_INPUT']);
+      // The field names updateRecord's own argument (it has no `input`).
+      expect(refused.errors![0].extensions!.field).toBe('resource.status');
       const other = await update(id, condition(), 1);
       expect(codes(other)).toEqual(['BAD_USER_INPUT']);
       expect(codes(await update(id, observation(), 0))).toEqual(['BAD_USER_INPUT']);

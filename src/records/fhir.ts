@@ -24,29 +24,34 @@ const FIELD = 'input.resource';
  * subject (or patient) reference names `patientId`. Errors name the offending path and
  * never echo values, which may be PHI.
  */
-export function validatePatientResource(value: unknown, patientId: string): FhirResource {
+export function validatePatientResource(
+  value: unknown,
+  patientId: string,
+  /** Where the resource is in the request, for the error's field (updateRecord: `resource`). */
+  field = FIELD,
+): FhirResource {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new BadUserInputError('resource must be a FHIR resource object', FIELD);
+    throw new BadUserInputError('resource must be a FHIR resource object', field);
   }
   // Before the copy: structuredClone would follow any depth, and keeps an own `__proto__`.
   const unsafe = unsafeFhirInput(value);
-  if (unsafe) throw invalid([unsafe]);
+  if (unsafe) throw invalid([unsafe], field);
   const type = (value as { resourceType?: unknown }).resourceType;
   if (typeof type !== 'string' || !isR4ResourceType(type)) {
     throw new BadUserInputError(
       'resource.resourceType must name a FHIR R4 resource type (e.g. Observation, Condition)',
-      `${FIELD}.resourceType`,
+      `${field}.resourceType`,
     );
   }
   if (!holdsPatientData(type)) {
     throw new BadUserInputError(
       `${type} resources cannot hold a patient's data; use a type with a subject or patient reference (e.g. Observation, Condition)`,
-      `${FIELD}.resourceType`,
+      `${field}.resourceType`,
     );
   }
   const resource = structuredClone(value) as FhirResource;
-  bindOwner(resource, type === 'Patient' ? 'self' : patientElement(type)!, patientId);
-  return validateFhirResource(resource);
+  bindOwner(resource, type === 'Patient' ? 'self' : patientElement(type)!, patientId, field);
+  return validateFhirResource(resource, field);
 }
 
 /**
@@ -62,30 +67,30 @@ export function holdsPatientData(type: string): boolean {
  * structure definitions' cardinalities, choice elements, required bindings and error-level
  * invariants, ele-1, and the narrative rules. Throws BAD_USER_INPUT naming paths and rules.
  */
-export function validateFhirResource(value: unknown): FhirResource {
+export function validateFhirResource(value: unknown, field = FIELD): FhirResource {
   const issues = fhirIssues(value);
-  if (issues.length > 0) throw invalid(issues);
+  if (issues.length > 0) throw invalid(issues, field);
   return value as FhirResource;
 }
 
-function invalid(issues: FhirIssue[]): BadUserInputError {
+function invalid(issues: FhirIssue[], field = FIELD): BadUserInputError {
   const text = issues.map((i) => `${i.path}: ${i.rule}`).join('; ');
   const relative = issues[0].path.replace(/^[A-Za-z]+\.?/, '');
   return new BadUserInputError(
     `resource is not valid FHIR R4: ${text}`,
-    relative ? `${FIELD}.${relative}` : FIELD,
+    relative ? `${field}.${relative}` : field,
   );
 }
 
 type Owner = 'self' | 'subject' | 'patient';
 
-function bindOwner(resource: FhirResource, owner: Owner, patientId: string): void {
+function bindOwner(resource: FhirResource, owner: Owner, patientId: string, field = FIELD): void {
   const expected = `Patient/${patientId}`;
   if (owner === 'self') {
     if (resource.id !== undefined && resource.id !== patientId) {
       throw new BadUserInputError(
         "a Patient resource's id must be the owner's patient id (or absent)",
-        `${FIELD}.id`,
+        `${field}.id`,
       );
     }
     resource.id = patientId;
@@ -103,7 +108,7 @@ function bindOwner(resource: FhirResource, owner: Owner, patientId: string): voi
   ) {
     throw new BadUserInputError(
       `resource.${owner}.reference must be "${expected}" (the record's owner) or be left out`,
-      `${FIELD}.${owner}`,
+      `${field}.${owner}`,
     );
   }
 }

@@ -73,7 +73,7 @@ export class RecordAmendments {
         'Amending this record needs a WRITE grant from the patient that covers it.',
       );
     }
-    const resource = validatePatientResource(input, current.patientId);
+    const resource = validatePatientResource(input, current.patientId, 'resource');
     if (resource.resourceType !== current.resourceType) {
       throw new BadUserInputError(
         `an amendment keeps the record's resource type (${current.resourceType})`,
