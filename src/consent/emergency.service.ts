@@ -156,10 +156,19 @@ export class EmergencyService implements OnApplicationBootstrap {
       where: { patientId: In(ids), clinicianId, expiresAt: MoreThan(at) },
       order: { expiresAt: 'DESC' },
     });
+    if (!rows.length) return found;
+    // A patient who turned emergency access off since the declaration ends it: the setting
+    // is theirs to change at any time, and it holds from then on (as a revocation does).
+    const patients = await this.db
+      .getRepository(PatientEntity)
+      .findBy({ id: In([...new Set(rows.map((row) => row.patientId))]) });
+    const allowing = new Set(
+      patients.filter((p) => this.patients.emergencyAccessAllowed(p)).map((p) => p.id),
+    );
     await this.keys.preload(rows.flatMap((row) => (row.keyId ? [row.keyId] : [])));
     for (const row of rows) {
       // Each patient's latest live declaration that authenticates and opens wins.
-      if (found.has(row.patientId)) continue;
+      if (found.has(row.patientId) || !allowing.has(row.patientId)) continue;
       if (!this.rows.verify('emergency/v1', emergencyFields(row), row.mac)) {
         this.integrity.report('emergency', 'emergency row failed authentication; ignored', {
           emergencyId: row.id,

@@ -292,6 +292,20 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
         );
         expect(codes(await listAs(er))).toEqual(['CONSENT_REQUIRED']);
       });
+
+      it('stops reading as soon as the patient turns emergency access off', async () => {
+        const er = await api.token('dr-er-2', 'CLINICIAN', 'org2');
+        await api.ok(DECLARE, { p: patientId, r: 'Collapsed at home, checking medications' }, er);
+        expect((await listAs(er)).data!.records.items).toHaveLength(4);
+        await api.ok(SET, { a: false }, patient);
+        try {
+          expect(codes(await listAs(er))).toEqual(['CONSENT_REQUIRED']);
+        } finally {
+          await api.ok(SET, { a: true }, patient);
+        }
+        // The setting governs each decision: on again, the unexpired declaration counts again.
+        expect((await listAs(er)).data!.records.items).toHaveLength(4);
+      });
     });
 
     describe('the access log', () => {
