@@ -53,6 +53,29 @@ describe('records tampered with in the database', () => {
     return api.token(sub, 'CLINICIAN', 'org1');
   }
 
+  /**
+   * A record written while the ledger is down, then marked anchored in the database: the
+   * outbox leaves it alone, so the ledger never hears of it.
+   */
+  async function createClaimingAnchor(
+    patient: Awaited<ReturnType<typeof newPatient>>,
+    resource: object,
+  ): Promise<{ id: string; contentHash: string }> {
+    const ledger = api.server.app.get<EmbeddedLedger>(LEDGER);
+    ledger.simulateOutage(true);
+    try {
+      const r = await patient.create(resource);
+      await api.db.query(
+        `UPDATE records SET anchor_state = 'ANCHORED', anchored_hash = content_hash,
+           ledger_tx_id = repeat('a', 64) WHERE id = $1`,
+        [r.id],
+      );
+      return r;
+    } finally {
+      ledger.simulateOutage(false);
+    }
+  }
+
   const list = (patientId: string, token: string) => api.gql<Page>(LIST, { p: patientId }, token);
   const ids = (res: GraphQLResponse<Page>) => res.data!.records.items.map((r) => r.id).sort();
 
@@ -196,20 +219,7 @@ describe('records tampered with in the database', () => {
 
     it('calls a row that claims an anchor the ledger does not hold MISMATCH', async () => {
       const patient = await newPatient();
-      const ledger = api.server.app.get<EmbeddedLedger>(LEDGER);
-      ledger.simulateOutage(true);
-      let r: { id: string; contentHash: string };
-      try {
-        r = await patient.create(observation('2345-7', 6.7));
-        // Claimed anchored, so the outbox leaves it alone: the ledger never hears of it.
-        await api.db.query(
-          `UPDATE records SET anchor_state = 'ANCHORED', anchored_hash = content_hash,
-             ledger_tx_id = repeat('a', 64) WHERE id = $1`,
-          [r.id],
-        );
-      } finally {
-        ledger.simulateOutage(false);
-      }
+      const r = await createClaimingAnchor(patient, observation('2345-7', 6.7));
       expect(await bothSay(r.id, patient.token)).toBe('MISMATCH');
       const report = await api.ok<{ verifyRecord: { ledgerHash: string | null } }>(
         VERIFY,
@@ -237,19 +247,7 @@ describe('records tampered with in the database', () => {
         rewritten.id,
         other.contentHash,
       ]);
-      const ledger = api.server.app.get<EmbeddedLedger>(LEDGER);
-      ledger.simulateOutage(true);
-      let unanchored: { id: string };
-      try {
-        unanchored = await patient.create(observation('2345-7', 7.4));
-        await api.db.query(
-          `UPDATE records SET anchor_state = 'ANCHORED', anchored_hash = content_hash,
-             ledger_tx_id = repeat('b', 64) WHERE id = $1`,
-          [unanchored.id],
-        );
-      } finally {
-        ledger.simulateOutage(false);
-      }
+      const unanchored = await createClaimingAnchor(patient, observation('2345-7', 7.4));
       const { ok, text } = await api.verifyLedger();
       expect(ok).toBe(false);
       expect(text).toMatch(/Record anchors: \d+ record version\(s\); \d+ anchored as stored/);
@@ -257,7 +255,7 @@ describe('records tampered with in the database', () => {
         `BROKEN: version 1 of record ${rewritten.id}: its content hash differs from the one anchored on the ledger`,
       );
       expect(text).toContain(
-        `BROKEN: version 1 of record ${unanchored!.id} is marked anchored, but the ledger holds no anchor for it`,
+        `BROKEN: version 1 of record ${unanchored.id} is marked anchored, but the ledger holds no anchor for it`,
       );
       expect(text).not.toContain(kept.id);
     });
