@@ -70,18 +70,9 @@ export async function verifyAll(
   const problems = [
     ...ledger.problems,
     ...audit.problems,
-    ...permits.problems.slice(0, MAX_LISTED),
-    ...(permits.problems.length > MAX_LISTED
-      ? [`…and ${permits.problems.length - MAX_LISTED} more unjustified accesses`]
-      : []),
-    ...decisions.problems.slice(0, MAX_LISTED),
-    ...(decisions.problems.length > MAX_LISTED
-      ? [`…and ${decisions.problems.length - MAX_LISTED} more AI decision problems`]
-      : []),
-    ...anchors.problems.slice(0, MAX_LISTED),
-    ...(anchors.problems.length > MAX_LISTED
-      ? [`…and ${anchors.problems.length - MAX_LISTED} more record anchor problems`]
-      : []),
+    ...firstListed(permits.problems, 'unjustified accesses'),
+    ...firstListed(decisions.problems, 'AI decision problems'),
+    ...firstListed(anchors.problems, 'record anchor problems'),
     ...(projection ? driftProblems(projection, GRANT_DRIFT) : []),
     ...(settings ? driftProblems(settings, SETTING_DRIFT) : []),
     ...unreadable,
@@ -164,6 +155,12 @@ const SETTING_DRIFT: DriftWords = {
   what: 'signed-only settings table',
   entries: 'patient setting(s)',
 };
+
+/** The first MAX_LISTED problems, then how many more there are of `what`. */
+function firstListed(problems: readonly string[], what: string): string[] {
+  const more = problems.length - MAX_LISTED;
+  return more > 0 ? [...problems.slice(0, MAX_LISTED), `…and ${more} more ${what}`] : [...problems];
+}
 
 function driftProblems(r: ProjectionDrift & { repaired: boolean }, w: DriftWords): string[] {
   const list = (ids: string[]) =>

@@ -15,9 +15,7 @@ export const INSTANT_RULE =
 /** The instant `text` names, or an invalid Date (NaN) when it is not one as described above. */
 export function parseInstant(text: string): Date {
   const m = DATE_TIME.exec(text);
-  if (!m) return new Date(NaN);
-  const [year, month, day] = [Number(m[1]), Number(m[2]), Number(m[3])];
-  if (month < 1 || month > 12 || day < 1 || day > daysIn(year, month)) return new Date(NaN);
+  if (!m || !onRealCalendarDay(text)) return new Date(NaN);
   if (m[4] !== undefined) {
     const [hour, minute, second] = [Number(m[4]), Number(m[5]), Number(m[6])];
     // 60 would be a leap second, which no instant here (nor PostgreSQL) can hold.

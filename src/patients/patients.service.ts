@@ -170,16 +170,16 @@ export class PatientsService implements OnApplicationBootstrap {
            RETURNING subject`,
           [actor.id, id, this.linkMac(actor.id, id)],
         );
-        if (linked.length !== 1) {
-          throw Object.assign(new Error('subject already linked'), { code: '23505' });
-        }
+        // Thrown to roll the new profile back; answered below like a unique violation.
+        if (linked.length !== 1) throw new LinkedMeanwhile();
         return id;
       });
       this.links.set(actor.id, id);
       return this.load(id);
     } catch (e) {
       // A concurrent call for the same subject registered first: answer with its profile.
-      if ((e as { code?: string }).code === '23505' && (await this.patientIdOf(actor))) {
+      const concurrent = e instanceof LinkedMeanwhile || (e as { code?: string }).code === '23505';
+      if (concurrent && (await this.patientIdOf(actor))) {
         return this.register(actor, displayName, organizationId);
       }
       throw e;
@@ -338,3 +338,6 @@ function checkName(value: string): string {
   }
   return name;
 }
+
+/** The subject's row was linked to another profile while this registration ran. */
+class LinkedMeanwhile extends Error {}

@@ -40,17 +40,13 @@ export async function verifyRecordAnchors(
     content_hash: string;
     anchor_state: 'PENDING' | 'ANCHORED';
   }[];
+  const anchoredRows = versions.filter((v) => v.anchor_state === 'ANCHORED');
   const check: RecordAnchorCheck = {
     versions: versions.length,
     anchored: 0,
-    pending: 0,
+    pending: versions.length - anchoredRows.length,
     problems: [],
   };
-  const anchoredRows = versions.filter((v) => {
-    if (v.anchor_state === 'ANCHORED') return true;
-    check.pending++;
-    return false;
-  });
   for (let i = 0; i < anchoredRows.length; i += CONCURRENCY) {
     const results = await Promise.all(
       anchoredRows.slice(i, i + CONCURRENCY).map(async (v) => {
