@@ -232,6 +232,9 @@ start_orderer() {
     ORDERER_CHANNELPARTICIPATION_ENABLED=true \
     orderer
   wait_until $WAIT_START "the orderer's health endpoint" healthy $ORDERER_OPS_PORT
+  # The admin endpoint opens after the operations one: on a slow start, osnadmin's join was
+  # refused in between (connection refused on the admin port, and `up` failed).
+  wait_until $WAIT_START "the orderer's admin endpoint" port_open $ORDERER_ADMIN_PORT
 }
 
 join_orderer() {
