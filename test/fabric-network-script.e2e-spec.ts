@@ -27,13 +27,18 @@ const peer = '#!/usr/bin/env bash\n[[ $1 == version ]] && printf "peer:\\n Versi
 /** Records which core.yaml `up` copied into the network's config, then fails. */
 const cryptogenRecordingConfig = (record: string) =>
   `#!/usr/bin/env bash\ncp "$FABRIC_CFG_PATH/core.yaml" '${record}'\nexit 1\n`;
-/** An orderer that stays up and is healthy: answers /healthz on its operations address. */
+/**
+ * An orderer that stays up and is healthy: answers /healthz on its operations address, and
+ * accepts connections on its admin address (where osnadmin joins it to the channel).
+ */
 const healthyOrderer = (pidFile: string) => `#!/usr/bin/env node
 require('node:fs').writeFileSync('${pidFile}', String(process.pid));
 const [host, port] = process.env.ORDERER_OPERATIONS_LISTENADDRESS.split(':');
 require('node:http')
   .createServer((req, res) => res.end(JSON.stringify({ status: 'OK' })))
   .listen(Number(port), host);
+const [adminHost, adminPort] = process.env.ORDERER_ADMIN_LISTENADDRESS.split(':');
+require('node:net').createServer((socket) => socket.end()).listen(Number(adminPort), adminHost);
 `;
 
 interface Layout {
