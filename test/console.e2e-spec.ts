@@ -143,7 +143,9 @@ describe('the web console in a browser', () => {
   it('the patient revokes with one click, and the clinician is then refused', async () => {
     await patient.getByRole('button', { name: 'Revoke the grant to dr-bob' }).click();
     const grant = patient.locator('[data-testid=grant][data-grantee=dr-bob]');
-    await grant.getByText('REVOKED').waitFor();
+    // The status badge itself: the grant's description says "until revoked" from the start,
+    // so a text match on the whole grant would not wait for the revocation at all.
+    await grant.locator('[data-testid=grant-status]', { hasText: /^REVOKED$/ }).waitFor();
     await clinician.getByRole('button', { name: 'Refresh' }).click();
     const refusal = clinician.locator('[role=alert][data-code=CONSENT_REQUIRED]');
     await refusal.waitFor();
