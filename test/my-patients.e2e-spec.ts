@@ -1,5 +1,6 @@
 // myPatients: a clinician's patients are those whose active grants name them or their
 // organisation, or to whom they hold a running emergency access; nothing else is listed.
+import { randomUUID } from 'node:crypto';
 import { countQueries } from './helpers/query-counter';
 import { codes, TestApi } from './helpers/test-api';
 
@@ -122,6 +123,48 @@ describe('a clinician’s patients', () => {
 
   it('lists nothing for a clinician of another organisation', async () => {
     expect(await listed(elsewhere)).toEqual([]);
+  });
+
+  it('shows patient(id) to a clinician exactly for the patients on their list', async () => {
+    const q = 'query($id: ID!) { patient(id: $id) { id displayName allowEmergencyAccess } }';
+    for (const sub of ['granted', 'org', 'emergency']) {
+      const res = await api.ok<{ patient: { id: string; displayName: string } }>(
+        q,
+        { id: ids[sub] },
+        dr,
+      );
+      expect(res.patient).toEqual({
+        id: ids[sub],
+        displayName: `Patient ${sub}`,
+        allowEmergencyAccess: true,
+      });
+    }
+    for (const sub of ['revoked', 'expired', 'future', 'other', 'none']) {
+      expect(codes(await api.gql(q, { id: ids[sub] }, dr))).toEqual(['NOT_FOUND']);
+    }
+    // Another organisation's clinician, a researcher, another patient and a made-up id
+    // cannot tell a patient from no one.
+    const researcher = await api.token('dr-research', 'RESEARCHER', 'org-a');
+    for (const token of [elsewhere, researcher, tokens.none]) {
+      expect(codes(await api.gql(q, { id: ids.granted }, token))).toEqual(['NOT_FOUND']);
+    }
+    for (const id of ['00000000-0000-4000-8000-000000000000', 'not-a-uuid']) {
+      expect(codes(await api.gql(q, { id }, dr))).toEqual(['NOT_FOUND']);
+    }
+  });
+
+  it('lists and shows no patient for a grant row forged in the database', async () => {
+    await api.db.query(
+      `INSERT INTO consent_grants SELECT $1, patient_id, grantee_type, 'dr-forged', purpose,
+         actions, resource_types, categories, include_restricted, valid_from, valid_until,
+         status, revoked_at, ledger_tx_id, revoked_tx_id, created_at, mac
+       FROM consent_grants WHERE patient_id = $2 AND grantee_id = 'dr-who'`,
+      [randomUUID(), ids.granted],
+    );
+    const forged = await api.token('dr-forged', 'CLINICIAN', 'org-c');
+    expect(await listed(forged)).toEqual([]);
+    const q = 'query($id: ID!) { patient(id: $id) { id displayName } }';
+    expect(codes(await api.gql(q, { id: ids.granted }, forged))).toEqual(['NOT_FOUND']);
   });
 
   it('drops a patient as soon as the grant is revoked', async () => {

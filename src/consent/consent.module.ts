@@ -17,6 +17,7 @@ import { MyPatientsResolver } from './my-patients.resolver';
 import { MyPatientsService } from './my-patients.service';
 import { PatientKeysResolver, SignedConsentResolver } from './patient-keys.resolver';
 import { PatientKeysService } from './patient-keys.service';
+import { PatientProfileResolver } from './patient-profile.resolver';
 import { PolicyDecisionPoint } from './policy-decision-point';
 import { SignedConsentSettings } from './signed-consent-settings';
 
@@ -38,6 +39,7 @@ import { SignedConsentSettings } from './signed-consent-settings';
     ConsentFhirResolver,
     MyPatientsService,
     MyPatientsResolver,
+    PatientProfileResolver,
     SignedConsentSettings,
     PatientKeysService,
     PatientKeysResolver,

@@ -7,6 +7,7 @@ import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Actor } from '../auth';
+import { isUuid } from '../common/ids';
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
 import { PatientsService } from '../patients';
 import { ConsentGrantEntity } from './consent-grant.entity';
@@ -83,6 +84,18 @@ export class MyPatientsService {
           ? encodeCursor({ createdAt: new Date(last.created_at), id: last.id })
           : null,
     };
+  }
+
+  /**
+   * Whether the clinician may see this patient's profile now: a believed grant in force to them
+   * or their organisation, or a running emergency they declared (what puts a patient on
+   * their myPatients list). Answers from the same checks as the list, for one patient.
+   */
+  async reaches(actor: Actor, patientId: string): Promise<boolean> {
+    if (!isUuid(patientId)) return false;
+    const now = new Date();
+    if ((await this.activeGrants(actor, [patientId], now)).has(patientId)) return true;
+    return (await this.emergencies.activeFor([patientId], actor.id, now)).has(patientId);
   }
 
   /** Per patient, the believed grants to the actor or their organisation in force at `now`. */

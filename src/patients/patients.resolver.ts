@@ -18,13 +18,6 @@ export class PatientsResolver {
     };
   }
 
-  /** Any role may ask; only the patient themself gets an answer (others: NOT_FOUND). */
-  @AnyRole()
-  @Query(() => PatientModel, { nullable: true })
-  patient(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
-    return this.patients.get(actor, id);
-  }
-
   @Roles('PATIENT')
   @Mutation(() => PatientModel, {
     description:

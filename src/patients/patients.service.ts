@@ -232,7 +232,8 @@ export class PatientsService implements OnApplicationBootstrap {
   }
 
   async get(actor: Actor, id: string): Promise<PatientModel> {
-    // Only the patient sees their profile for now; a missing and a foreign id look the same.
+    // The patient's own profile (for their own mutations); who else may see it is the
+    // consent module's question (patient(id), myPatients).
     if ((await this.patientIdOf(actor)) !== id) throw new NotFoundError('No patient with that id.');
     return this.load(id);
   }
@@ -247,12 +248,14 @@ export class PatientsService implements OnApplicationBootstrap {
 
   /**
    * `profile` for a page of patients, in a fixed number of queries whatever its size; answers
-   * them by id. An id with no patient row is left out.
+   * them by id. An id with no patient row, or an erased patient's, is left out.
    */
   async profiles(ids: readonly string[]): Promise<Map<string, PatientModel>> {
     const out = new Map<string, PatientModel>();
     if (!ids.length) return out;
-    const rows = await this.db.getRepository(PatientEntity).findBy({ id: In([...ids]) });
+    const rows = await this.db
+      .getRepository(PatientEntity)
+      .findBy({ id: In(ids.filter(isUuid)), erasedAt: IsNull() });
     const keys = await this.keys.existingLiveKeys(
       rows.filter((r) => r.displayNameSealed).map((r) => r.id),
     );
