@@ -59,13 +59,54 @@ describe('planning a bundle import', () => {
     expect(rewritten).toBeGreaterThan(50);
   });
 
-  it('keeps references to skipped entries and to resources outside the bundle', async () => {
+  it('describes a urn:uuid or relative reference to a skipped entry, which would name nothing once stored', async () => {
     const bundle = corpusBundle();
+    const [, organization, practitioner] = bundle.entry;
+    organization.resource.identifier = [
+      { system: 'urn:ietf:rfc:3986', value: 'urn:oid:1.2.3' },
+      { use: 'official', system: 'http://hl7.org/fhir/sid/us-npi', value: '9999947893' },
+    ];
+    practitioner.resource.id = 'p-7';
+    bundle.entry.push({
+      fullUrl: 'urn:uuid:3f2e1d0c-5b4a-4c3d-8e2f-1a0b9c8d7e6f',
+      resource: { resourceType: 'Practitioner', active: true },
+      request: { method: 'POST', url: 'Practitioner' },
+    });
+    const anonymous = bundle.entry[bundle.entry.length - 1];
     const obs = bundle.entry.find((e) => e.resource.resourceType === 'Observation')!;
     obs.resource.performer = [
-      { reference: bundle.entry[2].fullUrl },
+      { reference: practitioner.fullUrl },
+      { reference: 'Practitioner/p-7', display: 'Dr Hilpert, on call' },
+      { reference: organization.fullUrl },
+      { reference: anonymous.fullUrl },
       { reference: 'Practitioner/elsewhere' },
+      { reference: 'https://other.example/fhir/Practitioner/1' },
     ];
+    const r = (await plan(bundle)).records.find((x) => x.entry === bundle.entry.indexOf(obs))!;
+    expect(r.resource.performer).toEqual([
+      { type: 'Practitioner', display: 'Hilpert' },
+      { type: 'Practitioner', display: 'Dr Hilpert, on call' },
+      {
+        type: 'Organization',
+        identifier: { system: 'http://hl7.org/fhir/sid/us-npi', value: '9999947893' },
+        display: 'General Hospital',
+      },
+      // Nothing to describe it by: the record keeps a copy of it.
+      { reference: '#practitioner1' },
+      // Outside the bundle: kept as they are.
+      { reference: 'Practitioner/elsewhere' },
+      { reference: 'https://other.example/fhir/Practitioner/1' },
+    ]);
+    expect(r.resource.contained).toEqual([
+      { resourceType: 'Practitioner', id: 'practitioner1', active: true },
+    ]);
+  });
+
+  it('keeps an absolute reference to a skipped entry, which still resolves at its server', async () => {
+    const bundle = corpusBundle();
+    bundle.entry[2].fullUrl = 'https://source.example/fhir/Practitioner/p-9';
+    const obs = bundle.entry.find((e) => e.resource.resourceType === 'Observation')!;
+    obs.resource.performer = [{ reference: 'https://source.example/fhir/Practitioner/p-9' }];
     const r = (await plan(bundle)).records.find((x) => x.entry === bundle.entry.indexOf(obs))!;
     expect(r.resource.performer).toEqual(obs.resource.performer);
   });

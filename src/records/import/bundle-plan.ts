@@ -18,8 +18,12 @@
 // * `urn:uuid:` (fullUrl), relative (`Type/id`) and absolute references to imported entries
 //   are rewritten to `Type/<record id>`. A skipped Medication a record refers to (Synthea's
 //   MedicationRequest.medicationReference) is contained in that record, the reference made
-//   local (`#med1`), so the record still says which drug. References to other skipped entries
-//   or to resources outside the bundle are kept as they are. A relative reference resolves
+//   local (`#med1`), so the record still says which drug. A `urn:` or relative reference to
+//   another skipped entry (a Practitioner, an Organization, …) would name nothing once stored:
+//   it becomes a logical reference, the entry's type, first identifier and name (`display`)
+//   in place of the `reference` (an entry with neither identifier nor name is contained, as a
+//   Medication is). Absolute references to skipped entries, and references to resources
+//   outside the bundle, are kept as they are. A relative reference resolves
 //   against its own entry's server (the base of a RESTful fullUrl) first; one that entries of
 //   several servers answer to, from an entry of no server, is refused as ambiguous; so is a
 //   RESTful fullUrl naming another type than its resource. A bundle without its Patient may
@@ -103,6 +107,8 @@ export async function planImport(
   const fullUrls = new Set<string>();
   // Skipped entries that a record referring to them takes in as a contained resource.
   const containable = new Map<string, Entry['resource']>();
+  // Other skipped entries, which a record's reference to them describes instead of naming.
+  const described = new Map<string, Entry['resource']>();
   let patientEntry = -1;
   entries.forEach((entry, i) => {
     const { resource } = entry;
@@ -143,7 +149,9 @@ export async function planImport(
       }
     }
     if (kind === 'skip') {
-      if (CONTAINABLE.has(type) && resource.contained === undefined) {
+      if (!CONTAINABLE.has(type)) {
+        for (const key of identities(entry)) described.set(key, resource);
+      } else if (resource.contained === undefined) {
         for (const key of identities(entry)) containable.set(key, resource);
       }
       return;
@@ -186,6 +194,7 @@ export async function planImport(
       const resource = rewritten(entry.resource, ids[i], {
         targets,
         containable,
+        described,
         base: entry.fullUrl === undefined ? undefined : restfulUrl(entry.fullUrl)?.base,
         ambiguous,
         fullUrls,
@@ -294,6 +303,8 @@ function ownerReferences(entries: Entry[], kinds: string[]): Map<string, number>
 interface Rewriting {
   targets: Map<string, string>;
   containable: Map<string, Entry['resource']>;
+  /** Skipped entries (not containable) by their identities: a reference to one is described. */
+  described: Map<string, Entry['resource']>;
   /** The entry's server base, when its fullUrl is RESTful: its relative references resolve there first. */
   base: string | undefined;
   ambiguous: ReadonlySet<string>;
@@ -318,7 +329,9 @@ function rewritten(source: Entry['resource'], id: string, how: Rewriting): Recor
   const contain = (target: Entry['resource']): string => {
     let local = contained.get(target);
     if (!local) {
-      for (let n = contained.size + 1; !local || taken.has(local); n++) local = `med${n}`;
+      const prefix =
+        target.resourceType === 'Medication' ? 'med' : target.resourceType.toLowerCase();
+      for (let n = contained.size + 1; !local || taken.has(local); n++) local = `${prefix}${n}`;
       taken.add(local);
       contained.set(target, local);
     }
@@ -370,8 +383,12 @@ function rewriteReferences(
       const names = [onBase, value, unversioned].filter((n): n is string => n !== undefined);
       const target = names.map((n) => how.targets.get(n)).find(Boolean);
       const medication = names.map((n) => how.containable.get(n)).find(Boolean);
+      const skipped = /^https?:/i.test(value)
+        ? undefined
+        : names.map((n) => how.described.get(n)).find(Boolean);
       if (target) node.reference = target;
       else if (medication) node.reference = contain(medication);
+      else if (skipped) describe(node, skipped, contain);
       else if (
         relative &&
         how.ambiguous.has(unversioned) &&
@@ -387,6 +404,59 @@ function rewriteReferences(
       rewriteReferences(value, how, contain, `${path}.${key}`);
     }
   }
+}
+
+/**
+ * Turns a reference to a skipped entry into a logical one: its type, its first identifier and
+ * a display name, where the reference has none of its own. An entry that offers neither an
+ * identifier nor a name is contained instead, so that the record still says what it named.
+ */
+function describe(
+  reference: Record<string, unknown>,
+  target: Entry['resource'],
+  contain: (target: Entry['resource']) => string,
+): void {
+  const identifier = reference.identifier ?? firstIdentifier(target);
+  const display = reference.display ?? displayOf(target);
+  if (identifier === undefined && display === undefined) {
+    // A contained resource may not contain others: such an entry stays referred to as it was.
+    if (target.contained === undefined) reference.reference = contain(target);
+    return;
+  }
+  delete reference.reference;
+  reference.type ??= target.resourceType;
+  if (identifier !== undefined) reference.identifier = identifier;
+  if (display !== undefined) reference.display = display;
+}
+
+/** The resource's official (else usual, else first) identifier that has a value. */
+function firstIdentifier(resource: Entry['resource']): Record<string, unknown> | undefined {
+  if (!Array.isArray(resource.identifier)) return undefined;
+  const usable = resource.identifier.filter(
+    (i): i is Record<string, unknown> => isObject(i) && typeof i.value === 'string',
+  );
+  const chosen =
+    usable.find((i) => i.use === 'official') ?? usable.find((i) => i.use === 'usual') ?? usable[0];
+  if (!chosen) return undefined;
+  const { system, value, type } = chosen;
+  return structuredClone({
+    ...(type !== undefined ? { type } : {}),
+    ...(typeof system === 'string' ? { system } : {}),
+    value,
+  });
+}
+
+/** A name for the resource, as a person reads it: `name` (a string or a HumanName), else none. */
+function displayOf(resource: Entry['resource']): string | undefined {
+  const { name } = resource;
+  if (typeof name === 'string') return name.trim() || undefined;
+  const human = Array.isArray(name) ? name.find(isObject) : undefined;
+  if (!human) return undefined;
+  if (typeof human.text === 'string' && human.text.trim()) return human.text.trim();
+  const words = [human.prefix, human.given, human.family, human.suffix]
+    .flatMap((part) => (Array.isArray(part) ? part : [part]))
+    .filter((w): w is string => typeof w === 'string' && w.trim() !== '');
+  return words.length ? words.join(' ') : undefined;
 }
 
 /** Validates as createRecord does; the error names the entry, never a value. */
