@@ -156,6 +156,37 @@ describe('record anchoring on the embedded ledger', () => {
     expect((await fetch(`${api.url}/health`)).status).toBe(200);
   });
 
+  it('anchors every record an outage left pending, however many passes that takes', async () => {
+    ledger.simulateOutage(true);
+    // More records than one outbox pass takes (200), all left PENDING by the outage.
+    const entry = Array.from({ length: 450 }, (_, i) => ({
+      resource: observation('2345-7', 4 + i / 100),
+    }));
+    await api.ok(
+      'mutation($b: JSON!) { importBundle(bundle: $b) { created } }',
+      { b: { resourceType: 'Bundle', type: 'collection', entry } },
+      alice,
+    );
+    const pendingRows = async () =>
+      Number(
+        (await api.db.query(`SELECT count(*) AS n FROM records WHERE anchor_state = 'PENDING'`))
+          .rows[0].n,
+      );
+    expect(await pendingRows()).toBe(450);
+    // The outbox goes idle after a pass that leaves nothing pending: by then none may be left.
+    const idle = new Promise<void>((resolve) => {
+      const onPass = (pass: { pending: number; failed: number }) => {
+        if (pass.pending > 0 || pass.failed > 0) return;
+        anchoring.events.off('pass', onPass);
+        resolve();
+      };
+      anchoring.events.on('pass', onPass);
+    });
+    ledger.simulateOutage(false);
+    await idle;
+    expect(await pendingRows()).toBe(0);
+  });
+
   it('never anchors twice: a version already on the ledger is adopted', async () => {
     const r = await create(8.3);
     // The anchor reached the ledger, but the row's update was lost (say, a crash in between).

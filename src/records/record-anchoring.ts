@@ -85,7 +85,11 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
     }
   }
 
-  /** One outbox pass over PENDING records; returns how many were anchored and how many remain. */
+  /**
+   * One outbox pass over up to BATCH of the PENDING records, oldest first; returns how many it
+   * anchored and how many it found still pending (at least one whenever more than a batch
+   * waited, so that the next pass follows at once rather than the outbox going idle).
+   */
   async drainOnce(): Promise<{ anchored: number; pending: number }> {
     const rows = await this.db.query<
       { id: string; version: number; patient_id: string; content_hash: string }[]
@@ -99,11 +103,12 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
          SELECT record_id, version, patient_id, content_hash, updated_at FROM record_versions
          WHERE anchor_state = 'PENDING'
        ) pending ORDER BY updated_at, version LIMIT $1`,
-      [BATCH],
+      // One row past the batch tells that more wait beyond it.
+      [BATCH + 1],
     );
     let anchored = 0;
     let failed = 0;
-    for (const r of rows) {
+    for (const r of rows.slice(0, BATCH)) {
       if (this.stopped) break;
       if (this.inFlight.has(r.id)) continue;
       try {
