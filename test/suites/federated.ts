@@ -235,6 +235,10 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
         ],
         ['wrong shape', post(nodes[0], runId, 1, weights(1, 2))],
         ['non-finite values', post(nodes[0], runId, 1, nan)],
+        // Finite, but only there to swamp (or overflow) the average.
+        ['weights beyond ±1e+6', post(nodes[0], runId, 1, weights(3.4e38, 0.2, -2e6))],
+        // More examples than the database can count: refused as malformed, not a server error.
+        ['manifest is malformed', post(nodes[0], runId, 1, good, { numExamples: 2 ** 53 - 1 })],
         [
           'hold no active TRAIN consent',
           post(nodes[0], runId, 1, good, { contributors: [patients[3].id] }),

@@ -1,8 +1,9 @@
 // Update intake: what a node's update must pass before it counts. Its manifest is signed by a
 // registered node (ES256), names this run and open round, and matches the body's hash; the
-// body has the model's shape and only finite values; the node has no accepted update in the
-// round yet; and every listed contributor holds an active TRAIN grant for the study. A
-// rejected update is recorded with its reason (never naming a patient) and never dropped.
+// body has the model's shape and only finite values within ±MAX_UPDATE_WEIGHT; the node has
+// no accepted update in the round yet; and every listed contributor holds an active TRAIN
+// grant for the study. A rejected update is recorded with its reason (never naming a patient)
+// and never dropped.
 import { Injectable } from '@nestjs/common';
 import { compactVerify, decodeJwt, importJWK } from 'jose';
 import { createHash, randomUUID } from 'node:crypto';
@@ -18,6 +19,13 @@ const SHA256 = /^[0-9a-f]{64}$/;
 const MAX_CONTRIBUTORS = 100_000;
 const NODE_ID_IN_REASON = 64;
 const NODE_KEYS = 1_000;
+/** The most examples one update may claim: the numExamples column's range (int4). */
+const MAX_EXAMPLES = 2 ** 31 - 1;
+/**
+ * No weight of a model trained here comes near this (features are standardised); an update
+ * beyond it could only be meant to swamp the average (or overflow it), whatever its weight.
+ */
+export const MAX_UPDATE_WEIGHT = 1e6;
 
 type NodeKey = Awaited<ReturnType<typeof importJWK>>;
 
@@ -98,7 +106,7 @@ export class UpdateIntake {
         nodeId: manifest?.nodeId ?? claimedNode,
         status: UpdateStatus.REJECTED,
         reason: e.message,
-        numExamples: Number.isSafeInteger(manifest?.numExamples) ? manifest!.numExamples : 0,
+        numExamples: recordedExamples(manifest?.numExamples),
         updateSha256: manifest?.updateSha256 ?? null,
       });
       return { result: { id, status: UpdateStatus.REJECTED, reason: e.message }, study };
@@ -122,6 +130,7 @@ export class UpdateIntake {
       m.nodeId === node.id &&
       Number.isSafeInteger(m.numExamples) &&
       m.numExamples >= 1 &&
+      m.numExamples <= MAX_EXAMPLES &&
       Array.isArray(m.contributors) &&
       m.contributors.length >= 1 &&
       m.contributors.length <= MAX_CONTRIBUTORS &&
@@ -165,7 +174,15 @@ export class UpdateIntake {
       throw new Rejection('update has the wrong shape for this model');
     }
     const values = new Float32Array(body.buffer, body.byteOffset, body.length / 4);
-    if (!values.every(Number.isFinite)) throw new Rejection('update holds non-finite values');
+    // One pass: NaN fails both comparisons, as ±Infinity fails one.
+    const outside = values.findIndex((v) => !(v <= MAX_UPDATE_WEIGHT && v >= -MAX_UPDATE_WEIGHT));
+    if (outside >= 0) {
+      throw new Rejection(
+        Number.isFinite(values[outside])
+          ? `update holds weights beyond ±${MAX_UPDATE_WEIGHT.toExponential()}, which no model trained here reaches`
+          : 'update holds non-finite values',
+      );
+    }
     // A concurrent duplicate that passes here is caught by the unique index on insert.
     if (context.accepted) throw duplicate();
   }
@@ -217,6 +234,11 @@ export class UpdateIntake {
     }
     return { id, status: UpdateStatus.ACCEPTED, reason: null };
   }
+}
+
+/** What a rejected update's row records of the examples its manifest claimed. */
+function recordedExamples(n: number | undefined): number {
+  return Number.isInteger(n) && n! >= 0 && n! <= MAX_EXAMPLES ? n! : 0;
 }
 
 function duplicate(): Rejection {
