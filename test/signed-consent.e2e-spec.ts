@@ -266,6 +266,26 @@ describe('patient-signed consent', () => {
       await api.ok(GRANT, { input: { ...input, signature } }, patient);
       const res = await api.gql(GRANT, { input: { ...input, signature } }, patient);
       expect(codes(res)).toEqual(['CONFLICT']);
+      // A retry (its first answer lost) learns that this very grant stands: no new signature.
+      expect(res.errors![0].message).toContain('already exists with these terms and is ACTIVE');
+      // The same id with other terms is another grant's id, whatever the signature.
+      const other = await api.gql(
+        GRANT,
+        { input: { ...input, resourceTypes: ['Condition'], signature } },
+        patient,
+      );
+      expect(codes(other)).toEqual(['CONFLICT']);
+      expect(other.errors![0].message).not.toContain('with these terms');
+      // Once revoked, a replay revives nothing.
+      await api.ok(
+        'mutation($id: ID!) { revokeConsent(id: $id) { id } }',
+        { id: input.id },
+        patient,
+      );
+      const after = await api.gql(GRANT, { input: { ...input, signature } }, patient);
+      expect(codes(after)).toEqual(['CONFLICT']);
+      expect(after.errors![0].message).not.toContain('with these terms');
+      expect(await onLedger(input.id)).toMatchObject({ status: 'REVOKED' });
     });
 
     it('a malformed signature, or a signature without the id it signed', async () => {

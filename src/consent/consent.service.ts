@@ -43,7 +43,18 @@ export class ConsentService {
         .submit<GrantRecord>('consent', 'GrantConsent', [
           JSON.stringify({ id, patientId, ...terms, signature }),
         ])
-        .catch((e: unknown) => {
+        .catch(async (e: unknown) => {
+          // A retry of a grant that was written (its answer lost to a crash or a timeout)
+          // still conflicts, as any reuse of an id does (a replay writes nothing), but says
+          // that this very grant stands, so the patient need not sign it again.
+          if (e instanceof ConflictError && input.id) {
+            const written = await this.writtenAlready(id, patientId, terms, signature);
+            if (written) {
+              throw new ConflictError(
+                `Grant ${id} already exists with these terms and is ${written.status}: an earlier request wrote it (it is in consents).`,
+              );
+            }
+          }
           // The chaincode forbids an unsigned grant of a signed-only patient, whoever submits
           // it; to the patient asking, it is a signature missing from their input.
           if (e instanceof ForbiddenError && signature === null) {
@@ -77,6 +88,39 @@ export class ConsentService {
     if (!grant || grant.patientId !== patientId) throw notFound;
     if (grant.status === 'REVOKED') throw new ConflictError('This grant is already revoked.');
     return toGrantModelFromLedger(await this.revokeOnLedger(id, signature));
+  }
+
+  /**
+   * The ledger's grant `id` when it is this very grant, not revoked:
+   * the patient's, with the same terms (an open start matches whatever start it was given),
+   * and signed exactly when this one is. Null otherwise (another grant holds the id).
+   */
+  private async writtenAlready(
+    id: string,
+    patientId: string,
+    terms: ReturnType<typeof validateGrant>,
+    signature: string | null,
+  ): Promise<GrantRecord | null> {
+    const g = await this.ledger
+      .evaluate<GrantRecord>('consent', 'GetConsent', [id])
+      .catch(() => null);
+    if (!g || g.patientId !== patientId || g.status === 'REVOKED') return null;
+    const sameList = (a: readonly string[], b: readonly string[]) =>
+      a.length === b.length && a.every((x) => b.includes(x));
+    const sameInstant = (a: string | null | undefined, b: string | null) =>
+      a === null || a === undefined ? b === null : b !== null && Date.parse(a) === Date.parse(b);
+    const same =
+      g.grantee.type === terms.grantee.type &&
+      g.grantee.id === terms.grantee.id &&
+      g.purpose === terms.purpose &&
+      sameList(g.actions, terms.actions) &&
+      sameList(g.resourceTypes, terms.resourceTypes) &&
+      sameList(g.categories, terms.categories) &&
+      g.includeRestricted === terms.includeRestricted &&
+      (terms.validFrom === null || sameInstant(g.validFrom, terms.validFrom)) &&
+      sameInstant(g.validUntil, terms.validUntil) &&
+      (g.patientSigned === true) === (signature !== null);
+    return same ? g : null;
   }
 
   /**
