@@ -135,6 +135,53 @@ describe('token verification', () => {
     await rejects(await issuerSignRaw({ exp: undefined }), /exp claim/);
   });
 
+  describe.each(['sub', 'org'])('the %s claim', (claim) => {
+    const rejectsClaim = async (value: unknown, reason: RegExp) => {
+      const token = await issuerSignRaw({ org: 'org1', [claim]: value });
+      await rejects(token, reason);
+      const error = (await verifier.verify(token).catch((e: unknown) => e)) as Error;
+      expect(error.message).toMatch(new RegExp(`the ${claim} claim`));
+      if (typeof value === 'string' && value !== '') expect(error.message).not.toContain(value);
+    };
+
+    it('admits 255 characters', async () => {
+      const token = await issuerSignRaw({ org: 'org1', [claim]: 'x'.repeat(255) });
+      await expect(verifier.verify(token)).resolves.toBeDefined();
+    });
+
+    it('rejects 256 characters or more, saying so', async () => {
+      await rejectsClaim('x'.repeat(256), /at most 255 characters/);
+      await rejectsClaim('y'.repeat(4000), /at most 255 characters/);
+    });
+
+    it.each([
+      ['a NUL', 'a\u0000b'],
+      ['a line feed', 'a\nb'],
+      ['an escape', '\u001b[31m'],
+      ['a DEL', 'a\u007fb'],
+    ])('rejects %s', (_, value) =>
+      rejectsClaim(value, /must not contain control characters or unpaired surrogates/),
+    );
+
+    it.each([
+      ['a lone high surrogate', 'a\ud800b'],
+      ['a lone low surrogate', 'a\udc00b'],
+      ['a reversed pair', '\ude00\ud83d'],
+    ])('rejects %s', (_, value) =>
+      rejectsClaim(value, /must not contain control characters or unpaired surrogates/),
+    );
+
+    it('admits characters outside the BMP written as surrogate pairs', async () => {
+      const token = await issuerSignRaw({ org: 'org1', [claim]: 'ärztin-\u{1f600}' });
+      await expect(verifier.verify(token)).resolves.toBeDefined();
+    });
+
+    it('rejects an empty string or a non-string', async () => {
+      await rejectsClaim('', /must be a non-empty string/);
+      await rejectsClaim(42, /must be a non-empty string/);
+    });
+  });
+
   /** Signs arbitrary claims with the dev issuer's own private key. */
   async function issuerSignRaw(overrides: Record<string, unknown>): Promise<string> {
     const jwk = JSON.parse(await readFile(join(dir, 'dev-issuer.jwk.json'), 'utf8'));

@@ -74,14 +74,36 @@ function actorFrom(payload: JWTPayload): Actor {
       'Invalid token: the roles claim must be an array of PATIENT, CLINICIAN, RESEARCHER, ADMIN or NODE.',
     );
   }
-  const org = payload.org;
-  if (org !== undefined && (typeof org !== 'string' || org === '')) {
-    throw new UnauthenticatedError('Invalid token: the org claim must be a non-empty string.');
+  const id = identifierClaim(payload, 'sub');
+  const org = payload.org === undefined ? undefined : identifierClaim(payload, 'org');
+  return { id, roles: [...new Set(roles)], organizationId: org };
+}
+
+const MAX_IDENTIFIER_LENGTH = 255;
+/** Cc is C0, DEL and C1; with the u flag Cs matches only surrogates that are not part of a pair. */
+const UNSTORABLE = /[\p{Cc}\p{Cs}]/u;
+
+/**
+ * `sub` and `org` end up in Postgres text columns, ledger keys and logs: a NUL there is a
+ * database error (22021) instead of a refusal, and a lone surrogate cannot be encoded as
+ * UTF-8. The messages name the rule and never the value, which may be anything.
+ */
+function identifierClaim(payload: JWTPayload, claim: 'sub' | 'org'): string {
+  const value = payload[claim];
+  if (typeof value !== 'string' || value === '') {
+    throw new UnauthenticatedError(`Invalid token: the ${claim} claim must be a non-empty string.`);
   }
-  if (typeof payload.sub !== 'string' || payload.sub === '' || payload.sub.length > 255) {
-    throw new UnauthenticatedError('Invalid token: the sub claim must be a non-empty string.');
+  if (value.length > MAX_IDENTIFIER_LENGTH) {
+    throw new UnauthenticatedError(
+      `Invalid token: the ${claim} claim must be at most ${MAX_IDENTIFIER_LENGTH} characters.`,
+    );
   }
-  return { id: payload.sub, roles: [...new Set(roles)], organizationId: org };
+  if (UNSTORABLE.test(value)) {
+    throw new UnauthenticatedError(
+      `Invalid token: the ${claim} claim must not contain control characters or unpaired surrogates.`,
+    );
+  }
+  return value;
 }
 
 function reason(e: unknown): string {
