@@ -22,6 +22,7 @@ import { HttpDrain, withinDeadline } from './lifecycle';
 
 export { MAX_BODY } from './common/json-bodies';
 export const MAX_MODEL_BODY = '64mb';
+const MAX_MODEL_BODY_BYTES = 64 * 1024 * 1024;
 
 /** The share of SHUTDOWN_TIMEOUT_MS that requests in flight get; Nest's shutdown work has the rest. */
 const DRAIN_SHARE = 0.6;
@@ -159,11 +160,34 @@ async function ensureDatabase(server: EmbeddedPostgresServer, name: string): Pro
   return server.urlFor(name);
 }
 
+/** The encodings body-parser inflates; any other is refused (415) before a byte is read. */
+const DECODED_ENCODINGS = ['gzip', 'deflate', 'br', 'zstd'];
+
 /** Body-parser failures answered in GraphQL's error shape, with the contract's code. */
-function bodyErrors(err: unknown, _req: Request, res: Response, next: NextFunction): void {
-  const e = err as { type?: string; status?: number };
+function bodyErrors(err: unknown, req: Request, res: Response, next: NextFunction): void {
+  const e = err as { type?: string; status?: number; limit?: number };
   if (e?.type === 'entity.too.large') {
-    tooLarge(res);
+    // The parser that refused says which limit applied: a model update's is not the JSON one.
+    if (e.limit === MAX_MODEL_BODY_BYTES) {
+      sendError(
+        res,
+        413,
+        `Request body exceeds ${MAX_MODEL_BODY.toUpperCase()}, the largest model update accepted.`,
+        'BAD_USER_INPUT',
+      );
+    } else {
+      tooLarge(res);
+    }
+    return;
+  }
+  // A decompression failure (zlib's Z_DATA_ERROR, say) is a 400 with no body-parser type, which
+  // would otherwise read as a JSON syntax error.
+  const encoding = req.headers['content-encoding']?.toLowerCase();
+  if (e?.status === 400 && e.type === undefined && encoding && encoding !== 'identity') {
+    const message = DECODED_ENCODINGS.includes(encoding)
+      ? `Request body could not be decoded: Content-Encoding says ${encoding}, but the body is not valid ${encoding} data.`
+      : 'Request body could not be decoded according to its Content-Encoding.';
+    sendError(res, 400, message, 'BAD_USER_INPUT');
     return;
   }
   if (e?.status === 400 || e?.type === 'entity.parse.failed') {

@@ -3,7 +3,6 @@
 import {
   Controller,
   Get,
-  Header,
   Headers,
   HttpCode,
   Param,
@@ -35,34 +34,39 @@ class RoundNumberPipe implements PipeTransform<string, number> {
 export class FlController {
   constructor(private readonly coordinator: Coordinator) {}
 
+  // The type is set once the model is in hand, not by @Header: Nest sets that before the pipes
+  // and the handler run, and Express's json() keeps it, so errors went out as octet-stream.
   @Roles('NODE', 'RESEARCHER')
   @Get('rounds/:round/model')
-  @Header('Content-Type', 'application/octet-stream')
   async roundModel(
     @Param('runId') runId: string,
     @Param('round', RoundNumberPipe) round: number,
+    @Res({ passthrough: true }) res: Response,
   ): Promise<StreamableFile> {
-    return new StreamableFile(await this.coordinator.roundModel(runId, round));
+    const weights = await this.coordinator.roundModel(runId, round);
+    res.type('application/octet-stream');
+    return new StreamableFile(weights);
   }
 
   /**
    * The run's latest global model (its final one once completed): a TensorFlow.js model.json
-   * with the weights embedded, or with `?format=float32` the bare weights.
+   * with the weights embedded, or with `?format=float32` the bare weights. ADMIN may take it
+   * too, as it may read the run and deploy the model; round models stay with the training.
    */
-  @Roles('NODE', 'RESEARCHER')
+  @Roles('NODE', 'RESEARCHER', 'ADMIN')
   @Get('model')
   async latestModel(
     @Param('runId') runId: string,
     @Query('format') format: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ) {
+    if (format !== undefined && format !== 'tfjs' && format !== 'float32') {
+      throw new BadUserInputError('format must be tfjs (the default) or float32', 'format');
+    }
     const { weights, study } = await this.coordinator.latestModel(runId);
     if (format === 'float32') {
       res.type('application/octet-stream');
       return new StreamableFile(weights);
-    }
-    if (format !== undefined && format !== 'tfjs') {
-      throw new BadUserInputError('format must be tfjs (the default) or float32', 'format');
     }
     // Loaded on demand: the model code brings TensorFlow.js.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -70,8 +74,10 @@ export class FlController {
     const flat = new Float32Array(
       weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
     );
+    // Headers only once the export has succeeded, so a failure is not offered as a download.
+    const model = await exportModel(study.model, study.features, study.label, flat);
     res.setHeader('Content-Disposition', 'attachment; filename="model.json"');
-    return exportModel(study.model, study.features, study.label, flat);
+    return model;
   }
 
   @Roles('NODE')
