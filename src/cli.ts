@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
-import { DevIssuer, isRole, Role, ROLES } from './auth';
+import { DEV_NAME_RULE, DevIssuer, isDevName, isRole, Role, ROLES } from './auth';
 import { generateDeviceKey, grantPayloadOf, signDetached } from './consent/patient-signing';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
@@ -304,8 +304,7 @@ async function signPayload(opts: { key: string }): Promise<void> {
 }
 
 function subject(value: string): string {
-  if (!/^\S{1,255}$/.test(value))
-    throw new InvalidArgumentError('must be 1–255 non-space characters');
+  if (!isDevName(value)) throw new InvalidArgumentError(DEV_NAME_RULE);
   return value;
 }
 

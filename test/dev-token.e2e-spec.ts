@@ -34,6 +34,12 @@ describe('POST /auth/dev-token with the development issuer', () => {
 
   it.each([
     [{ sub: 'a b', role: 'PATIENT' }, 'sub'],
+    // What the verifier would refuse in any token is never minted (a NUL or a lone surrogate
+    // already by the body's check, which names the path from the body).
+    [{ sub: 'a\u0000b', role: 'PATIENT' }, 'body.sub'],
+    [{ sub: 'a\ud800b', role: 'PATIENT' }, 'body.sub'],
+    [{ sub: 'x'.repeat(256), role: 'PATIENT' }, 'sub'],
+    [{ sub: 'alice', role: 'PATIENT', org: 'org\u007f' }, 'org'],
     [{ sub: 'alice', role: 'ROOT' }, 'role'],
     [{ sub: 'node-1', role: 'NODE' }, 'role'],
     [{ sub: 'alice' }, 'role'],

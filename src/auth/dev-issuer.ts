@@ -10,6 +10,17 @@ import { Role } from './roles';
 
 const ALG = 'ES256';
 
+/**
+ * A subject or organisation name the development issuer puts in a token: 1–255 UTF-16 units,
+ * no spaces, control characters or unpaired surrogates (the verifier refuses those in any
+ * token, so the issuer never mints one).
+ */
+export function isDevName(value: string): boolean {
+  return value.length <= 255 && /^[^\s\p{Cc}\p{Cs}]+$/u.test(value);
+}
+
+export const DEV_NAME_RULE = 'must be 1–255 characters, without spaces or control characters';
+
 export interface DevTokenRequest {
   sub: string;
   roles: Role[];

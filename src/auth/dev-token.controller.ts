@@ -5,7 +5,7 @@ import { Body, Controller, Header, HttpCode, Inject, Post } from '@nestjs/common
 import { z } from 'zod';
 import { BadUserInputError } from '../common/errors';
 import { Public } from './decorators';
-import { DevIssuer } from './dev-issuer';
+import { DEV_NAME_RULE, DevIssuer, isDevName } from './dev-issuer';
 import { Role, ROLES } from './roles';
 
 /** The console's people; a training node (NODE) is not one, and gets no token here. */
@@ -15,7 +15,7 @@ const CONSOLE_ROLES = ROLES.filter((r) => r !== 'NODE');
 export const DEV_TOKEN_TTL_SECONDS = 3600;
 
 /** A subject or organisation name as a token carries it. */
-const Name = z.string().regex(/^\S{1,255}$/, 'must be 1–255 non-space characters');
+const Name = z.string().refine(isDevName, DEV_NAME_RULE);
 
 const DevTokenBody = z.strictObject({
   sub: Name,

@@ -10,6 +10,6 @@ export {
   Roles,
   ROLES_KEY,
 } from './decorators';
-export { DevIssuer, DevTokenRequest } from './dev-issuer';
+export { DEV_NAME_RULE, DevIssuer, DevTokenRequest, isDevName } from './dev-issuer';
 export { Role, ROLES, RoleEnum, isRole } from './roles';
 export { TokenVerifier } from './token-verifier';
