@@ -9,6 +9,8 @@ import { Pool } from 'pg';
 import { auditChainId } from './audit/audit-chain';
 import type { PermitCheck } from './audit/justify';
 import { poolRows, verifyAccessLogAgainstLedger } from './audit/verify';
+import type { GrantRecord } from '@custodia/chaincode';
+import { CONSENT_PROJECTOR } from './consent/consent.projector';
 import { GrantAuthenticity } from './consent/grant-authenticity';
 import {
   ProjectionDrift,
@@ -67,6 +69,14 @@ export async function verifyAll(
       );
     }
   }
+  // Grants the ledger wrote after the projector's checkpoint are not missing but not yet
+  // applied (an API stopped, or killed, before its projector got to them): reported, applied
+  // by the repair, and no break.
+  const behind = projection ? await notYetProjected(pool, embedded, projection.missing) : null;
+  if (projection && behind?.ids.length) {
+    const late = new Set(behind.ids);
+    projection = { ...projection, missing: projection.missing.filter((id) => !late.has(id)) };
+  }
   const problems = [
     ...ledger.problems,
     ...audit.problems,
@@ -92,6 +102,11 @@ export async function verifyAll(
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
       : `Consent projection: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,
+    ...(behind?.ids.length
+      ? [
+          `Consent projection: ${behind.ids.length} grant(s) written on the ledger after the projector's checkpoint (${behind.checkpoint}) were not yet applied (the API applies them when it runs); applied now.`,
+        ]
+      : []),
     settings
       ? `Signed-only settings: ${settings.storedRows} rows compared with ${settings.ledgerSettings} settings on the ledger.`
       : `Signed-only settings: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,
@@ -101,6 +116,42 @@ export async function verifyAll(
       : 'Ledger and access log verified: no breaks.',
   ];
   return { ok: problems.length === 0, lines };
+}
+
+/**
+ * Of the grants the projection lacks, those whose transaction comes after the projector's
+ * checkpoint (all of them when it has none yet): the projector has not reached them. A grant
+ * at or before the checkpoint was applied once, so its absence is a deleted row.
+ */
+async function notYetProjected(
+  pool: Pool,
+  ledger: EmbeddedLedger,
+  missing: readonly string[],
+): Promise<{ ids: string[]; checkpoint: string }> {
+  if (!missing.length) return { ids: [], checkpoint: '' };
+  const { rows: marks } = await pool.query<{ block_number: string; tx_index: number }>(
+    'SELECT block_number, tx_index FROM ledger_checkpoints WHERE consumer = $1',
+    [CONSENT_PROJECTOR],
+  );
+  const mark = marks[0] ? { block: Number(marks[0].block_number), tx: marks[0].tx_index } : null;
+  const checkpoint = mark ? `block ${mark.block}, transaction ${mark.tx}` : 'none yet';
+  const txOf = new Map<string, string>();
+  for (const id of missing) {
+    const g = await ledger.evaluate<GrantRecord>('consent', 'GetConsent', [id]).catch(() => null);
+    if (g) txOf.set(id, g.txId);
+  }
+  const { rows: written } = await pool.query<{ tx_id: string; block: string; tx: number }>(
+    `SELECT tx_id, min(block_number) AS block, min(tx_index) AS tx FROM ledger_history
+     WHERE tx_id = ANY($1::text[]) GROUP BY tx_id`,
+    [[...new Set(txOf.values())]],
+  );
+  const at = new Map(written.map((w) => [w.tx_id, { block: Number(w.block), tx: w.tx }]));
+  const ids = missing.filter((id) => {
+    const p = at.get(txOf.get(id) ?? '');
+    if (!p) return false;
+    return !mark || p.block > mark.block || (p.block === mark.block && p.tx > mark.tx);
+  });
+  return { ids, checkpoint };
 }
 
 async function reconcileProjection(

@@ -168,6 +168,46 @@ describe('tampering with consent in the database', () => {
     expect(await reads('dr-verify')).toEqual([recordId]);
   });
 
+  it('tells a grant its projector has not reached (a killed API) from a deleted row', async () => {
+    const applied = new Collector<LedgerEvent>();
+    const projector = api.server.app.get(ConsentProjector);
+    projector.events.on('applied', applied.push);
+    const [deleted, late] = [await grantTo('dr-deleted'), await grantTo('dr-late')];
+    await applied.until((events) =>
+      [deleted, late].every((id) =>
+        events.some((e) => (e.payload as { id?: string } | null)?.id === id),
+      ),
+    );
+    projector.events.off('applied', applied.push);
+    const position = async (id: string) =>
+      (
+        await api.db.query(
+          `SELECT h.block_number, h.tx_index FROM ledger_history h
+           JOIN consent_grants g ON g.ledger_tx_id = h.tx_id WHERE g.id = $1 LIMIT 1`,
+          [id],
+        )
+      ).rows[0] as { block_number: string; tx_index: number };
+    const before = await position(deleted);
+    // As a kill -9 leaves it: the ledger holds `late`, its row was never written, and the
+    // projector's checkpoint stands before it. `deleted` was applied, then its row removed.
+    await api.db.query('DELETE FROM consent_grants WHERE id = ANY($1::text[])', [[deleted, late]]);
+    await api.db.query(
+      `UPDATE ledger_checkpoints SET block_number = $1, tx_index = $2 WHERE consumer = $3`,
+      [before.block_number, before.tx_index, 'consent-projection'],
+    );
+    const result = await api.verifyLedger();
+    expect(result.text).toContain(
+      `BROKEN: consent projection lacks 1 grant(s) the ledger holds (${deleted}); repaired`,
+    );
+    expect(result.text).toMatch(
+      /Consent projection: 1 grant\(s\) written on the ledger after the projector's checkpoint \(block \d+, transaction \d+\) were not yet applied/,
+    );
+    // Both rows are back, and nothing is left to report.
+    const again = await api.verifyLedger();
+    expect(again.text).not.toMatch(/consent projection lacks|not yet applied/);
+    expect(await reads('dr-late')).toEqual([recordId]);
+  });
+
   it('gives a copied emergency row (another clinician, a later expiry) no access', async () => {
     await api.ok(
       'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',

@@ -16,7 +16,9 @@ import { Checkpoint, EventSubscription, Ledger, LEDGER, LedgerEvent } from '../l
 import { ConsentProjection } from './consent-projection';
 import { SignedConsentSettings } from './signed-consent-settings';
 
-const CONSUMER = 'consent-projection';
+/** The projector's row in ledger_checkpoints: the last transaction it has applied. */
+export const CONSENT_PROJECTOR = 'consent-projection';
+const CONSUMER = CONSENT_PROJECTOR;
 const SETTING_EVENT = 'SignedConsentSet';
 const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked', SETTING_EVENT]);
 const CHECKPOINT = `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
