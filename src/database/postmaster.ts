@@ -90,12 +90,15 @@ export class Postmaster {
 
   /**
    * Fast shutdown (SIGINT: sessions are ended, nothing committed is lost); immediate shutdown
-   * (SIGQUIT) if that takes longer than `graceMs`, and SIGKILL as the last resort.
+   * (SIGQUIT) if that takes longer than `graceMs`, and SIGKILL as the last resort. A fast
+   * shutdown writes a checkpoint first, which on a busy machine takes seconds: cutting it short
+   * forces crash recovery at the next start, and a SIGKILL leaves backends holding the shared
+   * memory, which stops that start altogether.
    */
-  async stop(graceMs = 1_500): Promise<PostmasterExit> {
+  async stop(graceMs = 8_000): Promise<PostmasterExit> {
     for (const [signal, wait] of [
       ['SIGINT', graceMs],
-      ['SIGQUIT', 1_000],
+      ['SIGQUIT', 3_000],
       ['SIGKILL', 10_000],
     ] as const) {
       if (this.exit) break;
