@@ -419,4 +419,60 @@ export const FHIR_VARIANTS: FhirVariant[] = [
     mentions: ['Encounter.period.start', 'calendar'],
     secret: '1991-06-31',
   },
+  // Whole-number types, which the JSON schema gives as numbers with a pattern (applied to
+  // strings only): HAPI refuses each.
+  ...(
+    [
+      [
+        'a negative positiveInt',
+        'timing',
+        { repeat: { frequency: -1, period: 1, periodUnit: 'd' } },
+        'dosageInstruction[0].timing.repeat.frequency',
+        'positiveInt',
+      ],
+      [
+        'a zero positiveInt',
+        'timing',
+        { repeat: { frequency: 0, period: 1, periodUnit: 'd' } },
+        'dosageInstruction[0].timing.repeat.frequency',
+        'positiveInt',
+      ],
+      [
+        'a fractional positiveInt',
+        'timing',
+        { repeat: { frequency: 1.5, period: 1, periodUnit: 'd' } },
+        'dosageInstruction[0].timing.repeat.frequency',
+        'positiveInt',
+      ],
+      ['a fractional integer', 'sequence', 1.5, 'dosageInstruction[0].sequence', 'integer'],
+    ] as const
+  ).map(([name, element, value, path, type]) => ({
+    name: `${name} (MedicationRequest.${path})`,
+    file: 'synthea-MedicationRequest-1.json',
+    mutate: (r: any) => (r.dosageInstruction[0][element] = value),
+    mentions: [`MedicationRequest.${path}`, type],
+    secret: PHI,
+  })),
+  {
+    name: 'a negative unsignedInt (MedicationRequest.dispenseRequest.numberOfRepeatsAllowed)',
+    file: 'synthea-MedicationRequest-1.json',
+    mutate: (r: any) => (r.dispenseRequest = { numberOfRepeatsAllowed: -1 }),
+    mentions: ['MedicationRequest.dispenseRequest.numberOfRepeatsAllowed', 'unsignedInt'],
+    secret: PHI,
+  },
+  ...(
+    [
+      ['a fractional', 1.5, 'integer'],
+      ['a 33-bit', 2_147_483_648, 'out of range'],
+    ] as const
+  ).map(([name, value, rule]) => ({
+    name: `${name} Observation.valueInteger`,
+    file: 'synthea-Observation-1.json',
+    mutate: (r: any) => {
+      delete r.valueQuantity;
+      r.valueInteger = value;
+    },
+    mentions: ['Observation.valueInteger', rule],
+    secret: PHI,
+  })),
 ];

@@ -9,6 +9,14 @@ import { type FhirIssue, safeName } from './issues';
 
 const SCHEMA_ID = 'urn:custodia:fhir-r4';
 
+/** FHIR's integer types: 32-bit signed, and never below their own minimum. */
+const INT32_MAX = 2_147_483_647;
+const WHOLE_NUMBERS: Record<string, { name: string; min: number }> = {
+  '^-?([0]|([1-9][0-9]*))$': { name: 'integer', min: -2_147_483_648 },
+  '^[1-9][0-9]*$': { name: 'positiveInt', min: 1 },
+  '^[0]|([1-9][0-9]*)$': { name: 'unsignedInt', min: 0 },
+};
+
 export class FhirJsonSchema {
   private readonly ajv: Ajv;
   private readonly validators = new Map<string, ValidateFunction>();
@@ -20,7 +28,8 @@ export class FhirJsonSchema {
 
   constructor(document: JsonSchemaDocument) {
     const definitions: Record<string, Record<string, unknown>> = {};
-    for (const [name, definition] of Object.entries(document.definitions)) {
+    for (const [name, raw] of Object.entries(document.definitions)) {
+      const definition = this.wholeNumbers(raw);
       const repaired = definition.properties ? { type: 'object', ...definition } : definition;
       definitions[name] = repaired;
       this.names.set(repaired, name);
@@ -53,6 +62,32 @@ export class FhirJsonSchema {
       code: { optimize: false },
     });
     this.ajv.addSchema({ $id: SCHEMA_ID, definitions });
+  }
+
+  /**
+   * The schema gives integer, positiveInt and unsignedInt as numbers with a pattern, which JSON
+   * Schema applies to strings only: -1, 0 or 1.5 passed as a positiveInt. Each becomes a whole
+   * number in its FHIR range, wherever it appears (named, or inline in a choice element).
+   */
+  private wholeNumbers<T extends Record<string, unknown>>(definition: T): T {
+    const replaced = (schema: Record<string, unknown>): Record<string, unknown> => {
+      const range = typeof schema.pattern === 'string' ? WHOLE_NUMBERS[schema.pattern] : undefined;
+      if (schema.type !== 'number' || !range) return schema;
+      const { pattern: _pattern, ...rest } = schema;
+      const whole = { ...rest, type: 'integer', minimum: range.min, maximum: INT32_MAX };
+      this.names.set(whole, range.name);
+      return whole;
+    };
+    const own = replaced(definition);
+    if (own !== definition) return own as T;
+    const properties = definition.properties as Record<string, Record<string, unknown>> | undefined;
+    if (!properties) return definition;
+    const out: Record<string, Record<string, unknown>> = {};
+    for (const [key, property] of Object.entries(properties)) {
+      const items = property.items as Record<string, unknown> | undefined;
+      out[key] = items ? { ...property, items: replaced(items) } : replaced(property);
+    }
+    return { ...definition, properties: out };
   }
 
   /** Medplum's structure definitions add R4B's SubscriptionStatus, which R4's schema lacks. */
@@ -111,6 +146,9 @@ export class FhirJsonSchema {
       }
       case 'enum':
         return { path, rule: 'not one of the codes its required value set allows' };
+      case 'minimum':
+      case 'maximum':
+        return { path, rule: `out of range for FHIR ${defined ?? 'number'}` };
       default:
         return { path, rule: `fails JSON schema rule '${error.keyword}'` };
     }
