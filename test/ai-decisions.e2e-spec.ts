@@ -461,6 +461,14 @@ describe('auditable AI decisions', () => {
         await api.token('dr-house', 'CLINICIAN'),
       );
       expect(codes(stranger)).toEqual(['NOT_FOUND']);
+      // A grant that admits none of the records a decision read shows it no more here than in
+      // aiDecisions: its output was computed from records the grant keeps out.
+      const partial = await api.gql(
+        'query($id: ID!) { verifyDecision(id: $id) { status } }',
+        { id: rows[0].id },
+        await api.token('dr-vitals', 'CLINICIAN'),
+      );
+      expect(codes(partial)).toEqual(['NOT_FOUND']);
     });
 
     it('answers MISMATCH for a tampered output, swapped inputs, or a forged row', async () => {

@@ -30,11 +30,16 @@ export class DecisionVerifier {
     const notFound = new NotFoundError('No AI decision with that id.');
     const row = await this.repo.decision(id);
     if (!row) throw notFound;
+    const opened = await this.seal.open(row);
     if (!hasRole(actor, 'ADMIN')) {
       const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
       const decision = await this.pdp.decide(actor, own, row.patientId, 'READ', 'TREATMENT');
-      // One the caller may not see answers as one that does not exist.
+      // One the caller may not see answers as one that does not exist: without access to the
+      // patient, or (as aiDecisions leaves it out) without access to every record it read.
       if (decision.basis.kind === 'none') throw notFound;
+      if (opened && !opened.inputs.features.every((f) => this.pdp.admits(decision, f.source))) {
+        throw notFound;
+      }
     }
     const problems: string[] = [];
     const onLedger = await this.onLedger<DecisionRecord>('GetDecision', row.id);
@@ -61,7 +66,6 @@ export class DecisionVerifier {
     }
 
     let recomputed: number | null = null;
-    const opened = await this.seal.open(row);
     if (!opened) {
       problems.push(
         "the stored inputs cannot be opened: erased with the patient's data key, or altered",
