@@ -256,6 +256,36 @@ describe('importing and exporting FHIR bundles', () => {
       expect(await count(api, nora.id)).toBe(2);
     });
 
+    it('takes back a patient’s own export after erasure, under their new profile', async () => {
+      const ezra = await patient(api, 'ezra');
+      for (const value of [5.1, 6.2]) {
+        await api.ok(
+          'mutation($r: JSON!) { createRecord(input: {resource: $r}) { id } }',
+          {
+            r: {
+              resourceType: 'Observation',
+              status: 'final',
+              code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+              valueQuantity: { value, unit: 'mmol/L' },
+            },
+          },
+          ezra.token,
+        );
+      }
+      const { exportMyData: bundle } = await api.ok<{ exportMyData: unknown }>(
+        EXPORT,
+        {},
+        ezra.token,
+      );
+      await api.ok('mutation { eraseMyData(confirm: true) }', {}, ezra.token);
+      const again = await patient(api, 'ezra');
+      expect(again.id).not.toBe(ezra.id);
+      // The export names the erased profile, which names no one's records any more.
+      const res = await importAs(again.token, bundle);
+      expect(res.errors).toBeUndefined();
+      expect(await count(api, again.id)).toBe(2);
+    });
+
     it('lets a clinician import under a WRITE grant that covers every entry, and logs it', async () => {
       const dave = await patient(api, 'dave');
       const dr = await api.token('dr-import', 'CLINICIAN');

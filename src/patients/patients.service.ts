@@ -127,6 +127,14 @@ export class PatientsService implements OnApplicationBootstrap {
     return isUuid(patientId) && this.db.getRepository(PatientEntity).existsBy({ id: patientId });
   }
 
+  /** Whether the id names a patient who has not erased their data. */
+  async isLive(patientId: string): Promise<boolean> {
+    return (
+      isUuid(patientId) &&
+      this.db.getRepository(PatientEntity).existsBy({ id: patientId, erasedAt: IsNull() })
+    );
+  }
+
   /** Like patientIdOf, for operations that need a registered patient. */
   async requirePatientId(actor: Actor): Promise<string> {
     const id = await this.patientIdOf(actor);

@@ -83,14 +83,16 @@ export class BundleImportService implements OnApplicationShutdown {
   /**
    * A bundle without its Patient names its owner by reference; taken to be the target
    * patient, that reference must not be the id of another patient of this server (someone
-   * else's records would be filed as the target's, under the target's grants).
+   * else's records would be filed as the target's, under the target's grants). An erased
+   * patient's id names no one's records any more: their own export, taken back after erasure
+   * under the new profile, imports.
    */
   private async refuseAnotherPatient(
     adopted: NonNullable<ImportPlan['adopted']>,
     target: string,
   ): Promise<void> {
     const id = /^Patient\/(.+)$/.exec(adopted.reference)?.[1];
-    if (id === undefined || id === target || !(await this.patients.exists(id))) return;
+    if (id === undefined || id === target || !(await this.patients.isLive(id))) return;
     throw new BadUserInputError(
       `entry[${adopted.entry}] names another patient of this server as its patient; a bundle imports one patient's data, the target's, and nothing was imported`,
       `bundle.entry[${adopted.entry}].resource`,
