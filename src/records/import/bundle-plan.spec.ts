@@ -189,6 +189,12 @@ describe('planning a bundle import', () => {
       'bundle.entry[7].fullUrl',
     ],
     [
+      // Skipped, it would drop whatever patient data it holds without a word.
+      'a Bundle nested as an entry',
+      (b: any) => (b.entry[8] = { resource: { resourceType: 'Bundle', type: 'collection' } }),
+      'bundle.entry[8].resource',
+    ],
+    [
       'a second, different Patient',
       (b: any) => b.entry.push({ resource: { resourceType: 'Patient', id: 'someone-else' } }),
       `bundle.entry[${corpusBundle().entry.length}].resource`,

@@ -14,7 +14,8 @@
 // * Types that cannot hold a patient's data (no subject/patient element that may name a
 //   Patient: Organization, Practitioner, PractitionerRole, Location, Medication, Provenance, …)
 //   are skipped and counted, exactly the types createRecord refuses; so is the Consent of a
-//   Custodia grant (a grant is made on the ledger by the patient, never imported).
+//   Custodia grant (a grant is made on the ledger by the patient, never imported). A Bundle
+//   entry is refused: its own entries would be dropped unseen.
 // * `urn:uuid:` (fullUrl), relative (`Type/id`) and absolute references to imported entries
 //   are rewritten to `Type/<record id>`. A skipped Medication a record refers to (Synthea's
 //   MedicationRequest.medicationReference) is contained in that record, the reference made
@@ -126,6 +127,9 @@ export async function planImport(
       }
       if (patientEntry < 0) patientEntry = i;
       kind = 'patient';
+    } else if (type === 'Bundle') {
+      // Skipping it would drop whatever patient data it holds without a word.
+      throw bad(i, 'is a Bundle inside the bundle; import it as a bundle of its own', 'resource');
     } else if (!patientElement(type) || isGrantConsent(resource)) {
       kind = 'skip';
     } else {
