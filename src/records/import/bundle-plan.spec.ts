@@ -188,6 +188,18 @@ describe('planning a bundle import', () => {
       (b: any) => (b.entry[7].fullUrl = b.entry[6].fullUrl),
       'bundle.entry[7].fullUrl',
     ],
+    // The server replaces them, but they are part of what was sent: refused as createRecord would.
+    ['an empty meta', (b: any) => (b.entry[9].resource.meta = {}), 'bundle.entry[9].resource.meta'],
+    [
+      'a meta.lastUpdated that is no instant',
+      (b: any) => (b.entry[9].resource.meta = { lastUpdated: 'yesterday' }),
+      'bundle.entry[9].resource.meta.lastUpdated',
+    ],
+    [
+      'an id that is no FHIR id',
+      (b: any) => (b.entry[9].resource.id = 'bad id!'),
+      'bundle.entry[9].resource.id',
+    ],
     [
       // Skipped, it would drop whatever patient data it holds without a word.
       'a Bundle nested as an entry',

@@ -29,7 +29,8 @@
 //   several servers answer to, from an entry of no server, is refused as ambiguous; so is a
 //   RESTful fullUrl naming another type than its resource. A bundle without its Patient may
 //   not name another patient of this server as its records' patient (the service checks).
-// * meta.versionId and meta.lastUpdated are the source server's and are dropped.
+// * meta.versionId and meta.lastUpdated are the source server's and are dropped (once checked:
+//   an invalid id or meta refuses the entry, as createRecord refuses it).
 // * A record's category is its meta.tag of Custodia's category system (urn:custodia:record-
 //   category, which exportMyData writes where a record's category is not its content's; the
 //   tag is then dropped), else derived from its content as createRecord derives it; it is
@@ -45,7 +46,7 @@ import {
   labelledRestricted,
   validatePatientResource,
 } from '../fhir';
-import { isR4ResourceType, patientElement, unsafeFhirInput } from '../fhir/index';
+import { fhirIssues, isR4ResourceType, patientElement, unsafeFhirInput } from '../fhir/index';
 
 /** The most entries one bundle may hold (a Synthea lifetime is a few thousand). */
 export const MAX_BUNDLE_ENTRIES = 10_000;
@@ -195,6 +196,7 @@ export async function planImport(
       skipped++;
       skippedTypes.add(entry.resource.resourceType);
     } else {
+      checkSourceIdentity(entry.resource, i);
       const resource = rewritten(entry.resource, ids[i], {
         targets,
         containable,
@@ -355,6 +357,28 @@ function rewritten(source: Entry['resource'], id: string, how: Rewriting): Recor
     ];
   }
   return resource;
+}
+
+/**
+ * The entry's own id and meta are replaced by the server's, but they are part of the resource
+ * sent: an invalid one refuses the entry as createRecord would. Checked by the FHIR validator
+ * itself, on a Basic (which needs nothing else but a code) holding only them.
+ */
+function checkSourceIdentity(resource: Entry['resource'], i: number): void {
+  if (resource.id === undefined && resource.meta === undefined) return;
+  const [issue] = fhirIssues({
+    resourceType: 'Basic',
+    ...(resource.id !== undefined ? { id: resource.id } : {}),
+    ...(resource.meta !== undefined ? { meta: resource.meta } : {}),
+    code: { text: 'identity' },
+  });
+  if (!issue) return;
+  const path = issue.path.replace(/^Basic\.?/, '');
+  throw bad(
+    i,
+    `has ${path || 'an id or meta'} that is not valid FHIR R4: ${issue.rule}`,
+    `resource${path ? `.${path}` : ''}`,
+  );
 }
 
 function withoutVersionMeta(resource: Record<string, unknown>): void {
