@@ -530,8 +530,9 @@ describe('auditable AI decisions', () => {
         const after = await verify(id);
         expect(after.status).toBe('MISMATCH');
         expect(after.recomputedProbability).toBeNull();
+        // Said as what it is, not as tampering: only the shredded inputs are missing.
         expect(after.problems).toEqual([
-          "the stored inputs cannot be opened: erased with the patient's data key, or altered",
+          'the stored inputs were erased with the patient’s data (they erased it): the decision can no longer be recomputed; what the ledger holds of it is compared above',
         ]);
         const onLedger = await ledger.evaluate<{ id: string }>('decisions', 'GetDecision', [id]);
         expect(onLedger.id).toBe(id);

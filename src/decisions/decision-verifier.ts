@@ -67,8 +67,12 @@ export class DecisionVerifier {
 
     let recomputed: number | null = null;
     if (!opened) {
+      const erased =
+        (await this.patients.exists(row.patientId)) && !(await this.patients.isLive(row.patientId));
       problems.push(
-        "the stored inputs cannot be opened: erased with the patient's data key, or altered",
+        erased
+          ? 'the stored inputs were erased with the patient’s data (they erased it): the decision can no longer be recomputed; what the ledger holds of it is compared above'
+          : "the stored inputs cannot be opened: erased with the patient's data key, or altered",
       );
     } else {
       if (onLedger && inputCommitment(opened.salt, opened.inputs) !== onLedger.inputCommitment) {
