@@ -532,7 +532,7 @@ describe('auditable AI decisions', () => {
         expect(after.recomputedProbability).toBeNull();
         // Said as what it is, not as tampering: only the shredded inputs are missing.
         expect(after.problems).toEqual([
-          'the stored inputs were erased with the patient’s data (they erased it): the decision can no longer be recomputed; what the ledger holds of it is compared above',
+          'the stored inputs were erased with the patient’s data (the patient erased it), so the decision can no longer be recomputed',
         ]);
         const onLedger = await ledger.evaluate<{ id: string }>('decisions', 'GetDecision', [id]);
         expect(onLedger.id).toBe(id);

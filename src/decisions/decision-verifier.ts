@@ -71,7 +71,7 @@ export class DecisionVerifier {
         (await this.patients.exists(row.patientId)) && !(await this.patients.isLive(row.patientId));
       problems.push(
         erased
-          ? 'the stored inputs were erased with the patient’s data (they erased it): the decision can no longer be recomputed; what the ledger holds of it is compared above'
+          ? 'the stored inputs were erased with the patient’s data (the patient erased it), so the decision can no longer be recomputed'
           : "the stored inputs cannot be opened: erased with the patient's data key, or altered",
       );
     } else {
