@@ -12,6 +12,7 @@ import {
   buildExample,
   buildExamples,
   FEATURE_SCALES,
+  PLAUSIBLE,
   standardise,
   type ExampleDefinition,
 } from './features';
@@ -103,6 +104,17 @@ describe('choosing a measurement', () => {
         glucose(120, '2024-05-01T09:00:00Z', { status: 'amended' }),
       ]),
     ).toBeCloseTo(120, 10);
+  });
+
+  it('passes over a value no living patient has (an entry or unit error) for the latest plausible one', () => {
+    expect(
+      valueOf([glucose(99, '2024-01-01T09:00:00Z'), glucose(1e9, '2024-06-01T09:00:00Z')]),
+    ).toBeCloseTo(99, 10);
+    expect(valueOf([glucose(-50, '2024-06-01T09:00:00Z')])).toBeUndefined();
+    // Every feature measured from an Observation has its bounds.
+    for (const code of Object.keys(FEATURE_SCALES).filter((c) => c !== AGE_LOINC)) {
+      expect(PLAUSIBLE[code]).toBeDefined();
+    }
   });
 
   it('ignores values in another unit rather than mixing units', () => {

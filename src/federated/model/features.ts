@@ -77,6 +77,20 @@ export const FEATURE_SCALES: Readonly<Record<string, FeatureScale>> = {
 
 export const SUPPORTED_FEATURES: readonly string[] = Object.keys(FEATURE_SCALES);
 
+/**
+ * The values a living patient can have, generously bounded (well past the extremes reported
+ * in the literature): a recorded value outside them is a unit or entry error, and is passed
+ * over as unusable rather than fed to training or a risk assessment (a glucose of 10⁹ mg/dL
+ * made a certain diagnosis).
+ */
+export const PLAUSIBLE: Readonly<Record<string, readonly [number, number]>> = {
+  '2345-7': [5, 3000],
+  '4548-4': [2, 25],
+  '39156-5': [5, 250],
+  '8480-6': [20, 350],
+  '2085-9': [1, 400],
+};
+
 /** What a study asks of each patient. */
 export interface ExampleDefinition {
   /** Ordered LOINC codes, each one of SUPPORTED_FEATURES. */
@@ -248,12 +262,15 @@ function latestValues(
     const quantity = r.valueQuantity as
       { value?: unknown; code?: unknown; system?: unknown; unit?: unknown } | undefined;
     if (typeof quantity?.value !== 'number' || !Number.isFinite(quantity.value)) continue;
+    const value = quantity.value;
     for (const code of codesOf(r.code, LOINC)) {
       const unit = unitFor(code);
       if (unit === undefined || code === AGE_LOINC || unitOf(quantity) !== unit) continue;
+      const range = Object.hasOwn(PLAUSIBLE, code) ? PLAUSIBLE[code] : undefined;
+      if (range && !(value >= range[0] && value <= range[1])) continue;
       const seen = latest.get(code);
       // On equal times the later resource in the list wins, so the choice is deterministic.
-      if (!seen || at >= seen.at) latest.set(code, { at, value: quantity.value, source: index });
+      if (!seen || at >= seen.at) latest.set(code, { at, value, source: index });
     }
   }
   return new Map([...latest].map(([code, { value, source }]) => [code, { value, source }]));
