@@ -28,8 +28,18 @@ export class RecordsResolver {
     @Args('resourceType', { type: () => String, nullable: true }) resourceType?: string | null,
     @Args('category', { type: () => String, nullable: true }) category?: string | null,
     @Args('code', { type: () => String, nullable: true }) code?: string | null,
-    @Args('since', { type: () => Date, nullable: true }) since?: Date | null,
-    @Args('until', { type: () => Date, nullable: true }) until?: Date | null,
+    @Args('since', {
+      type: () => Date,
+      nullable: true,
+      description: 'Records whose effectiveAt is at or after this instant (inclusive).',
+    })
+    since?: Date | null,
+    @Args('until', {
+      type: () => Date,
+      nullable: true,
+      description: 'Records whose effectiveAt is before this instant (exclusive).',
+    })
+    until?: Date | null,
     @Args('first', { type: () => Int, nullable: true }) first?: number | null,
     @Args('after', { type: () => String, nullable: true }) after?: string | null,
   ) {
