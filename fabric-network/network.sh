@@ -446,6 +446,10 @@ up() {
   start_peer 2 $PEER2_PORT $PEER2_CC_PORT $PEER2_OPS_PORT
   wait_until $WAIT_START "peer0.org1's health endpoint" healthy $PEER1_OPS_PORT
   wait_until $WAIT_START "peer0.org2's health endpoint" healthy $PEER2_OPS_PORT
+  # As with the orderer, the peer's own endpoint opens after its operations one: on a slow
+  # start the channel join was refused in between.
+  wait_until $WAIT_START "peer0.org1's endpoint" port_open $PEER1_PORT
+  wait_until $WAIT_START "peer0.org2's endpoint" port_open $PEER2_PORT
   join_peer 1
   join_peer 2
   log "peers joined $CHANNEL ($((SECONDS - t0)) s)"
@@ -532,6 +536,7 @@ start_node() {
       [[ $org == 2 ]] && ops=$PEER2_OPS_PORT port=$PEER2_PORT cc=$PEER2_CC_PORT
       start_peer "$org" "$port" "$cc" "$ops"
       wait_until $WAIT_START "$name's health endpoint" healthy "$ops"
+      wait_until $WAIT_START "$name's endpoint" port_open "$port"
       wait_for_gossip "$org"
       ;;
     chaincode) start_chaincode "$(cat "$NET/package_id")" ;;
