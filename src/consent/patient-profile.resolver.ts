@@ -1,5 +1,5 @@
 import { Args, ID, Query, Resolver } from '@nestjs/graphql';
-import { Actor, AnyRole, CurrentActor } from '../auth';
+import { Actor, AnyRole, CurrentActor, hasRole } from '../auth';
 import { NotFoundError } from '../common/errors';
 import { PatientModel, PatientsService } from '../patients';
 import { MyPatientsService } from './my-patients.service';
@@ -24,7 +24,7 @@ export class PatientProfileResolver {
     @Args('id', { type: () => ID }) id: string,
   ): Promise<PatientModel> {
     if ((await this.patients.patientIdOf(actor)) === id) return this.patients.profile(id);
-    if (actor.roles.includes('CLINICIAN') && (await this.myPatients.reaches(actor, id))) {
+    if (hasRole(actor, 'CLINICIAN') && (await this.myPatients.reaches(actor, id))) {
       const found = (await this.patients.profiles([id])).get(id);
       if (found) return found;
     }
