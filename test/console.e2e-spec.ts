@@ -89,6 +89,15 @@ describe('the web console in a browser', () => {
     expect((await fetch(`${api.url}/health`)).headers.get('content-security-policy')).toBeNull();
     const missing = await fetch(`${api.url}/console/assets/missing.js`);
     expect(missing.status).toBe(404);
+    // The page is never kept (a stale one would ask for assets a newer build lacks), by any
+    // of its names; a hashed asset is kept for good.
+    for (const path of ['/console', '/console/', '/console/index.html']) {
+      expect((await fetch(`${api.url}${path}`)).headers.get('cache-control')).toBe('no-store');
+    }
+    const asset = /src="\/console\/(assets\/[^"]+\.js)"/.exec(html)![1];
+    expect((await fetch(`${api.url}/console/${asset}`)).headers.get('cache-control')).toBe(
+      'public, max-age=31536000, immutable',
+    );
     // With the development issuer the console offers its "sign in as" form.
     const config = await fetch(`${api.url}/console/config.json`);
     await expect(config.json()).resolves.toEqual({ mode: 'dev' });

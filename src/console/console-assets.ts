@@ -75,8 +75,14 @@ export function consoleAssets({
     serveStatic(dir, {
       index: false,
       redirect: false,
-      // Hashed file names: a built asset never changes under its name.
-      setHeaders: (res) => res.setHeader('Cache-Control', 'public, max-age=31536000, immutable'),
+      // Hashed file names: a built asset never changes under its name. Not so a page (the
+      // app's index.html, asked for by name): kept a year, it would ask for assets a newer
+      // build no longer has, and the console would stay blank.
+      setHeaders: (res, path) =>
+        res.setHeader(
+          'Cache-Control',
+          path.endsWith('.html') ? 'no-store' : 'public, max-age=31536000, immutable',
+        ),
     }),
   );
   // A missing asset is a 404, never the app's page under a script's name.
