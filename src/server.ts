@@ -6,7 +6,7 @@ import { NestFactory } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
 import { raw } from 'express';
 import { Logger } from 'nestjs-pino';
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import type { DestinationStream } from 'pino';
@@ -74,6 +74,19 @@ export async function startServer(
         abortOnError: false,
       },
     );
+    const express = app.getHttpAdapter().getInstance() as {
+      disable(name: string): void;
+      set(name: string, value: unknown): void;
+    };
+    // Nothing says which framework answers, and no ETag hashes a body that may hold PHI.
+    express.disable('x-powered-by');
+    express.set('etag', false);
+    app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => {
+      res.setHeader('X-Content-Type-Options', 'nosniff');
+      // GraphQL answers carry health data: no browser or proxy keeps them.
+      if (req.url?.startsWith('/graphql')) res.setHeader('Cache-Control', 'no-store');
+      next();
+    });
     const verifier = app.get(TokenVerifier);
     app.use(
       jsonBodies({

@@ -28,4 +28,20 @@ describe('the HTTP server', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('keep-alive')).toBe('timeout=61');
   });
+
+  it('keeps GraphQL answers (health data) out of caches, and does not name its framework', async () => {
+    const raw = await fetch(`${api.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(raw.status).toBe(200);
+    expect(raw.headers.get('cache-control')).toBe('no-store');
+    expect(raw.headers.get('etag')).toBeNull();
+    for (const path of ['/graphql', '/health', '/metrics']) {
+      const r = path === '/graphql' ? raw : await fetch(`${api.url}${path}`);
+      expect(r.headers.get('x-powered-by')).toBeNull();
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+    }
+  });
 });
