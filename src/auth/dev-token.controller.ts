@@ -1,15 +1,18 @@
 // The console's "sign in as" for development: mints a dev-issuer token for a subject, role and
 // organisation. Registered only in dev-issuer mode (AuthModule.forRoot): with an external
 // identity provider (AUTH_JWKS_URL), or in production, the route does not exist at all.
-import { Body, Controller, Header, HttpCode, Inject, Post } from '@nestjs/common';
+import { Body, Controller, Header, HttpCode, Inject, Post, Req } from '@nestjs/common';
+import type { IncomingMessage } from 'node:http';
 import { z } from 'zod';
-import { BadUserInputError } from '../common/errors';
+import { BadUserInputError, ForbiddenError } from '../common/errors';
 import { Public } from './decorators';
 import { DEV_NAME_RULE, DevIssuer, isDevName } from './dev-issuer';
 import { Role, ROLES } from './roles';
 
 /** The console's people; a training node (NODE) is not one, and gets no token here. */
 const CONSOLE_ROLES = ROLES.filter((r) => r !== 'NODE');
+
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 /** How long a console token lives: a working session, not a standing credential. */
 export const DEV_TOKEN_TTL_SECONDS = 3600;
@@ -31,7 +34,17 @@ export class DevTokenController {
   @Post('dev-token')
   @HttpCode(200)
   @Header('Cache-Control', 'no-store')
-  async mint(@Body() body: unknown): Promise<{ token: string; expiresIn: number }> {
+  async mint(
+    @Body() body: unknown,
+    @Req() req: IncomingMessage,
+  ): Promise<{ token: string; expiresIn: number }> {
+    // Anyone who reaches this route may be anyone, ADMIN included: it answers this machine
+    // only, whatever address the server listens on.
+    if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) {
+      throw new ForbiddenError(
+        'The development sign-in answers only this machine (open the console on localhost); elsewhere, configure an identity provider (AUTH_JWKS_URL).',
+      );
+    }
     const parsed = DevTokenBody.safeParse(body);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
