@@ -250,7 +250,19 @@ function positiveNumber(value: string): number {
 function role(value: string, previous: Role[]): Role[] {
   const r = value.toUpperCase();
   if (!isRole(r)) throw new InvalidArgumentError(`must be one of ${ROLES.join(', ')}`);
-  return [...previous, r];
+  return previous.includes(r) ? previous : [...previous, r];
+}
+
+const MAX_TTL_SECONDS = 366 * 86_400;
+
+/** A token lifetime: a positive whole number of s, m, h or d, at most a year. */
+function lifetime(value: string): string {
+  const m = /^([1-9][0-9]{0,8})(s|m|h|d)$/.exec(value);
+  const seconds = m ? Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86_400 }[m[2] as 's'] : 0;
+  if (!m || seconds > MAX_TTL_SECONDS) {
+    throw new InvalidArgumentError('must be a positive duration like 30m, 1h or 7d, at most 366d');
+  }
+  return value;
 }
 
 async function keygen(opts: { out: string }): Promise<void> {
@@ -325,8 +337,8 @@ export function program(): Command {
     .description('print a signed development JWT (embedded mode only)')
     .requiredOption('--sub <id>', "the token's subject (user id)", subject)
     .option('--role <role>', `a role, repeatable: ${ROLES.join(', ')}`, role, [] as Role[])
-    .option('--org <org>', 'organisation id claim')
-    .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d', '1h')
+    .option('--org <org>', 'organisation id claim', subject)
+    .option('--ttl <duration>', 'lifetime, e.g. 30m, 1h, 7d (at most 366d)', lifetime, '1h')
     .action(token);
   cli
     .command('verify-ledger')

@@ -587,4 +587,18 @@ describe('custodia command-line errors', () => {
     expect(complaint).toContain('WIZARD');
     for (const role of ROLES) expect(complaint).toContain(role);
   });
+
+  it.each([
+    ['--ttl', '-1h'],
+    ['--ttl', '0s'],
+    ['--ttl', '100000000d'],
+    ['--org', ''],
+  ])('refuses %s %j, which would mint a dead, endless or malformed token', async (flag, value) => {
+    const out = await custodia(['token', '--sub', 'alice', '--role', 'PATIENT', flag, value], {
+      CUSTODIA_DATA_DIR: await dataDir(),
+    }).finished();
+    expect(out.code).not.toBe(0);
+    expect(out.stdout).toBe('');
+    expect(complaints(out.stderr).join('\n')).toContain(flag);
+  });
 });
