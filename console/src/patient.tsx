@@ -186,8 +186,9 @@ export function Consents() {
               <p>{describeGrant(g)}</p>
               <p className="muted">
                 From {formatTime(g.validFrom)}
-                {g.validUntil ? ` until ${formatTime(g.validUntil)}` : ', until revoked'} · ledger
-                transaction <code>{short(g.ledgerTxId)}</code>
+                {g.validUntil ? ` until ${formatTime(g.validUntil)}` : ''} (UTC)
+                {g.validUntil ? '' : ', until revoked'} · ledger transaction{' '}
+                <code>{short(g.ledgerTxId)}</code>
               </p>
               {(g.status === 'ACTIVE' || g.status === 'SUSPENDED') && (
                 <button
