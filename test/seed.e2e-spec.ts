@@ -7,6 +7,7 @@ import {
   seedCohort,
   SeedSummary,
   siteId,
+  syntheticPatientId,
   syntheticUserId,
 } from '../src/federated/synthetic';
 import { RecordsService } from '../src/records';
@@ -58,6 +59,8 @@ describe('seeding a synthetic cohort', () => {
     printed.patients.forEach((p, i) => {
       expect(Object.keys(p)).toEqual(['id', 'userId', 'organizationId']);
       expect(p.id).toMatch(UUID);
+      // The same seed prints the same cohort on any fresh instance, ids included.
+      expect(p.id).toBe(syntheticPatientId(p.userId, api.config.orgId));
       expect(p.userId).toBe(syntheticUserId(OPTIONS, i));
       expect(p.organizationId).toBe(siteId(cohort.patients[i].site));
     });
@@ -125,6 +128,15 @@ describe('seeding a synthetic cohort', () => {
     expect(await recordCounts()).toEqual(expectedCounts());
     expect(await blocks()).toBe(before);
     expect(lines.at(-1)).toMatch(/^created 0 records, \d+ were already there$/);
+  });
+
+  it('gives a fresh instance seeded alike the same ids', async () => {
+    const other = await TestApi.start();
+    try {
+      expect(await seedCohort(other.server.app, OPTIONS)).toEqual(summary);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('completes a patient whose seeding was interrupted after the first record', async () => {

@@ -146,11 +146,15 @@ export class PatientsService implements OnApplicationBootstrap {
     return id;
   }
 
-  /** Creates the caller's patient profile, or returns (and updates) the existing one. */
+  /**
+   * Creates the caller's patient profile, or returns (and updates) the existing one. `newId`
+   * names a new profile (a seeded cohort's, the same from run to run) unless that id is taken.
+   */
   async register(
     actor: Actor,
     displayName: string | null | undefined,
     organizationId: string | null | undefined,
+    newId?: string,
   ): Promise<PatientModel> {
     const name =
       displayName === undefined || displayName === null ? undefined : checkName(displayName);
@@ -160,7 +164,11 @@ export class PatientsService implements OnApplicationBootstrap {
     try {
       const id = await this.db.transaction(async (m) => {
         await this.requireOrganization(m, orgId);
-        const id = randomUUID();
+        const free =
+          newId !== undefined &&
+          isUuid(newId) &&
+          !(await m.getRepository(PatientEntity).existsBy({ id: newId }));
+        const id = free ? newId : randomUUID();
         await m.getRepository(PatientEntity).insert({
           id,
           organizationId: orgId,
@@ -188,7 +196,7 @@ export class PatientsService implements OnApplicationBootstrap {
       // A concurrent call for the same subject registered first: answer with its profile.
       const concurrent = e instanceof LinkedMeanwhile || (e as { code?: string }).code === '23505';
       if (concurrent && (await this.patientIdOf(actor))) {
-        return this.register(actor, displayName, organizationId);
+        return this.register(actor, displayName, organizationId, newId);
       }
       throw e;
     }

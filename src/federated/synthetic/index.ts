@@ -23,5 +23,5 @@ export type {
   SyntheticPatient,
 } from './cohort';
 export { dirichletLabelPartition, MIN_PER_SITE_AND_CLASS } from './partition';
-export { runSeed, seedCohort, siteId, syntheticUserId } from './seed';
+export { runSeed, seedCohort, siteId, syntheticPatientId, syntheticUserId } from './seed';
 export type { SeedOptions, SeedProgress, SeedSummary } from './seed';

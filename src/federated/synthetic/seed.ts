@@ -1,10 +1,11 @@
 // Persists a synthetic cohort through the real services, in-process, as `custodia seed
 // --synthetic` does: so every record is validated, encrypted with its patient's key and
 // anchored on the ledger exactly as if the patient had written it over GraphQL.
+import { createHash } from 'node:crypto';
 import type { INestApplication } from '@nestjs/common';
 import { DataSource } from 'typeorm';
 import type { Actor } from '../../auth';
-import type { AppConfig } from '../../config';
+import { APP_CONFIG, type AppConfig } from '../../config';
 import { runningClusterUrl } from '../../database/cluster-url';
 import { OrganizationEntity, PatientsService } from '../../patients';
 import { IntegrityStatus, RecordEntity, RecordsService } from '../../records';
@@ -46,6 +47,20 @@ export function syntheticUserId(options: SeedOptions, index: number): string {
 }
 
 /**
+ * The id a synthetic patient's profile gets: derived from its identity and the instance's
+ * organisation, so that the same seed prints the same cohort (ids included) on any fresh
+ * instance of that organisation, while two organisations sharing a ledger (where consent is
+ * keyed by patient id) never seed the same patient id. A UUID of version 8 (custom).
+ */
+export function syntheticPatientId(userId: string, orgId: string): string {
+  const h = createHash('sha256')
+    .update(`custodia/synthetic-patient/v1|${orgId}|${userId}`)
+    .digest('hex');
+  const variant = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+/**
  * Creates the cohort's organisations, patients and records in a running app. Safe to run
  * again: organisations are inserted if missing, registration returns the existing profile,
  * and a patient's records are created in a fixed order, so those already stored are a
@@ -60,6 +75,7 @@ export async function seedCohort(
   const db = app.get(DataSource);
   const patients = app.get(PatientsService);
   const records = app.get(RecordsService);
+  const config = app.get<AppConfig>(APP_CONFIG);
 
   const organizations = Array.from({ length: options.sites }, (_, k) => ({ id: siteId(k) }));
   await db
@@ -83,7 +99,12 @@ export async function seedCohort(
     const userId = syntheticUserId(options, p.index);
     const organizationId = siteId(p.site);
     const actor: Actor = { id: userId, roles: ['PATIENT'], organizationId };
-    const profile = await patients.register(actor, null, organizationId);
+    const profile = await patients.register(
+      actor,
+      null,
+      organizationId,
+      syntheticPatientId(userId, config.orgId),
+    );
     const resources = toFhir(p, profile.id);
     const stored = await db.getRepository(RecordEntity).countBy({ patientId: profile.id });
     tally.kept += Math.min(stored, resources.length);
