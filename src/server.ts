@@ -98,6 +98,12 @@ export async function startServer(
     app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY }));
     app.use(bodyErrors);
     app.use('/console', consoleAssets({ signIn: consoleSignIn(config) }));
+    // Browsers ask for it on every console load; a 404 showed as an error in their console.
+    app.use('/favicon.ico', (_req: IncomingMessage, res: ServerResponse) => {
+      res.statusCode = 204;
+      res.setHeader('Cache-Control', 'public, max-age=86400');
+      res.end();
+    });
     const http = app.getHttpServer() as Server;
     http.keepAliveTimeout = config.http.keepAliveTimeoutMs;
     http.headersTimeout = config.http.headersTimeoutMs;

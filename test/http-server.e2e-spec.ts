@@ -44,4 +44,8 @@ describe('the HTTP server', () => {
       expect(r.headers.get('x-content-type-options')).toBe('nosniff');
     }
   });
+
+  it('answers the browser’s favicon request with no content rather than an error', async () => {
+    expect((await fetch(`${api.url}/favicon.ico`)).status).toBe(204);
+  });
 });
