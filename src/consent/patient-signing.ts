@@ -52,6 +52,22 @@ export async function signDetached(privateJwk: JWK, payload: string): Promise<st
   return `${header}..${signature}`;
 }
 
+/** GrantConsentInput's fields, and the patientId a signing tool's input names. */
+const GRANT_INPUT_FIELDS = new Set([
+  'id',
+  'patientId',
+  'granteeType',
+  'granteeId',
+  'purpose',
+  'actions',
+  'resourceTypes',
+  'categories',
+  'includeRestricted',
+  'validFrom',
+  'validUntil',
+  'signature',
+]);
+
 /**
  * consentPayload of a grant input as JSON (instants as ISO strings), for `patientId`: the same
  * bytes the API's consentPayload query answers.
@@ -72,5 +88,26 @@ export function grantPayloadOf(json: Record<string, unknown>, patientId: string)
   }
   if (!Array.isArray(input.actions))
     throw new BadUserInputError('the grant needs actions', 'actions');
+  // What GrantConsentInput would refuse is refused here, before the patient signs it.
+  const unknown = Object.keys(json).find((k) => !GRANT_INPUT_FIELDS.has(k));
+  if (unknown !== undefined) {
+    throw new BadUserInputError(
+      `the grant has a field GrantConsentInput does not (${JSON.stringify(unknown.slice(0, 40))})`,
+      unknown.slice(0, 40),
+    );
+  }
+  const enums = [
+    ['granteeType', ['CLINICIAN', 'ORGANIZATION', 'STUDY']],
+    ['purpose', ['TREATMENT', 'RESEARCH']],
+  ] as const;
+  for (const [k, allowed] of enums) {
+    if (!(allowed as readonly string[]).includes(input[k])) {
+      throw new BadUserInputError(`${k} must be one of ${allowed.join(', ')}`, k);
+    }
+  }
+  const badAction = input.actions.find((a) => !['READ', 'WRITE', 'TRAIN'].includes(a));
+  if (badAction !== undefined) {
+    throw new BadUserInputError('actions must each be one of READ, WRITE, TRAIN', 'actions');
+  }
   return consentPayload({ id: input.id, patientId, ...validateGrant(input) });
 }

@@ -1,0 +1,40 @@
+// What `custodia sign-grant` signs: exactly the bytes the API's consentPayload answers, and
+// nothing that GrantConsentInput would refuse (the patient learns it before signing, not at
+// grantConsent).
+import { BadUserInputError } from '../common/errors';
+import { grantPayloadOf } from './patient-signing';
+
+const PATIENT = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
+const grant = {
+  id: 'g-1',
+  granteeType: 'CLINICIAN',
+  granteeId: 'dr-bob',
+  purpose: 'TREATMENT',
+  actions: ['READ'],
+};
+
+describe('the payload a signing tool signs', () => {
+  it('is the JCS of the grant terms, arrays sorted, for the patient', () => {
+    const payload = grantPayloadOf({ ...grant, actions: ['WRITE', 'READ'] }, PATIENT);
+    expect(JSON.parse(payload)).toMatchObject({
+      id: 'g-1',
+      patientId: PATIENT,
+      actions: ['READ', 'WRITE'],
+    });
+  });
+
+  it.each([
+    ['an unknown field', { extra: 1 }, 'extra'],
+    ['an unknown grantee type', { granteeType: 'NURSE' }, 'granteeType'],
+    ['an unknown purpose', { purpose: 'MARKETING' }, 'purpose'],
+    ['an unknown action', { actions: ['READ', 'DELETE'] }, 'actions'],
+  ])('refuses %s before it is signed', (_, change, field) => {
+    const refuse = () => grantPayloadOf({ ...grant, ...change }, PATIENT);
+    expect(refuse).toThrow(BadUserInputError);
+    try {
+      refuse();
+    } catch (e) {
+      expect((e as BadUserInputError).details.field).toBe(field);
+    }
+  });
+});
