@@ -1,12 +1,12 @@
 // Starts the API: the database (embedded unless DATABASE_URL is set, migrations applied),
 // then Nest on PORT. An embedded database is supervised: restarted if it dies. `stop()` is
 // graceful and bounded: requests drain, Nest closes, the database stops last.
-import { INestApplication, Logger as NestLogger } from '@nestjs/common';
+import { ConsoleLogger, INestApplication, Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
 import { raw } from 'express';
 import { Logger } from 'nestjs-pino';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Server } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import type { DestinationStream } from 'pino';
@@ -69,7 +69,11 @@ export async function startServer(
       {
         // Nest's own start-up chatter (modules, routes) stays out of the log; warnings and
         // errors do not. The structured logger takes over once the server listens.
-        logger: ['fatal', 'error', 'warn'],
+        // Colours only on a terminal: a log file or a supervisor's journal gets plain text.
+        logger: new ConsoleLogger({
+          logLevels: ['fatal', 'error', 'warn'],
+          colors: process.stderr.isTTY === true,
+        }),
         bodyParser: false,
         abortOnError: false,
       },
@@ -81,10 +85,15 @@ export async function startServer(
     // Nothing says which framework answers, and no ETag hashes a body that may hold PHI.
     express.disable('x-powered-by');
     express.set('etag', false);
-    app.use((req: IncomingMessage, res: ServerResponse, next: () => void) => {
+    app.use((req: Request, res: Response, next: NextFunction) => {
       res.setHeader('X-Content-Type-Options', 'nosniff');
       // GraphQL answers carry health data: no browser or proxy keeps them.
-      if (req.url?.startsWith('/graphql')) res.setHeader('Cache-Control', 'no-store');
+      if (req.url.startsWith('/graphql')) res.setHeader('Cache-Control', 'no-store');
+      // GraphQL is served at /graphql only; Express's mount would answer below it too.
+      if (/^\/graphql\/[^?]/.test(req.url)) {
+        sendError(res, 404, 'Nothing here: GraphQL is served at /graphql.', 'NOT_FOUND');
+        return;
+      }
       next();
     });
     const verifier = app.get(TokenVerifier);
@@ -99,10 +108,8 @@ export async function startServer(
     app.use(bodyErrors);
     app.use('/console', consoleAssets({ signIn: consoleSignIn(config) }));
     // Browsers ask for it on every console load; a 404 showed as an error in their console.
-    app.use('/favicon.ico', (_req: IncomingMessage, res: ServerResponse) => {
-      res.statusCode = 204;
-      res.setHeader('Cache-Control', 'public, max-age=86400');
-      res.end();
+    app.use('/favicon.ico', (_req: Request, res: Response) => {
+      res.status(204).setHeader('Cache-Control', 'public, max-age=86400').end();
     });
     const http = app.getHttpServer() as Server;
     http.keepAliveTimeout = config.http.keepAliveTimeoutMs;

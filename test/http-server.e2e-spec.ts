@@ -45,6 +45,17 @@ describe('the HTTP server', () => {
     }
   });
 
+  it('serves GraphQL at /graphql only, not below it', async () => {
+    const res = await fetch(`${api.url}/graphql/anything`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: '{ __typename }' }),
+    });
+    expect(res.status).toBe(404);
+    const body = (await res.json()) as { errors: { extensions: { code: string } }[] };
+    expect(body.errors[0].extensions.code).toBe('NOT_FOUND');
+  });
+
   it('answers the browser’s favicon request with no content rather than an error', async () => {
     expect((await fetch(`${api.url}/favicon.ico`)).status).toBe(204);
   });
