@@ -144,7 +144,9 @@ function ChartOf({ patientId }: { patientId: string }) {
         <ErrorNotice error={error} />
       )}
 
-      <EmergencyCountdown patientId={patientId} />
+      {/* Refused, the server no longer honours an emergency this page declared (the patient
+          turned emergency access off, or erased their data): no countdown for it. */}
+      {error?.code !== 'CONSENT_REQUIRED' && <EmergencyCountdown patientId={patientId} />}
       {loading && <p aria-live="polite">Loading…</p>}
       {data && <LatestVitals patientId={patientId} loaded={data} />}
       {data && items.length === 0 && <p>No records that you may read.</p>}
