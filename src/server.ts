@@ -21,7 +21,7 @@ import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { HttpDrain, withinDeadline } from './lifecycle';
 
 export { MAX_BODY } from './common/json-bodies';
-export const MAX_MODEL_BODY = '64mb';
+/** The largest model update body: a 16M-parameter float32 model. */
 const MAX_MODEL_BODY_BYTES = 64 * 1024 * 1024;
 
 /** The share of SHUTDOWN_TIMEOUT_MS that requests in flight get; Nest's shutdown work has the rest. */
@@ -104,7 +104,7 @@ export async function startServer(
       }),
     );
     // Model updates are binary (float32 little-endian); a 16M-parameter model fits.
-    app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY }));
+    app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY_BYTES }));
     app.use(bodyErrors);
     app.use('/console', consoleAssets({ signIn: consoleSignIn(config) }));
     // Browsers ask for it on every console load; a 404 showed as an error in their console.
@@ -198,7 +198,7 @@ function bodyErrors(err: unknown, req: Request, res: Response, next: NextFunctio
       sendError(
         res,
         413,
-        `Request body exceeds ${MAX_MODEL_BODY.toUpperCase()}, the largest model update accepted.`,
+        `Request body exceeds ${MAX_MODEL_BODY_BYTES / 2 ** 20}MB, the largest model update accepted.`,
         'BAD_USER_INPUT',
       );
     } else {

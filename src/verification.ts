@@ -9,7 +9,6 @@ import { Pool } from 'pg';
 import { auditChainId } from './audit/audit-chain';
 import type { PermitCheck } from './audit/justify';
 import { poolRows, verifyAccessLogAgainstLedger } from './audit/verify';
-import type { GrantRecord } from '@custodia/chaincode';
 import { CONSENT_PROJECTOR } from './consent/consent.projector';
 import { GrantAuthenticity } from './consent/grant-authenticity';
 import {
@@ -72,7 +71,7 @@ export async function verifyAll(
   // Grants the ledger wrote after the projector's checkpoint are not missing but not yet
   // applied (an API stopped, or killed, before its projector got to them): reported, applied
   // by the repair, and no break.
-  const behind = projection ? await notYetProjected(pool, embedded, projection.missing) : null;
+  const behind = projection ? await notYetProjected(pool, projection.missingTxIds) : null;
   if (projection && behind?.ids.length) {
     const late = new Set(behind.ids);
     projection = { ...projection, missing: projection.missing.filter((id) => !late.has(id)) };
@@ -125,29 +124,24 @@ export async function verifyAll(
  */
 async function notYetProjected(
   pool: Pool,
-  ledger: EmbeddedLedger,
-  missing: readonly string[],
+  missingTxIds: ReadonlyMap<string, string>,
 ): Promise<{ ids: string[]; checkpoint: string }> {
-  if (!missing.length) return { ids: [], checkpoint: '' };
+  if (!missingTxIds.size) return { ids: [], checkpoint: '' };
   const { rows: marks } = await pool.query<{ block_number: string; tx_index: number }>(
     'SELECT block_number, tx_index FROM ledger_checkpoints WHERE consumer = $1',
     [CONSENT_PROJECTOR],
   );
   const mark = marks[0] ? { block: Number(marks[0].block_number), tx: marks[0].tx_index } : null;
   const checkpoint = mark ? `block ${mark.block}, transaction ${mark.tx}` : 'none yet';
-  const txOf = new Map<string, string>();
-  for (const id of missing) {
-    const g = await ledger.evaluate<GrantRecord>('consent', 'GetConsent', [id]).catch(() => null);
-    if (g) txOf.set(id, g.txId);
-  }
+  // All of a transaction's history rows share its block and index.
   const { rows: written } = await pool.query<{ tx_id: string; block: string; tx: number }>(
-    `SELECT tx_id, min(block_number) AS block, min(tx_index) AS tx FROM ledger_history
-     WHERE tx_id = ANY($1::text[]) GROUP BY tx_id`,
-    [[...new Set(txOf.values())]],
+    `SELECT DISTINCT tx_id, block_number AS block, tx_index AS tx FROM ledger_history
+     WHERE tx_id = ANY($1::text[])`,
+    [[...new Set(missingTxIds.values())]],
   );
   const at = new Map(written.map((w) => [w.tx_id, { block: Number(w.block), tx: w.tx }]));
-  const ids = missing.filter((id) => {
-    const p = at.get(txOf.get(id) ?? '');
+  const ids = [...missingTxIds.keys()].filter((id) => {
+    const p = at.get(missingTxIds.get(id)!);
     if (!p) return false;
     return !mark || p.block > mark.block || (p.block === mark.block && p.tx > mark.tx);
   });

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, importJWK, JWK, SignJWT } from 'jose';
+import { identifierProblem } from './identifiers';
 import { Role } from './roles';
 
 const ALG = 'ES256';
@@ -16,7 +17,7 @@ const ALG = 'ES256';
  * token, so the issuer never mints one).
  */
 export function isDevName(value: string): boolean {
-  return value.length <= 255 && /^[^\s\p{Cc}\p{Cs}]+$/u.test(value);
+  return value !== '' && !/\s/.test(value) && identifierProblem(value) === null;
 }
 
 export const DEV_NAME_RULE = 'must be 1–255 characters, without spaces or control characters';

@@ -11,6 +11,7 @@ import {
 } from 'jose';
 import { UnauthenticatedError } from '../common/errors';
 import { Actor } from './actor';
+import { identifierProblem, MAX_IDENTIFIER_LENGTH } from './identifiers';
 import { isRole } from './roles';
 
 export const ACCEPTED_ALGORITHMS = ['ES256', 'RS256'];
@@ -79,26 +80,19 @@ function actorFrom(payload: JWTPayload): Actor {
   return { id, roles: [...new Set(roles)], organizationId: org };
 }
 
-const MAX_IDENTIFIER_LENGTH = 255;
-/** Cc is C0, DEL and C1; with the u flag Cs matches only surrogates that are not part of a pair. */
-const UNSTORABLE = /[\p{Cc}\p{Cs}]/u;
-
-/**
- * `sub` and `org` end up in Postgres text columns, ledger keys and logs: a NUL there is a
- * database error (22021) instead of a refusal, and a lone surrogate cannot be encoded as
- * UTF-8. The messages name the rule and never the value, which may be anything.
- */
+/** `sub` and `org`, refused by the rule (identifiers.ts) and never echoed: they may be anything. */
 function identifierClaim(payload: JWTPayload, claim: 'sub' | 'org'): string {
   const value = payload[claim];
   if (typeof value !== 'string' || value === '') {
     throw new UnauthenticatedError(`Invalid token: the ${claim} claim must be a non-empty string.`);
   }
-  if (value.length > MAX_IDENTIFIER_LENGTH) {
+  const problem = identifierProblem(value);
+  if (problem === 'too long') {
     throw new UnauthenticatedError(
       `Invalid token: the ${claim} claim must be at most ${MAX_IDENTIFIER_LENGTH} characters.`,
     );
   }
-  if (UNSTORABLE.test(value)) {
+  if (problem === 'unstorable') {
     throw new UnauthenticatedError(
       `Invalid token: the ${claim} claim must not contain control characters or unpaired surrogates.`,
     );

@@ -4,6 +4,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { GrantRecord } from '@custodia/chaincode';
+import { consentPayload } from '@custodia/chaincode/signed-consent';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
@@ -104,23 +105,18 @@ export class ConsentService {
     const g = await this.ledger
       .evaluate<GrantRecord>('consent', 'GetConsent', [id])
       .catch(() => null);
-    if (!g || g.patientId !== patientId || g.status === 'REVOKED') return null;
-    const sameList = (a: readonly string[], b: readonly string[]) =>
-      a.length === b.length && a.every((x) => b.includes(x));
-    const sameInstant = (a: string | null | undefined, b: string | null) =>
-      a === null || a === undefined ? b === null : b !== null && Date.parse(a) === Date.parse(b);
-    const same =
-      g.grantee.type === terms.grantee.type &&
-      g.grantee.id === terms.grantee.id &&
-      g.purpose === terms.purpose &&
-      sameList(g.actions, terms.actions) &&
-      sameList(g.resourceTypes, terms.resourceTypes) &&
-      sameList(g.categories, terms.categories) &&
-      g.includeRestricted === terms.includeRestricted &&
-      (terms.validFrom === null || sameInstant(g.validFrom, terms.validFrom)) &&
-      sameInstant(g.validUntil, terms.validUntil) &&
-      (g.patientSigned === true) === (signature !== null);
-    return same ? g : null;
+    if (!g || g.status === 'REVOKED' || (g.patientSigned === true) !== (signature !== null)) {
+      return null;
+    }
+    // The very bytes a patient signs compare the terms (instants are ISO on both sides); an
+    // open start matches whatever start the ledger gave it.
+    const asked = consentPayload({ id, patientId, ...terms });
+    const held = consentPayload({
+      ...g,
+      validFrom: terms.validFrom && g.validFrom,
+      validUntil: g.validUntil ?? null,
+    });
+    return asked === held ? g : null;
   }
 
   /**

@@ -9,6 +9,7 @@ import {
   importJWK,
   JWK,
 } from 'jose';
+import { ACTIONS, GRANTEE_TYPES, PURPOSES } from '@custodia/chaincode/policy';
 import { consentPayload } from '@custodia/chaincode/signed-consent';
 import { BadUserInputError } from '../common/errors';
 import { parseInstant } from '../common/instants';
@@ -97,17 +98,16 @@ export function grantPayloadOf(json: Record<string, unknown>, patientId: string)
     );
   }
   const enums = [
-    ['granteeType', ['CLINICIAN', 'ORGANIZATION', 'STUDY']],
-    ['purpose', ['TREATMENT', 'RESEARCH']],
+    ['granteeType', GRANTEE_TYPES],
+    ['purpose', PURPOSES],
   ] as const;
   for (const [k, allowed] of enums) {
     if (!(allowed as readonly string[]).includes(input[k])) {
       throw new BadUserInputError(`${k} must be one of ${allowed.join(', ')}`, k);
     }
   }
-  const badAction = input.actions.find((a) => !['READ', 'WRITE', 'TRAIN'].includes(a));
-  if (badAction !== undefined) {
-    throw new BadUserInputError('actions must each be one of READ, WRITE, TRAIN', 'actions');
+  if (!input.actions.every((a) => (ACTIONS as readonly string[]).includes(a))) {
+    throw new BadUserInputError(`actions must each be one of ${ACTIONS.join(', ')}`, 'actions');
   }
   return consentPayload({ id: input.id, patientId, ...validateGrant(input) });
 }

@@ -34,6 +34,8 @@ export interface ProjectionDrift {
 }
 
 export interface ReconcileReport extends ProjectionDrift {
+  /** The transaction that wrote each missing grant, as the ledger holds it. */
+  missingTxIds: ReadonlyMap<string, string>;
   ledgerGrants: number;
   projectedRows: number;
   repaired: boolean;
@@ -125,8 +127,10 @@ export class ProjectionReconciler {
         await this.db.query('DELETE FROM consent_grants WHERE id = ANY($1::text[])', [drift.extra]);
       }
     }
+    const txOf = new Map(ledger.map((g) => [g.id, g.txId]));
     return {
       ...drift,
+      missingTxIds: new Map(drift.missing.map((id) => [id, txOf.get(id)!])),
       ledgerGrants: ledger.length,
       projectedRows: rows.length,
       repaired: options.repair,

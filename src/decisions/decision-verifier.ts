@@ -30,16 +30,22 @@ export class DecisionVerifier {
     const notFound = new NotFoundError('No AI decision with that id.');
     const row = await this.repo.decision(id);
     if (!row) throw notFound;
+    const decision = hasRole(actor, 'ADMIN')
+      ? null
+      : await this.pdp.decide(
+          actor,
+          hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null,
+          row.patientId,
+          'READ',
+          'TREATMENT',
+        );
+    // One the caller may not see answers as one that does not exist: without access to the
+    // patient (told before anything is decrypted), or (as aiDecisions leaves it out) without
+    // access to every record it read.
+    if (decision?.basis.kind === 'none') throw notFound;
     const opened = await this.seal.open(row);
-    if (!hasRole(actor, 'ADMIN')) {
-      const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
-      const decision = await this.pdp.decide(actor, own, row.patientId, 'READ', 'TREATMENT');
-      // One the caller may not see answers as one that does not exist: without access to the
-      // patient, or (as aiDecisions leaves it out) without access to every record it read.
-      if (decision.basis.kind === 'none') throw notFound;
-      if (opened && !opened.inputs.features.every((f) => this.pdp.admits(decision, f.source))) {
-        throw notFound;
-      }
+    if (decision && opened?.inputs.features.some((f) => !this.pdp.admits(decision, f.source))) {
+      throw notFound;
     }
     const problems: string[] = [];
     const onLedger = await this.onLedger<DecisionRecord>('GetDecision', row.id);
@@ -67,10 +73,8 @@ export class DecisionVerifier {
 
     let recomputed: number | null = null;
     if (!opened) {
-      const erased =
-        (await this.patients.exists(row.patientId)) && !(await this.patients.isLive(row.patientId));
       problems.push(
-        erased
+        (await this.patients.isErased(row.patientId))
           ? 'the stored inputs were erased with the patient’s data (the patient erased it), so the decision can no longer be recomputed'
           : "the stored inputs cannot be opened: erased with the patient's data key, or altered",
       );

@@ -127,6 +127,14 @@ export class PatientsService implements OnApplicationBootstrap {
     return isUuid(patientId) && this.db.getRepository(PatientEntity).existsBy({ id: patientId });
   }
 
+  /** Whether the id names a patient who erased their data. */
+  async isErased(patientId: string): Promise<boolean> {
+    return (
+      isUuid(patientId) &&
+      this.db.getRepository(PatientEntity).existsBy({ id: patientId, erasedAt: Not(IsNull()) })
+    );
+  }
+
   /** Whether the id names a patient who has not erased their data. */
   async isLive(patientId: string): Promise<boolean> {
     return (

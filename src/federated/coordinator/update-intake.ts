@@ -106,7 +106,8 @@ export class UpdateIntake {
         nodeId: manifest?.nodeId ?? claimedNode,
         status: UpdateStatus.REJECTED,
         reason: e.message,
-        numExamples: recordedExamples(manifest?.numExamples),
+        // A verified manifest's count is in the column's range (verifiedManifest checks it).
+        numExamples: manifest?.numExamples ?? 0,
         updateSha256: manifest?.updateSha256 ?? null,
       });
       return { result: { id, status: UpdateStatus.REJECTED, reason: e.message }, study };
@@ -234,11 +235,6 @@ export class UpdateIntake {
     }
     return { id, status: UpdateStatus.ACCEPTED, reason: null };
   }
-}
-
-/** What a rejected update's row records of the examples its manifest claimed. */
-function recordedExamples(n: number | undefined): number {
-  return Number.isInteger(n) && n! >= 0 && n! <= MAX_EXAMPLES ? n! : 0;
 }
 
 function duplicate(): Rejection {
