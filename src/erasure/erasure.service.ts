@@ -59,17 +59,26 @@ export type Sql = (text: string, params: unknown[]) => Promise<unknown>;
  * the patient after it commits, any other when it next meets them (PatientErasedError).
  */
 export async function erasePatientRows(sql: Sql, patientId: string): Promise<void> {
-  await sql(
-    `UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now()
-     WHERE patient_id = $1 AND destroyed_at IS NULL`,
-    [patientId],
-  );
-  await sql('DELETE FROM records WHERE patient_id = $1', [patientId]);
+  // Keys, then records, then the patient: the order every writer locks them in (see
+  // DataKeyRing.liveKey), so that a write under way is waited for, never deadlocked with.
+  const shred = async () => {
+    await sql(
+      `UPDATE data_keys SET wrapped_key = NULL, destroyed_at = now()
+       WHERE patient_id = $1 AND destroyed_at IS NULL`,
+      [patientId],
+    );
+    await sql('DELETE FROM records WHERE patient_id = $1', [patientId]);
+  };
+  await shred();
   await sql(
     `UPDATE patients SET display_name_sealed = NULL, allow_emergency_access = false,
        erased_at = now(), updated_at = now() WHERE id = $1`,
     [patientId],
   );
+  // A first write that made the patient's first key (holding the patient's row, which the
+  // update above waited for) committed after the statements above had looked: shredded now.
+  // None can follow: a new key needs the patient's row, and the row now says erased.
+  await shred();
   await sql('DELETE FROM emergency_accesses WHERE patient_id = $1', [patientId]);
   await sql('UPDATE users SET patient_id = NULL WHERE patient_id = $1', [patientId]);
 }

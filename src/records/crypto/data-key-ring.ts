@@ -72,6 +72,13 @@ export class DataKeyRing {
    * mode, so an erasure (which destroys the key, then deletes the patient's records) waits, and
    * then deletes what the transaction wrote. A patient already erased gets no new key
    * (PatientErasedError).
+   *
+   * Creating the key locks the patient's row for update (not in share mode): the records the
+   * transaction then writes move the patient's `records_version` (a trigger updates that row),
+   * and two first writes for one patient that both held it in share mode would each wait for
+   * the other to let go (a deadlock). This way the second waits for the first to commit, then
+   * takes the key it made. Lock order, for every writer and erasure alike: data key, record,
+   * patient — or, when the key is new, patient first (no other writer can hold its key yet).
    */
   async liveKey(patientId: string, manager: EntityManager = this.db.manager): Promise<DataKey> {
     const [existing] = await manager.query<{ id: string; wrapped_key: Buffer }[]>(
@@ -96,7 +103,7 @@ export class DataKeyRing {
       const rows: unknown[] = await manager.query(
         `INSERT INTO data_keys (id, patient_id, wrapped_key)
          SELECT $1::uuid, p.id, $3::bytea FROM patients p
-         WHERE p.id = $2 AND p.erased_at IS NULL FOR SHARE
+         WHERE p.id = $2 AND p.erased_at IS NULL FOR NO KEY UPDATE
          ON CONFLICT DO NOTHING RETURNING id`,
         [id, patientId, wrapDataKey(this.kek, raw, id, patientId)],
       );
