@@ -311,11 +311,13 @@ describe('importing and exporting FHIR bundles', () => {
         `SELECT action, decision, consent_id FROM access_events WHERE patient_id = $1 AND actor_id = 'dr-import' ORDER BY seq`,
         [dave.id],
       );
+      // Refused without a grant, refused for the entry the grant does not cover, permitted.
       expect(log.rows.map((r) => `${r.action} ${r.decision}`)).toEqual([
+        'WRITE DENY',
         'WRITE DENY',
         'WRITE PERMIT',
       ]);
-      expect(log.rows[1].consent_id).toBeTruthy();
+      expect(log.rows[2].consent_id).toBeTruthy();
       // The import's PERMIT is justified by the WRITE grant the ledger holds.
       const { verifyAccessLog } = await api.ok<{
         verifyAccessLog: { ok: boolean; problems: string[]; permitsJustified: number };

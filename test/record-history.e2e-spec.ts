@@ -378,6 +378,27 @@ describe('record amendments and history', () => {
             .rows[0].count,
         ),
       ).toBe(before);
+      // Nor through an import, by the category tag an export writes.
+      const tagged = {
+        ...observation('2345-7', 5.1),
+        meta: { tag: [{ system: 'urn:custodia:record-category', code: 'vital-signs' }] },
+      };
+      const imported = await api.gql(
+        `mutation($b: JSON!, $p: ID) { importBundle(bundle: $b, patientId: $p) { created } }`,
+        {
+          b: { resourceType: 'Bundle', type: 'collection', entry: [{ resource: tagged }] },
+          p: aliceId,
+        },
+        vitals,
+      );
+      expect(codes(imported)).toEqual(['FORBIDDEN']);
+      expect(imported.errors![0].message).toContain('entry[0]');
+      expect(
+        Number(
+          (await api.db.query('SELECT count(*) FROM records WHERE patient_id = $1', [aliceId]))
+            .rows[0].count,
+        ),
+      ).toBe(before);
       // Naming its own category is fine; the patient may relabel their own records.
       const ok = await filed(vitals, vitalSign(), 'vital-signs');
       expect(ok.errors).toBeUndefined();
@@ -385,6 +406,54 @@ describe('record amendments and history', () => {
       const own = await filed(alice, observation('2345-7', 5.1), 'vital-signs');
       expect(own.errors).toBeUndefined();
       expect(own.data!.createRecord.category).toBe('vital-signs');
+    });
+
+    it('keeps the category the patient filed a record under through amendments; only the patient files it anew', async () => {
+      const CREATE_FILED = `mutation($input: CreateRecordInput!) { createRecord(input: $input) {
+        id category } }`;
+      const REFILE = `mutation($id: ID!, $r: JSON!, $v: Int!, $c: String) {
+        updateRecord(id: $id, resource: $r, expectedVersion: $v, category: $c) { version category } }`;
+      const refile = (id: string, r: unknown, v: number, c: string | null, token: string) =>
+        api.gql<{ updateRecord: { version: number; category: string } }>(
+          REFILE,
+          { id, r, v, c },
+          token,
+        );
+      const { id } = (
+        await api.ok<{ createRecord: { id: string; category: string } }>(
+          CREATE_FILED,
+          { input: { resource: observation('2345-7', 5.2), category: 'psych' } },
+          alice,
+        )
+      ).createRecord;
+      const writer = await api.token('dr-any-writer', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-any-writer', { actions: ['READ', 'WRITE'] });
+      const labReader = await api.token('dr-lab-reader', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-lab-reader', { categories: ['laboratory'] });
+      const read = (token: string) =>
+        api.gql(`query($id: ID!) { record(id: $id) { id category } }`, { id }, token);
+      expect(codes(await read(labReader))).toEqual(['NOT_FOUND']);
+
+      // The same content amended, by a grantee and by the patient: still filed as psych.
+      const byWriter = await update(id, observation('2345-7', 5.3), 1, writer);
+      expect(byWriter.errors).toBeUndefined();
+      expect(byWriter.data!.updateRecord).toMatchObject({ version: 2, category: 'psych' });
+      const byAlice = await update(id, observation('2345-7', 5.4), 2);
+      expect(byAlice.data!.updateRecord).toMatchObject({ version: 3, category: 'psych' });
+      expect(codes(await read(labReader))).toEqual(['NOT_FOUND']);
+
+      // A grantee may not file it anew under another category than its content's...
+      expect(codes(await refile(id, observation('2345-7', 5.5), 3, 'laboratory', writer))).toEqual(
+        [],
+      );
+      const psychAgain = await refile(id, observation('2345-7', 5.5), 4, 'psych', writer);
+      expect(codes(psychAgain)).toEqual(['FORBIDDEN']);
+      // ...the patient may.
+      const byPatient = await refile(id, observation('2345-7', 5.6), 4, 'psych', alice);
+      expect(byPatient.data!.updateRecord).toMatchObject({ version: 5, category: 'psych' });
+      expect(codes(await refile(id, observation('2345-7'), 5, 'no spaces', alice))).toEqual([
+        'BAD_USER_INPUT',
+      ]);
     });
 
     it('never surfaces a Condition’s history under a grant for Observations only', async () => {
@@ -475,6 +544,83 @@ describe('record amendments and history', () => {
       ]);
       expect(codes(res)).toEqual(['INTERNAL']);
       expect(res.errors![0].message).toContain(`Record ${id}: version(s) 2 `);
+    });
+  });
+
+  describe('concurrency', () => {
+    it("stores every one of a new patient's first writes made at once", async () => {
+      const bundle = {
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [{ resource: observation('4548-4', 6.1, '%') }],
+      };
+      const IMPORT = `mutation($b: JSON!) { importBundle(bundle: $b) { created } }`;
+      // Several new patients: two first writes racing for the patient's first data key is a
+      // matter of timing.
+      for (let attempt = 0; attempt < 4; attempt++) {
+        const token = await api.token(`eve-at-once-${attempt}`, 'PATIENT');
+        const { id: patientId } = (
+          await api.ok<{ registerPatient: { id: string } }>(REGISTER, {}, token)
+        ).registerPatient;
+        const results = await Promise.all([
+          ...Array.from({ length: 6 }, (_, i) =>
+            api.gql(CREATE, { input: { resource: observation('2345-7', 5 + i / 10) } }, token),
+          ),
+          api.gql(IMPORT, { b: bundle }, token),
+          api.gql(IMPORT, { b: bundle }, token),
+        ]);
+        expect(results.map((r) => r.errors ?? [])).toEqual(results.map(() => []));
+        const { rows } = await api.db.query(
+          `SELECT (SELECT count(*)::int FROM records WHERE patient_id = $1) AS records,
+             (SELECT count(*)::int FROM data_keys WHERE patient_id = $1) AS keys`,
+          [patientId],
+        );
+        expect(rows[0]).toEqual({ records: 8, keys: 1 });
+      }
+    });
+
+    it('erases a patient while amendments of their record race it', async () => {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const token = await api.token(`erin-racing-${attempt}`, 'PATIENT');
+        const { id: patientId } = (
+          await api.ok<{ registerPatient: { id: string } }>(REGISTER, {}, token)
+        ).registerPatient;
+        const { id } = await create(observation('4548-4', 6, '%'), token);
+        let erased = false;
+        const amend = async () => {
+          // Until the erasure commits: each answer is a new version, a CONFLICT with another
+          // amendment, or (once erased) NOT_FOUND; never INTERNAL.
+          while (!erased) {
+            const now = await api.gql<{ record: { version: number } }>(
+              `query($id: ID!) { record(id: $id) { version } }`,
+              { id },
+              token,
+            );
+            if (!now.data?.record) return;
+            const res = await update(
+              id,
+              observation('4548-4', 7, '%'),
+              now.data.record.version,
+              token,
+            );
+            for (const code of codes(res)) expect(['CONFLICT', 'NOT_FOUND']).toContain(code);
+          }
+        };
+        const amending = [amend(), amend(), amend()];
+        // Once the amendments are under way.
+        await update(id, observation('4548-4', 6.5, '%'), 1, token).catch(() => undefined);
+        const res = await api.gql(ERASE, {}, token);
+        erased = true;
+        await Promise.all(amending);
+        expect(res.errors).toBeUndefined();
+        const { rows } = await api.db.query(
+          `SELECT (SELECT count(*)::int FROM records WHERE patient_id = $1) AS records,
+             (SELECT count(*)::int FROM data_keys
+               WHERE patient_id = $1 AND destroyed_at IS NULL) AS live_keys`,
+          [patientId],
+        );
+        expect(rows[0]).toEqual({ records: 0, live_keys: 0 });
+      }
     });
   });
 

@@ -312,8 +312,9 @@ function ageAt(
   if (typeof birthDate !== 'string') return undefined;
   const match = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$/.exec(birthDate);
   if (!match) return undefined;
-  const born = Date.UTC(Number(match[1]), Number(match[2] ?? 1) - 1, Number(match[3] ?? 1));
-  if (born > asOf) return undefined;
+  // As ISO text: Date.UTC would take years 0–99 for 1900–1999.
+  const born = Date.parse(`${match[1]}-${match[2] ?? '01'}-${match[3] ?? '01'}T00:00:00Z`);
+  if (!Number.isFinite(born) || born > asOf) return undefined;
   return { value: (asOf - born) / DAY_MS / YEAR_DAYS, source };
 }
 

@@ -3,7 +3,9 @@
 // kept as it was sealed and anchored (record_versions); the new one is sealed under labels
 // carrying its version number, so no version's ciphertext can pass for another's, and is
 // anchored like a creation (the ledger takes versions in order, so any earlier version still
-// pending is anchored first). meta.versionId and meta.lastUpdated are the server's.
+// pending is anchored first). meta.versionId and meta.lastUpdated are the server's. A record
+// keeps the category it is filed under (which grants' category scopes go by) unless its
+// content's own category changes, or its patient files it anew.
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
@@ -12,13 +14,15 @@ import {
   BadUserInputError,
   ConflictError,
   ConsentRequiredError,
+  ForbiddenError,
   NotFoundError,
 } from '../../common/errors';
 import { isUuid } from '../../common/ids';
-import { DataKeyRing, RecordLabels } from '../crypto';
+import { DataKeyRing, PatientErasedError, RecordLabels } from '../crypto';
 import {
   checkedCategory,
   deriveCategory,
+  type FhirResource,
   labelledRestricted,
   stampServerFields,
   validatePatientResource,
@@ -27,6 +31,7 @@ import { RecordAccess } from '../record-access';
 import { AnchorLookup } from '../record-integrity';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
+import { RecordOpener } from '../record-opener';
 import { updateRecordRow } from '../record-rows';
 import { sealedRow } from '../sealed-row';
 import { RecordIndex } from '../search/record-index';
@@ -45,13 +50,19 @@ export class RecordAmendments {
     private readonly index: RecordIndex,
     private readonly anchoring: RecordAnchoring,
     private readonly access: RecordAccess,
+    private readonly opener: RecordOpener,
   ) {}
 
+  /**
+   * Stores a new version of the record. `category`, when given, files it anew: the patient
+   * may choose any; a grantee only the one its content carries (as on creation).
+   */
   async update(
     actor: Actor,
     id: string,
     input: unknown,
     expectedVersion: number,
+    category?: string | null,
   ): Promise<Amended> {
     if (!Number.isSafeInteger(expectedVersion) || expectedVersion < 1) {
       throw new BadUserInputError(
@@ -80,10 +91,19 @@ export class RecordAmendments {
         'resource.resourceType',
       );
     }
-    const category = checkedCategory(
-      deriveCategory(resource) ?? current.category,
-      'resource.category',
-    );
+    const ownCategory = checkedCategory(deriveCategory(resource), 'resource.category');
+    const asked = category !== undefined && category !== null;
+    const filed = asked
+      ? checkedCategory(category, 'category')
+      : await this.keptCategory(current, ownCategory);
+    // As on creation: a grantee relabelling a record would slip it past the category scope of
+    // their own grant, and of every other grant the patient gave.
+    if (asked && decision.basis.kind !== 'self' && ownCategory !== null && filed !== ownCategory) {
+      await this.access.logDenied(actor, decision, current.patientId, [id]);
+      throw new ForbiddenError(
+        'Only the patient can file a record under another category than the one it carries; leave category out.',
+      );
+    }
     // A restriction is never lifted by an amendment: only added.
     const sensitivity: RecordEntity['sensitivity'] =
       labelledRestricted(resource) || current.sensitivity === 'RESTRICTED'
@@ -91,7 +111,11 @@ export class RecordAmendments {
         : 'NORMAL';
     const version = expectedVersion + 1;
     if (
-      !this.access.admits(decision, { resourceType: current.resourceType, category, sensitivity })
+      !this.access.admits(decision, {
+        resourceType: current.resourceType,
+        category: filed,
+        sensitivity,
+      })
     ) {
       await this.access.logDenied(actor, decision, current.patientId, [id]);
       throw new ConsentRequiredError(
@@ -103,6 +127,10 @@ export class RecordAmendments {
     stampServerFields(resource, id, version, now);
 
     const row = await this.db.transaction(async (m) => {
+      // The key before the record: the order erasure takes them in (see DataKeyRing.liveKey).
+      const dek = await this.keys.liveKey(current.patientId, m).catch((e: unknown) => {
+        throw e instanceof PatientErasedError ? notFound : e;
+      });
       const [locked] = await m.query<{ version: number }[]>(
         'SELECT version FROM records WHERE id = $1 FOR UPDATE',
         [id],
@@ -119,13 +147,12 @@ export class RecordAmendments {
          FROM records WHERE id = $1`,
         [id],
       );
-      const dek = await this.keys.liveKey(current.patientId, m);
       const labels: RecordLabels = {
         recordId: id,
         patientId: current.patientId,
         version,
         resourceType: current.resourceType,
-        category,
+        category: filed,
         sensitivity,
       };
       const next = sealedRow(
@@ -140,6 +167,25 @@ export class RecordAmendments {
     });
     await this.access.logPermitted(actor, decision, row.patientId, [row]);
     return { row, resource, anchor: await this.anchorVersions(row) };
+  }
+
+  /**
+   * The category an amendment leaves the record under, when none is asked for. A record its
+   * patient filed apart from what its content says (a lab result filed as `psych`, say) stays
+   * so: no amendment, by a grantee or by the patient, undoes that filing unasked. Otherwise
+   * the category follows the content's, and stays as it was when the content now carries none.
+   */
+  private async keptCategory(
+    current: RecordEntity,
+    ownCategory: string | null,
+  ): Promise<string | null> {
+    if (current.category === null) return ownCategory;
+    const before = await this.opener.open(current);
+    // A version that does not open (reported) tells nothing: the filing stands.
+    if (!before || deriveCategory(before.resource as FhirResource) !== current.category) {
+      return current.category;
+    }
+    return ownCategory ?? current.category;
   }
 
   /** Earlier versions still pending first (the ledger takes them in order), then this one. */

@@ -45,12 +45,19 @@ export class RecordHistoryResolver {
     @Args('id', { type: () => ID }) id: string,
     @Args('resource', { type: () => JSONScalar }) resource: unknown,
     @Args('expectedVersion', { type: () => Int }) expectedVersion: number,
+    @Args('category', {
+      type: () => String,
+      nullable: true,
+      description:
+        "Files the record anew under this category (the patient: any; a grantee: only the one its content carries). Left out, the record keeps the category it is filed under unless its content's own category changes.",
+    })
+    category?: string | null,
   ) {
     const {
       row,
       resource: stored,
       anchor,
-    } = await this.amendments.update(actor, id, resource, expectedVersion);
+    } = await this.amendments.update(actor, id, resource, expectedVersion, category);
     return recordModel({ row, resource: stored, hash: row.contentHash }, anchor);
   }
 }

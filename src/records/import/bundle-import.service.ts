@@ -10,7 +10,8 @@ import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { Actor } from '../../auth';
-import { BadUserInputError, ConsentRequiredError } from '../../common/errors';
+import { BadUserInputError, ConsentRequiredError, ForbiddenError } from '../../common/errors';
+import { RECORD_CATEGORY_SYSTEM } from '../../consent';
 import { PatientsService } from '../../patients';
 import { DataKeyRing } from '../crypto';
 import { stampServerFields } from '../fhir';
@@ -56,7 +57,16 @@ export class BundleImportService implements OnApplicationShutdown {
     const plan = await planImport(bundle, target);
     if (plan.adopted) await this.refuseAnotherPatient(plan.adopted, target);
     for (const r of plan.records) {
+      // As createRecord: a grantee filing a record apart from its content's category would
+      // slip it past the category scope of their own grant and of every other.
+      if (r.refiled && decision.basis.kind !== 'self') {
+        await this.access.logDenied(actor, decision, target, []);
+        throw new ForbiddenError(
+          `entry[${r.entry}]: only the patient can file a record under another category than the one it carries (its ${RECORD_CATEGORY_SYSTEM} tag); nothing was imported.`,
+        );
+      }
       if (!this.access.admits(decision, { ...r, resourceType: r.resource.resourceType })) {
+        await this.access.logDenied(actor, decision, target, []);
         throw new ConsentRequiredError(
           `entry[${r.entry}]: your grants do not cover ${r.resource.resourceType} records of this patient; nothing was imported.`,
         );

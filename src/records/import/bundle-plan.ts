@@ -65,6 +65,11 @@ export interface PlannedRecord {
   id: string;
   resource: FhirResource;
   category: string | null;
+  /**
+   * Whether the bundle files the record under another category (its category tag) than its
+   * content carries: only the patient may (as with createRecord's category).
+   */
+  refiled: boolean;
   sensitivity: 'NORMAL' | 'RESTRICTED';
 }
 
@@ -208,11 +213,13 @@ export async function planImport(
       });
       const tagged = takeCategoryTag(resource, i);
       const valid = validEntry(resource, ownerId, i);
+      const own = categoryOf(valid, i);
       records.push({
         entry: i,
         id: kind === 'patient' ? newId() : ids[i],
         resource: valid,
-        category: tagged ?? categoryOf(valid, i),
+        category: tagged ?? own,
+        refiled: tagged !== null && own !== null && tagged !== own,
         sensitivity: labelledRestricted(valid) ? 'RESTRICTED' : 'NORMAL',
       });
     }

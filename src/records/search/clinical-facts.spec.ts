@@ -70,6 +70,19 @@ describe('clinical facts of a resource', () => {
     expect(clinicalDate({ resourceType: 'Observation' })).toBeNull();
   });
 
+  it('reads the years 0000–0099 of partial dates as themselves, not as 1900–1999', () => {
+    for (const [value, iso] of [
+      ['0050', '0050-01-01T00:00:00.000Z'],
+      ['0050-06', '0050-06-01T00:00:00.000Z'],
+      ['0050-06-01', '0050-06-01T00:00:00.000Z'],
+      ['0000-01-01', '0000-01-01T00:00:00.000Z'],
+    ]) {
+      expect(
+        clinicalDate({ resourceType: 'Observation', effectiveDateTime: value })?.toISOString(),
+      ).toBe(iso);
+    }
+  });
+
   it("reads the dates of HL7's own NutritionOrder, RiskAssessment and Specimen examples", () => {
     const at = (file: string, change: (r: Resource) => void = () => undefined) => {
       const r = corpusResource(file);

@@ -162,8 +162,9 @@ function instantOf(value: unknown): Date | null {
   if (typeof value !== 'string') return null;
   // FHIR partial dates: "2019", "2019-05", "2019-05-03" (all UTC midnight here).
   const partial = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$/.exec(value);
+  // Parsed as ISO text, not by Date.UTC, which takes years 0–99 for 1900–1999.
   const ms = partial
-    ? Date.UTC(Number(partial[1]), Number(partial[2] ?? 1) - 1, Number(partial[3] ?? 1))
+    ? Date.parse(`${partial[1]}-${partial[2] ?? '01'}-${partial[3] ?? '01'}T00:00:00Z`)
     : Date.parse(value);
   return Number.isFinite(ms) ? new Date(ms) : null;
 }
