@@ -21,6 +21,11 @@ export const CONSENT_PROJECTOR = 'consent-projection';
 const CONSUMER = CONSENT_PROJECTOR;
 const SETTING_EVENT = 'SignedConsentSet';
 const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked', SETTING_EVENT]);
+/**
+ * A grant event committed longer ago than this is a replay (catching up after a restart or an
+ * outage), not news: the grant may have been revoked since, in a block not yet delivered.
+ */
+export const REPLAY_AGE_MS = 5_000;
 const CHECKPOINT = `INSERT INTO ledger_checkpoints (consumer, block_number, tx_index, updated_at)
   VALUES ($1, $2, $3, now())
   ON CONFLICT (consumer) DO UPDATE SET block_number = EXCLUDED.block_number,
@@ -33,6 +38,8 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
   readonly events = new EventEmitter();
   private subscription?: EventSubscription;
   private stopped = false;
+  /** How old a grant event must be to count as a replay (tests make every event one). */
+  replayAgeMs = REPLAY_AGE_MS;
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -108,8 +115,15 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
       });
       return;
     }
-    const grant = event.payload as GrantRecord;
-    await this.projection.settled(grant.id);
+    const delivered = event.payload as GrantRecord;
+    await this.projection.settled(delivered.id);
+    // A grant replayed from the past is written as the ledger holds it now: written as it was,
+    // a grant since revoked would be ACTIVE here until its revocation's block came round
+    // (seconds, in a long catch-up), and reads would be permitted meanwhile.
+    const grant =
+      event.name === 'ConsentGranted' && this.replayed(delivered)
+        ? await this.ledger.evaluate<GrantRecord>('consent', 'GetConsent', [delivered.id])
+        : delivered;
     if (this.projection.applied(grant)) {
       await this.db.query(CHECKPOINT, checkpoint);
       return;
@@ -118,5 +132,11 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
       await this.projection.apply(grant, m);
       await m.query(CHECKPOINT, checkpoint);
     });
+  }
+
+  /** Whether a grant event was committed long enough ago to be a replay (`replayAgeMs`). */
+  private replayed(g: GrantRecord): boolean {
+    const at = Date.parse(g.createdAt);
+    return !Number.isFinite(at) || Date.now() - at >= this.replayAgeMs;
   }
 }

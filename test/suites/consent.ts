@@ -2,7 +2,8 @@
 // test/fabric: Fabric).
 import { randomUUID } from 'node:crypto';
 import { chainedEventFromRow, findBreak } from '../../src/audit';
-import { ConsentProjector } from '../../src/consent';
+import { ConsentProjection, ConsentProjector } from '../../src/consent';
+import { REPLAY_AGE_MS } from '../../src/consent/consent.projector';
 import { LEDGER, Ledger } from '../../src/ledger';
 import { condition, observation } from '../helpers/fhir';
 import { LedgerUnderTest } from '../helpers/ledger-under-test';
@@ -363,6 +364,57 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
         await applied;
         const remote = await api.token('dr-remote', 'CLINICIAN', 'org2');
         expect((await listAs(remote)).data!.records.items.map((r) => r.id)).toEqual([ids.cond]);
+      });
+
+      it('never writes a replayed grant ACTIVE that the ledger has revoked since', async () => {
+        // As after a restart or an outage: the grant and its revocation were both committed
+        // while this projector was not listening, and on resuming it meets the grant first.
+        const ledger = api.server.app.get<Ledger>(LEDGER);
+        const projector = api.server.app.get(ConsentProjector);
+        const projection = api.server.app.get(ConsentProjection);
+        const paused = projector as unknown as {
+          subscription: { close(): Promise<void> };
+          start(): Promise<void>;
+        };
+        const id = randomUUID();
+        const written: string[] = [];
+        const apply = projection.apply.bind(projection);
+        const spy = jest.spyOn(projection, 'apply').mockImplementation(async (g, m) => {
+          if (g.id === id) written.push(g.status);
+          return apply(g, m);
+        });
+        await paused.subscription.close();
+        try {
+          await ledger.submit('consent', 'GrantConsent', [
+            JSON.stringify({
+              id,
+              patientId,
+              grantee: { type: 'CLINICIAN', id: 'dr-replayed' },
+              purpose: 'TREATMENT',
+              actions: ['READ'],
+            }),
+          ]);
+          await ledger.submit('consent', 'RevokeConsent', [id]);
+          projector.replayAgeMs = 0;
+          const caughtUp = new Promise<void>((resolve) => {
+            const seen = (e: { name: string; payload: { id: string } }) => {
+              if (e.payload.id !== id || e.name !== 'ConsentRevoked') return;
+              projector.events.off('applied', seen);
+              resolve();
+            };
+            projector.events.on('applied', seen);
+          });
+          await paused.start();
+          await caughtUp;
+        } finally {
+          projector.replayAgeMs = REPLAY_AGE_MS;
+          spy.mockRestore();
+        }
+        expect(written).toEqual(['REVOKED']);
+        const { rows } = await api.db.query('SELECT status FROM consent_grants WHERE id = $1', [
+          id,
+        ]);
+        expect(rows).toEqual([{ status: 'REVOKED' }]);
       });
 
       it('rebuilt from scratch equals the live one', async () => {
