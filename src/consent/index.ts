@@ -4,7 +4,12 @@ export { ConsentProjection } from './consent-projection';
 export { ConsentModule } from './consent.module';
 export { ConsentProjector } from './consent.projector';
 export { ConsentService } from './consent.service';
-export { AccessBasis, Decision, PolicyDecisionPoint } from './policy-decision-point';
+export {
+  AccessBasis,
+  EmergencyBasis,
+  Decision,
+  PolicyDecisionPoint,
+} from './policy-decision-point';
 export { ConsentReconciliation } from './consent-reconciliation';
 export {
   grantAsFhirConsent,

@@ -56,10 +56,20 @@ interface JoinedSetting {
   settingMac: Buffer | null;
 }
 
+/** A running emergency (break-glass) of the clinician on the patient. */
+export interface EmergencyBasis {
+  emergencyId: string;
+  reason: string;
+}
+
 export type AccessBasis =
   | { kind: 'self' }
-  | { kind: 'grants'; grants: ConsentGrant[] }
-  | { kind: 'emergency'; emergencyId: string; reason: string }
+  /**
+   * Grants that apply (first by id, as the rule takes them); for a READ, also the clinician's
+   * running emergency when there is one, which admits what the grants' filters leave out.
+   */
+  | { kind: 'grants'; grants: ConsentGrant[]; emergency?: EmergencyBasis }
+  | ({ kind: 'emergency' } & EmergencyBasis)
   | { kind: 'none' };
 
 export interface Decision {
@@ -126,17 +136,25 @@ export class PolicyDecisionPoint {
     if (!hasRole(actor, 'CLINICIAN') || !isUuid(patientId)) {
       return { basis: { kind: 'none' }, request };
     }
-    const grants = (await this.candidateGrants(request)).filter((g) => grantApplies(g, request));
-    if (grants.length) return { basis: { kind: 'grants', grants }, request };
-    if (action === 'READ') {
-      const emergency = await this.emergencies.active(patientId, actor.id, request.at as Date);
-      if (emergency) {
-        return {
-          basis: { kind: 'emergency', emergencyId: emergency.id, reason: emergency.reason },
-          request,
-        };
-      }
+    const candidates = await this.candidateGrants(request);
+    const grants = candidates.grants
+      .filter((g) => grantApplies(g, request))
+      .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    // An emergency gives READ of everything for its hour (ARCHITECTURE section 5), also to a
+    // clinician whose grants cover only part of the record: asked for only when one may be
+    // running (the grants' query says so), or when no grant applies.
+    const emergency =
+      action === 'READ' && (candidates.emergencyOpen || !grants.length)
+        ? await this.emergencies.active(patientId, actor.id, request.at as Date)
+        : null;
+    const during = emergency ? { emergencyId: emergency.id, reason: emergency.reason } : null;
+    if (grants.length) {
+      return {
+        basis: { kind: 'grants', grants, ...(during ? { emergency: during } : {}) },
+        request,
+      };
     }
+    if (during) return { basis: { kind: 'emergency', ...during }, request };
     return { basis: { kind: 'none' }, request };
   }
 
@@ -157,7 +175,10 @@ export class PolicyDecisionPoint {
       case 'emergency':
         return true;
       case 'grants':
-        return this.permittingGrant(decision, record) !== undefined;
+        return (
+          decision.basis.emergency !== undefined ||
+          this.permittingGrant(decision, record) !== undefined
+        );
       case 'none':
         return false;
     }
@@ -170,7 +191,7 @@ export class PolicyDecisionPoint {
    * pages full.
    */
   recordFilterSql(decision: Decision, alias: string, params: unknown[]): string | null {
-    if (decision.basis.kind !== 'grants') return null;
+    if (decision.basis.kind !== 'grants' || decision.basis.emergency) return null;
     return grantsRecordFilterSql(decision.basis.grants, alias, params);
   }
 
@@ -268,11 +289,22 @@ export class PolicyDecisionPoint {
    * each with the patient's signed-only setting (one row per patient, by its primary key), so
    * that judging unsigned grants costs no second round trip.
    */
-  private async candidateGrants(request: AccessRequest): Promise<ConsentGrant[]> {
-    const rows = await preparedQuery<ConsentGrantEntity & JoinedSetting>(
+  /**
+   * The patient's active grants naming the actor or their organisation, and whether the actor
+   * may have an emergency running on the patient (a hint, read beside them: the emergency
+   * itself is checked by EmergencyService.active).
+   */
+  private async candidateGrants(
+    request: AccessRequest,
+  ): Promise<{ grants: ConsentGrant[]; emergencyOpen: boolean }> {
+    const rows = await preparedQuery<
+      ConsentGrantEntity & JoinedSetting & { emergencyOpen: boolean }
+    >(
       this.db,
       `SELECT ${grantColumns('g')}, s.require_signed AS "settingRequireSigned",
-              s.setting_version AS "settingVersion", s.mac AS "settingMac"
+              s.setting_version AS "settingVersion", s.mac AS "settingMac",
+              EXISTS (SELECT 1 FROM emergency_accesses e WHERE e.patient_id = $1::text::uuid
+                        AND e.clinician_id = $2 AND e.expires_at > now()) AS "emergencyOpen"
        FROM consent_grants g
        LEFT JOIN signed_consent_settings s ON s.patient_id = g.patient_id
        WHERE g.patient_id = $1 AND g.status = 'ACTIVE'
@@ -291,7 +323,10 @@ export class PolicyDecisionPoint {
           },
         ]
       : [];
-    return this.believed(rows, settings);
+    return {
+      grants: await this.believed(rows, settings),
+      emergencyOpen: rows.some((r) => r.emergencyOpen),
+    };
   }
 
   /**

@@ -4,9 +4,9 @@
 import { Injectable } from '@nestjs/common';
 import type { Action, RecordFacts } from '@custodia/chaincode/policy';
 import { Actor, hasRole } from '../auth';
-import { AccessLog } from '../audit';
+import { AccessLog, NewAccessEvent } from '../audit';
 import { BadUserInputError, ConsentRequiredError } from '../common/errors';
-import { Decision, PolicyDecisionPoint } from '../consent';
+import { Decision, EmergencyBasis, PolicyDecisionPoint } from '../consent';
 import { PatientsService } from '../patients';
 import { OpenRow } from './record-opener';
 import { AnchorLookup, integrityOf } from './record-integrity';
@@ -75,7 +75,12 @@ export class RecordAccess {
     return this.pdp.recordFilterSql(decision, alias, params);
   }
 
-  /** One event per call: the records read (or written), and the grant or basis that allowed it. */
+  /**
+   * What a call read (or wrote), in the patient's access log, each record under what allowed
+   * it: one event per call, or under grants one per grant that admitted some of its records
+   * (each record under the first grant, by id, that permits it), and one more, break-glass,
+   * for those only the clinician's running emergency admitted. Written together.
+   */
   async logPermitted(
     actor: Actor,
     decision: Decision,
@@ -83,27 +88,55 @@ export class RecordAccess {
     rows: readonly (RecordFacts & { id: string })[],
   ): Promise<void> {
     const basis = decision.basis;
-    let consentId: string | null = null;
-    if (basis.kind === 'grants') {
-      for (const r of rows) {
-        consentId = this.pdp.permittingGrant(decision, factsOf(r)) ?? null;
-        if (consentId) break;
-      }
-      consentId ??= basis.grants[0].id;
-    }
-    await this.log.record({
+    const event = {
       actorId: actor.id,
       patientId,
-      recordIds: rows.map((r) => r.id),
       action: decision.request.action,
       purpose: basis.kind === 'self' ? 'SELF' : 'TREATMENT',
-      decision: 'PERMIT',
-      consentId,
-      breakGlass: basis.kind === 'emergency',
-      reason: basis.kind === 'emergency' ? basis.reason : null,
-      emergencyId: basis.kind === 'emergency' ? basis.emergencyId : undefined,
+      decision: 'PERMIT' as const,
       actorOrganizationId: actor.organizationId ?? undefined,
+    };
+    const underGrant = (consentId: string, recordIds: string[]) => ({
+      ...event,
+      recordIds,
+      consentId,
+      breakGlass: false,
+      reason: null,
     });
+    const underEmergency = (e: EmergencyBasis, recordIds: string[]) => ({
+      ...event,
+      recordIds,
+      consentId: null,
+      breakGlass: true,
+      reason: e.reason,
+      emergencyId: e.emergencyId,
+    });
+    if (basis.kind === 'emergency') return this.log.record(underEmergency(basis, ids(rows)));
+    if (basis.kind !== 'grants') {
+      return this.log.record({
+        ...event,
+        recordIds: ids(rows),
+        consentId: null,
+        breakGlass: false,
+        reason: null,
+      });
+    }
+    const byGrant = new Map<string, string[]>();
+    const unGranted: string[] = [];
+    for (const r of rows) {
+      const grant = this.pdp.permittingGrant(decision, factsOf(r));
+      if (grant === undefined) unGranted.push(r.id);
+      else byGrant.set(grant, [...(byGrant.get(grant) ?? []), r.id]);
+    }
+    const events: NewAccessEvent[] = [...byGrant].map(([g, recordIds]) => underGrant(g, recordIds));
+    if (unGranted.length) {
+      // Only an emergency admits a record no grant permits (see PolicyDecisionPoint.admits).
+      if (!basis.emergency) throw new Error('a record no grant permits was read under grants');
+      events.push(underEmergency(basis.emergency, unGranted));
+    }
+    // Nothing read: the call still happened, under the first grant.
+    if (!events.length) events.push(underGrant(basis.grants[0].id, []));
+    await this.log.recordGroup(events);
   }
 
   async logDenied(
@@ -155,4 +188,8 @@ export function recordModel(
     createdAt: row.createdAt,
     updatedAt: row.updatedAt,
   };
+}
+
+function ids(rows: readonly { id: string }[]): string[] {
+  return rows.map((r) => r.id);
 }

@@ -12,6 +12,8 @@ import { codes, TestApi } from '../helpers/test-api';
 const LIST = `query($p: ID!, $first: Int) { records(patientId: $p, first: $first) {
   items { id resourceType sensitivity } nextCursor } }`;
 const ONE = `query($id: ID!) { record(id: $id) { id resourceType } }`;
+const DECLARE_EMERGENCY = `mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) {
+  id } }`;
 const GRANT = `mutation($input: GrantConsentInput!) { grantConsent(input: $input) {
   id patientId grantee { type id } purpose actions resourceTypes categories includeRestricted
   validFrom validUntil status revokedAt ledgerTxId createdAt } }`;
@@ -306,6 +308,78 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
         }
         // The setting governs each decision: on again, the unexpired declaration counts again.
         expect((await listAs(er)).data!.records.items).toHaveLength(4);
+      });
+    });
+
+    describe('grants and an emergency together', () => {
+      const VERIFY = 'query($p: ID!) { verifyAccessLog(patientId: $p) { ok problems } }';
+      const lastRead = async (actorId: string) => {
+        const log = (
+          await api.ok<{ accessLog: { items: (LogEvent & { at: string })[] } }>(
+            LOG,
+            { p: patientId, first: 50 },
+            patient,
+          )
+        ).accessLog.items.filter((e) => e.actorId === actorId);
+        // The newest call's events (written together, so at the same instant), oldest first.
+        return log.filter((e) => e.at === log[0].at).reverse();
+      };
+
+      it('cites, for each record of a listing, the grant that permits it', async () => {
+        const dr = await api.token('dr-two-grants', 'CLINICIAN', 'org9');
+        const forConditions = await api.grantRead(patient, 'dr-two-grants', {
+          resourceTypes: ['Condition'],
+        });
+        const forObservations = await api.grantRead(patient, 'dr-two-grants', {
+          resourceTypes: ['Observation'],
+        });
+        const seen = (await listAs(dr)).data!.records.items;
+        expect(seen.map((r) => r.id).sort()).toEqual([...ids.obs, ids.cond].sort());
+        const events = await lastRead('dr-two-grants');
+        expect(
+          Object.fromEntries(events.map((e) => [e.consentId, [...e.recordIds].sort()])),
+        ).toEqual({ [forConditions]: [ids.cond], [forObservations]: [...ids.obs].sort() });
+        expect(await api.ok(VERIFY, { p: patientId }, patient)).toEqual({
+          verifyAccessLog: { ok: true, problems: [] },
+        });
+      });
+
+      it('gives READ of everything in an emergency to a clinician whose grant covers part of it', async () => {
+        const dr = await api.token('dr-narrow', 'CLINICIAN', 'org9');
+        const narrow = await api.grantRead(patient, 'dr-narrow', { resourceTypes: ['Condition'] });
+        expect((await listAs(dr)).data!.records.items.map((r) => r.id)).toEqual([ids.cond]);
+        expect(codes(await api.gql(ONE, { id: ids.restricted }, dr))).toEqual(['NOT_FOUND']);
+        const reason = 'Arrived unconscious, the whole history is needed';
+        await api.ok(DECLARE_EMERGENCY, { p: patientId, r: reason }, dr);
+
+        const seen = (await listAs(dr)).data!.records.items.map((r) => r.id);
+        expect(seen.sort()).toEqual([...ids.obs, ids.cond, ids.restricted].sort());
+        // What the grant covers is read under it; the rest under the emergency, break-glass.
+        const events = await lastRead('dr-narrow');
+        expect(events).toHaveLength(2);
+        expect(events.find((e) => !e.breakGlass)).toMatchObject({
+          consentId: narrow,
+          recordIds: [ids.cond],
+        });
+        const glass = events.find((e) => e.breakGlass)!;
+        expect(glass).toMatchObject({ consentId: null, reason });
+        expect([...glass.recordIds].sort()).toEqual([...ids.obs, ids.restricted].sort());
+        expect((await api.gql(ONE, { id: ids.restricted }, dr)).data).toEqual({
+          record: { id: ids.restricted, resourceType: 'Observation' },
+        });
+        expect(await api.ok(VERIFY, { p: patientId }, patient)).toEqual({
+          verifyAccessLog: { ok: true, problems: [] },
+        });
+        // A write is still the grant's alone: an emergency gives READ.
+        expect(
+          codes(
+            await api.gql(
+              'mutation($r: JSON!, $p: ID) { createRecord(input: {resource: $r, patientId: $p}) { id } }',
+              { r: condition(), p: patientId },
+              dr,
+            ),
+          ),
+        ).toEqual(['CONSENT_REQUIRED']);
       });
     });
 
