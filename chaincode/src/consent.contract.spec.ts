@@ -168,6 +168,11 @@ describe('ConsentContract', () => {
       },
     );
 
+    it('takes the years 0001–0099 as themselves (not 1901–1999)', async () => {
+      const stored = await grant(terms({ validFrom: '0001-01-01T00:00:00Z' }));
+      expect(stored.validFrom).toBe('0001-01-01T00:00:00.000Z');
+    });
+
     it('answers a grant whose window has already closed as EXPIRED', async () => {
       const stored = await grant(
         terms({ validFrom: '2020-01-01T00:00:00Z', validUntil: '2020-02-01T00:00:00Z' }),

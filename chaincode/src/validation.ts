@@ -69,7 +69,10 @@ export function instant(value: unknown, field: string): string {
   if (!m || Number.isNaN(millis))
     throw invalid(field, 'must be an ISO-8601 date-time with a time zone');
   const [y, mo, d, h, mi, sec] = (value as string).slice(0, 19).split(/[-T:]/).map(Number);
-  const wall = new Date(Date.UTC(y, mo - 1, d, h, mi, sec));
+  // Not Date.UTC, which takes the years 0–99 for 1900–1999.
+  const wall = new Date(0);
+  wall.setUTCFullYear(y, mo - 1, d);
+  wall.setUTCHours(h, mi, sec, 0);
   if (
     wall.getUTCFullYear() !== y ||
     wall.getUTCMonth() !== mo - 1 ||

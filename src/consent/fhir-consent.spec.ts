@@ -74,6 +74,27 @@ describe('a grant as a FHIR Consent', () => {
     });
   });
 
+  it('names a study, and an id FHIR cannot hold, by identifier: no reference R4 forbids', () => {
+    const study = grantAsFhirConsent({
+      ...base,
+      grantee: { type: 'STUDY', id: 'study-1' },
+      purpose: 'RESEARCH',
+      actions: ['TRAIN'],
+    });
+    const actorOf = (c: Record<string, unknown>) =>
+      (c.provision as { actor: { reference: Record<string, unknown> }[] }).actor[0].reference;
+    expect(actorOf(study)).toEqual({
+      identifier: { system: 'urn:custodia:study', value: 'study-1' },
+      display: 'study study-1',
+    });
+    const odd = grantAsFhirConsent({ ...base, grantee: { type: 'CLINICIAN', id: 'dr_house' } });
+    expect(actorOf(odd)).toEqual({
+      identifier: { system: 'urn:custodia:clinician', value: 'dr_house' },
+      display: 'clinician dr_house',
+    });
+    expect(fhirIssues(odd)).toEqual([]);
+  });
+
   it('keeps an id FHIR cannot hold in the identifier only', () => {
     const consent = grantAsFhirConsent({ ...base, id: 'grant:signed_1' });
     expect(consent).not.toHaveProperty('id');

@@ -16,10 +16,21 @@ export const RECORD_CATEGORY_SYSTEM = 'urn:custodia:record-category';
 const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
 const ACTION = { READ: 'access', WRITE: 'correct', TRAIN: 'use' } as const;
 const PURPOSE = { TREATMENT: 'TREAT', RESEARCH: 'HRESCH' } as const;
+/**
+ * Whom a grant names, as Consent.provision.actor.reference may point (R4 allows Device, Group,
+ * CareTeam, Organization, Patient, Practitioner, RelatedPerson, PractitionerRole): a study is
+ * none of these, so it, and any id FHIR cannot hold, is named by identifier instead.
+ */
 const RECIPIENT = {
   CLINICIAN: 'Practitioner',
   ORGANIZATION: 'Organization',
-  STUDY: 'ResearchStudy',
+  STUDY: null,
+};
+/** The identifier systems of a grantee named by identifier. */
+export const GRANTEE_SYSTEM = {
+  CLINICIAN: 'urn:custodia:clinician',
+  ORGANIZATION: 'urn:custodia:organization',
+  STUDY: 'urn:custodia:study',
 };
 
 type GrantTerms = Pick<
@@ -52,7 +63,7 @@ export function grantAsFhirConsent(grant: GrantTerms): Record<string, unknown> &
     actor: [
       {
         role: coded('http://terminology.hl7.org/CodeSystem/v3-ParticipationType', 'IRCP'),
-        reference: { reference: `${RECIPIENT[grant.grantee.type]}/${grant.grantee.id}` },
+        reference: recipient(grant.grantee),
       },
     ],
     action: grant.actions.map((a) =>
@@ -115,4 +126,13 @@ export function isGrantConsent(resource: Record<string, unknown>): boolean {
 
 function coded(system: string, code: string) {
   return { coding: [{ system, code }] };
+}
+
+function recipient(grantee: GrantTerms['grantee']): Record<string, unknown> {
+  const type = RECIPIENT[grantee.type];
+  if (type && FHIR_ID.test(grantee.id)) return { reference: `${type}/${grantee.id}` };
+  return {
+    identifier: { system: GRANTEE_SYSTEM[grantee.type], value: grantee.id },
+    display: `${grantee.type.toLowerCase()} ${grantee.id}`,
+  };
 }
