@@ -16,6 +16,7 @@ import { AiDecisions1764560000000 } from './1764560000000-ai-decisions';
 import { LeanAccessLog1764570000000 } from './1764570000000-lean-access-log';
 import { PatientRecordsVersion1764580000000 } from './1764580000000-patient-records-version';
 import { ClinicalDatesV21764590000000 } from './1764590000000-clinical-dates-v2';
+import { EmergencySettingOrder1764600000000 } from './1764600000000-emergency-setting-order';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -35,4 +36,5 @@ export const MIGRATIONS = [
   LeanAccessLog1764570000000,
   PatientRecordsVersion1764580000000,
   ClinicalDatesV21764590000000,
+  EmergencySettingOrder1764600000000,
 ];

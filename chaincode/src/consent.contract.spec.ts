@@ -1,6 +1,12 @@
 import './testing/quiet-logs';
 import * as sinon from 'sinon';
-import { CONSENT_EVENTS, ConsentContract, EmergencyRecord, GrantRecord } from './consent.contract';
+import {
+  CONSENT_EVENTS,
+  ConsentContract,
+  EmergencyAccessSetting,
+  EmergencyRecord,
+  GrantRecord,
+} from './consent.contract';
 import { KEYS } from './state';
 import { compositeKey, eventsOf, FakeLedger } from './testing/fake-ledger';
 import { ChaincodeError } from './errors';
@@ -578,6 +584,46 @@ describe('ConsentContract', () => {
       expect(await rejection((ctx) => consent.GetEmergency(ctx, 'em-none'))).toMatch(
         /^\[NOT_FOUND\]/,
       );
+    });
+
+    it('refuses every declaration once the patient turned emergency access off, until it is on again', async () => {
+      const set = (allow: boolean) =>
+        ledger.invoke<EmergencyAccessSetting>((ctx) =>
+          consent.SetEmergencyAccess(ctx, JSON.stringify({ patientId: 'pat-1', allow })),
+        );
+      const get = async () =>
+        (
+          await ledger.invoke<EmergencyAccessSetting>((ctx) =>
+            consent.GetEmergencyAccess(ctx, 'pat-1'),
+          )
+        ).result;
+      expect(await get()).toEqual({ patientId: 'pat-1', allow: true, txId: null, setAt: null });
+      const off = await set(false);
+      expect(eventsOf(off.tx)).toEqual([
+        { name: CONSENT_EVENTS.emergencySetting, payload: off.result },
+      ]);
+      expect(await get()).toMatchObject({ allow: false, txId: off.tx.txId });
+      expect(
+        await rejection((ctx) => consent.DeclareEmergency(ctx, JSON.stringify(declaration))),
+      ).toBe('[FORBIDDEN] patient pat-1 has turned emergency access off');
+      // Another patient is not concerned.
+      await ledger.invoke((ctx) =>
+        consent.DeclareEmergency(
+          ctx,
+          JSON.stringify({ ...declaration, id: 'em-2', patientId: 'pat-2' }),
+        ),
+      );
+      await set(true);
+      await ledger.invoke((ctx) => consent.DeclareEmergency(ctx, JSON.stringify(declaration)));
+      for (const bad of [
+        { patientId: 'pat-1', allow: 'no' },
+        { patientId: 'pat-1' },
+        { patientId: 'pat-1', allow: true, x: 1 },
+      ]) {
+        expect(
+          await rejection((ctx) => consent.SetEmergencyAccess(ctx, JSON.stringify(bad))),
+        ).toMatch(/^\[INVALID_ARGUMENT\]/);
+      }
     });
   });
 

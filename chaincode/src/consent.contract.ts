@@ -64,10 +64,19 @@ export interface EmergencyRecord {
   writtenBy: string;
 }
 
+/** Whether clinicians may declare an emergency on the patient (absent: they may). */
+export interface EmergencyAccessSetting {
+  patientId: string;
+  allow: boolean;
+  txId: string;
+  setAt: string;
+}
+
 export const CONSENT_EVENTS = {
   granted: 'ConsentGranted',
   revoked: 'ConsentRevoked',
   emergency: 'EmergencyDeclared',
+  emergencySetting: 'EmergencyAccessSet',
 } as const;
 
 const GRANT_FIELDS = [
@@ -286,10 +295,19 @@ export class ConsentContract extends Contract {
     if (await getJson(ctx, k)) {
       throw new ChaincodeError('CONFLICT', `emergency ${id} already exists`);
     }
+    const patientId = v.id(e.patientId, 'emergency.patientId');
+    // The patient's opt-out holds on every organisation's peer, whatever its database says.
+    const setting = await getJson<EmergencyAccessSetting>(
+      ctx,
+      key(ctx, KEYS.emergencySetting, [patientId]),
+    );
+    if (setting && !setting.allow) {
+      throw new ChaincodeError('FORBIDDEN', `patient ${patientId} has turned emergency access off`);
+    }
     const declaredAt = txTime(ctx);
     const record: EmergencyRecord = {
       id,
-      patientId: v.id(e.patientId, 'emergency.patientId'),
+      patientId,
       clinicianId: v.id(e.clinicianId, 'emergency.clinicianId'),
       declaredAt,
       expiresAt: new Date(Date.parse(declaredAt) + EMERGENCY_MINUTES * 60_000).toISOString(),
@@ -299,6 +317,38 @@ export class ConsentContract extends Contract {
     await putJson(ctx, k, record);
     emit(ctx, CONSENT_EVENTS.emergency, record);
     return JSON.stringify(record);
+  }
+
+  /**
+   * Records whether the patient allows emergency access (break-glass) to their records: off,
+   * DeclareEmergency refuses every declaration about them, through any organisation.
+   */
+  @Transaction()
+  @Returns('string')
+  async SetEmergencyAccess(ctx: Context, settingJson: string): Promise<string> {
+    const d = v.parseJson(settingJson, 'setting');
+    v.only(d, 'setting', ['patientId', 'allow']);
+    const entry: EmergencyAccessSetting = {
+      patientId: v.id(d.patientId, 'setting.patientId'),
+      allow: v.bool(d.allow, 'setting.allow'),
+      txId: ctx.stub.getTxID(),
+      setAt: txTime(ctx),
+    };
+    await putJson(ctx, key(ctx, KEYS.emergencySetting, [entry.patientId]), entry);
+    emit(ctx, CONSENT_EVENTS.emergencySetting, entry);
+    return JSON.stringify(entry);
+  }
+
+  /** The patient's emergency-access setting (allowed, with no txId, when never set). */
+  @Transaction(false)
+  @Returns('string')
+  async GetEmergencyAccess(ctx: Context, patientId: string): Promise<string> {
+    const id = v.id(patientId, 'patientId');
+    const setting = await getJson<EmergencyAccessSetting>(
+      ctx,
+      key(ctx, KEYS.emergencySetting, [id]),
+    );
+    return JSON.stringify(setting ?? { patientId: id, allow: true, txId: null, setAt: null });
   }
 
   @Transaction(false)

@@ -11,6 +11,7 @@ export { AuditContract, AuditHead, AUDIT_EVENTS } from './audit.contract';
 export {
   ConsentContract,
   CONSENT_EVENTS,
+  EmergencyAccessSetting,
   EmergencyRecord,
   GrantRecord,
   parseGrant,

@@ -12,6 +12,7 @@ export const KEYS = {
   auditHead: 'custodia.audit',
   emergency: 'custodia.emergency',
   keyring: 'custodia.keyring',
+  emergencySetting: 'custodia.emergency~setting',
 } as const;
 
 /** Index entries hold no data: the key is the information. */

@@ -9,10 +9,11 @@ import {
   OnApplicationShutdown,
 } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { GrantRecord, PatientKeyring } from '@custodia/chaincode';
+import type { EmergencyAccessSetting, GrantRecord, PatientKeyring } from '@custodia/chaincode';
 import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
 import { Checkpoint, EventSubscription, Ledger, LEDGER, LedgerEvent } from '../ledger';
+import { PatientsService } from '../patients';
 import { ConsentProjection } from './consent-projection';
 import { SignedConsentSettings } from './signed-consent-settings';
 
@@ -20,7 +21,13 @@ import { SignedConsentSettings } from './signed-consent-settings';
 export const CONSENT_PROJECTOR = 'consent-projection';
 const CONSUMER = CONSENT_PROJECTOR;
 const SETTING_EVENT = 'SignedConsentSet';
-const CONSENT_EVENTS = new Set(['ConsentGranted', 'ConsentRevoked', SETTING_EVENT]);
+const EMERGENCY_SETTING_EVENT = 'EmergencyAccessSet';
+const CONSENT_EVENTS = new Set([
+  'ConsentGranted',
+  'ConsentRevoked',
+  SETTING_EVENT,
+  EMERGENCY_SETTING_EVENT,
+]);
 /**
  * A grant event committed longer ago than this is a replay (catching up after a restart or an
  * outage), not news: the grant may have been revoked since, in a block not yet delivered.
@@ -46,6 +53,7 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     @Inject(LEDGER) private readonly ledger: Ledger,
     private readonly projection: ConsentProjection,
     private readonly settings: SignedConsentSettings,
+    private readonly patients: PatientsService,
   ) {
     this.events.setMaxListeners(0);
   }
@@ -108,6 +116,20 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
    */
   private async apply(event: LedgerEvent): Promise<void> {
     const checkpoint = [CONSUMER, event.blockNumber, event.txIndex];
+    if (event.name === EMERGENCY_SETTING_EVENT) {
+      // For a patient this organisation holds; a replay (see REPLAY_AGE_MS) as the ledger
+      // holds the setting now, so that a catch-up never passes through an older choice.
+      const delivered = event.payload as EmergencyAccessSetting;
+      const setting =
+        Date.now() - Date.parse(delivered.setAt) >= this.replayAgeMs
+          ? await this.patients.ledgerEmergencyAccess(delivered.patientId)
+          : delivered;
+      await this.db.transaction(async (m) => {
+        await this.patients.applyEmergencyAccess(setting, m);
+        await m.query(CHECKPOINT, checkpoint);
+      });
+      return;
+    }
     if (event.name === SETTING_EVENT) {
       await this.db.transaction(async (m) => {
         await this.settings.apply(event.payload as PatientKeyring, m);

@@ -30,6 +30,10 @@ export class PatientEntity {
   @Column('bytea', { name: 'settings_mac', nullable: true })
   settingsMac!: Buffer | null;
 
+  /** The ledger time of the emergency-access setting copied here (null: never set since). */
+  @Column('timestamptz', { name: 'emergency_setting_at', nullable: true })
+  emergencySettingAt!: Date | null;
+
   /** Set when the patient erased their data (their keys are destroyed, records deleted). */
   @Column('timestamptz', { name: 'erased_at', nullable: true })
   erasedAt!: Date | null;

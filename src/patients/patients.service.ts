@@ -1,10 +1,12 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import type { EmergencyAccessSetting } from '@custodia/chaincode';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, In, IsNull, Not } from 'typeorm';
 import { Actor } from '../auth';
 import { BadUserInputError, ConflictError, InternalError, NotFoundError } from '../common/errors';
 import { AppConfig, InjectConfig } from '../config';
+import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
 import { DataKey, DataKeyRing, openField, RowAuthenticator, sealField } from '../records/crypto';
 import { OrganizationEntity, PatientEntity, UserEntity } from './patient.entity';
@@ -26,6 +28,7 @@ export class PatientsService implements OnApplicationBootstrap {
     @InjectConfig() private readonly config: AppConfig,
     private readonly rows: RowAuthenticator,
     private readonly integrity: IntegrityMonitor,
+    @Inject(LEDGER) private readonly ledger: Ledger,
   ) {}
 
   /** This instance's own organisation always exists; links from before MACs get theirs. */
@@ -226,6 +229,9 @@ export class PatientsService implements OnApplicationBootstrap {
     if (linked) {
       throw new ConflictError('This subject is already linked to another patient here.');
     }
+    // A patient who opted out of emergency access through another organisation stays so here.
+    const setting = await this.ledgerEmergencyAccess(patientId);
+    const allow = setting.allow;
     try {
       await this.db.transaction(async (m) => {
         const patients = m.getRepository(PatientEntity);
@@ -237,8 +243,9 @@ export class PatientsService implements OnApplicationBootstrap {
           await patients.insert({
             id: patientId,
             organizationId: this.config.orgId,
-            allowEmergencyAccess: true,
-            settingsMac: this.settingsMac(patientId, true),
+            allowEmergencyAccess: allow,
+            settingsMac: this.settingsMac(patientId, allow),
+            emergencySettingAt: setting.setAt ? new Date(setting.setAt) : null,
           });
         }
         await m
@@ -287,12 +294,46 @@ export class PatientsService implements OnApplicationBootstrap {
     return out;
   }
 
+  /**
+   * The patient's choice, on the ledger first (where DeclareEmergency enforces it, through
+   * every organisation, and whence the others' projectors copy it), then here.
+   */
   async setEmergencyAccess(actor: Actor, allow: boolean): Promise<PatientModel> {
     const id = await this.requirePatientId(actor);
-    await this.db
-      .getRepository(PatientEntity)
-      .update({ id }, { allowEmergencyAccess: allow, settingsMac: this.settingsMac(id, allow) });
+    const { result } = await this.ledger.submit<EmergencyAccessSetting>(
+      'consent',
+      'SetEmergencyAccess',
+      [JSON.stringify({ patientId: id, allow })],
+    );
+    await this.applyEmergencyAccess(result);
     return this.load(id);
+  }
+
+  /** The patient's emergency-access setting as the ledger holds it now. */
+  ledgerEmergencyAccess(patientId: string): Promise<EmergencyAccessSetting> {
+    return this.ledger.evaluate<EmergencyAccessSetting>('consent', 'GetEmergencyAccess', [
+      patientId,
+    ]);
+  }
+
+  /**
+   * Copies a ledger emergency-access setting here (a patient of this organisation, not erased)
+   * unless a newer one is here already: what setEmergencyAccess does after the ledger, and the
+   * consent projector when the patient changed it through another organisation, in either
+   * order.
+   */
+  async applyEmergencyAccess(
+    setting: Pick<EmergencyAccessSetting, 'patientId' | 'allow' | 'setAt'>,
+    manager: EntityManager = this.db.manager,
+  ): Promise<void> {
+    const { patientId, allow, setAt } = setting;
+    await manager.query(
+      `UPDATE patients SET allow_emergency_access = $2, settings_mac = $3,
+         emergency_setting_at = $4
+       WHERE id = $1 AND erased_at IS NULL
+         AND (emergency_setting_at IS NULL OR emergency_setting_at <= $4)`,
+      [patientId, allow, this.settingsMac(patientId, allow), setAt],
+    );
   }
 
   private async updateExisting(

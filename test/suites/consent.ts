@@ -5,6 +5,7 @@ import { chainedEventFromRow, findBreak } from '../../src/audit';
 import { ConsentProjection, ConsentProjector } from '../../src/consent';
 import { REPLAY_AGE_MS } from '../../src/consent/consent.projector';
 import { LEDGER, Ledger } from '../../src/ledger';
+import { PatientsService } from '../../src/patients';
 import { condition, observation } from '../helpers/fhir';
 import { LedgerUnderTest } from '../helpers/ledger-under-test';
 import { codes, TestApi } from '../helpers/test-api';
@@ -251,6 +252,67 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
         );
         expect(codes(res)).toEqual(['FORBIDDEN']);
         await api.ok(SET, { a: true }, patient);
+      });
+
+      it('is refused when the patient turned it off through another organisation, by the ledger too', async () => {
+        const ledger = api.server.app.get<Ledger>(LEDGER);
+        const projector = api.server.app.get(ConsentProjector);
+        const ME = 'query($p: ID!) { patient(id: $p) { allowEmergencyAccess } }';
+        // As another organisation's API writes it; then copied here by the projector.
+        const applied = new Set<string>();
+        let copied: (() => void) | undefined;
+        let txId = '';
+        const seen = (e: { name: string; txId: string }) => {
+          applied.add(e.txId);
+          if (e.txId === txId) copied?.();
+        };
+        projector.events.on('applied', seen);
+        try {
+          ({ txId } = await ledger.submit('consent', 'SetEmergencyAccess', [
+            JSON.stringify({ patientId, allow: false }),
+          ]));
+          if (!applied.has(txId)) await new Promise<void>((resolve) => (copied = resolve));
+        } finally {
+          projector.events.off('applied', seen);
+        }
+        const allowed = async () =>
+          (
+            await api.ok<{ patient: { allowEmergencyAccess: boolean } }>(
+              ME,
+              { p: patientId },
+              patient,
+            )
+          ).patient.allowEmergencyAccess;
+        // Copied here by the projector.
+        expect(await allowed()).toBe(false);
+        try {
+          const declare = () =>
+            api.gql(DECLARE, { p: patientId, r: 'Unconscious in the ER, allergies?' }, doctor);
+          expect(codes(await declare())).toEqual(['FORBIDDEN']);
+          // A database copy that still says yes (stale, or altered) does not let one through.
+          await api.db.query('UPDATE patients SET emergency_setting_at = NULL WHERE id = $1', [
+            patientId,
+          ]);
+          await api.server.app
+            .get(PatientsService)
+            .applyEmergencyAccess({ patientId, allow: true, setAt: new Date().toISOString() });
+          const refused = await declare();
+          expect(codes(refused)).toEqual(['FORBIDDEN']);
+          expect(refused.errors![0].message).toContain('turned emergency access off');
+          expect(
+            Number(
+              (
+                await api.db.query(
+                  'SELECT count(*) FROM emergency_accesses WHERE patient_id = $1 AND clinician_id = $2',
+                  [patientId, 'dr-grey'],
+                )
+              ).rows[0].count,
+            ),
+          ).toBe(0);
+        } finally {
+          await api.ok(SET, { a: true }, patient);
+        }
+        expect(await allowed()).toBe(true);
       });
 
       it('needs a real reason and a real patient', async () => {
