@@ -77,9 +77,11 @@ export class EmergencyService implements OnApplicationBootstrap {
     reason: string,
   ): Promise<EmergencyAccessModel> {
     const why = reason.trim();
-    if (why.length < MIN_REASON || why.length > MAX_REASON) {
+    // Words, not padding: ten dots or zero-width spaces say nothing to the patient who reads it.
+    const said = why.match(/[\p{L}\p{N}]/gu)?.length ?? 0;
+    if (why.length > MAX_REASON || said < MIN_REASON) {
       throw new BadUserInputError(
-        `reason must say why, in ${MIN_REASON}–${MAX_REASON} characters`,
+        `reason must say why, in ${MIN_REASON}–${MAX_REASON} characters (at least ${MIN_REASON} of them letters or digits)`,
         'reason',
       );
     }
@@ -87,16 +89,34 @@ export class EmergencyService implements OnApplicationBootstrap {
       ? await this.db.getRepository(PatientEntity).findOneBy({ id: patientId })
       : null;
     if (!patient || patient.erasedAt) throw new NotFoundError('No patient with that id.');
+    // A refusal is the patient's to see, as any refused read is.
+    const refused = async (e: Error): Promise<never> => {
+      await this.log.record({
+        actorId: clinicianId,
+        patientId,
+        recordIds: [],
+        action: 'READ',
+        purpose: 'TREATMENT',
+        decision: 'DENY',
+        consentId: null,
+        breakGlass: true,
+        reason: why,
+      });
+      throw e;
+    };
     if (!this.patients.emergencyAccessAllowed(patient)) {
-      throw new ForbiddenError(
-        'This patient has turned emergency access off; only their consent can grant access.',
+      await refused(
+        new ForbiddenError(
+          'This patient has turned emergency access off; only their consent can grant access.',
+        ),
       );
     }
-    const { result: declared, txId } = await this.ledger.submit<EmergencyRecord>(
-      'consent',
-      'DeclareEmergency',
-      [JSON.stringify({ id: randomUUID(), patientId, clinicianId })],
-    );
+    const { result: declared, txId } = await this.ledger
+      .submit<EmergencyRecord>('consent', 'DeclareEmergency', [
+        JSON.stringify({ id: randomUUID(), patientId, clinicianId }),
+      ])
+      // The ledger refuses a patient who opted out through another organisation.
+      .catch((e: Error) => (e instanceof ForbiddenError ? refused(e) : Promise.reject(e)));
     const declaration: Declaration = {
       id: declared.id,
       patientId,

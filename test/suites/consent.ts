@@ -243,15 +243,21 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
       const SET =
         'mutation($a: Boolean!) { setEmergencyAccess(allow: $a) { allowEmergencyAccess } }';
 
-      it('is refused when the patient turned emergency access off', async () => {
+      it('is refused when the patient turned emergency access off, and the refusal logged', async () => {
         await api.ok(SET, { a: false }, patient);
-        const res = await api.gql(
-          DECLARE,
-          { p: patientId, r: 'Unconscious in the ER, allergies?' },
-          doctor,
-        );
+        const reason = 'Unconscious in the ER, allergies?';
+        const res = await api.gql(DECLARE, { p: patientId, r: reason }, doctor);
         expect(codes(res)).toEqual(['FORBIDDEN']);
         await api.ok(SET, { a: true }, patient);
+        const [latest] = (
+          await api.ok<{ accessLog: { items: LogEvent[] } }>(LOG, { p: patientId }, patient)
+        ).accessLog.items.filter((e) => e.actorId === 'dr-grey');
+        expect(latest).toMatchObject({
+          decision: 'DENY',
+          breakGlass: true,
+          reason,
+          consentId: null,
+        });
       });
 
       it('is refused when the patient turned it off through another organisation, by the ledger too', async () => {
@@ -316,9 +322,11 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
       });
 
       it('needs a real reason and a real patient', async () => {
-        expect(codes(await api.gql(DECLARE, { p: patientId, r: 'urgent' }, doctor))).toEqual([
-          'BAD_USER_INPUT',
-        ]);
+        for (const r of ['urgent', '..........', '\u200b'.repeat(12), 'a b c d e f g h i']) {
+          expect(codes(await api.gql(DECLARE, { p: patientId, r }, doctor))).toEqual([
+            'BAD_USER_INPUT',
+          ]);
+        }
         expect(
           codes(await api.gql(DECLARE, { p: randomUUID(), r: 'Unconscious in the ER' }, doctor)),
         ).toEqual(['NOT_FOUND']);
