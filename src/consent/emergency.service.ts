@@ -89,19 +89,23 @@ export class EmergencyService implements OnApplicationBootstrap {
       ? await this.db.getRepository(PatientEntity).findOneBy({ id: patientId })
       : null;
     if (!patient || patient.erasedAt) throw new NotFoundError('No patient with that id.');
-    // A refusal is the patient's to see, as any refused read is.
-    const refused = async (e: Error): Promise<never> => {
-      await this.log.record({
+    // The declaration is in the patient's access log, before any read under it; a refusal
+    // too, as any refused read is.
+    const logged = (decision: 'PERMIT' | 'DENY', emergencyId?: string) =>
+      this.log.record({
         actorId: clinicianId,
         patientId,
         recordIds: [],
         action: 'READ',
         purpose: 'TREATMENT',
-        decision: 'DENY',
+        decision,
         consentId: null,
         breakGlass: true,
         reason: why,
+        emergencyId,
       });
+    const refused = async (e: Error): Promise<never> => {
+      await logged('DENY');
       throw e;
     };
     if (!this.patients.emergencyAccessAllowed(patient)) {
@@ -135,19 +139,7 @@ export class EmergencyService implements OnApplicationBootstrap {
     };
     row.mac = this.rows.mac('emergency/v1', emergencyFields(row));
     await this.db.getRepository(EmergencyAccessEntity).insert(row);
-    // The declaration itself is in the patient's access log, before any read under it.
-    await this.log.record({
-      actorId: clinicianId,
-      patientId,
-      recordIds: [],
-      action: 'READ',
-      purpose: 'TREATMENT',
-      decision: 'PERMIT',
-      consentId: null,
-      breakGlass: true,
-      reason: why,
-      emergencyId: row.id,
-    });
+    await logged('PERMIT', row.id);
     return { id: row.id, patientId, clinicianId, reason: why, expiresAt: row.expiresAt };
   }
 
