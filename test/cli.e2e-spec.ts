@@ -267,7 +267,9 @@ async function pollHealth(
 
 beforeAll(async () => {
   // bin/custodia.js compiles when dist/ is stale; do it once here so timings stay predictable.
-  await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT });
+  // The server only: rebuilding the console would empty console/dist under a browser suite
+  // running beside this one (its pages then met 503s and never rendered).
+  await promisify(execFile)('npm', ['run', 'build:server'], { cwd: ROOT });
 }, 180_000);
 
 afterAll(async () => {
