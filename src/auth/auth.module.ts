@@ -27,8 +27,9 @@ import { TokenVerifier } from './token-verifier';
               config.auth.jwksUrl,
               config.auth.issuer,
               config.auth.audience,
+              ownOrganization(config),
             )
-          : TokenVerifier.forJwks(dev!.jwks, dev!.issuer, dev!.audience),
+          : TokenVerifier.forJwks(dev!.jwks, dev!.issuer, dev!.audience, ownOrganization(config)),
     },
     { provide: APP_GUARD, useClass: AuthGuard },
   ],
@@ -46,4 +47,9 @@ export class AuthModule {
       controllers: config.auth.mode === 'dev' && !config.production ? [DevTokenController] : [],
     };
   }
+}
+
+/** The organisation tokens must name, if any (ORG_CLAIMS=own: this instance's). */
+function ownOrganization(config: AppConfig): string | undefined {
+  return config.orgClaims === 'own' ? config.orgId : undefined;
 }

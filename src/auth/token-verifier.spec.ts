@@ -41,6 +41,19 @@ describe('token verification', () => {
     });
   });
 
+  it('refuses, where it speaks for one organisation, a token naming another', async () => {
+    const own = TokenVerifier.forJwks(issuer.jwks, ISS, AUD, 'Org2MSP');
+    const ours = await issuer.sign({ sub: 'dr-bob', roles: ['CLINICIAN'], org: 'Org2MSP' });
+    await expect(own.verify(ours)).resolves.toMatchObject({ organizationId: 'Org2MSP' });
+    const none = await issuer.sign({ sub: 'alice', roles: ['PATIENT'] });
+    await expect(own.verify(none)).resolves.toMatchObject({ organizationId: undefined });
+    const theirs = await issuer.sign({ sub: 'dr-eve', roles: ['CLINICIAN'], org: 'Org1MSP' });
+    const error = await own.verify(theirs).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnauthenticatedError);
+    expect((error as Error).message).toContain("another organisation than this instance's");
+    expect((error as Error).message).not.toContain('Org1MSP');
+  });
+
   it('keeps the same key pair across restarts', async () => {
     const again = await DevIssuer.open(dir, ISS, AUD);
     expect(again.jwks).toEqual(issuer.jwks);

@@ -23,6 +23,12 @@ export interface TokenVerifierOptions {
   keys: JWTVerifyGetKey;
   issuer: string;
   audience: string;
+  /**
+   * The one organisation this instance's issuer speaks for (ORG_CLAIMS=own): a token naming
+   * another is refused, or an ORGANIZATION grant to that other organisation would admit
+   * whomever this issuer says belongs to it. Unset, the token's organisation is taken as is.
+   */
+  organization?: string;
 }
 
 export class TokenVerifier {
@@ -30,12 +36,32 @@ export class TokenVerifier {
 
   constructor(private readonly options: TokenVerifierOptions) {}
 
-  static forJwks(jwks: { keys: object[] }, issuer: string, audience: string): TokenVerifier {
-    return new TokenVerifier({ keys: createLocalJWKSet(jwks as never), issuer, audience });
+  static forJwks(
+    jwks: { keys: object[] },
+    issuer: string,
+    audience: string,
+    organization?: string,
+  ): TokenVerifier {
+    return new TokenVerifier({
+      keys: createLocalJWKSet(jwks as never),
+      issuer,
+      audience,
+      organization,
+    });
   }
 
-  static forRemoteJwks(url: string, issuer: string, audience: string): TokenVerifier {
-    return new TokenVerifier({ keys: createRemoteJWKSet(new URL(url)), issuer, audience });
+  static forRemoteJwks(
+    url: string,
+    issuer: string,
+    audience: string,
+    organization?: string,
+  ): TokenVerifier {
+    return new TokenVerifier({
+      keys: createRemoteJWKSet(new URL(url)),
+      issuer,
+      audience,
+      organization,
+    });
   }
 
   async verify(token: string): Promise<Actor> {
@@ -64,7 +90,14 @@ export class TokenVerifier {
         `Invalid token: ${reason(e)}. Sign in again for a fresh token.`,
       );
     }
-    return { actor: actorFrom(payload), exp: payload.exp! };
+    const actor = actorFrom(payload);
+    const own = this.options.organization;
+    if (own !== undefined && actor.organizationId !== undefined && actor.organizationId !== own) {
+      throw new UnauthenticatedError(
+        `Invalid token: it names another organisation than this instance's (${own}). Sign in through your own organisation's API.`,
+      );
+    }
+    return { actor, exp: payload.exp! };
   }
 }
 

@@ -121,7 +121,13 @@ describe('configuration', () => {
       FABRIC_CERT: '/cert.pem',
       FABRIC_KEY: '/key.pem',
     });
-    expect(c).toMatchObject({ ledger: 'fabric', orgId: 'Org1MSP' });
+    expect(c).toMatchObject({ ledger: 'fabric', orgId: 'Org1MSP', orgClaims: 'own' });
+  });
+
+  it('takes tokens naming any organisation embedded, only its own on Fabric, unless told', () => {
+    expect(loadConfig({}).orgClaims).toBe('any');
+    expect(loadConfig({ ORG_CLAIMS: 'own' }).orgClaims).toBe('own');
+    expect(() => loadConfig({ ORG_CLAIMS: 'some' })).toThrow(/ORG_CLAIMS/);
   });
 
   it("names an instance among its organisation's only when INSTANCE_ID is given", () => {

@@ -63,6 +63,12 @@ const envSchema = z
         message: 'must be 32 bytes, base64- or hex-encoded (e.g. `openssl rand -base64 32`)',
       }),
     ),
+    /**
+     * Which organisations a token's `org` may name: `own` (only this instance's; the default on
+     * Fabric, where an instance is one organisation's and its identity provider speaks for no
+     * other) or `any` (the default embedded, where one instance may hold several sites).
+     */
+    ORG_CLAIMS: z.enum(['own', 'any']).optional(),
     ORG_ID: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1–64 letters, digits, dot, dash or underscore')
@@ -237,6 +243,8 @@ export interface AppConfig {
   /** The KEK as configured (base64/hex); absent in embedded mode means the data-dir file. */
   kek?: string;
   orgId: string;
+  /** Which organisations a token's `org` may name (ORG_CLAIMS). */
+  orgClaims: 'own' | 'any';
   /** This instance among its organisation's (INSTANCE_ID); names its access log's chain. */
   instanceId?: string;
   ledger: 'embedded' | 'fabric';
@@ -308,6 +316,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     kek: e.CUSTODIA_KEK,
     // On Fabric the ledger names an organisation by its MSP id; embedded, by ORG_ID.
     orgId: e.ORG_ID ?? (e.LEDGER === 'fabric' ? e.FABRIC_MSP_ID! : 'org1'),
+    orgClaims: e.ORG_CLAIMS ?? (e.LEDGER === 'fabric' ? 'own' : 'any'),
     instanceId: e.INSTANCE_ID,
     ledger: e.LEDGER,
     fabricEnv: Object.fromEntries(

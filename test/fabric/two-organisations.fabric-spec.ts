@@ -115,6 +115,13 @@ describe('two organisations, each with its own API and database, on one Fabric n
     expect(Date.now() - revokedAt).toBeLessThan(PROPAGATION_MS);
   });
 
+  it("refuses at Org2 a token that claims Org1's organisation (ORG_CLAIMS=own)", async () => {
+    // Org2's identity provider speaks for Org2 only: otherwise an ORGANIZATION grant to Org1
+    // would admit whomever it says belongs to Org1.
+    const claimed = await org2.token('dr-mallory', 'CLINICIAN', 'Org1MSP');
+    expect(codes(await org2.gql(LIST, { p: patientId }, claimed))).toEqual(['UNAUTHENTICATED']);
+  });
+
   it("logs Org2's read under the grant made through Org1, which the ledger confirms", async () => {
     const { rows } = await org2.db.query(
       `SELECT decision, consent_id FROM access_events
