@@ -139,11 +139,15 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     }
     const delivered = event.payload as GrantRecord;
     await this.projection.settled(delivered.id);
-    // A grant replayed from the past is written as the ledger holds it now: written as it was,
-    // a grant since revoked would be ACTIVE here until its revocation's block came round
-    // (seconds, in a long catch-up), and reads would be permitted meanwhile.
+    // A grant replayed from the past that is not here yet is written as the ledger holds it
+    // now: written as it was, a grant since revoked would be ACTIVE here until its
+    // revocation's block came round (seconds, in a long catch-up), and reads would be permitted
+    // meanwhile. One already here (say the start-up reconciliation wrote it) is as safe to
+    // write as any copy: a revoked row is never made ACTIVE again (ConsentProjection).
     const grant =
-      event.name === 'ConsentGranted' && this.replayed(delivered)
+      event.name === 'ConsentGranted' &&
+      this.replayed(delivered) &&
+      !(await this.projected(delivered.id))
         ? await this.ledger.evaluate<GrantRecord>('consent', 'GetConsent', [delivered.id])
         : delivered;
     if (this.projection.applied(grant)) {
@@ -154,6 +158,14 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
       await this.projection.apply(grant, m);
       await m.query(CHECKPOINT, checkpoint);
     });
+  }
+
+  /** Whether the projection holds a row for the grant. */
+  private async projected(grantId: string): Promise<boolean> {
+    const rows: unknown[] = await this.db.query('SELECT 1 FROM consent_grants WHERE id = $1', [
+      grantId,
+    ]);
+    return rows.length > 0;
   }
 
   /** Whether a grant event was committed long enough ago to be a replay (`replayAgeMs`). */
