@@ -213,8 +213,13 @@ describe('ConsentContract', () => {
         'grant.patientId',
       ],
       [
-        'a grantee id with a space',
-        JSON.stringify(terms({ grantee: { type: 'CLINICIAN', id: 'Dr Jones' } })),
+        'a grantee id with a control character',
+        JSON.stringify(terms({ grantee: { type: 'CLINICIAN', id: 'dr\u0007jones' } })),
+        'grant.grantee.id',
+      ],
+      [
+        'a grantee id of 256 characters',
+        JSON.stringify(terms({ grantee: { type: 'CLINICIAN', id: 'd'.repeat(256) } })),
         'grant.grantee.id',
       ],
       [
@@ -477,10 +482,23 @@ describe('ConsentContract', () => {
       ]);
     });
 
+    it("names a grantee by whatever subject its identity provider issues ('auth0|…', e-mail)", async () => {
+      for (const id of ['auth0|5f7c8ec7c33c6c004bbafe82', 'dr.house@example.org']) {
+        const stored = await grant(
+          terms({ id: `g-${id.length}`, grantee: { type: 'CLINICIAN', id } }),
+        );
+        expect(stored.grantee).toEqual({ type: 'CLINICIAN', id });
+        const listed = await ledger.invoke<GrantRecord[]>((ctx) =>
+          consent.ListConsentsByGrantee(ctx, 'CLINICIAN', id),
+        );
+        expect(listed.result.map((g) => g.id)).toEqual([`g-${id.length}`]);
+      }
+    });
+
     it('rejects an unknown grantee type or a malformed id', async () => {
       const type = await rejection((ctx) => consent.ListConsentsByGrantee(ctx, 'NURSE', 'n-1'));
       const grantee = await rejection((ctx) =>
-        consent.ListConsentsByGrantee(ctx, 'CLINICIAN', 'Dr Who'),
+        consent.ListConsentsByGrantee(ctx, 'CLINICIAN', 'dr\u0000who'),
       );
       const patient = await rejection((ctx) => consent.ListConsentsByPatient(ctx, 'Jane Doe'));
       expect(type.startsWith('[INVALID_ARGUMENT] granteeType ')).toBe(true);
@@ -757,13 +775,13 @@ describe('ConsentContract', () => {
         'request.actor.role',
       ],
       [
-        'an actor id that is a name',
-        JSON.parse(request({ actor: { id: 'Dr Who' } })),
+        'an actor id with a control character',
+        JSON.parse(request({ actor: { id: 'dr\u0001who' } })),
         'request.actor.id',
       ],
       [
         'a malformed organisation id',
-        JSON.parse(request({ actor: { id: 'dr-1', organizationId: 'Org One' } })),
+        JSON.parse(request({ actor: { id: 'dr-1', organizationId: '' } })),
         'request.actor.organizationId',
       ],
       ['a patient name', JSON.parse(request({ patientId: 'Jane Doe' })), 'request.patientId'],

@@ -134,7 +134,7 @@ export function parseGrant(json: string, now: string): ConsentGrant {
   return {
     id: v.id(g.id, 'grant.id'),
     patientId: v.id(g.patientId, 'grant.patientId'),
-    grantee: { type: granteeType, id: v.id(grantee.id, 'grant.grantee.id') },
+    grantee: { type: granteeType, id: v.principal(grantee.id, 'grant.grantee.id') },
     purpose,
     actions,
     resourceTypes: v.list(g.resourceTypes, 'grant.resourceTypes', v.code),
@@ -257,7 +257,7 @@ export class ConsentContract extends Contract {
     granteeId: string,
   ): Promise<string> {
     const type = v.oneOf(granteeType, GRANTEE_TYPES, 'granteeType');
-    const gid = v.id(granteeId, 'granteeId');
+    const gid = v.principal(granteeId, 'granteeId');
     const now = txTime(ctx);
     const ids = (await indexKeys(ctx, KEYS.grantByGrantee, [type, gid])).map((a) => a[2]);
     return JSON.stringify(await this.load(ctx, ids, now));
@@ -308,7 +308,7 @@ export class ConsentContract extends Contract {
     const record: EmergencyRecord = {
       id,
       patientId,
-      clinicianId: v.id(e.clinicianId, 'emergency.clinicianId'),
+      clinicianId: v.principal(e.clinicianId, 'emergency.clinicianId'),
       declaredAt,
       expiresAt: new Date(Date.parse(declaredAt) + EMERGENCY_MINUTES * 60_000).toISOString(),
       txId: ctx.stub.getTxID(),
@@ -368,8 +368,8 @@ export class ConsentContract extends Contract {
     v.only(r, 'request', ['actor', 'patientId', 'action', 'purpose', 'record']);
     const a = v.object(r.actor, 'request.actor');
     v.only(a, 'request.actor', ['id', 'organizationId', 'studyId']);
-    const optionalId = (x: unknown, f: string) =>
-      x === undefined || x === null ? null : v.id(x, f);
+    const optional = <T>(x: unknown, check: (x: unknown) => T) =>
+      x === undefined || x === null ? null : check(x);
     let record;
     if (r.record !== undefined && r.record !== null) {
       const rec = v.object(r.record, 'request.record');
@@ -386,9 +386,11 @@ export class ConsentContract extends Contract {
     const at = txTime(ctx);
     const request = {
       actor: {
-        id: v.id(a.id, 'request.actor.id'),
-        organizationId: optionalId(a.organizationId, 'request.actor.organizationId'),
-        studyId: optionalId(a.studyId, 'request.actor.studyId'),
+        id: v.principal(a.id, 'request.actor.id'),
+        organizationId: optional(a.organizationId, (x) =>
+          v.principal(x, 'request.actor.organizationId'),
+        ),
+        studyId: optional(a.studyId, (x) => v.id(x, 'request.actor.studyId')),
       },
       patientId: v.id(r.patientId, 'request.patientId'),
       action: v.oneOf(r.action, ACTIONS, 'request.action'),

@@ -167,11 +167,11 @@ export class DecisionsContract extends Contract {
     const patientId = v.id(d.patientId, 'decision.patientId');
     const deploymentId = v.id(d.deploymentId, 'decision.deploymentId');
     const modelHash = v.sha256(d.modelHash, 'decision.modelHash');
-    const actorId = v.id(d.actorId, 'decision.actorId');
+    const actorId = v.principal(d.actorId, 'decision.actorId');
     const actorOrganizationId =
       d.actorOrganizationId === undefined || d.actorOrganizationId === null
         ? null
-        : v.id(d.actorOrganizationId, 'decision.actorOrganizationId');
+        : v.principal(d.actorOrganizationId, 'decision.actorOrganizationId');
     const grantId = v.id(d.grantId, 'decision.grantId');
     const inputCommitment = v.sha256(d.inputCommitment, 'decision.inputCommitment');
     const output = v.nonNegativeNumber(d.output, 'decision.output');

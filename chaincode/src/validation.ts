@@ -31,6 +31,30 @@ export function parseJson(value: unknown, field: string): Record<string, unknown
   return parsed as Record<string, unknown>;
 }
 
+/**
+ * Whom a token names (a `sub`, an `org`) as a grant's grantee or a request's actor: what an
+ * identity provider issues (`auth0|5f7c…`, `dr.house@example.org`), 1–255 characters with no
+ * control character, lone surrogate or U+10FFFF (which composite keys cannot hold). The API's
+ * token rule (src/auth/identifiers.ts) is the same.
+ */
+const UNSTORABLE = /[\p{Cc}\p{Cs}\u{10FFFF}]/u;
+export const MAX_PRINCIPAL = 255;
+
+export function principal(value: unknown, field: string): string {
+  if (
+    typeof value !== 'string' ||
+    value.length === 0 ||
+    value.length > MAX_PRINCIPAL ||
+    UNSTORABLE.test(value)
+  ) {
+    throw invalid(
+      field,
+      `must be an identity of 1–${MAX_PRINCIPAL} characters without control characters`,
+    );
+  }
+  return value;
+}
+
 export function id(value: unknown, field: string): string {
   if (typeof value !== 'string' || !ID.test(value)) {
     throw invalid(field, 'must be an id of 1–128 letters, digits, . _ : or -');

@@ -4,8 +4,11 @@
 // instead of a refusal, and a lone surrogate cannot be encoded as UTF-8.
 
 export const MAX_IDENTIFIER_LENGTH = 255;
-/** Cc is C0, DEL and C1; with the u flag Cs matches only surrogates that are not part of a pair. */
-const UNSTORABLE = /[\p{Cc}\p{Cs}]/u;
+/**
+ * Cc is C0, DEL and C1; with the u flag Cs matches only surrogates that are not part of a pair.
+ * U+10FFFF, which Fabric's composite keys (the ledger's index of a grantee's grants) refuse.
+ */
+const UNSTORABLE = /[\p{Cc}\p{Cs}\u{10FFFF}]/u;
 
 /** Why a non-empty identifier cannot be stored as it is, or null when it can. */
 export function identifierProblem(value: string): 'too long' | 'unstorable' | null {

@@ -8,6 +8,7 @@ import { consentPayload } from '@custodia/chaincode/signed-consent';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
+import { identifierProblem, MAX_IDENTIFIER_LENGTH } from '../auth/identifiers';
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
@@ -227,8 +228,12 @@ export function validateSignature(input: GrantConsentInput): string | null {
 /** The terms of a grant, checked field by field; the ledger checks the same again. */
 export function validateGrant(input: GrantConsentInput) {
   const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
-  if (!ID.test(input.granteeId)) {
-    throw bad('granteeId', 'granteeId must be an id of 1–128 letters, digits, . _ : or -');
+  // Whom a token names (its sub, or its org): the token rule, as the chaincode's.
+  if (!input.granteeId || identifierProblem(input.granteeId)) {
+    throw bad(
+      'granteeId',
+      `granteeId must name the grantee as their tokens do: 1–${MAX_IDENTIFIER_LENGTH} characters without control characters`,
+    );
   }
   const actions = input.actions;
   if (actions.length === 0)

@@ -213,7 +213,7 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
       [{ actions: ['TRAIN'] }, 'input.actions'],
       [{ purpose: 'RESEARCH' }, 'input.actions'],
       [{ actions: [] }, 'input.actions'],
-      [{ granteeId: 'has spaces' }, 'input.granteeId'],
+      [{ granteeId: 'has\u0007bell' }, 'input.granteeId'],
       [{ resourceTypes: ['Observation', 'Observation'] }, 'input.resourceTypes'],
       [
         { validFrom: '2030-01-02T00:00:00Z', validUntil: '2030-01-01T00:00:00Z' },
@@ -223,6 +223,21 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
       const res = await grant(treatment(extra));
       expect(codes(res)).toEqual(['BAD_USER_INPUT']);
       expect(res.errors?.[0].extensions.field).toBe(field);
+    });
+
+    it('names a clinician by the subject their identity provider issues', async () => {
+      for (const sub of ['auth0|5f7c8ec7c33c6c004bbafe82', 'dr.house@example.org']) {
+        const dr = await api.token(sub, 'CLINICIAN');
+        expect(codes(await listAs(dr))).toEqual(['CONSENT_REQUIRED']);
+        const g = await grant(treatment({ granteeId: sub, resourceTypes: ['Condition'] }));
+        expect(g.errors).toBeUndefined();
+        expect((g.data!.grantConsent as unknown as { grantee: unknown }).grantee).toEqual({
+          type: 'CLINICIAN',
+          id: sub,
+        });
+        expect((await listAs(dr)).data!.records.items.map((r) => r.id)).toEqual([ids.cond]);
+        await api.ok(REVOKE, { id: g.data!.grantConsent.id }, patient);
+      }
     });
 
     it('lets only the patient grant and revoke their own consents', async () => {
