@@ -126,7 +126,8 @@ export class RecordAccess {
     for (const r of rows) {
       const grant = this.pdp.permittingGrant(decision, factsOf(r));
       if (grant === undefined) unGranted.push(r.id);
-      else byGrant.set(grant, [...(byGrant.get(grant) ?? []), r.id]);
+      else if (byGrant.has(grant)) byGrant.get(grant)!.push(r.id);
+      else byGrant.set(grant, [r.id]);
     }
     const events: NewAccessEvent[] = [...byGrant].map(([g, recordIds]) => underGrant(g, recordIds));
     if (unGranted.length) {
