@@ -28,6 +28,7 @@ import {
   valuesPage,
 } from './state';
 import { grantSigner, revocationSigner } from './keys.contract';
+import { choiceOf, PatientChoice, recordChoice } from './patient-choice';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -65,12 +66,7 @@ export interface EmergencyRecord {
 }
 
 /** Whether clinicians may declare an emergency on the patient (absent: they may). */
-export interface EmergencyAccessSetting {
-  patientId: string;
-  allow: boolean;
-  txId: string;
-  setAt: string;
-}
+export type EmergencyAccessSetting = PatientChoice;
 
 export const CONSENT_EVENTS = {
   granted: 'ConsentGranted',
@@ -297,10 +293,7 @@ export class ConsentContract extends Contract {
     }
     const patientId = v.id(e.patientId, 'emergency.patientId');
     // The patient's opt-out holds on every organisation's peer, whatever its database says.
-    const setting = await getJson<EmergencyAccessSetting>(
-      ctx,
-      key(ctx, KEYS.emergencySetting, [patientId]),
-    );
+    const setting = await choiceOf(ctx, KEYS.emergencySetting, patientId);
     if (setting && !setting.allow) {
       throw new ChaincodeError('FORBIDDEN', `patient ${patientId} has turned emergency access off`);
     }
@@ -326,17 +319,7 @@ export class ConsentContract extends Contract {
   @Transaction()
   @Returns('string')
   async SetEmergencyAccess(ctx: Context, settingJson: string): Promise<string> {
-    const d = v.parseJson(settingJson, 'setting');
-    v.only(d, 'setting', ['patientId', 'allow']);
-    const entry: EmergencyAccessSetting = {
-      patientId: v.id(d.patientId, 'setting.patientId'),
-      allow: v.bool(d.allow, 'setting.allow'),
-      txId: ctx.stub.getTxID(),
-      setAt: txTime(ctx),
-    };
-    await putJson(ctx, key(ctx, KEYS.emergencySetting, [entry.patientId]), entry);
-    emit(ctx, CONSENT_EVENTS.emergencySetting, entry);
-    return JSON.stringify(entry);
+    return recordChoice(ctx, settingJson, KEYS.emergencySetting, CONSENT_EVENTS.emergencySetting);
   }
 
   /** The patient's emergency-access setting (allowed, with no txId, when never set). */
@@ -344,10 +327,7 @@ export class ConsentContract extends Contract {
   @Returns('string')
   async GetEmergencyAccess(ctx: Context, patientId: string): Promise<string> {
     const id = v.id(patientId, 'patientId');
-    const setting = await getJson<EmergencyAccessSetting>(
-      ctx,
-      key(ctx, KEYS.emergencySetting, [id]),
-    );
+    const setting = await choiceOf(ctx, KEYS.emergencySetting, id);
     return JSON.stringify(setting ?? { patientId: id, allow: true, txId: null, setAt: null });
   }
 

@@ -5,6 +5,7 @@ import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-a
 import { grantApplies } from './policy';
 import type { GrantRecord } from './consent.contract';
 import { loadKeyring } from './keys.contract';
+import { choiceOf, PatientChoice, recordChoice } from './patient-choice';
 import { caller, emit, getJson, key, KEYS, pad, putJson, txTime } from './state';
 import type { TrainingRound } from './training.contract';
 import * as v from './validation';
@@ -47,12 +48,7 @@ export interface DecisionRecord {
 }
 
 /** A patient's choice whether AI decisions may be made about them (absent: allowed). */
-export interface AiDecisionsSetting {
-  patientId: string;
-  allow: boolean;
-  txId: string;
-  setAt: string;
-}
+export type AiDecisionsSetting = PatientChoice;
 
 export const DECISION_EVENTS = {
   deployed: 'ModelDeployed',
@@ -195,10 +191,7 @@ export class DecisionsContract extends Contract {
         `decision.modelHash is not deployment ${deploymentId}'s`,
       );
     }
-    const setting = await getJson<AiDecisionsSetting>(
-      ctx,
-      key(ctx, DECISION_KEYS.setting, [patientId]),
-    );
+    const setting = await choiceOf(ctx, DECISION_KEYS.setting, patientId);
     if (setting && !setting.allow) {
       throw new ChaincodeError('FORBIDDEN', `patient ${patientId} has refused AI decisions`);
     }
@@ -249,17 +242,7 @@ export class DecisionsContract extends Contract {
   @Transaction()
   @Returns('string')
   async SetAiDecisions(ctx: Context, settingJson: string): Promise<string> {
-    const d = v.parseJson(settingJson, 'setting');
-    v.only(d, 'setting', ['patientId', 'allow']);
-    const entry: AiDecisionsSetting = {
-      patientId: v.id(d.patientId, 'setting.patientId'),
-      allow: v.bool(d.allow, 'setting.allow'),
-      txId: ctx.stub.getTxID(),
-      setAt: txTime(ctx),
-    };
-    await putJson(ctx, key(ctx, DECISION_KEYS.setting, [entry.patientId]), entry);
-    emit(ctx, DECISION_EVENTS.setting, entry);
-    return JSON.stringify(entry);
+    return recordChoice(ctx, settingJson, DECISION_KEYS.setting, DECISION_EVENTS.setting);
   }
 
   @Transaction(false)

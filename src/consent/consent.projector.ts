@@ -117,11 +117,12 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
   private async apply(event: LedgerEvent): Promise<void> {
     const checkpoint = [CONSUMER, event.blockNumber, event.txIndex];
     if (event.name === EMERGENCY_SETTING_EVENT) {
-      // For a patient this organisation holds; a replay (see REPLAY_AGE_MS) as the ledger
-      // holds the setting now, so that a catch-up never passes through an older choice.
+      // For a patient this organisation holds (others' are not asked about); a replay (see
+      // REPLAY_AGE_MS) as the ledger holds the setting now, so that a catch-up never passes
+      // through an older choice.
       const delivered = event.payload as EmergencyAccessSetting;
       const setting =
-        Date.now() - Date.parse(delivered.setAt) >= this.replayAgeMs
+        this.replayed(delivered.setAt) && (await this.patients.exists(delivered.patientId))
           ? await this.patients.ledgerEmergencyAccess(delivered.patientId)
           : delivered;
       await this.db.transaction(async (m) => {
@@ -146,7 +147,7 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     // write as any copy: a revoked row is never made ACTIVE again (ConsentProjection).
     const grant =
       event.name === 'ConsentGranted' &&
-      this.replayed(delivered) &&
+      this.replayed(delivered.createdAt) &&
       !(await this.projected(delivered.id))
         ? await this.ledger.evaluate<GrantRecord>('consent', 'GetConsent', [delivered.id])
         : delivered;
@@ -168,9 +169,9 @@ export class ConsentProjector implements OnApplicationBootstrap, OnApplicationSh
     return rows.length > 0;
   }
 
-  /** Whether a grant event was committed long enough ago to be a replay (`replayAgeMs`). */
-  private replayed(g: GrantRecord): boolean {
-    const at = Date.parse(g.createdAt);
-    return !Number.isFinite(at) || Date.now() - at >= this.replayAgeMs;
+  /** Whether an event committed at `at` (ledger time) is a replay (`replayAgeMs`). */
+  private replayed(at: string): boolean {
+    const ms = Date.parse(at);
+    return !Number.isFinite(ms) || Date.now() - ms >= this.replayAgeMs;
   }
 }

@@ -108,19 +108,19 @@ export class EmergencyService implements OnApplicationBootstrap {
       await logged('DENY');
       throw e;
     };
-    if (!this.patients.emergencyAccessAllowed(patient)) {
-      await refused(
+    const optedOut = () =>
+      refused(
         new ForbiddenError(
           'This patient has turned emergency access off; only their consent can grant access.',
         ),
       );
-    }
+    if (!this.patients.emergencyAccessAllowed(patient)) await optedOut();
     const { result: declared, txId } = await this.ledger
       .submit<EmergencyRecord>('consent', 'DeclareEmergency', [
         JSON.stringify({ id: randomUUID(), patientId, clinicianId }),
       ])
       // The ledger refuses a patient who opted out through another organisation.
-      .catch((e: Error) => (e instanceof ForbiddenError ? refused(e) : Promise.reject(e)));
+      .catch((e: Error) => (e instanceof ForbiddenError ? optedOut() : Promise.reject(e)));
     const declaration: Declaration = {
       id: declared.id,
       patientId,

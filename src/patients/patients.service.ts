@@ -318,7 +318,7 @@ export class PatientsService implements OnApplicationBootstrap {
 
   /**
    * Copies a ledger emergency-access setting here (a patient of this organisation, not erased)
-   * unless a newer one is here already: what setEmergencyAccess does after the ledger, and the
+   * unless it, or a newer one, is here already: what setEmergencyAccess does after the ledger, and the
    * consent projector when the patient changed it through another organisation, in either
    * order.
    */
@@ -331,7 +331,7 @@ export class PatientsService implements OnApplicationBootstrap {
       `UPDATE patients SET allow_emergency_access = $2, settings_mac = $3,
          emergency_setting_at = $4
        WHERE id = $1 AND erased_at IS NULL
-         AND (emergency_setting_at IS NULL OR emergency_setting_at <= $4)`,
+         AND (emergency_setting_at IS NULL OR emergency_setting_at < $4)`,
       [patientId, allow, this.settingsMac(patientId, allow), setAt],
     );
   }

@@ -500,8 +500,20 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
     });
 
     describe('the consent projection', () => {
+      /** A READ grant written straight to the ledger, as another organisation's API writes it. */
+      const grantOnLedger = (id: string, granteeId: string, extra: Record<string, unknown> = {}) =>
+        api.server.app.get<Ledger>(LEDGER).submit('consent', 'GrantConsent', [
+          JSON.stringify({
+            id,
+            patientId,
+            grantee: { type: 'CLINICIAN', id: granteeId },
+            purpose: 'TREATMENT',
+            actions: ['READ'],
+            ...extra,
+          }),
+        ]);
+
       it('applies grants written by another organisation from the ledger events', async () => {
-        const ledger = api.server.app.get<Ledger>(LEDGER);
         const projector = api.server.app.get(ConsentProjector);
         const id = randomUUID();
         const applied = new Promise<void>((resolve) =>
@@ -510,16 +522,7 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
             (e: { payload: { id: string } }) => e.payload.id === id && resolve(),
           ),
         );
-        await ledger.submit('consent', 'GrantConsent', [
-          JSON.stringify({
-            id,
-            patientId,
-            grantee: { type: 'CLINICIAN', id: 'dr-remote' },
-            purpose: 'TREATMENT',
-            actions: ['READ'],
-            resourceTypes: ['Condition'],
-          }),
-        ]);
+        await grantOnLedger(id, 'dr-remote', { resourceTypes: ['Condition'] });
         await applied;
         const remote = await api.token('dr-remote', 'CLINICIAN', 'org2');
         expect((await listAs(remote)).data!.records.items.map((r) => r.id)).toEqual([ids.cond]);
@@ -544,15 +547,7 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
         });
         await paused.subscription.close();
         try {
-          await ledger.submit('consent', 'GrantConsent', [
-            JSON.stringify({
-              id,
-              patientId,
-              grantee: { type: 'CLINICIAN', id: 'dr-replayed' },
-              purpose: 'TREATMENT',
-              actions: ['READ'],
-            }),
-          ]);
+          await grantOnLedger(id, 'dr-replayed');
           await ledger.submit('consent', 'RevokeConsent', [id]);
           projector.replayAgeMs = 0;
           const caughtUp = new Promise<void>((resolve) => {

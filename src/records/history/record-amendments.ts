@@ -180,12 +180,13 @@ export class RecordAmendments {
     ownCategory: string | null,
   ): Promise<string | null> {
     if (current.category === null) return ownCategory;
+    // Either way the record stays where it is filed: no need to open the version it replaces.
+    if (ownCategory === null || ownCategory === current.category) return current.category;
     const before = await this.opener.open(current);
     // A version that does not open (reported) tells nothing: the filing stands.
-    if (!before || deriveCategory(before.resource as FhirResource) !== current.category) {
-      return current.category;
-    }
-    return ownCategory ?? current.category;
+    const filedApart =
+      !before || deriveCategory(before.resource as FhirResource) !== current.category;
+    return filedApart ? current.category : ownCategory;
   }
 
   /** Earlier versions still pending first (the ledger takes them in order), then this one. */
