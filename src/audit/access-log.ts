@@ -19,6 +19,7 @@ import type { AuditHead } from '@custodia/chaincode';
 import { NotFoundError } from '../common/errors';
 import { decodeSeqCursor, encodeSeqCursor, pageSize } from '../common/pagination';
 import { AppConfig, APP_CONFIG } from '../config';
+import { arrayLiteral, type ArrayElement } from '../database/array-literal';
 import { preparedQuery } from '../database/prepared';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
@@ -380,7 +381,11 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   }
 
   private async insert(rows: readonly ChainedRow[]) {
-    const col = <K extends keyof AccessEventContent>(k: K) => rows.map((r) => r.content[k]);
+    // Each column as an array literal written here (database/array-literal.ts): node-postgres's
+    // own took a fifth of a 2,000-event append.
+    const col = <K extends keyof AccessEventContent>(k: K) =>
+      arrayLiteral(rows.map((r) => r.content[k] as ArrayElement));
+    const each = (f: (r: ChainedRow) => ArrayElement) => arrayLiteral(rows.map(f));
     await preparedQuery(
       this.db,
       `INSERT INTO access_events (seq, id, actor_id, patient_id, record_ids, action, purpose,
@@ -402,7 +407,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         col('id'),
         col('actorId'),
         col('patientId'),
-        rows.map((r) => r.content.recordIds.join(',')),
+        each((r) => r.content.recordIds.join(',')),
         col('action'),
         col('purpose'),
         col('decision'),
@@ -410,13 +415,13 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
         col('breakGlass'),
         col('reason'),
         // As the chain holds it (base64), decoded by the database: no copy and hex here.
-        rows.map((r) => r.content.reasonSealed ?? null),
-        rows.map((r) => r.content.reasonKeyId ?? null),
+        each((r) => r.content.reasonSealed ?? null),
+        each((r) => r.content.reasonKeyId ?? null),
         col('at'),
-        rows.map((r) => r.prevHash),
-        rows.map((r) => r.hash),
-        rows.map((r) => r.content.emergencyId ?? null),
-        rows.map((r) => r.content.actorOrganizationId ?? null),
+        each((r) => r.prevHash),
+        each((r) => r.hash),
+        each((r) => r.content.emergencyId ?? null),
+        each((r) => r.content.actorOrganizationId ?? null),
       ],
     );
   }
