@@ -5,6 +5,7 @@
 // between. Every run resumes and completes, and the
 // ledger holds each of its rounds exactly once.
 import { LedgerUnavailableError } from '../../src/common/errors';
+import { PolicyDecisionPoint } from '../../src/consent';
 import { CoordinatorEvents, RoundEnded } from '../../src/federated/coordinator/coordinator-events';
 import { Coordinator } from '../../src/federated/coordinator/coordinator.service';
 import { RoundCloser } from '../../src/federated/coordinator/round-closer';
@@ -246,6 +247,52 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
         ]);
         expect(results.map((r) => r.status).sort()).toEqual(['ACCEPTED', 'REJECTED']);
         expect(results.find((r) => r.status === 'REJECTED')!.reason).toMatch(/^duplicate/);
+        await api.ok(
+          'mutation($id: ID!) { cancelTraining(runId: $id) { id } }',
+          { id: runId },
+          researcher,
+        );
+      });
+
+      it('stores an update only once what it waits for is done, and nothing if that fails', async () => {
+        const runId = await startRun(1);
+        const stored = async () =>
+          (
+            await api.db.query('SELECT status FROM model_updates WHERE run_id = $1', [runId])
+          ).rows.map((r) => r.status as string);
+        // An in-process node's update waits for the logging of its examples' use.
+        let logged!: () => void;
+        const logging = new Promise<void>((resolve) => (logged = resolve));
+        // Checked meanwhile: its contributors' consent is answered before the log is done.
+        const pdp = app().get(PolicyDecisionPoint);
+        const answer = pdp.trainingGrants.bind(pdp);
+        const answered = new Promise<void>((resolve) =>
+          jest.spyOn(pdp, 'trainingGrants').mockImplementation(async (...args) => {
+            const grants = await answer(...args);
+            resolve();
+            return grants;
+          }),
+        );
+        const { jws, body } = await update(2, runId, 1);
+        const submitted = coordinator().submit(runId, 1, jws, body, { after: logging });
+        await answered;
+        expect(await stored()).toEqual([]);
+        logged();
+        expect(await submitted).toMatchObject({ status: 'ACCEPTED' });
+        expect(await stored()).toEqual(['ACCEPTED']);
+
+        // The logging fails: the submission fails, and nothing is stored, not even a rejection.
+        const failing = Promise.reject(new Error('the access log is unavailable'));
+        const again = await update(1, runId, 1);
+        await expect(
+          coordinator().submit(runId, 1, again.jws, again.body, { after: failing }),
+        ).rejects.toThrow('the access log is unavailable');
+        // One that would be rejected (its body is not the one it signed) records no rejection.
+        const mismatched = await update(0, runId, 1);
+        await expect(
+          coordinator().submit(runId, 1, mismatched.jws, weights(9, 9, 9), { after: failing }),
+        ).rejects.toThrow('the access log is unavailable');
+        expect(await stored()).toEqual(['ACCEPTED']);
         await api.ok(
           'mutation($id: ID!) { cancelTraining(runId: $id) { id } }',
           { id: runId },

@@ -146,14 +146,25 @@ export class Coordinator {
     return { weights, study: await this.studyOf(run) };
   }
 
-  /** Receives one update; rejected ones are recorded with their reason, never silently dropped. */
+  /**
+   * Receives one update; rejected ones are recorded with their reason, never silently dropped.
+   * `after`: an in-process node's logging of its examples' use; the update is checked
+   * meanwhile but stored only once it is done, and not at all if it fails.
+   */
   async submit(
     runId: string,
     round: number,
     manifestJws: string | undefined,
     body: Buffer,
+    options: { after?: Promise<unknown> } = {},
   ): Promise<SubmissionResult> {
-    const { result, study } = await this.intake.receive(runId, round, manifestJws, body);
+    const { result, study } = await this.intake.receive(
+      runId,
+      round,
+      manifestJws,
+      body,
+      options.after,
+    );
     if (
       result.status === UpdateStatus.ACCEPTED &&
       (await this.repo.acceptedCount(runId, round)) >= study.minNodes

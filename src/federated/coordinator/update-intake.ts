@@ -62,16 +62,19 @@ export class UpdateIntake {
   /**
    * Checks and records one update, accepted or rejected, with the study it is for. The run, the
    * node the manifest claims, the round's state and the node's earlier update are read in one
-   * query; a missing run or study is NOT_FOUND and records nothing.
+   * query; a missing run or study is NOT_FOUND and records nothing. Nothing is recorded before
+   * `after` settles, and nothing at all if it fails (it fails the call).
    */
   async receive(
     runId: string,
     round: number,
     manifestJws: string | undefined,
     body: Buffer,
+    after?: Promise<unknown>,
   ): Promise<{ result: SubmissionResult; study: StudyEntity }> {
     // Which node the manifest claims, read before it is verified (so that its row comes with
     // the run's); a missing or undecodable manifest is rejected once the run is known.
+    after?.catch(() => undefined); // awaited below, once the update is checked
     let claimedNode = 'unknown';
     let unreadable: Rejection | undefined;
     if (!manifestJws) unreadable = new Rejection('missing X-Custodia-Manifest header');
@@ -90,12 +93,22 @@ export class UpdateIntake {
     const study = await this.repo.study(context.run.studyId);
     if (!study) throw new NotFoundError('No study with that id.');
     let manifest: Manifest | undefined;
+    let outcome: { grantIds: string[] } | Rejection;
     try {
       if (unreadable) throw unreadable;
       manifest = await this.verifiedManifest(manifestJws!, context.node);
       this.check(context, study, round, manifest, body);
-      const grantIds = await this.trainingGrants(study.id, manifest.contributors, manifest.nodeId);
-      return { result: await this.accept(runId, round, manifest, body, grantIds), study };
+      outcome = {
+        grantIds: await this.trainingGrants(study.id, manifest.contributors, manifest.nodeId),
+      };
+    } catch (e) {
+      if (!(e instanceof Rejection)) throw e;
+      outcome = e;
+    }
+    await after;
+    try {
+      if (outcome instanceof Rejection) throw outcome;
+      return { result: await this.accept(runId, round, manifest!, body, outcome.grantIds), study };
     } catch (e) {
       if (!(e instanceof Rejection)) throw e;
       const id = randomUUID();

@@ -21,7 +21,7 @@ import { Coordinator } from '../coordinator/coordinator.service';
 import { RunRepository } from '../coordinator/run-repository';
 import { TrainingThread } from '../model/training-thread';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
-import { floats, prepareUpdate, SigningKey, TrainingExample, TrainingExamples } from './node-work';
+import { floats, SigningKey, trainAndSign, TrainingExample, TrainingExamples } from './node-work';
 
 interface LocalNode {
   id: string;
@@ -112,7 +112,14 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     const model = this.coordinator.roundModel(runId, round).then(floats);
     // Settled here too: when no node has examples, nothing else awaits it.
     model.catch(() => undefined);
-    // One read at a time (a first round's decrypts a cohort's records, and several at once
+    // Whom each node may train on, asked for every node at once: two queries each, where
+    // asking one node after another took a round of ten nodes 65 ms before any could train.
+    const eligibility = due.map((node) => {
+      const asked = this.examples.eligible(node.organizationId, study, node.id);
+      asked.catch(() => undefined); // awaited by the node's read below
+      return asked;
+    });
+    // Then one read at a time (a first round's decrypts a cohort's records, and several at once
     // would queue for the connection pool), each running ahead of the training. The logging of
     // the examples' use begins once every node has read: a large site's events would otherwise
     // hold this thread and the database while the smaller sites wait to read and train.
@@ -120,7 +127,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     let allRead!: () => void;
     const logAfter = new Promise<void>((resolve) => (allRead = resolve));
     const reads: Promise<unknown>[] = [];
-    const work = due.map((node) => {
+    const work = due.map((node, i) => {
       const read = previous.then(async () => {
         const started = performance.now();
         const { examples, logged } = await this.examples.select(
@@ -129,6 +136,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
           node.id,
           { runId, round },
           logAfter,
+          eligibility[i],
         );
         return { list: examples, logged, readMs: performance.now() - started };
       });
@@ -153,7 +161,12 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     await Promise.all(work);
   }
 
-  /** Trains one node's update; the promise of its submission, or null when it has none. */
+  /**
+   * Trains one node's update; the promise of its submission, or null when it has none. The
+   * update goes to the coordinator as soon as it is trained, so that its checks run while the
+   * examples' use is still being logged; the coordinator stores it only once the log holds
+   * them (`after`), and nothing of it if the logging fails.
+   */
   private async trainAs(
     node: LocalNode,
     runId: string,
@@ -162,7 +175,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     clientConfig: Record<string, number>,
     input: {
       examples: TrainingExample[];
-      /** The logging of the examples' use (prepareUpdate returns once it is durable). */
+      /** The logging of the examples' use (the coordinator stores nothing before it is done). */
       logged: Promise<void>;
       global: Float32Array;
       readMs: number;
@@ -170,21 +183,26 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     },
   ): Promise<Promise<void> | null> {
     const started = performance.now();
-    const update = await prepareUpdate({
+    const update = await trainAndSign({
       study,
       runId,
       round,
       nodeId: node.id,
       key: node.key,
       examples: input.examples,
-      logged: input.logged,
       global: input.global,
       clientConfig,
       trainer: this.trainer,
     });
-    if (!update) return null;
+    if (!update) {
+      await input.logged;
+      return null;
+    }
     const trained = performance.now();
-    return this.coordinator.submit(runId, round, update.manifest, update.body).then((outcome) => {
+    const submitted = this.coordinator.submit(runId, round, update.manifest, update.body, {
+      after: input.logged,
+    });
+    return submitted.then((outcome) => {
       // Where a round's time goes, for bench:fl-round (submitting includes any aggregation).
       this.events.emit('update', {
         runId,
@@ -192,7 +210,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
         nodeId: node.id,
         readMs: input.readMs,
         transferMs: input.transferMs,
-        // Training, until the log also holds the examples' use (prepareUpdate waits for it).
+        // Training and signing; submitting then waits for the log to hold the examples' use.
         trainMs: trained - started,
         submitMs: performance.now() - trained,
         status: outcome.status,

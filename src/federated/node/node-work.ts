@@ -78,6 +78,14 @@ interface CachedPatient {
 
 const CACHED_STUDIES = 16;
 
+/** Who a node may train on in a round (TrainingExamples.eligible). */
+export interface Eligibility {
+  /** The organisation's patients, each with their records' fingerprint. */
+  members: Map<string, string>;
+  /** Of those, each patient with an active TRAIN grant for the study, with its id. */
+  grants: Map<string, string>;
+}
+
 /**
  * A node's examples for a study, round after round. The patients of its organisation with an
  * active TRAIN grant are selected every round (so a revocation or an erasure takes effect
@@ -106,11 +114,29 @@ export class TrainingExamples {
   }
 
   /**
+   * The organisation's patients with their records' fingerprints, and the grant under which
+   * the node may train on each of them now: two queries, and nothing read or decrypted. A
+   * round asks it of all its nodes at once (their reads then follow one by one).
+   */
+  async eligible(
+    organizationId: string,
+    study: Pick<StudySettings, 'id'>,
+    nodeId: string,
+  ): Promise<Eligibility> {
+    const members = await this.records.trainingFingerprints(organizationId);
+    const grants = members.size
+      ? await this.pdp.trainingGrants(study.id, [...members.keys()], nodeId)
+      : new Map<string, string>();
+    return { members, grants };
+  }
+
+  /**
    * The complete examples this node may train on for the study in this round of the run, as
    * soon as they are ready, with the logging of their use (each patient's access log says
    * which run and round used their records) still under way in `logged`: a node trains
-   * meanwhile, and prepareUpdate returns nothing learnt from them before `logged` settles.
-   * The logging begins once `logAfter` settles (by default on the next turn of the event loop).
+   * meanwhile, and nothing learnt from them leaves it before `logged` settles. The logging
+   * begins once `logAfter` settles (by default on the next turn of the event loop).
+   * `eligibility`: what `eligible` answered for this node this round, if asked already.
    */
   async select(
     organizationId: string,
@@ -118,12 +144,9 @@ export class TrainingExamples {
     nodeId: string,
     at: { runId: string; round: number },
     logAfter: PromiseLike<unknown> = nextTurn(),
+    eligibility?: Promise<Eligibility>,
   ): Promise<{ examples: TrainingExample[]; logged: Promise<void> }> {
-    // The organisation's patients with their records' fingerprints, then those with a grant.
-    const members = await this.records.trainingFingerprints(organizationId);
-    const grants = members.size
-      ? await this.pdp.trainingGrants(study.id, [...members.keys()], nodeId)
-      : new Map<string, string>();
+    const { members, grants } = await (eligibility ?? this.eligible(organizationId, study, nodeId));
     const key = studyKey(nodeId, study);
     const known = (this.cache && this.studies.get(key)) || new Map<string, CachedPatient>();
     for (const id of known.keys()) if (!grants.has(id)) known.delete(id);
@@ -198,7 +221,12 @@ export async function prepareUpdate(
   return update;
 }
 
-async function trainAndSign(args: UpdateInput): Promise<PreparedUpdate | null> {
+/**
+ * Trains and signs one update, without waiting for the logging of the examples' use: for an
+ * in-process node, whose coordinator stores the update only once that logging is done
+ * (Coordinator.submit's `after`). A node whose update leaves the process uses prepareUpdate.
+ */
+export async function trainAndSign(args: UpdateInput): Promise<PreparedUpdate | null> {
   const { study, runId, round, nodeId } = args;
   const complete = args.examples;
   const held = heldOutSet(complete.map((e) => e.id));
