@@ -300,6 +300,57 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
         );
       });
 
+      it('refuses an update stored while its round is being closed: none is accepted but left out', async () => {
+        const runId = await startRun(1);
+        const first = await update(0, runId, 1);
+        expect(await coordinator().submit(runId, 1, first.jws, first.body)).toMatchObject({
+          status: 'ACCEPTED',
+        });
+        // The closing that the quorum's update starts is held at its consent check.
+        const pdp = app().get(PolicyDecisionPoint);
+        const answer = pdp.trainingGrants.bind(pdp);
+        let release!: () => void;
+        const released = new Promise<void>((resolve) => (release = resolve));
+        let closing!: () => void;
+        const held = new Promise<void>((resolve) => (closing = resolve));
+        jest.spyOn(pdp, 'trainingGrants').mockImplementation(async (study, ids, node) => {
+          if (node === 'coordinator') {
+            closing();
+            await released;
+          }
+          return answer(study, ids, node);
+        });
+        const second = await update(1, runId, 1);
+        const quorum = coordinator().submit(runId, 1, second.jws, second.body);
+        await held;
+        // A third node's update arrives meanwhile: storing it waits for the round's row.
+        const third = await update(2, runId, 1);
+        const late = coordinator().submit(runId, 1, third.jws, third.body);
+        for (let asked = 1; ; asked++) {
+          if (asked > 5000) throw new Error('the late update never waited for the closing round');
+          const { rows } = await api.db.query(
+            `SELECT 1 FROM pg_stat_activity
+             WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO model_updates%'`,
+          );
+          if (rows.length) break;
+        }
+        release();
+        expect(await quorum).toMatchObject({ status: 'ACCEPTED' });
+        expect(await late).toMatchObject({ status: 'REJECTED', reason: 'round is not open' });
+        // Every accepted update is one the round folded, as the ledger records it.
+        const { rows } = await api.db.query(
+          `SELECT update_sha256 FROM model_updates WHERE run_id = $1 AND status = 'ACCEPTED'`,
+          [runId],
+        );
+        const recorded = await ledger().evaluate<{ updateHashes: string[] }>(
+          'training',
+          'GetRound',
+          [runId, '1'],
+        );
+        expect(rows.map((r) => r.update_sha256).sort()).toEqual([...recorded.updateHashes].sort());
+        expect(rows).toHaveLength(2);
+      });
+
       it('counts contributors without consent and never names them', async () => {
         const runId = await startRun(1);
         const body = weights(1, 1, 1);

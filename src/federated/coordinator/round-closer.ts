@@ -16,6 +16,7 @@ import {
   OnApplicationBootstrap,
   OnApplicationShutdown,
 } from '@nestjs/common';
+import type { EntityManager } from 'typeorm';
 import { PolicyDecisionPoint } from '../../consent';
 import { Ledger, LEDGER } from '../../ledger';
 import { studyPrivacy } from '../privacy';
@@ -151,14 +152,33 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
    * of it after), or was no longer open.
    */
   private async prepare(row: RoundRow): Promise<RoundRow['pending']> {
-    // The study (cached), the round's updates and the model they start from, read together;
-    // the model is read before it is known to be needed (a round short of its quorum drops it).
+    // The model the updates start from, read before it is known to be needed (a round short
+    // of its quorum drops it), beside the transaction.
     const parentRead = this.repo.version(row.runId, row.round - 1);
     parentRead.catch(() => undefined); // awaited below, or dropped with the round
-    const [study, updates] = await Promise.all([
+    const { pending, failed } = await this.repo.transaction((m) =>
+      this.prepareIn(m, row, parentRead),
+    );
+    if (failed) this.events.emit('round', { runId: row.runId, round: row.round, status: 'FAILED' });
+    return pending;
+  }
+
+  /**
+   * prepare's work, in one transaction that holds the round's row from the start: an update
+   * stored for the round meanwhile waits, and is then refused as the round is no longer open
+   * (RunRepository.insertUpdate), so no update is left accepted but unfolded.
+   */
+  private async prepareIn(
+    m: EntityManager,
+    row: RoundRow,
+    parentRead: Promise<Buffer | null>,
+  ): Promise<{ pending: RoundRow['pending']; failed: boolean }> {
+    const [study, open] = await Promise.all([
       this.study(row.studyId),
-      this.repo.acceptedUpdates(row.runId, row.round),
+      this.repo.lockOpenRound(m, row.runId, row.round),
     ]);
+    if (!open) return { pending: null, failed: false };
+    const updates = await this.repo.acceptedUpdates(row.runId, row.round, m);
     // One query for every contributor of the round (a STUDY grant names the study, not a node).
     const grants = await this.pdp.trainingGrants(
       study.id,
@@ -177,18 +197,12 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
         });
       }
     }
+    for (const r of revoked) await this.repo.rejectUpdate(m, r.id, r.reason);
     if (accepted.length < study.minNodes) {
-      if (revoked.length) {
-        await this.repo.transaction(async (m) => {
-          for (const r of revoked) await this.repo.rejectUpdate(m, r.id, r.reason);
-        });
-      }
-      if (row.deadlineAt.getTime() <= Date.now()) {
-        const reason = `round ${row.round} closed at its deadline with ${accepted.length} of the ${study.minNodes} updates needed`;
-        await this.repo.failRound(row.runId, row.round, reason);
-        this.events.emit('round', { runId: row.runId, round: row.round, status: 'FAILED' });
-      }
-      return null;
+      if (row.deadlineAt.getTime() > Date.now()) return { pending: null, failed: false };
+      const reason = `round ${row.round} closed at its deadline with ${accepted.length} of the ${study.minNodes} updates needed`;
+      await this.repo.failRound(row.runId, row.round, reason, m);
+      return { pending: null, failed: true };
     }
     const parent = await parentRead;
     if (!parent) throw new Error(`the model before round ${row.round} is missing`);
@@ -218,14 +232,8 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
       metrics: nodeMetrics(accepted),
       numUpdates: accepted.length,
     };
-    // One statement, atomic on its own, unless revoked updates are to be rejected with it.
-    const stored = revoked.length
-      ? await this.repo.transaction(async (m) => {
-          for (const r of revoked) await this.repo.rejectUpdate(m, r.id, r.reason);
-          return this.repo.markClosing(m, row.runId, row.round, model, outcome);
-        })
-      : await this.repo.markClosing(this.repo.db, row.runId, row.round, model, outcome);
-    return stored ? { record, strategyState } : null;
+    const stored = await this.repo.markClosing(m, row.runId, row.round, model, outcome);
+    return { pending: stored ? { record, strategyState } : null, failed: false };
   }
 
   /**

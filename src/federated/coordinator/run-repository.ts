@@ -361,8 +361,8 @@ export class RunRepository {
   }
 
   /** A round (and its run) failed: nothing more is trained, and update bodies are dropped. */
-  async failRound(runId: string, round: number, reason: string): Promise<void> {
-    await this.db.transaction(async (m) => {
+  async failRound(runId: string, round: number, reason: string, q?: EntityManager): Promise<void> {
+    const fail = async (m: EntityManager) => {
       await m.query(
         `UPDATE training_rounds SET status = 'FAILED', closed_at = now(), failure = $3,
            round_record = NULL, strategy_state = NULL
@@ -375,7 +375,8 @@ export class RunRepository {
         [runId, reason],
       );
       await this.dropBodies(m, runId);
-    });
+    };
+    await (q ? fail(q) : this.db.transaction(fail));
   }
 
   /** Each run's closed rounds' metrics, in the runs' order: one query for them all. */
@@ -409,11 +410,21 @@ export class RunRepository {
 
   // --- updates ---
 
-  async insertUpdate(u: NewUpdate): Promise<void> {
-    await this.db.query(
+  /**
+   * Stores an update; false (and nothing stored) for an accepted one whose round is no longer
+   * open. It waits while the round is being closed (lockOpenRound) and then sees it closed,
+   * and a round's closing waits for it: an accepted update is always one the round folds.
+   */
+  async insertUpdate(u: NewUpdate): Promise<boolean> {
+    const rows = (await this.db.query(
       `INSERT INTO model_updates (id, run_id, round, node_id, status, reason, num_examples,
          update_sha256, contributors, grant_ids, metrics, body, received_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, now())`,
+       SELECT $1::uuid, $2::uuid, $3::int, $4::text, $5::text, $6::text, $7::int, $8::text,
+              $9::text[], $10::text[], $11::jsonb, $12::bytea, now()
+       WHERE $5::text <> 'ACCEPTED' OR EXISTS (
+         SELECT 1 FROM training_rounds r WHERE r.run_id = $2::uuid AND r.round = $3::int
+           AND r.status = 'OPEN' FOR SHARE)
+       RETURNING id`,
       [
         u.id,
         u.runId,
@@ -428,7 +439,8 @@ export class RunRepository {
         u.metrics ?? null,
         u.body ?? null,
       ],
-    );
+    )) as unknown[];
+    return rows.length === 1;
   }
 
   /** The nodes that already sent an update for this round (accepted or not). */
@@ -449,8 +461,26 @@ export class RunRepository {
     return n;
   }
 
-  async acceptedUpdates(runId: string, round: number): Promise<AcceptedUpdate[]> {
-    const rows = (await this.db.query(
+  /**
+   * Locks an open round's row until `m`'s transaction ends, for closing it: an accepted update
+   * being stored for the round meanwhile waits, and is then refused (insertUpdate), so that the
+   * updates read under the lock are all the round will fold. False if the round is not open.
+   */
+  async lockOpenRound(m: EntityManager, runId: string, round: number): Promise<boolean> {
+    const rows = (await m.query(
+      `SELECT 1 FROM training_rounds WHERE run_id = $1 AND round = $2 AND status = 'OPEN'
+       FOR UPDATE`,
+      [runId, round],
+    )) as unknown[];
+    return rows.length === 1;
+  }
+
+  async acceptedUpdates(
+    runId: string,
+    round: number,
+    q: Queryable = this.db,
+  ): Promise<AcceptedUpdate[]> {
+    const rows = (await q.query(
       `SELECT id, node_id, num_examples, update_sha256, contributors, metrics, body
        FROM model_updates WHERE run_id = $1 AND round = $2 AND status = 'ACCEPTED'
        ORDER BY received_at, id`,

@@ -226,8 +226,9 @@ export class UpdateIntake {
     grantIds: string[],
   ): Promise<SubmissionResult> {
     const id = randomUUID();
+    let stored: boolean;
     try {
-      await this.repo.insertUpdate({
+      stored = await this.repo.insertUpdate({
         id,
         runId,
         round,
@@ -246,6 +247,8 @@ export class UpdateIntake {
       if ((e as { code?: string }).code !== '23505') throw e;
       throw duplicate();
     }
+    // The round closed since it was checked (its closing had begun, or it ended meanwhile).
+    if (!stored) throw new Rejection('round is not open');
     return { id, status: UpdateStatus.ACCEPTED, reason: null };
   }
 }
