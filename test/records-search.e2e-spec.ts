@@ -139,6 +139,14 @@ describe('searching records by code and clinical date', () => {
       expect(await found({ code: HBA1C, until: '2024-06-01T08:30:00Z' })).toEqual([ids.a2023]);
       expect(new Set(await found(window))).toEqual(new Set([ids.a2024, ids.glucose, ids.bp]));
     });
+
+    it('refuses since after until as BAD_USER_INPUT, and takes an empty window as empty', async () => {
+      const res = await search({ since: '2025-01-01T00:00:00Z', until: '2024-01-01T00:00:00Z' });
+      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+      expect(res.errors![0].message).toMatch(/since is after until/);
+      const at = '2024-06-01T00:00:00Z';
+      expect(await found({ since: at, until: at })).toEqual([]);
+    });
   });
 
   describe('what the index keeps at rest', () => {

@@ -40,3 +40,26 @@ function daysIn(year: number, month: number): number {
   if (month === 2) return year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28;
   return [4, 6, 9, 11].includes(month) ? 30 : 31;
 }
+
+const FHIR_PARTIAL = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$/;
+const LEAP_SECOND = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:)60(\.\d+)?(.*)$/;
+
+/**
+ * The time (ms since the epoch) a FHIR date, dateTime or instant in a resource names, or NaN.
+ * Partial dates ("2019", "2019-05", "2019-05-03") are their first moment, UTC. A leap second
+ * (23:59:60, which FHIR's dateTime allows and ECMAScript's Date refuses) reads as the second
+ * after 23:59:59, as POSIX time counts it. Unlike parseInstant, which judges what clients send
+ * the API, this reads what stored resources say.
+ */
+export function fhirTime(text: string): number {
+  const partial = FHIR_PARTIAL.exec(text);
+  // As ISO text: Date.UTC would take years 0–99 for 1900–1999.
+  if (partial)
+    return Date.parse(`${partial[1]}-${partial[2] ?? '01'}-${partial[3] ?? '01'}T00:00:00Z`);
+  const leap = LEAP_SECOND.exec(text);
+  if (leap) {
+    const before = Date.parse(`${leap[1]}59${leap[2] ?? ''}${leap[3]}`);
+    return Number.isFinite(before) ? before + 1000 : NaN;
+  }
+  return Date.parse(text);
+}

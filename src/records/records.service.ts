@@ -9,6 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { Actor } from '../auth';
 import {
+  BadUserInputError,
   ConsentRequiredError,
   ForbiddenError,
   InternalError,
@@ -205,6 +206,12 @@ export class RecordsService {
   }
 
   async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<ListedRecords> {
+    if (filter.since && filter.until && filter.since.getTime() > filter.until.getTime()) {
+      throw new BadUserInputError(
+        'since is after until: the window is since ≤ effectiveAt < until',
+        'since',
+      );
+    }
     const size = pageSize(filter.first);
     const after = decodeCursor(filter.after);
     const decision = await this.access.decideRead(actor, patientId);

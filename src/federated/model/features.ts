@@ -10,6 +10,7 @@
 // skip is counted by feature. Imputing would need a population value each node would have to
 // agree on, and would hide from the node how much of its data the study can actually use.
 import type { FhirResource } from '../../records/fhir';
+import { fhirTime } from '../../common/instants';
 
 /** LOINC 30525-0 "Age": derived from Patient.birthDate, not from an Observation. */
 export const AGE_LOINC = '30525-0';
@@ -286,7 +287,7 @@ function effectiveTime(observation: FhirResource): number | undefined {
     period?.start ??
     (observation.issued as string | undefined);
   if (typeof when !== 'string') return undefined;
-  const at = Date.parse(when);
+  const at = fhirTime(when);
   return Number.isNaN(at) ? undefined : at;
 }
 
@@ -310,10 +311,8 @@ function ageAt(
   const source = resources.findIndex((r) => r.resourceType === 'Patient');
   const birthDate = source < 0 ? undefined : resources[source].birthDate;
   if (typeof birthDate !== 'string') return undefined;
-  const match = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$/.exec(birthDate);
-  if (!match) return undefined;
-  // As ISO text: Date.UTC would take years 0–99 for 1900–1999.
-  const born = Date.parse(`${match[1]}-${match[2] ?? '01'}-${match[3] ?? '01'}T00:00:00Z`);
+  if (!/^\d{4}(?:-\d{2})?(?:-\d{2})?$/.test(birthDate)) return undefined;
+  const born = fhirTime(birthDate);
   if (!Number.isFinite(born) || born > asOf) return undefined;
   return { value: (asOf - born) / DAY_MS / YEAR_DAYS, source };
 }

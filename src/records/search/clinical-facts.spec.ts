@@ -83,6 +83,21 @@ describe('clinical facts of a resource', () => {
     }
   });
 
+  it('reads a leap second (23:59:60, which FHIR allows) as the second after 23:59:59', () => {
+    for (const [value, iso] of [
+      ['2016-12-31T23:59:60Z', '2017-01-01T00:00:00.000Z'],
+      ['2016-12-31T23:59:60.5Z', '2017-01-01T00:00:00.500Z'],
+      ['2016-12-31T18:59:60-05:00', '2017-01-01T00:00:00.000Z'],
+    ]) {
+      expect(
+        clinicalDate({ resourceType: 'Observation', effectiveDateTime: value })?.toISOString(),
+      ).toBe(iso);
+    }
+    expect(
+      clinicalDate({ resourceType: 'Observation', effectiveDateTime: '2016-12-31T23:59:61Z' }),
+    ).toBeNull();
+  });
+
   it("reads the dates of HL7's own NutritionOrder, RiskAssessment and Specimen examples", () => {
     const at = (file: string, change: (r: Resource) => void = () => undefined) => {
       const r = corpusResource(file);

@@ -3,6 +3,7 @@
 // path indexes them, the read path checks each row found against them again, so the index
 // (which a database writer could alter) decides nothing on its own.
 import { BadUserInputError } from '../../common/errors';
+import { fhirTime } from '../../common/instants';
 
 type Json = Record<string, unknown>;
 
@@ -160,12 +161,8 @@ function instantOf(value: unknown): Date | null {
     return instantOf((value as { start?: unknown }).start);
   }
   if (typeof value !== 'string') return null;
-  // FHIR partial dates: "2019", "2019-05", "2019-05-03" (all UTC midnight here).
-  const partial = /^(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?$/.exec(value);
-  // Parsed as ISO text, not by Date.UTC, which takes years 0–99 for 1900–1999.
-  const ms = partial
-    ? Date.parse(`${partial[1]}-${partial[2] ?? '01'}-${partial[3] ?? '01'}T00:00:00Z`)
-    : Date.parse(value);
+  // Partial dates are their first moment, UTC; a leap second the one after 23:59:59.
+  const ms = fhirTime(value);
   return Number.isFinite(ms) ? new Date(ms) : null;
 }
 
