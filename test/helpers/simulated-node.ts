@@ -50,7 +50,8 @@ export function manifestOf(
 ): Record<string, unknown> {
   return {
     nodeId,
-    numExamples: 10,
+    // One example per contributing patient, as the nodes here train.
+    numExamples: fields.contributors.length,
     updateSha256: createHash('sha256').update(body).digest('hex'),
     ...fields,
   };

@@ -136,20 +136,17 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       expect(model.headers.get('content-type')).toBe('application/octet-stream');
       expect((await model.arrayBuffer()).byteLength).toBe(4 * PARAMS);
 
-      expect(
-        (await post(nodes[0], runId, 1, weights(1, 2, 3), { numExamples: 10 })).body.status,
-      ).toBe('ACCEPTED');
+      expect((await post(nodes[0], runId, 1, weights(1, 2, 3))).body.status).toBe('ACCEPTED');
       expect((await run(runId)).currentRound).toBe(1);
       expect(
         (
-          await post(nodes[1], runId, 1, weights(3, 4, 5), {
-            numExamples: 30,
-            contributors: [patients[1].id],
+          await post(nodes[1], runId, 1, weights(4, 5, 6), {
+            contributors: [patients[1].id, patients[2].id],
           })
         ).body.status,
       ).toBe('ACCEPTED');
 
-      // Quorum reached: FedAvg weighted by examples → (1·10 + 3·30)/40 = 2.5, and so on.
+      // Quorum reached: FedAvg weighted by examples (one per patient) → (1·1 + 4·2)/3 = 3, …
       const afterOne = await run(runId);
       expect(afterOne).toMatchObject({ status: 'RUNNING', currentRound: 2 });
       const global = new Float32Array(
@@ -159,7 +156,7 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
           })
         ).arrayBuffer(),
       );
-      expect([...global]).toEqual([2.5, 3.5, 4.5]);
+      expect([...global]).toEqual([3, 4, 5]);
       const onLedger = await api.server.app
         .get<Ledger>(LEDGER)
         .evaluate<{ modelHash: string; numContributors: number; updateHashes: string[] }>(
@@ -168,21 +165,26 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
           [runId, '1'],
         );
       expect(onLedger.modelHash).toBe(afterOne.modelHash);
-      expect(onLedger.numContributors).toBe(2);
+      expect(onLedger.numContributors).toBe(3);
       expect(onLedger.updateHashes).toHaveLength(2);
 
       await post(nodes[0], runId, 2, weights(1, 1, 1));
       await post(nodes[2], runId, 2, weights(3, 3, 3), { contributors: [patients[2].id] });
       const done = await run(runId);
       expect(done).toMatchObject({ status: 'COMPLETED', currentRound: 2 });
+      // A round past the run's last has no model of its own (the final one is the run's).
+      const past = await fetch(`${api.url}/fl/runs/${runId}/rounds/3/model`, {
+        headers: { authorization: `Bearer ${nodes[0].token}` },
+      });
+      expect(past.status).toBe(404);
       expect(done.provenanceTxIds).toHaveLength(2);
       expect(done.metrics).toEqual([
         {
           round: 1,
           loss: 0.5,
-          accuracy: 0.8,
+          accuracy: expect.closeTo(0.8, 12),
           auc: 0.85,
-          numContributors: 2,
+          numContributors: 3,
           numUpdates: 2,
           epsilon: null,
         },
@@ -217,7 +219,12 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       const runId = await startRun(studyId, 1);
       const good = weights(0.1, 0.2, 0.3);
       const { privateKey: stranger } = await generateKeyPair('ES256');
-      const unregistered: Node = { ...nodes[0], id: '00000000-0000-4000-8000-000000000000' };
+      const nobody = '00000000-0000-4000-8000-000000000000';
+      const unregistered: Node = {
+        ...nodes[0],
+        id: nobody,
+        token: await api.token(nobody, 'NODE', home()),
+      };
       const nan = weights(0.1, Number.NaN, 0.3);
       const cases: [
         string,
@@ -239,6 +246,23 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
         ['weights beyond ±1e+6', post(nodes[0], runId, 1, weights(3.4e38, 0.2, -2e6))],
         // More examples than the database can count: refused as malformed, not a server error.
         ['manifest is malformed', post(nodes[0], runId, 1, good, { numExamples: 2 ** 53 - 1 })],
+        // One example per patient: more would outweigh every other node's update.
+        [
+          'claims 2147483647 examples from 1 contributors',
+          post(nodes[0], runId, 1, good, { numExamples: 2 ** 31 - 1 }),
+        ],
+        [
+          'lists a contributor more than once',
+          post(nodes[0], runId, 1, good, {
+            contributors: [patients[0].id, patients[0].id],
+            numExamples: 2,
+          }),
+        ],
+        // Signed by node 0, sent with node 1's token: the update is node 1's, and refused.
+        [
+          'manifest names another node than the one sending it',
+          post(nodes[0], runId, 1, good, {}, { token: nodes[1].token }),
+        ],
         [
           'hold no active TRAIN consent',
           post(nodes[0], runId, 1, good, { contributors: [patients[3].id] }),
@@ -266,12 +290,37 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       });
       expect(notJson.status).toBe(422);
       expect(((await notJson.json()) as { reason: string }).reason).toMatch(/manifest is/);
+      // Unsigned (alg none), claiming node 2, sent with node 0's token: refused, and recorded
+      // as node 0's, never as node 2's, whose round is still its to send.
+      const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+      const forged = await fetch(`${api.url}/fl/runs/${runId}/rounds/1/updates`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/octet-stream',
+          authorization: `Bearer ${nodes[0].token}`,
+          'x-custodia-manifest': `${b64({ alg: 'none' })}.${b64({ nodeId: nodes[2].id })}.`,
+        },
+        body: good,
+      });
+      expect(forged.status).toBe(422);
       expect((await post(nodes[0], runId, 1, good)).body.status).toBe('ACCEPTED');
       const dup = await post(nodes[0], runId, 1, good);
       expect(dup.body.reason).toContain('duplicate');
       const state = await run(runId);
       expect(state).toMatchObject({ status: 'RUNNING', currentRound: 1 });
-      expect(state.updates.filter((u) => u.reason !== null)).toHaveLength(cases.length + 2);
+      expect(state.updates.filter((u) => u.reason !== null)).toHaveLength(cases.length + 3);
+      const senders = (state.updates as unknown as { nodeId: string }[]).map((u) => u.nodeId);
+      expect(senders).not.toContain(nodes[2].id);
+      expect(senders.filter((n) => n === nodes[1].id)).toHaveLength(1);
+      const { openRounds } = await api.ok<{ openRounds: { runId: string; submitted: boolean }[] }>(
+        '{ openRounds { runId submitted } }',
+        {},
+        nodes[2].token,
+      );
+      expect(openRounds.find((r) => r.runId === runId)).toMatchObject({ submitted: false });
+      // A round that never opened is not there to send to.
+      const early = await post(nodes[0], runId, 2, good, { round: 2 });
+      expect(early.status).toBe(404);
       // The round still closes once a second node reports.
       await post(nodes[1], runId, 1, good, { contributors: [patients[1].id] });
       expect((await run(runId)).status).toBe('COMPLETED');

@@ -237,6 +237,43 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
       expect(await onLedger(stuck)).toHaveLength(1);
     });
 
+    it('fails a round whose updates cannot be aggregated, saying why, rather than retry it forever', async () => {
+      const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+        `mutation { createStudy(input: { title: "Unaggregatable", features: ["2345-7", "4548-4"],
+         label: "44054006", minNodes: 2 }) { id } }`,
+        {},
+        researcher,
+      );
+      // Settings from before createStudy bounded them: noise no accountant can put a number on.
+      await api.db.query(
+        'UPDATE studies SET clip_norm = 1, noise_multiplier = 1e-300 WHERE id = $1',
+        [createStudy.id],
+      );
+      for (let i = 0; i < 2; i++) {
+        await api.ok(
+          `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+           purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
+          { s: createStudy.id },
+          await api.token(`closing-patient-${i}`, 'PATIENT'),
+        );
+      }
+      const { startTraining } = await api.ok<{ startTraining: { id: string } }>(
+        'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
+        { s: createStudy.id },
+        researcher,
+      );
+      const runId = startTraining.id;
+      await quorum(runId, 1);
+      expect(await roundStatus(runId, 1)).toMatchObject({ status: 'FAILED' });
+      const { rows } = await api.db.query(
+        'SELECT status, failure FROM training_runs WHERE id = $1',
+        [runId],
+      );
+      expect(rows[0].status).toBe('FAILED');
+      expect(rows[0].failure).toMatch(/^round 1 could not be aggregated: /);
+      expect(await onLedger(runId)).toHaveLength(0);
+    });
+
     describe('intake', () => {
       it('accepts one of two identical updates sent at once, and rejects the other as a duplicate', async () => {
         const runId = await startRun(1);

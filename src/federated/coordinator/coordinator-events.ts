@@ -21,6 +21,12 @@ export interface RoundEnded {
 
 export interface CoordinatorEventMap {
   open: [RoundOpened];
+  /**
+   * An open round whose nodes may train again: updates of it were rejected before aggregation
+   * (their contributors revoked consent meanwhile), and a node without an accepted update may
+   * send another, without those patients.
+   */
+  reopen: [RoundOpened];
   round: [RoundEnded];
 }
 

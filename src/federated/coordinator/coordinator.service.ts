@@ -133,7 +133,9 @@ export class Coordinator {
 
   /** The global model a round starts from, as float32 little-endian bytes. */
   async roundModel(runId: string, round: number): Promise<Buffer> {
-    const weights = await this.repo.version(runId, round - 1);
+    // The model the round starts from, once the round has opened (beyond the run's last
+    // round, the final model is the run's model, not a round's).
+    const weights = await this.repo.roundStartVersion(runId, round);
     if (!weights) throw new NotFoundError('No such round of that training run.');
     return weights;
   }
@@ -141,30 +143,30 @@ export class Coordinator {
   /** The latest global model of a run, with the study that says how to read it. */
   async latestModel(runId: string): Promise<{ weights: Buffer; study: StudyEntity }> {
     const run = await this.requireRun(runId);
-    const weights = await this.repo.latestVersion(runId);
-    if (!weights) throw new NotFoundError('No model for that training run yet.');
-    return { weights, study: await this.studyOf(run) };
+    const latest = await this.repo.latestVersion(runId);
+    // While the run trains, its latest model may be the initial one; a run that ended before
+    // any round closed has no model to offer (its initial weights were never trained).
+    const training = run.status === RunStatus.RUNNING || run.status === RunStatus.PENDING;
+    if (!latest || (latest.round === 0 && !training)) {
+      throw new NotFoundError('No trained model for that training run: no round of it closed.');
+    }
+    return { weights: latest.weights, study: await this.studyOf(run) };
   }
 
   /**
    * Receives one update; rejected ones are recorded with their reason, never silently dropped.
    * `after`: an in-process node's logging of its examples' use; the update is checked
-   * meanwhile but stored only once it is done, and not at all if it fails.
+   * meanwhile but stored only once it is done, and not at all if it fails. `from`: the node
+   * sending it, as its token names it (UpdateIntake.receive).
    */
   async submit(
     runId: string,
     round: number,
     manifestJws: string | undefined,
     body: Buffer,
-    options: { after?: Promise<unknown> } = {},
+    options: { after?: Promise<unknown>; from?: string } = {},
   ): Promise<SubmissionResult> {
-    const { result, study } = await this.intake.receive(
-      runId,
-      round,
-      manifestJws,
-      body,
-      options.after,
-    );
+    const { result, study } = await this.intake.receive(runId, round, manifestJws, body, options);
     if (
       result.status === UpdateStatus.ACCEPTED &&
       (await this.repo.acceptedCount(runId, round)) >= study.minNodes

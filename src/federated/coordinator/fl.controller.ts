@@ -14,7 +14,7 @@ import {
   StreamableFile,
 } from '@nestjs/common';
 import type { Request, Response } from 'express';
-import { Roles } from '../../auth';
+import { Actor, CurrentActor, Roles } from '../../auth';
 import { BadUserInputError } from '../../common/errors';
 import { Coordinator } from './coordinator.service';
 import { UpdateStatus } from './run.model';
@@ -87,13 +87,17 @@ export class FlController {
     @Param('runId') runId: string,
     @Param('round', RoundNumberPipe) round: number,
     @Headers('x-custodia-manifest') manifest: string | undefined,
+    @CurrentActor() actor: Actor,
     @Req() req: Request,
     @Res({ passthrough: true }) res: Response,
   ) {
     if (!Buffer.isBuffer(req.body)) {
       throw new BadUserInputError('send the update as an application/octet-stream body');
     }
-    const result = await this.coordinator.submit(runId, round, manifest, req.body);
+    // The update is the calling node's: its token names it, whatever the manifest claims.
+    const result = await this.coordinator.submit(runId, round, manifest, req.body, {
+      from: actor.id,
+    });
     if (result.status === UpdateStatus.REJECTED) res.status(422);
     return result;
   }

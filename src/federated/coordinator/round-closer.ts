@@ -23,8 +23,14 @@ import { studyPrivacy } from '../privacy';
 import { roundRecord, RoundRecord } from '../provenance';
 import { createStrategy } from '../strategies';
 import type { StudyEntity } from '../studies/study.entity';
-import { CoordinatorEvents } from './coordinator-events';
-import { AcceptedUpdate, NodeMetrics, RoundRow, RunRepository } from './run-repository';
+import { CoordinatorEvents, RoundOpened } from './coordinator-events';
+import {
+  AcceptedUpdate,
+  NodeMetrics,
+  RoundOutcome,
+  RoundRow,
+  RunRepository,
+} from './run-repository';
 import { RunStatus } from './run.model';
 import { parseStrategyState, serialiseStrategyState } from './strategy-state';
 
@@ -156,10 +162,11 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     // of its quorum drops it), beside the transaction.
     const parentRead = this.repo.version(row.runId, row.round - 1);
     parentRead.catch(() => undefined); // awaited below, or dropped with the round
-    const { pending, failed } = await this.repo.transaction((m) =>
+    const { pending, failed, reopen } = await this.repo.transaction((m) =>
       this.prepareIn(m, row, parentRead),
     );
     if (failed) this.events.emit('round', { runId: row.runId, round: row.round, status: 'FAILED' });
+    if (reopen) this.events.emit('reopen', reopen);
     return pending;
   }
 
@@ -172,7 +179,7 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     m: EntityManager,
     row: RoundRow,
     parentRead: Promise<Buffer | null>,
-  ): Promise<{ pending: RoundRow['pending']; failed: boolean }> {
+  ): Promise<{ pending: RoundRow['pending']; failed: boolean; reopen?: RoundOpened }> {
     const [study, open] = await Promise.all([
       this.study(row.studyId),
       this.repo.lockOpenRound(m, row.runId, row.round),
@@ -199,13 +206,49 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     }
     for (const r of revoked) await this.repo.rejectUpdate(m, r.id, r.reason);
     if (accepted.length < study.minNodes) {
-      if (row.deadlineAt.getTime() > Date.now()) return { pending: null, failed: false };
+      if (row.deadlineAt.getTime() > Date.now()) {
+        // Nodes whose updates were just rejected may train again, without those patients.
+        const reopen: RoundOpened | undefined = revoked.length
+          ? {
+              runId: row.runId,
+              round: row.round,
+              studyId: study.id,
+              clientConfig: createStrategy(study.strategy).clientConfig(),
+            }
+          : undefined;
+        return { pending: null, failed: false, reopen };
+      }
       const reason = `round ${row.round} closed at its deadline with ${accepted.length} of the ${study.minNodes} updates needed`;
       await this.repo.failRound(row.runId, row.round, reason, m);
       return { pending: null, failed: true };
     }
     const parent = await parentRead;
     if (!parent) throw new Error(`the model before round ${row.round} is missing`);
+    let built: { model: Float32Array; outcome: RoundOutcome };
+    try {
+      built = this.aggregate(study, row, parent, accepted, grants);
+    } catch (e) {
+      // The same updates would fail the same way at every try: the round fails, saying why,
+      // instead of being retried until someone cancels the run.
+      if (!(e instanceof RangeError)) throw e;
+      const reason = `round ${row.round} could not be aggregated: ${e.message}`;
+      await this.repo.failRound(row.runId, row.round, reason, m);
+      return { pending: null, failed: true };
+    }
+    const { model, outcome } = built;
+    const { record, strategyState } = outcome;
+    const stored = await this.repo.markClosing(m, row.runId, row.round, model, outcome);
+    return { pending: stored ? { record, strategyState } : null, failed: false };
+  }
+
+  /** The round's new model and what is stored with it: pure, and deterministic. */
+  private aggregate(
+    study: StudyEntity,
+    row: RoundRow,
+    parent: Buffer,
+    accepted: AcceptedUpdate[],
+    grants: ReadonlyMap<string, string>,
+  ): { model: Float32Array; outcome: RoundOutcome } {
     const strategy = createStrategy(study.strategy, { privacy: studyPrivacy(study) });
     if (row.runStrategyState) strategy.restore(parseStrategyState(row.runStrategyState));
     const aggregator = strategy.begin(floats(parent), row.round);
@@ -225,15 +268,15 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
         ? { epsilon: metrics.privacy.epsilon, delta: metrics.privacy.delta }
         : null,
     });
-    const strategyState = serialiseStrategyState(strategy.state());
-    const outcome = {
-      record,
-      strategyState,
-      metrics: nodeMetrics(accepted),
-      numUpdates: accepted.length,
+    return {
+      model,
+      outcome: {
+        record,
+        strategyState: serialiseStrategyState(strategy.state()),
+        metrics: nodeMetrics(accepted),
+        numUpdates: accepted.length,
+      },
     };
-    const stored = await this.repo.markClosing(m, row.runId, row.round, model, outcome);
-    return { pending: stored ? { record, strategyState } : null, failed: false };
   }
 
   /**

@@ -222,7 +222,13 @@ export class RunRepository {
       isUuid(nodeId) ? this.db.getRepository(TrainingNodeEntity).findOneBy({ id: nodeId }) : null,
     ]);
     if (!row) return null;
-    return { run: toRun(row), node, open: row.round_open === true, accepted: row.node_accepted };
+    return {
+      run: toRun(row),
+      node,
+      roundExists: row.round_open !== null,
+      open: row.round_open === true,
+      accepted: row.node_accepted,
+    };
   }
 
   /** Rounds open now, with whether `nodeId` has already sent its update. */
@@ -230,7 +236,8 @@ export class RunRepository {
     const rows = (await this.db.query(
       `SELECT r.run_id, r.round, t.study_id, r.deadline_at, s.strategy,
               EXISTS (SELECT 1 FROM model_updates u WHERE u.run_id = r.run_id
-                        AND u.round = r.round AND u.node_id = $1) AS submitted
+                        AND u.round = r.round AND u.node_id = $1
+                        AND u.status = 'ACCEPTED') AS submitted
        FROM training_rounds r JOIN training_runs t ON t.id = r.run_id
        JOIN studies s ON s.id = t.study_id
        WHERE r.status = 'OPEN' AND t.status = 'RUNNING'
@@ -444,9 +451,11 @@ export class RunRepository {
   }
 
   /** The nodes that already sent an update for this round (accepted or not). */
+  /** The nodes with an accepted update in the round (a rejected one may send again). */
   async submittedNodes(runId: string, round: number): Promise<Set<string>> {
     const rows = (await this.db.query(
-      `SELECT DISTINCT node_id FROM model_updates WHERE run_id = $1 AND round = $2`,
+      `SELECT DISTINCT node_id FROM model_updates
+       WHERE run_id = $1 AND round = $2 AND status = 'ACCEPTED'`,
       [runId, round],
     )) as { node_id: string }[];
     return new Set(rows.map((r) => r.node_id));
@@ -582,23 +591,38 @@ export class RunRepository {
    * The latest global model of a run that the ledger holds (a CLOSING round's model is not
    * final until its round is recorded).
    */
-  async latestVersion(runId: string): Promise<Buffer | null> {
+  /** The model a round starts from: null unless that round has opened. */
+  async roundStartVersion(runId: string, round: number): Promise<Buffer | null> {
+    if (!isUuid(runId) || !Number.isInteger(round) || round < 1) return null;
     const [row] = (await this.db.query(
       `SELECT v.weights FROM model_versions v
+       JOIN training_rounds r ON r.run_id = v.run_id AND r.round = $2
+       WHERE v.run_id = $1 AND v.round = $2 - 1`,
+      [runId, round],
+    )) as { weights: Buffer }[];
+    return row?.weights ?? null;
+  }
+
+  /** The latest global model: of the last closed round, or the initial one (round 0). */
+  async latestVersion(runId: string): Promise<{ round: number; weights: Buffer } | null> {
+    const [row] = (await this.db.query(
+      `SELECT v.round, v.weights FROM model_versions v
        LEFT JOIN training_rounds r ON r.run_id = v.run_id AND r.round = v.round
        WHERE v.run_id = $1 AND (v.round = 0 OR r.status = 'CLOSED')
        ORDER BY v.round DESC LIMIT 1`,
       [runId],
-    )) as { weights: Buffer }[];
-    return row?.weights ?? null;
+    )) as { round: number; weights: Buffer }[];
+    return row ?? null;
   }
 }
 
 /** A run, as an update arrives for one of its rounds (RunRepository.intakeContext). */
 export interface IntakeContext {
   run: TrainingRunModel;
-  /** The node the update's manifest names, if registered (revoked or not). */
+  /** The node sending the update (or, for an in-process caller, the one its manifest names), if registered (revoked or not). */
   node: TrainingNodeEntity | null;
+  /** Whether the round has opened (it may have ended since). */
+  roundExists: boolean;
   /** Whether the round exists and is open. */
   open: boolean;
   /** Whether that node already has an accepted update in the round. */

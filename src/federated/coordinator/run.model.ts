@@ -110,7 +110,10 @@ export class OpenRoundModel {
   @Field()
   deadlineAt!: Date;
 
-  @Field({ description: 'Whether the calling node has already sent an update for it.' })
+  @Field({
+    description:
+      'Whether the calling node has an update accepted for it. After a rejection (a contributor revoked consent before aggregation, say) it is false again: the node may train and send another.',
+  })
   submitted!: boolean;
 
   @Field(() => JSONScalar, {

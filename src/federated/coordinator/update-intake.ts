@@ -46,6 +46,9 @@ export interface Manifest {
   metrics?: NodeMetrics;
 }
 
+/** What the reason of an update refused for its contributors' consent says. */
+export const NO_CONSENT = 'hold no active TRAIN consent';
+
 /** Why an update was refused; its message is the recorded reason. */
 export class Rejection extends Error {}
 
@@ -61,20 +64,26 @@ export class UpdateIntake {
 
   /**
    * Checks and records one update, accepted or rejected, with the study it is for. The run, the
-   * node the manifest claims, the round's state and the node's earlier update are read in one
-   * query; a missing run or study is NOT_FOUND and records nothing. Nothing is recorded before
-   * `after` settles, and nothing at all if it fails (it fails the call).
+   * node, the round's state and the node's earlier update are read in one query; a missing
+   * run or study, or a round that never opened, is NOT_FOUND and records nothing.
+   *
+   * `from`: the node sending it (its token's subject), to whom the update is attributed,
+   * accepted or rejected; its manifest must name that node and verify with its key. Without
+   * it (an in-process caller), the manifest's node is believed only once its signature
+   * verifies: a rejection is never recorded in the name of a node that did not sign it.
+   * Nothing is recorded before `after` settles, and nothing at all if it fails.
    */
   async receive(
     runId: string,
     round: number,
     manifestJws: string | undefined,
     body: Buffer,
-    after?: Promise<unknown>,
+    options: { after?: Promise<unknown>; from?: string } = {},
   ): Promise<{ result: SubmissionResult; study: StudyEntity }> {
-    // Which node the manifest claims, read before it is verified (so that its row comes with
-    // the run's); a missing or undecodable manifest is rejected once the run is known.
+    const { after, from } = options;
     after?.catch(() => undefined); // awaited below, once the update is checked
+    // Which node the manifest claims, read before it is verified (so that its key comes with
+    // the run's row); a missing or undecodable manifest is rejected once the run is known.
     let claimedNode = 'unknown';
     let unreadable: Rejection | undefined;
     if (!manifestJws) unreadable = new Rejection('missing X-Custodia-Manifest header');
@@ -88,14 +97,20 @@ export class UpdateIntake {
         unreadable = new Rejection('manifest is not a compact JWS');
       }
     }
-    const context = await this.repo.intakeContext(runId, round, claimedNode);
+    const context = await this.repo.intakeContext(runId, round, from ?? claimedNode);
     if (!context) throw new NotFoundError('No training run with that id.');
+    if (!context.roundExists) {
+      throw new NotFoundError(`Round ${round} of this training run has not opened.`);
+    }
     const study = await this.repo.study(context.run.studyId);
     if (!study) throw new NotFoundError('No study with that id.');
     let manifest: Manifest | undefined;
     let outcome: { grantIds: string[] } | Rejection;
     try {
       if (unreadable) throw unreadable;
+      if (from !== undefined && claimedNode !== from) {
+        throw new Rejection('manifest names another node than the one sending it');
+      }
       manifest = await this.verifiedManifest(manifestJws!, context.node);
       this.check(context, study, round, manifest, body);
       outcome = {
@@ -116,7 +131,8 @@ export class UpdateIntake {
         id,
         runId,
         round,
-        nodeId: manifest?.nodeId ?? claimedNode,
+        // The sender, or the node whose signature verified; no one else.
+        nodeId: from ?? manifest?.nodeId ?? 'unknown',
         status: UpdateStatus.REJECTED,
         reason: e.message,
         // A verified manifest's count is in the column's range (verifiedManifest checks it).
@@ -181,6 +197,15 @@ export class UpdateIntake {
     if (context.run.status !== RunStatus.RUNNING || !context.open) {
       throw new Rejection('round is not open');
     }
+    // One example per patient: a count beyond the contributors would outweigh the others.
+    if (m.numExamples > m.contributors.length) {
+      throw new Rejection(
+        `manifest claims ${m.numExamples} examples from ${m.contributors.length} contributors (one example per patient)`,
+      );
+    }
+    if (new Set(m.contributors).size !== m.contributors.length) {
+      throw new Rejection('manifest lists a contributor more than once');
+    }
     if (createHash('sha256').update(body).digest('hex') !== m.updateSha256) {
       throw new Rejection('body does not match its hash');
     }
@@ -212,7 +237,7 @@ export class UpdateIntake {
     const missing = contributors.filter((c) => !grants.has(c)).length;
     if (missing) {
       throw new Rejection(
-        `${missing} of ${contributors.length} contributors hold no active TRAIN consent for this study`,
+        `${missing} of ${contributors.length} contributors ${NO_CONSENT} for this study`,
       );
     }
     return contributors.map((c) => grants.get(c)!);

@@ -18,6 +18,7 @@ import { AppConfig, InjectConfig } from '../../config';
 import { RecordsService } from '../../records';
 import type { RoundOpened } from '../coordinator/coordinator-events';
 import { Coordinator } from '../coordinator/coordinator.service';
+import { NO_CONSENT } from '../coordinator/update-intake';
 import { RunRepository } from '../coordinator/run-repository';
 import { TrainingThread } from '../model/training-thread';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
@@ -33,6 +34,8 @@ interface LocalNode {
 export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(LocalTrainingNodes.name);
   private readonly working = new Set<Promise<void>>();
+  /** `runId/round/nodeId` of the nodes training now: a round reopened meanwhile skips them. */
+  private readonly training = new Set<string>();
   /** Emits 'update' with the time each node spent reading, fetching, training, submitting. */
   readonly events = new EventEmitter();
   private stopped = false;
@@ -42,6 +45,11 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   readonly examples: TrainingExamples;
   /** The nodes train on a thread of their own, beside the API's. */
   private readonly trainer = new TrainingThread();
+  /**
+   * `runId/round` where a node's update was refused because a contributor's consent ended
+   * between its selection and the coordinator's check: the round is trained again, once.
+   */
+  private readonly consentRaced = new Set<string>();
   private readonly onOpen = (e: RoundOpened) =>
     this.track(this.trainRound(e.runId, e.round, e.studyId, e.clientConfig));
 
@@ -63,6 +71,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   async onApplicationBootstrap(): Promise<void> {
     if (!this.enabled) return;
     this.coordinator.events.on('open', this.onOpen);
+    this.coordinator.events.on('reopen', this.onOpen);
     // Rounds opened before a restart are trained on now.
     for (const r of await this.coordinator.openRounds()) this.onOpen(r);
   }
@@ -70,6 +79,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.coordinator.events.off('open', this.onOpen);
+    this.coordinator.events.off('reopen', this.onOpen);
     await Promise.allSettled([...this.working]);
     await this.trainer.close();
   }
@@ -95,6 +105,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     round: number,
     studyId: string,
     clientConfig: Record<string, number>,
+    retry = true,
   ): Promise<void> {
     const study = await this.repo.study(studyId);
     if (!study) return;
@@ -103,12 +114,33 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
       this.coordinator.submittedNodes(runId, round),
     ]);
     // The largest sites (by their last round) read first: see TrainingExamples.knownPatients.
+    const busy = (n: LocalNode) => this.training.has(`${runId}/${round}/${n.id}`);
     const due = nodes
-      .filter((n) => !submitted.has(n.id))
+      .filter((n) => !submitted.has(n.id) && !busy(n))
       .map((n) => ({ n, known: this.examples.knownPatients(n.id, study) }))
       .sort((a, b) => b.known - a.known)
       .map(({ n }) => n);
     if (due.length === 0) return;
+    const keys = due.map((n) => `${runId}/${round}/${n.id}`);
+    for (const k of keys) this.training.add(k);
+    try {
+      await this.trainNodes(due, runId, round, study, clientConfig);
+    } finally {
+      for (const k of keys) this.training.delete(k);
+    }
+    // A node refused for a consent that ended meanwhile trains again without that patient.
+    if (this.consentRaced.delete(`${runId}/${round}`) && retry && !this.stopped) {
+      await this.trainRound(runId, round, studyId, clientConfig, false);
+    }
+  }
+
+  private async trainNodes(
+    due: LocalNode[],
+    runId: string,
+    round: number,
+    study: StudyEntity,
+    clientConfig: Record<string, number>,
+  ): Promise<void> {
     const model = this.coordinator.roundModel(runId, round).then(floats);
     // Settled here too: when no node has examples, nothing else awaits it.
     model.catch(() => undefined);
@@ -201,6 +233,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     const trained = performance.now();
     const submitted = this.coordinator.submit(runId, round, update.manifest, update.body, {
       after: input.logged,
+      from: node.id,
     });
     return submitted.then((outcome) => {
       // Where a round's time goes, for bench:fl-round (submitting includes any aggregation).
@@ -215,6 +248,9 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
         submitMs: performance.now() - trained,
         status: outcome.status,
       });
+      if (outcome.status === 'REJECTED' && outcome.reason?.includes(NO_CONSENT)) {
+        this.consentRaced.add(`${runId}/${round}`);
+      }
       if (outcome.reason) {
         this.logger.warn(
           { runId, round, nodeId: node.id, reason: outcome.reason },

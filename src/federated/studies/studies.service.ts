@@ -87,6 +87,15 @@ export class StudiesService {
 }
 
 /** A study's settings, checked field by field, with the defaults filled in. */
+
+/** The largest clip norm a study may set (a model's weights here are a few units). */
+export const MAX_CLIP_NORM = 1000;
+/** A differentially private study's noise multiplier lies in this range (or is 0). */
+export const MIN_NOISE_MULTIPLIER = 0.05;
+export const MAX_NOISE_MULTIPLIER = 100;
+/** The most noise (standard deviation, noiseMultiplier × clipNorm) a round may add. */
+export const MAX_NOISE_STD = 1000;
+
 export function validateStudy(input: CreateStudyInput) {
   const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
   const title = input.title.trim();
@@ -129,12 +138,27 @@ export function validateStudy(input: CreateStudyInput) {
   const strategy = input.strategy ?? StrategyEnum.FEDAVG;
   const clipNorm = input.clipNorm ?? null;
   const noiseMultiplier = input.noiseMultiplier ?? null;
-  if (clipNorm !== null && !(clipNorm > 0 && Number.isFinite(clipNorm))) {
-    throw bad('clipNorm', 'clipNorm must be a positive number');
+  // Bounds within which a round can be aggregated and its privacy accounted for: a larger clip
+  // or noise buries the model (its weights then pass what an update may hold), and below
+  // 0.05 the noise protects nothing the accountant can still put a number on.
+  if (clipNorm !== null && !(clipNorm > 0 && clipNorm <= MAX_CLIP_NORM)) {
+    throw bad('clipNorm', `clipNorm must be above 0 and at most ${MAX_CLIP_NORM}`);
   }
   if (noiseMultiplier !== null) {
-    if (!(noiseMultiplier >= 0 && Number.isFinite(noiseMultiplier))) {
-      throw bad('noiseMultiplier', 'noiseMultiplier must be a number of at least 0');
+    if (!(
+      noiseMultiplier === 0 ||
+      (noiseMultiplier >= MIN_NOISE_MULTIPLIER && noiseMultiplier <= MAX_NOISE_MULTIPLIER)
+    )) {
+      throw bad(
+        'noiseMultiplier',
+        `noiseMultiplier must be 0 (no noise) or from ${MIN_NOISE_MULTIPLIER} to ${MAX_NOISE_MULTIPLIER}`,
+      );
+    }
+    if (clipNorm !== null && noiseMultiplier * clipNorm > MAX_NOISE_STD) {
+      throw bad(
+        'noiseMultiplier',
+        `noiseMultiplier × clipNorm (the noise's standard deviation) must be at most ${MAX_NOISE_STD}`,
+      );
     }
     if (noiseMultiplier > 0 && clipNorm === null) {
       throw bad('clipNorm', 'differential privacy needs a clipNorm to bound each update');
