@@ -8,12 +8,13 @@ import { raw } from 'express';
 import { Logger } from 'nestjs-pino';
 import type { Server } from 'node:http';
 import { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Client } from 'pg';
 import type { DestinationStream } from 'pino';
 import { AppModule, GRAPHQL_DOCUMENT_LIMITS } from './app.module';
-import { TokenVerifier } from './auth';
+import { Actor, TokenVerifier } from './auth';
 import { sendError } from './common/error-response';
-import { jsonBodies, tooLarge } from './common/json-bodies';
+import { importTooLarge, jsonBodies, MAX_IMPORT_BODY_BYTES, tooLarge } from './common/json-bodies';
 import { AppConfig } from './config';
 import { consoleAssets, ConsoleSignIn } from './console';
 import { embeddedPostgres } from './database/embedded-loader';
@@ -23,6 +24,8 @@ import { HttpDrain, withinDeadline } from './lifecycle';
 export { MAX_BODY } from './common/json-bodies';
 /** The largest model update body: a 16M-parameter float32 model. */
 const MAX_MODEL_BODY_BYTES = 64 * 1024 * 1024;
+/** Request headers, together (a remote node's manifest is one of them). */
+export const MAX_HEADER_BYTES = 2 * 1024 * 1024;
 
 /** The share of SHUTDOWN_TIMEOUT_MS that requests in flight get; Nest's shutdown work has the rest. */
 const DRAIN_SHARE = 0.6;
@@ -103,8 +106,19 @@ export async function startServer(
         maxTokens: GRAPHQL_DOCUMENT_LIMITS.maxTokens,
       }),
     );
-    // Model updates are binary (float32 little-endian); a 16M-parameter model fits.
-    app.use('/fl', raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY_BYTES }));
+    // Model updates are binary (float32 little-endian); a 16M-parameter model fits. Read only
+    // for a caller whose token verifies as a NODE's: anyone else's body stays unread, and the
+    // guard answers 401 or 403 as on any route.
+    const updateBody = raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY_BYTES });
+    app.use('/fl', (req: Request, res: Response, next: NextFunction) => {
+      if (req.method !== 'POST') return next();
+      void verifiedCaller(req, verifier).then((actor) => {
+        if (!actor?.roles.includes('NODE')) return next();
+        // The guard reuses the verified caller instead of verifying again.
+        (req as { actor?: Actor }).actor = actor;
+        updateBody(req, res, next);
+      }, next);
+    });
     app.use(bodyErrors);
     app.use('/console', consoleAssets({ signIn: consoleSignIn(config) }));
     // Browsers ask for it on every console load; a 404 showed as an error in their console.
@@ -112,6 +126,11 @@ export async function startServer(
       res.status(204).setHeader('Cache-Control', 'public, max-age=86400').end();
     });
     const http = app.getHttpServer() as Server;
+    // A remote node's signed manifest travels in a header and lists its round's contributors
+    // (52 bytes each): Node's 16 kB default refused a site of 300 patients. 2 MiB holds about
+    // 40,000; past it the answer is a JSON 431, not Node's bare one.
+    (http as Server & { maxHeaderSize: number }).maxHeaderSize = MAX_HEADER_BYTES;
+    http.on('clientError', clientError);
     http.keepAliveTimeout = config.http.keepAliveTimeoutMs;
     http.headersTimeout = config.http.headersTimeoutMs;
     http.requestTimeout = config.http.requestTimeoutMs;
@@ -186,6 +205,45 @@ async function ensureDatabase(server: EmbeddedPostgresServer, name: string): Pro
   return server.urlFor(name);
 }
 
+/**
+ * Client errors (malformed requests), as Node answers them when nothing listens, except that
+ * headers past MAX_HEADER_BYTES are answered 431 in the API's error shape, with the contract's
+ * code (Node's own 431 has no body).
+ */
+function clientError(err: Error & { code?: string }, socket: Duplex & { bytesWritten?: number }) {
+  if (!socket.writable || socket.bytesWritten !== 0) {
+    socket.destroy(err);
+    return;
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    const body = JSON.stringify({
+      errors: [
+        {
+          message: `Request headers exceed ${MAX_HEADER_BYTES / 2 ** 20} MiB (a node's manifest lists at most about 40,000 contributors).`,
+          extensions: { code: 'BAD_USER_INPUT' },
+        },
+      ],
+    });
+    socket.end(
+      'HTTP/1.1 431 Request Header Fields Too Large\r\n' +
+        'Content-Type: application/json; charset=utf-8\r\n' +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+        'Connection: close\r\n\r\n' +
+        body,
+    );
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+  } else {
+    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+  }
+}
+
+/** The caller whose bearer token verifies, or null (no token, or one that does not verify). */
+async function verifiedCaller(req: Request, verifier: TokenVerifier): Promise<Actor | null> {
+  const token = req.headers.authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  return token ? verifier.verify(token).catch(() => null) : null;
+}
+
 /** The encodings body-parser inflates; any other is refused (415) before a byte is read. */
 const DECODED_ENCODINGS = ['gzip', 'deflate', 'br', 'zstd'];
 
@@ -201,6 +259,8 @@ function bodyErrors(err: unknown, req: Request, res: Response, next: NextFunctio
         `Request body exceeds ${MAX_MODEL_BODY_BYTES / 2 ** 20}MB, the largest model update accepted.`,
         'BAD_USER_INPUT',
       );
+    } else if (e.limit === MAX_IMPORT_BODY_BYTES) {
+      importTooLarge(res);
     } else {
       tooLarge(res);
     }

@@ -1,6 +1,8 @@
 // The federated binary routes as HTTP: which content type an answer carries (octet-stream only
 // for a model, JSON for every error), the limits and decoding errors of an update's body, and
 // who may download a run's model.
+import { request } from 'node:http';
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { TestApi } from './helpers/test-api';
 
@@ -86,6 +88,35 @@ describe('the federated binary routes', () => {
     });
   });
 
+  it('has no model for a run that ended before any round closed', async () => {
+    const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+      `mutation { createStudy(input: { title: "Cancelled", features: ["2345-7"],
+       label: "44054006" }) { id } }`,
+      {},
+      researcher,
+    );
+    const { startTraining } = await api.ok<{ startTraining: { id: string } }>(
+      'mutation($s: ID!) { startTraining(studyId: $s, rounds: 2) { id } }',
+      { s: createStudy.id },
+      researcher,
+    );
+    // While it runs, its latest model is the initial one, which nodes train from.
+    expect(
+      (await get(`/fl/runs/${startTraining.id}/model?format=float32`, researcher)).status,
+    ).toBe(200);
+    await api.ok(
+      'mutation($id: ID!) { cancelTraining(runId: $id) { id } }',
+      { id: startTraining.id },
+      researcher,
+    );
+    const message = await jsonError(
+      await get(`/fl/runs/${startTraining.id}/model`, researcher),
+      404,
+      'NOT_FOUND',
+    );
+    expect(message).toMatch(/no round of it closed/);
+  });
+
   describe('who may download', () => {
     it('lets ADMIN download a run’s model, as it may read the run and deploy it', async () => {
       const raw = await get(`/fl/runs/${runId}/model?format=float32`, admin);
@@ -151,6 +182,72 @@ describe('the federated binary routes', () => {
         body: '{"query":"{ __typename }"}',
       });
       expect(await jsonError(res, 400, 'BAD_USER_INPUT')).toMatch(/could not be decoded/);
+    });
+
+    it.each([
+      ['without a token', undefined, 401, 'UNAUTHENTICATED'],
+      ['with a token that does not verify', 'not.a.token', 401, 'UNAUTHENTICATED'],
+      ['with a role other than NODE', 'researcher', 403, 'FORBIDDEN'],
+    ])(
+      'answers one sent %s before reading it (a 60 MB body is never held)',
+      async (_, token, status, code) => {
+        const bearer = token === 'researcher' ? researcher : token;
+        // Headers and a first megabyte only: the answer must come without the rest.
+        const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = request(`${api.url}/fl/runs/${runId}/rounds/1/updates`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/octet-stream',
+              'content-length': String(60 * MB),
+              'x-custodia-manifest': 'x',
+              ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+            },
+          });
+          req.on('response', (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode!, body }));
+            res.on('error', reject);
+          });
+          // The server may close the connection once it has answered.
+          req.on('error', () => undefined);
+          req.write(new Uint8Array(MB));
+        });
+        expect(answer.status).toBe(status);
+        expect(JSON.parse(answer.body).errors[0].extensions.code).toBe(code);
+      },
+    );
+
+    it('takes a manifest that lists 1,000 contributors (52 kB of header)', async () => {
+      // 1,000 UUIDs in a signed manifest are about 52 kB of header: past Node's 16 kB default.
+      const ids = Array.from(
+        { length: 1000 },
+        (_, i) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+      );
+      const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+      const manifest = `${b64({ alg: 'ES256' })}.${b64({ nodeId: 'fl-routes-node', contributors: ids })}.sig`;
+      const answered = await postUpdate(new Uint8Array(12), { 'x-custodia-manifest': manifest });
+      // Read and judged (this node is not registered), not refused for its size.
+      expect(answered.status).toBe(422);
+      expect(((await answered.json()) as { reason: string }).reason).toBe('node is not registered');
+    });
+
+    it('answers headers past 2 MiB with a JSON 431', async () => {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(new URL(api.url).port), '127.0.0.1');
+        let got = '';
+        socket.on('data', (d) => (got += d.toString()));
+        socket.on('close', () => resolve(got));
+        socket.on('error', (e) => (got ? resolve(got) : reject(e)));
+        socket.write(
+          `POST /fl/runs/${runId}/rounds/1/updates HTTP/1.1\r\nHost: x\r\n` +
+            `X-Custodia-Manifest: ${'a'.repeat(2 * MB + 1024)}\r\n\r\n`,
+        );
+      });
+      expect(answer).toMatch(/^HTTP\/1.1 431 /);
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+      expect(body.errors[0]).toMatchObject({ extensions: { code: 'BAD_USER_INPUT' } });
+      expect(body.errors[0].message).toMatch(/headers exceed 2 MiB/);
     });
 
     it('still calls a GraphQL body that is not JSON not valid JSON', async () => {

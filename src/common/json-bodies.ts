@@ -15,6 +15,7 @@ export const MAX_BODY = '1mb';
 const MAX_BODY_BYTES = 1024 * 1024;
 /** The largest importBundle request body (about 10,000 Synthea entries). */
 export const MAX_IMPORT_BODY = '32mb';
+export const MAX_IMPORT_BODY_BYTES = 32 * 1024 * 1024;
 
 const IMPORT_ROLES = ['PATIENT', 'CLINICIAN'];
 
@@ -69,6 +70,16 @@ function importOnly(body: unknown, maxTokens: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** An importBundle body past even the import limit. */
+export function importTooLarge(res: Response): void {
+  sendError(
+    res,
+    413,
+    `Request body exceeds ${MAX_IMPORT_BODY.toUpperCase()}, the largest importBundle accepted; split the bundle into several (each imports all or nothing).`,
+    'BAD_USER_INPUT',
+  );
 }
 
 export function tooLarge(res: Response): void {

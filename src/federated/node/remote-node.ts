@@ -100,8 +100,15 @@ export class RemoteNode {
           body: update.body,
         },
       );
-      const answer = (await res.json()) as { status?: string; reason?: string | null };
-      if (!answer.status) throw new Error(`the coordinator answered ${res.status}`);
+      const answer = (await res.json().catch(() => ({}))) as {
+        status?: string;
+        reason?: string | null;
+        errors?: { message?: string }[];
+      };
+      if (!answer.status) {
+        const why = answer.errors?.[0]?.message;
+        throw new Error(`the coordinator answered ${res.status}${why ? `: ${why}` : ''}`);
+      }
       result.submitted.push({
         runId: open.runId,
         round: open.round,
