@@ -4,6 +4,8 @@
 // ACTIVE, and verify-ledger reconciles the signed-only settings table with the ledger.
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { ConsentReconciliation } from '../src/consent';
+import { settingMac } from '../src/consent/signed-consent-settings';
+import { RowAuthenticator } from '../src/records/crypto';
 import { codes, TestApi } from './helpers/test-api';
 
 const GRANT = `mutation($input: GrantConsentInput!) { grantConsent(input: $input) { id patientSigned status } }`;
@@ -234,10 +236,11 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
       expect((await api.verifyLedger()).ok).toBe(true);
     });
 
-    it('reports a deleted setting, which let the unsigned grant count again, and restores it', async () => {
+    it('reports a deleted setting, which gives the unsigned grant nothing, and restores it', async () => {
       await api.db.query('DELETE FROM signed_consent_settings WHERE patient_id = $1', [patientId]);
-      // This is what the deletion buys a database writer until the check runs.
-      expect(await reads('dr-unsigned')).toBe(1);
+      // The API holds what the ledger told it: the deletion buys a database writer nothing.
+      expect(await reads('dr-unsigned')).toEqual(['CONSENT_REQUIRED']);
+      expect((await listed(patient, 'SUSPENDED')).map((g) => g.id)).toEqual([unsignedGrant]);
       const broken = await api.verifyLedger();
       expect(broken.ok).toBe(false);
       expect(broken.text).toContain(
@@ -247,9 +250,34 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
       expect((await listed(patient, 'SUSPENDED')).map((g) => g.id)).toEqual([unsignedGrant]);
     });
 
+    it('gives an older copy of the setting put back (its MAC valid) nothing either', async () => {
+      const { rows: before } = await api.db.query(
+        'SELECT * FROM signed_consent_settings WHERE patient_id = $1',
+        [patientId],
+      );
+      // The row as it was before signed-only was turned on: an off setting, one version older.
+      const older = before[0].setting_version - 1;
+      await api.db.query(
+        `UPDATE signed_consent_settings SET require_signed = false, setting_version = $2, mac = $3
+         WHERE patient_id = $1`,
+        [
+          patientId,
+          older,
+          settingMac(api.server.app.get(RowAuthenticator), {
+            patientId,
+            requireSigned: false,
+            settingVersion: older,
+          }),
+        ],
+      );
+      expect(await reads('dr-unsigned')).toEqual(['CONSENT_REQUIRED']);
+      await api.server.app.get(ConsentReconciliation).reconcile();
+      expect((await api.verifyLedger()).ok).toBe(true);
+    });
+
     it("is repaired by the server's own reconciliation too (run at start-up and on schedule)", async () => {
       await api.db.query('DELETE FROM signed_consent_settings WHERE patient_id = $1', [patientId]);
-      expect(await reads('dr-unsigned')).toBe(1);
+      expect(await reads('dr-unsigned')).toEqual(['CONSENT_REQUIRED']);
       const report = await api.server.app.get(ConsentReconciliation).reconcile();
       expect(report).not.toBeNull();
       expect(await reads('dr-unsigned')).toEqual(['CONSENT_REQUIRED']);

@@ -19,6 +19,7 @@ import { RowAuthenticator } from '../records/crypto';
 import { GrantAuthenticity } from './grant-authenticity';
 import { driftCount, ProjectionReconciler, ReconcileReport } from './projection-reconciler';
 import { SettingsReconciler } from './settings-reconciler';
+import { SignedConsentSettings } from './signed-consent-settings';
 
 /** Retry delay while the ledger cannot be listed at start-up. */
 const RETRY_MS = 5_000;
@@ -39,9 +40,13 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly integrity: IntegrityMonitor,
     rows: RowAuthenticator,
+    signedOnly: SignedConsentSettings,
   ) {
     this.reconciler = new ProjectionReconciler(db, ledger, authenticity);
-    this.settings = new SettingsReconciler(db, ledger, rows);
+    // What the ledger holds is what decisions trust, whatever the rows say meanwhile.
+    this.settings = new SettingsReconciler(db, ledger, rows, (keyrings) => {
+      for (const k of keyrings) signedOnly.learn(k);
+    });
   }
 
   async onApplicationBootstrap(): Promise<void> {

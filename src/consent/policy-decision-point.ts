@@ -340,7 +340,9 @@ export class PolicyDecisionPoint {
     const { grants, forged } = this.authenticity.believed(rows);
     this.reportForged(forged);
     return this.withoutUnsignedOfSignedOnly(grants, (unsigned) =>
-      settings ? this.signedConsent.judge(settings) : this.signedConsent.signedOnly(unsigned),
+      settings
+        ? this.signedConsent.judge(settings, unsigned)
+        : this.signedConsent.signedOnly(unsigned),
     );
   }
 

@@ -59,6 +59,8 @@ export class SettingsReconciler {
     private readonly db: SqlRunner,
     private readonly ledger: Pick<Ledger, 'evaluate'>,
     private readonly rows: RowAuthenticator,
+    /** Told every keyring the ledger holds, each time it is read (what the API then trusts). */
+    private readonly onLedger: (keyrings: readonly PatientKeyring[]) => void = () => undefined,
   ) {}
 
   /** Every patient keyring on the ledger, page by page. */
@@ -91,6 +93,7 @@ export class SettingsReconciler {
     const authentic = (r: SettingRow) => settingAuthentic(this.rows, r);
     const rows = await read();
     const ledger = await this.ledgerKeyrings();
+    this.onLedger(ledger);
     let drift = compareSettings(ledger, rows, authentic);
     // What the projector applied meanwhile is not drift: compare those rows again.
     const suspects = [...drift.missing, ...drift.changed];

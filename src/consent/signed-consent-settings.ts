@@ -56,9 +56,19 @@ const VERIFIED_SETTINGS = 20_000;
 @Injectable()
 export class SignedConsentSettings {
   /** By patient, the MAC of the last row that verified and what it says. */
-  private readonly verified = new BoundedMap<string, { mac: Buffer; requireSigned: boolean }>(
-    VERIFIED_SETTINGS,
-  );
+  private readonly verified = new BoundedMap<
+    string,
+    { mac: Buffer; requireSigned: boolean; settingVersion: number }
+  >(VERIFIED_SETTINGS);
+  /**
+   * Each patient's setting as this process learnt it from the ledger (its events, this
+   * instance's own writes, the reconciler's reading of every keyring at start-up and after):
+   * whether signed-only, and the version. A row deleted, or put back at an older version with
+   * a valid MAC, must not let a signed-only patient's unsigned grants count again until the
+   * reconciler repairs it: the newer of this and the row decides. A few dozen bytes for each
+   * patient who ever chose (most never do).
+   */
+  private readonly fromLedger = new Map<string, { version: number; requireSigned: boolean }>();
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -66,9 +76,42 @@ export class SignedConsentSettings {
     private readonly integrity: IntegrityMonitor,
   ) {}
 
+  /** What the ledger says of one patient's setting (see fromLedger); the newest version wins. */
+  learn(ring: Pick<PatientKeyring, 'patientId' | 'requireSignedConsent' | 'settingVersion'>) {
+    if (!ring.settingVersion) return;
+    const known = this.fromLedger.get(ring.patientId);
+    if (known && known.version >= ring.settingVersion) return;
+    this.fromLedger.set(ring.patientId, {
+      version: ring.settingVersion,
+      requireSigned: ring.requireSignedConsent,
+    });
+  }
+
+  /**
+   * Whether the patient is signed-only, given their row as read (null: none) when it verified:
+   * the newer of the row and what the ledger told this process. A row missing or older than
+   * that is reported (the reconciler rewrites it).
+   */
+  private decide(
+    patientId: string,
+    row: { requireSigned: boolean; settingVersion: number } | null,
+  ): boolean {
+    const known = this.fromLedger.get(patientId);
+    if (!known || (row && row.settingVersion >= known.version)) return row?.requireSigned ?? false;
+    if (known.requireSigned !== (row?.requireSigned ?? false)) {
+      this.integrity.report(
+        'patient_setting',
+        'signed-consent setting missing or older in the database than on the ledger',
+        { patientId },
+      );
+    }
+    return known.requireSigned;
+  }
+
   /** Applies the ledger's setting for one patient; an older version never overwrites a newer. */
   async apply(ring: PatientKeyring, manager: EntityManager = this.db.manager): Promise<void> {
     if (!ring.settingVersion) return;
+    this.learn(ring);
     await manager.query(
       `${SETTING_UPSERT} WHERE signed_consent_settings.setting_version < EXCLUDED.setting_version`,
       settingParams(this.rows, ring),
@@ -82,7 +125,7 @@ export class SignedConsentSettings {
       `SELECT ${SETTING_COLUMNS} FROM signed_consent_settings WHERE patient_id = ANY($1::text[])`,
       [patientIds],
     );
-    return this.judge(rows);
+    return this.judge(rows, patientIds);
   }
 
   /**
@@ -96,10 +139,13 @@ export class SignedConsentSettings {
     const out = new Set<string>();
     const unknown: string[] = [];
     for (const [patientId, mac] of settings) {
-      if (mac === null) continue;
+      if (mac === null) {
+        if (this.decide(patientId, null)) out.add(patientId);
+        continue;
+      }
       const known = this.verified.get(patientId);
       if (!mac || !known || !known.mac.equals(mac)) unknown.push(patientId);
-      else if (known.requireSigned) out.add(patientId);
+      else if (this.decide(patientId, known)) out.add(patientId);
     }
     for (const patientId of await this.signedOnly(unknown)) out.add(patientId);
     return out;
@@ -108,16 +154,21 @@ export class SignedConsentSettings {
   /**
    * The patients whose settings rows (read by the caller, e.g. beside their grants) say they
    * accept only signed grants; a row whose MAC fails counts as signed-only and is reported.
+   * `asked`: the patients the caller read rows for, so that a missing row is judged too.
    */
-  judge(rows: readonly SettingRow[]): Set<string> {
+  judge(rows: readonly SettingRow[], asked: readonly string[] = []): Set<string> {
     const out = new Set<string>();
+    // A patient asked about whose row is missing: what the ledger told this process decides.
+    const read = new Set(rows.map((r) => r.patientId));
+    for (const p of asked) if (!read.has(p) && this.decide(p, null)) out.add(p);
     for (const r of rows) {
       if (settingAuthentic(this.rows, r)) {
         this.verified.set(r.patientId, {
           mac: Buffer.from(r.mac),
           requireSigned: r.requireSigned,
+          settingVersion: r.settingVersion,
         });
-        if (r.requireSigned) out.add(r.patientId);
+        if (this.decide(r.patientId, r)) out.add(r.patientId);
       } else {
         this.integrity.report('patient_setting', 'signed-consent setting failed authentication', {
           patientId: r.patientId,
