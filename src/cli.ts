@@ -2,7 +2,7 @@
 // (`token` prints only the token, so that `$(npx custodia token ...)` works).
 import { Command, InvalidArgumentError } from 'commander';
 import { existsSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { DEV_NAME_RULE, DevIssuer, isDevName, isRole, Role, ROLES } from './auth';
@@ -274,7 +274,21 @@ async function keygen(opts: { out: string }): Promise<void> {
   }).catch((e: NodeJS.ErrnoException) =>
     fail(e.code === 'EEXIST' ? `${opts.out} exists; not overwriting a key` : e.message),
   );
+  // The mode given at creation passes through the umask: under 0777 the key was unreadable.
+  await chmod(opts.out, 0o600);
   console.log(JSON.stringify(pair.publicJwk));
+}
+
+/** Reads a private key file, saying on stderr when others may read it too. */
+async function readPrivateKey(file: string): Promise<Record<string, unknown>> {
+  const key = await readJson(file, 'a private JWK from `custodia keygen`');
+  const mode = (await stat(file)).mode & 0o777;
+  if (mode & 0o077) {
+    process.stderr.write(
+      `custodia: warning: ${file} can be read by others (mode ${mode.toString(8).padStart(4, '0')}); it holds a private key: chmod 600 ${file}\n`,
+    );
+  }
+  return key;
 }
 
 async function readJson(file: string, what: string): Promise<Record<string, unknown>> {
@@ -288,7 +302,7 @@ async function readJson(file: string, what: string): Promise<Record<string, unkn
 }
 
 async function signGrant(opts: { key: string; input: string; patient?: string }): Promise<void> {
-  const key = await readJson(opts.key, 'a private JWK from `custodia keygen`');
+  const key = await readPrivateKey(opts.key);
   const { patientId, signature: _ignored, ...input } = await readJson(opts.input, 'a grant input');
   if (opts.patient !== undefined && patientId !== undefined && opts.patient !== patientId) {
     fail('--patient and the patientId in the input name different patients; give one');
@@ -304,9 +318,20 @@ async function signGrant(opts: { key: string; input: string; patient?: string })
 }
 
 async function signPayload(opts: { key: string }): Promise<void> {
-  const key = await readJson(opts.key, 'a private JWK from `custodia keygen`');
+  const key = await readPrivateKey(opts.key);
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  } catch (e) {
+    fail(`could not read the payload from stdin: ${(e as Error).message}`);
+  }
+  if (
+    !Buffer.concat(chunks)
+      .toString('utf8')
+      .replace(/\r?\n$/, '')
+  ) {
+    fail('nothing to sign: give the payload (consentPayload, settingPayload, …) on stdin');
+  }
   try {
     // The payloads are canonical JSON, which never ends in a line break: the one a shell
     // pipeline adds (`jq -r`, `echo`) is not part of what was asked to be signed.

@@ -73,12 +73,14 @@ describe('patient-signed consent', () => {
     };
   }
 
-  async function cli(args: string[]): Promise<string> {
-    const { stdout } = await promisify(execFile)(process.execPath, [BIN, ...args], {
+  /** Runs the CLI with `stdin` as its input (closed, so that nothing waits on it). */
+  async function cli(args: string[], stdin = ''): Promise<string> {
+    const running = promisify(execFile)(process.execPath, [BIN, ...args], {
       cwd: ROOT,
       timeout: COMMAND_TIMEOUT,
     });
-    return stdout.trim();
+    running.child.stdin?.end(stdin);
+    return (await running).stdout.trim();
   }
 
   async function payloadOf(input: Record<string, unknown>): Promise<string> {
@@ -173,6 +175,17 @@ describe('patient-signed consent', () => {
       await expect(
         cli(['sign-grant', '--key', keyFile, '--input', inputFile, '--patient', 'someone-else']),
       ).rejects.toThrow(/name different patients/);
+      // A value of another type would have been signed as something else (no end at all).
+      const numeric = join(dir, 'numeric.json');
+      await writeFile(
+        numeric,
+        JSON.stringify({ ...terms(), patientId, validUntil: 1796310000000 }),
+      );
+      await expect(cli(['sign-grant', '--key', keyFile, '--input', numeric])).rejects.toThrow(
+        /validUntil must be an RFC 3339 date-time/,
+      );
+      // Nothing on stdin is nothing to sign.
+      await expect(cli(['sign', '--key', keyFile])).rejects.toThrow(/nothing to sign/);
 
       // The patient's check of their access log says which reads rest on a grant they signed.
       const { verifyAccessLog } = await api.ok<{

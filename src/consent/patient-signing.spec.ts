@@ -28,6 +28,16 @@ describe('the payload a signing tool signs', () => {
     ['an unknown grantee type', { granteeType: 'NURSE' }, 'granteeType'],
     ['an unknown purpose', { purpose: 'MARKETING' }, 'purpose'],
     ['an unknown action', { actions: ['READ', 'DELETE'] }, 'actions'],
+    // Values of another type than GrantConsentInput's: once signed as something else (a
+    // number for validUntil as no end at all), now refused as the API refuses them.
+    ['a number for validUntil', { validUntil: 1796310000000 }, 'validUntil'],
+    ['true for validUntil', { validUntil: true }, 'validUntil'],
+    ['an object for validFrom', { validFrom: {} }, 'validFrom'],
+    ['a string for includeRestricted', { includeRestricted: 'false' }, 'includeRestricted'],
+    ['0 for includeRestricted', { includeRestricted: 0 }, 'includeRestricted'],
+    ['a string for resourceTypes', { resourceTypes: 'Observation' }, 'resourceTypes'],
+    ['an object for categories', { categories: { a: 1 } }, 'categories'],
+    ['a string for actions', { actions: 'READ' }, 'actions'],
   ])('refuses %s before it is signed', (_, change, field) => {
     const refuse = () => grantPayloadOf({ ...grant, ...change }, PATIENT);
     expect(refuse).toThrow(BadUserInputError);
@@ -36,5 +46,20 @@ describe('the payload a signing tool signs', () => {
     } catch (e) {
       expect((e as BadUserInputError).details.field).toBe(field);
     }
+  });
+
+  it('refuses a patient id that is not one (a UUID, as registerPatient gives it)', () => {
+    for (const patient of ['', 'someone', `${PATIENT} `]) {
+      expect(() => grantPayloadOf(grant, patient)).toThrow(BadUserInputError);
+    }
+  });
+
+  it('signs null and absent optional fields alike, as the API reads them', () => {
+    expect(
+      grantPayloadOf(
+        { ...grant, validUntil: null, resourceTypes: null, includeRestricted: null },
+        PATIENT,
+      ),
+    ).toBe(grantPayloadOf(grant, PATIENT));
   });
 });

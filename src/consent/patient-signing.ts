@@ -12,7 +12,8 @@ import {
 import { ACTIONS, GRANTEE_TYPES, PURPOSES } from '@custodia/chaincode/policy';
 import { consentPayload } from '@custodia/chaincode/signed-consent';
 import { BadUserInputError } from '../common/errors';
-import { parseInstant } from '../common/instants';
+import { isUuid } from '../common/ids';
+import { INSTANT_RULE, parseInstant } from '../common/instants';
 import { GrantConsentInput } from './consent.model';
 import { validateGrant } from './consent.service';
 
@@ -74,12 +75,39 @@ const GRANT_INPUT_FIELDS = new Set([
  * bytes the API's consentPayload query answers.
  */
 export function grantPayloadOf(json: Record<string, unknown>, patientId: string): string {
-  // Read as the server's DateTime reads them (common/instants): never in this machine's zone.
-  const instant = (v: unknown) => (typeof v === 'string' ? parseInstant(v) : null);
+  if (!isUuid(patientId)) {
+    throw new BadUserInputError('the patient id must be a UUID, as registerPatient gave it');
+  }
+  // Each field as GrantConsentInput types it: a value of another type would be signed as
+  // something else (a number for validUntil as no end at all), so it is refused, as the API
+  // refuses it. Instants are read as the server's DateTime reads them: never in this zone.
+  const instant = (k: 'validFrom' | 'validUntil') => {
+    const v = json[k];
+    if (v === undefined || v === null) return null;
+    const at = typeof v === 'string' ? parseInstant(v) : new Date(NaN);
+    if (Number.isNaN(at.getTime())) {
+      throw new BadUserInputError(`${k} must be ${INSTANT_RULE}`, k);
+    }
+    return at;
+  };
+  const strings = (k: 'actions' | 'resourceTypes' | 'categories') => {
+    const v = json[k];
+    if ((v === undefined || v === null) && k !== 'actions') return;
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) {
+      throw new BadUserInputError(`${k} must be a list of strings`, k);
+    }
+  };
+  strings('actions');
+  strings('resourceTypes');
+  strings('categories');
+  const restricted = json.includeRestricted;
+  if (restricted !== undefined && restricted !== null && typeof restricted !== 'boolean') {
+    throw new BadUserInputError('includeRestricted must be true or false', 'includeRestricted');
+  }
   const input = {
     ...json,
-    validFrom: instant(json.validFrom),
-    validUntil: instant(json.validUntil),
+    validFrom: instant('validFrom'),
+    validUntil: instant('validUntil'),
   } as unknown as GrantConsentInput;
   if (typeof input.id !== 'string' || !input.id) {
     throw new BadUserInputError('the grant needs its id (the id is part of what is signed)', 'id');
@@ -87,8 +115,6 @@ export function grantPayloadOf(json: Record<string, unknown>, patientId: string)
   for (const k of ['granteeType', 'granteeId', 'purpose'] as const) {
     if (typeof input[k] !== 'string') throw new BadUserInputError(`the grant needs ${k}`, k);
   }
-  if (!Array.isArray(input.actions))
-    throw new BadUserInputError('the grant needs actions', 'actions');
   // What GrantConsentInput would refuse is refused here, before the patient signs it.
   const unknown = Object.keys(json).find((k) => !GRANT_INPUT_FIELDS.has(k));
   if (unknown !== undefined) {
