@@ -4,7 +4,7 @@
 // ACTIVE, and verify-ledger reconciles the signed-only settings table with the ledger.
 import { CompactSign, exportJWK, generateKeyPair } from 'jose';
 import { ConsentReconciliation } from '../src/consent';
-import { settingMac } from '../src/consent/signed-consent-settings';
+import { SignedConsentSettings, settingMac } from '../src/consent/signed-consent-settings';
 import { RowAuthenticator } from '../src/records/crypto';
 import { codes, TestApi } from './helpers/test-api';
 
@@ -300,6 +300,31 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
         `SELECT 1 FROM signed_consent_settings WHERE patient_id = 'made-up-patient'`,
       );
       expect(rowCount).toBe(0);
+    });
+
+    it('names a read under the unsigned grant while signed-only was on, even when the PDP was fooled', async () => {
+      // This stands for a bug or bypass in the decision point: the PDP is told nobody is
+      // signed-only. The access log still cannot justify the read against the ledger.
+      const settings = api.server.app.get(SignedConsentSettings);
+      jest.spyOn(settings, 'judge').mockReturnValue(new Set());
+      jest.spyOn(settings, 'signedOnly').mockResolvedValue(new Set());
+      // A minute on, past the allowance for a read decided just before signed-only went on.
+      jest.useFakeTimers({ toFake: ['Date'], now: Date.now() + 60_000 });
+      try {
+        expect(await reads('dr-unsigned')).toBe(1);
+      } finally {
+        jest.useRealTimers();
+        jest.restoreAllMocks();
+      }
+      const problem = new RegExp(
+        `access event \\d+ \\(READ by dr-unsigned\\): grant ${unsignedGrant} is unsigned, and the patient accepted only signed grants at `,
+      );
+      const check = await verifyAccessLog();
+      expect(check.ok).toBe(false);
+      expect(check.problems).toEqual([expect.stringMatching(problem)]);
+      const result = await api.verifyLedger();
+      expect(result.ok).toBe(false);
+      expect(result.text).toMatch(problem);
     });
 
     it('lists the grant ACTIVE again once the patient turns signed-only off with a signature', async () => {

@@ -30,6 +30,7 @@ export {
   MAX_KEYS,
   PatientKeyRecord,
   PatientKeyring,
+  SignedOnlyPeriod,
 } from './keys.contract';
 export * from './signed-consent';
 export { RecordAnchor, RecordsContract, RECORD_EVENTS } from './records.contract';

@@ -278,10 +278,18 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       expect(off).toMatchObject({ requireSignedConsent: false, settingVersion: 2 });
 
       // On again: the earlier "off" signature named version 1 and cannot be replayed.
-      await setSignedOnly(true);
+      const again = await setSignedOnly(true);
       expect(
         await rejection((ctx) => keys.SetSignedConsent(ctx, 'pat-1', 'false', offSig)),
       ).toContain('does not verify');
+
+      // When it was on, by the transactions' own times: what an audit of the log reads.
+      expect(on.signedOnlyPeriods).toEqual([{ from: expect.any(String), until: null }]);
+      const [first, second] = again.signedOnlyPeriods!;
+      expect(first).toEqual({ from: on.signedOnlyPeriods![0].from, until: expect.any(String) });
+      expect(Date.parse(first.until!)).toBeGreaterThanOrEqual(Date.parse(first.from));
+      expect(second).toEqual({ from: expect.any(String), until: null });
+      expect(Date.parse(second.from)).toBeGreaterThanOrEqual(Date.parse(first.until!));
     });
 
     it('lists every keyring a page at a time, writing nothing, for reconciling settings', async () => {

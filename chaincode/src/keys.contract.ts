@@ -36,7 +36,18 @@ export interface PatientKeyring {
   requireSignedConsent: boolean;
   /** Setting changes so far: a setting payload names it. */
   settingVersion: number;
+  /**
+   * When signed-only consent was on, by the transactions that turned it on and off (`until`
+   * null while it is on): what an audit needs to tell an access under an unsigned grant while
+   * the patient accepted only signed ones. Absent on keyrings written before it was kept.
+   */
+  signedOnlyPeriods?: SignedOnlyPeriod[];
   txId: string;
+}
+
+export interface SignedOnlyPeriod {
+  from: string;
+  until: string | null;
 }
 
 export const KEY_EVENTS = {
@@ -264,10 +275,17 @@ export class KeysContract extends Contract {
         'signed-only consent is turned off',
       );
     }
+    const at = txTime(ctx);
+    const periods = [...(ring.signedOnlyPeriods ?? [])];
+    if (require) periods.push({ from: at, until: null });
+    else if (periods.length && periods[periods.length - 1].until === null) {
+      periods[periods.length - 1] = { ...periods[periods.length - 1], until: at };
+    }
     const next: PatientKeyring = {
       ...ring,
       requireSignedConsent: require,
       settingVersion: ring.settingVersion + 1,
+      signedOnlyPeriods: periods,
       txId: ctx.stub.getTxID(),
     };
     return saveKeyring(ctx, next, KEY_EVENTS.setting);

@@ -1,4 +1,4 @@
-import type { EmergencyRecord, GrantRecord } from '@custodia/chaincode';
+import type { EmergencyRecord, GrantRecord, SignedOnlyPeriod } from '@custodia/chaincode';
 import type { AccessEventContent } from './audit-chain';
 import {
   COMMIT_ALLOWANCE_MS,
@@ -53,10 +53,15 @@ function event(overrides: Partial<AccessEventContent> = {}): AccessEventContent 
   };
 }
 
-function authority(grants: GrantRecord[], emergencies: EmergencyRecord[] = []): LedgerAuthority {
+function authority(
+  grants: GrantRecord[],
+  emergencies: EmergencyRecord[] = [],
+  periods: SignedOnlyPeriod[] = [],
+): LedgerAuthority {
   return {
     grant: async (id) => grants.find((g) => g.id === id) ?? null,
     emergency: async (id) => emergencies.find((e) => e.id === id) ?? null,
+    signedOnlyPeriods: async (patientId) => (patientId === 'p1' ? periods : []),
   };
 }
 
@@ -125,6 +130,35 @@ describe('justifyPermits', () => {
       await grantPatientSigned(event({ purpose: 'SELF', consentId: null }), ledger),
     ).toBeNull();
     expect(await grantPatientSigned(event({ consentId: 'forged' }), ledger)).toBeNull();
+  });
+
+  it('refuses an unsigned grant while the patient accepted only signed ones, and only then', async () => {
+    const on = '2026-01-10T00:00:00.000Z';
+    const periods = [{ from: on, until: '2026-01-20T00:00:00.000Z' }];
+    const signed = { ...grant, id: 'g2', patientSigned: true };
+    const ledger = authority([grant, signed], [emergency], periods);
+    const at = (t: string, consentId = 'g1') => event({ at: t, consentId });
+    const check = await justifyPermits(
+      [
+        at('2026-01-05T00:00:00.000Z'), // before it was on
+        at(new Date(Date.parse(on) + COMMIT_ALLOWANCE_MS - 1).toISOString()), // decided before
+        at('2026-01-15T00:00:00.000Z'), // while on: a break
+        at('2026-01-15T00:00:00.000Z', 'g2'), // a signed grant stands
+        at('2026-01-25T00:00:00.000Z'), // after it was turned off
+      ].map((e, i) => ({ ...e, seq: i + 1 })),
+      ledger,
+      owner,
+    );
+    expect(check.problems).toEqual([
+      'access event 3 (READ by dr-1): grant g1 is unsigned, and the patient accepted only signed grants at 2026-01-15T00:00:00.000Z',
+    ]);
+    expect(check).toMatchObject({ permits: 5, justified: 4, patientSigned: 1 });
+    const still = await justifyPermits(
+      [at('2026-03-01T00:00:00.000Z')],
+      authority([{ ...grant, validUntil: null }], [], [{ from: on, until: null }]),
+      owner,
+    );
+    expect(still.problems).toHaveLength(1);
   });
 
   it('refuses a grant the ledger never held', async () => {

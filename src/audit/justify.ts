@@ -3,7 +3,12 @@
 // purpose and action, and was in force; or the emergency it cites was declared on the ledger
 // by this clinician for this patient and had not run out. A patient's own reads are justified
 // by their account's link to the patient.
-import type { EmergencyRecord, GrantRecord } from '@custodia/chaincode';
+import type {
+  EmergencyRecord,
+  GrantRecord,
+  PatientKeyring,
+  SignedOnlyPeriod,
+} from '@custodia/chaincode';
 import { NotFoundError } from '../common/errors';
 import type { Ledger } from '../ledger';
 import type { AccessEventContent } from './audit-chain';
@@ -20,6 +25,8 @@ export const COMMIT_ALLOWANCE_MS = 10_000;
 export interface LedgerAuthority {
   grant(id: string): Promise<GrantRecord | null>;
   emergency(id: string): Promise<EmergencyRecord | null>;
+  /** When the patient accepted only signed grants (empty when never, or not recorded). */
+  signedOnlyPeriods(patientId: string): Promise<readonly SignedOnlyPeriod[]>;
 }
 
 /** Reads grants and emergencies from the ledger, each once per verification. */
@@ -37,10 +44,39 @@ export function ledgerAuthority(ledger: Pick<Ledger, 'evaluate'>): LedgerAuthori
     }
     return hit;
   };
+  const keyrings = new Map<string, Promise<readonly SignedOnlyPeriod[]>>();
   return {
     grant: (id) => read<GrantRecord>('GetConsent', id),
     emergency: (id) => read<EmergencyRecord>('GetEmergency', id),
+    signedOnlyPeriods: (patientId) => {
+      let periods = keyrings.get(patientId);
+      if (!periods) {
+        periods = ledger
+          .evaluate<PatientKeyring>('keys', 'GetPatientKeys', [patientId])
+          .then((ring) => ring.signedOnlyPeriods ?? []);
+        keyrings.set(patientId, periods);
+      }
+      return periods;
+    },
   };
+}
+
+/**
+ * The period during which the patient accepted only signed grants at `at`, if any: from the
+ * commit allowance after it was turned on (a decision made just before may be stamped after)
+ * until it was turned off.
+ */
+async function signedOnlyAt(
+  authority: LedgerAuthority,
+  patientId: string,
+  at: number,
+): Promise<SignedOnlyPeriod | undefined> {
+  const periods = await authority.signedOnlyPeriods(patientId);
+  return periods.find(
+    (p) =>
+      at >= Date.parse(p.from) + COMMIT_ALLOWANCE_MS &&
+      (p.until === null || at < Date.parse(p.until)),
+  );
 }
 
 /** The justified PERMITs that rest on one grant the patient did not sign. */
@@ -97,13 +133,17 @@ export async function justifyPermits(
   for (const e of events) {
     if (e.decision !== 'PERMIT') continue;
     check.permits++;
-    const problem = await unjustified(e, authority, isSelf);
+    let problem = await unjustified(e, authority, isSelf);
+    const signed = problem ? null : await grantPatientSigned(e, authority);
+    // An unsigned grant counts for nothing while the patient accepts only signed ones.
+    if (signed === false && (await signedOnlyAt(authority, e.patientId, Date.parse(e.at)))) {
+      problem = `grant ${e.consentId} is unsigned, and the patient accepted only signed grants at ${e.at}`;
+    }
     if (problem) {
       check.problems.push(`access event ${e.seq} (${e.action} by ${e.actorId}): ${problem}`);
       continue;
     }
     check.justified++;
-    const signed = await grantPatientSigned(e, authority);
     if (signed) check.patientSigned++;
     else if (signed === false) addUnsigned(check.unsigned, e.consentId!, e.patientId, 1, [e.seq]);
   }
