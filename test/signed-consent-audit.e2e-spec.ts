@@ -309,7 +309,22 @@ describe('signed consent in the audit trail, the listing and verify-ledger', () 
       jest.spyOn(settings, 'judge').mockReturnValue(new Set());
       jest.spyOn(settings, 'signedOnly').mockResolvedValue(new Set());
       // A minute on, past the allowance for a read decided just before signed-only went on.
-      jest.useFakeTimers({ toFake: ['Date'], now: Date.now() + 60_000 });
+      jest.useFakeTimers({
+        now: Date.now() + 60_000,
+        advanceTimers: true,
+        doNotFake: [
+          'hrtime',
+          'nextTick',
+          'performance',
+          'queueMicrotask',
+          'setImmediate',
+          'clearImmediate',
+          'setInterval',
+          'clearInterval',
+          'setTimeout',
+          'clearTimeout',
+        ],
+      });
       try {
         expect(await reads('dr-unsigned')).toBe(1);
       } finally {

@@ -105,6 +105,37 @@ describe('FHIR resources', () => {
     expect(deriveCategory({ resourceType: 'Patient' })).toBeNull();
   });
 
+  it("prefers a category coded in HL7's own code systems, as grants name them", () => {
+    const HL7 = 'http://terminology.hl7.org/CodeSystem/observation-category';
+    expect(
+      deriveCategory({
+        resourceType: 'Observation',
+        category: [
+          {
+            coding: [
+              { system: 'http://x', code: 'a' },
+              { system: HL7, code: 'laboratory' },
+            ],
+          },
+        ],
+      }),
+    ).toBe('laboratory');
+    expect(
+      deriveCategory({
+        resourceType: 'Observation',
+        category: [
+          { coding: [{ system: 'http://x', code: 'a' }] },
+          { coding: [{ system: HL7, code: 'vital-signs' }] },
+        ],
+      }),
+    ).toBe('vital-signs');
+    expect(
+      deriveCategory({ resourceType: 'Observation', category: [{ coding: [{ code: 'a' }] }] }),
+    ).toBe('a');
+    // AllergyIntolerance.category is a list of bare codes.
+    expect(deriveCategory({ resourceType: 'AllergyIntolerance', category: ['food'] })).toBe('food');
+  });
+
   it('reads R and V confidentiality labels as restricted', () => {
     const label = (code: string) => ({
       resourceType: 'Condition',

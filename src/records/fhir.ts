@@ -133,15 +133,33 @@ export function stampServerFields(
   };
 }
 
-/** The first coded category (e.g. `laboratory`, `vital-signs`, `problem-list-item`). */
+/** HL7's own code systems, where the standard categories live (observation-category, …). */
+const HL7_TERMINOLOGY = 'http://terminology.hl7.org/CodeSystem/';
+
+/**
+ * The record's category label (e.g. `laboratory`, `vital-signs`, `problem-list-item`): the
+ * first category coded in one of HL7's own code systems, as grants name them; else the first
+ * coded one of any system; for a resource whose category is a bare code (AllergyIntolerance's
+ * `food`, say), that code. A record holds one: of several standard ones, the first is filed.
+ */
 export function deriveCategory(resource: FhirResource): string | null {
   const raw = resource.category;
   const concepts = Array.isArray(raw) ? raw : raw ? [raw] : [];
-  for (const c of concepts as { coding?: { code?: unknown }[]; text?: unknown }[]) {
-    const code = c?.coding?.find((x) => typeof x?.code === 'string')?.code;
-    if (typeof code === 'string') return code;
+  let fallback: string | null = null;
+  for (const c of concepts as unknown[]) {
+    if (typeof c === 'string') {
+      fallback ??= c;
+      continue;
+    }
+    const codings = (c as { coding?: unknown } | null)?.coding;
+    if (!Array.isArray(codings)) continue;
+    for (const x of codings as { system?: unknown; code?: unknown }[]) {
+      if (typeof x?.code !== 'string') continue;
+      if (typeof x.system === 'string' && x.system.startsWith(HL7_TERMINOLOGY)) return x.code;
+      fallback ??= x.code;
+    }
   }
-  return null;
+  return fallback;
 }
 
 const CATEGORY = /^[A-Za-z0-9._:/-]{1,64}$/;
