@@ -1,7 +1,7 @@
 // Amendments and history: versions in order, each anchored and verified on its own, stale
 // writes refused, consent for writing and for reading every version, tampering detected.
 import { codes, TestApi } from './helpers/test-api';
-import { condition, LOINC, observation, vitalSign } from './helpers/fhir';
+import { condition, CONFIDENTIALITY, LOINC, observation, vitalSign } from './helpers/fhir';
 import { corpusResource } from './helpers/fhir-corpus';
 import { EmbeddedLedger, Ledger, LEDGER } from '../src/ledger';
 import { RecordAnchoring } from '../src/records';
@@ -231,10 +231,30 @@ describe('record amendments and history', () => {
       expect(await found('http://snomed.info/sct|73211009')).toContain(id);
     });
 
-    it('never lifts a restriction', async () => {
+    it('keeps a restriction unless the patient lifts it with a lower confidentiality label', async () => {
       const { id } = await create(condition('44054006', true));
+      // No label in the amendment: the record keeps its own.
       const res = await update(id, condition('44054006'), 1);
       expect(res.data!.updateRecord.sensitivity).toBe('RESTRICTED');
+      // The patient's N label lifts it.
+      const normal = {
+        ...condition('44054006'),
+        meta: { security: [{ system: CONFIDENTIALITY, code: 'N' }] },
+      };
+      const lifted = await update(id, normal, 2);
+      expect(lifted.data!.updateRecord.sensitivity).toBe('NORMAL');
+    });
+
+    it('refuses a sensitivity that contradicts the content’s own confidentiality label', async () => {
+      const refused = await api.gql(
+        CREATE,
+        {
+          input: { resource: condition('44054006', true), sensitivity: 'NORMAL' },
+        },
+        alice,
+      );
+      expect(codes(refused)).toEqual(['BAD_USER_INPUT']);
+      expect(refused.errors![0].extensions!.field).toBe('sensitivity');
     });
 
     it('answers NOT_FOUND for an id that does not exist or is malformed', async () => {
@@ -293,6 +313,22 @@ describe('record amendments and history', () => {
       // The grant covers Observations only: a Condition is not theirs to amend or see.
       expect(codes(await update(condId, condition('1'), 2, dr))).toEqual(['NOT_FOUND']);
       expect(codes(await history(condId, dr))).toEqual(['NOT_FOUND']);
+    });
+
+    it("lets only the patient lift a record's restriction", async () => {
+      const dr = await api.token('dr-lift', 'CLINICIAN');
+      await api.grantRead(alice, 'dr-lift', {
+        actions: ['READ', 'WRITE'],
+        resourceTypes: ['Condition'],
+        includeRestricted: true,
+      });
+      const { id } = await create(condition('44054006', true));
+      const lower = {
+        ...condition('44054006'),
+        meta: { security: [{ system: CONFIDENTIALITY, code: 'N' }] },
+      };
+      expect(codes(await update(id, lower, 1, dr))).toEqual(['FORBIDDEN']);
+      expect(await versionRows(id)).toBe(0);
     });
 
     it('lets a clinician create a record only under a WRITE grant that covers it, logged', async () => {

@@ -1,6 +1,8 @@
 import {
   contradictedLabel,
+  confidentialityOf,
   deriveCategory,
+  withConfidentiality,
   labelledRestricted,
   validatePatientResource,
 } from './fhir';
@@ -103,6 +105,23 @@ describe('FHIR resources', () => {
   it('derives the category from the first coded category', () => {
     expect(deriveCategory(glucose as never)).toBe('laboratory');
     expect(deriveCategory({ resourceType: 'Patient' })).toBeNull();
+  });
+
+  it('replaces the confidentiality labels with one, keeping other security labels', () => {
+    const C = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+    const other = { system: 'http://terminology.hl7.org/CodeSystem/v3-ActReason', code: 'HTEST' };
+    expect(
+      withConfidentiality([{ system: C, code: 'N' }, other], { system: C, code: 'R' }),
+    ).toEqual([other, { system: C, code: 'R' }]);
+    expect(
+      confidentialityOf({
+        resourceType: 'Condition',
+        meta: { security: [{ system: C, code: 'N' }] },
+      }),
+    ).toBe('open');
+    expect(
+      confidentialityOf({ resourceType: 'Condition', meta: { security: [other] } }),
+    ).toBeNull();
   });
 
   it("prefers a category coded in HL7's own code systems, as grants name them", () => {

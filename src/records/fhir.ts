@@ -195,6 +195,35 @@ export function labelledRestricted(resource: FhirResource): boolean {
   );
 }
 
+/**
+ * What the resource's own confidentiality labels (HL7 v3-Confidentiality, in meta.security)
+ * say: 'restricted' for R or V, 'open' for only lower codes (U, L, M, N), null for none.
+ */
+export function confidentialityOf(resource: FhirResource): 'restricted' | 'open' | null {
+  if (labelledRestricted(resource)) return 'restricted';
+  return confidentialityLabels(resource).length ? 'open' : null;
+}
+
+/** The resource's v3-Confidentiality labels. */
+function confidentialityLabels(resource: FhirResource): { code?: string }[] {
+  const security = (resource.meta as { security?: unknown } | undefined)?.security;
+  return (Array.isArray(security) ? security : []).filter(
+    (s: { system?: unknown; code?: unknown } | null) =>
+      s?.system === CONFIDENTIALITY && typeof s.code === 'string',
+  );
+}
+
+/** meta.security with its confidentiality labels replaced by `label` (one, as FHIR has it). */
+export function withConfidentiality(
+  security: unknown,
+  label: { system: string; code: string; display?: string },
+): unknown[] {
+  const rest = (Array.isArray(security) ? security : []).filter(
+    (s: { system?: unknown } | null) => s?.system !== CONFIDENTIALITY,
+  );
+  return [...rest, label];
+}
+
 /** The labels of a record that its own content can contradict. */
 export interface RecordLabelClaims {
   resourceType: string;

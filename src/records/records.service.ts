@@ -27,7 +27,7 @@ import {
   checkedCategory,
   deriveCategory,
   FhirResource,
-  labelledRestricted,
+  confidentialityOf,
   stampServerFields,
   validatePatientResource,
 } from './fhir';
@@ -101,8 +101,19 @@ export class RecordsService {
         'Only the patient can file a record under another category than the one it carries; leave category out.',
       );
     }
+    // The sensitivity asked for and the content's own confidentiality label must agree.
+    const labelled = confidentialityOf(resource);
+    if (
+      (labelled === 'restricted' && input.sensitivity === SensitivityEnum.NORMAL) ||
+      (labelled === 'open' && input.sensitivity === SensitivityEnum.RESTRICTED)
+    ) {
+      throw new BadUserInputError(
+        `sensitivity ${input.sensitivity} contradicts the resource's own confidentiality label (meta.security); leave one of them out`,
+        'sensitivity',
+      );
+    }
     const restricted =
-      labelledRestricted(resource) || input.sensitivity === SensitivityEnum.RESTRICTED;
+      labelled === 'restricted' || input.sensitivity === SensitivityEnum.RESTRICTED;
     const sensitivity = restricted ? 'RESTRICTED' : 'NORMAL';
     // Under grants, only a record they cover: the grant's types, categories, restriction.
     if (

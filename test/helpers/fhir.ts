@@ -2,7 +2,7 @@
 export const LOINC = 'http://loinc.org';
 const OBS_CATEGORY = 'http://terminology.hl7.org/CodeSystem/observation-category';
 const CONDITION_CATEGORY = 'http://terminology.hl7.org/CodeSystem/condition-category';
-const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
+export const CONFIDENTIALITY = 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality';
 
 export function observation(code = '2345-7', value = 5.4, unit = 'mmol/L') {
   return {

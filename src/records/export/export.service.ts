@@ -22,7 +22,13 @@ import {
   PolicyDecisionPoint,
   RECORD_CATEGORY_SYSTEM,
 } from '../../consent';
-import { deriveCategory, FhirResource, labelledRestricted, RESTRICTED_LABEL } from '../fhir';
+import {
+  deriveCategory,
+  FhirResource,
+  labelledRestricted,
+  RESTRICTED_LABEL,
+  withConfidentiality,
+} from '../fhir';
 import { PatientsService } from '../../patients';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { RecordEntity } from '../record.entity';
@@ -121,8 +127,10 @@ function exported({ row, resource: opened }: OpenRow): Record<string, unknown> {
   // import restores them: a restriction chosen at creation as FHIR's own R label, a category
   // chosen at creation as a tag of Custodia's category system (which the import reads, then
   // drops). Otherwise a restricted record would come back open to every grant.
+  // One confidentiality label, the record's: a lower one the content carries (N, say) would
+  // contradict it.
   if (row.sensitivity === 'RESTRICTED' && !labelledRestricted(resource)) {
-    meta.security = [...listOf(meta.security), RESTRICTED_LABEL];
+    meta.security = withConfidentiality(meta.security, RESTRICTED_LABEL);
   }
   if (row.category !== null && row.category !== deriveCategory(resource)) {
     meta.tag = [...listOf(meta.tag), { system: RECORD_CATEGORY_SYSTEM, code: row.category }];

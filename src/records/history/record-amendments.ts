@@ -23,7 +23,7 @@ import {
   checkedCategory,
   deriveCategory,
   type FhirResource,
-  labelledRestricted,
+  confidentialityOf,
   stampServerFields,
   validatePatientResource,
 } from '../fhir';
@@ -104,9 +104,22 @@ export class RecordAmendments {
         'Only the patient can file a record under another category than the one it carries; leave category out.',
       );
     }
-    // A restriction is never lifted by an amendment: only added.
+    // The content's confidentiality label decides; without one, the record keeps its own. Only
+    // the patient lifts a restriction (a lower label on a restricted record): a grantee who
+    // could would open the record to every grant that leaves restricted records out.
+    const labelled = confidentialityOf(resource);
+    if (
+      labelled === 'open' &&
+      current.sensitivity === 'RESTRICTED' &&
+      decision.basis.kind !== 'self'
+    ) {
+      await this.access.logDenied(actor, decision, current.patientId, [id]);
+      throw new ForbiddenError(
+        "Only the patient can lift a record's restriction; keep its confidentiality label (R).",
+      );
+    }
     const sensitivity: RecordEntity['sensitivity'] =
-      labelledRestricted(resource) || current.sensitivity === 'RESTRICTED'
+      labelled === 'restricted' || (labelled === null && current.sensitivity === 'RESTRICTED')
         ? 'RESTRICTED'
         : 'NORMAL';
     const version = expectedVersion + 1;
