@@ -105,7 +105,7 @@ export async function submitUpdate(
     runId,
     round,
     contributors,
-    numExamples: 20,
+    numExamples: contributors.length,
     metrics: update.metrics ?? { loss: 0.4, accuracy: 0.8, auc: 0.87 },
   });
   const jws = await signManifest(manifest, node.key);
