@@ -250,6 +250,25 @@ describe('importing and exporting FHIR bundles', () => {
       expect(codes(res)).toEqual(['BAD_USER_INPUT']);
       expect(res.errors![0].message).toMatch(/entry\[0\] names another patient/);
       expect(await count(api, nora.id)).toBe(0);
+      // The same with that patient's own Patient entry in the bundle: refused alike.
+      const withPatient = bundle(`Patient/${alice.id}`);
+      withPatient.entry.unshift({
+        fullUrl: 'urn:uuid:0b7c1a52-9d4e-4f3a-8c2b-5e6d7f8a9b0f',
+        resource: { resourceType: 'Patient', id: alice.id } as never,
+        request: { method: 'POST', url: 'Patient' },
+      });
+      const adopted = await importAs(nora.token, withPatient);
+      expect(codes(adopted)).toEqual(['BAD_USER_INPUT']);
+      expect(adopted.errors![0].message).toMatch(/entry\[0\] names another patient/);
+      expect(await count(api, nora.id)).toBe(0);
+      // Records naming two patients: the message says so.
+      const two = bundle('Patient/synthea-1');
+      two.entry[1].resource.subject.reference = 'Patient/synthea-2';
+      const mixed = await importAs(nora.token, two);
+      expect(codes(mixed)).toEqual(['BAD_USER_INPUT']);
+      expect(mixed.errors![0].message).toMatch(
+        /^entry\[1\] names another patient than entry\[0\] does \(2 patients in all\)/,
+      );
       // A patient of another system named the same way is the bundle's own: taken as nora.
       const own = await importAs(nora.token, bundle('Patient/synthea-123'));
       expect(own.errors).toBeUndefined();
@@ -301,7 +320,9 @@ describe('importing and exporting FHIR bundles', () => {
       // The Patient entry is not an Observation: the grant does not cover it, nothing is written.
       const refused = await importAs(dr, observations, dave.id);
       expect(codes(refused)).toEqual(['CONSENT_REQUIRED']);
-      expect(refused.errors![0].message).toContain('entry[0]');
+      expect(refused.errors![0].message).toMatch(
+        /^entry\[0\]: your grants do not cover Patient records/,
+      );
       expect(await count(api, dave.id)).toBe(0);
       observations.entry.shift();
       const res = await importAs(dr, observations, dave.id);

@@ -67,8 +67,17 @@ export class BundleImportService implements OnApplicationShutdown {
       }
       if (!this.access.admits(decision, { ...r, resourceType: r.resource.resourceType })) {
         await this.access.logDenied(actor, decision, target, []);
+        // Named by what the record is: its type, its category and whether it is restricted.
+        const what = [
+          r.sensitivity === 'RESTRICTED' ? 'restricted' : null,
+          r.resource.resourceType,
+          'records',
+          r.category === null ? null : `of category ${r.category}`,
+        ]
+          .filter(Boolean)
+          .join(' ');
         throw new ConsentRequiredError(
-          `entry[${r.entry}]: your grants do not cover ${r.resource.resourceType} records of this patient; nothing was imported.`,
+          `entry[${r.entry}]: your grants do not cover ${what} of this patient; nothing was imported.`,
         );
       }
     }
@@ -91,9 +100,9 @@ export class BundleImportService implements OnApplicationShutdown {
   }
 
   /**
-   * A bundle without its Patient names its owner by reference; taken to be the target
-   * patient, that reference must not be the id of another patient of this server (someone
-   * else's records would be filed as the target's, under the target's grants). An erased
+   * A bundle's Patient (or, without one, the patient its records name by reference) is taken
+   * to be the target patient: it must not be another patient of this server (someone else's
+   * records would be filed as the target's, under the target's grants). An erased
    * patient's id names no one's records any more: their own export, taken back after erasure
    * under the new profile, imports.
    */

@@ -269,13 +269,18 @@ describe('planning a bundle import', () => {
     });
   });
 
-  it('says which reference it took for the owner when the bundle has no Patient', async () => {
+  it('says which patient it took for the owner: the Patient entry, or the one records name', async () => {
     const bundle = corpusBundle();
     bundle.entry = bundle.entry.filter((e) => e.resource.resourceType !== 'Patient');
     const p = await plan(bundle);
     expect(p.adopted?.reference).toBe(PATIENT_FULL_URL);
     expect(p.adopted?.entry).toBeGreaterThanOrEqual(0);
-    expect((await plan(corpusBundle())).adopted).toBeNull();
+    const whole = corpusBundle();
+    const at = whole.entry.findIndex((e) => e.resource.resourceType === 'Patient');
+    expect((await plan(whole)).adopted).toEqual({
+      reference: `Patient/${whole.entry[at].resource.id}`,
+      entry: at,
+    });
   });
 
   it('plans 1,000 entries well within the import budget (CPU time)', async () => {

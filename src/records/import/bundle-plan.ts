@@ -27,8 +27,9 @@
 //   outside the bundle, are kept as they are. A relative reference resolves
 //   against its own entry's server (the base of a RESTful fullUrl) first; one that entries of
 //   several servers answer to, from an entry of no server, is refused as ambiguous; so is a
-//   RESTful fullUrl naming another type than its resource. A bundle without its Patient may
-//   not name another patient of this server as its records' patient (the service checks).
+//   RESTful fullUrl naming another type than its resource. Neither the bundle's Patient nor,
+//   without one, the patient its records name may be another patient of this server (the
+//   service checks).
 // * meta.versionId and meta.lastUpdated are the source server's and are dropped (once checked:
 //   an invalid id or meta refuses the entry, as createRecord refuses it).
 // * A record's category is its meta.tag of Custodia's category system (urn:custodia:record-
@@ -175,10 +176,26 @@ export async function planImport(
   });
   for (const key of ambiguous) targets.delete(key);
   let adopted: ImportPlan['adopted'] = null;
-  if (patientEntry < 0) {
+  const patientId = patientEntry >= 0 ? entries[patientEntry].resource.id : undefined;
+  if (typeof patientId === 'string') {
+    // The bundle's Patient maps onto the owner: its id must not be another patient's of this
+    // server either (the service checks), as a reference to one must not.
+    adopted = { reference: `Patient/${patientId}`, entry: patientEntry };
+  } else if (patientEntry < 0) {
     // No Patient entry: the one patient every record names (outside the bundle) is the owner.
     const named = ownerReferences(entries, kinds);
     const known = new Set(entries.flatMap(identities));
+    const outside = [...named].filter(
+      ([ref]) => !known.has(ref) && /^(Patient\/|urn:uuid:)/.test(ref),
+    );
+    if (outside.length > 1) {
+      const [[, first], [, second]] = outside;
+      throw bad(
+        second,
+        `names another patient than entry[${first}] does (${outside.length} patients in all); a bundle imports one patient's data`,
+        'resource',
+      );
+    }
     if (named.size === 1) {
       const [[only, entry]] = named;
       if (
