@@ -318,6 +318,19 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
         nodes[2].token,
       );
       expect(openRounds.find((r) => r.runId === runId)).toMatchObject({ submitted: false });
+      // A node of another organisation listing this one's patient: refused, counted.
+      await api.db.query(
+        `INSERT INTO organizations (id, name) VALUES ('far-org', 'Far') ON CONFLICT DO NOTHING`,
+      );
+      const far = await registerSimulatedNode(api, await api.token('root', 'ADMIN'), {
+        organizationId: 'far-org',
+        name: 'far',
+      });
+      const farPost = await post(far, runId, 1, good);
+      expect(farPost.status).toBe(422);
+      expect(farPost.body.reason).toBe(
+        "1 of 1 contributors are patients of another organisation than the node's",
+      );
       // A round that never opened is not there to send to.
       const early = await post(nodes[0], runId, 2, good, { round: 2 });
       expect(early.status).toBe(404);

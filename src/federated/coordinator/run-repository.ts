@@ -451,6 +451,25 @@ export class RunRepository {
   }
 
   /** The nodes that already sent an update for this round (accepted or not). */
+  /**
+   * How many of `patientIds` are patients held here of another organisation than
+   * `organizationId` (patients this database does not hold are not counted: their
+   * organisation is not known here).
+   */
+  async patientsOfOtherOrganizations(
+    patientIds: readonly string[],
+    organizationId: string,
+  ): Promise<number> {
+    const ids = patientIds.filter(isUuid);
+    if (!ids.length) return 0;
+    const [row] = (await this.db.query(
+      `SELECT count(*)::int AS n FROM patients
+       WHERE id = ANY($1::uuid[]) AND organization_id IS DISTINCT FROM $2`,
+      [ids, organizationId],
+    )) as { n: number }[];
+    return row.n;
+  }
+
   /** The nodes with an accepted update in the round (a rejected one may send again). */
   async submittedNodes(runId: string, round: number): Promise<Set<string>> {
     const rows = (await this.db.query(

@@ -113,9 +113,18 @@ export class UpdateIntake {
       }
       manifest = await this.verifiedManifest(manifestJws!, context.node);
       this.check(context, study, round, manifest, body);
-      outcome = {
-        grantIds: await this.trainingGrants(study.id, manifest.contributors, manifest.nodeId),
-      };
+      const [grantIds, foreign] = await Promise.all([
+        this.trainingGrants(study.id, manifest.contributors, manifest.nodeId),
+        this.repo.patientsOfOtherOrganizations(manifest.contributors, context.node!.organizationId),
+      ]);
+      // A node trains on its own organisation's patients: listing others' would put them in
+      // the round's provenance though no node of theirs read their records or logged the use.
+      if (foreign) {
+        throw new Rejection(
+          `${foreign} of ${manifest.contributors.length} contributors are patients of another organisation than the node's`,
+        );
+      }
+      outcome = { grantIds };
     } catch (e) {
       if (!(e instanceof Rejection)) throw e;
       outcome = e;
