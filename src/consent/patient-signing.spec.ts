@@ -62,4 +62,13 @@ describe('the payload a signing tool signs', () => {
       ),
     ).toBe(grantPayloadOf(grant, PATIENT));
   });
+
+  it('signs the JSON consentPayload answered as it is (it names the patient)', () => {
+    const payload = grantPayloadOf(
+      { ...grant, validFrom: '2030-01-01T09:00:00+02:00', categories: ['b', 'a'] },
+      PATIENT,
+    );
+    const answered = JSON.parse(payload) as Record<string, unknown>;
+    expect(grantPayloadOf(answered, answered.patientId as string)).toBe(payload);
+  });
 });
