@@ -227,9 +227,8 @@ describe('the federated binary routes', () => {
       const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
       const manifest = `${b64({ alg: 'ES256' })}.${b64({ nodeId: 'fl-routes-node', contributors: ids })}.sig`;
       const answered = await postUpdate(new Uint8Array(12), { 'x-custodia-manifest': manifest });
-      // Read and judged (this node is not registered), not refused for its size.
-      expect(answered.status).toBe(422);
-      expect(((await answered.json()) as { reason: string }).reason).toBe('node is not registered');
+      // Read and judged (this token names no registered node), not refused for its size.
+      expect(await jsonError(answered, 403, 'FORBIDDEN')).toMatch(/no registered training node/);
     });
 
     it('answers headers past 2 MiB with a JSON 431', async () => {

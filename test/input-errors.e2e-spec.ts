@@ -165,6 +165,24 @@ describe('input errors', () => {
         message: /NUL/,
       }));
 
+    it('refuses a number no double holds (1e400), as a literal or a variable, writing nothing', async () => {
+      const observation = (value: string) =>
+        `{ resourceType: "Observation", status: "final", code: { text: "x" }, valueQuantity: { value: ${value} } }`;
+      await refused(
+        () =>
+          post(`mutation { createRecord(input: { resource: ${observation('1e400')} }) { id } }`),
+        { status: 200, field: 'input.resource.valueQuantity.value', message: /finite number/ },
+      );
+      await refused(
+        () =>
+          postRaw(
+            `{"query":${JSON.stringify(CREATE)},"variables":{"input":{"resource":{"resourceType":"Observation","status":"final","code":{"text":"x"},"valueQuantity":{"value":-1e999}}}}}`,
+            patient,
+          ),
+        { status: 200, field: 'input.resource.valueQuantity.value', message: /finite number/ },
+      );
+    });
+
     it('refuses a NUL in records(category)', () =>
       refused(() => post(LIST, { p: patientId, cat: NUL }), { status: 200, field: 'category' }));
 

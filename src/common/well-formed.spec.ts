@@ -28,6 +28,14 @@ describe('assertWellFormed', () => {
     ).not.toThrow();
   });
 
+  it('rejects a number no double holds (1e400 reads as Infinity), naming the path', () => {
+    for (const value of [Infinity, -Infinity, NaN]) {
+      const e = rejection({ resource: { valueQuantity: { value } } });
+      expect(e.details).toEqual({ field: 'input.resource.valueQuantity.value' });
+      expect(e.message).toContain('finite number');
+    }
+  });
+
   it('rejects a NUL in a string, naming the path and not quoting the value', () => {
     const e = rejection({ resource: { code: { coding: [{ code: 'secret\u0000' }] } } });
     expect(e.details).toEqual({ field: 'input.resource.code.coding[0].code' });

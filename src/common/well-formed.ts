@@ -30,6 +30,13 @@ export function assertWellFormed(value: unknown, field: string): void {
 type Path = (string | number)[];
 
 function visit(value: unknown, path: Path, depth: number): void {
+  // A literal such as 1e400 reads as Infinity: no JSON, FHIR or column holds it.
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new BadUserInputError(
+      `${render(path)} must be a finite number (${value} is beyond what a double holds).`,
+      render(path),
+    );
+  }
   if (typeof value === 'string') {
     const problem = textProblem(value);
     if (problem) throw new BadUserInputError(`${render(path)} ${problem}.`, render(path));

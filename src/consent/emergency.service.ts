@@ -177,6 +177,9 @@ export class EmergencyService implements OnApplicationBootstrap {
     const allowing = new Set(
       patients.filter((p) => this.patients.emergencyAccessAllowed(p)).map((p) => p.id),
     );
+    // Turning it off ended every emergency running then: one declared before the patient last
+    // changed the setting (so before they turned it back on) does not come back.
+    const settingAt = new Map(patients.map((p) => [p.id, p.emergencySettingAt?.getTime() ?? 0]));
     await this.keys.preload(rows.flatMap((row) => (row.keyId ? [row.keyId] : [])));
     for (const row of rows) {
       // Each patient's latest live declaration that authenticates and opens wins.
@@ -188,6 +191,7 @@ export class EmergencyService implements OnApplicationBootstrap {
         continue;
       }
       if (row.declaredAt.getTime() > at.getTime()) continue;
+      if (row.declaredAt.getTime() < settingAt.get(row.patientId)!) continue;
       const reason = await this.openReason(row);
       if (reason !== null) found.set(row.patientId, { ...row, reason });
     }

@@ -300,13 +300,29 @@ export class PatientsService implements OnApplicationBootstrap {
    */
   async setEmergencyAccess(actor: Actor, allow: boolean): Promise<PatientModel> {
     const id = await this.requirePatientId(actor);
+    // Allowing what the ledger already allows changes nothing: a new setting time would end
+    // the emergencies running now (EmergencyService.activeFor), which only turning it off does.
+    if (allow && (await this.ledgerAllows(id))) {
+      return { ...(await this.load(id)), allowEmergencyAccess: true };
+    }
     const { result } = await this.ledger.submit<EmergencyAccessSetting>(
       'consent',
       'SetEmergencyAccess',
       [JSON.stringify({ patientId: id, allow })],
     );
     await this.applyEmergencyAccess(result);
-    return this.load(id);
+    // The caller's own committed setting, whatever a concurrent call wrote since.
+    return { ...(await this.load(id)), allowEmergencyAccess: result.allow };
+  }
+
+  /** Whether the ledger allows emergency access to the patient (it does until they choose). */
+  private async ledgerAllows(patientId: string): Promise<boolean> {
+    try {
+      return (await this.ledgerEmergencyAccess(patientId)).allow;
+    } catch (e) {
+      if (e instanceof NotFoundError) return true;
+      throw e;
+    }
   }
 
   /** The patient's emergency-access setting as the ledger holds it now. */

@@ -381,9 +381,12 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
         expect(codes(await listAs(er))).toEqual(['CONSENT_REQUIRED']);
       });
 
-      it('stops reading as soon as the patient turns emergency access off', async () => {
+      it('ends a running emergency when the patient turns emergency access off', async () => {
         const er = await api.token('dr-er-2', 'CLINICIAN', 'org2');
         await api.ok(DECLARE, { p: patientId, r: 'Collapsed at home, checking medications' }, er);
+        expect((await listAs(er)).data!.records.items).toHaveLength(4);
+        // Allowing what is allowed already changes nothing: the emergency runs on.
+        await api.ok(SET, { a: true }, patient);
         expect((await listAs(er)).data!.records.items).toHaveLength(4);
         await api.ok(SET, { a: false }, patient);
         try {
@@ -391,7 +394,9 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
         } finally {
           await api.ok(SET, { a: true }, patient);
         }
-        // The setting governs each decision: on again, the unexpired declaration counts again.
+        // On again, the declaration that the opt-out ended stays ended: a new one is needed.
+        expect(codes(await listAs(er))).toEqual(['CONSENT_REQUIRED']);
+        await api.ok(DECLARE, { p: patientId, r: 'Still collapsed, checking medications' }, er);
         expect((await listAs(er)).data!.records.items).toHaveLength(4);
       });
     });

@@ -234,7 +234,6 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
           'manifest signature does not verify',
           post(nodes[0], runId, 1, good, {}, { key: stranger }),
         ],
-        ['node is not registered', post(unregistered, runId, 1, good)],
         ['manifest names another run or round', post(nodes[0], runId, 1, good, { round: 2 })],
         [
           'body does not match its hash',
@@ -318,6 +317,12 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
         nodes[2].token,
       );
       expect(openRounds.find((r) => r.runId === runId)).toMatchObject({ submitted: false });
+      // A token naming no registered node: refused outright, and nothing is recorded for it.
+      const unknownNode = await post(unregistered, runId, 1, good);
+      expect(unknownNode.status).toBe(403);
+      expect(
+        ((await run(runId)).updates as unknown as { nodeId: string }[]).map((u) => u.nodeId),
+      ).not.toContain(unregistered.id);
       // A node of another organisation listing this one's patient: refused, counted.
       await api.db.query(
         `INSERT INTO organizations (id, name) VALUES ('far-org', 'Far') ON CONFLICT DO NOTHING`,

@@ -10,7 +10,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { PolicyDecisionPoint } from '../../consent';
 import { parameterCount } from '../model/architecture';
 import { BoundedMap } from '../../common/bounded-map';
-import { NotFoundError } from '../../common/errors';
+import { ForbiddenError, NotFoundError } from '../../common/errors';
 import type { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
 import { IntakeContext, NodeMetrics, RunRepository } from './run-repository';
 import { RunStatus, UpdateStatus } from './run.model';
@@ -99,6 +99,10 @@ export class UpdateIntake {
     }
     const context = await this.repo.intakeContext(runId, round, from ?? claimedNode);
     if (!context) throw new NotFoundError('No training run with that id.');
+    // A sender that is no registered node (or a revoked one) has nothing to be recorded for.
+    if (from !== undefined && (!context.node || context.node.revokedAt)) {
+      throw new ForbiddenError('This token names no registered training node.');
+    }
     if (!context.roundExists) {
       throw new NotFoundError(`Round ${round} of this training run has not opened.`);
     }
