@@ -14,7 +14,13 @@ import type { DestinationStream } from 'pino';
 import { AppModule, GRAPHQL_DOCUMENT_LIMITS } from './app.module';
 import { Actor, TokenVerifier } from './auth';
 import { sendError } from './common/error-response';
-import { importTooLarge, jsonBodies, MAX_IMPORT_BODY_BYTES, tooLarge } from './common/json-bodies';
+import {
+  importTooLarge,
+  jsonBodies,
+  MAX_IMPORT_BODY_BYTES,
+  tooLarge,
+  verifiedCaller,
+} from './common/json-bodies';
 import { AppConfig } from './config';
 import { consoleAssets, ConsoleSignIn } from './console';
 import { embeddedPostgres } from './database/embedded-loader';
@@ -112,7 +118,7 @@ export async function startServer(
     const updateBody = raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY_BYTES });
     app.use('/fl', (req: Request, res: Response, next: NextFunction) => {
       if (req.method !== 'POST') return next();
-      void verifiedCaller(req, verifier).then((actor) => {
+      void verifiedCaller(req, (token) => verifier.verify(token)).then((actor) => {
         if (!actor?.roles.includes('NODE')) return next();
         // The guard reuses the verified caller instead of verifying again.
         (req as { actor?: Actor }).actor = actor;
@@ -236,12 +242,6 @@ function clientError(err: Error & { code?: string }, socket: Duplex & { bytesWri
   } else {
     socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
   }
-}
-
-/** The caller whose bearer token verifies, or null (no token, or one that does not verify). */
-async function verifiedCaller(req: Request, verifier: TokenVerifier): Promise<Actor | null> {
-  const token = req.headers.authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
-  return token ? verifier.verify(token).catch(() => null) : null;
 }
 
 /** The encodings body-parser inflates; any other is refused (415) before a byte is read. */

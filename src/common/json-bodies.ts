@@ -48,11 +48,21 @@ export function jsonBodies(options: JsonBodyOptions) {
   };
 }
 
+/**
+ * The caller whose bearer token verifies, or null (no token, or one that does not verify):
+ * what a body parser asks before it reads a larger body than anyone may send.
+ */
+export async function verifiedCaller(
+  req: Request,
+  verify: (token: string) => Promise<Actor>,
+): Promise<Actor | null> {
+  const token = req.headers.authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  return token ? verify(token).catch(() => null) : null;
+}
+
 /** The caller, when the bearer token verifies and admits an import; null otherwise. */
 async function importer(req: Request, options: JsonBodyOptions): Promise<Actor | null> {
-  const token = req.headers.authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
-  if (!token) return null;
-  const actor = await options.verify(token).catch(() => null);
+  const actor = await verifiedCaller(req, options.verify);
   return actor && actor.roles.some((r) => IMPORT_ROLES.includes(r)) ? actor : null;
 }
 

@@ -2,6 +2,8 @@
 // benchmarks): typed events instead of strings and loosely shaped payloads.
 import { Injectable } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
+import { createStrategy } from '../strategies';
+import type { StudyEntity } from '../studies/study.entity';
 
 /** A round that nodes may now train: sent when it opens (and again for open ones at start). */
 export interface RoundOpened {
@@ -10,6 +12,20 @@ export interface RoundOpened {
   studyId: string;
   /** What the strategy asks of local training (FedProx's mu). */
   clientConfig: Record<string, number>;
+}
+
+/** The event for a round of a run of `study` that nodes may (again) train. */
+export function roundOpened(
+  runId: string,
+  round: number,
+  study: Pick<StudyEntity, 'id' | 'strategy'>,
+): RoundOpened {
+  return {
+    runId,
+    round,
+    studyId: study.id,
+    clientConfig: createStrategy(study.strategy).clientConfig(),
+  };
 }
 
 /** A round that ended: aggregated and recorded on the ledger, or failed. */

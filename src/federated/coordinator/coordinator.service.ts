@@ -16,7 +16,7 @@ import { initialWeights } from '../model/architecture';
 import { modelHash } from '../provenance';
 import { createStrategy } from '../strategies';
 import { StudyEntity } from '../studies/study.entity';
-import { CoordinatorEvents } from './coordinator-events';
+import { CoordinatorEvents, roundOpened } from './coordinator-events';
 import { RoundCloser } from './round-closer';
 import { RunRepository } from './run-repository';
 import {
@@ -67,12 +67,7 @@ export class Coordinator {
       await this.repo.storeVersion(m, runId, 0, weights, hash);
       await this.repo.openRound(m, runId, 1, hash, study.roundDeadlineMs);
     });
-    this.events.emit('open', {
-      runId,
-      round: 1,
-      studyId: study.id,
-      clientConfig: createStrategy(study.strategy).clientConfig(),
-    });
+    this.events.emit('open', roundOpened(runId, 1, study));
     return (await this.repo.run(runId))!;
   }
 
@@ -92,7 +87,7 @@ export class Coordinator {
 
   /**
    * Rounds open now (for nodes that start while a run is under way), with whether `nodeId`
-   * has already sent its update.
+   * has an update accepted in each (after a rejection it may send another).
    */
   async openRounds(nodeId?: string): Promise<OpenRoundModel[]> {
     const rows = await this.repo.openRounds(nodeId ?? '');
@@ -102,7 +97,7 @@ export class Coordinator {
     }));
   }
 
-  /** The nodes that already sent an update for this round (accepted or not). */
+  /** The nodes with an update accepted in this round (a rejected one may send again). */
   submittedNodes(runId: string, round: number): Promise<Set<string>> {
     return this.repo.submittedNodes(runId, round);
   }
@@ -166,7 +161,16 @@ export class Coordinator {
     body: Buffer,
     options: { after?: Promise<unknown>; from?: string } = {},
   ): Promise<SubmissionResult> {
-    const { result, study } = await this.intake.receive(runId, round, manifestJws, body, options);
+    const { result, study, consentEnded } = await this.intake.receive(
+      runId,
+      round,
+      manifestJws,
+      body,
+      options,
+    );
+    // Refused because a contributor's consent ended since the node selected them: its node may
+    // train the round again without them, as after a rejection at aggregation.
+    if (consentEnded) this.events.emit('reopen', roundOpened(runId, round, study));
     if (
       result.status === UpdateStatus.ACCEPTED &&
       (await this.repo.acceptedCount(runId, round)) >= study.minNodes

@@ -23,7 +23,7 @@ import { studyPrivacy } from '../privacy';
 import { roundRecord, RoundRecord } from '../provenance';
 import { createStrategy } from '../strategies';
 import type { StudyEntity } from '../studies/study.entity';
-import { CoordinatorEvents, RoundOpened } from './coordinator-events';
+import { CoordinatorEvents, RoundOpened, roundOpened } from './coordinator-events';
 import {
   AcceptedUpdate,
   NodeMetrics,
@@ -142,12 +142,7 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     if (!closed) return;
     this.events.emit('round', { runId, round, status: 'CLOSED' });
     if (opened) {
-      this.events.emit('open', {
-        runId,
-        round: round + 1,
-        studyId: study.id,
-        clientConfig: createStrategy(study.strategy).clientConfig(),
-      });
+      this.events.emit('open', roundOpened(runId, round + 1, study));
     }
   }
 
@@ -208,14 +203,7 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     if (accepted.length < study.minNodes) {
       if (row.deadlineAt.getTime() > Date.now()) {
         // Nodes whose updates were just rejected may train again, without those patients.
-        const reopen: RoundOpened | undefined = revoked.length
-          ? {
-              runId: row.runId,
-              round: row.round,
-              studyId: study.id,
-              clientConfig: createStrategy(study.strategy).clientConfig(),
-            }
-          : undefined;
+        const reopen = revoked.length ? roundOpened(row.runId, row.round, study) : undefined;
         return { pending: null, failed: false, reopen };
       }
       const reason = `round ${row.round} closed at its deadline with ${accepted.length} of the ${study.minNodes} updates needed`;

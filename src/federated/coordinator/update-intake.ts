@@ -46,11 +46,11 @@ export interface Manifest {
   metrics?: NodeMetrics;
 }
 
-/** What the reason of an update refused for its contributors' consent says. */
-export const NO_CONSENT = 'hold no active TRAIN consent';
-
 /** Why an update was refused; its message is the recorded reason. */
 export class Rejection extends Error {}
+
+/** A refusal because a contributor's consent ended: the node may train the round again. */
+class ConsentRejection extends Rejection {}
 
 @Injectable()
 export class UpdateIntake {
@@ -79,7 +79,7 @@ export class UpdateIntake {
     manifestJws: string | undefined,
     body: Buffer,
     options: { after?: Promise<unknown>; from?: string } = {},
-  ): Promise<{ result: SubmissionResult; study: StudyEntity }> {
+  ): Promise<{ result: SubmissionResult; study: StudyEntity; consentEnded: boolean }> {
     const { after, from } = options;
     after?.catch(() => undefined); // awaited below, once the update is checked
     // Which node the manifest claims, read before it is verified (so that its key comes with
@@ -136,7 +136,8 @@ export class UpdateIntake {
     await after;
     try {
       if (outcome instanceof Rejection) throw outcome;
-      return { result: await this.accept(runId, round, manifest!, body, outcome.grantIds), study };
+      const result = await this.accept(runId, round, manifest!, body, outcome.grantIds);
+      return { result, study, consentEnded: false };
     } catch (e) {
       if (!(e instanceof Rejection)) throw e;
       const id = randomUUID();
@@ -152,7 +153,11 @@ export class UpdateIntake {
         numExamples: manifest?.numExamples ?? 0,
         updateSha256: manifest?.updateSha256 ?? null,
       });
-      return { result: { id, status: UpdateStatus.REJECTED, reason: e.message }, study };
+      return {
+        result: { id, status: UpdateStatus.REJECTED, reason: e.message },
+        study,
+        consentEnded: e instanceof ConsentRejection,
+      };
     }
   }
 
@@ -249,8 +254,8 @@ export class UpdateIntake {
     // Researchers and nodes read reasons: count the contributors, never name them.
     const missing = contributors.filter((c) => !grants.has(c)).length;
     if (missing) {
-      throw new Rejection(
-        `${missing} of ${contributors.length} contributors ${NO_CONSENT} for this study`,
+      throw new ConsentRejection(
+        `${missing} of ${contributors.length} contributors hold no active TRAIN consent for this study`,
       );
     }
     return contributors.map((c) => grants.get(c)!);

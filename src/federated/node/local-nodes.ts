@@ -18,7 +18,6 @@ import { AppConfig, InjectConfig } from '../../config';
 import { RecordsService } from '../../records';
 import type { RoundOpened } from '../coordinator/coordinator-events';
 import { Coordinator } from '../coordinator/coordinator.service';
-import { NO_CONSENT } from '../coordinator/update-intake';
 import { RunRepository } from '../coordinator/run-repository';
 import { TrainingThread } from '../model/training-thread';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
@@ -46,10 +45,11 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
   /** The nodes train on a thread of their own, beside the API's. */
   private readonly trainer = new TrainingThread();
   /**
-   * `runId/round` where a node's update was refused because a contributor's consent ended
-   * between its selection and the coordinator's check: the round is trained again, once.
+   * `runId/round` asked to be trained (opened again) while some of its nodes were still
+   * training it: trained again once they are done, for the nodes still without an accepted
+   * update. A reopening is never lost to a node being busy.
    */
-  private readonly consentRaced = new Set<string>();
+  private readonly again = new Set<string>();
   private readonly onOpen = (e: RoundOpened) =>
     this.track(this.trainRound(e.runId, e.round, e.studyId, e.clientConfig));
 
@@ -105,7 +105,6 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     round: number,
     studyId: string,
     clientConfig: Record<string, number>,
-    retry = true,
   ): Promise<void> {
     const study = await this.repo.study(studyId);
     if (!study) return;
@@ -115,6 +114,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     ]);
     // The largest sites (by their last round) read first: see TrainingExamples.knownPatients.
     const busy = (n: LocalNode) => this.training.has(`${runId}/${round}/${n.id}`);
+    if (nodes.some(busy)) this.again.add(`${runId}/${round}`);
     const due = nodes
       .filter((n) => !submitted.has(n.id) && !busy(n))
       .map((n) => ({ n, known: this.examples.knownPatients(n.id, study) }))
@@ -128,9 +128,8 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     } finally {
       for (const k of keys) this.training.delete(k);
     }
-    // A node refused for a consent that ended meanwhile trains again without that patient.
-    if (this.consentRaced.delete(`${runId}/${round}`) && retry && !this.stopped) {
-      await this.trainRound(runId, round, studyId, clientConfig, false);
+    if (this.again.delete(`${runId}/${round}`) && !this.stopped) {
+      await this.trainRound(runId, round, studyId, clientConfig);
     }
   }
 
@@ -248,9 +247,6 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
         submitMs: performance.now() - trained,
         status: outcome.status,
       });
-      if (outcome.status === 'REJECTED' && outcome.reason?.includes(NO_CONSENT)) {
-        this.consentRaced.add(`${runId}/${round}`);
-      }
       if (outcome.reason) {
         this.logger.warn(
           { runId, round, nodeId: node.id, reason: outcome.reason },
