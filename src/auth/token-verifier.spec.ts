@@ -93,6 +93,13 @@ describe('token verification', () => {
     await rejects(await issuerSignRaw({ nbf: now() + 120 }), /not valid yet/);
   });
 
+  it('rejects a token issued in the future, beyond the skew, and admits one within it', async () => {
+    await rejects(await issuerSignRaw({ iat: now() + 3600 }), /issued in the future/);
+    await expect(verifier.verify(await issuerSignRaw({ iat: now() + 20 }))).resolves.toMatchObject({
+      id: 'a',
+    });
+  });
+
   it('rejects a token whose signature does not verify', async () => {
     const { privateKey } = await generateKeyPair('ES256');
     const forged = await new SignJWT({ roles: ['ADMIN'] })

@@ -1,6 +1,6 @@
 // Verifies bearer tokens with jose: ES256/RS256 only, issuer, audience, exp and nbf checked
-// with 30 s of clock skew, roles from the `roles` claim. Every failure is reported as
-// UNAUTHENTICATED with a reason that never repeats the token.
+// with 30 s of clock skew (and iat never later than that), roles from the `roles` claim.
+// Every failure is reported as UNAUTHENTICATED with a reason that never repeats the token.
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -88,6 +88,13 @@ export class TokenVerifier {
     } catch (e) {
       throw new UnauthenticatedError(
         `Invalid token: ${reason(e)}. Sign in again for a fresh token.`,
+      );
+    }
+    // jose checks iat only against a maximum age; a token stamped as issued later than now
+    // (beyond the skew) comes from a broken or hostile clock and could outlive its lifetime.
+    if (payload.iat !== undefined && payload.iat > Date.now() / 1000 + CLOCK_SKEW_SECONDS) {
+      throw new UnauthenticatedError(
+        "Invalid token: it says it was issued in the future. Check the issuer's clock, then sign in again.",
       );
     }
     const actor = actorFrom(payload);
