@@ -290,6 +290,41 @@ describe('tampering with consent in the database', () => {
     expect(codes(again)).toEqual([]);
   });
 
+  it('does not revive an emergency that an opt-out ended when the database forgets the opt-out', async () => {
+    const dr = await clinician('dr-revenant');
+    await api.ok(
+      'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',
+      { p: patientId, r: 'unconscious on arrival, allergies unknown' },
+      dr,
+    );
+    expect(await reads('dr-revenant')).toEqual([recordId]);
+    const [{ mac: allowedMac }] = (
+      await api.db.query('SELECT settings_mac AS mac FROM patients WHERE id = $1', [patientId])
+    ).rows;
+    await api.ok('mutation { setEmergencyAccess(allow: false) { id } }', {}, patient);
+    expect(await reads('dr-revenant')).toEqual(['CONSENT_REQUIRED']);
+    // The database puts back the patient's earlier, correctly MAC'd "allowed" and forgets when
+    // the setting changed: the ledger still says the opt-out ended the declaration.
+    await api.db.query(
+      `UPDATE patients SET allow_emergency_access = true, settings_mac = $2,
+         emergency_setting_at = NULL WHERE id = $1`,
+      [patientId, allowedMac],
+    );
+    expect(await reads('dr-revenant')).toEqual(['CONSENT_REQUIRED']);
+    // Turned on again by the patient, and forgotten again: still ended; a new one is needed.
+    await api.ok('mutation { setEmergencyAccess(allow: true) { id } }', {}, patient);
+    await api.db.query('UPDATE patients SET emergency_setting_at = NULL WHERE id = $1', [
+      patientId,
+    ]);
+    expect(await reads('dr-revenant')).toEqual(['CONSENT_REQUIRED']);
+    await api.ok(
+      'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',
+      { p: patientId, r: 'unconscious again, allergies still unknown' },
+      dr,
+    );
+    expect(await reads('dr-revenant')).toEqual([recordId]);
+  });
+
   it('names an access under a grant the ledger never held, even when the PDP was fooled', async () => {
     // Only someone holding the KEK could MAC a row: this stands for a bug or bypass in the
     // decision point. The access log still cannot justify the read against the ledger.

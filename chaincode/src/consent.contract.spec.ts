@@ -637,12 +637,38 @@ describe('ConsentContract', () => {
         { patientId: 'pat-1', allow: 'no' },
         { patientId: 'pat-1' },
         { patientId: 'pat-1', allow: true, x: 1 },
+        { patientId: 'pat-1', allow: false, offPeriods: [] },
       ]) {
         expect(
           await rejection((ctx) => consent.SetEmergencyAccess(ctx, JSON.stringify(bad))),
         ).toMatch(/^\[INVALID_ARGUMENT\]/);
       }
     });
+  });
+
+  it('keeps when emergency access was off, by the transactions that turned it off and on', async () => {
+    const set = async (allow: boolean) =>
+      (
+        await ledger.invoke<EmergencyAccessSetting>((ctx) =>
+          consent.SetEmergencyAccess(ctx, JSON.stringify({ patientId: 'pat-1', allow })),
+        )
+      ).result;
+    expect((await set(true)).offPeriods).toEqual([]);
+    const off = await set(false);
+    expect(off.offPeriods).toEqual([{ from: off.setAt, until: null }]);
+    // Saying no again neither opens another period nor moves the first.
+    expect((await set(false)).offPeriods).toEqual([{ from: off.setAt, until: null }]);
+    const on = await set(true);
+    expect(on.offPeriods).toEqual([{ from: off.setAt, until: on.setAt }]);
+    const offAgain = await set(false);
+    expect(offAgain.offPeriods).toEqual([
+      { from: off.setAt, until: on.setAt },
+      { from: offAgain.setAt, until: null },
+    ]);
+    const read = await ledger.invoke<EmergencyAccessSetting>((ctx) =>
+      consent.GetEmergencyAccess(ctx, 'pat-1'),
+    );
+    expect(read.result.offPeriods).toHaveLength(2);
   });
 
   describe('CheckAccess', () => {

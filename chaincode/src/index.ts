@@ -23,6 +23,7 @@ export {
   DecisionsContract,
   ModelDeployment,
 } from './decisions.contract';
+export { PatientChoice } from './patient-choice';
 export * from './policy';
 export {
   KEY_EVENTS,

@@ -2,6 +2,7 @@
 // them or whether clinicians may break the glass: one state entry per patient and choice (absent:
 // allowed), set by a transaction that emits it as its event.
 import { Context } from 'fabric-contract-api';
+import { ChoicePeriod, offPeriodsOf } from './policy';
 import { emit, getJson, key, putJson, txTime } from './state';
 import * as v from './validation';
 
@@ -10,6 +11,13 @@ export interface PatientChoice {
   allow: boolean;
   txId: string;
   setAt: string;
+  /**
+   * When the patient said no, by the transactions that turned the choice off and back on
+   * (`until` null while it is off): what an audit needs to tell whether something the choice
+   * governs was allowed when it happened. Absent on entries written before it was kept
+   * (`offPeriodsOf` reads those).
+   */
+  offPeriods?: ChoicePeriod[];
 }
 
 /** Records `{patientId, allow}` (JSON) under `keyType` and emits it as `eventName`. */
@@ -21,13 +29,24 @@ export async function recordChoice(
 ): Promise<string> {
   const d = v.parseJson(settingJson, 'setting');
   v.only(d, 'setting', ['patientId', 'allow']);
+  const patientId = v.id(d.patientId, 'setting.patientId');
+  const allow = v.bool(d.allow, 'setting.allow');
+  const k = key(ctx, keyType, [patientId]);
+  const before = await getJson<PatientChoice>(ctx, k);
+  const at = txTime(ctx);
+  const periods = before ? [...offPeriodsOf(before)] : [];
+  const open = periods.length > 0 && periods[periods.length - 1].until === null;
+  if (!allow && !open) periods.push({ from: at, until: null });
+  else if (allow && open)
+    periods[periods.length - 1] = { ...periods[periods.length - 1], until: at };
   const entry: PatientChoice = {
-    patientId: v.id(d.patientId, 'setting.patientId'),
-    allow: v.bool(d.allow, 'setting.allow'),
+    patientId,
+    allow,
     txId: ctx.stub.getTxID(),
-    setAt: txTime(ctx),
+    setAt: at,
+    offPeriods: periods,
   };
-  await putJson(ctx, key(ctx, keyType, [entry.patientId]), entry);
+  await putJson(ctx, k, entry);
   emit(ctx, eventName, entry);
   return JSON.stringify(entry);
 }

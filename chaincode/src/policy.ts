@@ -130,3 +130,22 @@ export function decide(grants: readonly ConsentGrant[], request: AccessRequest):
     .sort();
   return permitting.length ? { decision: 'PERMIT', grantId: permitting[0] } : { decision: 'DENY' };
 }
+
+/** A span during which a patient's yes/no choice (patient-choice.ts) was off. */
+export interface ChoicePeriod {
+  from: string;
+  until: string | null;
+}
+
+/**
+ * The periods during which the choice was off. An entry from before they were kept knows only
+ * its last change: off since then, or (allowed) no period it can name.
+ */
+export function offPeriodsOf(choice: {
+  allow: boolean;
+  setAt: string;
+  offPeriods?: readonly ChoicePeriod[];
+}): readonly ChoicePeriod[] {
+  if (choice.offPeriods) return choice.offPeriods;
+  return choice.allow ? [] : [{ from: choice.setAt, until: null }];
+}

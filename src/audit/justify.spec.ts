@@ -1,4 +1,5 @@
 import type { EmergencyRecord, GrantRecord, SignedOnlyPeriod } from '@custodia/chaincode';
+import type { ChoicePeriod } from '@custodia/chaincode/policy';
 import type { AccessEventContent } from './audit-chain';
 import {
   COMMIT_ALLOWANCE_MS,
@@ -57,11 +58,13 @@ function authority(
   grants: GrantRecord[],
   emergencies: EmergencyRecord[] = [],
   periods: SignedOnlyPeriod[] = [],
+  emergencyOff: ChoicePeriod[] = [],
 ): LedgerAuthority {
   return {
     grant: async (id) => grants.find((g) => g.id === id) ?? null,
     emergency: async (id) => emergencies.find((e) => e.id === id) ?? null,
     signedOnlyPeriods: async (patientId) => (patientId === 'p1' ? periods : []),
+    emergencyOffPeriods: async (patientId) => (patientId === 'p1' ? emergencyOff : []),
   };
 }
 
@@ -208,6 +211,29 @@ describe('justifyPermits', () => {
     expect(await problemsOf({ ...read, emergencyId: undefined })).toHaveLength(1);
     expect(await problemsOf({ ...read, emergencyId: 'em-forged' })).toHaveLength(1);
     expect(await problemsOf({ ...read, at: '2026-01-10T12:00:00.000Z' })).toHaveLength(1);
+  });
+
+  it('refuses a break-glass read made after the patient turned emergency access off, even once back on', async () => {
+    const read = (at: string) =>
+      event({ actorId: 'dr-2', consentId: null, breakGlass: true, emergencyId: 'em1', at });
+    const check = async (at: string, off: ChoicePeriod[]) =>
+      (await justifyPermits([read(at)], authority([grant], [emergency], [], off), owner)).problems;
+    // Off at 10:20 (declared 10:00): reads before, and within the commit allowance, stand.
+    const offAt = '2026-01-10T10:20:00.000Z';
+    const plus = (ms: number) => new Date(Date.parse(offAt) + ms).toISOString();
+    expect(await check('2026-01-10T10:10:00.000Z', [{ from: offAt, until: null }])).toEqual([]);
+    expect(await check(plus(COMMIT_ALLOWANCE_MS - 1), [{ from: offAt, until: null }])).toEqual([]);
+    expect(await check(plus(COMMIT_ALLOWANCE_MS), [{ from: offAt, until: null }])).toEqual([
+      expect.stringMatching(
+        /em1 had ended at 2026-01-10T10:20:00.000Z, when the patient turned emergency access off/,
+      ),
+    ]);
+    // Turned back on at 10:25: the emergency stays ended (a new one would have to be declared).
+    const onAgain = [{ from: offAt, until: '2026-01-10T10:25:00.000Z' }];
+    expect(await check('2026-01-10T10:30:00.000Z', onAgain)).toHaveLength(1);
+    // A period before the declaration ends nothing (a declaration while off is refused).
+    const earlier = [{ from: '2026-01-10T09:00:00.000Z', until: '2026-01-10T09:30:00.000Z' }];
+    expect(await check('2026-01-10T10:30:00.000Z', earlier)).toEqual([]);
   });
 
   it("justifies a patient's own read only from the patient's own account", async () => {

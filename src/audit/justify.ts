@@ -1,14 +1,17 @@
 // Checks that each PERMIT in the access log was justified by what the ledger held at that
 // instant: the grant it cites existed, named this actor (or their organisation, or the study),
 // purpose and action, and was in force; or the emergency it cites was declared on the ledger
-// by this clinician for this patient and had not run out. A patient's own reads are justified
-// by their account's link to the patient.
+// by this clinician for this patient and had neither run out nor been ended by the patient
+// turning emergency access off. A patient's own reads are justified by their account's link to
+// the patient.
 import type {
+  EmergencyAccessSetting,
   EmergencyRecord,
   GrantRecord,
   PatientKeyring,
   SignedOnlyPeriod,
 } from '@custodia/chaincode';
+import { offPeriodsOf, type ChoicePeriod } from '@custodia/chaincode/policy';
 import { NotFoundError } from '../common/errors';
 import type { Ledger } from '../ledger';
 import type { AccessEventContent } from './audit-chain';
@@ -27,6 +30,8 @@ export interface LedgerAuthority {
   emergency(id: string): Promise<EmergencyRecord | null>;
   /** When the patient accepted only signed grants (empty when never, or not recorded). */
   signedOnlyPeriods(patientId: string): Promise<readonly SignedOnlyPeriod[]>;
+  /** When the patient had turned emergency access off (empty when never). */
+  emergencyOffPeriods(patientId: string): Promise<readonly ChoicePeriod[]>;
 }
 
 /** Reads grants and emergencies from the ledger, each once per verification. */
@@ -45,6 +50,7 @@ export function ledgerAuthority(ledger: Pick<Ledger, 'evaluate'>): LedgerAuthori
     return hit;
   };
   const keyrings = new Map<string, Promise<readonly SignedOnlyPeriod[]>>();
+  const emergencySettings = new Map<string, Promise<readonly ChoicePeriod[]>>();
   return {
     grant: (id) => read<GrantRecord>('GetConsent', id),
     emergency: (id) => read<EmergencyRecord>('GetEmergency', id),
@@ -55,6 +61,16 @@ export function ledgerAuthority(ledger: Pick<Ledger, 'evaluate'>): LedgerAuthori
           .evaluate<PatientKeyring>('keys', 'GetPatientKeys', [patientId])
           .then((ring) => ring.signedOnlyPeriods ?? []);
         keyrings.set(patientId, periods);
+      }
+      return periods;
+    },
+    emergencyOffPeriods: (patientId) => {
+      let periods = emergencySettings.get(patientId);
+      if (!periods) {
+        periods = ledger
+          .evaluate<EmergencyAccessSetting>('consent', 'GetEmergencyAccess', [patientId])
+          .then((setting) => (setting.txId ? offPeriodsOf(setting) : []));
+        emergencySettings.set(patientId, periods);
       }
       return periods;
     },
@@ -185,6 +201,15 @@ async function unjustified(
     if (e.action !== 'READ') return `emergency ${e.emergencyId} allows reading only`;
     if (at < Date.parse(em.declaredAt) || at >= Date.parse(em.expiresAt) + COMMIT_ALLOWANCE_MS) {
       return `emergency ${e.emergencyId} was not in force at ${e.at}`;
+    }
+    // Turning emergency access off ends the emergencies running then, for good (the API stops
+    // honouring them at once; a read decided just before may be stamped within the allowance).
+    const declared = Date.parse(em.declaredAt);
+    const ended = (await authority.emergencyOffPeriods(e.patientId)).find(
+      (p) => Date.parse(p.from) > declared && at >= Date.parse(p.from) + COMMIT_ALLOWANCE_MS,
+    );
+    if (ended) {
+      return `emergency ${e.emergencyId} had ended at ${ended.from}, when the patient turned emergency access off`;
     }
     return null;
   }

@@ -4,9 +4,10 @@
 // a MAC'd row: a row forged or altered in the database opens nothing. The reason is sealed
 // under the patient's data key, bound to the declaration, so erasure makes it unreadable.
 // Every declaration and every read under it is in the patient's access log.
-import { Inject, Injectable, OnApplicationBootstrap } from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { EmergencyRecord } from '@custodia/chaincode';
+import type { EmergencyAccessSetting, EmergencyRecord } from '@custodia/chaincode';
+import { offPeriodsOf } from '@custodia/chaincode/policy';
 import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, MoreThan, Not } from 'typeorm';
 import { BadUserInputError, ForbiddenError, NotFoundError } from '../common/errors';
@@ -41,6 +42,8 @@ function reasonOwner(d: Declaration): string {
 
 @Injectable()
 export class EmergencyService implements OnApplicationBootstrap {
+  private readonly logger = new Logger(EmergencyService.name);
+
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
@@ -181,9 +184,9 @@ export class EmergencyService implements OnApplicationBootstrap {
     // changed the setting (so before they turned it back on) does not come back.
     const settingAt = new Map(patients.map((p) => [p.id, p.emergencySettingAt?.getTime() ?? 0]));
     await this.keys.preload(rows.flatMap((row) => (row.keyId ? [row.keyId] : [])));
+    const live: EmergencyAccessEntity[] = [];
     for (const row of rows) {
-      // Each patient's latest live declaration that authenticates and opens wins.
-      if (found.has(row.patientId) || !allowing.has(row.patientId)) continue;
+      if (!allowing.has(row.patientId)) continue;
       if (!this.rows.verify('emergency/v1', emergencyFields(row), row.mac)) {
         this.integrity.report('emergency', 'emergency row failed authentication; ignored', {
           emergencyId: row.id,
@@ -192,10 +195,54 @@ export class EmergencyService implements OnApplicationBootstrap {
       }
       if (row.declaredAt.getTime() > at.getTime()) continue;
       if (row.declaredAt.getTime() < settingAt.get(row.patientId)!) continue;
+      live.push(row);
+    }
+    const ended = await this.endedOnLedger(live, at);
+    for (const row of live) {
+      // Each patient's latest live declaration that the ledger did not end and that opens wins.
+      if (found.has(row.patientId) || ended.has(row.id)) continue;
       const reason = await this.openReason(row);
       if (reason !== null) found.set(row.patientId, { ...row, reason });
     }
     return found;
+  }
+
+  /**
+   * The declarations among `rows` that the patient ended by turning emergency access off after
+   * them, as the ledger says: its periods cannot be put back in the database (an older MAC'd
+   * "allowed" row, or a cleared setting time, would otherwise revive an ended emergency). Only
+   * asked when a live declaration exists, once per patient. When the ledger cannot answer,
+   * the database's authenticated copy (already applied) decides alone.
+   */
+  private async endedOnLedger(
+    rows: readonly EmergencyAccessEntity[],
+    at: Date,
+  ): Promise<Set<string>> {
+    const ended = new Set<string>();
+    const patientIds = [...new Set(rows.map((r) => r.patientId))];
+    if (!patientIds.length) return ended;
+    let settings: EmergencyAccessSetting[];
+    try {
+      settings = await Promise.all(patientIds.map((id) => this.patients.ledgerEmergencyAccess(id)));
+    } catch (e) {
+      this.logger.warn(
+        { errorType: (e as Error).name },
+        "emergency access setting not read from the ledger; the database's copy decides",
+      );
+      return ended;
+    }
+    const offSince = new Map(
+      settings.map((s) => [
+        s.patientId,
+        s.txId ? offPeriodsOf(s).map((p) => Date.parse(p.from)) : [],
+      ]),
+    );
+    for (const row of rows) {
+      const declared = row.declaredAt.getTime();
+      const froms = offSince.get(row.patientId) ?? [];
+      if (froms.some((from) => from > declared && from <= at.getTime())) ended.add(row.id);
+    }
+    return ended;
   }
 
   private async openReason(row: EmergencyAccessEntity): Promise<string | null> {
