@@ -20,7 +20,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus } from 'node:os';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { FedAvg } from '../src/federated/strategies';
+import { FedAvg, releaseModel } from '../src/federated/strategies';
 import { numpyPython } from './lib/numpy-venv';
 
 const RESULTS_FILE = resolve(__dirname, '..', '..', 'bench', 'results', 'fl-aggregate.json');
@@ -114,6 +114,8 @@ function aggregate(mode: Mode, global: Float32Array, update: Float32Array, n: nu
   cpu += cpuSince(c);
   let checksum = 0;
   for (let i = 0; i < model.length; i++) checksum += model[i];
+  // Done with the model, as the coordinator is once it is stored: its memory serves the next.
+  releaseModel(model);
   return {
     beginSeconds: beginMs / 1000,
     foldSeconds: foldMs / 1000,

@@ -21,7 +21,7 @@ import { PolicyDecisionPoint } from '../../consent';
 import { Ledger, LEDGER } from '../../ledger';
 import { studyPrivacy } from '../privacy';
 import { roundRecord, RoundRecord } from '../provenance';
-import { createStrategy } from '../strategies';
+import { createStrategy, releaseModel } from '../strategies';
 import type { StudyEntity } from '../studies/study.entity';
 import { CoordinatorEvents, RoundOpened, roundOpened } from './coordinator-events';
 import {
@@ -226,6 +226,8 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     const { model, outcome } = built;
     const { record, strategyState } = outcome;
     const stored = await this.repo.markClosing(m, row.runId, row.round, model, outcome);
+    // Stored (and hashed into the record): its memory serves the next round's sums.
+    releaseModel(model);
     return { pending: stored ? { record, strategyState } : null, failed: false };
   }
 

@@ -14,6 +14,10 @@ import { CHUNK, instantiate, type Kernel } from './kernels';
 export class SimdSums {
   /** The last spent sums, for reuse. */
   private static spare: SimdSums | null = null;
+  /** The memory of the last model given back (`release`), for the next `fresh` of its length. */
+  private static released: SimdSums | null = null;
+  /** The sums whose memory each model narrowed in place lives in, by the model's buffer. */
+  private static readonly models = new WeakMap<ArrayBuffer, SimdSums>();
   private readonly kernel: Kernel;
   private readonly view: Float64Array;
   private readonly stagedX: Float32Array;
@@ -42,7 +46,28 @@ export class SimdSums {
    * a float32 vector, which then belongs to the caller.
    */
   static fresh(length: number): SimdSums | null {
+    const given = SimdSums.released?.view.length === length ? SimdSums.released : null;
+    if (given) {
+      SimdSums.released = null;
+      given.written = false;
+      return given;
+    }
     return SimdSums.allocate(length, false);
+  }
+
+  /**
+   * Gives back the memory of a model that `narrowInPlace` made, once its owner is done with it
+   * (the coordinator, once the round's model is stored): the next `fresh` sums of that length
+   * fold into pages already mapped instead of faulting in new ones, as numpy's allocator hands
+   * a freed accumulator's pages to the next. The model, and every view of its buffer, must not
+   * be read again. False (nothing done) for any other vector.
+   */
+  static release(model: Float32Array): boolean {
+    const sums = SimdSums.models.get(model.buffer as ArrayBuffer);
+    if (!sums) return false;
+    SimdSums.models.delete(model.buffer as ArrayBuffer);
+    SimdSums.released = sums;
+    return true;
   }
 
   private static allocate(length: number, reusable: boolean): SimdSums | null {
@@ -118,6 +143,7 @@ export class SimdSums {
     const { view } = this;
     if (4 * length > view.buffer.byteLength) throw new RangeError('no room for the model');
     const poison = this.kernel.divideNarrow(0, 0, view.length, d);
+    SimdSums.models.set(view.buffer as ArrayBuffer, this);
     return { out: new Float32Array(view.buffer, 0, length), poison };
   }
 

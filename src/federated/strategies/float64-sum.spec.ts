@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { Float64Sum, SIMD_MIN_SIZE } from './float64-sum';
+import { Float64Sum, releaseModel, SIMD_MIN_SIZE } from './float64-sum';
 import { simdAvailable } from '../simd';
 
 describe('Float64Sum', () => {
@@ -49,6 +49,36 @@ describe('Float64Sum', () => {
       const expected = Math.fround(5 * (i * 0.25 - 1000) - 2);
       if (model[i] !== expected) throw new Error(`coordinate ${i}: ${model[i]} ≠ ${expected}`);
     }
+  });
+
+  it('folds the next sums into the memory of a model given back, and into no other', () => {
+    const n = SIMD_MIN_SIZE + 7;
+    const x = Float32Array.from({ length: n }, (_, i) => (i % 97) - 48.5);
+    const modelOf = (w: number) => {
+      const sum = new Float64Sum(n, { simd: true });
+      sum.addScaled(x, w);
+      sum.addScaled(x, 1);
+      return sum.toFloat32(2);
+    };
+    const first = modelOf(3);
+    const firstMemory = first.buffer;
+    // Not given back: the next model has memory of its own, and the first is left whole.
+    const second = modelOf(5);
+    expect(second.buffer).not.toBe(firstMemory);
+    expect(first[1]).toBe(Math.fround((3 * x[1] + x[1]) / 2));
+    releaseModel(second);
+    releaseModel(Float32Array.of(1, 2)); // not a model of these sums: nothing happens
+    const third = modelOf(7);
+    expect(third.buffer).toBe(second.buffer);
+    for (let i = 0; i < n; i++) {
+      const expected = Math.fround((7 * x[i] + x[i]) / 2);
+      if (third[i] !== expected) throw new Error(`coordinate ${i}: ${third[i]} ≠ ${expected}`);
+    }
+    // Given back once, used once: a model of another length never takes it.
+    releaseModel(third);
+    const other = new Float64Sum(n + 2, { simd: true });
+    other.addScaled(new Float32Array(n + 2).fill(1), 1);
+    expect(other.toFloat32().buffer).not.toBe(third.buffer);
   });
 
   it('can be turned into a model only once', () => {

@@ -140,6 +140,15 @@ export class Float64Sum {
   }
 }
 
+/**
+ * Gives back the memory of a model that `toFloat32` made (a FedAvg round's model lives in its
+ * accumulator's memory) once it is stored and will never be read again, through any view of
+ * its buffer: the next round's sums reuse its pages. Does nothing for any other vector.
+ */
+export function releaseModel(model: Float32Array): void {
+  SimdSums.release(model);
+}
+
 /** Both parts in WebAssembly memory, or null where the engine has no SIMD. */
 function simdParts(first: number, second: number): [SimdSums, SimdSums] | null {
   const a = SimdSums.fresh(first);

@@ -1,6 +1,7 @@
 export { createStrategy, type StrategyOptions } from './factory';
 export { FEDADAM_DEFAULTS, FedAdam, type FedAdamOptions } from './fedadam';
 export { FedAvg, type FedAvgOptions } from './fedavg';
+export { releaseModel } from './float64-sum';
 export { DEFAULT_MU, FedProx, type FedProxOptions } from './fedprox';
 export {
   STRATEGY_NAMES,
