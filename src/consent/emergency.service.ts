@@ -23,6 +23,8 @@ import { isUuid } from '../common/ids';
 const MIN_REASON = 10;
 const MAX_REASON = 500;
 const REASON_LABEL = 'emergency.reason';
+/** Embeddings, overrides and isolates (Unicode's explicit bidirectional formatting). */
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/u;
 
 /** A live emergency, its reason opened. */
 export interface ActiveEmergency {
@@ -82,9 +84,17 @@ export class EmergencyService implements OnApplicationBootstrap {
     const why = reason.trim();
     // Words, not padding: ten dots or zero-width spaces say nothing to the patient who reads it.
     const said = why.match(/[\p{L}\p{N}]/gu)?.length ?? 0;
-    if (why.length > MAX_REASON || said < MIN_REASON) {
+    // Counted in characters (code points), as the message says, not UTF-16 units.
+    if ([...why].length > MAX_REASON || said < MIN_REASON) {
       throw new BadUserInputError(
         `reason must say why, in ${MIN_REASON}–${MAX_REASON} characters (at least ${MIN_REASON} of them letters or digits)`,
+        'reason',
+      );
+    }
+    // The patient reads it as written: an embedding or override could make it read otherwise.
+    if (BIDI_CONTROLS.test(why)) {
+      throw new BadUserInputError(
+        'reason must not contain bidirectional control characters (U+202A–U+202E, U+2066–U+2069): they change the order in which it reads',
         'reason',
       );
     }

@@ -337,11 +337,23 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
       });
 
       it('needs a real reason and a real patient', async () => {
-        for (const r of ['urgent', '..........', '\u200b'.repeat(12), 'a b c d e f g h i']) {
+        for (const r of [
+          'urgent',
+          '..........',
+          '\u200b'.repeat(12),
+          'a b c d e f g h i',
+          // Reads "allergy check" to the patient, while the clinician typed something else.
+          'Unconscious, \u202Ekcehc ygrella\u202C',
+          'x'.repeat(501),
+        ]) {
           expect(codes(await api.gql(DECLARE, { p: patientId, r }, doctor))).toEqual([
             'BAD_USER_INPUT',
           ]);
         }
+        // 500 characters outside the BMP are 1,000 UTF-16 units, and still 500 characters.
+        const dr = await api.token('dr-astral', 'CLINICIAN', 'org2');
+        const astral = await api.gql(DECLARE, { p: patientId, r: '𝐔'.repeat(500) }, dr);
+        expect(codes(astral)).toEqual([]);
         expect(
           codes(await api.gql(DECLARE, { p: randomUUID(), r: 'Unconscious in the ER' }, doctor)),
         ).toEqual(['NOT_FOUND']);
