@@ -7,7 +7,10 @@ import { ForbiddenError } from '../common/errors';
 import { DevIssuer } from './dev-issuer';
 import { DevTokenController } from './dev-token.controller';
 
-const from = (remoteAddress: string) => ({ socket: { remoteAddress } }) as IncomingMessage;
+const from = (
+  remoteAddress: string,
+  headers: Record<string, string> = { host: 'localhost:3000' },
+) => ({ socket: { remoteAddress }, headers }) as unknown as IncomingMessage;
 
 describe('POST /auth/dev-token, by where the request comes from', () => {
   let dir: string;
@@ -26,6 +29,31 @@ describe('POST /auth/dev-token, by where the request comes from', () => {
   it.each(['192.0.2.7', '::ffff:192.0.2.7', 'fd00::2', ''])('refuses %j', async (address) => {
     await expect(
       controller.mint({ sub: 'alice', role: 'ADMIN' }, from(address)),
+    ).rejects.toBeInstanceOf(ForbiddenError);
+  });
+
+  it.each([
+    { host: 'localhost:3000' },
+    { host: '127.0.0.1:3000', origin: 'http://127.0.0.1:3000' },
+    { host: '[::1]:3000', origin: 'http://[::1]:3000' },
+    { host: 'LOCALHOST', origin: 'https://localhost' },
+  ])('mints for a request addressed to this machine: %j', async (headers) => {
+    const minted = await controller.mint({ sub: 'alice', role: 'ADMIN' }, from('::1', headers));
+    expect(minted.token.split('.')).toHaveLength(3);
+  });
+
+  // DNS rebinding: a page of attacker.test, its name pointed at 127.0.0.1, calls the route.
+  it.each([
+    { host: 'attacker.test:3000', origin: 'http://attacker.test:3000' },
+    { host: 'attacker.test:3000' },
+    { host: 'localhost:3000', origin: 'http://attacker.test:3000' },
+    { host: 'localhost.attacker.test:3000' },
+    { host: '127.0.0.1.nip.io:3000' },
+    { origin: 'http://localhost:3000' },
+    { host: 'localhost:3000', origin: 'null' },
+  ])('refuses a loopback request addressed by another name: %j', async (headers) => {
+    await expect(
+      controller.mint({ sub: 'alice', role: 'ADMIN' }, from('127.0.0.1', headers)),
     ).rejects.toBeInstanceOf(ForbiddenError);
   });
 });

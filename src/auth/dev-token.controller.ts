@@ -13,6 +13,20 @@ import { Role, ROLES } from './roles';
 const CONSOLE_ROLES = ROLES.filter((r) => r !== 'NODE');
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+/** This machine's names, with any port: what a page on this machine reaches the API by. */
+const LOCAL_HOST = /^(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/i;
+const LOCAL_ORIGIN = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/i;
+
+/**
+ * Whether a loopback request was also meant for this machine: a page whose domain an attacker
+ * points at 127.0.0.1 (DNS rebinding) reaches loopback too, but names its own domain in Host
+ * and Origin. A browser always sends Host, and Origin on a cross-origin or POST fetch.
+ */
+function addressedLocally(req: IncomingMessage): boolean {
+  const { host, origin } = req.headers;
+  if (typeof host !== 'string' || !LOCAL_HOST.test(host)) return false;
+  return origin === undefined || LOCAL_ORIGIN.test(origin);
+}
 
 /** How long a console token lives: a working session, not a standing credential. */
 export const DEV_TOKEN_TTL_SECONDS = 3600;
@@ -39,10 +53,11 @@ export class DevTokenController {
     @Req() req: IncomingMessage,
   ): Promise<{ token: string; expiresIn: number }> {
     // Anyone who reaches this route may be anyone, ADMIN included: it answers this machine
-    // only, whatever address the server listens on.
-    if (!LOOPBACK.has(req.socket.remoteAddress ?? '')) {
+    // only, whatever address the server listens on, and only a request addressed to it by a
+    // local name (not a rebound domain).
+    if (!LOOPBACK.has(req.socket.remoteAddress ?? '') || !addressedLocally(req)) {
       throw new ForbiddenError(
-        'The development sign-in answers only this machine (open the console on localhost); elsewhere, configure an identity provider (AUTH_JWKS_URL).',
+        'The development sign-in answers only this machine, addressed as localhost, 127.0.0.1 or [::1] (open the console there); elsewhere, configure an identity provider (AUTH_JWKS_URL).',
       );
     }
     const parsed = DevTokenBody.safeParse(body);
