@@ -117,7 +117,12 @@ export class DataKeyRing {
       }
       const key = createSecretKey(raw);
       this.cache.set(id, { patientId, key });
-      this.live.set(patientId, id);
+      // Known as the patient's live key only once it is committed: inside a caller's
+      // transaction it is not yet, and another request that took it from `knownLiveKey`
+      // would write rows no one else can see the key of (refused as if the patient were
+      // erased), or keep a key that never was, should the transaction roll back. The
+      // patient's next write reads it back.
+      if (manager === this.db.manager) this.live.set(patientId, id);
       return { id, key };
     } finally {
       raw.fill(0);
