@@ -5,6 +5,8 @@ import { condition, CONFIDENTIALITY, LOINC, observation, vitalSign } from './hel
 import { corpusResource } from './helpers/fhir-corpus';
 import { EmbeddedLedger, Ledger, LEDGER } from '../src/ledger';
 import { RecordAnchoring } from '../src/records';
+import { DataKeyRing } from '../src/records/crypto';
+import { DataSource } from 'typeorm';
 
 const REGISTER = `mutation { registerPatient { id } }`;
 const CREATE = `mutation($input: CreateRecordInput!) { createRecord(input: $input) {
@@ -575,15 +577,62 @@ describe('record amendments and history', () => {
       );
       await api.db.query('DELETE FROM record_versions WHERE record_id = $1', [id]);
       const res = await history(id);
+      // Version 1's content is as anchored, but it is not the record any more: the retracted
+      // value must not read as verified.
       expect(res.data!.recordHistory.map((v) => [v.version, v.integrity])).toEqual([
-        [1, 'VERIFIED'],
+        [1, 'MISMATCH'],
       ]);
       expect(codes(res)).toEqual(['INTERNAL']);
       expect(res.errors![0].message).toContain(`Record ${id}: version(s) 2 `);
+      // Read as the record, in a listing and checked: the same, in this process (which
+      // anchored version 2) and in a fresh one (which asks the ledger).
+      const judged = async () => {
+        const one = await api.ok<{ record: { version: number; integrity: string } }>(
+          'query($id: ID!) { record(id: $id) { version integrity } }',
+          { id },
+          alice,
+        );
+        const listed = await api.ok<{ records: { items: { id: string; integrity: string }[] } }>(
+          'query($p: ID!) { records(patientId: $p, first: 100) { items { id integrity } } }',
+          { p: aliceId },
+          alice,
+        );
+        const checked = await api.ok<{ verifyRecord: { status: string } }>(
+          'query($id: ID!) { verifyRecord(id: $id) { status } }',
+          { id },
+          alice,
+        );
+        return [
+          one.record.integrity,
+          listed.records.items.find((r) => r.id === id)!.integrity,
+          checked.verifyRecord.status,
+        ];
+      };
+      expect(await judged()).toEqual(['MISMATCH', 'MISMATCH', 'MISMATCH']);
+      await api.restart();
+      expect(await judged()).toEqual(['MISMATCH', 'MISMATCH', 'MISMATCH']);
     });
   });
 
   describe('concurrency', () => {
+    it('knows a new data key as live only once the transaction that made it commits', async () => {
+      const token = await api.token('eve-key-in-flight', 'PATIENT');
+      const { id: patientId } = (
+        await api.ok<{ registerPatient: { id: string } }>(REGISTER, {}, token)
+      ).registerPatient;
+      const ring = api.server.app.get(DataKeyRing);
+      expect(ring.knownLiveKey(patientId)).toBeUndefined();
+      let inFlight: unknown = 'not asked';
+      await api.server.app.get(DataSource).transaction(async (m) => {
+        await ring.liveKey(patientId, m);
+        // Another request now would write under a key no other connection can see yet.
+        inFlight = ring.knownLiveKey(patientId);
+      });
+      expect(inFlight).toBeUndefined();
+      await api.ok(CREATE, { input: { resource: observation('2345-7', 5.2) } }, token);
+      expect(ring.knownLiveKey(patientId)).toBeDefined();
+    });
+
     it("stores every one of a new patient's first writes made at once", async () => {
       const bundle = {
         resourceType: 'Bundle',

@@ -14,7 +14,7 @@ import {
   settingPayload,
   verifyDetachedJws,
 } from './signed-consent';
-import { caller, emit, getJson, key, KEYS, MAX_PAGE, putJson, txTime, valuesPage } from './state';
+import { caller, emit, getJson, key, KEYS, putJson, txTime, valuesPage } from './state';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -304,14 +304,7 @@ export class KeysContract extends Contract {
   @Transaction(false)
   @Returns('string')
   async ListPatientKeyrings(ctx: Context, pageSize: string, bookmark: string): Promise<string> {
-    const size = v.positiveInt(pageSize, 'pageSize');
-    if (size > MAX_PAGE) {
-      throw new ChaincodeError('INVALID_ARGUMENT', `pageSize must be at most ${MAX_PAGE}`);
-    }
-    if (typeof bookmark !== 'string') {
-      throw new ChaincodeError('INVALID_ARGUMENT', 'bookmark must be a string');
-    }
-    const page = await valuesPage<PatientKeyring>(ctx, KEYS.keyring, size, bookmark);
+    const page = await valuesPage<PatientKeyring>(ctx, KEYS.keyring, pageSize, bookmark);
     return JSON.stringify({ keyrings: page.values, bookmark: page.bookmark });
   }
 }

@@ -1,7 +1,18 @@
 // Record commitments: each version of a record is anchored once, in order, by the
 // organisation that holds the record. Only pseudonymous ids and salted hashes go here.
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
-import { caller, emit, getJson, key, KEYS, pad, putJson, txTime, values } from './state';
+import {
+  caller,
+  emit,
+  getJson,
+  key,
+  KEYS,
+  pad,
+  putJson,
+  txTime,
+  values,
+  valuesPage,
+} from './state';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -69,7 +80,10 @@ export class RecordsContract extends Contract {
     return JSON.stringify(anchor);
   }
 
-  /** Compares a hash with the one anchored for that version. */
+  /**
+   * Compares a hash with the one anchored for that version, and says which version is the
+   * record's latest: a stored row of an older version is a record rolled back.
+   */
   @Transaction(false)
   @Returns('string')
   async VerifyRecord(
@@ -84,7 +98,24 @@ export class RecordsContract extends Contract {
     const anchor = await getJson<RecordAnchor>(ctx, key(ctx, KEYS.anchorVersion, [rid, pad(ver)]));
     if (!anchor)
       throw new ChaincodeError('NOT_FOUND', `version ${ver} of record ${rid} is not anchored`);
-    return JSON.stringify({ ...anchor, matches: anchor.contentHash === hash });
+    const latest = await getJson<RecordAnchor>(ctx, key(ctx, KEYS.anchor, [rid]));
+    return JSON.stringify({
+      ...anchor,
+      matches: anchor.contentHash === hash,
+      latestVersion: latest?.version ?? anchor.version,
+    });
+  }
+
+  /**
+   * One page of every record's latest anchor, in key order (pageSize 1–1000; bookmark '' for
+   * the first page, then the one returned, '' after the last): what verify-ledger compares
+   * the stored records with, so that a record deleted or rolled back in storage is found.
+   */
+  @Transaction(false)
+  @Returns('string')
+  async ListRecordAnchors(ctx: Context, pageSize: string, bookmark: string): Promise<string> {
+    const page = await valuesPage<RecordAnchor>(ctx, KEYS.anchor, pageSize, bookmark);
+    return JSON.stringify({ anchors: page.values, bookmark: page.bookmark });
   }
 
   @Transaction(false)

@@ -1,6 +1,8 @@
 // Small helpers over the chaincode stub: JSON state under composite keys, the transaction's
 // own timestamp (the only clock), the caller's organisation and the transaction's one event.
 import { Context } from 'fabric-contract-api';
+import * as v from './validation';
+import { ChaincodeError } from './validation';
 
 export const KEYS = {
   grant: 'custodia.grant',
@@ -72,19 +74,27 @@ export const MAX_PAGE = 1000;
 
 /**
  * One page of values under a partial composite key, in key order, and the bookmark to pass
- * for the next page ('' when this page is the last). Paged queries run in evaluated
+ * for the next page ('' when this page is the last), as a transaction's arguments ask for it:
+ * pageSize 1–MAX_PAGE, bookmark '' for the first page. Paged queries run in evaluated
  * (read-only) transactions only, as Fabric requires.
  */
 export async function valuesPage<T>(
   ctx: Context,
   type: string,
-  pageSize: number,
+  pageSize: string,
   bookmark: string,
 ): Promise<{ values: T[]; bookmark: string }> {
+  const size = v.positiveInt(pageSize, 'pageSize');
+  if (size > MAX_PAGE) {
+    throw new ChaincodeError('INVALID_ARGUMENT', `pageSize must be at most ${MAX_PAGE}`);
+  }
+  if (typeof bookmark !== 'string') {
+    throw new ChaincodeError('INVALID_ARGUMENT', 'bookmark must be a string');
+  }
   const { iterator, metadata } = await ctx.stub.getStateByPartialCompositeKeyWithPagination(
     type,
     [],
-    pageSize,
+    size,
     bookmark,
   );
   const out: T[] = [];
@@ -95,7 +105,7 @@ export async function valuesPage<T>(
   } finally {
     await iterator.close();
   }
-  return { values: out, bookmark: out.length < pageSize ? '' : (metadata?.bookmark ?? '') };
+  return { values: out, bookmark: out.length < size ? '' : (metadata?.bookmark ?? '') };
 }
 
 /** The transaction timestamp as an ISO instant: the chaincode has no other clock. */

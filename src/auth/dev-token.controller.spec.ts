@@ -9,7 +9,7 @@ import { DevTokenController } from './dev-token.controller';
 
 const from = (
   remoteAddress: string,
-  headers: Record<string, string> = { host: 'localhost:3000' },
+  headers: Record<string, string | undefined> = { host: 'localhost:3000' },
 ) => ({ socket: { remoteAddress }, headers }) as unknown as IncomingMessage;
 
 describe('POST /auth/dev-token, by where the request comes from', () => {

@@ -5,7 +5,9 @@ import { LedgerAnchors } from './ledger-anchors';
 const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /** A ledger that answers VerifyRecord from a table and counts the calls. */
-function ledgerOf(anchors: Map<string, { contentHash: string; txId: string }>) {
+function ledgerOf(
+  anchors: Map<string, { contentHash: string; txId: string; latestVersion?: number }>,
+) {
   const calls: string[][] = [];
   const ledger = {
     evaluate: async (_contract: string, fn: string, args: string[]) => {
@@ -32,7 +34,12 @@ describe('LedgerAnchors', () => {
     for (const c of cases) anchors.remember(c.id, 1, c);
     for (const c of cases) {
       await expect(
-        anchors.lookupOne({ recordId: c.id, version: 1, contentHash: c.contentHash }),
+        anchors.lookupOne({
+          recordId: c.id,
+          version: 1,
+          contentHash: c.contentHash,
+          current: true,
+        }),
       ).resolves.toEqual({ state: 'anchored', contentHash: c.contentHash, txId: c.txId });
     }
     expect(calls).toEqual([]);
@@ -45,7 +52,7 @@ describe('LedgerAnchors', () => {
     ]);
     const { ledger, calls } = ledgerOf(onLedger);
     const anchors = new LedgerAnchors(ledger);
-    const q1 = { recordId: 'r1', version: 1, contentHash: sha('v1') };
+    const q1 = { recordId: 'r1', version: 1, contentHash: sha('v1'), current: false };
     const first = await anchors.lookupOne(q1);
     expect(await anchors.lookupOne(q1)).toEqual(first);
     expect(first).toEqual({ state: 'anchored', ...onLedger.get('r1:1') });
@@ -55,5 +62,30 @@ describe('LedgerAnchors', () => {
       ...onLedger.get('r1:2'),
     });
     expect(calls).toHaveLength(2);
+  });
+
+  it('finds a current record rolled back: the ledger, or this process, knows a later version', async () => {
+    const v1 = { contentHash: sha('v1'), txId: sha('t1') };
+    const { ledger, calls } = ledgerOf(new Map([['r1:1', { ...v1, latestVersion: 2 }]]));
+    const anchors = new LedgerAnchors(ledger);
+    const asked = { recordId: 'r1', version: 1, contentHash: sha('v1'), current: true };
+    const superseded = { state: 'superseded', ...v1, latestVersion: 2 };
+    expect(await anchors.lookupOne(asked)).toEqual(superseded);
+    // Remembered: no second call, the same answer; as an older version of a history, fine.
+    expect(await anchors.lookupOne(asked)).toEqual(superseded);
+    expect(await anchors.lookupOne({ ...asked, current: false })).toEqual({
+      state: 'anchored',
+      ...v1,
+    });
+    expect(calls).toHaveLength(1);
+
+    // Version 2 anchored by this process, then the row put back to version 1: its anchor was
+    // remembered while current, and still the later one is known.
+    const here = new LedgerAnchors(ledgerOf(new Map()).ledger);
+    here.remember('r9', 1, v1);
+    const r9 = { ...asked, recordId: 'r9' };
+    expect(await here.lookupOne(r9)).toEqual({ state: 'anchored', ...v1 });
+    here.remember('r9', 2, { contentHash: sha('v2'), txId: sha('t2') });
+    expect(await here.lookupOne(r9)).toEqual({ ...superseded });
   });
 });

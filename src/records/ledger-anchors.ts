@@ -18,6 +18,12 @@ export interface AnchorQuestion {
   version: number;
   /** The hash recomputed from the stored record (the chaincode compares it too). */
   contentHash: string;
+  /**
+   * Whether the version is the record's current one as stored: then a later version on the
+   * ledger means the stored record was rolled back ('superseded'). False for the older
+   * versions of a history.
+   */
+  current: boolean;
 }
 
 @Injectable()
@@ -25,12 +31,22 @@ export class LedgerAnchors {
   private readonly logger = new Logger(LedgerAnchors.name);
   /** Each anchor packed into one string (see pack): a third of the memory of an object of two. */
   private readonly known = new BoundedMap<string, string>(ANCHOR_CACHE_LIMIT);
+  /**
+   * By record, the latest version known anchored (here or read from the ledger): a current
+   * row of an older version was rolled back. A record not here is asked of the ledger.
+   */
+  private readonly latest = new BoundedMap<string, number>(ANCHOR_CACHE_LIMIT);
 
   constructor(@Inject(LEDGER) private readonly ledger: Ledger) {}
 
   /** Notes an anchor this process saw committed (or read back from the ledger). */
   remember(recordId: string, version: number, anchor: { contentHash: string; txId: string }): void {
     this.known.set(keyOf(recordId, version), pack(anchor.contentHash, anchor.txId));
+    this.noteLatest(recordId, version);
+  }
+
+  private noteLatest(recordId: string, version: number): void {
+    if ((this.latest.get(recordId) ?? 0) < version) this.latest.set(recordId, version);
   }
 
   /**
@@ -44,20 +60,26 @@ export class LedgerAnchors {
 
   async lookupOne(q: AnchorQuestion): Promise<AnchorLookup> {
     const known = this.known.get(keyOf(q.recordId, q.version));
-    if (known !== undefined) return unpack(known);
+    const latest = this.latest.get(q.recordId);
+    if (known !== undefined && (!q.current || latest !== undefined)) {
+      return judgedAnchor(q, unpack(known), latest ?? q.version);
+    }
     try {
-      const anchor = await this.ledger.evaluate<RecordAnchor>('records', 'VerifyRecord', [
-        q.recordId,
-        String(q.version),
-        q.contentHash,
-      ]);
+      const anchor = await this.ledger.evaluate<RecordAnchor & { latestVersion?: number }>(
+        'records',
+        'VerifyRecord',
+        [q.recordId, String(q.version), q.contentHash],
+      );
       const found = {
         state: 'anchored',
         contentHash: anchor.contentHash,
         txId: anchor.txId,
       } as const;
       this.known.set(keyOf(q.recordId, q.version), pack(found.contentHash, found.txId));
-      return found;
+      // A ledger whose chaincode predates latestVersion says nothing of later versions.
+      const latestVersion = anchor.latestVersion ?? q.version;
+      this.noteLatest(q.recordId, latestVersion);
+      return judgedAnchor(q, found, this.latest.get(q.recordId) ?? latestVersion);
     } catch (e) {
       if (e instanceof NotFoundError) return { state: 'absent' };
       this.logger.warn(
@@ -67,6 +89,17 @@ export class LedgerAnchors {
       return { state: 'unknown' };
     }
   }
+}
+
+/** An anchor found, or 'superseded' when the stored current row is older than the ledger's. */
+function judgedAnchor(
+  q: AnchorQuestion,
+  anchor: Extract<AnchorLookup, { state: 'anchored' }>,
+  latestVersion: number,
+): AnchorLookup {
+  return q.current && latestVersion > q.version
+    ? { ...anchor, state: 'superseded', latestVersion }
+    : anchor;
 }
 
 /**

@@ -9,6 +9,7 @@ import { BadUserInputError, ConsentRequiredError } from '../common/errors';
 import { Decision, EmergencyBasis, PolicyDecisionPoint } from '../consent';
 import { PatientsService } from '../patients';
 import { OpenRow } from './record-opener';
+import type { AnchorQuestion } from './ledger-anchors';
 import { AnchorLookup, integrityOf } from './record-integrity';
 import { HealthRecordModel, SensitivityEnum } from './record.model';
 
@@ -166,8 +167,9 @@ export function factsOf(row: RecordFacts): RecordFacts {
   return { resourceType: row.resourceType, category: row.category, sensitivity: row.sensitivity };
 }
 
-export function anchorQuestion({ row, hash }: OpenRow) {
-  return { recordId: row.id, version: row.version, contentHash: hash };
+/** What to ask the ledger of a record's current version as read. */
+export function anchorQuestion({ row, hash }: OpenRow): AnchorQuestion {
+  return { recordId: row.id, version: row.version, contentHash: hash, current: true };
 }
 
 /** A record version as returned: its hash recomputed, its integrity judged by the ledger. */

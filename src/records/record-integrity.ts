@@ -7,13 +7,19 @@ import type { AnchorState } from './record.entity';
 /** What the ledger answered for one record version. */
 export type AnchorLookup =
   | { state: 'anchored'; contentHash: string; txId: string }
+  /**
+   * The version asked is anchored (as given), but the ledger holds a later one: the stored
+   * record, which should be that later version, was rolled back.
+   */
+  | { state: 'superseded'; contentHash: string; txId: string; latestVersion: number }
   | { state: 'absent' }
   /** The ledger could not be asked (down, or timed out). */
   | { state: 'unknown' };
 
 /**
  * VERIFIED only when the ledger's anchor equals the recomputed hash; MISMATCH when it does
- * not, or when the row claims an anchor the ledger does not have; PENDING while a record
+ * not, when the row claims an anchor the ledger does not have, or when the ledger holds a
+ * later version than the one stored (a record rolled back); PENDING while a record
  * waits for its anchor, or while the ledger cannot be asked (nothing proven either way).
  */
 export function integrityOf(
@@ -26,6 +32,8 @@ export function integrityOf(
       return anchor.contentHash === recomputedHash
         ? IntegrityStatus.VERIFIED
         : IntegrityStatus.MISMATCH;
+    case 'superseded':
+      return IntegrityStatus.MISMATCH;
     case 'absent':
       return claimed === 'ANCHORED' ? IntegrityStatus.MISMATCH : IntegrityStatus.PENDING;
     case 'unknown':

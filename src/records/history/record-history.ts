@@ -66,14 +66,24 @@ export class RecordHistory {
     if (onLedger) {
       const stored = new Set([current.version, ...older.map((v) => v.version)]);
       missing = [...onLedger.keys()].filter((v) => !stored.has(v)).sort((a, b) => b - a);
+      const latestVersion = Math.max(...onLedger.keys());
       anchors = readable.map(({ row }) => {
         const a = onLedger.get(row.version);
-        return a
-          ? { state: 'anchored', contentHash: a.contentHash, txId: a.txId }
-          : { state: 'absent' };
+        if (!a) return { state: 'absent' };
+        const found = { contentHash: a.contentHash, txId: a.txId };
+        // The stored current row is older than the ledger's newest: rolled back, as `record`
+        // says too.
+        return row.version === current.version && latestVersion > row.version
+          ? { state: 'superseded', ...found, latestVersion }
+          : { state: 'anchored', ...found };
       });
     } else {
-      anchors = await this.anchors.lookup(readable.map(anchorQuestion));
+      anchors = await this.anchors.lookup(
+        readable.map((o) => ({
+          ...anchorQuestion(o),
+          current: o.row.version === current.version,
+        })),
+      );
     }
     await this.access.logPermitted(actor, decision, current.patientId, [current]);
     return {
