@@ -97,7 +97,7 @@ export async function verifyAll(
     `Permitted accesses: ${permits.justified} of ${permits.permits} justified by a grant or emergency on the ledger (or the patient's own account); ${permits.patientSigned} under grants the patient signed.`,
     ...unsignedLines(permits),
     `AI decisions: ${decisions.deployments} deployed model(s) and ${decisions.decisions} decision(s) compared with the ledger.`,
-    `Record anchors: ${anchors.versions} record version(s); ${anchors.anchored} anchored as stored (patient and content hash), ${anchors.pending} not yet anchored.`,
+    `Record anchors: ${anchors.versions} record version(s); ${anchors.anchored} anchored as stored (patient and content hash), ${anchors.pending} not yet anchored; ${anchors.ledgerRecords} record(s) anchored on the ledger for patients held here, compared with storage.`,
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
       : `Consent projection: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,

@@ -259,6 +259,38 @@ describe('records tampered with in the database', () => {
       );
       expect(text).not.toContain(kept.id);
     });
+
+    it('finds a record the ledger anchored that storage lost: deleted, or put back to an older version', async () => {
+      const patient = await newPatient();
+      const deleted = await patient.create(observation('2345-7', 8.1));
+      const amended = await patient.create(observation('2345-7', 8.2));
+      await api.ok(
+        `mutation($id: ID!, $r: JSON!, $v: Int!) {
+           updateRecord(id: $id, resource: $r, expectedVersion: $v) { version } }`,
+        { id: amended.id, r: observation('2345-7', 8.3), v: 1 },
+        patient.token,
+      );
+      const clean = await api.verifyLedger();
+      expect(clean.text).not.toContain(deleted.id);
+      expect(clean.text).not.toContain(amended.id);
+      await api.db.query('DELETE FROM records WHERE id = $1', [deleted.id]);
+      await api.db.query(
+        `UPDATE records r SET version = v.version, iv = v.iv, auth_tag = v.auth_tag,
+           ciphertext = v.ciphertext, content_hash = v.content_hash, key_id = v.key_id
+         FROM record_versions v WHERE v.record_id = r.id AND r.id = $1 AND v.version = 1`,
+        [amended.id],
+      );
+      await api.db.query('DELETE FROM record_versions WHERE record_id = $1', [amended.id]);
+      const { ok, text } = await api.verifyLedger();
+      expect(ok).toBe(false);
+      expect(text).toMatch(/\d+ record\(s\) anchored on the ledger for patients held here/);
+      expect(text).toContain(
+        `BROKEN: record ${deleted.id} (patient ${patient.id}) is anchored on the ledger through version 1, but storage holds no such record: deleted`,
+      );
+      expect(text).toContain(
+        `BROKEN: record ${amended.id} is stored at version 1, but the ledger anchored version 2: rolled back`,
+      );
+    });
   });
 
   describe('records sealed before labels were bound (format 1)', () => {
