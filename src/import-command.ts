@@ -1,6 +1,7 @@
 // `custodia import FILE --patient ID`: posts a FHIR R4 Bundle to a running API's importBundle.
-// The bundle is checked here first with the server's own rules (bundle-plan), entry by entry,
-// which is what the progress bar shows; an invalid entry stops it before anything is sent. Then
+// The patient id and the size of the request are checked first (the server's own limit), then
+// the bundle with the server's own rules (bundle-plan), entry by entry, which is what the
+// progress bar shows; an invalid entry stops it before anything is sent. Then
 // the upload (a bar over the bytes), then the server's all-or-nothing import. A bar on a TTY,
 // plain lines otherwise (logs, CI), on stderr; stdout gets one JSON line, the ImportReport.
 import { SingleBar } from 'cli-progress';
@@ -8,6 +9,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { readFile } from 'node:fs/promises';
 import { CustodiaError } from './common/errors';
+import { isUuid } from './common/ids';
+import { MAX_IMPORT_BODY, MAX_IMPORT_BODY_BYTES } from './common/json-bodies';
 import { planImport } from './records/import/bundle-plan';
 
 export const IMPORT_MUTATION = `mutation($bundle: JSON!, $patientId: ID) {
@@ -63,11 +66,30 @@ class Progress {
 }
 
 export async function importFile(file: string, options: ImportOptions): Promise<unknown> {
+  // The server would answer an id it never minted as a patient the caller may not write to;
+  // here it is only a mistyped argument, said as one before anything is read or sent.
+  if (!isUuid(options.patient)) {
+    throw new ImportFailed(
+      'BAD_USER_INPUT',
+      `patientId (--patient) must be a patient's id, a UUID as registerPatient answers it; nothing was read or sent.`,
+    );
+  }
   let bundle: unknown;
   try {
     bundle = JSON.parse(await readFile(file, 'utf8'));
   } catch {
     throw new ImportFailed('BAD_USER_INPUT', `${file} is not a readable JSON file`);
+  }
+  // The request exactly as it will be sent (a pretty-printed file shrinks), measured against the
+  // server's limit before minutes of checking entries and uploading end in a 413.
+  const body = Buffer.from(
+    JSON.stringify({ query: IMPORT_MUTATION, variables: { bundle, patientId: options.patient } }),
+  );
+  if (body.length > MAX_IMPORT_BODY_BYTES) {
+    throw new ImportFailed(
+      'BAD_USER_INPUT',
+      `${file} makes a request of ${(body.length / 2 ** 20).toFixed(1)}MB, past the ${MAX_IMPORT_BODY.toUpperCase()} the server accepts for importBundle; split the bundle into several (each imports all or nothing). Nothing was checked or sent.`,
+    );
   }
   const entries = (bundle as { entry?: unknown } | null)?.entry;
   const total = Array.isArray(entries) ? entries.length : 0;
@@ -81,9 +103,6 @@ export async function importFile(file: string, options: ImportOptions): Promise<
   } finally {
     checking.stop();
   }
-  const body = Buffer.from(
-    JSON.stringify({ query: IMPORT_MUTATION, variables: { bundle, patientId: options.patient } }),
-  );
   // Unreachable before or after the upload, the user gets the same code, not a stack trace.
   const unreachable = (e: Error): never => {
     throw new ImportFailed('UNAVAILABLE', `no answer from ${options.url}: ${e.message}`);

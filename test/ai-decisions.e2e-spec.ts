@@ -545,4 +545,194 @@ describe('auditable AI decisions', () => {
       expect(codes(list)).toEqual(['CONSENT_REQUIRED']);
     });
   });
+
+  // After erasure, on patients of their own: the counts checked above stay as they are.
+  describe('what a clinician may not read', () => {
+    const cleo = { token: '', id: '', visible: '', restricted: '', patient: '' };
+    const dan = { token: '', id: '' };
+    let lee: string;
+
+    interface LoggedEvent {
+      actorId: string;
+      recordIds: string[];
+      purpose: string;
+      decision: string;
+      consentId: string | null;
+      reason: string | null;
+    }
+    const accessLog = async (patientToken: string, patientId: string, first = 1) =>
+      (
+        await api.ok<{ accessLog: { items: LoggedEvent[] } }>(
+          `query($p: ID!, $f: Int) { accessLog(patientId: $p, first: $f) { items { actorId
+             recordIds purpose decision consentId reason } } }`,
+          { p: patientId, f: first },
+          patientToken,
+        )
+      ).accessLog.items;
+    const eventCount = async (patientId: string) =>
+      Number(
+        (
+          await api.db.query('SELECT count(*) AS n FROM access_events WHERE patient_id = $1', [
+            patientId,
+          ])
+        ).rows[0].n,
+      );
+    const restrictedGlucose = (value: number, date: string) => ({
+      ...glucose(value, date),
+      meta: {
+        security: [
+          { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+        ],
+      },
+    });
+    const listIds = async (patientId: string, token: string) => {
+      const res = await api.gql<{ aiDecisions: { items: { id: string }[] } }>(
+        'query($p: ID!) { aiDecisions(patientId: $p, first: 50) { items { id } } }',
+        { p: patientId },
+        token,
+      );
+      return codes(res).length ? null : res.data!.aiDecisions.items.map((d) => d.id);
+    };
+
+    beforeAll(async () => {
+      cleo.token = await api.token('cleo', 'PATIENT');
+      cleo.id = (await register(cleo.token)).id;
+      cleo.patient = await api.createRecord(cleo.token, {
+        resourceType: 'Patient',
+        birthDate: '1955-03-01',
+      });
+      cleo.visible = await api.createRecord(cleo.token, glucose(140, '2026-01-05'));
+      dan.token = await api.token('dan', 'PATIENT');
+      dan.id = (await register(dan.token)).id;
+      await api.createRecord(dan.token, { resourceType: 'Patient', birthDate: '1965-07-01' });
+      lee = await api.token('dr-lee', 'CLINICIAN', 'org1');
+    });
+
+    it('decides from the newest value the clinician may read; a newer restricted one changes nothing', async () => {
+      const grantId = await api.grantRead(cleo.token, 'dr-lee');
+      const before = await assess(cleo.id, lee);
+      expect(codes(before)).toEqual([]);
+      expect(before.data!.assessRisk.inputs.features[0]).toMatchObject({
+        value: 140,
+        source: { recordId: cleo.visible },
+      });
+
+      cleo.restricted = await api.createRecord(cleo.token, restrictedGlucose(200, '2026-02-05'));
+      const after = await assess(cleo.id, lee);
+      expect(codes(after)).toEqual([]);
+      const d = after.data!.assessRisk;
+      expect(d.inputs.features[0]).toMatchObject({
+        value: 140,
+        source: { recordId: cleo.visible },
+      });
+      expect(d.probability).toBeCloseTo(before.data!.assessRisk.probability, 6);
+      // What was sealed, committed to and logged holds only records the grant admits.
+      const { aiDecisions } = await api.ok<{ aiDecisions: { items: AiDecision[] } }>(
+        'query($p: ID!) { aiDecisions(patientId: $p, first: 1) { items { id inputs } } }',
+        { p: cleo.id },
+        cleo.token,
+      );
+      expect(aiDecisions.items[0].id).toBe(d.id);
+      expect(aiDecisions.items[0].inputs.features.map((f) => f.source.recordId)).toEqual([
+        cleo.visible,
+        cleo.patient,
+      ]);
+      expect((await verify(d.id, lee)).status).toBe('VERIFIED');
+      const [assessed] = (await accessLog(cleo.token, cleo.id, 3)).filter((e) =>
+        e.reason?.startsWith('AI risk assessment'),
+      );
+      expect(assessed).toMatchObject({
+        actorId: 'dr-lee',
+        recordIds: [cleo.visible, cleo.patient],
+        consentId: grantId,
+      });
+
+      // A grant that admits restricted records reads the newer value.
+      const withRestricted = await api.token('dr-rae', 'CLINICIAN', 'org1');
+      await api.grantRead(cleo.token, 'dr-rae', { includeRestricted: true });
+      const rae = await assess(cleo.id, withRestricted);
+      expect(rae.data!.assessRisk.inputs.features[0]).toMatchObject({
+        value: 200,
+        source: { recordId: cleo.restricted },
+      });
+    });
+
+    it('answers a value held only in a restricted record as missing, as for a patient with none', async () => {
+      await api.createRecord(dan.token, restrictedGlucose(180, '2026-02-01'));
+      await api.grantRead(dan.token, 'dr-lee');
+      const decisions = await storedDecisions();
+      const hidden = await assess(dan.id, lee);
+      const none = await assess(bob.id); // Bob has no glucose value at all.
+      expect(codes(hidden)).toEqual(['BAD_USER_INPUT']);
+      expect(codes(none)).toEqual(['BAD_USER_INPUT']);
+      expect(hidden.errors![0].message).toBe(none.errors![0].message);
+      expect(hidden.errors![0].extensions).toEqual(none.errors![0].extensions);
+      expect(await storedDecisions()).toBe(decisions);
+    });
+
+    it('logs a clinician’s or the patient’s verifyDecision as aiDecisions logs the decision shown', async () => {
+      // dr-lee is shown his own decisions, not dr-rae's (it read the restricted record).
+      const [leeDecision] = (await listIds(cleo.id, lee))!;
+      const [shown] = await accessLog(cleo.token, cleo.id);
+      expect(shown).toMatchObject({ actorId: 'dr-lee', recordIds: [cleo.visible, cleo.patient] });
+      expect((await verify(leeDecision, lee)).status).toBe('VERIFIED');
+      const [logged] = await accessLog(cleo.token, cleo.id);
+      expect(logged).toEqual({ ...shown, reason: `Verification of AI decision ${leeDecision}` });
+      expect(logged).toMatchObject({ decision: 'PERMIT', purpose: 'TREATMENT' });
+
+      await verify(leeDecision, cleo.token);
+      expect((await accessLog(cleo.token, cleo.id))[0]).toMatchObject({
+        actorId: 'cleo',
+        recordIds: [cleo.visible, cleo.patient],
+        decision: 'PERMIT',
+        purpose: 'SELF',
+        consentId: null,
+        reason: `Verification of AI decision ${leeDecision}`,
+      });
+      // An administrator checks against the ledger without access to the patient: no event.
+      const events = await eventCount(cleo.id);
+      await verify(leeDecision, admin);
+      expect(await eventCount(cleo.id)).toBe(events);
+      // Every PERMIT logged cites what the ledger held: the grant, or the patient herself.
+      const { verifyAccessLog } = await api.ok<{ verifyAccessLog: { ok: boolean } }>(
+        'query($p: ID!) { verifyAccessLog(patientId: $p) { ok } }',
+        { p: cleo.id },
+        cleo.token,
+      );
+      expect(verifyAccessLog.ok).toBe(true);
+    });
+
+    it('refuses verifyDecision to a clinician exactly when aiDecisions would not show the decision, and logs the refusal', async () => {
+      await api.grantRead(cleo.token, 'dr-labs', { categories: ['vital-signs'] });
+      const clinicians = [
+        lee,
+        await api.token('dr-rae', 'CLINICIAN', 'org1'),
+        await api.token('dr-labs', 'CLINICIAN', 'org1'),
+        await api.token('dr-nobody', 'CLINICIAN', 'org1'),
+      ];
+      const all = (await listIds(cleo.id, cleo.token))!;
+      expect(all.length).toBeGreaterThanOrEqual(3);
+      for (const token of clinicians) {
+        const listed = (await listIds(cleo.id, token)) ?? [];
+        for (const id of all) {
+          const events = await eventCount(cleo.id);
+          const res = await api.gql(
+            'query($id: ID!) { verifyDecision(id: $id) { status recomputedProbability } }',
+            { id },
+            token,
+          );
+          const [event] = await accessLog(cleo.token, cleo.id);
+          expect(await eventCount(cleo.id)).toBe(events + 1);
+          if (listed.includes(id)) {
+            expect(codes(res)).toEqual([]);
+            expect(event).toMatchObject({ decision: 'PERMIT', recordIds: expect.any(Array) });
+            expect(event.recordIds.length).toBeGreaterThan(0);
+          } else {
+            expect(codes(res)).toEqual(['NOT_FOUND']);
+            expect(event).toMatchObject({ decision: 'DENY', recordIds: [] });
+          }
+        }
+      }
+    });
+  });
 });

@@ -92,6 +92,51 @@ describe('custodia import', () => {
   );
 
   it(
+    'exits 1 with BAD_USER_INPUT naming patientId when --patient is not a patient id, sending nothing',
+    async () => {
+      const file = join(dir, 'for-no-one.json');
+      await writeFile(file, JSON.stringify(corpusBundle()));
+      const out = await run([
+        'import',
+        file,
+        '--patient',
+        'not-a-uuid',
+        '--url',
+        api.url,
+        '--token',
+        token,
+      ]);
+      expect(out.code).toBe(1);
+      expect(out.stderr).toMatch(/custodia: BAD_USER_INPUT: patientId \(--patient\) must be/);
+      expect(out.stderr).not.toContain('Checking');
+      expect(out.stdout).toBe('');
+      expect(await count()).toBe(0);
+    },
+    COMMAND_TIMEOUT,
+  );
+
+  it(
+    "exits 1 at once, before checking entries or uploading, when the request would pass the server's limit",
+    async () => {
+      // Far more than MAX_IMPORT_BODY_BYTES (32 MiB) once sent: 41 MB of narrative.
+      const bundle = corpusBundle();
+      const div = `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(41_000_000)}</div>`;
+      bundle.entry[1].resource.text = { status: 'generated', div };
+      const file = join(dir, 'oversized.json');
+      await writeFile(file, JSON.stringify(bundle));
+      const out = await importAs(file, token);
+      expect(out.code).toBe(1);
+      expect(out.stderr).toMatch(
+        /custodia: BAD_USER_INPUT: .*oversized\.json makes a request of \d+\.\dMB, past the 32MB the server accepts for importBundle; split the bundle/,
+      );
+      expect(out.stderr).not.toMatch(/Loading|Checking|Uploading/);
+      expect(out.stdout).toBe('');
+      expect(await count()).toBe(0);
+    },
+    COMMAND_TIMEOUT,
+  );
+
+  it(
     'exits 1 with UNAVAILABLE, not a stack trace, when no API answers at the URL',
     async () => {
       const file = join(dir, 'unsent.json');

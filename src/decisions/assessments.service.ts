@@ -1,13 +1,15 @@
 // AI risk assessments of one patient (ARCHITECTURE 7b): allowed only where the clinician may
 // READ, for TREATMENT, every record the model's features need, and unless the patient refused
-// AI decisions. The inputs are built by training's own feature code, the decision goes on the
-// ledger before the answer leaves, the inputs are sealed under the patient's data key, and
-// the patient's access log shows what was read to decide.
+// AI decisions. The inputs are built by training's own feature code from the records the
+// clinician may read, and from no other, so that neither the answer nor a refusal depends on a
+// record withheld from them (ARCHITECTURE 5). The decision goes on the ledger before the answer
+// leaves, the inputs are sealed under the patient's data key, and the patient's access log
+// shows what was read to decide.
 import { Inject, Injectable } from '@nestjs/common';
 import type { DecisionRecord } from '@custodia/chaincode';
 import { ConsentGrant, recordAllowed } from '@custodia/chaincode/policy';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Actor, hasRole } from '../auth';
+import { Actor } from '../auth';
 import { AccessLog } from '../audit';
 import { BadUserInputError, ConsentRequiredError, ForbiddenError } from '../common/errors';
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
@@ -17,6 +19,7 @@ import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
 import { PatientsService } from '../patients';
 import { RecordsService } from '../records';
+import { DecisionAccess } from './decision-access';
 import { DecisionInputs, inputCommitment, standardisedInputs, unitsOf } from './decision-inputs';
 import { DecisionRepository, DecisionRow } from './decision-repository';
 import { AiDecisionModel, AiDecisionPageModel } from './decision.model';
@@ -30,6 +33,7 @@ export class Assessments {
     private readonly repo: DecisionRepository,
     private readonly deployments: Deployments,
     private readonly pdp: PolicyDecisionPoint,
+    private readonly access: DecisionAccess,
     private readonly patients: PatientsService,
     private readonly records: RecordsService,
     private readonly seal: DecisionSeal,
@@ -44,7 +48,7 @@ export class Assessments {
     const { metadata } = deployment;
     const decision = await this.pdp.decide(actor, null, patientId, 'READ', 'TREATMENT');
     if (decision.basis.kind !== 'grants') {
-      await this.logDenied(actor, patientId);
+      await this.access.logDenied(actor, patientId);
       throw new ConsentRequiredError(
         decision.basis.kind === 'emergency'
           ? 'An AI decision needs a consent grant; emergency access does not cover one. Ask the patient to grant READ for TREATMENT.'
@@ -61,7 +65,7 @@ export class Assessments {
       (t) => !grants.some((g) => g.resourceTypes.length === 0 || g.resourceTypes.includes(t)),
     );
     if (uncovered.length > 0) {
-      await this.logDenied(actor, patientId);
+      await this.access.logDenied(actor, patientId);
       throw new ConsentRequiredError(
         `This model reads ${types.join(' and ')} records; your grants do not cover ${uncovered.join(' or ')}. Ask the patient to extend your grant.`,
       );
@@ -73,7 +77,12 @@ export class Assessments {
     }
 
     const asOf = new Date().toISOString();
-    const sources = await this.records.openForDecision(patientId, types);
+    // Only the records a grant lets this clinician read: the latest of those per feature is the
+    // input, whatever newer record is withheld from them, and a value they may not read is
+    // missing exactly as one the patient never recorded.
+    const sources = (await this.records.openForDecision(patientId, types)).filter(
+      (s) => this.pdp.permittingGrant(decision, s.facts) !== undefined,
+    );
     const { values, missing } = featureValues(
       sources.map((s) => s.resource),
       codes,
@@ -91,12 +100,6 @@ export class Assessments {
       );
     }
     const used = values.map((v) => sources[v.source]);
-    if (used.some((s) => this.pdp.permittingGrant(decision, s.facts) === undefined)) {
-      await this.logDenied(actor, patientId);
-      throw new ConsentRequiredError(
-        'Your grants do not cover every record this model reads (by category or sensitivity). Ask the patient to extend your grant.',
-      );
-    }
     const grantId = grantFor(
       grants,
       used.map((s) => s.facts),
@@ -186,10 +189,9 @@ export class Assessments {
   ): Promise<AiDecisionPageModel> {
     const size = pageSize(first);
     const position = decodeCursor(after);
-    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
-    const decision = await this.pdp.decide(actor, own, patientId, 'READ', 'TREATMENT');
+    const decision = await this.access.decide(actor, patientId);
     if (decision.basis.kind === 'none') {
-      await this.logDenied(actor, patientId);
+      await this.access.logDenied(actor, patientId);
       throw new ConsentRequiredError(
         "No active consent lets you read this patient's records, nor so the AI decisions about them. Ask the patient to grant access.",
       );
@@ -206,10 +208,13 @@ export class Assessments {
         continue;
       }
       // A clinician sees a decision only if their grants admit every record it read.
-      if (!opened.inputs.features.every((f) => this.pdp.admits(decision, f.source))) continue;
+      if (!this.access.shows(decision, opened.inputs)) continue;
       items.push(toModel(row, opened.inputs));
     }
-    if (items.length > 0) await this.logRead(actor, decision, patientId, items);
+    if (items.length > 0) {
+      const shown = items.map((d) => d.inputs as DecisionInputs);
+      await this.access.logRead(actor, decision, patientId, shown);
+    }
     const last = page[page.length - 1];
     return {
       items,
@@ -231,49 +236,6 @@ export class Assessments {
     const patientId = await this.patients.requirePatientId(actor);
     await this.settings.set(patientId, allow);
     return patientId;
-  }
-
-  /** One event: the records whose values the listed decisions show. */
-  private async logRead(
-    actor: Actor,
-    decision: Decision,
-    patientId: string,
-    items: AiDecisionModel[],
-  ): Promise<void> {
-    const basis = decision.basis;
-    const recordIds = [
-      ...new Set(
-        items.flatMap((d) => (d.inputs as DecisionInputs).features.map((f) => f.source.recordId)),
-      ),
-    ];
-    await this.log.record({
-      actorId: actor.id,
-      patientId,
-      recordIds,
-      action: 'READ',
-      purpose: basis.kind === 'self' ? 'SELF' : 'TREATMENT',
-      decision: 'PERMIT',
-      consentId: basis.kind === 'grants' ? basis.grants[0].id : null,
-      breakGlass: basis.kind === 'emergency',
-      reason: basis.kind === 'emergency' ? basis.reason : null,
-      emergencyId: basis.kind === 'emergency' ? basis.emergencyId : undefined,
-      actorOrganizationId: actor.organizationId ?? undefined,
-    });
-  }
-
-  private async logDenied(actor: Actor, patientId: string): Promise<void> {
-    if (!(await this.patients.exists(patientId))) return;
-    await this.log.record({
-      actorId: actor.id,
-      patientId,
-      recordIds: [],
-      action: 'READ',
-      purpose: 'TREATMENT',
-      decision: 'DENY',
-      consentId: null,
-      breakGlass: false,
-      reason: null,
-    });
   }
 }
 

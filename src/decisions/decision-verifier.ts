@@ -1,14 +1,16 @@
 // verifyDecision: recomputes a decision from its stored inputs and the deployed model, and
 // checks the commitment and the output against what the ledger holds. Only the ledger is
-// trusted: a row forged or altered in the database does not verify.
+// trusted: a row forged or altered in the database does not verify. Opening the inputs reads
+// record values, so a patient or clinician sees only a decision aiDecisions would show them,
+// and each verification is in the patient's access log as aiDecisions' reads are.
 import { Inject, Injectable } from '@nestjs/common';
 import type { DecisionRecord, ModelDeployment } from '@custodia/chaincode';
 import { Actor, hasRole } from '../auth';
 import { CustodiaError, NotFoundError } from '../common/errors';
-import { PolicyDecisionPoint } from '../consent';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { IntegrityStatus } from '../records';
+import { DecisionAccess } from './decision-access';
 import { inputCommitment, standardisedInputs } from './decision-inputs';
 import { DecisionRepository } from './decision-repository';
 import { DecisionVerificationModel } from './decision.model';
@@ -21,7 +23,7 @@ export class DecisionVerifier {
     private readonly repo: DecisionRepository,
     private readonly deployments: Deployments,
     private readonly seal: DecisionSeal,
-    private readonly pdp: PolicyDecisionPoint,
+    private readonly access: DecisionAccess,
     private readonly patients: PatientsService,
     @Inject(LEDGER) private readonly ledger: Ledger,
   ) {}
@@ -30,21 +32,22 @@ export class DecisionVerifier {
     const notFound = new NotFoundError('No AI decision with that id.');
     const row = await this.repo.decision(id);
     if (!row) throw notFound;
+    // An administrator checks decisions against the ledger without any access to the patient
+    // (and so without an access-log entry: no grant stands behind it); anyone else as a reader.
     const decision = hasRole(actor, 'ADMIN')
       ? null
-      : await this.pdp.decide(
-          actor,
-          hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null,
-          row.patientId,
-          'READ',
-          'TREATMENT',
-        );
-    // One the caller may not see answers as one that does not exist: without access to the
-    // patient (told before anything is decrypted), or (as aiDecisions leaves it out) without
-    // access to every record it read.
-    if (decision?.basis.kind === 'none') throw notFound;
+      : await this.access.decide(actor, row.patientId);
+    // One the caller may not see answers as one that does not exist, and is logged as refused:
+    // without access to the patient (told before anything is decrypted), or, as aiDecisions
+    // leaves it out, a clinician's whose inputs do not open or read a record they may not read.
+    if (decision?.basis.kind === 'none') {
+      await this.access.logDenied(actor, row.patientId);
+      throw notFound;
+    }
     const opened = await this.seal.open(row);
-    if (decision && opened?.inputs.features.some((f) => !this.pdp.admits(decision, f.source))) {
+    const self = decision?.basis.kind === 'self';
+    if (decision && !self && (!opened || !this.access.shows(decision, opened.inputs))) {
+      await this.access.logDenied(actor, row.patientId);
       throw notFound;
     }
     const problems: string[] = [];
@@ -97,6 +100,17 @@ export class DecisionVerifier {
           `the recomputed probability ${recomputed} differs from the ledger's output ${onLedger.output}`,
         );
       }
+    }
+    // The answer (its recomputed probability) comes from the inputs' record values: logged
+    // before it leaves, as aiDecisions logs the inputs it shows.
+    if (decision && opened) {
+      await this.access.logRead(
+        actor,
+        decision,
+        row.patientId,
+        [opened.inputs],
+        `Verification of AI decision ${row.id}`,
+      );
     }
     return {
       decisionId: row.id,

@@ -8,6 +8,7 @@ import { RecordsModule } from '../records';
 import { RecordCryptoModule } from '../records/crypto';
 import { AiDecisionSettings } from './ai-settings';
 import { Assessments } from './assessments.service';
+import { DecisionAccess } from './decision-access';
 import { DecisionRepository } from './decision-repository';
 import { DecisionSeal } from './decision-seal';
 import { DecisionVerifier } from './decision-verifier';
@@ -29,6 +30,7 @@ import { Deployments } from './deployments.service';
     DecisionRepository,
     Deployments,
     DecisionSeal,
+    DecisionAccess,
     AiDecisionSettings,
     Assessments,
     DecisionVerifier,

@@ -80,13 +80,15 @@ export class RecordAccess {
    * What a call read (or wrote), in the patient's access log, each record under what allowed
    * it: one event per call, or under grants one per grant that admitted some of its records
    * (each record under the first grant, by id, that permits it), and one more, break-glass,
-   * for those only the clinician's running emergency admitted. Written together.
+   * for those only the clinician's running emergency admitted. Written together. `reason`
+   * says why, when the call was not a plain read (a break-glass event adds the emergency's).
    */
   async logPermitted(
     actor: Actor,
     decision: Decision,
     patientId: string,
     rows: readonly (RecordFacts & { id: string })[],
+    reason: string | null = null,
   ): Promise<void> {
     const basis = decision.basis;
     const event = {
@@ -102,24 +104,26 @@ export class RecordAccess {
       recordIds,
       consentId,
       breakGlass: false,
-      reason: null,
+      reason,
     });
     const underEmergency = (e: EmergencyBasis, recordIds: string[]) => ({
       ...event,
       recordIds,
       consentId: null,
       breakGlass: true,
-      reason: e.reason,
+      // As every break-glass event, it carries the reason the emergency was declared with.
+      reason: reason === null ? e.reason : `${reason} (emergency: ${e.reason})`,
       emergencyId: e.emergencyId,
     });
     if (basis.kind === 'emergency') return this.log.record(underEmergency(basis, ids(rows)));
     if (basis.kind !== 'grants') {
+      // The patient's own read: no grant stands behind it, nor needs to.
       return this.log.record({
         ...event,
         recordIds: ids(rows),
         consentId: null,
         breakGlass: false,
-        reason: null,
+        reason,
       });
     }
     const byGrant = new Map<string, string[]>();

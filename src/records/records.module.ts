@@ -46,7 +46,7 @@ import { RecordSearchResolver } from './search/record-search.resolver';
     RecordExportService,
     ExportResolver,
   ],
-  exports: [RecordsService, RecordAnchoring, RecordResealing],
+  exports: [RecordsService, RecordAnchoring, RecordResealing, RecordAccess],
 })
 export class RecordsModule implements OnModuleInit {
   /** Index the FHIR definitions at start-up rather than on the first write. */
