@@ -83,6 +83,11 @@ export async function verifyAll(
     ...firstListed(decisions.problems, 'AI decision problems'),
     ...firstListed(anchors.problems, 'record anchor problems'),
     ...(projection ? driftProblems(projection, GRANT_DRIFT) : []),
+    ...(projection?.revocationsLost.length
+      ? [
+          `the ledger holds ${projection.revocationsLost.length} grant(s) ACTIVE that this API saw revoked (${projection.revocationsLost.slice(0, MAX_LISTED).join(', ')}): the ledger lost their revocations (restored from a backup, or rolled back); the revocations are kept here`,
+        ]
+      : []),
     ...(settings ? driftProblems(settings, SETTING_DRIFT) : []),
     ...unreadable,
   ];

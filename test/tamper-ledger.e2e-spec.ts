@@ -139,4 +139,34 @@ describe('forging the embedded ledger in the database', () => {
     );
     expect(rows[0].n).toBe(0);
   });
+
+  it('keeps a revocation that a ledger restored from before it has lost, and says so', async () => {
+    const id = await api.grantRead(patient, 'dr-yan');
+    expect(await reads('dr-yan')).toBe(1);
+    const TABLES = ['ledger_blocks', 'ledger_world_state', 'ledger_history', 'ledger_checkpoints'];
+    for (const t of TABLES) await api.db.query(`CREATE TABLE snap_${t} AS SELECT * FROM ${t}`);
+    await api.ok('mutation($id: ID!) { revokeConsent(id: $id) { status } }', { id }, patient);
+    expect(await reads('dr-yan')).toEqual(['CONSENT_REQUIRED']);
+    // The ledger's tables put back as they were before the revocation (a restored backup),
+    // behind their triggers, while the API is down.
+    await api.restart(async () => {
+      await api.db.query('BEGIN');
+      await api.db.query('SET LOCAL session_replication_role = replica');
+      for (const t of TABLES) {
+        await api.db.query(`DELETE FROM ${t}`);
+        await api.db.query(`INSERT INTO ${t} SELECT * FROM snap_${t}`);
+      }
+      await api.db.query('COMMIT');
+    });
+    const { rows } = await api.db.query('SELECT status FROM consent_grants WHERE id = $1', [id]);
+    expect(rows[0].status).toBe('REVOKED');
+    expect(await reads('dr-yan')).toEqual(['CONSENT_REQUIRED']);
+    expect(await api.integrityFailures('ledger_chain')).toBeGreaterThan(0);
+    const result = await api.verifyLedger();
+    expect(result.ok).toBe(false);
+    expect(result.text).toContain(
+      `BROKEN: the ledger holds 1 grant(s) ACTIVE that this API saw revoked (${id})`,
+    );
+    expect(await reads('dr-yan')).toEqual(['CONSENT_REQUIRED']);
+  });
 });

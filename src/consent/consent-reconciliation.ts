@@ -101,6 +101,13 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
             changed: report.changed.length,
           });
         }
+        if (report.revocationsLost.length) {
+          this.integrity.report(
+            'ledger_chain',
+            'the ledger holds grants ACTIVE that this API saw revoked: the ledger lost their revocations (restored or rolled back); the revocations are kept',
+            { grants: report.revocationsLost.length },
+          );
+        }
         await this.reconcileSettings();
         return report;
       } catch (e) {

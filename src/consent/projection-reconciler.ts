@@ -1,7 +1,9 @@
 // Compares the consent projection with the grants the ledger holds and repairs it: a grant
 // missing from the projection, a row the ledger never wrote, and a row that differs from the
-// ledger (or whose MAC fails) are each reported and rewritten from the ledger. Used at
-// start-up, periodically, and by `custodia verify-ledger`.
+// ledger (or whose MAC fails) are each reported and rewritten from the ledger. One drift is
+// never repaired: an authentic REVOKED row of a grant the ledger holds ACTIVE means the ledger
+// lost the revocation (rolled back), and the revocation stands. Used at start-up,
+// periodically, and by `custodia verify-ledger`.
 import type { GrantRecord } from '@custodia/chaincode';
 import canonicalize from 'canonicalize';
 import type { Ledger } from '../ledger';
@@ -34,6 +36,12 @@ export interface ProjectionDrift {
 }
 
 export interface ReconcileReport extends ProjectionDrift {
+  /**
+   * Grants the ledger holds ACTIVE whose row here is authentic and REVOKED: a revocation is
+   * written to the ledger before the row, so the ledger lost it (restored from a backup, or
+   * rolled back). Reported, never "repaired": the revocation stands, here and in memory.
+   */
+  revocationsLost: string[];
   /** The transaction that wrote each missing grant, as the ledger holds it. */
   missingTxIds: ReadonlyMap<string, string>;
   ledgerGrants: number;
@@ -62,6 +70,21 @@ export function compareProjection(
   }
   drift.extra.push(...byId.keys());
   return drift;
+}
+
+/**
+ * The grants the ledger holds ACTIVE whose projection row is authentic (MAC'd by this API from
+ * what the ledger once said) and REVOKED: only a ledger that went back in time holds them so.
+ */
+export function lostRevocations(
+  ledger: readonly GrantRecord[],
+  rows: readonly ConsentGrantEntity[],
+  authenticity: GrantAuthenticity,
+): string[] {
+  const revokedHere = new Set(
+    rows.filter((r) => r.status === 'REVOKED' && authenticity.authentic(r)).map((r) => r.id),
+  );
+  return ledger.filter((g) => g.status === 'ACTIVE' && revokedHere.has(g.id)).map((g) => g.id);
 }
 
 export function driftCount(d: ProjectionDrift): number {
@@ -103,7 +126,11 @@ export class ProjectionReconciler {
     )) as ConsentGrantEntity[];
     const ledger = await this.ledgerGrants();
     for (const g of ledger) if (g.status === 'REVOKED') this.authenticity.markRevoked(g.id);
+    const revocationsLost = lostRevocations(ledger, rows, this.authenticity);
+    for (const id of revocationsLost) this.authenticity.markRevoked(id);
     let drift = compareProjection(ledger, rows, this.authenticity);
+    const kept = new Set(revocationsLost);
+    drift = { ...drift, changed: drift.changed.filter((id) => !kept.has(id)) };
     // What the projector applied meanwhile is not drift: compare those rows again.
     const suspects = [...drift.missing, ...drift.changed];
     if (suspects.length) {
@@ -116,7 +143,11 @@ export class ProjectionReconciler {
         fresh,
         this.authenticity,
       );
-      drift = { ...again, extra: drift.extra };
+      drift = {
+        ...again,
+        changed: again.changed.filter((id) => !kept.has(id)),
+        extra: drift.extra,
+      };
     }
     if (options.repair && driftCount(drift)) {
       const byId = new Map(ledger.map((g) => [g.id, g]));
@@ -130,6 +161,7 @@ export class ProjectionReconciler {
     const txOf = new Map(ledger.map((g) => [g.id, g.txId]));
     return {
       ...drift,
+      revocationsLost,
       missingTxIds: new Map(drift.missing.map((id) => [id, txOf.get(id)!])),
       ledgerGrants: ledger.length,
       projectedRows: rows.length,
