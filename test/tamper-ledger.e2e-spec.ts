@@ -2,6 +2,7 @@
 // could try to forge the ledger itself: a world-state row holding a grant, or a whole block
 // appended with a valid hash chain. Neither carries this API's seal, so neither is believed.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { AccessLog } from '../src/audit';
 import { ConsentReconciliation } from '../src/consent';
 import { Block, encodeBlock } from '../src/ledger/embedded/block';
 import { codes, TestApi } from './helpers/test-api';
@@ -147,6 +148,9 @@ describe('forging the embedded ledger in the database', () => {
     for (const t of TABLES) await api.db.query(`CREATE TABLE snap_${t} AS SELECT * FROM ${t}`);
     await api.ok('mutation($id: ID!) { revokeConsent(id: $id) { status } }', { id }, patient);
     expect(await reads('dr-yan')).toEqual(['CONSENT_REQUIRED']);
+    // The refused read's event anchored too, and noted here.
+    await api.server.app.get(AccessLog).anchorHead();
+    const [noted] = (await api.db.query('SELECT max(seq) AS seq FROM audit_anchors')).rows;
     // The ledger's tables put back as they were before the revocation (a restored backup),
     // behind their triggers, while the API is down.
     await api.restart(async () => {
@@ -166,6 +170,11 @@ describe('forging the embedded ledger in the database', () => {
     expect(result.ok).toBe(false);
     expect(result.text).toContain(
       `BROKEN: the ledger holds 1 grant(s) ACTIVE that this API saw revoked (${id})`,
+    );
+    expect(result.text).toMatch(
+      new RegExp(
+        `BROKEN: this log noted event ${noted.seq} anchored on the ledger \\(transaction [0-9a-f]+\\), but the ledger's head for the chain is (event \\d+|absent): the ledger lost anchors`,
+      ),
     );
     expect(await reads('dr-yan')).toEqual(['CONSENT_REQUIRED']);
   });

@@ -52,6 +52,17 @@ export async function checkAccessLog(
       );
     }
   }
+  // Each head anchored is noted here after the ledger committed it: a note ahead of the
+  // ledger's head means the ledger lost anchors (restored from a backup, or rolled back).
+  const [noted] = await query(
+    'SELECT seq, ledger_tx_id FROM audit_anchors ORDER BY seq DESC LIMIT 1',
+    [],
+  );
+  if (noted && Number(noted.seq) > (anchored?.seq ?? 0) && problems.length === 0) {
+    problems.push(
+      `this log noted event ${noted.seq} anchored on the ledger (transaction ${String(noted.ledger_tx_id)}), but the ledger's head for the chain is ${anchored ? `event ${anchored.seq}` : 'absent'}: the ledger lost anchors (restored from a backup, or rolled back)`,
+    );
+  }
   const walk = new ChainWalk(anchored, options.patientId);
   for (;;) {
     const rows = await query('SELECT * FROM access_events WHERE seq > $1 ORDER BY seq LIMIT $2', [
