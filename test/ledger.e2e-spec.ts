@@ -290,4 +290,25 @@ describe('the embedded ledger', () => {
       expect((await verifyEmbeddedLedger(db.pool)).problems).toEqual([]);
     });
   });
+
+  it('verifies clean while blocks are being committed beside it', async () => {
+    let writing = true;
+    const writes = (async () => {
+      for (let i = 0; writing && i < 400; i++) {
+        await Promise.all(
+          Array.from({ length: 8 }, (_, j) =>
+            ledger.submit('consent', 'GrantConsent', [grant(`busy-${i}-${j}`)]),
+          ),
+        );
+      }
+    })();
+    try {
+      for (let k = 0; k < 40; k++) {
+        expect((await verifyEmbeddedLedger(db.pool)).problems).toEqual([]);
+      }
+    } finally {
+      writing = false;
+      await writes;
+    }
+  });
 });

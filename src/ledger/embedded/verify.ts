@@ -1,7 +1,7 @@
 // `custodia verify-ledger`: re-walks the embedded ledger's hash chain, replays every block's
 // writes, and compares the result with the stored world state and key history, so that a
 // changed byte in any block, state row or history row is reported.
-import { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { checkBlock, GENESIS_PREV_HASH, LedgerBreak, Replay, StoredBlock } from './block';
 import type { LedgerSeal } from './seal';
 
@@ -16,8 +16,26 @@ export interface LedgerReport {
 const PAGE = 500;
 const MAX_PROBLEMS = 20;
 
-/** With `seal`, every block and world-state row must also carry this organisation's seal. */
-export async function verifyEmbeddedLedger(db: Pool, seal?: LedgerSeal): Promise<LedgerReport> {
+/**
+ * With `seal`, every block and world-state row must also carry this organisation's seal. All
+ * of it read in one snapshot: beside a running API, blocks read before a commit and world
+ * state read after it would disagree about keys that nothing forged.
+ */
+export async function verifyEmbeddedLedger(pool: Pool, seal?: LedgerSeal): Promise<LedgerReport> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      return await walkLedger(client, seal);
+    } finally {
+      await client.query('COMMIT');
+    }
+  } finally {
+    client.release();
+  }
+}
+
+async function walkLedger(db: PoolClient, seal?: LedgerSeal): Promise<LedgerReport> {
   const report: LedgerReport = {
     blocks: 0,
     transactions: 0,
@@ -25,8 +43,10 @@ export async function verifyEmbeddedLedger(db: Pool, seal?: LedgerSeal): Promise
     historyRows: 0,
     problems: [],
   };
+  let unlisted = 0;
   const problem = (p: string) => {
     if (report.problems.length < MAX_PROBLEMS) report.problems.push(p);
+    else unlisted++;
   };
   const replay = new Replay();
   let prevHash = GENESIS_PREV_HASH;
@@ -132,5 +152,6 @@ export async function verifyEmbeddedLedger(db: Pool, seal?: LedgerSeal): Promise
     }
   }
   for (const id of expectedHistory.keys()) problem(`history lacks row ${id} written by the blocks`);
+  if (unlisted) report.problems.push(`…and ${unlisted} more ledger problems`);
   return report;
 }
