@@ -41,6 +41,7 @@ import {
   CreateRecordInput,
   HealthRecordModel,
   IntegrityReportModel,
+  IntegrityStatus,
   RecordPageModel,
   SensitivityEnum,
 } from './record.model';
@@ -199,7 +200,12 @@ export class RecordsService {
    * its integrity (same anchors, same rule), and reports both hashes.
    */
   async verify(actor: Actor, id: string): Promise<IntegrityReportModel> {
-    const open = await this.readOne(actor, id);
+    const { row, decision } = await this.readableRow(actor, id);
+    const opened = await this.opener.open(row);
+    await this.access.logPermitted(actor, decision, row.patientId, [row]);
+    // One that does not open (ciphertext, labels or key altered) is reported as such, not
+    // refused: what storage claims beside what the ledger anchored, MISMATCH.
+    const open = opened ?? { row, resource: {}, hash: row.contentHash };
     const anchor = await this.anchors.lookupOne(anchorQuestion(open));
     if (anchor.state === 'unknown') {
       throw new LedgerUnavailableError(
@@ -209,7 +215,9 @@ export class RecordsService {
     const onLedger = anchor.state === 'anchored' ? anchor : null;
     return {
       recordId: open.row.id,
-      status: integrityOf(open.hash, anchor, open.row.anchorState),
+      status: opened
+        ? integrityOf(open.hash, anchor, open.row.anchorState)
+        : IntegrityStatus.MISMATCH,
       storedHash: open.hash,
       ledgerHash: onLedger?.contentHash ?? null,
       ledgerTxId: onLedger?.txId ?? null,
