@@ -17,6 +17,7 @@ import {
   ReconcileReport,
 } from './consent/projection-reconciler';
 import { SettingsReconciler, SettingsReport } from './consent/settings-reconciler';
+import { verifyEmergencyRows } from './consent/verify-emergencies';
 import { verifyDecisionsAgainstLedger } from './decisions/verify-decisions';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
 import { LedgerSeal } from './ledger/embedded/seal';
@@ -49,6 +50,11 @@ export async function verifyAll(
   });
   const decisions = await verifyDecisionsAgainstLedger(poolRows(pool), embedded);
   const anchors = await verifyRecordAnchors(poolRows(pool), embedded);
+  const emergencies = await verifyEmergencyRows(
+    poolRows(pool),
+    embedded,
+    kek ? new RowAuthenticator(kek) : undefined,
+  );
   let projection: ReconcileReport | null = null;
   let settings: SettingsReport | null = null;
   const unreadable: string[] = [];
@@ -82,6 +88,7 @@ export async function verifyAll(
     ...firstListed(permits.problems, 'unjustified accesses'),
     ...firstListed(decisions.problems, 'AI decision problems'),
     ...firstListed(anchors.problems, 'record anchor problems'),
+    ...firstListed(emergencies.problems, 'emergency declaration problems'),
     ...(projection ? driftProblems(projection, GRANT_DRIFT) : []),
     ...(projection?.revocationsLost.length
       ? [
@@ -103,6 +110,11 @@ export async function verifyAll(
     ...unsignedLines(permits),
     `AI decisions: ${decisions.deployments} deployed model(s) and ${decisions.decisions} decision(s) compared with the ledger.`,
     `Record anchors: ${anchors.versions} record version(s); ${anchors.anchored} anchored as stored (patient and content hash), ${anchors.pending} not yet anchored; ${anchors.ledgerRecords} record(s) anchored on the ledger for patients held here, compared with storage.`,
+    `Emergency declarations: ${emergencies.rows - emergencies.legacy} compared with the ledger${kek ? ' and authenticated' : ''}` +
+      (emergencies.legacy
+        ? ` (${emergencies.legacy} from before declarations were on the ledger, which open nothing)`
+        : '') +
+      '.',
     projection
       ? `Consent projection: ${projection.projectedRows} rows compared with ${projection.ledgerGrants} grants on the ledger.`
       : `Consent projection: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,

@@ -229,6 +229,22 @@ describe('tampering with consent in the database', () => {
     expect(await reads('dr-copycat')).toEqual(['CONSENT_REQUIRED']);
     expect(await reads('dr-glass')).toEqual(['CONSENT_REQUIRED']);
     expect(await api.integrityFailures('emergency')).toBeGreaterThan(before);
+    // And verify-ledger names both rows.
+    const { rows: kept } = await api.db.query(
+      `SELECT id, clinician_id FROM emergency_accesses WHERE clinician_id IN ('dr-copycat', 'dr-glass')`,
+    );
+    const idOf = (sub: string) => kept.find((r) => r.clinician_id === sub)!.id as string;
+    const { ok, text } = await api.verifyLedger();
+    expect(ok).toBe(false);
+    expect(text).toContain(
+      `BROKEN: emergency ${idOf('dr-copycat')}: its row fails authentication (forged or altered)`,
+    );
+    expect(text).toContain(
+      `BROKEN: emergency ${idOf('dr-glass')}: its row fails authentication (forged or altered)`,
+    );
+    await api.db.query(
+      `DELETE FROM emergency_accesses WHERE clinician_id IN ('dr-copycat', 'dr-glass')`,
+    );
   });
 
   it("gives an account pointed at another patient in the database none of that patient's records", async () => {

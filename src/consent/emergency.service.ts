@@ -270,7 +270,9 @@ export class EmergencyService implements OnApplicationBootstrap {
 }
 
 /** What an emergency row's MAC covers: everything that decides access (not the reason). */
-function emergencyFields(row: EmergencyAccessEntity): Record<string, unknown> {
+export function emergencyFields(
+  row: Pick<EmergencyAccessEntity, 'id' | 'patientId' | 'clinicianId' | 'declaredAt' | 'expiresAt'>,
+): Record<string, unknown> {
   return {
     id: row.id,
     patientId: row.patientId,
