@@ -135,7 +135,7 @@ describe('the web console in a browser', () => {
     await signIn(clinician, 'dr-bob', 'CLINICIAN', 'org1');
     await clinician.getByText(patientId).waitFor();
     await checkPage(clinician, 'clinician-patients');
-    await expect(clinician.getByText('treatment: Observation').count()).resolves.toBe(1);
+    await expect(clinician.getByText('treatment: read Observation').count()).resolves.toBe(1);
     await clinician.getByRole('button', { name: 'Open chart for Alice' }).click();
     const chart = clinician.getByTestId('lab-chart');
     await chart.waitFor();
@@ -156,10 +156,16 @@ describe('the web console in a browser', () => {
     // so a text match on the whole grant would not wait for the revocation at all.
     await grant.locator('[data-testid=grant-status]', { hasText: /^REVOKED$/ }).waitFor();
     await clinician.getByRole('button', { name: 'Refresh' }).click();
-    const refusal = clinician.locator('[role=alert][data-code=CONSENT_REQUIRED]');
+    const refusal = clinician.locator('[role=alert][data-code=CONSENT_REQUIRED]', {
+      hasText: 'has not granted you access',
+    });
     await refusal.waitFor();
-    await expect(refusal.textContent()).resolves.toContain('has not granted you access');
     expect(await clinician.getByTestId('lab-chart').count()).toBe(0);
+    // The AI decisions beside the chart are read again with it, and refused too.
+    await clinician
+      .getByRole('region', { name: 'Assess risk' })
+      .locator('[role=alert][data-code=CONSENT_REQUIRED]')
+      .waitFor();
     await checkPage(clinician, 'clinician-refused');
   });
 
@@ -193,9 +199,10 @@ describe('the web console in a browser', () => {
     const decisions = await reads.evaluateAll((rows) =>
       rows.map((r) => r.getAttribute('data-decision')),
     );
-    // Newest first: the refused read after the revocation, then the chart's two permitted reads
-    // before it (its records and its latest vital signs).
-    expect(decisions).toEqual(['DENY', 'PERMIT', 'PERMIT']);
+    // Newest first: the refused reads after the revocation (the chart's records and its AI
+    // decisions), then the chart's two permitted reads before it (its records and its latest
+    // vital signs).
+    expect(decisions).toEqual(['DENY', 'DENY', 'PERMIT', 'PERMIT']);
     await patient.getByRole('button', { name: 'Check against the ledger' }).click();
     await expect(
       patient
@@ -213,19 +220,26 @@ describe('the web console in a browser', () => {
     await expect(clinician.getByTestId('emergency').textContent()).resolves.toMatch(
       /^Emergency access: (59|60) min \d\d s left$/,
     );
-    expect(await clinician.locator('[data-code=CONSENT_REQUIRED]').count()).toBe(0);
+    // The chart's refusal and its AI decisions' both go once the emergency lets them be read.
+    // (A string, run in the page: the suite's own types know no DOM.)
+    await clinician.waitForFunction(
+      `document.querySelectorAll('[data-code=CONSENT_REQUIRED]').length === 0`,
+    );
     await checkPage(clinician, 'clinician-break-glass');
     // The patient turns emergency access off: the emergency ends, and the page no longer
     // counts down one the server refuses; on again, it stays ended (a new one is needed).
+    const chartRefusal = clinician.locator('[role=alert][data-code=CONSENT_REQUIRED]', {
+      hasText: 'has not granted you access',
+    });
     const alice = await api.token('alice', 'PATIENT');
     const setAccess = 'mutation($a: Boolean!) { setEmergencyAccess(allow: $a) { id } }';
     await api.ok(setAccess, { a: false }, alice);
     await clinician.getByRole('button', { name: 'Refresh' }).click();
-    await clinician.locator('[role=alert][data-code=CONSENT_REQUIRED]').waitFor();
+    await chartRefusal.waitFor();
     expect(await clinician.getByTestId('emergency').count()).toBe(0);
     await api.ok(setAccess, { a: true }, alice);
     await clinician.getByRole('button', { name: 'Refresh' }).click();
-    await clinician.locator('[role=alert][data-code=CONSENT_REQUIRED]').waitFor();
+    await chartRefusal.waitFor();
     expect(await clinician.getByTestId('emergency').count()).toBe(0);
   });
 

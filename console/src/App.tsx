@@ -3,7 +3,7 @@
 import { FormEvent, useEffect, useRef, useState } from 'react';
 import { ApiError, devSignIn, gql, Role, Session, setToken } from './api';
 import { ErrorNotice, toApiError } from './common';
-import { Chart, MyPatients } from './clinician';
+import { Chart, EmergencySession, MyPatients } from './clinician';
 import { AccessLog, Consents, MyRecords } from './patient';
 import { MySettings } from './patient-settings';
 import { MyStudies } from './patient-studies';
@@ -109,34 +109,39 @@ export function App() {
       </header>
       <main id="content" ref={main} tabIndex={-1}>
         <h1 className="visually-hidden">{pages.find((p) => p.id === page)?.title}</h1>
-        {page === 'records' && session.patientId && <MyRecords patientId={session.patientId} />}
-        {page === 'consents' && <Consents />}
-        {page === 'access' && session.patientId && <AccessLog patientId={session.patientId} />}
-        {page === 'my-studies' && session.patientId && <MyStudies patientId={session.patientId} />}
-        {page === 'ai-decisions' && session.patientId && (
-          <MyAiDecisions patientId={session.patientId} />
-        )}
-        {page === 'settings' && session.patientId && (
-          <MySettings
-            patientId={session.patientId}
-            onErased={() => {
-              signOut();
-              setNotice(
-                'Your data was erased: your records and keys are gone, every grant is revoked. You are signed out.',
-              );
-            }}
-          />
-        )}
-        {page === 'patients' && (
-          <MyPatients
-            onOpen={(p) => {
-              setChartPatient(p);
-              setPage('chart');
-            }}
-          />
-        )}
-        {page === 'chart' && <Chart key={chartPatient} initialPatientId={chartPatient} />}
-        {page === 'studies' && <Studies />}
+        {/* Unmounted at sign-out, and so forgetting this session's emergencies. */}
+        <EmergencySession>
+          {page === 'records' && session.patientId && <MyRecords patientId={session.patientId} />}
+          {page === 'consents' && <Consents />}
+          {page === 'access' && session.patientId && <AccessLog patientId={session.patientId} />}
+          {page === 'my-studies' && session.patientId && (
+            <MyStudies patientId={session.patientId} />
+          )}
+          {page === 'ai-decisions' && session.patientId && (
+            <MyAiDecisions patientId={session.patientId} />
+          )}
+          {page === 'settings' && session.patientId && (
+            <MySettings
+              patientId={session.patientId}
+              onErased={() => {
+                signOut();
+                setNotice(
+                  'Your data was erased: your records and keys are gone, every grant is revoked. You are signed out.',
+                );
+              }}
+            />
+          )}
+          {page === 'patients' && (
+            <MyPatients
+              onOpen={(p) => {
+                setChartPatient(p);
+                setPage('chart');
+              }}
+            />
+          )}
+          {page === 'chart' && <Chart key={chartPatient} initialPatientId={chartPatient} />}
+          {page === 'studies' && <Studies />}
+        </EmergencySession>
       </main>
     </>
   );

@@ -27,13 +27,23 @@ const LIST_HELP: Partial<Record<string, string>> = {
     'No consent of yours covers this patient’s records, so their AI decisions are not shown.',
 };
 
-/** A clinician's risk assessment of one patient with a deployed model, and the decisions so far. */
-export function AssessRisk({ patientId }: { patientId: string }) {
+/**
+ * A clinician's risk assessment of one patient with a deployed model, and the decisions so far.
+ * `chartReloads` counts the chart's reloads: the decisions are read again with it, since what
+ * the clinician may see changes with their access (an emergency declared, a grant revoked).
+ */
+export function AssessRisk({
+  patientId,
+  chartReloads,
+}: {
+  patientId: string;
+  chartReloads: number;
+}) {
   const models = useModels();
   const [modelId, setModelId] = useState('');
   const [result, setResult] = useState<AiDecision | null>(null);
   const { busy, error, run } = useAction();
-  const [refresh, setRefresh] = useState(0);
+  const [assessments, setAssessments] = useState(0);
   const list = models.data?.models ?? [];
   const chosen = list.some((m) => m.id === modelId) ? modelId : (list[0]?.id ?? '');
 
@@ -47,7 +57,7 @@ export function AssessRisk({ patientId }: { patientId: string }) {
         { p: patientId, m: chosen },
       );
       setResult(assessRisk);
-      setRefresh((n) => n + 1);
+      setAssessments((n) => n + 1);
     });
   }
 
@@ -97,7 +107,8 @@ export function AssessRisk({ patientId }: { patientId: string }) {
       <h4>AI decisions about this patient</h4>
       <DecisionList
         patientId={patientId}
-        refresh={refresh}
+        // Either count going up is a change of the sum.
+        refresh={assessments + chartReloads}
         empty="No AI decision about this patient that you may see."
         names={models}
         help={LIST_HELP}

@@ -1,17 +1,27 @@
 // The clinician's pages: my patients (from the grants made to me) and a patient's chart, with
 // the latest vital signs, a lab value over time as a plot, and AI risk assessment
 // (clinician-assess.tsx).
-import { FormEvent, useEffect, useMemo, useState } from 'react';
+import {
+  createContext,
+  FormEvent,
+  ReactNode,
+  useContext,
+  useEffect,
+  useMemo,
+  useState,
+} from 'react';
 import { AssessRisk } from './clinician-assess';
 import { ApiError, gql, gqlPartial } from './api';
 import { ErrorNotice, formatTime, toApiError, useLoad } from './common';
 import { LineChart } from './LineChart';
+import { allPages, Paged } from './paging';
 import {
+  clinicalDate,
   codeOf,
-  dateOf,
   HealthRecord,
   INTEGRITY_WORDS,
   labPoint,
+  newestFirst,
   RECORD_FIELDS,
   summaryOf,
 } from './records';
@@ -25,42 +35,70 @@ const LABS: Record<string, string> = {
   '8480-6': 'Systolic blood pressure',
 };
 
+interface GrantToMe {
+  purpose: string;
+  actions: string[];
+  resourceTypes: string[];
+  categories: string[];
+  includeRestricted: boolean;
+}
+
 interface PatientAccess {
   patient: { id: string; displayName: string | null };
-  grants: { purpose: string; resourceTypes: string[] }[];
+  grants: GrantToMe[];
   emergencyUntil: string | null;
 }
 
+/** What a grant allows, in a line: "treatment: read Observation in laboratory". */
+function grantWords(g: GrantToMe): string {
+  const actions = g.actions.map((a) => a.toLowerCase()).join(' and ');
+  const types = g.resourceTypes.length ? g.resourceTypes.join(', ') : 'all record types';
+  const categories = g.categories.length ? ` in ${g.categories.join(', ')}` : '';
+  const restricted = g.includeRestricted ? ', restricted included' : '';
+  return `${g.purpose.toLowerCase()}: ${actions} ${types}${categories}${restricted}`;
+}
+
 export function MyPatients({ onOpen }: { onOpen: (patientId: string) => void }) {
-  const { data, error } = useLoad(
+  const { data, error, loading } = useLoad(
     () =>
-      gql<{ myPatients: { items: PatientAccess[] } }>(
-        `query { myPatients(first: 100) { items { patient { id displayName } grants { purpose resourceTypes } emergencyUntil } } }`,
+      allPages<PatientAccess>((after) =>
+        gql<{ myPatients: Paged<PatientAccess> }>(
+          `query($after: String) { myPatients(first: 100, after: $after) {
+             items { patient { id displayName }
+               grants { purpose actions resourceTypes categories includeRestricted }
+               emergencyUntil }
+             nextCursor } }`,
+          { after },
+        ).then((d) => d.myPatients),
       ),
     [],
   );
-  const patients = data?.myPatients.items ?? [];
+  const patients = data ?? [];
   return (
     <section aria-labelledby="patients-h">
       <h2 id="patients-h">My patients</h2>
       <p>Patients with an active grant to you or your organisation, or a running emergency.</p>
       <ErrorNotice error={error} />
+      {loading && <p aria-live="polite">Loading…</p>}
       {data && patients.length === 0 && <p>No patient has granted you access.</p>}
       <ul className="cards">
         {patients.map(({ patient, grants, emergencyUntil }) => (
-          <li key={patient.id} className="card">
+          <li key={patient.id} className="card" data-testid="my-patient" data-patient={patient.id}>
             <p>
               <strong>{patient.displayName ?? 'Unnamed patient'}</strong> <code>{patient.id}</code>
             </p>
-            <p className="muted">
-              {grants
-                .map(
-                  (g) =>
-                    `${g.purpose.toLowerCase()}: ${g.resourceTypes.length ? g.resourceTypes.join(', ') : 'all records'}`,
-                )
-                .join('; ')}
-              {emergencyUntil ? ` · emergency until ${formatTime(emergencyUntil)} UTC` : ''}
-            </p>
+            {grants.length > 0 && (
+              <ul className="muted grant-lines" aria-label="Granted to you">
+                {grants.map((g, i) => (
+                  <li key={i} data-testid="patient-grant">
+                    {grantWords(g)}
+                  </li>
+                ))}
+              </ul>
+            )}
+            {emergencyUntil && (
+              <p className="muted">Emergency access until {formatTime(emergencyUntil)} UTC</p>
+            )}
             <button
               type="button"
               onClick={() => onOpen(patient.id)}
@@ -98,15 +136,27 @@ export function Chart({ initialPatientId }: { initialPatientId: string }) {
 }
 
 function ChartOf({ patientId }: { patientId: string }) {
+  // Every page of the records: a chart that stopped at the first hundred would hide a patient's
+  // older conditions and allergies, and plot a lab value's newest points only.
   const { data, error, loading, reload } = useLoad(
     () =>
-      gql<{ records: { items: HealthRecord[] } }>(
-        `query($p: ID!) { records(patientId: $p, first: 100) { items { ${RECORD_FIELDS} } } }`,
-        { p: patientId },
+      allPages<HealthRecord>((after) =>
+        gql<{ records: Paged<HealthRecord> }>(
+          `query($p: ID!, $after: String) { records(patientId: $p, first: 100, after: $after) {
+             items { ${RECORD_FIELDS} } nextCursor } }`,
+          { p: patientId, after },
+        ).then((d) => d.records),
       ),
     [patientId],
   );
-  const items = useMemo(() => data?.records.items ?? [], [data]);
+  // Counts the chart's reloads (Refresh, an emergency declared): what depends on the access
+  // to this patient, such as the AI decisions, is read again with it.
+  const [reloads, setReloads] = useState(0);
+  const refresh = async () => {
+    setReloads((n) => n + 1);
+    await reload();
+  };
+  const items = useMemo(() => data ?? [], [data]);
   const byType = useMemo(() => {
     const m = new Map<string, HealthRecord[]>();
     for (const r of items) m.set(r.resourceType, [...(m.get(r.resourceType) ?? []), r]);
@@ -125,7 +175,7 @@ function ChartOf({ patientId }: { patientId: string }) {
   return (
     <div>
       <div className="row">
-        <button type="button" onClick={() => void reload()}>
+        <button type="button" onClick={() => void refresh()}>
           Refresh
         </button>
       </div>
@@ -138,7 +188,7 @@ function ChartOf({ patientId }: { patientId: string }) {
               emergency, declare break-glass access with a reason.
             </span>
           </div>
-          <BreakGlass patientId={patientId} onDeclared={reload} />
+          <BreakGlass patientId={patientId} onDeclared={refresh} />
         </>
       ) : (
         <ErrorNotice error={error} />
@@ -166,25 +216,21 @@ function ChartOf({ patientId }: { patientId: string }) {
                 </tr>
               </thead>
               <tbody>
-                {[...records]
-                  .sort((a, b) =>
-                    (dateOf(b.resource) ?? b.createdAt).localeCompare(
-                      dateOf(a.resource) ?? a.createdAt,
-                    ),
-                  )
-                  .map((r) => (
-                    <tr key={r.id}>
-                      <td>{summaryOf(r.resource)}</td>
-                      <td>{formatTime(dateOf(r.resource) ?? r.createdAt)}</td>
-                      <td>{INTEGRITY_WORDS[r.integrity]}</td>
-                    </tr>
-                  ))}
+                {[...records].sort(newestFirst).map((r) => (
+                  <tr key={r.id} data-record={r.id}>
+                    <td>{summaryOf(r.resource)}</td>
+                    <td>
+                      <time dateTime={clinicalDate(r)}>{formatTime(clinicalDate(r))}</time>
+                    </td>
+                    <td>{INTEGRITY_WORDS[r.integrity]}</td>
+                  </tr>
+                ))}
               </tbody>
             </table>
           </div>
         </section>
       ))}
-      <AssessRisk patientId={patientId} />
+      <AssessRisk patientId={patientId} chartReloads={reloads} />
     </div>
   );
 }
@@ -232,7 +278,7 @@ function newestValue(records: HealthRecord[], code: string): Quantity | undefine
   let best: Quantity | undefined;
   for (const r of records) {
     const resource = r.resource as Coded & { component?: Coded[] };
-    const date = dateOf(r.resource) ?? r.createdAt;
+    const date = clinicalDate(r);
     const parts = [resource, ...(resource.component ?? [])];
     for (const part of parts) {
       if (!hasCode(part, code)) continue;
@@ -338,7 +384,7 @@ function LabPlot(props: {
     () =>
       items
         .filter((r) => r.resourceType === 'Observation' && codeOf(r.resource) === code)
-        .map((r) => labPoint(r.resource))
+        .map(labPoint)
         .filter((p) => p !== undefined)
         .sort((a, b) => a.date.localeCompare(b.date)),
     [items, code],
@@ -383,6 +429,7 @@ function BreakGlass({
   patientId: string;
   onDeclared: () => Promise<void>;
 }) {
+  const emergencies = useEmergencies();
   const [reason, setReason] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
@@ -422,11 +469,30 @@ function BreakGlass({
   );
 }
 
-/** When this session's emergencies end, by patient: in memory, like the token. */
-const emergencies = new Map<string, string>();
+/** When the emergencies declared in this session end, by patient id. */
+type Emergencies = Map<string, string>;
+
+const SessionEmergencies = createContext<Emergencies | null>(null);
+
+/**
+ * Holds the emergencies the signed-in clinician declares, in memory like the token: mounted
+ * with the signed-in pages, so that signing out forgets them and the next person to sign in
+ * on this tab is not shown someone else's countdown.
+ */
+export function EmergencySession({ children }: { children: ReactNode }) {
+  const [emergencies] = useState<Emergencies>(() => new Map());
+  return <SessionEmergencies.Provider value={emergencies}>{children}</SessionEmergencies.Provider>;
+}
+
+function useEmergencies(): Emergencies {
+  const emergencies = useContext(SessionEmergencies);
+  if (!emergencies) throw new Error('A patient chart is shown only inside an EmergencySession.');
+  return emergencies;
+}
 
 /** The time left of an emergency declared in this session, updated every second. */
 export function EmergencyCountdown({ patientId }: { patientId: string }) {
+  const emergencies = useEmergencies();
   const [now, setNow] = useState(() => Date.now());
   useEffect(() => {
     const t = setInterval(() => setNow(Date.now()), 1000);

@@ -6,7 +6,7 @@ import { useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
 import { AccessEvent, Grant, GRANT_FIELDS } from './patient';
-import { allPages } from './patient-data';
+import { allPages } from './paging';
 
 interface Study {
   id: string;

@@ -1,25 +1,16 @@
 // The patient's records as a timeline: one group per resource type, each in order of the
 // records' clinical date (`effectiveAt`), each record with its integrity against the ledger.
 import { formatTime } from './common';
-import { HealthRecord, INTEGRITY_WORDS, RECORD_FIELDS, summaryOf } from './records';
-
-export type DatedRecord = HealthRecord & { effectiveAt: string | null };
-
-export const DATED_RECORD_FIELDS = `${RECORD_FIELDS} effectiveAt`;
-
-/** When the record is about: the server's clinical date, else when it was stored. */
-export function clinicalDate(r: DatedRecord): string {
-  return r.effectiveAt ?? r.createdAt;
-}
+import { clinicalDate, HealthRecord, INTEGRITY_WORDS, summaryOf } from './records';
 
 export interface TimelineGroup {
   resourceType: string;
-  records: DatedRecord[];
+  records: HealthRecord[];
 }
 
 /** Records grouped by resource type (types alphabetically), each group oldest first. */
-export function timelineOf(records: readonly DatedRecord[]): TimelineGroup[] {
-  const groups = new Map<string, DatedRecord[]>();
+export function timelineOf(records: readonly HealthRecord[]): TimelineGroup[] {
+  const groups = new Map<string, HealthRecord[]>();
   for (const r of records) {
     const group = groups.get(r.resourceType) ?? [];
     group.push(r);
@@ -40,7 +31,7 @@ export function timelineOf(records: readonly DatedRecord[]): TimelineGroup[] {
  * Each type is a disclosure (a native <details>, so Enter and Space open and close it) holding
  * an ordered list: the order is the timeline, for a screen reader as for the eye.
  */
-export function RecordTimeline({ records }: { records: readonly DatedRecord[] }) {
+export function RecordTimeline({ records }: { records: readonly HealthRecord[] }) {
   const groups = timelineOf(records);
   return (
     <section aria-labelledby="timeline-h" className="timeline">

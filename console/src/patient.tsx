@@ -3,9 +3,9 @@
 import { FormEvent, useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
-import { allPages } from './patient-data';
-import { clinicalDate, DATED_RECORD_FIELDS, DatedRecord, RecordTimeline } from './patient-timeline';
-import { INTEGRITY_WORDS, summaryOf } from './records';
+import { allPages, Paged, usePagedList } from './paging';
+import { RecordTimeline } from './patient-timeline';
+import { clinicalDate, HealthRecord, INTEGRITY_WORDS, RECORD_FIELDS, summaryOf } from './records';
 import './patient.css';
 
 const RECORD_COLUMNS = ['Type', 'What', 'Date', 'Sensitivity', 'Integrity'];
@@ -13,10 +13,10 @@ const RECORD_COLUMNS = ['Type', 'What', 'Date', 'Sensitivity', 'Integrity'];
 export function MyRecords({ patientId }: { patientId: string }) {
   const { data, error, loading } = useLoad(
     () =>
-      allPages<DatedRecord>((after) =>
-        gql<{ records: { items: DatedRecord[]; nextCursor: string | null } }>(
+      allPages<HealthRecord>((after) =>
+        gql<{ records: Paged<HealthRecord> }>(
           `query($p: ID!, $after: String) { records(patientId: $p, first: 100, after: $after) {
-               items { ${DATED_RECORD_FIELDS} } nextCursor } }`,
+               items { ${RECORD_FIELDS} } nextCursor } }`,
           { p: patientId, after },
         ).then((d) => d.records),
       ),
@@ -123,6 +123,20 @@ function describeGrant(g: Grant): string {
   return `May ${g.actions.map((a) => ACTION_WORDS[a] ?? a).join(' and ')} (${what}${cats}${restricted}) for ${g.purpose.toLowerCase()}`;
 }
 
+/**
+ * The grant's badge: its status, except that an ACTIVE grant whose start is still ahead is not
+ * in effect yet (the server counts it ACTIVE, but it allows nothing until then).
+ */
+function grantBadge(g: Pick<Grant, 'status' | 'validFrom'>): {
+  label: string;
+  className: string;
+} {
+  if (g.status === 'ACTIVE' && Date.parse(g.validFrom) > Date.now()) {
+    return { label: 'NOT YET IN EFFECT', className: 'badge badge-scheduled' };
+  }
+  return { label: g.status, className: `badge badge-${g.status.toLowerCase()}` };
+}
+
 function csv(value: string): string[] {
   return value
     .split(',')
@@ -176,11 +190,8 @@ export function Consents() {
                 <strong>
                   {g.grantee.type.toLowerCase()} {g.grantee.id}
                 </strong>{' '}
-                <span
-                  className={`badge badge-${g.status.toLowerCase()}`}
-                  data-testid="grant-status"
-                >
-                  {g.status}
+                <span className={grantBadge(g).className} data-testid="grant-status">
+                  {grantBadge(g).label}
                 </span>
               </p>
               <p>{describeGrant(g)}</p>
@@ -395,12 +406,14 @@ interface Verification {
 }
 
 export function AccessLog({ patientId }: { patientId: string }) {
-  const log = useLoad(
-    () =>
-      gql<{ accessLog: { items: AccessEvent[] } }>(
-        `query($p: ID!) { accessLog(patientId: $p, first: 100) { items { id at actorId action purpose decision breakGlass reason recordIds consentId } } }`,
-        { p: patientId },
-      ),
+  const log = usePagedList<AccessEvent>(
+    (after) =>
+      gql<{ accessLog: Paged<AccessEvent> }>(
+        `query($p: ID!, $after: String) { accessLog(patientId: $p, first: 100, after: $after) {
+           items { id at actorId action purpose decision breakGlass reason recordIds consentId }
+           nextCursor } }`,
+        { p: patientId, after },
+      ).then((d) => d.accessLog),
     [patientId],
   );
   const [verification, setVerification] = useState<Verification | null>(null);
@@ -423,12 +436,12 @@ export function AccessLog({ patientId }: { patientId: string }) {
     }
   }
 
-  const items = log.data?.accessLog.items ?? [];
+  const items = log.items;
   return (
     <section aria-labelledby="log-h">
       <h2 id="log-h">Who read my records</h2>
       <div className="row">
-        <button type="button" onClick={() => void log.reload()}>
+        <button type="button" onClick={() => void log.first.reload()}>
           Refresh
         </button>
         <button type="button" onClick={() => void verify()} disabled={checking}>
@@ -442,7 +455,7 @@ export function AccessLog({ patientId }: { patientId: string }) {
               Checked against the ledger: all {verification.permitsJustified} accesses justified (
               {verification.eventsChecked} events in an intact chain
               {verification.unanchoredEvents
-                ? `; ${verification.unanchoredEvents} recent ones not yet anchored`
+                ? `; ${verification.unanchoredEvents} recent ${verification.unanchoredEvents === 1 ? 'one' : 'ones'} not yet anchored`
                 : ''}
               ).
             </p>
@@ -457,12 +470,15 @@ export function AccessLog({ patientId }: { patientId: string }) {
             </div>
           ))}
       </div>
-      <ErrorNotice error={log.error ?? verifyError} />
-      {log.data && items.length === 0 && <p>Nobody has read your records yet.</p>}
+      <ErrorNotice error={log.first.error ?? verifyError} />
+      {log.first.data && items.length === 0 && <p>Nobody has read your records yet.</p>}
       {items.length > 0 && (
         <div className="table-wrap">
           <table>
-            <caption>Newest first</caption>
+            <caption>
+              Newest first: {items.length} {items.length === 1 ? 'event' : 'events'}
+              {log.hasOlder ? ', and older ones below' : ''}
+            </caption>
             <thead>
               <tr>
                 <th scope="col">When (UTC)</th>
@@ -478,6 +494,7 @@ export function AccessLog({ patientId }: { patientId: string }) {
                   key={e.id}
                   className={e.breakGlass ? 'breakglass' : undefined}
                   data-testid="access-event"
+                  data-id={e.id}
                   data-actor={e.actorId}
                   data-decision={e.decision}
                 >
@@ -506,6 +523,17 @@ export function AccessLog({ patientId }: { patientId: string }) {
             </tbody>
           </table>
         </div>
+      )}
+      <ErrorNotice error={log.older.error} />
+      {log.hasOlder && (
+        <button
+          type="button"
+          data-testid="older-events"
+          aria-disabled={log.older.busy}
+          onClick={() => void log.loadOlder()}
+        >
+          {log.older.busy ? 'Loading…' : 'Show older events'}
+        </button>
       )}
     </section>
   );

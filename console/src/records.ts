@@ -7,11 +7,27 @@ export interface HealthRecord {
   sensitivity: string;
   integrity: 'VERIFIED' | 'PENDING' | 'MISMATCH';
   createdAt: string;
+  /** The server's clinical date (effective, onset, occurrence, performed, …), if it found one. */
+  effectiveAt: string | null;
   ledgerTxId: string | null;
   resource: Record<string, unknown>;
 }
 
-export const RECORD_FIELDS = `id resourceType category sensitivity integrity createdAt ledgerTxId resource`;
+export const RECORD_FIELDS = `id resourceType category sensitivity integrity createdAt effectiveAt ledgerTxId resource`;
+
+/**
+ * When the record is about: the server's clinical date, else when it was stored. The server
+ * reads every type's date element (an Immunization's occurrence, a Procedure's performed
+ * period, …), which the console does not try to repeat.
+ */
+export function clinicalDate(r: HealthRecord): string {
+  return r.effectiveAt ?? r.createdAt;
+}
+
+/** Newest first by clinical date, then by id, so that the order is the same on every load. */
+export function newestFirst(a: HealthRecord, b: HealthRecord): number {
+  return Date.parse(clinicalDate(b)) - Date.parse(clinicalDate(a)) || a.id.localeCompare(b.id);
+}
 
 interface Coding {
   system?: string;
@@ -38,29 +54,18 @@ export function summaryOf(resource: Record<string, unknown>): string {
   return [name, value].filter(Boolean).join(': ') || String(resource.resourceType ?? '');
 }
 
-/** When the record is about: its effective or onset date, else undefined. */
-export function dateOf(resource: Record<string, unknown>): string | undefined {
-  const v =
-    resource.effectiveDateTime ??
-    resource.onsetDateTime ??
-    resource.authoredOn ??
-    resource.recordedDate ??
-    resource.issued;
-  return typeof v === 'string' ? v : undefined;
-}
-
 export interface LabPoint {
   date: string;
   value: number;
   unit: string;
 }
 
-/** An Observation's numeric value with its unit and date, when it has all three. */
-export function labPoint(resource: Record<string, unknown>): LabPoint | undefined {
-  const q = resource.valueQuantity as { value?: number; unit?: string; code?: string } | undefined;
-  const date = dateOf(resource);
-  if (typeof q?.value !== 'number' || !date) return undefined;
-  return { date, value: q.value, unit: q.unit ?? q.code ?? '' };
+/** An Observation's numeric value with its unit and clinical date, when it has a value. */
+export function labPoint(r: HealthRecord): LabPoint | undefined {
+  const q = r.resource.valueQuantity as
+    { value?: number; unit?: string; code?: string } | undefined;
+  if (typeof q?.value !== 'number') return undefined;
+  return { date: clinicalDate(r), value: q.value, unit: q.unit ?? q.code ?? '' };
 }
 
 export const INTEGRITY_WORDS: Record<HealthRecord['integrity'], string> = {
