@@ -625,7 +625,9 @@ describe('record amendments and history', () => {
       let inFlight: unknown = 'not asked';
       await api.server.app.get(DataSource).transaction(async (m) => {
         await ring.liveKey(patientId, m);
-        // Another request now would write under a key no other connection can see yet.
+        // Another request now would write under a key no other connection can see yet; asked
+        // again in the same transaction, the key is still this transaction's own.
+        await ring.liveKey(patientId, m);
         inFlight = ring.knownLiveKey(patientId);
       });
       expect(inFlight).toBeUndefined();

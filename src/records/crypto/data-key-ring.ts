@@ -81,9 +81,10 @@ export class DataKeyRing {
    * patient — or, when the key is new, patient first (no other writer can hold its key yet).
    */
   async liveKey(patientId: string, manager: EntityManager = this.db.manager): Promise<DataKey> {
-    const [existing] = await manager.query<{ id: string; wrapped_key: Buffer }[]>(
-      `SELECT id, wrapped_key FROM data_keys WHERE patient_id = $1 AND destroyed_at IS NULL
-       FOR SHARE`,
+    // `own`: written by this very transaction, so not yet committed (no one else sees it).
+    const [existing] = await manager.query<{ id: string; wrapped_key: Buffer; own: boolean }[]>(
+      `SELECT id, wrapped_key, coalesce(xmin = xid(pg_current_xact_id_if_assigned()), false) AS own
+       FROM data_keys WHERE patient_id = $1 AND destroyed_at IS NULL FOR SHARE`,
       [patientId],
     );
     if (existing) {
@@ -92,7 +93,7 @@ export class DataKeyRing {
         patientId,
         wrappedKey: existing.wrapped_key,
       } as DataKeyEntity);
-      this.live.set(patientId, existing.id);
+      if (!existing.own) this.live.set(patientId, existing.id);
       return { id: existing.id, key };
     }
     const id = randomUUID();
