@@ -38,6 +38,13 @@ export async function checkAccessLog(
   chain: AuditChainRef,
   options: AccessLogCheckOptions = {},
 ): Promise<AccessLogVerification> {
+  // Each head anchored is noted here after the ledger committed it, so a note read before
+  // the ledger's head is covered by it: a note ahead of the head means the ledger lost
+  // anchors (restored from a backup, or rolled back).
+  const [noted] = await query(
+    'SELECT seq, ledger_tx_id FROM audit_anchors ORDER BY seq DESC LIMIT 1',
+    [],
+  );
   const problems: string[] = [];
   let anchored: AnchoredHead | null = null;
   try {
@@ -52,12 +59,6 @@ export async function checkAccessLog(
       );
     }
   }
-  // Each head anchored is noted here after the ledger committed it: a note ahead of the
-  // ledger's head means the ledger lost anchors (restored from a backup, or rolled back).
-  const [noted] = await query(
-    'SELECT seq, ledger_tx_id FROM audit_anchors ORDER BY seq DESC LIMIT 1',
-    [],
-  );
   if (noted && Number(noted.seq) > (anchored?.seq ?? 0) && problems.length === 0) {
     problems.push(
       `this log noted event ${noted.seq} anchored on the ledger (transaction ${String(noted.ledger_tx_id)}), but the ledger's head for the chain is ${anchored ? `event ${anchored.seq}` : 'absent'}: the ledger lost anchors (restored from a backup, or rolled back)`,

@@ -126,7 +126,13 @@ export class ProjectionReconciler {
     )) as ConsentGrantEntity[];
     const ledger = await this.ledgerGrants();
     for (const g of ledger) if (g.status === 'REVOKED') this.authenticity.markRevoked(g.id);
-    const revocationsLost = lostRevocations(ledger, rows, this.authenticity);
+    // Asked again, one by one: a peer that had not yet committed the revocation's block
+    // (several peers behind a gateway) is not a ledger that lost it.
+    const revocationsLost: string[] = [];
+    for (const id of lostRevocations(ledger, rows, this.authenticity)) {
+      const again = await this.ledger.evaluate<GrantRecord>('consent', 'GetConsent', [id]);
+      if (again.status === 'ACTIVE') revocationsLost.push(id);
+    }
     for (const id of revocationsLost) this.authenticity.markRevoked(id);
     let drift = compareProjection(ledger, rows, this.authenticity);
     const kept = new Set(revocationsLost);

@@ -2,7 +2,7 @@
 // (its MAC, under a key only this API holds) and is the declaration the ledger recorded, for
 // the same patient, clinician and window. The API already gives a forged or altered row no
 // access; this says that one is there. Rows from before declarations were put on the ledger
-// carry no MAC and open nothing: they are counted, not reported.
+// carry neither a MAC nor a ledger transaction and open nothing: counted, not reported.
 import type { EmergencyRecord } from '@custodia/chaincode';
 import type { QueryRows } from '../audit/verify';
 import { NotFoundError } from '../common/errors';
@@ -26,8 +26,8 @@ export async function verifyEmergencyRows(
   authenticator?: RowAuthenticator,
 ): Promise<EmergencyCheck> {
   const found = (await rows(
-    `SELECT id, patient_id, clinician_id, declared_at, expires_at, mac FROM emergency_accesses
-     ORDER BY declared_at`,
+    `SELECT id, patient_id, clinician_id, declared_at, expires_at, mac, ledger_tx_id
+     FROM emergency_accesses ORDER BY declared_at`,
     [],
   )) as {
     id: string;
@@ -36,11 +36,18 @@ export async function verifyEmergencyRows(
     declared_at: Date;
     expires_at: Date;
     mac: Buffer | null;
+    ledger_tx_id: string | null;
   }[];
   const check: EmergencyCheck = { rows: found.length, legacy: 0, problems: [] };
   for (const r of found) {
-    if (r.mac === null) {
+    // From before declarations were MAC'd: never on the ledger either. Any other row without
+    // a MAC was stripped of it, or forged.
+    if (r.mac === null && r.ledger_tx_id === null) {
       check.legacy++;
+      continue;
+    }
+    if (r.mac === null) {
+      check.problems.push(`emergency ${r.id}: its row carries no MAC (forged or altered)`);
       continue;
     }
     const fields = {
@@ -65,6 +72,7 @@ export async function verifyEmergencyRows(
     if (
       held.patientId !== r.patient_id ||
       held.clinicianId !== r.clinician_id ||
+      Date.parse(held.declaredAt) !== r.declared_at.getTime() ||
       Date.parse(held.expiresAt) !== r.expires_at.getTime()
     ) {
       check.problems.push(
