@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { DataSource } from 'typeorm';
 import { Ledger } from '../ledger';
 import { LedgerAnchors } from './ledger-anchors';
 
@@ -87,5 +88,22 @@ describe('LedgerAnchors', () => {
     expect(await here.lookupOne(r9)).toEqual({ state: 'anchored', ...v1 });
     here.remember('r9', 2, { contentHash: sha('v2'), txId: sha('t2') });
     expect(await here.lookupOne(r9)).toEqual({ ...superseded });
+  });
+
+  it('does not call a record amended since it was read rolled back: storage moved on', async () => {
+    const v1 = { contentHash: sha('v1'), txId: sha('t1') };
+    const { ledger } = ledgerOf(new Map([['r1:1', { ...v1, latestVersion: 2 }]]));
+    const stored = { version: 2 };
+    const db = { query: async () => [stored] } as unknown as DataSource;
+    const anchors = new LedgerAnchors(ledger, db);
+    const asked = { recordId: 'r1', version: 1, contentHash: sha('v1'), current: true };
+    expect(await anchors.lookupOne(asked)).toEqual({ state: 'anchored', ...v1 });
+    // Put back to version 1 in storage: now it is rolled back.
+    stored.version = 1;
+    expect(await anchors.lookupOne(asked)).toEqual({
+      state: 'superseded',
+      ...v1,
+      latestVersion: 2,
+    });
   });
 });

@@ -2,7 +2,9 @@
 // is. A committed anchor never changes, so every anchor found (or written by this process)
 // is remembered, within a bound: steady-state reads cost no ledger round trip. An absent
 // anchor is not remembered, since it may be committed at any moment.
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional } from '@nestjs/common';
+import { InjectDataSource } from '@nestjs/typeorm';
+import { DataSource } from 'typeorm';
 import type { RecordAnchor } from '@custodia/chaincode';
 import { BoundedMap } from '../common/bounded-map';
 import { NotFoundError } from '../common/errors';
@@ -37,12 +39,36 @@ export class LedgerAnchors {
    */
   private readonly latest = new BoundedMap<string, number>(ANCHOR_CACHE_LIMIT);
 
-  constructor(@Inject(LEDGER) private readonly ledger: Ledger) {}
+  constructor(
+    @Inject(LEDGER) private readonly ledger: Ledger,
+    /** To tell a record rolled back from one amended since it was read (none in unit tests). */
+    @Optional() @InjectDataSource() private readonly db?: DataSource,
+  ) {}
 
   /** Notes an anchor this process saw committed (or read back from the ledger). */
   remember(recordId: string, version: number, anchor: { contentHash: string; txId: string }): void {
     this.known.set(keyOf(recordId, version), pack(anchor.contentHash, anchor.txId));
     this.noteLatest(recordId, version);
+  }
+
+  /**
+   * An anchor found, or 'superseded' when the stored current row is older than the ledger's
+   * newest version. A row amended since the caller read it (its newer version committed, and
+   * anchored, meanwhile) is not that: storage has moved on, and what was read was current.
+   */
+  private async judged(
+    q: AnchorQuestion,
+    anchor: Extract<AnchorLookup, { state: 'anchored' }>,
+    latestVersion: number,
+  ): Promise<AnchorLookup> {
+    if (!q.current || latestVersion <= q.version) return anchor;
+    if (this.db) {
+      const [row] = (await this.db.query('SELECT version FROM records WHERE id = $1', [
+        q.recordId,
+      ])) as { version: number }[];
+      if (row && row.version > q.version) return anchor;
+    }
+    return { ...anchor, state: 'superseded', latestVersion };
   }
 
   private noteLatest(recordId: string, version: number): void {
@@ -62,7 +88,7 @@ export class LedgerAnchors {
     const known = this.known.get(keyOf(q.recordId, q.version));
     const latest = this.latest.get(q.recordId);
     if (known !== undefined && (!q.current || latest !== undefined)) {
-      return judgedAnchor(q, unpack(known), latest ?? q.version);
+      return this.judged(q, unpack(known), latest ?? q.version);
     }
     try {
       const anchor = await this.ledger.evaluate<RecordAnchor & { latestVersion?: number }>(
@@ -79,7 +105,7 @@ export class LedgerAnchors {
       // A ledger whose chaincode predates latestVersion says nothing of later versions.
       const latestVersion = anchor.latestVersion ?? q.version;
       this.noteLatest(q.recordId, latestVersion);
-      return judgedAnchor(q, found, this.latest.get(q.recordId) ?? latestVersion);
+      return this.judged(q, found, this.latest.get(q.recordId) ?? latestVersion);
     } catch (e) {
       if (e instanceof NotFoundError) return { state: 'absent' };
       this.logger.warn(
@@ -89,17 +115,6 @@ export class LedgerAnchors {
       return { state: 'unknown' };
     }
   }
-}
-
-/** An anchor found, or 'superseded' when the stored current row is older than the ledger's. */
-function judgedAnchor(
-  q: AnchorQuestion,
-  anchor: Extract<AnchorLookup, { state: 'anchored' }>,
-  latestVersion: number,
-): AnchorLookup {
-  return q.current && latestVersion > q.version
-    ? { ...anchor, state: 'superseded', latestVersion }
-    : anchor;
 }
 
 /**

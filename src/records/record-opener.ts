@@ -4,6 +4,7 @@
 // withhold it and serve the rest.
 import { Injectable } from '@nestjs/common';
 import { BoundedMap } from '../common/bounded-map';
+import { isDatabaseUnavailable } from '../database/availability';
 import { IntegrityMonitor } from '../observability';
 import {
   contentHash,
@@ -55,6 +56,9 @@ export class RecordOpener {
         ciphertext: row.ciphertext,
       });
     } catch (e) {
+      // A database that cannot be reached is not the record's fault: the call fails (to be
+      // retried), and no record is reported as tampered with.
+      if (isDatabaseUnavailable(e)) throw e;
       this.integrity.report('record', 'record failed to open and was withheld', {
         recordId: row.id,
         errorType: (e as Error).name,

@@ -212,7 +212,7 @@ export class RecordsService {
         'The ledger is unavailable, so the record cannot be checked against it. Try again shortly.',
       );
     }
-    const onLedger = anchor.state === 'anchored' ? anchor : null;
+    const onLedger = anchor.state === 'anchored' || anchor.state === 'superseded' ? anchor : null;
     return {
       recordId: open.row.id,
       status: opened
