@@ -61,6 +61,8 @@ export function App() {
   function signOut() {
     setToken(null);
     setSession(null);
+    // The next person at this screen starts on no one's chart.
+    setChartPatient('');
   }
 
   if (!session) {

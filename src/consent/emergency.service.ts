@@ -6,7 +6,7 @@
 // Every declaration and every read under it is in the patient's access log.
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
-import type { EmergencyAccessSetting, EmergencyRecord } from '@custodia/chaincode';
+import type { EmergencyRecord } from '@custodia/chaincode';
 import { offPeriodsOf } from '@custodia/chaincode/policy';
 import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, MoreThan, Not } from 'typeorm';
@@ -19,6 +19,7 @@ import { DataKeyRing, openField, RowAuthenticator, sealField } from '../records/
 import { EmergencyAccessEntity } from './consent-grant.entity';
 import { EmergencyAccessModel } from './consent.model';
 import { isUuid } from '../common/ids';
+import { BoundedMap } from '../common/bounded-map';
 
 const MIN_REASON = 10;
 const MAX_REASON = 500;
@@ -45,6 +46,8 @@ function reasonOwner(d: Declaration): string {
 @Injectable()
 export class EmergencyService implements OnApplicationBootstrap {
   private readonly logger = new Logger(EmergencyService.name);
+  /** By patient, when the ledger last said their opt-outs began (see endedOnLedger). */
+  private readonly knownOffSince = new BoundedMap<string, readonly number[]>(10_000);
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -166,7 +169,8 @@ export class EmergencyService implements OnApplicationBootstrap {
 
   /**
    * `active` for a page of patients, by patient id, in a fixed number of queries whatever its
-   * size (the rows in one, the keys of their reasons in one more at most).
+   * size (the rows in one, the keys of their reasons in one more at most), and one ledger
+   * read per patient with a live declaration.
    */
   async activeFor(
     patientIds: readonly string[],
@@ -222,7 +226,8 @@ export class EmergencyService implements OnApplicationBootstrap {
    * them, as the ledger says: its periods cannot be put back in the database (an older MAC'd
    * "allowed" row, or a cleared setting time, would otherwise revive an ended emergency). Only
    * asked when a live declaration exists, once per patient. When the ledger cannot answer,
-   * the database's authenticated copy (already applied) decides alone.
+   * its last answer for the patient decides (periods only grow), or, never asked, the
+   * database's authenticated copy (already applied) alone.
    */
   private async endedOnLedger(
     rows: readonly EmergencyAccessEntity[],
@@ -231,21 +236,27 @@ export class EmergencyService implements OnApplicationBootstrap {
     const ended = new Set<string>();
     const patientIds = [...new Set(rows.map((r) => r.patientId))];
     if (!patientIds.length) return ended;
-    let settings: EmergencyAccessSetting[];
-    try {
-      settings = await Promise.all(patientIds.map((id) => this.patients.ledgerEmergencyAccess(id)));
-    } catch (e) {
-      this.logger.warn(
-        { errorType: (e as Error).name },
-        "emergency access setting not read from the ledger; the database's copy decides",
-      );
-      return ended;
-    }
-    const offSince = new Map(
-      settings.map((s) => [
-        s.patientId,
-        s.txId ? offPeriodsOf(s).map((p) => Date.parse(p.from)) : [],
-      ]),
+    const offSince = new Map<string, readonly number[]>();
+    await Promise.all(
+      patientIds.map(async (id) => {
+        try {
+          const s = await this.patients.ledgerEmergencyAccess(id);
+          const froms = s.txId ? offPeriodsOf(s).map((p) => Date.parse(p.from)) : [];
+          this.knownOffSince.set(id, froms);
+          offSince.set(id, froms);
+        } catch (e) {
+          // Periods only ever grow: what the ledger said before still holds. Never asked
+          // before, the database's authenticated copy (already applied) decides alone.
+          const known = this.knownOffSince.get(id);
+          if (known) offSince.set(id, known);
+          this.logger.warn(
+            { errorType: (e as Error).name },
+            known
+              ? 'emergency access setting not read from the ledger; its last answer decides'
+              : "emergency access setting not read from the ledger; the database's copy decides",
+          );
+        }
+      }),
     );
     for (const row of rows) {
       const declared = row.declaredAt.getTime();

@@ -42,8 +42,8 @@ export class SimdSums {
   }
 
   /**
-   * Sums in a memory of their own, never reused: the memory that `narrowInPlace` turns into
-   * a float32 vector, which then belongs to the caller.
+   * Sums in a memory of their own: the memory that `narrowInPlace` turns into a float32
+   * vector, which then belongs to the caller, until it gives it back (`release`).
    */
   static fresh(length: number): SimdSums | null {
     const given = SimdSums.released?.view.length === length ? SimdSums.released : null;
