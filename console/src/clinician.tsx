@@ -16,6 +16,7 @@ import { ErrorNotice, formatTime, toApiError, useLoad } from './common';
 import { LineChart } from './LineChart';
 import { allPages, Paged } from './paging';
 import {
+  allRecordsOf,
   clinicalDate,
   codeOf,
   HealthRecord,
@@ -138,17 +139,7 @@ export function Chart({ initialPatientId }: { initialPatientId: string }) {
 function ChartOf({ patientId }: { patientId: string }) {
   // Every page of the records: a chart that stopped at the first hundred would hide a patient's
   // older conditions and allergies, and plot a lab value's newest points only.
-  const { data, error, loading, reload } = useLoad(
-    () =>
-      allPages<HealthRecord>((after) =>
-        gql<{ records: Paged<HealthRecord> }>(
-          `query($p: ID!, $after: String) { records(patientId: $p, first: 100, after: $after) {
-             items { ${RECORD_FIELDS} } nextCursor } }`,
-          { p: patientId, after },
-        ).then((d) => d.records),
-      ),
-    [patientId],
-  );
+  const { data, error, loading, reload } = useLoad(() => allRecordsOf(patientId), [patientId]);
   // Counts the chart's reloads (Refresh, an emergency declared): what depends on the access
   // to this patient, such as the AI decisions, is read again with it.
   const [reloads, setReloads] = useState(0);

@@ -3,25 +3,15 @@
 import { FormEvent, useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
-import { allPages, Paged, usePagedList } from './paging';
+import { Paged, usePagedList } from './paging';
 import { RecordTimeline } from './patient-timeline';
-import { clinicalDate, HealthRecord, INTEGRITY_WORDS, RECORD_FIELDS, summaryOf } from './records';
+import { allRecordsOf, clinicalDate, INTEGRITY_WORDS, summaryOf } from './records';
 import './patient.css';
 
 const RECORD_COLUMNS = ['Type', 'What', 'Date', 'Sensitivity', 'Integrity'];
 
 export function MyRecords({ patientId }: { patientId: string }) {
-  const { data, error, loading } = useLoad(
-    () =>
-      allPages<HealthRecord>((after) =>
-        gql<{ records: Paged<HealthRecord> }>(
-          `query($p: ID!, $after: String) { records(patientId: $p, first: 100, after: $after) {
-               items { ${RECORD_FIELDS} } nextCursor } }`,
-          { p: patientId, after },
-        ).then((d) => d.records),
-      ),
-    [patientId],
-  );
+  const { data, error, loading } = useLoad(() => allRecordsOf(patientId), [patientId]);
   const items = [...(data ?? [])].sort(
     (a, b) =>
       a.resourceType.localeCompare(b.resourceType) ||

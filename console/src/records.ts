@@ -1,4 +1,6 @@
 // Reading the FHIR resources the API returns, for display only.
+import { gql } from './api';
+import { allPages, Paged } from './paging';
 
 export interface HealthRecord {
   id: string;
@@ -14,6 +16,20 @@ export interface HealthRecord {
 }
 
 export const RECORD_FIELDS = `id resourceType category sensitivity integrity createdAt effectiveAt ledgerTxId resource`;
+
+/**
+ * Every record of the patient the caller may read, page after page: a view that stopped at the
+ * first hundred would hide a patient's older conditions and allergies.
+ */
+export function allRecordsOf(patientId: string): Promise<HealthRecord[]> {
+  return allPages<HealthRecord>((after) =>
+    gql<{ records: Paged<HealthRecord> }>(
+      `query($p: ID!, $after: String) { records(patientId: $p, first: 100, after: $after) {
+         items { ${RECORD_FIELDS} } nextCursor } }`,
+      { p: patientId, after },
+    ).then((d) => d.records),
+  );
+}
 
 /**
  * When the record is about: the server's clinical date, else when it was stored. The server

@@ -7,6 +7,7 @@
 import type { GrantRecord } from '@custodia/chaincode';
 import canonicalize from 'canonicalize';
 import type { Ledger } from '../ledger';
+import { everyPage } from '../ledger/every-page';
 import { SqlRunner, writeGrant } from './consent-projection';
 import { ConsentGrantEntity } from './consent-grant.entity';
 import { GrantAuthenticity, projectedGrant, toRuleGrant } from './grant-authenticity';
@@ -23,8 +24,6 @@ export function grantColumns(alias?: string): string {
 }
 
 export const GRANT_COLUMNS = grantColumns();
-
-const LEDGER_PAGE = 500;
 
 export interface ProjectionDrift {
   /** On the ledger, absent from the projection. */
@@ -100,19 +99,8 @@ export class ProjectionReconciler {
   ) {}
 
   /** Every grant on the ledger, page by page. */
-  async ledgerGrants(): Promise<GrantRecord[]> {
-    const out: GrantRecord[] = [];
-    let bookmark = '';
-    do {
-      const page = await this.ledger.evaluate<{ grants: GrantRecord[]; bookmark: string }>(
-        'consent',
-        'ListConsents',
-        [String(LEDGER_PAGE), bookmark],
-      );
-      out.push(...page.grants);
-      bookmark = page.bookmark;
-    } while (bookmark);
-    return out;
+  ledgerGrants(): Promise<GrantRecord[]> {
+    return everyPage<GrantRecord>(this.ledger, 'consent', 'ListConsents', 'grants');
   }
 
   /**

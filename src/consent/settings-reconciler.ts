@@ -5,6 +5,7 @@
 // from the ledger. Used by `custodia verify-ledger`, like the consent projection's reconciler.
 import type { PatientKeyring } from '@custodia/chaincode';
 import type { Ledger } from '../ledger';
+import { everyPage } from '../ledger/every-page';
 import { RowAuthenticator } from '../records/crypto';
 import type { SqlRunner } from './consent-projection';
 import type { ProjectionDrift } from './projection-reconciler';
@@ -15,8 +16,6 @@ import {
   settingAuthentic,
   settingParams,
 } from './signed-consent-settings';
-
-const LEDGER_PAGE = 500;
 
 export interface SettingsReport extends ProjectionDrift {
   /** Patients whose signed-only setting the ledger has ever set. */
@@ -64,19 +63,8 @@ export class SettingsReconciler {
   ) {}
 
   /** Every patient keyring on the ledger, page by page. */
-  async ledgerKeyrings(): Promise<PatientKeyring[]> {
-    const out: PatientKeyring[] = [];
-    let bookmark = '';
-    do {
-      const page = await this.ledger.evaluate<{ keyrings: PatientKeyring[]; bookmark: string }>(
-        'keys',
-        'ListPatientKeyrings',
-        [String(LEDGER_PAGE), bookmark],
-      );
-      out.push(...page.keyrings);
-      bookmark = page.bookmark;
-    } while (bookmark);
-    return out;
+  ledgerKeyrings(): Promise<PatientKeyring[]> {
+    return everyPage<PatientKeyring>(this.ledger, 'keys', 'ListPatientKeyrings', 'keyrings');
   }
 
   /**

@@ -7,6 +7,8 @@
 import type { RecordAnchor } from '@custodia/chaincode';
 import type { QueryRows } from '../audit/verify';
 import { NotFoundError } from '../common/errors';
+import type { Ledger } from '../ledger';
+import { everyPage } from '../ledger/every-page';
 
 export interface RecordAnchorCheck {
   /** Record versions in the database. */
@@ -20,18 +22,12 @@ export interface RecordAnchorCheck {
   problems: string[];
 }
 
-interface AnchorReader {
-  evaluate<T>(contract: 'records', fn: string, args: string[]): Promise<T>;
-}
-
 /** Versions asked of the ledger at once. */
 const CONCURRENCY = 16;
-/** Anchors listed per call (the chaincode's most). */
-const LEDGER_PAGE = 1000;
 
 export async function verifyRecordAnchors(
   rows: QueryRows,
-  ledger: AnchorReader,
+  ledger: Pick<Ledger, 'evaluate'>,
 ): Promise<RecordAnchorCheck> {
   // The ledger first: a record is stored before it is anchored, so every anchor listed now
   // has its row by the time storage is read (the other order would see anchors of records
@@ -95,19 +91,8 @@ export async function verifyRecordAnchors(
 }
 
 /** Every record's latest anchor on the ledger, a page at a time. */
-async function latestAnchors(ledger: AnchorReader): Promise<RecordAnchor[]> {
-  const all: RecordAnchor[] = [];
-  let bookmark = '';
-  do {
-    const page = await ledger.evaluate<{ anchors: RecordAnchor[]; bookmark: string }>(
-      'records',
-      'ListRecordAnchors',
-      [String(LEDGER_PAGE), bookmark],
-    );
-    all.push(...page.anchors);
-    bookmark = page.bookmark;
-  } while (bookmark);
-  return all;
+function latestAnchors(ledger: Pick<Ledger, 'evaluate'>): Promise<RecordAnchor[]> {
+  return everyPage<RecordAnchor>(ledger, 'records', 'ListRecordAnchors', 'anchors');
 }
 
 /**
