@@ -149,3 +149,20 @@ export function offPeriodsOf(choice: {
   if (choice.offPeriods) return choice.offPeriods;
   return choice.allow ? [] : [{ from: choice.setAt, until: null }];
 }
+
+/**
+ * The opt-out that ended an emergency declared at `declaredAt`, by the instant `at`: turning
+ * emergency access off ends the emergencies running then, for good (a declaration while it is
+ * off is refused). Undefined when none did.
+ */
+export function emergencyEndedBy(
+  offPeriods: readonly ChoicePeriod[],
+  declaredAt: string,
+  at: number,
+): ChoicePeriod | undefined {
+  const declared = Date.parse(declaredAt);
+  return offPeriods.find((p) => {
+    const from = Date.parse(p.from);
+    return from > declared && from <= at;
+  });
+}

@@ -11,7 +11,7 @@ import type {
   PatientKeyring,
   SignedOnlyPeriod,
 } from '@custodia/chaincode';
-import { offPeriodsOf, type ChoicePeriod } from '@custodia/chaincode/policy';
+import { emergencyEndedBy, offPeriodsOf, type ChoicePeriod } from '@custodia/chaincode/policy';
 import { NotFoundError } from '../common/errors';
 import type { Ledger } from '../ledger';
 import type { AccessEventContent } from './audit-chain';
@@ -69,7 +69,7 @@ export function ledgerAuthority(ledger: Pick<Ledger, 'evaluate'>): LedgerAuthori
       if (!periods) {
         periods = ledger
           .evaluate<EmergencyAccessSetting>('consent', 'GetEmergencyAccess', [patientId])
-          .then((setting) => (setting.txId ? offPeriodsOf(setting) : []));
+          .then(offPeriodsOf);
         emergencySettings.set(patientId, periods);
       }
       return periods;
@@ -202,11 +202,12 @@ async function unjustified(
     if (at < Date.parse(em.declaredAt) || at >= Date.parse(em.expiresAt) + COMMIT_ALLOWANCE_MS) {
       return `emergency ${e.emergencyId} was not in force at ${e.at}`;
     }
-    // Turning emergency access off ends the emergencies running then, for good (the API stops
-    // honouring them at once; a read decided just before may be stamped within the allowance).
-    const declared = Date.parse(em.declaredAt);
-    const ended = (await authority.emergencyOffPeriods(e.patientId)).find(
-      (p) => Date.parse(p.from) > declared && at >= Date.parse(p.from) + COMMIT_ALLOWANCE_MS,
+    // The API stops honouring an emergency the patient's opt-out ended at once; a read decided
+    // just before may be stamped within the allowance.
+    const ended = emergencyEndedBy(
+      await authority.emergencyOffPeriods(e.patientId),
+      em.declaredAt,
+      at - COMMIT_ALLOWANCE_MS,
     );
     if (ended) {
       return `emergency ${e.emergencyId} had ended at ${ended.from}, when the patient turned emergency access off`;

@@ -15,7 +15,6 @@ const CONSOLE_ROLES = ROLES.filter((r) => r !== 'NODE');
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 /** This machine's names, with any port: what a page on this machine reaches the API by. */
 const LOCAL_HOST = /^(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/i;
-const LOCAL_ORIGIN = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/i;
 
 /**
  * Whether a loopback request was also meant for this machine: a page whose domain an attacker
@@ -25,7 +24,7 @@ const LOCAL_ORIGIN = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d{1,5})?$/i
 function addressedLocally(req: IncomingMessage): boolean {
   const { host, origin } = req.headers;
   if (typeof host !== 'string' || !LOCAL_HOST.test(host)) return false;
-  return origin === undefined || LOCAL_ORIGIN.test(origin);
+  return origin === undefined || LOCAL_HOST.test(/^https?:\/\/(.*)$/i.exec(origin)?.[1] ?? '');
 }
 
 /** How long a console token lives: a working session, not a standing credential. */

@@ -7,7 +7,7 @@
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { EmergencyRecord } from '@custodia/chaincode';
-import { offPeriodsOf } from '@custodia/chaincode/policy';
+import { emergencyEndedBy, offPeriodsOf, type ChoicePeriod } from '@custodia/chaincode/policy';
 import { randomUUID } from 'node:crypto';
 import { DataSource, In, IsNull, MoreThan, Not } from 'typeorm';
 import { BadUserInputError, ForbiddenError, NotFoundError } from '../common/errors';
@@ -47,7 +47,7 @@ function reasonOwner(d: Declaration): string {
 export class EmergencyService implements OnApplicationBootstrap {
   private readonly logger = new Logger(EmergencyService.name);
   /** By patient, when the ledger last said their opt-outs began (see endedOnLedger). */
-  private readonly knownOffSince = new BoundedMap<string, readonly number[]>(10_000);
+  private readonly knownOffPeriods = new BoundedMap<string, readonly ChoicePeriod[]>(10_000);
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
@@ -236,19 +236,18 @@ export class EmergencyService implements OnApplicationBootstrap {
     const ended = new Set<string>();
     const patientIds = [...new Set(rows.map((r) => r.patientId))];
     if (!patientIds.length) return ended;
-    const offSince = new Map<string, readonly number[]>();
+    const offPeriods = new Map<string, readonly ChoicePeriod[]>();
     await Promise.all(
       patientIds.map(async (id) => {
         try {
-          const s = await this.patients.ledgerEmergencyAccess(id);
-          const froms = s.txId ? offPeriodsOf(s).map((p) => Date.parse(p.from)) : [];
-          this.knownOffSince.set(id, froms);
-          offSince.set(id, froms);
+          const periods = offPeriodsOf(await this.patients.ledgerEmergencyAccess(id));
+          this.knownOffPeriods.set(id, periods);
+          offPeriods.set(id, periods);
         } catch (e) {
           // Periods only ever grow: what the ledger said before still holds. Never asked
           // before, the database's authenticated copy (already applied) decides alone.
-          const known = this.knownOffSince.get(id);
-          if (known) offSince.set(id, known);
+          const known = this.knownOffPeriods.get(id);
+          if (known) offPeriods.set(id, known);
           this.logger.warn(
             { errorType: (e as Error).name },
             known
@@ -259,9 +258,8 @@ export class EmergencyService implements OnApplicationBootstrap {
       }),
     );
     for (const row of rows) {
-      const declared = row.declaredAt.getTime();
-      const froms = offSince.get(row.patientId) ?? [];
-      if (froms.some((from) => from > declared && from <= at.getTime())) ended.add(row.id);
+      const periods = offPeriods.get(row.patientId) ?? [];
+      if (emergencyEndedBy(periods, row.declaredAt.toISOString(), at.getTime())) ended.add(row.id);
     }
     return ended;
   }

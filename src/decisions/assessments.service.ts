@@ -48,7 +48,7 @@ export class Assessments {
     const { metadata } = deployment;
     const decision = await this.pdp.decide(actor, null, patientId, 'READ', 'TREATMENT');
     if (decision.basis.kind !== 'grants') {
-      await this.access.logDenied(actor, patientId);
+      await this.access.logDenied(actor, decision, patientId);
       throw new ConsentRequiredError(
         decision.basis.kind === 'emergency'
           ? 'An AI decision needs a consent grant; emergency access does not cover one. Ask the patient to grant READ for TREATMENT.'
@@ -65,7 +65,7 @@ export class Assessments {
       (t) => !grants.some((g) => g.resourceTypes.length === 0 || g.resourceTypes.includes(t)),
     );
     if (uncovered.length > 0) {
-      await this.access.logDenied(actor, patientId);
+      await this.access.logDenied(actor, decision, patientId);
       throw new ConsentRequiredError(
         `This model reads ${types.join(' and ')} records; your grants do not cover ${uncovered.join(' or ')}. Ask the patient to extend your grant.`,
       );
@@ -80,8 +80,10 @@ export class Assessments {
     // Only the records a grant lets this clinician read: the latest of those per feature is the
     // input, whatever newer record is withheld from them, and a value they may not read is
     // missing exactly as one the patient never recorded.
-    const sources = (await this.records.openForDecision(patientId, types)).filter(
-      (s) => this.pdp.permittingGrant(decision, s.facts) !== undefined,
+    const sources = await this.records.openForDecision(
+      patientId,
+      types,
+      (facts) => this.pdp.permittingGrant(decision, facts) !== undefined,
     );
     const { values, missing } = featureValues(
       sources.map((s) => s.resource),
@@ -191,7 +193,7 @@ export class Assessments {
     const position = decodeCursor(after);
     const decision = await this.access.decide(actor, patientId);
     if (decision.basis.kind === 'none') {
-      await this.access.logDenied(actor, patientId);
+      await this.access.logDenied(actor, decision, patientId);
       throw new ConsentRequiredError(
         "No active consent lets you read this patient's records, nor so the AI decisions about them. Ask the patient to grant access.",
       );

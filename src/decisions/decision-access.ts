@@ -3,7 +3,6 @@
 // decision's inputs (record values) never reach a caller without an entry in the access log.
 import { Injectable } from '@nestjs/common';
 import { Actor, hasRole } from '../auth';
-import { AccessLog } from '../audit';
 import { Decision, PolicyDecisionPoint } from '../consent';
 import { PatientsService } from '../patients';
 import { RecordAccess } from '../records';
@@ -14,7 +13,6 @@ export class DecisionAccess {
   constructor(
     private readonly pdp: PolicyDecisionPoint,
     private readonly patients: PatientsService,
-    private readonly log: AccessLog,
     private readonly records: RecordAccess,
   ) {}
 
@@ -47,19 +45,8 @@ export class DecisionAccess {
     return this.records.logPermitted(actor, decision, patientId, rows, reason);
   }
 
-  /** A refused attempt, in the access log of a patient who exists. */
-  async logDenied(actor: Actor, patientId: string): Promise<void> {
-    if (!(await this.patients.exists(patientId))) return;
-    await this.log.record({
-      actorId: actor.id,
-      patientId,
-      recordIds: [],
-      action: 'READ',
-      purpose: 'TREATMENT',
-      decision: 'DENY',
-      consentId: null,
-      breakGlass: false,
-      reason: null,
-    });
+  /** A refused attempt, in the access log of a patient who exists (as any refused read). */
+  logDenied(actor: Actor, decision: Decision, patientId: string): Promise<void> {
+    return this.records.logDenied(actor, decision, patientId, []);
   }
 }

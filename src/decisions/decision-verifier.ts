@@ -41,13 +41,13 @@ export class DecisionVerifier {
     // without access to the patient (told before anything is decrypted), or, as aiDecisions
     // leaves it out, a clinician's whose inputs do not open or read a record they may not read.
     if (decision?.basis.kind === 'none') {
-      await this.access.logDenied(actor, row.patientId);
+      await this.access.logDenied(actor, decision, row.patientId);
       throw notFound;
     }
     const opened = await this.seal.open(row);
     const self = decision?.basis.kind === 'self';
     if (decision && !self && (!opened || !this.access.shows(decision, opened.inputs))) {
-      await this.access.logDenied(actor, row.patientId);
+      await this.access.logDenied(actor, decision, row.patientId);
       throw notFound;
     }
     const problems: string[] = [];

@@ -56,7 +56,7 @@ export class LedgerAnchors {
    * newest version. A row amended since the caller read it (its newer version committed, and
    * anchored, meanwhile) is not that: storage has moved on, and what was read was current.
    */
-  private async judged(
+  async judge(
     q: AnchorQuestion,
     anchor: Extract<AnchorLookup, { state: 'anchored' }>,
     latestVersion: number,
@@ -88,7 +88,7 @@ export class LedgerAnchors {
     const known = this.known.get(keyOf(q.recordId, q.version));
     const latest = this.latest.get(q.recordId);
     if (known !== undefined && (!q.current || latest !== undefined)) {
-      return this.judged(q, unpack(known), latest ?? q.version);
+      return this.judge(q, unpack(known), latest ?? q.version);
     }
     try {
       const anchor = await this.ledger.evaluate<RecordAnchor & { latestVersion?: number }>(
@@ -105,7 +105,7 @@ export class LedgerAnchors {
       // A ledger whose chaincode predates latestVersion says nothing of later versions.
       const latestVersion = anchor.latestVersion ?? q.version;
       this.noteLatest(q.recordId, latestVersion);
-      return this.judged(q, found, this.latest.get(q.recordId) ?? latestVersion);
+      return this.judge(q, found, this.latest.get(q.recordId) ?? latestVersion);
     } catch (e) {
       if (e instanceof NotFoundError) return { state: 'absent' };
       this.logger.warn(

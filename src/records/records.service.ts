@@ -353,13 +353,15 @@ export class RecordsService {
   }
 
   /**
-   * Every record of the patient of the given resource types, opened, for an AI decision about
-   * them (decisions/): the caller decides which of them a model reads, checks each against
-   * the clinician's grants and logs the read. An unreadable record is left out (and reported).
+   * Every record of the patient of the given resource types that `admits` lets through (by its
+   * labels, before anything is decrypted), opened, for an AI decision about them (decisions/):
+   * the caller decides which of them a model reads and logs the read. An unreadable record is
+   * left out (and reported).
    */
   async openForDecision(
     patientId: string,
     resourceTypes: readonly string[],
+    admits: (facts: RecordFacts) => boolean,
   ): Promise<DecisionSourceRecord[]> {
     if (!isUuid(patientId)) return [];
     const found = await preparedQuery<VersionRow>(
@@ -369,7 +371,12 @@ export class RecordsService {
        ORDER BY r.created_at, r.id`,
       [patientId, resourceTypes],
     );
-    const opened = await Promise.all(found.map((row) => this.opener.open(versionEntity(row))));
+    const opened = await Promise.all(
+      found
+        .map(versionEntity)
+        .filter((row) => admits(factsOf(row)))
+        .map((row) => this.opener.open(row)),
+    );
     return opened
       .filter((o): o is OpenRow => o !== null)
       .map(({ row, resource }) => ({

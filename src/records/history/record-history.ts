@@ -67,16 +67,17 @@ export class RecordHistory {
       const stored = new Set([current.version, ...older.map((v) => v.version)]);
       missing = [...onLedger.keys()].filter((v) => !stored.has(v)).sort((a, b) => b - a);
       const latestVersion = Math.max(...onLedger.keys());
-      anchors = readable.map(({ row }) => {
-        const a = onLedger.get(row.version);
-        if (!a) return { state: 'absent' };
-        const found = { contentHash: a.contentHash, txId: a.txId };
-        // The stored current row is older than the ledger's newest: rolled back, as `record`
-        // says too.
-        return row.version === current.version && latestVersion > row.version
-          ? { state: 'superseded', ...found, latestVersion }
-          : { state: 'anchored', ...found };
-      });
+      anchors = await Promise.all(
+        readable.map(async (o): Promise<AnchorLookup> => {
+          const a = onLedger.get(o.row.version);
+          if (!a) return { state: 'absent' };
+          const found = { state: 'anchored', contentHash: a.contentHash, txId: a.txId } as const;
+          // The current row judged as `record` judges it (rolled back, or amended since).
+          return o.row.version === current.version
+            ? this.anchors.judge(anchorQuestion(o), found, latestVersion)
+            : found;
+        }),
+      );
     } else {
       anchors = await this.anchors.lookup(
         readable.map((o) => ({
