@@ -5,7 +5,13 @@
 // them, page by page, and verifies it against the ledger. What the page shows is checked against
 // the API; every page with axe-core.
 import { BrowserContext, Page } from 'playwright-core';
-import { checkPage, ConsoleBrowser, sidewaysOverflow, signIn } from './helpers/console-browser';
+import {
+  checkPage,
+  ConsoleBrowser,
+  goTo,
+  sidewaysOverflow,
+  signIn,
+} from './helpers/console-browser';
 import { observation } from './helpers/fhir';
 import { registerSimulatedNode, submitUpdate } from './helpers/simulated-node';
 import { TestApi } from './helpers/test-api';
@@ -49,21 +55,14 @@ describe('AI decisions in the web console', () => {
   }
 
   /** Every decision about Ada, newest first, as the API answers her. */
-  async function adasDecisions(): Promise<ApiDecision[]> {
-    const all: ApiDecision[] = [];
-    let after: string | null = null;
-    do {
-      const { aiDecisions }: { aiDecisions: { items: ApiDecision[]; nextCursor: string | null } } =
-        await api.ok(
-          `query($p: ID!, $a: String) { aiDecisions(patientId: $p, first: 50, after: $a) {
-           items { id actorId probability inputCommitment inputs } nextCursor } }`,
-          { p: ada.id, a: after },
-          ada.token,
-        );
-      all.push(...aiDecisions.items);
-      after = aiDecisions.nextCursor;
-    } while (after);
-    return all;
+  function adasDecisions(): Promise<ApiDecision[]> {
+    return api.everyItem<ApiDecision>(
+      `query($p: ID!, $after: String) { aiDecisions(patientId: $p, first: 50, after: $after) {
+         items { id actorId probability inputCommitment inputs } nextCursor } }`,
+      { p: ada.id },
+      ada.token,
+      'aiDecisions',
+    );
   }
 
   const allowsAi = async () =>
@@ -77,9 +76,6 @@ describe('AI decisions in the web console', () => {
 
   const storedDecisions = async () =>
     Number((await api.db.query('SELECT count(*) AS n FROM ai_decisions')).rows[0].n);
-
-  const goTo = (page: Page, title: string) =>
-    page.getByRole('navigation').getByRole('button', { name: title, exact: true }).click();
 
   /** The clinician's chart of the patient named `name`, opened from "My patients". */
   async function openChart(name: string) {

@@ -4,7 +4,13 @@
 // emergency read buried under a page of newer reads. Also: each record dated by its clinical
 // date, emergency state that ends with the session, and grants described by what they allow.
 import { BrowserContext, Page } from 'playwright-core';
-import { checkPage, ConsoleBrowser, signIn, storedInBrowser } from './helpers/console-browser';
+import {
+  checkPage,
+  ConsoleBrowser,
+  goTo,
+  signIn,
+  storedInBrowser,
+} from './helpers/console-browser';
 import { condition, observation } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
 
@@ -60,28 +66,18 @@ describe('the clinician’s chart and the access log beyond one page', () => {
   let caraId: string;
 
   /** Every record of Cara's, as the API answers her. */
-  async function allRecords(): Promise<ApiRecord[]> {
-    const all: ApiRecord[] = [];
-    let after: string | null = null;
-    do {
-      const { records }: { records: { items: ApiRecord[]; nextCursor: string | null } } =
-        await api.ok(
-          `query($p: ID!, $a: String) { records(patientId: $p, first: 100, after: $a) {
-             items { id resourceType effectiveAt } nextCursor } }`,
-          { p: caraId, a: after },
-          cara,
-        );
-      all.push(...records.items);
-      after = records.nextCursor;
-    } while (after);
-    return all;
+  function allRecords(): Promise<ApiRecord[]> {
+    return api.everyItem<ApiRecord>(
+      `query($p: ID!, $after: String) { records(patientId: $p, first: 100, after: $after) {
+         items { id resourceType effectiveAt } nextCursor } }`,
+      { p: caraId },
+      cara,
+      'records',
+    );
   }
 
-  const goTo = (title: string) =>
-    page.getByRole('navigation').getByRole('button', { name: title, exact: true }).click();
-
   async function openChartById(patientId: string) {
-    await goTo('Patient chart');
+    await goTo(page, 'Patient chart');
     await page.getByLabel('Patient id').fill(patientId);
     await page.getByRole('button', { name: 'Open', exact: true }).click();
   }
@@ -238,7 +234,7 @@ describe('the clinician’s chart and the access log beyond one page', () => {
     }
     await signOut();
     await signIn(page, 'cara', 'PATIENT');
-    await goTo('Who read my records');
+    await goTo(page, 'Who read my records');
     const events = page.getByTestId('access-event');
     await events.first().waitFor();
     expect(await events.count()).toBe(100);
@@ -281,19 +277,15 @@ describe('the clinician’s chart and the access log beyond one page', () => {
       refused.map(() => ({ decision: 'DENY', highlighted: '', emergency: false })),
     );
     const shownIds = await events.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-id')));
-    const apiIds: string[] = [];
-    let after: string | null = null;
-    do {
-      const { accessLog }: { accessLog: { items: { id: string }[]; nextCursor: string | null } } =
-        await api.ok(
-          `query($p: ID!, $a: String) { accessLog(patientId: $p, first: 100, after: $a) {
-             items { id } nextCursor } }`,
-          { p: caraId, a: after },
-          cara,
-        );
-      apiIds.push(...accessLog.items.map((e) => e.id));
-      after = accessLog.nextCursor;
-    } while (after);
+    const apiIds = (
+      await api.everyItem<{ id: string }>(
+        `query($p: ID!, $after: String) { accessLog(patientId: $p, first: 100, after: $after) {
+           items { id } nextCursor } }`,
+        { p: caraId },
+        cara,
+        'accessLog',
+      )
+    ).map((e) => e.id);
     // The API's log may have grown by the page's own reads since; the page shows what it read.
     expect(shownIds).toEqual(apiIds.slice(apiIds.length - shownIds.length));
     expect(new Set(shownIds).size).toBe(shownIds.length);
@@ -329,7 +321,7 @@ describe('the clinician’s chart and the access log beyond one page', () => {
   it('shows a grant that starts later as not yet in effect, not active', async () => {
     const tomorrow = new Date(Date.now() + 24 * 3600_000).toISOString();
     await api.grantRead(cara, 'dr-later', { validFrom: tomorrow });
-    await goTo('My consents');
+    await goTo(page, 'My consents');
     const grant = page.locator('[data-testid=grant][data-grantee=dr-later]');
     await expect(grant.getByTestId('grant-status').textContent()).resolves.toBe(
       'NOT YET IN EFFECT',

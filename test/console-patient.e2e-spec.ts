@@ -5,7 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import { BrowserContext, Page } from 'playwright-core';
 import { RecordsService } from '../src/records';
-import { checkPage, ConsoleBrowser, sidewaysOverflow, signIn } from './helpers/console-browser';
+import {
+  checkPage,
+  ConsoleBrowser,
+  goTo,
+  sidewaysOverflow,
+  signIn,
+} from './helpers/console-browser';
 import { condition, observation } from './helpers/fhir';
 import { TestApi } from './helpers/test-api';
 
@@ -40,10 +46,6 @@ describe('the patient’s pages of the web console', () => {
       token,
     );
     return consents.filter((g) => g.grantee.type === 'STUDY' && g.grantee.id === studyId);
-  }
-
-  async function goTo(title: string) {
-    await page.getByRole('navigation').getByRole('button', { name: title, exact: true }).click();
   }
 
   const study = () => page.locator(`[data-testid=study][data-study="${studyId}"]`);
@@ -158,17 +160,17 @@ describe('the patient’s pages of the web console', () => {
     await page.getByTestId('timeline-group').first().waitFor();
     expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
     await checkPage(page, 'phone-patient-timeline');
-    await goTo('Studies');
+    await goTo(page, 'Studies');
     await page.getByTestId('study').first().waitFor();
     expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
-    await goTo('Emergency access and erasure');
+    await goTo(page, 'Emergency access and erasure');
     await page.getByTestId('emergency-state').waitFor();
     expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
     await page.setViewportSize({ width: 1100, height: 800 });
   });
 
   it('joins a study, then leaves it: the grant is ACTIVE, then REVOKED, on the page and in the API', async () => {
-    await goTo('Studies');
+    await goTo(page, 'Studies');
     await study().getByRole('heading', { name: 'Type 2 diabetes risk' }).waitFor();
     await expect(study().textContent()).resolves.toContain(
       'Learns to predict type 2 diabetes from glucose, HbA1c.',
@@ -229,8 +231,8 @@ describe('the patient’s pages of the web console', () => {
     ]);
 
     // Opening the page again reads the log afresh.
-    await goTo('My records');
-    await goTo('Studies');
+    await goTo(page, 'My records');
+    await goTo(page, 'Studies');
     const use = study().getByTestId('training-use');
     await use.waitFor();
     expect(await use.count()).toBe(1);
@@ -266,7 +268,7 @@ describe('the patient’s pages of the web console', () => {
           token,
         )
       ).patient.allowEmergencyAccess;
-    await goTo('Emergency access and erasure');
+    await goTo(page, 'Emergency access and erasure');
     const state = page.getByTestId('emergency-state');
     await expect(state.textContent()).resolves.toBe('Emergency access is on.');
     expect(await allowed()).toBe(true);

@@ -52,8 +52,11 @@ describe('custodia import', () => {
     ).registerPatient.id;
   });
   /** `custodia import FILE --patient <patientId>` against the test API, with that token. */
-  const importAs = (file: string, bearer: string) =>
-    run(['import', file, '--patient', patientId, '--url', api.url, '--token', bearer]);
+  const importAs = (
+    file: string,
+    bearer: string,
+    { patient = patientId, url = api.url }: { patient?: string; url?: string } = {},
+  ) => run(['import', file, '--patient', patient, '--url', url, '--token', bearer]);
 
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });
@@ -96,16 +99,7 @@ describe('custodia import', () => {
     async () => {
       const file = join(dir, 'for-no-one.json');
       await writeFile(file, JSON.stringify(corpusBundle()));
-      const out = await run([
-        'import',
-        file,
-        '--patient',
-        'not-a-uuid',
-        '--url',
-        api.url,
-        '--token',
-        token,
-      ]);
+      const out = await importAs(file, token, { patient: 'not-a-uuid' });
       expect(out.code).toBe(1);
       expect(out.stderr).toMatch(/custodia: BAD_USER_INPUT: patientId \(--patient\) must be/);
       expect(out.stderr).not.toContain('Checking');
@@ -141,16 +135,7 @@ describe('custodia import', () => {
     async () => {
       const file = join(dir, 'unsent.json');
       await writeFile(file, JSON.stringify(corpusBundle()));
-      const out = await run([
-        'import',
-        file,
-        '--patient',
-        patientId,
-        '--url',
-        'http://127.0.0.1:1',
-        '--token',
-        token,
-      ]);
+      const out = await importAs(file, token, { url: 'http://127.0.0.1:1' });
       expect(out.code).toBe(1);
       expect(out.stderr).toContain('custodia: UNAVAILABLE: no answer from http://127.0.0.1:1');
       expect(out.stdout).toBe('');

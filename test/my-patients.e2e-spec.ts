@@ -19,8 +19,6 @@ type Access = {
   }[];
   emergencyUntil: string | null;
 };
-type Page = { myPatients: { items: Access[]; nextCursor: string | null } };
-
 describe('a clinician’s patients', () => {
   let api: TestApi;
   let dr: string;
@@ -39,16 +37,8 @@ describe('a clinician’s patients', () => {
       )
     ).registerPatient.id;
   };
-  const listed = async (token: string): Promise<Access[]> => {
-    const items: Access[] = [];
-    let after: string | null = null;
-    do {
-      const page: Page = await api.ok<Page>(MY_PATIENTS, { first: 2, after }, token);
-      items.push(...page.myPatients.items);
-      after = page.myPatients.nextCursor;
-    } while (after);
-    return items;
-  };
+  const listed = (token: string): Promise<Access[]> =>
+    api.everyItem<Access>(MY_PATIENTS, { first: 2 }, token, 'myPatients');
 
   beforeAll(async () => {
     api = await TestApi.start();

@@ -108,6 +108,11 @@ export async function signIn(
   await page.getByRole('button', { name: 'Sign out' }).waitFor();
 }
 
+/** Opens one of the signed-in person's pages from the navigation. */
+export function goTo(page: Page, title: string): Promise<void> {
+  return page.getByRole('navigation').getByRole('button', { name: title, exact: true }).click();
+}
+
 /** How far the page scrolls sideways, and the elements that stick out past its right edge. */
 export async function sidewaysOverflow(page: Page): Promise<{ overflow: number; wide: string[] }> {
   const overflow = (await page.evaluate(

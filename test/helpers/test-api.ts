@@ -104,6 +104,30 @@ export class TestApi {
     return res.data as T;
   }
 
+  /**
+   * Every item of a paged list, following `nextCursor` to the end: `query` takes `$after` and
+   * answers the list under `field`.
+   */
+  async everyItem<T>(
+    query: string,
+    variables: Record<string, unknown>,
+    token: string,
+    field: string,
+  ): Promise<T[]> {
+    const all: T[] = [];
+    let after: string | null = null;
+    do {
+      const data: Record<string, { items: T[]; nextCursor: string | null }> = await this.ok(
+        query,
+        { ...variables, after },
+        token,
+      );
+      all.push(...data[field].items);
+      after = data[field].nextCursor;
+    } while (after);
+    return all;
+  }
+
   /** Registers patient `subject`, who stores one Observation; answers their token and ids. */
   async patientWithRecord(
     subject: string,
