@@ -17,6 +17,7 @@ import { LeanAccessLog1764570000000 } from './1764570000000-lean-access-log';
 import { PatientRecordsVersion1764580000000 } from './1764580000000-patient-records-version';
 import { ClinicalDatesV21764590000000 } from './1764590000000-clinical-dates-v2';
 import { EmergencySettingOrder1764600000000 } from './1764600000000-emergency-setting-order';
+import { SearchIndexV31764610000000 } from './1764610000000-search-index-v3';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -37,4 +38,5 @@ export const MIGRATIONS = [
   PatientRecordsVersion1764580000000,
   ClinicalDatesV21764590000000,
   EmergencySettingOrder1764600000000,
+  SearchIndexV31764610000000,
 ];

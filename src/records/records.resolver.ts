@@ -18,7 +18,7 @@ export class RecordsResolver {
   @ConsentChecked()
   @Query(() => RecordPageModel, {
     description:
-      "A page of a patient's records, newest first. A record that fails its integrity check is withheld, and an error naming it is returned beside the page. code: a FHIR token, `system|code` or `code`; since/until bound effectiveAt (since ≤ effectiveAt < until).",
+      "A page of a patient's records, newest first. A record that fails its integrity check is withheld, and an error naming it is returned beside the page. code: a FHIR token (`system|code`, `code`, `|code` or `system|`) matched against the main code; since/until bound effectiveAt (since ≤ effectiveAt < until).",
   })
   async records(
     @CurrentActor() actor: Actor,

@@ -1,6 +1,15 @@
 import { badUserInput } from '../../../test/helpers/errors';
 import { corpusFiles, corpusResource, type Resource } from '../../../test/helpers/fhir-corpus';
-import { clinicalDate, codeTerms, hasTerm, mainCodings, tokenTerm } from './clinical-facts';
+import {
+  clinicalDate,
+  codeTerms,
+  componentTerm,
+  hasComboTerm,
+  hasTerm,
+  indexTerms,
+  mainCodings,
+  tokenTerm,
+} from './clinical-facts';
 
 const LOINC = 'http://loinc.org';
 
@@ -29,20 +38,45 @@ describe('clinical facts of a resource', () => {
     );
   });
 
-  it('indexes each coding by system|code, by code, and without a system as such', () => {
+  it('indexes each coding by system|code, by code, by system, and without a system as such', () => {
     const obs = {
       resourceType: 'Observation',
       code: { coding: [{ system: LOINC, code: '4548-4' }, { code: 'x' }] },
     };
-    expect(codeTerms(obs)).toEqual(['c:4548-4', 'c:x', 'ns:x', `sc:${LOINC}|4548-4`]);
+    expect(codeTerms(obs)).toEqual(['c:4548-4', 'c:x', 'ns:x', `s:${LOINC}`, `sc:${LOINC}|4548-4`]);
     expect(hasTerm(obs, tokenTerm(`${LOINC}|4548-4`, 'code'))).toBe(true);
     expect(hasTerm(obs, tokenTerm('4548-4', 'code'))).toBe(true);
     expect(hasTerm(obs, tokenTerm('|4548-4', 'code'))).toBe(false);
     expect(hasTerm(obs, tokenTerm('|x', 'code'))).toBe(true);
+    // `system|`: any code of that system.
+    expect(hasTerm(obs, tokenTerm(`${LOINC}|`, 'code'))).toBe(true);
+    expect(hasTerm(obs, tokenTerm('http://snomed.info/sct|', 'code'))).toBe(false);
+  });
+
+  it("finds an Observation by a component's code only as combo-code does, never as its main code", () => {
+    const panel = {
+      resourceType: 'Observation',
+      code: { coding: [{ system: LOINC, code: '55284-4' }] },
+      component: [
+        { code: { coding: [{ system: LOINC, code: '8480-6' }] }, valueQuantity: { value: 120 } },
+        { code: { coding: [{ system: LOINC, code: '8462-4' }] }, valueQuantity: { value: 80 } },
+      ],
+    };
+    const systolic = tokenTerm(`${LOINC}|8480-6`, 'code');
+    expect(hasTerm(panel, systolic)).toBe(false);
+    expect(hasComboTerm(panel, systolic)).toBe(true);
+    expect(hasComboTerm(panel, tokenTerm('8462-4', 'code'))).toBe(true);
+    expect(hasComboTerm(panel, tokenTerm('55284-4', 'code'))).toBe(true);
+    expect(hasComboTerm(panel, tokenTerm('8310-5', 'code'))).toBe(false);
+    // A component's term is another string than the same main code's: `code` search stays exact.
+    expect(indexTerms(panel)).toContain(componentTerm(systolic));
+    expect(indexTerms(panel)).not.toContain(systolic);
+    // Only Observations have components.
+    expect(hasComboTerm({ ...panel, resourceType: 'DiagnosticReport' }, systolic)).toBe(false);
   });
 
   it('rejects tokens that are not FHIR tokens, naming the field', () => {
-    for (const t of ['', `${LOINC}|`, 'a|b|c', 'tab\there', 'x'.repeat(513)]) {
+    for (const t of ['', '|', 'a|b|c', 'tab\there', 'x'.repeat(513)]) {
       expect(badUserInput(() => tokenTerm(t, 'codes[2]')).details).toMatchObject({
         field: 'codes[2]',
       });
@@ -67,6 +101,20 @@ describe('clinical facts of a resource', () => {
       clinicalDate({ resourceType: 'Encounter', period: { start: '2018-03-04T05:06:07Z' } }),
     ).toEqual(new Date('2018-03-04T05:06:07Z'));
     expect(clinicalDate({ resourceType: 'Procedure', performedString: 'last spring' })).toBeNull();
+    // A Period without a start is dated by its end, not left to fall back to when it was stored.
+    expect(
+      clinicalDate({ resourceType: 'Observation', effectivePeriod: { end: '2016-01-01' } }),
+    ).toEqual(new Date('2016-01-01T00:00:00Z'));
+    // A Timing by its earliest event.
+    expect(
+      clinicalDate({
+        resourceType: 'Observation',
+        effectiveTiming: { event: ['2017-05-02T10:00:00Z', 'not a date', '2017-05-01'] },
+      }),
+    ).toEqual(new Date('2017-05-01T00:00:00Z'));
+    expect(
+      clinicalDate({ resourceType: 'Observation', effectiveTiming: { repeat: { count: 2 } } }),
+    ).toBeNull();
     expect(clinicalDate({ resourceType: 'Observation' })).toBeNull();
   });
 

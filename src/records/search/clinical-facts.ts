@@ -105,7 +105,7 @@ const CLINICAL_DATE: Readonly<Record<string, readonly string[]>> = {
   VisionPrescription: ['dateWritten'],
 };
 
-const CHOICE_FORMS = ['DateTime', 'Instant', 'Period', 'Date'];
+const CHOICE_FORMS = ['DateTime', 'Instant', 'Period', 'Date', 'Timing'];
 
 export interface Coding {
   system: string | null;
@@ -155,10 +155,16 @@ function valuesAt(resource: Json, path: string): unknown[] {
     : [element[last]];
 }
 
-/** A FHIR date, dateTime or instant (partial dates count from their start), or a Period's start. */
+/**
+ * A FHIR date, dateTime or instant (partial dates count from their start); a Period's start,
+ * or its end when it has none (an observation "until 2016-01-01" is dated then, not when it
+ * was stored); a Timing's earliest event.
+ */
 function instantOf(value: unknown): Date | null {
   if (value && typeof value === 'object' && !Array.isArray(value)) {
-    return instantOf((value as { start?: unknown }).start);
+    const { start, end, event } = value as { start?: unknown; end?: unknown; event?: unknown };
+    if (Array.isArray(event)) return earliest(event);
+    return instantOf(start) ?? instantOf(end);
   }
   if (typeof value !== 'string') return null;
   // Partial dates are their first moment, UTC; a leap second the one after 23:59:59.
@@ -166,29 +172,66 @@ function instantOf(value: unknown): Date | null {
   return Number.isFinite(ms) ? new Date(ms) : null;
 }
 
+function earliest(values: unknown[]): Date | null {
+  let first: Date | null = null;
+  for (const v of values) {
+    const at = typeof v === 'string' ? instantOf(v) : null;
+    if (at && (!first || at < first)) first = at;
+  }
+  return first;
+}
+
 /**
- * The index terms of a resource's main code: per coding, `sc:system|code` and `c:code`, and
- * `ns:code` for a coding without a system, so that each form of a FHIR token is one lookup.
+ * The index terms of a resource's main code: per coding, `sc:system|code`, `c:code` and
+ * `s:system`, and `ns:code` for a coding without a system, so that each form of a FHIR token
+ * is one lookup.
  */
 export function codeTerms(resource: Json): string[] {
+  return termsOf(mainCodings(resource));
+}
+
+function termsOf(codings: readonly Coding[]): string[] {
   const terms = new Set<string>();
-  for (const { system, code } of mainCodings(resource)) {
+  for (const { system, code } of codings) {
     terms.add(`c:${code}`);
-    terms.add(system === null ? `ns:${code}` : `sc:${system}|${code}`);
+    if (system === null) terms.add(`ns:${code}`);
+    else terms.add(`sc:${system}|${code}`).add(`s:${system}`);
   }
   return [...terms].sort();
+}
+
+/**
+ * The codings of an Observation's components (a blood pressure panel's systolic and
+ * diastolic), as FHIR's `combo-code` reads them with the main code; none for other types.
+ */
+export function componentCodings(resource: Json): Coding[] {
+  if (resource.resourceType !== 'Observation' || !Array.isArray(resource.component)) return [];
+  return (resource.component as unknown[]).flatMap((c) =>
+    c && typeof c === 'object' ? mainCodings({ resourceType: 'Observation', ...(c as Json) }) : [],
+  );
+}
+
+/** A term of a component's code: a different string from the same term of a main code. */
+export function componentTerm(term: string): string {
+  return `component/${term}`;
+}
+
+/** Every index term of a resource: its main code's and its components' (componentTerm). */
+export function indexTerms(resource: Json): string[] {
+  return [...codeTerms(resource), ...termsOf(componentCodings(resource)).map(componentTerm)];
 }
 
 const MAX_TOKEN = 512;
 
 /**
- * The index term a FHIR token asks for: `system|code` (that system), `|code` (no system) or
- * `code` (any system). Anything else is BAD_USER_INPUT naming `field`.
+ * The index term a FHIR token asks for: `system|code` (that system), `|code` (no system),
+ * `system|` (any code of that system) or `code` (any system). Anything else is
+ * BAD_USER_INPUT naming `field`.
  */
 export function tokenTerm(token: string, field: string): string {
   const bad = () =>
     new BadUserInputError(
-      `${field} must be a FHIR token: "system|code", "|code" or "code" (at most ${MAX_TOKEN} characters)`,
+      `${field} must be a FHIR token: "system|code", "|code", "system|" or "code" (at most ${MAX_TOKEN} characters)`,
       field,
     );
   // eslint-disable-next-line no-control-regex
@@ -197,11 +240,17 @@ export function tokenTerm(token: string, field: string): string {
   if (bar < 0) return `c:${token}`;
   const system = token.slice(0, bar);
   const code = token.slice(bar + 1);
-  if (code === '' || code.includes('|')) throw bad();
+  if (code.includes('|') || (code === '' && system === '')) throw bad();
+  if (code === '') return `s:${system}`;
   return system === '' ? `ns:${code}` : `sc:${system}|${code}`;
 }
 
 /** Whether the resource's main code carries the term (the check of each row found). */
 export function hasTerm(resource: Json, term: string): boolean {
   return codeTerms(resource).includes(term);
+}
+
+/** Whether the resource's main code or one of its components' carries the term. */
+export function hasComboTerm(resource: Json, term: string): boolean {
+  return hasTerm(resource, term) || termsOf(componentCodings(resource)).includes(term);
 }

@@ -1,7 +1,10 @@
 // The newest Observation per code for one patient (a vitals panel): one query whose lateral
-// join picks, per requested code's digest, the newest permitted row by clinical date. Consent
-// first, as for `records`: no grant for the patient is CONSENT_REQUIRED; grants that do not
-// cover Observations answer nothing.
+// join picks, per requested code's digests, the newest permitted rows by clinical date. A code
+// is matched as FHIR's combo-code is, on the main code or a component's (Synthea and most EHRs
+// record systolic and diastolic pressure as components of a panel). An Observation that holds
+// no result (entered in error, cancelled, registered but not yet resulted) is passed over for
+// the next newest. Consent first, as for `records`: no grant for the patient is
+// CONSENT_REQUIRED; grants that do not cover Observations answer nothing.
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
@@ -12,11 +15,17 @@ import { anchorQuestion, recordModel, RecordAccess } from '../record-access';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { CURRENT_COLUMNS, VersionRow, versionEntity } from '../record-rows';
 import { HealthRecordModel } from '../record.model';
-import { hasTerm, tokenTerm } from './clinical-facts';
+import { componentTerm, hasComboTerm, tokenTerm } from './clinical-facts';
 import { RecordIndex } from './record-index';
 
 /** A panel, not a dump: more codes than this is a mistake or a scrape. */
 export const MAX_CODES = 50;
+
+/** Statuses of an Observation without a result to show: the next newest is taken instead. */
+const NO_RESULT = new Set(['entered-in-error', 'cancelled', 'registered']);
+
+/** Rows read per code at first; a code whose newest were all passed over reads twice as many. */
+const FIRST_TAKE = 2;
 
 export interface LatestObservations {
   items: HealthRecordModel[];
@@ -43,40 +52,76 @@ export class LatestObservationsQuery {
     }
     const terms = codes.map((c, i) => tokenTerm(c, `codes[${i}]`));
     const decision = await this.access.decideRead(actor, patientId);
-    const digests = terms.length ? await this.index.digestsFor(patientId, terms) : null;
+    const digests = terms.length
+      ? await this.index.digestsFor(patientId, [...terms, ...terms.map(componentTerm)])
+      : null;
     if (!digests) {
       await this.access.logPermitted(actor, decision, patientId, []);
       return { items: [], withheld: [] };
     }
-    const params: unknown[] = [patientId, digests];
-    const where = [
-      'r.patient_id = $1',
-      `r.resource_type = 'Observation'`,
-      'r.code_digests @> ARRAY[d.digest]',
-    ];
-    const permitted = this.access.filterSql(decision, 'r', params);
-    if (permitted) where.push(permitted);
-    const found = await this.db.query<(VersionRow & { ord: string })[]>(
-      `SELECT d.ord, ${CURRENT_COLUMNS}
-       FROM unnest($2::bytea[]) WITH ORDINALITY AS d(digest, ord)
-       CROSS JOIN LATERAL (
-         SELECT * FROM records r WHERE ${where.join(' AND ')}
-         ORDER BY r.effective_at DESC, r.created_at DESC, r.id DESC LIMIT 1
-       ) r
-       ORDER BY d.ord`,
-      params,
-    );
-    // The same record may be the newest for two codes: it is returned once.
-    const seen = new Set<string>();
-    const rows = found
-      .map((f) => ({ term: terms[Number(f.ord) - 1], row: versionEntity(f) }))
-      .filter(
-        ({ row }) => this.access.admits(decision, row) && !seen.has(row.id) && seen.add(row.id),
+    const permittedSql = (params: unknown[]) => this.access.filterSql(decision, 'r', params);
+    /** Per code: the rows looked at so far, and what it settled on (a row, or none left). */
+    const looked = terms.map(() => 0);
+    const settled: (OpenRow | 'withheld' | 'none' | undefined)[] = terms.map(() => undefined);
+    const withheldRows = new Map<string, OpenRow['row']>();
+    for (let take = FIRST_TAKE; settled.includes(undefined); take *= 2) {
+      const open = terms.flatMap((_, i) => (settled[i] === undefined ? [i] : []));
+      const params: unknown[] = [
+        patientId,
+        open.map((i) => digests[i]),
+        open.map((i) => digests[terms.length + i]),
+        open.map((i) => looked[i]),
+        take,
+      ];
+      const where = [
+        'r.patient_id = $1',
+        `r.resource_type = 'Observation'`,
+        'r.code_digests && ARRAY[d.main, d.component]',
+      ];
+      const permitted = permittedSql(params);
+      if (permitted) where.push(permitted);
+      const found = await this.db.query<(VersionRow & { ord: string })[]>(
+        `SELECT d.ord, ${CURRENT_COLUMNS}
+         FROM unnest($2::bytea[], $3::bytea[], $4::int[])
+              WITH ORDINALITY AS d(main, component, skip, ord)
+         CROSS JOIN LATERAL (
+           SELECT * FROM records r WHERE ${where.join(' AND ')}
+           ORDER BY r.effective_at DESC, r.created_at DESC, r.id DESC OFFSET d.skip LIMIT $5
+         ) r
+         ORDER BY d.ord, r.effective_at DESC, r.created_at DESC, r.id DESC`,
+        params,
       );
-    const opened = await Promise.all(rows.map(({ row }) => this.opener.open(row)));
-    // The index only finds: each row must carry the code it was found by.
-    const readable = opened.filter(
-      (o, i): o is OpenRow => o !== null && hasTerm(o.resource, rows[i].term),
+      const byCode = new Map<number, VersionRow[]>(open.map((i) => [i, []]));
+      for (const f of found) byCode.get(open[Number(f.ord) - 1])!.push(f);
+      // Opened code by code, newest first, only as far as the first with a result.
+      await Promise.all(
+        [...byCode].map(async ([i, candidates]) => {
+          looked[i] += candidates.length;
+          for (const candidate of candidates) {
+            const row = versionEntity(candidate);
+            if (!this.access.admits(decision, row)) continue;
+            const opened = await this.opener.open(row);
+            if (!opened) {
+              // Withheld, not skipped: an older value must not stand in for an unreadable newer one.
+              withheldRows.set(row.id, row);
+              settled[i] = 'withheld';
+              return;
+            }
+            // The index only finds: each row must carry the code it was found by.
+            if (!hasComboTerm(opened.resource, terms[i])) continue;
+            if (NO_RESULT.has(opened.resource.status as string)) continue;
+            settled[i] = opened;
+            return;
+          }
+          if (candidates.length < take) settled[i] = 'none';
+        }),
+      );
+    }
+    // The same record may be the newest for two codes (a panel's systolic and diastolic): once.
+    const seen = new Set<string>();
+    const readable = settled.filter(
+      (s): s is OpenRow =>
+        typeof s === 'object' && !seen.has(s.row.id) && Boolean(seen.add(s.row.id)),
     );
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
     await this.access.logPermitted(
@@ -87,7 +132,7 @@ export class LatestObservationsQuery {
     );
     return {
       items: readable.map((o, i) => recordModel(o, anchors[i])),
-      withheld: rows.filter((_, i) => opened[i] === null).map(({ row }) => row.id),
+      withheld: [...withheldRows.keys()],
     };
   }
 }

@@ -1,20 +1,24 @@
 // A record's search index entry, computed when it is written (and by RecordIndexing for rows
 // written before search existed): its clinical date, and its code terms as keyed digests under
-// the patient's index key. What the index reveals to a database reader: the clinical date of
-// each record (like created_at does for records entered as they happen), how many codings a
-// record's main code has, and which of one patient's records share a code; not which code,
-// and nothing across patients. The date is kept at full precision, not coarsened, so that
+// the patient's index key (its main code's, and an Observation's components'). What the index
+// reveals to a database reader: the clinical date of each record (like created_at does for
+// records entered as they happen), how many codings and code systems a record's main code and
+// components have, and which of one patient's records share a code or a code system; not
+// which code or system, and nothing across patients. The date is kept at full precision, not coarsened, so that
 // since/until are exact in SQL and pages stay full; it tells when, never what.
 import { Injectable } from '@nestjs/common';
 import { codeDigests, codeIndexKey, DataKey, DataKeyRing } from '../crypto';
-import { clinicalDate, codeTerms, hasTerm, tokenTerm } from './clinical-facts';
+import { clinicalDate, hasTerm, indexTerms, tokenTerm } from './clinical-facts';
 
 /**
  * The version of the rules an entry was computed by. 2 reads the clinical dates and main codes
  * of more types (RiskAssessment, Specimen, NutritionOrder, …): rows of those types indexed by 1
- * are indexed again at start-up (migration 1764590000000 lists them), the others kept.
+ * are indexed again at start-up (migration 1764590000000 lists them), the others kept. 3 dates
+ * a Period without a start by its end and a Timing by its first event, and adds the terms of
+ * `system|` tokens and of Observations' components: every row is indexed again at start-up
+ * (migration 1764610000000).
  */
-export const INDEX_VERSION = 2;
+export const INDEX_VERSION = 3;
 
 /** A search over a patient's records: a FHIR token and a half-open window [since, until). */
 export interface RecordSearch {
@@ -44,7 +48,7 @@ export class RecordIndex {
   entryFor(dek: DataKey, resource: Record<string, unknown>, createdAt: Date): IndexEntry {
     return {
       effectiveAt: clinicalDate(resource) ?? createdAt,
-      codeDigests: codeDigests(codeIndexKey(dek.key), codeTerms(resource)),
+      codeDigests: codeDigests(codeIndexKey(dek.key), indexTerms(resource)),
       indexVersion: INDEX_VERSION,
     };
   }

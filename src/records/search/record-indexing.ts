@@ -38,32 +38,52 @@ export class RecordIndexing {
         [after, BATCH],
       );
       if (!rows.length) return outcome;
-      for (const raw of rows) {
-        const row = versionEntity(raw);
-        const open = await this.opener.open(row);
-        if (!open) {
-          outcome.leftAlone++;
-          continue;
-        }
-        const dek = { id: row.keyId, key: await this.keys.key(row.keyId, row.patientId) };
-        const entry = this.index.entryFor(dek, open.resource, row.createdAt);
+      // Opened together, then written in one statement: a start-up that re-indexes every row
+      // (a new INDEX_VERSION) pays a round trip per batch, not per row.
+      const entries = await Promise.all(
+        rows.map(async (raw) => {
+          const row = versionEntity(raw);
+          const open = await this.opener.open(row);
+          if (!open) return null;
+          const dek = { id: row.keyId, key: await this.keys.key(row.keyId, row.patientId) };
+          return { raw, row, entry: this.index.entryFor(dek, open.resource, row.createdAt) };
+        }),
+      );
+      const ready = entries.filter((e) => e !== null);
+      outcome.leftAlone += rows.length - ready.length;
+      if (ready.length) {
+        // Each row only if unchanged since it was read (version, tag and index version).
         const [, updated] = (await this.db.query(
-          `UPDATE records SET effective_at = $4, code_digests = $5, index_version = $6
-           WHERE id = $1 AND version = $2 AND auth_tag = $3 AND index_version = $7`,
+          `UPDATE records r SET effective_at = u.effective_at, code_digests = u.code_digests,
+             index_version = $7
+           FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::int[]) AS version,
+                        unnest($3::bytea[]) AS auth_tag, unnest($4::timestamptz[]) AS effective_at,
+                        unnest($5::text[])::bytea[] AS code_digests,
+                        unnest($6::int[]) AS index_version) u
+           WHERE r.id = u.id AND r.version = u.version AND r.auth_tag = u.auth_tag
+             AND r.index_version = u.index_version`,
           [
-            row.id,
-            row.version,
-            row.authTag,
-            entry.effectiveAt,
-            entry.codeDigests,
-            entry.indexVersion,
-            raw.index_version,
+            ready.map((e) => e.row.id),
+            ready.map((e) => e.row.version),
+            ready.map((e) => e.row.authTag),
+            ready.map((e) => e.entry.effectiveAt),
+            ready.map((e) => byteaArrayLiteral(e.entry.codeDigests)),
+            ready.map((e) => e.raw.index_version),
+            INDEX_VERSION,
           ],
         )) as [unknown, number];
-        if (updated === 1) outcome.indexed++;
-        else outcome.leftAlone++;
+        outcome.indexed += updated;
+        outcome.leftAlone += ready.length - updated;
       }
       after = rows[rows.length - 1].id;
     }
   }
+}
+
+/**
+ * A bytea[] as PostgreSQL's array literal text (`{"\\x…","\\x…"}`): unnest cannot take an
+ * array of arrays, so each row's digests travel as one text and are cast back.
+ */
+function byteaArrayLiteral(digests: readonly Buffer[]): string {
+  return `{${digests.map((d) => `"\\\\x${d.toString('hex')}"`).join(',')}}`;
 }

@@ -15,7 +15,7 @@ export class RecordSearchResolver {
   @ConsentChecked()
   @Query(() => [HealthRecordModel], {
     description:
-      'The newest Observation for each code (FHIR tokens), for one patient; a record newest for two codes is listed once.',
+      "The newest Observation with a result (not entered in error, cancelled or only registered) for each code (FHIR tokens, matched against the main code or a component's, as combo-code), for one patient; a record newest for two codes is listed once.",
   })
   async latestObservations(
     @CurrentActor() actor: Actor,
