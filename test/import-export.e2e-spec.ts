@@ -229,6 +229,51 @@ describe('importing and exporting FHIR bundles', () => {
       expect(await count(api, carol.id)).toBe(0);
     });
 
+    it('refuses a bundle whose Patient is someone else by birth date or sex, and takes one that agrees', async () => {
+      // Alice's chart holds the corpus bundle's Patient: female, born 1970-04-01.
+      const small = (person: Record<string, unknown>) => ({
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [
+          {
+            fullUrl: 'urn:uuid:3f1c2a9e-0d4b-4b8e-9c1a-7e6d5c4b3a21',
+            resource: {
+              resourceType: 'Patient',
+              id: '3f1c2a9e-0d4b-4b8e-9c1a-7e6d5c4b3a21',
+              ...person,
+            },
+          },
+          {
+            fullUrl: 'urn:uuid:8a7b6c5d-4e3f-4a2b-9c1d-0e9f8a7b6c5d',
+            resource: {
+              resourceType: 'Observation',
+              status: 'final',
+              code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+              subject: { reference: 'urn:uuid:3f1c2a9e-0d4b-4b8e-9c1a-7e6d5c4b3a21' },
+            },
+          },
+        ],
+      });
+      const before = await count(api, alice.id);
+      for (const someoneElse of [
+        { gender: 'male', birthDate: '1956-08-03' },
+        { gender: 'female', birthDate: '1989-08-29' },
+        { gender: 'male' },
+      ]) {
+        const res = await importAs(alice.token, small(someoneElse));
+        expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+        expect(res.errors![0].message).toContain('entry[0]');
+        expect(res.errors![0].message).not.toMatch(/1970|1956|1989|female|male/);
+      }
+      expect(await count(api, alice.id)).toBe(before);
+      // The same person, said less precisely or with nothing to compare: imported.
+      for (const same of [{ birthDate: '1970-04' }, { gender: 'unknown' }, {}]) {
+        const res = await importAs(alice.token, small(same));
+        expect(res.errors).toBeUndefined();
+        expect(res.data!.importBundle.created).toBe(2);
+      }
+    });
+
     it('refuses a bundle without its Patient whose records name another patient of this server', async () => {
       const nora = await patient(api, 'nora');
       const observation = (subject: string) => ({

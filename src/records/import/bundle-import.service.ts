@@ -18,6 +18,8 @@ import { stampServerFields } from '../fhir';
 import { RecordAccess } from '../record-access';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
+import { RecordOpener } from '../record-opener';
+import { CURRENT_COLUMNS, VersionRow, versionEntity } from '../record-rows';
 import { sealedRow } from '../sealed-row';
 import { RecordIndex } from '../search/record-index';
 import { ImportPlan, planImport, PlannedRecord } from './bundle-plan';
@@ -42,6 +44,7 @@ export class BundleImportService implements OnApplicationShutdown {
     private readonly anchoring: RecordAnchoring,
     private readonly access: RecordAccess,
     private readonly index: RecordIndex,
+    private readonly opener: RecordOpener,
   ) {}
 
   async import(
@@ -56,6 +59,7 @@ export class BundleImportService implements OnApplicationShutdown {
     );
     const plan = await planImport(bundle, target);
     if (plan.adopted) await this.refuseAnotherPatient(plan.adopted, target);
+    await this.refuseAnotherPerson(plan.records, target);
     for (const r of plan.records) {
       // As createRecord: a grantee filing a record apart from its content's category would
       // slip it past the category scope of their own grant and of every other.
@@ -118,6 +122,35 @@ export class BundleImportService implements OnApplicationShutdown {
     );
   }
 
+  /**
+   * A bundle's Patient whose birth date or sex differs from the patient's own stored Patient
+   * record describes someone else: importing it would file another person's history in this
+   * chart (Synthea's bundle of one patient into another's profile was taken without a word).
+   * Names are not compared (they change and are spelt differently from system to system), and
+   * the error does not say which element differs: a WRITE grant does not entitle its holder to
+   * learn the patient's birth date.
+   */
+  private async refuseAnotherPerson(records: PlannedRecord[], target: string): Promise<void> {
+    const incoming = records.filter((r) => r.resource.resourceType === 'Patient');
+    if (!incoming.length) return;
+    const rows = await this.db.query<VersionRow[]>(
+      `SELECT ${CURRENT_COLUMNS} FROM records r
+       WHERE r.patient_id = $1 AND r.resource_type = 'Patient'`,
+      [target],
+    );
+    const stored = (await Promise.all(rows.map((r) => this.opener.open(versionEntity(r)))))
+      .filter((o) => o !== null)
+      .map((o) => o.resource);
+    for (const r of incoming) {
+      if (stored.some((s) => !samePerson(s, r.resource))) {
+        throw new BadUserInputError(
+          `entry[${r.entry}] is a Patient whose birth date or sex differs from this patient's own Patient record: the bundle describes someone else, and nothing was imported (if it is this patient, correct their Patient record first, or leave the bundle's Patient entry out)`,
+          `bundle.entry[${r.entry}].resource`,
+        );
+      }
+    }
+  }
+
   async onApplicationShutdown(): Promise<void> {
     this.stopping = true;
     await Promise.all(this.anchoringNow);
@@ -176,4 +209,17 @@ export class BundleImportService implements OnApplicationShutdown {
     };
     await Promise.all(Array.from({ length: Math.min(ANCHOR_CONCURRENCY, rows.length) }, worker));
   }
+}
+
+/**
+ * Whether two Patient resources may be the same person: no birth date or sex that both give
+ * differs (a partial birth date agrees with every full one it is the start of).
+ */
+function samePerson(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const given = (v: unknown) => (typeof v === 'string' && v !== '' && v !== 'unknown' ? v : null);
+  const [bornA, bornB] = [given(a.birthDate), given(b.birthDate)];
+  const [sexA, sexB] = [given(a.gender), given(b.gender)];
+  const bornDiffer =
+    bornA !== null && bornB !== null && !bornA.startsWith(bornB) && !bornB.startsWith(bornA);
+  return !bornDiffer && !(sexA !== null && sexB !== null && sexA !== sexB);
 }

@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- variants edit arbitrary JSON */
 import { BadUserInputError } from '../../common/errors';
 import { corpusBundle, largeBundle, PATIENT_FULL_URL } from '../../../test/helpers/fhir-bundle';
-import { planImport } from './bundle-plan';
+import { MAX_BUNDLE_ENTRIES, planImport } from './bundle-plan';
 
 const OWNER = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
 const plan = (bundle: unknown) => planImport(bundle, OWNER);
@@ -291,5 +291,16 @@ describe('planning a bundle import', () => {
     expect(p.records.length + p.skipped).toBe(1000);
     // A loose bound (the budget is 10 s end to end; the e2e suite logs the measured time).
     expect(used.user + used.system).toBeLessThan(10_000_000);
+  });
+
+  it('takes an export of a long history whole, and refuses past the limit before reading an entry', async () => {
+    // A patient's export of 18,000 records must import as one bundle: split, the references
+    // between its parts would be lost.
+    expect(MAX_BUNDLE_ENTRIES).toBeGreaterThanOrEqual(20_000);
+    const entry = { resource: { resourceType: 'Observation' } };
+    const over = { resourceType: 'Bundle', type: 'collection', entry: [] as unknown[] };
+    over.entry = Array.from({ length: MAX_BUNDLE_ENTRIES + 1 }, () => entry);
+    const e = await badUserInput(plan(over));
+    expect(e.message).toContain(`more than ${MAX_BUNDLE_ENTRIES} entries`);
   });
 });

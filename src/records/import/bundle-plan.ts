@@ -49,8 +49,12 @@ import {
 } from '../fhir';
 import { fhirIssues, isR4ResourceType, patientElement, unsafeFhirInput } from '../fhir/index';
 
-/** The most entries one bundle may hold (a Synthea lifetime is a few thousand). */
-export const MAX_BUNDLE_ENTRIES = 10_000;
+/**
+ * The most entries one bundle may hold. A Synthea lifetime is a few thousand, but a patient's
+ * own export of a long history reaches 18,000 and more, and must import whole: split, its
+ * references between the parts would be lost. The 32 MB body limit binds before this does.
+ */
+export const MAX_BUNDLE_ENTRIES = 50_000;
 
 const BUNDLE_TYPES = new Set(['transaction', 'batch', 'collection']);
 const CREATING = new Set(['POST', 'PUT']);
