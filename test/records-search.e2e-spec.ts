@@ -99,6 +99,25 @@ describe('searching records by code and clinical date', () => {
       expect(await found({ code: 'http://example.org/other|' })).toEqual([]);
     });
 
+    it('filters by category given as a label or as a token, and refuses what can be no label', async () => {
+      const byCategory = (category: string) =>
+        api.gql<{ records: { items: Found[] } }>(
+          `query($p: ID!, $c: String) { records(patientId: $p, category: $c) { items { id } } }`,
+          { p: aliceId, c: category },
+          alice,
+        );
+      const ids2 = async (category: string) =>
+        new Set((await byCategory(category)).data!.records.items.map((r) => r.id));
+      const vitals = new Set([ids.bp, ids.bpOld]);
+      expect(await ids2('vital-signs')).toEqual(vitals);
+      expect(
+        await ids2('http://terminology.hl7.org/CodeSystem/observation-category|vital-signs'),
+      ).toEqual(vitals);
+      const bad = await byCategory('vital signs!');
+      expect(codes(bad)).toEqual(['BAD_USER_INPUT']);
+      expect(bad.errors![0].extensions.field).toBe('category');
+    });
+
     it('rejects a malformed token as BAD_USER_INPUT naming the code', async () => {
       for (const code of ['', '|', 'a|b|c', 'x'.repeat(513)]) {
         const res = await search({ code });

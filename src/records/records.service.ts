@@ -242,7 +242,10 @@ export class RecordsService {
       where.push(`r.resource_type = $${params.length}`);
     }
     if (filter.category) {
-      params.push(filter.category);
+      // A label is a code without its system: a token `system|code` asks for its code, and
+      // anything that can be no label is said to be so rather than answered with nothing.
+      const bar = filter.category.lastIndexOf('|');
+      params.push(checkedCategory(filter.category.slice(bar + 1), 'category'));
       where.push(`r.category = $${params.length}`);
     }
     if (after) {
