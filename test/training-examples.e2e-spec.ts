@@ -178,4 +178,83 @@ describe('training examples, cached between rounds', () => {
     expect(new Set(reasons)).toEqual(new Set([null]));
     opened.mockRestore();
   });
+
+  it("reads only the records a patient's TRAIN grants admit: their types, categories and restriction", async () => {
+    const consents = app().get(ConsentService);
+    // Two with a Condition (the label's source), and one more, none of them used above.
+    const { rows: sick } = await api.db.query(
+      `SELECT DISTINCT patient_id::text AS id FROM records WHERE resource_type = 'Condition'`,
+    );
+    const hasCondition = new Set(sick.map((r: { id: string }) => r.id));
+    const rest = ofSite().slice(4);
+    const withLabel = rest.filter((p) => hasCondition.has(p.id));
+    const patients = [
+      withLabel[0],
+      withLabel[1],
+      rest.find((p) => !withLabel.slice(0, 2).includes(p))!,
+    ];
+    const actor = (p: (typeof patients)[number]) => ({
+      id: p.userId,
+      roles: ['PATIENT' as const],
+      organizationId: p.organizationId,
+    });
+    const [typed, categorised, plain] = patients;
+    const narrow = async (
+      p: (typeof patients)[number],
+      filters: { resourceTypes?: string[]; categories?: string[] },
+    ) => {
+      await consents.revoke(actor(p), grants.get(p.id)!);
+      const grant = await consents.grant(actor(p), {
+        granteeType: 'STUDY',
+        granteeId: study.id,
+        purpose: 'RESEARCH',
+        actions: ['TRAIN'],
+        ...filters,
+      });
+      grants.set(p.id, grant.id);
+    };
+    await narrow(typed, { resourceTypes: ['Observation', 'Patient'] });
+    await narrow(categorised, { categories: ['vital-signs'] });
+    // A restricted record of a patient whose grant leaves restricted records out.
+    const { createRecord } = await api.ok<{ createRecord: { id: string } }>(
+      'mutation($r: JSON!) { createRecord(input: { resource: $r, sensitivity: RESTRICTED }) { id } }',
+      { r: { ...observation('2345-7', 9.9), effectiveDateTime: '2024-12-31T08:00:00Z' } },
+      await api.token(plain.userId, 'PATIENT'),
+    );
+
+    const logged = jest.spyOn(records(), 'logTrainingUse');
+    const examples = await complete(fresh());
+    const uses = logged.mock.calls.at(-1)![2];
+    logged.mockRestore();
+    const typesOf = async (ids: string[]) =>
+      (
+        await api.db.query(
+          'SELECT DISTINCT resource_type, category FROM records WHERE id = ANY($1::uuid[])',
+          [ids],
+        )
+      ).rows as { resource_type: string; category: string | null }[];
+    const usedOf = (p: (typeof patients)[number]) =>
+      uses.filter((u) => u.patientId === p.id).flatMap((u) => u.recordIds);
+    // Each use cites the patient's own grant.
+    for (const p of patients) {
+      expect(new Set(uses.filter((u) => u.patientId === p.id).map((u) => u.grantId))).toEqual(
+        new Set([grants.get(p.id)]),
+      );
+    }
+    expect(
+      (await typesOf(usedOf(typed))).every((r) =>
+        ['Observation', 'Patient'].includes(r.resource_type),
+      ),
+    ).toBe(true);
+    expect((await typesOf(usedOf(categorised))).every((r) => r.category === 'vital-signs')).toBe(
+      true,
+    );
+    expect(usedOf(plain)).not.toContain(createRecord.id);
+    expect(usedOf(plain).length).toBeGreaterThan(0);
+    // Their Conditions kept back, their label is unknown: no example of theirs is trained on.
+    expect(examples.map((e) => e.id)).not.toContain(typed.id);
+    expect(examples.map((e) => e.id)).not.toContain(categorised.id);
+    // The cache agrees with a fresh read.
+    expect(examples).toEqual(await uncached());
+  });
 });

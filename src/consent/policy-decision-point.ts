@@ -205,6 +205,20 @@ export class PolicyDecisionPoint {
     patientIds: readonly string[],
     nodeId: string,
   ): Promise<Map<string, string>> {
+    const scopes = await this.trainingScopes(studyId, patientIds, nodeId);
+    return new Map([...scopes].map(([patientId, grants]) => [patientId, grants[0].id]));
+  }
+
+  /**
+   * For each patient, every grant under which `nodeId` may train on them for `studyId` now,
+   * in order of id (never empty): their record filters (types, categories, restricted) say
+   * which of the patient's records a node may learn from. Patients without one are absent.
+   */
+  async trainingScopes(
+    studyId: string,
+    patientIds: readonly string[],
+    nodeId: string,
+  ): Promise<Map<string, ConsentGrant[]>> {
     // A node asks about the same patients round after round: when the rows it would read are
     // those it read last time (their checksum, computed by the database), so is what they come
     // to, but for revocations learnt since (the ledger's, in memory) and the time (the rule).
@@ -262,16 +276,15 @@ export class PolicyDecisionPoint {
     return this.trainable(believed, studyId, nodeId);
   }
 
-  /** Per patient, the first grant (by id) among `grants` the rule lets `nodeId` train under. */
+  /** Per patient, the grants among `grants` the rule lets `nodeId` train under, by id. */
   private trainable(
     grants: readonly ConsentGrant[],
     studyId: string,
     nodeId: string,
-  ): Map<string, string> {
+  ): Map<string, ConsentGrant[]> {
     const at = new Date();
-    const found = new Map<string, string>();
+    const found = new Map<string, ConsentGrant[]>();
     for (const grant of grants) {
-      if (found.has(grant.patientId)) continue;
       const request: AccessRequest = {
         actor: { id: nodeId, studyId },
         patientId: grant.patientId,
@@ -279,7 +292,10 @@ export class PolicyDecisionPoint {
         purpose: 'RESEARCH',
         at,
       };
-      if (grantApplies(grant, request)) found.set(grant.patientId, grant.id);
+      if (!grantApplies(grant, request)) continue;
+      const theirs = found.get(grant.patientId);
+      if (theirs) theirs.push(grant);
+      else found.set(grant.patientId, [grant]);
     }
     return found;
   }

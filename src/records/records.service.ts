@@ -70,6 +70,16 @@ export interface RecordFilter extends RecordSearch {
   after?: string | null;
 }
 
+/** A patient's records as a training node may use them (RecordsService.openForTraining). */
+export interface TrainingRecords {
+  recordIds: string[];
+  resources: Record<string, unknown>[];
+  /** The labels of each record read, in the same order. */
+  facts: RecordFacts[];
+  /** The labels of the records the node's grants keep back: nothing of them was read. */
+  withheld: RecordFacts[];
+}
+
 @Injectable()
 export class RecordsService {
   constructor(
@@ -303,33 +313,51 @@ export class RecordsService {
 
   /**
    * The decrypted records of patients a training node may train on, in order of creation,
-   * read in chunks whose rows are opened concurrently. Logging their use is the caller's
+   * read in chunks whose rows are opened concurrently: of each patient only those `admits`
+   * lets through (their TRAIN grants' record filters), by their labels before anything is
+   * decrypted, and the labels of those it kept back. Logging their use is the caller's
    * (`logTrainingUse`, every round). An unreadable record is left out (and reported).
    */
   async openForTraining(
     patientIds: readonly string[],
-  ): Promise<Map<string, { recordIds: string[]; resources: Record<string, unknown>[] }>> {
-    const out = new Map<string, { recordIds: string[]; resources: Record<string, unknown>[] }>();
+    admits: (patientId: string, facts: RecordFacts) => boolean,
+  ): Promise<Map<string, TrainingRecords>> {
+    const out = new Map<string, TrainingRecords>();
+    const entryOf = (patientId: string) => {
+      let entry = out.get(patientId);
+      if (!entry) {
+        entry = { recordIds: [], resources: [], facts: [], withheld: [] };
+        out.set(patientId, entry);
+      }
+      return entry;
+    };
     for (let i = 0; i < patientIds.length; i += TRAINING_CHUNK) {
       const found: VersionRow[] = await this.db.query(
         `SELECT ${CURRENT_COLUMNS} FROM records r WHERE r.patient_id = ANY($1::uuid[])
          ORDER BY r.patient_id, r.created_at, r.id`,
         [patientIds.slice(i, i + TRAINING_CHUNK)],
       );
-      const opened = await Promise.all(found.map((row) => this.opener.open(versionEntity(row))));
+      const rows = found.map(versionEntity).filter((row) => {
+        const facts = factsOf(row);
+        if (admits(row.patientId, facts)) return true;
+        entryOf(row.patientId).withheld.push(facts);
+        return false;
+      });
+      const opened = await Promise.all(rows.map((row) => this.opener.open(row)));
       for (const o of opened) {
         if (!o) continue;
-        const entry = out.get(o.row.patientId) ?? { recordIds: [], resources: [] };
+        const entry = entryOf(o.row.patientId);
         entry.recordIds.push(o.row.id);
         entry.resources.push(o.resource);
-        out.set(o.row.patientId, entry);
+        entry.facts.push(factsOf(o.row));
       }
     }
     return out;
   }
 
   /**
-   * One TRAIN event per patient in their access log, the records a node used this round,
+   * One TRAIN event per use in the patient's access log (a patient's records under each of
+   * their grants that admitted some), the records a node used this round,
    * appended as one group; resolves once they are all durable. The event's reason names the
    * study, run and round (`trainingUseReason`): sealed under each patient's data key like any
    * reason, it is theirs to read and gone with their erasure.

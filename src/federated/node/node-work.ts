@@ -1,11 +1,13 @@
 // What every training node does for a round, in-process or remote: select its organisation's
 // patients that may be trained on, read their records, build examples, train from the round's
 // global model, evaluate on a held-out fifth, and sign the manifest of the update.
+import { recordAllowed, type ConsentGrant, type RecordFacts } from '@custodia/chaincode/policy';
 import { CompactSign } from 'jose';
 import { hash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { PolicyDecisionPoint } from '../../consent';
 import { RecordsService } from '../../records';
+import type { TrainingRecords } from '../../records/records.service';
 import type { FhirResource } from '../../records/fhir';
 import type { ModelPreset } from '../model/architecture';
 import { BoundedMap } from '../../common/bounded-map';
@@ -71,7 +73,10 @@ export interface TrainingExample {
 
 interface CachedPatient {
   fingerprint: string;
-  recordIds: string[];
+  /** The ids of the grants it was built under: another set of grants, another scope. */
+  scope: string;
+  /** The records read, each under the first of those grants (by id) that admits it. */
+  uses: { grantId: string; recordIds: string[] }[];
   /** Null when the patient's records make no complete example for the study. */
   example: TrainingExample | null;
 }
@@ -82,8 +87,11 @@ const CACHED_STUDIES = 16;
 export interface Eligibility {
   /** The organisation's patients, each with their records' fingerprint. */
   members: Map<string, string>;
-  /** Of those, each patient with an active TRAIN grant for the study, with its id. */
-  grants: Map<string, string>;
+  /**
+   * Of those, each patient with an active TRAIN grant for the study, with every such grant
+   * (by id): their record filters say which of the patient's records may be learnt from.
+   */
+  grants: Map<string, ConsentGrant[]>;
 }
 
 /**
@@ -125,8 +133,8 @@ export class TrainingExamples {
   ): Promise<Eligibility> {
     const members = await this.records.trainingFingerprints(organizationId);
     const grants = members.size
-      ? await this.pdp.trainingGrants(study.id, [...members.keys()], nodeId)
-      : new Map<string, string>();
+      ? await this.pdp.trainingScopes(study.id, [...members.keys()], nodeId)
+      : new Map<string, ConsentGrant[]>();
     return { members, grants };
   }
 
@@ -150,25 +158,48 @@ export class TrainingExamples {
     const key = studyKey(nodeId, study);
     const known = (this.cache && this.studies.get(key)) || new Map<string, CachedPatient>();
     for (const id of known.keys()) if (!grants.has(id)) known.delete(id);
-    const stale = [...grants.keys()].filter((id) => known.get(id)?.fingerprint !== members.get(id));
-    const opened = stale.length ? await this.records.openForTraining(stale) : new Map();
+    const scopeOf = (id: string) =>
+      grants
+        .get(id)!
+        .map((g) => g.id)
+        .join(',');
+    const stale = [...grants.keys()].filter((id) => {
+      const cached = known.get(id);
+      return !cached || cached.fingerprint !== members.get(id) || cached.scope !== scopeOf(id);
+    });
+    // Only what the patient's TRAIN grants admit (their types, categories, restricted) is
+    // read: the others are kept back by their labels, never decrypted.
+    const permitting = (id: string, facts: RecordFacts) =>
+      grants.get(id)!.find((g) => recordAllowed(g, facts));
+    const opened = stale.length
+      ? await this.records.openForTraining(stale, (id, facts) => !!permitting(id, facts))
+      : new Map<string, TrainingRecords>();
     const definition = { features: study.features, label: study.label, asOf: EXAMPLES_AS_OF };
     for (const id of stale) {
-      const { recordIds = [], resources = [] } = opened.get(id) ?? {};
+      const { recordIds = [], resources = [], facts = [], withheld = [] } = opened.get(id) ?? {};
+      const uses = new Map<string, string[]>();
+      recordIds.forEach((recordId, i) => {
+        const grantId = permitting(id, facts[i])!.id;
+        const ids = uses.get(grantId);
+        if (ids) ids.push(recordId);
+        else uses.set(grantId, [recordId]);
+      });
       const built = buildExample(resources as FhirResource[], definition);
+      // The label is whether a Condition says so: with one of theirs kept back, a patient's
+      // label is unknown (a 0 might be a withheld 1), so they make no example.
+      const labelHidden = withheld.some((f) => f.resourceType === 'Condition');
       known.set(id, {
         fingerprint: members.get(id)!,
-        recordIds,
-        example: built.included ? { id, x: built.x, y: built.y } : null,
+        scope: scopeOf(id),
+        uses: [...uses].map(([grantId, ids]) => ({ grantId, recordIds: ids })),
+        example: built.included && !labelHidden ? { id, x: built.x, y: built.y } : null,
       });
     }
     if (this.cache) this.studies.set(key, known);
-    const used = [...known].filter(([, p]) => p.recordIds.length > 0).sort(byId);
-    const uses = used.map(([patientId, p]) => ({
-      patientId,
-      recordIds: p.recordIds,
-      grantId: grants.get(patientId)!,
-    }));
+    const used = [...known].filter(([, p]) => p.uses.length > 0).sort(byId);
+    const uses = used.flatMap(([patientId, p]) =>
+      p.uses.map(({ grantId, recordIds }) => ({ patientId, recordIds, grantId })),
+    );
     // Begun later (`logAfter`): sealing and chaining a large site's events takes the thread for
     // a while, and the caller hands the examples to training first.
     const logged = Promise.resolve(logAfter).then(() =>
