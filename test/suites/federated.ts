@@ -465,9 +465,10 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
     it('adds calibrated noise under differential privacy and reports the privacy spent', async () => {
       const dpStudy = await createStudy('DP', 'minNodes: 2, clipNorm: 1, noiseMultiplier: 1.1');
       await joinStudy(patients[0].token, dpStudy);
+      await joinStudy(patients[1].token, dpStudy);
       const dpRun = await startRun(dpStudy, 1);
       await post(nodes[0], dpRun, 1, weights(5, 5, 5));
-      await post(nodes[1], dpRun, 1, weights(-5, -5, -5));
+      await post(nodes[1], dpRun, 1, weights(-5, -5, -5), { contributors: [patients[1].id] });
       const state = await run(dpRun);
       expect(state.status).toBe('COMPLETED');
       const [metrics] = state.metrics as { epsilon: number }[];
@@ -476,6 +477,32 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
         .get<Ledger>(LEDGER)
         .evaluate<{ epsilon: number; delta: number }>('training', 'GetRound', [dpRun, '1']);
       expect(recorded).toMatchObject({ epsilon: metrics.epsilon, delta: 1e-5 });
+    });
+
+    it('counts a patient once in a round, whichever nodes of their organisation send them', async () => {
+      const runId = await startRun(studyId, 1);
+      expect((await post(nodes[0], runId, 1, weights(1, 1, 1))).body.status).toBe('ACCEPTED');
+      const twice = await post(nodes[1], runId, 1, weights(2, 2, 2), {
+        contributors: [patients[1].id, patients[0].id],
+      });
+      expect(twice.body).toMatchObject({
+        status: 'REJECTED',
+        reason:
+          "1 of 2 contributors are already counted in this round by another node's update (a patient weighs once)",
+      });
+      expect(JSON.stringify(twice.body)).not.toContain(patients[0].id);
+      // Sent again without the patient counted already, the update is taken.
+      const once = await post(nodes[1], runId, 1, weights(2, 2, 2), {
+        contributors: [patients[1].id],
+      });
+      expect(once.body.status).toBe('ACCEPTED');
+      const { rows } = await api.db.query(
+        `SELECT c, count(*)::int AS n FROM model_updates, unnest(contributors) AS c
+         WHERE run_id = $1 AND status = 'ACCEPTED' GROUP BY c`,
+        [runId],
+      );
+      expect(rows.every((r: { n: number }) => r.n === 1)).toBe(true);
+      expect((await run(runId)).status).toBe('COMPLETED');
     });
 
     it("lets another organisation's node train remotely on its own patients", async () => {

@@ -417,37 +417,35 @@ export class RunRepository {
 
   // --- updates ---
 
+  /** Stores a rejected update (a rejection is recorded whatever the round's state). */
+  async insertRejected(u: NewUpdate): Promise<void> {
+    await this.db.query(INSERT_UPDATE, updateValues(u));
+  }
+
   /**
-   * Stores an update; false (and nothing stored) for an accepted one whose round is no longer
-   * open. It waits while the round is being closed (lockOpenRound) and then sees it closed,
-   * and a round's closing waits for it: an accepted update is always one the round folds.
+   * Stores an accepted update, unless its round is no longer open ('closed'), its node has one
+   * accepted already ('duplicate'), or some of its contributors are already counted in the
+   * round by another node's accepted update (their number):
+   * a patient weighs once in a round, whichever nodes of their organisation send them. The
+   * round's row is locked first, so accepted updates of one round are stored one at a time
+   * and each sees the others' contributors; a round's closing waits for it (lockOpenRound),
+   * and an accepted update is always one the round folds.
    */
-  async insertUpdate(u: NewUpdate): Promise<boolean> {
-    const rows = (await this.db.query(
-      `INSERT INTO model_updates (id, run_id, round, node_id, status, reason, num_examples,
-         update_sha256, contributors, grant_ids, metrics, body, received_at)
-       SELECT $1::uuid, $2::uuid, $3::int, $4::text, $5::text, $6::text, $7::int, $8::text,
-              $9::text[], $10::text[], $11::jsonb, $12::bytea, now()
-       WHERE $5::text <> 'ACCEPTED' OR EXISTS (
-         SELECT 1 FROM training_rounds r WHERE r.run_id = $2::uuid AND r.round = $3::int
-           AND r.status = 'OPEN' FOR SHARE)
-       RETURNING id`,
-      [
-        u.id,
-        u.runId,
-        u.round,
-        u.nodeId,
-        u.status,
-        u.reason,
-        u.numExamples,
-        u.updateSha256,
-        u.contributors ?? [],
-        u.grantIds ?? [],
-        u.metrics ?? null,
-        u.body ?? null,
-      ],
-    )) as unknown[];
-    return rows.length === 1;
+  async insertAccepted(u: NewUpdate): Promise<'stored' | 'closed' | 'duplicate' | number> {
+    return this.db.transaction(async (m) => {
+      if (!(await this.lockOpenRound(m, u.runId, u.round))) return 'closed';
+      const [{ mine, counted }] = (await m.query(
+        `SELECT bool_or(mu.node_id = $4) AS mine,
+           count(DISTINCT c) FILTER (WHERE c = ANY($3::text[]))::int AS counted
+         FROM model_updates mu LEFT JOIN LATERAL unnest(mu.contributors) AS c ON true
+         WHERE mu.run_id = $1 AND mu.round = $2 AND mu.status = 'ACCEPTED'`,
+        [u.runId, u.round, u.contributors ?? [], u.nodeId],
+      )) as { mine: boolean | null; counted: number }[];
+      if (mine) return 'duplicate';
+      if (counted > 0) return counted;
+      await m.query(INSERT_UPDATE, updateValues(u));
+      return 'stored';
+    });
   }
 
   /** The nodes that already sent an update for this round (accepted or not). */
@@ -680,4 +678,26 @@ function groupBy<T>(keys: readonly string[], items: readonly T[], keyOf: (t: T) 
     groups.set(key, [...(groups.get(key) ?? []), item]);
   }
   return keys.map((k) => groups.get(k) ?? []);
+}
+
+const INSERT_UPDATE = `INSERT INTO model_updates (id, run_id, round, node_id, status, reason,
+    num_examples, update_sha256, contributors, grant_ids, metrics, body, received_at)
+  VALUES ($1::uuid, $2::uuid, $3::int, $4::text, $5::text, $6::text, $7::int, $8::text,
+    $9::text[], $10::text[], $11::jsonb, $12::bytea, now())`;
+
+function updateValues(u: NewUpdate): unknown[] {
+  return [
+    u.id,
+    u.runId,
+    u.round,
+    u.nodeId,
+    u.status,
+    u.reason,
+    u.numExamples,
+    u.updateSha256,
+    u.contributors ?? [],
+    u.grantIds ?? [],
+    u.metrics ?? null,
+    u.body ?? null,
+  ];
 }

@@ -141,7 +141,7 @@ export class UpdateIntake {
     } catch (e) {
       if (!(e instanceof Rejection)) throw e;
       const id = randomUUID();
-      await this.repo.insertUpdate({
+      await this.repo.insertRejected({
         id,
         runId,
         round,
@@ -269,9 +269,9 @@ export class UpdateIntake {
     grantIds: string[],
   ): Promise<SubmissionResult> {
     const id = randomUUID();
-    let stored: boolean;
+    let stored: Awaited<ReturnType<RunRepository['insertAccepted']>>;
     try {
-      stored = await this.repo.insertUpdate({
+      stored = await this.repo.insertAccepted({
         id,
         runId,
         round,
@@ -291,7 +291,14 @@ export class UpdateIntake {
       throw duplicate();
     }
     // The round closed since it was checked (its closing had begun, or it ended meanwhile).
-    if (!stored) throw new Rejection('round is not open');
+    if (stored === 'closed') throw new Rejection('round is not open');
+    if (stored === 'duplicate') throw duplicate();
+    // Counted, never named: researchers and nodes read reasons.
+    if (typeof stored === 'number') {
+      throw new Rejection(
+        `${stored} of ${m.contributors.length} contributors are already counted in this round by another node's update (a patient weighs once)`,
+      );
+    }
     return { id, status: UpdateStatus.ACCEPTED, reason: null };
   }
 }
