@@ -93,7 +93,7 @@ describe('a revocation while a round waits for its quorum', () => {
     );
     const own = rows.filter((r) => r.node_id === first!.node);
     expect(own.map((r) => r.status)).toEqual(['REJECTED', 'ACCEPTED']);
-    expect(own[0].reason).toMatch(/revoked TRAIN consent before aggregation/);
+    expect(own[0].reason).toMatch(/TRAIN consent ended \(revoked or expired\) before aggregation/);
     const accepted = rows.filter((r) => r.status === 'ACCEPTED');
     expect(accepted).toHaveLength(3);
     for (const r of accepted) expect(r.contributors).not.toContain(first!.revoked);

@@ -368,7 +368,7 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       const state = await run(runId);
       expect(state.status).toBe('COMPLETED');
       expect(state.updates.map((u) => u.reason)).toContainEqual(
-        '1 of 1 contributors revoked TRAIN consent before aggregation',
+        "1 of 1 contributors' TRAIN consent ended (revoked or expired) before aggregation",
       );
       expect(JSON.stringify(state.updates)).not.toContain(victim.id);
     });

@@ -195,7 +195,7 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
       else {
         revoked.push({
           id: u.id,
-          reason: `${missing} of ${u.contributors.length} contributors revoked TRAIN consent before aggregation`,
+          reason: `${missing} of ${u.contributors.length} contributors' TRAIN consent ended (revoked or expired) before aggregation`,
         });
       }
     }
