@@ -122,6 +122,7 @@ describe('planning a bundle import', () => {
           coding: [{ system: 'http://www.nlm.nih.gov/research/umls/rxnorm', code: '313782' }],
         },
       },
+      request: { method: 'POST', url: 'Medication' },
     };
     bundle.entry.push(medication);
     const requests = bundle.entry.filter(
@@ -174,6 +175,38 @@ describe('planning a bundle import', () => {
       'bundle.entry[5].request.method',
     ],
     [
+      "a transaction's entry without a request",
+      (b: any) => delete b.entry[5].request,
+      'bundle.entry[5].request',
+    ],
+    [
+      'a request naming another type than its resource',
+      (b: any) => (b.entry[5].request.url = 'Patient'),
+      'bundle.entry[5].request.url',
+    ],
+    [
+      'a conditional update of a record',
+      (b: any) =>
+        (b.entry[5].request = { method: 'PUT', url: `${b.entry[5].resource.resourceType}?code=x` }),
+      'bundle.entry[5].request.url',
+    ],
+    [
+      'a conditional create of a record',
+      (b: any) => (b.entry[5].request.ifNoneExist = 'identifier=x'),
+      'bundle.entry[5].request.ifNoneExist',
+    ],
+    ['an element no Bundle has', (b: any) => (b.extension = []), 'bundle.extension'],
+    [
+      'an element no Bundle entry has',
+      (b: any) => (b.entry[5].modifierExtension = []),
+      'bundle.entry[5].modifierExtension',
+    ],
+    [
+      'a relative fullUrl',
+      (b: any) => (b.entry[5].fullUrl = 'Observation/1'),
+      'bundle.entry[5].fullUrl',
+    ],
+    [
       'an entry without a resource',
       (b: any) => delete b.entry[4].resource,
       'bundle.entry[4].resource',
@@ -203,12 +236,20 @@ describe('planning a bundle import', () => {
     [
       // Skipped, it would drop whatever patient data it holds without a word.
       'a Bundle nested as an entry',
-      (b: any) => (b.entry[8] = { resource: { resourceType: 'Bundle', type: 'collection' } }),
+      (b: any) =>
+        (b.entry[8] = {
+          resource: { resourceType: 'Bundle', type: 'collection' },
+          request: { method: 'POST', url: 'Bundle' },
+        }),
       'bundle.entry[8].resource',
     ],
     [
       'a second, different Patient',
-      (b: any) => b.entry.push({ resource: { resourceType: 'Patient', id: 'someone-else' } }),
+      (b: any) =>
+        b.entry.push({
+          resource: { resourceType: 'Patient', id: 'someone-else' },
+          request: { method: 'POST', url: 'Patient' },
+        }),
       `bundle.entry[${corpusBundle().entry.length}].resource`,
     ],
     [
@@ -302,5 +343,18 @@ describe('planning a bundle import', () => {
     over.entry = Array.from({ length: MAX_BUNDLE_ENTRIES + 1 }, () => entry);
     const e = await badUserInput(plan(over));
     expect(e.message).toContain(`more than ${MAX_BUNDLE_ENTRIES} entries`);
+  });
+
+  it("takes conditions on the entries it skips (Synthea's practitioners), and a collection without requests", async () => {
+    const bundle = corpusBundle();
+    const practitioner = bundle.entry.findIndex((e) => e.resource.resourceType === 'Practitioner');
+    bundle.entry[practitioner].request = {
+      method: 'PUT',
+      url: 'Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999',
+    } as never;
+    expect((await plan(bundle)).skipped).toBe(2);
+    const collection = { ...corpusBundle(), type: 'collection' };
+    for (const e of collection.entry) delete (e as { request?: unknown }).request;
+    expect((await plan(collection)).records.length).toBe(collection.entry.length - 2);
   });
 });

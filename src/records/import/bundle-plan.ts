@@ -57,6 +57,33 @@ import { fhirIssues, isR4ResourceType, patientElement, unsafeFhirInput } from '.
 export const MAX_BUNDLE_ENTRIES = 50_000;
 
 const BUNDLE_TYPES = new Set(['transaction', 'batch', 'collection']);
+/** The elements of FHIR R4's Bundle, and of its entries: anything else is no Bundle of R4's. */
+const BUNDLE_ELEMENTS = new Set([
+  'resourceType',
+  'id',
+  'meta',
+  'implicitRules',
+  'language',
+  'identifier',
+  'type',
+  'timestamp',
+  'total',
+  'link',
+  'entry',
+  'signature',
+]);
+const ENTRY_ELEMENTS = new Set([
+  'id',
+  'extension',
+  'link',
+  'fullUrl',
+  'resource',
+  'search',
+  'request',
+  'response',
+]);
+/** A conditional request's elements: what they ask cannot be honoured by an import. */
+const CONDITIONS = ['ifNoneExist', 'ifMatch', 'ifNoneMatch', 'ifModifiedSince'];
 const CREATING = new Set(['POST', 'PUT']);
 /** Skipped types a record keeps as a contained copy when it refers to them. */
 const CONTAINABLE = new Set(['Medication']);
@@ -260,6 +287,16 @@ function envelope(bundle: unknown): Entry[] {
       `${FIELD}.type`,
     );
   }
+  for (const key of Object.keys(bundle)) {
+    if (!BUNDLE_ELEMENTS.has(key)) {
+      throw new BadUserInputError(
+        `bundle.${key} is not an element of a FHIR R4 Bundle`,
+        `${FIELD}.${key}`,
+      );
+    }
+  }
+  // A transaction's or batch's entries say what each does (FHIR's bdl-3).
+  const requested = bundle.type !== 'collection';
   const raw = bundle.entry ?? [];
   if (!Array.isArray(raw))
     throw new BadUserInputError('bundle.entry must be a list', `${FIELD}.entry`);
@@ -271,6 +308,11 @@ function envelope(bundle: unknown): Entry[] {
   }
   return raw.map((entry: unknown, i) => {
     if (!isObject(entry)) throw bad(i, 'must be an object', '');
+    for (const key of Object.keys(entry)) {
+      if (!ENTRY_ELEMENTS.has(key)) {
+        throw bad(i, `has ${key}, which is not an element of a Bundle entry`, key);
+      }
+    }
     const { resource, fullUrl, request } = entry;
     if (!isObject(resource)) throw bad(i, 'must hold a resource', 'resource');
     // Before anything reads its keys: no __proto__, no nesting deeper than any real resource.
@@ -284,8 +326,15 @@ function envelope(bundle: unknown): Entry[] {
         'resource.resourceType',
       );
     }
-    if (fullUrl !== undefined && (typeof fullUrl !== 'string' || fullUrl.length === 0)) {
-      throw bad(i, 'fullUrl must be a URI', 'fullUrl');
+    // An absolute URL or a URN (FHIR's fullUrl), never a relative one.
+    if (
+      fullUrl !== undefined &&
+      (typeof fullUrl !== 'string' || !/^[A-Za-z][A-Za-z0-9+.-]*:\S+$/.test(fullUrl))
+    ) {
+      throw bad(i, 'fullUrl must be an absolute URI (a URL or a urn:uuid:)', 'fullUrl');
+    }
+    if (request === undefined && requested) {
+      throw bad(i, `has no request, which every entry of a ${bundle.type} bundle needs`, 'request');
     }
     if (request !== undefined) {
       const method = isObject(request) ? request.method : undefined;
@@ -296,9 +345,41 @@ function envelope(bundle: unknown): Entry[] {
           'request.method',
         );
       }
+      checkRequestUrl(request as Record<string, unknown>, type, i);
     }
     return { resource: resource as Entry['resource'], fullUrl: fullUrl as string | undefined };
   });
+}
+
+/**
+ * An entry's request.url names the type of its resource (`Observation`, `Observation/1`), and
+ * asks for no condition: a conditional create or update (`ifNoneExist`, `Type?search`) would
+ * be taken as a plain creation, storing a record the sender meant to match an existing one.
+ * Types an import skips (Organization, Practitioner, …) may carry conditions: nothing of them
+ * is stored.
+ */
+function checkRequestUrl(request: Record<string, unknown>, type: string, i: number): void {
+  const { url } = request;
+  if (typeof url !== 'string' || url.length === 0) {
+    throw bad(i, 'request.url must name the resource type it creates', 'request.url');
+  }
+  const named = /^([A-Za-z]+)(?:[/?]|$)/.exec(url)?.[1];
+  if (named !== type) {
+    throw bad(
+      i,
+      `request.url names ${named ?? 'no type'} but the entry holds a ${type}`,
+      'request.url',
+    );
+  }
+  if (!patientElement(type) && type !== 'Patient') return;
+  const condition = url.includes('?') ? 'request.url' : CONDITIONS.find((c) => c in request);
+  if (condition !== undefined) {
+    throw bad(
+      i,
+      `is a conditional ${request.method === 'PUT' ? 'update' : 'create'}, which an import cannot honour (it only creates); send it as a plain POST`,
+      condition.startsWith('request') ? condition : `request.${condition}`,
+    );
+  }
 }
 
 /**
