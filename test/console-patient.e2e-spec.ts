@@ -173,7 +173,7 @@ describe('the patient’s pages of the web console', () => {
     await goTo(page, 'Studies');
     await study().getByRole('heading', { name: 'Type 2 diabetes risk' }).waitFor();
     await expect(study().textContent()).resolves.toContain(
-      'Learns to predict type 2 diabetes from glucose, HbA1c.',
+      'Learns to predict Diabetes mellitus type 2 (44054006) from Glucose [Mass/volume] in Serum or Plasma (2345-7), Hemoglobin A1c/Hemoglobin.total in Blood (4548-4).',
     );
     expect(await studyGrants()).toEqual([]);
 

@@ -25,6 +25,8 @@ Chart.register(
 export interface Series {
   label: string;
   values: (number | null)[];
+  /** The table's cells, when they say more than the plotted number (a value given as a bound). */
+  texts?: string[];
   color: string;
 }
 
@@ -90,7 +92,7 @@ export function LineChart(props: {
                 <tr key={`${l}-${i}`}>
                   <th scope="row">{l}</th>
                   {series.map((s) => (
-                    <td key={s.label}>{s.values[i] ?? '—'}</td>
+                    <td key={s.label}>{s.texts?.[i] ?? s.values[i] ?? '—'}</td>
                   ))}
                 </tr>
               ))}

@@ -3,7 +3,9 @@
 // The pages: patient-ai-decisions.tsx, clinician-assess.tsx, deployments.tsx (researcher).
 import { useEffect, useMemo, useState } from 'react';
 import { ApiError, gql } from './api';
+import { namedCode } from './clinical-codes';
 import { ErrorNotice, formatTime, short, useAction, useLoad } from './common';
+import { unitWords } from './records';
 
 export interface DeployedModel {
   id: string;
@@ -78,17 +80,17 @@ export function useModels(): {
       nameOf: (modelId: string) => {
         const m = byId.get(modelId);
         if (!m) return `model ${short(modelId)}`;
-        return titles.get(m.studyId) ?? `SNOMED CT ${m.label} risk`;
+        return titles.get(m.studyId) ?? `${namedCode(m.label)} risk`;
       },
     };
   }, [data]);
   return { data: names, error, reload };
 }
 
-/** A value as a person reads it: at most two decimals, years spelt out (UCUM "a"). */
+/** A value as a person reads it: at most two decimals, UCUM codes of time spelt out. */
 function quantity(value: number, unit: string): string {
   const v = value.toLocaleString('en-GB', { maximumFractionDigits: 2 });
-  return unit === 'a' ? `${v} years` : `${v} ${unit}`;
+  return `${v} ${unitWords(unit, value)}`.trim();
 }
 
 export function InputList({ inputs }: { inputs: DecisionInput[] }) {

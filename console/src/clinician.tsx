@@ -12,7 +12,7 @@ import {
 } from 'react';
 import { AssessRisk } from './clinician-assess';
 import { ApiError, gql, gqlPartial } from './api';
-import { ErrorNotice, formatTime, toApiError, useLoad } from './common';
+import { ErrorNotice, formatTime, toApiError, useLoad, WithheldNotice } from './common';
 import { LineChart } from './LineChart';
 import { allPages, Paged } from './paging';
 import {
@@ -23,8 +23,14 @@ import {
   INTEGRITY_WORDS,
   labPoint,
   newestFirst,
+  Quantity,
+  quantityOf,
+  quantityText,
   RECORD_FIELDS,
   summaryOf,
+  unitWords,
+  valueText,
+  WITHHELD_HELP,
 } from './records';
 
 /** Lab values worth plotting, by LOINC code. */
@@ -147,7 +153,7 @@ function ChartOf({ patientId }: { patientId: string }) {
     setReloads((n) => n + 1);
     await reload();
   };
-  const items = useMemo(() => data ?? [], [data]);
+  const items = useMemo(() => data?.records ?? [], [data]);
   const byType = useMemo(() => {
     const m = new Map<string, HealthRecord[]>();
     for (const r of items) m.set(r.resourceType, [...(m.get(r.resourceType) ?? []), r]);
@@ -190,7 +196,12 @@ function ChartOf({ patientId }: { patientId: string }) {
       {error?.code !== 'CONSENT_REQUIRED' && <EmergencyCountdown patientId={patientId} />}
       {loading && <p aria-live="polite">Loading…</p>}
       {data && <LatestVitals patientId={patientId} loaded={data} />}
-      {data && items.length === 0 && <p>No records that you may read.</p>}
+      {data && (
+        <WithheldNotice errors={data.withheld} one="record" many="records" help={WITHHELD_HELP} />
+      )}
+      {data && items.length === 0 && data.withheld.length === 0 && (
+        <p>No records that you may read.</p>
+      )}
       {shownLab && <LabPlot items={items} code={shownLab} onPick={setLab} codes={labCodes} />}
       {byType.map(([type, records]) => (
         <section key={type} aria-label={type} className="panel">
@@ -240,40 +251,33 @@ const SYSTOLIC = '8480-6';
 const DIASTOLIC = '8462-4';
 const VITAL_CODES = [...VITALS.flatMap((v) => v.codes), SYSTOLIC, DIASTOLIC];
 
-interface Quantity {
-  value: number;
-  unit: string;
+interface Dated extends Quantity {
   date: string | undefined;
 }
 
 interface Coded {
   code?: { coding?: { code?: string }[] };
-  valueQuantity?: { value?: number; unit?: string; code?: string };
+  valueQuantity?: Parameters<typeof quantityOf>[0];
 }
 
 function hasCode(part: Coded, code: string): boolean {
   return (part.code?.coding ?? []).some((c) => c.code === code);
 }
 
-function quantityOf(part: Coded, date: string | undefined): Quantity | undefined {
-  const q = part.valueQuantity;
-  if (typeof q?.value !== 'number') return undefined;
-  return { value: q.value, unit: q.unit ?? q.code ?? '', date };
-}
-
 /**
  * The newest value for `code` among `records`: an Observation with that code, or a component
  * with it (a blood-pressure panel carries systolic and diastolic as components).
  */
-function newestValue(records: HealthRecord[], code: string): Quantity | undefined {
-  let best: Quantity | undefined;
+function newestValue(records: HealthRecord[], code: string): Dated | undefined {
+  let best: Dated | undefined;
   for (const r of records) {
     const resource = r.resource as Coded & { component?: Coded[] };
     const date = clinicalDate(r);
     const parts = [resource, ...(resource.component ?? [])];
     for (const part of parts) {
       if (!hasCode(part, code)) continue;
-      const q = quantityOf(part, date);
+      const found = quantityOf(part.valueQuantity);
+      const q = found && { ...found, date };
       if (q && (!best || (q.date ?? '') > (best.date ?? ''))) best = q;
     }
   }
@@ -292,17 +296,18 @@ function vitalRows(records: HealthRecord[]): VitalRow[] {
       const sys = newestValue(records, SYSTOLIC);
       const dia = newestValue(records, DIASTOLIC);
       if (!sys && !dia) return { name, value: null, date: undefined };
-      const unit = sys?.unit || dia?.unit || '';
-      const value = `${sys ? sys.value : '—'}/${dia ? dia.value : '—'} ${unit}`.trim();
+      const unit = unitWords(sys?.unit || dia?.unit || '');
+      // A bound keeps its comparator ("> 180"): it is not the pressure measured.
+      const value = `${sys ? valueText(sys) : '—'}/${dia ? valueText(dia) : '—'} ${unit}`.trim();
       const dates = [sys?.date, dia?.date].filter((d): d is string => !!d).sort();
       return { name, value, date: dates[dates.length - 1] };
     }
     const found = codes
       .map((c) => newestValue(records, c))
-      .filter((q): q is Quantity => !!q)
+      .filter((q): q is Dated => !!q)
       .sort((a, b) => (b.date ?? '').localeCompare(a.date ?? ''))[0];
     return found
-      ? { name, value: `${found.value} ${found.unit}`.trim(), date: found.date }
+      ? { name, value: quantityText(found), date: found.date }
       : { name, value: null, date: undefined };
   });
 }
@@ -319,7 +324,6 @@ function LatestVitals({ patientId, loaded }: { patientId: string; loaded: unknow
     [patientId, loaded],
   );
   const rows = useMemo(() => vitalRows(data?.data.latestObservations ?? []), [data]);
-  const withheld = data?.errors.length ?? 0;
   return (
     <section className="panel" aria-labelledby="vitals-h" data-testid="vitals">
       <h3 id="vitals-h">Latest vital signs</h3>
@@ -354,11 +358,13 @@ function LatestVitals({ patientId, loaded }: { patientId: string; loaded: unknow
           </table>
         </div>
       )}
-      {withheld > 0 && (
-        <p className="muted">
-          {withheld === 1 ? 'One newer value is' : `${withheld} newer values are`} not shown: no
-          consent of yours covers {withheld === 1 ? 'it' : 'them'}.
-        </p>
+      {data && (
+        <WithheldNotice
+          errors={data.errors}
+          one="newer value"
+          many="newer values"
+          help={WITHHELD_HELP}
+        />
       )}
     </section>
   );
@@ -380,14 +386,21 @@ function LabPlot(props: {
         .sort((a, b) => a.date.localeCompare(b.date)),
     [items, code],
   );
-  const unit = points[0]?.unit ?? '';
+  const unit = unitWords(points[0]?.unit ?? '');
   const labels = useMemo(() => points.map((p) => p.date.slice(0, 10)), [points]);
+  // A value given as a bound ("< 0.5") is no point on the line: it is in the table, as written.
   const series = useMemo(
     () => [
-      { label: `${LABS[code]} (${unit})`, values: points.map((p) => p.value), color: '#1d4ed8' },
+      {
+        label: `${LABS[code]} (${unit})`,
+        values: points.map((p) => (p.comparator ? null : p.value)),
+        texts: points.map(valueText),
+        color: '#1d4ed8',
+      },
     ],
     [points, code, unit],
   );
+  const bounds = points.filter((p) => p.comparator).length;
   return (
     <div className="panel">
       <label>
@@ -408,6 +421,13 @@ function LabPlot(props: {
         xTitle="Date"
         yTitle={unit}
       />
+      {bounds > 0 && (
+        <p className="muted" data-testid="lab-bounds">
+          {bounds === 1 ? 'One value was' : `${bounds} values were`} recorded only as a bound (such
+          as {'“< 0.5”'}), not measured exactly: {bounds === 1 ? 'it is' : 'they are'} in the table
+          but not on the line.
+        </p>
+      )}
     </div>
   );
 }

@@ -29,6 +29,43 @@ export function ErrorNotice({
   );
 }
 
+/**
+ * What a listing left out: the server answered some items as errors beside the data (a record
+ * it could not open or verify). Says how many and why, so that what is shown is not taken for
+ * all there is; `help` words a code for what was left out, as ErrorNotice's does.
+ */
+export function WithheldNotice({
+  errors,
+  one,
+  many,
+  help,
+}: {
+  errors: ApiError[];
+  one: string;
+  many: string;
+  help?: Partial<Record<string, string>>;
+}) {
+  if (errors.length === 0) return null;
+  const helps = [...new Set(errors.map((e) => help?.[e.code] ?? e.help))];
+  return (
+    <div role="alert" className="error" data-testid="withheld">
+      <strong>
+        {errors.length === 1
+          ? `1 ${one} could not be shown.`
+          : `${errors.length} ${many} could not be shown.`}
+      </strong>{' '}
+      {helps.join(' ')}
+      <ul className="detail">
+        {errors.map((e, i) => (
+          <li key={i}>
+            {e.message} <code>{e.code}</code>
+          </li>
+        ))}
+      </ul>
+    </div>
+  );
+}
+
 export interface Loaded<T> {
   data: T | null;
   error: ApiError | null;

@@ -2,6 +2,7 @@
 // risk assessments (on the ledger), and the models deployed so far.
 import { gql } from './api';
 import { DEPLOYED_MODEL_FIELDS, DeployedModel } from './ai-decisions';
+import { namedCode } from './clinical-codes';
 import { ErrorNotice, formatTime, Loaded, short, useAction, useLoad } from './common';
 
 export function useDeployedModels(): Loaded<{ deployedModels: DeployedModel[] }> {
@@ -85,7 +86,8 @@ export function DeployedModels({
             <li key={m.id} className="card" data-testid="deployed-model" data-run={m.runId}>
               <p>
                 <strong>{titles.get(m.studyId) ?? `Study ${short(m.studyId)}`}</strong>, run{' '}
-                {short(m.runId)}: predicts SNOMED CT {m.label} from LOINC {m.features.join(', ')}
+                {short(m.runId)}: predicts {namedCode(m.label)} from{' '}
+                {m.features.map(namedCode).join(', ')}
               </p>
               <dl className="facts">
                 <dt>Model SHA-256</dt>

@@ -4,6 +4,7 @@
 // patient alone) names the run and round that used their records, so the page shows them.
 import { useState } from 'react';
 import { ApiError, gql } from './api';
+import { namedCode } from './clinical-codes';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
 import { AccessEvent, Grant, GRANT_FIELDS } from './patient';
 import { allPages } from './paging';
@@ -14,20 +15,6 @@ interface Study {
   features: string[];
   label: string;
   createdAt: string;
-}
-
-/** Plain names for the codes the synthetic cohort and the examples use; others show as codes. */
-const CODE_NAMES: Record<string, string> = {
-  '2345-7': 'glucose',
-  '4548-4': 'HbA1c',
-  '39156-5': 'BMI',
-  '8480-6': 'systolic blood pressure',
-  '2085-9': 'HDL cholesterol',
-  '44054006': 'type 2 diabetes',
-};
-
-function named(code: string): string {
-  return CODE_NAMES[code] ?? code;
 }
 
 /** A TRAIN event with the study, run and round it belonged to (AccessEvent.trainingUse). */
@@ -140,8 +127,8 @@ export function MyStudies({ patientId }: { patientId: string }) {
               <li key={study.id} className="card" data-testid="study" data-study={study.id}>
                 <h3>{study.title}</h3>
                 <p>
-                  Learns to predict {named(study.label)} from {study.features.map(named).join(', ')}
-                  . Started {formatTime(study.createdAt)}.
+                  Learns to predict {namedCode(study.label)} from{' '}
+                  {study.features.map(namedCode).join(', ')}. Started {formatTime(study.createdAt)}.
                 </p>
                 <p>
                   You:{' '}

@@ -2,17 +2,17 @@
 // and settings (emergency access, erasure) are in patient-studies.tsx and patient-settings.tsx.
 import { FormEvent, useState } from 'react';
 import { ApiError, gql } from './api';
-import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
+import { ErrorNotice, formatTime, short, toApiError, useLoad, WithheldNotice } from './common';
 import { Paged, usePagedList } from './paging';
 import { RecordTimeline } from './patient-timeline';
-import { allRecordsOf, clinicalDate, INTEGRITY_WORDS, summaryOf } from './records';
+import { allRecordsOf, clinicalDate, INTEGRITY_WORDS, summaryOf, WITHHELD_HELP } from './records';
 import './patient.css';
 
 const RECORD_COLUMNS = ['Type', 'What', 'Date', 'Sensitivity', 'Integrity'];
 
 export function MyRecords({ patientId }: { patientId: string }) {
   const { data, error, loading } = useLoad(() => allRecordsOf(patientId), [patientId]);
-  const items = [...(data ?? [])].sort(
+  const items = [...(data?.records ?? [])].sort(
     (a, b) =>
       a.resourceType.localeCompare(b.resourceType) ||
       clinicalDate(b).localeCompare(clinicalDate(a)),
@@ -26,7 +26,10 @@ export function MyRecords({ patientId }: { patientId: string }) {
       </p>
       <ErrorNotice error={error} />
       {loading && <p aria-live="polite">Loading…</p>}
-      {data && items.length === 0 && <p>You have no records yet.</p>}
+      {data && (
+        <WithheldNotice errors={data.withheld} one="record" many="records" help={WITHHELD_HELP} />
+      )}
+      {data && items.length === 0 && data.withheld.length === 0 && <p>You have no records yet.</p>}
       {items.length > 0 && <RecordTimeline records={items} />}
       {items.length > 0 && (
         <div className="table-wrap">

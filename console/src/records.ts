@@ -1,5 +1,5 @@
 // Reading the FHIR resources the API returns, for display only.
-import { gql } from './api';
+import { ApiError, gqlPartial } from './api';
 import { allPages, Paged } from './paging';
 
 export interface HealthRecord {
@@ -17,19 +17,41 @@ export interface HealthRecord {
 
 export const RECORD_FIELDS = `id resourceType category sensitivity integrity createdAt effectiveAt ledgerTxId resource`;
 
+/** A patient's records as read, and the errors the server answered for those it withheld. */
+export interface RecordsRead {
+  records: HealthRecord[];
+  /** One per record the server could not open or verify, naming it (its data is not sent). */
+  withheld: ApiError[];
+}
+
 /**
  * Every record of the patient the caller may read, page after page: a view that stopped at the
- * first hundred would hide a patient's older conditions and allergies.
+ * first hundred would hide a patient's older conditions and allergies. A record the server
+ * withholds comes back as an error beside its page; the rest of the page is still shown.
  */
-export function allRecordsOf(patientId: string): Promise<HealthRecord[]> {
-  return allPages<HealthRecord>((after) =>
-    gql<{ records: Paged<HealthRecord> }>(
+export async function allRecordsOf(patientId: string): Promise<RecordsRead> {
+  const withheld: ApiError[] = [];
+  const records = await allPages<HealthRecord>((after) =>
+    gqlPartial<{ records: Paged<HealthRecord> }>(
       `query($p: ID!, $after: String) { records(patientId: $p, first: 100, after: $after) {
          items { ${RECORD_FIELDS} } nextCursor } }`,
       { p: patientId, after },
-    ).then((d) => d.records),
+    ).then(({ data, errors }) => {
+      withheld.push(...errors);
+      return data.records;
+    }),
   );
+  return { records, withheld };
 }
+
+/**
+ * Why a record was withheld, in the reader's words: the server answers INTERNAL, whose general
+ * words ("failed unexpectedly, try again") would send them to retry what cannot succeed.
+ */
+export const WITHHELD_HELP: Partial<Record<string, string>> = {
+  INTERNAL:
+    'The server could not open them or match them to the ledger, so it kept them back rather than show what may have been altered.',
+};
 
 /**
  * When the record is about: the server's clinical date, else when it was stored. The server
@@ -51,37 +73,142 @@ interface Coding {
   display?: string;
 }
 
-function codings(resource: Record<string, unknown>): Coding[] {
-  const code = resource.code as { coding?: Coding[]; text?: string } | undefined;
-  return code?.coding ?? [];
+interface CodeableConcept {
+  coding?: Coding[];
+  text?: string;
+}
+
+/**
+ * The element that says what the record is about: `code` for most types, but a vaccine, a
+ * medication or an encounter is named elsewhere (Encounter.type is a list; its first says).
+ */
+function conceptOf(resource: Record<string, unknown>): CodeableConcept | undefined {
+  const type = resource.type as CodeableConcept[] | undefined;
+  return (resource.code ??
+    resource.vaccineCode ??
+    resource.medicationCodeableConcept ??
+    (Array.isArray(type) ? type[0] : undefined)) as CodeableConcept | undefined;
 }
 
 /** The record's code (e.g. a LOINC code), if it has one. */
 export function codeOf(resource: Record<string, unknown>): string | undefined {
-  return codings(resource)[0]?.code;
+  const code = resource.code as CodeableConcept | undefined;
+  return code?.coding?.[0]?.code;
 }
 
-/** A one-line description: the code's display text and the value, with its unit. */
-export function summaryOf(resource: Record<string, unknown>): string {
-  const code = resource.code as { text?: string } | undefined;
-  const name = code?.text ?? codings(resource)[0]?.display ?? codeOf(resource) ?? '';
-  const q = resource.valueQuantity as { value?: number; unit?: string } | undefined;
-  const value = q?.value !== undefined ? `${q.value}${q.unit ? ` ${q.unit}` : ''}` : '';
-  return [name, value].filter(Boolean).join(': ') || String(resource.resourceType ?? '');
+/** What the record is about in words: the concept's text, else its first display, else code. */
+function nameOf(resource: Record<string, unknown>): string {
+  const concept = conceptOf(resource);
+  const coding = concept?.coding?.[0];
+  return concept?.text ?? coding?.display ?? coding?.code ?? '';
 }
 
-export interface LabPoint {
-  date: string;
+/** UCUM codes of time: written as codes they read as nothing to a patient ("Age, in a"). */
+const TIME_UNITS: Record<string, [string, string]> = {
+  a: ['year', 'years'],
+  mo: ['month', 'months'],
+  wk: ['week', 'weeks'],
+  d: ['day', 'days'],
+  h: ['hour', 'hours'],
+  min: ['minute', 'minutes'],
+};
+
+/**
+ * A unit in words: UCUM codes of time spelt out (plural unless `value` is 1); any other unit
+ * (mmol/L, mg/dL, kg, %) as written.
+ */
+export function unitWords(unit: string, value?: number): string {
+  if (!Object.hasOwn(TIME_UNITS, unit)) return unit;
+  const [one, many] = TIME_UNITS[unit];
+  return value === 1 ? one : many;
+}
+
+/** FHIR's comparators: the true value lies beyond the one written, it was not measured as it. */
+export type Comparator = '<' | '<=' | '>=' | '>';
+
+export interface Quantity {
   value: number;
+  /** The unit as written: the quantity's text, else its UCUM code. */
   unit: string;
+  /** Set when the value is a bound (below detection, above range), not an exact value. */
+  comparator?: Comparator;
+}
+
+interface FhirQuantity {
+  value?: number;
+  unit?: string;
+  code?: string;
+  comparator?: Comparator;
+}
+
+/** A valueQuantity (of a resource or a component) that has a number. */
+export function quantityOf(q: FhirQuantity | undefined): Quantity | undefined {
+  if (typeof q?.value !== 'number') return undefined;
+  const unit = q.unit ?? q.code ?? '';
+  return q.comparator
+    ? { value: q.value, unit, comparator: q.comparator }
+    : { value: q.value, unit };
+}
+
+/** The number with its comparator, if any: "< 0.5", never a bare 0.5 for a bound. */
+export function valueText(q: Quantity): string {
+  return q.comparator ? `${q.comparator} ${q.value}` : String(q.value);
+}
+
+/** "< 0.5 mmol/L", "3 days": the value with its comparator, if any, and its unit in words. */
+export function quantityText(q: Quantity): string {
+  return `${valueText(q)} ${unitWords(q.unit, q.value)}`.trim();
+}
+
+/** Whole years from one full date (YYYY-MM-DD…) to another; undefined if either is partial. */
+function yearsBetween(from: string, to: string): number | undefined {
+  const full = /^(\d{4})-(\d{2}-\d{2})/;
+  const [a, b] = [full.exec(from), full.exec(to)];
+  if (!a || !b) return undefined;
+  return Number(b[1]) - Number(a[1]) - (b[2] < a[2] ? 1 : 0);
+}
+
+/**
+ * A Patient resource in a line: name, birth date and age. A deceased patient's age is their
+ * age at death: counted on to today it would keep growing after they died.
+ */
+function patientSummary(resource: Record<string, unknown>): string {
+  const name = (resource.name as { text?: string; given?: string[]; family?: string }[])?.[0];
+  const named = name?.text ?? [...(name?.given ?? []), name?.family].filter(Boolean).join(' ');
+  const born = typeof resource.birthDate === 'string' ? resource.birthDate : undefined;
+  const died =
+    typeof resource.deceasedDateTime === 'string' ? resource.deceasedDateTime : undefined;
+  const parts = [named, born && `born ${born}`];
+  if (died) {
+    const age = born && yearsBetween(born, died);
+    parts.push(`died ${died.slice(0, 10)}${typeof age === 'number' ? ` at ${age}` : ''}`);
+  } else if (resource.deceasedBoolean === true) {
+    parts.push('deceased');
+  } else if (born) {
+    const age = yearsBetween(born, new Date().toISOString());
+    if (age !== undefined) parts.push(`age ${age}`);
+  }
+  const line = parts.filter(Boolean).join(', ');
+  return line.charAt(0).toUpperCase() + line.slice(1);
+}
+
+/** A one-line description: what the record is about and the value, with its unit. */
+export function summaryOf(resource: Record<string, unknown>): string {
+  const name = resource.resourceType === 'Patient' ? patientSummary(resource) : nameOf(resource);
+  const q = quantityOf(resource.valueQuantity as FhirQuantity | undefined);
+  return (
+    [name, q && quantityText(q)].filter(Boolean).join(': ') || String(resource.resourceType ?? '')
+  );
+}
+
+export interface LabPoint extends Quantity {
+  date: string;
 }
 
 /** An Observation's numeric value with its unit and clinical date, when it has a value. */
 export function labPoint(r: HealthRecord): LabPoint | undefined {
-  const q = r.resource.valueQuantity as
-    { value?: number; unit?: string; code?: string } | undefined;
-  if (typeof q?.value !== 'number') return undefined;
-  return { date: clinicalDate(r), value: q.value, unit: q.unit ?? q.code ?? '' };
+  const q = quantityOf(r.resource.valueQuantity as FhirQuantity | undefined);
+  return q && { ...q, date: clinicalDate(r) };
 }
 
 export const INTEGRITY_WORDS: Record<HealthRecord['integrity'], string> = {

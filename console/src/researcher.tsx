@@ -3,6 +3,7 @@
 // final model's download and deployment for AI risk assessments (deployments.tsx).
 import { FormEvent, ReactNode, useEffect, useMemo, useState } from 'react';
 import { ApiError, download, gql } from './api';
+import { namedCode } from './clinical-codes';
 import { ErrorNotice, short, toApiError, useLoad } from './common';
 import { DeployedModels, DeployRun, useDeployedModels } from './deployments';
 import { LineChart } from './LineChart';
@@ -62,7 +63,8 @@ export function Studies() {
           <li key={s.id} className="card">
             <h3>{s.title}</h3>
             <p className="muted">
-              Predicts SNOMED {s.label} from LOINC {s.features.join(', ')} · {s.strategy}
+              Predicts {namedCode(s.label)} from {s.features.map(namedCode).join(', ')} ·{' '}
+              {s.strategy}
             </p>
             <StartRun
               studyId={s.id}
