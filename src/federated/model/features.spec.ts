@@ -156,6 +156,20 @@ describe('a patient with a feature missing', () => {
     expect(set.missing).toEqual({ [GLUCOSE]: 2, [AGE_LOINC]: 2 });
   });
 
+  it('is as old as at death when the patient died before the reference date, of no age when it is not known when', () => {
+    const ageOnly = { ...definition, features: [AGE_LOINC] };
+    const ageOf = (p: FhirResource) => {
+      const example = buildExample([p], ageOnly);
+      return example.included ? example.x[0] * 15 + 50 : undefined;
+    };
+    expect(ageOf(patient)).toBeCloseTo(50, 2);
+    expect(ageOf({ ...patient, deceasedDateTime: '2015-01-01' })).toBeCloseTo(40, 2);
+    // Dying after the reference date changes nothing at it.
+    expect(ageOf({ ...patient, deceasedDateTime: '2030-01-01' })).toBeCloseTo(50, 2);
+    expect(ageOf({ ...patient, deceasedBoolean: true })).toBeUndefined();
+    expect(ageOf({ ...patient, deceasedBoolean: false })).toBeCloseTo(50, 2);
+  });
+
   it('reports which features it lacks', () => {
     expect(buildExample([patient], definition)).toEqual({
       included: false,

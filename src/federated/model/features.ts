@@ -314,7 +314,14 @@ function ageAt(
   if (!/^\d{4}(?:-\d{2})?(?:-\d{2})?$/.test(birthDate)) return undefined;
   const born = fhirTime(birthDate);
   if (!Number.isFinite(born) || born > asOf) return undefined;
-  return { value: (asOf - born) / DAY_MS / YEAR_DAYS, source };
+  // A patient who died before `asOf` is as old as at their death; one known to have died, but
+  // not when, is of no age that can be told.
+  const patient = resources[source];
+  if (patient.deceasedBoolean === true) return undefined;
+  const died =
+    typeof patient.deceasedDateTime === 'string' ? fhirTime(patient.deceasedDateTime) : NaN;
+  const until = Number.isFinite(died) && died < asOf ? Math.max(died, born) : asOf;
+  return { value: (until - born) / DAY_MS / YEAR_DAYS, source };
 }
 
 function hasCondition(resources: readonly FhirResource[], snomed: string): boolean {
