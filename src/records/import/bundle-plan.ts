@@ -134,7 +134,7 @@ export async function planImport(
   options: PlanOptions = {},
 ): Promise<ImportPlan> {
   const newId = options.newId ?? randomUUID;
-  const entries = envelope(bundle);
+  const entries = await envelope(bundle);
   const owner = `Patient/${ownerId}`;
   // Where each identity of an entry (its fullUrl, `Type/id`) now lives.
   const targets = new Map<string, string>();
@@ -277,7 +277,7 @@ export async function planImport(
 }
 
 /** The bundle's entries, each checked to be an object holding a resource that creates. */
-function envelope(bundle: unknown): Entry[] {
+async function envelope(bundle: unknown): Promise<Entry[]> {
   if (!isObject(bundle) || bundle.resourceType !== 'Bundle') {
     throw new BadUserInputError('bundle must be a FHIR R4 Bundle (resourceType "Bundle")', FIELD);
   }
@@ -306,7 +306,10 @@ function envelope(bundle: unknown): Entry[] {
       `${FIELD}.entry`,
     );
   }
-  return raw.map((entry: unknown, i) => {
+  const entries: Entry[] = [];
+  for (const [i, entry] of (raw as unknown[]).entries()) {
+    // Checking an entry's structure walks all of it: other requests get their turn between.
+    if (i % YIELD_EVERY === YIELD_EVERY - 1) await setImmediate();
     if (!isObject(entry)) throw bad(i, 'must be an object', '');
     for (const key of Object.keys(entry)) {
       if (!ENTRY_ELEMENTS.has(key)) {
@@ -347,8 +350,12 @@ function envelope(bundle: unknown): Entry[] {
       }
       checkRequestUrl(request as Record<string, unknown>, type, i);
     }
-    return { resource: resource as Entry['resource'], fullUrl: fullUrl as string | undefined };
-  });
+    entries.push({
+      resource: resource as Entry['resource'],
+      fullUrl: fullUrl as string | undefined,
+    });
+  }
+  return entries;
 }
 
 /**
