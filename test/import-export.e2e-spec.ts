@@ -164,6 +164,26 @@ describe('importing and exporting FHIR bundles', () => {
       );
       expect(records.items.map((r) => r.id)).toContain(report.recordIds[i - 2]);
     });
+
+    it('lists what it imported newest first by clinical date, not in the random order of ids', async () => {
+      const { records } = await api.ok<{
+        records: { items: { effectiveAt: string; createdAt: string }[] };
+      }>(
+        `query($p: ID!) { records(patientId: $p, first: 30) { items { effectiveAt createdAt } } }`,
+        { p: alice.id },
+        alice.token,
+      );
+      const dates = records.items.map((r) => Date.parse(r.effectiveAt));
+      expect(dates).toEqual([...dates].sort((a, b) => b - a));
+      // Stored a millisecond apart: each has its own place in the listing.
+      expect(new Set(records.items.map((r) => r.createdAt)).size).toBe(records.items.length);
+      // The newest clinical dates of the bundle, not a sample of them.
+      const { rows } = await api.db.query(
+        `SELECT max(effective_at) AS newest FROM records WHERE patient_id = $1`,
+        [alice.id],
+      );
+      expect(dates[0]).toBe((rows[0].newest as Date).getTime());
+    });
   });
 
   describe('all or nothing', () => {

@@ -22,6 +22,7 @@ import { RecordEntity } from '../record.entity';
 import { RecordOpener } from '../record-opener';
 import { CURRENT_COLUMNS, VersionRow, versionEntity } from '../record-rows';
 import { sealedRow } from '../sealed-row';
+import { clinicalDate } from '../search/clinical-facts';
 import { RecordIndex } from '../search/record-index';
 import { ImportPlan, planImport, PlannedRecord } from './bundle-plan';
 import { ImportReportModel } from './import.model';
@@ -162,12 +163,23 @@ export class BundleImportService implements OnApplicationShutdown {
   /** Seals every record and inserts them all in one transaction. */
   private async store(patientId: string, records: PlannedRecord[]): Promise<RecordEntity[]> {
     if (records.length === 0) return [];
-    // Whole milliseconds, so that page cursors round-trip exactly (as createRecord).
-    const now = new Date(Date.now());
+    // Whole milliseconds, so that page cursors round-trip exactly (as createRecord). Each
+    // record is stored a millisecond apart, in order of clinical date: a patient's records are
+    // listed newest stored first, and an import's thousands of records would otherwise share
+    // one instant and list in the random order of their ids. Undated ones come last, as their
+    // clinical date is their storing (effectiveAt falls back to createdAt).
+    const now = Date.now();
+    const order = records
+      .map((r, i) => ({ i, at: clinicalDate(r.resource)?.getTime() ?? Infinity }))
+      .sort((a, b) => a.at - b.at || a.i - b.i);
+    const storedAt = new Map(
+      order.map(({ i }, rank) => [records[i], new Date(now - (records.length - 1 - rank))]),
+    );
     return this.db.transaction(async (m) => {
       const dek = await this.keys.liveKey(patientId, m);
       const seal = (r: PlannedRecord): RecordEntity => {
-        stampServerFields(r.resource, r.id, 1, now);
+        const at = storedAt.get(r)!;
+        stampServerFields(r.resource, r.id, 1, at);
         const labels = {
           recordId: r.id,
           patientId,
@@ -180,9 +192,9 @@ export class BundleImportService implements OnApplicationShutdown {
           dek,
           labels,
           r.resource,
-          { createdAt: now, updatedAt: now },
+          { createdAt: at, updatedAt: at },
           // Searchable at once, as a record createRecord stores.
-          this.index.entryFor(dek, r.resource, now),
+          this.index.entryFor(dek, r.resource, at),
         );
       };
       const repo = m.getRepository(RecordEntity);
