@@ -367,7 +367,7 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
           if (asked > 5000) throw new Error('the late update never waited for the closing round');
           const { rows } = await api.db.query(
             `SELECT 1 FROM pg_stat_activity
-             WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO model_updates%'`,
+             WHERE wait_event_type = 'Lock' AND query LIKE 'SELECT 1 FROM training_rounds%FOR UPDATE'`,
           );
           if (rows.length) break;
         }
