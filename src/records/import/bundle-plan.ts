@@ -5,8 +5,11 @@
 // too, to show progress and fail early.
 //
 // Rules (documented in the README of this folder's service, importBundle):
-// * Bundle.type is transaction, batch or collection; an entry's request, when present, creates
-//   (POST or PUT); GET, DELETE, PATCH and HEAD are refused.
+// * Bundle.type is transaction, batch or collection, with only the elements of R4's Bundle and
+//   entries. A transaction's or batch's entries each carry a request (a collection's may),
+//   which creates (POST or PUT; GET, DELETE, PATCH and HEAD are refused), names the type of
+//   its resource, and asks for no condition (ifNoneExist, `Type?search`) unless its entry is
+//   skipped. fullUrl is absolute (a URL or a `urn:uuid:`).
 // * The bundle is one patient's data. Its Patient entry (at most one) becomes the owner: it is
 //   stored as a Patient record whose id is the owner's, and every reference to it names the
 //   owner. Without a Patient entry, the one patient (`Patient/<id>` or `urn:uuid:`) that all
