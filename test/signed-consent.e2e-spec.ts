@@ -132,6 +132,13 @@ describe('patient-signed consent', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
+  it('records on the ledger, at registration, the organisation the patient registered with', async () => {
+    const ring = await ledger.evaluate<{ homeOrganization?: string }>('keys', 'GetPatientKeys', [
+      patientId,
+    ]);
+    expect(ring.homeOrganization).toBe(api.config.orgId);
+  });
+
   it(
     'runs the whole flow: keygen, register, sign with the CLI, grant, read',
     async () => {

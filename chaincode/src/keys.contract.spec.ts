@@ -101,6 +101,51 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
   const grantRejection = (t: GrantTerms | Record<string, unknown>, signature?: string) =>
     rejection((ctx) => consent.GrantConsent(ctx, JSON.stringify({ ...t, signature })));
 
+  describe('RegisterPatientHome', () => {
+    const home = (patientId = 'pat-1') =>
+      ledger.invoke<PatientKeyring>((ctx) => keys.RegisterPatientHome(ctx, patientId));
+
+    it('records the organisation a patient registers with, once, with one event', async () => {
+      const { result, tx } = await home();
+      expect(result).toMatchObject({ patientId: 'pat-1', homeOrganization: 'Org1MSP', keys: [] });
+      expect(eventsOf(tx)).toEqual([{ name: KEY_EVENTS.home, payload: result }]);
+      // The same organisation again: nothing changes.
+      expect((await home()).result).toEqual(result);
+      ledger.setCaller('Org2MSP');
+      expect(await rejection((ctx) => keys.RegisterPatientHome(ctx, 'pat-1'))).toMatch(
+        /^\[CONFLICT\] patient pat-1 is registered already, through Org1MSP/,
+      );
+    });
+
+    it("lets only the home organisation register a patient's first key, which another may then not take", async () => {
+      await home();
+      ledger.setCaller('Org2MSP');
+      expect(
+        await rejection((ctx) =>
+          keys.RegisterPatientKey(ctx, 'pat-1', JSON.stringify(other.jwk), ''),
+        ),
+      ).toBe(
+        "[FORBIDDEN] a patient's first key is registered through their home organisation (Org1MSP), not Org2MSP",
+      );
+      expect(ledger.read(KEYS.keyring, ['pat-1'])).toMatchObject({ keys: [] });
+      ledger.setCaller('Org1MSP');
+      expect((await register(a)).keys.map((k) => k.id)).toEqual([a.id]);
+      // A later key, signed by the patient, may come through any organisation.
+      ledger.setCaller('Org2MSP');
+      const ring = await register(b, await sign(a, keyPayload('pat-1', b.id, false, 1)));
+      expect(ring).toMatchObject({ homeOrganization: 'Org1MSP', keysVersion: 2 });
+    });
+
+    it('makes the organisation of a first key its home where none was recorded (patients from before)', async () => {
+      ledger.setCaller('Org2MSP');
+      expect((await register(a)).homeOrganization).toBe('Org2MSP');
+      ledger.setCaller('Org1MSP');
+      expect(await rejection((ctx) => keys.RegisterPatientHome(ctx, 'pat-1'))).toMatch(
+        /^\[CONFLICT\]/,
+      );
+    });
+  });
+
   describe('RegisterPatientKey', () => {
     it('records the first key without a signature, by its thumbprint, and emits one event', async () => {
       const { result, tx } = await ledger.invoke<PatientKeyring>((ctx) =>

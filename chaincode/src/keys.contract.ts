@@ -30,6 +30,12 @@ export interface PatientKeyRecord {
 /** Everything the ledger holds about a patient's keys: keyed by pseudonymous id only. */
 export interface PatientKeyring {
   patientId: string;
+  /**
+   * The organisation (MSP) the patient registered with, the one that may register their first
+   * key (RegisterPatientHome). Absent for patients registered before it was kept: their first
+   * key may come through any organisation, which then becomes their home.
+   */
+  homeOrganization?: string;
   keys: PatientKeyRecord[];
   /** Key changes so far: a key payload names it, so its signature is good once. */
   keysVersion: number;
@@ -51,6 +57,7 @@ export interface SignedOnlyPeriod {
 }
 
 export const KEY_EVENTS = {
+  home: 'PatientHomeRegistered',
   registered: 'PatientKeyRegistered',
   removed: 'PatientKeyRemoved',
   setting: 'SignedConsentSet',
@@ -149,8 +156,37 @@ export class KeysContract extends Contract {
   }
 
   /**
-   * Adds a key. The first needs no signature (the patient's session registers it); any later
-   * one must be signed by a registered key over keyPayload(…, remove false, keysVersion).
+   * Records the organisation a new patient registers with (the caller's MSP) as their home:
+   * only it may then register their first key, which needs no signature. Without it, any
+   * organisation that learnt the patient's pseudonymous id (say, by admitting them) could bind
+   * a key of its own first and sign grants as the patient, locking the patient out. The same
+   * organisation again changes nothing; another is refused.
+   */
+  @Transaction()
+  @Returns('string')
+  async RegisterPatientHome(ctx: Context, patientId: string): Promise<string> {
+    const pid = v.id(patientId, 'patientId');
+    const ring = await loadKeyring(ctx, pid);
+    const me = caller(ctx);
+    if (ring.homeOrganization === me) return JSON.stringify(ring);
+    if (ring.homeOrganization !== undefined || ring.keysVersion > 0) {
+      throw new ChaincodeError(
+        'CONFLICT',
+        `patient ${pid} is registered already, through ${ring.homeOrganization ?? 'the organisation that registered their first key'}`,
+      );
+    }
+    return saveKeyring(
+      ctx,
+      { ...ring, homeOrganization: me, txId: ctx.stub.getTxID() },
+      KEY_EVENTS.home,
+    );
+  }
+
+  /**
+   * Adds a key. The first needs no signature (the patient's session registers it) and comes
+   * through the patient's home organisation, if the ledger knows one (which it becomes, if not);
+   * any later one must be signed by a registered key over keyPayload(…, remove false,
+   * keysVersion).
    */
   @Transaction()
   @Returns('string')
@@ -171,12 +207,18 @@ export class KeysContract extends Contract {
     if (ring.keys.length >= MAX_KEYS) {
       throw new ChaincodeError('INVALID_ARGUMENT', `a patient holds at most ${MAX_KEYS} keys`);
     }
+    const me = caller(ctx);
     if (ring.keysVersion > 0) {
       await requireSignedChange(
         sig,
         keyPayload(pid, id, false, ring.keysVersion),
         ring,
         'a key after the first is added',
+      );
+    } else if (ring.homeOrganization !== undefined && ring.homeOrganization !== me) {
+      throw new ChaincodeError(
+        'FORBIDDEN',
+        `a patient's first key is registered through their home organisation (${ring.homeOrganization}), not ${me}`,
       );
     }
     const txId = ctx.stub.getTxID();
@@ -189,6 +231,7 @@ export class KeysContract extends Contract {
     };
     const next: PatientKeyring = {
       ...ring,
+      homeOrganization: ring.homeOrganization ?? (ring.keysVersion === 0 ? me : undefined),
       keys: [...ring.keys, record],
       keysVersion: ring.keysVersion + 1,
       txId,

@@ -73,7 +73,7 @@ export class PatientKeysResolver {
   @Roles('PATIENT')
   @Mutation(() => PatientKeyModel, {
     description:
-      "The first key is registered by the patient's session; later keys need a signature by an existing key.",
+      "The first key is registered by the patient's session, through the organisation they registered with; later keys need a signature by an existing key.",
   })
   registerPatientKey(
     @CurrentActor() actor: Actor,

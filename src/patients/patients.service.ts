@@ -172,14 +172,18 @@ export class PatientsService implements OnApplicationBootstrap {
     const existingId = await this.patientIdOf(actor);
     if (existingId) return this.updateExisting(existingId, name, organizationId);
     const orgId = organizationId ?? actor.organizationId ?? this.config.orgId;
+    const free =
+      newId !== undefined &&
+      isUuid(newId) &&
+      !(await this.db.getRepository(PatientEntity).existsBy({ id: newId }));
+    const id = free ? newId : randomUUID();
+    // The ledger learns first that the patient registered here: only this organisation may
+    // then bind their first device key (keys.RegisterPatientHome). Should the profile below
+    // fail, the ledger names an id no one holds, and a retry takes another.
+    await this.requireOrganization(this.db.manager, orgId);
+    await this.ledger.submit('keys', 'RegisterPatientHome', [id]);
     try {
-      const id = await this.db.transaction(async (m) => {
-        await this.requireOrganization(m, orgId);
-        const free =
-          newId !== undefined &&
-          isUuid(newId) &&
-          !(await m.getRepository(PatientEntity).existsBy({ id: newId }));
-        const id = free ? newId : randomUUID();
+      await this.db.transaction(async (m) => {
         await m.getRepository(PatientEntity).insert({
           id,
           organizationId: orgId,
@@ -199,7 +203,6 @@ export class PatientsService implements OnApplicationBootstrap {
         );
         // Thrown to roll the new profile back; answered below like a unique violation.
         if (linked.length !== 1) throw new LinkedMeanwhile();
-        return id;
       });
       this.links.set(actor.id, id);
       return this.load(id);

@@ -4,6 +4,7 @@
 // patient — records never leave the organisation that holds them.
 import { ConsentReconciliation } from '../../src/consent';
 import { PatientsService } from '../../src/patients';
+import { generateKeyPairSync } from 'node:crypto';
 import { DataSource } from 'typeorm';
 import { observation } from '../helpers/fhir';
 import { codes, TestApi } from '../helpers/test-api';
@@ -142,6 +143,21 @@ describe('two organisations, each with its own API and database, on one Fabric n
       alice2,
     );
     expect(check.verifyAccessLog).toMatchObject({ ok: true, permitsJustified: 1, problems: [] });
+  });
+
+  it('lets only the organisation Alice registered with bind her first key: Org2, having admitted her, may not', async () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { kty, crv, x, y } = publicKey.export({ format: 'jwk' });
+    const REGISTER_KEY = `mutation($k: JSON!) { registerPatientKey(publicKeyJwk: $k) { id } }`;
+    // Through Org2 (an operator there could as well link any subject to her id): refused by
+    // the chaincode on both peers, so no key of Org2's choosing can sign grants as Alice.
+    expect(codes(await org2.gql(REGISTER_KEY, { k: { kty, crv, x, y } }, alice2))).toEqual([
+      'FORBIDDEN',
+    ]);
+    // Through Org1, her home: taken.
+    expect(
+      (await org1.gql(REGISTER_KEY, { k: { kty, crv, x, y } }, alice1)).errors,
+    ).toBeUndefined();
   });
 
   it("leaves both instances' consent projections equal to the ledger", async () => {
