@@ -2,7 +2,10 @@
 // playwright-core) against a real API: a clinician's latest vital signs with their units, a
 // researcher creating a study through the form (refused input explained in plain words), a run
 // with each round's ledger transaction, and the final model saved as TensorFlow.js model.json,
-// fetched with the token in a header, never in a URL. Every page is checked with axe-core.
+// fetched with the token in a header, never in a URL. Then a run whose nodes are simulated: each
+// measure on its own scale, what ε means, each round's updates and why one was rejected, and
+// "Start a run" and "Deploy" offered only to whom the server allows. Every page is checked with
+// axe-core.
 import { readFile } from 'node:fs/promises';
 import { Browser, BrowserContext, Page } from 'playwright-core';
 import { ConsentService } from '../src/consent';
@@ -10,12 +13,22 @@ import { seedCohort } from '../src/federated/synthetic/seed';
 import { ensureConsoleBuilt } from './helpers/console-build';
 import {
   checkPage,
+  ConsoleBrowser,
   launchChromium,
   openConsole,
   signIn,
   storedInBrowser,
 } from './helpers/console-browser';
 import { LOINC } from './helpers/fhir';
+import {
+  manifestOf,
+  postUpdate,
+  registerSimulatedNode,
+  signManifest,
+  SimulatedNode,
+  submitUpdate,
+  weights,
+} from './helpers/simulated-node';
 import { TestApi } from './helpers/test-api';
 
 const category = (code: string) => ({
@@ -282,6 +295,264 @@ describe('the console’s vital signs and research pages in a browser', () => {
 
   it('reports no CSP refusal or script error on any page', () => {
     expect(browserProblems).toEqual([]);
+  });
+});
+
+describe('a run’s measures, updates and privacy, and who may start or deploy it', () => {
+  // The nodes are simulated by signed updates (no training), so each round's measures are
+  // known: AUC falls from 0.88 to 0.02 while ε, with noise multiplier 0.5, climbs past 10.
+  let api: TestApi;
+  let browser: ConsoleBrowser;
+  let context: BrowserContext;
+  let nodeA: SimulatedNode;
+  let nodeB: SimulatedNode;
+  let runId: string;
+  let bobId: string;
+  let rosaPage: Page;
+
+  interface ApiRun {
+    metrics: {
+      round: number;
+      auc: number;
+      loss: number;
+      epsilon: number;
+      numContributors: number;
+      numUpdates: number;
+    }[];
+    updates: { round: number; nodeId: string; status: string; reason: string | null }[];
+  }
+  async function apiRun(): Promise<ApiRun> {
+    const { trainingRun } = await api.ok<{ trainingRun: ApiRun }>(
+      `query($r: ID!) { trainingRun(id: $r) {
+         metrics { round auc loss epsilon numContributors numUpdates }
+         updates { round nodeId status reason } } }`,
+      { r: runId },
+      await api.token('rosa', 'RESEARCHER'),
+    );
+    return trainingRun;
+  }
+
+  async function patient(name: string): Promise<{ token: string; id: string }> {
+    const token = await api.token(name, 'PATIENT');
+    const { registerPatient } = await api.ok<{ registerPatient: { id: string } }>(
+      'mutation($n: String) { registerPatient(displayName: $n) { id } }',
+      { n: name },
+      token,
+    );
+    return { token, id: registerPatient.id };
+  }
+
+  /** The rows of a table's body, cell by cell. */
+  const cells = (page: Page, testId: string) =>
+    page
+      .getByTestId(testId)
+      .locator('tbody tr')
+      .evaluateAll((trs) =>
+        trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+      );
+
+  /** Opens the completed run from the studies page. */
+  async function openRun(page: Page): Promise<void> {
+    await page.getByRole('button', { name: /^Run .*: completed, round 2 of 2$/ }).click();
+    await page.getByTestId('run-status').getByText('completed: round 2 of 2').waitFor();
+  }
+
+  beforeAll(async () => {
+    api = await TestApi.start({ TRAINING_NODES: 'off' });
+    browser = await ConsoleBrowser.launch(api.url);
+    context = await browser.context();
+    const admin = await api.token('root', 'ADMIN');
+    nodeA = await registerSimulatedNode(api, admin, { name: 'node-a' });
+    nodeB = await registerSimulatedNode(api, admin, { name: 'node-b' });
+    const rosa = await api.token('rosa', 'RESEARCHER');
+    const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+      `mutation { createStudy(input: { title: "Diabetes risk", features: ["2345-7", "30525-0"],
+         label: "44054006", minNodes: 1, clipNorm: 1, noiseMultiplier: 0.5 }) { id } }`,
+      {},
+      rosa,
+    );
+    const ada = await patient('ada');
+    await api.ok(
+      `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+         purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
+      { s: createStudy.id },
+      ada.token,
+    );
+    // Bob never consented to the study: an update listing him is rejected.
+    bobId = (await patient('bob')).id;
+    const { startTraining } = await api.ok<{ startTraining: { id: string } }>(
+      'mutation($s: ID!) { startTraining(studyId: $s, rounds: 2) { id } }',
+      { s: createStudy.id },
+      rosa,
+    );
+    runId = startTraining.id;
+
+    const body = weights(0.1, 0.2, 0);
+    const rejected = await postUpdate(api, {
+      runId,
+      round: 1,
+      body,
+      jws: await signManifest(
+        manifestOf(nodeB.id, body, { runId, round: 1, contributors: [bobId] }),
+        nodeB.key,
+      ),
+      token: nodeB.token,
+    });
+    expect(rejected.body.status).toBe('REJECTED');
+    for (const [round, auc, loss] of [
+      [1, 0.88, 0.35],
+      [2, 0.02, 2.4],
+    ]) {
+      const status = await submitUpdate(api, nodeA, {
+        runId,
+        round,
+        weights: [0.1, 0.2, 0],
+        contributors: [ada.id],
+        metrics: { auc, loss, accuracy: 0.5 },
+      });
+      expect(status).toBeLessThan(300);
+    }
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await api?.stop();
+  });
+
+  it('plots AUC on its own 0–1 scale, apart from loss and ε, so that its fall from 0.88 to 0.02 shows', async () => {
+    rosaPage = await browser.open(context);
+    await signIn(rosaPage, 'rosa', 'RESEARCHER');
+    await openRun(rosaPage);
+    const { metrics } = await apiRun();
+    expect(metrics.map((m) => [m.auc, m.loss])).toEqual([
+      [0.88, 0.35],
+      [0.02, 2.4],
+    ]);
+    expect(metrics[1].epsilon).toBeGreaterThan(10);
+
+    const chart = rosaPage.getByTestId('run-chart');
+    await chart.locator('[data-panel] canvas[data-y-max]').nth(2).waitFor();
+    // One plot per measure, each with the axis Chart.js settled on.
+    const panels = (await chart
+      .locator('[data-panel]')
+      .evaluateAll((els) =>
+        els.map((e) => [
+          e.querySelector('h4')?.textContent,
+          Number(e.querySelector('canvas')?.getAttribute('data-y-min')),
+          Number(e.querySelector('canvas')?.getAttribute('data-y-max')),
+        ]),
+      )) as [string, number, number][];
+    expect(panels.map(([title]) => title)).toEqual([
+      'AUC (held out, 0 to 1; 0.5 is chance)',
+      'Loss (held out, lower is better)',
+      'Privacy spent so far, ε (per hospital)',
+    ]);
+    const [auc, loss, epsilon] = panels;
+    expect(auc.slice(1)).toEqual([0, 1]);
+    // AUC's fall spans most of its plot's height (on ε's axis it spanned under a twentieth).
+    expect((0.88 - 0.02) / (auc[2] - auc[1])).toBeGreaterThan(0.8);
+    expect(loss[1]).toBe(0);
+    expect(loss[2]).toBeGreaterThanOrEqual(2.4);
+    expect(loss[2]).toBeLessThan(metrics[1].epsilon);
+    expect(epsilon[2]).toBeGreaterThanOrEqual(metrics[1].epsilon);
+
+    // The numbers behind the plots, with how many patients and updates each round counted.
+    expect(await cells(rosaPage, 'run-chart')).toEqual(
+      metrics.map((m) => [m.auc, m.loss, m.epsilon, m.numContributors, m.numUpdates].map(String)),
+    );
+    await checkPage(rosaPage, 'researcher-run-scales');
+  });
+
+  it('says beside the run’s ε that it is per hospital and that no amplification by sampling is claimed', async () => {
+    const meaning = rosaPage.locator('#run-epsilon-meaning');
+    await expect(meaning.textContent()).resolves.toMatch(
+      /per hospital .*not per patient.*sampling rate of 1.*no privacy amplification by sampling is claimed/,
+    );
+    // The ε plot points a screen reader to it.
+    await expect(
+      rosaPage.locator('[data-panel^="ε"] canvas').getAttribute('aria-describedby'),
+    ).resolves.toBe('run-epsilon-meaning');
+  });
+
+  it('lists each round’s updates with node, status and reason, and how many patients it counted', async () => {
+    const { updates } = await apiRun();
+    // The latest round first.
+    await expect(cells(rosaPage, 'round-updates')).resolves.toEqual([[nodeA.id, 'Accepted', '1']]);
+    await expect(rosaPage.getByTestId('round-contributors').textContent()).resolves.toBe(
+      'Round 2 was trained on the records of 1 patient (counted, never named), from 1 accepted of 1 updates received.',
+    );
+    await rosaPage.getByRole('combobox', { name: 'Round', exact: true }).selectOption('1');
+    await rosaPage.getByRole('table', { name: 'The updates of round 1' }).waitFor();
+    const reason = updates.find((u) => u.status === 'REJECTED')?.reason;
+    expect(reason).toBe('1 of 1 contributors hold no active TRAIN consent for this study');
+    await expect(cells(rosaPage, 'round-updates')).resolves.toEqual([
+      [nodeB.id, `Rejected: ${reason}`, '1'],
+      [nodeA.id, 'Accepted', '1'],
+    ]);
+    await expect(rosaPage.getByTestId('round-contributors').textContent()).resolves.toBe(
+      'Round 1 was trained on the records of 1 patient (counted, never named), from 1 accepted of 2 updates received.',
+    );
+    // A reason counts patients; no page names one.
+    expect(await rosaPage.content()).not.toContain(bobId);
+    await checkPage(rosaPage, 'researcher-run-updates');
+  });
+
+  it('offers “Start a run” and “Deploy” to the study’s owner alone, and tells another researcher who may', async () => {
+    await expect(rosaPage.getByRole('button', { name: 'Start a run' }).count()).resolves.toBe(1);
+    await expect(
+      rosaPage.getByRole('button', { name: 'Deploy', exact: true }).count(),
+    ).resolves.toBe(1);
+
+    const ruth = await browser.open(context);
+    await signIn(ruth, 'ruth', 'RESEARCHER');
+    await ruth.getByRole('heading', { name: 'Diabetes risk' }).waitFor();
+    await expect(ruth.getByTestId('not-owner').textContent()).resolves.toBe(
+      'Only the study’s owner, rosa, can start its runs.',
+    );
+    expect(await ruth.getByRole('button', { name: 'Start a run' }).count()).toBe(0);
+    await openRun(ruth);
+    await expect(ruth.getByTestId('deploy-not-yours').textContent()).resolves.toBe(
+      'Not deployed. Only the study’s owner, or an administrator, can deploy this run’s model.',
+    );
+    expect(await ruth.getByRole('button', { name: 'Deploy', exact: true }).count()).toBe(0);
+    // She may still read the run: its updates are every researcher's to see.
+    await ruth.getByTestId('round-updates').waitFor();
+    await checkPage(ruth, 'researcher-not-owner');
+    await ruth.close();
+  });
+
+  it('lets an administrator deploy another’s run, as the server does, and says what its ε means', async () => {
+    const admin = await browser.open(context);
+    await signIn(admin, 'root', 'ADMIN');
+    await admin.getByRole('heading', { name: 'Diabetes risk' }).waitFor();
+    // Administrators neither create studies nor start runs; they may deploy.
+    expect(await admin.getByRole('button', { name: 'Start a run' }).count()).toBe(0);
+    expect(await admin.getByRole('form', { name: 'Create a study' }).count()).toBe(0);
+    await openRun(admin);
+    await admin.getByRole('button', { name: 'Deploy', exact: true }).click();
+    const card = admin.locator(`[data-testid=deployed-model][data-run="${runId}"]`);
+    await card.waitFor();
+    const { deployedModels } = await api.ok<{ deployedModels: { epsilon: number }[] }>(
+      `{ deployedModels { epsilon } }`,
+      {},
+      await api.token('root', 'ADMIN'),
+    );
+    expect(deployedModels).toHaveLength(1);
+    await expect(card.getByTestId('deployed-epsilon').textContent()).resolves.toBe(
+      `${deployedModels[0].epsilon.toFixed(2)} (δ = 1e-5, per hospital, not per patient)`,
+    );
+    await expect(
+      card.getByTestId('deployed-epsilon').getAttribute('aria-describedby'),
+    ).resolves.toBe('deployed-epsilon-meaning');
+    await expect(admin.locator('#deployed-epsilon-meaning').textContent()).resolves.toMatch(
+      /sampling rate of 1.*no privacy amplification by sampling is claimed/,
+    );
+    await checkPage(admin, 'admin-deployed-model');
+    await admin.close();
+  });
+
+  it('reports no CSP refusal or script error on any page', () => {
+    expect(browser.problems).toEqual([]);
   });
 });
 

@@ -142,7 +142,9 @@ export function App() {
             />
           )}
           {page === 'chart' && <Chart key={chartPatient} initialPatientId={chartPatient} />}
-          {page === 'studies' && <Studies />}
+          {page === 'studies' && (
+            <Studies viewer={{ subject: session.subject, role: session.role }} />
+          )}
         </EmergencySession>
       </main>
     </>
@@ -204,6 +206,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (s: Session) => void }) {
           <option value="PATIENT">Patient</option>
           <option value="CLINICIAN">Clinician</option>
           <option value="RESEARCHER">Researcher</option>
+          <option value="ADMIN">Administrator</option>
         </select>
       </label>
       <label>

@@ -4,6 +4,7 @@ import { gql } from './api';
 import { DEPLOYED_MODEL_FIELDS, DeployedModel } from './ai-decisions';
 import { namedCode } from './clinical-codes';
 import { ErrorNotice, formatTime, Loaded, short, useAction, useLoad } from './common';
+import { EpsilonMeaning } from './privacy-budget';
 
 export function useDeployedModels(): Loaded<{ deployedModels: DeployedModel[] }> {
   return useLoad(
@@ -22,14 +23,20 @@ function epsilonWords(epsilon: number | null): string {
     : `${epsilon.toFixed(2)} (δ = 1e-5, per hospital, not per patient)`;
 }
 
-/** A COMPLETED run's "Deploy", or where its model already is. */
+/**
+ * A COMPLETED run's "Deploy", or where its model already is. `mayDeploy`: whether the viewer
+ * may deploy it (the study's owner, or an administrator, as the server decides); anyone else
+ * is told who may, rather than offered a button the server would refuse.
+ */
 export function DeployRun({
   runId,
   deployed,
+  mayDeploy,
   onDeployed,
 }: {
   runId: string;
   deployed: DeployedModel | undefined;
+  mayDeploy: boolean;
   onDeployed: () => Promise<void>;
 }) {
   const { busy, error, run } = useAction();
@@ -44,6 +51,10 @@ export function DeployRun({
         <p className="ok">
           Deployed on {formatTime(deployed.deployedAt)} UTC: clinicians may assess risk with it.
           Ledger transaction <code>{short(deployed.ledgerTxId)}</code>.
+        </p>
+      ) : !mayDeploy ? (
+        <p data-testid="deploy-not-yours">
+          Not deployed. Only the study’s owner, or an administrator, can deploy this run’s model.
         </p>
       ) : (
         <div className="row">
@@ -99,7 +110,9 @@ export function DeployedModels({
                   {m.auc === null ? 'not measured' : m.auc.toFixed(3)}
                 </dd>
                 <dt>ε spent</dt>
-                <dd data-testid="deployed-epsilon">{epsilonWords(m.epsilon)}</dd>
+                <dd data-testid="deployed-epsilon" aria-describedby="deployed-epsilon-meaning">
+                  {epsilonWords(m.epsilon)}
+                </dd>
                 <dt>Deployed</dt>
                 <dd>{formatTime(m.deployedAt)} UTC</dd>
                 <dt>Ledger transaction</dt>
@@ -111,6 +124,7 @@ export function DeployedModels({
           ))}
         </ul>
       )}
+      {models.length > 0 && <EpsilonMeaning id="deployed-epsilon-meaning" />}
     </section>
   );
 }

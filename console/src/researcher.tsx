@@ -1,12 +1,14 @@
-// The researcher's pages: creating a study, studies and their runs, starting a run, its
-// training curves refreshed while the run goes, each round's ledger transaction, and the
-// final model's download and deployment for AI risk assessments (deployments.tsx).
+// The researcher's pages: creating a study, studies and their runs, starting a run (the
+// study's owner), its training curves refreshed while the run goes, each round's updates and
+// ledger transaction, and the final model's download and deployment for AI risk assessments
+// (deployments.tsx).
 import { FormEvent, ReactNode, useEffect, useMemo, useState } from 'react';
-import { ApiError, download, gql } from './api';
+import { ApiError, download, gql, Role } from './api';
 import { namedCode } from './clinical-codes';
 import { ErrorNotice, short, toApiError, useLoad } from './common';
 import { DeployedModels, DeployRun, useDeployedModels } from './deployments';
-import { LineChart } from './LineChart';
+import { Panel, SmallMultiplesChart } from './LineChart';
+import { EpsilonMeaning } from './privacy-budget';
 
 interface RoundMetrics {
   round: number;
@@ -14,6 +16,17 @@ interface RoundMetrics {
   loss: number | null;
   epsilon: number | null;
   numContributors: number;
+  numUpdates: number;
+}
+
+/** One update a node sent for a round, as the coordinator judged it. */
+interface RoundUpdate {
+  round: number;
+  nodeId: string;
+  status: 'ACCEPTED' | 'REJECTED';
+  /** Why it was rejected; reasons count patients, never name them. */
+  reason: string | null;
+  numExamples: number;
 }
 
 interface Run {
@@ -30,19 +43,36 @@ interface Run {
 interface Study {
   id: string;
   title: string;
+  ownerId: string;
   features: string[];
   label: string;
   strategy: string;
   runs: Run[];
 }
 
-const RUN_FIELDS = `id status currentRound rounds failure modelHash provenanceTxIds metrics { round auc loss epsilon numContributors }`;
+const RUN_FIELDS = `id status currentRound rounds failure modelHash provenanceTxIds metrics { round auc loss epsilon numContributors numUpdates }`;
 
-export function Studies() {
+/** Who is looking: the token's subject (what a study's ownerId holds) and the console role. */
+export interface Viewer {
+  subject: string;
+  role: Role;
+}
+
+/**
+ * What the server lets `viewer` do with a study of `ownerId`: start its runs (its owner, a
+ * researcher: Coordinator.start) and deploy their models (its owner, or an administrator:
+ * Deployments.deploy). Others are told so instead of meeting a FORBIDDEN after the click.
+ */
+function mayOnStudy(viewer: Viewer, ownerId: string) {
+  const owner = viewer.role === 'RESEARCHER' && viewer.subject === ownerId;
+  return { start: owner, deploy: owner || viewer.role === 'ADMIN' };
+}
+
+export function Studies({ viewer }: { viewer: Viewer }) {
   const studies = useLoad(
     () =>
       gql<{ studies: Study[] }>(
-        `query { studies { id title features label strategy runs { ${RUN_FIELDS} } } }`,
+        `query { studies { id title ownerId features label strategy runs { ${RUN_FIELDS} } } }`,
       ),
     [],
   );
@@ -52,10 +82,15 @@ export function Studies() {
     () => new Map((studies.data?.studies ?? []).map((s) => [s.id, s.title])),
     [studies.data],
   );
+  const runStudy = (studies.data?.studies ?? []).find((s) => s.runs.some((r) => r.id === runId));
   return (
     <section aria-labelledby="studies-h">
       <h2 id="studies-h">Studies and runs</h2>
-      <CreateStudy onCreated={studies.reload} />
+      {viewer.role === 'RESEARCHER' ? (
+        <CreateStudy onCreated={studies.reload} />
+      ) : (
+        <p className="muted">Researchers create studies; an administrator may deploy their runs.</p>
+      )}
       <ErrorNotice error={studies.error} />
       {studies.data && studies.data.studies.length === 0 && <p>No studies yet.</p>}
       <ul className="cards">
@@ -66,13 +101,19 @@ export function Studies() {
               Predicts {namedCode(s.label)} from {s.features.map(namedCode).join(', ')} ·{' '}
               {s.strategy}
             </p>
-            <StartRun
-              studyId={s.id}
-              onStarted={async (id) => {
-                await studies.reload();
-                setRunId(id);
-              }}
-            />
+            {mayOnStudy(viewer, s.ownerId).start ? (
+              <StartRun
+                studyId={s.id}
+                onStarted={async (id) => {
+                  await studies.reload();
+                  setRunId(id);
+                }}
+              />
+            ) : (
+              <p data-testid="not-owner">
+                Only the study’s owner, <code>{s.ownerId}</code>, can start its runs.
+              </p>
+            )}
             {s.runs.length > 0 && (
               <ul aria-label={`Runs of ${s.title}`}>
                 {s.runs.map((r) => (
@@ -93,6 +134,7 @@ export function Studies() {
           <DeployRun
             runId={runId}
             deployed={deployments.data?.deployedModels.find((m) => m.runId === runId)}
+            mayDeploy={runStudy !== undefined && mayOnStudy(viewer, runStudy.ownerId).deploy}
             onDeployed={deployments.reload}
           />
         </RunCurves>
@@ -317,9 +359,7 @@ function CreateStudy({ onCreated }: { onCreated: () => Promise<void> }) {
           {field('clipNorm', 'Clip norm', { type: 'number', step: 'any' })}
           {field('noiseMultiplier', 'Noise multiplier', { type: 'number', step: 'any' })}
         </div>
-        <p className="muted">
-          The guarantee is per hospital (a node&apos;s whole update), not per patient.
-        </p>
+        <EpsilonMeaning id="study-epsilon-meaning" />
       </details>
       {invalid > 0 && (
         <p role="alert" className="error" data-testid="study-form-errors">
@@ -400,8 +440,8 @@ function RunCurves({
 }) {
   const run = useLoad(
     () =>
-      gql<{ trainingRun: Run | null }>(
-        `query($id: ID!) { trainingRun(id: $id) { ${RUN_FIELDS} } }`,
+      gql<{ trainingRun: (Run & { updates: RoundUpdate[] }) | null }>(
+        `query($id: ID!) { trainingRun(id: $id) { ${RUN_FIELDS} updates { round nodeId status reason numExamples } } }`,
         { id: runId },
       ),
     [runId],
@@ -421,11 +461,51 @@ function RunCurves({
   }, [settled, onSettled]);
   const metrics = useMemo(() => r?.metrics ?? [], [r]);
   const labels = useMemo(() => metrics.map((m) => String(m.round)), [metrics]);
-  const series = useMemo(
+  // Each measure on its own axis: an AUC (0–1) beside an ε that reaches 20 would lie flat.
+  const panels = useMemo((): Panel[] => {
+    const series = (label: string, values: (number | null)[], color: string) => ({
+      label,
+      values,
+      color,
+    });
+    return [
+      {
+        series: series(
+          'AUC',
+          metrics.map((m) => m.auc),
+          '#15803d',
+        ),
+        title: 'AUC (held out, 0 to 1; 0.5 is chance)',
+        y: { title: 'AUC', min: 0, max: 1 },
+        none: 'No AUC was measured (no node had both classes held out).',
+      },
+      {
+        series: series(
+          'Loss',
+          metrics.map((m) => m.loss),
+          '#b91c1c',
+        ),
+        title: 'Loss (held out, lower is better)',
+        y: { title: 'Loss', min: 0 },
+        none: 'No loss was reported.',
+      },
+      {
+        series: series(
+          'ε spent (δ = 1e-5, per hospital)',
+          metrics.map((m) => m.epsilon),
+          '#7c3aed',
+        ),
+        title: 'Privacy spent so far, ε (per hospital)',
+        y: { title: 'ε', min: 0 },
+        none: 'No privacy budget is spent: this study trains without differential privacy.',
+        describedBy: 'run-epsilon-meaning',
+      },
+    ];
+  }, [metrics]);
+  const contributors = useMemo(
     () => [
-      { label: 'AUC', values: metrics.map((m) => m.auc), color: '#15803d' },
-      { label: 'Loss', values: metrics.map((m) => m.loss), color: '#b91c1c' },
-      { label: 'ε spent (per node)', values: metrics.map((m) => m.epsilon), color: '#7c3aed' },
+      { label: 'Patients contributing', values: metrics.map((m) => m.numContributors) },
+      { label: 'Updates aggregated', values: metrics.map((m) => m.numUpdates) },
     ],
     [metrics],
   );
@@ -441,17 +521,21 @@ function RunCurves({
             {r.failure ? ` — ${r.failure}` : ''}
           </p>
           {metrics.length > 0 ? (
-            <LineChart
-              testId="run-chart"
-              title="AUC, loss and privacy spent per round"
-              labels={labels}
-              series={series}
-              xTitle="Round"
-              yTitle="Value"
-            />
+            <>
+              <SmallMultiplesChart
+                testId="run-chart"
+                title="AUC, loss and privacy spent per round, each on its own scale"
+                labels={labels}
+                panels={panels}
+                tableOnly={contributors}
+                xTitle="Round"
+              />
+              <EpsilonMeaning id="run-epsilon-meaning" />
+            </>
           ) : (
             <p>No round has closed yet.</p>
           )}
+          <RoundUpdates run={r} />
           {r.provenanceTxIds.length > 0 && (
             <div className="table-wrap">
               <table data-testid="round-txs">
@@ -487,6 +571,79 @@ function RunCurves({
             </>
           )}
         </>
+      )}
+    </section>
+  );
+}
+
+/**
+ * The updates nodes sent for one round (the latest unless another is chosen): each one's node,
+ * whether it was accepted and, if not, why; and how many patients the round was trained on.
+ */
+function RoundUpdates({ run }: { run: Run & { updates: RoundUpdate[] } }) {
+  const [chosen, setChosen] = useState<number | null>(null);
+  const rounds = Array.from({ length: run.currentRound }, (_, i) => i + 1);
+  if (rounds.length === 0) return null;
+  const round = chosen !== null && chosen <= run.currentRound ? chosen : run.currentRound;
+  const updates = run.updates.filter((u) => u.round === round);
+  const closed = run.metrics.find((m) => m.round === round);
+  const accepted = updates.filter((u) => u.status === 'ACCEPTED').length;
+  // A round without metrics is still open, or ended without a model (a failed or cancelled run).
+  const open = round === run.currentRound && (run.status === 'RUNNING' || run.status === 'PENDING');
+  const patients = (n: number) => (n === 1 ? '1 patient' : `${n} patients`);
+  return (
+    <section aria-labelledby="round-updates-h">
+      <h4 id="round-updates-h">Updates by round</h4>
+      <label htmlFor="round-updates-round">Round</label>
+      <select
+        id="round-updates-round"
+        value={round}
+        onChange={(e) => setChosen(Number(e.target.value))}
+      >
+        {rounds.map((n) => (
+          <option key={n} value={n}>
+            {n}
+          </option>
+        ))}
+      </select>
+      <p data-testid="round-contributors">
+        {closed
+          ? `Round ${round} was trained on the records of ${patients(closed.numContributors)} (counted, never named), from ${accepted} accepted of ${updates.length} updates received.`
+          : open
+            ? `Round ${round} has not closed: ${accepted} accepted of ${updates.length} updates received so far.`
+            : `Round ${round} made no model: ${accepted} accepted of ${updates.length} updates received.`}
+      </p>
+      {updates.length > 0 && (
+        <div className="table-wrap">
+          <table data-testid="round-updates">
+            <caption>The updates of round {round}</caption>
+            <thead>
+              <tr>
+                <th scope="col">Node</th>
+                <th scope="col">Outcome</th>
+                <th scope="col">Examples</th>
+              </tr>
+            </thead>
+            <tbody>
+              {updates.map((u, i) => (
+                <tr key={`${u.nodeId}-${i}`}>
+                  <td>
+                    <code>{u.nodeId}</code>
+                  </td>
+                  <td>
+                    <span
+                      className={`badge ${u.status === 'ACCEPTED' ? 'badge-active' : 'badge-revoked'}`}
+                    >
+                      {u.status === 'ACCEPTED' ? 'Accepted' : 'Rejected'}
+                    </span>
+                    {u.reason && <span className="detail">: {u.reason}</span>}
+                  </td>
+                  <td>{u.numExamples}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
     </section>
   );
