@@ -208,6 +208,46 @@ describe('tampering with consent in the database', () => {
     expect(await reads('dr-late')).toEqual([recordId]);
   });
 
+  it('reports no drift at start-up for grants committed while the API was down, which its projector catches up on; a deleted row it does', async () => {
+    const driftReported = async () => {
+      const text = await (await fetch(`${api.url}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith('custodia_integrity_failures_total{kind="projection_drift"}'));
+      return line ? Number(line.split(' ').pop()) : 0;
+    };
+    const applied = new Collector<LedgerEvent>();
+    const projector = api.server.app.get(ConsentProjector);
+    projector.events.on('applied', applied.push);
+    const [before, whileDown] = [await grantTo('dr-before'), await grantTo('dr-while-down')];
+    await applied.until((events) =>
+      [before, whileDown].every((id) =>
+        events.some((e) => (e.payload as { id?: string } | null)?.id === id),
+      ),
+    );
+    projector.events.off('applied', applied.push);
+    const { rows } = await api.db.query(
+      `SELECT h.block_number, h.tx_index FROM ledger_history h
+       JOIN consent_grants g ON g.ledger_tx_id = h.tx_id WHERE g.id = $1 LIMIT 1`,
+      [before],
+    );
+    // As if the API had stopped after `before`: the ledger took `whileDown` through another
+    // organisation meanwhile, which this database never saw.
+    await api.restart(async () => {
+      await api.db.query('DELETE FROM consent_grants WHERE id = $1', [whileDown]);
+      await api.db.query(
+        `UPDATE ledger_checkpoints SET block_number = $1, tx_index = $2 WHERE consumer = $3`,
+        [rows[0].block_number, rows[0].tx_index, 'consent-projection'],
+      );
+    });
+    expect(await driftReported()).toBe(0);
+    expect(await reads('dr-while-down')).toEqual([recordId]);
+    // A row deleted behind the projector's back is drift: reported, and repaired.
+    await api.restart(() => api.db.query('DELETE FROM consent_grants WHERE id = $1', [before]));
+    expect(await driftReported()).toBe(1);
+    expect(await reads('dr-before')).toEqual([recordId]);
+  });
+
   it('gives a copied emergency row (another clinician, a later expiry) no access', async () => {
     await api.ok(
       'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',

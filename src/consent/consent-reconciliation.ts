@@ -16,6 +16,8 @@ import { AppConfig, APP_CONFIG } from '../config';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
 import { RowAuthenticator } from '../records/crypto';
+import type { LedgerEvent } from '../ledger';
+import { ConsentProjector } from './consent.projector';
 import { GrantAuthenticity } from './grant-authenticity';
 import { driftCount, ProjectionReconciler, ReconcileReport } from './projection-reconciler';
 import { SettingsReconciler } from './settings-reconciler';
@@ -23,6 +25,12 @@ import { SignedConsentSettings } from './signed-consent-settings';
 
 /** Retry delay while the ledger cannot be listed at start-up. */
 const RETRY_MS = 5_000;
+/**
+ * How long the projector may go without applying an event before grants it has not delivered
+ * are taken for drift: grants committed while this instance was down arrive in its catch-up,
+ * which is no integrity problem, and must not be reported as one.
+ */
+const CATCH_UP_QUIET_MS = 2_000;
 
 @Injectable()
 export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -41,6 +49,7 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
     private readonly integrity: IntegrityMonitor,
     rows: RowAuthenticator,
     signedOnly: SignedConsentSettings,
+    private readonly projector: ConsentProjector,
   ) {
     this.reconciler = new ProjectionReconciler(db, ledger, authenticity);
     // What the ledger holds is what decisions trust, whatever the rows say meanwhile.
@@ -50,7 +59,7 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
   }
 
   async onApplicationBootstrap(): Promise<void> {
-    this.scheduleAfter(await this.reconcile());
+    this.scheduleAfter(await this.reconcile({ afterStart: true }));
   }
 
   onApplicationShutdown(): Promise<unknown> | undefined {
@@ -89,10 +98,55 @@ export class ConsentReconciliation implements OnApplicationBootstrap, OnApplicat
     }
   }
 
-  /** One comparison and repair; null when the ledger or database could not be read. */
-  reconcile(): Promise<ReconcileReport | null> {
+  /**
+   * Resolves once the projector has applied events naming each of these grants, or has applied
+   * none for CATCH_UP_QUIET_MS (a grant it will never deliver is drift, reported after that).
+   */
+  private projectorDelivers(grantIds: string[]): Promise<void> {
+    const pending = new Set(grantIds);
+    if (!pending.size) return Promise.resolve();
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer);
+        this.projector.events.off('applied', onApplied);
+        resolve();
+      };
+      const quiet = () => {
+        clearTimeout(timer);
+        timer = setTimeout(done, CATCH_UP_QUIET_MS);
+        timer.unref();
+      };
+      const onApplied = (event: LedgerEvent) => {
+        const id = (event.payload as { id?: unknown } | null)?.id;
+        if (typeof id === 'string') pending.delete(id);
+        if (pending.size === 0 || this.stopped) done();
+        else quiet();
+      };
+      this.projector.events.on('applied', onApplied);
+      quiet();
+    });
+  }
+
+  /**
+   * One comparison and repair; null when the ledger or database could not be read.
+   * `afterStart`: the first, whose differences the projector's catch-up may still settle.
+   */
+  reconcile(options: { afterStart?: boolean } = {}): Promise<ReconcileReport | null> {
     this.running ??= (async () => {
       try {
+        // At start-up, compared first: what differs only because the projector has not yet
+        // delivered it (its catch-up on what was committed while this instance was down) is
+        // left to it, and only what still differs once it has gone quiet is repaired and
+        // reported as drift.
+        if (options.afterStart) {
+          const first = await this.reconciler.run({ repair: false });
+          if (!driftCount(first) && !first.revocationsLost.length) {
+            await this.reconcileSettings();
+            return first;
+          }
+          await this.projectorDelivers([...first.missing, ...first.changed]);
+        }
         const report = await this.reconciler.run({ repair: true });
         if (driftCount(report)) {
           this.integrity.report('projection_drift', 'consent projection repaired from the ledger', {
