@@ -243,7 +243,9 @@ describe('tampering with consent in the database', () => {
     expect(await driftReported()).toBe(0);
     expect(await reads('dr-while-down')).toEqual([recordId]);
     // A row deleted behind the projector's back is drift: reported, and repaired.
-    await api.restart(() => api.db.query('DELETE FROM consent_grants WHERE id = $1', [before]));
+    await api.restart(async () => {
+      await api.db.query('DELETE FROM consent_grants WHERE id = $1', [before]);
+    });
     expect(await driftReported()).toBe(1);
     expect(await reads('dr-before')).toEqual([recordId]);
   });
