@@ -17,6 +17,7 @@ import { ImportFailed, importFile } from './import-command';
 import { PatientsService } from './patients';
 import { kekOf } from './records/crypto';
 import { startServer } from './server';
+import type { FabricLedger } from './ledger/fabric';
 import { verifyAll } from './verification';
 
 function config(): AppConfig {
@@ -87,10 +88,21 @@ async function token(opts: {
 
 async function verifyLedger(): Promise<void> {
   const c = config();
-  if (c.ledger !== 'embedded') {
-    fail(
-      'verify-ledger walks the embedded ledger; with LEDGER=fabric the chain is kept and validated by the Fabric peers',
-    );
+  // On Fabric, the peers validate the chain; everything else is checked through this
+  // organisation's peer, with its identity (the FABRIC_* settings the API runs with).
+  let fabric: FabricLedger | undefined;
+  if (c.ledger === 'fabric') {
+    // Loaded only here: the embedded mode never needs Fabric's client.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { FabricLedger: Client, fabricConfigFromEnv } = require('./ledger/fabric') as {
+      FabricLedger: typeof FabricLedger;
+      fabricConfigFromEnv: typeof import('./ledger/fabric').fabricConfigFromEnv;
+    };
+    try {
+      fabric = new Client(fabricConfigFromEnv(c.fabricEnv));
+    } catch (e) {
+      fail(`cannot reach the Fabric network: ${(e as Error).message}`);
+    }
   }
   let url = c.databaseUrl;
   let embedded: EmbeddedPostgresServer | undefined;
@@ -113,10 +125,11 @@ async function verifyLedger(): Promise<void> {
   pool.on('error', () => undefined);
   let result;
   try {
-    result = await verifyAll(pool, c.orgId, await kekOf(c), c.instanceId);
+    result = await verifyAll(pool, c.orgId, await kekOf(c), c.instanceId, fabric);
   } finally {
     await pool.end();
     await embedded?.stop();
+    await fabric?.close();
   }
   for (const line of result.lines) console.log(line);
   if (!result.ok) process.exit(1);

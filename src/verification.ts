@@ -1,5 +1,5 @@
 // What `custodia verify-ledger` checks, as one function: the embedded ledger's blocks, world
-// state and history; the access log's chain against the head anchored on the ledger; every
+// state and history (on Fabric, its peers validate the blocks, and the rest is read from them); the access log's chain against the head anchored on the ledger; every
 // PERMIT in the log against the grant or emergency the ledger held; the deployed models and AI
 // decisions stored against their ledger entries; and the consent projection and the signed-only
 // settings against the ledger's grants and keyrings (repaired where they drifted: the ledger is
@@ -19,6 +19,7 @@ import {
 import { SettingsReconciler, SettingsReport } from './consent/settings-reconciler';
 import { verifyEmergencyRows } from './consent/verify-emergencies';
 import { verifyDecisionsAgainstLedger } from './decisions/verify-decisions';
+import type { Ledger } from './ledger';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
 import { LedgerSeal } from './ledger/embedded/seal';
 import { verifyEmbeddedLedger } from './ledger/embedded/verify';
@@ -33,6 +34,14 @@ export interface Verification {
 
 const MAX_LISTED = 20;
 
+/**
+ * A Fabric ledger as verify-ledger reads it: the port, and where a transaction is (to
+ * tell a grant the projector has not reached from a deleted row).
+ */
+export interface FabricLedgerReader extends Ledger {
+  positionOfTransaction(txId: string): Promise<{ block: number; tx: number } | null>;
+}
+
 export async function verifyAll(
   pool: Pool,
   organization: string,
@@ -40,10 +49,15 @@ export async function verifyAll(
   kek?: KeyObject,
   /** The instance whose access log this database holds (INSTANCE_ID); none for the default. */
   instanceId?: string,
+  /**
+   * On Fabric, the channel (whose blocks its peers validate, not walked here) checked through;
+   * without it, the embedded ledger in this database, its blocks walked.
+   */
+  fabric?: FabricLedgerReader,
 ): Promise<Verification> {
   const seal = kek ? new LedgerSeal(new RowAuthenticator(kek)) : undefined;
-  const ledger = await verifyEmbeddedLedger(pool, seal);
-  const embedded = new EmbeddedLedger(pool, { organization, seal });
+  const ledger = fabric ? null : await verifyEmbeddedLedger(pool, seal);
+  const embedded: Ledger = fabric ?? new EmbeddedLedger(pool, { organization, seal });
   const { permits, ...audit } = await verifyAccessLogAgainstLedger(poolRows(pool), embedded, {
     organization,
     chainId: auditChainId(instanceId),
@@ -77,13 +91,13 @@ export async function verifyAll(
   // Grants the ledger wrote after the projector's checkpoint are not missing but not yet
   // applied (an API stopped, or killed, before its projector got to them): reported, applied
   // by the repair, and no break.
-  const behind = projection ? await notYetProjected(pool, projection.missingTxIds) : null;
+  const behind = projection ? await notYetProjected(pool, projection.missingTxIds, fabric) : null;
   if (projection && behind?.ids.length) {
     const late = new Set(behind.ids);
     projection = { ...projection, missing: projection.missing.filter((id) => !late.has(id)) };
   }
   const problems = [
-    ...ledger.problems,
+    ...(ledger?.problems ?? []),
     ...audit.problems,
     ...firstListed(permits.problems, 'unjustified accesses'),
     ...firstListed(decisions.problems, 'AI decision problems'),
@@ -99,8 +113,14 @@ export async function verifyAll(
     ...unreadable,
   ];
   const lines = [
-    `Blocks: ${ledger.blocks} (${ledger.transactions} transactions) walked; hash chain checked.`,
-    `World state: ${ledger.stateKeys} keys; history: ${ledger.historyRows} rows; both replayed from the blocks and compared.`,
+    ...(ledger
+      ? [
+          `Blocks: ${ledger.blocks} (${ledger.transactions} transactions) walked; hash chain checked.`,
+          `World state: ${ledger.stateKeys} keys; history: ${ledger.historyRows} rows; both replayed from the blocks and compared.`,
+        ]
+      : [
+          "Blocks: on Fabric, kept and validated by the channel's peers (each endorsement and block checked by them), not walked here; everything below read from them.",
+        ]),
     `Access log: ${audit.eventsChecked} events walked along their hash chain; ` +
       (audit.anchoredThrough === null
         ? 'the ledger holds no anchored head yet'
@@ -142,6 +162,7 @@ export async function verifyAll(
 async function notYetProjected(
   pool: Pool,
   missingTxIds: ReadonlyMap<string, string>,
+  fabric?: FabricLedgerReader,
 ): Promise<{ ids: string[]; checkpoint: string }> {
   if (!missingTxIds.size) return { ids: [], checkpoint: '' };
   const { rows: marks } = await pool.query<{ block_number: string; tx_index: number }>(
@@ -150,13 +171,25 @@ async function notYetProjected(
   );
   const mark = marks[0] ? { block: Number(marks[0].block_number), tx: marks[0].tx_index } : null;
   const checkpoint = mark ? `block ${mark.block}, transaction ${mark.tx}` : 'none yet';
-  // All of a transaction's history rows share its block and index.
-  const { rows: written } = await pool.query<{ tx_id: string; block: string; tx: number }>(
-    `SELECT DISTINCT tx_id, block_number AS block, tx_index AS tx FROM ledger_history
-     WHERE tx_id = ANY($1::text[])`,
-    [[...new Set(missingTxIds.values())]],
-  );
-  const at = new Map(written.map((w) => [w.tx_id, { block: Number(w.block), tx: w.tx }]));
+  const txIds = [...new Set(missingTxIds.values())];
+  let at: Map<string, { block: number; tx: number }>;
+  if (fabric) {
+    const places = await Promise.all(txIds.map((id) => fabric.positionOfTransaction(id)));
+    at = new Map(
+      txIds.flatMap((id, i) => {
+        const place = places[i];
+        return place ? [[id, place] as const] : [];
+      }),
+    );
+  } else {
+    // All of a transaction's history rows share its block and index.
+    const { rows: written } = await pool.query<{ tx_id: string; block: string; tx: number }>(
+      `SELECT DISTINCT tx_id, block_number AS block, tx_index AS tx FROM ledger_history
+       WHERE tx_id = ANY($1::text[])`,
+      [txIds],
+    );
+    at = new Map(written.map((w) => [w.tx_id, { block: Number(w.block), tx: w.tx }]));
+  }
   const ids = [...missingTxIds.keys()].filter((id) => {
     const p = at.get(missingTxIds.get(id)!);
     if (!p) return false;
@@ -167,7 +200,7 @@ async function notYetProjected(
 
 async function reconcileProjection(
   pool: Pool,
-  ledger: EmbeddedLedger,
+  ledger: Ledger,
   kek: KeyObject,
 ): Promise<ReconcileReport> {
   const rows = poolRows(pool);
@@ -178,7 +211,7 @@ async function reconcileProjection(
 
 async function reconcileSettings(
   pool: Pool,
-  ledger: EmbeddedLedger,
+  ledger: Ledger,
   kek: KeyObject,
 ): Promise<SettingsReport> {
   const rows = poolRows(pool);

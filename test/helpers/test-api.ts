@@ -11,7 +11,8 @@ import { freshDatabase, TestDatabase } from './database';
 import { LogLines } from './log-lines';
 import { kekOf } from '../../src/records/crypto';
 import { RunningServer, startServer } from '../../src/server';
-import { verifyAll } from '../../src/verification';
+import { LEDGER } from '../../src/ledger';
+import { FabricLedgerReader, verifyAll } from '../../src/verification';
 import { observation } from './fhir';
 
 export interface GraphQLResponse<T = Record<string, unknown>> {
@@ -156,7 +157,18 @@ export class TestApi {
   async verifyLedger(): Promise<{ ok: boolean; text: string }> {
     const pool = new Pool({ connectionString: this.config.databaseUrl, max: 2 });
     try {
-      const result = await verifyAll(pool, this.config.orgId, await kekOf(this.config));
+      // On Fabric, through this instance's peer, as `custodia verify-ledger` does there.
+      const fabric =
+        this.config.ledger === 'fabric'
+          ? (this.server.app.get(LEDGER) as unknown as FabricLedgerReader)
+          : undefined;
+      const result = await verifyAll(
+        pool,
+        this.config.orgId,
+        await kekOf(this.config),
+        this.config.instanceId,
+        fabric,
+      );
       return { ok: result.ok, text: result.lines.join('\n') };
     } finally {
       await pool.end();

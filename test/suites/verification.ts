@@ -1,14 +1,16 @@
 // verify-ledger and the access log's anchoring, on either ledger (test/verification.e2e-spec.ts:
-// embedded; test/fabric: Fabric). verify-ledger walks the embedded chain in the API's database.
+// embedded; test/fabric: Fabric). On the embedded ledger verify-ledger also walks the chain in the API's database.
 import { randomUUID } from 'node:crypto';
 import { Pool } from 'pg';
 import { DataSource } from 'typeorm';
 import { AccessLog } from '../../src/audit';
-import { Ledger, LEDGER } from '../../src/ledger';
+import { ConsentProjector } from '../../src/consent';
+import { Ledger, LEDGER, LedgerEvent } from '../../src/ledger';
 import { IntegrityMonitor } from '../../src/observability';
 import { DataKeyRing } from '../../src/records/crypto';
 import { verifyAll } from '../../src/verification';
 import { itNeeds, LedgerUnderTest } from '../helpers/ledger-under-test';
+import { Collector } from '../helpers/collector';
 import { TestApi } from '../helpers/test-api';
 
 export function verificationSuite(ledger: LedgerUnderTest): void {
@@ -182,6 +184,32 @@ export function verificationSuite(ledger: LedgerUnderTest): void {
       },
       () => api,
     );
+
+    it("checks the projection, the access log and the anchors through the ledger in use, and finds a grant row deleted behind the projector's back", async () => {
+      const clean = await api.verifyLedger();
+      expect(clean.ok).toBe(true);
+      expect(clean.text).toMatch(
+        /Consent projection: \d+ rows compared with \d+ grants on the ledger/,
+      );
+      expect(clean.text).toMatch(/Record anchors: \d+ record version\(s\)/);
+      const { token } = await api.patientWithRecord(`del-${randomUUID().slice(0, 8)}`);
+      // The projector's checkpoint passes the grant: its row, once deleted, is no late one.
+      const projector = api.server.app.get(ConsentProjector).events;
+      const delivered = new Collector<LedgerEvent>();
+      projector.on('applied', delivered.push);
+      const grantId = await api.grantRead(token, 'dr-verify');
+      await delivered.until((events) =>
+        events.some((e) => (e.payload as { id?: string } | null)?.id === grantId),
+      );
+      projector.off('applied', delivered.push);
+      await api.db.query('DELETE FROM consent_grants WHERE id = $1', [grantId]);
+      const broken = await api.verifyLedger();
+      expect(broken.ok).toBe(false);
+      expect(broken.text).toContain(
+        `consent projection lacks 1 grant(s) the ledger holds (${grantId}); repaired`,
+      );
+      expect((await api.verifyLedger()).ok).toBe(true);
+    });
 
     it('anchors the chain head on the ledger by itself once 100 events are logged', async () => {
       const patient = await api.token('hundred', 'PATIENT');

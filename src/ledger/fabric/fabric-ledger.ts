@@ -11,6 +11,7 @@ import {
   Gateway,
   Network,
 } from '@hyperledger/fabric-gateway';
+import { common } from '@hyperledger/fabric-protos';
 import { Logger } from '@nestjs/common';
 import { createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -173,6 +174,36 @@ export class FabricLedger implements Ledger {
       this.contract.evaluate(`${contract}:${fn}`, { arguments: args }),
     );
     return decode(bytes) as T;
+  }
+
+  /**
+   * Where a transaction is on the channel: its block's number and its index in the block (the
+   * peer's query system chaincode); null when the channel has no such transaction.
+   */
+  async positionOfTransaction(txId: string): Promise<{ block: number; tx: number } | null> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.network
+        .getContract('qscc')
+        .evaluateTransaction('GetBlockByTxID', this.config.channel, txId);
+    } catch (e) {
+      // qscc answers a transaction it does not know with an error naming it.
+      if (/not found|no such transaction/i.test(String((e as Error).message))) return null;
+      throw e;
+    }
+    const block = common.Block.deserializeBinary(bytes);
+    const number = block.getHeader()?.getNumber();
+    if (number === undefined) return null;
+    const tx = (block.getData()?.getDataList_asU8() ?? []).findIndex((envelope) => {
+      const payload = common.Payload.deserializeBinary(
+        common.Envelope.deserializeBinary(envelope).getPayload_asU8(),
+      );
+      const header = payload.getHeader()?.getChannelHeader_asU8();
+      return (
+        header !== undefined && common.ChannelHeader.deserializeBinary(header).getTxId() === txId
+      );
+    });
+    return { block: number, tx: tx < 0 ? Number.MAX_SAFE_INTEGER : tx };
   }
 
   subscribe(
