@@ -209,13 +209,7 @@ describe('tampering with consent in the database', () => {
   });
 
   it('reports no drift at start-up for grants committed while the API was down, which its projector catches up on; a deleted row it does', async () => {
-    const driftReported = async () => {
-      const text = await (await fetch(`${api.url}/metrics`)).text();
-      const line = text
-        .split('\n')
-        .find((l) => l.startsWith('custodia_integrity_failures_total{kind="projection_drift"}'));
-      return line ? Number(line.split(' ').pop()) : 0;
-    };
+    const driftReported = () => api.integrityFailures('projection_drift');
     const applied = new Collector<LedgerEvent>();
     const projector = api.server.app.get(ConsentProjector);
     projector.events.on('applied', applied.push);
