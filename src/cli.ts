@@ -46,7 +46,9 @@ async function serve(): Promise<void> {
   console.log(`  GraphQL:  POST ${server.url}/graphql`);
   console.log(`  Health:   ${server.url}/health    Metrics: ${server.url}/metrics`);
   if (c.auth.mode === 'dev') {
-    console.log(`  Token:    npx custodia token --sub alice --role PATIENT`);
+    // The dev issuer's keys live in the data directory: a token for this server comes from it.
+    const dir = process.env.CUSTODIA_DATA_DIR ? `CUSTODIA_DATA_DIR=${c.dataDir} ` : '';
+    console.log(`  Token:    ${dir}npx custodia token --sub alice --role PATIENT`);
     console.log(`            (dev issuer; its keys at ${server.url}/.well-known/jwks.json)`);
   }
   console.log('Press Ctrl-C to stop.');

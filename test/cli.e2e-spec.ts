@@ -308,7 +308,10 @@ describe('custodia serve in embedded mode', () => {
       expect(server.stdout).toContain(`Custodia API listening on ${url}`);
       expect(server.stdout).toContain(`embedded PostgreSQL in ${dir}`);
       expect(server.stdout).toContain(`POST ${url}/graphql`);
-      expect(server.stdout).toContain('npx custodia token --sub alice --role PATIENT');
+      // The data dir named, as the dev issuer's keys are there.
+      expect(server.stdout).toContain(
+        `CUSTODIA_DATA_DIR=${dir} npx custodia token --sub alice --role PATIENT`,
+      );
       expect(server.stdout).toContain(`${url}/.well-known/jwks.json`);
       expect(complaints(server.stderr)).toEqual([]);
     },
