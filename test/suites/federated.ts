@@ -373,6 +373,37 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       expect(JSON.stringify(state.updates)).not.toContain(victim.id);
     });
 
+    it('drops an update whose contributor replaced, before aggregation, the grant it was taken under by a narrower one', async () => {
+      const runId = await startRun(studyId, 1);
+      const narrowing = patients[1];
+      expect(
+        (await post(nodes[0], runId, 1, weights(1, 1, 1), { contributors: [narrowing.id] })).body
+          .status,
+      ).toBe('ACCEPTED');
+      // Still consenting to the study, but to less: the update read what the old grant allowed.
+      await api.ok(
+        'mutation($id: ID!) { revokeConsent(id: $id) { id } }',
+        { id: narrowing.grantId },
+        narrowing.token,
+      );
+      const { grantConsent } = await api.ok<{ grantConsent: { id: string } }>(
+        `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+           purpose: RESEARCH, actions: [TRAIN], resourceTypes: ["Observation"] }) { id } }`,
+        { s: studyId },
+        narrowing.token,
+      );
+      narrowing.grantId = grantConsent.id;
+      await post(nodes[1], runId, 1, weights(2, 2, 2), { contributors: [patients[0].id] });
+      const dropped = await run(runId);
+      expect(dropped.status).toBe('RUNNING');
+      expect(dropped.updates.map((u) => u.reason)).toContainEqual(
+        "1 of 1 contributors' TRAIN consent ended (revoked or expired) before aggregation",
+      );
+      // Trained again under the grant that stands, it is taken.
+      await post(nodes[0], runId, 1, weights(1, 1, 1), { contributors: [narrowing.id] });
+      expect((await run(runId)).status).toBe('COMPLETED');
+    });
+
     it('keeps runs, updates and their reasons with researchers, administrators and nodes', async () => {
       const runId = await startRun(studyId, 1);
       await post(nodes[0], runId, 1, weights(1, 2)); // rejected: wrong shape

@@ -345,12 +345,12 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
         });
         // The closing that the quorum's update starts is held at its consent check.
         const pdp = app().get(PolicyDecisionPoint);
-        const answer = pdp.trainingGrants.bind(pdp);
+        const answer = pdp.trainingScopes.bind(pdp);
         let release!: () => void;
         const released = new Promise<void>((resolve) => (release = resolve));
         let closing!: () => void;
         const held = new Promise<void>((resolve) => (closing = resolve));
-        jest.spyOn(pdp, 'trainingGrants').mockImplementation(async (study, ids, node) => {
+        jest.spyOn(pdp, 'trainingScopes').mockImplementation(async (study, ids, node) => {
           if (node === 'coordinator') {
             closing();
             await released;

@@ -182,15 +182,23 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     if (!open) return { pending: null, failed: false };
     const updates = await this.repo.acceptedUpdates(row.runId, row.round, m);
     // One query for every contributor of the round (a STUDY grant names the study, not a node).
-    const grants = await this.pdp.trainingGrants(
+    const scopes = await this.pdp.trainingScopes(
       study.id,
       [...new Set(updates.flatMap((u) => u.contributors))],
       'coordinator',
     );
+    // Each contributor still under the grant the update was taken under: one revoked since
+    // (say for a narrower one) ended the consent its records were read by, even if another
+    // grant now stands.
+    const consenting = (u: AcceptedUpdate, c: string, i: number) => {
+      const standing = scopes.get(c);
+      const cited = u.grantIds[i];
+      return !!standing && (cited === undefined || standing.some((g) => g.id === cited));
+    };
     const accepted: AcceptedUpdate[] = [];
     const revoked: { id: string; reason: string }[] = [];
     for (const u of updates) {
-      const missing = u.contributors.filter((c) => !grants.has(c)).length;
+      const missing = u.contributors.filter((c, i) => !consenting(u, c, i)).length;
       if (missing === 0) accepted.push(u);
       else {
         revoked.push({
@@ -214,6 +222,8 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     if (!parent) throw new Error(`the model before round ${row.round} is missing`);
     let built: { model: Float32Array; outcome: RoundOutcome };
     try {
+      // The provenance names, per contributor, the first grant (by id) that lets them be trained on.
+      const grants = new Map([...scopes].map(([patient, standing]) => [patient, standing[0].id]));
       built = this.aggregate(study, row, parent, accepted, grants);
     } catch (e) {
       // The same updates would fail the same way at every try: the round fails, saying why,

@@ -47,6 +47,8 @@ export interface AcceptedUpdate {
   numExamples: number;
   updateSha256: string;
   contributors: string[];
+  /** The grant each contributor was accepted under, as the intake found it (same order). */
+  grantIds: string[];
   metrics: NodeMetrics | null;
   body: Buffer;
 }
@@ -507,7 +509,7 @@ export class RunRepository {
     q: Queryable = this.db,
   ): Promise<AcceptedUpdate[]> {
     const rows = (await q.query(
-      `SELECT id, node_id, num_examples, update_sha256, contributors, metrics, body
+      `SELECT id, node_id, num_examples, update_sha256, contributors, grant_ids, metrics, body
        FROM model_updates WHERE run_id = $1 AND round = $2 AND status = 'ACCEPTED'
        ORDER BY received_at, id`,
       [runId, round],
@@ -517,6 +519,7 @@ export class RunRepository {
       num_examples: number;
       update_sha256: string;
       contributors: string[];
+      grant_ids: string[] | null;
       metrics: NodeMetrics | null;
       body: Buffer | null;
     }[];
@@ -528,6 +531,7 @@ export class RunRepository {
         numExamples: r.num_examples,
         updateSha256: r.update_sha256,
         contributors: r.contributors,
+        grantIds: r.grant_ids ?? [],
         metrics: r.metrics,
         body: r.body!,
       }));
