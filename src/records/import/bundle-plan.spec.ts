@@ -353,6 +353,14 @@ describe('planning a bundle import', () => {
       url: 'Practitioner?identifier=http://hl7.org/fhir/sid/us-npi|9999',
     } as never;
     expect((await plan(bundle)).skipped).toBe(2);
+    // A request url written absolute, as some senders do, names its type too.
+    const absolute = corpusBundle();
+    const k = absolute.entry.findIndex((e) => e.resource.resourceType === 'Observation');
+    absolute.entry[k].request = {
+      method: 'POST',
+      url: 'https://ehr.example.org/fhir/Observation',
+    } as never;
+    expect((await plan(absolute)).records.length).toBe(absolute.entry.length - 2);
     const collection = { ...corpusBundle(), type: 'collection' };
     for (const e of collection.entry) delete (e as { request?: unknown }).request;
     expect((await plan(collection)).records.length).toBe(collection.entry.length - 2);

@@ -373,7 +373,9 @@ function checkRequestUrl(request: Record<string, unknown>, type: string, i: numb
   if (typeof url !== 'string' || url.length === 0) {
     throw bad(i, 'request.url must name the resource type it creates', 'request.url');
   }
-  const named = /^([A-Za-z]+)(?:[/?]|$)/.exec(url)?.[1];
+  // Relative to the server's base, as FHIR has it (`Observation`, `Observation/1`,
+  // `Observation?…`), or, as some senders write it, absolute.
+  const named = /(?:^|\/)([A-Z][A-Za-z]+)(?:\/[A-Za-z0-9\-.]{1,64})?(?:\?.*)?$/.exec(url)?.[1];
   if (named !== type) {
     throw bad(
       i,
