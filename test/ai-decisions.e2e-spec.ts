@@ -371,6 +371,26 @@ describe('auditable AI decisions', () => {
       expect(Number(after.rows[0].n)).toBe(events);
     });
 
+    it('says, from the grants alone, when a missing value may be one they do not cover by category', async () => {
+      await api.grantRead(bob.token, 'dr-cat', { categories: ['laboratory'] });
+      const res = await assess(bob.id, await api.token('dr-cat', 'CLINICIAN', 'org1'));
+      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+      expect(res.errors![0].message).toContain(
+        'among the records your grants cover (categories laboratory only: the patient may grant more)',
+      );
+      // Unlimited by category: nothing said of grants (as before), whatever the patient holds.
+      expect((await assess(bob.id)).errors![0].message).not.toContain('grants cover');
+    });
+
+    it('refuses a cursor it never issued', async () => {
+      const res = await api.gql(
+        'query($p: ID!, $a: String) { aiDecisions(patientId: $p, after: $a) { items { id } } }',
+        { p: bob.id, a: 'garbage' },
+        bob.token,
+      );
+      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
+    });
+
     it('is FORBIDDEN while the patient refuses AI decisions, and allowed again once they agree', async () => {
       const set = async (allow: boolean) =>
         (

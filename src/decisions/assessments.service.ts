@@ -96,8 +96,16 @@ export class Assessments {
         const f = metadata.features.find((m) => m.code === code)!;
         return `LOINC ${code} (${f.display}, in ${f.unit})`;
       });
+      // Said from the grants alone, never from what they keep back: a value withheld from the
+      // clinician stays indistinguishable from one never recorded.
+      const categories = [...new Set(grants.flatMap((g) => g.categories))];
+      const limited = grants.every((g) => g.categories.length > 0);
       throw new BadUserInputError(
-        `This patient has no usable value for ${named.join(', ')}, which the model needs; nothing was assessed.`,
+        `This patient has no usable value for ${named.join(', ')}, which the model needs${
+          limited
+            ? `, among the records your grants cover (categories ${categories.join(', ')} only: the patient may grant more)`
+            : ''
+        }; nothing was assessed.`,
         'patientId',
       );
     }
