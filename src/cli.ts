@@ -103,7 +103,7 @@ async function verifyLedger(): Promise<void> {
     try {
       fabric = new Client(fabricConfigFromEnv(c.fabricEnv));
     } catch (e) {
-      fail(`cannot reach the Fabric network: ${(e as Error).message}`);
+      fail(`cannot set up the Fabric client (FABRIC_* settings): ${(e as Error).message}`);
     }
   }
   let url = c.databaseUrl;

@@ -13,10 +13,9 @@ import {
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
 import { AppConfig, APP_CONFIG } from '../config';
-import { Ledger, LEDGER } from '../ledger';
+import { Ledger, LEDGER, type LedgerEvent } from '../ledger';
 import { IntegrityMonitor } from '../observability';
 import { RowAuthenticator } from '../records/crypto';
-import type { LedgerEvent } from '../ledger';
 import { ConsentProjector } from './consent.projector';
 import { GrantAuthenticity } from './grant-authenticity';
 import { driftCount, ProjectionReconciler, ReconcileReport } from './projection-reconciler';

@@ -269,27 +269,22 @@ export class UpdateIntake {
     grantIds: string[],
   ): Promise<SubmissionResult> {
     const id = randomUUID();
-    let stored: Awaited<ReturnType<RunRepository['insertAccepted']>>;
-    try {
-      stored = await this.repo.insertAccepted({
-        id,
-        runId,
-        round,
-        nodeId: m.nodeId,
-        status: UpdateStatus.ACCEPTED,
-        reason: null,
-        numExamples: m.numExamples,
-        updateSha256: m.updateSha256,
-        contributors: m.contributors,
-        grantIds,
-        metrics: cleanMetrics(m.metrics),
-        body,
-      });
-    } catch (e) {
-      // The unique index on accepted updates per node and round: a concurrent duplicate.
-      if ((e as { code?: string }).code !== '23505') throw e;
-      throw duplicate();
-    }
+    // Accepted updates of a round are stored one at a time under its row lock, so a node's
+    // second one is seen ('duplicate'), not left to the unique index to refuse.
+    const stored = await this.repo.insertAccepted({
+      id,
+      runId,
+      round,
+      nodeId: m.nodeId,
+      status: UpdateStatus.ACCEPTED,
+      reason: null,
+      numExamples: m.numExamples,
+      updateSha256: m.updateSha256,
+      contributors: m.contributors,
+      grantIds,
+      metrics: cleanMetrics(m.metrics),
+      body,
+    });
     // The round closed since it was checked (its closing had begun, or it ended meanwhile).
     if (stored === 'closed') throw new Rejection('round is not open');
     if (stored === 'duplicate') throw duplicate();

@@ -19,8 +19,7 @@ import { stampServerFields } from '../fhir';
 import { RecordAccess } from '../record-access';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
-import { RecordOpener } from '../record-opener';
-import { CURRENT_COLUMNS, VersionRow, versionEntity } from '../record-rows';
+import { RecordsService } from '../records.service';
 import { sealedRow } from '../sealed-row';
 import { clinicalDate } from '../search/clinical-facts';
 import { RecordIndex } from '../search/record-index';
@@ -48,7 +47,7 @@ export class BundleImportService implements OnApplicationShutdown {
     private readonly anchoring: RecordAnchoring,
     private readonly access: RecordAccess,
     private readonly index: RecordIndex,
-    private readonly opener: RecordOpener,
+    private readonly records: RecordsService,
   ) {}
 
   async import(
@@ -137,14 +136,10 @@ export class BundleImportService implements OnApplicationShutdown {
   private async refuseAnotherPerson(records: PlannedRecord[], target: string): Promise<void> {
     const incoming = records.filter((r) => r.resource.resourceType === 'Patient');
     if (!incoming.length) return;
-    const rows = await this.db.query<VersionRow[]>(
-      `SELECT ${CURRENT_COLUMNS} FROM records r
-       WHERE r.patient_id = $1 AND r.resource_type = 'Patient'`,
-      [target],
+    // Every stored Patient record of theirs, opened (read by the server, never shown).
+    const stored = (await this.records.openForDecision(target, ['Patient'], () => true)).map(
+      (r) => r.resource,
     );
-    const stored = (await Promise.all(rows.map((r) => this.opener.open(versionEntity(r)))))
-      .filter((o) => o !== null)
-      .map((o) => o.resource);
     for (const r of incoming) {
       if (stored.some((s) => !samePerson(s, r.resource))) {
         throw new BadUserInputError(

@@ -63,7 +63,7 @@ export class LatestObservationsQuery {
     /** Per code: the rows looked at so far, and what it settled on (a row, or none left). */
     const looked = terms.map(() => 0);
     const settled: (OpenRow | 'withheld' | 'none' | undefined)[] = terms.map(() => undefined);
-    const withheldRows = new Map<string, OpenRow['row']>();
+    const withheld = new Set<string>();
     for (let take = FIRST_TAKE; settled.includes(undefined); take *= 2) {
       const open = terms.flatMap((_, i) => (settled[i] === undefined ? [i] : []));
       const params: unknown[] = [
@@ -103,7 +103,7 @@ export class LatestObservationsQuery {
             const opened = await this.opener.open(row);
             if (!opened) {
               // Withheld, not skipped: an older value must not stand in for an unreadable newer one.
-              withheldRows.set(row.id, row);
+              withheld.add(row.id);
               settled[i] = 'withheld';
               return;
             }
@@ -132,7 +132,7 @@ export class LatestObservationsQuery {
     );
     return {
       items: readable.map((o, i) => recordModel(o, anchors[i])),
-      withheld: [...withheldRows.keys()],
+      withheld: [...withheld],
     };
   }
 }

@@ -7,6 +7,7 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource } from 'typeorm';
+import { arrayLiteral } from '../../database/array-literal';
 import { DataKeyRing } from '../crypto';
 import { RecordOpener } from '../record-opener';
 import { CURRENT_COLUMNS, VersionRow, versionEntity } from '../record-rows';
@@ -67,7 +68,9 @@ export class RecordIndexing {
             ready.map((e) => e.row.version),
             ready.map((e) => e.row.authTag),
             ready.map((e) => e.entry.effectiveAt),
-            ready.map((e) => byteaArrayLiteral(e.entry.codeDigests)),
+            ready.map((e) =>
+              arrayLiteral(e.entry.codeDigests.map((d) => `\\x${d.toString('hex')}`)),
+            ),
             ready.map((e) => e.raw.index_version),
             INDEX_VERSION,
           ],
@@ -78,12 +81,4 @@ export class RecordIndexing {
       after = rows[rows.length - 1].id;
     }
   }
-}
-
-/**
- * A bytea[] as PostgreSQL's array literal text (`{"\\x…","\\x…"}`): unnest cannot take an
- * array of arrays, so each row's digests travel as one text and are cast back.
- */
-function byteaArrayLiteral(digests: readonly Buffer[]): string {
-  return `{${digests.map((d) => `"\\\\x${d.toString('hex')}"`).join(',')}}`;
 }
