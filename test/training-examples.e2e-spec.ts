@@ -256,5 +256,9 @@ describe('training examples, cached between rounds', () => {
     expect(examples.map((e) => e.id)).not.toContain(categorised.id);
     // The cache agrees with a fresh read.
     expect(examples).toEqual(await uncached());
+    // verify-ledger holds every TRAIN use to its grant's record filters, and finds them kept.
+    const verified = await api.verifyLedger();
+    expect(verified.text).not.toMatch(/outside what grant/);
+    expect(verified.ok).toBe(true);
   });
 });

@@ -5,8 +5,10 @@ import {
   COMMIT_ALLOWANCE_MS,
   grantPatientSigned,
   justifyPermits,
+  LabelledVersion,
   LedgerAuthority,
   MAX_SEQS_KEPT,
+  versionsReadAt,
 } from './justify';
 
 const grant: GrantRecord = {
@@ -244,5 +246,127 @@ describe('justifyPermits', () => {
 
   it('refuses a permitted access that cites nothing', async () => {
     expect(await problemsOf(event({ consentId: null }))).toHaveLength(1);
+  });
+});
+
+describe("justifyPermits, held to the grant's record filters", () => {
+  const at = Date.parse('2026-01-15T00:00:00.000Z');
+  const labelled = (
+    from: number,
+    facts: Partial<LabelledVersion['facts']> = {},
+    patientId = 'p1',
+  ): LabelledVersion => ({
+    from,
+    patientId,
+    facts: { resourceType: 'Observation', category: 'laboratory', sensitivity: 'NORMAL', ...facts },
+  });
+  const labs: GrantRecord = {
+    ...grant,
+    resourceTypes: ['Observation'],
+    categories: ['laboratory'],
+  };
+  const problems = async (
+    recordIds: string[],
+    versions: Record<string, LabelledVersion[]>,
+    g: GrantRecord = labs,
+    overrides: Partial<AccessEventContent> = {},
+  ) => {
+    const asked: string[][] = [];
+    const check = await justifyPermits(
+      [event({ recordIds, ...overrides })],
+      authority([g], [emergency]),
+      owner,
+      async (ids) => {
+        asked.push([...ids]);
+        return new Map(Object.entries(versions).filter(([id]) => ids.includes(id)));
+      },
+    );
+    return { problems: check.problems, asked, justified: check.justified };
+  };
+
+  it('passes records the grant allows, and asks for the labels of a page at once', async () => {
+    const r = await problems(['r1', 'r2'], { r1: [labelled(0)], r2: [labelled(0)] });
+    expect(r).toEqual({ problems: [], asked: [['r1', 'r2']], justified: 1 });
+  });
+
+  it('finds a record of another type, category or sensitivity, naming only the filter', async () => {
+    const r = await problems(['r1', 'r2', 'r3', 'r4'], {
+      r1: [labelled(0)],
+      r2: [labelled(0, { resourceType: 'Condition', category: null })],
+      r3: [labelled(0, { category: 'vital-signs' })],
+      r4: [labelled(0, { sensitivity: 'RESTRICTED' })],
+    });
+    expect(r.justified).toBe(0);
+    expect(r.problems).toEqual([
+      'access event 1 (READ by dr-1): 3 of its 4 record(s) lay outside what grant g1 allows: r2 (its resource type), r3 (its category), r4 (restricted)',
+    ]);
+    // A grant that includes restricted records and names no filters allows all three.
+    const open = { ...grant, includeRestricted: true };
+    expect(
+      (
+        await problems(
+          ['r2', 'r3', 'r4'],
+          {
+            r2: [labelled(0)],
+            r3: [labelled(0)],
+            r4: [labelled(0, { sensitivity: 'RESTRICTED' })],
+          },
+          open,
+        )
+      ).problems,
+    ).toEqual([]);
+  });
+
+  it("finds a record of another patient's under this patient's grant", async () => {
+    const r = await problems(['r1'], { r1: [labelled(0, {}, 'p2')] });
+    expect(r.problems).toEqual([expect.stringContaining("r1 (another patient's)")]);
+  });
+
+  it('judges a record by the labels it had when read, not before or after', async () => {
+    const day = 86_400_000;
+    // Restricted a day before the read: the earlier, allowed labels no longer count.
+    const restricted = [labelled(at - 2 * day), labelled(at - day, { sensitivity: 'RESTRICTED' })];
+    expect((await problems(['r1'], { r1: restricted })).problems).toHaveLength(1);
+    // Restricted a day after it: the read saw the allowed labels.
+    const later = [labelled(at - day), labelled(at + day, { sensitivity: 'RESTRICTED' })];
+    expect((await problems(['r1'], { r1: later })).problems).toEqual([]);
+    // Amended between the decision and the stamp (within the commit allowance): either stands.
+    const amended = [
+      labelled(at - day, { sensitivity: 'RESTRICTED' }),
+      labelled(at - COMMIT_ALLOWANCE_MS / 2),
+    ];
+    expect((await problems(['r1'], { r1: amended })).problems).toEqual([]);
+  });
+
+  it('passes over records gone with an erasure, and does not ask about reads not under a grant', async () => {
+    expect((await problems(['gone'], {})).problems).toEqual([]);
+    const own = await problems(['r1'], { r1: [labelled(0, { sensitivity: 'RESTRICTED' })] }, labs, {
+      actorId: 'pat-user',
+      purpose: 'SELF',
+      consentId: null,
+    });
+    expect(own).toEqual({ problems: [], asked: [[]], justified: 1 });
+  });
+
+  it('names three records and counts the rest', async () => {
+    const ids = ['a', 'b', 'c', 'd', 'e'];
+    const all = Object.fromEntries(
+      ids.map((id) => [id, [labelled(0, { category: 'social-history' })]]),
+    );
+    expect((await problems(ids, all)).problems[0]).toMatch(
+      /a \(its category\), b \(its category\), c \(its category\) and 2 more$/,
+    );
+  });
+
+  it('takes the version current a commit allowance before the stamp, and any written since', () => {
+    const v = [
+      labelled(0),
+      labelled(at - 2 * COMMIT_ALLOWANCE_MS),
+      labelled(at - 1),
+      labelled(at + 1),
+    ];
+    expect(versionsReadAt(v, at)).toEqual([v[1], v[2]]);
+    // Every version written after the read: the first is the one read.
+    expect(versionsReadAt([labelled(at + 5)], at)).toEqual([labelled(at + 5)]);
   });
 });

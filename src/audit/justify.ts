@@ -3,7 +3,9 @@
 // purpose and action, and was in force; or the emergency it cites was declared on the ledger
 // by this clinician for this patient and had neither run out nor been ended by the patient
 // turning emergency access off. A patient's own reads are justified by their account's link to
-// the patient.
+// the patient. Given the records' labels, the records a PERMIT under a grant names are also
+// held to the grant's record filters (resource types, categories, restricted): a read the rule
+// would not have allowed, logged faithfully by a policy decision gone wrong, is found.
 import type {
   EmergencyAccessSetting,
   EmergencyRecord,
@@ -11,8 +13,15 @@ import type {
   PatientKeyring,
   SignedOnlyPeriod,
 } from '@custodia/chaincode';
-import { emergencyEndedBy, offPeriodsOf, type ChoicePeriod } from '@custodia/chaincode/policy';
+import {
+  emergencyEndedBy,
+  offPeriodsOf,
+  recordAllowed,
+  type ChoicePeriod,
+  type RecordFacts,
+} from '@custodia/chaincode/policy';
 import { NotFoundError } from '../common/errors';
+import { isUuid } from '../common/ids';
 import type { Ledger } from '../ledger';
 import type { AccessEventContent } from './audit-chain';
 import type { QueryRows } from './verify';
@@ -128,6 +137,27 @@ export async function grantPatientSigned(
   return grant ? grant.patientSigned === true : null;
 }
 
+/** One version of a record: when it was written (epoch ms), and its labels. */
+export interface LabelledVersion {
+  from: number;
+  patientId: string;
+  facts: RecordFacts;
+}
+
+/**
+ * The versions of the given records, each record's in the order they were written; a record
+ * absent from the map is gone (deleted with its patient's erasure) and is not judged.
+ */
+export type RecordLabels = (
+  recordIds: readonly string[],
+) => Promise<Map<string, LabelledVersion[]>>;
+
+/** How many records' labels one query reads. */
+const LABELS_CHUNK = 5_000;
+
+/** How many record ids a problem names before it counts the rest. */
+const RECORDS_NAMED = 3;
+
 const emptyCheck = (): PermitCheck => ({
   permits: 0,
   justified: 0,
@@ -144,12 +174,21 @@ export async function justifyPermits(
   events: Iterable<AccessEventContent>,
   authority: LedgerAuthority,
   isSelf: (actorId: string, patientId: string) => Promise<boolean>,
+  labels?: RecordLabels,
 ): Promise<PermitCheck> {
   const check = emptyCheck();
-  for (const e of events) {
+  const list = [...events];
+  // The labels of every record a PERMIT under a grant names, read at once.
+  const versions = labels
+    ? await labels([...new Set(list.filter(restsOnGrant).flatMap((e) => e.recordIds))])
+    : undefined;
+  for (const e of list) {
     if (e.decision !== 'PERMIT') continue;
     check.permits++;
     let problem = await unjustified(e, authority, isSelf);
+    if (!problem && versions && restsOnGrant(e)) {
+      problem = outsideFilters(e, (await authority.grant(e.consentId!))!, versions);
+    }
     const signed = problem ? null : await grantPatientSigned(e, authority);
     // An unsigned grant counts for nothing while the patient accepts only signed ones.
     if (signed === false && (await signedOnlyAt(authority, e.patientId, Date.parse(e.at)))) {
@@ -177,6 +216,60 @@ function addUnsigned(
   use.permits += permits;
   use.seqs.push(...seqs.slice(0, MAX_SEQS_KEPT - use.seqs.length));
   into.set(grantId, use);
+}
+
+/** A PERMIT that cites a grant (not the patient's own read, not a break-glass one). */
+function restsOnGrant(e: AccessEventContent): boolean {
+  return e.decision === 'PERMIT' && e.purpose !== 'SELF' && !e.breakGlass && !!e.consentId;
+}
+
+/**
+ * The records of a PERMIT under grant `g` that the grant's record filters did not allow, as a
+ * problem; null when every one was allowed. A record is judged by the labels it had when it
+ * was read: those of the version current a commit allowance before the event was stamped, or
+ * of any version written since (an amendment may land between the decision and the stamp).
+ * Nothing is said of what the records hold: only which filter each failed.
+ */
+function outsideFilters(
+  e: AccessEventContent,
+  g: GrantRecord,
+  versions: ReadonlyMap<string, readonly LabelledVersion[]>,
+): string | null {
+  const at = Date.parse(e.at);
+  const outside: string[] = [];
+  for (const id of e.recordIds) {
+    const written = versions.get(id);
+    if (!written?.length) continue;
+    if (written[0].patientId !== e.patientId) {
+      outside.push(`${id} (another patient's)`);
+      continue;
+    }
+    const read = versionsReadAt(written, at);
+    if (!read.some((v) => recordAllowed(g, v.facts))) {
+      outside.push(`${id} (${failedFilter(g, read[read.length - 1].facts)})`);
+    }
+  }
+  if (!outside.length) return null;
+  const more = outside.length > RECORDS_NAMED ? ` and ${outside.length - RECORDS_NAMED} more` : '';
+  return `${outside.length} of its ${e.recordIds.length} record(s) lay outside what grant ${g.id} allows: ${outside.slice(0, RECORDS_NAMED).join(', ')}${more}`;
+}
+
+/** The versions a read stamped at `at` may have seen (never empty for a non-empty list). */
+export function versionsReadAt(written: readonly LabelledVersion[], at: number): LabelledVersion[] {
+  const since = at - COMMIT_ALLOWANCE_MS;
+  let current = 0;
+  for (let i = 0; i < written.length && written[i].from <= since; i++) current = i;
+  return written.filter((v, i) => i === current || (v.from > since && v.from <= at));
+}
+
+function failedFilter(g: GrantRecord, facts: RecordFacts): string {
+  if (g.resourceTypes.length && !g.resourceTypes.includes(facts.resourceType)) {
+    return 'its resource type';
+  }
+  if (g.categories.length && (facts.category == null || !g.categories.includes(facts.category))) {
+    return 'its category';
+  }
+  return 'restricted';
 }
 
 /** Why the event is not justified, or null when it is. */
@@ -257,7 +350,12 @@ export class PermitJustifier {
 
   async check(events: readonly AccessEventContent[]): Promise<void> {
     const mine = this.patientId ? events.filter((e) => e.patientId === this.patientId) : events;
-    const check = await justifyPermits(mine, this.authority, (a, p) => this.isSelf(a, p));
+    const check = await justifyPermits(
+      mine,
+      this.authority,
+      (a, p) => this.isSelf(a, p),
+      (ids) => this.labels(ids),
+    );
     this.total.permits += check.permits;
     this.total.justified += check.justified;
     this.total.patientSigned += check.patientSigned;
@@ -269,6 +367,38 @@ export class PermitJustifier {
 
   result(): PermitCheck {
     return this.total;
+  }
+
+  /** Every version's labels of the given records (current and superseded), oldest first. */
+  private async labels(recordIds: readonly string[]): Promise<Map<string, LabelledVersion[]>> {
+    const found = new Map<string, LabelledVersion[]>();
+    for (let i = 0; i < recordIds.length; i += LABELS_CHUNK) {
+      const rows = await this.query(
+        `SELECT id AS record_id, version, patient_id, resource_type, category, sensitivity,
+                updated_at FROM records WHERE id = ANY($1::uuid[])
+         UNION ALL
+         SELECT record_id, version, patient_id, resource_type, category, sensitivity,
+                updated_at FROM record_versions WHERE record_id = ANY($1::uuid[])
+         ORDER BY record_id, version`,
+        [recordIds.slice(i, i + LABELS_CHUNK).filter(isUuid)],
+      );
+      for (const r of rows) {
+        const id = String(r.record_id);
+        const version: LabelledVersion = {
+          from: new Date(r.updated_at as string | Date).getTime(),
+          patientId: String(r.patient_id),
+          facts: {
+            resourceType: r.resource_type as string,
+            category: (r.category as string | null) ?? null,
+            sensitivity: r.sensitivity as RecordFacts['sensitivity'],
+          },
+        };
+        const list = found.get(id);
+        if (list) list.push(version);
+        else found.set(id, [version]);
+      }
+    }
+    return found;
   }
 
   /** The account is linked to the patient; or the patient was erased, which unlinks it. */

@@ -11,6 +11,7 @@ import { DataKeyRing } from '../../src/records/crypto';
 import { verifyAll } from '../../src/verification';
 import { itNeeds, LedgerUnderTest } from '../helpers/ledger-under-test';
 import { Collector } from '../helpers/collector';
+import { condition } from '../helpers/fhir';
 import { TestApi } from '../helpers/test-api';
 
 export function verificationSuite(ledger: LedgerUnderTest): void {
@@ -243,6 +244,43 @@ export function verificationSuite(ledger: LedgerUnderTest): void {
           api.config.instanceId ? `access-log.${api.config.instanceId}` : 'access-log',
         ]);
       expect(onLedger.seq).toBe(head.seq);
+    });
+
+    // Last: the event it logs stays in the append-only log, and verify-ledger fails from then on.
+    it('finds a read logged under a grant whose record filters did not allow the record (a policy decision gone wrong)', async () => {
+      const { token, patientId, recordId } = await api.patientWithRecord(
+        `filters-${randomUUID().slice(0, 8)}`,
+      );
+      const diagnosis = await api.createRecord(token, condition());
+      const grantId = await api.grantRead(token, 'dr-filters', { resourceTypes: ['Observation'] });
+      const doctor = await api.token('dr-filters', 'CLINICIAN');
+      const { records } = await api.ok<{ records: { items: { id: string }[] } }>(
+        'query($p: ID!) { records(patientId: $p) { items { id } } }',
+        { p: patientId },
+        doctor,
+      );
+      expect(records.items.map((r) => r.id)).toEqual([recordId]);
+      // The read the rule allowed is found allowed.
+      expect(await api.verifyLedger()).toMatchObject({ ok: true });
+      // What a decision that ignored the grant's record types would have logged, faithfully.
+      await api.server.app.get(AccessLog).record({
+        actorId: 'dr-filters',
+        patientId,
+        recordIds: [recordId, diagnosis],
+        action: 'READ',
+        purpose: 'TREATMENT',
+        decision: 'PERMIT',
+        consentId: grantId,
+        breakGlass: false,
+        reason: null,
+      });
+      const broken = await api.verifyLedger();
+      expect(broken.ok).toBe(false);
+      expect(broken.text).toContain(
+        `(READ by dr-filters): 1 of its 2 record(s) lay outside what grant ${grantId} allows: ${diagnosis} (its resource type)`,
+      );
+      // Nothing of what the record holds is said.
+      expect(broken.text).not.toMatch(/Condition|44054006|diabetes/i);
     });
   });
 }
