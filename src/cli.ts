@@ -44,6 +44,7 @@ async function serve(): Promise<void> {
     `Custodia API listening on ${server.url} (organisation ${c.orgId}, database: ${where})`,
   );
   console.log(`  GraphQL:  POST ${server.url}/graphql`);
+  console.log(`  Console:  ${server.url}/console   (patients, clinicians, researchers)`);
   console.log(`  Health:   ${server.url}/health    Metrics: ${server.url}/metrics`);
   if (c.auth.mode === 'dev') {
     // The dev issuer's keys live in the data directory: a token for this server comes from it.

@@ -308,6 +308,7 @@ describe('custodia serve in embedded mode', () => {
       expect(server.stdout).toContain(`Custodia API listening on ${url}`);
       expect(server.stdout).toContain(`embedded PostgreSQL in ${dir}`);
       expect(server.stdout).toContain(`POST ${url}/graphql`);
+      expect(server.stdout).toContain(`Console:  ${url}/console`);
       // The data dir named, as the dev issuer's keys are there.
       expect(server.stdout).toContain(
         `CUSTODIA_DATA_DIR=${dir} npx custodia token --sub alice --role PATIENT`,
