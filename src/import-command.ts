@@ -65,7 +65,44 @@ class Progress {
   }
 }
 
+/** The API's GraphQL address from `--url`: http or https, said plainly otherwise. */
+function graphqlUrl(url: string): URL {
+  let target: URL | undefined;
+  try {
+    target = new URL(url);
+  } catch {
+    // said below
+  }
+  if (!target || (target.protocol !== 'http:' && target.protocol !== 'https:')) {
+    const shown = url.length > 60 ? `${url.slice(0, 60)}…` : url;
+    throw new ImportFailed(
+      'BAD_USER_INPUT',
+      `--url (or CUSTODIA_URL) must be the API's http:// or https:// address, not ${JSON.stringify(shown)}; nothing was read or sent.`,
+    );
+  }
+  target.pathname = `${target.pathname.replace(/\/+$/, '')}/graphql`;
+  return target;
+}
+
+/**
+ * The bearer token as the header will carry it: a token read from a file keeps its line end
+ * (CRLF too), which is dropped; anything else that a JWT cannot hold is refused, not sent.
+ */
+function bearer(token: string): string {
+  const t = token.trim();
+  if (!/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(t)) {
+    throw new ImportFailed(
+      'UNAUTHENTICATED',
+      'the token (--token or CUSTODIA_TOKEN) is not a JWT (three base64url parts joined by dots, on one line); nothing was read or sent.',
+    );
+  }
+  return t;
+}
+
 export async function importFile(file: string, options: ImportOptions): Promise<unknown> {
+  // Where it goes and with what, before minutes of reading and checking.
+  const target = graphqlUrl(options.url);
+  const token = bearer(options.token);
   // The server would answer an id it never minted as a patient the caller may not write to;
   // here it is only a mistyped argument, said as one before anything is read or sent.
   if (!isUuid(options.patient)) {
@@ -107,8 +144,7 @@ export async function importFile(file: string, options: ImportOptions): Promise<
   const unreachable = (e: Error): never => {
     throw new ImportFailed('UNAVAILABLE', `no answer from ${options.url}: ${e.message}`);
   };
-  const graphql = `${options.url.replace(/\/+$/, '')}/graphql`;
-  const { answer } = await post(graphql, body, options.token).catch(unreachable);
+  const { answer } = await post(target, body, token).catch(unreachable);
   process.stderr.write('Importing on the server (all entries or none)…\n');
   const json = await answer.catch(unreachable);
   const errors = (json as { errors?: { message: string; extensions?: { code?: string } }[] })
@@ -120,40 +156,48 @@ export async function importFile(file: string, options: ImportOptions): Promise<
 }
 
 /** Sends the body in chunks (the bar follows them); resolves once sent, with the answer to come. */
-function post(url: string, body: Buffer, token: string): Promise<{ answer: Promise<unknown> }> {
-  const target = new URL(url);
+function post(target: URL, body: Buffer, token: string): Promise<{ answer: Promise<unknown> }> {
   const client = target.protocol === 'https:' ? https : http;
   const uploading = new Progress('Uploading', Math.ceil(body.length / 1024), 'KiB');
   return new Promise((sent, failed) => {
     const answer = new Promise<unknown>((resolve, reject) => {
-      const req = client.request(
-        target,
-        {
-          method: 'POST',
-          headers: {
-            'content-type': 'application/json',
-            'content-length': body.length,
-            authorization: `Bearer ${token}`,
-          },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            try {
-              resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-            } catch {
-              reject(new Error(`HTTP ${res.statusCode} without a GraphQL answer`));
-            }
-          });
-          res.on('error', reject);
-        },
-      );
-      req.on('error', (e) => {
+      // A request refused before it is sent (a header it cannot carry, say) throws here: it
+      // fails the upload too, or the process would end with neither report nor error.
+      const fail = (e: Error) => {
         uploading.stop();
         failed(e);
         reject(e);
-      });
+      };
+      let req: http.ClientRequest;
+      try {
+        req = client.request(
+          target,
+          {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              'content-length': body.length,
+              authorization: `Bearer ${token}`,
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              try {
+                resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+              } catch {
+                reject(new Error(`HTTP ${res.statusCode} without a GraphQL answer`));
+              }
+            });
+            res.on('error', reject);
+          },
+        );
+      } catch (e) {
+        fail(e as Error);
+        return;
+      }
+      req.on('error', fail);
       const CHUNK = 64 * 1024;
       let offset = 0;
       const writeNext = (): void => {

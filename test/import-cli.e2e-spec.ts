@@ -144,12 +144,43 @@ describe('custodia import', () => {
   );
 
   it(
+    'exits 1 at once, sending nothing, when --url is no http(s) address or the token no JWT',
+    async () => {
+      const file = join(dir, 'misaddressed.json');
+      await writeFile(file, JSON.stringify(corpusBundle()));
+      for (const url of [
+        'ftp://localhost:3000',
+        'file:///tmp/x',
+        'ws://localhost:3000',
+        'nowhere',
+      ]) {
+        const out = await importAs(file, token, { url });
+        expect(out.code).toBe(1);
+        expect(out.stderr).toMatch(
+          /custodia: BAD_USER_INPUT: --url \(or CUSTODIA_URL\) must be the API's http:\/\/ or https:\/\/ address/,
+        );
+        expect(out.stderr).not.toMatch(/Loading|Checking|Uploading/);
+        expect(out.stdout).toBe('');
+      }
+      const split = `${token.slice(0, 20)}\n${token.slice(20)}`;
+      const out = await importAs(file, split);
+      expect(out.code).toBe(1);
+      expect(out.stderr).toMatch(/custodia: UNAUTHENTICATED: the token .* is not a JWT/);
+      // Nothing of the token is echoed.
+      expect(out.stderr).not.toContain(token.slice(0, 20));
+      expect(await count()).toBe(0);
+    },
+    COMMAND_TIMEOUT,
+  );
+
+  it(
     'imports the bundle through the API, showing its progress, and prints the report',
     async () => {
       const bundle = corpusBundle();
       const file = join(dir, 'bundle.json');
       await writeFile(file, JSON.stringify(bundle, null, 2));
-      const out = await importAs(file, token);
+      // A token read from a file written on Windows keeps its CRLF: taken without it.
+      const out = await importAs(file, `${token}\r\n`);
       expect(out.stderr).not.toMatch(/custodia: [A-Z_]+:/);
       expect(out.code).toBe(0);
       const n = bundle.entry.length;
