@@ -6,7 +6,12 @@ import { chmod, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Pool } from 'pg';
 import { DEV_NAME_RULE, DevIssuer, isDevName, isRole, Role, ROLES } from './auth';
-import { generateDeviceKey, grantPayloadOf, signDetached } from './consent/patient-signing';
+import {
+  generateDeviceKey,
+  grantPayloadOf,
+  signableChange,
+  signDetached,
+} from './consent/patient-signing';
 import { AppConfig, ConfigError, loadConfig } from './config';
 import type { EmbeddedPostgresServer } from './database/embedded-postgres';
 import { runningClusterUrl } from './database/cluster-url';
@@ -346,7 +351,9 @@ async function signPayload(opts: { key: string }): Promise<void> {
       .toString('utf8')
       .replace(/\r?\n$/, '')
   ) {
-    fail('nothing to sign: give the payload (consentPayload, settingPayload, …) on stdin');
+    fail(
+      'nothing to sign: give the payload (keyPayload, settingPayload or revocationPayload) on stdin',
+    );
   }
   try {
     // The payloads are canonical JSON, which never ends in a line break: the one a shell
@@ -354,6 +361,8 @@ async function signPayload(opts: { key: string }): Promise<void> {
     const payload = Buffer.concat(chunks)
       .toString('utf8')
       .replace(/\r?\n$/, '');
+    // What is signed, said on stderr before it is: a grant is not signed here (sign-grant).
+    process.stderr.write(`custodia: signing ${signableChange(payload)}\n`);
     console.log(await signDetached(key, payload));
   } catch (e) {
     fail((e as Error).message);
@@ -424,7 +433,7 @@ made up, altered or rolled back is a BROKEN line, and is repaired from the ledge
   cli
     .command('sign')
     .description(
-      'print the compact JWS (ES256, detached) over the bytes on stdin (a keyPayload or settingPayload; one trailing line break is not signed)',
+      'print the compact JWS (ES256, detached) over the bytes on stdin: a keyPayload, settingPayload or revocationPayload as the API answered it (one trailing line break is not signed); a grant is signed with sign-grant',
     )
     .requiredOption('--key <file>', 'the private key written by `custodia keygen`')
     .action(signPayload);

@@ -193,6 +193,37 @@ describe('patient-signed consent', () => {
       );
       // Nothing on stdin is nothing to sign.
       await expect(cli(['sign', '--key', keyFile])).rejects.toThrow(/nothing to sign/);
+      // `sign` signs key changes, settings and revocations, never a grant's terms (a patient
+      // told to "sign this setting" must not sign a grant), nor bytes other than the API's.
+      const grantTerms = await payloadOf(
+        terms({ includeRestricted: true, actions: ['READ', 'WRITE'] }),
+      );
+      await expect(cli(['sign', '--key', keyFile], grantTerms)).rejects.toThrow(
+        /the payload is a grant's terms: sign a grant with `custodia sign-grant/,
+      );
+      const { settingPayload } = await api.ok<{ settingPayload: string }>(
+        'query { settingPayload(requireSignedConsent: true) }',
+        {},
+        patient,
+      );
+      const reordered = JSON.stringify(
+        Object.fromEntries(Object.entries(JSON.parse(settingPayload)).reverse()),
+      );
+      await expect(cli(['sign', '--key', keyFile], reordered)).rejects.toThrow(
+        /not in its canonical form/,
+      );
+      await expect(
+        cli(['sign', '--key', keyFile], '{"type":"custodia.anything/v9"}'),
+      ).rejects.toThrow(/unknown kind/);
+      expect(await cli(['sign', '--key', keyFile], settingPayload)).toMatch(
+        /^[A-Za-z0-9_-]+\.\.[A-Za-z0-9_-]+$/,
+      );
+      // An id the API would refuse is refused before it is signed.
+      const spaced = join(dir, 'spaced.json');
+      await writeFile(spaced, JSON.stringify({ ...terms({ id: 'x y' }), patientId }));
+      await expect(cli(['sign-grant', '--key', keyFile, '--input', spaced])).rejects.toThrow(
+        /id must be an id of 1–128 letters, digits/,
+      );
 
       // The patient's check of their access log says which reads rest on a grant they signed.
       const { verifyAccessLog } = await api.ok<{

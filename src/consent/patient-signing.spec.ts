@@ -2,7 +2,8 @@
 // nothing that GrantConsentInput would refuse (the patient learns it before signing, not at
 // grantConsent).
 import { BadUserInputError } from '../common/errors';
-import { grantPayloadOf } from './patient-signing';
+import { keyPayload, revocationPayload, settingPayload } from '@custodia/chaincode/signed-consent';
+import { grantPayloadOf, signableChange } from './patient-signing';
 
 const PATIENT = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
 const grant = {
@@ -70,5 +71,37 @@ describe('the payload a signing tool signs', () => {
     );
     const answered = JSON.parse(payload) as Record<string, unknown>;
     expect(grantPayloadOf(answered, answered.patientId as string)).toBe(payload);
+  });
+});
+
+describe('what `custodia sign` signs', () => {
+  it('says which change each payload the API answers makes', () => {
+    expect(signableChange(keyPayload(PATIENT, 'kid-1', false, 1))).toBe(
+      'adding or removing a device key',
+    );
+    expect(signableChange(settingPayload(PATIENT, false, 2))).toBe(
+      'turning signed-only consent on or off',
+    );
+    expect(signableChange(revocationPayload(PATIENT, 'g-1'))).toBe('revoking a grant');
+  });
+
+  it("refuses a grant's terms, anything of no or unknown kind, and bytes not canonical", () => {
+    const terms = grantPayloadOf(grant, PATIENT);
+    expect(() => signableChange(terms)).toThrow(
+      /a grant's terms: sign a grant with `custodia sign-grant/,
+    );
+    expect(() => signableChange('not json')).toThrow(/not JSON/);
+    expect(() => signableChange('[1]')).toThrow(/names no change/);
+    expect(() => signableChange('{"type":"custodia.grant/v1"}')).toThrow(/unknown kind/);
+    const spaced = revocationPayload(PATIENT, 'g-1').replace(',', ', ');
+    expect(() => signableChange(spaced)).toThrow(BadUserInputError);
+    expect(() => signableChange(spaced)).toThrow(/canonical form/);
+  });
+
+  it('refuses to sign a grant id the API would refuse', () => {
+    expect(() => grantPayloadOf({ ...grant, id: 'x y' }, PATIENT)).toThrow(
+      /id must be an id of 1–128/,
+    );
+    expect(() => grantPayloadOf({ ...grant, id: 'a'.repeat(129) }, PATIENT)).toThrow(/id must be/);
   });
 });

@@ -14,8 +14,9 @@ import { consentPayload } from '@custodia/chaincode/signed-consent';
 import { BadUserInputError } from '../common/errors';
 import { isUuid } from '../common/ids';
 import { INSTANT_RULE, parseInstant } from '../common/instants';
+import canonicalize from 'canonicalize';
 import { GrantConsentInput } from './consent.model';
-import { validateGrant } from './consent.service';
+import { validateGrant, validateSignature } from './consent.service';
 
 export interface DeviceKeyPair {
   /** The private JWK (holds `d`), with its thumbprint as `kid`. */
@@ -135,5 +136,58 @@ export function grantPayloadOf(json: Record<string, unknown>, patientId: string)
   if (!input.actions.every((a) => (ACTIONS as readonly string[]).includes(a))) {
     throw new BadUserInputError(`actions must each be one of ${ACTIONS.join(', ')}`, 'actions');
   }
+  // The id as the API will take it: a signature over one it refuses is wasted.
+  validateSignature({ ...input, signature: null });
   return consentPayload({ id: input.id, patientId, ...validateGrant(input) });
+}
+
+/** The changes `custodia sign` signs: each payload names its kind in `type`. */
+const CHANGE_TYPES: Readonly<Record<string, string>> = {
+  'custodia.patient-key/v1': 'adding or removing a device key',
+  'custodia.signed-consent/v1': 'turning signed-only consent on or off',
+  'custodia.revocation/v1': 'revoking a grant',
+};
+
+/**
+ * What a payload given to `custodia sign` asks to be signed for, refusing anything but the
+ * canonical bytes of a key change, a signed-only setting or a revocation, as the API's
+ * keyPayload, settingPayload and revocationPayload answer them. A grant's terms are refused:
+ * they are signed with `sign-grant`, from a grant input the signer can read, so that no one is
+ * led to sign a grant while told it is a setting.
+ */
+export function signableChange(payload: string): string {
+  let value: unknown;
+  try {
+    value = JSON.parse(payload);
+  } catch {
+    throw new BadUserInputError(
+      'the payload is not JSON: give the bytes keyPayload, settingPayload or revocationPayload answered',
+    );
+  }
+  const type = (value as { type?: unknown } | null)?.type;
+  if (
+    typeof value !== 'object' ||
+    value === null ||
+    Array.isArray(value) ||
+    typeof type !== 'string'
+  ) {
+    const grant = typeof value === 'object' && value !== null && 'granteeType' in value;
+    throw new BadUserInputError(
+      grant
+        ? "the payload is a grant's terms: sign a grant with `custodia sign-grant --input GRANT.json`, which reads the grant you mean to make"
+        : 'the payload names no change (no type): give the bytes keyPayload, settingPayload or revocationPayload answered',
+    );
+  }
+  const what = CHANGE_TYPES[type];
+  if (!what) {
+    throw new BadUserInputError(
+      `the payload is of an unknown kind (${JSON.stringify(type.slice(0, 40))}); this signs ${Object.values(CHANGE_TYPES).join(', ')}`,
+    );
+  }
+  if (canonicalize(value) !== payload) {
+    throw new BadUserInputError(
+      'the payload is not in its canonical form (JCS) as the API answered it: pass the bytes unchanged',
+    );
+  }
+  return what;
 }
