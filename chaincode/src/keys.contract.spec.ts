@@ -207,11 +207,13 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       await register(b, sigForB);
       const removeB = await sign(a, keyPayload('pat-1', b.id, true, 2));
       await ledger.invoke((ctx) => keys.RemovePatientKey(ctx, 'pat-1', b.id, removeB));
-      // The old "add b" signature named version 1; the set is now at version 3.
+      // The old "add b" signature named version 1; the set is now at version 3: said so.
       const message = await rejection((ctx) =>
         keys.RegisterPatientKey(ctx, 'pat-1', JSON.stringify(b.jwk), sigForB),
       );
-      expect(message).toContain('does not verify');
+      expect(message).toContain(
+        'signature was made over version 1 of what it changes, which is at version 3 now',
+      );
     });
 
     it('refuses the same key twice', async () => {
@@ -316,6 +318,13 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       const stale = await sign(a, settingPayload('pat-1', false, 0));
       expect(
         await rejection((ctx) => keys.SetSignedConsent(ctx, 'pat-1', 'false', stale)),
+      ).toContain(
+        'signature was made over version 0 of what it changes, which is at version 1 now',
+      );
+      // Over other terms altogether (turning it on): no version explains it.
+      const otherTerms = await sign(a, settingPayload('pat-1', true, 1));
+      expect(
+        await rejection((ctx) => keys.SetSignedConsent(ctx, 'pat-1', 'false', otherTerms)),
       ).toContain('does not verify');
 
       const offSig = await sign(a, settingPayload('pat-1', false, 1));
@@ -326,7 +335,7 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       const again = await setSignedOnly(true);
       expect(
         await rejection((ctx) => keys.SetSignedConsent(ctx, 'pat-1', 'false', offSig)),
-      ).toContain('does not verify');
+      ).toContain('over version 1 of what it changes, which is at version 3 now');
 
       // When it was on, by the transactions' own times: what an audit of the log reads.
       expect(on.signedOnlyPeriods).toEqual([{ from: expect.any(String), until: null }]);

@@ -123,13 +123,19 @@ function optionalSignature(value: unknown): string | null {
   return value;
 }
 
+/** How many earlier versions a refused signature is tried against, to say it is stale. */
+const STALE_VERSIONS_TRIED = 8;
+
 /**
- * Verifies a change that only a registered key may authorise: refused with INVALID_ARGUMENT
- * naming the change when unsigned, and with the verifier's reason when the signature is bad.
+ * Verifies a change that only a registered key may authorise, over `payloadAt(version)`:
+ * refused with INVALID_ARGUMENT naming the change when unsigned, and with the verifier's reason
+ * when the signature is bad — or, when it verifies over one of the few versions before, saying
+ * that it was made for a version since changed (a replay, or a payload asked for too early).
  */
 async function requireSignedChange(
   sig: string | null,
-  payload: string,
+  payloadAt: (version: number) => string,
+  version: number,
   ring: PatientKeyring,
   change: string,
 ): Promise<void> {
@@ -139,7 +145,23 @@ async function requireSignedChange(
       `signature is required: ${change} with a signature by a registered key`,
     );
   }
-  await verifyDetachedJws(sig, payload, ring.keys);
+  try {
+    await verifyDetachedJws(sig, payloadAt(version), ring.keys);
+  } catch (refused) {
+    for (let v = version - 1; v >= Math.max(0, version - STALE_VERSIONS_TRIED); v--) {
+      const stale = await verifyDetachedJws(sig, payloadAt(v), ring.keys).then(
+        () => true,
+        () => false,
+      );
+      if (stale) {
+        throw new ChaincodeError(
+          'INVALID_ARGUMENT',
+          `signature was made over version ${v} of what it changes, which is at version ${version} now: a signature is good for one change; ask for the payload again and sign that`,
+        );
+      }
+    }
+    throw refused;
+  }
 }
 
 /** Writes a patient's keyring and its one event; returns what the transaction answers. */
@@ -211,7 +233,8 @@ export class KeysContract extends Contract {
     if (ring.keysVersion > 0) {
       await requireSignedChange(
         sig,
-        keyPayload(pid, id, false, ring.keysVersion),
+        (version) => keyPayload(pid, id, false, version),
+        ring.keysVersion,
         ring,
         'a key after the first is added',
       );
@@ -269,7 +292,8 @@ export class KeysContract extends Contract {
     }
     await requireSignedChange(
       sig,
-      keyPayload(pid, keyId, true, ring.keysVersion),
+      (version) => keyPayload(pid, keyId, true, version),
+      ring.keysVersion,
       ring,
       'a key is removed',
     );
@@ -313,7 +337,8 @@ export class KeysContract extends Contract {
     if (!require) {
       await requireSignedChange(
         sig,
-        settingPayload(pid, false, ring.settingVersion),
+        (version) => settingPayload(pid, false, version),
+        ring.settingVersion,
         ring,
         'signed-only consent is turned off',
       );
