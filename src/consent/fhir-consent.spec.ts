@@ -44,6 +44,7 @@ describe('a grant as a FHIR Consent', () => {
       },
     ],
     ['a grant whose id is no FHIR id', { ...base, id: 'grant:signed_1' }],
+    ['a grant the patient signed', { ...base, patientSigned: true }],
   ])('is valid FHIR R4 for %s', (_, grant) => {
     const consent = grantAsFhirConsent(grant);
     expect(fhirIssues(consent)).toEqual([]);
@@ -72,6 +73,20 @@ describe('a grant as a FHIR Consent', () => {
         class: [{ code: 'Observation' }],
       },
     });
+  });
+
+  it('says a patient-signed grant was verified with the patient, and only that one', () => {
+    expect(grantAsFhirConsent({ ...base, patientSigned: true }).verification).toEqual([
+      {
+        verified: true,
+        verifiedWith: { reference: `Patient/${P}` },
+        verificationDate: '2026-01-01T00:00:00.000Z',
+      },
+    ]);
+    expect(grantAsFhirConsent({ ...base, patientSigned: false })).not.toHaveProperty(
+      'verification',
+    );
+    expect(grantAsFhirConsent(base)).not.toHaveProperty('verification');
   });
 
   it('names a study, and an id FHIR cannot hold, by identifier: no reference R4 forbids', () => {

@@ -3,7 +3,8 @@
 // provision.action, purpose → provision.purpose, resource types → provision.class, categories →
 // provision.code, sensitivity → provision.securityLabel, validity → provision.period. The grant
 // id and its ledger transaction travel as identifiers, so an importer can tell our grants from
-// a consent document a patient stored as a record (see records/import).
+// a consent document a patient stored as a record (see records/import). A grant the patient
+// signed with their own key carries a verification by the patient.
 import type { ConsentGrantModel } from './consent.model';
 
 /** Identifier system of a Custodia grant id (also how import recognises a grant's Consent). */
@@ -48,7 +49,8 @@ type GrantTerms = Pick<
   | 'status'
   | 'ledgerTxId'
   | 'createdAt'
->;
+> &
+  Partial<Pick<ConsentGrantModel, 'patientSigned'>>;
 
 /** The grant as a FHIR R4 Consent (valid by records/fhir's validator). */
 export function grantAsFhirConsent(grant: GrantTerms): Record<string, unknown> & {
@@ -111,8 +113,19 @@ export function grantAsFhirConsent(grant: GrantTerms): Record<string, unknown> &
     dateTime: grant.createdAt.toISOString(),
     performer: [{ reference: `Patient/${grant.patientId}` }],
     policyRule: coded('http://terminology.hl7.org/CodeSystem/v3-ActCode', 'OPTIN'),
-    provision,
   });
+  // Signed by the patient's own device key, verified by the chaincode when it was written:
+  // verified with the patient, then (the ledger's transaction time is the grant's).
+  if (grant.patientSigned) {
+    consent.verification = [
+      {
+        verified: true,
+        verifiedWith: { reference: `Patient/${grant.patientId}` },
+        verificationDate: grant.createdAt.toISOString(),
+      },
+    ];
+  }
+  consent.provision = provision;
   return consent;
 }
 
