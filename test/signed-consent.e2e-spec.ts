@@ -168,6 +168,13 @@ describe('patient-signed consent', () => {
         signedBy: cliPublicJwk.kid,
       });
       expect(await reads()).toEqual([recordId]);
+      // As FHIR, the grant says it was verified with the patient.
+      const { consents } = await api.ok<{
+        consents: { id: string; fhir: Record<string, unknown> }[];
+      }>('query { consents { id fhir } }', {}, patient);
+      expect(consents.find((c) => c.id === input.id)?.fhir).toMatchObject({
+        verification: [{ verified: true, verifiedWith: { reference: `Patient/${patientId}` } }],
+      });
 
       // Terms that would sign different bytes on different machines, or for another patient
       // than the input names, are refused by the CLI rather than signed.
