@@ -1,7 +1,12 @@
 // Starts the API: the database (embedded unless DATABASE_URL is set, migrations applied),
 // then Nest on PORT. An embedded database is supervised: restarted if it dies. `stop()` is
 // graceful and bounded: requests drain, Nest closes, the database stops last.
-import { ConsoleLogger, INestApplication, Logger as NestLogger } from '@nestjs/common';
+import {
+  ConsoleLogger,
+  INestApplication,
+  Logger as NestLogger,
+  LoggerService,
+} from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NextFunction, Request, Response } from 'express';
 import { raw } from 'express';
@@ -76,8 +81,8 @@ export async function startServer(
     const app = await NestFactory.create(
       AppModule.forRoot({ config, databaseUrl, logTo: options.logTo }),
       {
-        // Nest's own start-up chatter (modules, routes) stays out of the log; warnings and
-        // errors do not. The structured logger takes over once the server listens.
+        // Until the structured logger is reachable (modules being created): warnings and
+        // errors only, Nest's start-up chatter (modules, routes) stays out of the log.
         // Colours only on a terminal: a log file or a supervisor's journal gets plain text.
         logger: new ConsoleLogger({
           logLevels: ['fatal', 'error', 'warn'],
@@ -87,6 +92,9 @@ export async function startServer(
         abortOnError: false,
       },
     );
+    // From here on, warnings and errors (a start-up repair, say) go to the structured log as
+    // JSON lines like every later one; Nest's start-up chatter still does not.
+    app.useLogger(new StartupLogger(app.get(Logger)));
     const express = app.getHttpAdapter().getInstance() as {
       disable(name: string): void;
       set(name: string, value: unknown): void;
@@ -173,6 +181,26 @@ export async function startServer(
   } catch (e) {
     await embedded?.stop();
     throw e;
+  }
+}
+
+/**
+ * The structured logger while the application starts: warnings and errors pass, Nest's
+ * start-up chatter (each module and route it sets up, at `log`) does not.
+ */
+class StartupLogger implements LoggerService {
+  constructor(private readonly to: Logger) {}
+  log(): void {}
+  debug(): void {}
+  verbose(): void {}
+  warn(message: unknown, ...rest: unknown[]): void {
+    this.to.warn(message, ...rest);
+  }
+  error(message: unknown, ...rest: unknown[]): void {
+    this.to.error(message, ...rest);
+  }
+  fatal(message: unknown, ...rest: unknown[]): void {
+    this.to.fatal(message, ...rest);
   }
 }
 

@@ -31,7 +31,7 @@ describe('tampering with consent in the database', () => {
   }
 
   beforeAll(async () => {
-    api = await TestApi.start({ CONSENT_RECONCILE_INTERVAL_MS: '0' });
+    api = await TestApi.start({ CONSENT_RECONCILE_INTERVAL_MS: '0' }, { captureLogs: true });
     ({ token: patient, patientId, recordId } = await api.patientWithRecord('tess'));
   });
   afterAll(() => api?.stop());
@@ -237,11 +237,21 @@ describe('tampering with consent in the database', () => {
     expect(await driftReported()).toBe(0);
     expect(await reads('dr-while-down')).toEqual([recordId]);
     // A row deleted behind the projector's back is drift: reported, and repaired.
+    const mark = api.logs!.all.length;
     await api.restart(async () => {
       await api.db.query('DELETE FROM consent_grants WHERE id = $1', [before]);
     });
     expect(await driftReported()).toBe(1);
     expect(await reads('dr-before')).toEqual([recordId]);
+    // Reported during start-up, in the structured log like any later line (it was a
+    // multi-line console dump among the JSON), ids only; Nest's start-up chatter stays out.
+    const startup = api.logs!.all.slice(mark).filter((e) => e.integrity === 'projection_drift');
+    expect(startup).toEqual([
+      expect.objectContaining({ level: 50, context: 'Integrity', integrity: 'projection_drift' }),
+    ]);
+    expect(
+      api.logs!.all.some((e) => e.context === 'InstanceLoader' || e.context === 'RoutesResolver'),
+    ).toBe(false);
   });
 
   it('gives a copied emergency row (another clinician, a later expiry) no access', async () => {
