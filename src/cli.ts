@@ -293,16 +293,34 @@ async function keygen(opts: { out: string }): Promise<void> {
     mode: 0o600,
     flag: 'wx',
   }).catch((e: NodeJS.ErrnoException) =>
-    fail(e.code === 'EEXIST' ? `${opts.out} exists; not overwriting a key` : e.message),
+    fail(
+      e.code === 'EEXIST'
+        ? `${opts.out} exists; not overwriting a key`
+        : `could not write the key to ${JSON.stringify(opts.out.slice(0, QUOTED_ARGUMENT_MAX))}: ${WRITE_FAILURES[e.code ?? ''] ?? e.code ?? 'failed'}`,
+    ),
   );
   // The mode given at creation passes through the umask: under 0777 the key was unreadable.
   await chmod(opts.out, 0o600);
   console.log(JSON.stringify(pair.publicJwk));
 }
 
+/** Why a file could not be written, for the codes a mistyped path gives. */
+const WRITE_FAILURES: Readonly<Record<string, string>> = {
+  ENOENT: 'no such directory (or an empty path)',
+  EACCES: 'permission denied',
+  EISDIR: 'it is a directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EROFS: 'the file system is read-only',
+};
+
 /** Reads a private key file, saying on stderr when others may read it too. */
 async function readPrivateKey(file: string): Promise<Record<string, unknown>> {
   const key = await readJson(file, 'a private JWK from `custodia keygen`');
+  if (typeof key.d !== 'string') {
+    fail(
+      `${file} holds no private key (a public JWK?): sign with the key file \`custodia keygen --out\` wrote`,
+    );
+  }
   const mode = (await stat(file)).mode & 0o777;
   if (mode & 0o077) {
     process.stderr.write(
@@ -362,11 +380,23 @@ async function signPayload(opts: { key: string }): Promise<void> {
       .toString('utf8')
       .replace(/\r?\n$/, '');
     // What is signed, said on stderr before it is: a grant is not signed here (sign-grant).
-    process.stderr.write(`custodia: signing ${signableChange(payload)}\n`);
+    process.stderr.write(`custodia: signing: ${signableChange(payload)}\n`);
     console.log(await signDetached(key, payload));
   } catch (e) {
     fail((e as Error).message);
   }
+}
+
+/** How much of a refused argument an error message quotes. */
+const QUOTED_ARGUMENT_MAX = 80;
+
+/** Commander's error text with each quoted argument cut to QUOTED_ARGUMENT_MAX characters. */
+export function shortenArguments(text: string): string {
+  return text.replace(/'([^'\n]*)'/g, (quoted: string, inner: string) =>
+    inner.length > QUOTED_ARGUMENT_MAX
+      ? `'${inner.slice(0, QUOTED_ARGUMENT_MAX)}…' (${inner.length} characters)`
+      : quoted,
+  );
 }
 
 function subject(value: string): string {
@@ -375,9 +405,11 @@ function subject(value: string): string {
 }
 
 export function program(): Command {
-  const cli = new Command('custodia').description(
-    'Custodia: patient-controlled health records with consent on a ledger',
-  );
+  const cli = new Command('custodia')
+    .description('Custodia: patient-controlled health records with consent on a ledger')
+    // An argument is echoed in the error that refuses it: a long one (a file's contents
+    // pasted by mistake, say) is cut, not printed whole.
+    .configureOutput({ outputError: (text, write) => write(shortenArguments(text)) });
   cli
     .command('serve')
     .description('start the API (embedded PostgreSQL and ledger unless configured otherwise)')

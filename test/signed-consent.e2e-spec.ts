@@ -200,6 +200,27 @@ describe('patient-signed consent', () => {
       );
       // Nothing on stdin is nothing to sign.
       await expect(cli(['sign', '--key', keyFile])).rejects.toThrow(/nothing to sign/);
+      // A public key file, or a key whose private part is not its own, says so plainly.
+      const publicFile = join(dir, 'public.jwk');
+      await writeFile(publicFile, JSON.stringify(cliPublicJwk), { mode: 0o600 });
+      await expect(cli(['sign-grant', '--key', publicFile, '--input', inputFile])).rejects.toThrow(
+        /holds no private key \(a public JWK\?\)/,
+      );
+      const mismatched = join(dir, 'mismatched.jwk');
+      const own = JSON.parse(await readFile(keyFile, 'utf8')) as JWK;
+      await writeFile(mismatched, JSON.stringify({ ...own, d: 'A'.repeat(43) }), { mode: 0o600 });
+      await expect(cli(['sign-grant', '--key', mismatched, '--input', inputFile])).rejects.toThrow(
+        /not a usable EC P-256 private key/,
+      );
+      await expect(cli(['keygen', '--out', ''])).rejects.toThrow(
+        /could not write the key to "": no such directory/,
+      );
+      // A huge argument is quoted cut, not echoed whole.
+      const huge = await cli(['token', '--sub', 'x'.repeat(100_000), '--role', 'PATIENT']).catch(
+        (e: { stderr: string }) => e.stderr,
+      );
+      expect(huge).toMatch(/argument 'x{80}…' \(100000 characters\) is invalid/);
+      expect(huge.length).toBeLessThan(1_000);
       // `sign` signs key changes, settings and revocations, never a grant's terms (a patient
       // told to "sign this setting" must not sign a grant), nor bytes other than the API's.
       const grantTerms = await payloadOf(

@@ -77,12 +77,12 @@ describe('the payload a signing tool signs', () => {
 describe('what `custodia sign` signs', () => {
   it('says which change each payload the API answers makes', () => {
     expect(signableChange(keyPayload(PATIENT, 'kid-1', false, 1))).toBe(
-      'adding or removing a device key',
+      'a device key added or removed',
     );
     expect(signableChange(settingPayload(PATIENT, false, 2))).toBe(
-      'turning signed-only consent on or off',
+      'signed-only consent turned on or off',
     );
-    expect(signableChange(revocationPayload(PATIENT, 'g-1'))).toBe('revoking a grant');
+    expect(signableChange(revocationPayload(PATIENT, 'g-1'))).toBe('a grant revoked');
   });
 
   it("refuses a grant's terms, anything of no or unknown kind, and bytes not canonical", () => {

@@ -47,7 +47,11 @@ export async function signDetached(privateJwk: JWK, payload: string): Promise<st
     { kty: privateJwk.kty, crv: privateJwk.crv, x: privateJwk.x, y: privateJwk.y },
     'sha256',
   );
-  const key = await importJWK({ ...privateJwk, alg: 'ES256' }, 'ES256');
+  const key = await importJWK({ ...privateJwk, alg: 'ES256' }, 'ES256').catch(() => {
+    throw new BadUserInputError(
+      'the key is not a usable EC P-256 private key (its private part and its coordinates x, y do not belong together?)',
+    );
+  });
   const jws = await new CompactSign(new TextEncoder().encode(payload))
     .setProtectedHeader({ alg: 'ES256', kid })
     .sign(key);
@@ -143,9 +147,9 @@ export function grantPayloadOf(json: Record<string, unknown>, patientId: string)
 
 /** The changes `custodia sign` signs: each payload names its kind in `type`. */
 const CHANGE_TYPES: Readonly<Record<string, string>> = {
-  'custodia.patient-key/v1': 'adding or removing a device key',
-  'custodia.signed-consent/v1': 'turning signed-only consent on or off',
-  'custodia.revocation/v1': 'revoking a grant',
+  'custodia.patient-key/v1': 'a device key added or removed',
+  'custodia.signed-consent/v1': 'signed-only consent turned on or off',
+  'custodia.revocation/v1': 'a grant revoked',
 };
 
 /**
