@@ -1,6 +1,7 @@
 // importBundle, exportMyData and ConsentGrant.fhir over HTTP: real Synthea and HL7 resources
 // as one transaction bundle, all or nothing, references rewritten, skipped types counted, a
 // clinician's import under a WRITE grant, and an export imported into a fresh instance.
+import { randomUUID } from 'node:crypto';
 import { RecordAnchoring } from '../src/records';
 import { EXPORT_CHUNK } from '../src/records/export/export.service';
 import { RecordOpener } from '../src/records/record-opener';
@@ -294,7 +295,7 @@ describe('importing and exporting FHIR bundles', () => {
       }
     });
 
-    it('refuses a bundle without its Patient whose records name another patient of this server', async () => {
+    it("tells no one whether a bundle's patient is a patient here, and refuses a clinician's copy of one they may read", async () => {
       const nora = await patient(api, 'nora');
       const observation = (subject: string) => ({
         resourceType: 'Observation',
@@ -311,21 +312,33 @@ describe('importing and exporting FHIR bundles', () => {
           request: { method: 'POST', url: 'Observation' },
         })),
       });
-      const res = await importAs(nora.token, bundle(`Patient/${alice.id}`));
-      expect(codes(res)).toEqual(['BAD_USER_INPUT']);
-      expect(res.errors![0].message).toMatch(/entry\[0\] names another patient/);
-      expect(await count(api, nora.id)).toBe(0);
-      // The same with that patient's own Patient entry in the bundle: refused alike.
-      const withPatient = bundle(`Patient/${alice.id}`);
+      // A patient of this server and an id no one holds are the same to a patient: a source
+      // system's id, taken as nora's (an answer that differed would tell who is a patient here).
+      for (const named of [alice.id, randomUUID()]) {
+        const res = await importAs(nora.token, bundle(`Patient/${named}`));
+        expect(res.errors).toBeUndefined();
+        expect(res.data!.importBundle.created).toBe(2);
+      }
+      expect(await count(api, nora.id)).toBe(4);
+      // A clinician who may read olga and write to nora may not file olga's records in
+      // nora's chart: refused (they know olga is a patient here), with her Patient entry too.
+      const dr = await api.token('dr-copy', 'CLINICIAN');
+      const olga = await patient(api, 'olga');
+      await api.grantRead(olga.token, 'dr-copy');
+      await api.grantRead(nora.token, 'dr-copy', { actions: ['READ', 'WRITE'] });
+      const copied = await importAs(dr, bundle(`Patient/${olga.id}`), nora.id);
+      expect(codes(copied)).toEqual(['BAD_USER_INPUT']);
+      expect(copied.errors![0].message).toMatch(/entry\[0\] names another patient/);
+      const withPatient = bundle(`Patient/${olga.id}`);
       withPatient.entry.unshift({
         fullUrl: 'urn:uuid:0b7c1a52-9d4e-4f3a-8c2b-5e6d7f8a9b0f',
-        resource: { resourceType: 'Patient', id: alice.id } as never,
+        resource: { resourceType: 'Patient', id: olga.id } as never,
         request: { method: 'POST', url: 'Patient' },
       });
-      const adopted = await importAs(nora.token, withPatient);
+      const adopted = await importAs(dr, withPatient, nora.id);
       expect(codes(adopted)).toEqual(['BAD_USER_INPUT']);
       expect(adopted.errors![0].message).toMatch(/entry\[0\] names another patient/);
-      expect(await count(api, nora.id)).toBe(0);
+      expect(await count(api, nora.id)).toBe(4);
       // Records naming two patients: the message says so.
       const two = bundle('Patient/synthea-1');
       two.entry[1].resource.subject.reference = 'Patient/synthea-2';
@@ -337,7 +350,7 @@ describe('importing and exporting FHIR bundles', () => {
       // A patient of another system named the same way is the bundle's own: taken as nora.
       const own = await importAs(nora.token, bundle('Patient/synthea-123'));
       expect(own.errors).toBeUndefined();
-      expect(await count(api, nora.id)).toBe(2);
+      expect(await count(api, nora.id)).toBe(6);
     });
 
     it('takes back a patient’s own export after erasure, under their new profile', async () => {

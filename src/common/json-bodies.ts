@@ -12,7 +12,7 @@ import { sendError } from './error-response';
 
 /** The largest request body accepted (a FHIR resource with room to spare). */
 export const MAX_BODY = '1mb';
-const MAX_BODY_BYTES = 1024 * 1024;
+export const MAX_BODY_BYTES = 1024 * 1024;
 /** The largest importBundle request body (about 30,000 entries of an export, 10,000 of Synthea's). */
 export const MAX_IMPORT_BODY = '32mb';
 export const MAX_IMPORT_BODY_BYTES = 32 * 1024 * 1024;

@@ -10,8 +10,9 @@ import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { setImmediate } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
-import { Actor } from '../../auth';
+import { Actor, hasRole } from '../../auth';
 import { BadUserInputError, ConsentRequiredError, ForbiddenError } from '../../common/errors';
+import { isUuid } from '../../common/ids';
 import { RECORD_CATEGORY_SYSTEM } from '../../consent';
 import { PatientsService } from '../../patients';
 import { DataKeyRing } from '../crypto';
@@ -61,7 +62,7 @@ export class BundleImportService implements OnApplicationShutdown {
       'patientId',
     );
     const plan = await planImport(bundle, target);
-    if (plan.adopted) await this.refuseAnotherPatient(plan.adopted, target);
+    if (plan.adopted) await this.refuseAnotherPatient(actor, plan.adopted, target);
     await this.refuseAnotherPerson(plan.records, target);
     for (const r of plan.records) {
       // As createRecord: a grantee filing a record apart from its content's category would
@@ -108,17 +109,22 @@ export class BundleImportService implements OnApplicationShutdown {
 
   /**
    * A bundle's Patient (or, without one, the patient its records name by reference) is taken
-   * to be the target patient: it must not be another patient of this server (someone else's
-   * records would be filed as the target's, under the target's grants). An erased
-   * patient's id names no one's records any more: their own export, taken back after erasure
-   * under the new profile, imports.
+   * to be the target patient. A clinician must not file a patient's records they may read
+   * into another's chart this way (someone else's records, under the target's grants): a
+   * bundle naming a patient of this server whom the caller may read is refused. Whether an id
+   * is a patient here is never told to anyone who may not read them: for every other caller
+   * (a patient importing into their own profile, say), the id is a source system's, like any
+   * other, and maps onto the target. An erased patient's id names no one's records any more.
    */
   private async refuseAnotherPatient(
+    actor: Actor,
     adopted: NonNullable<ImportPlan['adopted']>,
     target: string,
   ): Promise<void> {
     const id = /^Patient\/(.+)$/.exec(adopted.reference)?.[1];
-    if (id === undefined || id === target || !(await this.patients.isLive(id))) return;
+    if (id === undefined || id === target || !isUuid(id) || !hasRole(actor, 'CLINICIAN')) return;
+    const mayRead = (await this.access.decide(actor, id)).basis.kind !== 'none';
+    if (!mayRead || !(await this.patients.isLive(id))) return;
     throw new BadUserInputError(
       `entry[${adopted.entry}] names another patient of this server as its patient; a bundle imports one patient's data, the target's, and nothing was imported`,
       `bundle.entry[${adopted.entry}].resource`,

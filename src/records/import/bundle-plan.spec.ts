@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- variants edit arbitrary JSON */
 import { BadUserInputError } from '../../common/errors';
 import { corpusBundle, largeBundle, PATIENT_FULL_URL } from '../../../test/helpers/fhir-bundle';
-import { MAX_BUNDLE_ENTRIES, planImport } from './bundle-plan';
+import { MAX_BUNDLE_ENTRIES, MAX_ENTRY_RESOURCE_BYTES, planImport } from './bundle-plan';
 
 const OWNER = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
 const plan = (bundle: unknown) => planImport(bundle, OWNER);
@@ -164,6 +164,22 @@ describe('planning a bundle import', () => {
     expect(e.message).toContain(`entry[${i}]`);
     expect(e.message).not.toContain('not-a-status');
     expect(e.details.field).toBe(`bundle.entry[${i}].resource.status`);
+  });
+
+  it('refuses an entry whose resource is larger than createRecord takes, naming it', async () => {
+    const bundle = corpusBundle();
+    const i = bundle.entry.findIndex((e) => e.resource.resourceType === 'Observation');
+    bundle.entry[i].resource.code.text = 'x'.repeat(MAX_ENTRY_RESOURCE_BYTES);
+    const e = await badUserInput(plan(bundle));
+    expect(e.message).toMatch(
+      new RegExp(`^entry\\[${i}\\] holds a resource of 1\\.\\d\\dMB, past the 1MB a record may be`),
+    );
+    expect(e.details.field).toBe(`bundle.entry[${i}].resource`);
+    // Just within it: taken.
+    const fits = corpusBundle();
+    const text = MAX_ENTRY_RESOURCE_BYTES - JSON.stringify(fits.entry[i].resource).length - 20;
+    fits.entry[i].resource.code.text = 'x'.repeat(text);
+    await expect(plan(fits)).resolves.toMatchObject({ skipped: expect.any(Number) });
   });
 
   it.each([

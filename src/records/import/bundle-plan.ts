@@ -42,6 +42,7 @@
 import { randomUUID } from 'node:crypto';
 import { setImmediate } from 'node:timers/promises';
 import { BadUserInputError } from '../../common/errors';
+import { MAX_BODY, MAX_BODY_BYTES } from '../../common/json-bodies';
 import { isGrantConsent, RECORD_CATEGORY_SYSTEM } from '../../consent';
 import {
   checkedCategory,
@@ -58,6 +59,12 @@ import { fhirIssues, isR4ResourceType, patientElement, unsafeFhirInput } from '.
  * references between the parts would be lost. The 32 MB body limit binds before this does.
  */
 export const MAX_BUNDLE_ENTRIES = 50_000;
+/**
+ * The largest resource an entry may hold, as serialised JSON: what createRecord's whole
+ * request may be (MAX_BODY). A bundle's larger limit is for many resources, not for one that
+ * createRecord would refuse (and that every later read of the patient's records would carry).
+ */
+export const MAX_ENTRY_RESOURCE_BYTES = MAX_BODY_BYTES;
 
 const BUNDLE_TYPES = new Set(['transaction', 'batch', 'collection']);
 /** The elements of FHIR R4's Bundle, and of its entries: anything else is no Bundle of R4's. */
@@ -155,6 +162,14 @@ export async function planImport(
   entries.forEach((entry, i) => {
     const { resource } = entry;
     const type = resource.resourceType;
+    const bytes = Buffer.byteLength(JSON.stringify(resource));
+    if (bytes > MAX_ENTRY_RESOURCE_BYTES) {
+      throw bad(
+        i,
+        `holds a resource of ${(bytes / 2 ** 20).toFixed(2)}MB, past the ${MAX_BODY.toUpperCase()} a record may be (as createRecord takes it)`,
+        'resource',
+      );
+    }
     let kind: 'import' | 'patient' | 'skip';
     if (type === 'Patient') {
       // Another version of the same Patient (an export holds each stored one) is the owner too.
