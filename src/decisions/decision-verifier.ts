@@ -96,8 +96,11 @@ export class DecisionVerifier {
         }
       }
       if (recomputed !== null && onLedger && recomputed !== onLedger.output) {
+        // The values only to a reader of the patient: to an administrator, that they differ.
         problems.push(
-          `the recomputed probability ${recomputed} differs from the ledger's output ${onLedger.output}`,
+          decision
+            ? `the recomputed probability ${recomputed} differs from the ledger's output ${onLedger.output}`
+            : "the recomputed probability differs from the ledger's output",
         );
       }
     }
@@ -115,7 +118,9 @@ export class DecisionVerifier {
     return {
       decisionId: row.id,
       status: problems.length === 0 ? IntegrityStatus.VERIFIED : IntegrityStatus.MISMATCH,
-      recomputedProbability: recomputed,
+      // A risk score is the patient's health data: an administrator, who checks decisions
+      // without any access to the patient (and so unlogged), learns whether it verified, not it.
+      recomputedProbability: decision ? recomputed : null,
       ledgerCommitment: onLedger?.inputCommitment ?? null,
       problems,
     };

@@ -99,7 +99,8 @@ export class DecisionVerificationModel {
 
   @Field(() => Float, {
     nullable: true,
-    description: 'The probability recomputed from the stored inputs and the deployed model.',
+    description:
+      'The probability recomputed from the stored inputs and the deployed model; null to an administrator (a risk score is the patient’s data) and when it cannot be recomputed.',
   })
   recomputedProbability!: number | null;
 
