@@ -123,7 +123,20 @@ describe('clinical facts of a resource', () => {
       ['0050', '0050-01-01T00:00:00.000Z'],
       ['0050-06', '0050-06-01T00:00:00.000Z'],
       ['0050-06-01', '0050-06-01T00:00:00.000Z'],
-      ['0000-01-01', '0000-01-01T00:00:00.000Z'],
+      // Year 0 (which FHIR does not allow) is before any instant RFC 3339 writes.
+      ['0000-01-01', '0001-01-01T00:00:00.000Z'],
+    ]) {
+      expect(
+        clinicalDate({ resourceType: 'Observation', effectiveDateTime: value })?.toISOString(),
+      ).toBe(iso);
+    }
+  });
+
+  it('keeps an instant its offset puts outside the years 0001–9999 within them (RFC 3339 writes no other)', () => {
+    for (const [value, iso] of [
+      ['9999-12-31T23:00:00-05:00', '9999-12-31T23:59:59.999Z'],
+      ['0001-01-01T00:00:00+01:00', '0001-01-01T00:00:00.000Z'],
+      ['9999-12-31T18:00:00-05:00', '9999-12-31T23:00:00.000Z'],
     ]) {
       expect(
         clinicalDate({ resourceType: 'Observation', effectiveDateTime: value })?.toISOString(),

@@ -169,8 +169,15 @@ function instantOf(value: unknown): Date | null {
   if (typeof value !== 'string') return null;
   // Partial dates are their first moment, UTC; a leap second the one after 23:59:59.
   const ms = fhirTime(value);
-  return Number.isFinite(ms) ? new Date(ms) : null;
+  if (!Number.isFinite(ms)) return null;
+  // FHIR's years 0001–9999 with an offset can fall outside them in UTC ("9999-12-31T23:00:00
+  // -05:00" is in 10000), which RFC 3339 cannot write: the nearest instant it can.
+  return new Date(Math.min(Math.max(ms, FIRST_INSTANT), LAST_INSTANT));
 }
+
+/** The first and last instants RFC 3339 (and a DateTime) can write, in UTC. */
+const FIRST_INSTANT = Date.parse('0001-01-01T00:00:00.000Z');
+const LAST_INSTANT = Date.parse('9999-12-31T23:59:59.999Z');
 
 function earliest(values: unknown[]): Date | null {
   let first: Date | null = null;
