@@ -157,6 +157,54 @@ describe('input errors', () => {
       },
     });
 
+  describe('text others read as its writer wrote it', () => {
+    const rows = async () =>
+      (
+        await api.db.query(
+          'SELECT (SELECT count(*) FROM patients)::int AS patients, (SELECT count(*) FROM studies)::int AS studies',
+        )
+      ).rows[0];
+
+    it('refuses a display name that reads in another order (a bidi override) or spans lines, registering no one', async () => {
+      const newcomer = await api.token('bidi-newcomer', 'PATIENT');
+      const before = await rows();
+      for (const [name, message] of [
+        ['\u202Eevil', /bidirectional control characters/],
+        ['Ann\u2066Smith', /bidirectional control characters/],
+        ['Ann\nSmith', /one line of text/],
+        ['Ann\u001b[31mSmith', /one line of text/],
+      ] as const) {
+        await refused(
+          () =>
+            post(
+              'mutation($n: String) { registerPatient(displayName: $n) { id } }',
+              { n: name },
+              newcomer,
+            ),
+          { status: 200, field: 'displayName', message },
+          [],
+        );
+      }
+      expect(await rows()).toEqual(before);
+    });
+
+    it('refuses a study title in the catalogue patients consent from that reads otherwise, creating none', async () => {
+      const researcher = await api.token('bidi-researcher', 'RESEARCHER');
+      const before = await rows();
+      await refused(
+        () =>
+          post(
+            `mutation($t: String!) { createStudy(input: { title: $t, features: ["2345-7"], label: "44054006", minNodes: 1 }) { id } }`,
+            { t: 'Diabetes \u202Ekcir' },
+            researcher,
+          ),
+        { status: 200, field: 'input.title', message: /bidirectional control characters/ },
+        [],
+      );
+      expect(await rows()).toEqual(before);
+    });
+  });
+
   describe('text PostgreSQL cannot hold', () => {
     it('refuses a NUL in records(resourceType)', () =>
       refused(() => post(LIST, { p: patientId, type: NUL }), {

@@ -4,6 +4,7 @@
 // a MAC'd row: a row forged or altered in the database opens nothing. The reason is sealed
 // under the patient's data key, bound to the declaration, so erasure makes it unreadable.
 // Every declaration and every read under it is in the patient's access log.
+import { checkShownText } from '../common/shown-text';
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { EmergencyRecord } from '@custodia/chaincode';
@@ -24,8 +25,6 @@ import { BoundedMap } from '../common/bounded-map';
 const MIN_REASON = 10;
 const MAX_REASON = 500;
 const REASON_LABEL = 'emergency.reason';
-/** Embeddings, overrides and isolates (Unicode's explicit bidirectional formatting). */
-const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/u;
 
 /** A live emergency, its reason opened. */
 export interface ActiveEmergency {
@@ -95,12 +94,7 @@ export class EmergencyService implements OnApplicationBootstrap {
       );
     }
     // The patient reads it as written: an embedding or override could make it read otherwise.
-    if (BIDI_CONTROLS.test(why)) {
-      throw new BadUserInputError(
-        'reason must not contain bidirectional control characters (U+202A–U+202E, U+2066–U+2069): they change the order in which it reads',
-        'reason',
-      );
-    }
+    checkShownText(why, 'reason', 'reason', { singleLine: false });
     const patient = isUuid(patientId)
       ? await this.db.getRepository(PatientEntity).findOneBy({ id: patientId })
       : null;

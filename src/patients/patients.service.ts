@@ -1,3 +1,4 @@
+import { checkShownText } from '../common/shown-text';
 import { Inject, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import type { EmergencyAccessSetting } from '@custodia/chaincode';
 import { InjectDataSource } from '@nestjs/typeorm';
@@ -423,6 +424,8 @@ function checkName(value: string): string {
       'displayName',
     );
   }
+  // Clinicians read it in their list of patients, as the patient wrote it.
+  checkShownText(name, 'displayName', 'displayName', { singleLine: true });
   return name;
 }
 

@@ -1,5 +1,6 @@
 // Studies (what to learn, from which features, with which strategy and privacy) and the
 // training nodes that may take part (registered by an administrator with their public key).
+import { checkShownText } from '../../common/shown-text';
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { calculateJwkThumbprint, importJWK, JWK } from 'jose';
@@ -100,6 +101,8 @@ export function validateStudy(input: CreateStudyInput) {
   const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
   const title = input.title.trim();
   if (title.length < 1 || title.length > 200) throw bad('title', 'title must be 1–200 characters');
+  // Patients consent from the catalogue: its titles read as their researchers wrote them.
+  checkShownText(title, 'input.title', 'title', { singleLine: true });
   const features = input.features;
   if (features.length < 1 || features.length > MAX_FEATURES) {
     throw bad('features', `features must list 1–${MAX_FEATURES} LOINC codes`);
