@@ -34,10 +34,11 @@ export function parseJson(value: unknown, field: string): Record<string, unknown
 /**
  * Whom a token names (a `sub`, an `org`) as a grant's grantee or a request's actor: what an
  * identity provider issues (`auth0|5f7c…`, `dr.house@example.org`), 1–255 characters with no
- * control character, lone surrogate or U+10FFFF (which composite keys cannot hold). The API's
- * token rule (src/auth/identifiers.ts) is the same.
+ * control character, lone surrogate or U+10FFFF (which composite keys cannot hold), nor a
+ * bidirectional control (which makes a name read as another where patients see it). The
+ * API's token rule (src/auth/identifiers.ts) is the same.
  */
-const UNSTORABLE = /[\p{Cc}\p{Cs}\u{10FFFF}]/u;
+const UNSTORABLE = /[\p{Cc}\p{Cs}\u{10FFFF}\u202A-\u202E\u2066-\u2069]/u;
 export const MAX_PRINCIPAL = 255;
 
 export function principal(value: unknown, field: string): string {
@@ -49,7 +50,7 @@ export function principal(value: unknown, field: string): string {
   ) {
     throw invalid(
       field,
-      `must be an identity of 1–${MAX_PRINCIPAL} characters without control characters`,
+      `must be an identity of 1–${MAX_PRINCIPAL} characters without control characters or bidirectional controls`,
     );
   }
   return value;

@@ -179,8 +179,13 @@ describe('token verification', () => {
       ['a line feed', 'a\nb'],
       ['an escape', '\u001b[31m'],
       ['a DEL', 'a\u007fb'],
+      ['a right-to-left override', '\u202enimda'],
+      ['a first-strong isolate', 'dr\u2068-house'],
     ])('rejects %s', (_, value) =>
-      rejectsClaim(value, /must not contain control characters or unpaired surrogates/),
+      rejectsClaim(
+        value,
+        /must not contain control characters, bidirectional controls or unpaired surrogates/,
+      ),
     );
 
     it.each([
@@ -188,7 +193,10 @@ describe('token verification', () => {
       ['a lone low surrogate', 'a\udc00b'],
       ['a reversed pair', '\ude00\ud83d'],
     ])('rejects %s', (_, value) =>
-      rejectsClaim(value, /must not contain control characters or unpaired surrogates/),
+      rejectsClaim(
+        value,
+        /must not contain control characters, bidirectional controls or unpaired surrogates/,
+      ),
     );
 
     it('admits characters outside the BMP written as surrogate pairs', async () => {

@@ -134,7 +134,7 @@ function identifierClaim(payload: JWTPayload, claim: 'sub' | 'org'): string {
   }
   if (problem === 'unstorable') {
     throw new UnauthenticatedError(
-      `Invalid token: the ${claim} claim must not contain control characters or unpaired surrogates.`,
+      `Invalid token: the ${claim} claim must not contain control characters, bidirectional controls or unpaired surrogates.`,
     );
   }
   return value;

@@ -232,7 +232,7 @@ export function validateGrant(input: GrantConsentInput) {
   if (!input.granteeId || identifierProblem(input.granteeId)) {
     throw bad(
       'granteeId',
-      `granteeId must name the grantee as their tokens do: 1–${MAX_IDENTIFIER_LENGTH} characters without control characters`,
+      `granteeId must name the grantee as their tokens do: 1–${MAX_IDENTIFIER_LENGTH} characters without control characters or bidirectional controls`,
     );
   }
   const actions = input.actions;
