@@ -93,6 +93,17 @@ describe('FHIR resources', () => {
     expect(e.details.field).toBe('input.resource.status');
   });
 
+  it('rejects control characters in a string (an escape sequence), keeping tab, CR and LF', () => {
+    const e = badUserInput(() =>
+      validatePatientResource({ ...glucose, code: { text: 'a\u0001\u001b[31mred' } }, P),
+    );
+    expect(e.message).toContain('control characters other than tab, CR and LF');
+    expect(e.details.field).toBe('input.resource.code.text');
+    expect(() =>
+      validatePatientResource({ ...glucose, code: { text: 'two\r\nlines\tand a tab' } }, P),
+    ).not.toThrow();
+  });
+
   it('rejects properties FHIR does not define', () => {
     const e = badUserInput(() => validatePatientResource({ ...glucose, nickname: 'x' }, P));
     expect(e.message).toContain('nickname');

@@ -15,6 +15,10 @@ export const MAX_ISSUES = 5;
 
 type Json = Record<string, unknown>;
 
+/** Code points below 32 but tab, LF and CR (FHIR's rule for every string). */
+// eslint-disable-next-line no-control-regex -- these are what the rule refuses
+const C0_BUT_WHITESPACE = /[\u0000-\u0008\u000B\u000C\u000E-\u001F]/;
+
 interface Scope {
   /** The resource an element belongs to (FHIRPath's %resource) … */
   resource: Json;
@@ -164,6 +168,12 @@ export class InstanceWalk {
     if (value === '') {
       this.report(path, 'ele-1: a string must not be empty');
       return;
+    }
+    // FHIR's string: "SHALL NOT contain Unicode character points below 32, except for u0009
+    // (horizontal tab), u0010 (carriage return) and u0013 (line feed)" (the schema's pattern
+    // lets them through); an escape sequence in a name would reach whoever prints it.
+    if (typeof value === 'string' && C0_BUT_WHITESPACE.test(value)) {
+      this.report(path, 'a FHIR string must not hold control characters other than tab, CR and LF');
     }
     if (type === 'code' && element.requiredValueSet) {
       const members = this.terminology.expand(element.requiredValueSet);
