@@ -609,6 +609,46 @@ describe('patient-signed consent', () => {
       expect(await omarReads()).toEqual(['CONSENT_REQUIRED']);
     });
 
+    it.each([
+      ['EMERGENCY_ACCESS', 'setEmergencyAccess', 'allowEmergencyAccess'],
+      ['AI_DECISIONS', 'setAiDecisions', 'allowAiDecisions'],
+    ])(
+      'turns %s off freely, and back on only with their signature (no operator reopens it)',
+      async (choice, mutation, field) => {
+        const set = (allow: boolean, signature?: string) =>
+          api.gql<Record<string, Record<string, boolean>>>(
+            `mutation($a: Boolean!, $s: String) { ${mutation}(allow: $a, signature: $s) { ${field} } }`,
+            { a: allow, s: signature },
+            other,
+          );
+        expect((await set(false)).data![mutation][field]).toBe(false);
+        const unsigned = await set(true);
+        expect(codes(unsigned)).toEqual(['BAD_USER_INPUT']);
+        expect(unsigned.errors![0].message).toContain('signature is required');
+        // Straight through the ledger port, as an operator would: refused by the chaincode.
+        const [contract, fn] =
+          choice === 'EMERGENCY_ACCESS'
+            ? (['consent', 'SetEmergencyAccess'] as const)
+            : (['decisions', 'SetAiDecisions'] as const);
+        await expect(
+          ledger.submit(contract, fn, [JSON.stringify({ patientId: otherId, allow: true })]),
+        ).rejects.toThrow(/signature is required/);
+        const { choicePayload } = await api.ok<{ choicePayload: string }>(
+          'query($c: PatientChoice!) { choicePayload(choice: $c, allow: true) }',
+          { c: choice },
+          other,
+        );
+        expect(JSON.parse(choicePayload)).toMatchObject({
+          type: 'custodia.patient-choice/v1',
+          patientId: otherId,
+          allow: true,
+        });
+        const signed = await set(true, await signWith(key.privateKey, choicePayload));
+        expect(signed.errors).toBeUndefined();
+        expect(signed.data![mutation][field]).toBe(true);
+      },
+    );
+
     it('turns signed-only off only with a signature over the current setting version', async () => {
       const unsigned = await api.gql(REQUIRE, { on: false }, other);
       expect(codes(unsigned)).toEqual(['BAD_USER_INPUT']);

@@ -311,7 +311,13 @@ export class ConsentContract extends Contract {
   @Transaction()
   @Returns('string')
   async SetEmergencyAccess(ctx: Context, settingJson: string): Promise<string> {
-    return recordChoice(ctx, settingJson, KEYS.emergencySetting, CONSENT_EVENTS.emergencySetting);
+    return recordChoice(
+      ctx,
+      settingJson,
+      KEYS.emergencySetting,
+      CONSENT_EVENTS.emergencySetting,
+      'emergency-access',
+    );
   }
 
   /** The patient's emergency-access setting (allowed, with no txId, when never set). */

@@ -242,7 +242,22 @@ export class DecisionsContract extends Contract {
   @Transaction()
   @Returns('string')
   async SetAiDecisions(ctx: Context, settingJson: string): Promise<string> {
-    return recordChoice(ctx, settingJson, DECISION_KEYS.setting, DECISION_EVENTS.setting);
+    return recordChoice(
+      ctx,
+      settingJson,
+      DECISION_KEYS.setting,
+      DECISION_EVENTS.setting,
+      'ai-decisions',
+    );
+  }
+
+  /** The patient's AI-decisions setting (allowed, with no txId, when never set). */
+  @Transaction(false)
+  @Returns('string')
+  async GetAiDecisions(ctx: Context, patientId: string): Promise<string> {
+    const id = v.id(patientId, 'patientId');
+    const setting = await choiceOf(ctx, DECISION_KEYS.setting, id);
+    return JSON.stringify(setting ?? { patientId: id, allow: true, txId: null, setAt: null });
   }
 
   @Transaction(false)

@@ -1,9 +1,12 @@
 import './testing/quiet-logs';
 import { CompactSign, exportJWK, generateKeyPair, SignJWT } from 'jose';
+import type { Context } from 'fabric-contract-api';
 import { ConsentContract, GrantRecord } from './consent.contract';
+import { DecisionsContract } from './decisions.contract';
 import { ChaincodeError } from './errors';
 import { KEY_EVENTS, KeysContract, PatientKeyring } from './keys.contract';
 import {
+  choicePayload,
   consentPayload,
   GrantTerms,
   keyIdOf,
@@ -18,6 +21,7 @@ import { eventsOf, FakeLedger } from './testing/fake-ledger';
 
 const keys = new KeysContract();
 const consent = new ConsentContract();
+const decisions = new DecisionsContract();
 
 /** A patient device key made with WebCrypto (through jose), as a browser or passkey would. */
 interface DeviceKey {
@@ -537,5 +541,50 @@ describe('patient-signed consent (keys contract and GrantConsent)', () => {
       );
       expect(result.status).toBe('REVOKED');
     });
+
+    describe.each([
+      ['emergency-access', (ctx: Context, json: string) => consent.SetEmergencyAccess(ctx, json)],
+      ['ai-decisions', (ctx: Context, json: string) => decisions.SetAiDecisions(ctx, json)],
+    ] as const)('turning %s back on', (choice, set) => {
+      const setting = (allow: boolean, signature?: string) =>
+        JSON.stringify({ patientId: 'pat-1', allow, signature });
+      const choose = async (allow: boolean, signature?: string) =>
+        (await ledger.invoke<{ allow: boolean }>((ctx) => set(ctx, setting(allow, signature))))
+          .result;
+
+      it('turns it off without a signature, and on again only with one, from any organisation', async () => {
+        expect(await choose(false)).toMatchObject({ allow: false });
+        for (const msp of ['Org1MSP', 'Org2MSP']) {
+          ledger.setCaller(msp);
+          expect(await rejection((ctx) => set(ctx, setting(true)))).toContain(
+            `signature is required: a patient who accepts only signed consent turns ${choice} back on`,
+          );
+        }
+        // Over other bytes (the grant's, or turning it on for another choice): refused.
+        const wrong = await sign(a, consentPayload(terms()));
+        expect(await rejection((ctx) => set(ctx, setting(true, wrong)))).toContain(
+          'does not verify',
+        );
+        const on = await sign(a, choicePayload('pat-1', choice, true, 1));
+        expect(await choose(true, on)).toMatchObject({ allow: true });
+        // Already on: no signature needed to say so again; off needs none ever.
+        expect(await choose(true)).toMatchObject({ allow: true });
+        expect(await choose(false)).toMatchObject({ allow: false });
+        // The signature was for the first turning on: replayed, it says so.
+        expect(await rejection((ctx) => set(ctx, setting(true, on)))).toContain(
+          'signature was made over version 1 of what it changes, which is at version 2 now',
+        );
+      });
+    });
+  });
+
+  it('lets a patient who does not require signed consent turn a choice back on unsigned', async () => {
+    await register(a);
+    const choose = (allow: boolean) =>
+      ledger.invoke((ctx) =>
+        consent.SetEmergencyAccess(ctx, JSON.stringify({ patientId: 'pat-1', allow })),
+      );
+    await choose(false);
+    await expect(choose(true)).resolves.toMatchObject({ result: { allow: true } });
   });
 });

@@ -115,7 +115,7 @@ export async function revocationSigner(
 }
 
 /** A signature argument: '' stands for none (chaincode arguments are strings). */
-function optionalSignature(value: unknown): string | null {
+export function optionalSignature(value: unknown): string | null {
   if (value === undefined || value === null || value === '') return null;
   if (typeof value !== 'string') {
     throw new ChaincodeError('INVALID_ARGUMENT', 'signature must be a string');
@@ -132,7 +132,7 @@ const STALE_VERSIONS_TRIED = 8;
  * when the signature is bad — or, when it verifies over one of the few versions before, saying
  * that it was made for a version since changed (a replay, or a payload asked for too early).
  */
-async function requireSignedChange(
+export async function requireSignedChange(
   sig: string | null,
   payloadAt: (version: number) => string,
   version: number,

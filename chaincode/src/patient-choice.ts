@@ -2,7 +2,9 @@
 // them or whether clinicians may break the glass: one state entry per patient and choice (absent:
 // allowed), set by a transaction that emits it as its event.
 import { Context } from 'fabric-contract-api';
+import { loadKeyring, optionalSignature, requireSignedChange } from './keys.contract';
 import { ChoicePeriod, offPeriodsOf } from './policy';
+import { choicePayload, type PatientChoiceName } from './signed-consent';
 import { emit, getJson, key, putJson, txTime } from './state';
 import * as v from './validation';
 
@@ -20,22 +22,42 @@ export interface PatientChoice {
   offPeriods?: ChoicePeriod[];
 }
 
-/** Records `{patientId, allow}` (JSON) under `keyType` and emits it as `eventName`. */
+/**
+ * Records `{patientId, allow, signature?}` (JSON) under `keyType` and emits it as `eventName`.
+ * Turning a choice off needs no signature (it only keeps others out, as a revocation). Turning
+ * it back on lets others in, as a grant does: for a patient who accepts only signed consent it
+ * needs their signature over choicePayload(…, allow true, times turned off), whoever submits
+ * it, so that no operator can reopen break-glass or AI decisions behind them.
+ */
 export async function recordChoice(
   ctx: Context,
   settingJson: string,
   keyType: string,
   eventName: string,
+  choice: PatientChoiceName,
 ): Promise<string> {
   const d = v.parseJson(settingJson, 'setting');
-  v.only(d, 'setting', ['patientId', 'allow']);
+  v.only(d, 'setting', ['patientId', 'allow', 'signature']);
   const patientId = v.id(d.patientId, 'setting.patientId');
   const allow = v.bool(d.allow, 'setting.allow');
+  const signature = optionalSignature(d.signature);
   const k = key(ctx, keyType, [patientId]);
   const before = await getJson<PatientChoice>(ctx, k);
   const at = txTime(ctx);
   const periods = before ? [...offPeriodsOf(before)] : [];
   const open = periods.length > 0 && periods[periods.length - 1].until === null;
+  if (allow && open) {
+    const ring = await loadKeyring(ctx, patientId);
+    if (ring.requireSignedConsent) {
+      await requireSignedChange(
+        signature,
+        (version) => choicePayload(patientId, choice, true, version),
+        periods.length,
+        ring,
+        `a patient who accepts only signed consent turns ${choice} back on`,
+      );
+    }
+  }
   if (!allow && !open) periods.push({ from: at, until: null });
   else if (allow && open)
     periods[periods.length - 1] = { ...periods[periods.length - 1], until: at };

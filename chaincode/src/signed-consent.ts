@@ -78,6 +78,23 @@ export function keyPayload(
   return jcs({ type: 'custodia.patient-key/v1', patientId, keyId, remove, version: keysVersion });
 }
 
+/** A patient's yes/no choice that a signed-only patient turns back on only with a signature. */
+export type PatientChoiceName = 'emergency-access' | 'ai-decisions';
+
+/**
+ * The bytes a patient who accepts only signed consent signs to turn a choice back on (emergency
+ * access, AI decisions): turning it on lets others in, as a grant does. `version` is how many
+ * times the patient has turned it off, so that a signature is good for one turning on.
+ */
+export function choicePayload(
+  patientId: string,
+  choice: PatientChoiceName,
+  allow: boolean,
+  version: number,
+): string {
+  return jcs({ type: 'custodia.patient-choice/v1', patientId, choice, allow, version });
+}
+
 /** The bytes a patient signs to change the signed-only setting, naming its current version. */
 export function settingPayload(
   patientId: string,

@@ -15,6 +15,7 @@ import { PatientModel, PatientsService } from '../patients';
 import { GrantConsentInput } from './consent.model';
 import { PatientKeyModel } from './patient-key.model';
 import { PatientKeysService } from './patient-keys.service';
+import { CHOICE_NAMES, PatientChoice } from './patient-choice.model';
 
 @Resolver(() => PatientKeyModel)
 export class PatientKeysResolver {
@@ -47,6 +48,19 @@ export class PatientKeysResolver {
     @Args('requireSignedConsent') requireSignedConsent: boolean,
   ) {
     return this.keys.settingPayload(actor, requireSignedConsent);
+  }
+
+  @Roles('PATIENT')
+  @Query(() => String, {
+    description:
+      'The bytes a patient who accepts only signed consent signs to turn emergency access or AI decisions back on (setEmergencyAccess / setAiDecisions with allow true and this signature), naming how many times they turned it off.',
+  })
+  choicePayload(
+    @CurrentActor() actor: Actor,
+    @Args('choice', { type: () => PatientChoice }) choice: PatientChoice,
+    @Args('allow') allow: boolean,
+  ) {
+    return this.keys.choicePayload(actor, CHOICE_NAMES[choice], allow);
   }
 
   @Roles('PATIENT')

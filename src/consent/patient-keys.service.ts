@@ -4,11 +4,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { PatientKeyring } from '@custodia/chaincode';
 import { ChaincodeError } from '@custodia/chaincode/errors';
+import { offPeriodsOf, type ChoicePeriod } from '@custodia/chaincode/policy';
 import {
+  choicePayload,
   consentPayload,
   keyIdOf,
   keyPayload,
   parsePublicKeyJwk,
+  type PatientChoiceName,
   PublicKeyJwk,
   revocationPayload,
   settingPayload,
@@ -54,6 +57,24 @@ export class PatientKeysService {
   async settingPayload(actor: Actor, requireSignedConsent: boolean): Promise<string> {
     const ring = await this.keyring(await this.patients.requirePatientId(actor));
     return settingPayload(ring.patientId, requireSignedConsent, ring.settingVersion);
+  }
+
+  /**
+   * The bytes a patient who accepts only signed consent signs to turn a choice (emergency
+   * access, AI decisions) back on, naming how many times they turned it off.
+   */
+  async choicePayload(actor: Actor, choice: PatientChoiceName, allow: boolean): Promise<string> {
+    const patientId = await this.patients.requirePatientId(actor);
+    const [contract, fn] =
+      choice === 'emergency-access'
+        ? (['consent', 'GetEmergencyAccess'] as const)
+        : (['decisions', 'GetAiDecisions'] as const);
+    const setting = await this.ledger.evaluate<{
+      allow: boolean;
+      setAt: string;
+      offPeriods?: ChoicePeriod[];
+    }>(contract, fn, [patientId]);
+    return choicePayload(patientId, choice, allow, offPeriodsOf(setting).length);
   }
 
   async keyPayload(actor: Actor, jwk: unknown, remove: boolean): Promise<string> {

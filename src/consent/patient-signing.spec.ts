@@ -2,7 +2,12 @@
 // nothing that GrantConsentInput would refuse (the patient learns it before signing, not at
 // grantConsent).
 import { BadUserInputError } from '../common/errors';
-import { keyPayload, revocationPayload, settingPayload } from '@custodia/chaincode/signed-consent';
+import {
+  choicePayload,
+  keyPayload,
+  revocationPayload,
+  settingPayload,
+} from '@custodia/chaincode/signed-consent';
 import { grantPayloadOf, signableChange } from './patient-signing';
 
 const PATIENT = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
@@ -83,6 +88,9 @@ describe('what `custodia sign` signs', () => {
       'signed-only consent turned on or off',
     );
     expect(signableChange(revocationPayload(PATIENT, 'g-1'))).toBe('a grant revoked');
+    expect(signableChange(choicePayload(PATIENT, 'emergency-access', true, 1))).toBe(
+      'emergency access or AI decisions allowed again',
+    );
   });
 
   it("refuses a grant's terms, anything of no or unknown kind, and bytes not canonical", () => {

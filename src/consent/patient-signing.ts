@@ -150,6 +150,7 @@ const CHANGE_TYPES: Readonly<Record<string, string>> = {
   'custodia.patient-key/v1': 'a device key added or removed',
   'custodia.signed-consent/v1': 'signed-only consent turned on or off',
   'custodia.revocation/v1': 'a grant revoked',
+  'custodia.patient-choice/v1': 'emergency access or AI decisions allowed again',
 };
 
 /**

@@ -39,8 +39,11 @@ export class AiDecisionSettings {
     return false;
   }
 
-  async set(patientId: string, allow: boolean): Promise<void> {
-    await this.ledger.submit('decisions', 'SetAiDecisions', [JSON.stringify({ patientId, allow })]);
+  async set(patientId: string, allow: boolean, signature: string | null = null): Promise<void> {
+    // The chaincode asks a signed-only patient's signature of a turning back on.
+    await this.ledger.submit('decisions', 'SetAiDecisions', [
+      JSON.stringify({ patientId, allow, ...(signature ? { signature } : {}) }),
+    ]);
     await this.repo.putSetting({
       patientId,
       allow,

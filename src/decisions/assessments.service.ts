@@ -242,9 +242,9 @@ export class Assessments {
     return this.settings.allowsAll(patientIds);
   }
 
-  async setAllowed(actor: Actor, allow: boolean): Promise<string> {
+  async setAllowed(actor: Actor, allow: boolean, signature: string | null = null): Promise<string> {
     const patientId = await this.patients.requirePatientId(actor);
-    await this.settings.set(patientId, allow);
+    await this.settings.set(patientId, allow, signature);
     return patientId;
   }
 }

@@ -87,10 +87,15 @@ export class DecisionsResolver {
 
   @Roles('PATIENT')
   @Mutation(() => PatientModel, {
-    description: 'Allow or refuse AI risk assessments about you.',
+    description:
+      'Allow or refuse AI risk assessments about you. Once you accept only signed consent, allowing them again needs your signature over choicePayload(AI_DECISIONS, true).',
   })
-  async setAiDecisions(@CurrentActor() actor: Actor, @Args('allow') allow: boolean) {
-    const patientId = await this.assessments.setAllowed(actor, allow);
+  async setAiDecisions(
+    @CurrentActor() actor: Actor,
+    @Args('allow') allow: boolean,
+    @Args('signature', { type: () => String, nullable: true }) signature?: string | null,
+  ) {
+    const patientId = await this.assessments.setAllowed(actor, allow, signature ?? null);
     return this.patients.get(actor, patientId);
   }
 }

@@ -33,9 +33,14 @@ export class PatientsResolver {
 
   @Roles('PATIENT')
   @Mutation(() => PatientModel, {
-    description: 'Allow or refuse emergency (break-glass) access to your records.',
+    description:
+      'Allow or refuse emergency (break-glass) access to your records. Once you accept only signed consent, allowing it again needs your signature over choicePayload(EMERGENCY_ACCESS, true).',
   })
-  setEmergencyAccess(@CurrentActor() actor: Actor, @Args('allow') allow: boolean) {
-    return this.patients.setEmergencyAccess(actor, allow);
+  setEmergencyAccess(
+    @CurrentActor() actor: Actor,
+    @Args('allow') allow: boolean,
+    @Args('signature', { type: () => String, nullable: true }) signature?: string | null,
+  ) {
+    return this.patients.setEmergencyAccess(actor, allow, signature ?? null);
   }
 }

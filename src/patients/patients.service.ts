@@ -302,7 +302,11 @@ export class PatientsService implements OnApplicationBootstrap {
    * The patient's choice, on the ledger first (where DeclareEmergency enforces it, through
    * every organisation, and whence the others' projectors copy it), then here.
    */
-  async setEmergencyAccess(actor: Actor, allow: boolean): Promise<PatientModel> {
+  async setEmergencyAccess(
+    actor: Actor,
+    allow: boolean,
+    signature: string | null = null,
+  ): Promise<PatientModel> {
     const id = await this.requirePatientId(actor);
     // Allowing what the ledger already allows changes nothing: a new setting time would end
     // the emergencies running now (EmergencyService.activeFor), which only turning it off does.
@@ -312,7 +316,8 @@ export class PatientsService implements OnApplicationBootstrap {
     const { result } = await this.ledger.submit<EmergencyAccessSetting>(
       'consent',
       'SetEmergencyAccess',
-      [JSON.stringify({ patientId: id, allow })],
+      // The chaincode asks a signed-only patient's signature of a turning back on.
+      [JSON.stringify({ patientId: id, allow, ...(signature ? { signature } : {}) })],
     );
     await this.applyEmergencyAccess(result);
     // The caller's own committed setting, whatever a concurrent call wrote since.
