@@ -143,12 +143,14 @@ export class ConsentService {
     status: ListedGrantStatus | null | undefined,
   ): Promise<ConsentGrantModel[]> {
     const q = this.db.getRepository(ConsentGrantEntity).createQueryBuilder('g');
-    if (hasRole(actor, 'PATIENT')) {
-      const own = await this.patients.requirePatientId(actor);
-      if (patientId && patientId !== own) {
-        throw new ForbiddenError('A patient lists only their own consents.');
-      }
+    // Someone who is a patient here and a clinician too lists their own grants as a patient,
+    // and another patient's grants to them as the clinician they are.
+    const own = hasRole(actor, 'PATIENT') ? await this.patients.patientIdOf(actor) : null;
+    if (own && (!patientId || patientId === own)) {
       q.where('g.patient_id = :own', { own });
+    } else if (hasRole(actor, 'PATIENT') && !hasRole(actor, 'CLINICIAN')) {
+      await this.patients.requirePatientId(actor);
+      throw new ForbiddenError('A patient lists only their own consents.');
     } else if (hasRole(actor, 'CLINICIAN')) {
       q.where(
         `((g.grantee_type = 'CLINICIAN' AND g.grantee_id = :actorId)

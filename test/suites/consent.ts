@@ -252,6 +252,22 @@ export function consentSuite(ledgerUnderTest: LedgerUnderTest): void {
       expect(codes(await api.gql(CONSENTS, { p: patientId }, other))).toEqual(['FORBIDDEN']);
     });
 
+    it('lists, for a clinician who is a patient here too, their own grants and those made to them', async () => {
+      const both = await api.token('dr-and-patient', ['PATIENT', 'CLINICIAN']);
+      await api.ok('mutation { registerPatient { id } }', {}, both);
+      const toThem = (await grant({ ...treatment(), granteeId: 'dr-and-patient' })).data!
+        .grantConsent.id;
+      const { consents: asClinician } = await api.ok<{ consents: { id: string }[] }>(
+        CONSENTS,
+        { p: patientId },
+        both,
+      );
+      expect(asClinician.map((c) => c.id)).toEqual([toThem]);
+      // Without a patient named: their own grants, as a patient (none yet).
+      expect((await api.ok<{ consents: unknown[] }>(CONSENTS, {}, both)).consents).toEqual([]);
+      await api.ok(REVOKE, { id: toThem }, patient);
+    });
+
     describe('break-glass', () => {
       const DECLARE = `mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) {
       id patientId clinicianId reason expiresAt } }`;
