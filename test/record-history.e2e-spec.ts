@@ -1,5 +1,6 @@
 // Amendments and history: versions in order, each anchored and verified on its own, stale
 // writes refused, consent for writing and for reading every version, tampering detected.
+import { randomUUID } from 'node:crypto';
 import { codes, TestApi } from './helpers/test-api';
 import { condition, CONFIDENTIALITY, LOINC, observation, vitalSign } from './helpers/fhir';
 import { corpusResource } from './helpers/fhir-corpus';
@@ -211,7 +212,12 @@ describe('record amendments and history', () => {
       const other = await update(id, condition(), 1);
       expect(codes(other)).toEqual(['BAD_USER_INPUT']);
       expect(codes(await update(id, observation(), 0))).toEqual(['BAD_USER_INPUT']);
+      // A resource naming another record's id is refused, not renamed; its own id is fine.
+      const misnamed = await update(id, { ...observation(), id: randomUUID() }, 1);
+      expect(codes(misnamed)).toEqual(['BAD_USER_INPUT']);
+      expect(misnamed.errors![0].extensions!.field).toBe('resource.id');
       expect(await versionRows(id)).toBe(0);
+      expect((await update(id, { ...observation(), id }, 1)).errors).toBeUndefined();
     });
 
     it('amends a real Synthea condition and searches by its new code only', async () => {

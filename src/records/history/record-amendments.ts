@@ -91,6 +91,16 @@ export class RecordAmendments {
         'resource.resourceType',
       );
     }
+    // FHIR's update: a resource naming another id than the one updated is refused (400), not
+    // silently renamed (a client that mixed up two records would amend the wrong one). A
+    // Patient's id is the patient's, set by the server.
+    const ownId = (input as { id?: unknown }).id;
+    if (resource.resourceType !== 'Patient' && ownId !== undefined && ownId !== id) {
+      throw new BadUserInputError(
+        'resource.id names another record than the one amended (id); leave it out or give this id',
+        'resource.id',
+      );
+    }
     const ownCategory = checkedCategory(deriveCategory(resource), 'resource.category');
     const asked = category !== undefined && category !== null;
     const filed = asked
