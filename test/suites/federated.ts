@@ -448,6 +448,15 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       expect(new Set(await seenBy(nodes[0].token))).toEqual(new Set([nodes[0].id]));
       expect(new Set(await seenBy(nodes[1].token))).toEqual(new Set([nodes[1].id]));
       expect(new Set(await seenBy(researcher))).toEqual(new Set([nodes[0].id, nodes[1].id]));
+      // Rounds count from 1, here as at the /fl routes.
+      for (const round of [0, -1]) {
+        const none = await api.gql(
+          'query($id: ID!, $r: Int) { trainingRun(id: $id) { updates(round: $r) { nodeId } } }',
+          { id: runId, r: round },
+          researcher,
+        );
+        expect(codes(none)).toEqual(['BAD_USER_INPUT']);
+      }
       const ownRuns = await api.ok<{ study: { runs: { id: string }[] } }>(
         'query($id: ID!) { study(id: $id) { runs { id } } }',
         { id: studyId },

@@ -10,6 +10,7 @@ import {
   Resolver,
 } from '@nestjs/graphql';
 import { Actor, CurrentActor, hasRole, Roles } from '../../auth';
+import { BadUserInputError } from '../../common/errors';
 import { RequestLoader } from '../../common/request-loader';
 import { StudyModel } from '../studies/study.model';
 import { Coordinator } from './coordinator.service';
@@ -96,6 +97,10 @@ export class RunsResolver {
     @Context() request: object,
     @Args('round', { type: () => Int, nullable: true }) round?: number | null,
   ) {
+    // Rounds count from 1, as the /fl routes take them.
+    if (round !== undefined && round !== null && round < 1) {
+      throw new BadUserInputError('round must be a round number (1 or more)', 'round');
+    }
     const everyNode = hasRole(actor, 'RESEARCHER') || hasRole(actor, 'ADMIN');
     const nodeId = everyNode ? null : actor.id;
     return this.updatesOf.load(request, JSON.stringify([run.id, round ?? null, nodeId]));
