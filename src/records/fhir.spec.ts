@@ -104,6 +104,38 @@ describe('FHIR resources', () => {
     ).not.toThrow();
   });
 
+  it('rejects a Range whose low is above its high (rng-2), with or without a unit', () => {
+    for (const [low, high] of [
+      [{ value: 5 }, { value: 1 }],
+      [
+        { value: 5, unit: 'drops' },
+        { value: 1, unit: 'drops' },
+      ],
+      [
+        { value: 5, system: 'http://unitsofmeasure.org', code: 'mg' },
+        { value: 1, system: 'http://unitsofmeasure.org', code: 'mg' },
+      ],
+    ]) {
+      const e = badUserInput(() =>
+        validatePatientResource(
+          { ...glucose, valueQuantity: undefined, valueRange: { low, high } },
+          P,
+        ),
+      );
+      expect(e.message).toContain('rng-2');
+    }
+    expect(() =>
+      validatePatientResource(
+        {
+          ...glucose,
+          valueQuantity: undefined,
+          valueRange: { low: { value: 1 }, high: { value: 5 } },
+        },
+        P,
+      ),
+    ).not.toThrow();
+  });
+
   it('rejects properties FHIR does not define', () => {
     const e = badUserInput(() => validatePatientResource({ ...glucose, nickname: 'x' }, P));
     expect(e.message).toContain('nickname');

@@ -78,8 +78,29 @@ export function invariantHolds(
   } catch {
     return true;
   }
-  return result.length === 0 || result[0] !== false;
+  if (result.length > 0 && result[0] === false) return false;
+  return ALSO.get(invariant.key)?.(focus as Json) ?? true;
 }
+
+/**
+ * What an invariant says where FHIRPath.js lets data through that HL7's validator refuses.
+ * rng-2 (low ≤ high): FHIRPath.js compares no quantities without a UCUM unit (a Range of plain
+ * numbers, or of one non-UCUM unit, passed whatever its ends); compared here as numbers when
+ * both ends name the same unit (or none).
+ */
+const ALSO: ReadonlyMap<string, (focus: Json) => boolean> = new Map([
+  [
+    'rng-2',
+    (f: Json) => {
+      const low = f?.low as Json;
+      const high = f?.high as Json;
+      if (typeof low?.value !== 'number' || typeof high?.value !== 'number') return true;
+      const unit = (q: NonNullable<Json>) =>
+        `${String(q.system ?? '')}|${String(q.code ?? q.unit ?? '')}`;
+      return unit(low) !== unit(high) || low.value <= high.value;
+    },
+  ],
+]);
 
 const chains = new Map<string, string | null>();
 
