@@ -69,6 +69,16 @@ export class ConsentService {
         });
       return result;
     });
+    // Erased meanwhile (erasure revokes every grant it finds on the ledger, then looks again
+    // once the profile is marked erased): a grant that landed after that last look is revoked
+    // here, as this request, which checked the profile before, is the only one to know of it.
+    if (await this.patients.isErased(patientId)) {
+      // Erasure's own look may have revoked it first.
+      await this.revokeOnLedger(id).catch((e: unknown) => {
+        if (!(e instanceof ConflictError)) throw e;
+      });
+      throw new NotFoundError('This patient profile was erased; no grant was made.');
+    }
     // The row now holds exactly what the ledger answered: no need to read it back.
     return toGrantModelFromLedger(result);
   }

@@ -8,7 +8,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { GrantRecord } from '@custodia/chaincode';
 import { DataSource } from 'typeorm';
 import { Actor } from '../auth';
-import { BadUserInputError } from '../common/errors';
+import { BadUserInputError, ConflictError } from '../common/errors';
 import { ConsentService } from '../consent';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
@@ -34,18 +34,30 @@ export class ErasureService {
     const patientId = await this.patients.requirePatientId(actor);
     // Consents first, on the ledger (the source of truth). If the ledger fails half-way,
     // nothing else has changed and a retry revokes the rest.
-    const grants = await this.ledger.evaluate<GrantRecord[]>('consent', 'ListConsentsByPatient', [
-      patientId,
-    ]);
-    for (const g of grants.filter((x) => x.status !== 'REVOKED')) {
-      await this.consents.revokeOnLedger(g.id);
-    }
+    await this.revokeAll(patientId);
     await this.db.transaction((m) =>
       erasePatientRows((text, params) => m.query(text, params), patientId),
     );
     this.keys.forgetPatient(patientId);
     this.patients.forget(actor.id);
+    // A grant the patient made while this ran, after the first look: revoked now that the
+    // profile is marked erased. One landing after this look sees the mark and revokes itself
+    // (ConsentService.grant).
+    await this.revokeAll(patientId);
     return true;
+  }
+
+  /** Revokes every grant of the patient the ledger holds unrevoked. */
+  private async revokeAll(patientId: string): Promise<void> {
+    const grants = await this.ledger.evaluate<GrantRecord[]>('consent', 'ListConsentsByPatient', [
+      patientId,
+    ]);
+    for (const g of grants.filter((x) => x.status !== 'REVOKED')) {
+      // Revoked meanwhile (by the grant's own request, which saw the erasure): as wanted.
+      await this.consents.revokeOnLedger(g.id).catch((e: unknown) => {
+        if (!(e instanceof ConflictError)) throw e;
+      });
+    }
   }
 }
 

@@ -217,6 +217,83 @@ export function erasureSuite(ledger: LedgerUnderTest): void {
       }
     });
 
+    it('leaves no grant standing that the patient made while their erasure ran, whichever lands when', async () => {
+      const ledgerPort = api.server.app.get<Ledger>(LEDGER);
+      const GRANT = `mutation($g: ID!) { grantConsent(input: {granteeType: CLINICIAN,
+        granteeId: $g, purpose: TREATMENT, actions: [READ]}) { id } }`;
+      const standing = async (id: string) =>
+        (await ledgerPort.evaluate<{ status: string }>('consent', 'GetConsent', [id])).status;
+
+      // Landing between erasure's first look at the ledger and the profile's erasure: its
+      // second look revokes it.
+      const early = await api.token('erin-early', 'PATIENT');
+      const earlyId = (
+        await api.ok<{ registerPatient: { id: string } }>(
+          'mutation { registerPatient { id } }',
+          {},
+          early,
+        )
+      ).registerPatient.id;
+      const evaluate = ledgerPort.evaluate.bind(ledgerPort);
+      let between: string | undefined;
+      let looked = false;
+      const spy = jest.spyOn(ledgerPort, 'evaluate').mockImplementation(async (c, fn, args) => {
+        const answer = await evaluate(c, fn, args);
+        if (fn === 'ListConsentsByPatient' && !looked) {
+          looked = true;
+          const res = await api.gql<{ grantConsent: { id: string } }>(
+            GRANT,
+            { g: 'dr-early' },
+            early,
+          );
+          if (res.errors) throw new Error(JSON.stringify(res.errors));
+          between = res.data!.grantConsent.id;
+        }
+        return answer as never;
+      });
+      try {
+        await api.ok(ERASE, { c: true }, early);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(await standing(between!)).toBe('REVOKED');
+      expect(earlyId).toBeDefined();
+
+      // Landing after erasure finished, from a request that found the profile before: it sees
+      // the erasure and revokes its own grant.
+      const late = await api.token('erin-late', 'PATIENT');
+      await api.ok('mutation { registerPatient { id } }', {}, late);
+      const submit = ledgerPort.submit.bind(ledgerPort);
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let reached!: () => void;
+      const atLedger = new Promise<void>((resolve) => (reached = resolve));
+      const hold = jest.spyOn(ledgerPort, 'submit').mockImplementation(async (c, fn, args) => {
+        if (fn === 'GrantConsent') {
+          reached();
+          await held;
+        }
+        return submit(c, fn, args) as never;
+      });
+      let lateGrant: Awaited<ReturnType<typeof api.gql<{ grantConsent: { id: string } }>>>;
+      try {
+        const granting = api.gql<{ grantConsent: { id: string } }>(GRANT, { g: 'dr-late' }, late);
+        await atLedger;
+        hold.mockImplementation(submit as never);
+        await api.ok(ERASE, { c: true }, late);
+        release();
+        lateGrant = await granting;
+      } finally {
+        hold.mockRestore();
+      }
+      expect(codes(lateGrant)).toEqual(['NOT_FOUND']);
+      expect(lateGrant.errors![0].message).toContain('erased');
+      const all = await ledgerPort.evaluate<
+        { patientId: string; status: string; grantee: { id: string } }[]
+      >('consent', 'ListConsentsByGrantee', ['CLINICIAN', 'dr-late']);
+      expect(all.map((g) => g.status)).toEqual(['REVOKED']);
+    });
+
     it('refuses break-glass on an erased patient', async () => {
       const res = await api.gql(
         'mutation($p: ID!) { declareEmergency(patientId: $p, reason: "Unconscious in the ER") { id } }',
