@@ -293,6 +293,19 @@ describe('importing and exporting FHIR bundles', () => {
         expect(res.errors).toBeUndefined();
         expect(res.data!.importBundle.created).toBe(2);
       }
+      // A clinician who may write but not read a patient's records learns nothing of her
+      // stored Patient record from the answer: a wrong guess and a right one are answered alike.
+      const pia = await patient(api, 'pia');
+      const own = await importAs(pia.token, small({ gender: 'female', birthDate: '1970-04-12' }));
+      expect(own.errors).toBeUndefined();
+      const writer = await api.token('dr-write-only', 'CLINICIAN');
+      await api.grantRead(pia.token, 'dr-write-only', { actions: ['WRITE'] });
+      const answers = [];
+      for (const guess of [{ gender: 'male', birthDate: '1956-08-03' }, { birthDate: '1970-04' }]) {
+        const res = await importAs(writer, small(guess), pia.id);
+        answers.push(res.errors ? codes(res) : 'imported');
+      }
+      expect(answers[0]).toEqual(answers[1]);
     });
 
     it("tells no one whether a bundle's patient is a patient here, and refuses a clinician's copy of one they may read", async () => {

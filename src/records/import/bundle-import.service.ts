@@ -10,6 +10,7 @@ import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { setImmediate } from 'node:timers/promises';
 import { DataSource } from 'typeorm';
+import type { RecordFacts } from '@custodia/chaincode/policy';
 import { Actor, hasRole } from '../../auth';
 import { BadUserInputError, ConsentRequiredError, ForbiddenError } from '../../common/errors';
 import { isUuid } from '../../common/ids';
@@ -63,7 +64,6 @@ export class BundleImportService implements OnApplicationShutdown {
     );
     const plan = await planImport(bundle, target);
     if (plan.adopted) await this.refuseAnotherPatient(actor, plan.adopted, target);
-    await this.refuseAnotherPerson(plan.records, target);
     for (const r of plan.records) {
       // As createRecord: a grantee filing a record apart from its content's category would
       // slip it past the category scope of their own grant and of every other.
@@ -88,6 +88,15 @@ export class BundleImportService implements OnApplicationShutdown {
           `entry[${r.entry}]: your grants do not cover ${what} of this patient; nothing was imported.`,
         );
       }
+    }
+    // After the grant checks, and against what the caller may read: a refusal that depended on
+    // a stored Patient record the caller may not read would tell its birth date, guess by guess.
+    if (plan.records.some((r) => r.resource.resourceType === 'Patient')) {
+      const read =
+        decision.basis.kind === 'self' ? decision : await this.access.decide(actor, target);
+      await this.refuseAnotherPerson(plan.records, target, (facts) =>
+        this.access.admits(read, facts),
+      );
     }
     const rows = await this.store(target, plan.records);
     // A clinician's import is one WRITE event citing the grant that covers it.
@@ -139,11 +148,16 @@ export class BundleImportService implements OnApplicationShutdown {
    * the error does not say which element differs: a WRITE grant does not entitle its holder to
    * learn the patient's birth date.
    */
-  private async refuseAnotherPerson(records: PlannedRecord[], target: string): Promise<void> {
+  private async refuseAnotherPerson(
+    records: PlannedRecord[],
+    target: string,
+    mayRead: (facts: RecordFacts) => boolean,
+  ): Promise<void> {
     const incoming = records.filter((r) => r.resource.resourceType === 'Patient');
     if (!incoming.length) return;
-    // Every stored Patient record of theirs, opened (read by the server, never shown).
-    const stored = (await this.records.openForDecision(target, ['Patient'], () => true)).map(
+    // Every stored Patient record of theirs the caller may read, opened (by the server, never
+    // shown): compared with one the caller may not read, the answer would tell what it holds.
+    const stored = (await this.records.openForDecision(target, ['Patient'], mayRead)).map(
       (r) => r.resource,
     );
     for (const r of incoming) {
