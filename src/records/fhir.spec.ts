@@ -1,3 +1,4 @@
+import { grantAsFhirConsent } from '../consent/fhir-consent';
 import {
   contradictedLabel,
   confidentialityOf,
@@ -134,6 +135,27 @@ describe('FHIR resources', () => {
         P,
       ),
     ).not.toThrow();
+  });
+
+  it("rejects a grant's own Consent (its Custodia identifier) as a record", () => {
+    const consent = grantAsFhirConsent({
+      id: 'f2b1c7e0-2d7e-4c53-a0a4-8a1f1f7c9a11',
+      patientId: P,
+      grantee: { type: 'CLINICIAN', id: 'dr-house' },
+      purpose: 'TREATMENT',
+      actions: ['READ'],
+      resourceTypes: [],
+      categories: [],
+      includeRestricted: false,
+      validFrom: new Date('2026-01-01T00:00:00Z'),
+      validUntil: null,
+      status: 'ACTIVE',
+      ledgerTxId: 'a'.repeat(64),
+      createdAt: new Date('2026-01-01T00:00:00Z'),
+    });
+    const e = badUserInput(() => validatePatientResource(consent, P));
+    expect(e.message).toContain('grants are made with grantConsent');
+    expect(e.details.field).toBe('input.resource.identifier');
   });
 
   it('rejects properties FHIR does not define', () => {

@@ -1,6 +1,7 @@
 // FHIR R4 validation (strict, from HL7's definitions: see ./fhir/) and the facts we derive from a
 // resource: whose it is, its category and its sensitivity.
 import { BadUserInputError } from '../common/errors';
+import { isGrantConsent } from '../consent/fhir-consent';
 import {
   type FhirIssue,
   fhirIssues,
@@ -47,6 +48,14 @@ export function validatePatientResource(
     throw new BadUserInputError(
       `${type} resources cannot hold a patient's data; use a type with a subject or patient reference (e.g. Observation, Condition)`,
       `${field}.resourceType`,
+    );
+  }
+  // A grant's own Consent (ConsentGrant.fhir) stored as a record would read as a grant where it
+  // is none, and an import of the patient's export would pass it over as one.
+  if (isGrantConsent(value as Record<string, unknown>)) {
+    throw new BadUserInputError(
+      'this Consent carries a Custodia grant identifier (urn:custodia:consent-grant): grants are made with grantConsent, not stored as records',
+      `${field}.identifier`,
     );
   }
   const resource = structuredClone(value) as FhirResource;
