@@ -25,7 +25,7 @@ import { RecordsService } from '../records.service';
 import { sealedRow } from '../sealed-row';
 import { clinicalDate } from '../search/clinical-facts';
 import { RecordIndex } from '../search/record-index';
-import { ImportPlan, planImport, PlannedRecord } from './bundle-plan';
+import { ImportPlan, planImport, PlannedRecord, samePerson } from './bundle-plan';
 import { ImportReportModel } from './import.model';
 
 /** Rows per INSERT statement (18 parameters each, well under PostgreSQL's 65,535). */
@@ -248,17 +248,4 @@ export class BundleImportService implements OnApplicationShutdown {
     };
     await Promise.all(Array.from({ length: Math.min(ANCHOR_CONCURRENCY, rows.length) }, worker));
   }
-}
-
-/**
- * Whether two Patient resources may be the same person: no birth date or sex that both give
- * differs (a partial birth date agrees with every full one it is the start of).
- */
-function samePerson(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
-  const given = (v: unknown) => (typeof v === 'string' && v !== '' && v !== 'unknown' ? v : null);
-  const [bornA, bornB] = [given(a.birthDate), given(b.birthDate)];
-  const [sexA, sexB] = [given(a.gender), given(b.gender)];
-  const bornDiffer =
-    bornA !== null && bornB !== null && !bornA.startsWith(bornB) && !bornB.startsWith(bornA);
-  return !bornDiffer && !(sexA !== null && sexB !== null && sexA !== sexB);
 }

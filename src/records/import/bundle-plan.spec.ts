@@ -166,6 +166,36 @@ describe('planning a bundle import', () => {
     expect(e.details.field).toBe(`bundle.entry[${i}].resource.status`);
   });
 
+  it('refuses two versions of one Patient that give two birth dates or sexes, and takes agreeing ones', async () => {
+    const patient = (fields: Record<string, unknown>) => ({
+      resource: { resourceType: 'Patient', id: 'p1', ...fields },
+    });
+    const bundle = (...entries: unknown[]) => ({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: entries,
+    });
+    const e = await badUserInput(
+      plan(
+        bundle(
+          patient({ birthDate: '1970-01-01', gender: 'female' }),
+          patient({ birthDate: '1985-06-06', gender: 'male' }),
+        ),
+      ),
+    );
+    expect(e.message).toMatch(
+      /^entry\[1\] is a version of entry\[0\]'s Patient with another birth date or sex/,
+    );
+    await expect(
+      plan(
+        bundle(
+          patient({ birthDate: '1970-01-01' }),
+          patient({ birthDate: '1970-01', gender: 'female' }),
+        ),
+      ),
+    ).resolves.toMatchObject({ records: [expect.anything(), expect.anything()] });
+  });
+
   it('refuses an entry whose resource is larger than createRecord takes, naming it', async () => {
     const bundle = corpusBundle();
     const i = bundle.entry.findIndex((e) => e.resource.resourceType === 'Observation');

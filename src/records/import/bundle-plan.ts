@@ -181,6 +181,14 @@ export async function planImport(
           'resource',
         );
       }
+      // Versions of one Patient describe one person: not two birth dates or sexes.
+      if (patientEntry >= 0 && !samePerson(entries[patientEntry].resource, resource)) {
+        throw bad(
+          i,
+          `is a version of entry[${patientEntry}]'s Patient with another birth date or sex; a bundle imports one person's data`,
+          'resource',
+        );
+      }
       if (patientEntry < 0) patientEntry = i;
       kind = 'patient';
     } else if (type === 'Bundle') {
@@ -688,4 +696,17 @@ function bad(i: number, problem: string, path: string): BadUserInputError {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Whether two Patient resources may be the same person: no birth date or sex that both give
+ * differs (a partial birth date agrees with every full one it is the start of).
+ */
+export function samePerson(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  const given = (v: unknown) => (typeof v === 'string' && v !== '' && v !== 'unknown' ? v : null);
+  const [bornA, bornB] = [given(a.birthDate), given(b.birthDate)];
+  const [sexA, sexB] = [given(a.gender), given(b.gender)];
+  const bornDiffer =
+    bornA !== null && bornB !== null && !bornA.startsWith(bornB) && !bornB.startsWith(bornA);
+  return !bornDiffer && !(sexA !== null && sexB !== null && sexA !== sexB);
 }
