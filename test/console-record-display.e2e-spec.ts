@@ -166,6 +166,37 @@ describe('the console’s wording of records', () => {
       valueQuantity: { value: 2, unit: 'weeks', system: UCUM, code: 'wk' },
       effectiveDateTime: at('2025-01-04'),
     });
+    // As Synthea writes them: values to 15 digits, units as UCUM codes, a blood pressure in
+    // components, a coded answer, a temperature taken by mouth.
+    ids.co2 = await api.createRecord(dora, {
+      ...observation('2028-9', 24.70967920687918, 'mmol/L'),
+      effectiveDateTime: at('2025-01-05'),
+    });
+    ids.oral = await api.createRecord(dora, {
+      ...vitalSign('8331-1', 38.748934253848105),
+      valueQuantity: { value: 38.748934253848105, unit: 'Cel', system: UCUM, code: 'Cel' },
+      effectiveDateTime: at('2025-01-06'),
+    });
+    const bp = vitalSign('85354-9', 0);
+    delete (bp as { valueQuantity?: unknown }).valueQuantity;
+    const pressure = (code: string, value: number) => ({
+      code: { coding: [{ system: 'http://loinc.org', code }] },
+      valueQuantity: { value, unit: 'mm[Hg]', system: UCUM, code: 'mm[Hg]' },
+    });
+    ids.bp = await api.createRecord(dora, {
+      ...bp,
+      component: [pressure('8480-6', 107.4650852484731), pressure('8462-4', 77.45937090159893)],
+      effectiveDateTime: at('2025-01-07'),
+    });
+    const smoking = observation('72166-2', 0);
+    delete (smoking as { valueQuantity?: unknown }).valueQuantity;
+    ids.smoking = await api.createRecord(dora, {
+      ...smoking,
+      valueCodeableConcept: {
+        coding: [{ system: SNOMED, code: '266919005', display: 'Never smoker' }],
+      },
+      effectiveDateTime: at('2025-01-08'),
+    });
     await api.grantRead(dora, 'dr-lee');
 
     page = await browser.open(context);
@@ -183,6 +214,22 @@ describe('the console’s wording of records', () => {
         name,
       );
     }
+  });
+
+  it('rounds measured values, writes UCUM codes as people write units, and reads components and coded answers', async () => {
+    const first = (id: string) => rowOf(id).locator('td').first().textContent();
+    await expect(first(ids.co2)).resolves.toBe('2028-9: 24.7 mmol/L');
+    await expect(first(ids.oral)).resolves.toBe('8331-1: 38.7 °C');
+    await expect(first(ids.bp)).resolves.toBe('85354-9: 107.5/77.5 mmHg');
+    await expect(first(ids.smoking)).resolves.toBe('72166-2: Never smoker');
+    // A temperature taken by mouth is the chart's body temperature, not "no value recorded".
+    const vitals = page.getByTestId('vitals');
+    await expect(
+      vitals.locator('tr', { hasText: 'Body temperature' }).textContent(),
+    ).resolves.toContain('38.7 °C');
+    await expect(
+      vitals.locator('tr', { hasText: 'Blood pressure' }).textContent(),
+    ).resolves.toContain('107.5/77.5 mmHg');
   });
 
   it('spells out units of time and prefers the unit’s own text', async () => {

@@ -126,7 +126,7 @@ describe('the console’s vital signs and research pages in a browser', () => {
     expect(rows).toEqual([
       ['Heart rate', '72 /min', '1 Jun 2025, 08:00'],
       ['Blood pressure', '128/82 mmHg', '1 Jun 2025, 08:05'],
-      ['Body temperature', '37.2 Cel', '1 Jun 2025, 08:10'],
+      ['Body temperature', '37.2 °C', '1 Jun 2025, 08:10'],
       ['Respiratory rate', 'No value recorded'],
       ['Oxygen saturation (SpO₂)', '97 %', '1 Jun 2025, 08:15'],
       ['Body weight', '70.5 kg', '20 May 2025, 10:00'],

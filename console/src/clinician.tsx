@@ -241,7 +241,8 @@ function ChartOf({ patientId }: { patientId: string }) {
 const VITALS: { name: string; codes: string[] }[] = [
   { name: 'Heart rate', codes: ['8867-4'] },
   { name: 'Blood pressure', codes: ['85354-9'] },
-  { name: 'Body temperature', codes: ['8310-5'] },
+  // Body temperature, else where it was taken: oral, axillary, tympanic, rectal.
+  { name: 'Body temperature', codes: ['8310-5', '8331-1', '8328-7', '8333-7', '8332-9'] },
   { name: 'Respiratory rate', codes: ['9279-1'] },
   { name: 'Oxygen saturation (SpO₂)', codes: ['59408-5', '2708-6'] },
   { name: 'Body weight', codes: ['29463-7'] },

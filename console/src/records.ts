@@ -113,14 +113,53 @@ const TIME_UNITS: Record<string, [string, string]> = {
   min: ['minute', 'minutes'],
 };
 
+/** UCUM codes as people write them (Synthea and most EHRs send the codes as the unit). */
+const UCUM_WRITTEN: Record<string, string> = {
+  Cel: '°C',
+  '[degF]': '°F',
+  'mm[Hg]': 'mmHg',
+  '10*3/uL': '×10³/µL',
+  '10*6/uL': '×10⁶/µL',
+  '10*9/L': '×10⁹/L',
+  '10*12/L': '×10¹²/L',
+  'kg/m2': 'kg/m²',
+  'mL/min/{1.73_m2}': 'mL/min/1.73 m²',
+  '/min': '/min',
+  '{beats}/min': 'beats/min',
+  '{breaths}/min': 'breaths/min',
+  uL: 'µL',
+  ug: 'µg',
+  'ug/L': 'µg/L',
+  'ug/dL': 'µg/dL',
+  'umol/L': 'µmol/L',
+  'U/L': 'U/L',
+  '{score}': '',
+  '{#}': '',
+  '1': '',
+};
+
 /**
- * A unit in words: UCUM codes of time spelt out (plural unless `value` is 1); any other unit
- * (mmol/L, mg/dL, kg, %) as written.
+ * A unit in words: UCUM codes of time spelt out (plural unless `value` is 1), the common UCUM
+ * codes as written by hand (Cel as °C, mm[Hg] as mmHg, 10*3/uL as ×10³/µL, a bare annotation
+ * such as {score} as nothing); any other unit (mmol/L, mg/dL, kg, %) as written.
  */
 export function unitWords(unit: string, value?: number): string {
+  if (Object.hasOwn(UCUM_WRITTEN, unit)) return UCUM_WRITTEN[unit];
   if (!Object.hasOwn(TIME_UNITS, unit)) return unit;
   const [one, many] = TIME_UNITS[unit];
   return value === 1 ? one : many;
+}
+
+/**
+ * A measured number as a person reads it: machines send 24.70967920687918 mmol/L, which no
+ * instrument measured; one decimal from 10 up, two from 1, four below, trailing zeros
+ * dropped. Whole numbers as they are.
+ */
+export function numberText(value: number): string {
+  if (Number.isInteger(value)) return String(value);
+  const size = Math.abs(value);
+  const decimals = size >= 10 ? 1 : size >= 1 ? 2 : 4;
+  return String(Number(value.toFixed(decimals)));
 }
 
 /** FHIR's comparators: the true value lies beyond the one written, it was not measured as it. */
@@ -152,7 +191,8 @@ export function quantityOf(q: FhirQuantity | undefined): Quantity | undefined {
 
 /** The number with its comparator, if any: "< 0.5", never a bare 0.5 for a bound. */
 export function valueText(q: Quantity): string {
-  return q.comparator ? `${q.comparator} ${q.value}` : String(q.value);
+  const n = numberText(q.value);
+  return q.comparator ? `${q.comparator} ${n}` : n;
 }
 
 /** "< 0.5 mmol/L", "3 days": the value with its comparator, if any, and its unit in words. */
@@ -192,13 +232,67 @@ function patientSummary(resource: Record<string, unknown>): string {
   return line.charAt(0).toUpperCase() + line.slice(1);
 }
 
+/**
+ * The value an Observation (or one of its components) holds, in words: a quantity with its
+ * unit, a coded answer by its text ("Never smoker"), a string, a number, yes or no.
+ */
+function valueWords(part: Record<string, unknown>): string | undefined {
+  const q = quantityOf(part.valueQuantity as FhirQuantity | undefined);
+  if (q) return quantityText(q);
+  const coded = part.valueCodeableConcept as CodeableConcept | undefined;
+  const said = coded?.text ?? coded?.coding?.[0]?.display ?? coded?.coding?.[0]?.code;
+  if (said) return said;
+  if (typeof part.valueString === 'string') return part.valueString;
+  if (typeof part.valueInteger === 'number') return String(part.valueInteger);
+  if (typeof part.valueBoolean === 'boolean') return part.valueBoolean ? 'yes' : 'no';
+  return undefined;
+}
+
+/**
+ * An Observation's components in a line: a blood pressure as systolic/diastolic ("120/80
+ * mmHg"), any other as each component's name and value.
+ */
+function componentWords(resource: Record<string, unknown>): string | undefined {
+  const parts = resource.component as Record<string, unknown>[] | undefined;
+  if (!Array.isArray(parts) || !parts.length) return undefined;
+  const coded = (code: string) =>
+    parts.find((p) =>
+      (p.code as CodeableConcept | undefined)?.coding?.some((c) => c.code === code),
+    );
+  const [sys, dia] = [coded('8480-6'), coded('8462-4')].map((p) =>
+    quantityOf(p?.valueQuantity as FhirQuantity | undefined),
+  );
+  if (sys && dia) return `${valueText(sys)}/${valueText(dia)} ${unitWords(sys.unit)}`.trim();
+  const said = parts
+    .map((p) => {
+      const value = valueWords(p);
+      return value && [nameOf(p), value].filter(Boolean).join(' ');
+    })
+    .filter(Boolean);
+  return said.length ? said.join(', ') : undefined;
+}
+
+/** Words for a record of a type with no code: its title, description or category. */
+function describedAs(resource: Record<string, unknown>): string | undefined {
+  for (const key of ['title', 'description']) {
+    const v = resource[key];
+    if (typeof v === 'string' && v) return v;
+    const text = (v as CodeableConcept | undefined)?.text;
+    if (text) return text;
+  }
+  const category = resource.category as CodeableConcept[] | undefined;
+  const first = Array.isArray(category) ? category[0] : undefined;
+  return first?.text ?? first?.coding?.[0]?.display;
+}
+
 /** A one-line description: what the record is about and the value, with its unit. */
 export function summaryOf(resource: Record<string, unknown>): string {
-  const name = resource.resourceType === 'Patient' ? patientSummary(resource) : nameOf(resource);
-  const q = quantityOf(resource.valueQuantity as FhirQuantity | undefined);
-  return (
-    [name, q && quantityText(q)].filter(Boolean).join(': ') || String(resource.resourceType ?? '')
-  );
+  const name =
+    resource.resourceType === 'Patient'
+      ? patientSummary(resource)
+      : nameOf(resource) || describedAs(resource);
+  const value = valueWords(resource) ?? componentWords(resource);
+  return [name, value].filter(Boolean).join(': ') || String(resource.resourceType ?? '');
 }
 
 export interface LabPoint extends Quantity {
