@@ -203,7 +203,7 @@ export class Assessments {
     if (decision.basis.kind === 'none') {
       await this.access.logDenied(actor, decision, patientId);
       throw new ConsentRequiredError(
-        "No active consent lets you read this patient's records, nor so the AI decisions about them. Ask the patient to grant access.",
+        "No active consent lets you read this patient's records or the AI decisions made about them. Ask the patient to grant access.",
       );
     }
     const rows = await this.repo.decisionsOf(patientId, size + 1, position);
