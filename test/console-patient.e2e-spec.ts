@@ -2,6 +2,7 @@
 // against a real API: the record timeline, joining and leaving a study and seeing a training
 // node's use of the records, emergency access on and off, and erasure behind a typed
 // confirmation. What the page shows is checked against the API; every page with axe-core.
+import { readFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { BrowserContext, Page } from 'playwright-core';
 import { RecordsService } from '../src/records';
@@ -294,6 +295,31 @@ describe('the patient’s pages of the web console', () => {
     await page.getByRole('button', { name: 'Turn emergency access off' }).waitFor();
     await expect(state.textContent()).resolves.toBe('Emergency access is on.');
     expect(await allowed()).toBe(true);
+  });
+
+  it('downloads all my data as one FHIR Bundle before erasure, as exportMyData gives it', async () => {
+    const downloading = page.waitForEvent('download');
+    await page.getByRole('button', { name: 'Download my data' }).click();
+    const download = await downloading;
+    expect(download.suggestedFilename()).toMatch(/^my-health-records-\d{4}-\d{2}-\d{2}\.json$/);
+    const file = await download.path();
+    const bundle = JSON.parse(await readFile(file!, 'utf8')) as {
+      resourceType: string;
+      type: string;
+      entry: { resource: { id?: string } }[];
+    };
+    const { exportMyData } = await api.ok<{ exportMyData: typeof bundle }>(
+      'query { exportMyData }',
+      {},
+      token,
+    );
+    expect(bundle).toMatchObject({ resourceType: 'Bundle', type: 'collection' });
+    expect(bundle.entry.map((e) => e.resource.id).sort()).toEqual(
+      exportMyData.entry.map((e) => e.resource.id).sort(),
+    );
+    await expect(page.getByTestId('export-done').textContent()).resolves.toBe(
+      `Downloaded ${bundle.entry.length} entries.`,
+    );
   });
 
   it('asks for a typed word before erasing, and cancelling erases nothing', async () => {

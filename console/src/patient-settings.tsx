@@ -1,5 +1,6 @@
-// The patient's settings: emergency (break-glass) access on or off, and erasing all their data
-// behind a confirmation that asks them to type a word.
+// The patient's settings: emergency (break-glass) access on or off, a download of all their
+// data (records and grants as one FHIR R4 Bundle), and erasing it all behind a confirmation
+// that asks them to type a word.
 import { FormEvent, useRef, useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, toApiError, useAction, useLoad } from './common';
@@ -11,6 +12,7 @@ export function MySettings({ patientId, onErased }: { patientId: string; onErase
   return (
     <>
       <EmergencySetting patientId={patientId} />
+      <ExportMyData />
       <EraseMyData onErased={onErased} />
     </>
   );
@@ -96,6 +98,64 @@ function EmergencySetting({ patientId }: { patientId: string }) {
   );
 }
 
+/** The file name of an export: the day it was made, so that several do not overwrite. */
+export function exportFileName(at = new Date()): string {
+  return `my-health-records-${at.toISOString().slice(0, 10)}.json`;
+}
+
+/** Downloads the patient's records and grants (exportMyData) as a FHIR R4 Bundle file. */
+function ExportMyData() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [done, setDone] = useState<number | null>(null);
+
+  async function download() {
+    setBusy(true);
+    setError(null);
+    setDone(null);
+    try {
+      const { exportMyData } = await gql<{ exportMyData: { entry?: unknown[] } }>(
+        `query { exportMyData }`,
+      );
+      const blob = new Blob([JSON.stringify(exportMyData, null, 2)], {
+        type: 'application/fhir+json',
+      });
+      const url = URL.createObjectURL(blob);
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = exportFileName();
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 0);
+      setDone(exportMyData.entry?.length ?? 0);
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section aria-labelledby="export-h" className="panel">
+      <h2 id="export-h">Download my data</h2>
+      <p>
+        All your records and the grants you have given, as one FHIR R4 file that another system (or
+        this one, after erasure) can import. Take it before erasing your data.
+      </p>
+      <button type="button" onClick={() => void download()} disabled={busy}>
+        {busy ? 'Preparing…' : 'Download my data'}
+      </button>
+      {done !== null && (
+        <p role="status" data-testid="export-done">
+          Downloaded {done} {done === 1 ? 'entry' : 'entries'}.
+        </p>
+      )}
+      <ErrorNotice error={error} />
+    </section>
+  );
+}
+
 function EraseMyData({ onErased }: { onErased: () => void }) {
   const [confirming, setConfirming] = useState(false);
   const [word, setWord] = useState('');
@@ -139,6 +199,7 @@ function EraseMyData({ onErased }: { onErased: () => void }) {
         Erasing revokes every grant you have given (on the ledger), destroys the keys your records
         are encrypted with and deletes the records. It cannot be undone. The ledger keeps only
         fingerprints that reveal nothing once the keys are gone. You are signed out afterwards.
+        Download your data first if you may want it again.
       </p>
       {!confirming && (
         <button type="button" className="danger" ref={start} onClick={open}>
