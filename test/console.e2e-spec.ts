@@ -152,9 +152,14 @@ describe('the web console in a browser', () => {
   it('the patient revokes with one click, and the clinician is then refused', async () => {
     await patient.getByRole('button', { name: 'Revoke the grant to dr-bob' }).click();
     const grant = patient.locator('[data-testid=grant][data-grantee=dr-bob]');
-    // The status badge itself: the grant's description says "until revoked" from the start,
-    // so a text match on the whole grant would not wait for the revocation at all.
+    // The status badge itself: a text match on the whole grant ("revoked" is in the revoke
+    // button's words too) would not wait for the revocation at all.
     await grant.locator('[data-testid=grant-status]', { hasText: /^REVOKED$/ }).waitFor();
+    // It says when it was revoked, no longer "until revoked".
+    await expect(grant.textContent()).resolves.toMatch(
+      /revoked \d{1,2} \w{3} \d{4}, \d{2}:\d{2} \(UTC\)/,
+    );
+    await expect(grant.textContent()).resolves.not.toContain('until revoked');
     await clinician.getByRole('button', { name: 'Refresh' }).click();
     const refusal = clinician.locator('[role=alert][data-code=CONSENT_REQUIRED]', {
       hasText: 'has not granted you access',

@@ -88,10 +88,23 @@ export interface Grant {
   validUntil: string | null;
   /** SUSPENDED: unsigned while the patient accepts only signed grants (still revocable). */
   status: 'ACTIVE' | 'REVOKED' | 'EXPIRED' | 'SUSPENDED';
+  /** When it was revoked (on the ledger), if it was. */
+  revokedAt?: string | null;
   ledgerTxId: string;
 }
 
-export const GRANT_FIELDS = `id grantee { type id } purpose actions resourceTypes categories includeRestricted validFrom validUntil status ledgerTxId`;
+export const GRANT_FIELDS = `id grantee { type id } purpose actions resourceTypes categories includeRestricted validFrom validUntil status revokedAt ledgerTxId`;
+
+/** A grant's window in words: from, until its end or its revocation (UTC). */
+export function grantWindow(g: Grant): string {
+  const from = `From ${formatTime(g.validFrom)}`;
+  if (g.status === 'REVOKED' && g.revokedAt) {
+    return `${from}, revoked ${formatTime(g.revokedAt)} (UTC)`;
+  }
+  return g.validUntil
+    ? `${from} until ${formatTime(g.validUntil)} (UTC)`
+    : `${from} (UTC), until revoked`;
+}
 
 const RESOURCE_TYPES = [
   'Observation',
@@ -189,10 +202,7 @@ export function Consents() {
               </p>
               <p>{describeGrant(g)}</p>
               <p className="muted">
-                From {formatTime(g.validFrom)}
-                {g.validUntil ? ` until ${formatTime(g.validUntil)}` : ''} (UTC)
-                {g.validUntil ? '' : ', until revoked'} · ledger transaction{' '}
-                <code>{short(g.ledgerTxId)}</code>
+                {grantWindow(g)} · ledger transaction <code>{short(g.ledgerTxId)}</code>
               </p>
               {(g.status === 'ACTIVE' || g.status === 'SUSPENDED') && (
                 <button
