@@ -260,6 +260,22 @@ describe('the patient’s pages of the web console', () => {
     await checkPage(page, 'patient-studies-error');
   });
 
+  it('saves the name clinicians see, as the API then says', async () => {
+    await goTo(page, 'Emergency access and erasure');
+    const field = page.getByLabel('Name shown to clinicians');
+    await field.fill('Patricia Quinn');
+    await page.getByRole('button', { name: 'Save name' }).click();
+    await expect(
+      page.getByTestId('name-status').filter({ hasText: 'Saved' }).textContent(),
+    ).resolves.toContain('clinicians you give access see this name');
+    const { patient } = await api.ok<{ patient: { displayName: string | null } }>(
+      'query($p: ID!) { patient(id: $p) { displayName } }',
+      { p: patientId },
+      token,
+    );
+    expect(patient.displayName).toBe('Patricia Quinn');
+  });
+
   it('turns emergency access off and on again, as the API then says', async () => {
     const allowed = async () =>
       (

@@ -11,6 +11,7 @@ export const ERASE_WORD = 'ERASE';
 export function MySettings({ patientId, onErased }: { patientId: string; onErased: () => void }) {
   return (
     <>
+      <DisplayName patientId={patientId} />
       <EmergencySetting patientId={patientId} />
       <ExportMyData />
       <EraseMyData onErased={onErased} />
@@ -56,6 +57,73 @@ export function usePatientFlag(
     status,
     set,
   };
+}
+
+/**
+ * The name clinicians see for the patient in their list of patients (registerPatient sets it
+ * on the existing profile); without one they see an id.
+ */
+function DisplayName({ patientId }: { patientId: string }) {
+  const { data, error: loadError } = useLoad(
+    () =>
+      gql<{ patient: { displayName: string | null } }>(
+        `query($p: ID!) { patient(id: $p) { displayName } }`,
+        { p: patientId },
+      ),
+    [patientId],
+  );
+  const [name, setName] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [status, setStatus] = useState('');
+  const shown = name ?? data?.patient.displayName ?? '';
+
+  async function save(e: FormEvent) {
+    e.preventDefault();
+    setBusy(true);
+    setError(null);
+    setStatus('');
+    try {
+      const { registerPatient } = await gql<{ registerPatient: { displayName: string | null } }>(
+        `mutation($n: String) { registerPatient(displayName: $n) { displayName } }`,
+        { n: shown.trim() },
+      );
+      setName(registerPatient.displayName ?? '');
+      setStatus('Saved: clinicians you give access see this name.');
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section aria-labelledby="name-h" className="panel">
+      <h2 id="name-h">Your name</h2>
+      <p>
+        The name clinicians you give access to see in their list of patients. Without one they see
+        only a long id, and cannot tell you from another patient.
+      </p>
+      <ErrorNotice error={loadError ?? error} />
+      <form onSubmit={(e) => void save(e)} className="row">
+        <label>
+          Name shown to clinicians
+          <input
+            value={shown}
+            onChange={(e) => setName(e.target.value)}
+            maxLength={200}
+            autoComplete="name"
+          />
+        </label>
+        <button type="submit" disabled={busy || !shown.trim()}>
+          {busy ? 'Saving…' : 'Save name'}
+        </button>
+      </form>
+      <p aria-live="polite" className="status" data-testid="name-status">
+        {status}
+      </p>
+    </section>
+  );
 }
 
 function EmergencySetting({ patientId }: { patientId: string }) {
