@@ -27,7 +27,7 @@ import {
   valuesPage,
 } from './state';
 import { grantSigner, revocationSigner } from './keys.contract';
-import { choiceOf, PatientChoice, recordChoice } from './patient-choice';
+import { choiceAnswer, choiceOf, PatientChoice, recordChoice } from './patient-choice';
 import * as v from './validation';
 import { ChaincodeError } from './validation';
 
@@ -324,9 +324,7 @@ export class ConsentContract extends Contract {
   @Transaction(false)
   @Returns('string')
   async GetEmergencyAccess(ctx: Context, patientId: string): Promise<string> {
-    const id = v.id(patientId, 'patientId');
-    const setting = await choiceOf(ctx, KEYS.emergencySetting, id);
-    return JSON.stringify(setting ?? { patientId: id, allow: true, txId: null, setAt: null });
+    return choiceAnswer(ctx, KEYS.emergencySetting, patientId);
   }
 
   @Transaction(false)

@@ -5,7 +5,7 @@ import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-a
 import { grantApplies } from './policy';
 import type { GrantRecord } from './consent.contract';
 import { loadKeyring } from './keys.contract';
-import { choiceOf, PatientChoice, recordChoice } from './patient-choice';
+import { choiceAnswer, choiceOf, PatientChoice, recordChoice } from './patient-choice';
 import { caller, emit, getJson, key, KEYS, pad, putJson, txTime } from './state';
 import type { TrainingRound } from './training.contract';
 import * as v from './validation';
@@ -255,9 +255,7 @@ export class DecisionsContract extends Contract {
   @Transaction(false)
   @Returns('string')
   async GetAiDecisions(ctx: Context, patientId: string): Promise<string> {
-    const id = v.id(patientId, 'patientId');
-    const setting = await choiceOf(ctx, DECISION_KEYS.setting, id);
-    return JSON.stringify(setting ?? { patientId: id, allow: true, txId: null, setAt: null });
+    return choiceAnswer(ctx, DECISION_KEYS.setting, patientId);
   }
 
   @Transaction(false)

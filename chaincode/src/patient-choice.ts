@@ -73,6 +73,17 @@ export async function recordChoice(
   return JSON.stringify(entry);
 }
 
+/** The patient's choice under `keyType` as a transaction answers it: allowed, with no txId, when never made. */
+export async function choiceAnswer(
+  ctx: Context,
+  keyType: string,
+  patientId: string,
+): Promise<string> {
+  const id = v.id(patientId, 'patientId');
+  const setting = await choiceOf(ctx, keyType, id);
+  return JSON.stringify(setting ?? { patientId: id, allow: true, txId: null, setAt: null });
+}
+
 /** The patient's choice under `keyType`, if they ever made one. */
 export function choiceOf(
   ctx: Context,
