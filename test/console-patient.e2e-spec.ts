@@ -2,7 +2,10 @@
 // against a real API: the record timeline, joining and leaving a study and seeing a training
 // node's use of the records, emergency access on and off, and erasure behind a typed
 // confirmation. What the page shows is checked against the API; every page with axe-core.
-import { readFile } from 'node:fs/promises';
+import { corpusBundle } from './helpers/fhir-bundle';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { BrowserContext, Page } from 'playwright-core';
 import { RecordsService } from '../src/records';
@@ -276,6 +279,49 @@ describe('the patient’s pages of the web console', () => {
     expect(patient.displayName).toBe('Patricia Quinn');
   });
 
+  let recordsBeforeErasure = 5;
+  it('imports a FHIR bundle from elsewhere, all or nothing, and says what it took', async () => {
+    const count = async () =>
+      Number(
+        (await api.db.query('SELECT count(*) FROM records WHERE patient_id = $1', [patientId]))
+          .rows[0].count,
+      );
+    const bundle = corpusBundle();
+    // Without its Patient: the records then name the patient the bundle is about.
+    bundle.entry = bundle.entry.filter((e) => e.resource.resourceType !== 'Patient');
+    const dir = await mkdtemp(join(tmpdir(), 'console-import-'));
+    try {
+      const bad = join(dir, 'bad.json');
+      const broken = structuredClone(bundle);
+      const i = broken.entry.findIndex((e) => e.resource.resourceType === 'Observation');
+      (broken.entry[i].resource as { status?: string }).status = 'not-a-status';
+      await writeFile(bad, JSON.stringify(broken));
+      const before = await count();
+      await page.getByLabel('Bundle file (JSON)').setInputFiles(bad);
+      await page.getByRole('button', { name: 'Import records' }).click();
+      await page
+        .locator('[role=alert][data-code=BAD_USER_INPUT]', { hasText: `entry[${i}]` })
+        .waitFor();
+      expect(await count()).toBe(before);
+
+      const good = join(dir, 'good.json');
+      await writeFile(good, JSON.stringify(bundle));
+      await page.getByLabel('Bundle file (JSON)').setInputFiles(good);
+      await page.getByRole('button', { name: 'Import records' }).click();
+      const done = await page.getByTestId('import-done').textContent();
+      const skipped = bundle.entry.filter((e) =>
+        ['Organization', 'Practitioner'].includes(e.resource.resourceType),
+      ).length;
+      expect(done).toBe(
+        `Imported ${bundle.entry.length - skipped} records; set aside ${skipped} that hold no one's health data (Organization, Practitioner).`,
+      );
+      expect(await count()).toBe(before + bundle.entry.length - skipped);
+      recordsBeforeErasure = await count();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('turns emergency access off and on again, as the API then says', async () => {
     const allowed = async () =>
       (
@@ -354,12 +400,12 @@ describe('the patient’s pages of the web console', () => {
     await expect(
       page.getByRole('button', { name: 'Erase my data…' }).evaluate((e) => e.matches(':focus')),
     ).resolves.toBe(true);
-    const { records } = await api.ok<{ records: { items: unknown[] } }>(
-      `query($p: ID!) { records(patientId: $p) { items { id } } }`,
-      { p: patientId },
-      token,
+    // The five it started with, and the bundle imported above: nothing erased.
+    const { rows } = await api.db.query(
+      'SELECT count(*)::int AS n FROM records WHERE patient_id = $1',
+      [patientId],
     );
-    expect(records.items).toHaveLength(5);
+    expect(rows[0].n).toBe(recordsBeforeErasure);
   });
 
   it('erases everything once the word is typed, says so and signs out', async () => {

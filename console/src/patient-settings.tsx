@@ -13,6 +13,7 @@ export function MySettings({ patientId, onErased }: { patientId: string; onErase
     <>
       <DisplayName patientId={patientId} />
       <EmergencySetting patientId={patientId} />
+      <ImportRecords />
       <ExportMyData />
       <EraseMyData onErased={onErased} />
     </>
@@ -162,6 +163,79 @@ function EmergencySetting({ patientId }: { patientId: string }) {
       <p aria-live="polite" className="status">
         {status}
       </p>
+    </section>
+  );
+}
+
+interface ImportReport {
+  created: number;
+  skipped: number;
+  skippedTypes: string[];
+}
+
+/**
+ * Brings in records from elsewhere: a FHIR R4 Bundle file (a Synthea or hospital export, or
+ * this console's own download) through importBundle, all entries or none.
+ */
+function ImportRecords() {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [report, setReport] = useState<ImportReport | null>(null);
+  const file = useRef<HTMLInputElement>(null);
+
+  async function importFile(e: FormEvent) {
+    e.preventDefault();
+    const chosen = file.current?.files?.[0];
+    if (!chosen) return;
+    setBusy(true);
+    setError(null);
+    setReport(null);
+    try {
+      let bundle: unknown;
+      try {
+        bundle = JSON.parse(await chosen.text());
+      } catch {
+        throw new ApiError('BAD_USER_INPUT', `${chosen.name} is not a JSON file.`);
+      }
+      const { importBundle } = await gql<{ importBundle: ImportReport }>(
+        `mutation($b: JSON!) { importBundle(bundle: $b) { created skipped skippedTypes } }`,
+        { b: bundle },
+      );
+      setReport(importBundle);
+      if (file.current) file.current.value = '';
+    } catch (err) {
+      setError(toApiError(err));
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return (
+    <section aria-labelledby="import-h" className="panel">
+      <h2 id="import-h">Bring in records from elsewhere</h2>
+      <p>
+        A FHIR R4 Bundle file from another hospital or app (or a download from here). Every entry is
+        checked first: one that is not valid stops the import, and nothing is added.
+      </p>
+      <form onSubmit={(e) => void importFile(e)} className="row">
+        <label>
+          Bundle file (JSON)
+          <input ref={file} type="file" accept=".json,application/json,application/fhir+json" />
+        </label>
+        <button type="submit" disabled={busy}>
+          {busy ? 'Importing…' : 'Import records'}
+        </button>
+      </form>
+      <ErrorNotice error={error} />
+      {report && (
+        <p role="status" data-testid="import-done">
+          Imported {report.created} {report.created === 1 ? 'record' : 'records'}
+          {report.skipped > 0
+            ? `; set aside ${report.skipped} that hold no one's health data (${report.skippedTypes.join(', ')})`
+            : ''}
+          .
+        </p>
+      )}
     </section>
   );
 }
