@@ -107,15 +107,41 @@ export function grantApplies(grant: ConsentGrant, request: AccessRequest): boole
   );
 }
 
+/** A record filter of a grant: the record's resource type, its category, its sensitivity. */
+export type RecordFilter = 'resourceType' | 'category' | 'sensitivity';
+
+/** The first of the grant's record filters the record fails, or null when it passes them all. */
+export function failedRecordFilter(grant: ConsentGrant, record: RecordFacts): RecordFilter | null {
+  if (grant.resourceTypes.length !== 0 && !grant.resourceTypes.includes(record.resourceType)) {
+    return 'resourceType';
+  }
+  if (
+    grant.categories.length !== 0 &&
+    (record.category == null || !grant.categories.includes(record.category))
+  ) {
+    return 'category';
+  }
+  return record.sensitivity === 'NORMAL' || grant.includeRestricted ? null : 'sensitivity';
+}
+
 /** The grant's record filters: resource type, category, sensitivity. */
 export function recordAllowed(grant: ConsentGrant, record: RecordFacts): boolean {
-  return (
-    (grant.resourceTypes.length === 0 || grant.resourceTypes.includes(record.resourceType)) &&
-    (grant.categories.length === 0 ||
-      (record.category != null && grant.categories.includes(record.category))) &&
-    (record.sensitivity === 'NORMAL' || grant.includeRestricted)
-  );
+  return failedRecordFilter(grant, record) === null;
 }
+
+/**
+ * Unicode's bidirectional controls (embeddings, overrides, isolates): text holding one reads
+ * in another order than it was written ("\u202Enimda" shows as "admin").
+ */
+export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/u;
+
+/**
+ * What an identifier (a token's `sub` or `org`, a grantee) may not hold, for the chaincode and
+ * the API alike: control characters (Cc: C0, DEL, C1), unpaired surrogates (Cs, with the u
+ * flag), U+10FFFF (which Fabric's composite keys refuse), and bidirectional controls (an
+ * identifier is shown to patients in their access log: the ranges of BIDI_CONTROLS).
+ */
+export const UNSTORABLE_IN_IDENTIFIER = /[\p{Cc}\p{Cs}\u{10FFFF}\u202A-\u202E\u2066-\u2069]/u;
 
 /** permits(grant, request) of ARCHITECTURE section 5. */
 export function permits(grant: ConsentGrant, request: AccessRequest): boolean {

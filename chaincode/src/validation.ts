@@ -2,6 +2,7 @@
 // names the field, before anything is read or written.
 
 import { ChaincodeError } from './errors';
+import { UNSTORABLE_IN_IDENTIFIER } from './policy';
 
 export { ChaincodeError } from './errors';
 
@@ -34,11 +35,8 @@ export function parseJson(value: unknown, field: string): Record<string, unknown
 /**
  * Whom a token names (a `sub`, an `org`) as a grant's grantee or a request's actor: what an
  * identity provider issues (`auth0|5f7c…`, `dr.house@example.org`), 1–255 characters with no
- * control character, lone surrogate or U+10FFFF (which composite keys cannot hold), nor a
- * bidirectional control (which makes a name read as another where patients see it). The
- * API's token rule (src/auth/identifiers.ts) is the same.
+ * character of UNSTORABLE_IN_IDENTIFIER (policy.ts), which the API's token rule uses too.
  */
-const UNSTORABLE = /[\p{Cc}\p{Cs}\u{10FFFF}\u202A-\u202E\u2066-\u2069]/u;
 export const MAX_PRINCIPAL = 255;
 
 export function principal(value: unknown, field: string): string {
@@ -46,7 +44,7 @@ export function principal(value: unknown, field: string): string {
     typeof value !== 'string' ||
     value.length === 0 ||
     value.length > MAX_PRINCIPAL ||
-    UNSTORABLE.test(value)
+    UNSTORABLE_IN_IDENTIFIER.test(value)
   ) {
     throw invalid(
       field,

@@ -5,7 +5,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { ApiError, gql } from './api';
 import { namedCode } from './clinical-codes';
 import { ErrorNotice, formatTime, short, useAction, useLoad } from './common';
-import { unitWords } from './records';
+import { numberText, unitWords } from './records';
 
 export interface DeployedModel {
   id: string;
@@ -87,10 +87,9 @@ export function useModels(): {
   return { data: names, error, reload };
 }
 
-/** A value as a person reads it: at most two decimals, UCUM codes of time spelt out. */
+/** A value as a person reads it: rounded as every measured value here, its unit in words. */
 function quantity(value: number, unit: string): string {
-  const v = value.toLocaleString('en-GB', { maximumFractionDigits: 2 });
-  return `${v} ${unitWords(unit, value)}`.trim();
+  return `${numberText(value)} ${unitWords(unit, value)}`.trim();
 }
 
 export function InputList({ inputs }: { inputs: DecisionInput[] }) {

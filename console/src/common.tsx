@@ -123,6 +123,19 @@ export function useAction(): Action {
   return { busy, error, run };
 }
 
+/** Hands `blob` to the browser as a download named `name` (a link clicked, then let go). */
+export function saveFile(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = document.createElement('a');
+  link.href = url;
+  link.download = name;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  // The click has handed the Blob to the download; the URL is not needed after it.
+  setTimeout(() => URL.revokeObjectURL(url), 0);
+}
+
 export function formatTime(iso: string): string {
   return new Date(iso).toLocaleString('en-GB', {
     dateStyle: 'medium',

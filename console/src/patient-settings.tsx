@@ -3,7 +3,7 @@
 // that asks them to type a word.
 import { FormEvent, useRef, useState } from 'react';
 import { ApiError, gql } from './api';
-import { ErrorNotice, toApiError, useAction, useLoad } from './common';
+import { ErrorNotice, saveFile, toApiError, useAction, useLoad } from './common';
 
 /** The word a patient types to confirm erasure. */
 export const ERASE_WORD = 'ERASE';
@@ -74,29 +74,22 @@ function DisplayName({ patientId }: { patientId: string }) {
     [patientId],
   );
   const [name, setName] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [status, setStatus] = useState('');
   const shown = name ?? data?.patient.displayName ?? '';
 
-  async function save(e: FormEvent) {
+  const save = (e: FormEvent) => {
     e.preventDefault();
-    setBusy(true);
-    setError(null);
     setStatus('');
-    try {
+    return run(async () => {
       const { registerPatient } = await gql<{ registerPatient: { displayName: string | null } }>(
         `mutation($n: String) { registerPatient(displayName: $n) { displayName } }`,
         { n: shown.trim() },
       );
       setName(registerPatient.displayName ?? '');
       setStatus('Saved: clinicians you give access see this name.');
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
+  };
 
   return (
     <section aria-labelledby="name-h" className="panel">
@@ -178,19 +171,16 @@ interface ImportReport {
  * this console's own download) through importBundle, all entries or none.
  */
 function ImportRecords() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [report, setReport] = useState<ImportReport | null>(null);
   const file = useRef<HTMLInputElement>(null);
 
-  async function importFile(e: FormEvent) {
+  const importFile = (e: FormEvent) => {
     e.preventDefault();
     const chosen = file.current?.files?.[0];
     if (!chosen) return;
-    setBusy(true);
-    setError(null);
     setReport(null);
-    try {
+    return run(async () => {
       let bundle: unknown;
       try {
         bundle = JSON.parse(await chosen.text());
@@ -203,12 +193,8 @@ function ImportRecords() {
       );
       setReport(importBundle);
       if (file.current) file.current.value = '';
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
+  };
 
   return (
     <section aria-labelledby="import-h" className="panel">
@@ -247,36 +233,20 @@ export function exportFileName(at = new Date()): string {
 
 /** Downloads the patient's records and grants (exportMyData) as a FHIR R4 Bundle file. */
 function ExportMyData() {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
+  const { busy, error, run } = useAction();
   const [done, setDone] = useState<number | null>(null);
 
-  async function download() {
-    setBusy(true);
-    setError(null);
+  const download = () => {
     setDone(null);
-    try {
+    return run(async () => {
       const { exportMyData } = await gql<{ exportMyData: { entry?: unknown[] } }>(
         `query { exportMyData }`,
       );
-      const blob = new Blob([JSON.stringify(exportMyData, null, 2)], {
-        type: 'application/fhir+json',
-      });
-      const url = URL.createObjectURL(blob);
-      const link = document.createElement('a');
-      link.href = url;
-      link.download = exportFileName();
-      document.body.appendChild(link);
-      link.click();
-      link.remove();
-      setTimeout(() => URL.revokeObjectURL(url), 0);
+      const json = JSON.stringify(exportMyData, null, 2);
+      saveFile(new Blob([json], { type: 'application/fhir+json' }), exportFileName());
       setDone(exportMyData.entry?.length ?? 0);
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+    });
+  };
 
   return (
     <section aria-labelledby="export-h" className="panel">

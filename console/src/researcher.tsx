@@ -5,7 +5,7 @@
 import { FormEvent, ReactNode, useEffect, useMemo, useState } from 'react';
 import { ApiError, download, gql, Role } from './api';
 import { namedCode } from './clinical-codes';
-import { ErrorNotice, short, toApiError, useLoad } from './common';
+import { ErrorNotice, saveFile, short, toApiError, useAction, useLoad } from './common';
 import { DeployedModels, DeployRun, useDeployedModels } from './deployments';
 import { Panel, SmallMultiplesChart } from './LineChart';
 import { EpsilonMeaning } from './privacy-budget';
@@ -654,28 +654,12 @@ function RoundUpdates({ run }: { run: Run & { updates: RoundUpdate[] } }) {
  * the Authorization header (never in a URL), then saved from a Blob through a download link.
  */
 function DownloadModel({ runId }: { runId: string }) {
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<ApiError | null>(null);
-  async function save() {
-    setBusy(true);
-    setError(null);
-    try {
+  const { busy, error, run } = useAction();
+  const save = () =>
+    run(async () => {
       const blob = await download(`/fl/runs/${encodeURIComponent(runId)}/model`);
-      const url = URL.createObjectURL(blob);
-      const link = document.createElement('a');
-      link.href = url;
-      link.download = `model-${runId}.json`;
-      document.body.append(link);
-      link.click();
-      link.remove();
-      // The click has handed the Blob to the download; the URL is not needed after it.
-      setTimeout(() => URL.revokeObjectURL(url), 0);
-    } catch (err) {
-      setError(toApiError(err));
-    } finally {
-      setBusy(false);
-    }
-  }
+      saveFile(blob, `model-${runId}.json`);
+    });
   return (
     <div className="row">
       <button type="button" onClick={() => void save()} disabled={busy}>

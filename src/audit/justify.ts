@@ -15,10 +15,12 @@ import type {
 } from '@custodia/chaincode';
 import {
   emergencyEndedBy,
+  failedRecordFilter,
   offPeriodsOf,
   recordAllowed,
   type ChoicePeriod,
   type RecordFacts,
+  type RecordFilter,
 } from '@custodia/chaincode/policy';
 import { NotFoundError } from '../common/errors';
 import { isUuid } from '../common/ids';
@@ -246,7 +248,7 @@ function outsideFilters(
     }
     const read = versionsReadAt(written, at);
     if (!read.some((v) => recordAllowed(g, v.facts))) {
-      outside.push(`${id} (${failedFilter(g, read[read.length - 1].facts)})`);
+      outside.push(`${id} (${FILTER_WORDS[failedRecordFilter(g, read[read.length - 1].facts)!]})`);
     }
   }
   if (!outside.length) return null;
@@ -262,15 +264,12 @@ export function versionsReadAt(written: readonly LabelledVersion[], at: number):
   return written.filter((v, i) => i === current || (v.from > since && v.from <= at));
 }
 
-function failedFilter(g: GrantRecord, facts: RecordFacts): string {
-  if (g.resourceTypes.length && !g.resourceTypes.includes(facts.resourceType)) {
-    return 'its resource type';
-  }
-  if (g.categories.length && (facts.category == null || !g.categories.includes(facts.category))) {
-    return 'its category';
-  }
-  return 'restricted';
-}
+/** A failed record filter, as a problem names it. */
+const FILTER_WORDS: Record<RecordFilter, string> = {
+  resourceType: 'its resource type',
+  category: 'its category',
+  sensitivity: 'restricted',
+};
 
 /** Why the event is not justified, or null when it is. */
 async function unjustified(

@@ -3,10 +3,9 @@
 // reason in the patient's log. Unicode's bidirectional controls (embeddings, overrides,
 // isolates) make such text read in another order than it was written ("‮evil" shows as
 // "live"), and control characters break the line it is shown on: neither has a place in it.
+import { BIDI_CONTROLS } from '@custodia/chaincode/policy';
 import { BadUserInputError } from './errors';
 
-/** Embeddings, overrides and isolates (Unicode's explicit bidirectional formatting). */
-export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/u;
 /** C0 and C1 control characters, line breaks and tabs among them. */
 const CONTROLS = /\p{Cc}/u;
 

@@ -73,10 +73,7 @@ export class ConsentService {
     // once the profile is marked erased): a grant that landed after that last look is revoked
     // here, as this request, which checked the profile before, is the only one to know of it.
     if (await this.patients.isErased(patientId)) {
-      // Erasure's own look may have revoked it first.
-      await this.revokeOnLedger(id).catch((e: unknown) => {
-        if (!(e instanceof ConflictError)) throw e;
-      });
+      await this.revokeStanding(id);
       throw new NotFoundError('This patient profile was erased; no grant was made.');
     }
     // The row now holds exactly what the ledger answered: no need to read it back.
@@ -134,6 +131,16 @@ export class ConsentService {
    * Revokes on the ledger (signed by the patient, when a signature is given) and applies the
    * revocation before returning (read-your-writes).
    */
+  /**
+   * Revokes on the ledger a grant that should not stand, unless something else (erasure, the
+   * grant's own request) revoked it first, which is as wanted.
+   */
+  async revokeStanding(id: string): Promise<void> {
+    await this.revokeOnLedger(id).catch((e: unknown) => {
+      if (!(e instanceof ConflictError)) throw e;
+    });
+  }
+
   async revokeOnLedger(id: string, signature?: string | null): Promise<GrantRecord> {
     return this.projection.write(id, async () => {
       const { result } = signature

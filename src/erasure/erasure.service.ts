@@ -8,7 +8,7 @@ import { InjectDataSource } from '@nestjs/typeorm';
 import type { GrantRecord } from '@custodia/chaincode';
 import { DataSource } from 'typeorm';
 import { Actor } from '../auth';
-import { BadUserInputError, ConflictError } from '../common/errors';
+import { BadUserInputError } from '../common/errors';
 import { ConsentService } from '../consent';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
@@ -53,10 +53,7 @@ export class ErasureService {
       patientId,
     ]);
     for (const g of grants.filter((x) => x.status !== 'REVOKED')) {
-      // Revoked meanwhile (by the grant's own request, which saw the erasure): as wanted.
-      await this.consents.revokeOnLedger(g.id).catch((e: unknown) => {
-        if (!(e instanceof ConflictError)) throw e;
-      });
+      await this.consents.revokeStanding(g.id);
     }
   }
 }
