@@ -14,7 +14,7 @@ import { MAX_IMPORT_BODY, MAX_IMPORT_BODY_BYTES } from './common/json-bodies';
 import { planImport } from './records/import/bundle-plan';
 
 export const IMPORT_MUTATION = `mutation($bundle: JSON!, $patientId: ID) {
-  importBundle(bundle: $bundle, patientId: $patientId) { created skipped skippedTypes recordIds } }`;
+  importBundle(bundle: $bundle, patientId: $patientId) { created updated unchanged skipped skippedTypes recordIds updatedIds unchangedIds } }`;
 
 export interface ImportOptions {
   patient: string;

@@ -312,10 +312,20 @@ describe('the patient’s pages of the web console', () => {
       const skipped = bundle.entry.filter((e) =>
         ['Organization', 'Practitioner'].includes(e.resource.resourceType),
       ).length;
+      const kept = bundle.entry.length - skipped;
       expect(done).toBe(
-        `Imported ${bundle.entry.length - skipped} records; set aside ${skipped} that hold no one's health data (Organization, Practitioner).`,
+        `Imported ${kept} new records; set aside ${skipped} that hold no one's health data (Organization, Practitioner).`,
       );
-      expect(await count()).toBe(before + bundle.entry.length - skipped);
+      expect(await count()).toBe(before + kept);
+
+      // The same file again (an upload the patient was not sure went through): nothing twice.
+      await page.getByLabel('Bundle file (JSON)').setInputFiles(good);
+      await page.getByRole('button', { name: 'Import records' }).click();
+      const again = page.getByTestId('import-done').filter({ hasText: 'unchanged' });
+      expect(await again.textContent()).toBe(
+        `Imported 0 new records; ${kept} brought in before were already here, unchanged; set aside ${skipped} that hold no one's health data (Organization, Practitioner).`,
+      );
+      expect(await count()).toBe(before + kept);
       recordsBeforeErasure = await count();
     } finally {
       await rm(dir, { recursive: true, force: true });

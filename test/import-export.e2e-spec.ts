@@ -11,11 +11,21 @@ import { codes, TestApi } from './helpers/test-api';
 
 const REGISTER = `mutation { registerPatient { id } }`;
 const IMPORT = `mutation($b: JSON!, $p: ID) { importBundle(bundle: $b, patientId: $p) {
-  created skipped skippedTypes recordIds } }`;
+  created updated unchanged skipped skippedTypes recordIds updatedIds unchangedIds } }`;
+const HISTORY = `query($id: ID!) { recordHistory(id: $id) { version resource integrity } }`;
 const EXPORT = `{ exportMyData }`;
 const ONE = `query($id: ID!) { record(id: $id) { id resourceType resource integrity } }`;
 
-type Report = { created: number; skipped: number; skippedTypes: string[]; recordIds: string[] };
+type Report = {
+  created: number;
+  updated: number;
+  unchanged: number;
+  skipped: number;
+  skippedTypes: string[];
+  recordIds: string[];
+  updatedIds: string[];
+  unchangedIds: string[];
+};
 type Rec = {
   id: string;
   resourceType: string;
@@ -291,7 +301,9 @@ describe('importing and exporting FHIR bundles', () => {
       for (const same of [{ birthDate: '1970-04' }, { gender: 'unknown' }, {}]) {
         const res = await importAs(alice.token, small(same));
         expect(res.errors).toBeUndefined();
-        expect(res.data!.importBundle.created).toBe(2);
+        // The same entries each time: the Patient changes (a new version), the Observation not.
+        const { created, updated, unchanged } = res.data!.importBundle;
+        expect([created, updated, unchanged]).toEqual(same.birthDate ? [2, 0, 0] : [0, 1, 1]);
       }
       // A clinician who may write but not read a patient's records learns nothing of her
       // stored Patient record from the answer: a wrong guess and a right one are answered alike.
@@ -319,8 +331,9 @@ describe('importing and exporting FHIR bundles', () => {
       const bundle = (subject: string) => ({
         resourceType: 'Bundle',
         type: 'transaction',
-        entry: [0, 1].map((k) => ({
-          fullUrl: `urn:uuid:0b7c1a52-9d4e-4f3a-8c2b-5e6d7f8a9b0${k}`,
+        // Other entries every time: importing the same ones again would store nothing twice.
+        entry: [0, 1].map(() => ({
+          fullUrl: `urn:uuid:${randomUUID()}`,
           resource: observation(subject),
           request: { method: 'POST', url: 'Observation' },
         })),
@@ -439,6 +452,159 @@ describe('importing and exporting FHIR bundles', () => {
         dave.token,
       );
       expect(verifyAccessLog).toMatchObject({ ok: true, problems: [] });
+    });
+  });
+
+  describe('importing again', () => {
+    let erin: { token: string; id: string };
+    let bundle: ReturnType<typeof corpusBundle>;
+    let first: Report;
+
+    beforeAll(async () => {
+      erin = await patient(api, 'gwen');
+      bundle = corpusBundle();
+      const res = await importAs(erin.token, bundle);
+      expect(res.errors).toBeUndefined();
+      first = res.data!.importBundle;
+    });
+
+    it('stores nothing twice: the same bundle again leaves every record as it is', async () => {
+      const versions = await api.db.query(
+        'SELECT count(*) FROM record_versions WHERE patient_id = $1',
+        [erin.id],
+      );
+      const res = await importAs(erin.token, bundle);
+      expect(res.errors).toBeUndefined();
+      expect(res.data!.importBundle).toMatchObject({
+        created: 0,
+        updated: 0,
+        unchanged: first.created,
+        skipped: 2,
+        recordIds: [],
+        updatedIds: [],
+      });
+      // The records the first import made, in bundle order, found again.
+      expect(res.data!.importBundle.unchangedIds).toEqual(first.recordIds);
+      expect(await count(api, erin.id)).toBe(first.created);
+      expect(
+        await api.db.query('SELECT count(*) FROM record_versions WHERE patient_id = $1', [erin.id]),
+      ).toMatchObject({ rows: versions.rows });
+    });
+
+    it('stores a changed entry as a new version of its record, and a new entry as a record', async () => {
+      const newer = structuredClone(bundle);
+      const i = newer.entry.findIndex(
+        (e) => e.resource.resourceType === 'Observation' && 'valueQuantity' in e.resource,
+      );
+      const quantity = newer.entry[i].resource.valueQuantity as { value: number };
+      quantity.value += 1;
+      newer.entry.push({
+        fullUrl: `urn:uuid:${randomUUID()}`,
+        resource: {
+          resourceType: 'Observation',
+          status: 'final',
+          code: { coding: [{ system: 'http://loinc.org', code: '8867-4' }] },
+          subject: { reference: newer.entry[0].fullUrl },
+          valueQuantity: {
+            value: 61,
+            unit: '/min',
+            system: 'http://unitsofmeasure.org',
+            code: '/min',
+          },
+        },
+        request: { method: 'POST', url: 'Observation' },
+      });
+      const res = await importAs(erin.token, newer);
+      expect(res.errors).toBeUndefined();
+      const report = res.data!.importBundle;
+      // entry i is the (i − 2)th record: two entries before it are skipped.
+      const amended = first.recordIds[i - 2];
+      expect(report).toMatchObject({ created: 1, updated: 1, unchanged: first.created - 1 });
+      expect(report.updatedIds).toEqual([amended]);
+      expect(await count(api, erin.id)).toBe(first.created + 1);
+      await anchored(api, amended);
+      const { recordHistory } = await api.ok<{
+        recordHistory: { version: number; resource: { valueQuantity: { value: number } } }[];
+      }>(HISTORY, { id: amended }, erin.token);
+      expect(recordHistory.map((v) => v.version)).toEqual([2, 1]);
+      expect(recordHistory[0].resource.valueQuantity.value).toBe(quantity.value);
+      expect(recordHistory[1].resource.valueQuantity.value).toBe(quantity.value - 1);
+      // Both versions anchored, in order, and verified.
+      const { record } = await api.ok<{ record: Rec }>(ONE, { id: amended }, erin.token);
+      expect(record.integrity).toBe('VERIFIED');
+    });
+
+    it('never matches a record the importer may not read: a WRITE-only clinician makes new ones', async () => {
+      const dr = await api.token('dr-write-only', 'CLINICIAN');
+      await api.grantRead(erin.token, 'dr-write-only', {
+        actions: ['WRITE'],
+        resourceTypes: ['Observation'],
+      });
+      const observations = structuredClone(bundle);
+      observations.entry = observations.entry.filter(
+        (e) => e.resource.resourceType === 'Observation',
+      );
+      const before = await count(api, erin.id);
+      const res = await importAs(dr, observations, erin.id);
+      expect(res.errors).toBeUndefined();
+      // As if the patient had none of them: whether they do is not the clinician's to learn.
+      expect(res.data!.importBundle).toMatchObject({
+        created: observations.entry.length,
+        updated: 0,
+        unchanged: 0,
+      });
+      expect(await count(api, erin.id)).toBe(before + observations.entry.length);
+    });
+
+    it('lets a clinician who may read and write them update records imported before, as updateRecord would', async () => {
+      const dr = await api.token('dr-resync', 'CLINICIAN');
+      await api.grantRead(erin.token, 'dr-resync', {
+        actions: ['READ', 'WRITE'],
+        resourceTypes: ['Observation'],
+      });
+      // Observations that refer to no other entry: without those entries in the bundle, its
+      // references to them could not be rewritten as before, and the records would change.
+      const observations = structuredClone(bundle);
+      observations.entry = observations.entry.filter(
+        (e) =>
+          e.resource.resourceType === 'Observation' &&
+          !/"reference"/.test(JSON.stringify({ ...e.resource, subject: undefined })),
+      );
+      const j = observations.entry.findIndex((e) => 'valueQuantity' in e.resource);
+      expect(j).toBeGreaterThanOrEqual(0);
+      (observations.entry[j].resource.valueQuantity as { value: number }).value += 100;
+      const before = await count(api, erin.id);
+      const res = await importAs(dr, observations, erin.id);
+      expect(res.errors).toBeUndefined();
+      const report = res.data!.importBundle;
+      expect(report).toMatchObject({ created: 0, updated: 1 });
+      expect(report.unchanged).toBe(observations.entry.length - 1);
+      expect(await count(api, erin.id)).toBe(before);
+      // One WRITE event, naming the record it changed, under the grant.
+      const log = await api.db.query(
+        `SELECT action, decision, record_ids FROM access_events
+         WHERE patient_id = $1 AND actor_id = 'dr-resync' ORDER BY seq`,
+        [erin.id],
+      );
+      expect(log.rows).toEqual([
+        { action: 'WRITE', decision: 'PERMIT', record_ids: report.updatedIds },
+      ]);
+    });
+
+    it('takes two identical imports at once without storing anything twice', async () => {
+      const fay = await patient(api, 'fay');
+      const small = structuredClone(bundle);
+      small.entry = small.entry.slice(0, 40);
+      const both = await Promise.all([importAs(fay.token, small), importAs(fay.token, small)]);
+      const stored = both.filter((r) => !r.errors).map((r) => r.data!.importBundle);
+      // Either the second waited for the first and found its records, or it was refused
+      // (CONFLICT, nothing written) and can simply be sent again.
+      for (const r of both.filter((r) => r.errors)) expect(codes(r)).toEqual(['CONFLICT']);
+      expect(stored.length).toBeGreaterThan(0);
+      const kept = small.entry.length - 2;
+      expect(await count(api, fay.id)).toBe(kept);
+      const again = await importAs(fay.token, small);
+      expect(again.data!.importBundle).toMatchObject({ created: 0, unchanged: kept });
     });
   });
 

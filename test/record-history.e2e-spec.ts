@@ -660,7 +660,18 @@ describe('record amendments and history', () => {
             api.gql(CREATE, { input: { resource: observation('2345-7', 5 + i / 10) } }, token),
           ),
           api.gql(IMPORT, { b: bundle }, token),
-          api.gql(IMPORT, { b: bundle }, token),
+          // An entry with a fullUrl takes an id derived from the patient's key (the one it
+          // proposes, for a first write): when another write's key wins, it imports again.
+          api.gql(
+            IMPORT,
+            {
+              b: {
+                ...bundle,
+                entry: [{ ...bundle.entry[0], fullUrl: `urn:uuid:${randomUUID()}` }],
+              },
+            },
+            token,
+          ),
         ]);
         expect(results.map((r) => r.errors ?? [])).toEqual(results.map(() => []));
         const { rows } = await api.db.query(

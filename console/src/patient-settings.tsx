@@ -162,6 +162,8 @@ function EmergencySetting({ patientId }: { patientId: string }) {
 
 interface ImportReport {
   created: number;
+  updated: number;
+  unchanged: number;
   skipped: number;
   skippedTypes: string[];
 }
@@ -188,7 +190,7 @@ function ImportRecords() {
         throw new ApiError('BAD_USER_INPUT', `${chosen.name} is not a JSON file.`);
       }
       const { importBundle } = await gql<{ importBundle: ImportReport }>(
-        `mutation($b: JSON!) { importBundle(bundle: $b) { created skipped skippedTypes } }`,
+        `mutation($b: JSON!) { importBundle(bundle: $b) { created updated unchanged skipped skippedTypes } }`,
         { b: bundle },
       );
       setReport(importBundle);
@@ -215,7 +217,11 @@ function ImportRecords() {
       <ErrorNotice error={error} />
       {report && (
         <p role="status" data-testid="import-done">
-          Imported {report.created} {report.created === 1 ? 'record' : 'records'}
+          Imported {report.created} new {report.created === 1 ? 'record' : 'records'}
+          {report.updated > 0 ? `, updated ${report.updated} brought in before` : ''}
+          {report.unchanged > 0
+            ? `; ${report.unchanged} brought in before ${report.unchanged === 1 ? 'was' : 'were'} already here, unchanged`
+            : ''}
           {report.skipped > 0
             ? `; set aside ${report.skipped} that hold no one's health data (${report.skippedTypes.join(', ')})`
             : ''}

@@ -72,6 +72,23 @@ function columnsSet(db: DataSource | EntityManager, row: RecordEntity) {
     }));
 }
 
+/**
+ * Keeps the current version of record `id` as it was sealed and anchored, in record_versions
+ * (inside the amendment's transaction, before updateRecordRow replaces it).
+ */
+export async function archiveCurrentVersion(m: EntityManager, id: string): Promise<void> {
+  await m.query(
+    `INSERT INTO record_versions (record_id, version, patient_id, resource_type, category,
+       sensitivity, key_id, iv, auth_tag, ciphertext, binding_version, content_hash,
+       hash_version, anchor_state, anchored_hash, ledger_tx_id, created_at, updated_at)
+     SELECT id, version, patient_id, resource_type, category, sensitivity, key_id, iv,
+       auth_tag, ciphertext, binding_version, content_hash, hash_version, anchor_state,
+       anchored_hash, ledger_tx_id, created_at, updated_at
+     FROM records WHERE id = $1`,
+    [id],
+  );
+}
+
 /** What identifies a record across its versions: never changed by an amendment. */
 const IDENTITY = new Set(['id', 'patient_id', 'resource_type', 'created_at']);
 

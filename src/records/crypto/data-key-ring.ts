@@ -80,7 +80,11 @@ export class DataKeyRing {
    * takes the key it made. Lock order, for every writer and erasure alike: data key, record,
    * patient — or, when the key is new, patient first (no other writer can hold its key yet).
    */
-  async liveKey(patientId: string, manager: EntityManager = this.db.manager): Promise<DataKey> {
+  async liveKey(
+    patientId: string,
+    manager: EntityManager = this.db.manager,
+    proposed?: DataKey,
+  ): Promise<DataKey> {
     // `own`: written by this very transaction, so not yet committed (no one else sees it).
     const [existing] = await manager.query<{ id: string; wrapped_key: Buffer; own: boolean }[]>(
       `SELECT id, wrapped_key, coalesce(xmin = xid(pg_current_xact_id_if_assigned()), false) AS own
@@ -96,8 +100,8 @@ export class DataKeyRing {
       if (!existing.own) this.live.set(patientId, existing.id);
       return { id: existing.id, key };
     }
-    const id = randomUUID();
-    const raw = newDataKey();
+    const id = proposed?.id ?? randomUUID();
+    const raw = proposed ? proposed.key.export() : newDataKey();
     try {
       // One live key per patient (a partial unique index): a concurrent creator wins. Never
       // for an erased patient: erasure updates the patient row, which this locks.
@@ -114,7 +118,7 @@ export class DataKeyRing {
           [patientId],
         );
         if (!patient || patient.erased) throw new PatientErasedError();
-        return this.liveKey(patientId, manager);
+        return this.liveKey(patientId, manager, proposed);
       }
       const key = createSecretKey(raw);
       this.cache.set(id, { patientId, key });
@@ -145,6 +149,20 @@ export class DataKeyRing {
    * The patient's live key, or null when they have none (no record was ever sealed for them,
    * or their keys were destroyed): unlike `liveKey`, never creates one.
    */
+  /**
+   * A new key, stored nowhere: a caller that must derive something from a patient's key before
+   * it may write anything (importBundle's record ids) gives it to `liveKey` later, which stores
+   * it if the patient still has none (and otherwise returns theirs: compare the ids).
+   */
+  unsavedKey(): DataKey {
+    const raw = newDataKey();
+    try {
+      return { id: randomUUID(), key: createSecretKey(raw) };
+    } finally {
+      raw.fill(0);
+    }
+  }
+
   async existingLiveKey(patientId: string): Promise<DataKey | null> {
     const id = this.live.get(patientId);
     const cached = id ? this.cache.get(id) : undefined;

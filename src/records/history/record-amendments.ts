@@ -32,7 +32,7 @@ import { AnchorLookup } from '../record-integrity';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordEntity } from '../record.entity';
 import { RecordOpener } from '../record-opener';
-import { updateRecordRow } from '../record-rows';
+import { archiveCurrentVersion, updateRecordRow } from '../record-rows';
 import { sealedRow } from '../sealed-row';
 import { RecordIndex } from '../search/record-index';
 
@@ -40,6 +40,24 @@ export interface Amended {
   row: RecordEntity;
   resource: Record<string, unknown>;
   anchor: AnchorLookup;
+}
+
+/**
+ * The category a new version leaves a record under, when none is asked for. A record its
+ * patient filed apart from what its content says (a lab result filed as `psych`, say) stays
+ * so: no amendment, by a grantee or by the patient, undoes that filing unasked. Otherwise the
+ * category follows the content's (`own`), and stays as it was when the content now carries
+ * none. `before`: the version replaced, opened (null if it did not open: the filing stands).
+ */
+export function keptFiling(
+  filed: string | null,
+  own: string | null,
+  before: Record<string, unknown> | null,
+): string | null {
+  if (filed === null) return own;
+  if (own === null || own === filed) return filed;
+  const filedApart = !before || deriveCategory(before as FhirResource) !== filed;
+  return filedApart ? filed : own;
 }
 
 @Injectable()
@@ -160,16 +178,7 @@ export class RecordAmendments {
       );
       if (!locked) throw notFound; // erased meanwhile
       if (locked.version !== expectedVersion) throw stale(locked.version, expectedVersion);
-      await m.query(
-        `INSERT INTO record_versions (record_id, version, patient_id, resource_type, category,
-           sensitivity, key_id, iv, auth_tag, ciphertext, binding_version, content_hash,
-           hash_version, anchor_state, anchored_hash, ledger_tx_id, created_at, updated_at)
-         SELECT id, version, patient_id, resource_type, category, sensitivity, key_id, iv,
-           auth_tag, ciphertext, binding_version, content_hash, hash_version, anchor_state,
-           anchored_hash, ledger_tx_id, created_at, updated_at
-         FROM records WHERE id = $1`,
-        [id],
-      );
+      await archiveCurrentVersion(m, id);
       const labels: RecordLabels = {
         recordId: id,
         patientId: current.patientId,
@@ -192,28 +201,24 @@ export class RecordAmendments {
     return { row, resource, anchor: await this.anchorVersions(row) };
   }
 
-  /**
-   * The category an amendment leaves the record under, when none is asked for. A record its
-   * patient filed apart from what its content says (a lab result filed as `psych`, say) stays
-   * so: no amendment, by a grantee or by the patient, undoes that filing unasked. Otherwise
-   * the category follows the content's, and stays as it was when the content now carries none.
-   */
+  /** keptFiling, opening the version replaced only when the answer depends on it. */
   private async keptCategory(
     current: RecordEntity,
     ownCategory: string | null,
   ): Promise<string | null> {
-    if (current.category === null) return ownCategory;
     // Either way the record stays where it is filed: no need to open the version it replaces.
-    if (ownCategory === null || ownCategory === current.category) return current.category;
+    if (current.category === null || ownCategory === null || ownCategory === current.category) {
+      return keptFiling(current.category, ownCategory, null);
+    }
     const before = await this.opener.open(current);
-    // A version that does not open (reported) tells nothing: the filing stands.
-    const filedApart =
-      !before || deriveCategory(before.resource as FhirResource) !== current.category;
-    return filedApart ? current.category : ownCategory;
+    return keptFiling(current.category, ownCategory, before?.resource ?? null);
   }
 
-  /** Earlier versions still pending first (the ledger takes them in order), then this one. */
-  private async anchorVersions(row: RecordEntity): Promise<AnchorLookup> {
+  /**
+   * Anchors a new version of a record: earlier versions still pending first (the ledger takes
+   * them in order), then this one.
+   */
+  async anchorVersions(row: RecordEntity): Promise<AnchorLookup> {
     const pending = await this.db.query<{ version: number; content_hash: string }[]>(
       `SELECT version, content_hash FROM record_versions
        WHERE record_id = $1 AND anchor_state = 'PENDING' ORDER BY version`,

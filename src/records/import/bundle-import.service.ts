@@ -6,30 +6,48 @@
 // import: the patient into their own records, and a clinician holding an active WRITE grant
 // (purpose TREATMENT) whose record filters cover every imported record; the clinician's import
 // is in the patient's access log.
+//
+// Importing again stores nothing twice: an entry with a fullUrl takes a record id derived from
+// where it came from (crypto/import-id), so a second import of it finds the record the first
+// made, and leaves it as it is (unchanged) or stores its new version (updated), as updateRecord
+// would. A retry after a lost answer, or a newer export from the same source, adds only what
+// is new.
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { setImmediate } from 'node:timers/promises';
-import { DataSource } from 'typeorm';
+import { randomUUID } from 'node:crypto';
+import { DataSource, EntityManager, In } from 'typeorm';
 import type { RecordFacts } from '@custodia/chaincode/policy';
+import canonicalize from 'canonicalize';
 import { Actor, hasRole } from '../../auth';
-import { BadUserInputError, ConsentRequiredError, ForbiddenError } from '../../common/errors';
+import {
+  BadUserInputError,
+  ConflictError,
+  ConsentRequiredError,
+  ForbiddenError,
+} from '../../common/errors';
 import { isUuid } from '../../common/ids';
-import { RECORD_CATEGORY_SYSTEM } from '../../consent';
+import { Decision, RECORD_CATEGORY_SYSTEM } from '../../consent';
 import { PatientsService } from '../../patients';
-import { DataKeyRing } from '../crypto';
-import { stampServerFields } from '../fhir';
+import { DataKey, DataKeyRing, ImportSource, importedRecordId, importIdKey } from '../crypto';
+import { confidentialityOf, stampServerFields } from '../fhir';
+import { keptFiling, RecordAmendments } from '../history/record-amendments';
 import { RecordAccess } from '../record-access';
 import { RecordAnchoring } from '../record-anchoring';
+import { RecordOpener } from '../record-opener';
+import { archiveCurrentVersion, updateRecordRow } from '../record-rows';
 import { RecordEntity } from '../record.entity';
 import { RecordsService } from '../records.service';
 import { sealedRow } from '../sealed-row';
 import { clinicalDate } from '../search/clinical-facts';
 import { RecordIndex } from '../search/record-index';
-import { ImportPlan, planImport, PlannedRecord, samePerson } from './bundle-plan';
+import { ImportPlan, planImport, PlannedRecord, samePerson, sourcesOf } from './bundle-plan';
 import { ImportReportModel } from './import.model';
 
 /** Rows per INSERT statement (18 parameters each, well under PostgreSQL's 65,535). */
 const INSERT_CHUNK = 500;
+/** PostgreSQL's SQLSTATE for a duplicate key. */
+const UNIQUE_VIOLATION = '23505';
 /** Records sealed between two turns of the event loop. */
 const SEAL_BETWEEN_TURNS = 50;
 /** Anchors submitted at once after the commit (the embedded ledger cuts them into blocks). */
@@ -50,9 +68,26 @@ export class BundleImportService implements OnApplicationShutdown {
     private readonly access: RecordAccess,
     private readonly index: RecordIndex,
     private readonly records: RecordsService,
+    private readonly opener: RecordOpener,
+    private readonly amendments: RecordAmendments,
   ) {}
 
   async import(
+    actor: Actor,
+    bundle: unknown,
+    patientId: string | null | undefined,
+  ): Promise<ImportReportModel> {
+    try {
+      return await this.importOnce(actor, bundle, patientId);
+    } catch (e) {
+      // Another first write gave the patient their data key while this import derived its
+      // record ids from the key it proposed: nothing was written; again, under that key.
+      if (!(e instanceof KeyRaced)) throw e;
+      return this.importOnce(actor, bundle, patientId);
+    }
+  }
+
+  private async importOnce(
     actor: Actor,
     bundle: unknown,
     patientId: string | null | undefined,
@@ -62,7 +97,13 @@ export class BundleImportService implements OnApplicationShutdown {
       patientId,
       'patientId',
     );
-    const plan = await planImport(bundle, target);
+    // The patient's key (or, for their first records, the one they will get: nothing is
+    // written before the bundle is checked whole), for the entries' record ids.
+    const sources = sourcesOf(bundle);
+    const existingKey = sources.length ? await this.keys.existingLiveKey(target) : null;
+    const proposedKey = sources.length && !existingKey ? this.keys.unsavedKey() : undefined;
+    const newId = await this.entryIds(actor, decision, target, sources, existingKey ?? proposedKey);
+    const plan = await planImport(bundle, target, { newId });
     if (plan.adopted) await this.refuseAnotherPatient(actor, plan.adopted, target);
     for (const r of plan.records) {
       // As createRecord: a grantee filing a record apart from its content's category would
@@ -98,21 +139,88 @@ export class BundleImportService implements OnApplicationShutdown {
         this.access.admits(read, facts),
       );
     }
-    const rows = await this.store(target, plan.records);
+    const { created, updated, unchanged } = await this.store(
+      actor,
+      decision,
+      target,
+      plan.records,
+      proposedKey,
+    );
     // A clinician's import is one WRITE event citing the grant that covers it.
-    if (decision.basis.kind === 'grants') {
-      await this.access.logPermitted(actor, decision, target, rows);
+    const written = [...created, ...updated];
+    if (decision.basis.kind === 'grants' && written.length) {
+      await this.access.logPermitted(actor, decision, target, written);
     }
     // Committed: the answer need not wait for the ledger. Anchoring runs on (tracked, so that
     // shutdown waits for it); a record it does not anchor stays PENDING for the outbox, which
     // also picks up whatever a crash interrupted.
-    const anchoring = this.anchorAll(rows).finally(() => this.anchoringNow.delete(anchoring));
+    const anchoring = this.anchorAll(created, updated).finally(() =>
+      this.anchoringNow.delete(anchoring),
+    );
     this.anchoringNow.add(anchoring);
     return {
-      created: rows.length,
+      created: created.length,
+      updated: updated.length,
+      unchanged: unchanged.length,
       skipped: plan.skipped,
       skippedTypes: plan.skippedTypes,
-      recordIds: rows.map((r) => r.id),
+      recordIds: created.map((r) => r.id),
+      updatedIds: updated.map((r) => r.id),
+      unchangedIds: unchanged,
+    };
+  }
+
+  /**
+   * Each entry's record id: for an entry with a fullUrl, derived from its source under the
+   * patient's key (importedRecordId), so that importing it again finds the record it made; for
+   * one without, or whose derived record the caller may not read, a random one. A record the
+   * caller may not read is never matched: whether it exists must not show in the answer (a
+   * clinician with a WRITE grant alone could otherwise probe the patient's records by guessing
+   * sources), so such an entry makes a record of its own, as if none existed.
+   */
+  private async entryIds(
+    actor: Actor,
+    decision: Decision,
+    patientId: string,
+    sources: ImportSource[],
+    dek: DataKey | undefined,
+  ): Promise<(source: ImportSource | null) => string> {
+    if (sources.length === 0 || !dek) return () => randomUUID();
+    const key = importIdKey(dek.key);
+    const derived = new Map(sources.map((s) => [sourceKey(s), importedRecordId(key, s)]));
+    const typeOf = new Map(sources.map((s) => [derived.get(sourceKey(s))!, s.resourceType]));
+    const found = await this.db.query<
+      {
+        id: string;
+        patient_id: string;
+        resource_type: string;
+        category: string | null;
+        sensitivity: RecordEntity['sensitivity'];
+      }[]
+    >(
+      `SELECT id, patient_id, resource_type, category, sensitivity FROM records
+       WHERE id = ANY($1::uuid[])`,
+      [[...typeOf.keys()]],
+    );
+    const unusable = new Set<string>();
+    if (found.length) {
+      const read =
+        decision.basis.kind === 'self' ? decision : await this.access.decide(actor, patientId);
+      for (const r of found) {
+        const readable =
+          r.patient_id === patientId &&
+          r.resource_type === typeOf.get(r.id) &&
+          this.access.admits(read, {
+            resourceType: r.resource_type,
+            category: r.category,
+            sensitivity: r.sensitivity,
+          });
+        if (!readable) unusable.add(r.id);
+      }
+    }
+    return (source) => {
+      const id = source ? derived.get(sourceKey(source)) : undefined;
+      return id !== undefined && !unusable.has(id) ? id : randomUUID();
     };
   }
 
@@ -175,8 +283,138 @@ export class BundleImportService implements OnApplicationShutdown {
     await Promise.all(this.anchoringNow);
   }
 
-  /** Seals every record and inserts them all in one transaction. */
-  private async store(patientId: string, records: PlannedRecord[]): Promise<RecordEntity[]> {
+  /**
+   * Seals every record and writes them all in one transaction: a record the bundle brings for
+   * the first time is inserted; one imported before (its id derived from the same source) is
+   * left as it is when its content and labels are the same, and otherwise gets a new version,
+   * as updateRecord would store it (its grants must cover it as it was and as it becomes; only
+   * the patient lifts a restriction; a filing the patient chose stays unless the bundle names
+   * another).
+   */
+  private async store(
+    actor: Actor,
+    decision: Decision,
+    patientId: string,
+    records: PlannedRecord[],
+    proposedKey: DataKey | undefined,
+  ): Promise<{ created: RecordEntity[]; updated: RecordEntity[]; unchanged: string[] }> {
+    if (records.length === 0) return { created: [], updated: [], unchanged: [] };
+    return this.db
+      .transaction(async (m) => {
+        const dek = await this.keys.liveKey(patientId, m, proposedKey);
+        // The ids were derived from the key proposed: another request gave the patient theirs.
+        if (proposedKey && dek.id !== proposedKey.id) throw new KeyRaced();
+        // Locked (data key, then records: the order every writer takes), so that an amendment
+        // or another import of the same records waits for this one.
+        const stored = await m.getRepository(RecordEntity).find({
+          where: { id: In(records.map((r) => r.id)) },
+          lock: { mode: 'pessimistic_write' },
+        });
+        const current = new Map(stored.map((row) => [row.id, row]));
+        const fresh: PlannedRecord[] = [];
+        const updated: RecordEntity[] = [];
+        const unchanged: string[] = [];
+        const now = new Date(Date.now());
+        for (const r of records) {
+          const row = current.get(r.id);
+          if (!row) {
+            fresh.push(r);
+            continue;
+          }
+          const next = await this.nextVersion(actor, decision, dek, patientId, row, r, now);
+          if (next === null) {
+            unchanged.push(r.id);
+            continue;
+          }
+          await archiveCurrentVersion(m, row.id);
+          await updateRecordRow(m, next);
+          updated.push(next);
+        }
+        const created = await this.insert(m, dek, patientId, fresh);
+        return { created, updated, unchanged };
+      })
+      .catch((e: unknown) => {
+        // Two imports of the same entries at once: the second finds no record to update, then
+        // waits for the first's inserts of those ids, and fails on them.
+        if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw raced();
+        throw e;
+      });
+  }
+
+  /**
+   * The new version an entry makes of a record it imported before, sealed; null when the
+   * record already holds the same content under the same labels.
+   */
+  private async nextVersion(
+    actor: Actor,
+    decision: Decision,
+    dek: DataKey,
+    patientId: string,
+    row: RecordEntity,
+    r: PlannedRecord,
+    now: Date,
+  ): Promise<RecordEntity | null> {
+    if (row.patientId !== patientId || row.resourceType !== r.resource.resourceType) {
+      // Derived ids are the patient's and the type's: only a concurrent import gets here.
+      throw new ConflictError(
+        `entry[${r.entry}] was stored meanwhile by another request; nothing was imported, try again`,
+      );
+    }
+    const before = await this.opener.open(row);
+    const category = r.tagged
+      ? r.category
+      : keptFiling(row.category, r.category, before?.resource ?? null);
+    const labelled = confidentialityOf(r.resource);
+    const sensitivity: RecordEntity['sensitivity'] =
+      labelled === 'restricted' || (labelled === null && row.sensitivity === 'RESTRICTED')
+        ? 'RESTRICTED'
+        : 'NORMAL';
+    if (
+      before &&
+      category === row.category &&
+      sensitivity === row.sensitivity &&
+      sameContent(before.resource, r.resource)
+    ) {
+      return null;
+    }
+    const self = decision.basis.kind === 'self';
+    if (!self && !this.access.admits(decision, row)) {
+      await this.access.logDenied(actor, decision, row.patientId, [row.id]);
+      throw new ConsentRequiredError(
+        `entry[${r.entry}] updates a record your grants do not let you amend; nothing was imported.`,
+      );
+    }
+    if (!self && labelled === 'open' && row.sensitivity === 'RESTRICTED') {
+      await this.access.logDenied(actor, decision, row.patientId, [row.id]);
+      throw new ForbiddenError(
+        `entry[${r.entry}] would lift a record's restriction, which only the patient can do (keep its confidentiality label R); nothing was imported.`,
+      );
+    }
+    const becomes = { resourceType: row.resourceType, category, sensitivity };
+    if (!self && !this.access.admits(decision, becomes)) {
+      await this.access.logDenied(actor, decision, row.patientId, [row.id]);
+      throw new ConsentRequiredError(
+        `entry[${r.entry}]: your grants do not cover the record it updates as it would become (its category or sensitivity); nothing was imported.`,
+      );
+    }
+    const version = row.version + 1;
+    stampServerFields(r.resource, row.id, version, now);
+    return sealedRow(
+      dek,
+      { recordId: row.id, patientId: row.patientId, version, ...becomes },
+      r.resource,
+      { createdAt: row.createdAt, updatedAt: now },
+      this.index.entryFor(dek, r.resource, row.createdAt),
+    );
+  }
+
+  /** Seals the records the bundle brings for the first time and inserts them. */
+  private async insert(
+    m: EntityManager,
+    dek: DataKey,
+    patientId: string,
+    records: PlannedRecord[],
+  ): Promise<RecordEntity[]> {
     if (records.length === 0) return [];
     // Whole milliseconds, so that page cursors round-trip exactly (as createRecord). Each
     // record is stored a millisecond apart, in order of clinical date: a patient's records are
@@ -190,62 +428,95 @@ export class BundleImportService implements OnApplicationShutdown {
     const storedAt = new Map(
       order.map(({ i }, rank) => [records[i], new Date(now - (records.length - 1 - rank))]),
     );
-    return this.db.transaction(async (m) => {
-      const dek = await this.keys.liveKey(patientId, m);
-      const seal = (r: PlannedRecord): RecordEntity => {
-        const at = storedAt.get(r)!;
-        stampServerFields(r.resource, r.id, 1, at);
-        const labels = {
-          recordId: r.id,
-          patientId,
-          version: 1,
-          resourceType: r.resource.resourceType,
-          category: r.category,
-          sensitivity: r.sensitivity,
-        };
-        return sealedRow(
-          dek,
-          labels,
-          r.resource,
-          { createdAt: at, updatedAt: at },
-          // Searchable at once, as a record createRecord stores.
-          this.index.entryFor(dek, r.resource, at),
-        );
+    const seal = (r: PlannedRecord): RecordEntity => {
+      const at = storedAt.get(r)!;
+      stampServerFields(r.resource, r.id, 1, at);
+      const labels = {
+        recordId: r.id,
+        patientId,
+        version: 1,
+        resourceType: r.resource.resourceType,
+        category: r.category,
+        sensitivity: r.sensitivity,
       };
-      const repo = m.getRepository(RecordEntity);
-      const rows: RecordEntity[] = [];
-      for (let i = 0; i < records.length; i += INSERT_CHUNK) {
-        const chunk: RecordEntity[] = [];
-        for (const r of records.slice(i, i + INSERT_CHUNK)) {
-          chunk.push(seal(r));
-          // Sealing takes a tenth of a millisecond a record: other requests (and /health) get
-          // their turn between a few dozen, not after the whole bundle.
-          if (chunk.length % SEAL_BETWEEN_TURNS === 0) await setImmediate();
-        }
-        await repo.insert(chunk);
-        rows.push(...chunk);
+      return sealedRow(
+        dek,
+        labels,
+        r.resource,
+        { createdAt: at, updatedAt: at },
+        // Searchable at once, as a record createRecord stores.
+        this.index.entryFor(dek, r.resource, at),
+      );
+    };
+    const repo = m.getRepository(RecordEntity);
+    const rows: RecordEntity[] = [];
+    for (let i = 0; i < records.length; i += INSERT_CHUNK) {
+      const chunk: RecordEntity[] = [];
+      for (const r of records.slice(i, i + INSERT_CHUNK)) {
+        chunk.push(seal(r));
+        // Sealing takes a tenth of a millisecond a record: other requests (and /health) get
+        // their turn between a few dozen, not after the whole bundle.
+        if (chunk.length % SEAL_BETWEEN_TURNS === 0) await setImmediate();
       }
-      return rows;
-    });
+      await repo.insert(chunk);
+      rows.push(...chunk);
+    }
+    return rows;
   }
 
   /**
-   * Anchors the committed records, a bounded number at a time; one the ledger does not take
-   * now stays PENDING for the outbox (anchorNow never throws).
+   * Anchors the committed records, a bounded number at a time: the new ones, then the new
+   * versions (each after any earlier version still pending). One the ledger does not take now
+   * stays PENDING for the outbox (anchoring never throws).
    */
-  private async anchorAll(rows: RecordEntity[]): Promise<void> {
+  private async anchorAll(created: RecordEntity[], updated: RecordEntity[]): Promise<void> {
+    const work: (() => Promise<unknown>)[] = [
+      ...created.map(
+        (row) => () =>
+          this.anchoring.anchorNow({
+            id: row.id,
+            version: row.version,
+            patientId: row.patientId,
+            contentHash: row.contentHash,
+          }),
+      ),
+      ...updated.map((row) => () => this.amendments.anchorVersions(row)),
+    ];
     let next = 0;
     const worker = async () => {
-      while (next < rows.length && !this.stopping) {
-        const row = rows[next++];
-        await this.anchoring.anchorNow({
-          id: row.id,
-          version: row.version,
-          patientId: row.patientId,
-          contentHash: row.contentHash,
-        });
-      }
+      while (next < work.length && !this.stopping) await work[next++]();
     };
-    await Promise.all(Array.from({ length: Math.min(ANCHOR_CONCURRENCY, rows.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(ANCHOR_CONCURRENCY, work.length) }, worker));
   }
+}
+
+function raced(): ConflictError {
+  return new ConflictError(
+    'Another import of the same records ran at the same time; nothing was imported. Import the bundle again: what the other stored is then left as it is.',
+  );
+}
+
+/** The patient's first data key came from another request (importOnce tries again). */
+class KeyRaced extends Error {}
+
+function sourceKey(s: ImportSource): string {
+  return `${s.resourceType}\n${s.fullUrl}`;
+}
+
+/**
+ * Whether a stored resource and an entry's hold the same content: all but meta.versionId and
+ * meta.lastUpdated, which are the server's (the entry's are not stamped yet).
+ */
+function sameContent(stored: Record<string, unknown>, incoming: Record<string, unknown>): boolean {
+  return canonicalize(withoutServerMeta(stored)) === canonicalize(withoutServerMeta(incoming));
+}
+
+function withoutServerMeta(resource: Record<string, unknown>): Record<string, unknown> {
+  const meta = resource.meta as Record<string, unknown> | undefined;
+  if (meta === undefined) return resource;
+  const { versionId: _v, lastUpdated: _l, ...rest } = meta;
+  const copy = { ...resource };
+  if (Object.keys(rest).length) copy.meta = rest;
+  else delete copy.meta;
+  return copy;
 }

@@ -51,6 +51,7 @@ import {
   labelledRestricted,
   validatePatientResource,
 } from '../fhir';
+import type { ImportSource } from '../crypto';
 import { fhirIssues, isR4ResourceType, patientElement, unsafeFhirInput } from '../fhir/index';
 
 /**
@@ -112,6 +113,8 @@ export interface PlannedRecord {
    * content carries: only the patient may (as with createRecord's category).
    */
   refiled: boolean;
+  /** Whether the bundle names the record's category (its category tag). */
+  tagged: boolean;
   sensitivity: 'NORMAL' | 'RESTRICTED';
 }
 
@@ -129,8 +132,11 @@ export interface ImportPlan {
 }
 
 export interface PlanOptions {
-  /** New record ids (random UUIDs unless given). */
-  newId?: () => string;
+  /**
+   * The record id of an entry, given where it came from (null for an entry without a
+   * fullUrl); random UUIDs unless given.
+   */
+  newId?: (source: ImportSource | null) => string;
   /** Told after each entry is checked: (entries checked, entries in all). */
   onEntry?: (done: number, total: number) => void;
 }
@@ -143,7 +149,7 @@ export async function planImport(
   ownerId: string,
   options: PlanOptions = {},
 ): Promise<ImportPlan> {
-  const newId = options.newId ?? randomUUID;
+  const newId = options.newId ?? (() => randomUUID());
   const entries = await envelope(bundle);
   const owner = `Patient/${ownerId}`;
   // Where each identity of an entry (its fullUrl, `Type/id`) now lives.
@@ -200,7 +206,7 @@ export async function planImport(
       kind = 'import';
     }
     kinds.push(kind);
-    const id = kind === 'import' ? newId() : kind === 'patient' ? ownerId : '';
+    const id = kind === 'import' ? newId(sourceOf(entry)) : kind === 'patient' ? ownerId : '';
     ids.push(id);
     if (entry.fullUrl !== undefined) {
       if (fullUrls.has(entry.fullUrl)) {
@@ -290,16 +296,37 @@ export async function planImport(
       const own = categoryOf(valid, i);
       records.push({
         entry: i,
-        id: kind === 'patient' ? newId() : ids[i],
+        id: kind === 'patient' ? newId(sourceOf(entry)) : ids[i],
         resource: valid,
         category: tagged ?? own,
         refiled: tagged !== null && own !== null && tagged !== own,
+        tagged: tagged !== null,
         sensitivity: labelledRestricted(valid) ? 'RESTRICTED' : 'NORMAL',
       });
     }
     options.onEntry?.(i + 1, entries.length);
   }
   return { records, adopted, skipped, skippedTypes: [...skippedTypes].sort() };
+}
+
+/** Where an entry came from: its type and fullUrl (null without one). */
+export function sourceOf(entry: { resource?: unknown; fullUrl?: unknown }): ImportSource | null {
+  const type = isObject(entry.resource) ? entry.resource.resourceType : undefined;
+  return typeof type === 'string' && typeof entry.fullUrl === 'string'
+    ? { resourceType: type, fullUrl: entry.fullUrl }
+    : null;
+}
+
+/**
+ * Where each entry of a bundle not yet checked came from, for the entries that say (the
+ * service derives their record ids before planning). Reads nothing else.
+ */
+export function sourcesOf(bundle: unknown): ImportSource[] {
+  const entries = isObject(bundle) && Array.isArray(bundle.entry) ? bundle.entry : [];
+  return entries.flatMap((e: unknown) => {
+    const source = isObject(e) ? sourceOf(e) : null;
+    return source ? [source] : [];
+  });
 }
 
 /** The bundle's entries, each checked to be an object holding a resource that creates. */

@@ -6,6 +6,18 @@ export class ImportReportModel {
   created!: number;
 
   @Field(() => Int, {
+    description:
+      'Records imported before (from the same source: type and fullUrl) that this bundle changed: each got a new version.',
+  })
+  updated!: number;
+
+  @Field(() => Int, {
+    description:
+      'Records imported before (from the same source: type and fullUrl) that this bundle holds unchanged: left as they were.',
+  })
+  unchanged!: number;
+
+  @Field(() => Int, {
     description: "Entries skipped: types that cannot hold a patient's data, and grants.",
   })
   skipped!: number;
@@ -15,4 +27,10 @@ export class ImportReportModel {
 
   @Field(() => [ID], { description: "The created records' ids, in bundle order." })
   recordIds!: string[];
+
+  @Field(() => [ID], { description: "The updated records' ids, in bundle order." })
+  updatedIds!: string[];
+
+  @Field(() => [ID], { description: "The unchanged records' ids, in bundle order." })
+  unchangedIds!: string[];
 }

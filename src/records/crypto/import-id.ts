@@ -1,0 +1,31 @@
+// The record id an imported entry takes: a keyed digest of where it came from (its resource type
+// and its Bundle fullUrl, which FHIR makes unique: a urn:uuid, or a URL on its server) under a
+// key derived from the patient's data key. Importing the same entry again finds the record it
+// made, so a bundle imported twice (a retry after a lost answer, or a newer export from the same
+// source) adds nothing twice. A database reader cannot tell the source from the id, nor link one
+// source's entries across patients; erasure, which destroys the data key, unlinks them for good.
+import { createHmac, hkdfSync, KeyObject } from 'node:crypto';
+
+/** Where an imported entry came from, as its bundle says. */
+export interface ImportSource {
+  resourceType: string;
+  fullUrl: string;
+}
+
+/** The patient's key for import ids, derived from (never equal to) their data key. */
+export function importIdKey(dek: KeyObject): Buffer {
+  return Buffer.from(
+    hkdfSync('sha256', dek.export(), Buffer.alloc(0), 'custodia/import-id/v1', 32),
+  );
+}
+
+/** A UUID (RFC 9562 version 8, its bits the digest's) for the entry from `source`. */
+export function importedRecordId(key: Buffer, source: ImportSource): string {
+  const d = createHmac('sha256', key)
+    .update(`${source.resourceType}\n${source.fullUrl}`, 'utf8')
+    .digest();
+  d[6] = (d[6] & 0x0f) | 0x80;
+  d[8] = (d[8] & 0x3f) | 0x80;
+  const hex = d.toString('hex', 0, 16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
