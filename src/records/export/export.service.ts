@@ -129,9 +129,8 @@ function exported({ row, resource: opened }: OpenRow): Record<string, unknown> {
   // drops). Otherwise a restricted record would come back open to every grant.
   // One confidentiality label, the record's: a lower one the content carries (N, say) would
   // contradict it.
-  if (row.sensitivity === 'RESTRICTED' && !labelledRestricted(resource)) {
-    meta.security = withConfidentiality(meta.security, RESTRICTED_LABEL);
-  }
+  const security = restrictionLabelled(row, resource);
+  if (security !== undefined) meta.security = security;
   if (row.category !== null && row.category !== deriveCategory(resource)) {
     meta.tag = [...listOf(meta.tag), { system: RECORD_CATEGORY_SYSTEM, code: row.category }];
   }
@@ -140,6 +139,32 @@ function exported({ row, resource: opened }: OpenRow): Record<string, unknown> {
     id: resource.resourceType === 'Patient' ? resource.id : row.id,
     meta,
   };
+}
+
+/**
+ * The meta.security a restricted record's export carries (FHIR's R label, in place of any
+ * lower one) where its content does not say it already; undefined where nothing is added.
+ */
+function restrictionLabelled(
+  row: Pick<RecordEntity, 'sensitivity'>,
+  resource: FhirResource,
+): unknown[] | undefined {
+  if (row.sensitivity !== 'RESTRICTED' || labelledRestricted(resource)) return undefined;
+  const meta = resource.meta as Record<string, unknown> | undefined;
+  return withConfidentiality(meta?.security, RESTRICTED_LABEL);
+}
+
+/**
+ * The resource as an export writes a record's restriction into it (see exported): an import
+ * of this server's own export compares an entry with this too, to find the record unchanged.
+ */
+export function withRestrictionLabel(
+  row: Pick<RecordEntity, 'sensitivity'>,
+  resource: Record<string, unknown>,
+): Record<string, unknown> {
+  const security = restrictionLabelled(row, resource as FhirResource);
+  if (security === undefined) return resource;
+  return { ...resource, meta: { ...((resource.meta as object | undefined) ?? {}), security } };
 }
 
 function listOf(value: unknown): unknown[] {

@@ -31,6 +31,7 @@ import { Decision, RECORD_CATEGORY_SYSTEM } from '../../consent';
 import { PatientsService } from '../../patients';
 import { DataKey, DataKeyRing, ImportSource, importedRecordId, importIdKey } from '../crypto';
 import { confidentialityOf, stampServerFields } from '../fhir';
+import { withRestrictionLabel } from '../export/export.service';
 import { keptFiling, RecordAmendments } from '../history/record-amendments';
 import { RecordAccess } from '../record-access';
 import { RecordAnchoring } from '../record-anchoring';
@@ -172,8 +173,10 @@ export class BundleImportService implements OnApplicationShutdown {
 
   /**
    * Each entry's record id: for an entry with a fullUrl, derived from its source under the
-   * patient's key (importedRecordId), so that importing it again finds the record it made; for
-   * one without, or whose derived record the caller may not read, a random one. A record the
+   * patient's key (importedRecordId), so that importing it again finds the record it made; an
+   * entry of this server's own export (`urn:uuid:<record id>`) finds the record it was exported
+   * from; an entry without a fullUrl, or whose derived record the caller may not read, takes a
+   * random id. A record the
    * caller may not read is never matched: whether it exists must not show in the answer (a
    * clinician with a WRITE grant alone could otherwise probe the patient's records by guessing
    * sources), so such an entry makes a record of its own, as if none existed.
@@ -187,8 +190,15 @@ export class BundleImportService implements OnApplicationShutdown {
   ): Promise<(source: ImportSource | null) => string> {
     if (sources.length === 0 || !dek) return () => randomUUID();
     const key = importIdKey(dek.key);
-    const derived = new Map(sources.map((s) => [sourceKey(s), importedRecordId(key, s)]));
-    const typeOf = new Map(sources.map((s) => [derived.get(sourceKey(s))!, s.resourceType]));
+    // Each source's candidates, in order: the record it names itself (an entry of an export of
+    // this server's, whose fullUrl is `urn:uuid:<record id>`), then its derived id.
+    const candidates = new Map(
+      sources.map((s) => {
+        const named = /^urn:uuid:(.+)$/.exec(s.fullUrl)?.[1]?.toLowerCase();
+        const derived = importedRecordId(key, s);
+        return [sourceKey(s), named && isUuid(named) ? [named, derived] : [derived]];
+      }),
+    );
     const found = await this.db.query<
       {
         id: string;
@@ -200,27 +210,38 @@ export class BundleImportService implements OnApplicationShutdown {
     >(
       `SELECT id, patient_id, resource_type, category, sensitivity FROM records
        WHERE id = ANY($1::uuid[])`,
-      [[...typeOf.keys()]],
+      [[...new Set([...candidates.values()].flat())]],
     );
-    const unusable = new Set<string>();
-    if (found.length) {
-      const read =
-        decision.basis.kind === 'self' ? decision : await this.access.decide(actor, patientId);
-      for (const r of found) {
-        const readable =
-          r.patient_id === patientId &&
-          r.resource_type === typeOf.get(r.id) &&
-          this.access.admits(read, {
-            resourceType: r.resource_type,
-            category: r.category,
-            sensitivity: r.sensitivity,
-          });
-        if (!readable) unusable.add(r.id);
-      }
-    }
+    const stored = new Map(found.map((r) => [r.id, r]));
+    const read =
+      found.length && decision.basis.kind !== 'self'
+        ? await this.access.decide(actor, patientId)
+        : decision;
+    const matches = (id: string, resourceType: string) => {
+      const r = stored.get(id);
+      return (
+        r !== undefined &&
+        r.patient_id === patientId &&
+        r.resource_type === resourceType &&
+        this.access.admits(read, {
+          resourceType: r.resource_type,
+          category: r.category,
+          sensitivity: r.sensitivity,
+        })
+      );
+    };
+    // One record per entry: an id already given (an export's entry naming the record that
+    // another entry of the same bundle was imported as) is not given again.
+    const given = new Set<string>();
+    const give = (id: string) => (given.has(id) ? randomUUID() : (given.add(id), id));
     return (source) => {
-      const id = source ? derived.get(sourceKey(source)) : undefined;
-      return id !== undefined && !unusable.has(id) ? id : randomUUID();
+      const ids = source ? candidates.get(sourceKey(source)) : undefined;
+      if (!ids) return randomUUID();
+      const match = ids.find((id) => !given.has(id) && matches(id, source!.resourceType));
+      if (match) return give(match);
+      // Nothing of theirs to match: a new record, under its derived id unless that is taken.
+      const derived = ids[ids.length - 1];
+      return stored.has(derived) ? randomUUID() : give(derived);
     };
   }
 
@@ -373,7 +394,9 @@ export class BundleImportService implements OnApplicationShutdown {
       before &&
       category === row.category &&
       sensitivity === row.sensitivity &&
-      sameContent(before.resource, r.resource)
+      // As stored, or as this server's export wrote its restriction into it.
+      (sameContent(before.resource, r.resource) ||
+        sameContent(withRestrictionLabel(row, before.resource), r.resource))
     ) {
       return null;
     }
