@@ -591,6 +591,56 @@ describe('importing and exporting FHIR bundles', () => {
       ]);
     });
 
+    it("refuses a clinician's import that would lift a record's restriction, writing nothing", async () => {
+      const hal = await patient(api, 'hal');
+      const restricted = (code: string) => ({
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [
+          {
+            fullUrl: 'urn:uuid:6a1d2c3b-4e5f-4a6b-8c7d-9e0f1a2b3c4d',
+            resource: {
+              resourceType: 'Observation',
+              meta: {
+                security: [
+                  {
+                    system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality',
+                    code,
+                  },
+                ],
+              },
+              status: 'final',
+              code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+              subject: { reference: `Patient/${hal.id}` },
+            },
+          },
+        ],
+      });
+      const mine = await importAs(hal.token, restricted('R'));
+      expect(mine.data!.importBundle.created).toBe(1);
+      const [id] = mine.data!.importBundle.recordIds;
+      const dr = await api.token('dr-lift', 'CLINICIAN');
+      await api.grantRead(hal.token, 'dr-lift', {
+        actions: ['READ', 'WRITE'],
+        includeRestricted: true,
+      });
+      const res = await importAs(dr, restricted('N'), hal.id);
+      expect(codes(res)).toEqual(['FORBIDDEN']);
+      expect(res.errors![0].message).toMatch(/^entry\[0\] would lift a record's restriction/);
+      const { rows } = await api.db.query(
+        'SELECT version, sensitivity FROM records WHERE id = $1',
+        [id],
+      );
+      expect(rows).toEqual([{ version: 1, sensitivity: 'RESTRICTED' }]);
+      // The patient may: their own import of it lifts the restriction, as a new version.
+      const lifted = await importAs(hal.token, restricted('N'));
+      expect(lifted.data!.importBundle).toMatchObject({ updated: 1, updatedIds: [id] });
+      const after = await api.db.query('SELECT version, sensitivity FROM records WHERE id = $1', [
+        id,
+      ]);
+      expect(after.rows).toEqual([{ version: 2, sensitivity: 'NORMAL' }]);
+    });
+
     it('takes two identical imports at once without storing anything twice', async () => {
       const fay = await patient(api, 'fay');
       const small = structuredClone(bundle);
