@@ -459,6 +459,8 @@ describe('importing and exporting FHIR bundles', () => {
     let erin: { token: string; id: string };
     let bundle: ReturnType<typeof corpusBundle>;
     let first: Report;
+    /** The record the second test amends. */
+    let amended: string;
 
     beforeAll(async () => {
       erin = await patient(api, 'gwen');
@@ -518,7 +520,7 @@ describe('importing and exporting FHIR bundles', () => {
       expect(res.errors).toBeUndefined();
       const report = res.data!.importBundle;
       // entry i is the (i − 2)th record: two entries before it are skipped.
-      const amended = first.recordIds[i - 2];
+      amended = first.recordIds[i - 2];
       expect(report).toMatchObject({ created: 1, updated: 1, unchanged: first.created - 1 });
       expect(report.updatedIds).toEqual([amended]);
       expect(await count(api, erin.id)).toBe(first.created + 1);
@@ -532,6 +534,58 @@ describe('importing and exporting FHIR bundles', () => {
       // Both versions anchored, in order, and verified.
       const { record } = await api.ok<{ record: Rec }>(ONE, { id: amended }, erin.token);
       expect(record.integrity).toBe('VERIFIED');
+    });
+
+    it('links a later bundle to what an earlier one brought: its references to entries imported before name their records', async () => {
+      // A record referring to other imported records (DiagnosticReport.result, …), sent again in
+      // a bundle of its own: the entries it refers to are not in it, but were imported before.
+      const urls = new Map(bundle.entry.map((e, i) => [e.fullUrl!, i]));
+      const refsOf = (r: unknown) =>
+        [...JSON.stringify(r).matchAll(/"reference":"([^"]+)"/g)].map((m) => m[1]);
+      const source = bundle.entry.findIndex(
+        (e, i) => i > 2 && refsOf(e.resource).some((r) => (urls.get(r) ?? 0) > 2),
+      );
+      expect(source).toBeGreaterThan(2);
+      const target = urls.get(
+        refsOf(bundle.entry[source].resource).find((r) => (urls.get(r) ?? 0) > 2)!,
+      )!;
+      const later = {
+        ...structuredClone(bundle),
+        entry: [
+          structuredClone(bundle.entry[0]),
+          structuredClone(bundle.entry[source]),
+          {
+            fullUrl: `urn:uuid:${randomUUID()}`,
+            resource: {
+              resourceType: 'Observation',
+              status: 'final',
+              code: { coding: [{ system: 'http://loinc.org', code: '8310-5' }] },
+              subject: { reference: bundle.entry[0].fullUrl },
+              focus: [{ reference: bundle.entry[target].fullUrl }],
+            },
+            request: { method: 'POST', url: 'Observation' },
+          },
+        ],
+      };
+      const before = await count(api, erin.id);
+      const res = await importAs(erin.token, later);
+      expect(res.errors).toBeUndefined();
+      const report = res.data!.importBundle;
+      // The record as it was stored (its references resolved as the first time), and the new
+      // one linked to the record already here.
+      expect(report).toMatchObject({ created: 1, updated: 0, unchanged: 2 });
+      expect(report.unchangedIds).toEqual([first.recordIds[0], first.recordIds[source - 2]]);
+      expect(await count(api, erin.id)).toBe(before + 1);
+      const { record } = await api.ok<{ record: Rec }>(
+        ONE,
+        { id: report.recordIds[0] },
+        erin.token,
+      );
+      expect(record.resource.focus).toEqual([
+        {
+          reference: `${bundle.entry[target].resource.resourceType}/${first.recordIds[target - 2]}`,
+        },
+      ]);
     });
 
     it('never matches a record the importer may not read: a WRITE-only clinician makes new ones', async () => {

@@ -1,5 +1,5 @@
-// The record id an imported entry takes: a keyed digest of where it came from (its resource type
-// and its Bundle fullUrl, which FHIR makes unique: a urn:uuid, or a URL on its server) under a
+// The record id an imported entry takes: a keyed digest of where it came from (its Bundle
+// fullUrl, which FHIR makes unique: a urn:uuid, or a URL on its server) under a
 // key derived from the patient's data key. Importing the same entry again finds the record it
 // made, so a bundle imported twice (a retry after a lost answer, or a newer export from the same
 // source) adds nothing twice. A database reader cannot tell the source from the id, nor link one
@@ -19,11 +19,13 @@ export function importIdKey(dek: KeyObject): Buffer {
   );
 }
 
-/** A UUID (RFC 9562 version 8, its bits the digest's) for the entry from `source`. */
-export function importedRecordId(key: Buffer, source: ImportSource): string {
-  const d = createHmac('sha256', key)
-    .update(`${source.resourceType}\n${source.fullUrl}`, 'utf8')
-    .digest();
+/**
+ * A UUID (RFC 9562 version 8, its bits the digest's) for the entry whose fullUrl is `fullUrl`.
+ * The type is left out, so that a reference to an entry imported before (`urn:uuid:…`, which
+ * does not say its type) finds its record too; whoever matches a record checks its type.
+ */
+export function importedRecordId(key: Buffer, fullUrl: string): string {
+  const d = createHmac('sha256', key).update(fullUrl, 'utf8').digest();
   d[6] = (d[6] & 0x0f) | 0x80;
   d[8] = (d[8] & 0x3f) | 0x80;
   const hex = d.toString('hex', 0, 16);

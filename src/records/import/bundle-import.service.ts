@@ -11,7 +11,7 @@
 // where it came from (crypto/import-id), so a second import of it finds the record the first
 // made, and leaves it as it is (unchanged) or stores its new version (updated), as updateRecord
 // would. A retry after a lost answer, or a newer export from the same source, adds only what
-// is new.
+// is new; and a later bundle's references to entries an earlier one brought name their records.
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { setImmediate } from 'node:timers/promises';
@@ -42,7 +42,15 @@ import { RecordsService } from '../records.service';
 import { sealedRow } from '../sealed-row';
 import { clinicalDate } from '../search/clinical-facts';
 import { RecordIndex } from '../search/record-index';
-import { ImportPlan, planImport, PlannedRecord, samePerson, sourcesOf } from './bundle-plan';
+import {
+  ImportPlan,
+  outsideReferenceNames,
+  PlanOptions,
+  planImport,
+  PlannedRecord,
+  samePerson,
+  sourcesOf,
+} from './bundle-plan';
 import { ImportReportModel } from './import.model';
 
 /** Rows per INSERT statement (18 parameters each, well under PostgreSQL's 65,535). */
@@ -101,10 +109,19 @@ export class BundleImportService implements OnApplicationShutdown {
     // The patient's key (or, for their first records, the one they will get: nothing is
     // written before the bundle is checked whole), for the entries' record ids.
     const sources = sourcesOf(bundle);
-    const existingKey = sources.length ? await this.keys.existingLiveKey(target) : null;
+    const references = outsideReferenceNames(bundle);
+    const existingKey =
+      sources.length || references.length ? await this.keys.existingLiveKey(target) : null;
     const proposedKey = sources.length && !existingKey ? this.keys.unsavedKey() : undefined;
-    const newId = await this.entryIds(actor, decision, target, sources, existingKey ?? proposedKey);
-    const plan = await planImport(bundle, target, { newId });
+    const ids = await this.identities(
+      actor,
+      decision,
+      target,
+      sources,
+      references,
+      existingKey ?? proposedKey,
+    );
+    const plan = await planImport(bundle, target, ids);
     if (plan.adopted) await this.refuseAnotherPatient(actor, plan.adopted, target);
     for (const r of plan.records) {
       // As createRecord: a grantee filing a record apart from its content's category would
@@ -172,32 +189,39 @@ export class BundleImportService implements OnApplicationShutdown {
   }
 
   /**
-   * Each entry's record id: for an entry with a fullUrl, derived from its source under the
-   * patient's key (importedRecordId), so that importing it again finds the record it made; an
-   * entry of this server's own export (`urn:uuid:<record id>`) finds the record it was exported
-   * from; an entry without a fullUrl, or whose derived record the caller may not read, takes a
-   * random id. A record the
-   * caller may not read is never matched: whether it exists must not show in the answer (a
-   * clinician with a WRITE grant alone could otherwise probe the patient's records by guessing
-   * sources), so such an entry makes a record of its own, as if none existed.
+   * Each entry's record id, and the records that references to no entry of the bundle name.
+   *
+   * An entry with a fullUrl takes an id derived from it under the patient's key
+   * (importedRecordId), so that importing it again finds the record it made; an entry of this
+   * server's own export (`urn:uuid:<record id>`) finds the record it was exported from; an
+   * entry without a fullUrl takes a random id. A reference to no entry of the bundle that is
+   * the fullUrl of an entry imported before (a newer bundle's Observation naming an Encounter
+   * the first one brought, say) names that record.
+   *
+   * A record the caller may not read is never matched: whether it exists must not show in the
+   * answer (a clinician with a WRITE grant alone could otherwise probe the patient's records by
+   * guessing sources), so such an entry makes a record of its own, as if none existed, and such
+   * a reference is left as it is.
    */
-  private async entryIds(
+  private async identities(
     actor: Actor,
     decision: Decision,
     patientId: string,
     sources: ImportSource[],
+    references: string[],
     dek: DataKey | undefined,
-  ): Promise<(source: ImportSource | null) => string> {
-    if (sources.length === 0 || !dek) return () => randomUUID();
+  ): Promise<Pick<PlanOptions, 'newId' | 'imported'>> {
+    if (!dek || sources.length + references.length === 0) return {};
     const key = importIdKey(dek.key);
-    // Each source's candidates, in order: the record it names itself (an entry of an export of
-    // this server's, whose fullUrl is `urn:uuid:<record id>`), then its derived id.
+    // Each name's candidates, in order: the record it names itself (an export of this server's
+    // gives `urn:uuid:<record id>`), then the record an entry of that fullUrl was imported as.
+    const candidatesOf = (fullUrl: string): string[] => {
+      const named = /^urn:uuid:(.+)$/i.exec(fullUrl)?.[1]?.toLowerCase();
+      const derived = importedRecordId(key, fullUrl);
+      return named && isUuid(named) ? [named, derived] : [derived];
+    };
     const candidates = new Map(
-      sources.map((s) => {
-        const named = /^urn:uuid:(.+)$/.exec(s.fullUrl)?.[1]?.toLowerCase();
-        const derived = importedRecordId(key, s);
-        return [sourceKey(s), named && isUuid(named) ? [named, derived] : [derived]];
-      }),
+      [...sources.map((s) => s.fullUrl), ...references].map((n) => [n, candidatesOf(n)]),
     );
     const found = await this.db.query<
       {
@@ -217,12 +241,12 @@ export class BundleImportService implements OnApplicationShutdown {
       found.length && decision.basis.kind !== 'self'
         ? await this.access.decide(actor, patientId)
         : decision;
-    const matches = (id: string, resourceType: string) => {
+    const readable = (id: string, resourceType?: string) => {
       const r = stored.get(id);
       return (
         r !== undefined &&
         r.patient_id === patientId &&
-        r.resource_type === resourceType &&
+        (resourceType === undefined || r.resource_type === resourceType) &&
         this.access.admits(read, {
           resourceType: r.resource_type,
           category: r.category,
@@ -234,14 +258,23 @@ export class BundleImportService implements OnApplicationShutdown {
     // another entry of the same bundle was imported as) is not given again.
     const given = new Set<string>();
     const give = (id: string) => (given.has(id) ? randomUUID() : (given.add(id), id));
-    return (source) => {
-      const ids = source ? candidates.get(sourceKey(source)) : undefined;
-      if (!ids) return randomUUID();
-      const match = ids.find((id) => !given.has(id) && matches(id, source!.resourceType));
-      if (match) return give(match);
-      // Nothing of theirs to match: a new record, under its derived id unless that is taken.
-      const derived = ids[ids.length - 1];
-      return stored.has(derived) ? randomUUID() : give(derived);
+    return {
+      newId: (source) => {
+        const ids = source ? candidates.get(source.fullUrl) : undefined;
+        if (!ids) return randomUUID();
+        const match = ids.find((id) => !given.has(id) && readable(id, source!.resourceType));
+        if (match) return give(match);
+        // Nothing of theirs to match: a new record, under its derived id unless that is taken.
+        const derived = ids[ids.length - 1];
+        return stored.has(derived) ? randomUUID() : give(derived);
+      },
+      imported: (names) => {
+        for (const name of names) {
+          const id = candidates.get(name)?.find((c) => readable(c));
+          if (id) return `${stored.get(id)!.resource_type}/${id}`;
+        }
+        return undefined;
+      },
     };
   }
 
@@ -521,10 +554,6 @@ function raced(): ConflictError {
 
 /** The patient's first data key came from another request (importOnce tries again). */
 class KeyRaced extends Error {}
-
-function sourceKey(s: ImportSource): string {
-  return `${s.resourceType}\n${s.fullUrl}`;
-}
 
 /**
  * Whether a stored resource and an entry's hold the same content: all but meta.versionId and

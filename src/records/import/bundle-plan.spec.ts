@@ -1,7 +1,13 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- variants edit arbitrary JSON */
 import { BadUserInputError } from '../../common/errors';
 import { corpusBundle, largeBundle, PATIENT_FULL_URL } from '../../../test/helpers/fhir-bundle';
-import { MAX_BUNDLE_ENTRIES, MAX_ENTRY_RESOURCE_BYTES, planImport } from './bundle-plan';
+import {
+  MAX_BUNDLE_ENTRIES,
+  MAX_ENTRY_RESOURCE_BYTES,
+  outsideReferenceNames,
+  planImport,
+  sourcesOf,
+} from './bundle-plan';
 
 const OWNER = '6f0d3a4e-1f5b-4c1e-9d7a-2b8e5c3a9f10';
 const plan = (bundle: unknown) => planImport(bundle, OWNER);
@@ -100,6 +106,65 @@ describe('planning a bundle import', () => {
     expect(r.resource.contained).toEqual([
       { resourceType: 'Practitioner', id: 'practitioner1', active: true },
     ]);
+  });
+
+  it('names each entry by its source, and rewrites references to entries imported before', async () => {
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [
+        {
+          fullUrl: 'https://lab.example/fhir/Observation/7',
+          resource: {
+            resourceType: 'Observation',
+            status: 'final',
+            code: { text: 'glucose' },
+            subject: { reference: `Patient/${OWNER}` },
+            focus: [
+              { reference: 'Encounter/3' },
+              { reference: 'urn:uuid:0d8c2f4e-6a1b-4c3d-9e8f-7a6b5c4d3e2f' },
+              { reference: 'urn:uuid:11111111-2222-4333-8444-555555555555' },
+            ],
+          },
+        },
+        {
+          resource: {
+            resourceType: 'Condition',
+            subject: { reference: `Patient/${OWNER}` },
+            code: { text: 'x' },
+          },
+        },
+      ],
+    };
+    expect(sourcesOf(bundle)).toEqual([
+      { resourceType: 'Observation', fullUrl: 'https://lab.example/fhir/Observation/7' },
+    ]);
+    // Every reference that could name an earlier entry: relative ones on their entry's server.
+    expect(outsideReferenceNames(bundle).sort()).toEqual([
+      'https://lab.example/fhir/Encounter/3',
+      `https://lab.example/fhir/Patient/${OWNER}`,
+      'urn:uuid:0d8c2f4e-6a1b-4c3d-9e8f-7a6b5c4d3e2f',
+      'urn:uuid:11111111-2222-4333-8444-555555555555',
+    ]);
+    const asked: string[][] = [];
+    const p = await planImport(bundle, OWNER, {
+      newId: (source) => (source ? 'a0000000-0000-4000-8000-000000000001' : 'random'),
+      imported: (names) => {
+        asked.push([...names]);
+        if (names.includes('https://lab.example/fhir/Encounter/3')) return 'Encounter/e1';
+        if (names.includes('urn:uuid:0d8c2f4e-6a1b-4c3d-9e8f-7a6b5c4d3e2f')) return 'Encounter/e2';
+        return undefined;
+      },
+    });
+    expect(p.records.map((r) => r.id)).toEqual(['a0000000-0000-4000-8000-000000000001', 'random']);
+    // Resolved where a record was imported before; left as it was where none was.
+    expect(p.records[0].resource.focus).toEqual([
+      { reference: 'Encounter/e1' },
+      { reference: 'Encounter/e2' },
+      { reference: 'urn:uuid:11111111-2222-4333-8444-555555555555' },
+    ]);
+    // Only references to no entry of the bundle are asked about (the subject is the owner).
+    expect(asked).toHaveLength(3);
   });
 
   it('keeps an absolute reference to a skipped entry, which still resolves at its server', async () => {

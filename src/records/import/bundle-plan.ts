@@ -137,6 +137,12 @@ export interface PlanOptions {
    * fullUrl); random UUIDs unless given.
    */
   newId?: (source: ImportSource | null) => string;
+  /**
+   * Where a reference to no entry of the bundle names a record imported before (an earlier
+   * bundle's entry, by its fullUrl): `Type/<record id>`, given the names the reference goes by
+   * (see outsideReferenceNames). Such a reference is rewritten to it.
+   */
+  imported?: (names: readonly string[]) => string | undefined;
   /** Told after each entry is checked: (entries checked, entries in all). */
   onEntry?: (done: number, total: number) => void;
 }
@@ -290,6 +296,7 @@ export async function planImport(
         ambiguous,
         fullUrls,
         entry: i,
+        imported: options.imported,
       });
       const tagged = takeCategoryTag(resource, i);
       const valid = validEntry(resource, ownerId, i);
@@ -307,6 +314,41 @@ export async function planImport(
     options.onEntry?.(i + 1, entries.length);
   }
   return { records, adopted, skipped, skippedTypes: [...skippedTypes].sort() };
+}
+
+/** The names a reference may be an earlier entry's fullUrl by: a URN or an absolute URL. */
+function absoluteNames(names: readonly string[]): string[] {
+  return names.filter((n) => /^(urn:|https?:\/\/)/i.test(n));
+}
+
+/**
+ * The names, among every reference of a bundle not yet checked, that may be the fullUrl of an
+ * entry imported before (see PlanOptions.imported): each reference as it is, without its
+ * version, and a relative one on its entry's server. Reads nothing else.
+ */
+export function outsideReferenceNames(bundle: unknown): string[] {
+  const entries = isObject(bundle) && Array.isArray(bundle.entry) ? bundle.entry : [];
+  const names = new Set<string>();
+  const walk = (node: unknown, base: string | undefined): void => {
+    if (Array.isArray(node)) return node.forEach((n) => walk(n, base));
+    if (!isObject(node)) return;
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'reference' && typeof value === 'string') {
+        const unversioned = value.replace(/\/_history\/[^/]+$/, '');
+        const relative = /^[A-Z][A-Za-z]+\/[^/]+$/.test(unversioned);
+        for (const n of absoluteNames([value, unversioned])) names.add(n);
+        if (relative && base) names.add(base + unversioned);
+      } else if (typeof value === 'object' && value !== null) {
+        walk(value, base);
+      }
+    }
+  };
+  for (const e of entries as unknown[]) {
+    if (!isObject(e)) continue;
+    const base = typeof e.fullUrl === 'string' ? restfulUrl(e.fullUrl)?.base : undefined;
+    walk(e.resource, base);
+  }
+  return [...names];
 }
 
 /** Where an entry came from: its type and fullUrl (null without one). */
@@ -479,6 +521,7 @@ function ownerReferences(entries: Entry[], kinds: string[]): Map<string, number>
 /** What rewriting an entry's references needs to know. */
 interface Rewriting {
   targets: Map<string, string>;
+  imported?: PlanOptions['imported'];
   containable: Map<string, Entry['resource']>;
   /** Skipped entries (not containable) by their identities: a reference to one is described. */
   described: Map<string, Entry['resource']>;
@@ -585,9 +628,12 @@ function rewriteReferences(
       const skipped = /^https?:/i.test(value)
         ? undefined
         : names.map((n) => how.described.get(n)).find(Boolean);
+      const earlier =
+        target || medication || skipped ? undefined : how.imported?.(absoluteNames(names));
       if (target) node.reference = target;
       else if (medication) node.reference = contain(medication);
       else if (skipped) describe(node, skipped, contain);
+      else if (earlier) node.reference = earlier;
       else if (
         relative &&
         how.ambiguous.has(unversioned) &&
