@@ -608,6 +608,50 @@ describe('importing and exporting FHIR bundles', () => {
         unchanged: 0,
       });
       expect(await count(api, erin.id)).toBe(before + observations.entry.length);
+      // Ids of one shape whether or not a record holds an entry's first id.
+      for (const id of res.data!.importBundle.recordIds) expect(id[14]).toBe('8');
+    });
+
+    it('answers alike whether or not a record the importer may not read comes from the same source', async () => {
+      const ida = await patient(api, 'ida');
+      const observation = (restricted: boolean) => ({
+        resourceType: 'Observation',
+        ...(restricted
+          ? {
+              meta: {
+                security: [
+                  { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+                ],
+              },
+            }
+          : {}),
+        status: 'final',
+        code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+        subject: { reference: `Patient/${ida.id}` },
+      });
+      const one = (fullUrl: string, restricted: boolean) => ({
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [{ fullUrl, resource: observation(restricted) }],
+      });
+      const hidden = `urn:uuid:${randomUUID()}`;
+      const unused = `urn:uuid:${randomUUID()}`;
+      // The patient's own restricted record, from `hidden`.
+      expect((await importAs(ida.token, one(hidden, true))).data!.importBundle.created).toBe(1);
+      const dr = await api.token('dr-probe', 'CLINICIAN');
+      await api.grantRead(ida.token, 'dr-probe', { actions: ['READ', 'WRITE'] });
+      const answers = [];
+      for (const fullUrl of [hidden, unused]) {
+        const first = (await importAs(dr, one(fullUrl, false), ida.id)).data!.importBundle;
+        const again = (await importAs(dr, one(fullUrl, false), ida.id)).data!.importBundle;
+        expect(first.recordIds[0][14]).toBe('8');
+        answers.push([first.created, first.unchanged, again.created, again.unchanged]);
+      }
+      // Made once, then found: the same either way.
+      expect(answers).toEqual([
+        [1, 0, 0, 1],
+        [1, 0, 0, 1],
+      ]);
     });
 
     it('lets a clinician who may read and write them update records imported before, as updateRecord would', async () => {
@@ -634,7 +678,8 @@ describe('importing and exporting FHIR bundles', () => {
       expect(report).toMatchObject({ created: 0, updated: 1 });
       expect(report.unchanged).toBe(observations.entry.length - 1);
       expect(await count(api, erin.id)).toBe(before);
-      // One WRITE event, naming the record it changed, under the grant.
+      // One WRITE event, naming the record it changed, under the grant; one READ event for
+      // those it found unchanged (the answer told what they hold).
       const log = await api.db.query(
         `SELECT action, decision, record_ids FROM access_events
          WHERE patient_id = $1 AND actor_id = 'dr-resync' ORDER BY seq`,
@@ -642,6 +687,7 @@ describe('importing and exporting FHIR bundles', () => {
       );
       expect(log.rows).toEqual([
         { action: 'WRITE', decision: 'PERMIT', record_ids: report.updatedIds },
+        { action: 'READ', decision: 'PERMIT', record_ids: report.unchangedIds },
       ]);
     });
 
@@ -709,6 +755,86 @@ describe('importing and exporting FHIR bundles', () => {
       expect(await count(api, fay.id)).toBe(kept);
       const again = await importAs(fay.token, small);
       expect(again.data!.importBundle).toMatchObject({ created: 0, unchanged: kept });
+    });
+
+    it("keeps a record where its patient filed it when a clinician's import changes it, as updateRecord does", async () => {
+      const jo = await patient(api, 'jo');
+      const lab = (value: number, filed?: string) => ({
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [
+          {
+            fullUrl: 'urn:uuid:7b2e4c6d-8f0a-4b1c-9d2e-3f4a5b6c7d8e',
+            resource: {
+              resourceType: 'Observation',
+              ...(filed
+                ? { meta: { tag: [{ system: 'urn:custodia:record-category', code: filed }] } }
+                : {}),
+              status: 'final',
+              category: [
+                {
+                  coding: [
+                    {
+                      system: 'http://terminology.hl7.org/CodeSystem/observation-category',
+                      code: 'laboratory',
+                    },
+                  ],
+                },
+              ],
+              code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+              subject: { reference: `Patient/${jo.id}` },
+              valueQuantity: { value, unit: 'mg/dL' },
+            },
+          },
+        ],
+      });
+      // The patient files their lab result under psych.
+      const own = await importAs(jo.token, lab(90, 'psych'));
+      expect(own.errors).toBeUndefined();
+      const [id] = own.data!.importBundle.recordIds;
+      const dr = await api.token('dr-psych', 'CLINICIAN');
+      await api.grantRead(jo.token, 'dr-psych', {
+        actions: ['READ', 'WRITE'],
+        categories: ['psych'],
+      });
+      // Their own export's entry, tag and all, sent back unchanged: nothing to refuse.
+      const same = await importAs(dr, lab(90, 'psych'), jo.id);
+      expect(same.errors).toBeUndefined();
+      expect(same.data!.importBundle).toMatchObject({ unchanged: 1, unchangedIds: [id] });
+      // A new value without the tag: a new version, still filed under psych.
+      const newer = await importAs(dr, lab(95), jo.id);
+      expect(newer.errors).toBeUndefined();
+      expect(newer.data!.importBundle).toMatchObject({ updated: 1, updatedIds: [id] });
+      const { rows } = await api.db.query('SELECT version, category FROM records WHERE id = $1', [
+        id,
+      ]);
+      expect(rows).toEqual([{ version: 2, category: 'psych' }]);
+    });
+
+    it('takes two imports of the same new entries in opposite orders at once: no deadlock, nothing twice', async () => {
+      const gil = await patient(api, 'gil');
+      const forward = structuredClone(bundle);
+      forward.entry = forward.entry.slice(0, 200);
+      const backward = { ...forward, entry: [...forward.entry].reverse() };
+      const both = await Promise.all([importAs(gil.token, forward), importAs(gil.token, backward)]);
+      for (const r of both.filter((x) => x.errors)) expect(codes(r)).toEqual(['CONFLICT']);
+      expect(both.some((r) => !r.errors)).toBe(true);
+      expect(await count(api, gil.id)).toBe(forward.entry.length - 2);
+    });
+
+    it('reads a urn:uuid fullUrl in any case: the same entries in upper case are found again', async () => {
+      // Every urn:uuid in upper case: fullUrls and the references to them alike.
+      const upper = JSON.parse(
+        JSON.stringify(bundle).replace(
+          /urn:uuid:([0-9a-f-]{36})/g,
+          (_, id: string) => `urn:uuid:${id.toUpperCase()}`,
+        ),
+      ) as typeof bundle;
+      const before = await count(api, erin.id);
+      const res = await importAs(erin.token, upper);
+      expect(res.errors).toBeUndefined();
+      expect(res.data!.importBundle.created).toBe(0);
+      expect(await count(api, erin.id)).toBe(before);
     });
   });
 

@@ -1,6 +1,6 @@
 import { createSecretKey, randomBytes } from 'node:crypto';
 import { isUuid } from '../../common/ids';
-import { importedRecordId, importIdKey } from './import-id';
+import { importedRecordId, importIdKey, randomImportId } from './import-id';
 
 describe('import ids', () => {
   const key = importIdKey(createSecretKey(randomBytes(32)));
@@ -19,6 +19,23 @@ describe('import ids', () => {
     expect(importedRecordId(key, `${source.fullUrl.slice(0, -1)}2`)).not.toBe(id);
     const other = importIdKey(createSecretKey(randomBytes(32)));
     expect(importedRecordId(other, source.fullUrl)).not.toBe(id);
+  });
+
+  it('gives alternates, other ids of the same shape, and reads a urn:uuid in lower case', () => {
+    const id = importedRecordId(key, source.fullUrl);
+    const alternates = [1, 2, 3].map((n) => importedRecordId(key, source.fullUrl, n));
+    expect(new Set([id, ...alternates]).size).toBe(4);
+    for (const a of [...alternates, randomImportId()]) {
+      expect(isUuid(a)).toBe(true);
+      expect(a[14]).toBe('8');
+    }
+    expect(
+      importedRecordId(key, source.fullUrl.toUpperCase().replace('URN:UUID:', 'URN:uuid:')),
+    ).toBe(id);
+    // A URL's case is its server's business: kept.
+    expect(importedRecordId(key, 'https://x.example/fhir/Observation/A')).not.toBe(
+      importedRecordId(key, 'https://x.example/fhir/Observation/a'),
+    );
   });
 
   it('derives its key from the data key without being it', () => {

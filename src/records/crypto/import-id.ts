@@ -4,7 +4,7 @@
 // made, so a bundle imported twice (a retry after a lost answer, or a newer export from the same
 // source) adds nothing twice. A database reader cannot tell the source from the id, nor link one
 // source's entries across patients; erasure, which destroys the data key, unlinks them for good.
-import { createHmac, hkdfSync, KeyObject } from 'node:crypto';
+import { createHmac, hkdfSync, KeyObject, randomBytes } from 'node:crypto';
 
 /** Where an imported entry came from, as its bundle says. */
 export interface ImportSource {
@@ -20,12 +20,26 @@ export function importIdKey(dek: KeyObject): Buffer {
 }
 
 /**
- * A UUID (RFC 9562 version 8, its bits the digest's) for the entry whose fullUrl is `fullUrl`.
- * The type is left out, so that a reference to an entry imported before (`urn:uuid:…`, which
- * does not say its type) finds its record too; whoever matches a record checks its type.
+ * A UUID (RFC 9562 version 8, its bits the digest's) for the entry whose fullUrl is `fullUrl`;
+ * `alternate` n > 0 gives the n-th other one, for an entry whose first id another record
+ * holds. The type is left out, so that a reference to an entry imported before (`urn:uuid:…`,
+ * which does not say its type) finds its record too; whoever matches a record checks its type.
+ * A `urn:uuid:` is read in lower case, as UUIDs are compared.
  */
-export function importedRecordId(key: Buffer, fullUrl: string): string {
-  const d = createHmac('sha256', key).update(fullUrl, 'utf8').digest();
+export function importedRecordId(key: Buffer, fullUrl: string, alternate = 0): string {
+  const name = /^urn:uuid:/i.test(fullUrl) ? fullUrl.toLowerCase() : fullUrl;
+  const d = createHmac('sha256', key)
+    .update(alternate === 0 ? name : `${name}\n${alternate}`, 'utf8')
+    .digest();
+  return version8(d);
+}
+
+/** A random id of the same shape (version 8), where no derived one is free. */
+export function randomImportId(): string {
+  return version8(randomBytes(16));
+}
+
+function version8(d: Buffer): string {
   d[6] = (d[6] & 0x0f) | 0x80;
   d[8] = (d[8] & 0x3f) | 0x80;
   const hex = d.toString('hex', 0, 16);

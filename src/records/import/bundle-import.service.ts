@@ -29,7 +29,14 @@ import {
 import { isUuid } from '../../common/ids';
 import { Decision, RECORD_CATEGORY_SYSTEM } from '../../consent';
 import { PatientsService } from '../../patients';
-import { DataKey, DataKeyRing, ImportSource, importedRecordId, importIdKey } from '../crypto';
+import {
+  DataKey,
+  DataKeyRing,
+  ImportSource,
+  importedRecordId,
+  importIdKey,
+  randomImportId,
+} from '../crypto';
 import { confidentialityOf, stampServerFields } from '../fhir';
 import { withRestrictionLabel } from '../export/export.service';
 import { keptFiling, RecordAmendments } from '../history/record-amendments';
@@ -44,6 +51,7 @@ import { clinicalDate } from '../search/clinical-facts';
 import { RecordIndex } from '../search/record-index';
 import {
   ImportPlan,
+  MAX_BUNDLE_ENTRIES,
   outsideReferenceNames,
   PlanOptions,
   planImport,
@@ -55,8 +63,15 @@ import { ImportReportModel } from './import.model';
 
 /** Rows per INSERT statement (18 parameters each, well under PostgreSQL's 65,535). */
 const INSERT_CHUNK = 500;
-/** PostgreSQL's SQLSTATE for a duplicate key. */
-const UNIQUE_VIOLATION = '23505';
+/** PostgreSQL's SQLSTATEs for a duplicate key and a deadlock: two imports of the same entries. */
+const RACED = new Set(['23505', '40P01']);
+/**
+ * Ids an entry may take: the first derived from its fullUrl, and alternates for when records
+ * the importer may not read hold the ones before (a random id only past them all).
+ */
+const ALTERNATE_IDS = 4;
+/** Names whose ids are derived between two turns of the event loop. */
+const DERIVE_BETWEEN_TURNS = 500;
 /** Records sealed between two turns of the event loop. */
 const SEAL_BETWEEN_TURNS = 50;
 /** Anchors submitted at once after the commit (the embedded ledger cuts them into blocks). */
@@ -108,8 +123,11 @@ export class BundleImportService implements OnApplicationShutdown {
     );
     // The patient's key (or, for their first records, the one they will get: nothing is
     // written before the bundle is checked whole), for the entries' record ids.
-    const sources = sourcesOf(bundle);
-    const references = outsideReferenceNames(bundle);
+    // Past the entry limit the plan refuses the bundle: nothing derived for it first.
+    const entries = (bundle as { entry?: unknown } | null)?.entry;
+    const withinLimit = !Array.isArray(entries) || entries.length <= MAX_BUNDLE_ENTRIES;
+    const sources = withinLimit ? sourcesOf(bundle) : [];
+    const references = withinLimit ? await outsideReferenceNames(bundle) : [];
     const existingKey =
       sources.length || references.length ? await this.keys.existingLiveKey(target) : null;
     const proposedKey = sources.length && !existingKey ? this.keys.unsavedKey() : undefined;
@@ -124,6 +142,9 @@ export class BundleImportService implements OnApplicationShutdown {
     const plan = await planImport(bundle, target, ids);
     if (plan.adopted) await this.refuseAnotherPatient(actor, plan.adopted, target);
     for (const r of plan.records) {
+      // A record imported before is held to updateRecord's rules once it is known to change
+      // (store): left as it is, it needs no grant to write it.
+      if (ids.matched.has(r.id)) continue;
       // As createRecord: a grantee filing a record apart from its content's category would
       // slip it past the category scope of their own grant and of every other.
       if (r.refiled && decision.basis.kind !== 'self') {
@@ -164,10 +185,19 @@ export class BundleImportService implements OnApplicationShutdown {
       plan.records,
       proposedKey,
     );
-    // A clinician's import is one WRITE event citing the grant that covers it.
+    // A clinician's import is one WRITE event citing the grant that covers it; the records it
+    // found unchanged (which told them what those hold) one READ event, as a read of them.
     const written = [...created, ...updated];
     if (decision.basis.kind === 'grants' && written.length) {
       await this.access.logPermitted(actor, decision, target, written);
+    }
+    if (decision.basis.kind !== 'self' && unchanged.length) {
+      await this.access.logPermitted(
+        actor,
+        await this.access.decide(actor, target),
+        target,
+        unchanged,
+      );
     }
     // Committed: the answer need not wait for the ledger. Anchoring runs on (tracked, so that
     // shutdown waits for it); a record it does not anchor stays PENDING for the outbox, which
@@ -184,7 +214,7 @@ export class BundleImportService implements OnApplicationShutdown {
       skippedTypes: plan.skippedTypes,
       recordIds: created.map((r) => r.id),
       updatedIds: updated.map((r) => r.id),
-      unchangedIds: unchanged,
+      unchangedIds: unchanged.map((r) => r.id),
     };
   }
 
@@ -210,18 +240,26 @@ export class BundleImportService implements OnApplicationShutdown {
     sources: ImportSource[],
     references: string[],
     dek: DataKey | undefined,
-  ): Promise<Pick<PlanOptions, 'newId' | 'imported'>> {
-    if (!dek || sources.length + references.length === 0) return {};
+  ): Promise<Pick<PlanOptions, 'newId' | 'imported'> & { matched: Set<string> }> {
+    const matched = new Set<string>();
+    if (!dek || sources.length + references.length === 0) return { matched };
     const key = importIdKey(dek.key);
-    // Each name's candidates, in order: the record it names itself (an export of this server's
-    // gives `urn:uuid:<record id>`), then the record an entry of that fullUrl was imported as.
-    const candidatesOf = (fullUrl: string): string[] => {
-      const named = /^urn:uuid:(.+)$/i.exec(fullUrl)?.[1]?.toLowerCase();
-      const derived = importedRecordId(key, fullUrl);
-      return named && isUuid(named) ? [named, derived] : [derived];
-    };
-    const candidates = new Map(
-      [...sources.map((s) => s.fullUrl), ...references].map((n) => [n, candidatesOf(n)]),
+    // Each name's candidates: the record it names itself (an export of this server's gives
+    // `urn:uuid:<record id>`), then the ids an entry of that fullUrl takes (the first, and
+    // alternates for when another record holds it).
+    const candidates = new Map<string, { named?: string; derived: string[] }>();
+    for (const name of [...sources.map((s) => s.fullUrl), ...references]) {
+      if (candidates.has(name)) continue;
+      const named = /^urn:uuid:(.+)$/i.exec(name)?.[1]?.toLowerCase();
+      candidates.set(name, {
+        named: named && isUuid(named) ? named : undefined,
+        derived: Array.from({ length: ALTERNATE_IDS }, (_, n) => importedRecordId(key, name, n)),
+      });
+      // Deriving takes a few microseconds a name: other requests get their turn between.
+      if (candidates.size % DERIVE_BETWEEN_TURNS === 0) await setImmediate();
+    }
+    const all = [...candidates.values()].flatMap((c) =>
+      (c.named ? [c.named] : []).concat(c.derived),
     );
     const found = await this.db.query<
       {
@@ -234,7 +272,7 @@ export class BundleImportService implements OnApplicationShutdown {
     >(
       `SELECT id, patient_id, resource_type, category, sensitivity FROM records
        WHERE id = ANY($1::uuid[])`,
-      [[...new Set([...candidates.values()].flat())]],
+      [[...new Set(all)]],
     );
     const stored = new Map(found.map((r) => [r.id, r]));
     const read =
@@ -254,23 +292,35 @@ export class BundleImportService implements OnApplicationShutdown {
         })
       );
     };
+    const idsOf = (name: string) => {
+      const c = candidates.get(name);
+      return c ? (c.named ? [c.named] : []).concat(c.derived) : [];
+    };
     // One record per entry: an id already given (an export's entry naming the record that
     // another entry of the same bundle was imported as) is not given again.
     const given = new Set<string>();
-    const give = (id: string) => (given.has(id) ? randomUUID() : (given.add(id), id));
+    const give = (id: string) => (given.add(id), id);
     return {
+      matched,
       newId: (source) => {
-        const ids = source ? candidates.get(source.fullUrl) : undefined;
-        if (!ids) return randomUUID();
-        const match = ids.find((id) => !given.has(id) && readable(id, source!.resourceType));
-        if (match) return give(match);
-        // Nothing of theirs to match: a new record, under its derived id unless that is taken.
-        const derived = ids[ids.length - 1];
-        return stored.has(derived) ? randomUUID() : give(derived);
+        const c = source ? candidates.get(source.fullUrl) : undefined;
+        if (!c) return randomUUID();
+        const match = idsOf(source!.fullUrl).find(
+          (id) => !given.has(id) && readable(id, source!.resourceType),
+        );
+        if (match) {
+          matched.add(match);
+          return give(match);
+        }
+        // Nothing of theirs to match: a new record, under the first of its ids no record holds.
+        // Never a random id of another shape where a record the caller may not read holds the
+        // first: the id itself would tell that one exists.
+        const free = c.derived.find((id) => !stored.has(id) && !given.has(id));
+        return give(free ?? randomImportId());
       },
       imported: (names) => {
         for (const name of names) {
-          const id = candidates.get(name)?.find((c) => readable(c));
+          const id = idsOf(name).find((c) => readable(c));
           if (id) return `${stored.get(id)!.resource_type}/${id}`;
         }
         return undefined;
@@ -351,7 +401,7 @@ export class BundleImportService implements OnApplicationShutdown {
     patientId: string,
     records: PlannedRecord[],
     proposedKey: DataKey | undefined,
-  ): Promise<{ created: RecordEntity[]; updated: RecordEntity[]; unchanged: string[] }> {
+  ): Promise<{ created: RecordEntity[]; updated: RecordEntity[]; unchanged: RecordEntity[] }> {
     if (records.length === 0) return { created: [], updated: [], unchanged: [] };
     return this.db
       .transaction(async (m) => {
@@ -367,7 +417,7 @@ export class BundleImportService implements OnApplicationShutdown {
         const current = new Map(stored.map((row) => [row.id, row]));
         const fresh: PlannedRecord[] = [];
         const updated: RecordEntity[] = [];
-        const unchanged: string[] = [];
+        const unchanged: RecordEntity[] = [];
         const now = new Date(Date.now());
         for (const r of records) {
           const row = current.get(r.id);
@@ -377,7 +427,7 @@ export class BundleImportService implements OnApplicationShutdown {
           }
           const next = await this.nextVersion(actor, decision, dek, patientId, row, r, now);
           if (next === null) {
-            unchanged.push(r.id);
+            unchanged.push(row);
             continue;
           }
           await archiveCurrentVersion(m, row.id);
@@ -390,7 +440,7 @@ export class BundleImportService implements OnApplicationShutdown {
       .catch((e: unknown) => {
         // Two imports of the same entries at once: the second finds no record to update, then
         // waits for the first's inserts of those ids, and fails on them.
-        if ((e as { code?: string }).code === UNIQUE_VIOLATION) throw raced();
+        if (RACED.has((e as { code?: string }).code ?? '')) throw raced();
         throw e;
       });
   }
@@ -438,6 +488,15 @@ export class BundleImportService implements OnApplicationShutdown {
       await this.access.logDenied(actor, decision, row.patientId, [row.id]);
       throw new ConsentRequiredError(
         `entry[${r.entry}] updates a record your grants do not let you amend; nothing was imported.`,
+      );
+    }
+    // As updateRecord's category: a grantee refiling a record apart from its content's category
+    // would slip it past the category scope of every grant. A tag naming where it is filed
+    // already moves nothing.
+    if (!self && r.refiled && category !== row.category) {
+      await this.access.logDenied(actor, decision, row.patientId, [row.id]);
+      throw new ForbiddenError(
+        `entry[${r.entry}]: only the patient can file a record under another category than the one it carries (its ${RECORD_CATEGORY_SYSTEM} tag); nothing was imported.`,
       );
     }
     if (!self && labelled === 'open' && row.sensitivity === 'RESTRICTED') {
@@ -506,9 +565,12 @@ export class BundleImportService implements OnApplicationShutdown {
     };
     const repo = m.getRepository(RecordEntity);
     const rows: RecordEntity[] = [];
-    for (let i = 0; i < records.length; i += INSERT_CHUNK) {
+    // Inserted in order of id: two imports of the same entries then wait for each other at
+    // the first of them, where inserting in bundle order they could deadlock.
+    const byId = [...records].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (let i = 0; i < byId.length; i += INSERT_CHUNK) {
       const chunk: RecordEntity[] = [];
-      for (const r of records.slice(i, i + INSERT_CHUNK)) {
+      for (const r of byId.slice(i, i + INSERT_CHUNK)) {
         chunk.push(seal(r));
         // Sealing takes a tenth of a millisecond a record: other requests (and /health) get
         // their turn between a few dozen, not after the whole bundle.
@@ -517,7 +579,9 @@ export class BundleImportService implements OnApplicationShutdown {
       await repo.insert(chunk);
       rows.push(...chunk);
     }
-    return rows;
+    // The answer lists them in bundle order.
+    const at = new Map(records.map((r, i) => [r.id, i]));
+    return rows.sort((a, b) => at.get(a.id)! - at.get(b.id)!);
   }
 
   /**

@@ -140,7 +140,7 @@ describe('planning a bundle import', () => {
       { resourceType: 'Observation', fullUrl: 'https://lab.example/fhir/Observation/7' },
     ]);
     // Every reference that could name an earlier entry: relative ones on their entry's server.
-    expect(outsideReferenceNames(bundle).sort()).toEqual([
+    expect((await outsideReferenceNames(bundle)).sort()).toEqual([
       'https://lab.example/fhir/Encounter/3',
       `https://lab.example/fhir/Patient/${OWNER}`,
       'urn:uuid:0d8c2f4e-6a1b-4c3d-9e8f-7a6b5c4d3e2f',

@@ -326,7 +326,7 @@ function absoluteNames(names: readonly string[]): string[] {
  * entry imported before (see PlanOptions.imported): each reference as it is, without its
  * version, and a relative one on its entry's server. Reads nothing else.
  */
-export function outsideReferenceNames(bundle: unknown): string[] {
+export async function outsideReferenceNames(bundle: unknown): Promise<string[]> {
   const entries = isObject(bundle) && Array.isArray(bundle.entry) ? bundle.entry : [];
   const names = new Set<string>();
   const walk = (node: unknown, base: string | undefined): void => {
@@ -343,7 +343,9 @@ export function outsideReferenceNames(bundle: unknown): string[] {
       }
     }
   };
-  for (const e of entries as unknown[]) {
+  for (const [i, e] of (entries as unknown[]).entries()) {
+    // Walking a large bundle takes a while: other requests get their turn between entries.
+    if (i % (YIELD_EVERY * 10) === YIELD_EVERY * 10 - 1) await setImmediate();
     if (!isObject(e)) continue;
     const base = typeof e.fullUrl === 'string' ? restfulUrl(e.fullUrl)?.base : undefined;
     walk(e.resource, base);
