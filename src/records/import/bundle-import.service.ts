@@ -184,6 +184,7 @@ export class BundleImportService implements OnApplicationShutdown {
       target,
       plan.records,
       proposedKey,
+      ids.matched,
     );
     // A clinician's import is one WRITE event citing the grant that covers it; the records it
     // found unchanged (which told them what those hold) one READ event, as a read of them.
@@ -401,6 +402,7 @@ export class BundleImportService implements OnApplicationShutdown {
     patientId: string,
     records: PlannedRecord[],
     proposedKey: DataKey | undefined,
+    matched: ReadonlySet<string>,
   ): Promise<{ created: RecordEntity[]; updated: RecordEntity[]; unchanged: RecordEntity[] }> {
     if (records.length === 0) return { created: [], updated: [], unchanged: [] };
     return this.db
@@ -422,6 +424,9 @@ export class BundleImportService implements OnApplicationShutdown {
         for (const r of records) {
           const row = current.get(r.id);
           if (!row) {
+            // A record matched when planning, gone since: its grant checks were left to this
+            // step, so nothing is written on a premise that no longer holds.
+            if (matched.has(r.id)) throw raced();
             fresh.push(r);
             continue;
           }
