@@ -654,6 +654,128 @@ describe('importing and exporting FHIR bundles', () => {
       ]);
     });
 
+    it('answers alike after a source has been used for other types: no finite set of ids to use up', async () => {
+      const kim = await patient(api, 'kim');
+      const subject = { reference: `Patient/${kim.id}` };
+      const resources: Record<string, Record<string, unknown>> = {
+        Condition: { subject, code: { text: 'x' } },
+        Procedure: { status: 'completed', subject, code: { text: 'x' } },
+        AllergyIntolerance: {
+          clinicalStatus: {
+            coding: [
+              {
+                system: 'http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical',
+                code: 'active',
+              },
+            ],
+          },
+          patient: subject,
+          code: { text: 'x' },
+        },
+        MedicationRequest: {
+          status: 'active',
+          intent: 'order',
+          subject,
+          medicationCodeableConcept: { text: 'x' },
+        },
+        Immunization: {
+          status: 'completed',
+          patient: subject,
+          vaccineCode: { text: 'x' },
+          occurrenceDateTime: '2020-01-01',
+        },
+        Observation: {
+          status: 'final',
+          code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+          subject,
+        },
+      };
+      const one = (fullUrl: string, type: string, extra: Record<string, unknown> = {}) => ({
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [{ fullUrl, resource: { resourceType: type, ...resources[type], ...extra } }],
+      });
+      const hidden = `urn:uuid:${randomUUID()}`;
+      const restricted = {
+        meta: {
+          security: [
+            { system: 'http://terminology.hl7.org/CodeSystem/v3-Confidentiality', code: 'R' },
+          ],
+        },
+      };
+      const own = await importAs(kim.token, one(hidden, 'Observation', restricted));
+      expect(own.errors).toBeUndefined();
+      const dr = await api.token('dr-exhaust', 'CLINICIAN');
+      await api.grantRead(kim.token, 'dr-exhaust', { actions: ['READ', 'WRITE'] });
+      const answers = [];
+      for (const fullUrl of [hidden, `urn:uuid:${randomUUID()}`]) {
+        // Five other types from the same source take five ids, past any first four.
+        for (const type of [
+          'Condition',
+          'Procedure',
+          'AllergyIntolerance',
+          'MedicationRequest',
+          'Immunization',
+        ]) {
+          const res = await importAs(dr, one(fullUrl, type), kim.id);
+          expect(res.errors).toBeUndefined();
+        }
+        const first = (await importAs(dr, one(fullUrl, 'Observation'), kim.id)).data!.importBundle;
+        const again = (await importAs(dr, one(fullUrl, 'Observation'), kim.id)).data!.importBundle;
+        answers.push([first.created, again.unchanged, first.recordIds[0][14]]);
+      }
+      expect(answers).toEqual([
+        [1, 1, '8'],
+        [1, 1, '8'],
+      ]);
+    });
+
+    it('refuses a clinician filing a changed record apart from its content, tag or no tag', async () => {
+      const lu = await patient(api, 'lu');
+      const lab = (category: string, tag?: string) => ({
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [
+          {
+            fullUrl: 'urn:uuid:2c4e6a8b-0d1f-4a3b-8c5d-7e9f1a2b3c4d',
+            resource: {
+              resourceType: 'Observation',
+              ...(tag
+                ? { meta: { tag: [{ system: 'urn:custodia:record-category', code: tag }] } }
+                : {}),
+              status: 'final',
+              category: [
+                {
+                  coding: [
+                    {
+                      system: 'http://terminology.hl7.org/CodeSystem/observation-category',
+                      code: category,
+                    },
+                  ],
+                },
+              ],
+              code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
+              subject: { reference: `Patient/${lu.id}` },
+            },
+          },
+        ],
+      });
+      const own = await importAs(lu.token, lab('laboratory'));
+      const [id] = own.data!.importBundle.recordIds;
+      const dr = await api.token('dr-lab', 'CLINICIAN');
+      await api.grantRead(lu.token, 'dr-lab', {
+        actions: ['READ', 'WRITE'],
+        categories: ['laboratory'],
+      });
+      // Its content now says vital-signs; the tag would keep it under laboratory.
+      const res = await importAs(dr, lab('vital-signs', 'laboratory'), lu.id);
+      expect(codes(res)).toEqual(['FORBIDDEN']);
+      const { rows } = await api.db.query('SELECT version, category FROM records WHERE id = $1', [
+        id,
+      ]);
+      expect(rows).toEqual([{ version: 1, category: 'laboratory' }]);
+    });
+
     it('lets a clinician who may read and write them update records imported before, as updateRecord would', async () => {
       const dr = await api.token('dr-resync', 'CLINICIAN');
       await api.grantRead(erin.token, 'dr-resync', {

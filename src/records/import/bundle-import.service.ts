@@ -70,6 +70,14 @@ const RACED = new Set(['23505', '40P01']);
  * the importer may not read hold the ones before (a random id only past them all).
  */
 const ALTERNATE_IDS = 4;
+/** Ids looked up per query. */
+const LOOKUP_CHUNK = 5_000;
+/**
+ * References to no entry of the bundle looked up as entries imported before, at most; past
+ * this many a bundle's references are left as they are (a bundle of the entry limit's Synthea
+ * records holds fewer).
+ */
+const MAX_OUTSIDE_REFERENCES = 20_000;
 /** Names whose ids are derived between two turns of the event loop. */
 const DERIVE_BETWEEN_TURNS = 500;
 /** Records sealed between two turns of the event loop. */
@@ -127,7 +135,8 @@ export class BundleImportService implements OnApplicationShutdown {
     const entries = (bundle as { entry?: unknown } | null)?.entry;
     const withinLimit = !Array.isArray(entries) || entries.length <= MAX_BUNDLE_ENTRIES;
     const sources = withinLimit ? sourcesOf(bundle) : [];
-    const references = withinLimit ? await outsideReferenceNames(bundle) : [];
+    const named = withinLimit ? await outsideReferenceNames(bundle) : [];
+    const references = named.length <= MAX_OUTSIDE_REFERENCES ? named : [];
     const existingKey =
       sources.length || references.length ? await this.keys.existingLiveKey(target) : null;
     const proposedKey = sources.length && !existingKey ? this.keys.unsavedKey() : undefined;
@@ -246,40 +255,26 @@ export class BundleImportService implements OnApplicationShutdown {
     if (!dek || sources.length + references.length === 0) return { matched };
     const key = importIdKey(dek.key);
     // Each name's candidates: the record it names itself (an export of this server's gives
-    // `urn:uuid:<record id>`), then the ids an entry of that fullUrl takes (the first, and
-    // alternates for when another record holds it).
+    // `urn:uuid:<record id>`), then the ids an entry of that fullUrl takes: the first, and as
+    // many others as records already hold (see below).
     const candidates = new Map<string, { named?: string; derived: string[] }>();
-    for (const name of [...sources.map((s) => s.fullUrl), ...references]) {
-      if (candidates.has(name)) continue;
-      const named = /^urn:uuid:(.+)$/i.exec(name)?.[1]?.toLowerCase();
-      candidates.set(name, {
-        named: named && isUuid(named) ? named : undefined,
-        derived: Array.from({ length: ALTERNATE_IDS }, (_, n) => importedRecordId(key, name, n)),
-      });
-      // Deriving takes a few microseconds a name: other requests get their turn between.
-      if (candidates.size % DERIVE_BETWEEN_TURNS === 0) await setImmediate();
-    }
-    const all = [...candidates.values()].flatMap((c) =>
-      (c.named ? [c.named] : []).concat(c.derived),
-    );
-    const found = await this.db.query<
-      {
-        id: string;
-        patient_id: string;
-        resource_type: string;
-        category: string | null;
-        sensitivity: RecordEntity['sensitivity'];
-      }[]
-    >(
-      `SELECT id, patient_id, resource_type, category, sensitivity FROM records
-       WHERE id = ANY($1::uuid[])`,
-      [[...new Set(all)]],
-    );
-    const stored = new Map(found.map((r) => [r.id, r]));
+    const extend = async (name: string) => {
+      let c = candidates.get(name);
+      if (!c) {
+        const named = /^urn:uuid:(.+)$/i.exec(name)?.[1]?.toLowerCase();
+        c = { named: named && isUuid(named) ? named : undefined, derived: [] };
+        candidates.set(name, c);
+      }
+      const from = c.derived.length;
+      for (let n = from; n < from + ALTERNATE_IDS; n++)
+        c.derived.push(importedRecordId(key, name, n));
+      return (c.named && from === 0 ? [c.named] : []).concat(c.derived.slice(from));
+    };
+    const stored = new Map<string, StoredRow>();
+    // Whether the caller may read a record is asked whatever the database holds: asking only
+    // when some candidate is taken would make the answer's timing tell that one is.
     const read =
-      found.length && decision.basis.kind !== 'self'
-        ? await this.access.decide(actor, patientId)
-        : decision;
+      decision.basis.kind !== 'self' ? await this.access.decide(actor, patientId) : decision;
     const readable = (id: string, resourceType?: string) => {
       const r = stored.get(id);
       return (
@@ -293,6 +288,26 @@ export class BundleImportService implements OnApplicationShutdown {
         })
       );
     };
+    let asking: string[] = [];
+    for (const name of new Set([...sources.map((s) => s.fullUrl), ...references])) {
+      asking.push(...(await extend(name)));
+      // Deriving takes a few microseconds a name: other requests get their turn between.
+      if (candidates.size % DERIVE_BETWEEN_TURNS === 0) await setImmediate();
+    }
+    for (;;) {
+      for (const r of await this.storedRows(asking)) stored.set(r.id, r);
+      // An entry's source whose ids are all held by records, none of them one it may match,
+      // takes further ids (never a random one: how many it passed would tell what exists).
+      asking = [];
+      for (const s of sources) {
+        const c = candidates.get(s.fullUrl)!;
+        const settled =
+          c.derived.some((id) => !stored.has(id)) ||
+          [c.named, ...c.derived].some((id) => id !== undefined && readable(id, s.resourceType));
+        if (!settled) asking.push(...(await extend(s.fullUrl)));
+      }
+      if (asking.length === 0) break;
+    }
     const idsOf = (name: string) => {
       const c = candidates.get(name);
       return c ? (c.named ? [c.named] : []).concat(c.derived) : [];
@@ -322,11 +337,31 @@ export class BundleImportService implements OnApplicationShutdown {
       imported: (names) => {
         for (const name of names) {
           const id = idsOf(name).find((c) => readable(c));
-          if (id) return `${stored.get(id)!.resource_type}/${id}`;
+          if (!id) continue;
+          // A Patient record is the patient's: a reference to one names the owner, as one to
+          // the bundle's own Patient entry does.
+          const type = stored.get(id)!.resource_type;
+          return type === 'Patient' ? `Patient/${patientId}` : `${type}/${id}`;
         }
         return undefined;
       },
     };
+  }
+
+  /** The records holding any of `ids`, in queries of a bounded size. */
+  private async storedRows(ids: readonly string[]): Promise<StoredRow[]> {
+    const rows: StoredRow[] = [];
+    const distinct = [...new Set(ids)];
+    for (let i = 0; i < distinct.length; i += LOOKUP_CHUNK) {
+      rows.push(
+        ...(await this.db.query<StoredRow[]>(
+          `SELECT id, patient_id, resource_type, category, sensitivity FROM records
+           WHERE id = ANY($1::uuid[])`,
+          [distinct.slice(i, i + LOOKUP_CHUNK)],
+        )),
+      );
+    }
+    return rows;
   }
 
   /**
@@ -423,6 +458,9 @@ export class BundleImportService implements OnApplicationShutdown {
         const now = new Date(Date.now());
         for (const r of records) {
           const row = current.get(r.id);
+          // A record that appeared under this id since planning (another import of the same
+          // source): its grant checks were not made, and it may be one the caller cannot read.
+          if (row && !matched.has(r.id)) throw raced();
           if (!row) {
             // A record matched when planning, gone since: its grant checks were left to this
             // step, so nothing is written on a premise that no longer holds.
@@ -495,10 +533,9 @@ export class BundleImportService implements OnApplicationShutdown {
         `entry[${r.entry}] updates a record your grants do not let you amend; nothing was imported.`,
       );
     }
-    // As updateRecord's category: a grantee refiling a record apart from its content's category
-    // would slip it past the category scope of every grant. A tag naming where it is filed
-    // already moves nothing.
-    if (!self && r.refiled && category !== row.category) {
+    // As updateRecord's category: a grantee filing a changed record apart from its content's
+    // category would slip it past the category scope of every grant.
+    if (!self && r.refiled) {
       await this.access.logDenied(actor, decision, row.patientId, [row.id]);
       throw new ForbiddenError(
         `entry[${r.entry}]: only the patient can file a record under another category than the one it carries (its ${RECORD_CATEGORY_SYSTEM} tag); nothing was imported.`,
@@ -613,6 +650,15 @@ export class BundleImportService implements OnApplicationShutdown {
     };
     await Promise.all(Array.from({ length: Math.min(ANCHOR_CONCURRENCY, work.length) }, worker));
   }
+}
+
+/** What the lookup of an entry's candidate ids reads of a record. */
+interface StoredRow {
+  id: string;
+  patient_id: string;
+  resource_type: string;
+  category: string | null;
+  sensitivity: RecordEntity['sensitivity'];
 }
 
 function raced(): ConflictError {

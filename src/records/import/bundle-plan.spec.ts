@@ -167,6 +167,19 @@ describe('planning a bundle import', () => {
     expect(asked).toHaveLength(3);
   });
 
+  it('refuses one urn:uuid spelt in two cases as two entries: it is one fullUrl', async () => {
+    const bundle = corpusBundle();
+    const later = bundle.entry.findIndex((e, i) => i > 2 && e.fullUrl?.startsWith('urn:uuid:'));
+    const earlier = bundle.entry.findIndex(
+      (e, i) => i > 2 && i !== later && e.fullUrl?.startsWith('urn:uuid:'),
+    );
+    bundle.entry[Math.max(later, earlier)].fullUrl = bundle.entry[Math.min(later, earlier)]
+      .fullUrl!.toUpperCase()
+      .replace('URN:UUID:', 'urn:uuid:');
+    const e = await badUserInput(plan(bundle));
+    expect(e.message).toMatch(/repeats the fullUrl of an earlier entry/);
+  });
+
   it('keeps an absolute reference to a skipped entry, which still resolves at its server', async () => {
     const bundle = corpusBundle();
     bundle.entry[2].fullUrl = 'https://source.example/fhir/Practitioner/p-9';

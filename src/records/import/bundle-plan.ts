@@ -166,6 +166,7 @@ export async function planImport(
   const kinds: ('import' | 'patient' | 'skip')[] = [];
   const ids: string[] = [];
   const fullUrls = new Set<string>();
+  const spellings = new Set<string>();
   // Skipped entries that a record referring to them takes in as a contained resource.
   const containable = new Map<string, Entry['resource']>();
   // Other skipped entries, which a record's reference to them describes instead of naming.
@@ -215,7 +216,9 @@ export async function planImport(
     const id = kind === 'import' ? newId(sourceOf(entry)) : kind === 'patient' ? ownerId : '';
     ids.push(id);
     if (entry.fullUrl !== undefined) {
-      if (fullUrls.has(entry.fullUrl)) {
+      // A urn:uuid in any case is the same one (UUIDs compare so; so do its record ids).
+      const spelt = /^urn:uuid:/i.test(entry.fullUrl) ? entry.fullUrl.toLowerCase() : entry.fullUrl;
+      if (fullUrls.has(entry.fullUrl) || spellings.has(spelt)) {
         throw bad(
           i,
           'repeats the fullUrl of an earlier entry (fullUrls must be unique)',
@@ -223,6 +226,7 @@ export async function planImport(
         );
       }
       fullUrls.add(entry.fullUrl);
+      spellings.add(spelt);
       const named = restfulUrl(entry.fullUrl)?.type;
       if (named !== undefined && named !== type) {
         throw bad(i, `has a fullUrl naming a ${named} but holds a ${type}`, 'fullUrl');
