@@ -8,6 +8,8 @@ import { RecordOpener } from '../src/records/record-opener';
 import { fhirIssues } from '../src/records/fhir/index';
 import { corpusBundle, largeBundle } from './helpers/fhir-bundle';
 import { codes, TestApi } from './helpers/test-api';
+import { observation, vitalSign } from './helpers/fhir';
+import { RECORD_CATEGORY_SYSTEM } from '../src/consent';
 
 const REGISTER = `mutation { registerPatient { id } }`;
 const IMPORT = `mutation($b: JSON!, $p: ID) { importBundle(bundle: $b, patientId: $p) {
@@ -64,6 +66,23 @@ function comparable(resource: Record<string, unknown>, recordIds: Set<string>): 
     (m, type: string, id: string) =>
       recordIds.has(id) || type === 'Patient' ? `"reference":"${type}/*"` : m,
   );
+}
+
+/** The references a resource holds, as written. */
+const refsOf = (r: unknown) =>
+  [...JSON.stringify(r).matchAll(/"reference":"([^"]+)"/g)].map((m) => m[1]);
+
+/**
+ * The first entry (past the Patient and the two skipped ones) that refers to other imported
+ * entries (DiagnosticReport.result, Condition.evidence…), and each entry's index by fullUrl.
+ */
+function referringEntry(bundle: ReturnType<typeof corpusBundle>) {
+  const urls = new Map(bundle.entry.map((e, i) => [e.fullUrl!, i]));
+  const source = bundle.entry.findIndex(
+    (e, i) => i > 2 && refsOf(e.resource).some((r) => (urls.get(r) ?? 0) > 2),
+  );
+  expect(source).toBeGreaterThan(2);
+  return { urls, source };
 }
 
 /** Resolves once the record is anchored (the import answers before the ledger does). */
@@ -131,14 +150,7 @@ describe('importing and exporting FHIR bundles', () => {
     it('rewrites references between imported entries to the stored records, anchored', async () => {
       // Entry i (i ≥ 3) is record i - 2: entry 0 (the Patient) is record 0, 1 and 2 were skipped.
       const recordOf = (entry: number) => report.recordIds[entry === 0 ? 0 : entry - 2];
-      const urls = new Map(bundle.entry.map((e, i) => [e.fullUrl!, i]));
-      const refsOf = (r: unknown) =>
-        [...JSON.stringify(r).matchAll(/"reference":"([^"]+)"/g)].map((m) => m[1]);
-      // A record referring to other imported records (DiagnosticReport.result, Condition.evidence…).
-      const source = bundle.entry.findIndex(
-        (e, i) => i > 2 && refsOf(e.resource).some((r) => (urls.get(r) ?? 0) > 2),
-      );
-      expect(source).toBeGreaterThan(2);
+      const { urls, source } = referringEntry(bundle);
       await anchored(api, recordOf(source));
       const { record } = await api.ok<{ record: Rec }>(ONE, { id: recordOf(source) }, alice.token);
       expect(record.integrity).toBe('VERIFIED');
@@ -456,6 +468,19 @@ describe('importing and exporting FHIR bundles', () => {
   });
 
   describe('importing again', () => {
+    /** A collection bundle of one entry. */
+    const oneEntry = (fullUrl: string, resource: Record<string, unknown>) => ({
+      resourceType: 'Bundle',
+      type: 'collection',
+      entry: [{ fullUrl, resource }],
+    });
+    /** A lab result of the patient's, filed by a category tag if `tag` is given. */
+    const labResult = (patientId: string, value = 5.4, tag?: string) => ({
+      ...observation('2345-7', value),
+      ...(tag ? { meta: { tag: [{ system: RECORD_CATEGORY_SYSTEM, code: tag }] } } : {}),
+      subject: { reference: `Patient/${patientId}` },
+    });
+
     let erin: { token: string; id: string };
     let bundle: ReturnType<typeof corpusBundle>;
     let first: Report;
@@ -539,13 +564,7 @@ describe('importing and exporting FHIR bundles', () => {
     it('links a later bundle to what an earlier one brought: its references to entries imported before name their records', async () => {
       // A record referring to other imported records (DiagnosticReport.result, …), sent again in
       // a bundle of its own: the entries it refers to are not in it, but were imported before.
-      const urls = new Map(bundle.entry.map((e, i) => [e.fullUrl!, i]));
-      const refsOf = (r: unknown) =>
-        [...JSON.stringify(r).matchAll(/"reference":"([^"]+)"/g)].map((m) => m[1]);
-      const source = bundle.entry.findIndex(
-        (e, i) => i > 2 && refsOf(e.resource).some((r) => (urls.get(r) ?? 0) > 2),
-      );
-      expect(source).toBeGreaterThan(2);
+      const { urls, source } = referringEntry(bundle);
       const target = urls.get(
         refsOf(bundle.entry[source].resource).find((r) => (urls.get(r) ?? 0) > 2)!,
       )!;
@@ -732,35 +751,11 @@ describe('importing and exporting FHIR bundles', () => {
 
     it('refuses a clinician filing a changed record apart from its content, tag or no tag', async () => {
       const lu = await patient(api, 'lu');
-      const lab = (category: string, tag?: string) => ({
-        resourceType: 'Bundle',
-        type: 'collection',
-        entry: [
-          {
-            fullUrl: 'urn:uuid:2c4e6a8b-0d1f-4a3b-8c5d-7e9f1a2b3c4d',
-            resource: {
-              resourceType: 'Observation',
-              ...(tag
-                ? { meta: { tag: [{ system: 'urn:custodia:record-category', code: tag }] } }
-                : {}),
-              status: 'final',
-              category: [
-                {
-                  coding: [
-                    {
-                      system: 'http://terminology.hl7.org/CodeSystem/observation-category',
-                      code: category,
-                    },
-                  ],
-                },
-              ],
-              code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
-              subject: { reference: `Patient/${lu.id}` },
-            },
-          },
-        ],
-      });
-      const own = await importAs(lu.token, lab('laboratory'));
+      const fullUrl = 'urn:uuid:2c4e6a8b-0d1f-4a3b-8c5d-7e9f1a2b3c4d';
+      const lab = (tag?: string) => oneEntry(fullUrl, labResult(lu.id, 5.4, tag));
+      const vital = (tag?: string) =>
+        oneEntry(fullUrl, { ...labResult(lu.id, 5.4, tag), category: vitalSign().category });
+      const own = await importAs(lu.token, lab());
       const [id] = own.data!.importBundle.recordIds;
       const dr = await api.token('dr-lab', 'CLINICIAN');
       await api.grantRead(lu.token, 'dr-lab', {
@@ -768,7 +763,7 @@ describe('importing and exporting FHIR bundles', () => {
         categories: ['laboratory'],
       });
       // Its content now says vital-signs; the tag would keep it under laboratory.
-      const res = await importAs(dr, lab('vital-signs', 'laboratory'), lu.id);
+      const res = await importAs(dr, vital('laboratory'), lu.id);
       expect(codes(res)).toEqual(['FORBIDDEN']);
       const { rows } = await api.db.query('SELECT version, category FROM records WHERE id = $1', [
         id,
@@ -881,35 +876,8 @@ describe('importing and exporting FHIR bundles', () => {
 
     it("keeps a record where its patient filed it when a clinician's import changes it, as updateRecord does", async () => {
       const jo = await patient(api, 'jo');
-      const lab = (value: number, filed?: string) => ({
-        resourceType: 'Bundle',
-        type: 'collection',
-        entry: [
-          {
-            fullUrl: 'urn:uuid:7b2e4c6d-8f0a-4b1c-9d2e-3f4a5b6c7d8e',
-            resource: {
-              resourceType: 'Observation',
-              ...(filed
-                ? { meta: { tag: [{ system: 'urn:custodia:record-category', code: filed }] } }
-                : {}),
-              status: 'final',
-              category: [
-                {
-                  coding: [
-                    {
-                      system: 'http://terminology.hl7.org/CodeSystem/observation-category',
-                      code: 'laboratory',
-                    },
-                  ],
-                },
-              ],
-              code: { coding: [{ system: 'http://loinc.org', code: '2345-7' }] },
-              subject: { reference: `Patient/${jo.id}` },
-              valueQuantity: { value, unit: 'mg/dL' },
-            },
-          },
-        ],
-      });
+      const lab = (value: number, filed?: string) =>
+        oneEntry('urn:uuid:7b2e4c6d-8f0a-4b1c-9d2e-3f4a5b6c7d8e', labResult(jo.id, value, filed));
       // The patient files their lab result under psych.
       const own = await importAs(jo.token, lab(90, 'psych'));
       expect(own.errors).toBeUndefined();
