@@ -5,7 +5,7 @@ import { useEffect, useMemo, useState } from 'react';
 import { ApiError, gql } from './api';
 import { namedCode } from './clinical-codes';
 import { ErrorNotice, formatTime, short, useAction, useLoad } from './common';
-import { numberText, unitWords } from './records';
+import { quantityText } from './records';
 
 export interface DeployedModel {
   id: string;
@@ -87,20 +87,15 @@ export function useModels(): {
   return { data: names, error, reload };
 }
 
-/** A value as a person reads it: rounded as every measured value here, its unit in words. */
-function quantity(value: number, unit: string): string {
-  return `${numberText(value)} ${unitWords(unit, value)}`.trim();
-}
-
 export function InputList({ inputs }: { inputs: DecisionInput[] }) {
   return (
     <ul className="inputs" aria-label="Inputs used">
       {inputs.map((f) => (
         <li key={f.code} data-testid="decision-input" data-code={f.code}>
           {f.display ? `${f.display} ` : ''}(LOINC {f.code}):{' '}
-          <strong>{quantity(f.value, f.unit)}</strong>, from {f.source.resourceType}{' '}
-          <code title={f.source.recordId}>{short(f.source.recordId)}</code> version{' '}
-          {f.source.version}
+          <strong>{quantityText({ value: f.value, unit: f.unit })}</strong>, from{' '}
+          {f.source.resourceType} <code title={f.source.recordId}>{short(f.source.recordId)}</code>{' '}
+          version {f.source.version}
         </li>
       ))}
     </ul>

@@ -76,7 +76,7 @@ function DisplayName({ patientId }: { patientId: string }) {
   const [name, setName] = useState<string | null>(null);
   const { busy, error, run } = useAction();
   const [status, setStatus] = useState('');
-  const shown = name ?? data?.patient.displayName ?? '';
+  const shown = name ?? data?.patient?.displayName ?? '';
 
   const save = (e: FormEvent) => {
     e.preventDefault();
@@ -98,7 +98,7 @@ function DisplayName({ patientId }: { patientId: string }) {
         The name clinicians you give access to see in their list of patients. Without one they see
         only a long id, and cannot tell you from another patient.
       </p>
-      <ErrorNotice error={loadError ?? error} />
+      <ErrorNotice error={error ?? loadError} />
       <form onSubmit={(e) => void save(e)} className="row">
         <label>
           Name shown to clinicians
@@ -208,7 +208,12 @@ function ImportRecords() {
       <form onSubmit={(e) => void importFile(e)} className="row">
         <label>
           Bundle file (JSON)
-          <input ref={file} type="file" accept=".json,application/json,application/fhir+json" />
+          <input
+            ref={file}
+            type="file"
+            required
+            accept=".json,application/json,application/fhir+json"
+          />
         </label>
         <button type="submit" disabled={busy}>
           {busy ? 'Importing…' : 'Import records'}

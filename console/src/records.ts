@@ -153,7 +153,7 @@ export function unitWords(unit: string, value?: number): string {
  * instrument measured; one decimal from 10 up, two from 1, four below, trailing zeros
  * dropped. Whole numbers as they are.
  */
-export function numberText(value: number): string {
+function numberText(value: number): string {
   if (Number.isInteger(value)) return String(value);
   const size = Math.abs(value);
   const decimals = size >= 10 ? 1 : size >= 1 ? 2 : 4;

@@ -128,10 +128,6 @@ export class ConsentService {
   }
 
   /**
-   * Revokes on the ledger (signed by the patient, when a signature is given) and applies the
-   * revocation before returning (read-your-writes).
-   */
-  /**
    * Revokes on the ledger a grant that should not stand, unless something else (erasure, the
    * grant's own request) revoked it first, which is as wanted.
    */
@@ -141,6 +137,10 @@ export class ConsentService {
     });
   }
 
+  /**
+   * Revokes on the ledger (signed by the patient, when a signature is given) and applies the
+   * revocation before returning (read-your-writes).
+   */
   async revokeOnLedger(id: string, signature?: string | null): Promise<GrantRecord> {
     return this.projection.write(id, async () => {
       const { result } = signature

@@ -146,10 +146,6 @@ export class DataKeyRing {
   }
 
   /**
-   * The patient's live key, or null when they have none (no record was ever sealed for them,
-   * or their keys were destroyed): unlike `liveKey`, never creates one.
-   */
-  /**
    * A new key, stored nowhere: a caller that must derive something from a patient's key before
    * it may write anything (importBundle's record ids) gives it to `liveKey` later, which stores
    * it if the patient still has none (and otherwise returns theirs: compare the ids).
@@ -163,6 +159,10 @@ export class DataKeyRing {
     }
   }
 
+  /**
+   * The patient's live key, or null when they have none (no record was ever sealed for them,
+   * or their keys were destroyed): unlike `liveKey`, never creates one.
+   */
   async existingLiveKey(patientId: string): Promise<DataKey | null> {
     const id = this.live.get(patientId);
     const cached = id ? this.cache.get(id) : undefined;

@@ -117,20 +117,16 @@ export class RecordExportService {
 }
 
 function exported({ row, resource: opened }: OpenRow): Record<string, unknown> {
-  const resource = opened as FhirResource;
+  // The record's labels go with it where its content does not already say them, so that an
+  // import restores them: a restriction chosen at creation as FHIR's own R label, a category
+  // chosen at creation as a tag of Custodia's category system (which the import reads, then
+  // drops). Otherwise a restricted record would come back open to every grant.
+  const resource = withRestrictionLabel(row, opened) as FhirResource;
   const meta: Record<string, unknown> = {
     ...((resource.meta as Record<string, unknown> | undefined) ?? {}),
     versionId: String(row.version),
     lastUpdated: row.updatedAt.toISOString(),
   };
-  // The record's labels go with it where its content does not already say them, so that an
-  // import restores them: a restriction chosen at creation as FHIR's own R label, a category
-  // chosen at creation as a tag of Custodia's category system (which the import reads, then
-  // drops). Otherwise a restricted record would come back open to every grant.
-  // One confidentiality label, the record's: a lower one the content carries (N, say) would
-  // contradict it.
-  const security = restrictionLabelled(row, resource);
-  if (security !== undefined) meta.security = security;
   if (row.category !== null && row.category !== deriveCategory(resource)) {
     meta.tag = [...listOf(meta.tag), { system: RECORD_CATEGORY_SYSTEM, code: row.category }];
   }
@@ -142,29 +138,22 @@ function exported({ row, resource: opened }: OpenRow): Record<string, unknown> {
 }
 
 /**
- * The meta.security a restricted record's export carries (FHIR's R label, in place of any
- * lower one) where its content does not say it already; undefined where nothing is added.
- */
-function restrictionLabelled(
-  row: Pick<RecordEntity, 'sensitivity'>,
-  resource: FhirResource,
-): unknown[] | undefined {
-  if (row.sensitivity !== 'RESTRICTED' || labelledRestricted(resource)) return undefined;
-  const meta = resource.meta as Record<string, unknown> | undefined;
-  return withConfidentiality(meta?.security, RESTRICTED_LABEL);
-}
-
-/**
- * The resource as an export writes a record's restriction into it (see exported): an import
- * of this server's own export compares an entry with this too, to find the record unchanged.
+ * The resource as an export writes a record's restriction into it, where its content does not
+ * say it already: FHIR's R label, in place of any lower one (N, say, would contradict it). An
+ * import of this server's own export compares an entry with this too, to find it unchanged.
  */
 export function withRestrictionLabel(
   row: Pick<RecordEntity, 'sensitivity'>,
   resource: Record<string, unknown>,
 ): Record<string, unknown> {
-  const security = restrictionLabelled(row, resource as FhirResource);
-  if (security === undefined) return resource;
-  return { ...resource, meta: { ...((resource.meta as object | undefined) ?? {}), security } };
+  if (row.sensitivity !== 'RESTRICTED' || labelledRestricted(resource as FhirResource)) {
+    return resource;
+  }
+  const meta = (resource.meta as Record<string, unknown> | undefined) ?? {};
+  return {
+    ...resource,
+    meta: { ...meta, security: withConfidentiality(meta.security, RESTRICTED_LABEL) },
+  };
 }
 
 function listOf(value: unknown): unknown[] {

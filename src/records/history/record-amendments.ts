@@ -43,6 +43,19 @@ export interface Amended {
 }
 
 /**
+ * The sensitivity a new version leaves a record with: its content's confidentiality label
+ * (`confidentialityOf`) decides; without one, the record keeps its own.
+ */
+export function sensitivityAfter(
+  current: RecordEntity['sensitivity'],
+  labelled: 'restricted' | 'open' | null,
+): RecordEntity['sensitivity'] {
+  return labelled === 'restricted' || (labelled === null && current === 'RESTRICTED')
+    ? 'RESTRICTED'
+    : 'NORMAL';
+}
+
+/**
  * The category a new version leaves a record under, when none is asked for. A record its
  * patient filed apart from what its content says (a lab result filed as `psych`, say) stays
  * so: no amendment, by a grantee or by the patient, undoes that filing unasked. Otherwise the
@@ -146,10 +159,7 @@ export class RecordAmendments {
         "Only the patient can lift a record's restriction; keep its confidentiality label (R).",
       );
     }
-    const sensitivity: RecordEntity['sensitivity'] =
-      labelled === 'restricted' || (labelled === null && current.sensitivity === 'RESTRICTED')
-        ? 'RESTRICTED'
-        : 'NORMAL';
+    const sensitivity = sensitivityAfter(current.sensitivity, labelled);
     const version = expectedVersion + 1;
     if (
       !this.access.admits(decision, {

@@ -39,7 +39,7 @@ import {
 } from '../crypto';
 import { confidentialityOf, stampServerFields } from '../fhir';
 import { withRestrictionLabel } from '../export/export.service';
-import { keptFiling, RecordAmendments } from '../history/record-amendments';
+import { keptFiling, RecordAmendments, sensitivityAfter } from '../history/record-amendments';
 import { RecordAccess } from '../record-access';
 import { RecordAnchoring } from '../record-anchoring';
 import { RecordOpener } from '../record-opener';
@@ -129,6 +129,10 @@ export class BundleImportService implements OnApplicationShutdown {
       patientId,
       'patientId',
     );
+    // What the caller may read, asked once: which records an entry may match (asked whatever
+    // the database holds, or its timing would tell), the Patient comparison, the READ event.
+    const read =
+      decision.basis.kind === 'self' ? decision : await this.access.decide(actor, target);
     // The patient's key (or, for their first records, the one they will get: nothing is
     // written before the bundle is checked whole), for the entries' record ids.
     // Past the entry limit the plan refuses the bundle: nothing derived for it first.
@@ -141,8 +145,7 @@ export class BundleImportService implements OnApplicationShutdown {
       sources.length || references.length ? await this.keys.existingLiveKey(target) : null;
     const proposedKey = sources.length && !existingKey ? this.keys.unsavedKey() : undefined;
     const ids = await this.identities(
-      actor,
-      decision,
+      read,
       target,
       sources,
       references,
@@ -158,9 +161,7 @@ export class BundleImportService implements OnApplicationShutdown {
       // slip it past the category scope of their own grant and of every other.
       if (r.refiled && decision.basis.kind !== 'self') {
         await this.access.logDenied(actor, decision, target, []);
-        throw new ForbiddenError(
-          `entry[${r.entry}]: only the patient can file a record under another category than the one it carries (its ${RECORD_CATEGORY_SYSTEM} tag); nothing was imported.`,
-        );
+        throw refiledError(r);
       }
       if (!this.access.admits(decision, { ...r, resourceType: r.resource.resourceType })) {
         await this.access.logDenied(actor, decision, target, []);
@@ -181,8 +182,6 @@ export class BundleImportService implements OnApplicationShutdown {
     // After the grant checks, and against what the caller may read: a refusal that depended on
     // a stored Patient record the caller may not read would tell its birth date, guess by guess.
     if (plan.records.some((r) => r.resource.resourceType === 'Patient')) {
-      const read =
-        decision.basis.kind === 'self' ? decision : await this.access.decide(actor, target);
       await this.refuseAnotherPerson(plan.records, target, (facts) =>
         this.access.admits(read, facts),
       );
@@ -202,12 +201,7 @@ export class BundleImportService implements OnApplicationShutdown {
       await this.access.logPermitted(actor, decision, target, written);
     }
     if (decision.basis.kind !== 'self' && unchanged.length) {
-      await this.access.logPermitted(
-        actor,
-        await this.access.decide(actor, target),
-        target,
-        unchanged,
-      );
+      await this.access.logPermitted(actor, read, target, unchanged);
     }
     // Committed: the answer need not wait for the ledger. Anchoring runs on (tracked, so that
     // shutdown waits for it); a record it does not anchor stays PENDING for the outbox, which
@@ -244,8 +238,7 @@ export class BundleImportService implements OnApplicationShutdown {
    * a reference is left as it is.
    */
   private async identities(
-    actor: Actor,
-    decision: Decision,
+    read: Decision,
     patientId: string,
     sources: ImportSource[],
     references: string[],
@@ -271,10 +264,6 @@ export class BundleImportService implements OnApplicationShutdown {
       return (c.named && from === 0 ? [c.named] : []).concat(c.derived.slice(from));
     };
     const stored = new Map<string, StoredRow>();
-    // Whether the caller may read a record is asked whatever the database holds: asking only
-    // when some candidate is taken would make the answer's timing tell that one is.
-    const read =
-      decision.basis.kind !== 'self' ? await this.access.decide(actor, patientId) : decision;
     const readable = (id: string, resourceType?: string) => {
       const r = stored.get(id);
       return (
@@ -468,7 +457,7 @@ export class BundleImportService implements OnApplicationShutdown {
             fresh.push(r);
             continue;
           }
-          const next = await this.nextVersion(actor, decision, dek, patientId, row, r, now);
+          const next = await this.nextVersion(actor, decision, dek, row, r, now);
           if (next === null) {
             unchanged.push(row);
             continue;
@@ -496,33 +485,22 @@ export class BundleImportService implements OnApplicationShutdown {
     actor: Actor,
     decision: Decision,
     dek: DataKey,
-    patientId: string,
     row: RecordEntity,
     r: PlannedRecord,
     now: Date,
   ): Promise<RecordEntity | null> {
-    if (row.patientId !== patientId || row.resourceType !== r.resource.resourceType) {
-      // Derived ids are the patient's and the type's: only a concurrent import gets here.
-      throw new ConflictError(
-        `entry[${r.entry}] was stored meanwhile by another request; nothing was imported, try again`,
-      );
-    }
     const before = await this.opener.open(row);
     const category = r.tagged
       ? r.category
       : keptFiling(row.category, r.category, before?.resource ?? null);
     const labelled = confidentialityOf(r.resource);
-    const sensitivity: RecordEntity['sensitivity'] =
-      labelled === 'restricted' || (labelled === null && row.sensitivity === 'RESTRICTED')
-        ? 'RESTRICTED'
-        : 'NORMAL';
+    const sensitivity = sensitivityAfter(row.sensitivity, labelled);
     if (
       before &&
       category === row.category &&
       sensitivity === row.sensitivity &&
       // As stored, or as this server's export wrote its restriction into it.
-      (sameContent(before.resource, r.resource) ||
-        sameContent(withRestrictionLabel(row, before.resource), r.resource))
+      sameContent(r.resource, before.resource, withRestrictionLabel(row, before.resource))
     ) {
       return null;
     }
@@ -537,9 +515,7 @@ export class BundleImportService implements OnApplicationShutdown {
     // category would slip it past the category scope of every grant.
     if (!self && r.refiled) {
       await this.access.logDenied(actor, decision, row.patientId, [row.id]);
-      throw new ForbiddenError(
-        `entry[${r.entry}]: only the patient can file a record under another category than the one it carries (its ${RECORD_CATEGORY_SYSTEM} tag); nothing was imported.`,
-      );
+      throw refiledError(r);
     }
     if (!self && labelled === 'open' && row.sensitivity === 'RESTRICTED') {
       await this.access.logDenied(actor, decision, row.patientId, [row.id]);
@@ -661,6 +637,16 @@ interface StoredRow {
   sensitivity: RecordEntity['sensitivity'];
 }
 
+/**
+ * As createRecord and updateRecord: a grantee filing a record apart from its content's category
+ * would slip it past the category scope of their own grant and of every other.
+ */
+function refiledError(r: PlannedRecord): ForbiddenError {
+  return new ForbiddenError(
+    `entry[${r.entry}]: only the patient can file a record under another category than the one it carries (its ${RECORD_CATEGORY_SYSTEM} tag); nothing was imported.`,
+  );
+}
+
 function raced(): ConflictError {
   return new ConflictError(
     'Another import of the same records ran at the same time; nothing was imported. Import the bundle again: what the other stored is then left as it is.',
@@ -671,11 +657,15 @@ function raced(): ConflictError {
 class KeyRaced extends Error {}
 
 /**
- * Whether a stored resource and an entry's hold the same content: all but meta.versionId and
- * meta.lastUpdated, which are the server's (the entry's are not stamped yet).
+ * Whether an entry's resource holds the same content as any of the stored forms given: all but
+ * meta.versionId and meta.lastUpdated, which are the server's (the entry's are not stamped yet).
  */
-function sameContent(stored: Record<string, unknown>, incoming: Record<string, unknown>): boolean {
-  return canonicalize(withoutServerMeta(stored)) === canonicalize(withoutServerMeta(incoming));
+function sameContent(
+  incoming: Record<string, unknown>,
+  ...stored: Record<string, unknown>[]
+): boolean {
+  const content = canonicalize(withoutServerMeta(incoming));
+  return stored.some((s) => canonicalize(withoutServerMeta(s)) === content);
 }
 
 function withoutServerMeta(resource: Record<string, unknown>): Record<string, unknown> {
