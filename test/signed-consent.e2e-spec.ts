@@ -625,6 +625,11 @@ describe('patient-signed consent', () => {
         const unsigned = await set(true);
         expect(codes(unsigned)).toEqual(['BAD_USER_INPUT']);
         expect(unsigned.errors![0].message).toContain('signature is required');
+        // Not a detached JWS at all: said before the ledger is asked, naming what to sign.
+        const malformed = await set(true, 'eyJhbGciOiJFUzI1NiJ9.e30.c2ln');
+        expect(codes(malformed)).toEqual(['BAD_USER_INPUT']);
+        expect(malformed.errors![0].message).toContain(`over choicePayload(${choice}, true)`);
+        expect(malformed.errors![0].extensions).toMatchObject({ field: 'signature' });
         // Straight through the ledger port, as an operator would: refused by the chaincode.
         const [contract, fn] =
           choice === 'EMERGENCY_ACCESS'

@@ -10,6 +10,7 @@ import { DataSource } from 'typeorm';
 import { Actor, hasRole } from '../auth';
 import { identifierProblem, MAX_IDENTIFIER_LENGTH } from '../auth/identifiers';
 import { BadUserInputError, ConflictError, ForbiddenError, NotFoundError } from '../common/errors';
+import { checkDetachedJws } from '../common/detached-jws';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { INSTANT_RULE } from '../common/instants';
@@ -206,28 +207,6 @@ export class ConsentService {
       )
       .filter((g) => !status || g.status === status);
   }
-}
-
-/** Compact JWS: base64url header, empty payload, base64url signature. */
-const DETACHED_JWS = /^[A-Za-z0-9_-]{1,512}\.\.[A-Za-z0-9_-]{1,512}$/;
-
-/**
- * A patient's signature argument, if given, in the shape the chaincode verifies (it checks the
- * signature itself); `over` names the payload it should sign, for the message.
- */
-export function checkDetachedJws(
-  signature: string | null | undefined,
-  field: string,
-  over?: string,
-): string | null {
-  if (signature === undefined || signature === null) return null;
-  if (!DETACHED_JWS.test(signature)) {
-    throw new BadUserInputError(
-      `signature must be a compact JWS with a detached payload (header..signature)${over ? ` over ${over}` : ''}`,
-      field,
-    );
-  }
-  return signature;
 }
 
 /**

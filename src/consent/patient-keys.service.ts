@@ -21,7 +21,8 @@ import { BadUserInputError, NotFoundError } from '../common/errors';
 import { Ledger, LEDGER } from '../ledger';
 import { PatientsService } from '../patients';
 import { GrantConsentInput } from './consent.model';
-import { checkDetachedJws, validateGrant } from './consent.service';
+import { checkDetachedJws } from '../common/detached-jws';
+import { validateGrant } from './consent.service';
 import { PatientKeyModel } from './patient-key.model';
 import { SignedConsentSettings } from './signed-consent-settings';
 

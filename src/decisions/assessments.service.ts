@@ -12,6 +12,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Actor } from '../auth';
 import { AccessLog } from '../audit';
 import { BadUserInputError, ConsentRequiredError, ForbiddenError } from '../common/errors';
+import { checkDetachedJws } from '../common/detached-jws';
 import { decodeCursor, encodeCursor, pageSize } from '../common/pagination';
 import { Decision, PolicyDecisionPoint } from '../consent';
 import { AGE_LOINC, featureValues } from '../federated/model/features';
@@ -243,6 +244,7 @@ export class Assessments {
   }
 
   async setAllowed(actor: Actor, allow: boolean, signature: string | null = null): Promise<string> {
+    checkDetachedJws(signature, 'signature', 'choicePayload(AI_DECISIONS, true)');
     const patientId = await this.patients.requirePatientId(actor);
     await this.settings.set(patientId, allow, signature);
     return patientId;

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { DataSource, EntityManager, In, IsNull, Not } from 'typeorm';
 import { Actor } from '../auth';
 import { BadUserInputError, ConflictError, InternalError, NotFoundError } from '../common/errors';
+import { checkDetachedJws } from '../common/detached-jws';
 import { AppConfig, InjectConfig } from '../config';
 import { Ledger, LEDGER } from '../ledger';
 import { IntegrityMonitor } from '../observability';
@@ -307,6 +308,7 @@ export class PatientsService implements OnApplicationBootstrap {
     allow: boolean,
     signature: string | null = null,
   ): Promise<PatientModel> {
+    checkDetachedJws(signature, 'signature', 'choicePayload(EMERGENCY_ACCESS, true)');
     const id = await this.requirePatientId(actor);
     // Allowing what the ledger already allows changes nothing: a new setting time would end
     // the emergencies running now (EmergencyService.activeFor), which only turning it off does.
