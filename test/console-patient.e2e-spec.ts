@@ -167,7 +167,7 @@ describe('the patient’s pages of the web console', () => {
     await goTo(page, 'Studies');
     await page.getByTestId('study').first().waitFor();
     expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
-    await goTo(page, 'Emergency access and erasure');
+    await goTo(page, 'Settings and my data');
     await page.getByTestId('emergency-state').waitFor();
     expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
     await page.setViewportSize({ width: 1100, height: 800 });
@@ -264,7 +264,7 @@ describe('the patient’s pages of the web console', () => {
   });
 
   it('saves the name clinicians see, as the API then says', async () => {
-    await goTo(page, 'Emergency access and erasure');
+    await goTo(page, 'Settings and my data');
     const field = page.getByLabel('Name shown to clinicians');
     await field.fill('Patricia Quinn');
     await page.getByRole('button', { name: 'Save name' }).click();
@@ -341,7 +341,7 @@ describe('the patient’s pages of the web console', () => {
           token,
         )
       ).patient.allowEmergencyAccess;
-    await goTo(page, 'Emergency access and erasure');
+    await goTo(page, 'Settings and my data');
     const state = page.getByTestId('emergency-state');
     await expect(state.textContent()).resolves.toBe('Emergency access is on.');
     expect(await allowed()).toBe(true);

@@ -29,7 +29,7 @@ const PAGES: Record<Role, { id: Page; title: string }[]> = {
     { id: 'access', title: 'Who read my records' },
     { id: 'my-studies', title: 'Studies' },
     { id: 'ai-decisions', title: 'AI decisions' },
-    { id: 'settings', title: 'Emergency access and erasure' },
+    { id: 'settings', title: 'Settings and my data' },
   ],
   CLINICIAN: [
     { id: 'patients', title: 'My patients' },
@@ -114,7 +114,7 @@ export function App() {
         {/* Unmounted at sign-out, and so forgetting this session's emergencies. */}
         <EmergencySession>
           {page === 'records' && session.patientId && <MyRecords patientId={session.patientId} />}
-          {page === 'consents' && <Consents />}
+          {page === 'consents' && session.patientId && <Consents patientId={session.patientId} />}
           {page === 'access' && session.patientId && <AccessLog patientId={session.patientId} />}
           {page === 'my-studies' && session.patientId && (
             <MyStudies patientId={session.patientId} />

@@ -1,9 +1,12 @@
-// The patient's settings: emergency (break-glass) access on or off, a download of all their
-// data (records and grants as one FHIR R4 Bundle), and erasing it all behind a confirmation
-// that asks them to type a word.
+// The patient's settings: their name, their signing key (patient-signing-key.tsx), emergency
+// (break-glass) access on or off, importing records, a download of all their data (records and
+// grants as one FHIR R4 Bundle), and erasing it all behind a confirmation that asks them to
+// type a word.
 import { FormEvent, useRef, useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, saveFile, toApiError, useAction, useLoad } from './common';
+import { SigningKey } from './patient-signing-key';
+import { forgetDeviceKey, signIfHeld } from './signing';
 
 /** The word a patient types to confirm erasure. */
 export const ERASE_WORD = 'ERASE';
@@ -12,10 +15,11 @@ export function MySettings({ patientId, onErased }: { patientId: string; onErase
   return (
     <>
       <DisplayName patientId={patientId} />
+      <SigningKey patientId={patientId} />
       <EmergencySetting patientId={patientId} />
       <ImportRecords />
       <ExportMyData />
-      <EraseMyData onErased={onErased} />
+      <EraseMyData patientId={patientId} onErased={onErased} />
     </>
   );
 }
@@ -24,6 +28,12 @@ export function MySettings({ patientId, onErased }: { patientId: string; onErase
 type PatientFlag =
   | { field: 'allowEmergencyAccess'; mutation: 'setEmergencyAccess' }
   | { field: 'allowAiDecisions'; mutation: 'setAiDecisions' };
+
+/** Each flag's choice, as choicePayload takes it and as its payload names it. */
+const CHOICES: Record<PatientFlag['field'], { arg: string; name: string }> = {
+  allowEmergencyAccess: { arg: 'EMERGENCY_ACCESS', name: 'emergency-access' },
+  allowAiDecisions: { arg: 'AI_DECISIONS', name: 'ai-decisions' },
+};
 
 /**
  * One of the patient's yes/no settings: loaded, set (a second press while saving is ignored),
@@ -37,7 +47,7 @@ export function usePatientFlag(
   const profile = useLoad(
     () =>
       gql<{ patient: Partial<Record<string, boolean>> | null }>(
-        `query($p: ID!) { patient(id: $p) { ${field} } }`,
+        `query($p: ID!) { patient(id: $p) { ${field} requireSignedConsent } }`,
         { p: patientId },
       ),
     [patientId, field],
@@ -47,7 +57,25 @@ export function usePatientFlag(
   const set = (allow: boolean) =>
     run(async () => {
       setStatus('');
-      await gql(`mutation($allow: Boolean!) { ${mutation}(allow: $allow) { id } }`, { allow });
+      // A patient who accepts only signed consent turns it back on with their signature.
+      const choice = CHOICES[field];
+      const signature =
+        allow && profile.data?.patient?.requireSignedConsent
+          ? await signIfHeld(
+              patientId,
+              () =>
+                gql<{ choicePayload: string }>(
+                  'query($c: PatientChoice!) { choicePayload(choice: $c, allow: true) }',
+                  { c: choice.arg },
+                ).then((d) => d.choicePayload),
+              { type: 'custodia.patient-choice/v1', patientId, choice: choice.name, allow: true },
+              true,
+            )
+          : null;
+      await gql(
+        `mutation($allow: Boolean!, $s: String) { ${mutation}(allow: $allow, signature: $s) { id } }`,
+        { allow, s: signature },
+      );
       await profile.reload();
       setStatus(said(allow));
     });
@@ -279,7 +307,7 @@ function ExportMyData() {
   );
 }
 
-function EraseMyData({ onErased }: { onErased: () => void }) {
+function EraseMyData({ patientId, onErased }: { patientId: string; onErased: () => void }) {
   const [confirming, setConfirming] = useState(false);
   const [word, setWord] = useState('');
   const [busy, setBusy] = useState(false);
@@ -308,6 +336,8 @@ function EraseMyData({ onErased }: { onErased: () => void }) {
     setError(null);
     try {
       await gql<{ eraseMyData: boolean }>(`mutation { eraseMyData(confirm: true) }`);
+      // This browser's signing key goes with the rest (a browser without IndexedDB held none).
+      await forgetDeviceKey(patientId).catch(() => undefined);
       onErased();
     } catch (err) {
       setError(toApiError(err));

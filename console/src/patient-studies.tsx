@@ -8,6 +8,7 @@ import { namedCode } from './clinical-codes';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
 import { AccessEvent, Grant, GRANT_FIELDS } from './patient';
 import { allPages } from './paging';
+import { revocationSignature, signedGrant } from './signing';
 
 interface Study {
   id: string;
@@ -76,14 +77,14 @@ export function MyStudies({ patientId }: { patientId: string }) {
   const join = (study: Study) =>
     act(
       study,
-      () =>
+      async () =>
         gql(`mutation($input: GrantConsentInput!) { grantConsent(input: $input) { id status } }`, {
-          input: {
+          input: await signedGrant(patientId, {
             granteeType: 'STUDY',
             granteeId: study.id,
             purpose: 'RESEARCH',
             actions: ['TRAIN'],
-          },
+          }),
         }),
       `You joined “${study.title}”; your grant is on the ledger.`,
     );
@@ -93,7 +94,10 @@ export function MyStudies({ patientId }: { patientId: string }) {
       study,
       async () => {
         for (const g of active) {
-          await gql(`mutation($id: ID!) { revokeConsent(id: $id) { id status } }`, { id: g.id });
+          await gql(
+            `mutation($id: ID!, $s: String) { revokeConsent(id: $id, signature: $s) { id status } }`,
+            { id: g.id, s: await revocationSignature(patientId, g.id) },
+          );
         }
       },
       `You left “${study.title}”; its training nodes may no longer use your records.`,

@@ -5,6 +5,7 @@ import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, short, toApiError, useLoad, WithheldNotice } from './common';
 import { Paged, usePagedList } from './paging';
 import { RecordTimeline } from './patient-timeline';
+import { revocationSignature, signedGrant } from './signing';
 import { allRecordsOf, clinicalDate, INTEGRITY_WORDS, summaryOf, WITHHELD_HELP } from './records';
 import './patient.css';
 
@@ -90,10 +91,12 @@ export interface Grant {
   status: 'ACTIVE' | 'REVOKED' | 'EXPIRED' | 'SUSPENDED';
   /** When it was revoked (on the ledger), if it was. */
   revokedAt?: string | null;
+  /** Signed with one of the patient's keys, as the chaincode verified. */
+  patientSigned?: boolean;
   ledgerTxId: string;
 }
 
-export const GRANT_FIELDS = `id grantee { type id } purpose actions resourceTypes categories includeRestricted validFrom validUntil status revokedAt ledgerTxId`;
+export const GRANT_FIELDS = `id grantee { type id } purpose actions resourceTypes categories includeRestricted validFrom validUntil status revokedAt ledgerTxId patientSigned`;
 
 /** A grant's window in words: from, until its end or its revocation (UTC). */
 export function grantWindow(g: Grant): string {
@@ -150,7 +153,7 @@ function csv(value: string): string[] {
     .filter(Boolean);
 }
 
-export function Consents() {
+export function Consents({ patientId }: { patientId: string }) {
   const grants = useLoad(
     () => gql<{ consents: Grant[] }>(`query { consents { ${GRANT_FIELDS} } }`),
     [],
@@ -163,7 +166,14 @@ export function Consents() {
     setRevoking(g.id);
     setRevokeError(null);
     try {
-      await gql(`mutation($id: ID!) { revokeConsent(id: $id) { id status } }`, { id: g.id });
+      const signature = await revocationSignature(patientId, g.id);
+      await gql(
+        `mutation($id: ID!, $s: String) { revokeConsent(id: $id, signature: $s) { id status } }`,
+        {
+          id: g.id,
+          s: signature,
+        },
+      );
       await grants.reload();
       setStatus(`Revoked: ${g.grantee.id} can no longer use this grant.`);
     } catch (e) {
@@ -177,9 +187,12 @@ export function Consents() {
     <section aria-labelledby="consents-h">
       <h2 id="consents-h">My consents</h2>
       <GrantForm
+        patientId={patientId}
         onGranted={async (g) => {
           await grants.reload();
-          setStatus(`Granted to ${g.grantee.id}; written to the ledger.`);
+          setStatus(
+            `Granted to ${g.grantee.id}; written to the ledger${g.patientSigned ? ', signed by you' : ''}.`,
+          );
         }}
       />
       <h3>Grants</h3>
@@ -203,6 +216,7 @@ export function Consents() {
               <p>{describeGrant(g)}</p>
               <p className="muted">
                 {grantWindow(g)} · ledger transaction <code>{short(g.ledgerTxId)}</code>
+                {g.patientSigned ? ' · signed by you' : ''}
               </p>
               {(g.status === 'ACTIVE' || g.status === 'SUSPENDED') && (
                 <button
@@ -223,7 +237,13 @@ export function Consents() {
   );
 }
 
-function GrantForm({ onGranted }: { onGranted: (g: Grant) => Promise<void> }) {
+function GrantForm({
+  patientId,
+  onGranted,
+}: {
+  patientId: string;
+  onGranted: (g: Grant) => Promise<void>;
+}) {
   const [granteeType, setGranteeType] = useState('CLINICIAN');
   const [granteeId, setGranteeId] = useState('');
   const [purpose, setPurpose] = useState('TREATMENT');
@@ -247,7 +267,8 @@ function GrantForm({ onGranted }: { onGranted: (g: Grant) => Promise<void> }) {
       const { grantConsent } = await gql<{ grantConsent: Grant }>(
         `mutation($input: GrantConsentInput!) { grantConsent(input: $input) { ${GRANT_FIELDS} } }`,
         {
-          input: {
+          // Signed when this browser holds the patient's key (signing.ts).
+          input: await signedGrant(patientId, {
             granteeType,
             granteeId: granteeId.trim(),
             purpose,
@@ -257,7 +278,7 @@ function GrantForm({ onGranted }: { onGranted: (g: Grant) => Promise<void> }) {
             includeRestricted: restricted,
             ...(validFrom ? { validFrom: new Date(validFrom).toISOString() } : {}),
             ...(validUntil ? { validUntil: new Date(validUntil).toISOString() } : {}),
-          },
+          }),
         },
       );
       setGranteeId('');

@@ -1,0 +1,278 @@
+// The patient's signing key: make one in this browser and register it on the ledger, add this
+// browser when their keys were made elsewhere (signed by one of those, e.g. with `npx custodia
+// sign`), remove a lost device's key, and accept only grants they signed. The key itself and
+// the signing are in signing.ts.
+import { FormEvent, useState } from 'react';
+import { gql } from './api';
+import { ErrorNotice, formatTime, useAction, useLoad } from './common';
+import {
+  DeviceKey,
+  forgetDeviceKey,
+  loadDeviceKey,
+  makeDeviceKey,
+  saveDeviceKey,
+  signIfHeld,
+} from './signing';
+
+interface PatientKey {
+  id: string;
+  publicKeyJwk: Record<string, unknown>;
+  createdAt: string;
+}
+
+interface KeyState {
+  keys: PatientKey[];
+  requireSigned: boolean;
+  /** The key this browser holds for the patient, registered or not. */
+  local: DeviceKey | null;
+}
+
+async function loadKeys(patientId: string): Promise<KeyState> {
+  const [data, local] = await Promise.all([
+    gql<{ patientKeys: PatientKey[]; patient: { requireSignedConsent: boolean } | null }>(
+      `query($p: ID!) { patientKeys(patientId: $p) { id publicKeyJwk createdAt }
+         patient(id: $p) { requireSignedConsent } }`,
+      { p: patientId },
+    ),
+    loadDeviceKey(patientId),
+  ]);
+  return {
+    keys: data.patientKeys,
+    requireSigned: data.patient?.requireSignedConsent ?? false,
+    local,
+  };
+}
+
+const KEY_CHANGE = 'custodia.patient-key/v1';
+
+export function SigningKey({ patientId }: { patientId: string }) {
+  const loaded = useLoad(() => loadKeys(patientId), [patientId]);
+  const { busy, error, run } = useAction();
+  const [status, setStatus] = useState('');
+  /** A key made here that waits for a signature by one of the patient's other keys. */
+  const [pending, setPending] = useState<{ key: DeviceKey; payload: string } | null>(null);
+  const [pasted, setPasted] = useState('');
+
+  const state = loaded.data;
+  const registered = state?.local ? state.keys.some((k) => k.id === state.local!.kid) : false;
+
+  const act = (what: () => Promise<string>) =>
+    run(async () => {
+      setStatus('');
+      const said = await what();
+      await loaded.reload();
+      setStatus(said);
+    });
+
+  /** The patient's first key: registering it needs no signature. */
+  const makeFirst = () =>
+    act(async () => {
+      const key = await makeDeviceKey();
+      await gql(`mutation($k: JSON!) { registerPatientKey(publicKeyJwk: $k) { id } }`, {
+        k: key.publicJwk,
+      });
+      await saveDeviceKey(patientId, key);
+      return 'This browser now signs your grants with your key, registered on the ledger.';
+    });
+
+  /** A key for this browser beside keys made elsewhere: the payload another key must sign. */
+  const startAdding = () =>
+    act(async () => {
+      const key = await makeDeviceKey();
+      const { keyPayload } = await gql<{ keyPayload: string }>(
+        `query($k: JSON!) { keyPayload(publicKeyJwk: $k, remove: false) }`,
+        { k: key.publicJwk },
+      );
+      setPending({ key, payload: keyPayload });
+      setPasted('');
+      return 'Sign the text below with one of your keys, then paste the signature.';
+    });
+
+  const finishAdding = (e: FormEvent) => {
+    e.preventDefault();
+    if (!pending) return;
+    return act(async () => {
+      await gql(
+        `mutation($k: JSON!, $s: String) { registerPatientKey(publicKeyJwk: $k, signature: $s) { id } }`,
+        {
+          k: pending.key.publicJwk,
+          s: pasted.trim(),
+        },
+      );
+      await saveDeviceKey(patientId, pending.key);
+      setPending(null);
+      return 'This browser’s key is registered: it now signs your grants.';
+    });
+  };
+
+  const remove = (k: PatientKey) =>
+    act(async () => {
+      const signature = await signIfHeld(
+        patientId,
+        () =>
+          gql<{ keyPayload: string }>(
+            `query($k: JSON!) { keyPayload(publicKeyJwk: $k, remove: true) }`,
+            { k: k.publicKeyJwk },
+          ).then((d) => d.keyPayload),
+        { type: KEY_CHANGE, patientId, keyId: k.id, remove: true },
+        true,
+      );
+      await gql(
+        `mutation($k: JSON!, $s: String!) { removePatientKey(publicKeyJwk: $k, signature: $s) { id } }`,
+        {
+          k: k.publicKeyJwk,
+          s: signature ?? '',
+        },
+      );
+      return 'The key is removed: it can no longer sign for you.';
+    });
+
+  const forget = () =>
+    act(async () => {
+      await forgetDeviceKey(patientId);
+      return 'This browser no longer holds a key for you.';
+    });
+
+  const setRequired = (require: boolean) =>
+    act(async () => {
+      const signature = require
+        ? null
+        : await signIfHeld(
+            patientId,
+            () =>
+              gql<{ settingPayload: string }>(
+                'query { settingPayload(requireSignedConsent: false) }',
+              ).then((d) => d.settingPayload),
+            { type: 'custodia.signed-consent/v1', patientId, requireSignedConsent: false },
+            true,
+          );
+      await gql(
+        `mutation($r: Boolean!, $s: String) { requireSignedConsent(require: $r, signature: $s) { id } }`,
+        { r: require, s: signature },
+      );
+      return require
+        ? 'Only grants you signed count now; unsigned ones are suspended until you turn this off.'
+        : 'Grants your organisation wrote for you count again.';
+    });
+
+  return (
+    <section aria-labelledby="signing-h" className="panel">
+      <h2 id="signing-h">Your signing key</h2>
+      <p>
+        With a signing key, the grants you make carry your own signature, which the ledger checks on
+        every hospital’s peer: no one at a hospital can make a grant in your name. The key stays in
+        this browser and cannot be copied out of it; keys made with <code>npx custodia keygen</code>{' '}
+        work too.
+      </p>
+      <ErrorNotice error={loaded.error ?? error} />
+      {state && (
+        <>
+          <p data-testid="signing-state" data-registered={String(registered)}>
+            {registered && (
+              <>
+                This browser signs for you with key <code>{state.local!.kid.slice(0, 12)}</code>.
+              </>
+            )}
+            {!registered && state.local && (
+              <>
+                This browser holds key <code>{state.local.kid.slice(0, 12)}</code>, which is no
+                longer registered: it cannot sign for you.{' '}
+                <button type="button" aria-disabled={busy} onClick={() => void forget()}>
+                  Forget it
+                </button>
+              </>
+            )}
+            {!state.local && state.keys.length === 0 && 'You have no signing key yet.'}
+            {!state.local &&
+              state.keys.length > 0 &&
+              'Your keys were made elsewhere; this browser holds none of them.'}
+          </p>
+          {!state.local && state.keys.length === 0 && (
+            <button type="button" aria-disabled={busy} onClick={() => void makeFirst()}>
+              Make a signing key in this browser
+            </button>
+          )}
+          {!registered && state.keys.length > 0 && !pending && (
+            <button type="button" aria-disabled={busy} onClick={() => void startAdding()}>
+              Add a key for this browser
+            </button>
+          )}
+          {pending && (
+            <form onSubmit={(e) => void finishAdding(e)} className="panel">
+              <p id="add-key-how">
+                Sign these exact bytes with one of your registered keys, for example{' '}
+                <code>npx custodia sign --key my-key.json</code> with them on its input, and paste
+                the signature it prints:
+              </p>
+              <pre data-testid="key-payload">{pending.payload}</pre>
+              <label>
+                Signature
+                <input
+                  required
+                  value={pasted}
+                  onChange={(e) => setPasted(e.target.value)}
+                  aria-describedby="add-key-how"
+                  autoComplete="off"
+                  spellCheck={false}
+                />
+              </label>
+              <div className="row">
+                <button type="submit" aria-disabled={busy}>
+                  Register this browser’s key
+                </button>
+                <button type="button" onClick={() => setPending(null)}>
+                  Cancel
+                </button>
+              </div>
+            </form>
+          )}
+          {state.keys.length > 0 && (
+            <ul className="cards" aria-label="Your registered keys">
+              {state.keys.map((k) => (
+                <li key={k.id} className="card" data-testid="patient-key">
+                  <p>
+                    Key <code>{k.id.slice(0, 12)}</code>, registered {formatTime(k.createdAt)} UTC
+                    {k.id === state.local?.kid ? ' · this browser' : ''}
+                  </p>
+                  {registered && k.id !== state.local?.kid && (
+                    <button
+                      type="button"
+                      className="danger"
+                      aria-disabled={busy}
+                      onClick={() => void remove(k)}
+                    >
+                      Remove<span className="visually-hidden"> key {k.id.slice(0, 12)}</span>
+                    </button>
+                  )}
+                </li>
+              ))}
+            </ul>
+          )}
+          {state.keys.length > 0 && (
+            <>
+              <label className="inline">
+                <input
+                  type="checkbox"
+                  role="switch"
+                  checked={state.requireSigned}
+                  aria-describedby="signed-only-why"
+                  aria-disabled={busy}
+                  onChange={() => void setRequired(!state.requireSigned)}
+                />
+                Accept only grants I signed
+              </label>
+              <p id="signed-only-why" className="muted">
+                Once on, the ledger refuses any grant in your name that you did not sign, and grants
+                made for you before stop counting. Turning it off, and turning emergency access or
+                AI decisions back on, then need your signature.
+              </p>
+            </>
+          )}
+        </>
+      )}
+      <p aria-live="polite" className="status" data-testid="signing-status">
+        {status}
+      </p>
+    </section>
+  );
+}
