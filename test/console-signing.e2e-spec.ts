@@ -152,7 +152,7 @@ describe('signing consent in the web console', () => {
     await context.close();
   });
 
-  it('adds this browser beside a key made with the CLI, then removes the CLI key', async () => {
+  it('adds this browser beside a key made with the CLI, removes the CLI key, and adds a backup', async () => {
     const { page, context } = await patientPage('carl');
     const token = await api.token('carl', 'PATIENT');
     const me = await patientOf(token);
@@ -188,6 +188,19 @@ describe('signing consent in the web console', () => {
     const left = await keysOf(token, me.id);
     expect(left).toHaveLength(1);
     expect(left).not.toContain(cliKey.publicJwk.kid);
+
+    // A backup key made with the CLI, added with this browser's signature.
+    const backup = await generateDeviceKey();
+    const field = page.getByLabel(/Add a backup key/);
+    await field.fill('not json');
+    await page.getByRole('button', { name: 'Add this key' }).click();
+    await page.getByRole('alert').filter({ hasText: 'one line of JSON' }).waitFor();
+    await field.fill(JSON.stringify(backup.publicJwk));
+    await page.getByRole('button', { name: 'Add this key' }).click();
+    await said(page, 'it can sign for you too');
+    expect(await keysOf(token, me.id)).toEqual(expect.arrayContaining([backup.publicJwk.kid]));
+    expect(await keysOf(token, me.id)).toHaveLength(2);
+    await checkPage(page, 'patient-signing-keys');
     await context.close();
   });
 

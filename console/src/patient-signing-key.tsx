@@ -3,7 +3,7 @@
 // sign`), remove a lost device's key, and accept only grants they signed. The key itself and
 // the signing are in signing.ts.
 import { FormEvent, useState } from 'react';
-import { gql } from './api';
+import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, useAction, useLoad } from './common';
 import {
   DeviceKey,
@@ -12,6 +12,7 @@ import {
   makeDeviceKey,
   saveDeviceKey,
   signIfHeld,
+  thumbprintOf,
 } from './signing';
 
 interface PatientKey {
@@ -52,6 +53,7 @@ export function SigningKey({ patientId }: { patientId: string }) {
   /** A key made here that waits for a signature by one of the patient's other keys. */
   const [pending, setPending] = useState<{ key: DeviceKey; payload: string } | null>(null);
   const [pasted, setPasted] = useState('');
+  const [otherKey, setOtherKey] = useState('');
 
   const state = loaded.data;
   const registered = state?.local ? state.keys.some((k) => k.id === state.local!.kid) : false;
@@ -68,10 +70,22 @@ export function SigningKey({ patientId }: { patientId: string }) {
   const makeFirst = () =>
     act(async () => {
       const key = await makeDeviceKey();
-      await gql(`mutation($k: JSON!) { registerPatientKey(publicKeyJwk: $k) { id } }`, {
-        k: key.publicJwk,
+      // Kept before it is registered: a registered key this browser could not keep would be
+      // one the patient can never sign with, nor add another key beside.
+      await saveDeviceKey(patientId, key).catch(() => {
+        throw new ApiError(
+          'INTERNAL',
+          'This browser cannot keep a key (is it a private window?), so none was made.',
+        );
       });
-      await saveDeviceKey(patientId, key);
+      try {
+        await gql(`mutation($k: JSON!) { registerPatientKey(publicKeyJwk: $k) { id } }`, {
+          k: key.publicJwk,
+        });
+      } catch (e) {
+        await forgetDeviceKey(patientId).catch(() => undefined);
+        throw e;
+      }
       return 'This browser now signs your grants with your key, registered on the ledger.';
     });
 
@@ -127,6 +141,40 @@ export function SigningKey({ patientId }: { patientId: string }) {
       return 'The key is removed: it can no longer sign for you.';
     });
 
+  /** Another key (a backup made with `custodia keygen`), its addition signed here. */
+  const addOther = (e: FormEvent) => {
+    e.preventDefault();
+    return act(async () => {
+      let jwk: unknown;
+      try {
+        jwk = JSON.parse(otherKey);
+      } catch {
+        throw new ApiError(
+          'BAD_USER_INPUT',
+          'Paste the public key as `npx custodia keygen` printed it: one line of JSON.',
+        );
+      }
+      const { keyPayload } = await gql<{ keyPayload: string }>(
+        `query($k: JSON!) { keyPayload(publicKeyJwk: $k, remove: false) }`,
+        { k: jwk },
+      );
+      // The payload must name the key pasted: its thumbprint, computed here.
+      const keyId = await thumbprintOf(jwk);
+      const signature = await signIfHeld(
+        patientId,
+        async () => keyPayload,
+        { type: KEY_CHANGE, patientId, keyId, remove: false },
+        true,
+      );
+      await gql(
+        `mutation($k: JSON!, $s: String) { registerPatientKey(publicKeyJwk: $k, signature: $s) { id } }`,
+        { k: jwk, s: signature },
+      );
+      setOtherKey('');
+      return 'The key is registered: it can sign for you too.';
+    });
+  };
+
   const forget = () =>
     act(async () => {
       await forgetDeviceKey(patientId);
@@ -162,7 +210,9 @@ export function SigningKey({ patientId }: { patientId: string }) {
         With a signing key, the grants you make carry your own signature, which the ledger checks on
         every hospital’s peer: no one at a hospital can make a grant in your name. The key stays in
         this browser and cannot be copied out of it; keys made with <code>npx custodia keygen</code>{' '}
-        work too.
+        work too. Clearing this browser’s data loses its key, and a new key is only added with the
+        signature of one you still hold: keep a second key (<code>npx custodia keygen</code>)
+        somewhere safe.
       </p>
       <ErrorNotice error={loaded.error ?? error} />
       {state && (
@@ -247,6 +297,24 @@ export function SigningKey({ patientId }: { patientId: string }) {
                 </li>
               ))}
             </ul>
+          )}
+          {registered && (
+            <form onSubmit={(e) => void addOther(e)} className="row">
+              <label>
+                Add a backup key: its public key, as <code>npx custodia keygen</code> printed it
+                <input
+                  required
+                  value={otherKey}
+                  onChange={(e) => setOtherKey(e.target.value)}
+                  autoComplete="off"
+                  spellCheck={false}
+                  placeholder='{"kty":"EC","crv":"P-256","x":"…","y":"…"}'
+                />
+              </label>
+              <button type="submit" aria-disabled={busy}>
+                Add this key
+              </button>
+            </form>
           )}
           {state.keys.length > 0 && (
             <>
