@@ -163,6 +163,13 @@ describe('signing consent in the web console', () => {
       token,
     );
 
+    // Signed-only, and this browser holds no key: a grant here is refused, and the page says
+    // where to get one.
+    await api.ok('mutation { requireSignedConsent(require: true) { id } }', {}, token);
+    await grantTo(page, 'dr-unsigned');
+    await page.getByRole('alert').filter({ hasText: 'This needs your signature' }).waitFor();
+    expect(await grantsOf(token)).toEqual([]);
+
     await goTo(page, 'Settings and my data');
     await expect(page.getByTestId('signing-state').textContent()).resolves.toContain(
       'made elsewhere',

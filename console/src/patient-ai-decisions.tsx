@@ -3,6 +3,7 @@
 import { useState } from 'react';
 import { DecisionList, useModels } from './ai-decisions';
 import { ErrorNotice } from './common';
+import { signatureHelp } from './signing';
 import { usePatientFlag } from './patient-settings';
 
 /** The patient's page: allow or refuse AI risk assessments, and every decision about them. */
@@ -58,7 +59,7 @@ function AiDecisionSetting({ patientId }: { patientId: string }) {
         risk. If you refuse, clinicians cannot run a model on your records at all; decisions already
         made stay listed below.
       </p>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} help={signatureHelp(error)} />
       {allowed !== undefined && (
         <>
           <label className="inline">

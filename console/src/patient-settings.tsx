@@ -6,7 +6,7 @@ import { FormEvent, useRef, useState } from 'react';
 import { ApiError, gql } from './api';
 import { ErrorNotice, saveFile, toApiError, useAction, useLoad } from './common';
 import { SigningKey } from './patient-signing-key';
-import { forgetDeviceKey, signIfHeld } from './signing';
+import { forgetDeviceKey, signatureHelp, signIfHeld } from './signing';
 
 /** The word a patient types to confirm erasure. */
 export const ERASE_WORD = 'ERASE';
@@ -164,7 +164,7 @@ function EmergencySetting({ patientId }: { patientId: string }) {
         under “Who read my records”. When it is off, nobody may read your records without your
         consent, even in an emergency.
       </p>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} help={signatureHelp(error)} />
       {allowed !== undefined && (
         <>
           <p data-testid="emergency-state" data-allowed={String(allowed)}>

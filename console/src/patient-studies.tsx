@@ -8,7 +8,7 @@ import { namedCode } from './clinical-codes';
 import { ErrorNotice, formatTime, short, toApiError, useLoad } from './common';
 import { AccessEvent, Grant, GRANT_FIELDS } from './patient';
 import { allPages } from './paging';
-import { revocationSignature, signedGrant } from './signing';
+import { revocationSignature, signatureHelp, signedGrant } from './signing';
 
 interface Study {
   id: string;
@@ -115,7 +115,7 @@ export function MyStudies({ patientId }: { patientId: string }) {
       <p aria-live="polite" className="status" data-testid="studies-status">
         {status}
       </p>
-      <ErrorNotice error={loaded.error ?? actionError} />
+      <ErrorNotice error={loaded.error ?? actionError} help={signatureHelp(actionError)} />
       {loaded.loading && !data && <p aria-live="polite">Loading…</p>}
       {data && data.studies.length === 0 && <p>There are no studies yet.</p>}
       {data && data.studies.length > 0 && (

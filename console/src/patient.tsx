@@ -5,7 +5,7 @@ import { ApiError, gql } from './api';
 import { ErrorNotice, formatTime, short, toApiError, useLoad, WithheldNotice } from './common';
 import { Paged, usePagedList } from './paging';
 import { RecordTimeline } from './patient-timeline';
-import { revocationSignature, signedGrant } from './signing';
+import { revocationSignature, signatureHelp, signedGrant } from './signing';
 import { allRecordsOf, clinicalDate, INTEGRITY_WORDS, summaryOf, WITHHELD_HELP } from './records';
 import './patient.css';
 
@@ -400,7 +400,7 @@ function GrantForm({
           />
         </label>
       </fieldset>
-      <ErrorNotice error={error} />
+      <ErrorNotice error={error} help={signatureHelp(error)} />
       <button type="submit" disabled={busy}>
         {busy ? 'Writing to the ledger…' : 'Grant access'}
       </button>

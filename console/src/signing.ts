@@ -199,3 +199,15 @@ export function revocationSignature(patientId: string, grantId: string): Promise
     { type: 'custodia.revocation/v1', patientId, grantId },
   );
 }
+
+/**
+ * ErrorNotice's help for a refusal that wanted the patient's signature: where to get a key in
+ * this browser. Undefined for any other error.
+ */
+export function signatureHelp(error: ApiError | null): Record<string, string> | undefined {
+  if (error?.code !== 'BAD_USER_INPUT' || !/signature|signed/i.test(error.message)) return;
+  return {
+    BAD_USER_INPUT:
+      'This needs your signature, and this browser holds no key of yours that the ledger knows. Make or add one under “Settings and my data”, then try again.',
+  };
+}
