@@ -332,6 +332,91 @@ describe('importing and exporting FHIR bundles', () => {
       expect(answers[0]).toEqual(answers[1]);
     });
 
+    it("takes a chart's own Patient back when its Patient records disagree, and holds any other Patient to them all", async () => {
+      const onePatient = (uuid: string, person: Record<string, unknown>) => ({
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [
+          {
+            fullUrl: `urn:uuid:${uuid}`,
+            resource: { resourceType: 'Patient', name: [{ family: 'Hale' }], ...person },
+          },
+        ],
+      });
+      const first = onePatient('0b1e6a52-7c1d-4c8e-9a55-3f0e6d2b7a01', {
+        gender: 'male',
+        birthDate: '1970-01-01',
+      });
+      const report = async (token: string, bundle: unknown, patientId?: string) => {
+        const res = await importAs(token, bundle, patientId);
+        expect(res.errors).toBeUndefined();
+        const { created, updated, unchanged } = res.data!.importBundle;
+        return [created, updated, unchanged];
+      };
+      const hal = await patient(api, 'hal');
+      expect(await report(hal.token, first)).toEqual([1, 0, 0]);
+      // A clinician who may write but not read files a Patient that disagrees: not compared
+      // with what they may not read, so taken, and the chart's Patient records now disagree.
+      await api.grantRead(hal.token, 'dr-hale-writer', { actions: ['WRITE'] });
+      const writer = await api.token('dr-hale-writer', 'CLINICIAN');
+      const wrong = onePatient('0b1e6a52-7c1d-4c8e-9a55-3f0e6d2b7a02', { birthDate: '1980-01-01' });
+      expect(await report(writer, wrong, hal.id)).toEqual([1, 0, 0]);
+
+      // The first bundle again, and the chart's own export: nothing new, so nothing refused.
+      expect(await report(hal.token, first)).toEqual([0, 0, 1]);
+      const { exportMyData } = await api.ok<{ exportMyData: unknown }>(EXPORT, {}, hal.token);
+      expect(await report(hal.token, exportMyData)).toEqual([0, 0, 2]);
+
+      // A Patient new to the chart is held to every one of its Patient records, until the
+      // patient corrects the wrong one.
+      const another = onePatient('0b1e6a52-7c1d-4c8e-9a55-3f0e6d2b7a03', {
+        gender: 'male',
+        birthDate: '1970-01-01',
+      });
+      const refused = await importAs(hal.token, another);
+      expect(codes(refused)).toEqual(['BAD_USER_INPUT']);
+      expect(refused.errors![0].message).toContain('differs from this patient');
+      // A Patient already here whose birth date or sex changes is new in what counts.
+      const changed = onePatient('0b1e6a52-7c1d-4c8e-9a55-3f0e6d2b7a01', {
+        gender: 'male',
+        birthDate: '1956-08-03',
+      });
+      expect(codes(await importAs(hal.token, changed))).toEqual(['BAD_USER_INPUT']);
+
+      // A blank Patient agrees with everyone, but filling it in later is compared again.
+      const bea = await patient(api, 'bea');
+      expect(
+        await report(
+          bea.token,
+          onePatient('5d2c9e10-4b7a-4f3e-8c21-9a6b0e1f2c01', {
+            gender: 'female',
+            birthDate: '1975-05-05',
+          }),
+        ),
+      ).toEqual([1, 0, 0]);
+      const blank = '5d2c9e10-4b7a-4f3e-8c21-9a6b0e1f2c02';
+      expect(await report(bea.token, onePatient(blank, {}))).toEqual([1, 0, 0]);
+      const filled = await importAs(bea.token, onePatient(blank, { gender: 'male' }));
+      expect(codes(filled)).toEqual(['BAD_USER_INPUT']);
+
+      // Two new Patient entries of one bundle that disagree: one person's data, or none.
+      const cy = await patient(api, 'cy');
+      const two = {
+        resourceType: 'Bundle',
+        type: 'collection',
+        entry: [
+          { resource: { resourceType: 'Patient', id: 'p1', birthDate: '1970-01-01' } },
+          { resource: { resourceType: 'Patient', id: 'p1', birthDate: '1985-06-06' } },
+        ],
+      };
+      const both = await importAs(cy.token, two);
+      expect(codes(both)).toEqual(['BAD_USER_INPUT']);
+      expect(both.errors![0].message).toMatch(
+        /^entry\[1\] is a Patient with another birth date or sex than entry\[0\]'s/,
+      );
+      expect(await count(api, cy.id)).toBe(0);
+    });
+
     it("tells no one whether a bundle's patient is a patient here, and refuses a clinician's copy of one they may read", async () => {
       const nora = await patient(api, 'nora');
       const observation = (subject: string) => ({

@@ -56,6 +56,7 @@ import {
   PlanOptions,
   planImport,
   PlannedRecord,
+  sameFacts,
   samePerson,
   sourcesOf,
 } from './bundle-plan';
@@ -182,7 +183,7 @@ export class BundleImportService implements OnApplicationShutdown {
     // After the grant checks, and against what the caller may read: a refusal that depended on
     // a stored Patient record the caller may not read would tell its birth date, guess by guess.
     if (plan.records.some((r) => r.resource.resourceType === 'Patient')) {
-      await this.refuseAnotherPerson(plan.records, target, (facts) =>
+      await this.refuseAnotherPerson(plan.records, target, ids.matched, (facts) =>
         this.access.admits(read, facts),
       );
     }
@@ -384,21 +385,41 @@ export class BundleImportService implements OnApplicationShutdown {
    * Names are not compared (they change and are spelt differently from system to system), and
    * the error does not say which element differs: a WRITE grant does not entitle its holder to
    * learn the patient's birth date.
+   *
+   * An entry that finds a Patient record of this chart (imported before, or this server's
+   * export of it) and gives the birth date and sex that record gives brings no one new, and is
+   * not held to the others: a chart whose Patient records already disagree (a patient may
+   * store what they like, and a WRITE-only grantee's Patient is not compared with records it
+   * may not read) still takes its own export, or a bundle it came from, back. Every other
+   * Patient entry must agree with each other such entry and with every Patient record of the
+   * chart the caller may read.
    */
   private async refuseAnotherPerson(
     records: PlannedRecord[],
     target: string,
+    matched: ReadonlySet<string>,
     mayRead: (facts: RecordFacts) => boolean,
   ): Promise<void> {
     const incoming = records.filter((r) => r.resource.resourceType === 'Patient');
     if (!incoming.length) return;
     // Every stored Patient record of theirs the caller may read, opened (by the server, never
     // shown): compared with one the caller may not read, the answer would tell what it holds.
-    const stored = (await this.records.openForDecision(target, ['Patient'], mayRead)).map(
-      (r) => r.resource,
-    );
-    for (const r of incoming) {
-      if (stored.some((s) => !samePerson(s, r.resource))) {
+    const stored = await this.records.openForDecision(target, ['Patient'], mayRead);
+    const byId = new Map(stored.map((s) => [s.id, s.resource]));
+    const newcomers = incoming.filter((r) => {
+      const own = matched.has(r.id) ? byId.get(r.id) : undefined;
+      return !own || !sameFacts(own, r.resource);
+    });
+    for (const r of newcomers) {
+      const other = newcomers.find((o) => !samePerson(o.resource, r.resource));
+      if (other) {
+        const [first, second] = [r, other].sort((a, b) => a.entry - b.entry);
+        throw new BadUserInputError(
+          `entry[${second.entry}] is a Patient with another birth date or sex than entry[${first.entry}]'s; a bundle imports one person's data, and nothing was imported`,
+          `bundle.entry[${second.entry}].resource`,
+        );
+      }
+      if (stored.some((s) => !samePerson(s.resource, r.resource))) {
         throw new BadUserInputError(
           `entry[${r.entry}] is a Patient whose birth date or sex differs from this patient's own Patient record: the bundle describes someone else, and nothing was imported (if it is this patient, correct their Patient record first, or leave the bundle's Patient entry out)`,
           `bundle.entry[${r.entry}].resource`,

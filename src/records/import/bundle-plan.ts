@@ -194,14 +194,8 @@ export async function planImport(
           'resource',
         );
       }
-      // Versions of one Patient describe one person: not two birth dates or sexes.
-      if (patientEntry >= 0 && !samePerson(entries[patientEntry].resource, resource)) {
-        throw bad(
-          i,
-          `is a version of entry[${patientEntry}]'s Patient with another birth date or sex; a bundle imports one person's data`,
-          'resource',
-        );
-      }
+      // Whether its versions describe one person is the service's to say: an export holds each
+      // stored version, and a chart's own may already disagree (refuseAnotherPerson).
       if (patientEntry < 0) patientEntry = i;
       kind = 'patient';
     } else if (type === 'Bundle') {
@@ -782,10 +776,19 @@ function isObject(value: unknown): value is Record<string, unknown> {
  * differs (a partial birth date agrees with every full one it is the start of).
  */
 export function samePerson(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
-  const given = (v: unknown) => (typeof v === 'string' && v !== '' && v !== 'unknown' ? v : null);
   const [bornA, bornB] = [given(a.birthDate), given(b.birthDate)];
   const [sexA, sexB] = [given(a.gender), given(b.gender)];
   const bornDiffer =
     bornA !== null && bornB !== null && !bornA.startsWith(bornB) && !bornB.startsWith(bornA);
   return !bornDiffer && !(sexA !== null && sexB !== null && sexA !== sexB);
+}
+
+/** Whether two Patient resources give the same birth date and sex (or both give neither). */
+export function sameFacts(a: Record<string, unknown>, b: Record<string, unknown>): boolean {
+  return given(a.birthDate) === given(b.birthDate) && given(a.gender) === given(b.gender);
+}
+
+/** A birth date or sex as compared: null where the resource gives none, or `unknown`. */
+function given(value: unknown): string | null {
+  return typeof value === 'string' && value !== '' && value !== 'unknown' ? value : null;
 }
