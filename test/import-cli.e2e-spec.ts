@@ -112,16 +112,16 @@ describe('custodia import', () => {
   it(
     "exits 1 at once, before checking entries or uploading, when the request would pass the server's limit",
     async () => {
-      // Far more than MAX_IMPORT_BODY_BYTES (32 MiB) once sent: 41 MB of narrative.
+      // Far more than MAX_IMPORT_BODY_BYTES (64 MiB) once sent: 70 MB of narrative.
       const bundle = corpusBundle();
-      const div = `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(41_000_000)}</div>`;
+      const div = `<div xmlns="http://www.w3.org/1999/xhtml">${'x'.repeat(70_000_000)}</div>`;
       bundle.entry[1].resource.text = { status: 'generated', div };
       const file = join(dir, 'oversized.json');
       await writeFile(file, JSON.stringify(bundle));
       const out = await importAs(file, token);
       expect(out.code).toBe(1);
       expect(out.stderr).toMatch(
-        /custodia: BAD_USER_INPUT: .*oversized\.json makes a request of \d+\.\dMB, past the 32MB the server accepts for importBundle; split the bundle/,
+        /custodia: BAD_USER_INPUT: .*oversized\.json makes a request of \d+\.\dMB, past the 64MB the server accepts for importBundle; split the bundle/,
       );
       expect(out.stderr).not.toMatch(/Loading|Checking|Uploading/);
       expect(out.stdout).toBe('');

@@ -57,7 +57,8 @@ import { fhirIssues, isR4ResourceType, patientElement, unsafeFhirInput } from '.
 /**
  * The most entries one bundle may hold. A Synthea lifetime is a few thousand, but a patient's
  * own export of a long history reaches 18,000 and more, and must import whole: split, its
- * references between the parts would be lost. The 32 MB body limit binds before this does.
+ * references between the parts would be lost. The 64 MB body limit (MAX_IMPORT_BODY) holds
+ * this many records of an export, at the size Synthea's take.
  */
 export const MAX_BUNDLE_ENTRIES = 50_000;
 /**
