@@ -580,6 +580,35 @@ describe('importing and exporting FHIR bundles', () => {
       first = res.data!.importBundle;
     });
 
+    it('finds the record an entry made however its URL fullUrl is spelt again', async () => {
+      const hana = await patient(api, 'hana');
+      const res = await importAs(
+        hana.token,
+        oneEntry('https://lab.example.org/fhir/Observation/g1', labResult(hana.id, 6.1)),
+      );
+      expect(res.errors).toBeUndefined();
+      const [id] = res.data!.importBundle.recordIds;
+      for (const spelt of [
+        'https://LAB.example.org/fhir/Observation/g1',
+        'https://lab.example.org:443/fhir/Observation/g1/',
+        'https://lab.example.org/fhir/Observation/g1/_history/2',
+      ]) {
+        const again = await importAs(hana.token, oneEntry(spelt, labResult(hana.id, 6.1)));
+        expect(again.errors).toBeUndefined();
+        expect(again.data!.importBundle).toMatchObject({ created: 0, unchangedIds: [id] });
+      }
+      // Two spellings of one fullUrl in one bundle are one entry given twice.
+      const twice = await importAs(hana.token, {
+        ...oneEntry('https://lab.example.org/fhir/Observation/g2', labResult(hana.id)),
+        entry: [
+          'https://lab.example.org/fhir/Observation/g2',
+          'https://LAB.example.org/fhir/Observation/g2',
+        ].map((fullUrl) => ({ fullUrl, resource: labResult(hana.id) })),
+      });
+      expect(codes(twice)).toEqual(['BAD_USER_INPUT']);
+      expect(twice.errors![0].message).toContain('entry[1]');
+    });
+
     it('stores nothing twice: the same bundle again leaves every record as it is', async () => {
       const versions = await api.db.query(
         'SELECT count(*) FROM record_versions WHERE patient_id = $1',

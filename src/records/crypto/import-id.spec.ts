@@ -1,6 +1,6 @@
 import { createSecretKey, randomBytes } from 'node:crypto';
 import { isUuid } from '../../common/ids';
-import { importedRecordId, importIdKey, randomImportId } from './import-id';
+import { fullUrlIdentity, importedRecordId, importIdKey, randomImportId } from './import-id';
 
 describe('import ids', () => {
   const key = importIdKey(createSecretKey(randomBytes(32)));
@@ -36,6 +36,29 @@ describe('import ids', () => {
     expect(importedRecordId(key, 'https://x.example/fhir/Observation/A')).not.toBe(
       importedRecordId(key, 'https://x.example/fhir/Observation/a'),
     );
+  });
+
+  it('reads one URL however it is spelt: host case, default port, version, trailing slash', () => {
+    const plain = 'https://ex.org/fhir/Encounter/e1';
+    for (const spelt of [
+      'https://EX.org/fhir/Encounter/e1',
+      'HTTPS://ex.org:443/fhir/Encounter/e1',
+      'https://ex.org/fhir/Encounter/e1/',
+      'https://ex.org/fhir/Encounter/e1/_history/3',
+    ]) {
+      expect(fullUrlIdentity(spelt)).toBe(plain);
+      expect(importedRecordId(key, spelt)).toBe(importedRecordId(key, plain));
+    }
+    // Another scheme, port or path is another resource; what is not a URL stays as it is.
+    for (const other of [
+      'http://ex.org/fhir/Encounter/e1',
+      'https://ex.org:8443/fhir/Encounter/e1',
+      'https://ex.org/fhir/Encounter/E1',
+    ]) {
+      expect(fullUrlIdentity(other)).not.toBe(plain);
+    }
+    expect(fullUrlIdentity('urn:oid:1.2.3')).toBe('urn:oid:1.2.3');
+    expect(fullUrlIdentity('https://[bad')).toBe('https://[bad');
   });
 
   it('derives its key from the data key without being it', () => {

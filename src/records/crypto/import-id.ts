@@ -24,14 +24,33 @@ export function importIdKey(dek: KeyObject): Buffer {
  * `alternate` n > 0 gives the n-th other one, for an entry whose first id another record
  * holds. The type is left out, so that a reference to an entry imported before (`urn:uuid:…`,
  * which does not say its type) finds its record too; whoever matches a record checks its type.
- * A `urn:uuid:` is read in lower case, as UUIDs are compared.
+ * The fullUrl is read as fullUrlIdentity reads it.
  */
 export function importedRecordId(key: Buffer, fullUrl: string, alternate = 0): string {
-  const name = /^urn:uuid:/i.test(fullUrl) ? fullUrl.toLowerCase() : fullUrl;
+  const name = fullUrlIdentity(fullUrl);
   const d = createHmac('sha256', key)
     .update(alternate === 0 ? name : `${name}\n${alternate}`, 'utf8')
     .digest();
   return version8(d);
+}
+
+/**
+ * What a fullUrl names, spelt one way: a `urn:uuid:` in lower case (UUIDs compare so); an
+ * http(s) URL with its host in lower case, without the scheme's default port, a version
+ * (`/_history/…`, which a fullUrl should not carry) or a trailing slash, as its server reads
+ * it. The path keeps its case, and http and https stay apart. Anything else as it is.
+ */
+export function fullUrlIdentity(fullUrl: string): string {
+  if (/^urn:uuid:/i.test(fullUrl)) return fullUrl.toLowerCase();
+  if (!/^https?:\/\//i.test(fullUrl)) return fullUrl;
+  let url: URL;
+  try {
+    url = new URL(fullUrl);
+  } catch {
+    return fullUrl;
+  }
+  const path = url.pathname.replace(/\/_history\/[^/]+\/?$/, '').replace(/\/+$/, '');
+  return `${url.protocol}//${url.host}${path}${url.search}`;
 }
 
 /** A random id of the same shape (version 8), where no derived one is free. */

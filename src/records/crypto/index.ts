@@ -1,7 +1,13 @@
 export { DecryptionFailedError } from './aead';
 export { CODE_DIGEST_BYTES, codeDigests, codeIndexKey } from './code-index';
 export { contentHash } from './content-hash';
-export { ImportSource, importedRecordId, importIdKey, randomImportId } from './import-id';
+export {
+  fullUrlIdentity,
+  ImportSource,
+  importedRecordId,
+  importIdKey,
+  randomImportId,
+} from './import-id';
 export { DataKeyEntity } from './data-key.entity';
 export { DataKey, DataKeyRing, DataKeyUnavailableError, PatientErasedError } from './data-key-ring';
 export {

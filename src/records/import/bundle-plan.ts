@@ -51,7 +51,7 @@ import {
   labelledRestricted,
   validatePatientResource,
 } from '../fhir';
-import type { ImportSource } from '../crypto';
+import { fullUrlIdentity, type ImportSource } from '../crypto';
 import { fhirIssues, isR4ResourceType, patientElement, unsafeFhirInput } from '../fhir/index';
 
 /**
@@ -211,8 +211,9 @@ export async function planImport(
     const id = kind === 'import' ? newId(sourceOf(entry)) : kind === 'patient' ? ownerId : '';
     ids.push(id);
     if (entry.fullUrl !== undefined) {
-      // A urn:uuid in any case is the same one (UUIDs compare so; so do its record ids).
-      const spelt = /^urn:uuid:/i.test(entry.fullUrl) ? entry.fullUrl.toLowerCase() : entry.fullUrl;
+      // One resource however its fullUrl is spelt (a urn:uuid in any case, a host in capitals,
+      // a default port): one record id, as fullUrlIdentity reads them.
+      const spelt = fullUrlIdentity(entry.fullUrl);
       if (fullUrls.has(entry.fullUrl) || spellings.has(spelt)) {
         throw bad(
           i,
