@@ -211,6 +211,40 @@ describe('signing consent in the web console', () => {
     await context.close();
   });
 
+  it('withdraws a study membership suspended by signed-only consent, and joins again signed', async () => {
+    const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
+      `mutation { createStudy(input: { title: "Signed study", features: ["2345-7"], label: "44054006" }) { id } }`,
+      {},
+      await api.token('rhea', 'RESEARCHER'),
+    );
+    const { page, context } = await patientPage('stella');
+    const token = await api.token('stella', 'PATIENT');
+    const join = `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
+      purpose: RESEARCH, actions: [TRAIN] }) { id } }`;
+    const unsigned = (
+      await api.ok<{ grantConsent: { id: string } }>(join, { s: createStudy.id }, token)
+    ).grantConsent.id;
+    await goTo(page, 'Settings and my data');
+    await page.getByRole('button', { name: 'Make a signing key in this browser' }).click();
+    await page.locator('[data-testid=signing-state][data-registered=true]').waitFor();
+    await page.getByRole('switch', { name: 'Accept only grants I signed' }).click();
+    await said(page, 'Only grants you signed count now');
+
+    await goTo(page, 'Studies');
+    const card = page.locator(`[data-testid=study][data-study="${createStudy.id}"]`);
+    await card.getByTestId('study-grant-status').filter({ hasText: 'SUSPENDED' }).waitFor();
+    await card.getByRole('button', { name: /^Withdraw the suspended grant/ }).click();
+    await card.getByTestId('study-grant-status').filter({ hasText: 'REVOKED' }).waitFor();
+    await card.getByRole('button', { name: /^Join/ }).click();
+    await card.getByTestId('study-grant-status').filter({ hasText: 'ACTIVE' }).waitFor();
+    const grants = await grantsOf(token);
+    expect(grants.find((g) => g.id === unsigned)?.status).toBe('REVOKED');
+    expect(grants.filter((g) => g.status === 'ACTIVE')).toEqual([
+      expect.objectContaining({ grantee: { id: createStudy.id }, patientSigned: true }),
+    ]);
+    await context.close();
+  });
+
   it('signs nothing, and changes nothing, when the server hands it other terms to sign; erasure forgets the key', async () => {
     const { page, context } = await patientPage('tess');
     const token = await api.token('tess', 'PATIENT');

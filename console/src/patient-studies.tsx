@@ -123,6 +123,9 @@ export function MyStudies({ patientId }: { patientId: string }) {
           {data.studies.map((study) => {
             const grants = data.grants.filter((g) => isMembership(g, study.id));
             const active = grants.filter((g) => g.status === 'ACTIVE');
+            // Unsigned while the patient accepts only signed grants: not in force, but standing
+            // (in force again if they turn signed-only off) until revoked.
+            const suspended = grants.filter((g) => g.status === 'SUSPENDED');
             // The newest membership grant says where the patient stands now.
             const latest = [...grants].sort((a, b) => b.validFrom.localeCompare(a.validFrom))[0];
             const grantIds = new Set(grants.map((g) => g.id));
@@ -159,7 +162,7 @@ export function MyStudies({ patientId }: { patientId: string }) {
                     type="button"
                     className="danger"
                     aria-disabled={busy === study.id}
-                    onClick={() => void leave(study, active)}
+                    onClick={() => void leave(study, [...active, ...suspended])}
                   >
                     {busy === study.id ? 'Writing to the ledger…' : 'Leave'}
                     <span className="visually-hidden"> the study {study.title}</span>
@@ -172,6 +175,17 @@ export function MyStudies({ patientId }: { patientId: string }) {
                   >
                     {busy === study.id ? 'Writing to the ledger…' : 'Join'}
                     <span className="visually-hidden"> the study {study.title}</span>
+                  </button>
+                )}
+                {active.length === 0 && suspended.length > 0 && (
+                  <button
+                    type="button"
+                    className="danger"
+                    aria-disabled={busy === study.id}
+                    onClick={() => void leave(study, suspended)}
+                  >
+                    Withdraw the suspended grant
+                    <span className="visually-hidden"> to the study {study.title}</span>
                   </button>
                 )}
                 <h4>Used in training</h4>
