@@ -465,7 +465,7 @@ made up, altered or rolled back is a BROKEN line, and is repaired from the ledge
   cli
     .command('sign')
     .description(
-      'print the compact JWS (ES256, detached) over the bytes on stdin: a keyPayload, settingPayload or revocationPayload as the API answered it (one trailing line break is not signed); a grant is signed with sign-grant',
+      'print the compact JWS (ES256, detached) over the bytes on stdin: a keyPayload, settingPayload, revocationPayload or choicePayload as the API answered it, saying on stderr which change it makes (one trailing line break is not signed); a grant is signed with sign-grant',
     )
     .requiredOption('--key <file>', 'the private key written by `custodia keygen`')
     .action(signPayload);

@@ -1,3 +1,4 @@
+import canonicalize from 'canonicalize';
 // What `custodia sign-grant` signs: exactly the bytes the API's consentPayload answers, and
 // nothing that GrantConsentInput would refuse (the patient learns it before signing, not at
 // grantConsent).
@@ -80,17 +81,48 @@ describe('the payload a signing tool signs', () => {
 });
 
 describe('what `custodia sign` signs', () => {
-  it('says which change each payload the API answers makes', () => {
-    expect(signableChange(keyPayload(PATIENT, 'kid-1', false, 1))).toBe(
-      'a device key added or removed',
+  it('says which change each payload the API answers makes, naming what it changes', () => {
+    const kid = 'NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs';
+    expect(signableChange(keyPayload(PATIENT, kid, false, 1))).toBe(
+      `adding device key ${kid} to the keys of patient ${PATIENT} (as they stand at version 1)`,
+    );
+    expect(signableChange(keyPayload(PATIENT, kid, true, 3))).toBe(
+      `removing device key ${kid} from the keys of patient ${PATIENT} (as they stand at version 3)`,
     );
     expect(signableChange(settingPayload(PATIENT, false, 2))).toBe(
-      'signed-only consent turned on or off',
+      `turning signed-only consent off for patient ${PATIENT} (setting version 2)`,
     );
-    expect(signableChange(revocationPayload(PATIENT, 'g-1'))).toBe('a grant revoked');
+    expect(signableChange(revocationPayload(PATIENT, 'g-1'))).toBe(
+      `revoking grant g-1 of patient ${PATIENT}`,
+    );
     expect(signableChange(choicePayload(PATIENT, 'emergency-access', true, 1))).toBe(
-      'emergency access or AI decisions allowed again',
+      `allowing emergency access for patient ${PATIENT} (turned off 1 times before)`,
     );
+  });
+
+  it('refuses a payload that is not whole: a field missing, extra or of another shape', () => {
+    for (const partial of [
+      '{"type":"custodia.patient-key/v1"}',
+      canonicalize({ type: 'custodia.revocation/v1', patientId: PATIENT })!,
+      canonicalize({ type: 'custodia.revocation/v1', patientId: PATIENT, grantId: 'g 1' })!,
+      canonicalize({ type: 'custodia.revocation/v1', patientId: 'bob', grantId: 'g-1' })!,
+      canonicalize({ type: 'custodia.revocation/v1', patientId: PATIENT, grantId: 'g-1', x: 1 })!,
+      canonicalize({
+        type: 'custodia.signed-consent/v1',
+        patientId: PATIENT,
+        requireSignedConsent: 'no',
+        version: 1,
+      })!,
+      canonicalize({
+        type: 'custodia.patient-choice/v1',
+        patientId: PATIENT,
+        choice: 'everything',
+        allow: true,
+        version: 0,
+      })!,
+    ]) {
+      expect(() => signableChange(partial)).toThrow(/not whole/);
+    }
   });
 
   it("refuses a grant's terms, anything of no or unknown kind, and bytes not canonical", () => {

@@ -194,5 +194,62 @@ export function signableChange(payload: string): string {
       'the payload is not in its canonical form (JCS) as the API answered it: pass the bytes unchanged',
     );
   }
-  return what;
+  const change = describeChange(value as Record<string, unknown>);
+  if (!change) {
+    throw new BadUserInputError(
+      `the payload is not whole: ${what} is signed over exactly the fields the API answers (pass its bytes unchanged)`,
+    );
+  }
+  return change;
+}
+
+/** What each kind of change holds besides its type, and how each field is checked. */
+const PATIENT_ID = (v: unknown) => typeof v === 'string' && isUuid(v);
+const VERSION = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+const BOOLEAN = (v: unknown) => typeof v === 'boolean';
+const CHANGE_FIELDS: Readonly<Record<string, Record<string, (v: unknown) => boolean>>> = {
+  'custodia.patient-key/v1': {
+    patientId: PATIENT_ID,
+    keyId: (v) => typeof v === 'string' && /^[A-Za-z0-9_-]{43}$/.test(v),
+    remove: BOOLEAN,
+    version: VERSION,
+  },
+  'custodia.signed-consent/v1': {
+    patientId: PATIENT_ID,
+    requireSignedConsent: BOOLEAN,
+    version: VERSION,
+  },
+  'custodia.revocation/v1': {
+    patientId: PATIENT_ID,
+    grantId: (v) => typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(v),
+  },
+  'custodia.patient-choice/v1': {
+    patientId: PATIENT_ID,
+    choice: (v) => v === 'emergency-access' || v === 'ai-decisions',
+    allow: BOOLEAN,
+    version: VERSION,
+  },
+};
+
+/**
+ * The change a whole payload makes, in words naming what it changes (each value checked
+ * first, so that nothing but ids and numbers reaches the terminal); null when a field is
+ * missing, extra or of another shape.
+ */
+function describeChange(v: Record<string, unknown>): string | null {
+  const fields = CHANGE_FIELDS[v.type as string];
+  const keys = Object.keys(v).filter((k) => k !== 'type');
+  if (keys.length !== Object.keys(fields).length) return null;
+  if (!keys.every((k) => fields[k]?.(v[k]))) return null;
+  const patient = `patient ${v.patientId as string}`;
+  switch (v.type) {
+    case 'custodia.patient-key/v1':
+      return `${v.remove ? 'removing' : 'adding'} device key ${v.keyId as string} ${v.remove ? 'from' : 'to'} the keys of ${patient} (as they stand at version ${v.version as number})`;
+    case 'custodia.signed-consent/v1':
+      return `turning signed-only consent ${v.requireSignedConsent ? 'on' : 'off'} for ${patient} (setting version ${v.version as number})`;
+    case 'custodia.revocation/v1':
+      return `revoking grant ${v.grantId as string} of ${patient}`;
+    default:
+      return `${v.allow ? 'allowing' : 'refusing'} ${v.choice === 'emergency-access' ? 'emergency access' : 'AI decisions'} for ${patient} (turned off ${v.version as number} times before)`;
+  }
 }
