@@ -435,6 +435,23 @@ describe('planning a bundle import', () => {
       expect(e.details.field).toBe('bundle.entry[2].resource.hasMember[0].reference');
     });
 
+    it("leaves a relative reference naming no entry of its own server to that server, as a later bundle's would be", async () => {
+      const p = await plan(twoServers('http://c.org/fhir/Observation/2'));
+      // Neither a.org's nor b.org's Observation/1 is c.org's: no refusal, no wrong link.
+      expect(p.records[2].resource.hasMember).toEqual([{ reference: 'Observation/1' }]);
+      const one = twoServers('http://c.org/fhir/Observation/2');
+      one.entry.splice(1, 1);
+      const single = await plan(one);
+      expect(single.records[1].resource.hasMember).toEqual([{ reference: 'Observation/1' }]);
+      // From an entry of no server, the one entry that answers to it is taken.
+      const loose = twoServers('urn:uuid:2b6b3c5e-0d1f-4a8e-9c7d-1e2f3a4b5c6d');
+      loose.entry.splice(1, 1);
+      const fromNowhere = await plan(loose);
+      expect(fromNowhere.records[1].resource.hasMember).toEqual([
+        { reference: `Observation/${fromNowhere.records[0].id}` },
+      ]);
+    });
+
     it('refuses a fullUrl that names another type than the resource it holds', async () => {
       const bundle = twoServers('http://a.org/fhir/Observation/2');
       bundle.entry[1].fullUrl = 'http://b.org/fhir/Condition/1';

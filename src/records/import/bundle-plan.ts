@@ -27,9 +27,11 @@
 //   it becomes a logical reference, the entry's type, first identifier and name (`display`)
 //   in place of the `reference` (an entry with neither identifier nor name is contained, as a
 //   Medication is). Absolute references to skipped entries, and references to resources
-//   outside the bundle, are kept as they are. A relative reference resolves
-//   against its own entry's server (the base of a RESTful fullUrl) first; one that entries of
-//   several servers answer to, from an entry of no server, is refused as ambiguous; so is a
+//   outside the bundle, are kept as they are. A relative reference of an entry with a RESTful
+//   fullUrl names a resource on that entry's server (FHIR's rule): an entry of another server
+//   with that type and id is not it, and the reference resolves as a later bundle's would; one
+//   that entries of several servers answer to, from an entry of no server, is refused as
+//   ambiguous; so is a
 //   RESTful fullUrl naming another type than its resource. Neither the bundle's Patient nor,
 //   without one, the patient its records name may be another patient of this server (the
 //   service checks).
@@ -168,6 +170,8 @@ export async function planImport(
   const ids: string[] = [];
   const fullUrls = new Set<string>();
   const spellings = new Set<string>();
+  // The servers whose entries answer to each `Type/id` by their RESTful fullUrl.
+  const servers = new Map<string, Set<string>>();
   // Skipped entries that a record referring to them takes in as a contained resource.
   const containable = new Map<string, Entry['resource']>();
   // Other skipped entries, which a record's reference to them describes instead of naming.
@@ -223,7 +227,12 @@ export async function planImport(
       }
       fullUrls.add(entry.fullUrl);
       spellings.add(spelt);
-      const named = restfulUrl(entry.fullUrl)?.type;
+      const restful = restfulUrl(entry.fullUrl);
+      if (restful) {
+        const at = servers.get(restful.relative) ?? new Set<string>();
+        servers.set(restful.relative, at.add(restful.base));
+      }
+      const named = restful?.type;
       if (named !== undefined && named !== type) {
         throw bad(i, `has a fullUrl naming a ${named} but holds a ${type}`, 'fullUrl');
       }
@@ -295,6 +304,7 @@ export async function planImport(
         base: entry.fullUrl === undefined ? undefined : restfulUrl(entry.fullUrl)?.base,
         ambiguous,
         fullUrls,
+        servers,
         entry: i,
         imported: options.imported,
       });
@@ -531,6 +541,8 @@ interface Rewriting {
   base: string | undefined;
   ambiguous: ReadonlySet<string>;
   fullUrls: ReadonlySet<string>;
+  /** For each `Type/id`, the servers of the entries that answer to it by a RESTful fullUrl. */
+  servers: ReadonlyMap<string, ReadonlySet<string>>;
   entry: number;
 }
 
@@ -624,7 +636,15 @@ function rewriteReferences(
       // rules), then against any entry that answers to it unambiguously.
       const relative = /^[A-Z][A-Za-z]+\/[^/]+$/.test(unversioned);
       const onBase = relative && how.base ? how.base + unversioned : undefined;
-      const names = [onBase, value, unversioned].filter((n): n is string => n !== undefined);
+      // On its entry's server, `Type/id` is that server's resource: an entry of another server
+      // with that id is not it, and it resolves as it would in a later bundle (on its base).
+      const elsewhere =
+        onBase !== undefined &&
+        !how.fullUrls.has(onBase) &&
+        (how.servers.get(unversioned)?.size ?? 0) > 0;
+      const names = (elsewhere ? [onBase] : [onBase, value, unversioned]).filter(
+        (n): n is string => n !== undefined,
+      );
       const target = names.map((n) => how.targets.get(n)).find(Boolean);
       const medication = names.map((n) => how.containable.get(n)).find(Boolean);
       const skipped = /^https?:/i.test(value)
@@ -638,6 +658,7 @@ function rewriteReferences(
       else if (earlier) node.reference = earlier;
       else if (
         relative &&
+        !elsewhere &&
         how.ambiguous.has(unversioned) &&
         !(onBase && how.fullUrls.has(onBase))
       ) {
