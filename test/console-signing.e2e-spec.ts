@@ -7,7 +7,13 @@ import type { GrantRecord } from '@custodia/chaincode';
 import { BrowserContext, Page } from 'playwright-core';
 import { generateDeviceKey, signDetached } from '../src/consent/patient-signing';
 import { Ledger, LEDGER } from '../src/ledger';
-import { checkPage, ConsoleBrowser, goTo, signIn } from './helpers/console-browser';
+import {
+  checkPage,
+  ConsoleBrowser,
+  goTo,
+  sidewaysOverflow,
+  signIn,
+} from './helpers/console-browser';
 import { TestApi } from './helpers/test-api';
 
 interface ApiGrant {
@@ -117,17 +123,8 @@ describe('signing consent in the web console', () => {
     await said(page, 'Only grants you signed count now');
     expect((await patientOf(token)).requireSignedConsent).toBe(true);
 
-    // A grant made here is signed: the chaincode accepted it although unsigned ones are refused.
-    await grantTo(page, 'dr-signed');
-    const card = page.locator('[data-testid=grant][data-grantee=dr-signed]');
-    await expect(card.textContent()).resolves.toContain('signed by you');
-    const [grant] = (await grantsOf(token)).filter((g) => g.grantee.id === 'dr-signed');
-    expect(grant).toMatchObject({ status: 'ACTIVE', patientSigned: true });
-    const onLedger = await ledger.evaluate<GrantRecord>('consent', 'GetConsent', [grant.id]);
-    expect(onLedger.signedBy).toBe(kid);
-
-    // Emergency access off, then on again: for a signed-only patient only with a signature.
-    await goTo(page, 'Settings and my data');
+    // Emergency access off, then on again on the same page: for a signed-only patient only
+    // with a signature, which the page asks for although it loaded before signed-only was on.
     const emergencyState = (on: boolean) =>
       page.locator(`[data-testid=emergency-state][data-allowed=${on}]`).waitFor();
     await page.getByRole('button', { name: 'Turn emergency access off' }).click();
@@ -136,6 +133,15 @@ describe('signing consent in the web console', () => {
     await emergencyState(true);
     expect(await page.locator('[role=alert]').count()).toBe(0);
     expect((await patientOf(token)).allowEmergencyAccess).toBe(true);
+
+    // A grant made here is signed: the chaincode accepted it although unsigned ones are refused.
+    await grantTo(page, 'dr-signed');
+    const card = page.locator('[data-testid=grant][data-grantee=dr-signed]');
+    await expect(card.textContent()).resolves.toContain('signed by you');
+    const [grant] = (await grantsOf(token)).filter((g) => g.grantee.id === 'dr-signed');
+    expect(grant).toMatchObject({ status: 'ACTIVE', patientSigned: true });
+    const onLedger = await ledger.evaluate<GrantRecord>('consent', 'GetConsent', [grant.id]);
+    expect(onLedger.signedBy).toBe(kid);
 
     // The revocation is signed too, and recorded as the patient's own.
     await goTo(page, 'My consents');
@@ -176,6 +182,14 @@ describe('signing consent in the web console', () => {
     );
     await page.getByRole('button', { name: 'Add a key for this browser' }).click();
     const payload = (await page.getByTestId('key-payload').textContent())!;
+    // The focus goes where the patient types next; at phone width nothing scrolls sideways.
+    await expect(page.getByLabel('Signature').evaluate((e) => e.matches(':focus'))).resolves.toBe(
+      true,
+    );
+    await page.setViewportSize({ width: 375, height: 740 });
+    expect(await sidewaysOverflow(page)).toEqual({ overflow: 0, wide: [] });
+    await checkPage(page, 'phone-patient-add-browser-key');
+    await page.setViewportSize({ width: 1100, height: 800 });
     expect(JSON.parse(payload)).toMatchObject({
       type: 'custodia.patient-key/v1',
       patientId: me.id,
@@ -201,7 +215,7 @@ describe('signing consent in the web console', () => {
     const field = page.getByLabel(/Add a backup key/);
     await field.fill('not json');
     await page.getByRole('button', { name: 'Add this key' }).click();
-    await page.getByRole('alert').filter({ hasText: 'one line of JSON' }).waitFor();
+    await page.getByRole('alert').filter({ hasText: 'That is not a public key' }).waitFor();
     await field.fill(JSON.stringify(backup.publicJwk));
     await page.getByRole('button', { name: 'Add this key' }).click();
     await said(page, 'it can sign for you too');
@@ -227,7 +241,13 @@ describe('signing consent in the web console', () => {
     await goTo(page, 'Settings and my data');
     await page.getByRole('button', { name: 'Make a signing key in this browser' }).click();
     await page.locator('[data-testid=signing-state][data-registered=true]').waitFor();
+    // Turning signed-only on says first which grants would stop counting.
     await page.getByRole('switch', { name: 'Accept only grants I signed' }).click();
+    const confirm = page.getByTestId('signed-only-confirm');
+    await expect(confirm.textContent()).resolves.toContain(`study ${createStudy.id}`);
+    expect((await patientOf(token)).requireSignedConsent).toBe(false);
+    await checkPage(page, 'patient-signed-only-confirm');
+    await confirm.getByRole('button', { name: 'Accept only signed grants' }).click();
     await said(page, 'Only grants you signed count now');
 
     await goTo(page, 'Studies');
@@ -242,6 +262,67 @@ describe('signing consent in the web console', () => {
     expect(grants.filter((g) => g.status === 'ACTIVE')).toEqual([
       expect.objectContaining({ grantee: { id: createStudy.id }, patientSigned: true }),
     ]);
+    await context.close();
+  });
+
+  it('keeps only the public part of a pasted key file, and revokes unsigned once its key was removed elsewhere', async () => {
+    const { page, context } = await patientPage('rita');
+    const token = await api.token('rita', 'PATIENT');
+    const me = await patientOf(token);
+    const sent: string[] = [];
+    page.on('request', (r) => {
+      if (r.url().endsWith('/graphql')) sent.push(r.postData() ?? '');
+    });
+    await goTo(page, 'Settings and my data');
+    await page.getByRole('button', { name: 'Make a signing key in this browser' }).click();
+    await page.locator('[data-testid=signing-state][data-registered=true]').waitFor();
+    const [browserKid] = await keysOf(token, me.id);
+    await grantTo(page, 'dr-rita');
+    await page.locator('[data-testid=grant][data-grantee=dr-rita]').waitFor();
+
+    // The key file pasted whole, secret part and all: only its public part leaves the page.
+    const backup = await generateDeviceKey();
+    await goTo(page, 'Settings and my data');
+    const field = page.getByLabel(/Add a backup key/);
+    await field.fill(JSON.stringify(backup.privateJwk));
+    await page.getByRole('button', { name: 'Add this key' }).click();
+    await said(page, 'nothing secret left this page');
+    await expect(field.inputValue()).resolves.toBe('');
+    expect(sent.some((body) => body.includes(backup.privateJwk.d!))).toBe(false);
+    expect(await keysOf(token, me.id)).toContain(backup.publicJwk.kid);
+
+    // The browser's key removed elsewhere, with the backup's signature.
+    const browserJwk = (
+      await api.ok<{ patientKeys: { id: string; publicKeyJwk: unknown }[] }>(
+        'query($p: ID!) { patientKeys(patientId: $p) { id publicKeyJwk } }',
+        { p: me.id },
+        token,
+      )
+    ).patientKeys.find((k) => k.id === browserKid)!.publicKeyJwk;
+    const { keyPayload } = await api.ok<{ keyPayload: string }>(
+      'query($k: JSON!) { keyPayload(publicKeyJwk: $k, remove: true) }',
+      { k: browserJwk },
+      token,
+    );
+    await api.ok(
+      'mutation($k: JSON!, $s: String!) { removePatientKey(publicKeyJwk: $k, signature: $s) { id } }',
+      { k: browserJwk, s: await signDetached(backup.privateJwk, keyPayload) },
+      token,
+    );
+
+    // Revoking is never blocked by a stale key: it goes unsigned.
+    await goTo(page, 'My consents');
+    await page.getByRole('button', { name: 'Revoke the grant to dr-rita' }).click();
+    const card = page.locator('[data-testid=grant][data-grantee=dr-rita]');
+    await card.getByTestId('grant-status').filter({ hasText: 'REVOKED' }).waitFor();
+    const [grant] = (await grantsOf(token)).filter((g) => g.grantee.id === 'dr-rita');
+    const revoked = await ledger.evaluate<GrantRecord>('consent', 'GetConsent', [grant.id]);
+    expect(revoked.revocationSignedBy ?? null).toBeNull();
+    await goTo(page, 'Settings and my data');
+    await page.locator('[data-testid=signing-state][data-registered=false]').waitFor();
+    await page.getByRole('button', { name: 'Forget it' }).click();
+    await said(page, 'no longer holds a key');
+    expect(await storedKey(page, me.id)).toBeNull();
     await context.close();
   });
 

@@ -47,7 +47,7 @@ export function usePatientFlag(
   const profile = useLoad(
     () =>
       gql<{ patient: Partial<Record<string, boolean>> | null }>(
-        `query($p: ID!) { patient(id: $p) { ${field} requireSignedConsent } }`,
+        `query($p: ID!) { patient(id: $p) { ${field} } }`,
         { p: patientId },
       ),
     [patientId, field],
@@ -59,19 +59,27 @@ export function usePatientFlag(
       setStatus('');
       // A patient who accepts only signed consent turns it back on with their signature.
       const choice = CHOICES[field];
-      const signature =
-        allow && profile.data?.patient?.requireSignedConsent
-          ? await signIfHeld(
-              patientId,
-              () =>
-                gql<{ choicePayload: string }>(
-                  'query($c: PatientChoice!) { choicePayload(choice: $c, allow: true) }',
-                  { c: choice.arg },
-                ).then((d) => d.choicePayload),
-              { type: 'custodia.patient-choice/v1', patientId, choice: choice.name, allow: true },
-              true,
-            )
-          : null;
+      // Asked now, not as the page loaded: signed-only may have been turned on since.
+      const signedOnly =
+        allow &&
+        (
+          await gql<{ patient: { requireSignedConsent: boolean } | null }>(
+            'query($p: ID!) { patient(id: $p) { requireSignedConsent } }',
+            { p: patientId },
+          )
+        ).patient?.requireSignedConsent;
+      const signature = signedOnly
+        ? await signIfHeld(
+            patientId,
+            () =>
+              gql<{ choicePayload: string }>(
+                'query($c: PatientChoice!) { choicePayload(choice: $c, allow: true) }',
+                { c: choice.arg },
+              ).then((d) => d.choicePayload),
+            { type: 'custodia.patient-choice/v1', patientId, choice: choice.name, allow: true },
+            true,
+          )
+        : null;
       await gql(
         `mutation($allow: Boolean!, $s: String) { ${mutation}(allow: $allow, signature: $s) { id } }`,
         { allow, s: signature },

@@ -214,6 +214,13 @@ export function Consents({ patientId }: { patientId: string }) {
                 </span>
               </p>
               <p>{describeGrant(g)}</p>
+              {g.status === 'SUSPENDED' && (
+                <p className="muted" data-testid="grant-suspended-why">
+                  Not in force: you accept only grants you signed, and this one is not signed. It
+                  counts again if you turn that off; to keep it, grant it again from a browser that
+                  holds your signing key, and revoke this one.
+                </p>
+              )}
               <p className="muted">
                 {grantWindow(g)} · ledger transaction <code>{short(g.ledgerTxId)}</code>
                 {g.patientSigned ? ' · signed by you' : ''}

@@ -40,6 +40,22 @@ export async function loadDeviceKey(patientId: string): Promise<DeviceKey | null
   }
 }
 
+/**
+ * The key this browser holds for the patient if the ledger still has it registered; null
+ * otherwise. A key removed elsewhere signs nothing: a revocation then goes unsigned (it needs
+ * no signature) instead of being refused for an unknown key, and the key panel offers to
+ * forget it.
+ */
+export async function registeredKey(patientId: string): Promise<DeviceKey | null> {
+  const key = await loadDeviceKey(patientId);
+  if (!key) return null;
+  const { patientKeys } = await gql<{ patientKeys: { id: string }[] }>(
+    'query($p: ID!) { patientKeys(patientId: $p) { id } }',
+    { p: patientId },
+  );
+  return patientKeys.some((k) => k.id === key.kid) ? key : null;
+}
+
 export async function saveDeviceKey(patientId: string, key: DeviceKey): Promise<void> {
   await set(patientId, key, keys());
 }
@@ -136,7 +152,7 @@ export async function signIfHeld(
   expected: Record<string, unknown>,
   versioned = false,
 ): Promise<string | null> {
-  const key = await loadDeviceKey(patientId);
+  const key = await registeredKey(patientId);
   if (!key) return null;
   const payload = await fetchPayload();
   checkPayload(payload, expected, versioned);
@@ -164,7 +180,7 @@ export async function signedGrant(
   patientId: string,
   input: GrantInput,
 ): Promise<GrantInput & { id?: string; signature?: string }> {
-  const key = await loadDeviceKey(patientId);
+  const key = await registeredKey(patientId);
   if (!key) return input;
   const withId = { ...input, id: crypto.randomUUID() };
   const { consentPayload } = await gql<{ consentPayload: string }>(
@@ -204,10 +220,25 @@ export function revocationSignature(patientId: string, grantId: string): Promise
  * ErrorNotice's help for a refusal that wanted the patient's signature: where to get a key in
  * this browser. Undefined for any other error.
  */
-export function signatureHelp(error: ApiError | null): Record<string, string> | undefined {
+export function signatureHelp(
+  error: ApiError | null,
+  where = 'under “Settings and my data”',
+): Record<string, string> | undefined {
   if (error?.code !== 'BAD_USER_INPUT' || !/signature|signed/i.test(error.message)) return;
   return {
-    BAD_USER_INPUT:
-      'This needs your signature, and this browser holds no key of yours that the ledger knows. Make or add one under “Settings and my data”, then try again.',
+    BAD_USER_INPUT: `This needs your signature, and this browser holds no signing key of yours that is still registered. Make or add one ${where}, then try again.`,
   };
+}
+
+/**
+ * The public key in a JWK someone pasted: its curve and coordinates only, whatever else it
+ * holds (a key file's private part `d` among them), so that nothing secret leaves the page.
+ * Null if it is not an EC key.
+ */
+export function publicPart(jwk: unknown): PublicKeyJwk | null {
+  const k = jwk as Partial<Record<'kty' | 'crv' | 'x' | 'y', unknown>> | null;
+  if (typeof k !== 'object' || k === null || k.kty !== 'EC') return null;
+  const { crv, x, y } = k;
+  if (typeof crv !== 'string' || typeof x !== 'string' || typeof y !== 'string') return null;
+  return { kty: 'EC', crv: crv as 'P-256', x, y };
 }
