@@ -977,12 +977,12 @@ describe('importing and exporting FHIR bundles', () => {
       const small = structuredClone(bundle);
       small.entry = small.entry.slice(0, 40);
       const both = await Promise.all([importAs(fay.token, small), importAs(fay.token, small)]);
-      const stored = both.filter((r) => !r.errors).map((r) => r.data!.importBundle);
-      // Either the second waited for the first and found its records, or it was refused
-      // (CONFLICT, nothing written) and can simply be sent again.
-      for (const r of both.filter((r) => r.errors)) expect(codes(r)).toEqual(['CONFLICT']);
-      expect(stored.length).toBeGreaterThan(0);
+      // The one that lost the race plans again and finds the other's records, unchanged.
+      for (const r of both) expect(r.errors).toBeUndefined();
       const kept = small.entry.length - 2;
+      const reports = both.map((r) => r.data!.importBundle);
+      expect(reports.map((r) => r.created + r.unchanged)).toEqual([kept, kept]);
+      expect(reports[0].created + reports[1].created).toBe(kept);
       expect(await count(api, fay.id)).toBe(kept);
       const again = await importAs(fay.token, small);
       expect(again.data!.importBundle).toMatchObject({ created: 0, unchanged: kept });
@@ -1021,9 +1021,27 @@ describe('importing and exporting FHIR bundles', () => {
       forward.entry = forward.entry.slice(0, 200);
       const backward = { ...forward, entry: [...forward.entry].reverse() };
       const both = await Promise.all([importAs(gil.token, forward), importAs(gil.token, backward)]);
-      for (const r of both.filter((x) => x.errors)) expect(codes(r)).toEqual(['CONFLICT']);
-      expect(both.some((r) => !r.errors)).toBe(true);
+      for (const r of both) expect(r.errors).toBeUndefined();
       expect(await count(api, gil.id)).toBe(forward.entry.length - 2);
+    });
+
+    it('tells a WRITE-only clinician nothing of the patient importing the same source at the same moment', async () => {
+      const hu = await patient(api, 'hu');
+      await api.grantRead(hu.token, 'dr-hu-writer', { actions: ['WRITE'] });
+      const writer = await api.token('dr-hu-writer', 'CLINICIAN');
+      const small = structuredClone(bundle);
+      small.entry = small.entry.slice(0, 40);
+      const kept = small.entry.length - 2;
+      const [own, theirs] = await Promise.all([
+        importAs(hu.token, small),
+        importAs(writer, small, hu.id),
+      ]);
+      // No CONFLICT for either: the clinician, who may not read the patient's records, makes
+      // new ones whichever stored first, as if the patient had not imported at all.
+      expect(own.errors).toBeUndefined();
+      expect(theirs.errors).toBeUndefined();
+      expect(theirs.data!.importBundle).toMatchObject({ created: kept, unchanged: 0 });
+      expect(await count(api, hu.id)).toBe(2 * kept);
     });
 
     it('reads a urn:uuid fullUrl in any case: the same entries in upper case are found again', async () => {

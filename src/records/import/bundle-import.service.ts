@@ -66,6 +66,8 @@ import { ImportReportModel } from './import.model';
 const INSERT_CHUNK = 500;
 /** PostgreSQL's SQLSTATEs for a duplicate key and a deadlock: two imports of the same entries. */
 const RACED = new Set(['23505', '40P01']);
+/** How many times an import is planned and stored before a race with others is a CONFLICT. */
+const IMPORT_ATTEMPTS = 3;
 /**
  * Ids an entry may take: the first derived from its fullUrl, and alternates for when records
  * the importer may not read hold the ones before (a random id only past them all).
@@ -110,13 +112,18 @@ export class BundleImportService implements OnApplicationShutdown {
     bundle: unknown,
     patientId: string | null | undefined,
   ): Promise<ImportReportModel> {
-    try {
-      return await this.importOnce(actor, bundle, patientId);
-    } catch (e) {
-      // Another first write gave the patient their data key while this import derived its
-      // record ids from the key it proposed: nothing was written; again, under that key.
-      if (!(e instanceof KeyRaced)) throw e;
-      return this.importOnce(actor, bundle, patientId);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.importOnce(actor, bundle, patientId);
+      } catch (e) {
+        // Another first write gave the patient their data key while this import derived its
+        // record ids from the key it proposed, or another import stored the same entries
+        // first: nothing was written; again, on what is stored now (the other import's
+        // records are then found, or, for a caller who may not read them, passed by). So no
+        // one learns from a CONFLICT that someone else imported the same source just then.
+        if (!(e instanceof KeyRaced || e instanceof ImportRaced)) throw e;
+        if (attempt >= IMPORT_ATTEMPTS) throw raced();
+      }
     }
   }
 
@@ -470,11 +477,11 @@ export class BundleImportService implements OnApplicationShutdown {
           const row = current.get(r.id);
           // A record that appeared under this id since planning (another import of the same
           // source): its grant checks were not made, and it may be one the caller cannot read.
-          if (row && !matched.has(r.id)) throw raced();
+          if (row && !matched.has(r.id)) throw new ImportRaced();
           if (!row) {
             // A record matched when planning, gone since: its grant checks were left to this
             // step, so nothing is written on a premise that no longer holds.
-            if (matched.has(r.id)) throw raced();
+            if (matched.has(r.id)) throw new ImportRaced();
             fresh.push(r);
             continue;
           }
@@ -493,7 +500,7 @@ export class BundleImportService implements OnApplicationShutdown {
       .catch((e: unknown) => {
         // Two imports of the same entries at once: the second finds no record to update, then
         // waits for the first's inserts of those ids, and fails on them.
-        if (RACED.has((e as { code?: string }).code ?? '')) throw raced();
+        if (RACED.has((e as { code?: string }).code ?? '')) throw new ImportRaced();
         throw e;
       });
   }
@@ -674,8 +681,11 @@ function raced(): ConflictError {
   );
 }
 
-/** The patient's first data key came from another request (importOnce tries again). */
+/** The patient's first data key came from another request (import tries again). */
 class KeyRaced extends Error {}
+
+/** Another import stored or changed the same records since planning (import tries again). */
+class ImportRaced extends Error {}
 
 /**
  * Whether an entry's resource holds the same content as any of the stored forms given: all but
