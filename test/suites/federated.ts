@@ -169,7 +169,12 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       expect(onLedger.updateHashes).toHaveLength(2);
 
       await post(nodes[0], runId, 2, weights(1, 1, 1));
-      await post(nodes[2], runId, 2, weights(3, 3, 3), { contributors: [patients[2].id] });
+      // A node's metrics out of their ranges (an AUC of 1e300, an accuracy of 42, a loss that
+      // would overflow the mean) are dropped: the round reports the others'.
+      await post(nodes[2], runId, 2, weights(3, 3, 3), {
+        contributors: [patients[2].id],
+        metrics: { loss: 1e308, accuracy: 42, auc: 1e300 },
+      });
       const done = await run(runId);
       expect(done).toMatchObject({ status: 'COMPLETED', currentRound: 2 });
       // A round past the run's last has no model of its own (the final one is the run's).

@@ -41,7 +41,8 @@ export class RoundMetricsModel {
 
   @Field(() => Float, {
     nullable: true,
-    description: 'Privacy spent by the run so far (δ = 1e-5).',
+    description:
+      'Privacy spent by the run so far (ε at δ = 1e-5), per node (a hospital’s whole update), not per patient; null without differential privacy.',
   })
   epsilon!: number | null;
 }

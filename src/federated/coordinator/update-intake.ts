@@ -302,12 +302,22 @@ function duplicate(): Rejection {
   return new Rejection('duplicate: this node already has an accepted update this round');
 }
 
-/** Only finite numbers in [0, ∞) survive from a node's self-reported metrics. */
-function cleanMetrics(m: Manifest['metrics']): NodeMetrics {
+/**
+ * The most a node's reported loss may be: a mean binary log loss of float32 scores stays below
+ * about 104 (−ln of the smallest float32); far above it, it is no loss but an attempt to swamp
+ * the round's example-weighted mean (or overflow it to Infinity, which reads back as null).
+ */
+const MAX_LOSS = 1000;
+
+/** What a node's self-reported metrics may be: AUC and accuracy in [0, 1], a loss in [0, MAX_LOSS]. */
+const METRIC_RANGES = { loss: MAX_LOSS, accuracy: 1, auc: 1 } as const;
+
+/** Only metrics within their ranges survive from a node's self-report; the rest are dropped. */
+export function cleanMetrics(m: Manifest['metrics']): NodeMetrics {
   const out: NodeMetrics = {};
   for (const k of ['loss', 'accuracy', 'auc'] as const) {
     const v = m?.[k];
-    if (typeof v === 'number' && Number.isFinite(v) && v >= 0) out[k] = v;
+    if (typeof v === 'number' && v >= 0 && v <= METRIC_RANGES[k]) out[k] = v;
   }
   return out;
 }
