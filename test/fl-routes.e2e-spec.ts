@@ -4,6 +4,7 @@
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
+import { registerSimulatedNode } from './helpers/simulated-node';
 import { TestApi } from './helpers/test-api';
 
 const MB = 1024 * 1024;
@@ -12,7 +13,10 @@ describe('the federated binary routes', () => {
   let api: TestApi;
   let researcher: string;
   let admin: string;
+  /** A NODE token naming no registered node. */
   let node: string;
+  /** A registered node's token. */
+  let registered: string;
   let runId: string;
 
   beforeAll(async () => {
@@ -20,6 +24,7 @@ describe('the federated binary routes', () => {
     researcher = await api.token('fl-routes-researcher', 'RESEARCHER');
     admin = await api.token('fl-routes-admin', 'ADMIN');
     node = await api.token('fl-routes-node', 'NODE', api.config.orgId);
+    registered = (await registerSimulatedNode(api, admin)).token;
     const { createStudy } = await api.ok<{ createStudy: { id: string } }>(
       `mutation { createStudy(input: { title: "Routes", features: ["2345-7", "4548-4"],
        label: "44054006" }) { id } }`,
@@ -52,7 +57,7 @@ describe('the federated binary routes', () => {
 
   describe('content types', () => {
     it('serves a round model as octet-stream', async () => {
-      const res = await get(`/fl/runs/${runId}/rounds/1/model`, node);
+      const res = await get(`/fl/runs/${runId}/rounds/1/model`, registered);
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toMatch(/^application\/octet-stream\b/);
       expect((await res.arrayBuffer()).byteLength).toBe(3 * 4);
@@ -63,7 +68,7 @@ describe('the federated binary routes', () => {
       ['a round never opened', () => `/fl/runs/${runId}/rounds/7/model`, 404, 'NOT_FOUND'],
       ['a run id that is not a UUID', () => '/fl/runs/not-a-uuid/rounds/1/model', 404, 'NOT_FOUND'],
     ])('answers %s on the round model route as JSON', async (_, path, status, code) => {
-      await jsonError(await get(path(), node), status, code);
+      await jsonError(await get(path(), registered), status, code);
     });
 
     it.each([
@@ -77,6 +82,14 @@ describe('the federated binary routes', () => {
       ],
     ])('answers %s on the run model route as JSON', async (_, path, status, code) => {
       await jsonError(await get(path(), researcher), status, code);
+    });
+
+    it('serves no model to a NODE token that names no registered node', async () => {
+      for (const path of [`/fl/runs/${runId}/rounds/1/model`, `/fl/runs/${runId}/model`]) {
+        expect(await jsonError(await get(path, node), 403, 'FORBIDDEN')).toMatch(
+          /no registered training node/,
+        );
+      }
     });
 
     it('serves the run model as float32 octet-stream or as a model.json download', async () => {

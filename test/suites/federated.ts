@@ -3,6 +3,7 @@
 // (the TensorFlow.js training nodes are tested on their own): rounds close on their quorum,
 // every bad update is rejected with its reason while the round goes on, consent is checked
 // again at aggregation, provenance lands on the ledger, and a restarted API resumes the run.
+import { randomUUID } from 'node:crypto';
 import { CompactSign, generateKeyPair } from 'jose';
 import { Coordinator } from '../../src/federated/coordinator/coordinator.service';
 import { RemoteNode } from '../../src/federated/node/remote-node';
@@ -453,6 +454,21 @@ export function federatedSuite(ledger: LedgerUnderTest): void {
       expect(new Set(await seenBy(nodes[0].token))).toEqual(new Set([nodes[0].id]));
       expect(new Set(await seenBy(nodes[1].token))).toEqual(new Set([nodes[1].id]));
       expect(new Set(await seenBy(researcher))).toEqual(new Set([nodes[0].id, nodes[1].id]));
+      // A NODE token that names no registered node reads no run, round or model.
+      const ghost = await api.token(randomUUID(), 'NODE', home());
+      for (const query of [
+        `query($id: ID!) { trainingRun(id: $id) { id metrics { auc } } }`,
+        '{ openRounds { runId round } }',
+      ]) {
+        const refused = await api.gql(query, { id: runId }, ghost);
+        expect(codes(refused)).toEqual(['FORBIDDEN']);
+      }
+      for (const path of [`/fl/runs/${runId}/rounds/1/model`, `/fl/runs/${runId}/model`]) {
+        const res = await fetch(`${api.url}${path}`, {
+          headers: { authorization: `Bearer ${ghost}` },
+        });
+        expect(res.status).toBe(403);
+      }
       // Rounds count from 1, here as at the /fl routes.
       for (const round of [0, -1]) {
         const none = await api.gql(

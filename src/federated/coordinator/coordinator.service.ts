@@ -5,7 +5,7 @@
 // API resumes its runs.
 import { Injectable, Logger } from '@nestjs/common';
 import { randomInt, randomUUID } from 'node:crypto';
-import { Actor } from '../../auth';
+import { Actor, hasRole } from '../../auth';
 import {
   BadUserInputError,
   ConflictError,
@@ -79,6 +79,17 @@ export class Coordinator {
     }
     await this.repo.transaction((m) => this.repo.cancelRun(m, runId));
     return (await this.repo.run(runId))!;
+  }
+
+  /**
+   * A NODE token reads runs and models only as a registered training node that is not revoked
+   * (as it sends updates): a token with the role alone names no one the coordinator knows.
+   */
+  async requireNodeOrStaff(actor: Actor): Promise<void> {
+    if (hasRole(actor, 'RESEARCHER') || hasRole(actor, 'ADMIN')) return;
+    if (!(await this.repo.liveNode(actor.id))) {
+      throw new ForbiddenError('This token names no registered training node.');
+    }
   }
 
   get(runId: string): Promise<TrainingRunModel | null> {

@@ -39,10 +39,12 @@ export class FlController {
   @Roles('NODE', 'RESEARCHER')
   @Get('rounds/:round/model')
   async roundModel(
+    @CurrentActor() actor: Actor,
     @Param('runId') runId: string,
     @Param('round', RoundNumberPipe) round: number,
     @Res({ passthrough: true }) res: Response,
   ): Promise<StreamableFile> {
+    await this.coordinator.requireNodeOrStaff(actor);
     const weights = await this.coordinator.roundModel(runId, round);
     res.type('application/octet-stream');
     return new StreamableFile(weights);
@@ -56,10 +58,12 @@ export class FlController {
   @Roles('NODE', 'RESEARCHER', 'ADMIN')
   @Get('model')
   async latestModel(
+    @CurrentActor() actor: Actor,
     @Param('runId') runId: string,
     @Query('format') format: string | undefined,
     @Res({ passthrough: true }) res: Response,
   ) {
+    await this.coordinator.requireNodeOrStaff(actor);
     if (format !== undefined && format !== 'tfjs' && format !== 'float32') {
       throw new BadUserInputError('format must be tfjs (the default) or float32', 'format');
     }

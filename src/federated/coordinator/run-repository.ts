@@ -233,6 +233,13 @@ export class RunRepository {
     };
   }
 
+  /** Whether `nodeId` names a registered training node that is not revoked. */
+  async liveNode(nodeId: string): Promise<boolean> {
+    if (!isUuid(nodeId)) return false;
+    const node = await this.db.getRepository(TrainingNodeEntity).findOneBy({ id: nodeId });
+    return node !== null && !node.revokedAt;
+  }
+
   /** Rounds open now, with whether `nodeId` has already sent its update. */
   async openRounds(nodeId: string): Promise<OpenRoundRow[]> {
     const rows = (await this.db.query(

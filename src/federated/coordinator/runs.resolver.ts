@@ -70,7 +70,8 @@ export class RunsResolver {
   /** Models and metrics, never records: researchers, administrators and nodes may look. */
   @Roles('RESEARCHER', 'ADMIN', 'NODE')
   @Query(() => TrainingRunModel, { nullable: true })
-  trainingRun(@Args('id', { type: () => ID }) id: string) {
+  async trainingRun(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
+    await this.coordinator.requireNodeOrStaff(actor);
     return this.coordinator.get(id);
   }
 
@@ -78,7 +79,8 @@ export class RunsResolver {
   @Query(() => [OpenRoundModel], {
     description: 'Rounds waiting for updates (for training nodes).',
   })
-  openRounds(@CurrentActor() actor: Actor) {
+  async openRounds(@CurrentActor() actor: Actor) {
+    await this.coordinator.requireNodeOrStaff(actor);
     return this.coordinator.openRounds(actor.id);
   }
 
