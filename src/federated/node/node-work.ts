@@ -297,7 +297,10 @@ export async function trainAndSign(args: UpdateInput): Promise<PreparedUpdate | 
     round,
     nodeId,
     numExamples: result.numExamples,
-    contributors: train.ids,
+    // Every patient whose records the update used, the held-out ones it was evaluated on too:
+    // the coordinator checks each one's consent as it takes the update and again before it
+    // aggregates, and counts them all (numExamples counts the training examples alone).
+    contributors: heldOut.y.length > 0 ? complete.map((e) => e.id) : train.ids,
     updateSha256: hash('sha256', body, 'hex'),
     metrics,
   };
