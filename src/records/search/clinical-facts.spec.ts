@@ -53,6 +53,21 @@ describe('clinical facts of a resource', () => {
     expect(hasTerm(obs, tokenTerm('http://snomed.info/sct|', 'code'))).toBe(false);
   });
 
+  it("reads FHIR's escapes in a token, and refuses an OR (a comma) rather than match nothing", () => {
+    const odd = {
+      resourceType: 'Observation',
+      code: { coding: [{ system: 'urn:x|y', code: 'a,b' }] },
+    };
+    expect(hasTerm(odd, tokenTerm('urn:x\\|y|a\\,b', 'code'))).toBe(true);
+    expect(hasTerm(odd, tokenTerm('a\\,b', 'code'))).toBe(true);
+    for (const or of ['4548-4,2345-7', `${LOINC}|4548-4,${LOINC}|2345-7`]) {
+      expect(() => tokenTerm(or, 'code')).toThrow(/a comma is FHIR's OR/);
+    }
+    for (const bad of ['a\\', 'a\\x', 'a|b|c', '|']) {
+      expect(() => tokenTerm(bad, 'code')).toThrow(/must be a FHIR token/);
+    }
+  });
+
   it("finds an Observation by a component's code only as combo-code does, never as its main code", () => {
     const panel = {
       resourceType: 'Observation',

@@ -232,22 +232,41 @@ const MAX_TOKEN = 512;
 
 /**
  * The index term a FHIR token asks for: `system|code` (that system), `|code` (no system),
- * `system|` (any code of that system) or `code` (any system). Anything else is
- * BAD_USER_INPUT naming `field`.
+ * `system|` (any code of that system) or `code` (any system), with FHIR's escapes (`\|`,
+ * `\,`, `\$`, `\\`) for those characters inside a system or code. An unescaped comma is
+ * FHIR's OR, which one token here does not take (it would match nothing, silently): refused.
+ * Anything else is BAD_USER_INPUT naming `field`.
  */
 export function tokenTerm(token: string, field: string): string {
-  const bad = () =>
+  const bad = (why = '') =>
     new BadUserInputError(
-      `${field} must be a FHIR token: "system|code", "|code", "system|" or "code" (at most ${MAX_TOKEN} characters)`,
+      `${field} must be a FHIR token: "system|code", "|code", "system|" or "code" (at most ${MAX_TOKEN} characters)${why}`,
       field,
     );
   // eslint-disable-next-line no-control-regex
   if (token.length === 0 || token.length > MAX_TOKEN || /[\u0000-\u001f]/.test(token)) throw bad();
-  const bar = token.indexOf('|');
-  if (bar < 0) return `c:${token}`;
-  const system = token.slice(0, bar);
-  const code = token.slice(bar + 1);
-  if (code.includes('|') || (code === '' && system === '')) throw bad();
+  // Split on the bars and commas that are not escaped, unescaping the rest.
+  const parts: string[] = [''];
+  for (let i = 0; i < token.length; i++) {
+    const ch = token[i];
+    if (ch === '\\') {
+      const next = token[i + 1];
+      if (next === undefined || !'|,$\\'.includes(next)) throw bad();
+      parts[parts.length - 1] += next;
+      i++;
+    } else if (ch === ',') {
+      throw bad(
+        "; a comma is FHIR's OR, which is not taken: search one code at a time (a comma inside a code is written \\,)",
+      );
+    } else if (ch === '|') {
+      parts.push('');
+    } else {
+      parts[parts.length - 1] += ch;
+    }
+  }
+  if (parts.length === 1) return `c:${parts[0]}`;
+  const [system, code] = parts;
+  if (parts.length > 2 || (code === '' && system === '')) throw bad();
   if (code === '') return `s:${system}`;
   return system === '' ? `ns:${code}` : `sc:${system}|${code}`;
 }
