@@ -65,6 +65,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   private queue: Queued[] = [];
   /** Groups being sealed (their reasons' keys read): each settles once queued, or failed. */
   private readonly sealing = new Set<Promise<void>>();
+  /** Events written behind the answer (recordBehind), until committed. */
+  private readonly behind = new Set<Promise<void>>();
   private writing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   private anchoring?: Promise<void>;
@@ -97,7 +99,7 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
    */
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    while (this.writing) await this.writing;
+    await this.settled();
     const anchored = (async () => {
       await this.anchoring;
       await this.anchorHead();
@@ -118,6 +120,31 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
   /** Appends an event; resolves once it is committed. */
   record(event: NewAccessEvent): Promise<void> {
     return this.recordGroup([event]);
+  }
+
+  /**
+   * Appends an event without holding up the answer: for a refusal, which lets no data out, so
+   * that a request refused for a record or patient that exists is answered as fast as one for
+   * an id that does not (whose refusal has no one to be logged for). Readers of the log wait
+   * for it (settled); a failure is logged, never thrown.
+   */
+  recordBehind(event: NewAccessEvent): void {
+    const written: Promise<void> = this.record(event)
+      .catch((e: unknown) => {
+        this.logger.error(
+          { errorType: (e as Error).name },
+          'access event of a refusal not written',
+        );
+      })
+      .finally(() => this.behind.delete(written));
+    this.behind.add(written);
+  }
+
+  /** Resolves once every event appended so far, behind an answer or not, is committed. */
+  async settled(): Promise<void> {
+    while (this.behind.size > 0 || this.sealing.size > 0 || this.writing) {
+      await Promise.allSettled([...this.behind, ...this.sealing, this.writing]);
+    }
   }
 
   /**
@@ -151,6 +178,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     first?: number | null,
     after?: string | null,
   ): Promise<AccessEventPageModel> {
+    // Refusals logged behind their answers are the patient's to see at once.
+    await this.settled();
     const size = pageSize(first);
     const before = decodeSeqCursor(after);
     const rows: Record<string, unknown>[] = await this.db.query(

@@ -47,6 +47,7 @@ export class AuditResolver {
     if (!(await this.patients.exists(patientId))) {
       throw new NotFoundError('No patient with that id.');
     }
+    await this.log.settled();
     return this.verifier.verify(patientId);
   }
 }

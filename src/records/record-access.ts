@@ -153,7 +153,8 @@ export class RecordAccess {
   ): Promise<void> {
     // Only attempts on a real patient are theirs to see.
     if (!(await this.patients.exists(patientId))) return;
-    await this.log.record({
+    // Behind the answer: a refusal for what exists takes as long as one for what does not.
+    this.log.recordBehind({
       actorId: actor.id,
       patientId,
       recordIds,

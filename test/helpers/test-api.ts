@@ -12,6 +12,7 @@ import { LogLines } from './log-lines';
 import { kekOf } from '../../src/records/crypto';
 import { RunningServer, startServer } from '../../src/server';
 import { LEDGER } from '../../src/ledger';
+import { AccessLog } from '../../src/audit';
 import { FabricLedgerReader, verifyAll } from '../../src/verification';
 import { observation } from './fhir';
 
@@ -63,7 +64,32 @@ export class TestApi {
     const issuer = await DevIssuer.open(dataDir, DEV_ISSUER, DEV_AUDIENCE);
     const db = new Client({ connectionString: databaseUrl });
     await db.connect();
-    return new TestApi(server, config, issuer, db, dataDir, database, logs);
+    // Refusals are logged behind their answers (AccessLog.recordBehind): what a test reads
+    // straight from the database is read once they are written, as the API's readers do.
+    let api: TestApi | undefined = undefined;
+    const settledDb = new Proxy(db, {
+      get(target, prop) {
+        const value = Reflect.get(target, prop, target) as unknown;
+        if (prop === 'query') {
+          return async (...args: unknown[]) => {
+            await api?.logSettled();
+            return (value as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        }
+        return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
+      },
+    });
+    api = new TestApi(server, config, issuer, settledDb, dataDir, database, logs);
+    return api;
+  }
+
+  /** Once every access event this server has logged so far is committed. */
+  async logSettled(): Promise<void> {
+    try {
+      await this.server.app.get(AccessLog).settled();
+    } catch {
+      // Between a stop and a restart there is no server to wait for.
+    }
   }
 
   get url(): string {
@@ -155,6 +181,7 @@ export class TestApi {
 
   /** `verify-ledger` as the command runs it (with the KEK, so seals are checked too). */
   async verifyLedger(): Promise<{ ok: boolean; text: string }> {
+    await this.logSettled();
     const pool = new Pool({ connectionString: this.config.databaseUrl, max: 2 });
     try {
       // On Fabric, through this instance's peer, as `custodia verify-ledger` does there.
