@@ -19,6 +19,8 @@ import type { DestinationStream } from 'pino';
 import { AppModule, GRAPHQL_DOCUMENT_LIMITS } from './app.module';
 import { Actor, TokenVerifier } from './auth';
 import { sendError } from './common/error-response';
+import { ForbiddenError } from './common/errors';
+import { Coordinator } from './federated/coordinator/coordinator.service';
 import {
   importTooLarge,
   jsonBodies,
@@ -124,14 +126,22 @@ export async function startServer(
     // for a caller whose token verifies as a NODE's: anyone else's body stays unread, and the
     // guard answers 401 or 403 as on any route.
     const updateBody = raw({ type: 'application/octet-stream', limit: MAX_MODEL_BODY_BYTES });
+    const coordinator = app.get(Coordinator);
     app.use('/fl', (req: Request, res: Response, next: NextFunction) => {
       if (req.method !== 'POST') return next();
-      void verifiedCaller(req, (token) => verifier.verify(token)).then((actor) => {
-        if (!actor?.roles.includes('NODE')) return next();
-        // The guard reuses the verified caller instead of verifying again.
-        (req as { actor?: Actor }).actor = actor;
-        updateBody(req, res, next);
-      }, next);
+      void verifiedCaller(req, (token) => verifier.verify(token))
+        .then(async (actor) => {
+          if (!actor?.roles.includes('NODE')) return next();
+          // A body of up to 64 MB is read only for a registered training node's token.
+          await coordinator.requireNodeOrStaff(actor);
+          // The guard reuses the verified caller instead of verifying again.
+          (req as { actor?: Actor }).actor = actor;
+          updateBody(req, res, next);
+        })
+        .catch((e: unknown) => {
+          if (e instanceof ForbiddenError) return sendError(res, 403, e.message, 'FORBIDDEN');
+          next(e);
+        });
     });
     app.use(bodyErrors);
     app.use('/console', consoleAssets({ signIn: consoleSignIn(config) }));

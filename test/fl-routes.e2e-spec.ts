@@ -146,11 +146,15 @@ describe('the federated binary routes', () => {
   });
 
   describe('an update’s body', () => {
-    const postUpdate = (body: Uint8Array, headers: Record<string, string> = {}) =>
+    const postUpdate = (
+      body: Uint8Array,
+      headers: Record<string, string> = {},
+      token = registered,
+    ) =>
       fetch(`${api.url}/fl/runs/${runId}/rounds/1/updates`, {
         method: 'POST',
         headers: {
-          authorization: `Bearer ${node}`,
+          authorization: `Bearer ${token}`,
           'content-type': 'application/octet-stream',
           'x-custodia-manifest': 'x',
           ...headers,
@@ -240,7 +244,12 @@ describe('the federated binary routes', () => {
       const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
       const manifest = `${b64({ alg: 'ES256' })}.${b64({ nodeId: 'fl-routes-node', contributors: ids })}.sig`;
       const answered = await postUpdate(new Uint8Array(12), { 'x-custodia-manifest': manifest });
-      // Read and judged (this token names no registered node), not refused for its size.
+      // Read and judged (its signature is no signature), not refused for its size.
+      expect(answered.status).toBe(422);
+    });
+
+    it('reads no body for a NODE token that names no registered node', async () => {
+      const answered = await postUpdate(new Uint8Array(70 * MB), {}, node);
       expect(await jsonError(answered, 403, 'FORBIDDEN')).toMatch(/no registered training node/);
     });
 

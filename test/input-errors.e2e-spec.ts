@@ -4,6 +4,7 @@
 import { MAX_INPUT_DEPTH } from '../src/common/well-formed';
 import { observation } from './helpers/fhir';
 import { LEVEL } from './helpers/log-lines';
+import { registerSimulatedNode } from './helpers/simulated-node';
 import { TestApi } from './helpers/test-api';
 
 /** Every hostile value below carries this, so that an echo of it is easy to see. */
@@ -50,7 +51,7 @@ describe('input errors', () => {
     patient = await api.token('alice', 'PATIENT');
     clinician = await api.token('dr-grey', 'CLINICIAN', 'org1');
     researcher = await api.token('res', 'RESEARCHER');
-    node = await api.token('node-1', 'NODE', 'org1');
+    node = (await registerSimulatedNode(api, await api.token('admin', 'ADMIN'))).token;
     patientId = (
       await api.ok<{ registerPatient: { id: string } }>(
         'mutation { registerPatient { id } }',
