@@ -57,18 +57,11 @@ export function usePatientFlag(
   const set = (allow: boolean) =>
     run(async () => {
       setStatus('');
-      // A patient who accepts only signed consent turns it back on with their signature.
+      // Turning it back on is signed whenever this browser holds the patient's key: the ledger
+      // asks for the signature only of a patient who accepts only signed consent (whether they
+      // do may have changed since the page loaded) and passes it by otherwise.
       const choice = CHOICES[field];
-      // Asked now, not as the page loaded: signed-only may have been turned on since.
-      const signedOnly =
-        allow &&
-        (
-          await gql<{ patient: { requireSignedConsent: boolean } | null }>(
-            'query($p: ID!) { patient(id: $p) { requireSignedConsent } }',
-            { p: patientId },
-          )
-        ).patient?.requireSignedConsent;
-      const signature = signedOnly
+      const signature = allow
         ? await signIfHeld(
             patientId,
             () =>

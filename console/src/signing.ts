@@ -81,9 +81,8 @@ export async function makeDeviceKey(): Promise<DeviceKey> {
 
 /** The RFC 7638 thumbprint of a public EC key, as the ledger names it; null if it is none. */
 export async function thumbprintOf(jwk: unknown): Promise<string | null> {
-  const k = jwk as Partial<PublicKeyJwk> | null;
-  if (typeof k !== 'object' || k === null || k.kty !== 'EC' || !k.crv || !k.x || !k.y) return null;
-  return calculateJwkThumbprint({ kty: k.kty, crv: k.crv, x: k.x, y: k.y }, 'sha256');
+  const key = publicPart(jwk);
+  return key ? calculateJwkThumbprint(key, 'sha256') : null;
 }
 
 /** `header..signature` over the payload's bytes. */

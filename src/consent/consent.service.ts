@@ -21,7 +21,8 @@ import { ConsentGrantModel, GrantConsentInput, ListedGrantStatus } from './conse
 import { GrantAuthenticity } from './grant-authenticity';
 import { SignedConsentSettings } from './signed-consent-settings';
 
-const ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+/** A client-chosen grant id, as the API takes one. */
+export const GRANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
 const CODE = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}$/;
 const MAX_FILTERS = 64;
 
@@ -84,7 +85,7 @@ export class ConsentService {
   async revoke(actor: Actor, id: string, signature?: string | null): Promise<ConsentGrantModel> {
     const patientId = await this.patients.requirePatientId(actor);
     const notFound = new NotFoundError('No consent grant with that id.');
-    if (!ID.test(id)) throw notFound;
+    if (!GRANT_ID.test(id)) throw notFound;
     checkDetachedJws(signature, 'signature', 'revocationPayload(id)');
     // The ledger says whose grant it is and whether it stands: a projection row revoked or
     // deleted in the database must never stop a patient revoking what the ledger still holds.
@@ -215,7 +216,7 @@ export class ConsentService {
  */
 export function validateSignature(input: GrantConsentInput): string | null {
   const bad = (field: string, message: string) => new BadUserInputError(message, `input.${field}`);
-  if (input.id !== undefined && input.id !== null && !ID.test(input.id)) {
+  if (input.id !== undefined && input.id !== null && !GRANT_ID.test(input.id)) {
     throw bad('id', 'id must be an id of 1–128 letters, digits, . _ : or -');
   }
   if (input.signature === undefined || input.signature === null) return null;

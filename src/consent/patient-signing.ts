@@ -16,7 +16,7 @@ import { isUuid } from '../common/ids';
 import { INSTANT_RULE, parseInstant } from '../common/instants';
 import canonicalize from 'canonicalize';
 import { GrantConsentInput } from './consent.model';
-import { validateGrant, validateSignature } from './consent.service';
+import { GRANT_ID, validateGrant, validateSignature } from './consent.service';
 
 export interface DeviceKeyPair {
   /** The private JWK (holds `d`), with its thumbprint as `kid`. */
@@ -221,7 +221,7 @@ const CHANGE_FIELDS: Readonly<Record<string, Record<string, (v: unknown) => bool
   },
   'custodia.revocation/v1': {
     patientId: PATIENT_ID,
-    grantId: (v) => typeof v === 'string' && /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/.test(v),
+    grantId: (v) => typeof v === 'string' && GRANT_ID.test(v),
   },
   'custodia.patient-choice/v1': {
     patientId: PATIENT_ID,

@@ -313,7 +313,7 @@ const MAX_LOSS = 1000;
 const METRIC_RANGES = { loss: MAX_LOSS, accuracy: 1, auc: 1 } as const;
 
 /** Only metrics within their ranges survive from a node's self-report; the rest are dropped. */
-export function cleanMetrics(m: Manifest['metrics']): NodeMetrics {
+function cleanMetrics(m: Manifest['metrics']): NodeMetrics {
   const out: NodeMetrics = {};
   for (const k of ['loss', 'accuracy', 'auc'] as const) {
     const v = m?.[k];
