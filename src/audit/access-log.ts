@@ -203,6 +203,8 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
     if (this.anchoring) return this.anchoring;
     this.anchoring = (async () => {
       try {
+        // The head includes the refusals already answered, whose events are written behind.
+        await this.settled();
         const [head] = await this.db.query(
           `SELECT e.seq, e.hash FROM access_events e ORDER BY e.seq DESC LIMIT 1`,
         );
