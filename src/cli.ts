@@ -133,7 +133,7 @@ async function verifyLedger(): Promise<void> {
   pool.on('error', () => undefined);
   let result;
   try {
-    result = await verifyAll(pool, c.orgId, await kekOf(c), c.instanceId, fabric);
+    result = await verifyAll(pool, c.orgId, await kekOf(c), c.instanceId, fabric, c);
   } finally {
     await pool.end();
     await embedded?.stop();

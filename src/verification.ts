@@ -21,6 +21,7 @@ import { verifyEmergencyRows } from './consent/verify-emergencies';
 import { verifyDecisionsAgainstLedger } from './decisions/verify-decisions';
 import type { Ledger } from './ledger';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
+import { embeddedHeadFile } from './ledger/embedded/head-file';
 import { LedgerSeal } from './ledger/embedded/seal';
 import { verifyEmbeddedLedger } from './ledger/embedded/verify';
 import { RowAuthenticator } from './records/crypto';
@@ -54,10 +55,29 @@ export async function verifyAll(
    * without it, the embedded ledger in this database, its blocks walked.
    */
   fabric?: FabricLedgerReader,
+  /**
+   * Where the API keeps the embedded ledger's head (its data directory), checked with the KEK:
+   * a chain that ends before the head the API saw committed was rolled back.
+   */
+  dataDir?: { dataDir: string; databaseUrl?: string },
 ): Promise<Verification> {
   const seal = kek ? new LedgerSeal(new RowAuthenticator(kek)) : undefined;
   const ledger = fabric ? null : await verifyEmbeddedLedger(pool, seal);
-  const embedded: Ledger = fabric ?? new EmbeddedLedger(pool, { organization, seal });
+  let embedded: Ledger;
+  if (fabric) embedded = fabric;
+  else {
+    const local = new EmbeddedLedger(pool, {
+      organization,
+      seal,
+      headFile: seal && dataDir ? embeddedHeadFile(dataDir, seal) : undefined,
+    });
+    // With the KEK, what is read from the ledger below is what its blocks wrote (a world-state
+    // row put back from before a revocation is not believed), and the chain must reach the
+    // head the API recorded. The walk's own breaks are reported above.
+    const opened = seal ? await local.open({ repair: false }) : null;
+    if (opened && !ledger?.problems.length) ledger?.problems.push(opened);
+    embedded = local;
+  }
   const { permits, ...audit } = await verifyAccessLogAgainstLedger(poolRows(pool), embedded, {
     organization,
     chainId: auditChainId(instanceId),

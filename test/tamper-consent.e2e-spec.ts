@@ -254,6 +254,32 @@ describe('tampering with consent in the database', () => {
     ).toBe(false);
   });
 
+  it('does not let a checkpoint moved beyond the chain skip the events that follow', async () => {
+    const id = await grantTo('dr-ahead');
+    expect(await reads('dr-ahead')).toEqual([recordId]);
+    const before = await api.integrityFailures('ledger_chain');
+    await api.restart(async () => {
+      await api.db.query(
+        `UPDATE ledger_checkpoints SET block_number = 999999, tx_index = 0 WHERE consumer = $1`,
+        ['consent-projection'],
+      );
+    });
+    expect(await api.integrityFailures('ledger_chain')).toBeGreaterThan(before);
+    // Revoked on the ledger behind this API's back (as through another organisation's API):
+    // only the projector's events bring it here.
+    const applied = new Collector<LedgerEvent>();
+    const projector = api.server.app.get(ConsentProjector);
+    projector.events.on('applied', applied.push);
+    await api.server.app.get<Ledger>(LEDGER).submit('consent', 'RevokeConsent', [id]);
+    await applied.until((events) =>
+      events.some(
+        (e) => e.name === 'ConsentRevoked' && (e.payload as { id?: string } | null)?.id === id,
+      ),
+    );
+    projector.events.off('applied', applied.push);
+    expect(await reads('dr-ahead')).toEqual(['CONSENT_REQUIRED']);
+  });
+
   it('gives a copied emergency row (another clinician, a later expiry) no access', async () => {
     await api.ok(
       'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',

@@ -2,8 +2,11 @@
 // could try to forge the ledger itself: a world-state row holding a grant, or a whole block
 // appended with a valid hash chain. Neither carries this API's seal, so neither is believed.
 import { randomBytes, randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair } from 'jose';
+import type { GrantRecord } from '@custodia/chaincode';
 import { AccessLog } from '../src/audit';
 import { ConsentReconciliation } from '../src/consent';
+import { Ledger, LEDGER } from '../src/ledger';
 import { Block, encodeBlock } from '../src/ledger/embedded/block';
 import { codes, TestApi } from './helpers/test-api';
 
@@ -65,7 +68,12 @@ describe('forging the embedded ledger in the database', () => {
       ],
     );
     const before = await api.integrityFailures('ledger_chain');
-    expect(await api.server.app.get(ConsentReconciliation).reconcile()).toBeNull();
+    // Not believed, and reported: the ledger's grants are read without it.
+    expect(await api.server.app.get(ConsentReconciliation).reconcile()).toMatchObject({
+      ledgerGrants: 1,
+      missing: [],
+      extra: [],
+    });
     expect(await reads('dr-state')).toEqual(['CONSENT_REQUIRED']);
     expect(await api.integrityFailures('ledger_chain')).toBeGreaterThan(before);
     const result = await api.verifyLedger();
@@ -141,6 +149,101 @@ describe('forging the embedded ledger in the database', () => {
     expect(rows[0].n).toBe(0);
   });
 
+  it('does not believe a grant put back as it was before its revocation, and restores what the blocks wrote', async () => {
+    const id = await api.grantRead(patient, 'dr-zoe');
+    expect(await reads('dr-zoe')).toBe(1);
+    const key = Buffer.from(`${GRANT_KEY_PREFIX}${id}\u0000`, 'utf8');
+    const [saved] = (
+      await api.db.query(
+        'SELECT value, block_number, tx_id, mac FROM ledger_world_state WHERE key = $1',
+        [key],
+      )
+    ).rows;
+    await api.db.query(
+      `CREATE TABLE saved_grant AS SELECT * FROM consent_grants WHERE id = '${id}'`,
+    );
+    await api.ok('mutation($id: ID!) { revokeConsent(id: $id) { status } }', { id }, patient);
+    // The grant's world-state row as it was, seal and all: a sealed row, but not the latest.
+    const putBack = () =>
+      api.db.query(
+        `UPDATE ledger_world_state SET value = $2, block_number = $3, tx_id = $4, mac = $5
+         WHERE key = $1`,
+        [key, saved.value, saved.block_number, saved.tx_id, saved.mac],
+      );
+    await putBack();
+    const before = await api.integrityFailures('ledger_chain');
+    const onLedger = await api.server.app
+      .get<Ledger>(LEDGER)
+      .evaluate<GrantRecord>('consent', 'GetConsent', [id]);
+    expect(onLedger.status).toBe('REVOKED');
+    expect(await reads('dr-zoe')).toEqual(['CONSENT_REQUIRED']);
+    expect(await api.integrityFailures('ledger_chain')).toBeGreaterThan(before);
+
+    // With the projection's row put back too, across a restart (whose memory of the
+    // revocation goes): start-up puts the world state back from the blocks, and the
+    // projection follows the ledger.
+    await api.restart(async () => {
+      await putBack();
+      await api.db.query('BEGIN');
+      await api.db.query('SET LOCAL session_replication_role = replica');
+      await api.db.query('DELETE FROM consent_grants WHERE id = $1', [id]);
+      await api.db.query('INSERT INTO consent_grants SELECT * FROM saved_grant');
+      await api.db.query('COMMIT');
+    });
+    expect(await reads('dr-zoe')).toEqual(['CONSENT_REQUIRED']);
+    const [restored] = (
+      await api.db.query('SELECT block_number FROM ledger_world_state WHERE key = $1', [key])
+    ).rows;
+    expect(Number(restored.block_number)).toBeGreaterThan(Number(saved.block_number));
+    const result = await api.verifyLedger();
+    expect(result.text).not.toMatch(/BROKEN: world state/);
+    await api.db.query('DROP TABLE saved_grant');
+  });
+
+  it('keeps a patient signed-only when their keyring is put back as it was before', async () => {
+    const { token, patientId: id } = await api.patientWithRecord('nina');
+    const pair = await generateKeyPair('ES256', { extractable: true });
+    await api.ok(
+      `mutation($jwk: JSON!) { registerPatientKey(publicKeyJwk: $jwk) { id } }`,
+      { jwk: await exportJWK(pair.publicKey) },
+      token,
+    );
+    const keyring = `position(convert_to('custodia.keyring', 'UTF8') in key) > 0
+       AND position(convert_to($1::text, 'UTF8') in key) > 0`;
+    const [saved] = (
+      await api.db.query(
+        `SELECT key, value, block_number, tx_id, mac FROM ledger_world_state WHERE ${keyring}`,
+        [id],
+      )
+    ).rows;
+    await api.ok(
+      'mutation { requireSignedConsent(require: true) { requireSignedConsent } }',
+      {},
+      token,
+    );
+    await api.db.query(
+      `UPDATE ledger_world_state SET value = $2, block_number = $3, tx_id = $4, mac = $5
+       WHERE key = $1`,
+      [saved.key, saved.value, saved.block_number, saved.tx_id, saved.mac],
+    );
+    const unsigned = () =>
+      api.gql(
+        `mutation { grantConsent(input: {granteeType: CLINICIAN, granteeId: "dr-unsigned",
+           purpose: TREATMENT, actions: [READ]}) { id } }`,
+        {},
+        token,
+      );
+    expect(codes(await unsigned())).toEqual(['BAD_USER_INPUT']);
+    await api.restart();
+    expect(codes(await unsigned())).toEqual(['BAD_USER_INPUT']);
+    const { patient: profile } = await api.ok<{ patient: { requireSignedConsent: boolean } }>(
+      'query($id: ID!) { patient(id: $id) { requireSignedConsent } }',
+      { id },
+      token,
+    );
+    expect(profile.requireSignedConsent).toBe(true);
+  });
+
   it('keeps a revocation that a ledger restored from before it has lost, and says so', async () => {
     const id = await api.grantRead(patient, 'dr-yan');
     expect(await reads('dr-yan')).toBe(1);
@@ -171,6 +274,17 @@ describe('forging the embedded ledger in the database', () => {
     expect(result.text).toContain(
       `BROKEN: the ledger holds 1 grant(s) ACTIVE that this API saw revoked (${id})`,
     );
+    // The data directory remembers how far the chain reached: the restored chain is refused.
+    expect(result.text).toMatch(
+      /BROKEN: the chain ends at block \d+, but this data directory saw block \d+ committed: its newest blocks were deleted \(rolled back\)/,
+    );
+    const refused = await api.gql(
+      `mutation { grantConsent(input: {granteeType: CLINICIAN, granteeId: "dr-after",
+         purpose: TREATMENT, actions: [READ]}) { id } }`,
+      {},
+      patient,
+    );
+    expect(codes(refused)).toEqual(['LEDGER_UNAVAILABLE']);
     expect(result.text).toMatch(
       new RegExp(
         `BROKEN: this log noted event ${noted.seq} anchored on the ledger \\(transaction [0-9a-f]+\\), but the ledger's head for the chain is (event \\d+|absent): the ledger lost anchors`,

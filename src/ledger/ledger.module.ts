@@ -7,6 +7,7 @@ import { AppConfig, APP_CONFIG } from '../config';
 import { IntegrityMonitor } from '../observability/integrity';
 import { RecordCryptoModule, RowAuthenticator } from '../records/crypto';
 import { EmbeddedLedger } from './embedded/embedded-ledger';
+import { embeddedHeadFile } from './embedded/head-file';
 import { LedgerSeal } from './embedded/seal';
 import { fabricConfigFromEnv, FabricLedger } from './fabric';
 import { Ledger, LEDGER } from './ledger.port';
@@ -28,17 +29,20 @@ import { LedgerHealthIndicator } from './ledger.health';
           return new FabricLedger(fabricConfigFromEnv(config.fabricEnv));
         // The embedded ledger shares the API's connection pool and database.
         const pool = (db.driver as unknown as { master: Pool }).master;
+        const seal = new LedgerSeal(rows);
         const ledger = new EmbeddedLedger(pool, {
           organization: config.orgId,
-          seal: new LedgerSeal(rows),
+          seal,
           onTamper: (what, ids) => integrity.report('ledger_chain', what, ids),
+          headFile: embeddedHeadFile(config, seal),
         });
-        // Before anything can be committed: a broken or unsealed chain is never extended.
-        const broken = (await ledger.sealLegacy()) ?? (await ledger.checkTip());
+        // Before anything can be committed: a broken, unsealed or rolled-back chain is never
+        // extended, and world-state rows that are not what the blocks wrote are put back.
+        const broken = await ledger.open();
         if (broken) {
           integrity.report(
             'ledger_chain',
-            `embedded ledger chain broken at its tip (${broken}); writes refused, run verify-ledger`,
+            `embedded ledger chain broken (${broken}); writes refused, run verify-ledger`,
           );
         }
         return ledger;

@@ -195,6 +195,7 @@ export class TestApi {
         await kekOf(this.config),
         this.config.instanceId,
         fabric,
+        this.config,
       );
       return { ok: result.ok, text: result.lines.join('\n') };
     } finally {

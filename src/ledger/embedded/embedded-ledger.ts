@@ -23,8 +23,10 @@ import {
   argsHash,
   Block,
   BlockTx,
+  checkBlock,
   encodeBlock,
   GENESIS_PREV_HASH,
+  LedgerBreak,
   sha256Hex,
   StoredBlock,
   tipBreak,
@@ -38,8 +40,10 @@ import {
   TxOutcome,
   UnknownTransactionError,
 } from './chaincode-host';
+import { HeadFileInvalid, LedgerHeadFile } from './head-file';
 import { LedgerSeal } from './seal';
 import { ReadSet, SnapshotReader } from './snapshot-reader';
+import { StateVersions, valueWritten } from './state-versions';
 import { verifyEmbeddedLedger } from './verify';
 
 /** Most transactions in one block. */
@@ -51,6 +55,14 @@ const READ_RETRY_FIRST_MS = 100;
 const READ_RETRY_MAX_MS = 5_000;
 /** Serialises writers across processes sharing one database (a single chain). */
 const WRITER_LOCK = 0x637573746f646961n; // "custodia"
+/** Blocks read per query when walking the chain. */
+const WALK_PAGE = 200;
+/** Keys named in one report of world-state rows put back. */
+const REPORTED_KEYS = 10;
+/** Times a world-state row that is not the version the chain left is read again. */
+const RECHECKS = 2;
+/** A world-state row to read again before it is believed. */
+const DOUBT = Symbol('doubt');
 
 interface Pending {
   input: TxInput;
@@ -68,6 +80,8 @@ export interface EmbeddedLedgerOptions {
   seal?: LedgerSeal;
   /** Told (ids only) when a block or state row fails its seal. */
   onTamper?: (what: string, ids: Record<string, string | number>) => void;
+  /** Where the head this data directory saw committed is kept (see LedgerHeadFile). */
+  headFile?: LedgerHeadFile;
 }
 
 /** A block or state row that this organisation's API did not write. */
@@ -87,6 +101,13 @@ export class EmbeddedLedger implements Ledger {
   private closed = false;
   /** Why the chain must not be extended, once its tip was found broken. */
   private broken?: string;
+  /**
+   * Which block last wrote each key, once `open` has walked the chain: every world-state row
+   * read is then checked to be that version (a sealed row saved earlier and put back is not).
+   */
+  private versions?: StateVersions;
+  /** The catch-up with blocks appended by another process, when one is under way. */
+  private catchingUp: Promise<void> | null = null;
 
   constructor(
     private readonly pool: Pool,
@@ -163,6 +184,19 @@ export class EmbeddedLedger implements Ledger {
       return committed[0]?.number === through + 1 ? committed.shift() : undefined;
     };
     const done = (async () => {
+      // A checkpoint beyond the chain's last block was written by no consumer that applied
+      // those blocks (the checkpoint row was altered): delivering from it would skip every
+      // event up to there, so delivery starts over (consumers apply an event again harmlessly).
+      if (after && this.versions) {
+        await this.catchUp().catch(() => undefined);
+        if (after.blockNumber > this.versions.head) {
+          this.options.onTamper?.(
+            "a ledger event checkpoint lies beyond the chain's last block; events are delivered again from the first block",
+            { checkpointBlock: after.blockNumber, lastBlock: this.versions.head },
+          );
+          cursor = { blockNumber: -1, txIndex: Number.MAX_SAFE_INTEGER };
+        }
+      }
       // Reading the chain fails while the database is down (restarting, say): the subscription
       // waits and reads on from its cursor, so no event is lost or delivered twice.
       for (let delay = READ_RETRY_FIRST_MS; open;) {
@@ -317,6 +351,225 @@ export class EmbeddedLedger implements Ledger {
     return null;
   }
 
+  /**
+   * Start-up, before anything is committed: seals a chain written before seals existed, walks
+   * every block (hash chain and seals), learns which block last wrote each key, checks that
+   * the chain reaches the head this data directory recorded, and (with `repair`) puts back the
+   * world-state rows that differ from what the blocks wrote, reporting each. From then on
+   * every row read is checked to be the version the blocks left. Returns the problem that
+   * stops the chain being extended, or null.
+   */
+  async open({ repair = true }: { repair?: boolean } = {}): Promise<string | null> {
+    const legacy = repair ? await this.sealLegacy() : null;
+    if (legacy) return legacy;
+    const recorded = await this.recordedHead();
+    if (typeof recorded === 'string') return this.stop(recorded);
+    const versions = new StateVersions();
+    let recordedHash: string | undefined;
+    const walked = await this.walk(this.pool, versions, (number, hash) => {
+      if (number === recorded?.number) recordedHash = hash;
+    });
+    if (walked) return this.stop(walked);
+    if (recorded && recordedHash !== recorded.hash) {
+      return this.stop(
+        recordedHash === undefined
+          ? `the chain ends at block ${versions.head}, but this data directory saw block ${recorded.number} committed: its newest blocks were deleted (rolled back)`
+          : `block ${recorded.number} is not the block this data directory saw committed: the chain was rewritten from there`,
+      );
+    }
+    if (repair) {
+      const problem = await this.restoreWorldState(versions);
+      if (problem) return this.stop(problem);
+    }
+    this.versions = versions;
+    if (repair && versions.headHash !== null) {
+      this.options.headFile?.record({ number: versions.head, hash: versions.headHash });
+    }
+    return null;
+  }
+
+  /** The head the data directory recorded, or why it cannot be trusted. */
+  private async recordedHead() {
+    try {
+      return (await this.options.headFile?.read()) ?? null;
+    } catch (e) {
+      if (e instanceof HeadFileInvalid) return e.message;
+      throw e;
+    }
+  }
+
+  /** Marks the chain broken (reported), and returns the problem. */
+  private stop(problem: string): string {
+    this.refuse(problem);
+    return problem;
+  }
+
+  /**
+   * Walks the blocks after `versions`' head through `db`, each checked (hash, link, seal)
+   * before it is applied. Returns the first break, or null.
+   */
+  private async walk(
+    db: Pool | PoolClient,
+    versions: StateVersions,
+    seen?: (number: number, hash: string) => void,
+  ): Promise<string | null> {
+    for (;;) {
+      const { rows } = await db.query<{
+        number: string;
+        prev_hash: string;
+        hash: string;
+        body: string;
+        mac: Buffer | null;
+      }>(
+        `SELECT number, prev_hash, hash, body, mac FROM ledger_blocks
+         WHERE number > $1 ORDER BY number LIMIT ${WALK_PAGE}`,
+        [versions.head],
+      );
+      for (const r of rows) {
+        // Applied meanwhile (a commit here, or another catch-up).
+        if (Number(r.number) <= versions.head) continue;
+        const stored: StoredBlock = {
+          number: Number(r.number),
+          prevHash: r.prev_hash,
+          hash: r.hash,
+          body: r.body,
+        };
+        let block: Block;
+        try {
+          block = checkBlock(stored, versions.head + 1, versions.headHash ?? GENESIS_PREV_HASH, {
+            canonicalForm: !this.options.seal,
+          });
+        } catch (e) {
+          if (e instanceof LedgerBreak) return e.message;
+          throw e;
+        }
+        const unsealed = this.unsealedBlock(stored.number, stored.hash, stored.body, r.mac);
+        if (unsealed) return unsealed;
+        versions.apply(block, stored.hash);
+        seen?.(stored.number, stored.hash);
+      }
+      if (rows.length < WALK_PAGE) return null;
+    }
+  }
+
+  /**
+   * Puts back, under the writer lock, every world-state row that is not what the blocks left:
+   * a stale version, a row for a key no block left written, a missing row. Reported with the
+   * keys (hex) of the first few. Returns a break met on the way, or null.
+   */
+  private async restoreWorldState(versions: StateVersions): Promise<string | null> {
+    const client = await this.pool.connect();
+    try {
+      await client.query(`BEGIN; SELECT pg_advisory_xact_lock(${WRITER_LOCK.toString()})`);
+      // Blocks another process committed while the chain was walked.
+      const behind = await this.walk(client, versions);
+      if (behind) {
+        await client.query('ROLLBACK');
+        return behind;
+      }
+      const { rows } = await client.query<{ key: Buffer; block_number: string }>(
+        'SELECT key, block_number FROM ledger_world_state',
+      );
+      const wrong = new Map<string, number | undefined>();
+      const present = new Set<string>();
+      for (const row of rows) {
+        const key = row.key.toString('utf8');
+        present.add(key);
+        const writer = versions.writer(key);
+        if (writer !== Number(row.block_number)) wrong.set(key, writer);
+      }
+      for (const [key, writer] of versions.keys()) {
+        if (!present.has(key)) wrong.set(key, writer);
+      }
+      if (wrong.size) {
+        const values = await this.writtenValues(client, wrong);
+        await this.putBack(client, values);
+        this.options.onTamper?.(
+          'embedded ledger world-state rows differed from what the blocks wrote; put back from the blocks',
+          {
+            rows: wrong.size,
+            keys: [...wrong.keys()]
+              .slice(0, REPORTED_KEYS)
+              .map((k) => Buffer.from(k, 'utf8').toString('hex'))
+              .join(','),
+          },
+        );
+      }
+      await client.query('COMMIT');
+      return null;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * What the blocks left under each key (key → its writer block, none when no block left it
+   * written): the value and its writing transaction, or null for no row.
+   */
+  private async writtenValues(
+    db: Pool | PoolClient,
+    writers: Map<string, number | undefined>,
+  ): Promise<Map<string, { value: Buffer; block: number; txId: string } | null>> {
+    const numbers = [...new Set([...writers.values()].filter((n) => n !== undefined))];
+    const blocks = new Map<number, Block>();
+    if (numbers.length) {
+      const { rows } = await db.query<{
+        number: string;
+        hash: string;
+        body: string;
+        mac: Buffer | null;
+      }>('SELECT number, hash, body, mac FROM ledger_blocks WHERE number = ANY($1::bigint[])', [
+        numbers,
+      ]);
+      for (const r of rows) {
+        // Only a block whose content hashes to its sealed hash is believed.
+        if (!this.unsealedBlock(Number(r.number), r.hash, r.body, r.mac)) {
+          blocks.set(Number(r.number), JSON.parse(r.body) as Block);
+        }
+      }
+    }
+    const out = new Map<string, { value: Buffer; block: number; txId: string } | null>();
+    for (const [key, writer] of writers) {
+      if (writer === undefined) {
+        out.set(key, null);
+        continue;
+      }
+      const block = blocks.get(writer);
+      const tx = block && [...block.txs].reverse().find((t) => t.writes.some((w) => w.key === key));
+      const value = block && valueWritten(block, key);
+      if (!tx || typeof value !== 'string') {
+        throw new LedgerTampered(`block ${writer}, which last wrote a key, cannot be read back`);
+      }
+      out.set(key, { value: Buffer.from(value, 'base64'), block: writer, txId: tx.txId });
+    }
+    return out;
+  }
+
+  /** Writes the given world-state rows (sealed), or deletes those given as null. */
+  private async putBack(
+    db: PoolClient,
+    rows: Map<string, { value: Buffer; block: number; txId: string } | null>,
+  ): Promise<void> {
+    const seal = this.options.seal;
+    for (const [key, row] of rows) {
+      const k = Buffer.from(key, 'utf8');
+      if (!row) {
+        await db.query('DELETE FROM ledger_world_state WHERE key = $1', [k]);
+        continue;
+      }
+      await db.query(
+        `INSERT INTO ledger_world_state (key, value, block_number, tx_id, mac)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value,
+           block_number = EXCLUDED.block_number, tx_id = EXCLUDED.tx_id, mac = EXCLUDED.mac`,
+        [k, row.value, row.block, row.txId, seal?.state(k, row.value, row.block, row.txId) ?? null],
+      );
+    }
+  }
+
   async ping(): Promise<void> {
     if (this.broken) throw chainBroken(this.broken);
     if (this.outage) throw unavailable();
@@ -334,6 +587,7 @@ export class EmbeddedLedger implements Ledger {
   async close(): Promise<void> {
     this.closed = true;
     while (this.draining) await new Promise((r) => this.committed.once('idle', r));
+    await this.options.headFile?.flush();
   }
 
   private async drain(): Promise<void> {
@@ -379,6 +633,18 @@ export class EmbeddedLedger implements Ledger {
         );
         throw new LedgerTampered('the chain tip is not sealed');
       }
+      const versions = this.versions;
+      if (versions) {
+        const last = tip ? Number(tip.number) : -1;
+        if (last < versions.head) {
+          this.refuse(
+            `the chain ends at block ${last}, but block ${versions.head} was committed: its newest blocks were deleted (rolled back)`,
+          );
+          throw new LedgerTampered('the chain was rolled back');
+        }
+        // Blocks another process appended: known before this block's reads are judged.
+        if (last > versions.head) await this.catchUp();
+      }
       const number = head.rows.length ? Number(head.rows[0].number) + 1 : 0;
       const prevHash = head.rows.length ? head.rows[0].hash : GENESIS_PREV_HASH;
       // Every transaction of the block runs at once over the committed state, its reads
@@ -421,6 +687,7 @@ export class EmbeddedLedger implements Ledger {
         accepted.push({ pending, tx, result: run.outcome.result });
       }
       let block: Block | undefined;
+      let hash: string | undefined;
       if (accepted.length) {
         block = {
           number,
@@ -428,9 +695,13 @@ export class EmbeddedLedger implements Ledger {
           timestamp: new Date().toISOString(),
           txs: accepted.map((a) => a.tx),
         };
-        await this.persist(client, block);
+        hash = await this.persist(client, block);
       }
       await client.query('COMMIT');
+      if (block && hash) {
+        this.versions?.apply(block, hash);
+        this.options.headFile?.record({ number: block.number, hash });
+      }
       for (const a of accepted) {
         let result: unknown;
         try {
@@ -458,7 +729,7 @@ export class EmbeddedLedger implements Ledger {
    * Writes the block, the world state it leaves and its history in one statement (each part
    * a data-modifying CTE over disjoint rows): one round trip per block instead of four.
    */
-  private async persist(client: PoolClient, block: Block): Promise<void> {
+  private async persist(client: PoolClient, block: Block): Promise<string> {
     const { body, hash } = encodeBlock(block);
     const seal = this.options.seal;
     const params: unknown[] = [
@@ -522,6 +793,7 @@ export class EmbeddedLedger implements Ledger {
       );
     }
     await client.query(`WITH ${parts.join(',\n')} SELECT 1`, params);
+    return hash;
   }
 
   /** Committed state through `db`, with this block's earlier writes laid over it. */
@@ -533,7 +805,9 @@ export class EmbeddedLedger implements Ledger {
           'SELECT key, value, block_number, tx_id, mac FROM ledger_world_state WHERE key = $1',
           [Buffer.from(key, 'utf8')],
         );
-        return r.rows[0] && this.sealedValue(r.rows[0]);
+        const value = (await this.believed(db, [key], r.rows)).get(key);
+        if (value instanceof Error) throw value;
+        return value;
       },
       range: async (start, end, limit) => {
         // With an overlay, a limit could cut off keys it deletes: read the whole range then.
@@ -545,9 +819,18 @@ export class EmbeddedLedger implements Ledger {
             ? [Buffer.from(start, 'utf8'), Buffer.from(end, 'utf8'), limit]
             : [Buffer.from(start, 'utf8'), Buffer.from(end, 'utf8')],
         );
-        const merged = new Map(
-          r.rows.map((row) => [row.key.toString('utf8'), this.sealedValue(row)]),
+        // The rows read are checked; a row deleted from the range is not seen here (start-up
+        // puts it back, verify-ledger reports it).
+        const believed = await this.believed(
+          db,
+          r.rows.map((row) => row.key.toString('utf8')),
+          r.rows,
         );
+        const merged = new Map<string, Buffer>();
+        for (const [k, v] of believed) {
+          if (v instanceof Error) throw v;
+          if (v) merged.set(k, v);
+        }
         for (const [k, v] of overlay ?? []) {
           if (compareKeys(k, start) < 0 || compareKeys(k, end) >= 0) continue;
           if (v === null) merged.delete(k);
@@ -561,38 +844,135 @@ export class EmbeddedLedger implements Ledger {
     };
   }
 
-  /** Committed values of `keys` in one query (sealed ones only: a tampered key throws). */
+  /** Committed values of `keys` in one query (a key that cannot be believed is an Error). */
   private async readKeys(db: PoolClient, keys: string[]): Promise<Map<string, Buffer | Error>> {
     const r = await db.query<StateRowSealed>(
       'SELECT key, value, block_number, tx_id, mac FROM ledger_world_state WHERE key = ANY($1::bytea[])',
       [keys.map((k) => Buffer.from(k, 'utf8'))],
     );
     const found = new Map<string, Buffer | Error>();
-    for (const row of r.rows) {
-      let value: Buffer | Error;
-      try {
-        value = this.sealedValue(row);
-      } catch (e) {
-        value = e as Error;
-      }
-      found.set(row.key.toString('utf8'), value);
+    for (const [key, value] of await this.believed(db, keys, r.rows)) {
+      if (value !== undefined) found.set(key, value);
     }
     return found;
   }
 
-  /** A state row's value, once its seal holds (throws, and reports, when it does not). */
-  private sealedValue(row: StateRowSealed): Buffer {
+  /**
+   * What to believe each of `keys` holds, from the rows read for them: the row's value when it
+   * carries this organisation's seal and, once `open` has walked the chain, is the version
+   * the blocks left; undefined for no key. A row that is not (a sealed row saved earlier and
+   * put back, one no block wrote) or a row missing for a key a block left written is judged
+   * again after catching up with the chain and reading it afresh (a commit may have landed
+   * between the read and the check); if it still is not, it is reported and the value is
+   * taken from the blocks themselves. Before the walk, a row failing its seal is an Error.
+   */
+  private async believed(
+    db: Pool | PoolClient,
+    keys: string[],
+    rows: StateRowSealed[],
+  ): Promise<Map<string, Buffer | undefined | Error>> {
+    const out = new Map<string, Buffer | undefined | Error>();
+    let byKey = new Map(rows.map((row) => [row.key.toString('utf8'), row]));
+    let doubtful = keys;
+    for (let attempt = 0; ; attempt++) {
+      const again: string[] = [];
+      for (const key of doubtful) {
+        const verdict = this.judge(key, byKey.get(key));
+        if (verdict === DOUBT) again.push(key);
+        else out.set(key, verdict);
+      }
+      if (!again.length) return out;
+      if (attempt === RECHECKS) {
+        await this.answerFromBlocks(db, again, out);
+        return out;
+      }
+      await this.catchUp();
+      const fresh = await db.query<StateRowSealed>(
+        'SELECT key, value, block_number, tx_id, mac FROM ledger_world_state WHERE key = ANY($1::bytea[])',
+        [again.map((k) => Buffer.from(k, 'utf8'))],
+      );
+      byKey = new Map(fresh.rows.map((row) => [row.key.toString('utf8'), row]));
+      doubtful = again;
+    }
+  }
+
+  /** A row's value if it is what the chain left under `key` (undefined: no key), else DOUBT. */
+  private judge(
+    key: string,
+    row: StateRowSealed | undefined,
+  ): Buffer | undefined | Error | typeof DOUBT {
     const seal = this.options.seal;
-    if (
-      seal &&
-      !seal.stateSealed(row.key, row.value, Number(row.block_number), row.tx_id, row.mac)
-    ) {
+    const sealed =
+      !row ||
+      !seal ||
+      seal.stateSealed(row.key, row.value, Number(row.block_number), row.tx_id, row.mac);
+    if (!this.versions) {
+      if (!row) return undefined;
+      if (sealed) return row.value;
       this.options.onTamper?.('a world-state row of the embedded ledger fails its seal', {
         key: row.key.toString('hex'),
       });
-      throw new LedgerTampered('a world-state row fails its seal');
+      return new LedgerTampered('a world-state row fails its seal');
     }
-    return row.value;
+    const writer = this.versions.writer(key);
+    if (!row) return writer === undefined ? undefined : DOUBT;
+    return sealed && writer === Number(row.block_number) ? row.value : DOUBT;
+  }
+
+  /** Reports rows that are not what the blocks left, and answers `keys` from the blocks. */
+  private async answerFromBlocks(
+    db: Pool | PoolClient,
+    keys: string[],
+    out: Map<string, Buffer | undefined | Error>,
+  ): Promise<void> {
+    this.options.onTamper?.(
+      'embedded ledger world-state rows are not what its blocks left (stale, forged or missing); answered from the blocks',
+      {
+        rows: keys.length,
+        keys: keys
+          .slice(0, REPORTED_KEYS)
+          .map((k) => Buffer.from(k, 'utf8').toString('hex'))
+          .join(','),
+      },
+    );
+    try {
+      const values = await this.writtenValues(
+        db,
+        new Map(keys.map((k) => [k, this.versions!.writer(k)])),
+      );
+      for (const [k, v] of values) out.set(k, v ? v.value : undefined);
+    } catch (e) {
+      const error = e instanceof Error ? e : new LedgerTampered(String(e));
+      for (const k of keys) out.set(k, error);
+    }
+  }
+
+  /**
+   * Takes in the blocks appended since the last one known here (by another process sharing
+   * the chain, or committed here meanwhile), each checked; a chain found shorter than what
+   * this process saw committed was rolled back. One catch-up at a time.
+   */
+  private catchUp(): Promise<void> {
+    const versions = this.versions;
+    if (!versions) return Promise.resolve();
+    this.catchingUp ??= (async () => {
+      try {
+        const problem = await this.walk(this.pool, versions);
+        if (problem) this.refuse(problem);
+        const { rows } = await this.pool.query<{ n: string | null }>(
+          'SELECT max(number) AS n FROM ledger_blocks',
+        );
+        const last = rows[0].n === null ? -1 : Number(rows[0].n);
+        if (last < versions.head) {
+          this.refuse(
+            `the chain ends at block ${last}, but block ${versions.head} was committed: its newest blocks were deleted (rolled back)`,
+          );
+        }
+      } finally {
+        this.catchingUp = null;
+      }
+    })();
+    return this.catchingUp;
   }
 
   /** Why a stored block is not this API's own (its content or its seal), or null. */
