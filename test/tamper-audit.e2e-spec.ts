@@ -382,3 +382,60 @@ describe('emergency declarations in the database', () => {
     expect(res.errors?.[0].extensions.code).toBe('CONSENT_REQUIRED');
   });
 });
+
+describe('a break-glass access', () => {
+  let api: TestApi;
+  beforeAll(async () => {
+    // Anchoring marks far away: only the break-glass accesses themselves anchor the head.
+    api = await TestApi.start({
+      AUDIT_ANCHOR_INTERVAL_MS: '3600000',
+      AUDIT_ANCHOR_EVERY_EVENTS: '1000',
+    });
+  });
+  afterAll(() => api?.stop());
+
+  it('is anchored on the ledger at once, so its event cannot be deleted unseen', async () => {
+    const patient = await registeredPatient(api, 'unconscious');
+    const doctor = await api.token('dr-glass', 'CLINICIAN');
+    const log = api.server.app.get(AccessLog);
+    const anchoredThrough = async () => {
+      const [{ seq }] = (
+        await api.db.query(
+          'SELECT max(seq) AS seq FROM access_events WHERE patient_id = $1 AND break_glass',
+          [patient.patientId],
+        )
+      ).rows;
+      await new Promise<void>((resolve) => {
+        const check = (a: { seq: number }) => {
+          if (a.seq < Number(seq)) return;
+          log.events.off('anchored', check);
+          resolve();
+        };
+        log.events.on('anchored', check);
+        // Anchored already, before the listener: the anchors say so.
+        void api.db
+          .query('SELECT max(seq) AS seq FROM audit_anchors')
+          .then(({ rows }) => rows[0].seq !== null && check({ seq: Number(rows[0].seq) }));
+      });
+      return Number(seq);
+    };
+    await api.ok(
+      'mutation($p: ID!, $r: String!) { declareEmergency(patientId: $p, reason: $r) { id } }',
+      { p: patient.patientId, r: 'found unresponsive, no relatives reachable' },
+      doctor,
+    );
+    const declared = await anchoredThrough();
+    await api.ok(READ, { p: patient.patientId }, doctor);
+    expect(await anchoredThrough()).toBeGreaterThan(declared);
+    // Deleting the read's event now breaks the chain against the anchored head.
+    const [{ seq }] = (await api.db.query('SELECT max(seq) AS seq FROM access_events')).rows;
+    const db = new Client({ connectionString: api.config.databaseUrl });
+    await db.connect();
+    try {
+      await behindTriggers(db, 'DELETE FROM access_events WHERE seq = $1', [seq]);
+    } finally {
+      await db.end();
+    }
+    expect((await api.verifyLedger()).ok).toBe(false);
+  });
+});

@@ -345,7 +345,10 @@ export class AccessLog implements OnApplicationBootstrap, OnApplicationShutdown 
           this.logger.error({ errorType: (e as Error).name }, 'access events not written');
           batch.forEach((q) => q.reject(e));
         }
-        if (crossed) void this.anchorHead();
+        // A break-glass access is anchored at once: until its head is on the ledger, someone
+        // who can write the database could delete it without a trace.
+        const breakGlass = batch.some((q) => q.events.some((e) => e.breakGlass));
+        if (crossed || breakGlass) void this.anchorHead();
         await this.sealed();
       }
     } finally {
