@@ -371,10 +371,12 @@ export class EmbeddedLedger implements Ledger {
     });
     if (walked) return this.stop(walked);
     if (recorded && recordedHash !== recorded.hash) {
+      const file = this.options.headFile?.path;
       return this.stop(
-        recordedHash === undefined
+        (recordedHash === undefined
           ? `the chain ends at block ${versions.head}, but this data directory saw block ${recorded.number} committed: its newest blocks were deleted (rolled back)`
-          : `block ${recorded.number} is not the block this data directory saw committed: the chain was rewritten from there`,
+          : `block ${recorded.number} is not the block this data directory saw committed: the chain was rewritten from there`) +
+          `; only if this database was replaced on purpose, delete ${file}`,
       );
     }
     if (repair) {
