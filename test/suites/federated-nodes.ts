@@ -2,10 +2,12 @@
 // either ledger (test/federated-nodes.e2e-spec.ts: embedded; test/fabric: Fabric):
 // a seeded 3-site cohort split non-IID (alpha 0.5), five rounds, and the final model's AUC
 // within 0.03 of centralised training on the same patients.
+import * as tf from '@tensorflow/tfjs';
 import { AccessLog } from '../../src/audit';
 import { ConsentService } from '../../src/consent';
 import { Coordinator } from '../../src/federated/coordinator/coordinator.service';
 import { buildExamples, evaluate, trainCentralised } from '../../src/federated/model';
+import { initTensorFlow } from '../../src/federated/model/backend';
 import { heldOutSet } from '../../src/federated/node/node-work';
 import { generateCohort, toFhir } from '../../src/federated/synthetic/cohort';
 import { seedCohort, SeedSummary } from '../../src/federated/synthetic/seed';
@@ -204,6 +206,45 @@ export function federatedNodesSuite(ledger: LedgerUnderTest): void {
       expect(Buffer.from(model.weightData, 'base64')).toHaveLength(4 * (FEATURES.length + 1));
       expect(model.userDefinedMetadata.features.map((f) => f.code)).toEqual(FEATURES);
       expect(model.userDefinedMetadata.label).toBe('44054006');
+
+      // TensorFlow.js's own loader, given the URL and the token, fetches the weights the
+      // manifest names from beside the model.json: the same weights, and a probability out.
+      await initTensorFlow();
+      const fetched: string[] = [];
+      const loaded = await tf.loadLayersModel(`${api.url}/fl/runs/${runId}/model`, {
+        requestInit: {
+          headers: { authorization: `Bearer ${await api.token('fl-researcher', 'RESEARCHER')}` },
+        },
+        // Node's fetch, its JSON parsed in this test's realm: jest runs tests in a realm of
+        // their own, whose `instanceof Array` the arrays Node's fetch parses would fail.
+        fetchFunc: (async (url: string, init?: RequestInit) => {
+          fetched.push(new URL(url).pathname);
+          const res = await fetch(url, init);
+          const body = Buffer.from(await res.arrayBuffer());
+          return {
+            ok: res.ok,
+            status: res.status,
+            json: async () => JSON.parse(body.toString('utf8')) as unknown,
+            arrayBuffer: async () => new Uint8Array(body).buffer,
+          };
+        }) as unknown as typeof fetch,
+      });
+      expect(fetched).toEqual([`/fl/runs/${runId}/model`, `/fl/runs/${runId}/model/weights.bin`]);
+      try {
+        const served = loaded.getWeights().flatMap((w) => Array.from(w.dataSync()));
+        expect(served).toEqual(
+          Array.from(
+            new Float32Array(new Uint8Array(Buffer.from(model.weightData, 'base64')).buffer),
+          ),
+        );
+        const out = loaded.predict(tf.zeros([1, FEATURES.length])) as tf.Tensor;
+        const [probability] = Array.from(out.dataSync());
+        out.dispose();
+        expect(probability).toBeGreaterThan(0);
+        expect(probability).toBeLessThan(1);
+      } finally {
+        loaded.dispose();
+      }
     });
   });
 }

@@ -16,6 +16,7 @@ import {
 import type { Request, Response } from 'express';
 import { Actor, CurrentActor, Roles } from '../../auth';
 import { BadUserInputError } from '../../common/errors';
+import type { ModelPreset } from '../model/architecture';
 import { Coordinator } from './coordinator.service';
 import { UpdateStatus } from './run.model';
 
@@ -72,16 +73,42 @@ export class FlController {
       res.type('application/octet-stream');
       return new StreamableFile(weights);
     }
+    const model = await this.exported(study, weights);
+    // Headers only once the export has succeeded, so a failure is not offered as a download.
+    res.setHeader('Content-Disposition', 'attachment; filename="model.json"');
+    return model;
+  }
+
+  /**
+   * The weights file model.json names (`weightsManifest[0].paths`), in the layers' order, as
+   * `tf.loadLayersModel` fetches it from beside the model.json (with the same headers, the
+   * token included; a query string on the model's URL is passed on and ignored here).
+   */
+  @Roles('NODE', 'RESEARCHER', 'ADMIN')
+  @Get('model/weights.bin')
+  async latestModelWeights(
+    @CurrentActor() actor: Actor,
+    @Param('runId') runId: string,
+    @Res({ passthrough: true }) res: Response,
+  ): Promise<StreamableFile> {
+    await this.coordinator.requireNodeOrStaff(actor);
+    const { weights, study } = await this.coordinator.latestModel(runId);
+    const model = await this.exported(study, weights);
+    res.type('application/octet-stream');
+    return new StreamableFile(Buffer.from(model.weightData, 'base64'));
+  }
+
+  private async exported(
+    study: { model: ModelPreset; features: string[]; label: string },
+    weights: Buffer,
+  ) {
     // Loaded on demand: the model code brings TensorFlow.js.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const { exportModel } = require('../model/export') as typeof import('../model/export');
     const flat = new Float32Array(
       weights.buffer.slice(weights.byteOffset, weights.byteOffset + weights.byteLength),
     );
-    // Headers only once the export has succeeded, so a failure is not offered as a download.
-    const model = await exportModel(study.model, study.features, study.label, flat);
-    res.setHeader('Content-Disposition', 'attachment; filename="model.json"');
-    return model;
+    return exportModel(study.model, study.features, study.label, flat);
   }
 
   @Roles('NODE')

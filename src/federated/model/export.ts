@@ -1,10 +1,15 @@
-// A global model as TensorFlow.js's own format, for anyone to load with `tf.loadLayersModel`
-// (or `tf.io.fromMemory`): the layers' topology, their weights embedded as base64, and what
-// a consumer needs to prepare inputs the same way the nodes did.
+// A global model as TensorFlow.js's own format: the layers' topology, their weights, and what
+// a consumer needs to prepare inputs the same way the nodes did. The weights are embedded as
+// base64 (`weightData`: one self-contained file, for `tf.io.fromMemory`) and also named in the
+// manifest as WEIGHTS_PATH, which the API serves beside model.json, so that TensorFlow.js's own
+// `tf.loadLayersModel(url)` fetches them as it fetches any model's weights.
 import * as tf from '@tensorflow/tfjs';
 import { layerShapes, layerSlices, ModelPreset } from './architecture';
 import { initTensorFlow } from './backend';
 import { FEATURE_SCALES } from './features';
+
+/** The weights file, relative to the model.json's URL (`…/runs/:runId/model`). */
+export const WEIGHTS_PATH = 'model/weights.bin';
 
 export interface ExportedModel {
   format: 'layers-model';
@@ -65,7 +70,7 @@ export async function exportModel(
       generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
       convertedBy: null,
       modelTopology: artifacts!.modelTopology,
-      weightsManifest: [{ paths: [], weights: artifacts!.weightSpecs! }],
+      weightsManifest: [{ paths: [WEIGHTS_PATH], weights: artifacts!.weightSpecs! }],
       weightData: Buffer.from(data).toString('base64'),
       userDefinedMetadata: {
         preset,
