@@ -20,6 +20,7 @@ import { AppModule, GRAPHQL_DOCUMENT_LIMITS } from './app.module';
 import { Actor, TokenVerifier } from './auth';
 import { sendError } from './common/error-response';
 import { ForbiddenError } from './common/errors';
+import { waitForDatabase } from './database/wait-for-database';
 import { Coordinator } from './federated/coordinator/coordinator.service';
 import {
   importTooLarge,
@@ -78,6 +79,8 @@ export async function startServer(
     embedded = server;
     await server.start();
     databaseUrl = await ensureDatabase(server, 'custodia');
+  } else {
+    await waitForDatabase(databaseUrl, { onNotice: options.onNotice });
   }
   try {
     const app = await NestFactory.create(

@@ -81,6 +81,8 @@ describe('configuration', () => {
       { DATABASE_URL: 'mysql://x@y/z', CUSTODIA_KEK: KEK },
       'DATABASE_URL must be a postgres:// URL',
     ],
+    [{ DATABASE_URL: 'notaurl', CUSTODIA_KEK: KEK }, 'DATABASE_URL must be a URL'],
+    [{ OIDC_TOKEN_ENDPOINT: 'notaurl' }, 'OIDC_TOKEN_ENDPOINT must be a URL'],
     [{ DATABASE_URL: 'postgres://u@h/db' }, 'CUSTODIA_KEK is required when DATABASE_URL is set'],
     [{ AUTH_JWKS_URL: 'https://idp/jwks' }, 'AUTH_ISSUER is required when AUTH_JWKS_URL is set'],
     [{ AUTH_JWKS_URL: 'not a url' }, 'AUTH_JWKS_URL must be a URL'],

@@ -19,8 +19,12 @@ const milliseconds = (min: number) =>
 const url = (what: string) =>
   z.string().refine((v) => URL.canParse(v), { message: `must be a URL (${what})` });
 
+/** Whether `v`, when it is a URL at all (the check before says when not), has this scheme. */
+const schemeIs = (v: string, scheme: RegExp) =>
+  !URL.canParse(v) || scheme.test(new URL(v).protocol);
+
 const webUrl = (what: string) =>
-  url(what).refine((v) => /^https?:$/.test(new URL(v).protocol), {
+  url(what).refine((v) => schemeIs(v, /^https?:$/), {
     message: `must be an http(s) URL (${what})`,
   });
 
@@ -35,12 +39,9 @@ const envSchema = z
     HOST: z.string().default('0.0.0.0'),
     CUSTODIA_DATA_DIR: z.string().min(1).default('./.data'),
     DATABASE_URL: optional(
-      url('postgres://user:password@host:5432/db').refine(
-        (v) => /^postgres(ql)?:$/.test(new URL(v).protocol),
-        {
-          message: 'must be a postgres:// URL',
-        },
-      ),
+      url('postgres://user:password@host:5432/db').refine((v) => schemeIs(v, /^postgres(ql)?:$/), {
+        message: 'must be a postgres:// URL',
+      }),
     ),
     AUTH_JWKS_URL: optional(url('the identity provider JWKS endpoint')),
     AUTH_ISSUER: optional(z.string()),

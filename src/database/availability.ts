@@ -10,6 +10,8 @@ const NET_UNAVAILABLE = new Set([
   'EPIPE',
   'ETIMEDOUT',
   'EHOSTUNREACH',
+  // A Unix socket whose server is not there (yet).
+  'ENOENT',
 ]);
 /** node-postgres reports a lost or refused connection by message alone. */
 const PG_CLIENT_MESSAGES = [

@@ -8,7 +8,15 @@ export class DatabaseModule {
   static forRoot(url: string): DynamicModule {
     return {
       module: DatabaseModule,
-      imports: [TypeOrmModule.forRoot({ ...dataSourceOptions(url), migrationsRun: true })],
+      imports: [
+        TypeOrmModule.forRoot({
+          ...dataSourceOptions(url),
+          migrationsRun: true,
+          // Reached already (startServer waits for an external database): a failure here is
+          // not one to retry nine times over, each with a stack trace.
+          toRetry: () => false,
+        }),
+      ],
     };
   }
 }
