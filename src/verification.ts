@@ -72,10 +72,13 @@ export async function verifyAll(
       headFile: seal && dataDir ? embeddedHeadFile(dataDir, seal) : undefined,
     });
     // With the KEK, what is read from the ledger below is what its blocks wrote (a world-state
-    // row put back from before a revocation is not believed), and the chain must reach the
-    // head the API recorded. The walk's own breaks are reported above.
-    const opened = seal ? await local.open({ repair: false }) : null;
-    if (opened && !ledger?.problems.length) ledger?.problems.push(opened);
+    // row put back from before a revocation is not believed; the walk's own breaks are
+    // reported above), and the chain must reach the head the API recorded.
+    if (seal) {
+      await local.open({ repair: false });
+      const rolledBack = await local.rolledBack();
+      if (rolledBack) ledger?.problems.unshift(rolledBack);
+    }
     embedded = local;
   }
   const { permits, ...audit } = await verifyAccessLogAgainstLedger(poolRows(pool), embedded, {
@@ -168,7 +171,7 @@ export async function verifyAll(
       : `Signed-only settings: not compared (${kek ? 'the ledger could not be read' : 'no KEK given'}).`,
     ...problems.map((p) => `  BROKEN: ${p}`),
     problems.length
-      ? `Verification FAILED: ${problems.length} problem(s).`
+      ? `Verification FAILED: ${problemCount(problems)} problem(s).`
       : 'Ledger and access log verified: no breaks.',
   ];
   return { ok: problems.length === 0, lines };
@@ -272,6 +275,11 @@ const SETTING_DRIFT: DriftWords = {
 };
 
 /** The first MAX_LISTED problems, then how many more there are of `what`. */
+/** Problems in all, those left unlisted ("…and N more …") counted as N. */
+function problemCount(lines: readonly string[]): number {
+  return lines.reduce((n, line) => n + Number(/^…and (\d+) more /.exec(line)?.[1] ?? 1), 0);
+}
+
 function firstListed(problems: readonly string[], what: string): string[] {
   const more = problems.length - MAX_LISTED;
   return more > 0 ? [...problems.slice(0, MAX_LISTED), `…and ${more} more ${what}`] : [...problems];

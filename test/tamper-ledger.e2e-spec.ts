@@ -244,6 +244,24 @@ describe('forging the embedded ledger in the database', () => {
     expect(profile.requireSignedConsent).toBe(true);
   });
 
+  it('counts every problem in its summary, those it does not list too', async () => {
+    // Every history row gone and every state row unsealed: a problem each, more than listed.
+    await api.db.query('CREATE TABLE saved_history AS SELECT * FROM ledger_history');
+    await api.db.query('CREATE TABLE saved_macs AS SELECT key, mac FROM ledger_world_state');
+    const { rowCount: history } = await api.db.query('DELETE FROM ledger_history');
+    const { rowCount: state } = await api.db.query('UPDATE ledger_world_state SET mac = NULL');
+    const problems = history! + state!;
+    expect(problems).toBeGreaterThan(20);
+    const result = await api.verifyLedger();
+    expect(result.text).toContain(`…and ${problems - 20} more ledger problems`);
+    expect(result.text).toContain(`Verification FAILED: ${problems} problem(s).`);
+    await api.db.query('INSERT INTO ledger_history SELECT * FROM saved_history');
+    await api.db.query(
+      'UPDATE ledger_world_state w SET mac = s.mac FROM saved_macs s WHERE w.key = s.key',
+    );
+    await api.db.query('DROP TABLE saved_history, saved_macs');
+  });
+
   it('keeps a revocation that a ledger restored from before it has lost, and says so', async () => {
     const id = await api.grantRead(patient, 'dr-yan');
     expect(await reads('dr-yan')).toBe(1);

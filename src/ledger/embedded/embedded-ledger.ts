@@ -362,23 +362,11 @@ export class EmbeddedLedger implements Ledger {
   async open({ repair = true }: { repair?: boolean } = {}): Promise<string | null> {
     const legacy = repair ? await this.sealLegacy() : null;
     if (legacy) return legacy;
-    const recorded = await this.recordedHead();
-    if (typeof recorded === 'string') return this.stop(recorded);
     const versions = new StateVersions();
-    let recordedHash: string | undefined;
-    const walked = await this.walk(this.pool, versions, (number, hash) => {
-      if (number === recorded?.number) recordedHash = hash;
-    });
+    const walked = await this.walk(this.pool, versions);
     if (walked) return this.stop(walked);
-    if (recorded && recordedHash !== recorded.hash) {
-      const file = this.options.headFile?.path;
-      return this.stop(
-        (recordedHash === undefined
-          ? `the chain ends at block ${versions.head}, but this data directory saw block ${recorded.number} committed: its newest blocks were deleted (rolled back)`
-          : `block ${recorded.number} is not the block this data directory saw committed: the chain was rewritten from there`) +
-          `; only if this database was replaced on purpose, delete ${file}`,
-      );
-    }
+    const rolledBack = await this.rolledBack(versions.head);
+    if (rolledBack) return this.stop(rolledBack);
     if (repair) {
       const problem = await this.restoreWorldState(versions);
       if (problem) return this.stop(problem);
@@ -390,14 +378,34 @@ export class EmbeddedLedger implements Ledger {
     return null;
   }
 
-  /** The head the data directory recorded, or why it cannot be trusted. */
-  private async recordedHead() {
+  /**
+   * Why the chain (ending at block `last`, or the stored one's end) is not the one this data
+   * directory saw committed: it ends before the recorded head, or holds another block there.
+   * Null when it reaches the head, or when no head is recorded.
+   */
+  async rolledBack(last?: number): Promise<string | null> {
+    let recorded;
     try {
-      return (await this.options.headFile?.read()) ?? null;
+      recorded = await this.options.headFile?.read();
     } catch (e) {
       if (e instanceof HeadFileInvalid) return e.message;
       throw e;
     }
+    if (!recorded) return null;
+    const { rows } = await this.pool.query<{ hash: string; last: string | null }>(
+      `SELECT (SELECT hash FROM ledger_blocks WHERE number = $1) AS hash,
+              (SELECT max(number) FROM ledger_blocks) AS last`,
+      [recorded.number],
+    );
+    const end = last ?? (rows[0].last === null ? -1 : Number(rows[0].last));
+    if (recorded.number <= end && rows[0].hash === recorded.hash) return null;
+    const file = this.options.headFile?.path;
+    return (
+      (recorded.number > end
+        ? `the chain ends at block ${end}, but this data directory saw block ${recorded.number} committed: its newest blocks were deleted (rolled back)`
+        : `block ${recorded.number} is not the block this data directory saw committed: the chain was rewritten from there`) +
+      `; only if this database was replaced on purpose, delete ${file}`
+    );
   }
 
   /** Marks the chain broken (reported), and returns the problem. */
@@ -410,11 +418,7 @@ export class EmbeddedLedger implements Ledger {
    * Walks the blocks after `versions`' head through `db`, each checked (hash, link, seal)
    * before it is applied. Returns the first break, or null.
    */
-  private async walk(
-    db: Pool | PoolClient,
-    versions: StateVersions,
-    seen?: (number: number, hash: string) => void,
-  ): Promise<string | null> {
+  private async walk(db: Pool | PoolClient, versions: StateVersions): Promise<string | null> {
     for (;;) {
       const { rows } = await db.query<{
         number: string;
@@ -448,7 +452,6 @@ export class EmbeddedLedger implements Ledger {
         const unsealed = this.unsealedBlock(stored.number, stored.hash, stored.body, r.mac);
         if (unsealed) return unsealed;
         versions.apply(block, stored.hash);
-        seen?.(stored.number, stored.hash);
       }
       if (rows.length < WALK_PAGE) return null;
     }
