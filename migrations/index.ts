@@ -18,6 +18,7 @@ import { PatientRecordsVersion1764580000000 } from './1764580000000-patient-reco
 import { ClinicalDatesV21764590000000 } from './1764590000000-clinical-dates-v2';
 import { EmergencySettingOrder1764600000000 } from './1764600000000-emergency-setting-order';
 import { SearchIndexV31764610000000 } from './1764610000000-search-index-v3';
+import { PendingRecords1764620000000 } from './1764620000000-pending-records';
 
 export const MIGRATIONS = [
   Foundation1764388800000,
@@ -39,4 +40,5 @@ export const MIGRATIONS = [
   ClinicalDatesV21764590000000,
   EmergencySettingOrder1764600000000,
   SearchIndexV31764610000000,
+  PendingRecords1764620000000,
 ];

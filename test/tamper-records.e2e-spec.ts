@@ -1,12 +1,15 @@
 // Someone with write access to the organisation's PostgreSQL edits record rows behind the
 // API's back (issue 9, parts 5 and 6): relabelled rows must not open, a bad row must not take
-// its page down, and integrity must be judged by the ledger alone.
+// its page down, and integrity must be judged by the ledger alone. A row that fails its check
+// is named to its patient only: to a grantee it is absent, as a record that does not exist; a
+// row rolled back is never served under the labels of the older version; and the outbox
+// anchors only what a pending row's content hashes to.
 import { randomUUID } from 'node:crypto';
 import { EmbeddedLedger, LEDGER } from '../src/ledger';
 import { RecordAnchoring, RecordResealing } from '../src/records';
 import { DataKeyRing, sealRecordV1 } from '../src/records/crypto';
-import { condition, observation } from './helpers/fhir';
-import { codes, GraphQLResponse, TestApi } from './helpers/test-api';
+import { condition, CONFIDENTIALITY, observation } from './helpers/fhir';
+import { GraphQLResponse, TestApi } from './helpers/test-api';
 
 const CREATE = `mutation($r: JSON!, $s: Sensitivity) {
   createRecord(input: { resource: $r, sensitivity: $s }) { id contentHash } }`;
@@ -14,6 +17,12 @@ const LIST = `query($p: ID!) { records(patientId: $p, first: 50) {
   items { id resourceType category sensitivity integrity } } }`;
 const ONE = `query($id: ID!) { record(id: $id) { id integrity ledgerTxId } }`;
 const VERIFY = `query($id: ID!) { verifyRecord(id: $id) { status storedHash ledgerHash } }`;
+const UPDATE = `mutation($id: ID!, $r: JSON!, $v: Int!) {
+  updateRecord(id: $id, resource: $r, expectedVersion: $v) {
+    version sensitivity contentHash ledgerTxId } }`;
+const HISTORY = `query($id: ID!) { recordHistory(id: $id) { version integrity } }`;
+const LATEST = `query($p: ID!, $codes: [String!]!) {
+  latestObservations(patientId: $p, codes: $codes) { id } }`;
 
 type Page = { records: { items: { id: string; integrity: string }[] } };
 
@@ -21,7 +30,8 @@ describe('records tampered with in the database', () => {
   let api: TestApi;
 
   beforeAll(async () => {
-    api = await TestApi.start();
+    // No periodic outbox sweep: the cases that drain the outbox themselves count what it did.
+    api = await TestApi.start({ ANCHOR_SWEEP_INTERVAL_MS: '0' });
   });
   afterAll(() => api?.stop());
 
@@ -105,6 +115,37 @@ describe('records tampered with in the database', () => {
     return rows[0].record_ids;
   }
 
+  /** How many PERMIT events of the actor (whose token is given) name the record. */
+  async function permitsNaming(token: string, recordId: string): Promise<number> {
+    const actorId = JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()).sub;
+    const { rows } = await api.db.query(
+      `SELECT count(*)::int AS n FROM access_events
+       WHERE actor_id = $1 AND decision = 'PERMIT' AND $2 = ANY(record_ids)`,
+      [actorId, recordId],
+    );
+    return rows[0].n;
+  }
+
+  /** The error, as code and message, that the query gives for an id that does not exist. */
+  async function asIfAbsent(query: string, id: string, token: string) {
+    const seen = await api.gql(query, { id }, token);
+    const nowhere = await api.gql(query, { id: randomUUID() }, token);
+    const shape = (res: GraphQLResponse) =>
+      (res.errors ?? []).map((e) => [e.extensions.code, e.message, e.extensions.recordId]);
+    expect(shape(nowhere)).toEqual([['NOT_FOUND', expect.any(String), undefined]]);
+    expect(shape(seen)).toEqual(shape(nowhere));
+    expect(seen.data).toEqual(nowhere.data);
+  }
+
+  async function flipCiphertextByte(recordId: string) {
+    await api.db.query(
+      `UPDATE records SET ciphertext = overlay(ciphertext placing
+         set_byte('\\x00'::bytea, 0, get_byte(ciphertext, 3) # 1) from 4 for 1)
+       WHERE id = $1`,
+      [recordId],
+    );
+  }
+
   describe('labels are bound to the ciphertext', () => {
     it.each([
       {
@@ -129,7 +170,7 @@ describe('records tampered with in the database', () => {
         value: 'laboratory',
       },
     ])(
-      'withholds a record whose $label was changed, from the clinician it would admit and from the patient',
+      'withholds a record whose $label was changed: absent to the clinician it would admit, named to the patient',
       async ({ grant, target, column, value }) => {
         const patient = await newPatient();
         const visible = await patient.create(observation('2345-7', 5.4));
@@ -140,15 +181,22 @@ describe('records tampered with in the database', () => {
         await api.db.query(`UPDATE records SET ${column} = $2 WHERE id = $1`, [hidden.id, value]);
         const failuresBefore = await recordFailures();
 
+        // The grant excludes the record as it truly is: the clinician learns nothing of it,
+        // not even its id, exactly as before it was relabelled.
         const seen = await list(patient.id, doctor);
-        expectWithheld(seen, hidden.id, [visible.id]);
-        expect(JSON.stringify(seen)).not.toMatch(/44054006|38341003/);
+        expect(ids(seen)).toEqual([visible.id]);
+        expect(seen.errors).toBeUndefined();
+        expect(JSON.stringify(seen)).not.toContain(hidden.id);
         expect(await lastReadBy(doctor)).toEqual([visible.id]);
-        const one = await api.gql<{ record: unknown }>(ONE, { id: hidden.id }, doctor);
-        expect(codes(one)).toEqual(['INTERNAL']);
-        expect(one.data?.record ?? null).toBeNull();
+        await asIfAbsent(ONE, hidden.id, doctor);
+        await asIfAbsent(VERIFY, hidden.id, doctor);
+        await asIfAbsent(HISTORY, hidden.id, doctor);
 
         expectWithheld(await list(patient.id, patient.token), hidden.id, [visible.id]);
+        const own = await api.gql<{ record: unknown }>(ONE, { id: hidden.id }, patient.token);
+        expect(own.errors?.map((e) => e.extensions)).toEqual([
+          expect.objectContaining({ code: 'INTERNAL', recordId: hidden.id }),
+        ]);
         expect(await recordFailures()).toBeGreaterThanOrEqual(failuresBefore + 3);
       },
     );
@@ -345,8 +393,18 @@ describe('records tampered with in the database', () => {
       const unreadable = await insertV1(observation('2345-7', 7.3), 'NORMAL', true);
       // Its own meta says restricted; the row says NORMAL: never bound as such.
       const relabelled = await insertV1(condition('44054006', true), 'NORMAL');
-      const { anchored } = await api.server.app.get(RecordAnchoring).drainOnce();
-      expect(anchored).toBe(3);
+      await api.server.app.get(RecordAnchoring).drainOnce();
+      // The outbox opens each under the binding it was sealed with and anchors what it hashes
+      // to: the one that does not open is refused and stays pending.
+      const anchorStates = await api.db.query(
+        'SELECT id, anchor_state FROM records WHERE id = ANY($1)',
+        [[legacy, unreadable, relabelled]],
+      );
+      expect(Object.fromEntries(anchorStates.rows.map((r) => [r.id, r.anchor_state]))).toEqual({
+        [legacy]: 'ANCHORED',
+        [unreadable]: 'PENDING',
+        [relabelled]: 'ANCHORED',
+      });
 
       // Until re-sealed, a format-1 row is not served: its labels are not proven.
       const before = await list(patient.id, patient.token);
@@ -391,6 +449,174 @@ describe('records tampered with in the database', () => {
         resealed: 0,
         leftAlone: 2,
       });
+    });
+  });
+
+  describe('a record that fails its check, read by a grantee', () => {
+    it('is absent to a clinician, as a record that does not exist, and named to its patient', async () => {
+      const alice = await newPatient();
+      const bob = await newPatient();
+      const visible = await alice.create(observation('2345-7', 4.1));
+      const bobs = await bob.create(observation('2345-7', 4.2));
+      const doctor = await clinicianGranted(alice, {});
+      // Bob's record moved onto Alice: under Alice's labels it does not open.
+      await api.db.query('UPDATE records SET patient_id = $2 WHERE id = $1', [bobs.id, alice.id]);
+
+      const seen = await list(alice.id, doctor);
+      expect(ids(seen)).toEqual([visible.id]);
+      expect(seen.errors).toBeUndefined();
+      await asIfAbsent(ONE, bobs.id, doctor);
+      await asIfAbsent(VERIFY, bobs.id, doctor);
+      await asIfAbsent(HISTORY, bobs.id, doctor);
+      const latest = await api.gql(LATEST, { p: alice.id, codes: ['2345-7'] }, doctor);
+      expect(latest.errors).toBeUndefined();
+      expect(JSON.stringify(latest)).not.toContain(bobs.id);
+      expect(await permitsNaming(doctor, bobs.id)).toBe(0);
+
+      // Alice is told: the record is withheld from her listing, named beside it.
+      expectWithheld(await list(alice.id, alice.token), bobs.id, [visible.id]);
+    });
+  });
+
+  describe('a record rolled back to a version since restricted', () => {
+    it("is absent to a clinician whose grant excludes restricted records, and checked against the ledger's latest anchor", async () => {
+      const patient = await newPatient();
+      const other = await patient.create(observation('2345-7', 9.1));
+      const r = await patient.create(observation('2345-7', 9.2));
+      const doctor = await clinicianGranted(patient, { includeRestricted: false });
+      expect(ids(await list(patient.id, doctor))).toEqual([other.id, r.id].sort());
+      const restricted = {
+        ...observation('2345-7', 9.3),
+        meta: { security: [{ system: CONFIDENTIALITY, code: 'R' }] },
+      };
+      const { updateRecord: v2 } = await api.ok<{
+        updateRecord: {
+          version: number;
+          sensitivity: string;
+          contentHash: string;
+          ledgerTxId: string;
+        };
+      }>(UPDATE, { id: r.id, r: restricted, v: 1 }, patient.token);
+      expect(v2).toMatchObject({ version: 2, sensitivity: 'RESTRICTED' });
+      expect(ids(await list(patient.id, doctor))).toEqual([other.id]);
+      const permitsBefore = await permitsNaming(doctor, r.id);
+
+      // A database writer puts version 1 back as the current row, every column of it.
+      await api.db.query(
+        `UPDATE records r SET version = v.version, resource_type = v.resource_type,
+           category = v.category, sensitivity = v.sensitivity, key_id = v.key_id, iv = v.iv,
+           auth_tag = v.auth_tag, ciphertext = v.ciphertext, binding_version = v.binding_version,
+           content_hash = v.content_hash, hash_version = v.hash_version,
+           anchor_state = v.anchor_state, anchored_hash = v.anchored_hash,
+           ledger_tx_id = v.ledger_tx_id
+         FROM record_versions v WHERE v.record_id = r.id AND r.id = $1 AND v.version = 1`,
+        [r.id],
+      );
+      const failuresBefore = await recordFailures();
+
+      const judged = async () => {
+        // Its labels are version 1's (NORMAL), which the ledger no longer holds as the record's:
+        // the clinician must not be served it, nor learn that it is withheld.
+        const seen = await list(patient.id, doctor);
+        expect(ids(seen)).toEqual([other.id]);
+        expect(seen.errors).toBeUndefined();
+        await asIfAbsent(ONE, r.id, doctor);
+        await asIfAbsent(VERIFY, r.id, doctor);
+        await asIfAbsent(HISTORY, r.id, doctor);
+        const latest = await api.ok<{ latestObservations: { id: string }[] }>(
+          LATEST,
+          { p: patient.id, codes: ['2345-7'] },
+          doctor,
+        );
+        // Withheld, and no older value stands in for it.
+        expect(latest.latestObservations).toEqual([]);
+        expect(await permitsNaming(doctor, r.id)).toBe(permitsBefore);
+
+        // The patient sees their record as stored, flagged, and checked against the ledger's
+        // latest anchor, not the anchor of the version stored.
+        const one = await api.ok<{ record: { integrity: string } }>(
+          ONE,
+          { id: r.id },
+          patient.token,
+        );
+        expect(one.record.integrity).toBe('MISMATCH');
+        const report = await api.ok<{ verifyRecord: Record<string, unknown> }>(
+          `query($id: ID!) { verifyRecord(id: $id) {
+             status storedHash storedVersion ledgerHash ledgerTxId ledgerVersion } }`,
+          { id: r.id },
+          patient.token,
+        );
+        expect(report.verifyRecord).toEqual({
+          status: 'MISMATCH',
+          storedHash: r.contentHash,
+          storedVersion: 1,
+          ledgerHash: v2.contentHash,
+          ledgerTxId: v2.ledgerTxId,
+          ledgerVersion: 2,
+        });
+      };
+      // In this process (which anchored version 2), and in a fresh one, which asks the ledger.
+      await judged();
+      expect(await recordFailures()).toBeGreaterThan(failuresBefore);
+      await api.restart();
+      await judged();
+      expect(await recordFailures()).toBeGreaterThan(0);
+    });
+  });
+
+  describe('the anchoring outbox', () => {
+    it('anchors the hash it recomputes from a pending row, and refuses one whose stored hash was rewritten or that does not open', async () => {
+      const patient = await newPatient();
+      const anchoring = api.server.app.get(RecordAnchoring);
+      const ledger = api.server.app.get<EmbeddedLedger>(LEDGER);
+      const donor = await patient.create(observation('2345-7', 3.1));
+      let good: { id: string; contentHash: string };
+      let forged: { id: string; contentHash: string };
+      let broken: { id: string; contentHash: string };
+      // Before the outage: the outbox, retrying, may look at the rows as soon as they exist.
+      const failuresBefore = await recordFailures();
+      ledger.simulateOutage(true);
+      try {
+        good = await patient.create(observation('2345-7', 3.2));
+        forged = await patient.create(observation('2345-7', 3.3));
+        broken = await patient.create(observation('2345-7', 3.4));
+        // While they wait: one's hash set to another record's, one's ciphertext altered.
+        await api.db.query('UPDATE records SET content_hash = $2 WHERE id = $1', [
+          forged.id,
+          donor.contentHash,
+        ]);
+        await flipCiphertextByte(broken.id);
+      } finally {
+        ledger.simulateOutage(false);
+      }
+      await anchoring.drainOnce();
+
+      const states = await api.db.query('SELECT id, anchor_state FROM records WHERE id = ANY($1)', [
+        [good.id, forged.id, broken.id],
+      ]);
+      expect(Object.fromEntries(states.rows.map((r) => [r.id, r.anchor_state]))).toEqual({
+        [good.id]: 'ANCHORED',
+        [forged.id]: 'PENDING',
+        [broken.id]: 'PENDING',
+      });
+      const anchored = (id: string) =>
+        ledger.evaluate<{ contentHash: string }[]>('records', 'RecordHistory', [id]);
+      expect((await anchored(good.id)).map((a) => a.contentHash)).toEqual([good.contentHash]);
+      expect(await anchored(forged.id)).toEqual([]);
+      expect(await anchored(broken.id)).toEqual([]);
+      const failuresAfter = await recordFailures();
+      expect(failuresAfter).toBeGreaterThanOrEqual(failuresBefore + 2);
+
+      // Refused once, not at every pass: a later pass does not read them again.
+      expect(await anchoring.drainOnce()).toEqual({ anchored: 0, pending: 0, refused: 0 });
+      expect(await recordFailures()).toBe(failuresAfter);
+      // The forged hash never reaches a reader either: the record is what it decrypts to.
+      const one = await api.ok<{ record: { integrity: string } }>(
+        ONE,
+        { id: forged.id },
+        patient.token,
+      );
+      expect(one.record.integrity).toBe('PENDING');
     });
   });
 });

@@ -101,6 +101,15 @@ const envSchema = z
       .int('must be a whole number')
       .min(10, 'must be at least 10')
       .default(1000),
+    /**
+     * How often the record-anchoring outbox looks for pending records unprompted (0: only at
+     * start-up and after a deferral in this process).
+     */
+    ANCHOR_SWEEP_INTERVAL_MS: z.coerce
+      .number({ message: 'must be a number of milliseconds' })
+      .int('must be a whole number')
+      .min(0, 'must not be negative')
+      .default(60_000),
     /** The access log's head is anchored on the ledger after this many events... */
     AUDIT_ANCHOR_EVERY_EVENTS: z.coerce
       .number({ message: 'must be a number of events' })
@@ -257,6 +266,8 @@ export interface AppConfig {
   /** Whether this process runs a training node per organisation. */
   trainingNodes: boolean;
   anchorRetryMs: number;
+  /** Milliseconds between the anchoring outbox's sweeps for pending records (0: none). */
+  anchorSweepMs: number;
   /** The access log's anchoring: every so many events or so many milliseconds. */
   auditAnchor: { everyEvents: number; intervalMs: number };
   /** Milliseconds between reconciliations of the consent projection with the ledger (0: start-up only). */
@@ -328,6 +339,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     trainingNodes:
       e.TRAINING_NODES === 'on' || (e.TRAINING_NODES === 'auto' && e.LEDGER === 'embedded'),
     anchorRetryMs: e.ANCHOR_RETRY_MS,
+    anchorSweepMs: e.ANCHOR_SWEEP_INTERVAL_MS,
     auditAnchor: {
       everyEvents: e.AUDIT_ANCHOR_EVERY_EVENTS,
       intervalMs: e.AUDIT_ANCHOR_INTERVAL_MS,

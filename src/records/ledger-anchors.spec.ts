@@ -106,4 +106,35 @@ describe('LedgerAnchors', () => {
       latestVersion: 2,
     });
   });
+
+  it('reports a record found rolled back, by ids only', async () => {
+    const v1 = { contentHash: sha('v1'), txId: sha('t1') };
+    const { ledger } = ledgerOf(new Map([['r1:1', { ...v1, latestVersion: 3 }]]));
+    const reports: unknown[][] = [];
+    const monitor = { report: (...args: unknown[]) => reports.push(args) };
+    const anchors = new LedgerAnchors(ledger, undefined, monitor as never);
+    await anchors.lookupOne({ recordId: 'r1', version: 1, contentHash: sha('v1'), current: true });
+    expect(reports).toEqual([
+      [
+        'record',
+        'record rolled back to an older version than the ledger holds',
+        { recordId: 'r1', version: 1, latestVersion: 3 },
+      ],
+    ]);
+  });
+
+  it('asks the ledger with a well-formed hash even when the stored one is not', async () => {
+    const v1 = { contentHash: sha('v1'), txId: sha('t1') };
+    const { ledger, calls } = ledgerOf(new Map([['r1:1', v1]]));
+    const anchors = new LedgerAnchors(ledger);
+    expect(
+      await anchors.lookupOne({
+        recordId: 'r1',
+        version: 1,
+        contentHash: 'garbage',
+        current: true,
+      }),
+    ).toEqual({ state: 'anchored', ...v1 });
+    expect(calls).toEqual([['VerifyRecord', 'r1', '1', '0'.repeat(64)]]);
+  });
 });

@@ -9,11 +9,14 @@ import type { RecordAnchor } from '@custodia/chaincode';
 import { BoundedMap } from '../common/bounded-map';
 import { NotFoundError } from '../common/errors';
 import { Ledger, LEDGER } from '../ledger';
+import { IntegrityMonitor } from '../observability';
 import { AnchorLookup } from './record-integrity';
 
 /** About 150 bytes each (key and packed value): some 7 MB at the limit. */
 const ANCHOR_CACHE_LIMIT = 50_000;
 const HEX_SHA256 = /^[0-9a-f]{64}$/;
+/** Sent in place of a stored hash that is no SHA-256 at all (the chaincode validates it). */
+const NO_HASH = '0'.repeat(64);
 
 export interface AnchorQuestion {
   recordId: string;
@@ -43,6 +46,8 @@ export class LedgerAnchors {
     @Inject(LEDGER) private readonly ledger: Ledger,
     /** To tell a record rolled back from one amended since it was read (none in unit tests). */
     @Optional() @InjectDataSource() private readonly db?: DataSource,
+    /** Where a record found rolled back is reported (none in unit tests). */
+    @Optional() private readonly integrity?: IntegrityMonitor,
   ) {}
 
   /** Notes an anchor this process saw committed (or read back from the ledger). */
@@ -68,6 +73,15 @@ export class LedgerAnchors {
       ])) as { version: number }[];
       if (row && row.version > q.version) return anchor;
     }
+    this.integrity?.report(
+      'record',
+      'record rolled back to an older version than the ledger holds',
+      {
+        recordId: q.recordId,
+        version: q.version,
+        latestVersion,
+      },
+    );
     return { ...anchor, state: 'superseded', latestVersion };
   }
 
@@ -94,7 +108,8 @@ export class LedgerAnchors {
       const anchor = await this.ledger.evaluate<RecordAnchor & { latestVersion?: number }>(
         'records',
         'VerifyRecord',
-        [q.recordId, String(q.version), q.contentHash],
+        // Only `matches` depends on the hash sent, and it is not used: the anchor's own hash is.
+        [q.recordId, String(q.version), HEX_SHA256.test(q.contentHash) ? q.contentHash : NO_HASH],
       );
       const found = {
         state: 'anchored',

@@ -168,6 +168,18 @@ export class RecordAccess {
   }
 }
 
+/**
+ * Whether the caller reads as the patient themself. Only then is a record that fails its check
+ * shown as such: named beside a listing, INTERNAL for `record`, and a rolled-back one served
+ * flagged MISMATCH. To a grantee (or an emergency) such a record is absent, exactly as one that
+ * does not exist: its labels, the only thing that could admit them, are not proven (they do not
+ * open the ciphertext, or are an older version's, which the ledger no longer holds), and its
+ * id may be another patient's.
+ */
+export function readsAsOwner(decision: Decision): boolean {
+  return decision.basis.kind === 'self';
+}
+
 export function factsOf(row: RecordFacts): RecordFacts {
   return { resourceType: row.resourceType, category: row.category, sensitivity: row.sensitivity };
 }

@@ -1,7 +1,11 @@
 // Anchors every record version's commitment on the ledger. createRecord tries once, in the
-// request; whatever stays PENDING (the ledger was down, the process died) is retried by an
-// outbox loop with exponential backoff until anchored. Nothing is anchored twice: a version
-// the ledger already holds is looked up and adopted instead.
+// request, with the hash it has just sealed; whatever stays PENDING (the ledger was down, the
+// process died, another instance went away) is retried by an outbox loop with exponential
+// backoff until anchored, and swept for periodically (ANCHOR_SWEEP_INTERVAL_MS). The outbox
+// anchors only the hash it recomputes from the decrypted row, never the stored column, which
+// anyone with write access to the database could have set: a row that does not open, or whose
+// stored hash is not its content's, is reported and left pending (until the next start).
+// Nothing is anchored twice: a version the ledger already holds is looked up and adopted.
 import {
   Inject,
   Injectable,
@@ -12,11 +16,15 @@ import {
 import { InjectDataSource } from '@nestjs/typeorm';
 import { EventEmitter } from 'node:events';
 import { DataSource } from 'typeorm';
+import { BoundedMap } from '../common/bounded-map';
 import { ConflictError } from '../common/errors';
 import { AppConfig, InjectConfig } from '../config';
 import { Ledger, LEDGER } from '../ledger';
+import { IntegrityMonitor } from '../observability';
 import type { RecordAnchor } from '@custodia/chaincode';
 import { LedgerAnchors } from './ledger-anchors';
+import { RecordOpener } from './record-opener';
+import { CURRENT_COLUMNS, SUPERSEDED_COLUMNS, VersionRow, versionEntity } from './record-rows';
 
 export interface AnchorCandidate {
   id: string;
@@ -33,6 +41,8 @@ export interface Anchored {
 
 const MAX_BACKOFF_MS = 30_000;
 const BATCH = 200;
+/** Record versions refused (see drainOnce) that are not asked again until the next start. */
+const REFUSED_LIMIT = 10_000;
 
 @Injectable()
 export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -46,12 +56,20 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
   private passing?: Promise<void>;
   /** A record was deferred while a pass ran: run another after it. */
   private again = false;
+  private sweeper?: NodeJS.Timeout;
+  /**
+   * `id:version` of the pending rows refused in this process: not read again (they would be
+   * reported at every pass, and fill a batch), until the next start.
+   */
+  private readonly refused = new BoundedMap<string, true>(REFUSED_LIMIT);
 
   constructor(
     @InjectDataSource() private readonly db: DataSource,
     @Inject(LEDGER) private readonly ledger: Ledger,
     @InjectConfig() private readonly config: AppConfig,
     private readonly anchors: LedgerAnchors,
+    private readonly opener: RecordOpener,
+    private readonly integrity: IntegrityMonitor,
   ) {
     this.delay = config.anchorRetryMs;
     this.events.setMaxListeners(0);
@@ -60,11 +78,20 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
   onApplicationBootstrap(): void {
     // Records left PENDING by an earlier run are picked up straight away.
     this.schedule(0);
+    // Every deferral in this process schedules a pass itself; the sweep is for rows this
+    // process never deferred: left by an instance that went away without restarting, or set
+    // back to PENDING in the database. One query over the partial indexes of pending rows
+    // (records_pending, record_versions_pending), so it costs next to nothing when idle.
+    if (this.config.anchorSweepMs > 0) {
+      this.sweeper = setInterval(() => this.schedule(0), this.config.anchorSweepMs);
+      this.sweeper.unref();
+    }
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.sweeper);
     await this.passing;
   }
 
@@ -87,36 +114,53 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
 
   /**
    * One outbox pass over up to BATCH of the PENDING records, oldest first; returns how many it
-   * anchored and how many it found still pending (at least one whenever more than a batch
-   * waited, so that the next pass follows at once rather than the outbox going idle).
+   * anchored, how many it refused and how many it found still pending (at least one whenever
+   * more than a batch waited, so that the next pass follows at once rather than the outbox
+   * going idle). Each row is opened and its hash recomputed: that is what is anchored, and a
+   * row that does not open, or whose stored hash differs (rewritten while it waited), is
+   * refused and reported, so that no commitment the content does not bear reaches the ledger.
    */
-  async drainOnce(): Promise<{ anchored: number; pending: number }> {
-    const rows = await this.db.query<
-      { id: string; version: number; patient_id: string; content_hash: string }[]
-    >(
+  async drainOnce(): Promise<{ anchored: number; pending: number; refused: number }> {
+    const rows = await this.db.query<VersionRow[]>(
       // Current and superseded versions alike, in the order they were written (the ledger
       // takes a record's versions in order).
-      `SELECT id, version, patient_id, content_hash FROM (
-         SELECT id, version, patient_id, content_hash, updated_at FROM records
-         WHERE anchor_state = 'PENDING'
+      `SELECT * FROM (
+         SELECT ${CURRENT_COLUMNS} FROM records r WHERE r.anchor_state = 'PENDING'
          UNION ALL
-         SELECT record_id, version, patient_id, content_hash, updated_at FROM record_versions
-         WHERE anchor_state = 'PENDING'
-       ) pending ORDER BY updated_at, version LIMIT $1`,
+         SELECT ${SUPERSEDED_COLUMNS} FROM record_versions v WHERE v.anchor_state = 'PENDING'
+       ) pending
+       WHERE (pending.id::text || ':' || pending.version) <> ALL($2::text[])
+       ORDER BY updated_at, version LIMIT $1`,
       // One row past the batch tells that more wait beyond it.
-      [BATCH + 1],
+      [BATCH + 1, [...this.refused].map(([key]) => key)],
     );
     let anchored = 0;
+    let refused = 0;
     let failed = 0;
     for (const r of rows.slice(0, BATCH)) {
       if (this.stopped) break;
       if (this.inFlight.has(r.id)) continue;
+      const row = versionEntity(r);
+      const commitment = await this.opener.commitmentOf(row);
+      if (commitment !== row.contentHash) {
+        // One that does not open was reported by the opener.
+        if (commitment !== null) {
+          this.integrity.report(
+            'record',
+            "pending record's stored content hash is not its content's; not anchored",
+            { recordId: row.id, version: row.version },
+          );
+        }
+        this.refused.set(`${row.id}:${row.version}`, true);
+        refused++;
+        continue;
+      }
       try {
         await this.anchor({
-          id: r.id,
-          version: r.version,
-          patientId: r.patient_id,
-          contentHash: r.content_hash,
+          id: row.id,
+          version: row.version,
+          patientId: row.patientId,
+          contentHash: commitment,
         });
         anchored++;
       } catch (e) {
@@ -125,9 +169,9 @@ export class RecordAnchoring implements OnApplicationBootstrap, OnApplicationShu
         break; // the ledger is likely down: back off rather than hammer it
       }
     }
-    const pending = rows.length - anchored;
-    this.events.emit('pass', { anchored, pending, failed });
-    return { anchored, pending };
+    const pending = rows.length - anchored - refused;
+    this.events.emit('pass', { anchored, pending, failed, refused });
+    return { anchored, pending, refused };
   }
 
   private async anchor(record: AnchorCandidate): Promise<Anchored> {

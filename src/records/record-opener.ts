@@ -12,6 +12,7 @@ import {
   DataKeyRing,
   OpenedRecord,
   openRecord,
+  openRecordV1,
   RecordLabels,
 } from './crypto';
 import { RecordEntity } from './record.entity';
@@ -66,6 +67,33 @@ export class RecordOpener {
       return null;
     }
     return { row, resource: opened.resource, hash: this.hashOf(row, opened) };
+  }
+
+  /**
+   * The commitment to anchor for a row: its content hash recomputed from what it decrypts to,
+   * never the stored column. A row still in format 1 (not yet re-sealed) is opened under the
+   * binding it was sealed with: its format-1 hash commits to the resource alone, which that
+   * proves. Null (reported, never thrown) when the row does not open.
+   */
+  async commitmentOf(row: RecordEntity): Promise<string | null> {
+    if (row.bindingVersion === CURRENT_FORMAT) return (await this.open(row))?.hash ?? null;
+    try {
+      if (row.hashVersion !== 1) throw new TypeError('format-1 record with a later hash format');
+      const dek = await this.keys.key(row.keyId, row.patientId);
+      const opened = openRecordV1(dek, labelsOf(row), {
+        iv: row.iv,
+        tag: row.authTag,
+        ciphertext: row.ciphertext,
+      });
+      return contentHash(1, opened.salt, labelsOf(row), opened.resource);
+    } catch (e) {
+      if (isDatabaseUnavailable(e)) throw e;
+      this.integrity.report('record', 'format-1 record failed to open and was not anchored', {
+        recordId: row.id,
+        errorType: (e as Error).name,
+      });
+      return null;
+    }
   }
 
   /**

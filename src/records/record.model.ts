@@ -97,9 +97,23 @@ export class IntegrityReportModel {
   @Field({ description: 'Recomputed from the stored (decrypted) record.' })
   storedHash!: string;
 
-  @Field(() => String, { nullable: true, description: 'What the ledger holds for this version.' })
+  @Field(() => Int, { description: 'The version stored as the current one.' })
+  storedVersion!: number;
+
+  @Field(() => String, {
+    nullable: true,
+    description:
+      'What the ledger holds for this version, or for its latest version when storage holds an older one (rolled back): see ledgerVersion.',
+  })
   ledgerHash!: string | null;
 
   @Field(() => String, { nullable: true })
   ledgerTxId!: string | null;
+
+  @Field(() => Int, {
+    nullable: true,
+    description:
+      'The version ledgerHash and ledgerTxId are of: storedVersion, or the later version the ledger anchored when the stored record was rolled back.',
+  })
+  ledgerVersion!: number | null;
 }

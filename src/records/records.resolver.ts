@@ -18,7 +18,7 @@ export class RecordsResolver {
   @ConsentChecked()
   @Query(() => RecordPageModel, {
     description:
-      "A page of a patient's records, newest first. A record that fails its integrity check is withheld, and an error naming it is returned beside the page. code: a FHIR token (`system|code`, `code`, `|code` or `system|`) matched against the main code; since/until bound effectiveAt (since ≤ effectiveAt < until).",
+      "A page of a patient's records, newest first. A record that fails its integrity check is withheld: to its patient an error naming it is returned beside the page; to a grantee it is absent, and so is a record stored at an older version than the ledger's latest (rolled back), which its patient sees flagged MISMATCH. code: a FHIR token (`system|code`, `code`, `|code` or `system|`) matched against the main code; since/until bound effectiveAt (since ≤ effectiveAt < until).",
   })
   async records(
     @CurrentActor() actor: Actor,
@@ -69,7 +69,7 @@ export class RecordsResolver {
   @ConsentChecked()
   @Query(() => IntegrityReportModel, {
     description:
-      'Checks a record against its anchor on the ledger itself, and reports both hashes.',
+      "Checks a record against its anchor on the ledger itself, and reports both hashes; of a record rolled back, the ledger's latest anchor (ledgerVersion). A record that fails its check is NOT_FOUND to a grantee.",
   })
   verifyRecord(@CurrentActor() actor: Actor, @Args('id', { type: () => ID }) id: string) {
     return this.service.verify(actor, id);

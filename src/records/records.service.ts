@@ -47,7 +47,7 @@ import {
 } from './record.model';
 import { isUuid } from '../common/ids';
 import { RecordIndex, RecordSearch } from './search/record-index';
-import { anchorQuestion, factsOf, RecordAccess, recordModel } from './record-access';
+import { anchorQuestion, factsOf, readsAsOwner, RecordAccess, recordModel } from './record-access';
 import { CURRENT_COLUMNS, insertRecordRow, VersionRow, versionEntity } from './record-rows';
 
 /** A page, and the ids of records on it that failed to open and were withheld. */
@@ -207,31 +207,64 @@ export class RecordsService {
 
   /**
    * Checks the stored record against its anchor on the ledger, exactly as `record` judges
-   * its integrity (same anchors, same rule), and reports both hashes.
+   * its integrity (same anchors, same rule), and reports both hashes. Of a record rolled back
+   * (stored at an older version than the ledger's latest), the ledger's side is its latest
+   * anchor, the one storage should hold. A record that fails its check is reported to its
+   * patient; to a grantee it is NOT_FOUND, as in `record`.
    */
   async verify(actor: Actor, id: string): Promise<IntegrityReportModel> {
     const { row, decision } = await this.readableRow(actor, id);
     const opened = await this.opener.open(row);
-    await this.access.logPermitted(actor, decision, row.patientId, [row]);
-    // One that does not open (ciphertext, labels or key altered) is reported as such, not
-    // refused: what storage claims beside what the ledger anchored, MISMATCH.
+    // One that does not open (ciphertext, labels or key altered) is reported, not refused:
+    // what storage claims beside what the ledger anchored, MISMATCH.
     const open = opened ?? { row, resource: {}, hash: row.contentHash };
     const anchor = await this.anchors.lookupOne(anchorQuestion(open));
-    if (anchor.state === 'unknown') {
-      throw new LedgerUnavailableError(
-        'The ledger is unavailable, so the record cannot be checked against it. Try again shortly.',
-      );
+    if (!readsAsOwner(decision) && (!opened || anchor.state === 'superseded')) {
+      throw await this.absentToGrantee(actor, decision, row);
     }
-    const onLedger = anchor.state === 'anchored' || anchor.state === 'superseded' ? anchor : null;
+    await this.access.logPermitted(actor, decision, row.patientId, [row]);
+    const onLedger = await this.ledgerSide(open, anchor);
     return {
-      recordId: open.row.id,
-      status: opened
-        ? integrityOf(open.hash, anchor, open.row.anchorState)
-        : IntegrityStatus.MISMATCH,
+      recordId: row.id,
+      status: opened ? integrityOf(open.hash, anchor, row.anchorState) : IntegrityStatus.MISMATCH,
       storedHash: open.hash,
+      storedVersion: row.version,
       ledgerHash: onLedger?.contentHash ?? null,
       ledgerTxId: onLedger?.txId ?? null,
+      ledgerVersion: onLedger?.version ?? null,
     };
+  }
+
+  /**
+   * The ledger's anchor to set beside the stored record: that of its version, or, when the
+   * ledger holds a later one (rolled back), the latest; null when the ledger holds none.
+   */
+  private async ledgerSide(
+    open: OpenRow,
+    anchor: AnchorLookup,
+  ): Promise<{ contentHash: string; txId: string; version: number } | null> {
+    const unavailable = () =>
+      new LedgerUnavailableError(
+        'The ledger is unavailable, so the record cannot be checked against it. Try again shortly.',
+      );
+    switch (anchor.state) {
+      case 'unknown':
+        throw unavailable();
+      case 'absent':
+        return null;
+      case 'anchored':
+        return { ...anchor, version: open.row.version };
+      case 'superseded': {
+        const latest = await this.anchors.lookupOne({
+          ...anchorQuestion(open),
+          version: anchor.latestVersion,
+          current: false,
+        });
+        if (latest.state === 'unknown') throw unavailable();
+        if (latest.state !== 'anchored') return null;
+        return { ...latest, version: anchor.latestVersion };
+      }
+    }
   }
 
   async list(actor: Actor, patientId: string, filter: RecordFilter): Promise<ListedRecords> {
@@ -278,18 +311,25 @@ export class RecordsService {
         o !== null && (!search.matches || search.matches(o.resource, o.row.createdAt)),
     );
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
+    const owner = readsAsOwner(decision);
+    // A grantee is never served a record rolled back: it carries labels the ledger no longer
+    // holds (a version since restricted would pass an unrestricted grant).
+    const served = readable.flatMap((o, i) =>
+      owner || anchors[i].state !== 'superseded' ? [{ o, anchor: anchors[i] }] : [],
+    );
     // Only what was returned is logged as read; withheld records were not.
     await this.access.logPermitted(
       actor,
       decision,
       patientId,
-      readable.map((o) => o.row),
+      served.map(({ o }) => o.row),
     );
     const last = page[page.length - 1];
     return {
-      items: readable.map((o, i) => recordModel(o, anchors[i])),
+      items: served.map(({ o, anchor }) => recordModel(o, anchor)),
       nextCursor: rows.length > size && last ? encodeCursor(last) : null,
-      withheld: page.filter((_, i) => opened[i] === null).map((r) => r.id),
+      // Named to the patient only; to a grantee a withheld record is as absent.
+      withheld: owner ? page.filter((_, i) => opened[i] === null).map((r) => r.id) : [],
     };
   }
 
@@ -419,21 +459,45 @@ export class RecordsService {
   }
 
   async get(actor: Actor, id: string): Promise<HealthRecordModel> {
-    const open = await this.readOne(actor, id);
-    return recordModel(open, await this.anchors.lookupOne(anchorQuestion(open)));
+    const { open, anchor } = await this.readOne(actor, id);
+    return recordModel(open, anchor);
   }
 
   /**
-   * A record the caller may read, opened and logged as read. One they may not read answers
-   * NOT_FOUND exactly as one that does not exist, so ids leak nothing; one that fails to open
-   * answers INTERNAL, naming it, and is not logged as read.
+   * A record the caller may read, opened, judged by the ledger and logged as read. One they
+   * may not read answers NOT_FOUND exactly as one that does not exist, so ids leak nothing.
+   * One that fails its check (does not open, or, for a grantee, was rolled back) is not logged
+   * as read: its patient gets INTERNAL naming it, a grantee NOT_FOUND (see readsAsOwner).
    */
-  private async readOne(actor: Actor, id: string): Promise<OpenRow> {
+  private async readOne(
+    actor: Actor,
+    id: string,
+  ): Promise<{ open: OpenRow; anchor: AnchorLookup }> {
     const { row, decision } = await this.readableRow(actor, id);
+    const owner = readsAsOwner(decision);
     const open = await this.opener.open(row);
-    if (!open) throw unreadableRecord(row.id);
+    if (!open) {
+      throw owner ? unreadableRecord(row.id) : await this.absentToGrantee(actor, decision, row);
+    }
+    const anchor = await this.anchors.lookupOne(anchorQuestion(open));
+    if (!owner && anchor.state === 'superseded') {
+      throw await this.absentToGrantee(actor, decision, row);
+    }
     await this.access.logPermitted(actor, decision, row.patientId, [row]);
-    return open;
+    return { open, anchor };
+  }
+
+  /**
+   * What a grantee gets for a record that failed its check: NOT_FOUND, as for an id that does
+   * not exist, and a refusal in the patient's access log, as for a record their grants exclude.
+   */
+  private async absentToGrantee(
+    actor: Actor,
+    decision: Decision,
+    row: RecordEntity,
+  ): Promise<NotFoundError> {
+    await this.access.logDenied(actor, decision, row.patientId, [row.id]);
+    return new NotFoundError('No record with that id.');
   }
 
   private async readableRow(

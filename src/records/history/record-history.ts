@@ -1,7 +1,8 @@
 // A record's versions, newest first, each opened under the labels of its own version and
 // judged against its own anchor on the ledger. A version row forged or altered in the database
 // does not open (its AEAD binds record id, patient, version and labels), so it is withheld and
-// reported, never served; one copied from another version fails the same way.
+// reported, never served; one copied from another version fails the same way. To a grantee,
+// a record whose current version fails its check has no history (see readsAsOwner).
 import { Inject, Injectable } from '@nestjs/common';
 import type { RecordAnchor } from '@custodia/chaincode';
 import { InjectDataSource } from '@nestjs/typeorm';
@@ -12,7 +13,7 @@ import { Ledger, LEDGER } from '../../ledger';
 import { isUuid } from '../../common/ids';
 import { LedgerAnchors } from '../ledger-anchors';
 import { AnchorLookup } from '../record-integrity';
-import { anchorQuestion, recordModel, RecordAccess } from '../record-access';
+import { anchorQuestion, readsAsOwner, recordModel, RecordAccess } from '../record-access';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { SUPERSEDED_COLUMNS, VersionRow, versionEntity } from '../record-rows';
 import { RecordEntity } from '../record.entity';
@@ -86,12 +87,25 @@ export class RecordHistory {
         })),
       );
     }
+    const owner = readsAsOwner(decision);
+    if (!owner) {
+      // To a grantee a current version that fails its check (does not open, or was rolled
+      // back) is as absent as a record that does not exist, its history with it; an older
+      // version that does not open is left out unmarked (see readsAsOwner).
+      const currentAt = readable.findIndex((o) => o.row.version === current.version);
+      if (currentAt < 0 || anchors[currentAt].state === 'superseded') {
+        await this.access.logDenied(actor, decision, current.patientId, [id]);
+        throw notFound;
+      }
+    }
     await this.access.logPermitted(actor, decision, current.patientId, [current]);
     return {
       items: readable.map((o, i) => recordModel(o, anchors[i])),
-      withheld: versions
-        .filter((_, i) => opened[i] === null)
-        .map((v) => ({ recordId: v.id, version: v.version })),
+      withheld: owner
+        ? versions
+            .filter((_, i) => opened[i] === null)
+            .map((v) => ({ recordId: v.id, version: v.version }))
+        : [],
       missing,
     };
   }

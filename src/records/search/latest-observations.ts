@@ -11,7 +11,7 @@ import { DataSource } from 'typeorm';
 import { Actor } from '../../auth';
 import { BadUserInputError } from '../../common/errors';
 import { LedgerAnchors } from '../ledger-anchors';
-import { anchorQuestion, recordModel, RecordAccess } from '../record-access';
+import { anchorQuestion, readsAsOwner, recordModel, RecordAccess } from '../record-access';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { CURRENT_COLUMNS, VersionRow, versionEntity } from '../record-rows';
 import { HealthRecordModel } from '../record.model';
@@ -124,15 +124,21 @@ export class LatestObservationsQuery {
         typeof s === 'object' && !seen.has(s.row.id) && Boolean(seen.add(s.row.id)),
     );
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
+    const owner = readsAsOwner(decision);
+    // As in `records`: a grantee is never served a record rolled back, nor told of one
+    // withheld; an older value does not stand in for it either.
+    const served = readable.flatMap((o, i) =>
+      owner || anchors[i].state !== 'superseded' ? [{ o, anchor: anchors[i] }] : [],
+    );
     await this.access.logPermitted(
       actor,
       decision,
       patientId,
-      readable.map((o) => o.row),
+      served.map(({ o }) => o.row),
     );
     return {
-      items: readable.map((o, i) => recordModel(o, anchors[i])),
-      withheld: [...withheld],
+      items: served.map(({ o, anchor }) => recordModel(o, anchor)),
+      withheld: owner ? [...withheld] : [],
     };
   }
 }
