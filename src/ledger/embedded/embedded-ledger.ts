@@ -408,9 +408,9 @@ export class EmbeddedLedger implements Ledger {
     );
   }
 
-  /** Marks the chain broken (reported), and returns the problem. */
+  /** Marks the chain broken and returns the problem (start-up's caller reports it, once). */
   private stop(problem: string): string {
-    this.refuse(problem);
+    this.broken ??= problem;
     return problem;
   }
 
