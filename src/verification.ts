@@ -1,7 +1,8 @@
 // What `custodia verify-ledger` checks, as one function: the embedded ledger's blocks, world
 // state and history (on Fabric, its peers validate the blocks, and the rest is read from them); the access log's chain against the head anchored on the ledger; every
 // PERMIT in the log against the grant or emergency the ledger held; the deployed models and AI
-// decisions stored against their ledger entries; and the consent projection and the signed-only
+// decisions stored against their ledger entries; the studies against the terms the ledger
+// registered for them; and the consent projection and the signed-only
 // settings against the ledger's grants and keyrings (repaired where they drifted: the ledger is
 // the only authority). It also lists the PERMITs that rest on grants the patient did not sign.
 import { KeyObject } from 'node:crypto';
@@ -19,6 +20,7 @@ import {
 import { SettingsReconciler, SettingsReport } from './consent/settings-reconciler';
 import { verifyEmergencyRows } from './consent/verify-emergencies';
 import { verifyDecisionsAgainstLedger } from './decisions/verify-decisions';
+import { verifyStudyRows } from './federated/studies/verify-studies';
 import type { Ledger } from './ledger';
 import { EmbeddedLedger } from './ledger/embedded/embedded-ledger';
 import { embeddedHeadFile } from './ledger/embedded/head-file';
@@ -87,6 +89,7 @@ export async function verifyAll(
   });
   const decisions = await verifyDecisionsAgainstLedger(poolRows(pool), embedded);
   const anchors = await verifyRecordAnchors(poolRows(pool), embedded);
+  const studies = await verifyStudyRows(poolRows(pool), embedded);
   const emergencies = await verifyEmergencyRows(
     poolRows(pool),
     embedded,
@@ -126,6 +129,7 @@ export async function verifyAll(
     ...firstListed(decisions.problems, 'AI decision problems'),
     ...firstListed(anchors.problems, 'record anchor problems'),
     ...firstListed(emergencies.problems, 'emergency declaration problems'),
+    ...firstListed(studies.problems, 'study problems'),
     ...(projection ? driftProblems(projection, GRANT_DRIFT) : []),
     ...(projection?.revocationsLost.length
       ? [
@@ -156,6 +160,11 @@ export async function verifyAll(
     `Emergency declarations: ${emergencies.rows - emergencies.legacy} compared with the ledger${kek ? ' and authenticated' : ''}` +
       (emergencies.legacy
         ? ` (${emergencies.legacy} from before declarations were on the ledger, which open nothing)`
+        : '') +
+      '.',
+    `Studies: ${studies.rows} compared with the terms registered on the ledger` +
+      (studies.legacy
+        ? ` (${studies.legacy} registered at the upgrade, as the database then held them)`
         : '') +
       '.',
     projection

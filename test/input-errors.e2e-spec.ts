@@ -332,6 +332,35 @@ describe('input errors', () => {
       refused(() => grantWith(terms), { status: 200, field }, []),
     );
 
+    it.each([
+      ['a zero-width space', 'dr-house\u200b'],
+      ['a zero-width joiner', 'dr\u200dhouse'],
+      ['a byte-order mark', '\ufeffdr-house'],
+      ['a no-break space', 'dr\u00a0house'],
+      ['a paragraph separator', 'dr-house\u2029'],
+      ['a trailing space', 'dr-house '],
+    ])(
+      'refuses a grantee id holding %s, which would read as another id, granting nothing',
+      (_name, granteeId) =>
+        refused(
+          () => grantWith({ granteeId }),
+          { status: 200, field: 'input.granteeId', message: /invisible characters/ },
+          [],
+        ),
+    );
+
+    it.each([
+      ['an id no study has', 'nope'],
+      ['a UUID of no study', SOME_ID],
+    ])('refuses a STUDY grant to %s, granting nothing', (_name, granteeId) =>
+      refused(
+        () =>
+          grantWith({ granteeType: 'STUDY', granteeId, purpose: 'RESEARCH', actions: ['TRAIN'] }),
+        { status: 200, field: 'input.granteeId', message: /names no study/ },
+        [],
+      ),
+    );
+
     it('refuses a date-time that is not one, granting nothing', () =>
       refused(() => grantWith({ validUntil: MARK }), { status: 200, field: 'input.validUntil' }));
   });

@@ -310,6 +310,27 @@ describe('ConsentContract', () => {
       expect(message.startsWith(`[INVALID_ARGUMENT] ${field} `)).toBe(true);
     });
 
+    it.each([
+      ['a zero-width space', 'dr-bob\u200b'],
+      ['a zero-width joiner', 'dr\u200dbob'],
+      ['a soft hyphen', 'dr-\u00adbob'],
+      ['a byte-order mark', '\ufeffdr-bob'],
+      ['a no-break space', 'dr\u00a0bob'],
+      ['a line separator', 'dr-bob\u2028'],
+      ['a leading space', ' dr-bob'],
+      ['a trailing space', 'dr-bob '],
+    ])('rejects a grantee id holding %s, which would read as another id', async (_case, id) => {
+      const json = JSON.stringify(terms({ grantee: { type: 'CLINICIAN', id } }));
+      const message = await rejection((ctx) => consent.GrantConsent(ctx, json));
+      expect(message).toMatch(/^\[INVALID_ARGUMENT\] grant\.grantee\.id must not hold invisible/);
+      expect(ledger.read(KEYS.grant, ['grant-1'])).toBeUndefined();
+    });
+
+    it('accepts a grantee id with plain spaces inside it', async () => {
+      const g = await grant(terms({ grantee: { type: 'ORGANIZATION', id: 'St Mary Hospital' } }));
+      expect(g.grantee.id).toBe('St Mary Hospital');
+    });
+
     it('accepts exactly 64 resource types', async () => {
       const resourceTypes = Array.from({ length: 64 }, (_, i) => `Type${i}`);
       expect((await grant(terms({ resourceTypes }))).resourceTypes).toHaveLength(64);

@@ -129,7 +129,7 @@ export function parseGrant(json: string, now: string): ConsentGrant {
   return {
     id: v.id(g.id, 'grant.id'),
     patientId: v.id(g.patientId, 'grant.patientId'),
-    grantee: { type: granteeType, id: v.principal(grantee.id, 'grant.grantee.id') },
+    grantee: { type: granteeType, id: v.grantee(grantee.id, 'grant.grantee.id') },
     purpose,
     actions,
     resourceTypes: v.list(g.resourceTypes, 'grant.resourceTypes', v.code),

@@ -35,7 +35,12 @@ export {
 } from './keys.contract';
 export * from './signed-consent';
 export { RecordAnchor, RecordsContract, RECORD_EVENTS } from './records.contract';
-export { TrainingContract, TrainingRound, TRAINING_EVENTS } from './training.contract';
+export {
+  StudyRegistration,
+  TrainingContract,
+  TrainingRound,
+  TRAINING_EVENTS,
+} from './training.contract';
 export { ChaincodeError, ChaincodeErrorCode, parseChaincodeError } from './errors';
 
 /** Read by fabric-chaincode-node: the contracts of this chaincode. */

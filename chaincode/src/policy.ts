@@ -143,6 +143,16 @@ export const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/u;
  */
 export const UNSTORABLE_IN_IDENTIFIER = /[\p{Cc}\p{Cs}\u{10FFFF}\u202A-\u202E\u2066-\u2069]/u;
 
+/**
+ * What a grantee id may not hold besides (UNSTORABLE_IN_IDENTIFIER), for the chaincode and the
+ * API alike: characters that show as nothing, or as a plain space, so that an id holding one
+ * reads exactly like another's ("dr-bob\u200B" as "dr-bob") to the patient who grants it.
+ * Format characters (Cf: zero-width spaces and joiners, soft hyphens, byte-order marks,
+ * bidirectional marks), line and paragraph separators (Zl, Zp), spaces other than U+0020 (Zs),
+ * and whitespace at either end.
+ */
+export const INVISIBLE_IN_GRANTEE = /[\p{Cf}\p{Zl}\p{Zp}\p{Cc}]|(?! )\p{Zs}|^\s|\s$/u;
+
 /** permits(grant, request) of ARCHITECTURE section 5. */
 export function permits(grant: ConsentGrant, request: AccessRequest): boolean {
   return grantApplies(grant, request) && (!request.record || recordAllowed(grant, request.record));

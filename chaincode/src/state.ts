@@ -15,6 +15,9 @@ export const KEYS = {
   emergency: 'custodia.emergency',
   keyring: 'custodia.keyring',
   emergencySetting: 'custodia.emergency~setting',
+  study: 'custodia.study',
+  /** Per organisation: it has registered a study of its own (legacy registration is closed). */
+  studyRegistrar: 'custodia.study~registrar',
 } as const;
 
 /** Index entries hold no data: the key is the information. */

@@ -1,7 +1,12 @@
 import './testing/quiet-logs';
 import { KEYS } from './state';
 import { eventsOf, FakeLedger } from './testing/fake-ledger';
-import { TRAINING_EVENTS, TrainingContract, TrainingRound } from './training.contract';
+import {
+  StudyRegistration,
+  TRAINING_EVENTS,
+  TrainingContract,
+  TrainingRound,
+} from './training.contract';
 import { ChaincodeError } from './errors';
 
 const training = new TrainingContract();
@@ -211,6 +216,88 @@ describe('TrainingContract', () => {
         training.ListRounds(ctx, 'run-404'),
       );
       expect(result).toEqual([]);
+    });
+  });
+
+  describe('RegisterStudy', () => {
+    const study = (overrides: Record<string, unknown> = {}) => ({
+      studyId: 'study-1',
+      ownerId: 'res-1',
+      termsHash: hash(0x51),
+      ...overrides,
+    });
+
+    function register(body: Record<string, unknown>) {
+      return ledger.invoke<StudyRegistration>((ctx) =>
+        training.RegisterStudy(ctx, JSON.stringify(body)),
+      );
+    }
+
+    async function refusal(body: Record<string, unknown>): Promise<string> {
+      const error = await ledger.failure((ctx) =>
+        training.RegisterStudy(ctx, JSON.stringify(body)),
+      );
+      expect(error).toBeInstanceOf(ChaincodeError);
+      return error.message;
+    }
+
+    it('registers the terms hash and owner, stamped with the transaction, and emits one event', async () => {
+      const { result, tx } = await register(study());
+      const expected: StudyRegistration = {
+        studyId: 'study-1',
+        ownerId: 'res-1',
+        termsHash: hash(0x51),
+        legacy: false,
+        txId: tx.txId,
+        registeredAt: '2025-01-15T09:30:00.000Z',
+        registeredBy: 'CoordinatorMSP',
+      };
+      expect(result).toEqual(expected);
+      expect(ledger.read(KEYS.study, ['study-1'])).toEqual(expected);
+      expect(eventsOf(tx)).toEqual([{ name: TRAINING_EVENTS.studyRegistered, payload: expected }]);
+    });
+
+    it('never registers a study again, so its terms and owner stand as first written', async () => {
+      await register(study());
+      const message = await refusal(study({ ownerId: 'res-evil', termsHash: hash(0x52) }));
+      expect(message).toBe('[CONFLICT] study study-1 is already registered');
+      expect(ledger.read(KEYS.study, ['study-1'])).toMatchObject({
+        ownerId: 'res-1',
+        termsHash: hash(0x51),
+      });
+    });
+
+    it('accepts legacy registrations only until the organisation registers a study of its own', async () => {
+      expect((await register(study({ legacy: true }))).result.legacy).toBe(true);
+      await register(study({ studyId: 'study-2' }));
+      const message = await refusal(study({ studyId: 'study-3', legacy: true }));
+      expect(message).toMatch(/^\[FORBIDDEN\] organisation CoordinatorMSP registers its studies/);
+      // Another organisation's upgrade is its own.
+      ledger.setCaller('Org1MSP');
+      expect((await register(study({ studyId: 'study-4', legacy: true }))).result.legacy).toBe(
+        true,
+      );
+    });
+
+    it.each([
+      ['a malformed terms hash', { termsHash: 'abc' }, 'study.termsHash'],
+      ['an owner with a control character', { ownerId: 'res\u0000' }, 'study.ownerId'],
+      ['a study id that is not an id', { studyId: 'study 1' }, 'study.studyId'],
+      ['an unknown field', { features: ['2345-7'] }, 'study'],
+    ])('rejects %s, naming the field', async (_case, overrides, field) => {
+      const message = await refusal(study(overrides));
+      expect(message.startsWith(`[INVALID_ARGUMENT] ${field}`)).toBe(true);
+    });
+
+    it('reads a registered study, and NOT_FOUND for one never registered', async () => {
+      await register(study());
+      const { result, tx } = await ledger.invoke<StudyRegistration>((ctx) =>
+        training.GetStudy(ctx, 'study-1'),
+      );
+      expect(result.termsHash).toBe(hash(0x51));
+      expect(tx.stub.putState.called).toBe(false);
+      const error = await ledger.failure((ctx) => training.GetStudy(ctx, 'nope'));
+      expect(error.message).toBe('[NOT_FOUND] study nope is not registered');
     });
   });
 });

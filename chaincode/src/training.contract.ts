@@ -1,7 +1,10 @@
 // Provenance of federated training: every round's model is traced to its parent model,
 // the updates that went into it, a commitment to its contributors and the privacy spent.
+// And the studies themselves: each study's terms (owner, features, label, model, ...) are
+// registered once, as a hash, so that what a patient's TRAIN grant to a study covers, and who
+// runs it, cannot change in any organisation's database.
 import { Context, Contract, Info, Returns, Transaction } from 'fabric-contract-api';
-import { caller, emit, getJson, key, KEYS, pad, putJson, txTime, values } from './state';
+import { caller, emit, getJson, key, KEYS, pad, putIndex, putJson, txTime, values } from './state';
 import * as v from './validation';
 import { ChaincodeError, MAX_HASHES } from './validation';
 
@@ -23,7 +26,28 @@ export interface TrainingRound {
   recordedBy: string;
 }
 
-export const TRAINING_EVENTS = { recorded: 'RoundRecorded' } as const;
+/** A study as registered: the hash of its terms, which never change once registered. */
+export interface StudyRegistration {
+  studyId: string;
+  ownerId: string;
+  /** SHA-256 of the study's terms as the API computes it (its studyTermsHash). */
+  termsHash: string;
+  /**
+   * Registered at an upgrade from a study created before studies were registered: its terms
+   * were taken as the database held them then.
+   */
+  legacy: boolean;
+  txId: string;
+  registeredAt: string;
+  registeredBy: string;
+}
+
+export const TRAINING_EVENTS = {
+  recorded: 'RoundRecorded',
+  studyRegistered: 'StudyRegistered',
+} as const;
+
+const STUDY_FIELDS = ['studyId', 'ownerId', 'termsHash', 'legacy'] as const;
 
 const FIELDS = [
   'runId',
@@ -108,6 +132,55 @@ export class TrainingContract extends Contract {
     }
     await putJson(ctx, k, entry);
     emit(ctx, TRAINING_EVENTS.recorded, entry);
+    return JSON.stringify(entry);
+  }
+
+  /**
+   * Registers a study's terms, once: a study id is never registered again, so its terms (and
+   * owner) stand as first written. A legacy registration (of a study that predates
+   * registration) is accepted only until the calling organisation registers a study of its
+   * own: after that, a study its database holds but the ledger does not was never created
+   * through it, and is not taken on trust.
+   */
+  @Transaction()
+  @Returns('string')
+  async RegisterStudy(ctx: Context, studyJson: string): Promise<string> {
+    const s = v.parseJson(studyJson, 'study');
+    v.only(s, 'study', STUDY_FIELDS);
+    const entry: StudyRegistration = {
+      studyId: v.id(s.studyId, 'study.studyId'),
+      ownerId: v.principal(s.ownerId, 'study.ownerId'),
+      termsHash: v.sha256(s.termsHash, 'study.termsHash'),
+      legacy: s.legacy === undefined ? false : v.bool(s.legacy, 'study.legacy'),
+      txId: ctx.stub.getTxID(),
+      registeredAt: txTime(ctx),
+      registeredBy: caller(ctx),
+    };
+    const k = key(ctx, KEYS.study, [entry.studyId]);
+    if (await getJson(ctx, k)) {
+      throw new ChaincodeError('CONFLICT', `study ${entry.studyId} is already registered`);
+    }
+    const registrar = key(ctx, KEYS.studyRegistrar, [entry.registeredBy]);
+    const registersOwn = (await ctx.stub.getState(registrar))?.length > 0;
+    if (entry.legacy && registersOwn) {
+      throw new ChaincodeError(
+        'FORBIDDEN',
+        `organisation ${entry.registeredBy} registers its studies as it creates them: a legacy registration is no longer accepted from it`,
+      );
+    }
+    await putJson(ctx, k, entry);
+    if (!entry.legacy && !registersOwn)
+      await putIndex(ctx, KEYS.studyRegistrar, [entry.registeredBy]);
+    emit(ctx, TRAINING_EVENTS.studyRegistered, entry);
+    return JSON.stringify(entry);
+  }
+
+  @Transaction(false)
+  @Returns('string')
+  async GetStudy(ctx: Context, studyId: string): Promise<string> {
+    const id = v.id(studyId, 'studyId');
+    const entry = await getJson<StudyRegistration>(ctx, key(ctx, KEYS.study, [id]));
+    if (!entry) throw new ChaincodeError('NOT_FOUND', `study ${id} is not registered`);
     return JSON.stringify(entry);
   }
 

@@ -2,7 +2,7 @@
 // names the field, before anything is read or written.
 
 import { ChaincodeError } from './errors';
-import { UNSTORABLE_IN_IDENTIFIER } from './policy';
+import { INVISIBLE_IN_GRANTEE, UNSTORABLE_IN_IDENTIFIER } from './policy';
 
 export { ChaincodeError } from './errors';
 
@@ -52,6 +52,21 @@ export function principal(value: unknown, field: string): string {
     );
   }
   return value;
+}
+
+/**
+ * A grant's grantee: a principal, shown to the patient, holding nothing invisible (no
+ * character of INVISIBLE_IN_GRANTEE) that could make it read as someone else's id.
+ */
+export function grantee(value: unknown, field: string): string {
+  const p = principal(value, field);
+  if (INVISIBLE_IN_GRANTEE.test(p)) {
+    throw invalid(
+      field,
+      'must not hold invisible characters (format characters such as zero-width spaces, separators, spaces other than U+0020, or whitespace at either end)',
+    );
+  }
+  return p;
 }
 
 export function id(value: unknown, field: string): string {

@@ -4,6 +4,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import type { GrantRecord } from '@custodia/chaincode';
+import { INVISIBLE_IN_GRANTEE } from '@custodia/chaincode/policy';
 import { consentPayload } from '@custodia/chaincode/signed-consent';
 import { randomUUID } from 'node:crypto';
 import { DataSource } from 'typeorm';
@@ -41,6 +42,7 @@ export class ConsentService {
     const patientId = await this.patients.requirePatientId(actor);
     const terms = validateGrant(input);
     const signature = validateSignature(input);
+    if (terms.grantee.type === 'STUDY') await this.requireRegisteredStudy(terms.grantee.id);
     const id = input.id ?? randomUUID();
     const result = await this.projection.write(id, async () => {
       const { result } = await this.ledger
@@ -80,6 +82,28 @@ export class ConsentService {
     }
     // The row now holds exactly what the ledger answered: no need to read it back.
     return toGrantModelFromLedger(result);
+  }
+
+  /**
+   * A research consent names a study that exists: one registered on the ledger (where every
+   * organisation's studies are, whichever database holds the catalogue row), so that a
+   * patient never consents to an id that no study has, or may later be given.
+   */
+  private async requireRegisteredStudy(studyId: string): Promise<void> {
+    const registered = await this.ledger
+      .evaluate('training', 'GetStudy', [studyId])
+      .then(() => true)
+      .catch((e: unknown) => {
+        // An id the chaincode refuses to read (not an id at all) names no study either.
+        if (e instanceof NotFoundError || e instanceof BadUserInputError) return false;
+        throw e;
+      });
+    if (!registered) {
+      throw new BadUserInputError(
+        'granteeId names no study: a STUDY grant takes the id of a study in the catalogue (studies).',
+        'input.granteeId',
+      );
+    }
   }
 
   async revoke(actor: Actor, id: string, signature?: string | null): Promise<ConsentGrantModel> {
@@ -232,6 +256,14 @@ export function validateGrant(input: GrantConsentInput) {
     throw bad(
       'granteeId',
       `granteeId must name the grantee as their tokens do: 1–${MAX_IDENTIFIER_LENGTH} characters without control characters or bidirectional controls`,
+    );
+  }
+  // The patient sees the grantee's id as they grant it: nothing in it may be invisible, or it
+  // could read exactly as someone else's (the chaincode refuses the same).
+  if (INVISIBLE_IN_GRANTEE.test(input.granteeId)) {
+    throw bad(
+      'granteeId',
+      'granteeId must not hold invisible characters (format characters such as zero-width spaces, line separators, spaces other than U+0020, or whitespace at either end): they would make it read as another id',
     );
   }
   const actions = input.actions;

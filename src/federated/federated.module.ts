@@ -13,12 +13,14 @@ import { RunsResolver, StudyRunsResolver } from './coordinator/runs.resolver';
 import { LocalTrainingNodes } from './node/local-nodes';
 import { StudiesResolver } from './studies/studies.resolver';
 import { StudiesService } from './studies/studies.service';
+import { StudyRegistry } from './studies/study-registry';
 
 /** Federated learning: studies, training nodes, and the coordinator of their runs. */
 @Module({
   imports: [ConsentModule, LedgerModule, RecordsModule, AuditModule],
   controllers: [FlController],
   providers: [
+    StudyRegistry,
     StudiesService,
     StudiesResolver,
     RunRepository,

@@ -14,7 +14,8 @@ export type IntegrityFailureKind =
   | 'access_log'
   | 'projection_drift'
   | 'ledger_chain'
-  | 'ai_decision';
+  | 'ai_decision'
+  | 'study';
 
 @Injectable()
 export class IntegrityMonitor {

@@ -4,6 +4,8 @@
 // lost, the database fails before and after the ledger write, and the process restarts in
 // between. Every run resumes and completes, and the
 // ledger holds each of its rounds exactly once.
+import { randomUUID } from 'node:crypto';
+import { DataSource } from 'typeorm';
 import { LedgerUnavailableError } from '../../src/common/errors';
 import { PolicyDecisionPoint } from '../../src/consent';
 import { CoordinatorEvents, RoundEnded } from '../../src/federated/coordinator/coordinator-events';
@@ -11,6 +13,8 @@ import { Coordinator } from '../../src/federated/coordinator/coordinator.service
 import { RoundCloser } from '../../src/federated/coordinator/round-closer';
 import { RunRepository } from '../../src/federated/coordinator/run-repository';
 import { UpdateIntake } from '../../src/federated/coordinator/update-intake';
+import { StudyEntity } from '../../src/federated/studies/study.entity';
+import { StudyRegistry } from '../../src/federated/studies/study-registry';
 import { LEDGER, Ledger } from '../../src/ledger';
 import { Collector } from '../helpers/collector';
 import { LedgerUnderTest } from '../helpers/ledger-under-test';
@@ -245,21 +249,37 @@ export function roundClosingSuite(ledgerUnderTest: LedgerUnderTest): void {
         researcher,
       );
       // Settings from before createStudy bounded them: noise no accountant can put a number on.
+      // Such a study was registered on the ledger as it was stored (a row merely changed here
+      // is withheld): one is made so here, under an id of its own.
+      const studyId = randomUUID();
       await api.db.query(
-        'UPDATE studies SET clip_norm = 1, noise_multiplier = 1e-300 WHERE id = $1',
-        [createStudy.id],
+        `INSERT INTO studies (id, title, owner_id, model, features, label, strategy, local_epochs,
+           learning_rate, batch_size, min_nodes, round_deadline_ms, clip_norm, noise_multiplier,
+           created_at)
+         SELECT $1, title, owner_id, model, features, label, strategy, local_epochs,
+           learning_rate, batch_size, min_nodes, round_deadline_ms, 1, 1e-300, created_at
+         FROM studies WHERE id = $2`,
+        [studyId, createStudy.id],
       );
+      await api.server.app
+        .get(StudyRegistry)
+        .register(
+          await api.server.app
+            .get(DataSource)
+            .getRepository(StudyEntity)
+            .findOneByOrFail({ id: studyId }),
+        );
       for (let i = 0; i < 2; i++) {
         await api.ok(
           `mutation($s: ID!) { grantConsent(input: { granteeType: STUDY, granteeId: $s,
            purpose: RESEARCH, actions: [TRAIN] }) { id } }`,
-          { s: createStudy.id },
+          { s: studyId },
           await api.token(`closing-patient-${i}`, 'PATIENT'),
         );
       }
       const { startTraining } = await api.ok<{ startTraining: { id: string } }>(
         'mutation($s: ID!) { startTraining(studyId: $s, rounds: 1) { id } }',
-        { s: createStudy.id },
+        { s: studyId },
         researcher,
       );
       const runId = startTraining.id;

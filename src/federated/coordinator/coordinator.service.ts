@@ -16,6 +16,7 @@ import { initialWeights } from '../model/architecture';
 import { modelHash } from '../provenance';
 import { createStrategy } from '../strategies';
 import { StudyEntity } from '../studies/study.entity';
+import { StudiesService } from '../studies/studies.service';
 import { CoordinatorEvents, roundOpened } from './coordinator-events';
 import { RoundCloser } from './round-closer';
 import { RunRepository } from './run-repository';
@@ -41,6 +42,7 @@ export class Coordinator {
     private readonly repo: RunRepository,
     private readonly intake: UpdateIntake,
     private readonly closer: RoundCloser,
+    private readonly studies: StudiesService,
     /** 'open' as rounds open, 'round' as they end (see CoordinatorEventMap). */
     readonly events: CoordinatorEvents,
   ) {}
@@ -98,14 +100,22 @@ export class Coordinator {
 
   /**
    * Rounds open now (for nodes that start while a run is under way), with whether `nodeId`
-   * has an update accepted in each (after a rejection it may send another).
+   * has an update accepted in each (after a rejection it may send another). Rounds of a
+   * study withheld (its row is not what the ledger registered) are not offered.
    */
   async openRounds(nodeId?: string): Promise<OpenRoundModel[]> {
     const rows = await this.repo.openRounds(nodeId ?? '');
-    return rows.map(({ strategy, ...r }) => ({
-      ...r,
-      clientConfig: createStrategy(strategy).clientConfig(),
-    }));
+    const studies = new Map(
+      await Promise.all(
+        [...new Set(rows.map((r) => r.studyId))].map(
+          async (id) => [id, await this.studies.get(id)] as const,
+        ),
+      ),
+    );
+    return rows.flatMap((r) => {
+      const study = studies.get(r.studyId);
+      return study ? [{ ...r, clientConfig: createStrategy(study.strategy).clientConfig() }] : [];
+    });
   }
 
   /** The nodes with an update accepted in this round (a rejected one may send again). */
@@ -204,13 +214,14 @@ export class Coordinator {
   }
 
   private async studyOf(run: TrainingRunModel): Promise<StudyEntity> {
-    const study = await this.repo.study(run.studyId);
+    const study = await this.studies.get(run.studyId);
     if (!study) throw new NotFoundError('No study with that id.');
     return study;
   }
 
+  /** The study as the ledger registered it (owner included): a row changed here is not found. */
   private async ownStudy(actor: Actor, studyId: string): Promise<StudyEntity> {
-    const study = await this.repo.study(studyId);
+    const study = await this.studies.get(studyId);
     if (!study) throw new NotFoundError('No study with that id.');
     if (study.ownerId !== actor.id) {
       throw new ForbiddenError('Only the researcher who owns this study can run it.');

@@ -22,6 +22,7 @@ import { Ledger, LEDGER } from '../../ledger';
 import { studyPrivacy } from '../privacy';
 import { roundRecord, RoundRecord } from '../provenance';
 import { createStrategy, releaseModel } from '../strategies';
+import { StudiesService } from '../studies/studies.service';
 import type { StudyEntity } from '../studies/study.entity';
 import { CoordinatorEvents, RoundOpened, roundOpened } from './coordinator-events';
 import {
@@ -54,6 +55,7 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(LEDGER) private readonly ledger: Ledger,
     private readonly pdp: PolicyDecisionPoint,
     private readonly events: CoordinatorEvents,
+    private readonly studies: StudiesService,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -324,8 +326,11 @@ export class RoundCloser implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   private async study(id: string): Promise<StudyEntity> {
-    const study = await this.repo.study(id);
-    if (!study) throw new Error('the study of a training run is missing');
+    const study = await this.studies.get(id);
+    if (!study)
+      throw new Error(
+        'the study of a training run is missing, or withheld as not what the ledger registered',
+      );
     return study;
   }
 }

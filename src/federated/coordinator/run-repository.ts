@@ -4,11 +4,10 @@
 import { Injectable } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { DataSource, EntityManager } from 'typeorm';
-import { BoundedMap } from '../../common/bounded-map';
 import { isUuid } from '../../common/ids';
 import type { RoundRecord } from '../provenance';
 import type { StoredStrategyState } from './strategy-state';
-import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
+import { TrainingNodeEntity } from '../studies/study.entity';
 import {
   ModelUpdateInfoModel,
   RoundMetricsModel,
@@ -59,7 +58,6 @@ export interface OpenRoundRow {
   studyId: string;
   deadlineAt: Date;
   submitted: boolean;
-  strategy: StudyEntity['strategy'];
 }
 
 export interface NewUpdate {
@@ -85,26 +83,12 @@ export interface RoundOutcome {
   numUpdates: number;
 }
 
-const STUDY_CACHE = 1_000;
-
 @Injectable()
 export class RunRepository {
-  /** Studies never change once created: read each once per process. */
-  private readonly studies = new BoundedMap<string, StudyEntity>(STUDY_CACHE);
-
   constructor(@InjectDataSource() readonly db: DataSource) {}
 
   transaction<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
     return this.db.transaction(work);
-  }
-
-  async study(id: string): Promise<StudyEntity | null> {
-    const cached = this.studies.get(id);
-    if (cached) return cached;
-    if (!isUuid(id)) return null;
-    const study = await this.db.getRepository(StudyEntity).findOneBy({ id });
-    if (study) this.studies.set(id, study);
-    return study;
   }
 
   // --- runs ---
@@ -243,7 +227,7 @@ export class RunRepository {
   /** Rounds open now, with whether `nodeId` has already sent its update. */
   async openRounds(nodeId: string): Promise<OpenRoundRow[]> {
     const rows = (await this.db.query(
-      `SELECT r.run_id, r.round, t.study_id, r.deadline_at, s.strategy,
+      `SELECT r.run_id, r.round, t.study_id, r.deadline_at,
               EXISTS (SELECT 1 FROM model_updates u WHERE u.run_id = r.run_id
                         AND u.round = r.round AND u.node_id = $1
                         AND u.status = 'ACCEPTED') AS submitted
@@ -257,7 +241,6 @@ export class RunRepository {
       round: number;
       study_id: string;
       deadline_at: Date;
-      strategy: StudyEntity['strategy'];
       submitted: boolean;
     }[];
     return rows.map((r) => ({
@@ -266,7 +249,6 @@ export class RunRepository {
       studyId: r.study_id,
       deadlineAt: r.deadline_at,
       submitted: r.submitted,
-      strategy: r.strategy,
     }));
   }
 

@@ -11,6 +11,7 @@ import { PolicyDecisionPoint } from '../../consent';
 import { parameterCount } from '../model/architecture';
 import { BoundedMap } from '../../common/bounded-map';
 import { ForbiddenError, NotFoundError } from '../../common/errors';
+import { StudiesService } from '../studies/studies.service';
 import type { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
 import { IntakeContext, NodeMetrics, RunRepository } from './run-repository';
 import { RunStatus, UpdateStatus } from './run.model';
@@ -60,6 +61,7 @@ export class UpdateIntake {
   constructor(
     private readonly repo: RunRepository,
     private readonly pdp: PolicyDecisionPoint,
+    private readonly studies: StudiesService,
   ) {}
 
   /**
@@ -106,7 +108,7 @@ export class UpdateIntake {
     if (!context.roundExists) {
       throw new NotFoundError(`Round ${round} of this training run has not opened.`);
     }
-    const study = await this.repo.study(context.run.studyId);
+    const study = await this.studies.get(context.run.studyId);
     if (!study) throw new NotFoundError('No study with that id.');
     let manifest: Manifest | undefined;
     let outcome: { grantIds: string[] } | Rejection;

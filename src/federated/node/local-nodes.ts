@@ -18,8 +18,8 @@ import { AppConfig, InjectConfig } from '../../config';
 import { RecordsService } from '../../records';
 import type { RoundOpened } from '../coordinator/coordinator-events';
 import { Coordinator } from '../coordinator/coordinator.service';
-import { RunRepository } from '../coordinator/run-repository';
 import { TrainingThread } from '../model/training-thread';
+import { StudiesService } from '../studies/studies.service';
 import { StudyEntity, TrainingNodeEntity } from '../studies/study.entity';
 import { floats, SigningKey, trainAndSign, TrainingExample, TrainingExamples } from './node-work';
 
@@ -59,7 +59,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     private readonly coordinator: Coordinator,
     pdp: PolicyDecisionPoint,
     records: RecordsService,
-    private readonly repo: RunRepository,
+    private readonly studies: StudiesService,
   ) {
     this.examples = new TrainingExamples(pdp, records);
   }
@@ -106,7 +106,7 @@ export class LocalTrainingNodes implements OnApplicationBootstrap, OnApplication
     studyId: string,
     clientConfig: Record<string, number>,
   ): Promise<void> {
-    const study = await this.repo.study(studyId);
+    const study = await this.studies.get(studyId);
     if (!study) return;
     const [nodes, submitted] = await Promise.all([
       this.nodes(),

@@ -54,10 +54,13 @@ export class RemoteNode {
     }>('{ openRounds { runId round studyId submitted clientConfig } }');
     const result: PollResult = { submitted: [] };
     for (const open of openRounds.filter((r) => !r.submitted)) {
-      const { study } = await this.graphql<{ study: StudySettings }>(
+      const { study } = await this.graphql<{ study: StudySettings | null }>(
         `query($id: ID!) { study(id: $id) { ${STUDY_FIELDS} } }`,
         { id: open.studyId },
       );
+      // Withheld by the coordinator (its row is not what the ledger registered): nothing to
+      // train for.
+      if (!study) continue;
       const config = this.app.get<AppConfig>(APP_CONFIG);
       this.examples ??= new TrainingExamples(
         this.app.get(PolicyDecisionPoint),

@@ -1,7 +1,9 @@
 // Studies (what to learn, from which features, with which strategy and privacy) and the
 // training nodes that may take part (registered by an administrator with their public key).
+// A study's terms are registered on the ledger as it is created; every read of a study goes
+// through StudyRegistry, which withholds a row that is not what the ledger registered.
 import { checkShownText } from '../../common/shown-text';
-import { Injectable } from '@nestjs/common';
+import { Injectable, OnModuleInit } from '@nestjs/common';
 import { InjectDataSource } from '@nestjs/typeorm';
 import { calculateJwkThumbprint, importJWK, JWK } from 'jose';
 import { randomUUID } from 'node:crypto';
@@ -20,17 +22,35 @@ import {
   TrainingNodeModel,
 } from './study.model';
 import { isUuid } from '../../common/ids';
+import { BoundedMap } from '../../common/bounded-map';
+import { StudyRegistry } from './study-registry';
 
 /** LOINC codes: digits, a hyphen and a check digit (e.g. 2345-7). */
 const LOINC = /^\d{1,7}-\d$/;
 /** SNOMED CT concept ids: 6 to 18 digits. */
 const SNOMED = /^\d{6,18}$/;
 const MAX_FEATURES = 64;
+/** Studies believed and remembered: their terms never change once registered. */
+const STUDY_CACHE = 1_000;
 
 @Injectable()
-export class StudiesService {
-  constructor(@InjectDataSource() private readonly db: DataSource) {}
+export class StudiesService implements OnModuleInit {
+  private readonly believed = new BoundedMap<string, StudyEntity>(STUDY_CACHE);
 
+  constructor(
+    @InjectDataSource() private readonly db: DataSource,
+    private readonly registry: StudyRegistry,
+  ) {}
+
+  /** Before anything reads a study (nodes resume rounds at bootstrap): older ones registered. */
+  async onModuleInit(): Promise<void> {
+    await this.registry.registerLegacy(await this.db.getRepository(StudyEntity).find());
+  }
+
+  /**
+   * Stores the study and registers its terms on the ledger, in one transaction: a study the
+   * ledger refused or never answered for is not kept.
+   */
   async create(actor: Actor, input: CreateStudyInput): Promise<StudyModel> {
     const row: StudyEntity = {
       id: randomUUID(),
@@ -38,18 +58,33 @@ export class StudiesService {
       createdAt: new Date(),
       ...validateStudy(input),
     };
-    await this.db.getRepository(StudyEntity).insert(row);
+    await this.db.transaction(async (m) => {
+      await m.getRepository(StudyEntity).insert(row);
+      await this.registry.register(row);
+    });
     return row;
   }
 
-  /** Studies are a public catalogue: patients need them to consent, researchers to run them. */
+  /**
+   * Studies are a public catalogue: patients need them to consent, researchers to run them.
+   * Only studies as the ledger registered them are listed.
+   */
   async list(): Promise<StudyModel[]> {
-    return this.db.getRepository(StudyEntity).find({ order: { createdAt: 'DESC', id: 'ASC' } });
+    return this.registry.believed(
+      await this.db.getRepository(StudyEntity).find({ order: { createdAt: 'DESC', id: 'ASC' } }),
+    );
   }
 
-  async get(id: string): Promise<StudyModel | null> {
+  /** The study, when its row is what the ledger registered; null otherwise (and reported). */
+  async get(id: string): Promise<StudyEntity | null> {
+    const known = this.believed.get(id);
+    if (known) return known;
     if (!isUuid(id)) return null;
-    return this.db.getRepository(StudyEntity).findOneBy({ id });
+    const row = await this.db.getRepository(StudyEntity).findOneBy({ id });
+    if (!row) return null;
+    const [study] = await this.registry.believed([row]);
+    if (study) this.believed.set(id, study);
+    return study ?? null;
   }
 
   async registerNode(actor: Actor, input: RegisterTrainingNodeInput): Promise<TrainingNodeModel> {
