@@ -59,6 +59,15 @@ export function keyFromHex(hex: string): string {
   return Buffer.from(hex, 'hex').toString('utf8');
 }
 
+/** A row of ledger_blocks as read (numbers as pg returns bigints: strings). */
+export interface BlockRow {
+  number: string;
+  prev_hash: string;
+  hash: string;
+  body: string;
+  mac: Buffer | null;
+}
+
 export interface StoredBlock {
   number: number;
   prevHash: string;

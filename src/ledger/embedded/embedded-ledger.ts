@@ -22,6 +22,7 @@ import {
 import {
   argsHash,
   Block,
+  BlockRow,
   BlockTx,
   checkBlock,
   encodeBlock,
@@ -283,13 +284,9 @@ export class EmbeddedLedger implements Ledger {
    * the break is returned (block numbers only); null when the tip is sound or there is none.
    */
   async checkTip(): Promise<string | null> {
-    const { rows } = await this.pool.query<{
-      number: string;
-      prev_hash: string;
-      hash: string;
-      body: string;
-      mac: Buffer | null;
-    }>('SELECT number, prev_hash, hash, body, mac FROM ledger_blocks ORDER BY number DESC LIMIT 2');
+    const { rows } = await this.pool.query<BlockRow>(
+      'SELECT number, prev_hash, hash, body, mac FROM ledger_blocks ORDER BY number DESC LIMIT 2',
+    );
     const [tip, predecessor] = rows.map((r): StoredBlock => ({
       number: Number(r.number),
       prevHash: r.prev_hash,
@@ -420,13 +417,7 @@ export class EmbeddedLedger implements Ledger {
    */
   private async walk(db: Pool | PoolClient, versions: StateVersions): Promise<string | null> {
     for (;;) {
-      const { rows } = await db.query<{
-        number: string;
-        prev_hash: string;
-        hash: string;
-        body: string;
-        mac: Buffer | null;
-      }>(
+      const { rows } = await db.query<BlockRow>(
         `SELECT number, prev_hash, hash, body, mac FROM ledger_blocks
          WHERE number > $1 ORDER BY number LIMIT ${WALK_PAGE}`,
         [versions.head],

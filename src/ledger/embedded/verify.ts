@@ -2,7 +2,7 @@
 // writes, and compares the result with the stored world state and key history, so that a
 // changed byte in any block, state row or history row is reported.
 import type { Pool, PoolClient } from 'pg';
-import { checkBlock, GENESIS_PREV_HASH, LedgerBreak, Replay, StoredBlock } from './block';
+import { BlockRow, checkBlock, GENESIS_PREV_HASH, LedgerBreak, Replay, StoredBlock } from './block';
 import type { LedgerSeal } from './seal';
 
 export interface LedgerReport {
@@ -52,13 +52,7 @@ async function walkLedger(db: PoolClient, seal?: LedgerSeal): Promise<LedgerRepo
   let prevHash = GENESIS_PREV_HASH;
   let next = 0;
   walk: for (;;) {
-    const { rows } = await db.query<{
-      number: string;
-      prev_hash: string;
-      hash: string;
-      body: string;
-      mac: Buffer | null;
-    }>(
+    const { rows } = await db.query<BlockRow>(
       'SELECT number, prev_hash, hash, body, mac FROM ledger_blocks WHERE number >= $1 ORDER BY number LIMIT $2',
       [next, PAGE],
     );
