@@ -77,7 +77,7 @@ export async function verifyAll(
     // row put back from before a revocation is not believed; the walk's own breaks are
     // reported above), and the chain must reach the head the API recorded.
     if (seal) {
-      await local.open({ repair: false });
+      if (ledger?.versions) local.adopt(ledger.versions);
       const rolledBack = await local.rolledBack();
       if (rolledBack) ledger?.problems.unshift(rolledBack);
     }

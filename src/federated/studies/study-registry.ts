@@ -50,12 +50,7 @@ export class StudyRegistry {
   async registration(studyId: string): Promise<StudyRegistration | null> {
     const known = this.registrations.get(studyId);
     if (known) return known;
-    const held = await this.ledger
-      .evaluate<StudyRegistration>('training', 'GetStudy', [studyId])
-      .catch((e: unknown) => {
-        if (e instanceof NotFoundError) return null;
-        throw e;
-      });
+    const held = await registeredStudy(this.ledger, studyId);
     if (held) this.registrations.set(studyId, held);
     return held;
   }
@@ -102,4 +97,17 @@ export class StudyRegistry {
     if (registered)
       this.logger.warn({ studies: registered }, 'legacy studies registered on the ledger');
   }
+}
+
+/** What the ledger registered for the study (GetStudy), or null when it registered nothing. */
+export function registeredStudy(
+  ledger: Pick<Ledger, 'evaluate'>,
+  studyId: string,
+): Promise<StudyRegistration | null> {
+  return ledger
+    .evaluate<StudyRegistration>('training', 'GetStudy', [studyId])
+    .catch((e: unknown) => {
+      if (e instanceof NotFoundError) return null;
+      throw e;
+    });
 }

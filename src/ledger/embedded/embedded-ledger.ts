@@ -30,7 +30,6 @@ import {
   LedgerBreak,
   sha256Hex,
   StoredBlock,
-  tipBreak,
 } from './block';
 import {
   compareKeys,
@@ -44,7 +43,7 @@ import {
 import { HeadFileInvalid, LedgerHeadFile } from './head-file';
 import { LedgerSeal } from './seal';
 import { ReadSet, SnapshotReader } from './snapshot-reader';
-import { StateVersions, valueWritten } from './state-versions';
+import { lastWrite, StateVersions } from './state-versions';
 import { verifyEmbeddedLedger } from './verify';
 
 /** Most transactions in one block. */
@@ -279,29 +278,6 @@ export class EmbeddedLedger implements Ledger {
   }
 
   /**
-   * Checks the chain's tip (its last block hashes to its hash and links to its predecessor),
-   * as start-up does before anything is committed. When broken, every later submit fails and
-   * the break is returned (block numbers only); null when the tip is sound or there is none.
-   */
-  async checkTip(): Promise<string | null> {
-    const { rows } = await this.pool.query<BlockRow>(
-      'SELECT number, prev_hash, hash, body, mac FROM ledger_blocks ORDER BY number DESC LIMIT 2',
-    );
-    const [tip, predecessor] = rows.map((r): StoredBlock => ({
-      number: Number(r.number),
-      prevHash: r.prev_hash,
-      hash: r.hash,
-      body: r.body,
-    }));
-    if (!tip) return null;
-    const problem =
-      tipBreak(tip, predecessor ?? null) ??
-      this.unsealedBlock(tip.number, tip.hash, tip.body, rows[0].mac);
-    if (problem) this.broken = problem;
-    return problem;
-  }
-
-  /**
    * Seals the blocks and world state written before seals existed, once: only while no block
    * is sealed yet, and only after a full check of the chain, its state and its history.
    * Returns the problem that stopped it, or null.
@@ -351,28 +327,34 @@ export class EmbeddedLedger implements Ledger {
   /**
    * Start-up, before anything is committed: seals a chain written before seals existed, walks
    * every block (hash chain and seals), learns which block last wrote each key, checks that
-   * the chain reaches the head this data directory recorded, and (with `repair`) puts back the
-   * world-state rows that differ from what the blocks wrote, reporting each. From then on
-   * every row read is checked to be the version the blocks left. Returns the problem that
-   * stops the chain being extended, or null.
+   * the chain reaches the head this data directory recorded, and puts back the world-state
+   * rows that differ from what the blocks wrote, reporting each. From then on every row read
+   * is checked to be the version the blocks left. Returns the problem that stops the chain
+   * being extended, or null.
    */
-  async open({ repair = true }: { repair?: boolean } = {}): Promise<string | null> {
-    const legacy = repair ? await this.sealLegacy() : null;
+  async open(): Promise<string | null> {
+    const legacy = await this.sealLegacy();
     if (legacy) return legacy;
     const versions = new StateVersions();
     const walked = await this.walk(this.pool, versions);
     if (walked) return this.stop(walked);
     const rolledBack = await this.rolledBack(versions.head);
     if (rolledBack) return this.stop(rolledBack);
-    if (repair) {
-      const problem = await this.restoreWorldState(versions);
-      if (problem) return this.stop(problem);
-    }
+    const problem = await this.restoreWorldState(versions);
+    if (problem) return this.stop(problem);
     this.versions = versions;
-    if (repair && versions.headHash !== null) {
+    if (versions.headHash !== null) {
       this.options.headFile?.record({ number: versions.head, hash: versions.headHash });
     }
     return null;
+  }
+
+  /**
+   * Judges every row read by `versions`, a walk of the chain made elsewhere (verify-ledger's),
+   * without putting anything back: what is read is what the blocks wrote.
+   */
+  adopt(versions: StateVersions): void {
+    this.versions = versions;
   }
 
   /**
@@ -534,12 +516,15 @@ export class EmbeddedLedger implements Ledger {
         continue;
       }
       const block = blocks.get(writer);
-      const tx = block && [...block.txs].reverse().find((t) => t.writes.some((w) => w.key === key));
-      const value = block && valueWritten(block, key);
-      if (!tx || typeof value !== 'string') {
+      const written = block && lastWrite(block, key);
+      if (typeof written?.value !== 'string') {
         throw new LedgerTampered(`block ${writer}, which last wrote a key, cannot be read back`);
       }
-      out.set(key, { value: Buffer.from(value, 'base64'), block: writer, txId: tx.txId });
+      out.set(key, {
+        value: Buffer.from(written.value, 'base64'),
+        block: writer,
+        txId: written.txId,
+      });
     }
     return out;
   }

@@ -1,5 +1,5 @@
 import { Block, BlockTx } from './block';
-import { StateVersions, valueWritten } from './state-versions';
+import { lastWrite, StateVersions } from './state-versions';
 
 const tx = (writes: BlockTx['writes']): BlockTx => ({
   txId: 'x'.repeat(64),
@@ -49,7 +49,7 @@ describe('StateVersions', () => {
 
   it("reads a block's last write of a key", () => {
     const b = block(4, [tx([{ key: 'a', value: 'MQ==' }]), tx([{ key: 'a', value: 'Mg==' }])]);
-    expect(valueWritten(b, 'a')).toBe('Mg==');
-    expect(valueWritten(b, 'z')).toBeUndefined();
+    expect(lastWrite(b, 'a')?.value).toBe('Mg==');
+    expect(lastWrite(b, 'z')).toBeUndefined();
   });
 });

@@ -52,11 +52,14 @@ export class StateVersions {
   }
 }
 
-/** The value the block's last write of `key` left (base64), or null for a delete. */
-export function valueWritten(block: Block, key: string): string | null | undefined {
-  let found: string | null | undefined;
+/** The block's last write of `key`: its value (base64, null for a delete) and transaction. */
+export function lastWrite(
+  block: Block,
+  key: string,
+): { value: string | null; txId: string } | undefined {
+  let found: { value: string | null; txId: string } | undefined;
   for (const tx of block.txs) {
-    for (const w of tx.writes) if (w.key === key) found = w.value;
+    for (const w of tx.writes) if (w.key === key) found = { value: w.value, txId: tx.txId };
   }
   return found;
 }

@@ -4,6 +4,7 @@
 import type { Pool, PoolClient } from 'pg';
 import { BlockRow, checkBlock, GENESIS_PREV_HASH, LedgerBreak, Replay, StoredBlock } from './block';
 import type { LedgerSeal } from './seal';
+import { StateVersions } from './state-versions';
 
 export interface LedgerReport {
   blocks: number;
@@ -11,6 +12,11 @@ export interface LedgerReport {
   stateKeys: number;
   historyRows: number;
   problems: string[];
+  /**
+   * Which block last wrote each key, as the walk found it; null when the chain broke on the
+   * way (then nothing read from it can be judged by it).
+   */
+  versions: StateVersions | null;
 }
 
 const PAGE = 500;
@@ -42,6 +48,7 @@ async function walkLedger(db: PoolClient, seal?: LedgerSeal): Promise<LedgerRepo
     stateKeys: 0,
     historyRows: 0,
     problems: [],
+    versions: null,
   };
   let unlisted = 0;
   const problem = (p: string) => {
@@ -49,6 +56,8 @@ async function walkLedger(db: PoolClient, seal?: LedgerSeal): Promise<LedgerRepo
     else unlisted++;
   };
   const replay = new Replay();
+  const versions = new StateVersions();
+  let broken = false;
   let prevHash = GENESIS_PREV_HASH;
   let next = 0;
   walk: for (;;) {
@@ -71,11 +80,13 @@ async function walkLedger(db: PoolClient, seal?: LedgerSeal): Promise<LedgerRepo
           );
         }
         replay.apply(block);
+        versions.apply(block, stored.hash);
         report.blocks++;
         report.transactions += block.txs.length;
       } catch (e) {
         if (!(e instanceof LedgerBreak)) throw e;
         problem(`${e.message}; the chain cannot be trusted from here on`);
+        broken = true;
         break walk;
       }
       prevHash = stored.hash;
@@ -83,6 +94,7 @@ async function walkLedger(db: PoolClient, seal?: LedgerSeal): Promise<LedgerRepo
     }
     if (rows.length < PAGE) break;
   }
+  if (!broken) report.versions = versions;
 
   const state = await db.query<{
     key: Buffer;
