@@ -180,6 +180,26 @@ export function readsAsOwner(decision: Decision): boolean {
   return decision.basis.kind === 'self';
 }
 
+/**
+ * Whether a record that opened is served to the caller under its anchor: always to its
+ * patient; to a grantee not when it was rolled back (it carries labels the ledger no longer
+ * holds: a version since restricted would pass an unrestricted grant).
+ */
+export function servable(decision: Decision, anchor: AnchorLookup): boolean {
+  return readsAsOwner(decision) || anchor.state !== 'superseded';
+}
+
+/** The opened records served to the caller, each with its anchor (see servable). */
+export function served(
+  decision: Decision,
+  opened: readonly OpenRow[],
+  anchors: readonly AnchorLookup[],
+): { o: OpenRow; anchor: AnchorLookup }[] {
+  return opened.flatMap((o, i) =>
+    servable(decision, anchors[i]) ? [{ o, anchor: anchors[i] }] : [],
+  );
+}
+
 export function factsOf(row: RecordFacts): RecordFacts {
   return { resourceType: row.resourceType, category: row.category, sensitivity: row.sensitivity };
 }

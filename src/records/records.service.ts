@@ -47,7 +47,15 @@ import {
 } from './record.model';
 import { isUuid } from '../common/ids';
 import { RecordIndex, RecordSearch } from './search/record-index';
-import { anchorQuestion, factsOf, readsAsOwner, RecordAccess, recordModel } from './record-access';
+import {
+  anchorQuestion,
+  factsOf,
+  readsAsOwner,
+  RecordAccess,
+  recordModel,
+  servable,
+  served,
+} from './record-access';
 import { CURRENT_COLUMNS, insertRecordRow, VersionRow, versionEntity } from './record-rows';
 
 /** A page, and the ids of records on it that failed to open and were withheld. */
@@ -219,7 +227,7 @@ export class RecordsService {
     // what storage claims beside what the ledger anchored, MISMATCH.
     const open = opened ?? { row, resource: {}, hash: row.contentHash };
     const anchor = await this.anchors.lookupOne(anchorQuestion(open));
-    if (!readsAsOwner(decision) && (!opened || anchor.state === 'superseded')) {
+    if (opened ? !servable(decision, anchor) : !readsAsOwner(decision)) {
       throw await this.absentToGrantee(actor, decision, row);
     }
     await this.access.logPermitted(actor, decision, row.patientId, [row]);
@@ -312,21 +320,17 @@ export class RecordsService {
     );
     const anchors = await this.anchors.lookup(readable.map(anchorQuestion));
     const owner = readsAsOwner(decision);
-    // A grantee is never served a record rolled back: it carries labels the ledger no longer
-    // holds (a version since restricted would pass an unrestricted grant).
-    const served = readable.flatMap((o, i) =>
-      owner || anchors[i].state !== 'superseded' ? [{ o, anchor: anchors[i] }] : [],
-    );
+    const items = served(decision, readable, anchors);
     // Only what was returned is logged as read; withheld records were not.
     await this.access.logPermitted(
       actor,
       decision,
       patientId,
-      served.map(({ o }) => o.row),
+      items.map(({ o }) => o.row),
     );
     const last = page[page.length - 1];
     return {
-      items: served.map(({ o, anchor }) => recordModel(o, anchor)),
+      items: items.map(({ o, anchor }) => recordModel(o, anchor)),
       nextCursor: rows.length > size && last ? encodeCursor(last) : null,
       // Named to the patient only; to a grantee a withheld record is as absent.
       withheld: owner ? page.filter((_, i) => opened[i] === null).map((r) => r.id) : [],
@@ -480,7 +484,7 @@ export class RecordsService {
       throw owner ? unreadableRecord(row.id) : await this.absentToGrantee(actor, decision, row);
     }
     const anchor = await this.anchors.lookupOne(anchorQuestion(open));
-    if (!owner && anchor.state === 'superseded') {
+    if (!servable(decision, anchor)) {
       throw await this.absentToGrantee(actor, decision, row);
     }
     await this.access.logPermitted(actor, decision, row.patientId, [row]);

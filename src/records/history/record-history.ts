@@ -13,7 +13,13 @@ import { Ledger, LEDGER } from '../../ledger';
 import { isUuid } from '../../common/ids';
 import { LedgerAnchors } from '../ledger-anchors';
 import { AnchorLookup } from '../record-integrity';
-import { anchorQuestion, readsAsOwner, recordModel, RecordAccess } from '../record-access';
+import {
+  anchorQuestion,
+  readsAsOwner,
+  recordModel,
+  RecordAccess,
+  servable,
+} from '../record-access';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { SUPERSEDED_COLUMNS, VersionRow, versionEntity } from '../record-rows';
 import { RecordEntity } from '../record.entity';
@@ -93,7 +99,7 @@ export class RecordHistory {
       // back) is as absent as a record that does not exist, its history with it; an older
       // version that does not open is left out unmarked (see readsAsOwner).
       const currentAt = readable.findIndex((o) => o.row.version === current.version);
-      if (currentAt < 0 || anchors[currentAt].state === 'superseded') {
+      if (currentAt < 0 || !servable(decision, anchors[currentAt])) {
         await this.access.logDenied(actor, decision, current.patientId, [id]);
         throw notFound;
       }

@@ -11,7 +11,7 @@ import { DataSource } from 'typeorm';
 import { Actor } from '../../auth';
 import { BadUserInputError } from '../../common/errors';
 import { LedgerAnchors } from '../ledger-anchors';
-import { anchorQuestion, readsAsOwner, recordModel, RecordAccess } from '../record-access';
+import { anchorQuestion, readsAsOwner, recordModel, RecordAccess, served } from '../record-access';
 import { OpenRow, RecordOpener } from '../record-opener';
 import { CURRENT_COLUMNS, VersionRow, versionEntity } from '../record-rows';
 import { HealthRecordModel } from '../record.model';
@@ -127,17 +127,15 @@ export class LatestObservationsQuery {
     const owner = readsAsOwner(decision);
     // As in `records`: a grantee is never served a record rolled back, nor told of one
     // withheld; an older value does not stand in for it either.
-    const served = readable.flatMap((o, i) =>
-      owner || anchors[i].state !== 'superseded' ? [{ o, anchor: anchors[i] }] : [],
-    );
+    const items = served(decision, readable, anchors);
     await this.access.logPermitted(
       actor,
       decision,
       patientId,
-      served.map(({ o }) => o.row),
+      items.map(({ o }) => o.row),
     );
     return {
-      items: served.map(({ o, anchor }) => recordModel(o, anchor)),
+      items: items.map(({ o, anchor }) => recordModel(o, anchor)),
       withheld: owner ? [...withheld] : [],
     };
   }
